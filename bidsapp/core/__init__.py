@@ -1,0 +1,1 @@
+"""Pure numerical core: numpy, scipy and nibabel only (no nipype, no settings)."""
