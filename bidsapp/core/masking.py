@@ -1,0 +1,283 @@
+"""4D image -> samples x features arrays, their descriptions, and the inverse.
+
+Voxel mode returns one column per mask voxel, in the order of
+``nilearn.masking.apply_mask`` (C order of the (i, j, k) indices); atlas mode
+returns one column per label (mean of its voxels), as ``NiftiLabelsMasker``
+with ``strategy="mean"`` and background 0. Both stream the image volume by
+volume (:func:`bidsapp.core.io.iter_volumes`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from bidsapp.core.io import iter_volumes, load_header, read_tsv
+
+FWHM_TO_SIGMA = 1.0 / np.sqrt(8 * np.log(2))
+TRUNCATE = 4.0  # scipy's gaussian_filter1d default, as used by nilearn
+
+
+def _sigmas(affine: np.ndarray, fwhm: float) -> np.ndarray:
+    vox = np.sqrt(np.sum(affine[:3, :3] ** 2, axis=0))
+    return fwhm * FWHM_TO_SIGMA / vox
+
+
+class _Smoother:
+    """Gaussian smoothing of volumes equal to nilearn's ``smooth_array``.
+
+    Only the bounding box of the voxels that are read (plus the kernel
+    radius) is filtered: outside it, results cannot reach those voxels.
+    """
+
+    def __init__(self, affine: np.ndarray, fwhm: float, support: np.ndarray):
+        if fwhm is None or fwhm <= 0:
+            raise ValueError(f"smoothing FWHM must be > 0 mm, got {fwhm}.")
+        self.sigmas = _sigmas(affine, fwhm)
+        radius = [int(TRUNCATE * s + 0.5) for s in self.sigmas]
+        idx = np.nonzero(support)
+        lo = [max(int(i.min()) - r, 0) for i, r in zip(idx, radius)]
+        hi = [min(int(i.max()) + r + 1, n) for i, r, n in zip(idx, radius, support.shape)]
+        self.box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        self.support = support[self.box]
+
+    def __call__(self, vol: np.ndarray) -> np.ndarray:
+        out = np.array(vol[self.box], dtype=vol.dtype, order="F")
+        out[~np.isfinite(out)] = 0
+        for axis, s in enumerate(self.sigmas):
+            if s > 0:
+                ndimage.gaussian_filter1d(out, s, output=out, axis=axis)
+        return out
+
+
+def _check_grid(path, img, shape, what: str) -> None:
+    if tuple(img.shape[:3]) != tuple(shape):
+        raise ValueError(
+            f"{path}: BOLD grid {img.shape[:3]} differs from the {what} grid {tuple(shape)}; "
+            f"resample the {what} to the BOLD first."
+        )
+
+
+def _check_finite(row: np.ndarray, path, t: int, what: str) -> None:
+    if not np.isfinite(row).all():
+        n_bad = int((~np.isfinite(row)).sum())
+        raise ValueError(
+            f"{path}: volume {t} has {n_bad} NaN or infinite values inside the {what}. "
+            "Use a mask that excludes them (e.g. the fMRIPrep brain mask) or fix the input."
+        )
+
+
+def apply_mask(
+    bold_path: str | os.PathLike, mask: np.ndarray, *, smoothing_fwhm: float | None = None
+) -> np.ndarray:
+    """Mask a 4D image into a (n_volumes, n_voxels) float32 array.
+
+    Parameters
+    ----------
+    bold_path : path
+        4D NIfTI (``.nii`` or ``.nii.gz``).
+    mask : numpy.ndarray of bool, shape (nx, ny, nz)
+        On the BOLD grid.
+    smoothing_fwhm : float or None
+        Isotropic Gaussian FWHM in mm (anisotropic voxels handled), applied to
+        each volume before masking, as NiftiMasker's ``smoothing_fwhm``.
+
+    Returns
+    -------
+    X : numpy.ndarray, float32, shape (n_volumes, n_voxels)
+    """
+    img = load_header(bold_path, ndim=4)
+    mask = np.asarray(mask, dtype=bool)
+    _check_grid(bold_path, img, mask.shape, "mask")
+    if not mask.any():
+        raise ValueError("The mask is empty: no voxel to extract.")
+    smoother = _Smoother(img.affine, smoothing_fwhm, mask) if smoothing_fwhm else None
+    sub_mask = smoother.support if smoother else mask
+    # Fortran-order flat indices of mask voxels, listed in C order (nilearn's order)
+    flat = np.ravel_multi_index(np.nonzero(sub_mask), sub_mask.shape, order="F")
+    out = np.empty((img.shape[3], flat.size), dtype=np.float32)
+    for t, vol in iter_volumes(bold_path):
+        if smoother is not None:
+            vol = smoother(vol)
+        np.take(vol.ravel(order="F"), flat, out=out[t])
+        _check_finite(out[t], bold_path, t, "mask")
+    return out
+
+
+def read_label_table(path: str | os.PathLike) -> dict[int, str]:
+    """Read a ``dseg.tsv``-style label table (columns ``index`` and ``name``)."""
+    header, rows = read_tsv(path)
+    if "index" not in header or "name" not in header:
+        raise ValueError(f"{path}: a label table needs the columns 'index' and 'name' (got {header}).")
+    i_idx, i_name = header.index("index"), header.index("name")
+    table = {}
+    for n, row in enumerate(rows, start=2):
+        try:
+            table[int(float(row[i_idx]))] = row[i_name]
+        except ValueError:
+            raise ValueError(f"{path}: line {n}: index '{row[i_idx]}' is not an integer.") from None
+    return table
+
+
+def load_labels(
+    labels_path: str | os.PathLike, bold_shape, bold_affine: np.ndarray, *, resample: bool = False
+) -> np.ndarray:
+    """Load an integer labels image on the BOLD grid (nearest-neighbour resampling on request)."""
+    from bidsapp.core.masks import resample_to_grid, same_grid
+
+    img = load_header(labels_path, ndim=3)
+    data = np.asanyarray(img.dataobj)
+    if data.ndim == 4:
+        data = data[..., 0]
+    if not np.all(np.isfinite(data)) or not np.allclose(data, np.round(data)):
+        raise ValueError(f"{labels_path}: an atlas must hold integer labels (0 = background).")
+    data = np.round(data).astype(np.int64)
+    if not same_grid(data.shape, img.affine, bold_shape, bold_affine):
+        if not resample:
+            raise ValueError(
+                f"{labels_path}: atlas grid {data.shape} differs from the BOLD grid "
+                f"{tuple(bold_shape[:3])}; pass an atlas in the run's space and resolution, or "
+                "allow nearest-neighbour resampling (--resample-mask)."
+            )
+        data = np.round(resample_to_grid(data, img.affine, bold_shape, bold_affine, order=0)).astype(np.int64)
+    if not (data != 0).any():
+        raise ValueError(f"{labels_path}: the atlas has no labelled voxel on the BOLD grid.")
+    return data
+
+
+def apply_labels(
+    bold_path: str | os.PathLike,
+    labels: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    smoothing_fwhm: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean signal of each region, as ``NiftiLabelsMasker(strategy="mean")``.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (nx, ny, nz)
+        0 is background.
+    mask : numpy.ndarray of bool or None
+        Voxels outside it are ignored.
+
+    Returns
+    -------
+    signals : numpy.ndarray, float32, shape (n_volumes, n_regions)
+    label_values : numpy.ndarray of int, shape (n_regions,)
+        Sorted label values, one per column.
+    """
+    img = load_header(bold_path, ndim=4)
+    _check_grid(bold_path, img, labels.shape, "atlas")
+    labels = np.asarray(labels).copy()
+    if mask is not None:
+        labels[~np.asarray(mask, bool)] = 0
+    support = labels != 0
+    if not support.any():
+        raise ValueError("No labelled voxel inside the mask: check that atlas and mask overlap.")
+    smoother = _Smoother(img.affine, smoothing_fwhm, support) if smoothing_fwhm else None
+    sub = labels[smoother.box] if smoother else labels
+    sel = np.nonzero(sub != 0)
+    flat = np.ravel_multi_index(sel, sub.shape, order="F")
+    values, inverse = np.unique(sub[sel], return_inverse=True)
+    counts = np.bincount(inverse, minlength=values.size).astype(np.float64)
+    out = np.empty((img.shape[3], values.size), dtype=np.float32)
+    for t, vol in iter_volumes(bold_path):
+        if smoother is not None:
+            vol = smoother(vol)
+        v = np.take(vol.ravel(order="F"), flat)
+        _check_finite(v, bold_path, t, "atlas")
+        out[t] = np.bincount(inverse, weights=v, minlength=values.size) / counts
+    return out, values
+
+
+def voxel_features(mask: np.ndarray, affine: np.ndarray) -> dict[str, np.ndarray]:
+    """Describe each column of a voxel array.
+
+    Returns
+    -------
+    table : dict of str to numpy.ndarray
+        ``column``, ``i``, ``j``, ``k`` (voxel indices) and ``x``, ``y``, ``z``
+        (world coordinates in mm, from the affine), one entry per column.
+    """
+    ijk = np.array(np.nonzero(mask)).T
+    xyz = nib.affines.apply_affine(affine, ijk)
+    return {
+        "column": np.arange(ijk.shape[0]),
+        "i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2],
+        "x": np.round(xyz[:, 0], 4), "y": np.round(xyz[:, 1], 4), "z": np.round(xyz[:, 2], 4),
+    }
+
+
+def label_features(
+    labels: np.ndarray, affine: np.ndarray, label_values: np.ndarray, names: dict[int, str] | None = None
+) -> dict[str, np.ndarray]:
+    """Describe each column of an atlas array: label value, name and centroid.
+
+    ``i, j, k`` is the centroid in voxel coordinates and ``x, y, z`` in mm.
+    """
+    labels = np.asarray(labels)
+    idx = np.nonzero(labels)
+    lab = labels[idx]
+    pos = np.searchsorted(label_values, lab)
+    ok = (pos < label_values.size) & (label_values[np.minimum(pos, label_values.size - 1)] == lab)
+    counts = np.bincount(pos[ok], minlength=label_values.size)
+    centroid = np.stack(
+        [np.bincount(pos[ok], weights=c[ok], minlength=label_values.size) for c in idx], axis=1
+    ) / np.maximum(counts, 1)[:, None]
+    xyz = nib.affines.apply_affine(affine, centroid)
+    names = names or {}
+    return {
+        "column": np.arange(label_values.size),
+        "label": label_values.astype(int),
+        "name": np.array([names.get(int(v), f"region-{int(v)}") for v in label_values], dtype=object),
+        "i": np.round(centroid[:, 0], 3), "j": np.round(centroid[:, 1], 3), "k": np.round(centroid[:, 2], 3),
+        "x": np.round(xyz[:, 0], 3), "y": np.round(xyz[:, 1], 3), "z": np.round(xyz[:, 2], 3),
+    }
+
+
+def unmask(X: np.ndarray, mask: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
+    """Inverse of :func:`apply_mask`: features back to a 3D (1D input) or 4D image.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n_voxels,) or (n_samples, n_voxels)
+    mask : numpy.ndarray of bool
+    affine : numpy.ndarray, shape (4, 4)
+    """
+    X = np.asarray(X)
+    mask = np.asarray(mask, dtype=bool)
+    n = int(mask.sum())
+    if X.shape[-1] != n:
+        raise ValueError(f"X has {X.shape[-1]} features but the mask has {n} voxels.")
+    if X.ndim == 1:
+        data = np.zeros(mask.shape, dtype=X.dtype)
+        data[mask] = X
+    elif X.ndim == 2:
+        data = np.zeros(mask.shape + (X.shape[0],), dtype=X.dtype)
+        data[mask] = X.T
+    else:
+        raise ValueError(f"X must be 1D or 2D, got shape {X.shape}.")
+    return nib.Nifti1Image(data, affine)
+
+
+def unmask_labels(X: np.ndarray, labels: np.ndarray, label_values: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
+    """Inverse transform of atlas mode: paint each region with its value."""
+    X = np.asarray(X)
+    if X.shape[-1] != label_values.size:
+        raise ValueError(f"X has {X.shape[-1]} features but there are {label_values.size} regions.")
+    lut = np.zeros(int(max(labels.max(), label_values.max())) + 1, dtype=np.int64)
+    lut[:] = -1
+    lut[label_values] = np.arange(label_values.size)
+    pos = np.where(labels > 0, lut[np.clip(labels, 0, None)], -1)
+    inside = pos >= 0
+    if X.ndim == 1:
+        data = np.zeros(labels.shape, dtype=X.dtype)
+        data[inside] = X[pos[inside]]
+    else:
+        data = np.zeros(labels.shape + (X.shape[0],), dtype=X.dtype)
+        data[inside] = X[:, pos[inside]].T
+    return nib.Nifti1Image(data, affine)

@@ -1,0 +1,368 @@
+"""Signal cleaning with the order of operations and results of ``nilearn.signal.clean``.
+
+Every step before standardization is linear in the signal and identical for
+all columns: censored-volume interpolation (cubic spline), censoring, linear
+detrending, zero-phase Butterworth filtering (``sosfiltfilt`` with odd
+padding) and confound regression (projection on the orthogonal of the
+detrended, filtered, standardized confounds). :func:`cleaning_operator`
+therefore builds, once per run, the matrix ``A`` (n_kept x n_volumes) that
+composes them, computed in float64 exactly as nilearn does on each column.
+:func:`clean` applies ``A`` to chunks of columns (one BLAS matrix product per
+chunk, so memory stays bounded) and standardizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg
+from scipy import signal as sp_signal
+from scipy.interpolate import CubicSpline
+
+STANDARDIZE = ("zscore_sample", "psc", None)
+FILTERS = ("butterworth", "cosine", None)
+EPS64 = np.finfo(np.float64).eps
+
+
+def _sample_indices(sample_mask, n: int) -> np.ndarray | None:
+    """Accept a boolean keep-mask or an index array; return sorted indices."""
+    if sample_mask is None:
+        return None
+    sm = np.asarray(sample_mask)
+    if sm.dtype == bool:
+        if sm.shape != (n,):
+            raise ValueError(f"Boolean sample_mask has length {sm.size} but the run has {n} volumes.")
+        idx = np.flatnonzero(sm)
+    else:
+        idx = sm.astype(np.int64).ravel()
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise ValueError(f"sample_mask indices must be in [0, {n - 1}], got {idx.min()}..{idx.max()}.")
+        if np.any(np.diff(idx) <= 0):
+            raise ValueError("sample_mask indices must be strictly increasing.")
+    if idx.size == 0:
+        raise ValueError("sample_mask removes every volume: nothing is left to clean. Relax the censoring thresholds.")
+    return idx
+
+
+def detrend_operator(n: int) -> np.ndarray:
+    """Matrix removing the mean and the linear trend (nilearn's ``_detrend``)."""
+    t = np.arange(n, dtype=np.float64)
+    t -= t.mean()
+    norm = np.sqrt((t**2).sum())
+    if norm >= EPS64:
+        t /= norm
+    return np.eye(n) - 1.0 / n - np.outer(t, t)
+
+
+def butterworth_sos(t_r: float, low_pass: float | None, high_pass: float | None, order: int = 5) -> np.ndarray:
+    """Second-order sections of nilearn's Butterworth filter."""
+    fs = 1.0 / t_r
+    if high_pass is not None and low_pass is not None:
+        return sp_signal.butter(order, [high_pass, low_pass], btype="band", output="sos", fs=fs)
+    if high_pass is not None:
+        return sp_signal.butter(order, high_pass, btype="high", output="sos", fs=fs)
+    return sp_signal.butter(order, low_pass, btype="low", output="sos", fs=fs)
+
+
+def butterworth_operator(n: int, t_r: float, low_pass: float | None, high_pass: float | None) -> np.ndarray:
+    """Matrix of the zero-phase Butterworth filter on series of length ``n``.
+
+    ``sosfiltfilt`` (odd padding, steady-state initial conditions) is linear,
+    so filtering the identity gives its matrix.
+    """
+    sos = butterworth_sos(t_r, low_pass, high_pass)
+    padlen = 3 * (2 * len(sos) + 1 - min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum()))
+    if n <= padlen:
+        raise ValueError(
+            f"The series has {n} kept volumes but the Butterworth filter needs more than {padlen}; "
+            "use --filter cosine, fewer censored volumes, or no temporal filter."
+        )
+    return sp_signal.sosfiltfilt(sos, np.eye(n), axis=0)
+
+
+def cosine_drift(high_pass: float, n: int, t_r: float) -> np.ndarray:
+    """DCT-II drift regressors up to ``high_pass`` Hz, without the constant.
+
+    Same as ``nilearn.glm.first_level.design_matrix`` cosine drifts (minus the
+    constant column), used by ``filter="cosine"``.
+    """
+    order = min(n - 1, int(np.floor(2 * n * high_pass * t_r)))
+    times = np.arange(n)
+    k = np.arange(1, order + 1)
+    return np.sqrt(2.0 / n) * np.cos(np.pi / n * (times[:, None] + 0.5) * k[None, :])
+
+
+def _interpolation_operator(n: int, keep: np.ndarray, t_r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cubic-spline fill of censored volumes (nilearn, ``extrapolate=False``).
+
+    Returns the operator restricted to the rows inside the first..last kept
+    volume (rows outside cannot be interpolated and are dropped) and those rows.
+    """
+    times = np.arange(n) * t_r
+    eye = np.eye(n)
+    op = eye.copy()
+    if keep.size < 2:
+        raise ValueError("At least two uncensored volumes are needed to interpolate censored ones.")
+    spline = CubicSpline(times[keep], eye[keep], extrapolate=False)
+    filled = spline(times)
+    censored = np.setdiff1d(np.arange(n), keep)
+    op[censored] = filled[censored]
+    rows = np.flatnonzero(~np.isnan(op).all(axis=1))
+    return op[rows], rows
+
+
+def _standardize_confounds(conf: np.ndarray, standardize_confounds: bool) -> np.ndarray:
+    if standardize_confounds:
+        conf = conf - conf.mean(axis=0)
+        std = conf.std(axis=0, ddof=1) if conf.shape[0] > 1 else np.ones(conf.shape[1])
+        std[std < EPS64] = 1.0
+        return conf / std
+    cmax = np.max(np.abs(conf), axis=0)
+    cmax[cmax == 0] = 1
+    return conf / cmax
+
+
+@dataclass(frozen=True)
+class CleaningOperator:
+    """The linear part of cleaning, precomputed for one run.
+
+    Attributes
+    ----------
+    matrix : numpy.ndarray, shape (n_kept, n_volumes)
+        Applied to each column of the signals.
+    mean_weights : numpy.ndarray, shape (n_volumes,)
+        Weights giving nilearn's "original mean" (used by ``psc``).
+    kept : numpy.ndarray of int, shape (n_kept,)
+        Index of the input volume that each output row corresponds to.
+    n_confounds_used : int
+        Rank of the confound space removed.
+    """
+
+    matrix: np.ndarray
+    mean_weights: np.ndarray
+    kept: np.ndarray
+    n_confounds_used: int
+
+
+def check_filter(t_r: float, low_pass: float | None, high_pass: float | None, filter: str | None) -> None:
+    """Validate TR and cut-offs; raise ``ValueError`` naming the value and the fix."""
+    if t_r is None or not np.isfinite(t_r) or t_r <= 0:
+        raise ValueError(f"Repetition time must be > 0 seconds, got t_r={t_r}. Check RepetitionTime in the BOLD JSON.")
+    if filter not in FILTERS:
+        raise ValueError(f"Unknown filter '{filter}'; use one of butterworth, cosine or none.")
+    nyq = 0.5 / t_r
+    for name, f in (("low_pass", low_pass), ("high_pass", high_pass)):
+        if f is None:
+            continue
+        if not np.isfinite(f) or f <= 0:
+            raise ValueError(f"{name} must be a positive frequency in Hz, got {f}.")
+        if f >= nyq:
+            raise ValueError(
+                f"{name}={f} Hz is at or above the Nyquist frequency {nyq:g} Hz for TR {t_r} s; "
+                f"choose a cut-off below {nyq:g} Hz."
+            )
+    if low_pass is not None and high_pass is not None and high_pass >= low_pass:
+        raise ValueError(f"high_pass ({high_pass} Hz) must be lower than low_pass ({low_pass} Hz).")
+    if filter == "cosine" and high_pass is None:
+        raise ValueError("filter='cosine' needs high_pass (Hz).")
+
+
+def cleaning_operator(
+    n_volumes: int,
+    *,
+    t_r: float,
+    detrend: bool = True,
+    confounds: np.ndarray | None = None,
+    standardize_confounds: bool = True,
+    filter: str | None = "butterworth",
+    low_pass: float | None = None,
+    high_pass: float | None = None,
+    sample_mask=None,
+) -> CleaningOperator:
+    """Build the linear cleaning operator of ``nilearn.signal.clean`` for one run.
+
+    Parameters are those of :func:`clean`.
+    """
+    n = int(n_volumes)
+    check_filter(t_r, low_pass, high_pass, filter)
+    keep = _sample_indices(sample_mask, n)
+    conf = None
+    if confounds is not None:
+        conf = np.array(confounds, dtype=np.float64)
+        if conf.ndim == 1:
+            conf = conf[:, None]
+        if conf.ndim != 2 or conf.shape[0] != n:
+            raise ValueError(
+                f"Confounds have {conf.shape[0]} rows but the run has {n} volumes; pass the "
+                "confounds file of this run."
+            )
+        if not np.isfinite(conf).all():
+            bad = sorted(set(np.nonzero(~np.isfinite(conf))[1].tolist()))
+            raise ValueError(f"Confound columns {bad} contain NaN or infinite values; fill or drop them.")
+        if conf.shape[1] == 0:
+            conf = None
+    ftype = filter
+    if filter == "butterworth" and low_pass is None and high_pass is None:
+        ftype = None
+    if filter is None:
+        low_pass = high_pass = None
+    if ftype == "cosine":
+        drift = cosine_drift(high_pass, n, t_r)
+        if drift.shape[1]:
+            if conf is None:
+                conf = drift
+            else:
+                corr = np.corrcoef(drift.T, conf.T)
+                np.fill_diagonal(corr, 0)
+                if not (corr[: drift.shape[1]] > 0.9).any():
+                    conf = np.hstack([conf, drift])
+    op = np.eye(n)
+    rows = np.arange(n)
+    final_keep = None
+    if keep is not None:
+        if ftype == "butterworth":
+            op, rows = _interpolation_operator(n, keep, t_r)
+            if conf is not None:
+                conf = op @ conf
+            final_keep = keep - keep[0]
+        else:
+            op, rows = op[keep], keep
+            if conf is not None:
+                conf = conf[keep]
+    mean_weights = op.mean(axis=0)
+    m = op.shape[0]
+    if detrend:
+        d = detrend_operator(m)
+        op = d @ op
+        if conf is not None:
+            conf = d @ conf
+    if ftype == "butterworth":
+        f = butterworth_operator(m, t_r, low_pass, high_pass)
+        op = f @ op
+        if conf is not None:
+            conf = f @ conf
+        if final_keep is not None:
+            op, rows = op[final_keep], rows[final_keep]
+            if conf is not None:
+                conf = conf[final_keep]
+    rank = 0
+    if conf is not None:
+        conf = _standardize_confounds(conf, standardize_confounds)
+        q, r, _ = linalg.qr(conf, mode="economic", pivoting=True)
+        q = q[:, np.abs(np.diag(r)) > EPS64 * 100.0]
+        rank = q.shape[1]
+        op = op - q @ (q.T @ op)
+    return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank)
+
+
+def _standardize(y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool) -> np.ndarray:
+    if standardize is None or y.shape[0] == 1:
+        return y
+    if standardize == "zscore_sample":
+        y -= y.mean(axis=0)
+        std = y.std(axis=0, ddof=1)
+        std[std < EPS64] = 1.0
+        y /= std
+        return y
+    if psc_shift:
+        y += original_mean
+    mean = y.mean(axis=0)
+    invalid = np.abs(mean) < EPS64
+    y = (y - mean) / np.abs(np.where(invalid, 1.0, mean)) * 100
+    y[:, invalid] = 0
+    return y
+
+
+def clean(
+    signals: np.ndarray,
+    *,
+    t_r: float,
+    detrend: bool = True,
+    standardize: str | None = "zscore_sample",
+    confounds: np.ndarray | None = None,
+    standardize_confounds: bool = True,
+    filter: str | None = "butterworth",
+    low_pass: float | None = None,
+    high_pass: float | None = None,
+    sample_mask=None,
+    chunk_size: int = 16384,
+    copy: bool = True,
+) -> np.ndarray:
+    """Detrend, filter, regress confounds, censor and standardize signals.
+
+    Same order of operations and results as ``nilearn.signal.clean``:
+    censored volumes are interpolated before Butterworth filtering and then
+    dropped; signals and confounds are detrended and filtered alike; the
+    confounds are regressed out orthogonally; then each column is
+    standardized.
+
+    Parameters
+    ----------
+    signals : numpy.ndarray, shape (n_volumes, n_features)
+    t_r : float
+        Repetition time in seconds (> 0).
+    detrend : bool, default=True
+    standardize : {"zscore_sample", "psc", None}, default="zscore_sample"
+    confounds : numpy.ndarray, shape (n_volumes, n_confounds), or None
+    standardize_confounds : bool, default=True
+    filter : {"butterworth", "cosine", None}, default="butterworth"
+    low_pass, high_pass : float or None
+        Cut-offs in Hz, below Nyquist.
+    sample_mask : numpy.ndarray or None
+        Boolean (True = keep) or indices of kept volumes.
+    chunk_size : int
+        Number of columns processed at once (bounds memory).
+    copy : bool, default=True
+        If False, the result is written into ``signals`` (then a view of its
+        first rows is returned) to save memory.
+
+    Returns
+    -------
+    cleaned : numpy.ndarray, float32 (or float64 for float64 input), shape (n_kept, n_features)
+    """
+    if standardize not in STANDARDIZE:
+        raise ValueError(f"Unknown standardize '{standardize}'; use zscore_sample, psc or none.")
+    signals = np.asarray(signals)
+    if signals.ndim != 2:
+        raise ValueError(f"signals must be 2D (n_volumes, n_features), got shape {signals.shape}.")
+    operator = cleaning_operator(
+        signals.shape[0], t_r=t_r, detrend=detrend, confounds=confounds,
+        standardize_confounds=standardize_confounds, filter=filter,
+        low_pass=low_pass, high_pass=high_pass, sample_mask=sample_mask,
+    )
+    return apply_operator(signals, operator, standardize=standardize, chunk_size=chunk_size, copy=copy)
+
+
+def apply_operator(
+    signals: np.ndarray,
+    operator: CleaningOperator,
+    *,
+    standardize: str | None = "zscore_sample",
+    chunk_size: int = 16384,
+    copy: bool = True,
+) -> np.ndarray:
+    """Apply a :class:`CleaningOperator` to signals by column chunks, then standardize."""
+    out_dtype = np.float64 if signals.dtype == np.float64 else np.float32
+    m = operator.matrix.shape[0]
+    if copy or signals.dtype != out_dtype or not signals.flags.writeable:
+        out = np.empty((m, signals.shape[1]), dtype=out_dtype)
+    else:
+        out = signals[:m]
+    a = operator.matrix
+    chunks = [slice(s, s + chunk_size) for s in range(0, signals.shape[1], chunk_size)]
+    psc_shift = False
+    if standardize == "psc":
+        # nilearn decides once, over all columns, whether filtering removed the mean
+        weights = np.vstack([a.mean(axis=0), operator.mean_weights])
+        sums = np.zeros(2)
+        for cols in chunks:
+            sums += np.abs(weights @ np.asarray(signals[:, cols], dtype=np.float64)).sum(axis=1)
+        psc_shift = bool(sums[1] > 0 and sums[0] / sums[1] < 1e-1)
+    for cols in chunks:
+        x = np.asarray(signals[:, cols], dtype=np.float64)
+        if not np.isfinite(x).all():
+            raise ValueError("signals contain NaN or infinite values; mask them out before cleaning.")
+        original_mean = operator.mean_weights @ x if standardize == "psc" else None
+        out[:, cols] = _standardize(a @ x, standardize, original_mean, psc_shift)
+    return out
