@@ -1,0 +1,186 @@
+"""Find the inputs of each run with pybids (raw dataset + fMRIPrep derivatives)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bids import BIDSLayout, BIDSLayoutIndexer
+
+#: entities that identify a run, in BIDS order (carried over to output names)
+RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction",
+                "direction", "run", "echo")
+NATIVE_SPACES = ("func", "native", "boldref")
+
+
+class InputError(ValueError):
+    """An input problem reported to the user as one line, with an exit code."""
+
+    def __init__(self, message: str, code: int = 66):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Run:
+    """Everything one run needs, found on disk."""
+
+    entities: dict
+    space: str | None
+    bold: Path
+    mask: Path | None
+    confounds: Path | None
+    confounds_json: Path | None
+    events: Path | None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return "_".join(f"{k[:3] if k != 'subject' else 'sub'}-{v}" for k, v in self.entities.items())
+
+    @property
+    def label(self) -> str:
+        """Short BIDS-like name: sub-01_ses-1_task-x_run-1."""
+        short = {"subject": "sub", "session": "ses", "task": "task", "acquisition": "acq",
+                 "ceagent": "ce", "reconstruction": "rec", "direction": "dir", "run": "run", "echo": "echo"}
+        return "_".join(f"{short[k]}-{v}" for k, v in self.entities.items())
+
+
+def _strip(labels) -> list[str]:
+    return [str(x)[4:] if str(x).startswith(("sub-", "ses-")) else str(x) for x in labels or ()]
+
+
+def _indexer(participants: list[str]) -> BIDSLayoutIndexer:
+    ignore: list = ["code", "sourcedata", "stimuli", "derivatives", "models", re.compile(r"/\.")]
+    if participants:
+        alts = "|".join(re.escape(p) for p in participants)
+        ignore.append(re.compile(rf"^/sub-(?!(?:{alts})/?$)[^/]+/?$"))
+    return BIDSLayoutIndexer(validate=False, ignore=ignore, index_metadata=False)
+
+
+def index(root: Path, participants: list[str], *, derivative: bool) -> BIDSLayout:
+    """Index a BIDS folder without validation and only for the given participants."""
+    config = ["bids", "derivatives"] if derivative else ["bids"]
+    return BIDSLayout(str(root), validate=False, config=config, indexer=_indexer(participants),
+                      is_derivative=derivative)
+
+
+def _one(files, what: str, run_name: str, hint: str, required: bool = True):
+    files = [f for f in files]
+    if not files:
+        if required:
+            raise InputError(f"{run_name}: {what} not found. {hint}")
+        return None
+    return Path(files[0].path)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: unreadable JSON sidecar ({exc}).") from exc
+
+
+def _sidecar_metadata(bold: Path, raw_layout: BIDSLayout | None, entities: dict) -> dict:
+    """RepetitionTime etc.: raw inheritance first, fMRIPrep's own sidecar last (wins)."""
+    meta: dict = {}
+    if raw_layout is not None:
+        q = {k: v for k, v in entities.items()}
+        raw = raw_layout.get(suffix="bold", extension=[".nii.gz", ".nii"], **q)
+        if raw:
+            meta.update(raw_layout.get_metadata(raw[0].path))
+    side = Path(str(bold).replace(".nii.gz", ".json").replace(".nii", ".json"))
+    if side.exists():
+        meta.update(_read_json(side))
+    return meta
+
+
+def collect_runs(
+    bids_dir: Path,
+    fmriprep_dir: Path,
+    *,
+    participants=(),
+    sessions=(),
+    tasks=(),
+    runs=(),
+    space: str = "MNI152NLin2009cAsym",
+    need_confounds: bool = True,
+    bold_desc: str = "preproc",
+) -> list[Run]:
+    """Query raw + fMRIPrep layouts and return one :class:`Run` per matching BOLD.
+
+    Raises
+    ------
+    InputError
+        Missing fMRIPrep folder (66), unknown participant (66), no run matching
+        the filters (18), missing mask or confounds (66).
+    """
+    bids_dir, fmriprep_dir = Path(bids_dir), Path(fmriprep_dir)
+    if not fmriprep_dir.is_dir():
+        raise InputError(
+            f"{fmriprep_dir}: fMRIPrep folder not found. Run fMRIPrep first, or point to its "
+            "output with --fmriprep-dir."
+        )
+    participants = _strip(participants)
+    der = index(fmriprep_dir, participants, derivative=True)
+    raw = None
+    if (bids_dir / "dataset_description.json").exists() and bids_dir.resolve() != fmriprep_dir.resolve():
+        raw = index(bids_dir, participants, derivative=False)
+    found = set(der.get_subjects())
+    for p in participants:
+        if p not in found:
+            raise InputError(
+                f"{fmriprep_dir}: participant '{p}' not found (available: {', '.join(sorted(found)) or 'none'})."
+            )
+    query: dict = {"suffix": "bold", "desc": bold_desc, "extension": [".nii.gz", ".nii"]}
+    if participants:
+        query["subject"] = participants
+    if sessions:
+        query["session"] = _strip(sessions)
+    if tasks:
+        query["task"] = list(tasks)
+    if runs:
+        query["run"] = [int(r) if str(r).isdigit() else r for r in runs]
+    if space in NATIVE_SPACES:
+        bolds = [f for f in der.get(**query) if "space" not in f.get_entities()]
+    else:
+        bolds = der.get(space=space, **query)
+    if not bolds:
+        filters = {k: v for k, v in query.items() if k not in ("suffix", "extension")}
+        raise InputError(
+            f"{fmriprep_dir}: no desc-{bold_desc} BOLD matches the filters {filters} and space '{space}'. "
+            "Check --participant-label/--session-label/--task/--run/--space.", code=18
+        )
+    out = []
+    for f in sorted(bolds, key=lambda f: f.path):
+        ents = f.get_entities()
+        entities = {k: str(ents[k]) for k in RUN_ENTITIES if k in ents}
+        run_q = {k: ents[k] for k in RUN_ENTITIES if k in ents}
+        name = Path(f.path).name
+        mask_q = dict(run_q, suffix="mask", desc="brain", extension=[".nii.gz", ".nii"])
+        masks = der.get(space=ents["space"], **mask_q) if "space" in ents else [
+            m for m in der.get(**mask_q) if "space" not in m.get_entities()]
+        mask = _one(masks, "fMRIPrep brain mask (desc-brain_mask)", name,
+                    "Use --mask-strategy epi|background, or rerun fMRIPrep.", required=False)
+        conf_files = der.get(suffix=["timeseries", "regressors"], desc="confounds", extension=".tsv", **run_q)
+        confounds = _one(conf_files, "confounds file (desc-confounds_timeseries.tsv)", name,
+                         "Use --denoise none, or rerun fMRIPrep.", required=need_confounds)
+        conf_json = None
+        if confounds is not None:
+            cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
+            conf_json = cand if cand.exists() else None
+        events = None
+        ev_q = {k: v for k, v in run_q.items() if k != "echo"}
+        for lay in (raw, der):
+            if lay is None:
+                continue
+            evs = lay.get(suffix="events", extension=".tsv", **ev_q)
+            if evs:
+                events = Path(evs[0].path)
+                break
+        meta = _sidecar_metadata(Path(f.path), raw, run_q)
+        out.append(Run(entities=entities, space=ents.get("space"), bold=Path(f.path), mask=mask,
+                       confounds=confounds, confounds_json=conf_json, events=events, metadata=meta))
+    return out

@@ -1,0 +1,256 @@
+"""Seeded generator of a small BIDS + fMRIPrep-like dataset, and the demo command.
+
+The tests and the README demo use the same generator. Each run has a brain
+ellipsoid with a known per-trial response, a linear drift, noise driven by
+the motion/WM/CSF confounds, non-steady-state volumes, an fMRIPrep brain
+mask, a confounds TSV + JSON (CompCor metadata), the BOLD JSON (TR,
+StartTime) and, in the raw dataset, an events TSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+SPACE = "MNI152NLin2009cAsym"
+SHAPE = (18, 22, 18)
+VOXEL_MM = 4.0
+# MNI-like affine: a 4 mm grid centred on the origin
+AFFINE = np.array(
+    [[VOXEL_MM, 0, 0, -34.0], [0, VOXEL_MM, 0, -50.0], [0, 0, VOXEL_MM, -30.0], [0, 0, 0, 1]]
+)
+
+
+@dataclass
+class RunTruth:
+    """What the generator put in a run (for tests)."""
+
+    bold: Path
+    n_volumes: int
+    t_r: float
+    onsets: np.ndarray
+    trial_types: list[str]
+    amplitudes: np.ndarray
+    active: np.ndarray  # bool mask of voxels with the task response
+    entities: dict = field(default_factory=dict)
+
+
+def spm_hrf(t_r: float, oversampling: int = 50, time_length: float = 32.0) -> np.ndarray:
+    """SPM canonical HRF (double gamma: peak 6 s, undershoot 16 s, ratio 1/6)."""
+    from scipy.stats import gamma
+
+    dt = t_r / oversampling
+    t = np.linspace(0, time_length, int(np.rint(time_length / dt)))
+    hrf = gamma.pdf(t, 6, scale=1) - gamma.pdf(t, 16, scale=1) / 6.0
+    return hrf / hrf.sum()
+
+
+def _ellipsoid(shape, radii_frac=(0.38, 0.40, 0.36)) -> np.ndarray:
+    grid = np.indices(shape).astype(float)
+    c = [(s - 1) / 2 for s in shape]
+    r = [f * s for f, s in zip(radii_frac, shape)]
+    return sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grid, c, r)) <= 1.0
+
+
+def _regressor(onsets, durations, amplitudes, n, t_r, oversampling=50) -> np.ndarray:
+    """Response sampled at each volume: boxcars convolved with the SPM HRF."""
+    dt = t_r / oversampling
+    hi = np.zeros(n * oversampling)
+    for o, d, a in zip(onsets, durations, amplitudes):
+        i0 = int(round(o / dt))
+        i1 = max(i0 + 1, int(round((o + d) / dt)))
+        hi[i0:i1] += a
+    conv = np.convolve(hi, spm_hrf(t_r, oversampling))[: hi.size]
+    return conv[::oversampling]
+
+
+def _confounds(rng, n: int, t_r: float, n_nss: int):
+    cols: dict[str, np.ndarray] = {}
+    motion = np.cumsum(rng.normal(0, 0.02, (n, 6)), axis=0)
+    for j, name in enumerate(["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]):
+        cols[name] = motion[:, j]
+    cols["csf"] = 800 + np.cumsum(rng.normal(0, 2, n))
+    cols["white_matter"] = 600 + np.cumsum(rng.normal(0, 1, n))
+    cols["global_signal"] = 700 + np.cumsum(rng.normal(0, 1.5, n))
+    for base in list(cols):
+        d = np.r_[np.nan, np.diff(cols[base])]
+        cols[f"{base}_derivative1"] = d
+        cols[f"{base}_power2"] = cols[base] ** 2
+        cols[f"{base}_derivative1_power2"] = d**2
+    fd = np.r_[np.nan, np.abs(np.diff(motion[:, :3], axis=0)).sum(1) + 50 * np.abs(np.diff(motion[:, 3:], axis=0)).sum(1) / 50]
+    fd[1:] += rng.gamma(2, 0.05, n - 1)
+    spikes = rng.choice(np.arange(n_nss + 5, n - 5), size=3, replace=False)
+    fd[spikes] = 0.9
+    cols["framewise_displacement"] = fd
+    cols["std_dvars"] = np.r_[np.nan, 1 + rng.gamma(2, 0.1, n - 1)]
+    cols["dvars"] = cols["std_dvars"] * 20
+    cols["rmsd"] = np.r_[np.nan, np.abs(rng.normal(0, 0.05, n - 1))]
+    times = np.arange(n) * t_r
+    n_cos = max(1, int(np.floor(2 * n * t_r / 128.0)))
+    for k in range(n_cos):
+        cols[f"cosine{k:02d}"] = np.sqrt(2.0 / n) * np.cos(np.pi * (np.arange(n) + 0.5) * (k + 1) / n)
+    meta = {}
+    for i in range(6):
+        cols[f"a_comp_cor_{i:02d}"] = rng.normal(0, 0.1, n)
+        meta[f"a_comp_cor_{i:02d}"] = {"Method": "aCompCor", "Mask": ["combined", "CSF", "WM"][i // 2 % 3] if i >= 2 else "combined", "Retained": True}
+    for i in range(3):
+        cols[f"t_comp_cor_{i:02d}"] = rng.normal(0, 0.1, n)
+        meta[f"t_comp_cor_{i:02d}"] = {"Method": "tCompCor", "Retained": True}
+    for i in range(n_nss):
+        col = np.zeros(n)
+        col[i] = 1
+        cols[f"non_steady_state_outlier{i:02d}"] = col
+    del times
+    return cols, meta
+
+
+def _write_tsv(path: Path, cols: dict) -> None:
+    names = list(cols)
+    n = len(next(iter(cols.values())))
+    lines = ["\t".join(names)]
+    for i in range(n):
+        cells = []
+        for c in names:
+            v = cols[c][i]
+            if isinstance(v, str):
+                cells.append(v)
+            else:
+                cells.append("n/a" if not np.isfinite(v) else f"{float(v):.6g}")
+        lines.append("\t".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_run(
+    root: Path,
+    fmriprep: Path,
+    entities: dict,
+    *,
+    rng: np.random.Generator,
+    n_volumes: int = 100,
+    t_r: float = 2.0,
+    n_trials: int = 12,
+    noise: float = 1.0,
+    n_nss: int = 2,
+) -> RunTruth:
+    """Write one run (raw placeholder bold + events, fMRIPrep outputs)."""
+    sub, ses = entities["subject"], entities.get("session")
+    parts = [f"sub-{sub}"] + ([f"ses-{ses}"] if ses else []) + [f"task-{entities['task']}"]
+    if entities.get("run"):
+        parts.append(f"run-{entities['run']}")
+    stem = "_".join(parts)
+    rel = Path(f"sub-{sub}") / (f"ses-{ses}" if ses else "") / "func"
+    raw_dir, der_dir = root / rel, fmriprep / rel
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    der_dir.mkdir(parents=True, exist_ok=True)
+
+    brain = _ellipsoid(SHAPE)
+    active = brain & (np.indices(SHAPE)[0] > SHAPE[0] // 2)
+    duration = n_volumes * t_r
+    spacing = (duration - 30) / n_trials
+    onsets = np.round(10 + np.arange(n_trials) * spacing + rng.uniform(0, spacing / 3, n_trials), 2)
+    types = ["face" if i % 2 == 0 else "house" for i in range(n_trials)]
+    amplitudes = rng.uniform(0.5, 1.5, n_trials)
+    durations = np.full(n_trials, 2.0)
+    response = _regressor(onsets, durations, amplitudes, n_volumes, t_r)
+
+    cols, meta = _confounds(rng, n_volumes, t_r, n_nss)
+    conf_drive = np.column_stack([cols["trans_x"], cols["rot_z"], cols["csf"] - cols["csf"].mean()])
+    nvox = int(brain.sum())
+    weights = rng.normal(0, 1, (conf_drive.shape[1], nvox)) * np.array([[20.0], [20.0], [0.2]])
+    base = 1000 + 100 * rng.random(nvox)
+    trend = np.linspace(0, 1, n_volumes)[:, None] * rng.normal(0, 5, nvox)
+    task = response[:, None] * 40.0 * active[brain][None, :]
+    ts = base + trend + conf_drive @ weights + task + rng.normal(0, 3 * noise, (n_volumes, nvox))
+    ts[:n_nss] += 80  # non-steady-state volumes are brighter
+    data = np.zeros(SHAPE + (n_volumes,), dtype=np.float32)
+    data[brain] = ts.T.astype(np.float32)
+    img = nib.Nifti1Image(data, AFFINE)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["pixdim"][4] = t_r
+    bold = der_dir / f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz"
+    nib.save(img, bold)
+    mask = nib.Nifti1Image(brain.astype(np.uint8), AFFINE)
+    nib.save(mask, der_dir / f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz")
+    sidecar = {"RepetitionTime": t_r, "StartTime": t_r / 2, "SliceTimingCorrected": True,
+               "SkullStripped": False, "TaskName": entities["task"]}
+    (der_dir / f"{stem}_space-{SPACE}_desc-preproc_bold.json").write_text(json.dumps(sidecar, indent=2))
+    _write_tsv(der_dir / f"{stem}_desc-confounds_timeseries.tsv", cols)
+    (der_dir / f"{stem}_desc-confounds_timeseries.json").write_text(json.dumps(meta, indent=2))
+
+    # raw: a tiny placeholder BOLD with the true header geometry, its JSON and the events
+    raw = nib.Nifti1Image(np.zeros((2, 2, 2, n_volumes), np.int16), AFFINE)
+    nib.save(raw, raw_dir / f"{stem}_bold.nii.gz")
+    (raw_dir / f"{stem}_bold.json").write_text(json.dumps(
+        {"RepetitionTime": t_r, "TaskName": entities["task"],
+         "SliceTiming": list(np.round(np.linspace(0, t_r, SHAPE[2], endpoint=False), 4))}, indent=2))
+    _write_tsv(raw_dir / f"{stem}_events.tsv", {
+        "onset": onsets, "duration": durations, "trial_type": types,
+        "response_time": np.round(rng.uniform(0.4, 1.2, n_trials), 3),
+    })
+    return RunTruth(bold=bold, n_volumes=n_volumes, t_r=t_r, onsets=onsets, trial_types=types,
+                    amplitudes=amplitudes, active=active, entities=dict(entities))
+
+
+def make_dataset(root: str | Path, *, seed: int = 42, n_volumes: int = 100, noise: float = 1.0) -> list[RunTruth]:
+    """Write the demo dataset: 2 participants x 2 runs; sub-02 has a session.
+
+    Returns
+    -------
+    runs : list of RunTruth
+    """
+    root = Path(root)
+    fmriprep = root / "derivatives" / "fmriprep"
+    fmriprep.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    (root / "dataset_description.json").write_text(json.dumps(
+        {"Name": "bidsapp demo", "BIDSVersion": "1.9.0", "DatasetType": "raw"}, indent=2))
+    (root / "participants.tsv").write_text("participant_id\nsub-01\nsub-02\n")
+    (root / "task-faces_bold.json").write_text(json.dumps({"TaskName": "faces"}))
+    (fmriprep / "dataset_description.json").write_text(json.dumps({
+        "Name": "fMRIPrep - fMRI PREProcessing workflow", "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "fMRIPrep", "Version": "24.1.1", "CodeURL": "https://github.com/nipreps/fmriprep"}],
+    }, indent=2))
+    runs = []
+    for sub, ses in (("01", None), ("02", "1")):
+        for run in ("1", "2"):
+            ents = {"subject": sub, "session": ses, "task": "faces", "run": run}
+            runs.append(make_run(root, fmriprep, ents, rng=rng, n_volumes=n_volumes, noise=noise))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate the demo dataset and run bidsapp on it."""
+    parser = argparse.ArgumentParser(
+        prog="bidsapp-demo", description="Generate the bundled demo dataset and run bidsapp on it."
+    )
+    parser.add_argument("workdir", nargs="?", default="bidsapp-demo-output", type=Path,
+                        help="folder for the demo dataset and outputs (default: ./bidsapp-demo-output)")
+    parser.add_argument("--nprocs", type=int, default=None)
+    args = parser.parse_args(argv)
+    from bidsapp.cli.run import main as run_main
+
+    bids = args.workdir / "bids"
+    out = args.workdir / "derivatives-bidsapp"
+    if not (bids / "dataset_description.json").exists():
+        make_dataset(bids)
+        print(f"Demo dataset written to {bids}")
+    cmd = [str(bids), str(out), "participant", "--work-dir", str(args.workdir / "work")]
+    if args.nprocs:
+        cmd += ["--nprocs", str(args.nprocs)]
+    code = run_main(cmd)
+    if code == 0:
+        print(f"Outputs: {out.resolve()}")
+        for f in sorted(out.rglob("*_timeseries.npy")):
+            print(f"  {f.relative_to(out)}  shape={np.load(f, mmap_mode='r').shape}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Thin nipype wrappers around :mod:`bidsapp.core`: load, check, call core, save."""

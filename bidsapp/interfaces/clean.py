@@ -1,0 +1,106 @@
+"""Signal cleaning node: confound selection, censoring, detrend, filter, regress, standardize."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
+
+from bidsapp.core import confounds as cf
+from bidsapp.core import signal
+from bidsapp.core.io import save_npy, write_text, write_tsv
+
+
+class _CleanInput(BaseInterfaceInputSpec):
+    timeseries = File(exists=True, mandatory=True)
+    confounds_file = traits.Either(None, File(exists=True), default=None, usedefault=True)
+    confounds_json = traits.Either(None, File(exists=True), default=None, usedefault=True)
+    denoise = traits.Str("simple", usedefault=True)
+    confound_columns = traits.List(traits.Str, value=[], usedefault=True)
+    strategy_params = traits.Dict(value={}, usedefault=True, desc="motion, wm_csf, scrub, ... (None = default)")
+    t_r = traits.Float(mandatory=True)
+    start_time = traits.Float(0.0, usedefault=True)
+    detrend = traits.Bool(True, usedefault=True)
+    standardize = traits.Either(None, traits.Enum("zscore_sample", "psc"), default="zscore_sample", usedefault=True)
+    standardize_confounds = traits.Bool(True, usedefault=True)
+    filter = traits.Either(None, traits.Enum("butterworth", "cosine"), default="butterworth", usedefault=True)
+    low_pass = traits.Either(None, traits.Float, default=None, usedefault=True)
+    high_pass = traits.Either(None, traits.Float, default=None, usedefault=True)
+
+
+class _CleanOutput(TraitedSpec):
+    cleaned = File(exists=True, desc="float32 (n_kept, n_features) .npy")
+    samples = File(exists=True, desc="one row per volume (TSV)")
+    info = File(exists=True, desc="confounds used, censored volumes (JSON)")
+
+
+def censoring_table(n: int, t_r: float, start_time: float, selection, kept_rows: np.ndarray, fd) -> dict:
+    """The samples table: one row per volume of the run."""
+    row = np.full(n, None, dtype=object)
+    row[kept_rows] = np.arange(kept_rows.size)
+    kept = np.zeros(n, dtype=bool)
+    kept[kept_rows] = True
+    table = {
+        "volume": np.arange(n),
+        "onset": np.round(start_time + np.arange(n) * t_r, 6),
+        "kept": kept,
+        "row": row,
+        "framewise_displacement": fd if fd is not None else np.full(n, np.nan),
+    }
+    if selection is not None:
+        table["non_steady_state"] = selection.non_steady_state
+        table["motion_outlier"] = selection.motion_outliers
+    return table
+
+
+class CleanSignals(SimpleInterface):
+    """Clean the masked signals as nilearn.signal.clean, with fMRIPrep confounds."""
+
+    input_spec = _CleanInput
+    output_spec = _CleanOutput
+
+    def _run_interface(self, runtime):
+        cwd = Path(runtime.cwd)
+        X = np.load(self.inputs.timeseries)
+        n = X.shape[0]
+        selection, fd = None, None
+        if self.inputs.confounds_file:
+            table = cf.read_confounds(self.inputs.confounds_file, self.inputs.confounds_json)
+            if table.n_volumes != n:
+                raise ValueError(
+                    f"{self.inputs.confounds_file}: {table.n_volumes} rows but the BOLD run has {n} "
+                    "volumes; the confounds file belongs to another run or was truncated."
+                )
+            selection = cf.select_confounds(
+                table, self.inputs.denoise, columns=list(self.inputs.confound_columns) or None,
+                **self.inputs.strategy_params,
+            )
+            fd = table.columns.get("framewise_displacement")
+        elif self.inputs.denoise != "none" or self.inputs.confound_columns:
+            raise ValueError(f"Denoising strategy '{self.inputs.denoise}' needs the run's confounds file.")
+        conf = selection.values if selection is not None and selection.names else None
+        sample_mask = selection.sample_mask if selection is not None else None
+        op = signal.cleaning_operator(
+            n, t_r=self.inputs.t_r, detrend=self.inputs.detrend, confounds=conf,
+            standardize_confounds=self.inputs.standardize_confounds, filter=self.inputs.filter,
+            low_pass=self.inputs.low_pass, high_pass=self.inputs.high_pass, sample_mask=sample_mask,
+        )
+        cleaned = signal.apply_operator(X, op, standardize=self.inputs.standardize, copy=False)
+        save_npy(np.ascontiguousarray(cleaned), cwd / "cleaned.npy")
+        del X, cleaned
+        write_tsv(cwd / "samples.tsv", censoring_table(n, self.inputs.t_r, self.inputs.start_time,
+                                                       selection, op.kept, fd))
+        info = {
+            "ConfoundColumns": selection.names if selection is not None else [],
+            "DenoiseParameters": {k: (list(v) if isinstance(v, tuple) else v)
+                                  for k, v in (selection.parameters.items() if selection else [])},
+            "CensoredVolumes": sorted(set(range(n)) - set(op.kept.tolist())),
+            "ConfoundRankRemoved": op.n_confounds_used,
+            "KeptVolumes": int(op.kept.size),
+        }
+        write_text(cwd / "info.json", json.dumps(info, indent=2))
+        self._results.update(cleaned=str(cwd / "cleaned.npy"), samples=str(cwd / "samples.tsv"),
+                             info=str(cwd / "info.json"))
+        return runtime

@@ -1,0 +1,74 @@
+"""Mask computation node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
+
+from bidsapp.core import masks
+from bidsapp.core.io import load_header, mean_volume, save_nifti
+
+
+class _ComputeMaskInput(BaseInterfaceInputSpec):
+    bold_file = File(exists=True, mandatory=True, desc="4D BOLD run")
+    mask_file = traits.Either(None, File(exists=True), default=None, usedefault=True, desc="fMRIPrep brain mask")
+    strategy = traits.Enum("fmriprep", "background", "epi", "whole-brain-template", "gm-template",
+                           "wm-template", usedefault=True)
+    space = traits.Str("MNI152NLin2009cAsym", usedefault=True)
+    resample_mask = traits.Bool(False, usedefault=True)
+
+
+class _ComputeMaskOutput(TraitedSpec):
+    mask_file = File(exists=True, desc="uint8 mask on the BOLD grid")
+    mask_source = traits.Str(desc="how the mask was obtained")
+    template_file = traits.Either(None, traits.Str)
+    n_voxels = traits.Int()
+
+
+def compute_mask(bold_file, mask_file, strategy: str, space: str, resample_mask: bool):
+    """Return (mask array, affine, description, template file or None)."""
+    img = load_header(bold_file, ndim=4)
+    shape, affine = img.shape[:3], img.affine
+    template = None
+    if strategy == "fmriprep":
+        if mask_file is None:
+            raise ValueError(
+                f"{bold_file}: no fMRIPrep brain mask (desc-brain_mask) next to this run; "
+                "use --mask-strategy epi or background."
+            )
+        mask = masks.load_mask(mask_file, shape, affine, resample=resample_mask)
+        source = f"fMRIPrep brain mask {Path(mask_file).name}"
+    elif strategy in ("background", "epi"):
+        mean = mean_volume(bold_file)
+        fn = masks.compute_background_mask if strategy == "background" else masks.compute_epi_mask
+        mask = fn(mean)
+        source = f"{strategy} mask computed from the temporal mean (nilearn compute_{strategy}_mask defaults)"
+    else:
+        mask_type = {"whole-brain-template": "whole-brain", "gm-template": "gm", "wm-template": "wm"}[strategy]
+        mask, tpl = masks.compute_template_mask(shape, affine, mask_type=mask_type, space=space)
+        template = str(tpl)
+        source = f"TemplateFlow {tpl.name} resampled to the run, threshold 0.5, opening 2"
+    return mask, affine, source, template
+
+
+class ComputeMask(SimpleInterface):
+    """Which voxels count: fMRIPrep mask, background, EPI or template mask."""
+
+    input_spec = _ComputeMaskInput
+    output_spec = _ComputeMaskOutput
+
+    def _run_interface(self, runtime):
+        mask, affine, source, template = compute_mask(
+            self.inputs.bold_file, self.inputs.mask_file, self.inputs.strategy,
+            self.inputs.space, self.inputs.resample_mask,
+        )
+        out = Path(runtime.cwd) / "mask.nii.gz"
+        img = nib.Nifti1Image(mask.astype(np.uint8), affine)
+        img.header.set_data_dtype(np.uint8)
+        save_nifti(img, out)
+        self._results.update(mask_file=str(out), mask_source=source, template_file=template,
+                             n_voxels=int(mask.sum()))
+        return runtime

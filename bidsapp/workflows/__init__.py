@@ -1,0 +1,1 @@
+"""nipype workflow factories: they only wire nodes."""

@@ -1,0 +1,100 @@
+"""Workflow factories: one sub-workflow per run, runs side by side."""
+
+from __future__ import annotations
+
+from nipype.interfaces.utility import IdentityInterface
+from nipype.pipeline import engine as pe
+
+from bidsapp.interfaces.clean import CleanSignals
+from bidsapp.interfaces.extract import ExtractSignals
+from bidsapp.interfaces.mask import ComputeMask
+from bidsapp.interfaces.segment import SegmentTrials
+from bidsapp.interfaces.sink import WriteDerivatives
+
+
+def init_run_wf(
+    *,
+    bold_file: str,
+    mask_file: str | None,
+    confounds_file: str | None,
+    confounds_json: str | None,
+    events_file: str | None,
+    entities: dict,
+    space: str,
+    t_r: float,
+    start_time: float,
+    mask_strategy: str,
+    resample_mask: bool,
+    smoothing_fwhm: float | None,
+    atlas_file: str | None,
+    atlas_labels: str | None,
+    atlas_name: str | None,
+    denoise: str,
+    confound_columns: list[str],
+    strategy_params: dict,
+    detrend: bool,
+    standardize: str | None,
+    standardize_confounds: bool,
+    filter: str | None,
+    low_pass: float | None,
+    high_pass: float | None,
+    segment_params: dict,
+    output_dir: str,
+    output_format: list[str],
+    settings: dict,
+    configuration_hash: str,
+    sources: list[dict],
+    started: str,
+    name: str,
+) -> pe.Workflow:
+    """Mask -> masking -> cleaning -> segmentation -> derivatives for one run."""
+    wf = pe.Workflow(name=name)
+    inputnode = pe.Node(IdentityInterface(fields=["bold_file", "mask_file", "confounds_file",
+                                                  "confounds_json", "events_file"]), name="inputnode")
+    inputnode.inputs.bold_file = bold_file
+    inputnode.inputs.mask_file = mask_file
+    inputnode.inputs.confounds_file = confounds_file
+    inputnode.inputs.confounds_json = confounds_json
+    inputnode.inputs.events_file = events_file
+    mask = pe.Node(ComputeMask(strategy=mask_strategy, space=space, resample_mask=resample_mask),
+                   name="mask")
+    extract = pe.Node(ExtractSignals(smoothing_fwhm=smoothing_fwhm, atlas_file=atlas_file,
+                                     atlas_labels=atlas_labels, resample_mask=resample_mask),
+                      name="masking", mem_gb=2)
+    clean = pe.Node(CleanSignals(denoise=denoise, confound_columns=confound_columns,
+                                 strategy_params=strategy_params, t_r=t_r, start_time=start_time,
+                                 detrend=detrend, standardize=standardize,
+                                 standardize_confounds=standardize_confounds, filter=filter,
+                                 low_pass=low_pass, high_pass=high_pass),
+                    name="cleaning", mem_gb=2)
+    segment = pe.Node(SegmentTrials(t_r=t_r, **segment_params), name="segmentation")
+    sink = pe.Node(WriteDerivatives(output_dir=output_dir, entities=entities, space=space,
+                                    denoise=denoise, atlas_name=atlas_name,
+                                    output_format=output_format, settings=settings,
+                                    configuration_hash=configuration_hash, sources=sources,
+                                    t_r=t_r, start_time=start_time, started=started),
+                   name="derivatives", run_without_submitting=True)
+    outputnode = pe.Node(IdentityInterface(fields=["sidecar", "out_files"]), name="outputnode")
+    wf.connect([
+        (inputnode, mask, [("bold_file", "bold_file"), ("mask_file", "mask_file")]),
+        (inputnode, extract, [("bold_file", "bold_file")]),
+        (mask, extract, [("mask_file", "mask_file")]),
+        (extract, clean, [("timeseries", "timeseries")]),
+        (inputnode, clean, [("confounds_file", "confounds_file"), ("confounds_json", "confounds_json")]),
+        (clean, segment, [("cleaned", "cleaned"), ("samples", "samples")]),
+        (inputnode, segment, [("events_file", "events_file")]),
+        (mask, sink, [("mask_file", "mask_file"), ("mask_source", "mask_source"),
+                      ("template_file", "template_file")]),
+        (extract, sink, [("features", "features"), ("atlas_on_grid", "atlas_on_grid")]),
+        (clean, sink, [("cleaned", "cleaned"), ("info", "clean_info")]),
+        (segment, sink, [("samples", "samples"), ("trial_files", "trial_files")]),
+        (sink, outputnode, [("sidecar", "sidecar"), ("out_files", "out_files")]),
+    ])
+    return wf
+
+
+def init_bidsapp_wf(*, run_kwargs: list[dict], work_dir: str, name: str = "bidsapp_wf") -> pe.Workflow:
+    """Top-level workflow: one independent sub-workflow per run (``run_kwargs`` for :func:`init_run_wf`)."""
+    wf = pe.Workflow(name=name, base_dir=work_dir)
+    wf.add_nodes([init_run_wf(**kw) for kw in run_kwargs])
+    return wf
