@@ -67,11 +67,12 @@ def load_header(path: str | os.PathLike, *, ndim: int | None = None) -> nib.Nift
     return img
 
 
-def _scaling(header) -> tuple[float, float] | None:
-    slope, inter = header.get_slope_inter()
-    if slope is None or (slope == 1 and (inter is None or inter == 0)):
+def _scaling(proxy) -> tuple[float, float] | None:
+    """(slope, intercept) of an image's array proxy, or None when unscaled."""
+    slope, inter = float(proxy.slope), float(proxy.inter)
+    if not np.isfinite(slope) or slope == 0 or (slope == 1 and inter == 0):
         return None
-    return float(slope), float(inter or 0.0)
+    return slope, inter
 
 
 def iter_volumes(
@@ -100,8 +101,9 @@ def iter_volumes(
     n_vols = int(img.shape[3])
     disk_dtype = header.get_data_dtype()
     nbytes = int(np.prod(shape3)) * disk_dtype.itemsize
-    offset = int(header.get_data_offset())
-    scaling = _scaling(header)
+    proxy = img.dataobj
+    offset = int(proxy.offset)
+    scaling = _scaling(proxy)
     path = Path(path)
     native = disk_dtype.newbyteorder("=")
 
@@ -172,7 +174,7 @@ def mean_volume(path: str | os.PathLike) -> np.ndarray:
     """
     img = load_header(path, ndim=4)
     disk = img.header.get_data_dtype()
-    unscaled_int = disk.kind in "iub" and _scaling(img.header) is None
+    unscaled_int = disk.kind in "iub" and _scaling(img.dataobj) is None
     acc_dtype = np.float64 if unscaled_int or disk == np.float64 else np.float32
     acc = np.zeros(img.shape[:3], dtype=acc_dtype, order="F")
     n = 0

@@ -44,7 +44,7 @@ def resample_to_grid(
     # voxel (target) -> world -> voxel (source)
     transform = np.linalg.solve(affine, target_affine)
     out = ndimage.affine_transform(
-        np.asarray(data, dtype=np.float64 if order else data.dtype),
+        np.asarray(data, dtype=data.dtype if data.dtype.kind == "f" else np.float64),
         transform[:3, :3],
         offset=transform[:3, 3],
         output_shape=tuple(int(s) for s in target_shape[:3]),
@@ -296,11 +296,10 @@ def compute_template_mask(
             f"{prefetch_command(resolution)}"
         )
     img = load_header(path, ndim=3)
-    data = np.asanyarray(img.dataobj).astype(np.float64)
+    data = np.asanyarray(img.dataobj).astype(np.float32)
     if data.ndim == 4:
         data = data[..., 0]
-    if mask_type == "whole-brain" and data.max() > 1:
-        data = data / data.max()
+    data /= data.max()  # rescaled to [0, 1] as nilearn's load_mni152_*_template
     resampled = resample_to_grid(data, img.affine, bold_shape, bold_affine, order=3)
     mask = resampled >= threshold
     return _post_process(mask, opening=opening, connected=connected, what="template"), path

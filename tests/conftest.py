@@ -1,0 +1,80 @@
+"""Shared fixtures: generated fMRIPrep-like data, a TemplateFlow-layout folder, small images."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bidsapp.demo import make_dataset
+
+NILEARN_DATA = None
+
+
+def nilearn_data_dir() -> Path:
+    import nilearn
+
+    return Path(nilearn.__file__).parent
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The demo dataset (2 participants x 2 runs, one with a session) and its ground truth."""
+    root = tmp_path_factory.mktemp("demo") / "bids"
+    runs = make_dataset(root)
+    return root, runs
+
+
+@pytest.fixture(scope="session")
+def tf_home(tmp_path_factory):
+    """A TemplateFlow-layout folder built from the MNI152 templates that nilearn ships."""
+    from nilearn.image import resample_img
+
+    home = tmp_path_factory.mktemp("templateflow")
+    tpl = home / "tpl-MNI152NLin2009cAsym"
+    tpl.mkdir()
+    data = nilearn_data_dir() / "datasets" / "data"
+    t1 = nib.load(data / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
+    brain = nib.Nifti1Image((np.asanyarray(t1.dataobj) > 0).astype(np.uint8), t1.affine)
+    images = {
+        "desc-brain_mask": brain,
+        "label-GM_probseg": nib.load(data / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"),
+        "label-WM_probseg": nib.load(data / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, img in images.items():
+            nib.save(img, tpl / f"tpl-MNI152NLin2009cAsym_res-01_{name}.nii.gz")
+            interp = "nearest" if name.startswith("desc") else "continuous"
+            res2 = resample_img(img, target_affine=np.diag([2, 2, 2]) @ np.eye(3), interpolation=interp,
+                                force_resample=True, copy_header=True)
+            nib.save(res2, tpl / f"tpl-MNI152NLin2009cAsym_res-02_{name}.nii.gz")
+    return home
+
+
+def write_bold(path: Path, data: np.ndarray, affine=None, dtype=np.float32, slope=None) -> Path:
+    """Save a 4D array as NIfTI (optionally scaled integers)."""
+    affine = np.diag([3.0, 3.0, 3.5, 1.0]) if affine is None else affine
+    img = nib.Nifti1Image(data.astype(dtype), affine)
+    if slope is not None:
+        img.header.set_slope_inter(slope, 10.0)
+    nib.save(img, path)
+    return path
+
+
+@pytest.fixture
+def small_bold(tmp_path):
+    """A 4D float32 .nii.gz with a brain-like blob on a zero background, and its brain."""
+    rng = np.random.default_rng(0)
+    shape = (20, 23, 19)
+    grid = np.indices(shape).astype(float)
+    c = [(s - 1) / 2 for s in shape]
+    brain = sum(((g - ci) / (0.35 * s)) ** 2 for g, ci, s in zip(grid, c, shape)) <= 1
+    n = 60
+    data = np.zeros(shape + (n,), np.float32)
+    data[brain] = (800 + 200 * rng.random(brain.sum()))[:, None] + rng.normal(0, 10, (brain.sum(), n))
+    path = write_bold(tmp_path / "bold.nii.gz", data)
+    return path, brain, data

@@ -1,0 +1,146 @@
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+from bidsapp.core import signal
+from tests.nilearn_ref import patched_interpolation
+
+T_R = 2.0
+N = 150
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(7)
+    t = np.arange(N)
+    conf = np.column_stack([np.cumsum(rng.normal(0, 0.1, N)), np.sin(t / 7.0), rng.normal(0, 1, (N, 4))])
+    X = (1000 + 50 * rng.random(400) + np.outer(t, rng.normal(0, 0.05, 400))
+         + conf @ rng.normal(0, 3, (6, 400)) + rng.normal(0, 5, (N, 400))).astype(np.float32)
+    keep = np.ones(N, bool)
+    keep[[0, 1, 2, 40, 41, 77, 78, 79, 120, 149]] = False
+    return X, conf, keep
+
+
+GRID = list(itertools.product(
+    [True, False],                                     # detrend
+    ["zscore_sample", "psc", None],                    # standardize
+    [None, "butterworth_band", "butterworth_high", "butterworth_low", "cosine"],
+    [False, True],                                     # confounds
+    [False, True],                                     # censoring
+))
+
+
+def _ids(p):
+    return "-".join(str(x) for x in p)
+
+
+@pytest.mark.parametrize("detrend,standardize,filt,with_conf,censor", GRID, ids=[_ids(p) for p in GRID])
+def test_clean_equals_nilearn(data, detrend, standardize, filt, with_conf, censor):
+    from nilearn.signal import clean as nl_clean
+
+    X, conf, keep = data
+    filters = {None: (None, None, None), "butterworth_band": ("butterworth", 0.08, 0.01),
+               "butterworth_high": ("butterworth", None, 0.01), "butterworth_low": ("butterworth", 0.1, None),
+               "cosine": ("cosine", None, 0.01)}
+    ftype, low, high = filters[filt]
+    kw = dict(detrend=detrend, standardize=standardize, low_pass=low, high_pass=high,
+              confounds=conf if with_conf else None)
+    with warnings.catch_warnings(), patched_interpolation():
+        warnings.simplefilter("ignore")
+        # nilearn on float64 input: the exact arithmetic (see test_float32_precision_vs_nilearn)
+        ref = nl_clean(X.astype(np.float64), t_r=T_R, filter=ftype or False,
+                       sample_mask=np.flatnonzero(keep) if censor else None, **kw)
+    ours = signal.clean(X, t_r=T_R, filter=ftype, sample_mask=keep if censor else None, chunk_size=128, **kw)
+    assert ours.dtype == np.float32 and ours.shape == ref.shape
+    if standardize == "zscore_sample":
+        assert np.abs(ours - ref).max() <= 1e-4
+    else:
+        assert np.abs(ours - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_float32_precision_vs_nilearn(data):
+    """nilearn's float32 path rounds more than we do: we are closer to the exact result."""
+    from nilearn.signal import clean as nl_clean
+
+    X, conf, _ = data
+    kw = dict(detrend=False, standardize="zscore_sample", low_pass=0.1, confounds=conf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exact = nl_clean(X.astype(np.float64), t_r=T_R, **kw)
+        nl32 = nl_clean(X.copy(), t_r=T_R, **kw)
+    ours = signal.clean(X, t_r=T_R, **kw)
+    assert np.abs(ours - exact).max() < 1e-5
+    assert np.abs(ours - exact).max() < np.abs(nl32 - exact).max()
+    assert np.abs(ours - nl32).max() < 1e-3
+
+
+def test_clean_does_not_mutate_and_copy_false_reuses(data):
+    X, conf, keep = data
+    before = X.copy()
+    out = signal.clean(X, t_r=T_R, confounds=conf, sample_mask=keep)
+    np.testing.assert_array_equal(X, before)
+    Y = X.copy()
+    out2 = signal.clean(Y, t_r=T_R, confounds=conf, sample_mask=keep, copy=False)
+    assert np.shares_memory(out2, Y)
+    np.testing.assert_allclose(out, out2, atol=1e-6)
+
+
+def test_clean_removes_confound_and_known_signal_survives():
+    rng = np.random.default_rng(0)
+    t = np.arange(200) * T_R
+    sig = np.sin(2 * np.pi * 0.04 * t)
+    nuisance = rng.normal(0, 1, 200)
+    X = (sig + 3 * nuisance + 0.01 * t)[:, None].astype(np.float32)
+    out = signal.clean(X, t_r=T_R, confounds=nuisance[:, None], standardize=None)
+    assert np.corrcoef(out[:, 0], sig)[0, 1] > 0.995
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(t_r=0), "Repetition time must be > 0"),
+    (dict(t_r=-2), "Repetition time must be > 0"),
+    (dict(t_r=2.0, low_pass=0.3), "at or above the Nyquist frequency 0.25"),
+    (dict(t_r=2.0, high_pass=0.1, low_pass=0.05), "must be lower than low_pass"),
+    (dict(t_r=2.0, filter="fir"), "Unknown filter 'fir'"),
+    (dict(t_r=2.0, standardize="zscore"), "Unknown standardize 'zscore'"),
+    (dict(t_r=2.0, confounds=np.zeros((10, 2))), "Confounds have 10 rows but the run has 150"),
+    (dict(t_r=2.0, sample_mask=np.zeros(150, bool)), "removes every volume"),
+    (dict(t_r=2.0, filter="cosine"), "needs high_pass"),
+])
+def test_bad_inputs(data, kwargs, match):
+    X, _, _ = data
+    with pytest.raises(ValueError, match=match):
+        signal.clean(X, **kwargs)
+
+
+def test_nan_confounds_and_signals(data):
+    X, conf, _ = data
+    bad = conf.copy()
+    bad[5, 1] = np.nan
+    with pytest.raises(ValueError, match=r"Confound columns \[1\] contain NaN"):
+        signal.clean(X, t_r=T_R, confounds=bad)
+    Xb = X.copy()
+    Xb[3, 3] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        signal.clean(Xb, t_r=T_R)
+
+
+def test_short_series_for_filter():
+    with pytest.raises(ValueError, match="needs more than"):
+        signal.clean(np.ones((15, 3), np.float32), t_r=2.0, low_pass=0.1)
+
+
+def test_nilearn_interpolation_bug_is_documented():
+    """nilearn 0.14 interpolates the mirror rows of the kept volumes; we do not."""
+    from nilearn.signal import _interpolate_volumes
+
+    X = (np.arange(10.0) ** 2)[:, None]
+    X[4] = -100  # censored
+    keep = np.array([2, 3, 5, 6, 7, 8])
+    X[[0, 1, 9]] = -50
+    nilearn_out = _interpolate_volumes(X.copy(), keep, 1.0, False)
+    assert nilearn_out[0, 0] == -50 and np.isnan(nilearn_out[1, 0])  # kept raw / NaN-ed the wrong rows
+    op, rows = signal._interpolation_operator(10, keep, 1.0)
+    np.testing.assert_array_equal(rows, np.arange(2, 9))
+    np.testing.assert_allclose((op @ X)[:, 0], np.arange(2, 9) ** 2, atol=1e-9)
