@@ -37,10 +37,6 @@ class Run:
     metadata: dict = field(default_factory=dict)
 
     @property
-    def name(self) -> str:
-        return "_".join(f"{k[:3] if k != 'subject' else 'sub'}-{v}" for k, v in self.entities.items())
-
-    @property
     def label(self) -> str:
         """Short BIDS-like name: sub-01_ses-1_task-x_run-1."""
         short = {"subject": "sub", "session": "ses", "task": "task", "acquisition": "acq",
@@ -131,8 +127,9 @@ def collect_runs(
     found = set(der.get_subjects())
     for p in participants:
         if p not in found:
+            available = sorted(d.name[4:] for d in fmriprep_dir.glob("sub-*") if d.is_dir())
             raise InputError(
-                f"{fmriprep_dir}: participant '{p}' not found (available: {', '.join(sorted(found)) or 'none'})."
+                f"{fmriprep_dir}: participant '{p}' not found (available: {', '.join(available) or 'none'})."
             )
     query: dict = {"suffix": "bold", "desc": bold_desc, "extension": [".nii.gz", ".nii"]}
     if participants:

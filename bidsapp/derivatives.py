@@ -21,7 +21,8 @@ ENTITY_KEYS = (
 )
 #: suffixes written by bidsapp that the BIDS validator does not know
 BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.npy", "*_trials.tsv",
-              "*_betas.npy", "*_betas.tsv", "logs/", "*.html"]
+              "*_betas.npy", "*_betas.tsv", "logs/", "*.html", "group_runs.tsv",
+              "*_desc-intersection_mask.nii.gz"]
 
 
 def bids_name(entities: dict, suffix: str, extension: str) -> str:
@@ -96,8 +97,9 @@ def generated_by() -> dict:
 
 @contextlib.contextmanager
 def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
+    lock_path = path.parent / "logs" / f".{path.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

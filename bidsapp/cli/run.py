@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         from nipype import logging as nipype_logging
 
         for key in ("workflow_level", "interface_level", "utils_level"):
-            nipype_config.set("logging", key, "WARNING")
+            nipype_config.set("logging", key, "CRITICAL")
         nipype_logging.update_logging(nipype_config)
     try:
         s = parse_args(argv)

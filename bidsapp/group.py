@@ -1,0 +1,60 @@
+"""Group level: one summary row per processed run, and the intersection mask of each space."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from bidsapp.collect import InputError
+from bidsapp.core.io import read_tsv, save_nifti, to_float, write_tsv
+from bidsapp.settings import Settings
+
+
+def group_level(s: Settings) -> int:
+    """Write ``group_runs.tsv`` and ``space-<space>_desc-intersection_mask.nii.gz``."""
+    sidecars = sorted(Path(s.output_dir).glob("sub-*/**/func/*_timeseries.json"))
+    if s.participant_label:
+        wanted = {f"sub-{p.removeprefix('sub-')}" for p in s.participant_label}
+        sidecars = [p for p in sidecars if p.name.split("_")[0] in wanted]
+    if not sidecars:
+        raise InputError(f"{s.output_dir}: no participant-level outputs found; run the participant level first.",
+                         code=18)
+    rows: dict[str, list] = {k: [] for k in ("run", "space", "n_volumes", "volumes_kept", "n_features",
+                                             "mask_voxels", "mean_framewise_displacement", "denoise")}
+    masks: dict[str, list[Path]] = {}
+    for sc in sidecars:
+        meta = json.loads(sc.read_text())
+        stem = sc.name[: -len("_timeseries.json")]
+        samples = sc.with_name(stem + "_samples.tsv")
+        header, srows = read_tsv(samples)
+        fd = to_float([r[header.index("framewise_displacement")] for r in srows], path=samples,
+                      column="framewise_displacement")
+        space = next((p[6:] for p in stem.split("_") if p.startswith("space-")), "func")
+        rows["run"].append(stem)
+        rows["space"].append(space)
+        rows["n_volumes"].append(len(srows))
+        rows["volumes_kept"].append(meta["Shape"][0])
+        rows["n_features"].append(meta["Shape"][1])
+        rows["mask_voxels"].append(meta["MaskVoxelCount"])
+        rows["mean_framewise_displacement"].append(float(np.nanmean(fd)) if np.isfinite(fd).any() else np.nan)
+        rows["denoise"].append(meta["Parameters"].get("denoise"))
+        mask_name = [f for f in meta["OutputFiles"] if f.endswith("_desc-brain_mask.nii.gz")]
+        if mask_name:
+            masks.setdefault(space, []).append(sc.parent / mask_name[0])
+    write_tsv(Path(s.output_dir) / "group_runs.tsv", rows)
+    for space, files in masks.items():
+        first = nib.load(files[0])
+        inter = np.asanyarray(first.dataobj) > 0
+        for f in files[1:]:
+            img = nib.load(f)
+            if img.shape != first.shape or not np.allclose(img.affine, first.affine, atol=1e-3):
+                print(f"[bidsapp] {f.name}: grid differs from {files[0].name}; left out of the intersection")
+                continue
+            inter &= np.asanyarray(img.dataobj) > 0
+        save_nifti(nib.Nifti1Image(inter.astype(np.uint8), first.affine),
+                   Path(s.output_dir) / f"space-{space}_desc-intersection_mask.nii.gz")
+    print(f"[bidsapp] group summary of {len(sidecars)} run(s): {Path(s.output_dir) / 'group_runs.tsv'}")
+    return 0
