@@ -83,7 +83,8 @@ def _confounds(rng, n: int, t_r: float, n_nss: int):
         cols[f"{base}_derivative1"] = d
         cols[f"{base}_power2"] = cols[base] ** 2
         cols[f"{base}_derivative1_power2"] = d**2
-    fd = np.r_[np.nan, np.abs(np.diff(motion[:, :3], axis=0)).sum(1) + 50 * np.abs(np.diff(motion[:, 3:], axis=0)).sum(1) / 50]
+    steps = np.abs(np.diff(motion, axis=0))
+    fd = np.r_[np.nan, steps[:, :3].sum(1) + steps[:, 3:].sum(1)]
     fd[1:] += rng.gamma(2, 0.05, n - 1)
     spikes = rng.choice(np.arange(n_nss + 5, n - 5), size=3, replace=False)
     fd[spikes] = 0.9
@@ -98,7 +99,8 @@ def _confounds(rng, n: int, t_r: float, n_nss: int):
     meta = {}
     for i in range(6):
         cols[f"a_comp_cor_{i:02d}"] = rng.normal(0, 0.1, n)
-        meta[f"a_comp_cor_{i:02d}"] = {"Method": "aCompCor", "Mask": ["combined", "CSF", "WM"][i // 2 % 3] if i >= 2 else "combined", "Retained": True}
+        mask = ("combined", "combined", "CSF", "CSF", "WM", "WM")[i]
+        meta[f"a_comp_cor_{i:02d}"] = {"Method": "aCompCor", "Mask": mask, "Retained": True}
     for i in range(3):
         cols[f"t_comp_cor_{i:02d}"] = rng.normal(0, 0.1, n)
         meta[f"t_comp_cor_{i:02d}"] = {"Method": "tCompCor", "Retained": True}

@@ -64,7 +64,8 @@ def container_info() -> dict | None:
     image = os.environ.get("BIDSAPP_CONTAINER_IMAGE")
     if not image:
         return None
-    kind = "singularity" if os.environ.get("SINGULARITY_CONTAINER") or os.environ.get("APPTAINER_CONTAINER") else "docker"
+    apptainer = os.environ.get("SINGULARITY_CONTAINER") or os.environ.get("APPTAINER_CONTAINER")
+    kind = "singularity" if apptainer else "docker"
     return {"Type": kind, "Tag": image}
 
 

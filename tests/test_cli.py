@@ -40,7 +40,8 @@ def test_all_files_written(e2e):
         e = t.entities
         folder = out / f"sub-{e['subject']}" / (f"ses-{e['session']}" if e["session"] else "") / "func"
         stem = _stem(e["subject"], e["session"], e["run"])
-        for suffix in ("_timeseries.npy", "_timeseries.json", "_features.tsv", "_samples.tsv", "_bold.nii.gz"):
+        for suffix in ("_timeseries.npy", "_timeseries.json", "_features.tsv", "_samples.tsv", "_bold.nii.gz",
+                       "_trials.npy", "_trials.tsv"):
             assert (folder / (stem + suffix)).is_file(), stem + suffix
         mask_name = stem.replace("_desc-simple", "_desc-brain") + "_mask.nii.gz"
         mask = nib.load(folder / mask_name)
@@ -61,6 +62,7 @@ def test_all_files_written(e2e):
         samples = [r.split("\t") for r in (folder / (stem + "_samples.tsv")).read_text().splitlines()]
         head = samples[0]
         assert head[:5] == ["volume", "onset", "kept", "row", "framewise_displacement"]
+        assert head[-2:] == ["trial", "trial_type"]
         assert len(samples) - 1 == t.n_volumes
         kept = [r for r in samples[1:] if r[2] == "True"]
         assert len(kept) == X.shape[0] and samples[1][2] == "False"  # non-steady-state volume
@@ -170,3 +172,68 @@ def test_cli_truncated_bold(e2e, tmp_path, capsys):
     err = _err(capsys)
     assert code != 0 and "truncated" in err and bold.name in err
     assert not list(out.rglob("*_timeseries.npy")) and not list(out.rglob("*_timeseries.json"))
+
+
+def test_trials_are_interpolated_cleaned_rows(e2e):
+    _, out, truth, _ = e2e
+    t = truth[0]
+    folder = out / "sub-01" / "func"
+    stem = _stem("01", None, "1")
+    X = np.load(folder / f"{stem}_timeseries.npy")
+    segs = np.load(folder / f"{stem}_trials.npy")
+    meta = json.loads((folder / f"{stem}_timeseries.json").read_text())
+    offsets = np.array(meta["Trials"]["TrialOffsets"])
+    rows = [r.split("\t") for r in (folder / f"{stem}_samples.tsv").read_text().splitlines()[1:]]
+    times = np.array([float(r[1]) for r in rows if r[2] == "True"])
+    assert segs.shape == (len(t.onsets), offsets.size, X.shape[1])
+    for i in (0, 4, 11):
+        for f in (0, 100, 900):
+            expected = np.interp(t.onsets[i] + offsets, times, X[:, f])
+            np.testing.assert_allclose(segs[i, :, f], expected, rtol=1e-5, atol=1e-5)
+    trials = (folder / f"{stem}_trials.tsv").read_text().splitlines()
+    assert trials[0].split("\t")[:4] == ["index", "onset", "duration", "trial_type"]
+    assert "response_time" in trials[0] and "valid" in trials[0]
+
+
+def test_options_atlas_lss_config(e2e, tmp_path, capsys):
+    bids, _, truth, _ = e2e
+    t = truth[0]
+    mask = nib.load(str(t.bold).replace("desc-preproc_bold", "desc-brain_mask"))
+    brain = np.asanyarray(mask.dataobj) > 0
+    labels = np.zeros(brain.shape, np.int16)
+    labels[brain & (np.indices(brain.shape)[0] < 9)] = 1
+    labels[brain & (np.indices(brain.shape)[0] >= 9)] = 2
+    atlas = tmp_path / "atlas-halves_dseg.nii.gz"
+    nib.save(nib.Nifti1Image(labels, mask.affine), atlas)
+    table = tmp_path / "atlas-halves_dseg.tsv"
+    table.write_text("index\tname\n1\tleft\n2\tright\n")
+    cfg = tmp_path / "settings.json"
+    cfg.write_text(json.dumps({"denoise": "scrubbing", "fd_threshold": 0.8, "high_pass": 0.01,
+                               "trial_estimates": "lss", "trial_window": [-2, 10], "smoothing_fwhm": 6}))
+    out = tmp_path / "out"
+    code = main([str(bids), str(out), "participant", "--participant-label", "sub-01", "--run", "1",
+                 "--config", str(cfg), "--atlas", str(atlas), "--atlas-labels", str(table),
+                 "--hrf-lag", "4", "--nprocs", "1", "--work-dir", str(tmp_path / "w")])
+    assert code == 0, capsys.readouterr().err
+    folder = out / "sub-01" / "func"
+    stem = f"sub-01_task-faces_run-1_space-{SPACE}_atlas-halves_desc-scrubbing"
+    X = np.load(folder / f"{stem}_timeseries.npy")
+    assert X.shape[1] == 2
+    head = (folder / f"{stem}_timeseries.tsv.gz")
+    import gzip
+
+    assert gzip.open(head, "rt").readline().strip().split("\t") == ["left", "right"]
+    feats = (folder / f"{stem}_features.tsv").read_text().splitlines()
+    assert feats[0].split("\t")[:3] == ["column", "label", "name"]
+    meta = json.loads((folder / f"{stem}_timeseries.json").read_text())
+    assert meta["Parameters"]["denoise"] == "scrubbing" and meta["Parameters"]["smoothing_fwhm"] == 6
+    assert meta["Parameters"]["hrf_lag"] == 4 and len(meta["CensoredVolumes"]) >= 3  # 3 FD spikes + NSS
+    betas = np.load(folder / f"{stem}_betas.npy")
+    assert betas.shape == (len(t.onsets), 2)
+    # the right half holds the task response: where censoring left the response visible, betas follow the truth
+    btab = [r.split("\t") for r in (folder / f"{stem}_betas.tsv").read_text().splitlines()]
+    valid = np.array([r[btab[0].index("valid")] == "True" for r in btab[1:]])
+    assert 6 <= valid.sum() < len(valid)
+    assert np.corrcoef(betas[valid, 1], t.amplitudes[valid])[0, 1] > 0.7  # ~26% of volumes scrubbed
+    assert (folder / f"{stem}_betas.tsv").exists() and (folder / f"{stem}_trials.npy").exists()
+    assert (folder / f"sub-01_task-faces_run-1_space-{SPACE}_atlas-halves_dseg.nii.gz").exists()

@@ -38,9 +38,9 @@ def test_epi_mask_on_noisy_background(tmp_path):
     assert abs(int(ours.sum()) - int(brain.sum())) < 0.5 * brain.sum()
 
 
-def _save(tmp_path, data, affine=np.eye(4), name="m.nii.gz"):
+def _save(tmp_path, data, affine=None, name="m.nii.gz"):
     p = tmp_path / name
-    nib.save(nib.Nifti1Image(data, affine), p)
+    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), p)
     return p
 
 

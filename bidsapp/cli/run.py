@@ -64,7 +64,9 @@ def run_kwargs(run: Run, s: Settings, started: str) -> dict:
 
 
 def segment_params(s: Settings, run: Run) -> dict:
-    return {}
+    """Options of the segmentation node."""
+    return {"hrf_lag": s.hrf_lag, "trial_window": tuple(s.trial_window), "trial_edge": s.trial_edge,
+            "trial_estimates": s.trial_estimates}
 
 
 def sidecar_path(run: Run, s: Settings) -> Path:

@@ -256,7 +256,9 @@ def cleaning_operator(
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank)
 
 
-def _standardize(y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool) -> np.ndarray:
+def _standardize(
+    y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool
+) -> np.ndarray:
     if standardize is None or y.shape[0] == 1:
         return y
     if standardize == "zscore_sample":

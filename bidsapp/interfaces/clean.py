@@ -34,6 +34,7 @@ class _CleanOutput(TraitedSpec):
     cleaned = File(exists=True, desc="float32 (n_kept, n_features) .npy")
     samples = File(exists=True, desc="one row per volume (TSV)")
     info = File(exists=True, desc="confounds used, censored volumes (JSON)")
+    operator = File(exists=True, desc="linear cleaning operator (n_kept, n_volumes) .npy")
 
 
 def censoring_table(n: int, t_r: float, start_time: float, selection, kept_rows: np.ndarray, fd) -> dict:
@@ -101,6 +102,7 @@ class CleanSignals(SimpleInterface):
             "KeptVolumes": int(op.kept.size),
         }
         write_text(cwd / "info.json", json.dumps(info, indent=2))
-        self._results.update(cleaned=str(cwd / "cleaned.npy"), samples=str(cwd / "samples.tsv"),
-                             info=str(cwd / "info.json"))
+        save_npy(op.matrix, cwd / "operator.npy")
+        self._results.update(operator=str(cwd / "operator.npy"), cleaned=str(cwd / "cleaned.npy"),
+                             samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"))
         return runtime

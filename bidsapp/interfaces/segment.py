@@ -1,20 +1,29 @@
-"""Trial-based segmentation node (events.tsv -> labelled rows, per-trial segments)."""
+"""Trial-based segmentation node: events.tsv -> labelled rows, per-trial segments, LSS betas."""
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
+import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
-from bidsapp.core.io import write_text
+from bidsapp.core import events as ev
+from bidsapp.core.io import read_tsv, save_npy, write_text, write_tsv
 
 
 class _SegmentInput(BaseInterfaceInputSpec):
     cleaned = File(exists=True, mandatory=True)
     samples = File(exists=True, mandatory=True)
+    operator = File(exists=True, mandatory=True, desc="cleaning operator (n_kept, n_volumes) .npy")
     events_file = traits.Either(None, File(exists=True), default=None, usedefault=True)
     t_r = traits.Float(mandatory=True)
+    start_time = traits.Float(0.0, usedefault=True)
+    hrf_lag = traits.Float(0.0, usedefault=True)
+    trial_window = traits.Tuple(traits.Float, traits.Float, default=(-2.0, 16.0), usedefault=True)
+    trial_edge = traits.Enum("nan", "drop", usedefault=True)
+    trial_estimates = traits.Either(None, traits.Enum("lss"), default=None, usedefault=True)
 
 
 class _SegmentOutput(TraitedSpec):
@@ -23,14 +32,77 @@ class _SegmentOutput(TraitedSpec):
     info = File(exists=True)
 
 
+def _trial_table(events: ev.Events) -> dict:
+    table = {"index": np.arange(len(events)), "onset": events.onset, "duration": events.duration,
+             "trial_type": events.trial_type}
+    table.update({k: v for k, v in events.extra.items() if k not in table})
+    return table
+
+
 class SegmentTrials(SimpleInterface):
-    """Pass-through until trial segmentation lands: keeps the samples table as is."""
+    """Label rows with trials, cut per-trial segments and (optionally) estimate LSS betas."""
 
     input_spec = _SegmentInput
     output_spec = _SegmentOutput
 
     def _run_interface(self, runtime):
-        info = Path(runtime.cwd) / "segment.json"
-        write_text(info, json.dumps({"EventsFile": self.inputs.events_file}))
-        self._results.update(samples=self.inputs.samples, trial_files={}, info=str(info))
+        cwd = Path(runtime.cwd)
+        i = self.inputs
+        info: dict = {"EventsFile": i.events_file, "HRFLag": i.hrf_lag}
+        if not i.events_file:
+            write_text(cwd / "segment.json", json.dumps(info))
+            self._results.update(samples=i.samples, trial_files={}, info=str(cwd / "segment.json"))
+            return runtime
+        events = ev.read_events(i.events_file)
+        header, rows = read_tsv(i.samples)
+        samples = {h: [r[j] for r in rows] for j, h in enumerate(header)}
+        n_vol = len(rows)
+        times = ev.volume_times(n_vol, i.t_r, i.start_time)
+        samples["trial"], samples["trial_type"] = ev.label_rows(times, events, i.t_r, i.hrf_lag)
+        write_tsv(cwd / "samples.tsv", samples)
+        cleaned = np.load(i.cleaned, mmap_mode="r")
+        kept = np.array([int(v) for v, k in zip(samples["volume"], samples["kept"]) if k == "True"])
+        run_end = i.start_time + n_vol * i.t_r
+        late = events.onset > run_end
+        if late.any():
+            warnings.warn(f"{i.events_file}: {int(late.sum())} trial(s) start after the end of the run "
+                          f"({run_end:g} s); they are marked invalid.", stacklevel=2)
+        seg = ev.segment_trials(cleaned, kept, n_vol, events.onset, t_r=i.t_r, start_time=i.start_time,
+                                window=tuple(i.trial_window), hrf_lag=i.hrf_lag, edge=i.trial_edge)
+        save_npy(seg.data, cwd / "trials.npy")
+        table = _trial_table(events)
+        segment_row = np.full(len(events), None, dtype=object)
+        segment_row[seg.index] = np.arange(seg.index.size)
+        table.update({"n_censored": seg.n_censored, "outside_run": seg.outside,
+                      "valid": seg.valid & ~late, "segment": segment_row})
+        write_tsv(cwd / "trials.tsv", table)
+        files = {"trials": str(cwd / "trials.npy"), "trials_tsv": str(cwd / "trials.tsv")}
+        info.update({"TrialWindow": list(i.trial_window), "TrialOffsets": seg.offsets.tolist(),
+                     "TrialEdge": i.trial_edge, "NTrials": len(events), "NValidTrials": int(seg.valid.sum())})
+        if i.trial_estimates == "lss":
+            op = np.load(i.operator)
+            types = sorted(set(events.trial_type))
+            tindex = np.array([types.index(t) for t in events.trial_type])
+            frame_times = ev.volume_times(n_vol, i.t_r, i.start_time)
+            per_trial = ev.hrf_regressors(frame_times, events.onset, events.duration,
+                                          [np.array([k]) for k in range(len(events))])
+            per_type = np.column_stack([per_trial[:, tindex == k].sum(axis=1) for k in range(len(types))])
+            W = ev.lss_weights(op @ per_trial, op @ per_type, tindex)
+            betas = np.empty((W.shape[0], cleaned.shape[1]), dtype=np.float32)
+            for start in range(0, cleaned.shape[1], 32768):
+                cols = slice(start, start + 32768)
+                betas[:, cols] = W @ np.asarray(cleaned[:, cols], dtype=np.float64)
+            # share of each trial's response that falls in kept volumes: low when censoring hides it
+            energy = (per_trial**2).sum(axis=0)
+            retained = np.where(energy > 0, (per_trial[kept] ** 2).sum(axis=0) / np.where(energy > 0, energy, 1), 0)
+            betas[late] = np.nan
+            save_npy(betas, cwd / "betas.npy")
+            btable = _trial_table(events)
+            btable["response_retained"] = np.round(retained, 4)
+            btable["valid"] = ~late & (retained >= 0.5)
+            write_tsv(cwd / "betas.tsv", btable)
+            files.update({"betas": str(cwd / "betas.npy"), "betas_tsv": str(cwd / "betas.tsv")})
+            info.update({"TrialEstimates": "LSS (least squares separate)", "HRF": ev.HRF_NAME})
+        write_text(cwd / "segment.json", json.dumps(info, indent=2))
+        self._results.update(samples=str(cwd / "samples.tsv"), trial_files=files, info=str(cwd / "segment.json"))
         return runtime

@@ -32,6 +32,7 @@ class _SinkInput(BaseInterfaceInputSpec):
     samples = File(exists=True, mandatory=True)
     clean_info = File(exists=True, mandatory=True)
     trial_files = traits.Dict(value={}, usedefault=True)
+    segment_info = traits.Either(None, File(exists=True), default=None, usedefault=True)
     settings = traits.Dict(mandatory=True)
     configuration_hash = traits.Str(mandatory=True)
     sources = traits.List(traits.Dict, mandatory=True)
@@ -86,7 +87,8 @@ class WriteDerivatives(SimpleInterface):
             affine = nib.load(i.mask_file).affine
             if i.atlas_on_grid:
                 labels = np.asanyarray(nib.load(i.atlas_on_grid).dataobj)
-                img = masking.unmask_labels(np.asarray(X), labels, np.array([int(v) for v in features["label"]]), affine)
+                values = np.array([int(v) for v in features["label"]])
+                img = masking.unmask_labels(np.asarray(X), labels, values, affine)
             else:
                 img = masking.unmask(np.asarray(X), np.asanyarray(nib.load(i.mask_file).dataobj) > 0, affine)
             img.header.set_xyzt_units("mm", "sec")
@@ -94,9 +96,9 @@ class WriteDerivatives(SimpleInterface):
             save_nifti(img, put(name(out_ents, "bold", ".nii.gz")))
         if i.atlas_on_grid:
             _copy(i.atlas_on_grid, put(name(dict(ents, atlas=i.atlas_name), "dseg", ".nii.gz")))
-        for suffix, src in i.trial_files.items():
+        for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
-            _copy(src, put(name(out_ents, suffix, ext)))
+            _copy(src, put(name(out_ents, key.split("_")[0], ext)))
         info = json.loads(Path(i.clean_info).read_text())
         now = dt.datetime.now(dt.timezone.utc)
         started = dt.datetime.fromisoformat(i.started)
@@ -115,6 +117,7 @@ class WriteDerivatives(SimpleInterface):
             "DenoiseParameters": info["DenoiseParameters"],
             "CensoredVolumes": info["CensoredVolumes"],
             "ConfoundRankRemoved": info["ConfoundRankRemoved"],
+            "Trials": json.loads(Path(i.segment_info).read_text()) if i.segment_info else None,
             "Parameters": i.settings,
             "ConfigurationHash": i.configuration_hash,
             "SoftwareVersions": drv.software_versions(),

@@ -67,7 +67,8 @@ def init_run_wf(
                                  standardize_confounds=standardize_confounds, filter=filter,
                                  low_pass=low_pass, high_pass=high_pass),
                     name="cleaning", mem_gb=2)
-    segment = pe.Node(SegmentTrials(t_r=t_r, **segment_params), name="segmentation")
+    segment = pe.Node(SegmentTrials(t_r=t_r, start_time=start_time, **segment_params), name="segmentation",
+                      mem_gb=2)
     sink = pe.Node(WriteDerivatives(output_dir=output_dir, entities=entities, space=space,
                                     denoise=denoise, atlas_name=atlas_name,
                                     output_format=output_format, settings=settings,
@@ -81,13 +82,13 @@ def init_run_wf(
         (mask, extract, [("mask_file", "mask_file")]),
         (extract, clean, [("timeseries", "timeseries")]),
         (inputnode, clean, [("confounds_file", "confounds_file"), ("confounds_json", "confounds_json")]),
-        (clean, segment, [("cleaned", "cleaned"), ("samples", "samples")]),
+        (clean, segment, [("cleaned", "cleaned"), ("samples", "samples"), ("operator", "operator")]),
         (inputnode, segment, [("events_file", "events_file")]),
         (mask, sink, [("mask_file", "mask_file"), ("mask_source", "mask_source"),
                       ("template_file", "template_file")]),
         (extract, sink, [("features", "features"), ("atlas_on_grid", "atlas_on_grid")]),
         (clean, sink, [("cleaned", "cleaned"), ("info", "clean_info")]),
-        (segment, sink, [("samples", "samples"), ("trial_files", "trial_files")]),
+        (segment, sink, [("samples", "samples"), ("trial_files", "trial_files"), ("info", "segment_info")]),
         (sink, outputnode, [("sidecar", "sidecar"), ("out_files", "out_files")]),
     ])
     return wf

@@ -1,0 +1,263 @@
+"""Trials: events.tsv -> labelled rows, per-trial segments and LSS trial-wise betas.
+
+Times follow BIDS: event onsets count from the first stored volume; the
+acquisition time of volume ``i`` is ``StartTime + i * RepetitionTime``
+(fMRIPrep writes StartTime, the slice-timing reference, when it corrected
+slice timing; 0 otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.interpolate import interp1d
+from scipy.stats import gamma
+
+from bidsapp.core.io import read_tsv, to_float
+
+#: canonical SPM HRF: double gamma, peak 6 s, undershoot 16 s, ratio 0.167, 32 s long
+HRF_NAME = "SPM canonical HRF (double gamma: delay 6 s, undershoot 16 s, ratio 0.167; as nilearn 'spm')"
+
+
+@dataclass
+class Events:
+    """Parsed events: numeric onset/duration, trial_type and the other columns as text."""
+
+    path: Path
+    onset: np.ndarray
+    duration: np.ndarray
+    trial_type: list[str]
+    extra: dict[str, list[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.onset.size
+
+
+def read_events(path: str | Path) -> Events:
+    """Read a BIDS ``*_events.tsv``.
+
+    Missing ``trial_type`` gives one type, ``trial``; ``n/a`` durations are 0.
+    Non-numeric onsets, missing onsets and negative durations raise
+    ``ValueError`` naming the file, row and column.
+    """
+    path = Path(path)
+    header, rows = read_tsv(path)
+    for col in ("onset", "duration"):
+        if col not in header:
+            raise ValueError(f"{path}: required column '{col}' is missing (BIDS events need onset and duration).")
+    cols = {h: [r[i] for r in rows] for i, h in enumerate(header)}
+    onset = to_float(cols["onset"], path=path, column="onset")
+    bad = np.flatnonzero(~np.isfinite(onset))
+    if bad.size:
+        raise ValueError(f"{path}: row {bad[0] + 1}, column 'onset': onset is n/a; every event needs an onset.")
+    duration = to_float(cols["duration"], path=path, column="duration")
+    duration = np.where(np.isnan(duration), 0.0, duration)
+    neg = np.flatnonzero(duration < 0)
+    if neg.size:
+        raise ValueError(f"{path}: row {neg[0] + 1}, column 'duration': negative duration {duration[neg[0]]}.")
+    types = cols.get("trial_type", ["trial"] * len(rows))
+    extra = {h: v for h, v in cols.items() if h not in ("onset", "duration", "trial_type")}
+    return Events(path=path, onset=onset, duration=duration, trial_type=list(types), extra=extra)
+
+
+def volume_times(n_volumes: int, t_r: float, start_time: float = 0.0) -> np.ndarray:
+    """Acquisition time (s) of each volume: ``start_time + i * t_r``."""
+    return start_time + np.arange(n_volumes) * t_r
+
+
+def label_rows(times: np.ndarray, events: Events, t_r: float, hrf_lag: float = 0.0) -> tuple[list, list]:
+    """Trial(s) each volume belongs to.
+
+    A volume at time ``t`` belongs to trial ``i`` when
+    ``onset_i + lag <= t < onset_i + lag + max(duration_i, t_r)`` (a
+    zero-duration event labels the volume that follows it). Overlapping
+    trials are all listed, comma-separated.
+
+    Returns
+    -------
+    trial, trial_type : lists of str or None (one per volume)
+    """
+    start = events.onset + hrf_lag
+    stop = start + np.maximum(events.duration, t_r)
+    inside = (times[:, None] >= start[None, :]) & (times[:, None] < stop[None, :])
+    trial, ttype = [], []
+    for row in inside:
+        idx = np.flatnonzero(row)
+        trial.append(",".join(str(i) for i in idx) if idx.size else None)
+        ttype.append(",".join(events.trial_type[i] for i in idx) if idx.size else None)
+    return trial, ttype
+
+
+def window_offsets(window: tuple[float, float], t_r: float) -> np.ndarray:
+    """TR-spaced offsets (s) from ``window[0]`` up to ``window[1]`` included."""
+    start, end = window
+    if end <= start:
+        raise ValueError(f"--trial-window END ({end}) must be after START ({start}).")
+    n = int(np.floor((end - start) / t_r + 1e-9)) + 1
+    return start + np.arange(n) * t_r
+
+
+@dataclass
+class Segments:
+    """Per-trial segments and their bookkeeping.
+
+    Attributes
+    ----------
+    data : numpy.ndarray, float32, shape (n_trials_kept, n_offsets, n_features)
+    offsets : numpy.ndarray, shape (n_offsets,)
+        Seconds relative to onset.
+    valid : numpy.ndarray of bool, shape (n_trials,)
+        False when the window leaves the run or touches a censored volume.
+    n_censored : numpy.ndarray of int, shape (n_trials,)
+        Censored volumes used by the window.
+    outside : numpy.ndarray of bool, shape (n_trials,)
+        The window reaches before the first or after the last volume.
+    index : numpy.ndarray of int, shape (n_trials_kept,)
+        events.tsv row of each segment.
+    """
+
+    data: np.ndarray
+    offsets: np.ndarray
+    valid: np.ndarray
+    n_censored: np.ndarray
+    outside: np.ndarray
+    index: np.ndarray
+
+
+def segment_trials(
+    cleaned: np.ndarray,
+    kept_volumes: np.ndarray,
+    n_volumes: int,
+    onsets: np.ndarray,
+    *,
+    t_r: float,
+    start_time: float = 0.0,
+    window: tuple[float, float] = (-2.0, 16.0),
+    hrf_lag: float = 0.0,
+    edge: str = "nan",
+) -> Segments:
+    """Cut the cleaned signal around each onset, resampled on TR-spaced offsets.
+
+    Each sample at ``onset + lag + offset`` is the linear interpolation of
+    the two volumes around it. Samples needing a censored volume or a time
+    outside the run are NaN (``edge="nan"``), or the whole trial is left out
+    (``edge="drop"``); either way the trial is marked not ``valid``.
+
+    Parameters
+    ----------
+    cleaned : numpy.ndarray, shape (n_kept, n_features)
+    kept_volumes : numpy.ndarray of int, shape (n_kept,)
+        Run volume index of each row of ``cleaned``.
+    n_volumes : int
+        Volumes in the run.
+    onsets : numpy.ndarray, shape (n_trials,)
+    """
+    if edge not in ("nan", "drop"):
+        raise ValueError(f"Unknown trial edge policy '{edge}'; use nan or drop.")
+    offsets = window_offsets(window, t_r)
+    row_of = np.full(n_volumes, -1)
+    row_of[np.asarray(kept_volumes)] = np.arange(len(kept_volumes))
+    pos = (onsets[:, None] + hrf_lag + offsets[None, :] - start_time) / t_r  # fractional volume index
+    i0 = np.floor(pos + 1e-9).astype(int)
+    w = np.clip(pos - i0, 0.0, 1.0)
+    w[w < 1e-9] = 0.0
+    i1 = np.where(w > 0, i0 + 1, i0)
+    outside_s = (i0 < 0) | (i1 > n_volumes - 1)
+    r0 = np.where(outside_s, -1, row_of[np.clip(i0, 0, n_volumes - 1)])
+    r1 = np.where(outside_s, -1, row_of[np.clip(i1, 0, n_volumes - 1)])
+    censored_s = ~outside_s & ((r0 < 0) | (r1 < 0))
+    bad = outside_s | censored_s
+    n_cens = np.array([len(set(i0[k][censored_s[k]]) | set(i1[k][censored_s[k]])) for k in range(len(onsets))],
+                      dtype=int)
+    valid = ~bad.any(axis=1)
+    keep = np.flatnonzero(valid) if edge == "drop" else np.arange(len(onsets))
+    out = np.empty((keep.size, offsets.size, cleaned.shape[1]), dtype=np.float32)
+    for j, k in enumerate(keep):
+        a = cleaned[np.maximum(r0[k], 0)].astype(np.float32)
+        b = cleaned[np.maximum(r1[k], 0)].astype(np.float32)
+        seg = (1 - w[k])[:, None].astype(np.float32) * a + w[k][:, None].astype(np.float32) * b
+        seg[bad[k]] = np.nan
+        out[j] = seg
+    return Segments(data=out, offsets=offsets, valid=valid, n_censored=n_cens,
+                    outside=outside_s.any(axis=1), index=keep)
+
+
+def spm_hrf(t_r: float, oversampling: int = 50, time_length: float = 32.0) -> np.ndarray:
+    """SPM canonical HRF sampled every ``t_r / oversampling`` s (as nilearn's ``spm_hrf``)."""
+    dt = t_r / oversampling
+    t = np.linspace(0, time_length, np.rint(float(time_length) / dt).astype(int))
+    hrf = gamma.pdf(t, 6.0, loc=dt, scale=1.0) - 0.167 * gamma.pdf(t, 16.0, loc=dt, scale=1.0)
+    return hrf / hrf.sum()
+
+
+def hrf_regressors(
+    frame_times: np.ndarray, onsets: np.ndarray, durations: np.ndarray, groups: list[np.ndarray],
+    *, oversampling: int = 50, min_onset: float = -24.0,
+) -> np.ndarray:
+    """HRF-convolved boxcar regressors, one per group of events.
+
+    Same sampling as nilearn's ``compute_regressor`` with ``hrf_model="spm"``.
+
+    Parameters
+    ----------
+    frame_times : numpy.ndarray, shape (n_volumes,)
+    onsets, durations : numpy.ndarray, shape (n_events,)
+    groups : list of index arrays
+        Events summed into each regressor.
+
+    Returns
+    -------
+    regressors : numpy.ndarray, shape (n_volumes, n_groups)
+    """
+    n = frame_times.size
+    t_r = float(np.min(np.diff(frame_times)))
+    lo, hi = frame_times.min(), frame_times.max()
+    n_hr = (n - 1) / (hi - lo) * (hi * (1 + 1.0 / (n - 1)) - lo - min_onset) * oversampling + 1
+    hr_times = np.linspace(lo + min_onset, hi * (1 + 1.0 / (n - 1)), np.rint(n_hr).astype(int))
+    tmax = hr_times.size
+    t_on = np.minimum(np.searchsorted(hr_times, onsets), tmax - 1)
+    t_off = np.minimum(np.searchsorted(hr_times, onsets + durations), tmax - 1)
+    t_off = np.where((t_off < tmax - 1) & (t_off == t_on), t_off + 1, t_off)
+    hrf = spm_hrf(t_r, oversampling)
+    out = np.empty((n, len(groups)))
+    for g, idx in enumerate(groups):
+        reg = np.zeros(tmax)
+        np.add.at(reg, t_on[idx], 1.0)
+        np.add.at(reg, t_off[idx], -1.0)
+        reg = np.cumsum(reg)
+        conv = np.convolve(reg, hrf)[:tmax]
+        out[:, g] = interp1d(hr_times, conv)(frame_times)
+    return out
+
+
+def lss_weights(design_trials: np.ndarray, design_types: np.ndarray, trial_type_index: np.ndarray) -> np.ndarray:
+    """Least-squares-separate: for each trial, the row of ``pinv(D_i)`` giving its beta.
+
+    ``D_i`` = [trial i, one regressor per trial type made of the other
+    trials of that type, intercept], columns already cleaned like the data.
+
+    Parameters
+    ----------
+    design_trials : numpy.ndarray, shape (n, n_trials)
+        One (cleaned) regressor per trial.
+    design_types : numpy.ndarray, shape (n, n_types)
+        Sum of the (cleaned) trial regressors of each type.
+    trial_type_index : numpy.ndarray of int, shape (n_trials,)
+
+    Returns
+    -------
+    W : numpy.ndarray, shape (n_trials, n)
+        ``betas = W @ Y`` for data ``Y`` of shape (n, n_features).
+    """
+    n, n_trials = design_trials.shape
+    W = np.empty((n_trials, n))
+    ones = np.ones((n, 1))
+    for i in range(n_trials):
+        others = design_types.copy()
+        others[:, trial_type_index[i]] -= design_trials[:, i]
+        others = others[:, np.abs(others).max(axis=0) > 1e-12]
+        D = np.column_stack([design_trials[:, i], others, ones])
+        W[i] = np.linalg.pinv(D)[0]
+    return W
