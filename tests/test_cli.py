@@ -237,3 +237,57 @@ def test_options_atlas_lss_config(e2e, tmp_path, capsys):
     assert np.corrcoef(betas[valid, 1], t.amplitudes[valid])[0, 1] > 0.7  # ~26% of volumes scrubbed
     assert (folder / f"{stem}_betas.tsv").exists() and (folder / f"{stem}_trials.npy").exists()
     assert (folder / f"sub-01_task-faces_run-1_space-{SPACE}_atlas-halves_dseg.nii.gz").exists()
+
+
+def test_no_network_and_read_only_input(e2e, tmp_path, monkeypatch, capsys):
+    """The app opens no socket, and reads its inputs from a read-only folder."""
+    import os
+    import socket
+    import stat
+
+    bids = _copy_dataset(e2e, tmp_path)
+    for p in [bids, *bids.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    opened = []
+
+    class NoSocket(socket.socket):
+        def __init__(self, *args, **kwargs):
+            opened.append(args)
+            raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket, "socket", NoSocket)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: opened.append(a) or NoSocket())
+    try:
+        code = main([str(bids), str(tmp_path / "out"), "participant", "--participant-label", "01", "--run", "1",
+                     "--plugin", "Linear", "--work-dir", str(tmp_path / "w")])
+    finally:
+        for p in [bids, *bids.rglob("*")]:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+    assert code == 0, capsys.readouterr().err
+    assert opened == []
+    assert os.environ.get("NIPYPE_NO_ET") == "1"
+    assert list((tmp_path / "out").rglob("*_timeseries.npy"))
+
+
+def test_template_mask_offline_fails_fast(e2e, tmp_path, monkeypatch, capsys):
+    import time
+
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "empty-templateflow"))
+    t0 = time.monotonic()
+    code = main([str(e2e[0]), str(tmp_path / "out"), "participant", "--participant-label", "01", "--run", "1",
+                 "--mask-strategy", "gm-template", "--plugin", "Linear", "--work-dir", str(tmp_path / "w")])
+    err = _err(capsys)
+    assert code == 1 and time.monotonic() - t0 < 10
+    assert "tpl-MNI152NLin2009cAsym_res-02_label-GM_probseg.nii.gz" in err
+    assert "bidsapp-fetch-templates --resolution 2" in err
+
+
+def test_template_mask_strategy_end_to_end(e2e, tf_home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tf_home))
+    out = tmp_path / "out"
+    code = main([str(e2e[0]), str(out), "participant", "--participant-label", "01", "--run", "1",
+                 "--mask-strategy", "whole-brain-template", "--plugin", "Linear", "--work-dir", str(tmp_path / "w")])
+    assert code == 0, capsys.readouterr().err
+    meta = json.loads(next(out.rglob("*_timeseries.json")).read_text())
+    assert "TemplateFlow tpl-MNI152NLin2009cAsym_res-02_desc-brain_mask" in meta["MaskSource"]
+    assert meta["MaskVoxelCount"] > 500
