@@ -145,6 +145,10 @@ def participant(s: Settings) -> int:
         crash = sorted((s.output_dir / "logs" / "crash").glob("*.txt"))
         reason = _crash_reason(crash[-1]) if crash else str(exc)
         raise InputError(f"{reason} (details: {crash[-1] if crash else 'nipype log'})", code=1) from exc
+    from bidsapp.reports.html import participant_report
+
+    for subject in sorted({r.entities["subject"] for r in todo}):
+        participant_report(s.output_dir, subject)
     print(f"[bidsapp] done: {len(kwargs)} run(s) in {time.monotonic() - t0:.1f} s -> {s.output_dir}", flush=True)
     return 0
 

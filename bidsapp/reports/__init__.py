@@ -1,0 +1,1 @@
+"""HTML report: one page per participant."""

@@ -1,0 +1,84 @@
+"""One self-contained HTML page per participant: what was done to each run, and what came out."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bidsapp.core.io import read_tsv, to_float, write_text
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+.muted{color:#666;font-size:.85em}svg{background:#fafafa;border:1px solid #eee}"""
+
+
+def _fd_svg(fd: np.ndarray, kept: np.ndarray, width: int = 900, height: int = 110) -> str:
+    """Framewise displacement over volumes; censored volumes as red bars."""
+    n = fd.size
+    top = float(np.nanmax(fd)) if np.isfinite(fd).any() else 1.0
+    top = max(top, 1e-6)
+    xs = np.linspace(5, width - 5, n)
+    ys = height - 15 - np.nan_to_num(fd) / top * (height - 25)
+    bars = "".join(f'<rect x="{x - 1.5:.1f}" y="0" width="3" height="{height - 12}" fill="#f4c7c3"/>'
+                   for x, k in zip(xs, kept) if not k)
+    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
+    return (f'<svg width="{width}" height="{height}" role="img" aria-label="framewise displacement">{bars}'
+            f'<polyline fill="none" stroke="#1a5fb4" stroke-width="1.2" points="{pts}"/>'
+            f'<text x="5" y="{height - 2}" font-size="10">volume 0</text>'
+            f'<text x="{width - 60}" y="{height - 2}" font-size="10">volume {n - 1}</text>'
+            f'<text x="5" y="10" font-size="10">FD max {top:.2f} mm</text></svg>')
+
+
+def _row(k: str, v) -> str:
+    return f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+
+
+def participant_report(output_dir: Path, subject: str) -> Path | None:
+    """Write ``sub-<subject>.html`` from the participant's sidecars and samples tables."""
+    output_dir = Path(output_dir)
+    sidecars = sorted((output_dir / f"sub-{subject}").rglob("*_timeseries.json"))
+    if not sidecars:
+        return None
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>bidsapp sub-{subject}</title>"
+             f"<style>{_CSS}</style></head><body><h1>bidsapp report: sub-{html.escape(subject)}</h1>"]
+    for sc in sidecars:
+        meta = json.loads(sc.read_text())
+        stem = sc.name[: -len("_timeseries.json")]
+        samples = sc.with_name(stem + "_samples.tsv")
+        header, rows = read_tsv(samples)
+        fd = to_float([r[header.index("framewise_displacement")] for r in rows], path=samples,
+                      column="framewise_displacement")
+        kept = np.array([r[header.index("kept")] == "True" for r in rows])
+        p = meta["Parameters"]
+        parts.append(f"<h2>{html.escape(stem)}</h2><table>")
+        parts += [
+            _row("array", f"{meta['Shape'][0]} kept volumes x {meta['Shape'][1]} features ({meta['DataType']})"),
+            _row("volumes censored", f"{len(meta['CensoredVolumes'])} of {len(rows)}: {meta['CensoredVolumes']}"),
+            _row("mask", f"{meta['MaskSource']} ({meta['MaskVoxelCount']} voxels)"),
+            _row("denoising", f"{p['denoise']}: {len(meta['ConfoundColumns'])} regressors "
+                              f"(rank removed {meta['ConfoundRankRemoved']})"),
+            _row("cleaning", f"detrend={p['detrend']}, filter={p['filter']}, low_pass={p['low_pass']}, "
+                             f"high_pass={p['high_pass']}, standardize={p['standardize']}, "
+                             f"smoothing_fwhm={p['smoothing_fwhm']}"),
+            _row("TR / StartTime", f"{meta['RepetitionTime']} s / {meta['StartTime']} s"),
+            _row("mean framewise displacement", f"{np.nanmean(fd):.3f} mm" if np.isfinite(fd).any() else "n/a"),
+        ]
+        trials = meta.get("Trials") or {}
+        if trials.get("NTrials") is not None:
+            parts.append(_row("trials", f"{trials['NValidTrials']} valid of {trials['NTrials']}, window "
+                                        f"{trials['TrialWindow']} s, {trials.get('TrialEstimates') or 'no estimates'}"))
+        parts.append(_row("configuration hash", meta["ConfigurationHash"]))
+        parts.append("</table><p class='muted'>Framewise displacement; red: censored volumes</p>")
+        parts.append(_fd_svg(fd, kept))
+        parts.append("<details><summary>confound columns</summary><p class='muted'>"
+                     + html.escape(", ".join(meta["ConfoundColumns"]) or "none") + "</p></details>")
+    versions = json.loads(sidecars[-1].read_text())["SoftwareVersions"]
+    parts.append("<h2>Software</h2><p class='muted'>"
+                 + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</p></body></html>")
+    out = output_dir / f"sub-{subject}.html"
+    write_text(out, "\n".join(parts))
+    return out
