@@ -63,13 +63,9 @@ def index(root: Path, participants: list[str], *, derivative: bool) -> BIDSLayou
                       is_derivative=derivative)
 
 
-def _one(files, what: str, run_name: str, hint: str, required: bool = True):
-    files = [f for f in files]
-    if not files:
-        if required:
-            raise InputError(f"{run_name}: {what} not found. {hint}")
-        return None
-    return Path(files[0].path)
+def _key(ents: dict, drop: tuple = ()) -> tuple:
+    """Hashable run identity: the run entities present (as strings)."""
+    return tuple((k, str(ents[k])) for k in RUN_ENTITIES if k in ents and k not in drop)
 
 
 def _read_json(path: Path) -> dict:
@@ -79,17 +75,14 @@ def _read_json(path: Path) -> dict:
         raise InputError(f"{path}: unreadable JSON sidecar ({exc}).") from exc
 
 
-def _sidecar_metadata(bold: Path, raw_layout: BIDSLayout | None, entities: dict) -> dict:
-    """RepetitionTime etc.: raw inheritance first, fMRIPrep's own sidecar last (wins)."""
+def _inherited_metadata(run_ents: dict, sidecars: list[tuple[dict, Path]]) -> dict:
+    """BIDS inheritance: apply every ``*_bold.json`` whose entities are a subset of the run's,
+    from the least to the most specific."""
+    run = dict(_key(run_ents))
+    matching = [(len(e), p) for e, p in sidecars if all(run.get(k) == v for k, v in e.items())]
     meta: dict = {}
-    if raw_layout is not None:
-        q = {k: v for k, v in entities.items()}
-        raw = raw_layout.get(suffix="bold", extension=[".nii.gz", ".nii"], **q)
-        if raw:
-            meta.update(raw_layout.get_metadata(raw[0].path))
-    side = Path(str(bold).replace(".nii.gz", ".json").replace(".nii", ".json"))
-    if side.exists():
-        meta.update(_read_json(side))
+    for _, path in sorted(matching, key=lambda m: (m[0], len(str(m[1])))):
+        meta.update(_read_json(path))
     return meta
 
 
@@ -150,34 +143,45 @@ def collect_runs(
             f"{fmriprep_dir}: no desc-{bold_desc} BOLD matches the filters {filters} and space '{space}'. "
             "Check --participant-label/--session-label/--task/--run/--space.", code=18
         )
+    # one query per kind of file, then dictionary look-ups per run (fast on large datasets)
+    masks: dict = {}
+    for m in der.get(suffix="mask", desc="brain", extension=[".nii.gz", ".nii"]):
+        e = m.get_entities()
+        if "task" in e:
+            masks.setdefault((_key(e), e.get("space")), Path(m.path))
+    confounds_by_run: dict = {}
+    for c in der.get(suffix=["timeseries", "regressors"], desc="confounds", extension=".tsv"):
+        confounds_by_run.setdefault(_key(c.get_entities()), Path(c.path))
+    events_by_run: dict = {}
+    for lay in (der, raw):  # raw wins over derivatives
+        if lay is not None:
+            for e in lay.get(suffix="events", extension=".tsv"):
+                events_by_run[_key(e.get_entities(), drop=("echo",))] = Path(e.path)
+    sidecars = []
+    if raw is not None:
+        for js in raw.get(suffix="bold", extension=".json"):
+            ents = {k: str(v) for k, v in js.get_entities().items() if k in RUN_ENTITIES}
+            sidecars.append((ents, Path(js.path)))
     out = []
     for f in sorted(bolds, key=lambda f: f.path):
         ents = f.get_entities()
-        entities = {k: str(ents[k]) for k in RUN_ENTITIES if k in ents}
-        run_q = {k: ents[k] for k in RUN_ENTITIES if k in ents}
-        name = Path(f.path).name
-        mask_q = dict(run_q, suffix="mask", desc="brain", extension=[".nii.gz", ".nii"])
-        masks = der.get(space=ents["space"], **mask_q) if "space" in ents else [
-            m for m in der.get(**mask_q) if "space" not in m.get_entities()]
-        mask = _one(masks, "fMRIPrep brain mask (desc-brain_mask)", name,
-                    "Use --mask-strategy epi|background, or rerun fMRIPrep.", required=False)
-        conf_files = der.get(suffix=["timeseries", "regressors"], desc="confounds", extension=".tsv", **run_q)
-        confounds = _one(conf_files, "confounds file (desc-confounds_timeseries.tsv)", name,
-                         "Use --denoise none, or rerun fMRIPrep.", required=need_confounds)
+        key = _key(ents)
+        entities = dict(key)
+        bold = Path(f.path)
+        confounds = confounds_by_run.get(key)
+        if confounds is None and need_confounds:
+            raise InputError(f"{bold.name}: confounds file (desc-confounds_timeseries.tsv) not found. "
+                             "Use --denoise none, or rerun fMRIPrep.")
         conf_json = None
         if confounds is not None:
             cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
             conf_json = cand if cand.exists() else None
-        events = None
-        ev_q = {k: v for k, v in run_q.items() if k != "echo"}
-        for lay in (raw, der):
-            if lay is None:
-                continue
-            evs = lay.get(suffix="events", extension=".tsv", **ev_q)
-            if evs:
-                events = Path(evs[0].path)
-                break
-        meta = _sidecar_metadata(Path(f.path), raw, run_q)
-        out.append(Run(entities=entities, space=ents.get("space"), bold=Path(f.path), mask=mask,
-                       confounds=confounds, confounds_json=conf_json, events=events, metadata=meta))
+        meta = _inherited_metadata(entities, sidecars)
+        own = Path(str(bold).replace(".nii.gz", ".json").replace(".nii", ".json"))
+        if own.exists():
+            meta.update(_read_json(own))  # fMRIPrep's sidecar wins (StartTime, SliceTimingCorrected)
+        out.append(Run(entities=entities, space=ents.get("space"), bold=bold,
+                       mask=masks.get((key, ents.get("space"))), confounds=confounds,
+                       confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=("echo",))),
+                       metadata=meta))
     return out
