@@ -8,11 +8,14 @@ import json
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from bidsapp import __version__
-from bidsapp.core.io import sha256sum, write_text
+from bidsapp.core.io import read_tsv, sha256sum, to_float, write_text
 
 ENTITY_KEYS = (
     ("subject", "sub"), ("session", "ses"), ("task", "task"), ("acquisition", "acq"),
@@ -160,3 +163,26 @@ def outputs_current(sidecar: Path, configuration_hash: str, source_hashes: dict[
 
 def command_line() -> str:
     return " ".join(sys.argv)
+
+
+@dataclass
+class RunOutputs:
+    """A processed run as read back from its sidecar and samples table (group level, report)."""
+
+    stem: str
+    meta: dict
+    n_volumes: int
+    framewise_displacement: np.ndarray
+    kept: np.ndarray
+
+
+def read_run_outputs(sidecar: Path) -> RunOutputs:
+    """Read ``<stem>_timeseries.json`` and ``<stem>_samples.tsv``."""
+    meta = json.loads(Path(sidecar).read_text())
+    stem = Path(sidecar).name[: -len("_timeseries.json")]
+    samples = Path(sidecar).with_name(stem + "_samples.tsv")
+    header, rows = read_tsv(samples)
+    fd = to_float([r[header.index("framewise_displacement")] for r in rows], path=samples,
+                  column="framewise_displacement")
+    kept = np.array([r[header.index("kept")] == "True" for r in rows])
+    return RunOutputs(stem=stem, meta=meta, n_volumes=len(rows), framewise_displacement=fd, kept=kept)

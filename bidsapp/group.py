@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from bidsapp.collect import InputError
-from bidsapp.core.io import read_tsv, save_nifti, to_float, write_tsv
+from bidsapp.core.io import save_nifti, write_tsv
+from bidsapp.derivatives import read_run_outputs
 from bidsapp.settings import Settings
 
 
@@ -26,16 +26,12 @@ def group_level(s: Settings) -> int:
                                              "mask_voxels", "mean_framewise_displacement", "denoise")}
     masks: dict[str, list[Path]] = {}
     for sc in sidecars:
-        meta = json.loads(sc.read_text())
-        stem = sc.name[: -len("_timeseries.json")]
-        samples = sc.with_name(stem + "_samples.tsv")
-        header, srows = read_tsv(samples)
-        fd = to_float([r[header.index("framewise_displacement")] for r in srows], path=samples,
-                      column="framewise_displacement")
+        run = read_run_outputs(sc)
+        meta, stem, fd = run.meta, run.stem, run.framewise_displacement
         space = next((p[6:] for p in stem.split("_") if p.startswith("space-")), "func")
         rows["run"].append(stem)
         rows["space"].append(space)
-        rows["n_volumes"].append(len(srows))
+        rows["n_volumes"].append(run.n_volumes)
         rows["volumes_kept"].append(meta["Shape"][0])
         rows["n_features"].append(meta["Shape"][1])
         rows["mask_voxels"].append(meta["MaskVoxelCount"])

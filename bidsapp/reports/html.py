@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bidsapp.core.io import read_tsv, to_float, write_text
+from bidsapp.core.io import write_text
+from bidsapp.derivatives import read_run_outputs
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ccc}
@@ -46,18 +47,13 @@ def participant_report(output_dir: Path, subject: str) -> Path | None:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>bidsapp sub-{subject}</title>"
              f"<style>{_CSS}</style></head><body><h1>bidsapp report: sub-{html.escape(subject)}</h1>"]
     for sc in sidecars:
-        meta = json.loads(sc.read_text())
-        stem = sc.name[: -len("_timeseries.json")]
-        samples = sc.with_name(stem + "_samples.tsv")
-        header, rows = read_tsv(samples)
-        fd = to_float([r[header.index("framewise_displacement")] for r in rows], path=samples,
-                      column="framewise_displacement")
-        kept = np.array([r[header.index("kept")] == "True" for r in rows])
+        run = read_run_outputs(sc)
+        meta, stem, fd, kept = run.meta, run.stem, run.framewise_displacement, run.kept
         p = meta["Parameters"]
         parts.append(f"<h2>{html.escape(stem)}</h2><table>")
         parts += [
             _row("array", f"{meta['Shape'][0]} kept volumes x {meta['Shape'][1]} features ({meta['DataType']})"),
-            _row("volumes censored", f"{len(meta['CensoredVolumes'])} of {len(rows)}: {meta['CensoredVolumes']}"),
+            _row("volumes censored", f"{len(meta['CensoredVolumes'])} of {run.n_volumes}: {meta['CensoredVolumes']}"),
             _row("mask", f"{meta['MaskSource']} ({meta['MaskVoxelCount']} voxels)"),
             _row("denoising", f"{p['denoise']}: {len(meta['ConfoundColumns'])} regressors "
                               f"(rank removed {meta['ConfoundRankRemoved']})"),
