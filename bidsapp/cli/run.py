@@ -138,7 +138,8 @@ def participant(s: Settings) -> int:
         plugin_args["status_callback"] = _Progress(labels, {})
     wf.config["execution"].update({"crashdump_dir": str(s.output_dir / "logs" / "crash"),
                                    "crashfile_format": "txt", "stop_on_first_crash": False,
-                                   "remove_unnecessary_outputs": False})
+                                   "remove_unnecessary_outputs": False,
+                                   "poll_sleep_duration": 0.2 if s.plugin in ("MultiProc", "Linear") else 2})
     try:
         wf.run(plugin=s.plugin, plugin_args=plugin_args)
     except RuntimeError as exc:
