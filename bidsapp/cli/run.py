@@ -37,6 +37,18 @@ def run_kwargs(run: Run, s: Settings, started: str) -> dict:
     if s.mask_strategy == "fmriprep" and run.mask is None:
         raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; "
                          "use --mask-strategy epi or background.")
+    if s.mask_strategy.endswith("-template"):  # fail before the workflow starts, naming the file
+        from bidsapp.core.io import load_header
+        from bidsapp.core.masks import TEMPLATE, require_template
+
+        if s.space != TEMPLATE:
+            raise InputError(f"--mask-strategy {s.mask_strategy} needs runs in {TEMPLATE} (got --space {s.space}); "
+                             "use --mask-strategy fmriprep, epi or background for other spaces.", code=2)
+        try:
+            require_template(TEMPLATE_TYPES[s.mask_strategy], load_header(run.bold, ndim=4).affine)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+    start_time, start_source = start_time_of(run.metadata)
     roots = {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
     files = {"bold": run.bold, "mask": run.mask if s.mask_strategy == "fmriprep" else None,
              "confounds": run.confounds if needs_confounds else None,
@@ -48,7 +60,7 @@ def run_kwargs(run: Run, s: Settings, started: str) -> dict:
         confounds_json=str(run.confounds_json) if needs_confounds and run.confounds_json else None,
         events_file=str(run.events) if run.events else None,
         entities=run.entities, space=s.space, t_r=float(t_r),
-        start_time=float(run.metadata.get("StartTime", 0.0) or 0.0),
+        start_time=start_time, start_time_source=start_source,
         mask_strategy=s.mask_strategy, resample_mask=s.resample_mask, smoothing_fwhm=s.smoothing_fwhm,
         atlas_file=str(s.atlas) if s.atlas else None,
         atlas_labels=str(s.atlas_labels) if s.atlas_labels else None, atlas_name=s.atlas_name,
@@ -61,6 +73,24 @@ def run_kwargs(run: Run, s: Settings, started: str) -> dict:
         sources=drv.sources(files, roots), started=started,
         name=run.label.replace("-", "").replace(".", "_") + "_wf",
     )
+
+
+TEMPLATE_TYPES = {"whole-brain-template": "whole-brain", "gm-template": "gm", "wm-template": "wm"}
+
+
+def start_time_of(metadata: dict) -> tuple[float, str]:
+    """Time (s) of volume 0 relative to the events' zero, and where it comes from.
+
+    ``StartTime`` (fMRIPrep writes it when it corrected slice timing) wins; without it, when the
+    run was not slice-timing corrected but ``SliceTiming`` is known, the middle of the slice
+    acquisition range (fMRIPrep's reference, ``(min + max) / 2``); otherwise 0.
+    """
+    if metadata.get("StartTime") is not None:
+        return float(metadata["StartTime"]), "StartTime"
+    timing = metadata.get("SliceTiming")
+    if timing and not metadata.get("SliceTimingCorrected", False):
+        return round((min(timing) + max(timing)) / 2, 6), "middle of SliceTiming"
+    return 0.0, "default 0 (no StartTime or SliceTiming)"
 
 
 def segment_params(s: Settings, run: Run) -> dict:

@@ -250,6 +250,19 @@ def prefetch_command(resolution: int) -> str:
     return f"bidsapp-fetch-templates --resolution {resolution}"
 
 
+def require_template(mask_type: str, bold_affine: np.ndarray, home: Path | None = None) -> Path:
+    """The TemplateFlow file a run needs, or ``ValueError`` naming it and the prefetch command."""
+    resolution = template_resolution(bold_affine)
+    path = template_path(mask_type, resolution, home)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise ValueError(
+            f"TemplateFlow file {path} is missing from the local cache (TEMPLATEFLOW_HOME="
+            f"{path.parent.parent}); bidsapp never downloads at run time. Prefetch it with: "
+            f"{prefetch_command(resolution)}"
+        )
+    return path
+
+
 def compute_template_mask(
     bold_shape,
     bold_affine: np.ndarray,
@@ -287,14 +300,7 @@ def compute_template_mask(
             "mask would not be aligned with it. Use --space MNI152NLin2009cAsym, or "
             "--mask-strategy fmriprep|epi|background for other spaces."
         )
-    resolution = template_resolution(bold_affine)
-    path = template_path(mask_type, resolution, home)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise ValueError(
-            f"TemplateFlow file {path} is missing from the local cache (TEMPLATEFLOW_HOME="
-            f"{path.parent.parent}); bidsapp never downloads at run time. Prefetch it with: "
-            f"{prefetch_command(resolution)}"
-        )
+    path = require_template(mask_type, bold_affine, home)
     img = load_header(path, ndim=3)
     data = np.asanyarray(img.dataobj).astype(np.float32)
     if data.ndim == 4:

@@ -38,6 +38,7 @@ class _SinkInput(BaseInterfaceInputSpec):
     sources = traits.List(traits.Dict, mandatory=True)
     t_r = traits.Float(mandatory=True)
     start_time = traits.Float(0.0, usedefault=True)
+    start_time_source = traits.Str("", usedefault=True, desc="where StartTime comes from")
     started = traits.Str(mandatory=True, desc="ISO time when the run started")
 
 
@@ -108,6 +109,7 @@ class WriteDerivatives(SimpleInterface):
             "Sources": i.sources,
             "RepetitionTime": i.t_r,
             "StartTime": i.start_time,
+            "StartTimeSource": i.start_time_source,
             "Shape": list(X.shape),
             "DataType": str(X.dtype),
             "MaskVoxelCount": int((np.asanyarray(nib.load(i.mask_file).dataobj) > 0).sum()),

@@ -23,6 +23,7 @@ def init_run_wf(
     space: str,
     t_r: float,
     start_time: float,
+    start_time_source: str,
     mask_strategy: str,
     resample_mask: bool,
     smoothing_fwhm: float | None,
@@ -73,7 +74,8 @@ def init_run_wf(
                                     denoise=denoise, atlas_name=atlas_name,
                                     output_format=output_format, settings=settings,
                                     configuration_hash=configuration_hash, sources=sources,
-                                    t_r=t_r, start_time=start_time, started=started),
+                                    t_r=t_r, start_time=start_time, start_time_source=start_time_source,
+                                    started=started),
                    name="derivatives", run_without_submitting=True)
     outputnode = pe.Node(IdentityInterface(fields=["sidecar", "out_files"]), name="outputnode")
     wf.connect([
