@@ -141,7 +141,9 @@ def collect_runs(
         filters = {k: v for k, v in query.items() if k not in ("suffix", "extension")}
         raise InputError(
             f"{fmriprep_dir}: no desc-{bold_desc} BOLD matches the filters {filters} and space '{space}'. "
-            "Check --participant-label/--session-label/--task/--run/--space.", code=18
+            "Check --participant-label/--session-label/--task/--run/--space."
+            + (" fMRIPrep writes ICA-AROMA outputs in MNI152NLin6Asym: add --space MNI152NLin6Asym."
+               if bold_desc == "smoothAROMAnonaggr" else ""), code=18
         )
     # one query per kind of file, then dictionary look-ups per run (fast on large datasets)
     masks: dict = {}

@@ -302,3 +302,10 @@ def test_start_time_sources():
     assert start_time_of({"SliceTiming": [0.0, 0.5, 1.0, 1.5]}) == (0.75, "middle of SliceTiming")
     assert start_time_of({"SliceTiming": [0, 1], "SliceTimingCorrected": True})[0] == 0.0
     assert start_time_of({}) == (0.0, "default 0 (no StartTime or SliceTiming)")
+
+
+def test_cutoff_above_nyquist_is_refused_before_running(e2e, tmp_path, capsys):
+    code = main([str(e2e[0]), str(tmp_path / "out"), "participant", "--participant-label", "01",
+                 "--low-pass", "0.3", "--work-dir", str(tmp_path / "w")])
+    assert code == 2 and "at or above the Nyquist frequency 0.25 Hz" in _err(capsys)
+    assert not (tmp_path / "w").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from bidsapp import __version__
@@ -98,7 +99,10 @@ def _read_config(path: Path) -> dict:
     text = path.read_text()
     try:
         if path.suffix == ".toml":
-            import tomllib  # py>=3.11
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise UsageError(f"{path}: TOML settings need Python >= 3.11; use a .json file.") from None
             data = tomllib.loads(text)
         else:
             data = json.loads(text)
@@ -114,20 +118,12 @@ def _read_config(path: Path) -> dict:
 def parse_args(argv: list[str] | None = None) -> Settings:
     """Parse the command line (+ config file) into validated :class:`Settings`."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    given = {a.dest for a in parser._actions if a.option_strings}
-    values = vars(args)
-    if args.config:
-        cfg = _read_config(args.config)
-        explicit = set()
-        raw = argv if argv is not None else __import__("sys").argv[1:]
-        for a in parser._actions:
-            if any(opt in raw for opt in a.option_strings):
-                explicit.add(a.dest)
-        for k, v in cfg.items():
-            if k not in explicit:
-                values[k] = v
-    del given
+    raw = list(argv) if argv is not None else sys.argv[1:]
+    values = vars(parser.parse_args(raw))
+    if values.get("config"):
+        # the config file fills every option not given on the command line
+        explicit = {a.dest for a in parser._actions if any(opt in raw for opt in a.option_strings)}
+        values.update({k: v for k, v in _read_config(values["config"]).items() if k not in explicit})
     if values["analysis_level"] not in ("participant", "group"):
         raise UsageError(f"Unknown analysis level '{values['analysis_level']}'; use participant or group.", code=17)
     for key in ("standardize", "filter"):

@@ -30,6 +30,12 @@ def run_kwargs(run: Run, s: Settings, started: str) -> dict:
     if t_r is None:
         raise InputError(f"{run.bold}: RepetitionTime is missing from the BOLD JSON sidecars; "
                          "add it to the JSON or pass --t-r SECONDS.")
+    from bidsapp.core.signal import check_filter
+
+    try:
+        check_filter(float(t_r), s.low_pass, s.high_pass, s.filter)
+    except ValueError as exc:
+        raise InputError(f"{run.bold.name}: {exc}", code=2) from exc
     needs_confounds = s.denoise != "none" or bool(s.confounds)
     if needs_confounds and run.confounds is None:
         raise InputError(f"{run.bold}: denoising strategy '{s.denoise}' needs the run's "

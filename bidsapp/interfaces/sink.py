@@ -65,7 +65,7 @@ class WriteDerivatives(SimpleInterface):
         if i.space in ("func", "native", "boldref"):
             ents.pop("space")
         out_ents = dict(ents, atlas=i.atlas_name, desc=i.denoise)
-        name = lambda e, suffix, ext: drv.bids_name(e, suffix, ext)  # noqa: E731
+        name = drv.bids_name
         files: list[str] = []
 
         def put(fname: str) -> Path:

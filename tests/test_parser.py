@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from bidsapp.cli.parser import UsageError, parse_args
+
+
+def test_defaults_and_hash(demo, tmp_path):
+    s = parse_args([str(demo[0]), str(tmp_path / "out"), "participant"])
+    assert s.mask_strategy == "fmriprep" and s.denoise == "simple" and s.standardize == "zscore_sample"
+    assert s.fmriprep_dir == (demo[0] / "derivatives" / "fmriprep").resolve()
+    other = parse_args([str(demo[0]), str(tmp_path / "elsewhere"), "participant", "--nprocs", "1"])
+    assert s.configuration_hash() == other.configuration_hash()  # paths and execution do not count
+    assert parse_args([str(demo[0]), str(tmp_path / "o"), "participant", "--high-pass", "0.01"]
+                      ).configuration_hash() != s.configuration_hash()
+
+
+def test_config_json_and_toml(demo, tmp_path):
+    js = tmp_path / "s.json"
+    js.write_text(json.dumps({"denoise": "compcor", "low-pass": 0.08, "standardize": "psc"}))
+    s = parse_args([str(demo[0]), str(tmp_path / "o"), "participant", "--config", str(js), "--standardize", "none"])
+    assert s.denoise == "compcor" and s.low_pass == 0.08 and s.standardize is None  # command line wins
+    toml = tmp_path / "s.toml"
+    toml.write_text('denoise = "scrubbing"\nfd_threshold = 0.3\n')
+    s = parse_args([str(demo[0]), str(tmp_path / "o"), "participant", "--config", str(toml)])
+    assert s.denoise == "scrubbing" and s.fd_threshold == 0.3
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"lowpass": 1}))
+    with pytest.raises(UsageError, match=r"unknown setting\(s\) \['lowpass'\]"):
+        parse_args([str(demo[0]), str(tmp_path / "o"), "participant", "--config", str(bad)])
+
+
+def test_atlas_name_and_labels(demo, tmp_path):
+    atlas = tmp_path / "tpl-MNI_atlas-Schaefer100_dseg.nii.gz"
+    atlas.write_bytes(b"")
+    s = parse_args([str(demo[0]), str(tmp_path / "o"), "participant", "--atlas", str(atlas)])
+    assert s.atlas_name == "Schaefer100"
+    with pytest.raises(UsageError, match="--atlas-labels file not found"):
+        parse_args([str(demo[0]), str(tmp_path / "o"), "participant", "--atlas", str(atlas),
+                    "--atlas-labels", str(tmp_path / "missing.tsv")])
