@@ -38,3 +38,15 @@ def test_atlas_name_and_labels(demo, tmp_path):
     with pytest.raises(UsageError, match="--atlas-labels file not found"):
         parse_args([str(demo[0]), str(tmp_path / "o"), "participant", "--atlas", str(atlas),
                     "--atlas-labels", str(tmp_path / "missing.tsv")])
+
+
+def test_boutiques_descriptor_is_current():
+    from pathlib import Path
+
+    from bidsapp.cli.boutiques import descriptor
+
+    on_disk = json.loads((Path(__file__).parents[1] / "boutiques.json").read_text())
+    # regenerate with: python -m bidsapp.cli.boutiques > boutiques.json
+    assert on_disk == json.loads(json.dumps(descriptor()))
+    flags = {i.get("command-line-flag") for i in on_disk["inputs"]}
+    assert {"--mask-strategy", "--denoise", "--trial-estimates", "--no-detrend"} <= flags
