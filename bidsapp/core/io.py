@@ -95,6 +95,7 @@ def iter_volumes(
         The volume, Fortran-ordered like nibabel's arrays. The buffer may be
         reused: copy it if you keep it beyond the loop iteration.
     """
+    dtype = np.dtype(dtype)
     img = load_header(path, ndim=4)
     header = img.header
     shape3 = tuple(int(s) for s in img.shape[:3])
@@ -113,7 +114,6 @@ def iter_volumes(
             vol = vol * dtype.type(scaling[0]) + dtype.type(scaling[1])
         return vol.reshape(shape3, order="F")
 
-    dtype = np.dtype(dtype)
     if str(path).endswith(".gz"):
         opener = (
             (lambda p: _igzip_threaded.open(p, "rb", threads=1))
