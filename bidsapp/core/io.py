@@ -232,6 +232,16 @@ def _format_cell(value) -> str:
     return str(value)
 
 
+def _format_column(values) -> list[str]:
+    """Format one column; integer arrays take a vectorised path (large features tables)."""
+    arr = np.asarray(values) if isinstance(values, np.ndarray) else None
+    if arr is not None and arr.dtype.kind in "iu":
+        return arr.astype(str).tolist()
+    if arr is not None and arr.dtype.kind == "f":
+        return ["n/a" if v != v or v in (float("inf"), float("-inf")) else repr(v) for v in arr.tolist()]
+    return [_format_cell(v) for v in values]
+
+
 def format_tsv(columns: dict[str, np.ndarray | list]) -> str:
     """Render a dict of equal-length columns as TSV text (``n/a`` for missing)."""
     names = list(columns)
@@ -239,9 +249,9 @@ def format_tsv(columns: dict[str, np.ndarray | list]) -> str:
     if len(lengths) > 1:
         raise ValueError(f"TSV columns have different lengths: { {k: len(v) for k, v in columns.items()} }")
     n = lengths.pop() if lengths else 0
-    cols = [list(columns[k]) for k in names]
+    cols = [_format_column(columns[k]) for k in names]
     lines = ["\t".join(names)]
-    lines += ["\t".join(_format_cell(c[i]) for c in cols) for i in range(n)]
+    lines += ["\t".join(row) for row in zip(*cols)] if n else []
     return "\n".join(lines) + "\n"
 
 

@@ -75,13 +75,15 @@ class WriteDerivatives(SimpleInterface):
         X = np.load(i.cleaned, mmap_mode="r")
         if "npy" in i.output_format or not i.output_format:
             _copy(i.cleaned, put(name(out_ents, "timeseries", ".npy")))
-        header, rows = read_tsv(i.features)
-        features = {h: [r[j] for r in rows] for j, h in enumerate(header)}
-        write_tsv(put(name(out_ents, "features", ".tsv")), features)
+        _copy(i.features, put(name(out_ents, "features", ".tsv")))
+        features = {}
+        if i.atlas_on_grid:  # region names and labels (small table) for headers and the inverse transform
+            header, rows = read_tsv(i.features)
+            features = {h: [r[j] for r in rows] for j, h in enumerate(header)}
         _copy(i.samples, put(name(out_ents, "samples", ".tsv")))
         _copy(i.mask_file, put(name(dict(ents, desc="brain"), "mask", ".nii.gz")))
         if i.atlas_name or "tsv.gz" in i.output_format:
-            cols = features["name"] if "name" in features else [f"voxel-{c}" for c in features["column"]]
+            cols = features["name"] if "name" in features else [f"voxel-{c}" for c in range(X.shape[1])]
             write_tsv(put(name(out_ents, "timeseries", ".tsv.gz")),
                       {c: np.asarray(X[:, j]) for j, c in enumerate(cols)}, gzip_=True)
         if "nii.gz" in i.output_format:
