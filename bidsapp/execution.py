@@ -8,10 +8,11 @@ import os
 import signal
 import threading
 import time
+import traceback
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
-from nipype.pipeline.plugins.multiproc import MultiProcPlugin, process_initializer
+from nipype.pipeline.plugins.multiproc import MultiProcPlugin, process_initializer, run_node
 
 _PR_SET_PDEATHSIG = 1
 
@@ -54,11 +55,14 @@ def worker_initializer(cwd: str, main: int | None) -> None:
 
 
 class OrphanSafeMultiProc(MultiProcPlugin):
-    """nipype's MultiProc plugin whose worker processes exit when the main process dies.
+    """nipype's MultiProc plugin whose workers exit with the main process and whose failures are seen.
 
-    nipype's own workers block on their task queue forever after a ``kill -9`` of the main
-    process. Ours ask the kernel for SIGKILL on parent death (``PR_SET_PDEATHSIG``) and also
-    watch their parent, so no signal leaves orphans.
+    - nipype's own workers block on their task queue forever after a ``kill -9`` of the main
+      process. Ours ask the kernel for SIGKILL on parent death (``PR_SET_PDEATHSIG``) and also
+      watch their parent, so no signal leaves orphans.
+    - When a node cannot even write its result file (a full work disk), nipype's worker raises
+      out of its error handler, the task is never marked done and the run hangs forever. Here
+      such a task is reported as failed with its traceback.
     """
 
     def __init__(self, plugin_args=None):
@@ -68,3 +72,21 @@ class OrphanSafeMultiProc(MultiProcPlugin):
         main = os.getpid() if context.get_start_method() == "fork" else None
         self.pool = ProcessPoolExecutor(max_workers=self.processors, initializer=worker_initializer,
                                         initargs=(self._cwd, main), mp_context=context)
+
+    def _submit_job(self, node, updatehash=False):
+        self._taskid += 1
+        if getattr(node.interface, "terminal_output", "") == "stream":
+            node.interface.terminal_output = "allatonce"
+        future = self.pool.submit(run_node, node, updatehash, self._taskid)
+        future.bidsapp_taskid = self._taskid
+        self._task_obj[self._taskid] = future
+        future.add_done_callback(self._async_callback)
+        return self._taskid
+
+    def _async_callback(self, args):
+        try:
+            result = args.result()
+        except BaseException as exc:  # the worker failed outside the node: report, do not hang
+            result = {"result": None, "taskid": args.bidsapp_taskid,
+                      "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__)}
+        self._taskresult[result["taskid"]] = result

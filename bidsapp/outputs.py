@@ -21,22 +21,37 @@ from pathlib import Path
 
 from bidsapp import __version__
 from bidsapp.checksums import ChecksumCache
-from bidsapp.core.io import sha256sum, temporary_path, write_text
+from bidsapp.core.io import remove_temporaries, sha256sum, temporary_path, write_text
 
 SIDECAR_GLOB = "*_timeseries.json"
 
 
 @contextlib.contextmanager
-def run_lock(output_dir: Path, identity: str) -> Iterator[None]:
-    """Exclusive lock on one run's outputs (``logs/locks/<identity>.lock``), held while writing."""
+def run_lock(output_dir: Path, identity: str, *, wait: bool = True) -> Iterator[bool]:
+    """Exclusive lock on one run's outputs (``logs/locks/<identity>.lock``), held while writing.
+
+    Yields True when the lock is held; with ``wait=False`` yields False at once when another
+    process holds it.
+    """
     path = Path(output_dir) / "logs" / "locks" / f"{identity}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def clear_temporaries(output_dir: Path, naming) -> None:
+    """Remove what killed writers left of a run (only when no other process is writing it)."""
+    with run_lock(output_dir, naming.identity, wait=False) as held:
+        if held:
+            remove_temporaries(naming.sidecar(output_dir).parent, naming.owns)
 
 
 def _read_sidecar(path: Path) -> dict | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bidsapp import __version__
 from bidsapp.core.confounds import COMPCOR, MODELS, STRATEGIES
-from bidsapp.derivatives import check_label
+from bidsapp.derivatives import check_label, desc_label
 from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, Settings
 
 
@@ -234,15 +234,15 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         fmriprep = cand if cand.is_dir() or not _looks_like_derivatives(bids_dir) else bids_dir
     values["fmriprep_dir"] = Path(fmriprep).resolve()
     values["bids_dir"], values["output_dir"] = bids_dir, out
-    if values.get("atlas") and not values.get("atlas_name"):
-        stem = Path(values["atlas"]).name.split(".")[0]
-        ent = [p[6:] for p in stem.split("_") if p.startswith("atlas-")]
-        values["atlas_name"] = ent[0] if ent else "".join(ch for ch in stem if ch.isalnum())
     if values.get("atlas_name") is not None:
         try:
             check_label(values["atlas_name"], "--atlas-name")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    elif values.get("atlas"):
+        stem = Path(values["atlas"]).name.split(".")[0]
+        ent = [p[6:] for p in stem.split("_") if p.startswith("atlas-")]
+        values["atlas_name"] = desc_label(ent[0] if ent else stem) or "atlas"
     window = values.get("trial_window") or (-2.0, 16.0)
     if not window[0] < window[1]:
         raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")

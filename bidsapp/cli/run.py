@@ -203,7 +203,7 @@ LOCAL_PLUGINS = ("MultiProc", "Linear")
 def participant(s: Settings) -> int:
     from bidsapp import derivatives as drv
     from bidsapp.checksums import ChecksumCache
-    from bidsapp.outputs import reuse_status
+    from bidsapp.outputs import clear_temporaries, reuse_status
     from bidsapp.workflows.base import init_bidsapp_wf
 
     t0 = time.monotonic()
@@ -223,6 +223,7 @@ def participant(s: Settings) -> int:
                               current_sources=lambda f=files, r=roots: drv.sources(f, r, cache, s.nprocs),
                               cache=cache)
         if reason is None:
+            clear_temporaries(s.output_dir, naming(run, s))
             print(f"[bidsapp] skipped  {run.label}: outputs are current (settings, version, inputs, outputs)",
                   flush=True)
         else:
@@ -263,9 +264,12 @@ def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocati
         wf.run(plugin=plugin, plugin_args=plugin_args)
     except RuntimeError as exc:
         crash = sorted(crash_dir.glob("*.txt"))
-        reason = _crash_reason(crash[-1]) if crash else str(exc)
-        raise InputError(f"{reason} (details: {crash[-1] if crash else 'nipype log'}; work folder kept: {work})",
-                         code=1) from exc
+        if not crash:
+            raise InputError(f"{exc} (work folder kept: {work})", code=1) from exc
+        bolds = {kw["name"]: kw["bold_file"] for kw in kwargs}
+        reason = _crash_reason(crash[0], bolds)
+        more = f"; {len(crash) - 1} more node(s) failed" if len(crash) > 1 else ""
+        raise InputError(f"{reason} (details: {crash[0]}{more}; work folder kept: {work})", code=1) from exc
     except OSError as exc:
         raise InputError(_os_error_line(exc, work), code=1) from exc
 
@@ -281,19 +285,32 @@ def _os_error_line(exc: OSError, work: Path) -> str:
     return f"{where}: {exc.strerror or exc}; {fix}."
 
 
-def _crash_reason(path: Path) -> str:
-    """The user-facing line of a nipype crash file (the last ValueError/InputError/OSError)."""
+def _crash_reason(path: Path, bolds: dict[str, str]) -> str:
+    """The user-facing line of a nipype crash file, prefixed with the failed run's BOLD file."""
     lines = path.read_text(errors="replace").splitlines()
-    for line in reversed(lines):
+    node = next((ln[len("Node: "):].split(".") for ln in lines if ln.startswith("Node: ")), [])
+    bold = bolds.get(node[1]) if len(node) > 1 else None
+    reason = _error_line(lines)
+    return reason if bold is None or bold in reason else f"{bold}: {reason}"
+
+
+_DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+
+
+def _error_line(lines: list[str]) -> str:
+    """The user-facing line of a crash file: a full or read-only disk anywhere in the traceback
+    (it causes the errors after it), else the last ValueError/InputError/OSError line."""
+    disk = [ln for ln in lines if any(f"[Errno {n}]" in ln for n in _DISK_ERRNOS)]
+    for line in disk[:1] + list(reversed(lines)):
         text = line.strip()
         for prefix in ("ValueError: ", "InputError: "):
             if text.startswith(prefix):
                 return text[len(prefix):]
-        if text.startswith(("OSError: ", "FileNotFoundError: ", "PermissionError: ")):
-            match = re.match(r"\w+: \[Errno (\d+)\] ([^:]+)(?:: '(.*)')?", text)
+        if text.startswith(("OSError: ", "FileNotFoundError: ", "PermissionError: ")) or "[Errno " in text:
+            match = re.search(r"\[Errno (\d+)\] ([^:]+)(?:: '(.*)')?", text)
             if match:
                 exc = OSError(int(match.group(1)), match.group(2), match.group(3))
-                return _os_error_line(exc, path.parent)
+                return _os_error_line(exc, Path("."))
             return text
     return lines[-1] if lines else "a node failed"
 

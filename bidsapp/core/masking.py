@@ -126,7 +126,7 @@ def load_labels(
     labels_path: str | os.PathLike, bold_shape, bold_affine: np.ndarray, *, resample: bool = False
 ) -> np.ndarray:
     """Load an integer labels image on the BOLD grid (nearest-neighbour resampling on request)."""
-    from bidsapp.core.masks import resample_to_grid, same_grid
+    from bidsapp.core.masks import describe_grid, resample_to_grid, same_grid
 
     img = load_header(labels_path, ndim=3)
     data = np.asanyarray(img.dataobj)
@@ -138,9 +138,9 @@ def load_labels(
     if not same_grid(data.shape, img.affine, bold_shape, bold_affine):
         if not resample:
             raise ValueError(
-                f"{labels_path}: atlas grid {data.shape} differs from the BOLD grid "
-                f"{tuple(bold_shape[:3])}; pass an atlas in the run's space and resolution, or "
-                "allow nearest-neighbour resampling (--resample-mask)."
+                f"{labels_path}: atlas grid ({describe_grid(data.shape, img.affine)}) differs from the BOLD "
+                f"grid ({describe_grid(bold_shape, bold_affine)}); pass an atlas in the run's space and "
+                "resolution, or allow nearest-neighbour resampling (resample_mask / --resample-mask)."
             )
         data = np.round(resample_to_grid(data, img.affine, bold_shape, bold_affine, order=0)).astype(np.int64)
     if not (data != 0).any():
