@@ -492,3 +492,28 @@ def test_late_trial_warning_is_one_line_from_bidsapp(data, tmp_path):
     assert done.returncode == 0, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("bidsapp: warning: ") and "after the end of the run" in lines[0]
+
+
+def test_work_dir_resume_after_kill(data, tmp_path):
+    """README: with --work-dir an interrupted invocation resumes (the killed one's lock is released)."""
+    bids, ref = data
+    work, out = tmp_path / "w", tmp_path / "o"
+    proc = _popen(bids, out, "participant", "--participant-label", "01", "--work-dir", work, "--nprocs", "1")
+    deadline = time.time() + 60
+    while not list(work.rglob("result_masking.pklz")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    done = _cli(bids, out, "participant", "--participant-label", "01", "--work-dir", work, "--nprocs", "1")
+    assert done.returncode == 0, done.stderr
+    assert assert_sidecars_true(out) == 2
+    assert _sha(out / SUB1 / f"{STEM}_timeseries.npy") == _sha(ref / SUB1 / f"{STEM}_timeseries.npy")
+    assert work.is_dir()  # a given --work-dir is kept
+
+
+def test_cluster_plugins_need_a_shared_work_dir(data, tmp_path, capsys):
+    """README: SLURM & co. run nodes elsewhere: without --work-dir it is exit 2 with the fix."""
+    bids, _ = data
+    assert main([str(bids), str(tmp_path / "o"), "participant", "--participant-label", "01",
+                 "--plugin", "SLURM"]) == 2
+    assert "--work-dir" in capsys.readouterr().err
