@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
+from bidsapp import columns, provenance
 from bidsapp import derivatives as drv
 from bidsapp.core import masking
 from bidsapp.core.io import atomic_path, read_tsv, save_nifti, write_text, write_tsv
@@ -102,6 +103,7 @@ class WriteDerivatives(SimpleInterface):
         for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
             _copy(src, put(name(out_ents, key.split("_")[0], ext)))
+        files += columns.write_sidecars(folder, files, i.settings)  # BIDS column descriptions
         info = json.loads(Path(i.clean_info).read_text())
         now = dt.datetime.now(dt.timezone.utc)
         started = dt.datetime.fromisoformat(i.started)
@@ -131,6 +133,7 @@ class WriteDerivatives(SimpleInterface):
             "DurationSeconds": round((now - started).total_seconds(), 3),
             "OutputFiles": files,
         }
+        sidecar = provenance.with_uris(sidecar, i.sources)  # paths as BIDS URIs, like Sources
         sidecar_path = folder / name(out_ents, "timeseries", ".json")
         write_text(sidecar_path, json.dumps(sidecar, indent=2, default=str) + "\n")
         self._results.update(sidecar=str(sidecar_path), out_files=[str(folder / f) for f in files])
