@@ -72,4 +72,5 @@ def test_help_documents_every_option_and_its_default_once():
     # options are grouped (as fMRIPrep's parser), none left in the generic group
     generic = next(g for g in parser._action_groups if g.title == "options")
     assert [a.dest for a in generic._group_actions] == ["help"]
-    assert "(default: 0.0)" in page and "(default: None)" not in page
+    flat = " ".join(page.split())
+    assert "(default: 0.0)" in flat and "(default: None)" not in flat
