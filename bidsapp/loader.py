@@ -58,7 +58,7 @@ def _check_entities(entities: dict) -> dict:
 
 
 def _runs(output_dir: Path, entities: dict) -> list[tuple[Path, dict]]:
-    output_dir = Path(output_dir)
+    output_dir = Path(output_dir).absolute()  # Run paths stay valid after a chdir
     if not output_dir.is_dir():
         raise FileNotFoundError(f"{output_dir}: no such folder (the output_dir of a bidsapp run).")
     sidecars = sorted(output_dir.glob("sub-*/**/func/*_timeseries.json"))
