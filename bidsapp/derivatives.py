@@ -25,7 +25,8 @@ ENTITY_KEYS = (
 #: suffixes written by bidsapp that the BIDS validator does not know
 BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.npy", "*_trials.tsv",
               "*_betas.npy", "*_betas.tsv", "logs/", "*.html", "group_runs.tsv",
-              "*_desc-intersection_mask.nii.gz"]
+              "*_desc-intersection_mask.nii.gz",
+              "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json"]
 
 
 def bids_name(entities: dict, suffix: str, extension: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 #: sidecar fields holding an input file, and the Sources role that names the same file
 _PATH_FIELDS = ((("Trials", "EventsFile"), "events"), (("Parameters", "atlas"), "atlas"),
@@ -11,6 +12,8 @@ _PATH_FIELDS = ((("Trials", "EventsFile"), "events"), (("Parameters", "atlas"), 
 
 def with_uris(sidecar: dict, sources: list[dict]) -> dict:
     """Copy of ``sidecar`` where every input-file path is replaced by its BIDS URI from ``Sources``.
+
+    A source outside the named datasets (e.g. an atlas given by path) gets a ``file:`` URI.
 
     Parameters
     ----------
@@ -24,8 +27,14 @@ def with_uris(sidecar: dict, sources: list[dict]) -> dict:
     ValueError
         When a path field is set but no source of that role exists (the provenance would be lost).
     """
-    uris = {s["Role"]: s["URI"] for s in sources}
     out = copy.deepcopy(sidecar)
+    sources = copy.deepcopy(sources)
+    for src in sources:  # a file outside the named datasets: a file: URI, not a bare path
+        if src["URI"].startswith("/"):
+            src["URI"] = Path(src["URI"]).as_uri()
+    if "Sources" in out:
+        out["Sources"] = sources
+    uris = {s["Role"]: s["URI"] for s in sources}
     for (section, key), role in _PATH_FIELDS:
         block = out.get(section)
         if not isinstance(block, dict) or not block.get(key):

@@ -45,12 +45,8 @@ SHELL = [b for b in BLOCKS if b[1] != "python"]
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    from bidsapp.demo import main
-
-    base = tmp_path_factory.mktemp("readme")
-    assert main([str(base / "bidsapp-demo-output"), "--nprocs", "2"]) == 0
-    return base
+def demo_dir(demo_outputs):
+    return demo_outputs
 
 
 @pytest.fixture(scope="module")
