@@ -35,6 +35,8 @@ def with_uris(sidecar: dict, sources: list[dict]) -> dict:
     if "Sources" in out:
         out["Sources"] = sources
     uris = {s["Role"]: s["URI"] for s in sources}
+    if str(out.get("TemplateFile") or "").startswith("/"):  # a TemplateFlow file: not in a named dataset
+        out["TemplateFile"] = Path(out["TemplateFile"]).as_uri()
     for (section, key), role in _PATH_FIELDS:
         block = out.get(section)
         if not isinstance(block, dict) or not block.get(key):

@@ -67,6 +67,8 @@ def test_with_uris():
     assert out["Trials"]["EventsFile"] == "bids:raw:sub-01/func/e.tsv"
     assert out["Parameters"]["atlas"] == "file:///data/atlas.nii.gz" == out["Sources"][1]["URI"]
     assert side["Trials"]["EventsFile"] == "/abs/e.tsv"  # input not mutated
+    tpl = provenance.with_uris({"TemplateFile": "/tf/tpl-X/tpl-X_res-02_desc-brain_mask.nii.gz"}, [])
+    assert tpl["TemplateFile"] == "file:///tf/tpl-X/tpl-X_res-02_desc-brain_mask.nii.gz"
     assert provenance.with_uris({"Trials": {"EventsFile": None}}, []) == {"Trials": {"EventsFile": None}}
     with pytest.raises(ValueError, match=r"Trials.EventsFile = '/abs/e.tsv' has no 'events' entry in Sources"):
         provenance.with_uris({"Trials": {"EventsFile": "/abs/e.tsv"}}, sources[1:])
