@@ -87,7 +87,7 @@ def _varying(match: list[tuple[Path, dict]]) -> dict[str, list[str]]:
     keys = [k for k, _ in ENTITY_KEYS]
     out = {}
     for key in keys:
-        values = sorted({e.get(key, "") for _, e in match})
+        values = sorted({e.get(key, "(none)") for _, e in match})
         if len(values) > 1:
             out[key] = values
     return out

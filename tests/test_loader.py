@@ -178,6 +178,10 @@ def atlas_out(demo_outputs, tmp_path_factory):
     nib.save(nib.Nifti1Image(labels, mask.affine), base / "atlas-halves_dseg.nii.gz")
     (base / "atlas-halves_dseg.tsv").write_text("index\tname\n1\tleft\n2\tright\n")
     out = base / "out"
+    voxels = base / "voxels"
+    voxels.mkdir()
+    for f in (demo_outputs / "bidsapp-demo-output" / "derivatives-bidsapp" / "sub-01" / "func").glob("*run-1*"):
+        shutil.copy(f, voxels)
     assert main([str(bids), str(out), "participant", "--participant-label", "01", "--nprocs", "1",
                  "--atlas", str(base / "atlas-halves_dseg.nii.gz"), "--atlas-labels",
                  str(base / "atlas-halves_dseg.tsv"), "--work-dir", str(base / "work")]) == 0
@@ -187,6 +191,11 @@ def atlas_out(demo_outputs, tmp_path_factory):
 def test_atlas_mode_to_image_and_provenance(atlas_out):
     out, labels = atlas_out
     run = bidsapp.load(out, subject="01", run=1, atlas="halves")
+    voxels = out / "sub-01" / "func"  # voxel-mode outputs next to the atlas ones: the atlas tells them apart
+    for f in (out.parent / "voxels").glob("*"):
+        shutil.copy(f, voxels)
+    with pytest.raises(LookupError, match=r"2 runs match .*add atlas=\.\.\. \(one of \['\(none\)', 'halves'\]\)"):
+        bidsapp.load(out, subject="01", run=1)
     assert run.features["name"].tolist() == ["left", "right"] and run.X.shape[1] == 2
     img = run.to_image(np.array([10.0, 20.0]))
     assert np.array_equal(img.get_fdata(), np.select([labels == 1, labels == 2], [10.0, 20.0], 0.0))
@@ -195,5 +204,7 @@ def test_atlas_mode_to_image_and_provenance(atlas_out):
     uris = {s["Role"]: s["URI"] for s in run.meta["Sources"]}
     assert run.meta["Parameters"]["atlas"] == uris["atlas"] and uris["atlas"].startswith("file:")
     assert run.meta["Trials"]["EventsFile"] == "bids:raw:sub-01/func/sub-01_task-faces_run-1_events.tsv"
-    ds = bidsapp.dataset(out, kind="timeseries", subject="01")
+    with pytest.raises(LookupError, match=r"mix atlas values \['\(none\)', 'halves'\]"):
+        bidsapp.dataset(out, kind="timeseries", subject="01")
+    ds = bidsapp.dataset(out, kind="timeseries", subject="01", atlas="halves")
     assert ds.X.shape[1] == 2 and ds.to_image(np.array([1.0, 2.0])).get_fdata().max() == 2.0
