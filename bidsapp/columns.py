@@ -160,14 +160,27 @@ def kind_of(path: str | Path) -> str | None:
     return None
 
 
-def write_sidecar(tsv: str | Path, settings: dict | None = None) -> Path:
-    """Write ``<table>.json`` next to a described TSV; returns its path."""
+def write_sidecar(tsv: str | Path, settings: dict | None = None, *, kind: str | None = None,
+                  dst: str | Path | None = None) -> Path:
+    """Write the column descriptions of a TSV as JSON; returns the JSON path.
+
+    Parameters
+    ----------
+    tsv : str or Path
+        The table (its header is read); its name gives the kind unless ``kind`` is given.
+    settings : dict, optional
+        The run's settings, for parameter-dependent text.
+    kind : str, optional
+        Table kind, when ``tsv`` is a temporary file (e.g. a node's ``samples.tsv``).
+    dst : str or Path, optional
+        Where to write (e.g. a staged temporary path); default ``tsv`` with a ``.json`` suffix.
+    """
     tsv = Path(tsv)
-    kind = kind_of(tsv)
+    kind = kind or kind_of(tsv)
     if kind is None:
         raise ValueError(f"{tsv}: not a bidsapp table with column descriptions.")
     header, _ = read_tsv(tsv)
-    out = tsv.with_suffix(".json")
+    out = Path(dst) if dst is not None else tsv.with_suffix(".json")
     write_text(out, json.dumps(describe(kind, header, settings), indent=2) + "\n")
     return out
 

@@ -152,7 +152,8 @@ def _to_image(values, mask_file: Path | None, dseg_file: Path | None, features) 
 
 
 def _output(folder: Path, meta: dict, ending: str) -> Path | None:
-    names = [f for f in meta.get("OutputFiles", []) if f.endswith(ending)]
+    listed = [f["Path"] if isinstance(f, dict) else f for f in meta.get("OutputFiles", [])]  # names or entries
+    names = [f for f in listed if f.endswith(ending)]
     return folder / names[0] if names and (folder / names[0]).exists() else None
 
 

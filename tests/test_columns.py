@@ -23,7 +23,8 @@ def test_every_column_of_every_table_is_described(demo_outputs, tmp_path):
         assert list(desc) == header, tsv.name
         assert all(d["Description"] for d in desc.values())
         meta = json.loads(next(tsv.parent.glob(tsv.name.rsplit("_", 1)[0] + "_timeseries.json")).read_text())
-        assert sidecar.name in meta["OutputFiles"]  # listed with the run's outputs
+        listed = [f["Path"] if isinstance(f, dict) else f for f in meta["OutputFiles"]]
+        assert sidecar.name in listed  # listed with the run's outputs
         ignore = (out / ".bidsignore").read_text().splitlines()
         assert f"*_{columns.kind_of(tsv)}.json" in ignore
     samples = json.loads(next(out.rglob("*_samples.json")).read_text())
@@ -56,6 +57,13 @@ def test_describe_errors_and_kinds():
     with pytest.raises(ValueError, match="not a bidsapp table"):
         columns.write_sidecar("sub-01_events.tsv")
     assert "+ 5 s" in columns.describe("samples", ["trial"], {"hrf_lag": 5})["trial"]["Description"]
+
+
+def test_write_sidecar_of_a_staged_table(tmp_path):
+    src = tmp_path / "samples.tsv"  # a node's output, named without entities
+    src.write_text("volume\tonset\tkept\n0\t1.0\tTrue\n")
+    dst = columns.write_sidecar(src, kind="samples", dst=tmp_path / "staged.json")
+    assert list(json.loads(dst.read_text())) == ["volume", "onset", "kept"]
 
 
 def test_with_uris():
