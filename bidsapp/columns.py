@@ -183,11 +183,3 @@ def write_sidecar(tsv: str | Path, settings: dict | None = None, *, kind: str | 
     out = Path(dst) if dst is not None else tsv.with_suffix(".json")
     write_text(out, json.dumps(describe(kind, header, settings), indent=2) + "\n")
     return out
-
-
-def write_sidecars(folder: str | Path, files: list[str], settings: dict | None = None) -> list[str]:
-    """Write the column sidecar of every described table among ``files`` (names in ``folder``).
-
-    Returns the names of the JSON files written, to be listed with the run's outputs.
-    """
-    return [write_sidecar(Path(folder) / f, settings).name for f in files if kind_of(f)]

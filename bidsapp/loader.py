@@ -16,13 +16,18 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.derivatives import ENTITY_KEYS
-
+#: BIDS entities of bidsapp's output names, in BIDS order: (pybids name, file-name key)
+ENTITY_KEYS = (
+    ("subject", "sub"), ("session", "ses"), ("task", "task"), ("acquisition", "acq"),
+    ("ceagent", "ce"), ("reconstruction", "rec"), ("direction", "dir"), ("run", "run"),
+    ("echo", "echo"), ("part", "part"), ("space", "space"), ("cohort", "cohort"), ("atlas", "atlas"),
+    ("res", "res"), ("den", "den"), ("desc", "desc"),
+)
 _SHORT = {long: short for long, short in ENTITY_KEYS}
 _LONG = {short: long for long, short in ENTITY_KEYS}
 #: entities that name one run of the source data (the rest name a processing of it)
 _RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run",
-                 "echo")
+                 "echo", "part")
 _KINDS = ("betas", "trials", "timeseries")
 
 

@@ -131,7 +131,8 @@ def _drop_columns(folder, stem, drop: np.ndarray) -> None:
     """Rewrite a run's outputs as if its mask lacked the voxels of columns ``drop``."""
     feats = pd.read_csv(folder / f"{stem}_features.tsv", sep="\t")
     meta = json.loads((folder / f"{stem}_timeseries.json").read_text())
-    mask_name = next(f for f in meta["OutputFiles"] if f.endswith("_desc-brain_mask.nii.gz"))
+    listed = [f["Path"] if isinstance(f, dict) else f for f in meta["OutputFiles"]]
+    mask_name = next(f for f in listed if f.endswith("_desc-brain_mask.nii.gz"))
     mask = nib.load(folder / mask_name)
     data = np.asanyarray(mask.dataobj).copy()
     data[tuple(feats.loc[drop, ["i", "j", "k"]].to_numpy().T)] = 0

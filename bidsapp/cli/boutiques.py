@@ -23,7 +23,7 @@ def _input(action: argparse.Action) -> dict:
     if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
         entry["type"] = "Flag"
     else:
-        entry["type"] = "Number" if action.type in (int, float) else "String"
+        entry["type"] = "Number" if getattr(action.type, "number_kind", action.type) in (int, float) else "String"
         if action.choices:
             entry["value-choices"] = list(action.choices)
         if action.nargs in ("+", "*") or isinstance(action.nargs, int) and action.nargs > 1:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import fcntl
 import json
+import os
+import re
+import secrets
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -22,7 +30,7 @@ def _strategy_params(s: Settings) -> dict:
     return out
 
 
-def run_kwargs(run: Run, s: Settings, started: str) -> dict:
+def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     """Keyword arguments of :func:`init_run_wf` for one run (all checks done here)."""
     from bidsapp import derivatives as drv
 
@@ -55,17 +63,13 @@ def run_kwargs(run: Run, s: Settings, started: str) -> dict:
         except ValueError as exc:
             raise InputError(str(exc)) from exc
     start_time, start_source = start_time_of(run.metadata)
-    roots = {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
-    files = {"bold": run.bold, "mask": run.mask if s.mask_strategy == "fmriprep" else None,
-             "confounds": run.confounds if needs_confounds else None,
-             "confounds_json": run.confounds_json if needs_confounds else None,
-             "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
+    files, roots = source_files(run, s)
     return dict(
         bold_file=str(run.bold), mask_file=str(run.mask) if run.mask else None,
         confounds_file=str(run.confounds) if needs_confounds and run.confounds else None,
         confounds_json=str(run.confounds_json) if needs_confounds and run.confounds_json else None,
         events_file=str(run.events) if run.events else None,
-        entities=run.entities, space=s.space, t_r=float(t_r),
+        entities=run.entities, space=run.space or s.space, t_r=float(t_r),
         start_time=start_time, start_time_source=start_source,
         mask_strategy=s.mask_strategy, resample_mask=s.resample_mask, smoothing_fwhm=s.smoothing_fwhm,
         atlas_file=str(s.atlas) if s.atlas else None,
@@ -76,9 +80,21 @@ def run_kwargs(run: Run, s: Settings, started: str) -> dict:
         segment_params=segment_params(s, run),
         output_dir=str(s.output_dir), output_format=list(s.output_format),
         settings=s.result_settings(), configuration_hash=s.configuration_hash(),
-        sources=drv.sources(files, roots), started=started,
+        source_files={k: str(v) if v else None for k, v in files.items()},
+        source_roots={k: str(v) for k, v in roots.items()},
+        cache_dir=str(cache_dir) if cache_dir else None, desc=drv.desc_label(s.denoise),
         name=run.label.replace("-", "").replace(".", "_") + "_wf",
     )
+
+
+def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
+    """The run's input files by role (those the settings use) and the dataset roots for BIDS URIs."""
+    needs_confounds = s.denoise != "none" or bool(s.confounds)
+    files = {"bold": run.bold, "mask": run.mask if s.mask_strategy == "fmriprep" else None,
+             "confounds": run.confounds if needs_confounds else None,
+             "confounds_json": run.confounds_json if needs_confounds else None,
+             "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
+    return files, {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
 
 
 TEMPLATE_TYPES = {"whole-brain-template": "whole-brain", "gm-template": "gm", "wm-template": "wm"}
@@ -105,12 +121,12 @@ def segment_params(s: Settings, run: Run) -> dict:
             "trial_estimates": s.trial_estimates}
 
 
-def sidecar_path(run: Run, s: Settings) -> Path:
+def naming(run: Run, s: Settings):
+    """The :class:`~bidsapp.derivatives.RunNaming` of a run's outputs under these settings."""
     from bidsapp import derivatives as drv
 
-    ents = dict(run.entities, space=None if s.space in ("func", "native", "boldref") else s.space,
-                atlas=s.atlas_name, desc=s.denoise)
-    return drv.run_folder(s.output_dir, run.entities) / drv.bids_name(ents, "timeseries", ".json")
+    return drv.RunNaming(dict(run.entities, space=run.space or s.space), desc=drv.desc_label(s.denoise),
+                         atlas=s.atlas_name)
 
 
 class _Progress:
@@ -138,50 +154,87 @@ class _Progress:
             print(f"[bidsapp] FAILED   {label} at node {node.name}", flush=True)
 
 
+def _invocation_id() -> str:
+    """Unique name of this invocation: UTC time, process id and a random part."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a probe file in it, or fail naming it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".bidsapp-probe-"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot write here ({exc.strerror}); choose a writable output_dir "
+                         "(or --work-dir).", code=73) from exc
+
+
+@contextlib.contextmanager
+def work_folder(s: Settings, invocation: str):
+    """The nipype work folder: ``--work-dir`` (kept, locked against a second invocation) or a
+    new folder of this invocation in the system's temporary folder, removed on success."""
+    if s.work_dir is None and s.plugin not in LOCAL_PLUGINS:
+        raise UsageError(f"--plugin {s.plugin} runs nodes on other machines: give a --work-dir on a "
+                         "filesystem they share.")
+    if s.work_dir is not None:
+        _check_writable(s.work_dir)
+        with open(s.work_dir / ".bidsapp.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(f"{s.work_dir}: this --work-dir is in use by another bidsapp invocation; "
+                                 "give each concurrent invocation its own --work-dir.") from None
+            yield s.work_dir
+        return
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f"bidsapp-work-{invocation}-"))
+    except OSError as exc:
+        raise InputError(f"{tempfile.gettempdir()}: cannot create the work folder ({exc.strerror}); "
+                         "give --work-dir on a writable disk.", code=73) from exc
+    yield work
+    shutil.rmtree(work, ignore_errors=True)  # reached only on success; a failed run keeps it
+
+
+LOCAL_PLUGINS = ("MultiProc", "Linear")
+
+
 def participant(s: Settings) -> int:
     from bidsapp import derivatives as drv
+    from bidsapp.checksums import ChecksumCache
+    from bidsapp.outputs import reuse_status
     from bidsapp.workflows.base import init_bidsapp_wf
 
     t0 = time.monotonic()
+    invocation = _invocation_id()
     runs = collect_runs(s.bids_dir, s.fmriprep_dir, participants=s.participant_label,
                         sessions=s.session_label, tasks=s.task, runs=s.run, space=s.space,
                         need_confounds=False,
                         bold_desc="smoothAROMAnonaggr" if s.denoise == "ica_aroma" else "preproc")
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
-    started = dt.datetime.now(dt.timezone.utc).isoformat()
-    todo, skipped = [], []
+    _check_writable(s.output_dir)
+    cache_dir = s.output_dir / "logs" / "checksums"
+    cache = ChecksumCache(cache_dir)
+    todo = []
     for run in runs:
-        if drv.outputs_current(sidecar_path(run, s), s.configuration_hash()):
-            skipped.append(run)
+        files, roots = source_files(run, s)
+        reason = reuse_status(naming(run, s).sidecar(s.output_dir), configuration_hash=s.configuration_hash(),
+                              current_sources=lambda f=files, r=roots: drv.sources(f, r, cache, s.nprocs),
+                              cache=cache)
+        if reason is None:
+            print(f"[bidsapp] skipped  {run.label}: outputs are current (settings, version, inputs, outputs)",
+                  flush=True)
         else:
+            print(f"[bidsapp] compute  {run.label}: {reason}", flush=True)
             todo.append(run)
-    for run in skipped:
-        print(f"[bidsapp] skipped  {run.label}: outputs exist with the same ConfigurationHash", flush=True)
-    kwargs = [run_kwargs(r, s, started) for r in todo]
-    s.output_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = [run_kwargs(r, s, cache_dir) for r in todo]
     drv.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
-    _write_invocation(s, started)
+    _write_invocation(s, invocation)
     if not kwargs:
         return 0
-    work = s.work_dir or (s.output_dir / "logs" / "work")
-    wf = init_bidsapp_wf(run_kwargs=kwargs, work_dir=str(work))
-    labels = {kw["name"]: r.label for kw, r in zip(kwargs, todo)}
-    plugin_args = json.loads(s.plugin_args) if s.plugin_args else {}
-    if s.plugin == "MultiProc":
-        plugin_args.setdefault("n_procs", s.nprocs)
-        plugin_args["status_callback"] = _Progress(labels, {})
-    elif s.plugin == "Linear":
-        plugin_args["status_callback"] = _Progress(labels, {})
-    wf.config["execution"].update({"crashdump_dir": str(s.output_dir / "logs" / "crash"),
-                                   "crashfile_format": "txt", "stop_on_first_crash": False,
-                                   "remove_unnecessary_outputs": False,
-                                   "poll_sleep_duration": 0.2 if s.plugin in ("MultiProc", "Linear") else 2})
-    try:
-        wf.run(plugin=s.plugin, plugin_args=plugin_args)
-    except RuntimeError as exc:
-        crash = sorted((s.output_dir / "logs" / "crash").glob("*.txt"))
-        reason = _crash_reason(crash[-1]) if crash else str(exc)
-        raise InputError(f"{reason} (details: {crash[-1] if crash else 'nipype log'})", code=1) from exc
+    with work_folder(s, invocation) as work:
+        _run_workflow(init_bidsapp_wf(run_kwargs=kwargs, work_dir=str(work)), s, kwargs, todo, invocation, work)
     from bidsapp.reports.html import participant_report
 
     for subject in sorted({r.entities["subject"] for r in todo}):
@@ -190,22 +243,66 @@ def participant(s: Settings) -> int:
     return 0
 
 
+def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocation: str, work: Path) -> None:
+    """Run the nipype workflow; a failure becomes one line naming the run's file and the fix."""
+    from bidsapp.execution import OrphanSafeMultiProc
+
+    labels = {kw["name"]: r.label for kw, r in zip(kwargs, todo)}
+    plugin_args = json.loads(s.plugin_args) if s.plugin_args else {}
+    plugin: object = s.plugin
+    if s.plugin in LOCAL_PLUGINS:
+        plugin_args["status_callback"] = _Progress(labels, {})
+    if s.plugin == "MultiProc":
+        plugin_args.setdefault("n_procs", s.nprocs)
+        plugin = OrphanSafeMultiProc(plugin_args=plugin_args)
+    crash_dir = s.output_dir / "logs" / "crash" / invocation
+    wf.config["execution"].update({"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
+                                   "stop_on_first_crash": False, "remove_unnecessary_outputs": False,
+                                   "poll_sleep_duration": 0.2 if s.plugin in LOCAL_PLUGINS else 2})
+    try:
+        wf.run(plugin=plugin, plugin_args=plugin_args)
+    except RuntimeError as exc:
+        crash = sorted(crash_dir.glob("*.txt"))
+        reason = _crash_reason(crash[-1]) if crash else str(exc)
+        raise InputError(f"{reason} (details: {crash[-1] if crash else 'nipype log'}; work folder kept: {work})",
+                         code=1) from exc
+    except OSError as exc:
+        raise InputError(_os_error_line(exc, work), code=1) from exc
+
+
+def _os_error_line(exc: OSError, work: Path) -> str:
+    """One line for a filesystem failure: which file, what happened, what to do."""
+    where = exc.filename or work
+    fix = {errno.ENOSPC: "free some space, or give --work-dir / output_dir on a larger disk",
+           errno.EROFS: "the filesystem is read-only; choose a writable output_dir / --work-dir",
+           errno.EACCES: "no permission; choose a folder you can write to",
+           errno.EDQUOT: "disk quota exceeded; free some space or use another disk"}.get(
+        exc.errno, "check the disk and the permissions")
+    return f"{where}: {exc.strerror or exc}; {fix}."
+
+
 def _crash_reason(path: Path) -> str:
-    """Last 'ValueError: ...' line of a nipype crash file: the user-facing message."""
+    """The user-facing line of a nipype crash file (the last ValueError/InputError/OSError)."""
     lines = path.read_text(errors="replace").splitlines()
     for line in reversed(lines):
-        for prefix in ("ValueError: ", "InputError: ", "OSError: "):
-            if line.strip().startswith(prefix):
-                return line.strip()[len(prefix):]
+        text = line.strip()
+        for prefix in ("ValueError: ", "InputError: "):
+            if text.startswith(prefix):
+                return text[len(prefix):]
+        if text.startswith(("OSError: ", "FileNotFoundError: ", "PermissionError: ")):
+            match = re.match(r"\w+: \[Errno (\d+)\] ([^:]+)(?:: '(.*)')?", text)
+            if match:
+                exc = OSError(int(match.group(1)), match.group(2), match.group(3))
+                return _os_error_line(exc, path.parent)
+            return text
     return lines[-1] if lines else "a node failed"
 
 
-def _write_invocation(s: Settings, started: str) -> None:
+def _write_invocation(s: Settings, invocation: str) -> None:
+    """``logs/settings-<invocation>.json``: this invocation's command line and settings (unique name)."""
     from bidsapp.core.io import write_text
 
-    logs = s.output_dir / "logs"
-    stamp = started.replace(":", "").replace("-", "").split(".")[0]
-    write_text(logs / f"settings-{stamp}.json", json.dumps(
+    write_text(s.output_dir / "logs" / f"settings-{invocation}.json", json.dumps(
         {"CommandLine": " ".join(sys.argv), "Settings": s.to_dict(),
          "ConfigurationHash": s.configuration_hash()}, indent=2, default=str))
 
@@ -220,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("workflow_level", "interface_level", "utils_level"):
             nipype_config.set("logging", key, "CRITICAL")
         nipype_logging.update_logging(nipype_config)
+    from bidsapp.execution import install_warning_format
+
+    install_warning_format()
     try:
         s = parse_args(argv)
         if s.analysis_level == "group":
@@ -233,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"bidsapp: error: {exc}", file=sys.stderr)
         return getattr(exc, "code", 1)
+    except OSError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"bidsapp: error: {_os_error_line(exc, Path.cwd())}", file=sys.stderr)
+        return 73 if exc.errno in (errno.EROFS, errno.EACCES) else 1
     except Exception as exc:  # noqa: BLE001 - last resort: one line unless --verbose
         if verbose:
             traceback.print_exc()

@@ -13,8 +13,9 @@ import contextlib
 import gzip
 import hashlib
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -194,25 +195,87 @@ def sha256sum(path: str | os.PathLike, blocksize: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:  # pragma: no cover - non-Linux
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - non-Linux fallback
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+#: marker in the names of files being written (``.<stem>.<random>.tmp<ext>``)
+TMP_MARK = ".tmp"
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """Create an empty hidden temporary file next to ``path`` (mode: 0666 minus the umask)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=f"{TMP_MARK}{suffix}",
+                               dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` on success.
 
-    On any exception the temporary file is removed, so a killed or failed
-    write never leaves a file that looks complete.
+    The file gets the mode a plain ``open()`` would give it (0666 minus the
+    umask: 0644 under the usual 022), not ``mkstemp``'s 0600. On any
+    exception the temporary file is removed, so a failed write never leaves
+    a file that looks complete; a killed process leaves a hidden
+    ``.<name>.<random>.tmp<ext>`` that :func:`remove_temporaries` clears.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = temporary_path(path)
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_temporaries(folder: str | os.PathLike, belongs: Callable[[str], bool]) -> list[Path]:
+    """Remove temporary files that :func:`atomic_path` left in ``folder``.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        Folder to clean.
+    belongs : callable
+        Called with the start of the final file name (up to its first dot,
+        e.g. ``sub-01_task-a_desc-x_timeseries``); the temporary is removed
+        when it returns True. Only call this while no other process writes
+        such files (hold the run's lock).
+
+    Returns
+    -------
+    removed : list of Path
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for tmp in folder.glob(f".*{TMP_MARK}*"):
+        match = _TMP_NAME.fullmatch(tmp.name)
+        if match and belongs(match.group(1)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+_TMP_NAME = re.compile(r"\.([^.]+)\.[A-Za-z0-9_]+" + re.escape(TMP_MARK) + r"(\.[A-Za-z0-9.]+)?")
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

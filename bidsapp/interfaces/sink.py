@@ -13,15 +13,16 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface
 
 from bidsapp import columns, provenance
 from bidsapp import derivatives as drv
+from bidsapp.checksums import ChecksumCache
 from bidsapp.core import masking
-from bidsapp.core.io import atomic_path, read_tsv, save_nifti, write_text, write_tsv
+from bidsapp.core.io import read_tsv, remove_temporaries, write_tsv
+from bidsapp.outputs import RunWriter, reuse_status, run_lock
 
 
 class _SinkInput(BaseInterfaceInputSpec):
     output_dir = traits.Str(mandatory=True)
-    entities = traits.Dict(mandatory=True, desc="run entities (subject, session, task, run, ...)")
-    space = traits.Str(mandatory=True)
-    denoise = traits.Str(mandatory=True)
+    entities = traits.Dict(mandatory=True, desc="source entities (subject, session, task, run, space, ...)")
+    desc = traits.Str(mandatory=True, desc="desc label of the outputs")
     atlas_name = traits.Either(None, traits.Str, default=None, usedefault=True)
     output_format = traits.List(traits.Str, value=["npy"], usedefault=True)
     mask_file = File(exists=True, mandatory=True)
@@ -37,6 +38,7 @@ class _SinkInput(BaseInterfaceInputSpec):
     settings = traits.Dict(mandatory=True)
     configuration_hash = traits.Str(mandatory=True)
     sources = traits.List(traits.Dict, mandatory=True)
+    cache_dir = traits.Either(None, traits.Str, default=None, usedefault=True, desc="checksum cache folder")
     t_r = traits.Float(mandatory=True)
     start_time = traits.Float(0.0, usedefault=True)
     start_time_source = traits.Str("", usedefault=True, desc="where StartTime comes from")
@@ -48,45 +50,61 @@ class _SinkOutput(TraitedSpec):
     out_files = traits.List(traits.Str)
 
 
-def _copy(src: str, dst: Path) -> None:
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-
-
 class WriteDerivatives(SimpleInterface):
-    """Write the run's BIDS-Derivatives files; the JSON sidecar is written last."""
+    """Write one generation of the run's BIDS-Derivatives files, under the run's lock.
+
+    Outputs that are already current (another invocation wrote them meanwhile) are kept.
+    Otherwise the old sidecar goes first, files are staged and renamed, and the sidecar,
+    listing every output with its size and SHA-256, comes last (see :mod:`bidsapp.outputs`).
+    """
 
     input_spec = _SinkInput
     output_spec = _SinkOutput
+    always_run = True  # nipype's cache must never stand in for writing the outputs
 
     def _run_interface(self, runtime):
         i = self.inputs
-        folder = drv.run_folder(Path(i.output_dir), i.entities)
-        ents = dict(i.entities, space=None if i.space in ("func", "native", "boldref") else i.space)
-        if i.space in ("func", "native", "boldref"):
-            ents.pop("space")
-        out_ents = dict(ents, atlas=i.atlas_name, desc=i.denoise)
-        name = drv.bids_name
-        files: list[str] = []
+        naming = drv.RunNaming(dict(i.entities), desc=i.desc, atlas=i.atlas_name)
+        cache = ChecksumCache(i.cache_dir)
+        sidecar_path = naming.sidecar(Path(i.output_dir))
+        with run_lock(Path(i.output_dir), naming.identity):
+            remove_temporaries(sidecar_path.parent, naming.owns)
+            reason = reuse_status(sidecar_path, configuration_hash=i.configuration_hash,
+                                  current_sources=lambda: i.sources, cache=cache)
+            if reason is None:
+                meta = json.loads(sidecar_path.read_text())
+                self._results.update(sidecar=str(sidecar_path),
+                                     out_files=[str(sidecar_path.parent / f["Path"]) for f in meta["OutputFiles"]])
+                return runtime
+            writer = RunWriter(sidecar_path, cache)
+            writer.begin()
+            self._write(naming, writer)
+        self._results.update(sidecar=str(sidecar_path),
+                             out_files=[str(sidecar_path.parent / f["Path"]) for f in writer.entries])
+        return runtime
 
-        def put(fname: str) -> Path:
-            files.append(fname)
-            return folder / fname
+    def _write(self, naming: drv.RunNaming, writer: RunWriter) -> None:
+        i = self.inputs
+        out = Path(i.output_dir)
+
+        def copy(src: str, dst: Path) -> None:
+            with writer.put(dst) as tmp:
+                shutil.copyfile(src, tmp)
 
         X = np.load(i.cleaned, mmap_mode="r")
         if "npy" in i.output_format or not i.output_format:
-            _copy(i.cleaned, put(name(out_ents, "timeseries", ".npy")))
-        _copy(i.features, put(name(out_ents, "features", ".tsv")))
+            copy(i.cleaned, naming.path(out, "timeseries", ".npy"))
+        copy(i.features, naming.path(out, "features", ".tsv"))
         features = {}
         if i.atlas_on_grid:  # region names and labels (small table) for headers and the inverse transform
             header, rows = read_tsv(i.features)
             features = {h: [r[j] for r in rows] for j, h in enumerate(header)}
-        _copy(i.samples, put(name(out_ents, "samples", ".tsv")))
-        _copy(i.mask_file, put(name(dict(ents, desc="brain"), "mask", ".nii.gz")))
+        copy(i.samples, naming.path(out, "samples", ".tsv"))
+        copy(i.mask_file, naming.path(out, "mask", ".nii.gz", desc="brain", atlas=None))
         if i.atlas_name or "tsv.gz" in i.output_format:
             cols = features["name"] if "name" in features else [f"voxel-{c}" for c in range(X.shape[1])]
-            write_tsv(put(name(out_ents, "timeseries", ".tsv.gz")),
-                      {c: np.asarray(X[:, j]) for j, c in enumerate(cols)}, gzip_=True)
+            with writer.put(naming.path(out, "timeseries", ".tsv.gz")) as tmp:
+                write_tsv(tmp, {c: np.asarray(X[:, j]) for j, c in enumerate(cols)}, gzip_=True)
         if "nii.gz" in i.output_format:
             affine = nib.load(i.mask_file).affine
             if i.atlas_on_grid:
@@ -97,13 +115,16 @@ class WriteDerivatives(SimpleInterface):
                 img = masking.unmask(np.asarray(X), np.asanyarray(nib.load(i.mask_file).dataobj) > 0, affine)
             img.header.set_xyzt_units("mm", "sec")
             img.header["pixdim"][4] = i.t_r
-            save_nifti(img, put(name(out_ents, "bold", ".nii.gz")))
+            with writer.put(naming.path(out, "bold", ".nii.gz")) as tmp:
+                nib.save(img, str(tmp))
         if i.atlas_on_grid:
-            _copy(i.atlas_on_grid, put(name(dict(ents, atlas=i.atlas_name), "dseg", ".nii.gz")))
+            copy(i.atlas_on_grid, naming.path(out, "dseg", ".nii.gz", desc=None))
         for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
-            _copy(src, put(name(out_ents, key.split("_")[0], ext)))
-        files += columns.write_sidecars(folder, files, i.settings)  # BIDS column descriptions
+            copy(src, naming.path(out, key.split("_")[0], ext))
+        for entry in [e for e in writer.entries if columns.kind_of(e["Path"])]:  # BIDS column descriptions
+            with writer.put(naming.path(out, columns.kind_of(entry["Path"]), ".json")) as tmp:
+                columns.write_sidecar(writer.folder / entry["Path"], i.settings, dst=tmp)
         info = json.loads(Path(i.clean_info).read_text())
         now = dt.datetime.now(dt.timezone.utc)
         started = dt.datetime.fromisoformat(i.started)
@@ -131,10 +152,5 @@ class WriteDerivatives(SimpleInterface):
             "StartedAt": i.started,
             "FinishedAt": now.isoformat(),
             "DurationSeconds": round((now - started).total_seconds(), 3),
-            "OutputFiles": files,
         }
-        sidecar = provenance.with_uris(sidecar, i.sources)  # paths as BIDS URIs, like Sources
-        sidecar_path = folder / name(out_ents, "timeseries", ".json")
-        write_text(sidecar_path, json.dumps(sidecar, indent=2, default=str) + "\n")
-        self._results.update(sidecar=str(sidecar_path), out_files=[str(folder / f) for f in files])
-        return runtime
+        writer.finish(provenance.with_uris(sidecar, i.sources))  # paths as BIDS URIs, like Sources
