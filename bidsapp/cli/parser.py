@@ -44,65 +44,130 @@ def _n_compcor(v):
     return "all" if v == "all" else int(v)
 
 
+EXIT_CODES = (
+    (0, "success"),
+    (1, "a run failed (the message names the file)"),
+    (2, "bad command line or settings"),
+    (17, "unknown analysis level"),
+    (18, "no run matches the filters"),
+    (66, "missing input (fMRIPrep folder, participant, TR, confounds, mask)"),
+    (73, "cannot write the output or work folder"),
+)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Show each option's default once: appended as ``(default: X)`` unless the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == [] \
+            or action.default == argparse.SUPPRESS
+        if "default" in text or not action.option_strings or unset:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    epilog = "exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES) + (
+        "\n\nAny option can also come from --config (JSON or TOML, option names with underscores); "
+        "the command line wins.")
     p = argparse.ArgumentParser(
         prog="bidsapp",
-        description="After fMRIPrep: per run, a cleaned samples x features array (rows = volumes, "
+        description="After fMRIPrep: per run, a cleaned samples x features array (rows = volumes,\n"
         "columns = mask voxels or atlas regions) with features/samples tables and provenance.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=epilog,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("bids_dir", type=Path, help="BIDS dataset (raw) or the fMRIPrep folder itself")
     p.add_argument("output_dir", type=Path, help="output folder (BIDS-Derivatives)")
     p.add_argument("analysis_level", help="participant: process runs; group: summary table and masks")
-    p.add_argument("--version", action="version", version=f"bidsapp {__version__}")
-    g = p.add_argument_group("inputs and filters")
-    g.add_argument("--fmriprep-dir", type=Path, help="fMRIPrep outputs (default: <bids_dir>/derivatives/fmriprep)")
-    g.add_argument("--participant-label", nargs="+", default=[], help="participants (01 or sub-01)")
-    g.add_argument("--session-label", nargs="+", default=[], help="sessions")
-    g.add_argument("--task", nargs="+", default=[], help="tasks")
-    g.add_argument("--run", nargs="+", default=[], help="runs")
-    g.add_argument("--space", default="MNI152NLin2009cAsym", help="output space of fMRIPrep (T1w, func for native)")
-    g.add_argument("--config", type=Path, help="settings file (.json or .toml) with any option below")
-    g = p.add_argument_group("mask")
-    g.add_argument("--mask-strategy", choices=MASK_STRATEGIES, default="fmriprep")
-    g.add_argument("--resample-mask", action="store_true", help="resample a mask/atlas on another grid (nearest)")
-    g.add_argument("--smoothing-fwhm", type=_none_or(_positive(float, strict=False)), default=None, metavar="MM")
-    g.add_argument("--atlas", type=Path, help="labels image (integer regions, 0 = background)")
-    g.add_argument("--atlas-labels", type=Path, help="label table (dseg.tsv: index, name)")
-    g.add_argument("--atlas-name", help="atlas- entity of outputs (default: from the file name)")
-    g = p.add_argument_group("denoising (fMRIPrep confounds, nilearn's strategies)")
-    g.add_argument("--denoise", choices=STRATEGIES, default="simple")
-    g.add_argument("--confounds", nargs="+", default=[], metavar="COL", help="explicit confound columns")
-    g.add_argument("--motion", choices=MODELS)
-    g.add_argument("--wm-csf", choices=MODELS)
-    g.add_argument("--global-signal", choices=MODELS)
-    g.add_argument("--scrub", type=_positive(int, strict=False))
-    g.add_argument("--fd-threshold", type=_positive(float))
-    g.add_argument("--std-dvars-threshold", type=_positive(float))
-    g.add_argument("--compcor", choices=COMPCOR)
-    g.add_argument("--n-compcor", type=_n_compcor)
-    g.add_argument("--no-demean", dest="demean", action="store_false", default=True)
-    g = p.add_argument_group("signal cleaning (nilearn.signal.clean order)")
-    g.add_argument("--detrend", action=argparse.BooleanOptionalAction, default=True)
-    g.add_argument("--standardize", choices=["zscore_sample", "psc", "none"], default="zscore_sample")
-    g.add_argument("--no-standardize-confounds", dest="standardize_confounds", action="store_false", default=True)
-    g.add_argument("--low-pass", type=_none_or(float), metavar="HZ")
-    g.add_argument("--high-pass", type=_none_or(float), metavar="HZ")
-    g.add_argument("--filter", choices=["butterworth", "cosine", "none"], default="butterworth")
-    g.add_argument("--t-r", type=_positive(float), help="override RepetitionTime (s)")
-    g = p.add_argument_group("trials")
-    g.add_argument("--hrf-lag", type=float, default=0.0, metavar="SECONDS")
-    g.add_argument("--trial-window", type=float, nargs=2, default=[-2.0, 16.0], metavar=("START", "END"))
-    g.add_argument("--trial-edge", choices=["drop", "nan"], default="nan")
-    g.add_argument("--trial-estimates", choices=["lss", "none"], default="none")
-    g = p.add_argument_group("outputs and execution")
-    g.add_argument("--output-format", nargs="+", choices=OUTPUT_FORMATS, default=["npy"])
-    g.add_argument("--work-dir", type=Path, help="nipype working directory (cache; resume)")
+    g = p.add_argument_group("Options for filtering BIDS queries")
+    g.add_argument("--fmriprep-dir", type=Path,
+                   help="fMRIPrep outputs (default: <bids_dir>/derivatives/fmriprep, or bids_dir itself when it "
+                   "is a derivatives dataset)")
+    g.add_argument("--participant-label", nargs="+", default=[],
+                   help="participants to process, 01 or sub-01 (default: all)")
+    g.add_argument("--session-label", nargs="+", default=[], help="sessions to process (default: all)")
+    g.add_argument("--task", nargs="+", default=[], help="tasks to process (default: all)")
+    g.add_argument("--run", nargs="+", default=[], help="runs to process (default: all)")
+    g.add_argument("--space", default="MNI152NLin2009cAsym",
+                   help="fMRIPrep output space of the BOLD runs (T1w; func for the native BOLD grid)")
+    g = p.add_argument_group("Options for the mask and the atlas")
+    g.add_argument("--mask-strategy", choices=MASK_STRATEGIES, default="fmriprep",
+                   help="which voxels are columns: fMRIPrep's brain mask, nilearn's background / epi mask of "
+                   "the run's mean, or a TemplateFlow MNI152NLin2009cAsym mask (whole-brain, gm, wm)")
+    g.add_argument("--resample-mask", action="store_true",
+                   help="resample a mask or atlas on another grid to the run (nearest neighbour) "
+                   "(default: off: a grid mismatch is an error)")
+    g.add_argument("--atlas", type=Path,
+                   help="labels image (integer regions, 0 = background): columns become regions "
+                   "(default: none, columns are voxels)")
+    g.add_argument("--atlas-labels", type=Path,
+                   help="label table (dseg.tsv: index, name) (default: none, regions are named region-<label>)")
+    g.add_argument("--atlas-name", help="atlas- entity of outputs (default: from the --atlas file name)")
+    g = p.add_argument_group("Options for denoising (fMRIPrep confounds, nilearn's strategies)")
+    g.add_argument("--denoise", choices=STRATEGIES, default="simple",
+                   help="nilearn load_confounds_strategy preset")
+    g.add_argument("--confounds", nargs="+", default=[], metavar="COL",
+                   help="confound columns added to the strategy's (default: none)")
+    strategy = "(default: the --denoise strategy's; ignored by strategies that do not use it)"
+    g.add_argument("--motion", choices=MODELS, help=f"motion parameters expansion {strategy}")
+    g.add_argument("--wm-csf", choices=MODELS, help=f"white matter and CSF signals expansion {strategy}")
+    g.add_argument("--global-signal", choices=MODELS, help=f"global signal expansion {strategy}")
+    g.add_argument("--scrub", type=_positive(int, strict=False),
+                   help=f"also censor segments of kept volumes shorter than this many volumes {strategy}")
+    g.add_argument("--fd-threshold", type=_positive(float),
+                   help=f"framewise displacement censoring threshold, mm {strategy}")
+    g.add_argument("--std-dvars-threshold", type=_positive(float),
+                   help=f"standardized DVARS censoring threshold {strategy}")
+    g.add_argument("--compcor", choices=COMPCOR, help=f"CompCor components to use {strategy}")
+    g.add_argument("--n-compcor", type=_n_compcor, help=f"number of CompCor components, or all {strategy}")
+    g.add_argument("--no-demean", dest="demean", action="store_false", default=True,
+                   help="do not demean the confounds (default: demeaned)")
+    g = p.add_argument_group("Options for signal cleaning and filters (nilearn.signal.clean order)")
+    g.add_argument("--detrend", action=argparse.BooleanOptionalAction, default=True,
+                   help="remove linear trends from signals and confounds (default: %(default)s)")
+    g.add_argument("--standardize", choices=["zscore_sample", "psc", "none"], default="zscore_sample",
+                   help="scaling of each column after cleaning")
+    g.add_argument("--no-standardize-confounds", dest="standardize_confounds", action="store_false",
+                   default=True, help="do not z-score the confounds before regression (default: z-scored)")
+    g.add_argument("--low-pass", type=_none_or(float), metavar="HZ",
+                   help="low-pass cut-off in Hz (default: none)")
+    g.add_argument("--high-pass", type=_none_or(float), metavar="HZ",
+                   help="high-pass cut-off in Hz (default: none)")
+    g.add_argument("--filter", choices=["butterworth", "cosine", "none"], default="butterworth",
+                   help="temporal filter for --low-pass / --high-pass (cosine: DCT high-pass)")
+    g.add_argument("--smoothing-fwhm", type=_none_or(_positive(float, strict=False)), default=None, metavar="MM",
+                   help="spatial smoothing FWHM in mm, inside the mask (default: none)")
+    g.add_argument("--t-r", type=_positive(float), help="override RepetitionTime, in s (default: from the BOLD JSON)")
+    g = p.add_argument_group("Options for trials (events.tsv)")
+    g.add_argument("--hrf-lag", type=float, default=0.0, metavar="SECONDS",
+                   help="shift of the trial labels of rows, e.g. 5 to label volumes by the expected "
+                   "haemodynamic peak")
+    g.add_argument("--trial-window", type=float, nargs=2, default=[-2.0, 16.0], metavar=("START", "END"),
+                   help="per-trial segments: seconds from each onset, sampled every TR")
+    g.add_argument("--trial-edge", choices=["drop", "nan"], default="nan",
+                   help="segment samples needing a censored volume or outside the run: NaN, or drop the trial")
+    g.add_argument("--trial-estimates", choices=["lss", "none"], default="none",
+                   help="trial-wise estimates (lss: least squares separate, SPM HRF) written as _betas")
+    g = p.add_argument_group("Options for outputs")
+    g.add_argument("--output-format", nargs="+", choices=OUTPUT_FORMATS, default=["npy"],
+                   help="array formats written (tsv.gz: TSV with column headers; nii.gz: cleaned 4D image)")
+    g = p.add_argument_group("Options to handle performance")
     g.add_argument("--nprocs", type=_positive(int), help="parallel processes (default: available cores)")
     g.add_argument("--plugin", default="MultiProc",
-                   choices=["MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor"])
-    g.add_argument("--plugin-args", help="JSON dict passed to the nipype plugin")
-    g.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and nipype logs")
+                   choices=["MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor"],
+                   help="nipype execution plugin")
+    g.add_argument("--plugin-args", help="JSON dict passed to the nipype plugin (default: none)")
+    g.add_argument("--work-dir", type=Path,
+                   help="nipype working directory, kept and locked, to resume (default: a temporary folder "
+                   "of this invocation, removed on success; required with cluster plugins)")
+    g = p.add_argument_group("Other options")
+    g.add_argument("--config", type=Path,
+                   help="settings file (.json or .toml) with any option above (default: none)")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="show tracebacks and nipype logs (default: off)")
+    g.add_argument("--version", action="version", version=f"bidsapp {__version__}")
     return p
 
 

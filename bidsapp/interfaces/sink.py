@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
+from bidsapp import columns, provenance
 from bidsapp import derivatives as drv
 from bidsapp.checksums import ChecksumCache
 from bidsapp.core import masking
@@ -121,6 +122,9 @@ class WriteDerivatives(SimpleInterface):
         for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
             copy(src, naming.path(out, key.split("_")[0], ext))
+        for entry in [e for e in writer.entries if columns.kind_of(e["Path"])]:  # BIDS column descriptions
+            with writer.put(naming.path(out, columns.kind_of(entry["Path"]), ".json")) as tmp:
+                columns.write_sidecar(writer.folder / entry["Path"], i.settings, dst=tmp)
         info = json.loads(Path(i.clean_info).read_text())
         now = dt.datetime.now(dt.timezone.utc)
         started = dt.datetime.fromisoformat(i.started)
@@ -149,4 +153,4 @@ class WriteDerivatives(SimpleInterface):
             "FinishedAt": now.isoformat(),
             "DurationSeconds": round((now - started).total_seconds(), 3),
         }
-        writer.finish(sidecar)
+        writer.finish(provenance.with_uris(sidecar, i.sources))  # paths as BIDS URIs, like Sources
