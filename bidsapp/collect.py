@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bids import BIDSLayout, BIDSLayoutIndexer
-
 #: entities that identify a run, in BIDS order (carried over to output names; space is separate)
 RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction",
                 "direction", "run", "echo", "part", "cohort", "res", "den")
@@ -53,7 +51,10 @@ def _strip(labels) -> list[str]:
     return [str(x)[4:] if str(x).startswith(("sub-", "ses-")) else str(x) for x in labels or ()]
 
 
-def _indexer(participants: list[str]) -> BIDSLayoutIndexer:
+def _indexer(participants: list[str]):
+    """A pybids indexer that skips non-BIDS folders and other participants."""
+    from bids import BIDSLayoutIndexer
+
     ignore: list = ["code", "sourcedata", "stimuli", "derivatives", "models", re.compile(r"/\.")]
     if participants:
         alts = "|".join(re.escape(p) for p in participants)
@@ -61,8 +62,10 @@ def _indexer(participants: list[str]) -> BIDSLayoutIndexer:
     return BIDSLayoutIndexer(validate=False, ignore=ignore, index_metadata=False)
 
 
-def index(root: Path, participants: list[str], *, derivative: bool) -> BIDSLayout:
-    """Index a BIDS folder without validation and only for the given participants."""
+def index(root: Path, participants: list[str], *, derivative: bool):
+    """Index a BIDS folder without validation and only for the given participants (a ``BIDSLayout``)."""
+    from bids import BIDSLayout
+
     config = ["bids", "derivatives"] if derivative else ["bids"]
     return BIDSLayout(str(root), validate=False, config=config, indexer=_indexer(participants),
                       is_derivative=derivative)

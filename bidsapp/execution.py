@@ -9,22 +9,13 @@ import signal
 import threading
 import time
 import traceback
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 from nipype.pipeline.plugins.multiproc import MultiProcPlugin, process_initializer, run_node
 
+from bidsapp.messages import install_warning_format
+
 _PR_SET_PDEATHSIG = 1
-
-
-def _format_warning(message, category, filename, lineno, line=None) -> str:
-    """One line per warning, said by bidsapp (not Python's two lines pointing into nipype)."""
-    return f"bidsapp: warning: {message}\n"
-
-
-def install_warning_format() -> None:
-    """Print every warning as one ``bidsapp: warning: ...`` line (main process and workers)."""
-    warnings.formatwarning = _format_warning
 
 
 def _exit_with(parent: int) -> None:

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from bidsapp import __version__
-from bidsapp.core.confounds import COMPCOR, MODELS, STRATEGIES
-from bidsapp.derivatives import check_label, desc_label
+from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES
 from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, Settings
 
 
@@ -299,6 +298,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         fmriprep = cand if cand.is_dir() or not _looks_like_derivatives(bids_dir) else bids_dir
     values["fmriprep_dir"] = Path(fmriprep).resolve()
     values["bids_dir"], values["output_dir"] = bids_dir, out
+    from bidsapp.derivatives import check_label, desc_label
+
     if values.get("atlas_name") is not None:
         try:
             check_label(values["atlas_name"], "--atlas-name")

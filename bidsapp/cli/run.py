@@ -327,18 +327,18 @@ def _write_invocation(s: Settings, invocation: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run bidsapp; returns the exit code (0 success, 1 failure, 2 usage, 16-18/66 BIDS Apps codes)."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
-    if not verbose:
-        from nipype import config as nipype_config
-        from nipype import logging as nipype_logging
-
-        for key in ("workflow_level", "interface_level", "utils_level"):
-            nipype_config.set("logging", key, "CRITICAL")
-        nipype_logging.update_logging(nipype_config)
-    from bidsapp.execution import install_warning_format
+    from bidsapp.messages import install_warning_format
 
     install_warning_format()
     try:
         s = parse_args(argv)
+        if not verbose:  # imported after parsing: --help and --version answer without loading nipype
+            from nipype import config as nipype_config
+            from nipype import logging as nipype_logging
+
+            for key in ("workflow_level", "interface_level", "utils_level"):
+                nipype_config.set("logging", key, "CRITICAL")
+            nipype_logging.update_logging(nipype_config)
         if s.analysis_level == "group":
             from bidsapp.group import group_level
             return group_level(s)
