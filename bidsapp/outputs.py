@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -165,6 +166,17 @@ class RunWriter:
             tmp.unlink(missing_ok=True)
             raise
         self.entries.append({"Path": path.name, "Size": path.stat().st_size, "SHA256": digest})
+
+    def install(self, src: str | os.PathLike, path: Path) -> None:
+        """Install a finished file of the work folder as ``path``: a hard link when both are on
+        one filesystem (no copy; work files are only ever replaced by rename, never rewritten in
+        place), a copy otherwise."""
+        with self.put(path) as tmp:
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
 
     def finish(self, sidecar: dict) -> Path:
         """Write the sidecar last, listing every output with its size and SHA-256."""

@@ -89,16 +89,16 @@ def test_failure_after_array_replaced_leaves_no_sidecar_and_rerun_recomputes(dat
     """Item 1: the new array replaced the old one, then the write failed (disk full / kill): the old
     sidecar must not describe the new array, and a rerun must not skip the run."""
     bids, ref = data
-    import bidsapp.interfaces.sink as sink
+    from bidsapp.outputs import RunWriter
 
-    real_copy = shutil.copyfile
+    real_install = RunWriter.install
 
-    def copy_then_fail(src, dst, *a, **k):
+    def install_then_fail(self, src, dst):
         if str(src).endswith("samples.tsv"):  # after _timeseries.npy and _features.tsv are installed
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
-        return real_copy(src, dst, *a, **k)
+        return real_install(self, src, dst)
 
-    monkeypatch.setattr(sink.shutil, "copyfile", copy_then_fail)
+    monkeypatch.setattr(RunWriter, "install", install_then_fail)
     code = main([str(bids), str(out), "participant", "--participant-label", "01", "--high-pass", "0.01",
                  "--plugin", "Linear"])
     err = capsys.readouterr().err
@@ -108,7 +108,7 @@ def test_failure_after_array_replaced_leaves_no_sidecar_and_rerun_recomputes(dat
     new, old = (np.load(f / f"{STEM}_timeseries.npy") for f in (folder, ref / SUB1))
     assert not np.array_equal(new, old)
     assert_sidecars_true(out)
-    monkeypatch.setattr(sink.shutil, "copyfile", real_copy)
+    monkeypatch.setattr(RunWriter, "install", real_install)
     assert main([str(bids), str(out), "participant", "--participant-label", "01", "--plugin", "Linear"]) == 0
     assert "compute  sub-01_task-faces_run-1: no complete previous outputs" in capsys.readouterr().out
     np.testing.assert_array_equal(np.load(folder / f"{STEM}_timeseries.npy"),
