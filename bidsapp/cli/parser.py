@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="array formats written (tsv.gz: TSV with column headers; nii.gz: cleaned 4D image)")
     g = p.add_argument_group("Options to handle performance")
     g.add_argument("--nprocs", type=_positive(int), help="parallel processes (default: available cores)")
+    g.add_argument("--mem-gb", type=_positive(float), metavar="GB",
+                   help="memory MultiProc may use at once; each node declares its estimated peak, computed "
+                   "from the run's size (default: 90%% of the machine's memory)")
     g.add_argument("--plugin", default="MultiProc",
                    choices=["MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor"],
                    help="nipype execution plugin")
@@ -312,6 +315,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     window = values.get("trial_window") or (-2.0, 16.0)
     if not window[0] < window[1]:
         raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")
+    if values.get("mem_gb") is None:
+        from bidsapp.resources import default_mem_gb
+
+        values["mem_gb"] = default_mem_gb()
     if values.get("nprocs") is None:
         values["nprocs"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if values.get("plugin_args"):

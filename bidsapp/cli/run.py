@@ -64,6 +64,11 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
             raise InputError(str(exc)) from exc
     start_time, start_source = start_time_of(run.metadata)
     files, roots = source_files(run, s)
+    mem_gb = estimate_memory(run, s, float(t_r))
+    worst = max(mem_gb, key=mem_gb.get)
+    if mem_gb[worst] > s.mem_gb:
+        raise InputError(f"{run.bold}: the {worst} node needs about {mem_gb[worst]:.1f} GB, more than --mem-gb "
+                         f"{s.mem_gb:g}; raise --mem-gb or run on a machine with more memory.", code=2)
     return dict(
         bold_file=str(run.bold), mask_file=str(run.mask) if run.mask else None,
         confounds_file=str(run.confounds) if needs_confounds and run.confounds else None,
@@ -82,9 +87,31 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
         settings=s.result_settings(), configuration_hash=s.configuration_hash(),
         source_files={k: str(v) if v else None for k, v in files.items()},
         source_roots={k: str(v) for k, v in roots.items()},
-        cache_dir=str(cache_dir) if cache_dir else None, desc=drv.desc_label(s.denoise),
+        cache_dir=str(cache_dir) if cache_dir else None, desc=drv.desc_label(s.denoise), mem_gb=mem_gb,
         name=run.label.replace("-", "").replace(".", "_") + "_wf",
     )
+
+
+def estimate_memory(run: Run, s: Settings, t_r: float) -> dict[str, float]:
+    """Each node's memory estimate (GB) for this run, from its headers, mask and events."""
+    import numpy as np
+
+    from bidsapp.core.io import load_header
+    from bidsapp.resources import RunSize, node_memory_gb
+
+    shape = load_header(run.bold, ndim=4).shape
+    grid = int(np.prod(shape[:3]))
+    features = grid
+    if s.mask_strategy == "fmriprep" and run.mask is not None:
+        features = int((np.asanyarray(load_header(run.mask).dataobj) > 0).sum())
+    n_trials = 0
+    if run.events is not None:
+        n_trials = max(0, sum(1 for line in open(run.events, encoding="utf-8-sig") if line.strip()) - 1)
+    start, end = s.trial_window
+    size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
+                   n_offsets=int((end - start) / t_r) + 2)
+    return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates == "lss",
+                          output_format=tuple(s.output_format))
 
 
 def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
@@ -255,6 +282,7 @@ def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocati
         plugin_args["status_callback"] = _Progress(labels, {})
     if s.plugin == "MultiProc":
         plugin_args.setdefault("n_procs", s.nprocs)
+        plugin_args.setdefault("memory_gb", s.mem_gb)
         plugin = OrphanSafeMultiProc(plugin_args=plugin_args)
     crash_dir = s.output_dir / "logs" / "crash" / invocation
     wf.config["execution"].update({"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
