@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -97,7 +96,8 @@ def worker(impl: str, case: str, bold: str, mask: str, conf: str, out: str) -> N
                              confounds=confounds, low_pass=params["low_pass"], high_pass=params["high_pass"],
                              copy=False)
     elapsed = time.perf_counter() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/status") as fh:  # VmHWM: ru_maxrss would also count the parent's pages at fork
+        peak_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM"))
     np.save(out, np.ascontiguousarray(X, dtype=np.float32))
     print(json.dumps({"seconds": elapsed, "peak_rss_gb": peak_kb / 1024**2, "shape": list(X.shape)}))
 
