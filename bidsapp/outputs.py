@@ -162,6 +162,7 @@ class RunWriter:
             else:
                 self._invalidate_listing(path.name)
                 os.replace(tmp, path)
+                self.cache.record(path, digest)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -182,6 +183,4 @@ class RunWriter:
         """Write the sidecar last, listing every output with its size and SHA-256."""
         sidecar = dict(sidecar, OutputFiles=self.entries)
         write_text(self.sidecar, json.dumps(sidecar, indent=2, default=str) + "\n")
-        for entry in self.entries:
-            self.cache.sha256(self.folder / entry["Path"])  # prime the cache for the reuse test
         return self.sidecar
