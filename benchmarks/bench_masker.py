@@ -34,7 +34,7 @@ CASES = {
 }
 
 
-def generate(workdir: Path, n_volumes: int) -> tuple[Path, Path, Path]:
+def generate(workdir: Path, n_volumes: int, t_r: float = T_R) -> tuple[Path, Path, Path]:
     import nibabel as nib
     from isal import igzip
 
@@ -56,7 +56,7 @@ def generate(workdir: Path, n_volumes: int) -> tuple[Path, Path, Path]:
     hdr.set_qform(AFFINE, 1)
     hdr.set_sform(AFFINE, 1)
     hdr.set_xyzt_units("mm", "sec")
-    hdr["pixdim"][4] = T_R
+    hdr["pixdim"][4] = t_r
     hdr["vox_offset"] = 352
     vol = np.zeros(SHAPE, np.float32, order="F")
     with igzip.open(bold, "wb", compresslevel=1) as fh:

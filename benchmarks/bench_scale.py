@@ -27,48 +27,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_masker import AFFINE, SHAPE  # noqa: E402
+from bench_masker import generate  # noqa: E402
 
 LOW, HIGH = 0.08, 0.01
 SPACE = "MNI152NLin2009cAsym"
-
-
-def generate_bold(path: Path, n_volumes: int, t_r: float, seed: int = 0) -> tuple[Path, np.ndarray]:
-    """A gzipped float32 run on the MNI 2 mm grid (ellipsoid of ~250k voxels) and its 36 confounds."""
-    import nibabel as nib
-    from isal import igzip
-
-    conf_path = path.with_suffix("").with_suffix(".conf.npy")
-    mask_path = path.parent / "mask.nii.gz"
-    rng = np.random.default_rng(seed)
-    grid = np.indices(SHAPE, dtype=np.float32)
-    c = [(s - 1) / 2 for s in SHAPE]
-    radii = (0.386 * 97, 0.386 * 115, 0.368 * 97)
-    mask = sum(((g - ci) / r) ** 2 for g, ci, r in zip(grid, c, radii)) <= 1
-    if not mask_path.exists():
-        nib.save(nib.Nifti1Image(mask.astype(np.uint8), AFFINE), mask_path)
-    if path.exists() and conf_path.exists():
-        return mask_path, np.load(conf_path)
-    n_vox = int(mask.sum())
-    confounds = np.cumsum(rng.normal(0, 1, (n_volumes, 36)), axis=0)
-    weights = rng.normal(0, 0.5, (36, n_vox)).astype(np.float32)
-    base = (1000 + 100 * rng.random(n_vox)).astype(np.float32)
-    hdr = nib.Nifti1Header()
-    hdr.set_data_shape(SHAPE + (n_volumes,))
-    hdr.set_data_dtype(np.float32)
-    hdr.set_qform(AFFINE, 1)
-    hdr.set_sform(AFFINE, 1)
-    hdr.set_xyzt_units("mm", "sec")
-    hdr["pixdim"][4] = t_r
-    hdr["vox_offset"] = 352
-    vol = np.zeros(SHAPE, np.float32, order="F")
-    with igzip.open(path, "wb", compresslevel=1) as fh:
-        fh.write(hdr.binaryblock + b"\x00" * 4)
-        for t in range(n_volumes):
-            vol[mask] = base + confounds[t].astype(np.float32) @ weights + rng.normal(0, 10, n_vox).astype(np.float32)
-            fh.write(vol.tobytes(order="F"))
-    np.save(conf_path, confounds)
-    return mask_path, confounds
 
 
 def make_dataset(root: Path, bold: Path, mask: Path, confounds: np.ndarray, t_r: float, runs: int) -> Path:
@@ -154,16 +116,14 @@ def compare(out: Path, nilearn_npy: Path) -> float:
 def case(name: str, workdir: Path, n_volumes: int, t_r: float, runs: int, nprocs: int) -> dict:
     data = workdir / f"T{n_volumes}"
     data.mkdir(parents=True, exist_ok=True)
-    bold = data / "bold.nii.gz"
     t0 = time.perf_counter()
-    mask, confounds = generate_bold(bold, n_volumes, t_r)
-    root = make_dataset(data / f"bids{runs}", bold, mask, confounds, t_r, runs)
+    bold, mask, conf = generate(data, n_volumes, t_r)
+    root = make_dataset(data / f"bids{runs}", bold, mask, np.load(conf), t_r, runs)
     print(f"[{name}] data ready in {time.perf_counter() - t0:.0f} s", flush=True)
     out = data / f"out-{name}"
     shutil.rmtree(out, ignore_errors=True)
     ours = run_measured(bidsapp_cmd(root, out, nprocs))
     print(f"[{name}] bidsapp {ours}", flush=True)
-    conf = data / "bold.conf.npy"
     nl_out = data / f"nilearn-{name}.npy"
     pairs = []
     for bold_file in sorted((root / "derivatives" / "fmriprep").rglob("*_desc-preproc_bold.nii.gz")):
