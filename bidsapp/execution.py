@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing as mp
 import os
+import pwd
 import signal
 import threading
 import time
@@ -25,6 +26,21 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 def install_warning_format() -> None:
     """Print every warning as one ``bidsapp: warning: ...`` line (main process and workers)."""
     warnings.formatwarning = _format_warning
+
+
+def ensure_logname() -> None:
+    """Set ``$LOGNAME`` when it is unset or empty, from the user database (else the numeric uid).
+
+    nipype's batch plugins (SLURM, SGE, PBS, LSF, Condor) name every job after ``os.environ["LOGNAME"]``
+    and die with ``KeyError: 'LOGNAME'`` where no login shell set it: containers, CI, cron.
+    """
+    if os.environ.get("LOGNAME"):
+        return
+    try:
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (e.g. a container run with -u)
+        name = str(os.getuid())
+    os.environ["LOGNAME"] = name
 
 
 def _exit_with(parent: int) -> None:
