@@ -273,13 +273,15 @@ def participant(s: Settings) -> int:
 
 def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocation: str, work: Path) -> None:
     """Run the nipype workflow; a failure becomes one line naming the run's file and the fix."""
-    from bidsapp.execution import OrphanSafeMultiProc
+    from bidsapp.execution import OrphanSafeMultiProc, ensure_logname
 
     labels = {kw["name"]: r.label for kw, r in zip(kwargs, todo)}
     plugin_args = json.loads(s.plugin_args) if s.plugin_args else {}
     plugin: object = s.plugin
     if s.plugin in LOCAL_PLUGINS:
         plugin_args["status_callback"] = _Progress(labels, {})
+    else:
+        ensure_logname()  # nipype's batch plugins name jobs after $LOGNAME
     if s.plugin == "MultiProc":
         plugin_args.setdefault("n_procs", s.nprocs)
         plugin_args.setdefault("memory_gb", s.mem_gb)
