@@ -16,6 +16,12 @@ def _identity(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
+def identity_stamp(paths) -> str:
+    """Short hash of the identities (size, mtime, ctime, inode, device) of files: changes with any write."""
+    ids = [[str(p), _identity(os.stat(p))] for p in paths if p is not None]
+    return hashlib.sha1(json.dumps(ids).encode()).hexdigest()
+
+
 class ChecksumCache:
     """SHA-256 of files, remembered by (path, size, mtime, ctime, inode, device).
 

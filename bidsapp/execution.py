@@ -54,6 +54,7 @@ def worker_initializer(cwd: str, main: int | None) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # pragma: no cover - non-Linux: the watcher thread does it
         pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process answers it
     parent = os.getppid()
     if main is not None and parent != main:  # the main process died before prctl
         os._exit(1)

@@ -228,7 +228,11 @@ def _tokens(action: argparse.Action, value) -> list[str]:
             return [action.option_strings[0] if value else action.option_strings[1]]
         wanted = isinstance(action, argparse._StoreTrueAction)
         return [action.option_strings[0]] if value == wanted else []
-    if isinstance(value, dict) or (isinstance(value, list) and action.nargs not in ("+", "*", 2)):
+    if isinstance(value, dict):
+        if action.dest != "plugin_args":
+            raise _ArgumentError("expected a single value, not an object")
+        value = json.dumps(value)  # --plugin-args takes a JSON object: a config file may give it as one
+    if isinstance(value, list) and action.nargs not in ("+", "*", 2):
         raise _ArgumentError("expected a single value, not a list")
     items = value if isinstance(value, list) else [value]
     if any(isinstance(v, bool | dict | list) for v in items):
