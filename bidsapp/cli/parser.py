@@ -50,7 +50,8 @@ EXIT_CODES = (
     (17, "unknown analysis level"),
     (18, "no run matches the filters"),
     (66, "missing input (fMRIPrep folder, participant, TR, confounds, mask)"),
-    (73, "cannot write the output or work folder"),
+    (73, "cannot write the output or work folder (read-only, full, no permission)"),
+    (129, "interrupted by SIGHUP (130: SIGINT, 143: SIGTERM); the work folder is kept"),
 )
 
 
