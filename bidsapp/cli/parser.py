@@ -326,6 +326,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         values["mem_gb"] = default_mem_gb()
     if values.get("nprocs") is None:
         values["nprocs"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if values.get("plugin") not in ("MultiProc", "Linear") and values.get("work_dir") is None:
+        raise UsageError(f"--plugin {values['plugin']} runs nodes on other machines: give a --work-dir on a "
+                         "filesystem they share.")
     if values.get("plugin_args"):
         try:
             json.loads(values["plugin_args"])

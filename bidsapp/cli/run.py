@@ -256,9 +256,6 @@ def participant(s: Settings) -> int:
     _write_invocation(s, invocation)
     if not kwargs:
         return 0
-    if s.work_dir is None and s.plugin not in LOCAL_PLUGINS:
-        raise UsageError(f"--plugin {s.plugin} runs nodes on other machines: give a --work-dir on a "
-                         "filesystem they share.")
     if s.work_dir is not None:
         _check_writable(s.work_dir)
     work = s.work_dir
