@@ -30,9 +30,11 @@ RUN TEMPLATEFLOW_HOME=/opt/templateflow /opt/venv/bin/bidsapp-fetch-templates --
 
 # --build-arg TEMPLATEFLOW=local --build-context templateflow=DIR: DIR is a TEMPLATEFLOW_HOME tree
 FROM venv AS templates-local
+# hadolint ignore=DL3022
 COPY --from=templateflow . /opt/templateflow/
 RUN chmod -R a+rX /opt/templateflow
 
+# hadolint ignore=DL3006
 FROM templates-${TEMPLATEFLOW} AS templates
 
 FROM ${BASE_IMAGE} AS runtime
