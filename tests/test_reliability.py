@@ -102,7 +102,7 @@ def test_failure_after_array_replaced_leaves_no_sidecar_and_rerun_recomputes(dat
     code = main([str(bids), str(out), "participant", "--participant-label", "01", "--high-pass", "0.01",
                  "--plugin", "Linear"])
     err = capsys.readouterr().err
-    assert code == 1 and "No space left on device" in err and err.count("\n") == 1
+    assert code == 73 and "No space left on device" in err and err.count("\n") == 1
     folder = out / SUB1
     assert not (folder / f"{STEM}_timeseries.json").exists()  # invalidated before the array was replaced
     new, old = (np.load(f / f"{STEM}_timeseries.npy") for f in (folder, ref / SUB1))
