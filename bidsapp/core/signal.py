@@ -13,6 +13,7 @@ chunk, so memory stays bounded) and standardizes.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,10 @@ from scipy.interpolate import CubicSpline
 STANDARDIZE = ("zscore_sample", "psc", None)
 FILTERS = ("butterworth", "cosine", None)
 EPS64 = np.finfo(np.float64).eps
+#: a column whose cleaned standard deviation is below this fraction of its input RMS is constant (set to 0)
+CONSTANT_RTOL = 1e-10
+#: fewer degrees of freedom than this left after cleaning gives a warning (below 1: an error)
+MIN_DOF = 10
 
 
 def _sample_indices(sample_mask, n: int) -> np.ndarray | None:
@@ -76,7 +81,7 @@ def butterworth_operator(n: int, t_r: float, low_pass: float | None, high_pass: 
     if n <= padlen:
         raise ValueError(
             f"The series has {n} kept volumes but the Butterworth filter needs more than {padlen}; "
-            "use --filter cosine, fewer censored volumes, or no temporal filter."
+            "use filter='cosine', fewer censored volumes, or no temporal filter."
         )
     return sp_signal.sosfiltfilt(sos, np.eye(n), axis=0)
 
@@ -136,13 +141,24 @@ class CleaningOperator:
     kept : numpy.ndarray of int, shape (n_kept,)
         Index of the input volume that each output row corresponds to.
     n_confounds_used : int
-        Rank of the confound space removed.
+        Rank of the confound space removed (cosine drifts included).
+    dof : int
+        Degrees of freedom the operator leaves: the number of its singular
+        values above 1/2, i.e. ``n_kept`` minus the rank of everything removed
+        (mean and trend, cosine drifts, confounds, censoring) and minus the
+        dimensions a Butterworth filter attenuates past its cut-off (the
+        zero-phase filter's gain is 1/2 at the cut-off).
+    removes_mean : bool
+        True when constant series are mapped to 0 (then standardization does
+        not use a further degree of freedom).
     """
 
     matrix: np.ndarray
     mean_weights: np.ndarray
     kept: np.ndarray
     n_confounds_used: int
+    dof: int = -1
+    removes_mean: bool = False
 
 
 def check_filter(t_r: float, low_pass: float | None, high_pass: float | None, filter: str | None) -> None:
@@ -166,6 +182,11 @@ def check_filter(t_r: float, low_pass: float | None, high_pass: float | None, fi
         raise ValueError(f"high_pass ({high_pass} Hz) must be lower than low_pass ({low_pass} Hz).")
     if filter == "cosine" and high_pass is None:
         raise ValueError("filter='cosine' needs high_pass (Hz).")
+    if filter == "cosine" and low_pass is not None:
+        raise ValueError(
+            f"filter='cosine' is a high-pass (DCT drift regressors) and cannot apply low_pass={low_pass} Hz "
+            "(nilearn ignores it with a warning); drop low_pass or use filter='butterworth'."
+        )
 
 
 def cleaning_operator(
@@ -253,13 +274,70 @@ def cleaning_operator(
         q = q[:, np.abs(np.diag(r)) > EPS64 * 100.0]
         rank = q.shape[1]
         op = op - q @ (q.T @ op)
-    return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank)
+    return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
+                            dof=_operator_dof(op), removes_mean=_removes_mean(op))
+
+
+def _operator_dof(op: np.ndarray) -> int:
+    """Number of singular values of ``op`` above 1/2."""
+    if op.size == 0:
+        return 0
+    small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
+    return int((linalg.eigvalsh(small) > 0.25).sum())
+
+
+def _removes_mean(op: np.ndarray) -> bool:
+    return bool(np.abs(op.sum(axis=1)).max(initial=0.0) <= 1e-8 * max(1.0, np.abs(op).sum(axis=1).max(initial=0.0)))
+
+
+def degrees_of_freedom(operator: CleaningOperator, standardize: str | None = None) -> int:
+    """Degrees of freedom left in each cleaned column.
+
+    ``operator.dof``, minus one when ``standardize`` removes a mean that the
+    linear cleaning left in place.
+    """
+    extra = 1 if standardize is not None and not operator.removes_mean else 0
+    return operator.dof - extra
+
+
+def check_degrees_of_freedom(operator: CleaningOperator, standardize: str | None = None,
+                             min_dof: int = MIN_DOF) -> int:
+    """Refuse a model that leaves no degree of freedom; warn below ``min_dof``.
+
+    Raises
+    ------
+    ValueError
+        When fewer than 1 degree of freedom is left, naming the count and what to relax.
+
+    Returns
+    -------
+    dof : int
+    """
+    dof = degrees_of_freedom(operator, standardize)
+    n_kept = operator.kept.size
+    what = (f"{n_kept} kept volume(s) minus {n_kept - dof} removed by detrending, filtering, "
+            f"{operator.n_confounds_used} confound regressor(s)" + (" and standardization" if dof < operator.dof
+                                                                  else ""))
+    relax = ("fewer confounds (a lighter denoising strategy or fewer columns), detrend=False, "
+             "a wider filter band or less censoring")
+    if dof < 1:
+        raise ValueError(f"cleaning leaves {dof} degrees of freedom ({what}); the output would be rounding noise. "
+                         f"Relax the model: {relax}.")
+    if dof < min_dof:
+        warnings.warn(f"cleaning leaves only {dof} degrees of freedom ({what}), fewer than {min_dof}; "
+                      f"consider {relax}.", stacklevel=2)
+    return dof
 
 
 def _standardize(
-    y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool
+    y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool,
+    constant: np.ndarray | None = None,
 ) -> np.ndarray:
-    if standardize is None or y.shape[0] == 1:
+    if standardize is None:
+        return y
+    if constant is not None and constant.any():
+        y[:, constant] = 0.0
+    if y.shape[0] == 1:
         return y
     if standardize == "zscore_sample":
         y -= y.mean(axis=0)
@@ -273,6 +351,8 @@ def _standardize(
     invalid = np.abs(mean) < EPS64
     y = (y - mean) / np.abs(np.where(invalid, 1.0, mean)) * 100
     y[:, invalid] = 0
+    if constant is not None:
+        y[:, constant] = 0
     return y
 
 
@@ -322,6 +402,13 @@ def clean(
     Returns
     -------
     cleaned : numpy.ndarray, float32 (or float64 for float64 input), shape (n_kept, n_features)
+        Constant columns are 0 when standardized (see :func:`apply_operator`).
+
+    Raises
+    ------
+    ValueError
+        Also when the model leaves no degree of freedom
+        (:func:`check_degrees_of_freedom`; fewer than ``MIN_DOF`` warns).
     """
     if standardize not in STANDARDIZE:
         raise ValueError(f"Unknown standardize '{standardize}'; use zscore_sample, psc or none.")
@@ -333,6 +420,7 @@ def clean(
         standardize_confounds=standardize_confounds, filter=filter,
         low_pass=low_pass, high_pass=high_pass, sample_mask=sample_mask,
     )
+    check_degrees_of_freedom(operator, standardize)
     return apply_operator(signals, operator, standardize=standardize, chunk_size=chunk_size, copy=copy)
 
 
@@ -344,7 +432,16 @@ def apply_operator(
     chunk_size: int = 16384,
     copy: bool = True,
 ) -> np.ndarray:
-    """Apply a :class:`CleaningOperator` to signals by column chunks, then standardize."""
+    """Apply a :class:`CleaningOperator` to signals by column chunks, then standardize.
+
+    The arithmetic is float64 whatever the input dtype. Constant columns
+    (including all-zero ones) are 0 after standardization: a column is
+    constant when its cleaned standard deviation is below
+    ``CONSTANT_RTOL`` times its input RMS (the input's scale, not the round-off
+    of the operator). The output is float64 for float64 input, float32 otherwise.
+    """
+    if standardize not in STANDARDIZE:
+        raise ValueError(f"Unknown standardize '{standardize}'; use zscore_sample, psc or none.")
     out_dtype = np.float64 if signals.dtype == np.float64 else np.float32
     m = operator.matrix.shape[0]
     if copy or signals.dtype != out_dtype or not signals.flags.writeable:
@@ -366,5 +463,10 @@ def apply_operator(
         if not np.isfinite(x).all():
             raise ValueError("signals contain NaN or infinite values; mask them out before cleaning.")
         original_mean = operator.mean_weights @ x if standardize == "psc" else None
-        out[:, cols] = _standardize(a @ x, standardize, original_mean, psc_shift)
+        y = a @ x
+        constant = None
+        if standardize is not None:
+            scale = np.sqrt(np.einsum("ij,ij->j", x, x) / max(x.shape[0], 1))
+            constant = y.std(axis=0) <= CONSTANT_RTOL * scale
+        out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant)
     return out
