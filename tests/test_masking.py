@@ -59,8 +59,8 @@ def test_nan_inside_mask_is_zero_as_nilearn(tmp_path, small_bold, fwhm):
     with pytest.warns(UserWarning, match=r"nan.nii.gz: 2 non-finite value\(s\) .* set to 0") as rec:
         ours, n_bad = masking.apply_mask(path, brain, smoothing_fwhm=fwhm, return_nonfinite=True)
     assert n_bad == 2 and len(rec) == 1 and "\n" not in str(rec[0].message)
-    from nilearn.masking import apply_mask as nl_apply_mask
     from nilearn.maskers import NiftiMasker
+    from nilearn.masking import apply_mask as nl_apply_mask
 
     mask_img = nib.Nifti1Image(brain.astype(np.uint8), nib.load(path).affine)
     with warnings.catch_warnings():

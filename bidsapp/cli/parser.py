@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bidsapp import __version__
-from bidsapp.core.confounds import COMPCOR, MODELS, STRATEGIES
+from bidsapp.core.confounds import COMPCOR, MODELS, STRATEGIES, parse_dummy_scans
 from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, Settings
 
 
@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--compcor", choices=COMPCOR)
     g.add_argument("--n-compcor", type=_n_compcor)
     g.add_argument("--no-demean", dest="demean", action="store_false", default=True)
+    g.add_argument("--dummy-scans", type=parse_dummy_scans, default="auto", metavar="auto|N",
+                   help="non-steady-state volumes censored with every strategy (none included): auto = "
+                   "fMRIPrep's non_steady_state_outlier columns (none without a confounds file), N = the first N")
     g = p.add_argument_group("signal cleaning (nilearn.signal.clean order)")
     g.add_argument("--detrend", action=argparse.BooleanOptionalAction, default=True)
     g.add_argument("--standardize", choices=["zscore_sample", "psc", "none"], default="zscore_sample")

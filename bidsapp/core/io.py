@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,24 @@ def load_header(path: str | os.PathLike, *, ndim: int | None = None) -> nib.Nift
             + (" Pass the preprocessed BOLD run (desc-preproc_bold)." if ndim == 4 else "")
         )
     return img
+
+
+def header_repetition_time(img: nib.Nifti1Image) -> float | None:
+    """Repetition time (s) in a NIfTI header (``pixdim[4]`` with its time unit), or None if unset."""
+    zooms = img.header.get_zooms()
+    if len(zooms) < 4 or not np.isfinite(zooms[3]) or zooms[3] <= 0:
+        return None
+    unit = img.header.get_xyzt_units()[1]
+    return float(zooms[3]) * {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
+
+
+def check_repetition_time(path: str | os.PathLike, t_r: float, rtol: float = 1e-3) -> None:
+    """Warn (one line) when the JSON ``t_r`` disagrees with the NIfTI header; the JSON wins (BIDS)."""
+    header_tr = header_repetition_time(load_header(path))
+    if header_tr is not None and abs(header_tr - t_r) > rtol * t_r:
+        warnings.warn(f"{Path(path).name}: RepetitionTime {t_r:g} s in the JSON sidecar differs from the NIfTI "
+                      f"header (pixdim[4] = {header_tr:g} s); using the JSON value, as BIDS specifies.",
+                      stacklevel=2)
 
 
 def _scaling(proxy) -> tuple[float, float] | None:

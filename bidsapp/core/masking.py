@@ -169,7 +169,7 @@ def load_labels(
             raise ValueError(
                 f"{labels_path}: atlas grid {data.shape} differs from the BOLD grid "
                 f"{tuple(bold_shape[:3])}; pass an atlas in the run's space and resolution, or "
-                "allow nearest-neighbour resampling (--resample-mask)."
+                "allow nearest-neighbour resampling (resample=True)."
             )
         data = np.round(resample_to_grid(data, img.affine, bold_shape, bold_affine, order=0)).astype(np.int64)
     if not (data != 0).any():

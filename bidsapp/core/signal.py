@@ -275,11 +275,11 @@ def cleaning_operator(
         rank = q.shape[1]
         op = op - q @ (q.T @ op)
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
-                            dof=_operator_dof(op), removes_mean=_removes_mean(op))
+                            dof=operator_dof(op), removes_mean=_removes_mean(op))
 
 
-def _operator_dof(op: np.ndarray) -> int:
-    """Number of singular values of ``op`` above 1/2."""
+def operator_dof(op: np.ndarray) -> int:
+    """Degrees of freedom a cleaning matrix leaves: its number of singular values above 1/2."""
     if op.size == 0:
         return 0
     small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
