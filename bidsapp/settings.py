@@ -88,7 +88,7 @@ class Settings:
         do not apply to the denoising strategy are left out."""
         from bidsapp.core.confounds import inapplicable_parameters
 
-        unused = set(inapplicable_parameters(self.denoise, self.to_dict(), self.confounds)) & STRATEGY_PARAMETERS
+        unused = set(inapplicable_parameters(self.denoise, dict.fromkeys(STRATEGY_PARAMETERS, True), self.confounds))
         return {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS | unused}
 
     def configuration_hash(self) -> str:
