@@ -28,6 +28,8 @@ EPS64 = np.finfo(np.float64).eps
 CONSTANT_RTOL = 1e-10
 #: fewer degrees of freedom than this left after cleaning gives a warning (below 1: an error)
 MIN_DOF = 10
+#: confounds whose (pivoted-QR) condition number exceeds this give a warning: round-off decides the result
+MAX_CONFOUND_CONDITION = 1e10
 
 
 def _sample_indices(sample_mask, n: int) -> np.ndarray | None:
@@ -151,6 +153,10 @@ class CleaningOperator:
     removes_mean : bool
         True when constant series are mapped to 0 (then standardization does
         not use a further degree of freedom).
+    confound_condition : float
+        Condition number estimate (ratio of the largest to the smallest kept
+        pivot of the QR decomposition) of the standardized confounds; 1 without
+        confounds.
     """
 
     matrix: np.ndarray
@@ -159,6 +165,7 @@ class CleaningOperator:
     n_confounds_used: int
     dof: int = -1
     removes_mean: bool = False
+    confound_condition: float = 1.0
 
 
 def check_filter(t_r: float, low_pass: float | None, high_pass: float | None, filter: str | None) -> None:
@@ -267,15 +274,28 @@ def cleaning_operator(
             op, rows = op[final_keep], rows[final_keep]
             if conf is not None:
                 conf = conf[final_keep]
-    rank = 0
+    rank, condition = 0, 1.0
     if conf is not None:
         conf = _standardize_confounds(conf, standardize_confounds)
         q, r, _ = linalg.qr(conf, mode="economic", pivoting=True)
-        q = q[:, np.abs(np.diag(r)) > EPS64 * 100.0]
+        diag = np.abs(np.diag(r))
+        used = diag > EPS64 * 100.0
+        q = q[:, used]
         rank = q.shape[1]
+        if rank:
+            condition = float(diag.max() / diag[used].min())
+        if condition > MAX_CONFOUND_CONDITION:
+            warnings.warn(
+                f"the confounds are nearly collinear (condition number {condition:.1e}): the regression "
+                "removes directions that round-off defines, so results are not reproducible; use fewer "
+                "regressors (e.g. fewer cosine drifts or less censoring).", stacklevel=2)
         op = op - q @ (q.T @ op)
+    if ftype == "butterworth":  # a filter attenuates gradually: count the singular values above 1/2
+        dof = operator_dof(op)
+    else:  # projections only: kept volumes minus the ranks removed
+        dof = max(m - (min(m, 2) if detrend else 0) - rank, 0)
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
-                            dof=operator_dof(op), removes_mean=_removes_mean(op))
+                            dof=dof, removes_mean=_removes_mean(op), confound_condition=condition)
 
 
 def operator_dof(op: np.ndarray) -> int:
@@ -283,7 +303,7 @@ def operator_dof(op: np.ndarray) -> int:
     if op.size == 0:
         return 0
     small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
-    return int((linalg.eigvalsh(small) > 0.25).sum())
+    return int((linalg.eigvalsh(small, driver="evr") > 0.25).sum())
 
 
 def _removes_mean(op: np.ndarray) -> bool:
@@ -435,10 +455,11 @@ def apply_operator(
     """Apply a :class:`CleaningOperator` to signals by column chunks, then standardize.
 
     The arithmetic is float64 whatever the input dtype. Constant columns
-    (including all-zero ones) are 0 after standardization: a column is
-    constant when its cleaned standard deviation is below
-    ``CONSTANT_RTOL`` times its input RMS (the input's scale, not the round-off
-    of the operator). The output is float64 for float64 input, float32 otherwise.
+    (including all-zero ones) are 0 after standardization, decided on the
+    input's scale rather than on the operator's round-off: a column is constant
+    when its range over the volumes the operator reads, or its cleaned standard
+    deviation, is at most ``CONSTANT_RTOL`` times its input RMS. The output is
+    float64 for float64 input, float32 otherwise.
     """
     if standardize not in STANDARDIZE:
         raise ValueError(f"Unknown standardize '{standardize}'; use zscore_sample, psc or none.")
@@ -450,6 +471,8 @@ def apply_operator(
         out = signals[:m]
     a = operator.matrix
     chunks = [slice(s, s + chunk_size) for s in range(0, signals.shape[1], chunk_size)]
+    used = np.flatnonzero(np.any(a != 0, axis=0))  # input volumes the operator reads (censored ones are not)
+    used = None if used.size == a.shape[1] else used
     psc_shift = False
     if standardize == "psc":
         # nilearn decides once, over all columns, whether filtering removed the mean
@@ -466,7 +489,8 @@ def apply_operator(
         y = a @ x
         constant = None
         if standardize is not None:
-            scale = np.sqrt(np.einsum("ij,ij->j", x, x) / max(x.shape[0], 1))
-            constant = y.std(axis=0) <= CONSTANT_RTOL * scale
+            xu = x[used] if used is not None else x
+            scale = np.sqrt(np.einsum("ij,ij->j", xu, xu) / max(xu.shape[0], 1))
+            constant = (np.ptp(xu, axis=0) <= CONSTANT_RTOL * scale) | (y.std(axis=0) <= CONSTANT_RTOL * scale)
         out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant)
     return out
