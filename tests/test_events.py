@@ -203,3 +203,13 @@ def test_lss_equals_first_level_model_on_the_raw_run(lss_run):
             ref = np.asanyarray(model.compute_contrast("target", output_type="effect_size").dataobj)[mask]
         scale = np.abs(est.betas).max(axis=0) + 1e-3 * Y.std(axis=0)  # per-voxel scale of the betas
         assert (np.abs(est.betas[i] - ref) <= 1e-3 * scale).all(), np.abs(est.betas[i] - ref).max()
+
+
+def test_events_and_confounds_with_byte_order_mark(tmp_path):
+    """Issue 9.8: a UTF-8 BOM (Excel exports) is not part of the first column name."""
+    p = tmp_path / "bom_events.tsv"
+    p.write_bytes("\ufeffonset\tduration\ttrial_type\n1.5\t1\tface\n".encode())
+    assert ev.read_events(p).onset.tolist() == [1.5]
+    c = tmp_path / "bom_desc-confounds_timeseries.tsv"
+    c.write_bytes("\ufefftrans_x\tcsf\n0.1\t2\n0.2\t3\n".encode())
+    assert list(cf.read_confounds(c).columns) == ["trans_x", "csf"]

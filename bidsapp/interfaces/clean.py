@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +70,19 @@ class CleanSignals(SimpleInterface):
     output_spec = _CleanOutput
 
     def _run_interface(self, runtime):
+        name = Path(self.inputs.bold_file).name if self.inputs.bold_file else ""
         try:
-            return self._clean(runtime)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = self._clean(runtime)
         except ValueError as exc:
-            name = Path(self.inputs.bold_file).name if self.inputs.bold_file else ""
             if name and name not in str(exc):
                 raise ValueError(f"{name}: {exc}") from exc
             raise
+        for w in caught:  # name the run in the core's warnings
+            text = str(w.message)
+            warnings.warn(f"{name}: {text}" if name and name not in text else text, w.category, stacklevel=2)
+        return result
 
     def _clean(self, runtime):
         cwd = Path(runtime.cwd)
