@@ -351,28 +351,34 @@ def check_degrees_of_freedom(operator: CleaningOperator, standardize: str | None
 
 def _standardize(
     y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool,
-    constant: np.ndarray | None = None,
+    constant: np.ndarray | None = None, scale: np.ndarray | None = None,
 ) -> np.ndarray:
+    """Standardize columns in place; ``constant`` (input) and columns whose cleaned standard deviation is
+    at most ``CONSTANT_RTOL * scale`` are 0."""
     if standardize is None:
         return y
-    if constant is not None and constant.any():
-        y[:, constant] = 0.0
     if y.shape[0] == 1:
+        if constant is not None:
+            y[:, constant] = 0.0
         return y
     if standardize == "zscore_sample":
         y -= y.mean(axis=0)
         std = y.std(axis=0, ddof=1)
+        if scale is not None:
+            constant = constant | (std <= CONSTANT_RTOL * scale)
         std[std < EPS64] = 1.0
         y /= std
-        return y
-    if psc_shift:
-        y += original_mean
-    mean = y.mean(axis=0)
-    invalid = np.abs(mean) < EPS64
-    y = (y - mean) / np.abs(np.where(invalid, 1.0, mean)) * 100
-    y[:, invalid] = 0
+    else:
+        if scale is not None:
+            constant = constant | (y.std(axis=0) <= CONSTANT_RTOL * scale)
+        if psc_shift:
+            y += original_mean
+        mean = y.mean(axis=0)
+        invalid = np.abs(mean) < EPS64
+        y = (y - mean) / np.abs(np.where(invalid, 1.0, mean)) * 100
+        y[:, invalid] = 0
     if constant is not None:
-        y[:, constant] = 0
+        y[:, constant] = 0.0
     return y
 
 
@@ -458,8 +464,8 @@ def apply_operator(
     (including all-zero ones) are 0 after standardization, decided on the
     input's scale rather than on the operator's round-off: a column is constant
     when its range over the volumes the operator reads, or its cleaned standard
-    deviation, is at most ``CONSTANT_RTOL`` times its input RMS. The output is
-    float64 for float64 input, float32 otherwise.
+    deviation, is at most ``CONSTANT_RTOL`` times its largest input magnitude.
+    The output is float64 for float64 input, float32 otherwise.
     """
     if standardize not in STANDARDIZE:
         raise ValueError(f"Unknown standardize '{standardize}'; use zscore_sample, psc or none.")
@@ -471,8 +477,7 @@ def apply_operator(
         out = signals[:m]
     a = operator.matrix
     chunks = [slice(s, s + chunk_size) for s in range(0, signals.shape[1], chunk_size)]
-    used = np.flatnonzero(np.any(a != 0, axis=0))  # input volumes the operator reads (censored ones are not)
-    used = None if used.size == a.shape[1] else used
+    used = np.any(a != 0, axis=0)[:, None]  # input volumes the operator reads (censored ones are not)
     psc_shift = False
     if standardize == "psc":
         # nilearn decides once, over all columns, whether filtering removed the mean
@@ -487,10 +492,11 @@ def apply_operator(
             raise ValueError("signals contain NaN or infinite values; mask them out before cleaning.")
         original_mean = operator.mean_weights @ x if standardize == "psc" else None
         y = a @ x
-        constant = None
-        if standardize is not None:
-            xu = x[used] if used is not None else x
-            scale = np.sqrt(np.einsum("ij,ij->j", xu, xu) / max(xu.shape[0], 1))
-            constant = (np.ptp(xu, axis=0) <= CONSTANT_RTOL * scale) | (y.std(axis=0) <= CONSTANT_RTOL * scale)
-        out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant)
+        constant = scale = None
+        if standardize is not None:  # constant on the volumes read, relative to the input's magnitude
+            hi = np.max(x, axis=0, initial=-np.inf, where=used)
+            lo = np.min(x, axis=0, initial=np.inf, where=used)
+            scale = np.maximum(np.abs(hi), np.abs(lo))
+            constant = hi - lo <= CONSTANT_RTOL * scale
+        out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant, scale)
     return out
