@@ -6,3 +6,14 @@ __version__ = "0.1.0"
 
 # bidsapp never uses the network: stop nipype's version check (etelemetry) before nipype is imported.
 os.environ.setdefault("NIPYPE_NO_ET", "1")
+
+
+def __getattr__(name: str):
+    """``bidsapp.load`` and ``bidsapp.dataset``, imported on first use (``import bidsapp`` stays light)."""
+    if name in ("load", "dataset"):
+        import importlib
+
+        value = getattr(importlib.import_module("bidsapp.loader"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bidsapp' has no attribute {name!r}")

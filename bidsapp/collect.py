@@ -7,11 +7,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bids import BIDSLayout, BIDSLayoutIndexer
-
-#: entities that identify a run, in BIDS order (carried over to output names)
+#: entities that identify a run, in BIDS order (carried over to output names; space is separate)
 RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction",
-                "direction", "run", "echo")
+                "direction", "run", "echo", "part", "cohort", "res", "den")
+#: entities of a BOLD in a given space that its confounds and events files do not have
+_SPACE_ENTITIES = ("cohort", "res", "den")
+#: entities of a BOLD that its events file does not have
+_NOT_EVENTS = ("echo", "part") + _SPACE_ENTITIES
+_COHORT = re.compile(r"_cohort-([A-Za-z0-9]+)_")
 NATIVE_SPACES = ("func", "native", "boldref")
 
 
@@ -38,17 +41,20 @@ class Run:
 
     @property
     def label(self) -> str:
-        """Short BIDS-like name: sub-01_ses-1_task-x_run-1."""
-        short = {"subject": "sub", "session": "ses", "task": "task", "acquisition": "acq",
-                 "ceagent": "ce", "reconstruction": "rec", "direction": "dir", "run": "run", "echo": "echo"}
-        return "_".join(f"{short[k]}-{v}" for k, v in self.entities.items())
+        """Short BIDS-like name: sub-01_ses-1_task-x_run-1 (with every identifying entity)."""
+        short = {"subject": "sub", "session": "ses", "acquisition": "acq", "ceagent": "ce",
+                 "reconstruction": "rec", "direction": "dir"}
+        return "_".join(f"{short.get(k, k)}-{v}" for k, v in self.entities.items())
 
 
 def _strip(labels) -> list[str]:
     return [str(x)[4:] if str(x).startswith(("sub-", "ses-")) else str(x) for x in labels or ()]
 
 
-def _indexer(participants: list[str]) -> BIDSLayoutIndexer:
+def _indexer(participants: list[str]):
+    """A pybids indexer that skips non-BIDS folders and other participants."""
+    from bids import BIDSLayoutIndexer
+
     ignore: list = ["code", "sourcedata", "stimuli", "derivatives", "models", re.compile(r"/\.")]
     if participants:
         alts = "|".join(re.escape(p) for p in participants)
@@ -56,11 +62,22 @@ def _indexer(participants: list[str]) -> BIDSLayoutIndexer:
     return BIDSLayoutIndexer(validate=False, ignore=ignore, index_metadata=False)
 
 
-def index(root: Path, participants: list[str], *, derivative: bool) -> BIDSLayout:
-    """Index a BIDS folder without validation and only for the given participants."""
+def index(root: Path, participants: list[str], *, derivative: bool):
+    """Index a BIDS folder without validation and only for the given participants (a ``BIDSLayout``)."""
+    from bids import BIDSLayout
+
     config = ["bids", "derivatives"] if derivative else ["bids"]
     return BIDSLayout(str(root), validate=False, config=config, indexer=_indexer(participants),
                       is_derivative=derivative)
+
+
+def _entities(bids_file) -> dict:
+    """pybids entities of a file plus ``cohort``, which pybids does not parse."""
+    ents = dict(bids_file.get_entities())
+    cohort = _COHORT.search(Path(bids_file.path).name)
+    if cohort:
+        ents["cohort"] = cohort.group(1)
+    return ents
 
 
 def _key(ents: dict, drop: tuple = ()) -> tuple:
@@ -148,29 +165,35 @@ def collect_runs(
     # one query per kind of file, then dictionary look-ups per run (fast on large datasets)
     masks: dict = {}
     for m in der.get(suffix="mask", desc="brain", extension=[".nii.gz", ".nii"]):
-        e = m.get_entities()
+        e = _entities(m)
         if "task" in e:
             masks.setdefault((_key(e), e.get("space")), Path(m.path))
     confounds_by_run: dict = {}
     for c in der.get(suffix=["timeseries", "regressors"], desc="confounds", extension=".tsv"):
-        confounds_by_run.setdefault(_key(c.get_entities()), Path(c.path))
+        confounds_by_run.setdefault(_key(_entities(c), drop=_SPACE_ENTITIES), Path(c.path))
     events_by_run: dict = {}
     for lay in (der, raw):  # raw wins over derivatives
         if lay is not None:
             for e in lay.get(suffix="events", extension=".tsv"):
-                events_by_run[_key(e.get_entities(), drop=("echo",))] = Path(e.path)
+                events_by_run[_key(_entities(e), drop=_NOT_EVENTS)] = Path(e.path)
     sidecars = []
     if raw is not None:
         for js in raw.get(suffix="bold", extension=".json"):
             ents = {k: str(v) for k, v in js.get_entities().items() if k in RUN_ENTITIES}
             sidecars.append((ents, Path(js.path)))
     out = []
+    seen: dict = {}
     for f in sorted(bolds, key=lambda f: f.path):
-        ents = f.get_entities()
+        ents = _entities(f)
         key = _key(ents)
-        entities = dict(key)
         bold = Path(f.path)
-        confounds = confounds_by_run.get(key)
+        if (key, ents.get("space")) in seen:
+            raise InputError(
+                f"the same run was found twice: {seen[key, ents.get('space')]} and {bold}. Remove one of "
+                "them (e.g. an uncompressed copy) or move it out of the fMRIPrep folder.", code=2)
+        seen[key, ents.get("space")] = bold
+        entities = dict(key)
+        confounds = confounds_by_run.get(_key(ents, drop=_SPACE_ENTITIES))
         if confounds is None and need_confounds:
             raise InputError(f"{bold.name}: confounds file (desc-confounds_timeseries.tsv) not found. "
                              "Use --denoise none, or rerun fMRIPrep.")
@@ -178,12 +201,12 @@ def collect_runs(
         if confounds is not None:
             cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
             conf_json = cand if cand.exists() else None
-        meta = _inherited_metadata(entities, sidecars)
+        meta = _inherited_metadata(dict(_key(ents, drop=_SPACE_ENTITIES)), sidecars)
         own = Path(str(bold).replace(".nii.gz", ".json").replace(".nii", ".json"))
         if own.exists():
             meta.update(_read_json(own))  # fMRIPrep's sidecar wins (StartTime, SliceTimingCorrected)
         out.append(Run(entities=entities, space=ents.get("space"), bold=bold,
                        mask=masks.get((key, ents.get("space"))), confounds=confounds,
-                       confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=("echo",))),
+                       confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=_NOT_EVENTS)),
                        metadata=meta))
     return out

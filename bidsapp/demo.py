@@ -1,7 +1,8 @@
 """Seeded generator of a small BIDS + fMRIPrep-like dataset, and the demo command.
 
 The tests and the README demo use the same generator. Each run has a brain
-ellipsoid with a known per-trial response, a linear drift, noise driven by
+ellipsoid with a known per-trial response (faces and houses activate the same
+voxels with opposite front/back weights, so the trial type can be decoded), a linear drift, noise driven by
 the motion/WM/CSF confounds, non-steady-state volumes, an fMRIPrep brain
 mask, a confounds TSV + JSON (CompCor metadata), the BOLD JSON (TR,
 StartTime) and, in the raw dataset, an events TSV.
@@ -159,7 +160,10 @@ def make_run(
     types = ["face" if i % 2 == 0 else "house" for i in range(n_trials)]
     amplitudes = rng.uniform(0.5, 1.5, n_trials)
     durations = np.full(n_trials, 2.0)
-    response = _regressor(onsets, durations, amplitudes, n_volumes, t_r)
+    # faces and houses drive the active voxels with opposite front/back patterns (+-50%), so the
+    # trial type can be decoded; the mean response over the active voxels is the same for both
+    front = (np.indices(SHAPE)[1] < SHAPE[1] // 2)[brain]
+    pattern = {"face": np.where(front, 1.5, 0.5), "house": np.where(front, 0.5, 1.5)}
 
     cols, meta = _confounds(rng, n_volumes, t_r, n_nss)
     conf_drive = np.column_stack([cols["trans_x"], cols["rot_z"], cols["csf"] - cols["csf"].mean()])
@@ -167,7 +171,11 @@ def make_run(
     weights = rng.normal(0, 1, (conf_drive.shape[1], nvox)) * np.array([[20.0], [20.0], [0.2]])
     base = 1000 + 100 * rng.random(nvox)
     trend = np.linspace(0, 1, n_volumes)[:, None] * rng.normal(0, 5, nvox)
-    task = response[:, None] * 40.0 * active[brain][None, :]
+    task = np.zeros((n_volumes, nvox))
+    for kind, weight in pattern.items():
+        sel = np.array([t == kind for t in types])
+        task += np.outer(_regressor(onsets[sel], durations[sel], amplitudes[sel], n_volumes, t_r),
+                         40.0 * active[brain] * weight)
     ts = base + trend + conf_drive @ weights + task + rng.normal(0, 3 * noise, (n_volumes, nvox))
     ts[:n_nss] += 80  # non-steady-state volumes are brighter
     data = np.zeros(SHAPE + (n_volumes,), dtype=np.float32)
@@ -228,7 +236,7 @@ def make_dataset(root: str | Path, *, seed: int = 42, n_volumes: int = 100, nois
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Generate the demo dataset and run bidsapp on it."""
+    """Generate the demo dataset and run bidsapp on it (with LSS trial-wise estimates)."""
     parser = argparse.ArgumentParser(
         prog="bidsapp-demo", description="Generate the bundled demo dataset and run bidsapp on it."
     )
@@ -243,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (bids / "dataset_description.json").exists():
         make_dataset(bids)
         print(f"Demo dataset written to {bids}")
-    cmd = [str(bids), str(out), "participant", "--work-dir", str(args.workdir / "work")]
+    cmd = [str(bids), str(out), "participant", "--work-dir", str(args.workdir / "work"),
+           "--trial-estimates", "lss"]  # LSS betas for the README's decoding example
     if args.nprocs:
         cmd += ["--nprocs", str(args.nprocs)]
     code = run_main(cmd)

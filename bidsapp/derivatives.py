@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import platform
+import re
 import sys
 from dataclasses import dataclass
 from importlib import metadata
@@ -15,31 +16,113 @@ from pathlib import Path
 import numpy as np
 
 from bidsapp import __version__
-from bidsapp.core.io import read_tsv, sha256sum, to_float, write_text
+from bidsapp.core.io import read_tsv, to_float, write_text
 
-ENTITY_KEYS = (
-    ("subject", "sub"), ("session", "ses"), ("task", "task"), ("acquisition", "acq"),
-    ("ceagent", "ce"), ("reconstruction", "rec"), ("direction", "dir"), ("run", "run"),
-    ("echo", "echo"), ("space", "space"), ("atlas", "atlas"), ("desc", "desc"),
+#: entities of a source BOLD that identify the run and are carried to every output name (pybids names)
+SOURCE_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction",
+                   "run", "echo", "part", "space", "cohort", "res", "den")
+#: the project's one path pattern for run outputs (pybids ``build_path`` syntax), entities in BIDS order
+PATH_PATTERN = (
+    "sub-{subject}[/ses-{session}]/func/sub-{subject}[_ses-{session}][_task-{task}][_acq-{acquisition}]"
+    "[_ce-{ceagent}][_rec-{reconstruction}][_dir-{direction}][_run-{run}][_echo-{echo}][_part-{part}]"
+    "[_space-{space}][_cohort-{cohort}][_atlas-{atlas}][_res-{res}][_den-{den}][_desc-{desc}]"
+    "_{suffix}{extension}"
 )
+NATIVE_SPACES = ("func", "native", "boldref")
+_LABEL = re.compile(r"[A-Za-z0-9]+")
 #: suffixes written by bidsapp that the BIDS validator does not know
 BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.npy", "*_trials.tsv",
               "*_betas.npy", "*_betas.tsv", "logs/", "*.html", "group_runs.tsv",
-              "*_desc-intersection_mask.nii.gz"]
+              "*_desc-intersection_mask.nii.gz",
+              "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json"]
 
 
-def bids_name(entities: dict, suffix: str, extension: str) -> str:
-    """File name from BIDS entities (BIDS order), a suffix and an extension."""
-    parts = [f"{short}-{entities[key]}" for key, short in ENTITY_KEYS if entities.get(key)]
-    return "_".join(parts + [suffix]) + extension
+def desc_label(strategy: str) -> str:
+    """BIDS ``desc`` label of a denoising strategy (alphanumeric: ``ica_aroma`` -> ``icaaroma``)."""
+    return "".join(ch for ch in strategy if ch.isalnum())
+
+
+def check_label(value: str, what: str) -> str:
+    """Return ``value`` if it is a BIDS label (``[A-Za-z0-9]+``), else raise ``ValueError``."""
+    if not _LABEL.fullmatch(str(value)):
+        raise ValueError(f"{what} '{value}' is not a BIDS label: use letters and digits only (e.g. "
+                         f"'{desc_label(str(value)) or 'schaefer100'}').")
+    return str(value)
+
+
+def output_relpath(entities: dict, suffix: str, extension: str) -> str:
+    """Relative path of an output file, built with pybids' ``build_path`` and :data:`PATH_PATTERN`.
+
+    ``entities`` uses pybids names (subject, session, ..., space, atlas, desc); ``None``
+    values and native spaces are left out. Every value must be a BIDS label.
+    """
+    from bids.layout.writing import build_path
+
+    ents = {k: str(v) for k, v in entities.items() if v is not None and v != ""}
+    if ents.get("space") in NATIVE_SPACES:
+        ents.pop("space")
+    for key, value in ents.items():
+        check_label(value, f"entity {key}")
+    path = build_path(dict(ents, suffix=suffix, extension=extension), [PATH_PATTERN], strict=False)
+    if path is None:
+        raise ValueError(f"cannot build a BIDS name from {ents} ({suffix}{extension}).")
+    return path
+
+
+def output_path(output_dir: Path, entities: dict, suffix: str, extension: str) -> Path:
+    """Absolute path of an output file; refuses any path that resolves outside ``output_dir``."""
+    root = Path(output_dir).resolve()
+    path = (root / output_relpath(entities, suffix, extension)).resolve()
+    if root not in path.parents:
+        raise ValueError(f"{path}: output path escapes the output folder {root}.")
+    return path
+
+
+@dataclass(frozen=True)
+class RunNaming:
+    """Names of one run's outputs: the source's entities plus ``atlas`` and ``desc``."""
+
+    entities: dict
+    desc: str
+    atlas: str | None = None
+
+    @property
+    def source(self) -> dict:
+        """The source entities (run identity), in BIDS order."""
+        return {k: self.entities[k] for k in SOURCE_ENTITIES if self.entities.get(k) not in (None, "")}
+
+    def path(self, output_dir: Path, suffix: str, extension: str, **override) -> Path:
+        ents = dict(self.source, atlas=self.atlas, desc=self.desc)
+        ents.update(override)
+        return output_path(output_dir, ents, suffix, extension)
+
+    def sidecar(self, output_dir: Path) -> Path:
+        return self.path(output_dir, "timeseries", ".json")
+
+    @property
+    def identity(self) -> str:
+        """File-name-safe run identity (source entities), the name of the run's lock."""
+        return Path(output_relpath(self.source, "x", ".x")).name[: -len("_x.x")]
+
+    def owns(self, base: str) -> bool:
+        """Whether a file name start (``sub-01_..._desc-x_timeseries``) is an output of this run."""
+        parts = base.split("_")
+        short = {"sub": "subject", "ses": "session", "acq": "acquisition", "ce": "ceagent",
+                 "rec": "reconstruction", "dir": "direction"}
+        ents = {}
+        for part in parts[:-1]:
+            key, _, value = part.partition("-")
+            ents[short.get(key, key)] = value
+        ents.pop("atlas", None), ents.pop("desc", None)
+        src = {k: str(v) for k, v in self.source.items()}
+        if src.get("space") in NATIVE_SPACES:
+            src.pop("space")
+        return ents == src
 
 
 def run_folder(output_dir: Path, entities: dict) -> Path:
     """``sub-<label>/[ses-<label>/]func`` under ``output_dir``."""
-    folder = Path(output_dir) / f"sub-{entities['subject']}"
-    if entities.get("session"):
-        folder = folder / f"ses-{entities['session']}"
-    return folder / "func"
+    return output_path(output_dir, {k: entities.get(k) for k in ("subject", "session")}, "x", ".x").parent
 
 
 def bids_uri(path: Path, dataset_root: Path, name: str) -> str:
@@ -72,22 +155,26 @@ def container_info() -> dict | None:
     return {"Type": kind, "Tag": image}
 
 
-def sources(files: dict[str, Path | None], roots: dict[str, Path]) -> list[dict]:
-    """``Sources`` entries: BIDS URI and sha256 of each input file."""
-    out = []
-    for role, path in files.items():
-        if path is None:
+def source_uri(path: Path, roots: dict[str, Path]) -> str:
+    """BIDS URI of an input file (``bids:<dataset>:<path>``), or a ``file://`` URI outside the datasets."""
+    for name, root in roots.items():
+        try:
+            Path(path).resolve().relative_to(Path(root).resolve())
+        except ValueError:
             continue
-        uri = str(Path(path).resolve())
-        for name, root in roots.items():
-            try:
-                Path(path).resolve().relative_to(Path(root).resolve())
-            except ValueError:
-                continue
-            uri = bids_uri(path, root, name)
-            break
-        out.append({"Role": role, "URI": uri, "SHA256": sha256sum(path)})
-    return out
+        return bids_uri(path, root, name)
+    return Path(path).resolve().as_uri()
+
+
+def sources(files: dict[str, Path | None], roots: dict[str, Path], cache=None, workers: int = 4) -> list[dict]:
+    """``Sources`` entries: role, BIDS URI and SHA-256 of each input file (``cache``: a ChecksumCache)."""
+    from bidsapp.checksums import ChecksumCache
+
+    cache = cache or ChecksumCache(None)
+    present = [(role, Path(path)) for role, path in files.items() if path is not None]
+    digests = cache.many([p for _, p in present], workers=workers)
+    return [{"Role": role, "URI": source_uri(path, roots), "SHA256": digest}
+            for (role, path), digest in zip(present, digests)]
 
 
 def generated_by() -> dict:
@@ -143,22 +230,6 @@ def write_dataset_description(output_dir: Path, *, fmriprep_dir: Path, bids_dir:
         lines = existing + [x for x in BIDSIGNORE if x not in existing]
         write_text(ignore, "\n".join(lines) + "\n")
     return path
-
-
-def outputs_current(sidecar: Path, configuration_hash: str, source_hashes: dict[str, str] | None = None) -> bool:
-    """True when a run's outputs exist and were made with the same settings."""
-    if not sidecar.exists():
-        return False
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    if meta.get("ConfigurationHash") != configuration_hash:
-        return False
-    for f in meta.get("OutputFiles", []):
-        if not (sidecar.parent / f).exists():
-            return False
-    return True
 
 
 def command_line() -> str:

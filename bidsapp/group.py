@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 
 from bidsapp.collect import InputError
+from bidsapp.columns import write_sidecar
 from bidsapp.core.io import save_nifti, write_tsv
 from bidsapp.derivatives import read_run_outputs
 from bidsapp.settings import Settings
@@ -37,10 +38,10 @@ def group_level(s: Settings) -> int:
         rows["mask_voxels"].append(meta["MaskVoxelCount"])
         rows["mean_framewise_displacement"].append(float(np.nanmean(fd)) if np.isfinite(fd).any() else np.nan)
         rows["denoise"].append(meta["Parameters"].get("denoise"))
-        mask_name = [f for f in meta["OutputFiles"] if f.endswith("_desc-brain_mask.nii.gz")]
+        mask_name = [f["Path"] for f in meta["OutputFiles"] if f["Path"].endswith("_desc-brain_mask.nii.gz")]
         if mask_name:
             masks.setdefault(space, []).append(sc.parent / mask_name[0])
-    write_tsv(Path(s.output_dir) / "group_runs.tsv", rows)
+    write_sidecar(write_tsv(Path(s.output_dir) / "group_runs.tsv", rows))  # + column descriptions
     for space, files in masks.items():
         first = nib.load(files[0])
         inter = np.asanyarray(first.dataobj) > 0

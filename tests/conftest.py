@@ -78,3 +78,13 @@ def small_bold(tmp_path):
     data[brain] = (800 + 200 * rng.random(brain.sum()))[:, None] + rng.normal(0, 10, (brain.sum(), n))
     path = write_bold(tmp_path / "bold.nii.gz", data)
     return path, brain, data
+
+
+@pytest.fixture(scope="session")
+def demo_outputs(tmp_path_factory):
+    """The folder where ``bidsapp-demo`` ran (demo dataset + outputs, LSS betas included)."""
+    from bidsapp.demo import main
+
+    base = tmp_path_factory.mktemp("demo-outputs")
+    assert main([str(base / "bidsapp-demo-output"), "--nprocs", "2"]) == 0
+    return base

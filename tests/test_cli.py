@@ -324,14 +324,13 @@ def test_denoise_none_dummy_scans_inapplicable_options_and_tr(e2e, tmp_path, cap
     out = tmp_path / "out"
     argv = [str(bids), str(out), "participant", "--participant-label", "01", "--run", "1", "--denoise", "none",
             "--plugin", "Linear", "--work-dir", str(tmp_path / "w")]
-    assert main(argv + ["--fd-threshold", "0.3"]) == 0
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert ("bidsapp: warning: --fd-threshold 0.3 is ignored: --denoise none does not use it; it is not "
-            "recorded or hashed.") in lines
-    assert any(ln.startswith("bidsapp: warning: ") and "RepetitionTime 2.5 s in the JSON sidecar differs from the "
-               "NIfTI header (pixdim[4] = 2 s)" in ln for ln in lines), err
-    assert all(ln.startswith("bidsapp: warning: ") for ln in lines), err
+    with pytest.warns(UserWarning) as rec:
+        assert main(argv + ["--fd-threshold", "0.3"]) == 0
+    lines = [str(w.message) for w in rec]
+    assert "--fd-threshold 0.3 is ignored: --denoise none does not use it; it is not recorded or hashed." in lines
+    assert any("RepetitionTime 2.5 s in the JSON sidecar differs from the NIfTI header (pixdim[4] = 2 s)" in ln
+               for ln in lines), lines
+    assert all("\n" not in ln for ln in lines)
     folder = out / "sub-01" / "func"
     stem = _stem("01", None, "1", desc="none")
     side = json.loads((folder / f"{stem}_timeseries.json").read_text())
@@ -344,7 +343,8 @@ def test_denoise_none_dummy_scans_inapplicable_options_and_tr(e2e, tmp_path, cap
     rows = [r.split("\t") for r in (folder / f"{stem}_samples.tsv").read_text().splitlines()]
     fd = [r[rows[0].index("framewise_displacement")] for r in rows[3:]]
     assert rows[1][2] == rows[2][2] == "False" and "n/a" not in fd
-    assert main(argv + ["--dummy-scans", "3", "--output-format", "npy"]) == 0
+    with pytest.warns(UserWarning, match="RepetitionTime 2.5 s"):
+        assert main(argv + ["--dummy-scans", "3", "--output-format", "npy"]) == 0
     side = json.loads((folder / f"{stem}_timeseries.json").read_text())
     assert side["CensoredVolumes"] == [0, 1, 2] and side["NonSteadyState"]["DummyScans"] == 3
 

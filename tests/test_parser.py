@@ -65,3 +65,27 @@ def test_options_that_do_not_apply_are_not_hashed(tmp_path):
     assert parse_args(cols + ["--motion", "basic"]).configuration_hash() == parse_args(cols).configuration_hash()
     assert parse_args(base + ["--dummy-scans", "4"]).dummy_scans == 4
     assert parse_args(base + ["--dummy-scans", "4"]).configuration_hash() != ref.configuration_hash()
+
+
+def test_help_documents_every_option_and_its_default_once():
+    import argparse
+
+    from bidsapp.cli.parser import EXIT_CODES, build_parser
+
+    parser = build_parser()
+    formatter = parser._get_formatter()
+    options = [a for a in parser._actions
+               if a.option_strings and not isinstance(a, argparse._HelpAction | argparse._VersionAction)]
+    assert len(options) >= 40
+    for action in options:
+        assert action.help, f"{action.option_strings} has no help text"
+        text = formatter._get_help_string(action) % {"default": action.default, "prog": "bidsapp"}
+        assert text.count("default") == 1, f"{action.option_strings}: {text!r}"
+    page = parser.format_help()
+    for code, what in EXIT_CODES:
+        assert f"{code:>3}  {what}" in page
+    # options are grouped (as fMRIPrep's parser), none left in the generic group
+    generic = next(g for g in parser._action_groups if g.title == "options")
+    assert [a.dest for a in generic._group_actions] == ["help"]
+    flat = " ".join(page.split())
+    assert "(default: 0.0)" in flat and "(default: None)" not in flat

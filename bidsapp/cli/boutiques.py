@@ -9,7 +9,7 @@ import argparse
 import json
 
 from bidsapp import __version__
-from bidsapp.cli.parser import build_parser
+from bidsapp.cli.parser import EXIT_CODES, build_parser
 
 
 def _input(action: argparse.Action) -> dict:
@@ -23,11 +23,13 @@ def _input(action: argparse.Action) -> dict:
     if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
         entry["type"] = "Flag"
     else:
-        entry["type"] = "Number" if action.type in (int, float) else "String"
+        entry["type"] = "Number" if getattr(action.type, "number_kind", action.type) in (int, float) else "String"
         if action.choices:
             entry["value-choices"] = list(action.choices)
         if action.nargs in ("+", "*") or isinstance(action.nargs, int) and action.nargs > 1:
             entry["list"] = True
+        if action.option_strings and action.default not in (None, [], argparse.SUPPRESS):
+            entry["default-value"] = action.default
     return entry
 
 
@@ -51,11 +53,7 @@ def descriptor() -> dict:
         "container-image": {"type": "docker", "image": f"bidsapp/bidsapp:{__version__}"},
         "inputs": inputs,
         "output-files": [{"id": "output_dir", "name": "output folder", "path-template": "[OUTPUT_DIR]"}],
-        "error-codes": [{"code": 1, "description": "a run failed"},
-                        {"code": 2, "description": "invalid command line or settings"},
-                        {"code": 17, "description": "unknown analysis level"},
-                        {"code": 18, "description": "filters matched no files"},
-                        {"code": 66, "description": "missing input"}],
+        "error-codes": [{"code": code, "description": what} for code, what in EXIT_CODES if code],
     }
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bidsapp import __version__
-from bidsapp.core.confounds import COMPCOR, MODELS, STRATEGIES, parse_dummy_scans
+from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES, parse_dummy_scans
 from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, Settings
 
 
@@ -27,79 +27,160 @@ def _none_or(kind):
     return conv
 
 
+def _positive(kind, *, strict: bool = True):
+    """argparse type: a number > 0 (or >= 0 with ``strict=False``)."""
+    def conv(v):
+        x = kind(v)
+        if x < 0 or (strict and x == 0):
+            raise argparse.ArgumentTypeError(f"{v!r} must be {'> 0' if strict else '>= 0'}")
+        return x
+    conv.__name__ = kind.__name__
+    conv.number_kind = kind
+    return conv
+
+
 def _n_compcor(v):
     return "all" if v == "all" else int(v)
 
 
+EXIT_CODES = (
+    (0, "success"),
+    (1, "a run failed (the message names the file)"),
+    (2, "bad command line or settings"),
+    (17, "unknown analysis level"),
+    (18, "no run matches the filters"),
+    (66, "missing input (fMRIPrep folder, participant, TR, confounds, mask)"),
+    (73, "cannot write the output or work folder"),
+)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Show each option's default once: appended as ``(default: X)`` unless the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == [] \
+            or action.default == argparse.SUPPRESS
+        if "default" in text or not action.option_strings or unset:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    epilog = "exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES) + (
+        "\n\nAny option can also come from --config (JSON or TOML, option names with underscores); "
+        "the command line wins.")
     p = argparse.ArgumentParser(
         prog="bidsapp",
-        description="After fMRIPrep: per run, a cleaned samples x features array (rows = volumes, "
+        description="After fMRIPrep: per run, a cleaned samples x features array (rows = volumes,\n"
         "columns = mask voxels or atlas regions) with features/samples tables and provenance.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=epilog,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("bids_dir", type=Path, help="BIDS dataset (raw) or the fMRIPrep folder itself")
     p.add_argument("output_dir", type=Path, help="output folder (BIDS-Derivatives)")
     p.add_argument("analysis_level", help="participant: process runs; group: summary table and masks")
-    p.add_argument("--version", action="version", version=f"bidsapp {__version__}")
-    g = p.add_argument_group("inputs and filters")
-    g.add_argument("--fmriprep-dir", type=Path, help="fMRIPrep outputs (default: <bids_dir>/derivatives/fmriprep)")
-    g.add_argument("--participant-label", nargs="+", default=[], help="participants (01 or sub-01)")
-    g.add_argument("--session-label", nargs="+", default=[], help="sessions")
-    g.add_argument("--task", nargs="+", default=[], help="tasks")
-    g.add_argument("--run", nargs="+", default=[], help="runs")
-    g.add_argument("--space", default="MNI152NLin2009cAsym", help="output space of fMRIPrep (T1w, func for native)")
-    g.add_argument("--config", type=Path, help="settings file (.json or .toml) with any option below")
-    g = p.add_argument_group("mask")
-    g.add_argument("--mask-strategy", choices=MASK_STRATEGIES, default="fmriprep")
-    g.add_argument("--resample-mask", action="store_true", help="resample a mask/atlas on another grid (nearest)")
-    g.add_argument("--smoothing-fwhm", type=_none_or(float), default=None, metavar="MM")
-    g.add_argument("--atlas", type=Path, help="labels image (integer regions, 0 = background)")
-    g.add_argument("--atlas-labels", type=Path, help="label table (dseg.tsv: index, name)")
-    g.add_argument("--atlas-name", help="atlas- entity of outputs (default: from the file name)")
-    g = p.add_argument_group("denoising (fMRIPrep confounds, nilearn's strategies)")
-    g.add_argument("--denoise", choices=STRATEGIES, default="simple")
-    g.add_argument("--confounds", nargs="+", default=[], metavar="COL", help="explicit confound columns")
-    g.add_argument("--motion", choices=MODELS)
-    g.add_argument("--wm-csf", choices=MODELS)
-    g.add_argument("--global-signal", choices=MODELS)
-    g.add_argument("--scrub", type=int)
-    g.add_argument("--fd-threshold", type=float)
-    g.add_argument("--std-dvars-threshold", type=float)
-    g.add_argument("--compcor", choices=COMPCOR)
-    g.add_argument("--n-compcor", type=_n_compcor)
-    g.add_argument("--no-demean", dest="demean", action="store_false", default=True)
+    g = p.add_argument_group("Options for filtering BIDS queries")
+    g.add_argument("--fmriprep-dir", type=Path,
+                   help="fMRIPrep outputs (default: <bids_dir>/derivatives/fmriprep, or bids_dir itself when it "
+                   "is a derivatives dataset)")
+    g.add_argument("--participant-label", nargs="+", default=[],
+                   help="participants to process, 01 or sub-01 (default: all)")
+    g.add_argument("--session-label", nargs="+", default=[], help="sessions to process (default: all)")
+    g.add_argument("--task", nargs="+", default=[], help="tasks to process (default: all)")
+    g.add_argument("--run", nargs="+", default=[], help="runs to process (default: all)")
+    g.add_argument("--space", default="MNI152NLin2009cAsym",
+                   help="fMRIPrep output space of the BOLD runs (T1w; func for the native BOLD grid)")
+    g = p.add_argument_group("Options for the mask and the atlas")
+    g.add_argument("--mask-strategy", choices=MASK_STRATEGIES, default="fmriprep",
+                   help="which voxels are columns: fMRIPrep's brain mask, nilearn's background / epi mask of "
+                   "the run's mean, or a TemplateFlow MNI152NLin2009cAsym mask (whole-brain, gm, wm)")
+    g.add_argument("--resample-mask", action="store_true",
+                   help="resample a mask or atlas on another grid to the run (nearest neighbour) "
+                   "(default: off: a grid mismatch is an error)")
+    g.add_argument("--atlas", type=Path,
+                   help="labels image (integer regions, 0 = background): columns become regions "
+                   "(default: none, columns are voxels)")
+    g.add_argument("--atlas-labels", type=Path,
+                   help="label table (dseg.tsv: index, name) (default: none, regions are named region-<label>)")
+    g.add_argument("--atlas-name", help="atlas- entity of outputs (default: from the --atlas file name)")
+    g = p.add_argument_group("Options for denoising (fMRIPrep confounds, nilearn's strategies)")
+    g.add_argument("--denoise", choices=STRATEGIES, default="simple",
+                   help="nilearn load_confounds_strategy preset")
+    g.add_argument("--confounds", nargs="+", default=[], metavar="COL",
+                   help="confound columns added to the strategy's (default: none)")
+    strategy = "(default: the --denoise strategy's; ignored by strategies that do not use it)"
+    g.add_argument("--motion", choices=MODELS, help=f"motion parameters expansion {strategy}")
+    g.add_argument("--wm-csf", choices=MODELS, help=f"white matter and CSF signals expansion {strategy}")
+    g.add_argument("--global-signal", choices=MODELS, help=f"global signal expansion {strategy}")
+    g.add_argument("--scrub", type=_positive(int, strict=False),
+                   help=f"also censor segments of kept volumes shorter than this many volumes {strategy}")
+    g.add_argument("--fd-threshold", type=_positive(float),
+                   help=f"framewise displacement censoring threshold, mm {strategy}")
+    g.add_argument("--std-dvars-threshold", type=_positive(float),
+                   help=f"standardized DVARS censoring threshold {strategy}")
+    g.add_argument("--compcor", choices=COMPCOR, help=f"CompCor components to use {strategy}")
+    g.add_argument("--n-compcor", type=_n_compcor, help=f"number of CompCor components, or all {strategy}")
+    g.add_argument("--no-demean", dest="demean", action="store_false", default=True,
+                   help="do not demean the confounds (default: demeaned)")
     g.add_argument("--dummy-scans", type=parse_dummy_scans, default="auto", metavar="auto|N",
-                   help="non-steady-state volumes censored with every strategy (none included): auto = "
-                   "fMRIPrep's non_steady_state_outlier columns (none without a confounds file), N = the first N")
-    g = p.add_argument_group("signal cleaning (nilearn.signal.clean order)")
-    g.add_argument("--detrend", action=argparse.BooleanOptionalAction, default=True)
-    g.add_argument("--standardize", choices=["zscore_sample", "psc", "none"], default="zscore_sample")
-    g.add_argument("--no-standardize-confounds", dest="standardize_confounds", action="store_false", default=True)
-    g.add_argument("--low-pass", type=_none_or(float), metavar="HZ")
-    g.add_argument("--high-pass", type=_none_or(float), metavar="HZ")
-    g.add_argument("--filter", choices=["butterworth", "cosine", "none"], default="butterworth")
-    g.add_argument("--t-r", type=float, help="override RepetitionTime (s)")
-    g = p.add_argument_group("trials")
-    g.add_argument("--hrf-lag", type=float, default=0.0, metavar="SECONDS")
-    g.add_argument("--trial-window", type=float, nargs=2, default=[-2.0, 16.0], metavar=("START", "END"))
-    g.add_argument("--trial-edge", choices=["drop", "nan"], default="nan")
-    g.add_argument("--trial-estimates", choices=["lss", "none"], default="none")
-    g = p.add_argument_group("outputs and execution")
-    g.add_argument("--output-format", nargs="+", choices=OUTPUT_FORMATS, default=["npy"])
-    g.add_argument("--work-dir", type=Path, help="nipype working directory (cache; resume)")
-    g.add_argument("--nprocs", type=int, help="parallel processes (default: available cores)")
+                   help="non-steady-state volumes censored with every strategy, none included: auto = fMRIPrep's "
+                   "non_steady_state_outlier columns (none without a confounds file), N = the first N volumes")
+    g = p.add_argument_group("Options for signal cleaning and filters (nilearn.signal.clean order)")
+    g.add_argument("--detrend", action=argparse.BooleanOptionalAction, default=True,
+                   help="remove linear trends from signals and confounds (default: %(default)s)")
+    g.add_argument("--standardize", choices=["zscore_sample", "psc", "none"], default="zscore_sample",
+                   help="scaling of each column after cleaning")
+    g.add_argument("--no-standardize-confounds", dest="standardize_confounds", action="store_false",
+                   default=True, help="do not z-score the confounds before regression (default: z-scored)")
+    g.add_argument("--low-pass", type=_none_or(float), metavar="HZ",
+                   help="low-pass cut-off in Hz (default: none)")
+    g.add_argument("--high-pass", type=_none_or(float), metavar="HZ",
+                   help="high-pass cut-off in Hz (default: none)")
+    g.add_argument("--filter", choices=["butterworth", "cosine", "none"], default="butterworth",
+                   help="temporal filter for --low-pass / --high-pass (cosine: DCT high-pass)")
+    g.add_argument("--smoothing-fwhm", type=_none_or(_positive(float, strict=False)), default=None, metavar="MM",
+                   help="spatial smoothing FWHM in mm, inside the mask (default: none)")
+    g.add_argument("--t-r", type=_positive(float), help="override RepetitionTime, in s (default: from the BOLD JSON)")
+    g = p.add_argument_group("Options for trials (events.tsv)")
+    g.add_argument("--hrf-lag", type=float, default=0.0, metavar="SECONDS",
+                   help="shift of the trial labels of rows, e.g. 5 to label volumes by the expected "
+                   "haemodynamic peak")
+    g.add_argument("--trial-window", type=float, nargs=2, default=[-2.0, 16.0], metavar=("START", "END"),
+                   help="per-trial segments: seconds from each onset, sampled every TR")
+    g.add_argument("--trial-edge", choices=["drop", "nan"], default="nan",
+                   help="segment samples needing a censored volume or outside the run: NaN, or drop the trial")
+    g.add_argument("--trial-estimates", choices=["lss", "none"], default="none",
+                   help="trial-wise estimates (lss: least squares separate, SPM HRF) written as _betas")
+    g = p.add_argument_group("Options for outputs")
+    g.add_argument("--output-format", nargs="+", choices=OUTPUT_FORMATS, default=["npy"],
+                   help="array formats written (tsv.gz: TSV with column headers; nii.gz: cleaned 4D image)")
+    g = p.add_argument_group("Options to handle performance")
+    g.add_argument("--nprocs", type=_positive(int), help="parallel processes (default: available cores)")
+    g.add_argument("--mem-gb", type=_positive(float), metavar="GB",
+                   help="memory MultiProc may use at once; each node declares its estimated peak, computed "
+                   "from the run's size (default: 90%% of the machine's memory)")
     g.add_argument("--plugin", default="MultiProc",
-                   choices=["MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor"])
-    g.add_argument("--plugin-args", help="JSON dict passed to the nipype plugin")
-    g.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and nipype logs")
+                   choices=["MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor"],
+                   help="nipype execution plugin")
+    g.add_argument("--plugin-args", help="JSON dict passed to the nipype plugin (default: none)")
+    g.add_argument("--work-dir", type=Path,
+                   help="nipype working directory, kept and locked, to resume (default: a temporary folder "
+                   "of this invocation, removed on success; required with cluster plugins)")
+    g = p.add_argument_group("Other options")
+    g.add_argument("--config", type=Path,
+                   help="settings file (.json or .toml) with any option above (default: none)")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="show tracebacks and nipype logs (default: off)")
+    g.add_argument("--version", action="version", version=f"bidsapp {__version__}")
     return p
 
 
 def _read_config(path: Path) -> dict:
+    """The raw key -> value pairs of a .json or .toml settings file (keys with underscores)."""
     if not path.is_file():
         raise UsageError(f"{path}: config file not found.")
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8-sig")
     try:
         if path.suffix == ".toml":
             try:
@@ -109,24 +190,100 @@ def _read_config(path: Path) -> dict:
             data = tomllib.loads(text)
         else:
             data = json.loads(text)
+    except UsageError:
+        raise
     except Exception as exc:  # json / toml decode errors
         raise UsageError(f"{path}: cannot parse config ({exc}).") from exc
-    data = {k.replace("-", "_"): v for k, v in data.items()}
-    unknown = sorted(set(data) - SETTING_NAMES)
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: a config file holds one object of settings, e.g. {{\"denoise\": \"simple\"}}.")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+class _ArgumentError(Exception):
+    """argparse's complaint about one value (raised instead of exiting)."""
+
+
+def _quiet_parser() -> argparse.ArgumentParser:
+    """The same parser, with no defaults (only given options appear) and errors raised."""
+    parser = build_parser()
+    for action in parser._actions:
+        if action.option_strings:
+            action.default = argparse.SUPPRESS
+
+    def error(message):
+        raise _ArgumentError(message)
+
+    parser.error = error
+    return parser
+
+
+_POSITIONALS = ["bids_dir", "output_dir", "participant"]
+
+
+def _tokens(action: argparse.Action, value) -> list[str]:
+    """Command-line words equivalent to one config value (so both are typed and checked alike)."""
+    if value is None:
+        return []
+    if action.nargs == 0:  # flags: store_true / store_false / --x/--no-x
+        if not isinstance(value, bool):
+            raise _ArgumentError("expected true or false")
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return [action.option_strings[0] if value else action.option_strings[1]]
+        wanted = isinstance(action, argparse._StoreTrueAction)
+        return [action.option_strings[0]] if value == wanted else []
+    if isinstance(value, dict) or (isinstance(value, list) and action.nargs not in ("+", "*", 2)):
+        raise _ArgumentError("expected a single value, not a list")
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(v, bool | dict | list) for v in items):
+        raise _ArgumentError("expected " + ("numbers or words" if len(items) > 1 else "a number or a word"))
+    return [action.option_strings[0], *[str(v) for v in items]]
+
+
+def config_values(path: Path) -> dict:
+    """Settings from a config file, converted and checked by the command-line parser.
+
+    Raises
+    ------
+    UsageError
+        Unknown key, or a value the command line would refuse (names key, value and what is allowed).
+    """
+    data = _read_config(path)
+    parser = _quiet_parser()
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "version")}
+    unknown = sorted(k for k in data if k not in actions or k == "config")
     if unknown:
-        raise UsageError(f"{path}: unknown setting(s) {unknown}; see bidsapp --help.")
-    return data
+        raise UsageError(f"{path}: unknown setting(s) {unknown}; settings are the long option names with "
+                         "underscores (see bidsapp --help); bids_dir, output_dir and analysis_level are "
+                         "given on the command line.")
+    out = {}
+    for key, value in data.items():
+        action = actions[key]
+        try:
+            parsed = vars(parser.parse_args(_POSITIONALS + _tokens(action, value)))
+        except _ArgumentError as exc:
+            allowed = f"; allowed: {', '.join(map(str, action.choices))}" if action.choices else ""
+            allowed = "" if "choose from" in str(exc) else allowed
+            raise UsageError(f"{path}: setting '{key}' = {json.dumps(value)} is invalid ({exc}{allowed}).") from None
+        if key in parsed:
+            out[key] = parsed[key]
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
-    """Parse the command line (+ config file) into validated :class:`Settings`."""
+    """Parse the command line (+ config file) into validated :class:`Settings`.
+
+    A config file is read with the same parser as the command line; the command line wins
+    for every option it gives, in any spelling (``--x=v``, abbreviations).
+    """
     parser = build_parser()
     raw = list(argv) if argv is not None else sys.argv[1:]
     values = vars(parser.parse_args(raw))
     if values.get("config"):
-        # the config file fills every option not given on the command line
-        explicit = {a.dest for a in parser._actions if any(opt in raw for opt in a.option_strings)}
-        values.update({k: v for k, v in _read_config(values["config"]).items() if k not in explicit})
+        try:
+            explicit = set(vars(_quiet_parser().parse_args(raw)))
+        except _ArgumentError as exc:  # pragma: no cover - the full parser accepted raw already
+            raise UsageError(str(exc)) from None
+        values.update({k: v for k, v in config_values(Path(values["config"])).items() if k not in explicit})
     if values["analysis_level"] not in ("participant", "group"):
         raise UsageError(f"Unknown analysis level '{values['analysis_level']}'; use participant or group.", code=17)
     for key in ("standardize", "filter"):
@@ -147,10 +304,24 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         fmriprep = cand if cand.is_dir() or not _looks_like_derivatives(bids_dir) else bids_dir
     values["fmriprep_dir"] = Path(fmriprep).resolve()
     values["bids_dir"], values["output_dir"] = bids_dir, out
-    if values.get("atlas") and not values.get("atlas_name"):
+    from bidsapp.derivatives import check_label, desc_label
+
+    if values.get("atlas_name") is not None:
+        try:
+            check_label(values["atlas_name"], "--atlas-name")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elif values.get("atlas"):
         stem = Path(values["atlas"]).name.split(".")[0]
         ent = [p[6:] for p in stem.split("_") if p.startswith("atlas-")]
-        values["atlas_name"] = ent[0] if ent else "".join(ch for ch in stem if ch.isalnum())
+        values["atlas_name"] = desc_label(ent[0] if ent else stem) or "atlas"
+    window = values.get("trial_window") or (-2.0, 16.0)
+    if not window[0] < window[1]:
+        raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")
+    if values.get("mem_gb") is None:
+        from bidsapp.resources import default_mem_gb
+
+        values["mem_gb"] = default_mem_gb()
     if values.get("nprocs") is None:
         values["nprocs"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if values.get("plugin_args"):

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import fcntl
 import json
+import os
+import re
+import secrets
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -41,14 +49,7 @@ def warn_inapplicable(s: Settings) -> None:
                       stacklevel=2)
 
 
-def _showwarning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Print warnings as one line, ``bidsapp: warning: <message>``."""
-    text = " ".join(str(message).split())
-    prefix = "" if issubclass(category, UserWarning) else f"{category.__name__}: "
-    print(f"bidsapp: warning: {prefix}{text}", file=file or sys.stderr, flush=True)
-
-
-def run_kwargs(run: Run, s: Settings, started: str) -> dict:
+def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     """Keyword arguments of :func:`init_run_wf` for one run (all checks done here)."""
     from bidsapp import derivatives as drv
 
@@ -87,17 +88,18 @@ def run_kwargs(run: Run, s: Settings, started: str) -> dict:
         except ValueError as exc:
             raise InputError(str(exc)) from exc
     start_time, start_source = start_time_of(run.metadata)
-    roots = {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
-    files = {"bold": run.bold, "mask": run.mask if s.mask_strategy == "fmriprep" else None,
-             "confounds": run.confounds if use_confounds else None,
-             "confounds_json": run.confounds_json if use_confounds else None,
-             "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
+    files, roots = source_files(run, s)
+    mem_gb = estimate_memory(run, s, float(t_r))
+    worst = max(mem_gb, key=mem_gb.get)
+    if mem_gb[worst] > s.mem_gb:
+        raise InputError(f"{run.bold}: the {worst} node needs about {mem_gb[worst]:.1f} GB, more than --mem-gb "
+                         f"{s.mem_gb:g}; raise --mem-gb or run on a machine with more memory.", code=2)
     return dict(
         bold_file=str(run.bold), mask_file=str(run.mask) if run.mask else None,
         confounds_file=str(run.confounds) if use_confounds else None,
         confounds_json=str(run.confounds_json) if use_confounds and run.confounds_json else None,
         events_file=str(run.events) if run.events else None,
-        entities=run.entities, space=s.space, t_r=float(t_r),
+        entities=run.entities, space=run.space or s.space, t_r=float(t_r),
         start_time=start_time, start_time_source=start_source,
         mask_strategy=s.mask_strategy, resample_mask=s.resample_mask, smoothing_fwhm=s.smoothing_fwhm,
         atlas_file=str(s.atlas) if s.atlas else None,
@@ -109,9 +111,43 @@ def run_kwargs(run: Run, s: Settings, started: str) -> dict:
         segment_params=segment_params(s, run),
         output_dir=str(s.output_dir), output_format=list(s.output_format),
         settings=s.result_settings(), configuration_hash=s.configuration_hash(),
-        sources=drv.sources(files, roots), started=started,
+        source_files={k: str(v) if v else None for k, v in files.items()},
+        source_roots={k: str(v) for k, v in roots.items()},
+        cache_dir=str(cache_dir) if cache_dir else None, desc=drv.desc_label(s.denoise), mem_gb=mem_gb,
         name=run.label.replace("-", "").replace(".", "_") + "_wf",
     )
+
+
+def estimate_memory(run: Run, s: Settings, t_r: float) -> dict[str, float]:
+    """Each node's memory estimate (GB) for this run, from its headers, mask and events."""
+    import numpy as np
+
+    from bidsapp.core.io import load_header
+    from bidsapp.resources import RunSize, node_memory_gb
+
+    shape = load_header(run.bold, ndim=4).shape
+    grid = int(np.prod(shape[:3]))
+    features = grid
+    if s.mask_strategy == "fmriprep" and run.mask is not None:
+        features = int((np.asanyarray(load_header(run.mask).dataobj) > 0).sum())
+    n_trials = 0
+    if run.events is not None:
+        n_trials = max(0, sum(1 for line in open(run.events, encoding="utf-8-sig") if line.strip()) - 1)
+    start, end = s.trial_window
+    size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
+                   n_offsets=int((end - start) / t_r) + 2)
+    return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates == "lss",
+                          output_format=tuple(s.output_format))
+
+
+def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
+    """The run's input files by role (those the settings use) and the dataset roots for BIDS URIs."""
+    use_confounds = s.denoise != "none" or bool(s.confounds) or s.dummy_scans == "auto"
+    files = {"bold": run.bold, "mask": run.mask if s.mask_strategy == "fmriprep" else None,
+             "confounds": run.confounds if use_confounds else None,
+             "confounds_json": run.confounds_json if use_confounds else None,
+             "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
+    return files, {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
 
 
 TEMPLATE_TYPES = {"whole-brain-template": "whole-brain", "gm-template": "gm", "wm-template": "wm"}
@@ -138,12 +174,12 @@ def segment_params(s: Settings, run: Run) -> dict:
             "trial_estimates": s.trial_estimates}
 
 
-def sidecar_path(run: Run, s: Settings) -> Path:
+def naming(run: Run, s: Settings):
+    """The :class:`~bidsapp.derivatives.RunNaming` of a run's outputs under these settings."""
     from bidsapp import derivatives as drv
 
-    ents = dict(run.entities, space=None if s.space in ("func", "native", "boldref") else s.space,
-                atlas=s.atlas_name, desc=s.denoise)
-    return drv.run_folder(s.output_dir, run.entities) / drv.bids_name(ents, "timeseries", ".json")
+    return drv.RunNaming(dict(run.entities, space=run.space or s.space), desc=drv.desc_label(s.denoise),
+                         atlas=s.atlas_name)
 
 
 class _Progress:
@@ -171,51 +207,89 @@ class _Progress:
             print(f"[bidsapp] FAILED   {label} at node {node.name}", flush=True)
 
 
+def _invocation_id() -> str:
+    """Unique name of this invocation: UTC time, process id and a random part."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a probe file in it, or fail naming it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".bidsapp-probe-"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot write here ({exc.strerror}); choose a writable output_dir "
+                         "(or --work-dir).", code=73) from exc
+
+
+@contextlib.contextmanager
+def work_folder(s: Settings, invocation: str):
+    """The nipype work folder: ``--work-dir`` (kept, locked against a second invocation) or a
+    new folder of this invocation in the system's temporary folder, removed on success."""
+    if s.work_dir is None and s.plugin not in LOCAL_PLUGINS:
+        raise UsageError(f"--plugin {s.plugin} runs nodes on other machines: give a --work-dir on a "
+                         "filesystem they share.")
+    if s.work_dir is not None:
+        _check_writable(s.work_dir)
+        with open(s.work_dir / ".bidsapp.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(f"{s.work_dir}: this --work-dir is in use by another bidsapp invocation; "
+                                 "give each concurrent invocation its own --work-dir.") from None
+            yield s.work_dir
+        return
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f"bidsapp-work-{invocation}-"))
+    except OSError as exc:
+        raise InputError(f"{tempfile.gettempdir()}: cannot create the work folder ({exc.strerror}); "
+                         "give --work-dir on a writable disk.", code=73) from exc
+    yield work
+    shutil.rmtree(work, ignore_errors=True)  # reached only on success; a failed run keeps it
+
+
+LOCAL_PLUGINS = ("MultiProc", "Linear")
+
+
 def participant(s: Settings) -> int:
     from bidsapp import derivatives as drv
+    from bidsapp.checksums import ChecksumCache
+    from bidsapp.outputs import clear_temporaries, reuse_status
     from bidsapp.workflows.base import init_bidsapp_wf
 
     t0 = time.monotonic()
+    invocation = _invocation_id()
     runs = collect_runs(s.bids_dir, s.fmriprep_dir, participants=s.participant_label,
                         sessions=s.session_label, tasks=s.task, runs=s.run, space=s.space,
                         need_confounds=False,
                         bold_desc="smoothAROMAnonaggr" if s.denoise == "ica_aroma" else "preproc")
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
-    started = dt.datetime.now(dt.timezone.utc).isoformat()
-    todo, skipped = [], []
+    _check_writable(s.output_dir)
+    cache_dir = s.output_dir / "logs" / "checksums"
+    cache = ChecksumCache(cache_dir)
+    todo = []
     for run in runs:
-        if drv.outputs_current(sidecar_path(run, s), s.configuration_hash()):
-            skipped.append(run)
+        files, roots = source_files(run, s)
+        reason = reuse_status(naming(run, s).sidecar(s.output_dir), configuration_hash=s.configuration_hash(),
+                              current_sources=lambda f=files, r=roots: drv.sources(f, r, cache, s.nprocs),
+                              cache=cache)
+        if reason is None:
+            clear_temporaries(s.output_dir, naming(run, s))
+            print(f"[bidsapp] skipped  {run.label}: outputs are current (settings, version, inputs, outputs)",
+                  flush=True)
         else:
+            print(f"[bidsapp] compute  {run.label}: {reason}", flush=True)
             todo.append(run)
-    for run in skipped:
-        print(f"[bidsapp] skipped  {run.label}: outputs exist with the same ConfigurationHash", flush=True)
     warn_inapplicable(s)
-    kwargs = [run_kwargs(r, s, started) for r in todo]
-    s.output_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = [run_kwargs(r, s, cache_dir) for r in todo]
     drv.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
-    _write_invocation(s, started)
+    _write_invocation(s, invocation)
     if not kwargs:
         return 0
-    work = s.work_dir or (s.output_dir / "logs" / "work")
-    wf = init_bidsapp_wf(run_kwargs=kwargs, work_dir=str(work))
-    labels = {kw["name"]: r.label for kw, r in zip(kwargs, todo)}
-    plugin_args = json.loads(s.plugin_args) if s.plugin_args else {}
-    if s.plugin == "MultiProc":
-        plugin_args.setdefault("n_procs", s.nprocs)
-        plugin_args["status_callback"] = _Progress(labels, {})
-    elif s.plugin == "Linear":
-        plugin_args["status_callback"] = _Progress(labels, {})
-    wf.config["execution"].update({"crashdump_dir": str(s.output_dir / "logs" / "crash"),
-                                   "crashfile_format": "txt", "stop_on_first_crash": False,
-                                   "remove_unnecessary_outputs": False,
-                                   "poll_sleep_duration": 0.2 if s.plugin in ("MultiProc", "Linear") else 2})
-    try:
-        wf.run(plugin=s.plugin, plugin_args=plugin_args)
-    except RuntimeError as exc:
-        crash = sorted((s.output_dir / "logs" / "crash").glob("*.txt"))
-        reason = _crash_reason(crash[-1]) if crash else str(exc)
-        raise InputError(f"{reason} (details: {crash[-1] if crash else 'nipype log'})", code=1) from exc
+    with work_folder(s, invocation) as work:
+        _run_workflow(init_bidsapp_wf(run_kwargs=kwargs, work_dir=str(work)), s, kwargs, todo, invocation, work)
     from bidsapp.reports.html import participant_report
 
     for subject in sorted({r.entities["subject"] for r in todo}):
@@ -224,22 +298,83 @@ def participant(s: Settings) -> int:
     return 0
 
 
-def _crash_reason(path: Path) -> str:
-    """Last 'ValueError: ...' line of a nipype crash file: the user-facing message."""
+def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocation: str, work: Path) -> None:
+    """Run the nipype workflow; a failure becomes one line naming the run's file and the fix."""
+    from bidsapp.execution import OrphanSafeMultiProc
+
+    labels = {kw["name"]: r.label for kw, r in zip(kwargs, todo)}
+    plugin_args = json.loads(s.plugin_args) if s.plugin_args else {}
+    plugin: object = s.plugin
+    if s.plugin in LOCAL_PLUGINS:
+        plugin_args["status_callback"] = _Progress(labels, {})
+    if s.plugin == "MultiProc":
+        plugin_args.setdefault("n_procs", s.nprocs)
+        plugin_args.setdefault("memory_gb", s.mem_gb)
+        plugin = OrphanSafeMultiProc(plugin_args=plugin_args)
+    crash_dir = s.output_dir / "logs" / "crash" / invocation
+    wf.config["execution"].update({"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
+                                   "stop_on_first_crash": False, "remove_unnecessary_outputs": False,
+                                   "poll_sleep_duration": 0.2 if s.plugin in LOCAL_PLUGINS else 2})
+    try:
+        wf.run(plugin=plugin, plugin_args=plugin_args)
+    except RuntimeError as exc:
+        crash = sorted(crash_dir.glob("*.txt"))
+        if not crash:
+            raise InputError(f"{exc} (work folder kept: {work})", code=1) from exc
+        bolds = {kw["name"]: kw["bold_file"] for kw in kwargs}
+        reason = _crash_reason(crash[0], bolds)
+        more = f"; {len(crash) - 1} more node(s) failed" if len(crash) > 1 else ""
+        raise InputError(f"{reason} (details: {crash[0]}{more}; work folder kept: {work})", code=1) from exc
+    except OSError as exc:
+        raise InputError(_os_error_line(exc, work), code=1) from exc
+
+
+def _os_error_line(exc: OSError, work: Path) -> str:
+    """One line for a filesystem failure: which file, what happened, what to do."""
+    where = exc.filename or work
+    fix = {errno.ENOSPC: "free some space, or give --work-dir / output_dir on a larger disk",
+           errno.EROFS: "the filesystem is read-only; choose a writable output_dir / --work-dir",
+           errno.EACCES: "no permission; choose a folder you can write to",
+           errno.EDQUOT: "disk quota exceeded; free some space or use another disk"}.get(
+        exc.errno, "check the disk and the permissions")
+    return f"{where}: {exc.strerror or exc}; {fix}."
+
+
+def _crash_reason(path: Path, bolds: dict[str, str]) -> str:
+    """The user-facing line of a nipype crash file, prefixed with the failed run's BOLD file."""
     lines = path.read_text(errors="replace").splitlines()
-    for line in reversed(lines):
-        for prefix in ("ValueError: ", "InputError: ", "OSError: "):
-            if line.strip().startswith(prefix):
-                return line.strip()[len(prefix):]
+    node = next((ln[len("Node: "):].split(".") for ln in lines if ln.startswith("Node: ")), [])
+    bold = bolds.get(node[1]) if len(node) > 1 else None
+    reason = _error_line(lines)
+    return reason if bold is None or bold in reason else f"{bold}: {reason}"
+
+
+_DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+
+
+def _error_line(lines: list[str]) -> str:
+    """The user-facing line of a crash file: a full or read-only disk anywhere in the traceback
+    (it causes the errors after it), else the last ValueError/InputError/OSError line."""
+    disk = [ln for ln in lines if any(f"[Errno {n}]" in ln for n in _DISK_ERRNOS)]
+    for line in disk[:1] + list(reversed(lines)):
+        text = line.strip()
+        for prefix in ("ValueError: ", "InputError: "):
+            if text.startswith(prefix):
+                return text[len(prefix):]
+        if text.startswith(("OSError: ", "FileNotFoundError: ", "PermissionError: ")) or "[Errno " in text:
+            match = re.search(r"\[Errno (\d+)\] ([^:]+)(?:: '(.*)')?", text)
+            if match:
+                exc = OSError(int(match.group(1)), match.group(2), match.group(3))
+                return _os_error_line(exc, Path("."))
+            return text
     return lines[-1] if lines else "a node failed"
 
 
-def _write_invocation(s: Settings, started: str) -> None:
+def _write_invocation(s: Settings, invocation: str) -> None:
+    """``logs/settings-<invocation>.json``: this invocation's command line and settings (unique name)."""
     from bidsapp.core.io import write_text
 
-    logs = s.output_dir / "logs"
-    stamp = started.replace(":", "").replace("-", "").split(".")[0]
-    write_text(logs / f"settings-{stamp}.json", json.dumps(
+    write_text(s.output_dir / "logs" / f"settings-{invocation}.json", json.dumps(
         {"CommandLine": " ".join(sys.argv), "Settings": s.to_dict(),
          "ConfigurationHash": s.configuration_hash()}, indent=2, default=str))
 
@@ -247,16 +382,18 @@ def _write_invocation(s: Settings, started: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run bidsapp; returns the exit code (0 success, 1 failure, 2 usage, 16-18/66 BIDS Apps codes)."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
-    warnings.showwarning = _showwarning
-    if not verbose:
-        from nipype import config as nipype_config
-        from nipype import logging as nipype_logging
+    from bidsapp.messages import install_warning_format
 
-        for key in ("workflow_level", "interface_level", "utils_level"):
-            nipype_config.set("logging", key, "CRITICAL")
-        nipype_logging.update_logging(nipype_config)
+    install_warning_format()
     try:
         s = parse_args(argv)
+        if not verbose:  # imported after parsing: --help and --version answer without loading nipype
+            from nipype import config as nipype_config
+            from nipype import logging as nipype_logging
+
+            for key in ("workflow_level", "interface_level", "utils_level"):
+                nipype_config.set("logging", key, "CRITICAL")
+            nipype_logging.update_logging(nipype_config)
         if s.analysis_level == "group":
             from bidsapp.group import group_level
             return group_level(s)
@@ -268,6 +405,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"bidsapp: error: {exc}", file=sys.stderr)
         return getattr(exc, "code", 1)
+    except OSError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"bidsapp: error: {_os_error_line(exc, Path.cwd())}", file=sys.stderr)
+        return 73 if exc.errno in (errno.EROFS, errno.EACCES) else 1
     except Exception as exc:  # noqa: BLE001 - last resort: one line unless --verbose
         if verbose:
             traceback.print_exc()

@@ -15,10 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bidsapp.core.io import read_tsv, to_float
-
-MODELS = ("basic", "derivatives", "power2", "full")
-COMPCOR = ("anat_combined", "anat_separated", "temporal", "temporal_anat_combined", "temporal_anat_separated")
-STRATEGIES = ("none", "simple", "scrubbing", "compcor", "ica_aroma")
+from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES, parse_dummy_scans  # noqa: E402,F401 (re-exported)
 
 #: nilearn's presets (``load_confounds_strategy``); parameters a user may change
 PRESETS: dict[str, dict] = {
@@ -44,19 +41,6 @@ TUNABLE = {
 
 #: parameters that choose preset regressors (replaced by explicit columns)
 REGRESSOR_PARAMETERS = {"motion", "wm_csf", "global_signal", "compcor", "n_compcor"}
-
-
-def parse_dummy_scans(value) -> str | int:
-    """``"auto"`` (fMRIPrep's non_steady_state_outlier columns) or a number of volumes >= 0."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"dummy_scans must be 'auto' or a number of volumes >= 0, got {value!r}.") from None
-    if n < 0 or str(value).strip() not in (str(n), f"{n}.0"):
-        raise ValueError(f"dummy_scans must be 'auto' or a number of volumes >= 0, got {value!r}.")
-    return n
 
 
 def inapplicable_parameters(strategy: str, parameters: dict, columns=None) -> list[str]:

@@ -13,9 +13,10 @@ import contextlib
 import gzip
 import hashlib
 import os
+import re
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -169,9 +170,13 @@ def iter_volumes(
                 f"{path}: truncated file ({path.stat().st_size} bytes, {expected} expected). "
                 "Re-copy or regenerate the file."
             )
-        mm = np.memmap(path, dtype=disk_dtype, mode="r", offset=offset, shape=(n_vols, nbytes // disk_dtype.itemsize))
-        for t in range(n_vols):
-            yield t, convert(np.asarray(mm[t]))
+        buf = bytearray(nbytes)
+        with open(path, "rb") as fh:  # plain reads, not a memory map: the process's RSS stays one volume
+            fh.seek(offset)
+            for t in range(n_vols):
+                if fh.readinto(buf) < nbytes:  # pragma: no cover - size checked above
+                    raise ValueError(f"{path}: truncated file at volume {t}.")
+                yield t, convert(np.frombuffer(buf, dtype=disk_dtype))
 
 
 def _read_exact(fh, n: int, path: Path, what: str) -> bytes:
@@ -214,25 +219,87 @@ def sha256sum(path: str | os.PathLike, blocksize: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:  # pragma: no cover - non-Linux
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - non-Linux fallback
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+#: marker in the names of files being written (``.<stem>.<random>.tmp<ext>``)
+TMP_MARK = ".tmp"
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """Create an empty hidden temporary file next to ``path`` (mode: 0666 minus the umask)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=f"{TMP_MARK}{suffix}",
+                               dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` on success.
 
-    On any exception the temporary file is removed, so a killed or failed
-    write never leaves a file that looks complete.
+    The file gets the mode a plain ``open()`` would give it (0666 minus the
+    umask: 0644 under the usual 022), not ``mkstemp``'s 0600. On any
+    exception the temporary file is removed, so a failed write never leaves
+    a file that looks complete; a killed process leaves a hidden
+    ``.<name>.<random>.tmp<ext>`` that :func:`remove_temporaries` clears.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = temporary_path(path)
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_temporaries(folder: str | os.PathLike, belongs: Callable[[str], bool]) -> list[Path]:
+    """Remove temporary files that :func:`atomic_path` left in ``folder``.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        Folder to clean.
+    belongs : callable
+        Called with the start of the final file name (up to its first dot,
+        e.g. ``sub-01_task-a_desc-x_timeseries``); the temporary is removed
+        when it returns True. Only call this while no other process writes
+        such files (hold the run's lock).
+
+    Returns
+    -------
+    removed : list of Path
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for tmp in folder.glob(f".*{TMP_MARK}*"):
+        match = _TMP_NAME.fullmatch(tmp.name)
+        if match and belongs(match.group(1)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+_TMP_NAME = re.compile(r"\.([^.]+)\.[A-Za-z0-9_]+" + re.escape(TMP_MARK) + r"(\.[A-Za-z0-9.]+)?")
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -335,3 +402,86 @@ def save_npy(array: np.ndarray, path: str | os.PathLike) -> Path:
         with open(tmp, "wb") as fh:
             np.save(fh, array)
     return Path(path)
+
+
+def iter_npy_rows(path: str | os.PathLike, rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Read a 2D C-ordered ``.npy`` file by blocks of rows with plain reads (bounded memory).
+
+    Yields
+    ------
+    start : int
+        Index of the block's first row.
+    block : numpy.ndarray, shape (n_rows, n_columns)
+    """
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        if len(shape) != 2 or fortran:
+            raise ValueError(f"{path}: expected a 2D C-ordered array, got shape {shape}.")
+        n, m = shape
+        step = max(1, int(rows_per_block))
+        for start in range(0, n, step):
+            count = min(step, n - start)
+            block = np.empty((count, m), dtype=dtype)
+            if fh.readinto(memoryview(block).cast("B")) < block.nbytes:
+                raise ValueError(f"{path}: truncated array at row {start}.")
+            yield start, block
+
+
+def write_nifti_series(
+    path: str | os.PathLike,
+    volumes: Iterator[np.ndarray],
+    *,
+    shape: tuple[int, int, int],
+    n_volumes: int,
+    affine: np.ndarray,
+    t_r: float,
+    dtype: np.dtype = np.float32,
+) -> Path:
+    """Write a 4D NIfTI (``.nii`` or ``.nii.gz``) volume by volume: memory holds one volume.
+
+    ``volumes`` yields ``n_volumes`` arrays of ``shape``. Written atomically.
+    """
+    dtype = np.dtype(dtype)
+    header = nib.Nifti1Header()
+    header.set_data_dtype(dtype)
+    header.set_data_shape(tuple(shape) + (int(n_volumes),))
+    header.set_qform(affine, code=1)
+    header.set_sform(affine, code=1)
+    header.set_xyzt_units("mm", "sec")
+    header["pixdim"][4] = t_r
+    header.set_slope_inter(1.0, 0.0)
+    header["vox_offset"] = 352
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        opener = gzip.open if str(path).endswith(".gz") else open
+        kwargs = {"compresslevel": 1} if str(path).endswith(".gz") else {}
+        with opener(tmp, "wb", **kwargs) as fh:
+            fh.write(header.binaryblock)
+            fh.write(b"\x00" * (352 - len(header.binaryblock)))
+            written = 0
+            for vol in volumes:
+                if vol.shape != tuple(shape):
+                    raise ValueError(f"volume {written} has shape {vol.shape}, expected {tuple(shape)}.")
+                fh.write(np.asarray(vol, dtype=dtype.newbyteorder("<")).tobytes(order="F"))
+                written += 1
+        if written != n_volumes:
+            raise ValueError(f"{path}: {written} volumes written, {n_volumes} announced.")
+    return path
+
+
+def write_tsv_rows(
+    path: str | os.PathLike, names: list[str], blocks: Iterator[np.ndarray], *, gzip_: bool = True
+) -> Path:
+    """Write a large numeric TSV block by block (float32 values in their shortest form, NaN as ``n/a``)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        opener = gzip.open if gzip_ else open
+        with opener(tmp, "wt", encoding="utf-8", **({"compresslevel": 6} if gzip_ else {})) as fh:
+            fh.write("\t".join(names) + "\n")
+            for block in blocks:
+                text = np.asarray(block).astype(str)
+                text[~np.isfinite(block)] = "n/a"
+                fh.write("\n".join("\t".join(row) for row in text.tolist()) + "\n")
+    return path

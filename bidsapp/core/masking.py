@@ -155,7 +155,7 @@ def load_labels(
     labels_path: str | os.PathLike, bold_shape, bold_affine: np.ndarray, *, resample: bool = False
 ) -> np.ndarray:
     """Load an integer labels image on the BOLD grid (nearest-neighbour resampling on request)."""
-    from bidsapp.core.masks import resample_to_grid, same_grid
+    from bidsapp.core.masks import describe_grid, resample_to_grid, same_grid
 
     img = load_header(labels_path, ndim=3)
     data = np.asanyarray(img.dataobj)
@@ -167,9 +167,9 @@ def load_labels(
     if not same_grid(data.shape, img.affine, bold_shape, bold_affine):
         if not resample:
             raise ValueError(
-                f"{labels_path}: atlas grid {data.shape} differs from the BOLD grid "
-                f"{tuple(bold_shape[:3])}; pass an atlas in the run's space and resolution, or "
-                "allow nearest-neighbour resampling (resample=True)."
+                f"{labels_path}: atlas grid ({describe_grid(data.shape, img.affine)}) differs from the BOLD "
+                f"grid ({describe_grid(bold_shape, bold_affine)}); pass an atlas in the run's space and "
+                "resolution, or allow nearest-neighbour resampling (resample=True)."
             )
         data = np.round(resample_to_grid(data, img.affine, bold_shape, bold_affine, order=0)).astype(np.int64)
     if not (data != 0).any():
@@ -322,3 +322,43 @@ def unmask_labels(X: np.ndarray, labels: np.ndarray, label_values: np.ndarray, a
         data = np.zeros(labels.shape + (X.shape[0],), dtype=X.dtype)
         data[inside] = X[:, pos[inside]].T
     return nib.Nifti1Image(data, affine)
+
+
+def unmask_rows(blocks, mask: np.ndarray):
+    """Volumes of the inverse transform, one at a time (bounded memory).
+
+    Parameters
+    ----------
+    blocks : iterable of numpy.ndarray, shape (n_rows, n_voxels)
+        Consecutive blocks of rows of X (e.g. from :func:`bidsapp.core.io.iter_npy_rows`).
+    mask : numpy.ndarray of bool, shape (nx, ny, nz)
+
+    Yields
+    ------
+    volume : numpy.ndarray, shape (nx, ny, nz)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    n = int(mask.sum())
+    vol = np.zeros(mask.shape, dtype=np.float32)
+    for block in blocks:
+        if block.shape[1] != n:
+            raise ValueError(f"X has {block.shape[1]} features but the mask has {n} voxels.")
+        for row in block:
+            vol[mask] = row
+            yield vol
+
+
+def unmask_label_rows(blocks, labels: np.ndarray, label_values: np.ndarray):
+    """Like :func:`unmask_rows` for atlas mode: each region painted with its value, volume by volume."""
+    lut = np.full(int(max(labels.max(), label_values.max())) + 1, -1, dtype=np.int64)
+    lut[label_values] = np.arange(label_values.size)
+    pos = np.where(labels > 0, lut[np.clip(labels, 0, None)], -1)
+    inside = pos >= 0
+    take = pos[inside]
+    vol = np.zeros(labels.shape, dtype=np.float32)
+    for block in blocks:
+        if block.shape[1] != label_values.size:
+            raise ValueError(f"X has {block.shape[1]} features but there are {label_values.size} regions.")
+        for row in block:
+            vol[inside] = row[take]
+            yield vol

@@ -31,6 +31,15 @@ def same_grid(shape_a, affine_a, shape_b, affine_b, tol: float = AFFINE_TOLERANC
     return tuple(shape_a[:3]) == tuple(shape_b[:3]) and np.allclose(affine_a, affine_b, atol=tol, rtol=0)
 
 
+def describe_grid(shape, affine) -> str:
+    """Shape, voxel size, origin and axis directions of a grid, for error messages."""
+    affine = np.asarray(affine, dtype=float)
+    sizes = np.round(nib.affines.voxel_sizes(affine), 3).tolist()
+    origin = np.round(affine[:3, 3], 3).tolist()
+    codes = "".join(nib.aff2axcodes(affine))
+    return f"shape {tuple(int(x) for x in shape[:3])}, voxel size {sizes} mm, origin {origin} mm, axes {codes}"
+
+
 def resample_to_grid(
     data: np.ndarray, affine: np.ndarray, target_shape, target_affine: np.ndarray, *, order: int
 ) -> np.ndarray:
@@ -95,12 +104,9 @@ def load_mask(
     if not same_grid(mask.shape, img.affine, bold_shape, bold_affine):
         if not resample:
             raise ValueError(
-                f"{mask_path}: mask grid (shape {mask.shape}, voxel size "
-                f"{np.round(nib.affines.voxel_sizes(img.affine), 3).tolist()}) differs from the BOLD "
-                f"grid (shape {tuple(bold_shape[:3])}, voxel size "
-                f"{np.round(nib.affines.voxel_sizes(bold_affine), 3).tolist()}). Use the mask of the "
-                "same space and resolution, or allow nearest-neighbour resampling "
-                "(resample=True)."
+                f"{mask_path}: mask grid ({describe_grid(mask.shape, img.affine)}) differs from the BOLD "
+                f"grid ({describe_grid(bold_shape, bold_affine)}). Use the mask of the same space and "
+                "resolution, or allow nearest-neighbour resampling (resample=True)."
             )
         mask = resample_to_grid(mask.astype(np.uint8), img.affine, bold_shape, bold_affine, order=0) > 0
     if not mask.any():

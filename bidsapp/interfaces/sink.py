@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
+from bidsapp import columns, provenance
 from bidsapp import derivatives as drv
+from bidsapp.checksums import ChecksumCache
 from bidsapp.core import masking
-from bidsapp.core.io import atomic_path, read_tsv, save_nifti, write_text, write_tsv
+from bidsapp.core.io import iter_npy_rows, read_tsv, remove_temporaries, write_nifti_series, write_tsv_rows
+from bidsapp.outputs import RunWriter, reuse_status, run_lock
+
+#: rows of the array read at a time for the tsv.gz and nii.gz outputs (bounded memory)
+ROW_BLOCK_BYTES = 64 * 2**20
 
 
 class _SinkInput(BaseInterfaceInputSpec):
     output_dir = traits.Str(mandatory=True)
-    entities = traits.Dict(mandatory=True, desc="run entities (subject, session, task, run, ...)")
-    space = traits.Str(mandatory=True)
-    denoise = traits.Str(mandatory=True)
+    entities = traits.Dict(mandatory=True, desc="source entities (subject, session, task, run, space, ...)")
+    desc = traits.Str(mandatory=True, desc="desc label of the outputs")
     atlas_name = traits.Either(None, traits.Str, default=None, usedefault=True)
     output_format = traits.List(traits.Str, value=["npy"], usedefault=True)
     mask_file = File(exists=True, mandatory=True)
@@ -36,6 +40,7 @@ class _SinkInput(BaseInterfaceInputSpec):
     settings = traits.Dict(mandatory=True)
     configuration_hash = traits.Str(mandatory=True)
     sources = traits.List(traits.Dict, mandatory=True)
+    cache_dir = traits.Either(None, traits.Str, default=None, usedefault=True, desc="checksum cache folder")
     t_r = traits.Float(mandatory=True)
     start_time = traits.Float(0.0, usedefault=True)
     start_time_source = traits.Str("", usedefault=True, desc="where StartTime comes from")
@@ -47,61 +52,78 @@ class _SinkOutput(TraitedSpec):
     out_files = traits.List(traits.Str)
 
 
-def _copy(src: str, dst: Path) -> None:
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-
-
 class WriteDerivatives(SimpleInterface):
-    """Write the run's BIDS-Derivatives files; the JSON sidecar is written last."""
+    """Write one generation of the run's BIDS-Derivatives files, under the run's lock.
+
+    Outputs that are already current (another invocation wrote them meanwhile) are kept.
+    Otherwise the old sidecar goes first, files are staged and renamed, and the sidecar,
+    listing every output with its size and SHA-256, comes last (see :mod:`bidsapp.outputs`).
+    """
 
     input_spec = _SinkInput
     output_spec = _SinkOutput
+    always_run = True  # nipype's cache must never stand in for writing the outputs
 
     def _run_interface(self, runtime):
         i = self.inputs
-        folder = drv.run_folder(Path(i.output_dir), i.entities)
-        ents = dict(i.entities, space=None if i.space in ("func", "native", "boldref") else i.space)
-        if i.space in ("func", "native", "boldref"):
-            ents.pop("space")
-        out_ents = dict(ents, atlas=i.atlas_name, desc=i.denoise)
-        name = drv.bids_name
-        files: list[str] = []
+        naming = drv.RunNaming(dict(i.entities), desc=i.desc, atlas=i.atlas_name)
+        cache = ChecksumCache(i.cache_dir)
+        sidecar_path = naming.sidecar(Path(i.output_dir))
+        with run_lock(Path(i.output_dir), naming.identity):
+            remove_temporaries(sidecar_path.parent, naming.owns)
+            reason = reuse_status(sidecar_path, configuration_hash=i.configuration_hash,
+                                  current_sources=lambda: i.sources, cache=cache)
+            if reason is None:
+                meta = json.loads(sidecar_path.read_text())
+                self._results.update(sidecar=str(sidecar_path),
+                                     out_files=[str(sidecar_path.parent / f["Path"]) for f in meta["OutputFiles"]])
+                return runtime
+            writer = RunWriter(sidecar_path, cache)
+            writer.begin()
+            self._write(naming, writer)
+        self._results.update(sidecar=str(sidecar_path),
+                             out_files=[str(sidecar_path.parent / f["Path"]) for f in writer.entries])
+        return runtime
 
-        def put(fname: str) -> Path:
-            files.append(fname)
-            return folder / fname
+    def _write(self, naming: drv.RunNaming, writer: RunWriter) -> None:
+        i = self.inputs
+        out = Path(i.output_dir)
 
         X = np.load(i.cleaned, mmap_mode="r")
         if "npy" in i.output_format or not i.output_format:
-            _copy(i.cleaned, put(name(out_ents, "timeseries", ".npy")))
-        _copy(i.features, put(name(out_ents, "features", ".tsv")))
+            writer.install(i.cleaned, naming.path(out, "timeseries", ".npy"))
+        writer.install(i.features, naming.path(out, "features", ".tsv"))
         features = {}
         if i.atlas_on_grid:  # region names and labels (small table) for headers and the inverse transform
             header, rows = read_tsv(i.features)
             features = {h: [r[j] for r in rows] for j, h in enumerate(header)}
-        _copy(i.samples, put(name(out_ents, "samples", ".tsv")))
-        _copy(i.mask_file, put(name(dict(ents, desc="brain"), "mask", ".nii.gz")))
+        writer.install(i.samples, naming.path(out, "samples", ".tsv"))
+        writer.install(i.mask_file, naming.path(out, "mask", ".nii.gz", desc="brain", atlas=None))
+        block = max(1, ROW_BLOCK_BYTES // (4 * max(1, X.shape[1])))
         if i.atlas_name or "tsv.gz" in i.output_format:
             cols = features["name"] if "name" in features else [f"voxel-{c}" for c in range(X.shape[1])]
-            write_tsv(put(name(out_ents, "timeseries", ".tsv.gz")),
-                      {c: np.asarray(X[:, j]) for j, c in enumerate(cols)}, gzip_=True)
+            with writer.put(naming.path(out, "timeseries", ".tsv.gz")) as tmp:
+                write_tsv_rows(tmp, cols, (b for _, b in iter_npy_rows(i.cleaned, block)))
         if "nii.gz" in i.output_format:
-            affine = nib.load(i.mask_file).affine
+            mask_img = nib.load(i.mask_file)
+            rows = (b for _, b in iter_npy_rows(i.cleaned, block))
             if i.atlas_on_grid:
                 labels = np.asanyarray(nib.load(i.atlas_on_grid).dataobj)
                 values = np.array([int(v) for v in features["label"]])
-                img = masking.unmask_labels(np.asarray(X), labels, values, affine)
+                volumes = masking.unmask_label_rows(rows, labels, values)
             else:
-                img = masking.unmask(np.asarray(X), np.asanyarray(nib.load(i.mask_file).dataobj) > 0, affine)
-            img.header.set_xyzt_units("mm", "sec")
-            img.header["pixdim"][4] = i.t_r
-            save_nifti(img, put(name(out_ents, "bold", ".nii.gz")))
+                volumes = masking.unmask_rows(rows, np.asanyarray(mask_img.dataobj) > 0)
+            with writer.put(naming.path(out, "bold", ".nii.gz")) as tmp:
+                write_nifti_series(tmp, volumes, shape=mask_img.shape[:3], n_volumes=X.shape[0],
+                                   affine=mask_img.affine, t_r=i.t_r)
         if i.atlas_on_grid:
-            _copy(i.atlas_on_grid, put(name(dict(ents, atlas=i.atlas_name), "dseg", ".nii.gz")))
+            writer.install(i.atlas_on_grid, naming.path(out, "dseg", ".nii.gz", desc=None))
         for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
-            _copy(src, put(name(out_ents, key.split("_")[0], ext)))
+            writer.install(src, naming.path(out, key.split("_")[0], ext))
+        for entry in [e for e in writer.entries if columns.kind_of(e["Path"])]:  # BIDS column descriptions
+            with writer.put(naming.path(out, columns.kind_of(entry["Path"]), ".json")) as tmp:
+                columns.write_sidecar(writer.folder / entry["Path"], i.settings, dst=tmp)
         info = json.loads(Path(i.clean_info).read_text())
         now = dt.datetime.now(dt.timezone.utc)
         started = dt.datetime.fromisoformat(i.started)
@@ -130,9 +152,5 @@ class WriteDerivatives(SimpleInterface):
             "StartedAt": i.started,
             "FinishedAt": now.isoformat(),
             "DurationSeconds": round((now - started).total_seconds(), 3),
-            "OutputFiles": files,
         }
-        sidecar_path = folder / name(out_ents, "timeseries", ".json")
-        write_text(sidecar_path, json.dumps(sidecar, indent=2, default=str) + "\n")
-        self._results.update(sidecar=str(sidecar_path), out_files=[str(folder / f) for f in files])
-        return runtime
+        writer.finish(provenance.with_uris(sidecar, i.sources))  # paths as BIDS URIs, like Sources

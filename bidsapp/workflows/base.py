@@ -8,6 +8,7 @@ from nipype.pipeline import engine as pe
 from bidsapp.interfaces.clean import CleanSignals
 from bidsapp.interfaces.extract import ExtractSignals
 from bidsapp.interfaces.mask import ComputeMask
+from bidsapp.interfaces.provenance import HashInputs
 from bidsapp.interfaces.segment import SegmentTrials
 from bidsapp.interfaces.sink import WriteDerivatives
 
@@ -45,8 +46,11 @@ def init_run_wf(
     output_format: list[str],
     settings: dict,
     configuration_hash: str,
-    sources: list[dict],
-    started: str,
+    source_files: dict,
+    source_roots: dict,
+    cache_dir: str | None,
+    desc: str,
+    mem_gb: dict,
     name: str,
 ) -> pe.Workflow:
     """Mask -> masking -> cleaning -> segmentation -> derivatives for one run."""
@@ -59,26 +63,26 @@ def init_run_wf(
     inputnode.inputs.confounds_json = confounds_json
     inputnode.inputs.events_file = events_file
     mask = pe.Node(ComputeMask(strategy=mask_strategy, space=space, resample_mask=resample_mask),
-                   name="mask")
+                   name="mask", mem_gb=mem_gb["mask"])
     extract = pe.Node(ExtractSignals(smoothing_fwhm=smoothing_fwhm, atlas_file=atlas_file,
                                      atlas_labels=atlas_labels, resample_mask=resample_mask),
-                      name="masking", mem_gb=2)
+                      name="masking", mem_gb=mem_gb["masking"])
     clean = pe.Node(CleanSignals(bold_file=bold_file, dummy_scans=dummy_scans,
                                  denoise=denoise, confound_columns=confound_columns,
                                  strategy_params=strategy_params, t_r=t_r, start_time=start_time,
                                  detrend=detrend, standardize=standardize,
                                  standardize_confounds=standardize_confounds, filter=filter,
                                  low_pass=low_pass, high_pass=high_pass),
-                    name="cleaning", mem_gb=2)
+                    name="cleaning", mem_gb=mem_gb["cleaning"])
     segment = pe.Node(SegmentTrials(t_r=t_r, start_time=start_time, **segment_params), name="segmentation",
-                      mem_gb=2)
-    sink = pe.Node(WriteDerivatives(output_dir=output_dir, entities=entities, space=space,
-                                    denoise=denoise, atlas_name=atlas_name,
-                                    output_format=output_format, settings=settings,
-                                    configuration_hash=configuration_hash, sources=sources,
-                                    t_r=t_r, start_time=start_time, start_time_source=start_time_source,
-                                    started=started),
-                   name="derivatives", run_without_submitting=True)
+                      mem_gb=mem_gb["segmentation"])
+    provenance = pe.Node(HashInputs(files=source_files, roots=source_roots, cache_dir=cache_dir),
+                         name="provenance", mem_gb=mem_gb["provenance"])
+    sink = pe.Node(WriteDerivatives(output_dir=output_dir, entities=dict(entities, space=space), desc=desc,
+                                    atlas_name=atlas_name, output_format=output_format, settings=settings,
+                                    configuration_hash=configuration_hash, cache_dir=cache_dir,
+                                    t_r=t_r, start_time=start_time, start_time_source=start_time_source),
+                   name="derivatives", mem_gb=mem_gb["derivatives"])
     outputnode = pe.Node(IdentityInterface(fields=["sidecar", "out_files"]), name="outputnode")
     wf.connect([
         (inputnode, mask, [("bold_file", "bold_file"), ("mask_file", "mask_file")]),
@@ -94,6 +98,7 @@ def init_run_wf(
         (extract, sink, [("features", "features"), ("atlas_on_grid", "atlas_on_grid")]),
         (clean, sink, [("cleaned", "cleaned"), ("info", "clean_info")]),
         (segment, sink, [("samples", "samples"), ("trial_files", "trial_files"), ("info", "segment_info")]),
+        (provenance, sink, [("sources", "sources"), ("started", "started")]),
         (sink, outputnode, [("sidecar", "sidecar"), ("out_files", "out_files")]),
     ])
     return wf

@@ -1,0 +1,62 @@
+"""SHA-256 of input and output files, cached by file identity so unchanged files are not re-read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bidsapp.core.io import sha256sum, write_text
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    """What must stay equal for a cached checksum to hold (any write or rename changes ctime)."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+class ChecksumCache:
+    """SHA-256 of files, remembered by (path, size, mtime, ctime, inode, device).
+
+    One small JSON file per path under ``folder`` (written atomically), so any number of
+    processes can share the cache without a lock. With ``folder=None`` nothing is cached.
+    """
+
+    def __init__(self, folder: str | os.PathLike | None):
+        self.folder = Path(folder) if folder is not None else None
+
+    def _entry(self, path: Path) -> Path | None:
+        if self.folder is None:
+            return None
+        return self.folder / (hashlib.sha1(str(path).encode()).hexdigest() + ".json")
+
+    def sha256(self, path: str | os.PathLike) -> str:
+        """Hex SHA-256 of ``path``, read from the cache when the file has not changed."""
+        path = Path(path).resolve()
+        before = os.stat(path)
+        entry = self._entry(path)
+        if entry is not None and entry.exists():
+            try:
+                cached = json.loads(entry.read_text())
+                if cached["path"] == str(path) and cached["identity"] == _identity(before):
+                    return cached["sha256"]
+            except (OSError, ValueError, KeyError):
+                pass
+        digest = sha256sum(path)
+        after = os.stat(path)
+        if _identity(after) != _identity(before):  # changed while being read: hash what is there now
+            return self.sha256(path)
+        if entry is not None:
+            try:
+                write_text(entry, json.dumps({"path": str(path), "identity": _identity(after), "sha256": digest}))
+            except OSError:
+                pass  # a read-only or full cache folder only costs time
+        return digest
+
+    def many(self, paths: list, workers: int = 4) -> list[str]:
+        """Checksums of several files, read in parallel (hashlib releases the GIL)."""
+        if len(paths) <= 1:
+            return [self.sha256(p) for p in paths]
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            return list(pool.map(self.sha256, paths))

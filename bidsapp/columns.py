@@ -1,0 +1,185 @@
+"""BIDS column descriptions: the JSON sidecar of every TSV table bidsapp writes.
+
+BIDS tabular files document their columns in a JSON file with the same name:
+``{"onset": {"Description": ..., "Units": "s"}, ...}``. Every column of
+``_samples.tsv``, ``_features.tsv``, ``_trials.tsv``, ``_betas.tsv`` and
+``group_runs.tsv`` is described here, in one place; columns copied from the
+run's ``events.tsv`` are marked as such.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bidsapp.core.io import read_tsv, write_text
+
+
+def _bool(description: str, true: str, false: str) -> dict:
+    return {"Description": description, "Levels": {"True": true, "False": false}}
+
+
+def _common_trial_columns(settings: dict) -> dict[str, dict]:
+    return {
+        "index": {"Description": "Row of the run's events.tsv (0-based); the trial number used in the "
+                                 "'trial' column of _samples.tsv."},
+        "onset": {"Description": "Onset of the trial, copied from events.tsv (from the first stored volume).",
+                  "Units": "s"},
+        "duration": {"Description": "Duration of the trial, copied from events.tsv.", "Units": "s"},
+        "trial_type": {"Description": "Condition of the trial, copied from events.tsv."},
+    }
+
+
+def _samples(settings: dict) -> dict[str, dict]:
+    lag = settings.get("hrf_lag") or 0
+    return {
+        "volume": {"Description": "Index of the volume in the preprocessed BOLD run (0-based)."},
+        "onset": {"Description": "Acquisition time of the volume: StartTime + volume * RepetitionTime "
+                                 "(StartTime and RepetitionTime are in the _timeseries.json sidecar).",
+                  "Units": "s"},
+        "kept": _bool("Whether the volume is a row of the array (False: censored).",
+                      "kept: a row of _timeseries.npy", "censored: not in the array"),
+        "row": {"Description": "Row of _timeseries.npy holding this volume (0-based); n/a when censored."},
+        "framewise_displacement": {
+            "Description": "Framewise displacement (Power et al. 2012) from fMRIPrep's confounds TSV; "
+                           "n/a for the first volume.", "Units": "mm"},
+        "non_steady_state": _bool("Volume flagged by fMRIPrep as non-steady-state (censored).",
+                                  "non-steady-state", "steady state"),
+        "motion_outlier": _bool("Volume censored by the denoising strategy's scrubbing (framewise "
+                                "displacement / std DVARS thresholds, with neighbours and short segments).",
+                                "motion outlier (censored)", "not a motion outlier"),
+        "trial": {"Description": "events.tsv row(s) (the 'index' of _trials.tsv) whose window "
+                                 f"[onset + {lag:g} s, onset + {lag:g} s + max(duration, TR)) contains the "
+                                 "volume's onset (--hrf-lag); comma-separated when trials overlap; n/a if none."},
+        "trial_type": {"Description": "trial_type of the trial(s) in the 'trial' column, comma-separated; "
+                                      "n/a if none."},
+    }
+
+
+def _features(settings: dict) -> dict[str, dict]:
+    if settings.get("atlas_name") or settings.get("atlas"):
+        where = "centroid of the region"
+        return {
+            "column": {"Description": "Column of _timeseries.npy (0-based)."},
+            "label": {"Description": "Integer value of the region in the atlas (the _dseg.nii.gz image)."},
+            "name": {"Description": "Name of the region (atlas label table; region-<label> when not listed)."},
+            **{c: {"Description": f"Voxel index along axis {n} of the {where} (fractional)."}
+               for n, c in enumerate("ijk")},
+            **{c: {"Description": f"World (scanner/template) {c} coordinate of the {where}, from the "
+                                  "image affine.", "Units": "mm"} for c in "xyz"},
+        }
+    return {
+        "column": {"Description": "Column of _timeseries.npy (0-based)."},
+        **{c: {"Description": f"Voxel index along axis {n} of the mask image (_desc-brain_mask.nii.gz)."}
+           for n, c in enumerate("ijk")},
+        **{c: {"Description": f"World (scanner/template) {c} coordinate of the voxel centre, from the mask "
+                              "affine.", "Units": "mm"} for c in "xyz"},
+    }
+
+
+def _trials(settings: dict) -> dict[str, dict]:
+    return {
+        **_common_trial_columns(settings),
+        "n_censored": {"Description": "Number of samples of the trial's segment that needed a censored volume."},
+        "outside_run": {"Description": "Number of samples of the trial's segment that fall before the first or "
+                                       "after the last volume of the run."},
+        "valid": _bool("Whether the trial's segment has no missing sample (no censored volume, inside the run).",
+                       "complete segment", "segment has NaN samples or is left out (--trial-edge)"),
+        "segment": {"Description": "Index of the trial in the first axis of _trials.npy; n/a when the trial "
+                                   "was left out (--trial-edge drop)."},
+    }
+
+
+def _betas(settings: dict) -> dict[str, dict]:
+    return {
+        **_common_trial_columns(settings),
+        "response_retained": {"Description": "Share of the trial's modelled response energy (HRF regressor "
+                                             "squared) that falls in kept volumes; low when censoring hides it.",
+                              "Units": "ratio"},
+        "valid": _bool("Whether the trial-wise estimate is usable: the trial starts inside the run and "
+                       "response_retained >= 0.5.", "usable estimate", "estimate unreliable (or NaN)"),
+    }
+
+
+def _group(settings: dict) -> dict[str, dict]:
+    return {
+        "run": {"Description": "File name stem of the run's outputs (entities up to desc)."},
+        "space": {"Description": "space- entity of the outputs (func: native BOLD grid)."},
+        "n_volumes": {"Description": "Volumes in the preprocessed BOLD run."},
+        "volumes_kept": {"Description": "Rows of the run's array (volumes not censored)."},
+        "n_features": {"Description": "Columns of the run's array (mask voxels or atlas regions)."},
+        "mask_voxels": {"Description": "Voxels in the run's mask."},
+        "mean_framewise_displacement": {"Description": "Mean framewise displacement over the run's volumes "
+                                                       "(first volume excluded).", "Units": "mm"},
+        "denoise": {"Description": "Denoising strategy (--denoise)."},
+    }
+
+
+KINDS = {"samples": _samples, "features": _features, "trials": _trials, "betas": _betas, "group_runs": _group}
+_EXTRA = "Column of the run's events.tsv, copied unchanged (see the events.tsv JSON sidecar for its meaning)."
+
+
+def describe(kind: str, header: list[str], settings: dict | None = None) -> dict[str, dict]:
+    """Column descriptions of one table, in the order of its header.
+
+    Parameters
+    ----------
+    kind : {"samples", "features", "trials", "betas", "group_runs"}
+    header : list of str
+        Column names of the TSV.
+    settings : dict, optional
+        The run's settings (``Settings.result_settings()``), for parameter-dependent text.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind, or a column with no description (events.tsv columns excepted).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown table kind {kind!r}; expected one of {sorted(KINDS)}.")
+    known = KINDS[kind](settings or {})
+    out = {}
+    for col in header:
+        if col in known:
+            out[col] = known[col]
+        elif kind in ("trials", "betas"):
+            out[col] = {"Description": _EXTRA}
+        else:
+            raise ValueError(f"column {col!r} of a {kind} table has no description in bidsapp.columns.")
+    return out
+
+
+def kind_of(path: str | Path) -> str | None:
+    """Table kind from a file name (``..._samples.tsv`` -> ``samples``), None when not a described table."""
+    name = Path(path).name
+    if name == "group_runs.tsv":
+        return "group_runs"
+    for kind in ("samples", "features", "trials", "betas"):
+        if name.endswith(f"_{kind}.tsv"):
+            return kind
+    return None
+
+
+def write_sidecar(tsv: str | Path, settings: dict | None = None, *, kind: str | None = None,
+                  dst: str | Path | None = None) -> Path:
+    """Write the column descriptions of a TSV as JSON; returns the JSON path.
+
+    Parameters
+    ----------
+    tsv : str or Path
+        The table (its header is read); its name gives the kind unless ``kind`` is given.
+    settings : dict, optional
+        The run's settings, for parameter-dependent text.
+    kind : str, optional
+        Table kind, when ``tsv`` is a temporary file (e.g. a node's ``samples.tsv``).
+    dst : str or Path, optional
+        Where to write (e.g. a staged temporary path); default ``tsv`` with a ``.json`` suffix.
+    """
+    tsv = Path(tsv)
+    kind = kind or kind_of(tsv)
+    if kind is None:
+        raise ValueError(f"{tsv}: not a bidsapp table with column descriptions.")
+    header, _ = read_tsv(tsv)
+    out = Path(dst) if dst is not None else tsv.with_suffix(".json")
+    write_text(out, json.dumps(describe(kind, header, settings), indent=2) + "\n")
+    return out

@@ -1,0 +1,83 @@
+"""Running the workflow: a MultiProc whose workers die with the main process, one-line warnings."""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+
+from nipype.pipeline.plugins.multiproc import MultiProcPlugin, process_initializer, run_node
+
+from bidsapp.messages import install_warning_format
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _exit_with(parent: int) -> None:
+    """Watch the parent process; exit at once when it is gone (whatever killed it)."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(0.5)
+
+
+def worker_initializer(cwd: str, main: int | None) -> None:
+    """Set up a MultiProc worker: nipype's set-up, die with the parent, one-line warnings.
+
+    ``main`` is the main process id when workers are forked from it (then a different parent
+    means it already died); with other start methods the parent is a fork server that exits
+    with the main process.
+    """
+    process_initializer(cwd)
+    try:  # Linux: the kernel kills us when the parent dies
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - non-Linux: the watcher thread does it
+        pass
+    parent = os.getppid()
+    if main is not None and parent != main:  # the main process died before prctl
+        os._exit(1)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    install_warning_format()
+
+
+class OrphanSafeMultiProc(MultiProcPlugin):
+    """nipype's MultiProc plugin whose workers exit with the main process and whose failures are seen.
+
+    - nipype's own workers block on their task queue forever after a ``kill -9`` of the main
+      process. Ours ask the kernel for SIGKILL on parent death (``PR_SET_PDEATHSIG``) and also
+      watch their parent, so no signal leaves orphans.
+    - When a node cannot even write its result file (a full work disk), nipype's worker raises
+      out of its error handler, the task is never marked done and the run hangs forever. Here
+      such a task is reported as failed with its traceback.
+    """
+
+    def __init__(self, plugin_args=None):
+        super().__init__(plugin_args=plugin_args)
+        self.pool.shutdown(wait=False)  # nipype's pool has started no process yet
+        context = mp.get_context(self.plugin_args.get("mp_context"))
+        main = os.getpid() if context.get_start_method() == "fork" else None
+        self.pool = ProcessPoolExecutor(max_workers=self.processors, initializer=worker_initializer,
+                                        initargs=(self._cwd, main), mp_context=context)
+
+    def _submit_job(self, node, updatehash=False):
+        self._taskid += 1
+        if getattr(node.interface, "terminal_output", "") == "stream":
+            node.interface.terminal_output = "allatonce"
+        future = self.pool.submit(run_node, node, updatehash, self._taskid)
+        future.bidsapp_taskid = self._taskid
+        self._task_obj[self._taskid] = future
+        future.add_done_callback(self._async_callback)
+        return self._taskid
+
+    def _async_callback(self, args):
+        try:
+            result = args.result()
+        except BaseException as exc:  # the worker failed outside the node: report, do not hang
+            result = {"result": None, "taskid": args.bidsapp_taskid,
+                      "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__)}
+        self._taskresult[result["taskid"]] = result

@@ -1,0 +1,187 @@
+"""One generation of a run's outputs: run locks, the reuse test and the writer.
+
+The rules (README, "Reliability"):
+
+- a run's outputs are written under its lock, so two invocations never interleave them;
+- before any file of a run is replaced, every sidecar that lists it is removed; files are
+  written under temporary names and renamed; the sidecar comes last and lists every output
+  with its size and SHA-256. A run without its sidecar is incomplete and is recomputed;
+- a run is reused only when its sidecar's configuration hash, bidsapp version, input
+  checksums and listed outputs (size and checksum) all match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from bidsapp import __version__
+from bidsapp.checksums import ChecksumCache
+from bidsapp.core.io import remove_temporaries, sha256sum, temporary_path, write_text
+
+SIDECAR_GLOB = "*_timeseries.json"
+
+
+@contextlib.contextmanager
+def run_lock(output_dir: Path, identity: str, *, wait: bool = True) -> Iterator[bool]:
+    """Exclusive lock on one run's outputs (``logs/locks/<identity>.lock``), held while writing.
+
+    Yields True when the lock is held; with ``wait=False`` yields False at once when another
+    process holds it.
+    """
+    path = Path(output_dir) / "logs" / "locks" / f"{identity}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def clear_temporaries(output_dir: Path, naming) -> None:
+    """Remove what killed writers left of a run (only when no other process is writing it)."""
+    with run_lock(output_dir, naming.identity, wait=False) as held:
+        if held:
+            remove_temporaries(naming.sidecar(output_dir).parent, naming.owns)
+
+
+def _read_sidecar(path: Path) -> dict | None:
+    try:
+        meta = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def reuse_status(
+    sidecar: Path,
+    *,
+    configuration_hash: str,
+    current_sources: Callable[[], list[dict]],
+    cache: ChecksumCache,
+    version: str = __version__,
+) -> str | None:
+    """Why a run must be recomputed, or ``None`` when its outputs can be reused.
+
+    Parameters
+    ----------
+    sidecar : Path
+        The run's ``_timeseries.json``.
+    configuration_hash : str
+        Hash of the settings that change the numbers.
+    current_sources : callable
+        Returns the run's ``Sources`` entries (Role, URI, SHA256) as they are now; called
+        last, only when everything else matches, since it may read the inputs.
+    cache : ChecksumCache
+        Checksums of unchanged files are not read again.
+    version : str
+        The running bidsapp version.
+    """
+    sidecar = Path(sidecar)
+    if not sidecar.exists():
+        return "no complete previous outputs"
+    meta = _read_sidecar(sidecar)
+    if meta is None:
+        return f"previous sidecar {sidecar.name} is unreadable"
+    if meta.get("ConfigurationHash") != configuration_hash:
+        return f"settings changed (ConfigurationHash {meta.get('ConfigurationHash')} -> {configuration_hash})"
+    made_by = (meta.get("SoftwareVersions") or {}).get("bidsapp")
+    if made_by != version:
+        return f"made by bidsapp {made_by}, this is {version}"
+    listed = meta.get("OutputFiles")
+    if not isinstance(listed, list) or not all(isinstance(f, dict) and "SHA256" in f for f in listed):
+        return "previous sidecar lists no output checksums"
+    for entry in listed:
+        path = sidecar.parent / entry.get("Path", "")
+        if not path.is_file():
+            return f"output {entry.get('Path')} is missing"
+        if path.stat().st_size != entry.get("Size") or cache.sha256(path) != entry["SHA256"]:
+            return f"output {entry['Path']} changed since it was written"
+    before = {s.get("Role"): (s.get("URI"), s.get("SHA256")) for s in meta.get("Sources") or []}
+    now = {s["Role"]: (s["URI"], s["SHA256"]) for s in current_sources()}
+    for role in sorted(set(before) | set(now)):
+        if role not in now:
+            return f"input '{role}' is no longer used"
+        if role not in before:
+            return f"input '{role}' ({now[role][0]}) is new"
+        if before[role][0] != now[role][0]:
+            return f"input '{role}' is now {now[role][0]} (was {before[role][0]})"
+        if before[role][1] != now[role][1]:
+            return f"input '{role}' ({now[role][0]}) changed (sha256 differs)"
+    return None
+
+
+class RunWriter:
+    """Write one generation of a run's outputs into ``folder`` (hold the run's lock).
+
+    Call :meth:`begin`, then :meth:`put` for every file, then :meth:`finish` with the sidecar.
+    A file whose content is unchanged is left in place (and no other sidecar is touched);
+    before a file is replaced, every sidecar in the folder that lists it is removed.
+    """
+
+    def __init__(self, sidecar: Path, cache: ChecksumCache):
+        self.sidecar = Path(sidecar)
+        self.folder = self.sidecar.parent
+        self.cache = cache
+        self.entries: list[dict] = []
+
+    def begin(self) -> None:
+        """Invalidate the previous generation: its sidecar goes before any of its files change."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.sidecar.unlink(missing_ok=True)
+
+    def _invalidate_listing(self, name: str) -> None:
+        for other in self.folder.glob(SIDECAR_GLOB):
+            meta = _read_sidecar(other)
+            listed = [f.get("Path") if isinstance(f, dict) else f for f in (meta or {}).get("OutputFiles", [])]
+            if meta is None or name in listed:
+                other.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def put(self, path: Path) -> Iterator[Path]:
+        """Yield a temporary path to write ``path``'s new content into; then install it."""
+        path = Path(path)
+        if path.parent != self.folder:
+            raise ValueError(f"{path}: outputs of a run must be in {self.folder}.")
+        tmp = temporary_path(path)
+        try:
+            yield tmp
+            digest = sha256sum(tmp)
+            if path.is_file() and self.cache.sha256(path) == digest:
+                tmp.unlink()  # same content: the installed file (and sidecars listing it) stay valid
+            else:
+                self._invalidate_listing(path.name)
+                os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.entries.append({"Path": path.name, "Size": path.stat().st_size, "SHA256": digest})
+
+    def install(self, src: str | os.PathLike, path: Path) -> None:
+        """Install a finished file of the work folder as ``path``: a hard link when both are on
+        one filesystem (no copy; work files are only ever replaced by rename, never rewritten in
+        place), a copy otherwise."""
+        with self.put(path) as tmp:
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
+
+    def finish(self, sidecar: dict) -> Path:
+        """Write the sidecar last, listing every output with its size and SHA-256."""
+        sidecar = dict(sidecar, OutputFiles=self.entries)
+        write_text(self.sidecar, json.dumps(sidecar, indent=2, default=str) + "\n")
+        for entry in self.entries:
+            self.cache.sha256(self.folder / entry["Path"])  # prime the cache for the reuse test
+        return self.sidecar

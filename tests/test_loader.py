@@ -1,0 +1,211 @@
+"""bidsapp.load and bidsapp.dataset on the demo outputs: values, and every error case."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+import bidsapp
+from bidsapp.core.io import save_npy
+
+SPACE = "MNI152NLin2009cAsym"
+
+
+@pytest.fixture(scope="module")
+def out(demo_outputs):
+    return demo_outputs / "bidsapp-demo-output" / "derivatives-bidsapp"
+
+
+def _stem(sub, run, ses=None, desc="simple"):
+    ses_part = f"_ses-{ses}" if ses else ""
+    return f"sub-{sub}{ses_part}_task-faces_run-{run}_space-{SPACE}_desc-{desc}"
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, bidsapp; print('pandas' in sys.modules, 'nipype' in sys.modules, callable(bidsapp.load))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == \
+        ["False", "False", "True"]
+
+
+def test_load_one_run(out):
+    run = bidsapp.load(out, subject="sub-02", session="1", run=2)  # "sub-02" and "02", run=2 and "2"
+    folder = out / "sub-02" / "ses-1" / "func"
+    stem = _stem("02", "2", "1")
+    X = np.load(folder / f"{stem}_timeseries.npy")
+    assert isinstance(run.X, np.memmap) and np.array_equal(run.X, X)
+    assert run.meta == json.loads((folder / f"{stem}_timeseries.json").read_text())
+    assert run.entities == {"subject": "02", "session": "1", "task": "faces", "run": "2", "space": SPACE,
+                            "desc": "simple"}
+    s = run.samples
+    assert s["kept"].dtype == bool and s["row"].dtype == "Int64" and len(s) == 100
+    assert s.loc[s["kept"], "row"].tolist() == list(range(X.shape[0]))
+    assert s["trial"].dropna().str.match(r"^\d+(,\d+)*$").all()
+    assert list(run.features.columns) == ["column", "i", "j", "k", "x", "y", "z"]
+    assert run.betas.shape == (12, X.shape[1]) and len(run.betas_table) == 12
+    assert run.trials.shape[0] == run.trials_table["segment"].notna().sum()
+    img = run.to_image(run.X[:3])
+    mask = np.asanyarray(nib.load(run.mask_file).dataobj) > 0
+    assert img.shape == mask.shape + (3,)
+    f = run.features.loc[5]
+    assert img.get_fdata()[int(f["i"]), int(f["j"]), int(f["k"]), 1] == pytest.approx(X[1, 5])
+
+
+def test_load_errors(out, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        bidsapp.load(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="run the participant level|participant"):
+        bidsapp.load(tmp_path)
+    with pytest.raises(LookupError, match=r"no run matches subject='03' .*subject is one of \['01', '02'\]"):
+        bidsapp.load(out, subject="03")
+    with pytest.raises(LookupError, match=r"no run matches .*run is one of \['1', '2'\]"):
+        bidsapp.load(out, subject="01", run=7)
+    with pytest.raises(LookupError, match=r"2 runs match subject='01': .*run-1.*run-2.*; add run=\.\.\. "
+                                          r"\(one of \['1', '2'\]\)"):
+        bidsapp.load(out, subject="01")
+    with pytest.raises(LookupError, match=r"4 runs match .*add subject="):
+        bidsapp.load(out)
+    with pytest.raises(ValueError, match=r"unknown entity \['sub'\]; use any of"):
+        bidsapp.load(out, sub="01")
+    run = bidsapp.load(out, subject="01", run=1)
+    with pytest.raises(ValueError, match=r"do not match the 1640 columns"):
+        run.to_image(np.zeros(5))
+    with pytest.raises(ValueError, match=r"do not match"):
+        run.to_image(np.zeros((2, 2, 1640)))
+
+
+def test_load_incomplete_outputs(out, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(out / "sub-01", copy / "sub-01")
+    (copy / "sub-01" / "func" / f"{_stem('01', '1')}_timeseries.npy").unlink()
+    with pytest.raises(FileNotFoundError, match=r"_timeseries.npy: missing .*rerun"):
+        bidsapp.load(copy, subject="01", run=1)
+
+
+def test_dataset_betas_trials_timeseries(out):
+    ds = bidsapp.dataset(out, kind="betas", subject="01")
+    runs = [bidsapp.load(out, subject="01", run=r) for r in (1, 2)]
+    valid = [r.betas_table["valid"].to_numpy(bool) for r in runs]
+    assert np.array_equal(ds.X, np.concatenate([np.asarray(r.betas)[v] for r, v in zip(runs, valid)]))
+    assert list(ds.y) == sum((r.betas_table["trial_type"][v].tolist() for r, v in zip(runs, valid)), [])
+    assert sorted(set(ds.groups)) == ["sub-01_task-faces_run-1", "sub-01_task-faces_run-2"]
+    assert list(ds.table.columns[:4]) == ["source", "subject", "task", "run"]
+    assert ds.to_image(ds.X[0]).shape == (18, 22, 18)
+    onset = bidsapp.dataset(out, kind="betas", subject="01", y="onset")
+    assert onset.y.dtype.kind == "f"
+    every = bidsapp.dataset(out, kind="trials", subject="02")  # sessions are stacked too
+    assert every.X.ndim == 3 and every.X.shape[0] == len(every.table) == len(every.y)
+    assert set(every.table["session"]) == {"1"}
+    ts = bidsapp.dataset(out, kind="timeseries", subject="01", run=1)
+    assert np.array_equal(ts.X, runs[0].X) and ts.table["row"].tolist() == list(range(runs[0].X.shape[0]))
+
+
+def test_dataset_errors(out, tmp_path):
+    with pytest.raises(ValueError, match=r"kind='bold': use one of \['betas', 'trials', 'timeseries'\]"):
+        bidsapp.dataset(out, kind="bold")
+    with pytest.raises(ValueError, match=r"y='condition' is not a column of the betas table; columns: "):
+        bidsapp.dataset(out, subject="01", y="condition")
+    with pytest.raises(LookupError, match="no run matches"):
+        bidsapp.dataset(out, subject="09")
+    copy = tmp_path / "out"
+    shutil.copytree(out / "sub-01", copy / "sub-01")
+    folder = copy / "sub-01" / "func"
+    for f in folder.glob(f"{_stem('01', '2')}_*"):  # the same run, denoised another way
+        shutil.copy(f, folder / f.name.replace("desc-simple", "desc-other"))
+    with pytest.raises(LookupError, match=r"mix desc values \['other', 'simple'\].*add desc=\.\.\."):
+        bidsapp.dataset(copy, subject="01")
+    for f in folder.glob(f"{_stem('01', '2', desc='other')}_betas.*"):
+        f.unlink()
+    with pytest.raises(FileNotFoundError, match=r"desc-other_betas.npy: not written .*--trial-estimates lss"):
+        bidsapp.dataset(copy, subject="01", desc="other")
+
+
+def _drop_columns(folder, stem, drop: np.ndarray) -> None:
+    """Rewrite a run's outputs as if its mask lacked the voxels of columns ``drop``."""
+    feats = pd.read_csv(folder / f"{stem}_features.tsv", sep="\t")
+    meta = json.loads((folder / f"{stem}_timeseries.json").read_text())
+    listed = [f["Path"] if isinstance(f, dict) else f for f in meta["OutputFiles"]]
+    mask_name = next(f for f in listed if f.endswith("_desc-brain_mask.nii.gz"))
+    mask = nib.load(folder / mask_name)
+    data = np.asanyarray(mask.dataobj).copy()
+    data[tuple(feats.loc[drop, ["i", "j", "k"]].to_numpy().T)] = 0
+    nib.save(nib.Nifti1Image(data, mask.affine), folder / mask_name)
+    keep = np.setdiff1d(np.arange(len(feats)), drop)
+    feats = feats.iloc[keep].assign(column=np.arange(keep.size))
+    feats.to_csv(folder / f"{stem}_features.tsv", sep="\t", index=False)
+    for kind in ("timeseries", "betas", "trials"):
+        arr = np.load(folder / f"{stem}_{kind}.npy")
+        save_npy(np.ascontiguousarray(arr[..., keep]), folder / f"{stem}_{kind}.npy")
+
+
+def test_dataset_masks_intersection_and_grids(out, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(out / "sub-01", copy / "sub-01")
+    folder = copy / "sub-01" / "func"
+    _drop_columns(folder, _stem("01", "2"), np.arange(0, 40, 2))  # run 2's mask lacks 20 voxels
+    with pytest.warns(UserWarning, match=r"intersection \(1620 voxels\); 20 column\(s\) dropped"):
+        ds = bidsapp.dataset(copy, kind="betas", subject="01")
+    run1 = bidsapp.load(out, subject="01", run=1)
+    keep = np.setdiff1d(np.arange(1640), np.arange(0, 40, 2))
+    valid = run1.betas_table["valid"].to_numpy(bool)
+    np.testing.assert_array_equal(ds.X[: valid.sum()], np.asarray(run1.betas)[valid][:, keep])
+    assert ds.features["i"].tolist() == run1.features["i"][keep].tolist()
+    img = ds.to_image(np.ones(1620))
+    assert img.get_fdata().sum() == 1620 and img.get_fdata()[tuple(run1.features.loc[0, ["i", "j", "k"]])] == 0
+    # a mask on another grid cannot be intersected
+    mask_file = next(folder.glob(f"{_stem('01', '2').replace('desc-simple', 'desc-brain')}_mask.nii.gz"))
+    m = nib.load(mask_file)
+    nib.save(nib.Nifti1Image(np.asanyarray(m.dataobj), m.affine * np.diag([2, 2, 2, 1])), mask_file)
+    with pytest.raises(ValueError, match=r"differs from .*cannot be stacked"):
+        bidsapp.dataset(copy, kind="betas", subject="01")
+
+
+@pytest.fixture(scope="module")
+def atlas_out(demo_outputs, tmp_path_factory):
+    from bidsapp.cli.run import main
+
+    base = tmp_path_factory.mktemp("atlas")
+    bids = demo_outputs / "bidsapp-demo-output" / "bids"
+    mask = nib.load(next(bids.rglob("sub-01_task-faces_run-1_space-*_desc-brain_mask.nii.gz")))
+    brain = np.asanyarray(mask.dataobj) > 0
+    labels = np.where(brain, 1 + (np.indices(brain.shape)[0] >= 9), 0).astype(np.int16)
+    nib.save(nib.Nifti1Image(labels, mask.affine), base / "atlas-halves_dseg.nii.gz")
+    (base / "atlas-halves_dseg.tsv").write_text("index\tname\n1\tleft\n2\tright\n")
+    out = base / "out"
+    voxels = base / "voxels"
+    voxels.mkdir()
+    for f in (demo_outputs / "bidsapp-demo-output" / "derivatives-bidsapp" / "sub-01" / "func").glob("*run-1*"):
+        shutil.copy(f, voxels)
+    assert main([str(bids), str(out), "participant", "--participant-label", "01", "--nprocs", "1",
+                 "--atlas", str(base / "atlas-halves_dseg.nii.gz"), "--atlas-labels",
+                 str(base / "atlas-halves_dseg.tsv"), "--work-dir", str(base / "work")]) == 0
+    return out, labels
+
+
+def test_atlas_mode_to_image_and_provenance(atlas_out):
+    out, labels = atlas_out
+    run = bidsapp.load(out, subject="01", run=1, atlas="halves")
+    voxels = out / "sub-01" / "func"  # voxel-mode outputs next to the atlas ones: the atlas tells them apart
+    for f in (out.parent / "voxels").glob("*"):
+        shutil.copy(f, voxels)
+    with pytest.raises(LookupError, match=r"2 runs match .*add atlas=\.\.\. \(one of \['\(none\)', 'halves'\]\)"):
+        bidsapp.load(out, subject="01", run=1)
+    assert run.features["name"].tolist() == ["left", "right"] and run.X.shape[1] == 2
+    img = run.to_image(np.array([10.0, 20.0]))
+    assert np.array_equal(img.get_fdata(), np.select([labels == 1, labels == 2], [10.0, 20.0], 0.0))
+    assert run.to_image(run.X).shape == labels.shape + (run.X.shape[0],)
+    # paths in the sidecar are BIDS URIs, as in Sources
+    uris = {s["Role"]: s["URI"] for s in run.meta["Sources"]}
+    assert run.meta["Parameters"]["atlas"] == uris["atlas"] and uris["atlas"].startswith("file:")
+    assert run.meta["Trials"]["EventsFile"] == "bids:raw:sub-01/func/sub-01_task-faces_run-1_events.tsv"
+    with pytest.raises(LookupError, match=r"mix atlas values \['\(none\)', 'halves'\]"):
+        bidsapp.dataset(out, kind="timeseries", subject="01")
+    ds = bidsapp.dataset(out, kind="timeseries", subject="01", atlas="halves")
+    assert ds.X.shape[1] == 2 and ds.to_image(np.array([1.0, 2.0])).get_fdata().max() == 2.0
