@@ -477,7 +477,9 @@ def apply_operator(
         out = signals[:m]
     a = operator.matrix
     chunks = [slice(s, s + chunk_size) for s in range(0, signals.shape[1], chunk_size)]
-    used = np.any(a != 0, axis=0)[:, None]  # input volumes the operator reads (censored ones are not)
+    # contiguous blocks of the input volumes the operator reads (censored ones are not read)
+    edges = np.diff(np.concatenate([[0], np.any(a != 0, axis=0).astype(np.int8), [0]]))
+    blocks = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))) or [(0, a.shape[1])]
     psc_shift = False
     if standardize == "psc":
         # nilearn decides once, over all columns, whether filtering removed the mean
@@ -494,8 +496,9 @@ def apply_operator(
         y = a @ x
         constant = scale = None
         if standardize is not None:  # constant on the volumes read, relative to the input's magnitude
-            hi = np.max(x, axis=0, initial=-np.inf, where=used)
-            lo = np.min(x, axis=0, initial=np.inf, where=used)
+            raw = np.asarray(signals[:, cols])  # storage dtype: exact, less memory traffic than float64
+            hi = np.max([raw[a0:b0].max(axis=0) for a0, b0 in blocks], axis=0).astype(np.float64)
+            lo = np.min([raw[a0:b0].min(axis=0) for a0, b0 in blocks], axis=0).astype(np.float64)
             scale = np.maximum(np.abs(hi), np.abs(lo))
             constant = hi - lo <= CONSTANT_RTOL * scale
         out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant, scale)
