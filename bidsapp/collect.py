@@ -38,6 +38,7 @@ class Run:
     confounds_json: Path | None
     events: Path | None
     metadata: dict = field(default_factory=dict)
+    metadata_files: list = field(default_factory=list)  # the JSON files the metadata came from, in order
 
     @property
     def label(self) -> str:
@@ -85,6 +86,17 @@ def _key(ents: dict, drop: tuple = ()) -> tuple:
     return tuple((k, str(ents[k])) for k in RUN_ENTITIES if k in ents and k not in drop)
 
 
+def _lookup(table: dict, ents: dict, drop: tuple, *, space: bool = False):
+    """The file of a run in ``table``: with every entity, then without ``echo`` and ``part`` (fMRIPrep
+    writes one confounds file and one brain mask per run, not per echo or part)."""
+    for extra in ((), ("echo",), ("part",), ("echo", "part")):
+        key = _key(ents, drop=drop + extra)
+        found = table.get((key, ents.get("space")) if space else key)
+        if found is not None:
+            return found
+    return None
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -92,15 +104,16 @@ def _read_json(path: Path) -> dict:
         raise InputError(f"{path}: unreadable JSON sidecar ({exc}).") from exc
 
 
-def _inherited_metadata(run_ents: dict, sidecars: list[tuple[dict, Path]]) -> dict:
+def _inherited_metadata(run_ents: dict, sidecars: list[tuple[dict, Path]]) -> tuple[dict, list[Path]]:
     """BIDS inheritance: apply every ``*_bold.json`` whose entities are a subset of the run's,
-    from the least to the most specific."""
+    from the least to the most specific. Returns the metadata and the files it came from."""
     run = dict(_key(run_ents))
     matching = [(len(e), p) for e, p in sidecars if all(run.get(k) == v for k, v in e.items())]
     meta: dict = {}
-    for _, path in sorted(matching, key=lambda m: (m[0], len(str(m[1])))):
+    files = [path for _, path in sorted(matching, key=lambda m: (m[0], len(str(m[1]))))]
+    for path in files:
         meta.update(_read_json(path))
-    return meta
+    return meta, files
 
 
 def collect_runs(
@@ -193,7 +206,7 @@ def collect_runs(
                 "them (e.g. an uncompressed copy) or move it out of the fMRIPrep folder.", code=2)
         seen[key, ents.get("space")] = bold
         entities = dict(key)
-        confounds = confounds_by_run.get(_key(ents, drop=_SPACE_ENTITIES))
+        confounds = _lookup(confounds_by_run, ents, _SPACE_ENTITIES)
         if confounds is None and need_confounds:
             raise InputError(f"{bold.name}: confounds file (desc-confounds_timeseries.tsv) not found. "
                              "Use --denoise none, or rerun fMRIPrep.")
@@ -201,12 +214,13 @@ def collect_runs(
         if confounds is not None:
             cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
             conf_json = cand if cand.exists() else None
-        meta = _inherited_metadata(dict(_key(ents, drop=_SPACE_ENTITIES)), sidecars)
+        meta, meta_files = _inherited_metadata(dict(_key(ents, drop=_SPACE_ENTITIES)), sidecars)
         own = Path(str(bold).replace(".nii.gz", ".json").replace(".nii", ".json"))
         if own.exists():
             meta.update(_read_json(own))  # fMRIPrep's sidecar wins (StartTime, SliceTimingCorrected)
+            meta_files.append(own)
         out.append(Run(entities=entities, space=ents.get("space"), bold=bold,
-                       mask=masks.get((key, ents.get("space"))), confounds=confounds,
+                       mask=_lookup(masks, ents, (), space=True), confounds=confounds,
                        confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=_NOT_EVENTS)),
-                       metadata=meta))
+                       metadata=meta, metadata_files=meta_files))
     return out

@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -146,6 +147,19 @@ class RunWriter:
             listed = [f.get("Path") if isinstance(f, dict) else f for f in (meta or {}).get("OutputFiles", [])]
             if meta is None or name in listed:
                 other.unlink(missing_ok=True)
+                if other != self.sidecar:
+                    warnings.warn(f"{self.folder / name} changed, so the outputs described by {other.name} are "
+                                  "now incomplete (their sidecar was removed); rerun with their settings to "
+                                  "restore them.", stacklevel=2)
+
+    def _remove_unlisted(self) -> None:
+        """Remove this output set's files (``<stem>_<suffix>.<ext>``) that the new generation does not list."""
+        stem = self.sidecar.name[: -len("_timeseries.json")]
+        keep = {e["Path"] for e in self.entries} | {self.sidecar.name}
+        for path in self.folder.glob(f"{stem}_*"):
+            suffix = path.name[len(stem) + 1:].split(".")[0]
+            if path.name not in keep and suffix.isalnum() and path.is_file():
+                path.unlink()
 
     @contextlib.contextmanager
     def put(self, path: Path) -> Iterator[Path]:
@@ -162,6 +176,7 @@ class RunWriter:
             else:
                 self._invalidate_listing(path.name)
                 os.replace(tmp, path)
+                self.cache.record(path, digest)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -181,7 +196,6 @@ class RunWriter:
     def finish(self, sidecar: dict) -> Path:
         """Write the sidecar last, listing every output with its size and SHA-256."""
         sidecar = dict(sidecar, OutputFiles=self.entries)
+        self._remove_unlisted()
         write_text(self.sidecar, json.dumps(sidecar, indent=2, default=str) + "\n")
-        for entry in self.entries:
-            self.cache.sha256(self.folder / entry["Path"])  # prime the cache for the reuse test
         return self.sidecar

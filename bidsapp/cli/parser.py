@@ -50,7 +50,8 @@ EXIT_CODES = (
     (17, "unknown analysis level"),
     (18, "no run matches the filters"),
     (66, "missing input (fMRIPrep folder, participant, TR, confounds, mask)"),
-    (73, "cannot write the output or work folder"),
+    (73, "cannot write the output or work folder (read-only, full, no permission)"),
+    (129, "interrupted by SIGHUP (130: SIGINT, 143: SIGTERM); the work folder is kept"),
 )
 
 
@@ -231,7 +232,11 @@ def _tokens(action: argparse.Action, value) -> list[str]:
             return [action.option_strings[0] if value else action.option_strings[1]]
         wanted = isinstance(action, argparse._StoreTrueAction)
         return [action.option_strings[0]] if value == wanted else []
-    if isinstance(value, dict) or (isinstance(value, list) and action.nargs not in ("+", "*", 2)):
+    if isinstance(value, dict):
+        if action.dest != "plugin_args":
+            raise _ArgumentError("expected a single value, not an object")
+        value = json.dumps(value)  # --plugin-args takes a JSON object: a config file may give it as one
+    if isinstance(value, list) and action.nargs not in ("+", "*", 2):
         raise _ArgumentError("expected a single value, not a list")
     items = value if isinstance(value, list) else [value]
     if any(isinstance(v, bool | dict | list) for v in items):
@@ -324,6 +329,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         values["mem_gb"] = default_mem_gb()
     if values.get("nprocs") is None:
         values["nprocs"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if values.get("plugin") not in ("MultiProc", "Linear") and values.get("work_dir") is None:
+        raise UsageError(f"--plugin {values['plugin']} runs nodes on other machines: give a --work-dir on a "
+                         "filesystem they share.")
     if values.get("plugin_args"):
         try:
             json.loads(values["plugin_args"])

@@ -19,6 +19,9 @@ class _ComputeMaskInput(BaseInterfaceInputSpec):
                            "wm-template", usedefault=True)
     space = traits.Str("MNI152NLin2009cAsym", usedefault=True)
     resample_mask = traits.Bool(False, usedefault=True)
+    input_stamp = traits.Str("", usedefault=True, desc="identity (size, times, inode) of every input file of "
+                             "the run: part of nipype's cache key, so a --work-dir never reuses results "
+                             "computed from other input contents (every later node consumes this one's output)")
 
 
 class _ComputeMaskOutput(TraitedSpec):

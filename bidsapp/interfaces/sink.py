@@ -29,6 +29,7 @@ class _SinkInput(BaseInterfaceInputSpec):
     output_format = traits.List(traits.Str, value=["npy"], usedefault=True)
     mask_file = File(exists=True, mandatory=True)
     mask_source = traits.Str(mandatory=True)
+    mask_desc = traits.Str("brain", usedefault=True, desc="desc label of the mask file (from the mask strategy)")
     template_file = traits.Either(None, traits.Str, default=None, usedefault=True)
     atlas_on_grid = traits.Either(None, File(exists=True), default=None, usedefault=True)
     cleaned = File(exists=True, mandatory=True)
@@ -98,7 +99,7 @@ class WriteDerivatives(SimpleInterface):
             header, rows = read_tsv(i.features)
             features = {h: [r[j] for r in rows] for j, h in enumerate(header)}
         writer.install(i.samples, naming.path(out, "samples", ".tsv"))
-        writer.install(i.mask_file, naming.path(out, "mask", ".nii.gz", desc="brain", atlas=None))
+        writer.install(i.mask_file, naming.path(out, "mask", ".nii.gz", desc=i.mask_desc, atlas=None))
         block = max(1, ROW_BLOCK_BYTES // (4 * max(1, X.shape[1])))
         if i.atlas_name or "tsv.gz" in i.output_format:
             cols = features["name"] if "name" in features else [f"voxel-{c}" for c in range(X.shape[1])]

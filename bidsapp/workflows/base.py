@@ -5,6 +5,7 @@ from __future__ import annotations
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
+from bidsapp import derivatives as drv
 from bidsapp.interfaces.clean import CleanSignals
 from bidsapp.interfaces.extract import ExtractSignals
 from bidsapp.interfaces.mask import ComputeMask
@@ -51,6 +52,7 @@ def init_run_wf(
     cache_dir: str | None,
     desc: str,
     mem_gb: dict,
+    input_stamp: str,
     name: str,
 ) -> pe.Workflow:
     """Mask -> masking -> cleaning -> segmentation -> derivatives for one run."""
@@ -62,7 +64,8 @@ def init_run_wf(
     inputnode.inputs.confounds_file = confounds_file
     inputnode.inputs.confounds_json = confounds_json
     inputnode.inputs.events_file = events_file
-    mask = pe.Node(ComputeMask(strategy=mask_strategy, space=space, resample_mask=resample_mask),
+    mask = pe.Node(ComputeMask(strategy=mask_strategy, space=space, resample_mask=resample_mask,
+                               input_stamp=input_stamp),
                    name="mask", mem_gb=mem_gb["mask"])
     extract = pe.Node(ExtractSignals(smoothing_fwhm=smoothing_fwhm, atlas_file=atlas_file,
                                      atlas_labels=atlas_labels, resample_mask=resample_mask),
@@ -79,6 +82,7 @@ def init_run_wf(
     provenance = pe.Node(HashInputs(files=source_files, roots=source_roots, cache_dir=cache_dir),
                          name="provenance", mem_gb=mem_gb["provenance"])
     sink = pe.Node(WriteDerivatives(output_dir=output_dir, entities=dict(entities, space=space), desc=desc,
+                                    mask_desc=drv.mask_desc(mask_strategy),
                                     atlas_name=atlas_name, output_format=output_format, settings=settings,
                                     configuration_hash=configuration_hash, cache_dir=cache_dir,
                                     t_r=t_r, start_time=start_time, start_time_source=start_time_source),
