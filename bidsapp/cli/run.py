@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bidsapp.cli.parser import UsageError, parse_args
 from bidsapp.collect import InputError, Run, collect_runs
+from bidsapp.messages import cli_words
 from bidsapp.settings import Settings
 from bidsapp.workdir import WorkFolderBusy, work_folder
 
@@ -445,7 +446,7 @@ def _main(argv: list[str] | None, verbose: bool) -> int:
     except (UsageError, InputError, ValueError) as exc:
         if verbose:
             traceback.print_exc()
-        print(f"bidsapp: error: {exc}", file=sys.stderr)
+        print(f"bidsapp: error: {cli_words(str(exc))}", file=sys.stderr)
         return getattr(exc, "code", 1)
     except OSError as exc:
         if verbose:
