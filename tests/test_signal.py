@@ -222,3 +222,38 @@ def test_float64_input_is_cleaned_in_float64():
     ref = ref - np.outer(t, t @ ref) / (t @ t)
     ref /= ref.std(axis=0, ddof=1)
     assert out.dtype == np.float64 and np.abs(out - ref).max() < 1e-6
+
+
+def test_stepwise_path_equals_dense():
+    """Long runs apply the operator's factors one after the other: same numbers as the dense product."""
+    rng = np.random.default_rng(11)
+    for case in range(40):
+        n = int(rng.integers(40, 400))
+        sm = None
+        if case % 3:
+            sm = np.ones(n, bool)
+            sm[rng.choice(n, int(rng.integers(1, n // 8)), replace=False)] = False
+            sm[:2] = case % 2 == 0  # censored at the start in half of the cases
+        kind = ["butterworth", "cosine", None][case % 3]
+        low, high = (0.12, 0.01) if kind == "butterworth" else (None, 0.01 if kind == "cosine" else None)
+        conf = rng.normal(0, 1, (n, int(rng.integers(0, 20)))) if case % 4 else None
+        try:
+            op = signal.cleaning_operator(n, t_r=1.5, detrend=bool(case % 5), confounds=conf, filter=kind,
+                                          low_pass=low, high_pass=high, sample_mask=sm)
+        except ValueError:
+            continue
+        X = rng.normal(0, 1, (n, 64)) * rng.uniform(1, 100, 64) + rng.uniform(-500, 500, 64)
+        for standardize in ("zscore_sample", "psc", None):
+            dense = signal.apply_operator(X, op, standardize=standardize, method="dense")
+            steps = signal.apply_operator(X, op, standardize=standardize, method="steps")
+            scale = np.maximum(dense.std(axis=0), 1e-12)
+            assert (np.abs(dense - steps).max(axis=0) / scale).max() < 1e-9, (case, standardize)
+
+
+def test_the_cost_model_takes_steps_for_long_unfiltered_runs():
+    conf = np.random.default_rng(0).normal(0, 1, (2000, 36))
+    long = signal.cleaning_operator(2000, t_r=0.5, confounds=conf, filter=None)
+    short = signal.cleaning_operator(300, t_r=2.0, confounds=conf[:300], filter=None)
+    band = signal.cleaning_operator(300, t_r=2.0, confounds=conf[:300], low_pass=0.08, high_pass=0.01)
+    assert signal.stepwise_is_cheaper(long)
+    assert not signal.stepwise_is_cheaper(short) and not signal.stepwise_is_cheaper(band)
