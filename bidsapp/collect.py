@@ -18,6 +18,9 @@ _SPACE_ENTITIES = ("cohort", "res", "den")
 _NOT_EVENTS = ("echo", "part") + _SPACE_ENTITIES
 _COHORT = re.compile(r"_cohort-([A-Za-z0-9]+)_")
 NATIVE_SPACES = ("func", "native", "boldref")
+#: fMRIPrep's surface output spaces: CIFTI-2 dtseries (fsLR) and GIFTI func.gii pairs (fsaverage*, fsnative)
+GRAYORDINATE_SPACES = ("fsLR", "fsaverage", "fsaverage5", "fsaverage6", "fsnative")
+GRAYORDINATE_EXTENSIONS = [".dtseries.nii", ".func.gii"]
 
 
 class InputError(ValueError):
@@ -40,6 +43,7 @@ class Run:
     confounds_json: Path | None
     events: Path | None
     metadata: dict = field(default_factory=dict)
+    bold_right: Path | None = None  # GIFTI runs: ``bold`` is the hemi-L func.gii, this the hemi-R one
 
     @property
     def label(self) -> str:
@@ -111,6 +115,7 @@ def collect_runs(
     space: str = "MNI152NLin2009cAsym",
     need_confounds: bool = True,
     bold_desc: str = "preproc",
+    den: str | None = None,
 ) -> list[Run]:
     """Query raw + fMRIPrep layouts and return one :class:`Run` per matching BOLD.
 
@@ -147,6 +152,11 @@ def collect_runs(
         query["task"] = list(tasks)
     if runs:
         query["run"] = [int(r) if str(r).isdigit() else r for r in runs]
+    if den:
+        query["den"] = den
+    if space in GRAYORDINATE_SPACES:  # fMRIPrep names surface outputs without desc
+        query.pop("desc")
+        query["extension"] = GRAYORDINATE_EXTENSIONS
     if space in NATIVE_SPACES:
         bolds = [f for f in der.get(**query) if "space" not in f.get_entities()]
     else:
@@ -180,8 +190,11 @@ def collect_runs(
             sidecars.append((ents, Path(js.path)))
     out = []
     seen: dict = {}
+    right = _pair_hemispheres(bolds)
     for f in sorted(bolds, key=lambda f: f.path):
         ents = _entities(f)
+        if ents.get("hemi") == "R":
+            continue  # joined to its hemi-L file
         key = _key(ents)
         bold = Path(f.path)
         if (key, ents.get("space")) in seen:
@@ -199,11 +212,38 @@ def collect_runs(
             cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
             conf_json = cand if cand.exists() else None
         meta = _inherited_metadata(dict(_key(ents, drop=_SPACE_ENTITIES)), sidecars)
-        own = Path(str(bold).replace(".nii.gz", ".json").replace(".nii", ".json"))
-        if own.exists():
+        own = _own_sidecar(bold)
+        if own is not None:
             meta.update(_read_json(own))  # fMRIPrep's sidecar wins (StartTime, SliceTimingCorrected)
         out.append(Run(entities=entities, space=ents.get("space"), bold=bold,
                        mask=masks.get((key, ents.get("space"))), confounds=confounds,
                        confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=_NOT_EVENTS)),
-                       metadata=meta))
+                       metadata=meta, bold_right=right.get(bold)))
     return out
+
+
+def _own_sidecar(bold: Path) -> Path | None:
+    """fMRIPrep's JSON of a BOLD file (``.nii[.gz]``, ``.dtseries.nii`` -> ``.dtseries.json``, ``.func.gii``)."""
+    name = bold.name
+    for ext, new in ((".nii.gz", ".json"), (".dtseries.nii", ".dtseries.json"), (".dtseries.nii", ".json"),
+                     (".func.gii", ".func.json"), (".func.gii", ".json"), (".nii", ".json")):
+        if name.endswith(ext) and bold.with_name(name[: -len(ext)] + new).exists():
+            return bold.with_name(name[: -len(ext)] + new)
+    return None
+
+
+def _pair_hemispheres(bolds) -> dict[Path, Path]:
+    """hemi-L func.gii -> its hemi-R file; a run with one hemisphere only is an error naming the file."""
+    by_run: dict = {}
+    for f in bolds:
+        ents = _entities(f)
+        if str(ents.get("extension", "")).endswith(".func.gii"):
+            by_run.setdefault((_key(ents), ents.get("space")), {})[ents.get("hemi")] = Path(f.path)
+    pairs = {}
+    for files in by_run.values():
+        if set(files) != {"L", "R"}:
+            have = next(iter(files.values()))
+            raise InputError(f"{have}: missing hemisphere (found hemi-{'/'.join(sorted(map(str, files)))} only); "
+                             "a GIFTI run needs its hemi-L and hemi-R func.gii files.")
+        pairs[files["L"]] = files["R"]
+    return pairs

@@ -125,7 +125,8 @@ def test_gifti_pair(tmp_path, encoding):
     left = _gifti(tmp_path / "hemi-L.func.gii", L, "CortexLeft", encoding)
     right = _gifti(tmp_path / "hemi-R.func.gii", R, "CortexRight", encoding)
     X, bm = g.read_gifti_pair(left, right)
-    np.testing.assert_allclose(X, np.hstack([L, R]).astype(np.float32), atol=1e-6 if "ASCII" in encoding else 0)  # ASCII: 6 decimals
+    np.testing.assert_allclose(X, np.hstack([L, R]).astype(np.float32),
+                               atol=1e-6 if "ASCII" in encoding else 0)  # ASCII: 6 decimals
     assert len(bm) == 55 and bm.nvertices == {g.LEFT: 30, g.RIGHT: 25}
     back = g.to_gifti(X[3], bm)
     np.testing.assert_array_equal(back["L"].darrays[0].data, X[3, :30])

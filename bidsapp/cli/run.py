@@ -48,7 +48,8 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     if needs_confounds and run.confounds is None:
         raise InputError(f"{run.bold}: denoising strategy '{s.denoise}' needs the run's "
                          "desc-confounds_timeseries.tsv, which is missing. Use --denoise none or rerun fMRIPrep.")
-    if s.mask_strategy == "fmriprep" and run.mask is None:
+    gray = grayordinate_kwargs(run, s)
+    if s.mask_strategy == "fmriprep" and run.mask is None and not gray:
         raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; "
                          "use --mask-strategy epi or background.")
     if s.mask_strategy.endswith("-template"):  # fail before the workflow starts, naming the file
@@ -64,7 +65,7 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
             raise InputError(str(exc)) from exc
     start_time, start_source = start_time_of(run.metadata)
     files, roots = source_files(run, s)
-    return dict(
+    return dict(**gray,
         bold_file=str(run.bold), mask_file=str(run.mask) if run.mask else None,
         confounds_file=str(run.confounds) if needs_confounds and run.confounds else None,
         confounds_json=str(run.confounds_json) if needs_confounds and run.confounds_json else None,
@@ -94,7 +95,59 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
              "confounds": run.confounds if needs_confounds else None,
              "confounds_json": run.confounds_json if needs_confounds else None,
              "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
+    if run.bold_right is not None:  # GIFTI pair: both hemispheres (and both atlas files)
+        files = {"bold": run.bold, "bold_right": run.bold_right, **{k: v for k, v in files.items() if k != "bold"}}
+        if s.atlas is not None:
+            files["atlas_right"] = _right_hemisphere(Path(s.atlas))
     return files, {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
+
+
+def _right_hemisphere(left: Path) -> Path:
+    """The hemi-R file of a hemi-L one (``..._hemi-L_...label.gii``), which must exist."""
+    parts = left.name.split("_")
+    if "hemi-L" not in parts:
+        raise InputError(f"{left}: a GIFTI atlas is given as its hemi-L label.gii (with the hemi-R file beside "
+                         "it, same name); the name has no hemi-L entity.", code=2)
+    right = left.with_name("_".join("hemi-R" if p == "hemi-L" else p for p in parts))
+    if not right.is_file():
+        raise InputError(f"{right}: the hemi-R file of the atlas {left.name} is missing.")
+    return right
+
+
+def grayordinate_kwargs(run: Run, s: Settings) -> dict:
+    """Checks and extra :func:`init_run_wf` arguments of a CIFTI-2 / GIFTI run ({} for volumes).
+
+    Options that make no sense for grayordinates (computed or template masks, volume smoothing,
+    mask resampling, a NIfTI atlas or output) are refused naming the run and the fix.
+    """
+    from bidsapp.core.grayordinates import is_cifti, is_grayordinate_file
+
+    atlas = str(s.atlas) if s.atlas else ""
+    if not is_grayordinate_file(run.bold):
+        for bad, what in ((atlas.endswith((".dlabel.nii", ".label.gii")), f"--atlas {Path(atlas).name}"),
+                          ("dtseries.nii" in s.output_format, "--output-format dtseries.nii"),
+                          ("func.gii" in s.output_format, "--output-format func.gii")):
+            if bad:
+                raise InputError(f"{run.bold.name}: {what} is for grayordinate runs (--space fsLR, fsaverage5, "
+                                 "...); this run is a volume.", code=2)
+        return {}
+    cifti = is_cifti(run.bold)
+    refused = [(s.mask_strategy != "fmriprep", f"--mask-strategy {s.mask_strategy}",
+                "the CIFTI/GIFTI's own brain models define the columns"),
+               (s.smoothing_fwhm, "--smoothing-fwhm", "volume smoothing does not apply to surfaces"),
+               (s.resample_mask, "--resample-mask", "there is no mask to resample"),
+               ("nii.gz" in s.output_format, "--output-format nii.gz", "use dtseries.nii (or func.gii)"),
+               ("func.gii" in s.output_format and cifti, "--output-format func.gii",
+                "a CIFTI run is written as dtseries.nii"),
+               (atlas and not atlas.endswith(".dlabel.nii" if cifti else ".label.gii"), f"--atlas {Path(atlas).name}",
+                "give a dlabel.nii for CIFTI runs, a hemi-L label.gii (hemi-R beside it) for GIFTI runs")]
+    for bad, option, why in refused:
+        if bad:
+            raise InputError(f"{run.bold.name}: {option} makes no sense for grayordinates ({why}).", code=2)
+    return {"bold_right": str(run.bold_right) if run.bold_right else None,
+            "atlas_right": str(_right_hemisphere(Path(atlas))) if atlas and not cifti else None,
+            "grayordinates": {"Format": "CIFTI-2 dtseries" if cifti else "GIFTI func.gii pair",
+                              **({} if cifti else {"Hemispheres": ["L", "R"]})}}
 
 
 TEMPLATE_TYPES = {"whole-brain-template": "whole-brain", "gm-template": "gm", "wm-template": "wm"}
@@ -209,7 +262,7 @@ def participant(s: Settings) -> int:
     t0 = time.monotonic()
     invocation = _invocation_id()
     runs = collect_runs(s.bids_dir, s.fmriprep_dir, participants=s.participant_label,
-                        sessions=s.session_label, tasks=s.task, runs=s.run, space=s.space,
+                        sessions=s.session_label, tasks=s.task, runs=s.run, space=s.space, den=s.den,
                         need_confounds=False,
                         bold_desc="smoothAROMAnonaggr" if s.denoise == "ica_aroma" else "preproc")
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)

@@ -368,3 +368,28 @@ def brain_models_of(path: str | os.PathLike) -> BrainModels:
     if not isinstance(bm, BrainModels):
         raise ValueError(f"{path}: not a dense CIFTI file (no brain models).")
     return bm
+
+
+def read_run(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> tuple[np.ndarray, BrainModels]:
+    """A grayordinate run as float32 (n_volumes, n_grayordinates) and its columns (dtseries or GIFTI pair)."""
+    if is_cifti(bold):
+        X, bm, _ = read_dtseries(bold)
+        return X, bm
+    return read_gifti_pair(bold, bold_right)
+
+
+def brain_models_of_run(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> BrainModels:
+    """The columns of a grayordinate run (header only for CIFTI)."""
+    if is_cifti(bold):
+        return open_dtseries(bold)[1]
+    return read_gifti_pair(bold, bold_right)[1]
+
+
+def write_column_mask(bold, bold_right, out: str | os.PathLike) -> str:
+    """Write the run's columns as a ``dscalar.nii`` of ones (the grayordinate counterpart of a brain mask);
+    returns the sentence recorded as the run's ``MaskSource``."""
+    bm = brain_models_of_run(bold, bold_right)
+    to_dscalar(np.ones(len(bm), np.float32), bm, names=["columns"]).to_filename(str(out))
+    what = (f"the CIFTI brain models of {Path(bold).name}" if is_cifti(bold)
+            else f"every vertex of {Path(bold).name} and {Path(bold_right).name}")
+    return f"no mask computed: {what} define the {len(bm)} columns"

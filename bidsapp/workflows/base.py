@@ -50,8 +50,15 @@ def init_run_wf(
     cache_dir: str | None,
     desc: str,
     name: str,
+    bold_right: str | None = None,
+    atlas_right: str | None = None,
+    grayordinates: dict | None = None,
 ) -> pe.Workflow:
-    """Mask -> masking -> cleaning -> segmentation -> derivatives for one run."""
+    """Mask -> masking -> cleaning -> segmentation -> derivatives for one run.
+
+    Grayordinate runs (CIFTI-2 dtseries, or a GIFTI pair: ``bold_file`` hemi-L, ``bold_right`` hemi-R) take the
+    same path; ``grayordinates`` (format, hemispheres) goes to the sidecar.
+    """
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["bold_file", "mask_file", "confounds_file",
                                                   "confounds_json", "events_file"]), name="inputnode")
@@ -60,10 +67,11 @@ def init_run_wf(
     inputnode.inputs.confounds_file = confounds_file
     inputnode.inputs.confounds_json = confounds_json
     inputnode.inputs.events_file = events_file
-    mask = pe.Node(ComputeMask(strategy=mask_strategy, space=space, resample_mask=resample_mask),
-                   name="mask")
+    mask = pe.Node(ComputeMask(strategy=mask_strategy, space=space, resample_mask=resample_mask,
+                               bold_right=bold_right), name="mask")
     extract = pe.Node(ExtractSignals(smoothing_fwhm=smoothing_fwhm, atlas_file=atlas_file,
-                                     atlas_labels=atlas_labels, resample_mask=resample_mask),
+                                     atlas_labels=atlas_labels, resample_mask=resample_mask,
+                                     bold_right=bold_right, atlas_right=atlas_right),
                       name="masking", mem_gb=2)
     clean = pe.Node(CleanSignals(denoise=denoise, confound_columns=confound_columns,
                                  strategy_params=strategy_params, t_r=t_r, start_time=start_time,
@@ -78,7 +86,8 @@ def init_run_wf(
     sink = pe.Node(WriteDerivatives(output_dir=output_dir, entities=dict(entities, space=space), desc=desc,
                                     atlas_name=atlas_name, output_format=output_format, settings=settings,
                                     configuration_hash=configuration_hash, cache_dir=cache_dir,
-                                    t_r=t_r, start_time=start_time, start_time_source=start_time_source),
+                                    t_r=t_r, start_time=start_time, start_time_source=start_time_source,
+                                    grayordinates=grayordinates or {}),
                    name="derivatives")
     outputnode = pe.Node(IdentityInterface(fields=["sidecar", "out_files"]), name="outputnode")
     wf.connect([
