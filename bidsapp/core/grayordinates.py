@@ -385,11 +385,11 @@ def brain_models_of_run(bold: str | os.PathLike, bold_right: str | os.PathLike |
     return read_gifti_pair(bold, bold_right)[1]
 
 
-def write_column_mask(bold, bold_right, out: str | os.PathLike) -> str:
+def write_column_mask(bold, bold_right, out: str | os.PathLike) -> tuple[str, int]:
     """Write the run's columns as a ``dscalar.nii`` of ones (the grayordinate counterpart of a brain mask);
-    returns the sentence recorded as the run's ``MaskSource``."""
+    returns the sentence recorded as the run's ``MaskSource`` and the number of columns."""
     bm = brain_models_of_run(bold, bold_right)
     to_dscalar(np.ones(len(bm), np.float32), bm, names=["columns"]).to_filename(str(out))
     what = (f"the CIFTI brain models of {Path(bold).name}" if is_cifti(bold)
             else f"every vertex of {Path(bold).name} and {Path(bold_right).name}")
-    return f"no mask computed: {what} define the {len(bm)} columns"
+    return f"no mask computed: {what} define the {len(bm)} columns", len(bm)

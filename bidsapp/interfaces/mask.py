@@ -65,9 +65,8 @@ class ComputeMask(SimpleInterface):
     def _run_interface(self, runtime):
         if grayordinates.is_grayordinate_file(self.inputs.bold_file):  # no mask: the brain models are the columns
             out = Path(runtime.cwd) / "mask.dscalar.nii"
-            source = grayordinates.write_column_mask(self.inputs.bold_file, self.inputs.bold_right, out)
-            self._results.update(mask_file=str(out), mask_source=source, template_file=None,
-                                 n_voxels=len(grayordinates.brain_models_of(out)))
+            source, n = grayordinates.write_column_mask(self.inputs.bold_file, self.inputs.bold_right, out)
+            self._results.update(mask_file=str(out), mask_source=source, template_file=None, n_voxels=n)
             return runtime
         mask, affine, source, template = compute_mask(
             self.inputs.bold_file, self.inputs.mask_file, self.inputs.strategy,
