@@ -44,6 +44,7 @@ class Run:
     events: Path | None
     metadata: dict = field(default_factory=dict)
     bold_right: Path | None = None  # GIFTI runs: ``bold`` is the hemi-L func.gii, this the hemi-R one
+    surfaces: dict = field(default_factory=dict)  # grayordinate runs: {"L": surf.gii, "R": surf.gii} when found
 
     @property
     def label(self) -> str:
@@ -116,6 +117,7 @@ def collect_runs(
     need_confounds: bool = True,
     bold_desc: str = "preproc",
     den: str | None = None,
+    surface: str | None = None,
 ) -> list[Run]:
     """Query raw + fMRIPrep layouts and return one :class:`Run` per matching BOLD.
 
@@ -188,6 +190,7 @@ def collect_runs(
         for js in raw.get(suffix="bold", extension=".json"):
             ents = {k: str(v) for k, v in js.get_entities().items() if k in RUN_ENTITIES}
             sidecars.append((ents, Path(js.path)))
+    surfaces = _surfaces(der, surface) if space in GRAYORDINATE_SPACES and surface not in (None, "none") else {}
     out = []
     seen: dict = {}
     right = _pair_hemispheres(bolds)
@@ -218,9 +221,36 @@ def collect_runs(
         out.append(Run(entities=entities, space=ents.get("space"), bold=bold,
                        mask=masks.get((key, ents.get("space"))), confounds=confounds,
                        confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=_NOT_EVENTS)),
-                       metadata=meta, bold_right=right.get(bold)))
+                       metadata=meta, bold_right=right.get(bold),
+                       surfaces=_run_surfaces(surfaces, ents)))
     return out
 
+
+#: density of the surface meshes of fsLR grayordinates
+_FSLR_MESH = {"91k": "32k", "170k": "59k"}
+
+
+def _surfaces(der: BIDSLayout, surface: str) -> dict:
+    """fMRIPrep's anat surfaces: (subject, session, space, den, hemi) -> path."""
+    out = {}
+    for f in der.get(suffix=surface, extension=".surf.gii"):
+        e = f.get_entities()
+        out[(str(e.get("subject")), e.get("session"), e.get("space"), e.get("den"), e.get("hemi"))] = Path(f.path)
+    return out
+
+
+def _run_surfaces(surfaces: dict, ents: dict) -> dict:
+    """The hemi-L/R surfaces of a run's subject (its session first), in the run's space and mesh density."""
+    space = None if ents.get("space") == "fsnative" else ents.get("space")
+    den = _FSLR_MESH.get(str(ents.get("den")), ents.get("den")) if space == "fsLR" else None
+    found = {}
+    for hemi in ("L", "R"):
+        for ses in (ents.get("session"), None):
+            path = surfaces.get((str(ents["subject"]), ses, space, den, hemi))
+            if path is not None:
+                found[hemi] = path
+                break
+    return found if len(found) == 2 else {}
 
 def _own_sidecar(bold: Path) -> Path | None:
     """fMRIPrep's JSON of a BOLD file (``.nii[.gz]``, ``.dtseries.nii`` -> ``.dtseries.json``, ``.func.gii``)."""

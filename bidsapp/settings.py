@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+SURFACES = ("midthickness", "pial", "white", "inflated", "none")
 MASK_STRATEGIES = ("fmriprep", "background", "epi", "whole-brain-template", "gm-template", "wm-template")
 OUTPUT_FORMATS = ("npy", "tsv.gz", "nii.gz", "dtseries.nii", "func.gii")
 
@@ -31,6 +32,7 @@ class Settings:
     run: tuple[str, ...] = ()
     space: str = "MNI152NLin2009cAsym"
     den: str | None = None
+    surface: str = "midthickness"
     mask_strategy: str = "fmriprep"
     resample_mask: bool = False
     denoise: str = "simple"

@@ -129,6 +129,19 @@ def bids_copy(demo, tmp_path):
     return bids
 
 
+def test_surface_of_another_density_is_refused(bids_copy, tmp_path, capsys):
+    anat = bids_copy / "derivatives" / "fmriprep" / "sub-03" / "anat"
+    anat.mkdir()
+    tiny = nib.GiftiImage()
+    tiny.add_gifti_data_array(nib.gifti.GiftiDataArray(np.zeros((5, 3), np.float32), intent="NIFTI_INTENT_POINTSET"))
+    for hemi in "LR":
+        nib.save(tiny, anat / f"sub-03_hemi-{hemi}_pial.surf.gii")  # fsnative: no space entity
+        nib.save(tiny, anat / f"sub-03_hemi-{hemi}_space-fsaverage5_pial.surf.gii")
+    assert main([str(bids_copy), str(tmp_path / "o"), "participant", "--space", "fsaverage5", "--surface", "pial"]) == 1
+    err = _err(capsys)
+    assert "sub-03_hemi-L_space-fsaverage5_pial.surf.gii: 5 vertices but the run's hemi-L mesh has 10242" in err
+
+
 def test_grayordinate_errors(bids_copy, tmp_path, capsys):
     bids, out = bids_copy, tmp_path / "out"
     base = [str(bids), str(out), "participant", "--space", "fsLR"]
@@ -176,9 +189,22 @@ def test_cifti_atlas_mode_with_real_yeo7(bids_copy, tmp_path):
     dlabel = tmp_path / "atlas-yeo7_dseg.dlabel.nii"
     nib.Cifti2Image(yeo["map_all"][None].astype(np.float32), header=(ca.LabelAxis(["yeo7"], [table]), bm)
                     ).to_filename(dlabel)
+    # fMRIPrep's fsLR 32k midthickness surfaces in the anat folder give the vertices' x, y, z
+    anat = bids_copy / "derivatives" / "fmriprep" / "sub-03" / "anat"
+    anat.mkdir()
+    hcp = Path(spec.submodule_search_locations[0]) / "data"
+    for hemi in "LR":
+        shutil.copyfile(hcp / f"S1200.{hemi}.midthickness_MSMAll.32k_fs_LR.surf.gii",
+                        anat / f"sub-03_hemi-{hemi}_space-fsLR_den-32k_midthickness.surf.gii")
     out = tmp_path / "out"
     assert main([str(bids_copy), str(out), "participant", "--space", "fsLR", "--atlas", str(dlabel)]) == 0
     run = bidsapp.load(out, subject="03", atlas="yeo7")
+    assert {s["Role"] for s in run.meta["Sources"]} >= {"surface_L", "surface_R", "atlas"}
+    mid = g.read_surface(anat / "sub-03_hemi-L_space-fsLR_den-32k_midthickness.surf.gii")
+    for k in range(1, 8):  # each network's x, y, z: the mean of its vertices on the midthickness surface
+        vertices = bm.vertex[keep][yeo["map_all"][keep] == k]
+        np.testing.assert_allclose(run.features.loc[k - 1, ["x", "y", "z"]].to_numpy(dtype=float),
+                                   mid[vertices].mean(axis=0), atol=2e-3)
     assert list(run.features["name"]) == [str(x) for x in yeo["labels"][1:]]
     assert run.dseg_file.name == "sub-03_task-faces_run-1_space-fsLR_atlas-yeo7_den-91k_dseg.dlabel.nii"
     labels = yeo["map_all"][keep]

@@ -11,7 +11,7 @@ from pathlib import Path
 from bidsapp import __version__
 from bidsapp.core.confounds import COMPCOR, MODELS, STRATEGIES
 from bidsapp.derivatives import check_label, desc_label
-from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, Settings
+from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, SURFACES, Settings
 
 
 class UsageError(ValueError):
@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "CIFTI-2 dtseries, fsaverage5, fsaverage6 or fsnative for GIFTI func.gii pairs: columns are "
                    "grayordinates)")
     g.add_argument("--den", help="den- entity of the runs, e.g. 91k for fsLR (default: any)")
+    g.add_argument("--surface", choices=SURFACES, default="midthickness",
+                   help="grayordinate runs: the fMRIPrep anat surface (hemi-L|R_[space-X_den-Y_]<surface>.surf.gii) "
+                   "whose vertex coordinates are the x, y, z of surface columns (n/a when absent, or none)")
     g = p.add_argument_group("Options for the mask and the atlas")
     g.add_argument("--mask-strategy", choices=MASK_STRATEGIES, default="fmriprep",
                    help="which voxels are columns: fMRIPrep's brain mask, nilearn's background / epi mask of "

@@ -95,6 +95,8 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
              "confounds": run.confounds if needs_confounds else None,
              "confounds_json": run.confounds_json if needs_confounds else None,
              "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
+    for hemi, path in sorted(run.surfaces.items()):  # grayordinate runs: vertex coordinates (x, y, z)
+        files[f"surface_{hemi}"] = path
     if run.bold_right is not None:  # GIFTI pair: both hemispheres (and both atlas files)
         files = {"bold": run.bold, "bold_right": run.bold_right, **{k: v for k, v in files.items() if k != "bold"}}
         if s.atlas is not None:
@@ -145,6 +147,7 @@ def grayordinate_kwargs(run: Run, s: Settings) -> dict:
         if bad:
             raise InputError(f"{run.bold.name}: {option} makes no sense for grayordinates ({why}).", code=2)
     return {"bold_right": str(run.bold_right) if run.bold_right else None,
+            "surfaces": {h: str(p) for h, p in run.surfaces.items()},
             "atlas_right": str(_right_hemisphere(Path(atlas))) if atlas and not cifti else None,
             "grayordinates": {"Format": "CIFTI-2 dtseries" if cifti else "GIFTI func.gii pair",
                               **({} if cifti else {"Hemispheres": ["L", "R"]})}}
@@ -262,7 +265,7 @@ def participant(s: Settings) -> int:
     t0 = time.monotonic()
     invocation = _invocation_id()
     runs = collect_runs(s.bids_dir, s.fmriprep_dir, participants=s.participant_label,
-                        sessions=s.session_label, tasks=s.task, runs=s.run, space=s.space, den=s.den,
+                        sessions=s.session_label, tasks=s.task, runs=s.run, space=s.space, den=s.den, surface=s.surface,
                         need_confounds=False,
                         bold_desc="smoothAROMAnonaggr" if s.denoise == "ica_aroma" else "preproc")
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)

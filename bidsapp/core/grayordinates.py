@@ -138,6 +138,20 @@ def read_surface(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(coords[0], dtype=np.float64)
 
 
+def read_surfaces(files: dict, bm: BrainModels) -> dict[str, np.ndarray]:
+    """``{"L": surf.gii, "R": surf.gii}`` -> {CIFTI structure: vertex coordinates}, checked against ``bm``."""
+    out = {}
+    for hemi, path in files.items():
+        name = LEFT if hemi == "L" else RIGHT
+        coords = read_surface(path)
+        if name in bm.nvertices and coords.shape[0] != bm.nvertices[name]:
+            raise ValueError(f"{path}: {coords.shape[0]} vertices but the run's hemi-{hemi} mesh has "
+                             f"{bm.nvertices[name]}; give the surface of the run's space and density (or "
+                             "--surface none).")
+        out[name] = coords
+    return out
+
+
 def features(bm: BrainModels, surfaces: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Describe each column: ``column, structure, vertex, i, j, k, x, y, z``.
 

@@ -23,6 +23,7 @@ class _ExtractInput(BaseInterfaceInputSpec):
                                desc="GIFTI runs: the hemi-R func.gii (bold_file is hemi-L)")
     atlas_right = traits.Either(None, File(exists=True), default=None, usedefault=True,
                                 desc="GIFTI runs: the hemi-R label.gii (atlas_file is hemi-L)")
+    surfaces = traits.Dict(value={}, usedefault=True, desc="grayordinate runs: {'L', 'R'} -> surf.gii (x, y, z)")
 
 
 class _ExtractOutput(TraitedSpec):
@@ -69,6 +70,7 @@ class ExtractSignals(SimpleInterface):
         """CIFTI-2 / GIFTI run: grayordinates (or atlas labels) as columns."""
         i = self.inputs
         X, bm = grayordinates.read_run(i.bold_file, i.bold_right)
+        surfaces = grayordinates.read_surfaces(i.surfaces, bm)
         atlas_out = None
         if i.atlas_file:
             if grayordinates.is_cifti(i.bold_file):
@@ -78,11 +80,11 @@ class ExtractSignals(SimpleInterface):
             if i.atlas_labels:
                 names.update(masking.read_label_table(i.atlas_labels))
             X, values = grayordinates.parcellate(X, labels)
-            table = grayordinates.label_features(bm, labels, values, names)
+            table = grayordinates.label_features(bm, labels, values, names, surfaces)
             atlas_out = str(cwd / "atlas_on_grid.dlabel.nii")
             grayordinates.to_dlabel(labels, bm, names).to_filename(atlas_out)
         else:
-            table = grayordinates.features(bm)
+            table = grayordinates.features(bm, surfaces)
         save_npy(X, cwd / "timeseries.npy")
         write_tsv(cwd / "features.tsv", table)
         self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),

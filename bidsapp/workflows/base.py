@@ -53,11 +53,13 @@ def init_run_wf(
     bold_right: str | None = None,
     atlas_right: str | None = None,
     grayordinates: dict | None = None,
+    surfaces: dict | None = None,
 ) -> pe.Workflow:
     """Mask -> masking -> cleaning -> segmentation -> derivatives for one run.
 
     Grayordinate runs (CIFTI-2 dtseries, or a GIFTI pair: ``bold_file`` hemi-L, ``bold_right`` hemi-R) take the
-    same path; ``grayordinates`` (format, hemispheres) goes to the sidecar.
+    same path; ``grayordinates`` (format, hemispheres) goes to the sidecar; ``surfaces`` ({"L", "R"} ->
+    surf.gii) give the vertices' x, y, z.
     """
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["bold_file", "mask_file", "confounds_file",
@@ -71,7 +73,7 @@ def init_run_wf(
                                bold_right=bold_right), name="mask")
     extract = pe.Node(ExtractSignals(smoothing_fwhm=smoothing_fwhm, atlas_file=atlas_file,
                                      atlas_labels=atlas_labels, resample_mask=resample_mask,
-                                     bold_right=bold_right, atlas_right=atlas_right),
+                                     bold_right=bold_right, atlas_right=atlas_right, surfaces=surfaces or {}),
                       name="masking", mem_gb=2)
     clean = pe.Node(CleanSignals(denoise=denoise, confound_columns=confound_columns,
                                  strategy_params=strategy_params, t_r=t_r, start_time=start_time,
