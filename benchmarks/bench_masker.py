@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ CASES = {
 }
 
 
-def generate(workdir: Path, n_volumes: int) -> tuple[Path, Path, Path]:
+def generate(workdir: Path, n_volumes: int, t_r: float = T_R) -> tuple[Path, Path, Path]:
     import nibabel as nib
     from isal import igzip
 
@@ -57,7 +56,7 @@ def generate(workdir: Path, n_volumes: int) -> tuple[Path, Path, Path]:
     hdr.set_qform(AFFINE, 1)
     hdr.set_sform(AFFINE, 1)
     hdr.set_xyzt_units("mm", "sec")
-    hdr["pixdim"][4] = T_R
+    hdr["pixdim"][4] = t_r
     hdr["vox_offset"] = 352
     vol = np.zeros(SHAPE, np.float32, order="F")
     with igzip.open(bold, "wb", compresslevel=1) as fh:
@@ -97,7 +96,8 @@ def worker(impl: str, case: str, bold: str, mask: str, conf: str, out: str) -> N
                              confounds=confounds, low_pass=params["low_pass"], high_pass=params["high_pass"],
                              copy=False)
     elapsed = time.perf_counter() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/status") as fh:  # VmHWM: ru_maxrss would also count the parent's pages at fork
+        peak_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM"))
     np.save(out, np.ascontiguousarray(X, dtype=np.float32))
     print(json.dumps({"seconds": elapsed, "peak_rss_gb": peak_kb / 1024**2, "shape": list(X.shape)}))
 

@@ -16,6 +16,12 @@ def _identity(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
+def identity_stamp(paths) -> str:
+    """Short hash of the identities (size, mtime, ctime, inode, device) of files: changes with any write."""
+    ids = [[str(p), _identity(os.stat(p))] for p in paths if p is not None]
+    return hashlib.sha1(json.dumps(ids).encode()).hexdigest()
+
+
 class ChecksumCache:
     """SHA-256 of files, remembered by (path, size, mtime, ctime, inode, device).
 
@@ -47,12 +53,19 @@ class ChecksumCache:
         after = os.stat(path)
         if _identity(after) != _identity(before):  # changed while being read: hash what is there now
             return self.sha256(path)
-        if entry is not None:
-            try:
-                write_text(entry, json.dumps({"path": str(path), "identity": _identity(after), "sha256": digest}))
-            except OSError:
-                pass  # a read-only or full cache folder only costs time
+        self.record(path, digest, after)  # a read-only or full cache folder only costs time
         return digest
+
+    def record(self, path: str | os.PathLike, digest: str, st: os.stat_result | None = None) -> None:
+        """Remember ``digest`` for ``path`` as it is now (``st``: its stat when it was hashed)."""
+        entry = self._entry(Path(path).resolve())
+        if entry is not None:
+            st = st or os.stat(path)
+            try:
+                write_text(entry, json.dumps({"path": str(Path(path).resolve()), "identity": _identity(st),
+                                              "sha256": digest}))
+            except OSError:
+                pass
 
     def many(self, paths: list, workers: int = 4) -> list[str]:
         """Checksums of several files, read in parallel (hashlib releases the GIL)."""

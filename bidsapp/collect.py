@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bids import BIDSLayout, BIDSLayoutIndexer
-
 #: entities that identify a run, in BIDS order (carried over to output names; space is separate)
 RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction",
                 "direction", "run", "echo", "part", "cohort", "res", "den")
@@ -43,6 +41,7 @@ class Run:
     confounds_json: Path | None
     events: Path | None
     metadata: dict = field(default_factory=dict)
+    metadata_files: list = field(default_factory=list)  # the JSON files the metadata came from, in order
     bold_right: Path | None = None  # GIFTI runs: ``bold`` is the hemi-L func.gii, this the hemi-R one
     surfaces: dict = field(default_factory=dict)  # grayordinate runs: {"L": surf.gii, "R": surf.gii} when found
 
@@ -58,7 +57,10 @@ def _strip(labels) -> list[str]:
     return [str(x)[4:] if str(x).startswith(("sub-", "ses-")) else str(x) for x in labels or ()]
 
 
-def _indexer(participants: list[str]) -> BIDSLayoutIndexer:
+def _indexer(participants: list[str]):
+    """A pybids indexer that skips non-BIDS folders and other participants."""
+    from bids import BIDSLayoutIndexer
+
     ignore: list = ["code", "sourcedata", "stimuli", "derivatives", "models", re.compile(r"/\.")]
     if participants:
         alts = "|".join(re.escape(p) for p in participants)
@@ -66,8 +68,10 @@ def _indexer(participants: list[str]) -> BIDSLayoutIndexer:
     return BIDSLayoutIndexer(validate=False, ignore=ignore, index_metadata=False)
 
 
-def index(root: Path, participants: list[str], *, derivative: bool) -> BIDSLayout:
-    """Index a BIDS folder without validation and only for the given participants."""
+def index(root: Path, participants: list[str], *, derivative: bool):
+    """Index a BIDS folder without validation and only for the given participants (a ``BIDSLayout``)."""
+    from bids import BIDSLayout
+
     config = ["bids", "derivatives"] if derivative else ["bids"]
     return BIDSLayout(str(root), validate=False, config=config, indexer=_indexer(participants),
                       is_derivative=derivative)
@@ -87,6 +91,17 @@ def _key(ents: dict, drop: tuple = ()) -> tuple:
     return tuple((k, str(ents[k])) for k in RUN_ENTITIES if k in ents and k not in drop)
 
 
+def _lookup(table: dict, ents: dict, drop: tuple, *, space: bool = False):
+    """The file of a run in ``table``: with every entity, then without ``echo`` and ``part`` (fMRIPrep
+    writes one confounds file and one brain mask per run, not per echo or part)."""
+    for extra in ((), ("echo",), ("part",), ("echo", "part")):
+        key = _key(ents, drop=drop + extra)
+        found = table.get((key, ents.get("space")) if space else key)
+        if found is not None:
+            return found
+    return None
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -94,15 +109,16 @@ def _read_json(path: Path) -> dict:
         raise InputError(f"{path}: unreadable JSON sidecar ({exc}).") from exc
 
 
-def _inherited_metadata(run_ents: dict, sidecars: list[tuple[dict, Path]]) -> dict:
+def _inherited_metadata(run_ents: dict, sidecars: list[tuple[dict, Path]]) -> tuple[dict, list[Path]]:
     """BIDS inheritance: apply every ``*_bold.json`` whose entities are a subset of the run's,
-    from the least to the most specific."""
+    from the least to the most specific. Returns the metadata and the files it came from."""
     run = dict(_key(run_ents))
     matching = [(len(e), p) for e, p in sidecars if all(run.get(k) == v for k, v in e.items())]
     meta: dict = {}
-    for _, path in sorted(matching, key=lambda m: (m[0], len(str(m[1])))):
+    files = [path for _, path in sorted(matching, key=lambda m: (m[0], len(str(m[1]))))]
+    for path in files:
         meta.update(_read_json(path))
-    return meta
+    return meta, files
 
 
 def collect_runs(
@@ -206,7 +222,7 @@ def collect_runs(
                 "them (e.g. an uncompressed copy) or move it out of the fMRIPrep folder.", code=2)
         seen[key, ents.get("space")] = bold
         entities = dict(key)
-        confounds = confounds_by_run.get(_key(ents, drop=_SPACE_ENTITIES))
+        confounds = _lookup(confounds_by_run, ents, _SPACE_ENTITIES)
         if confounds is None and need_confounds:
             raise InputError(f"{bold.name}: confounds file (desc-confounds_timeseries.tsv) not found. "
                              "Use --denoise none, or rerun fMRIPrep.")
@@ -214,14 +230,15 @@ def collect_runs(
         if confounds is not None:
             cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
             conf_json = cand if cand.exists() else None
-        meta = _inherited_metadata(dict(_key(ents, drop=_SPACE_ENTITIES)), sidecars)
+        meta, meta_files = _inherited_metadata(dict(_key(ents, drop=_SPACE_ENTITIES)), sidecars)
         own = _own_sidecar(bold)
         if own is not None:
             meta.update(_read_json(own))  # fMRIPrep's sidecar wins (StartTime, SliceTimingCorrected)
+            meta_files.append(own)
         out.append(Run(entities=entities, space=ents.get("space"), bold=bold,
-                       mask=masks.get((key, ents.get("space"))), confounds=confounds,
+                       mask=_lookup(masks, ents, (), space=True), confounds=confounds,
                        confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=_NOT_EVENTS)),
-                       metadata=meta, bold_right=right.get(bold),
+                       metadata=meta, metadata_files=meta_files, bold_right=right.get(bold),
                        surfaces=_run_surfaces(surfaces, ents)))
     return out
 
@@ -230,7 +247,7 @@ def collect_runs(
 _FSLR_MESH = {"91k": "32k", "170k": "59k"}
 
 
-def _surfaces(der: BIDSLayout, surface: str) -> dict:
+def _surfaces(der, surface: str) -> dict:
     """fMRIPrep's anat surfaces: (subject, session, space, den, hemi) -> path."""
     out = {}
     for f in der.get(suffix=surface, extension=".surf.gii"):

@@ -88,7 +88,7 @@ def _features(settings: dict) -> dict[str, dict]:
         }
     return {
         "column": {"Description": "Column of _timeseries.npy (0-based)."},
-        **{c: {"Description": f"Voxel index along axis {n} of the mask image (_desc-brain_mask.nii.gz)."}
+        **{c: {"Description": f"Voxel index along axis {n} of the run's mask image (_mask.nii.gz)."}
            for n, c in enumerate("ijk")},
         **{c: {"Description": f"World (scanner/template) {c} coordinate of the voxel centre, from the mask "
                               "affine.", "Units": "mm"} for c in "xyz"},

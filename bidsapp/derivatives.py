@@ -29,7 +29,7 @@ PATH_PATTERN = (
     "_{suffix}{extension}"
 )
 NATIVE_SPACES = ("func", "native", "boldref")
-_LABEL = re.compile(r"[A-Za-z0-9]+")
+_LABEL = re.compile(r"[A-Za-z0-9]+", re.ASCII)
 #: suffixes written by bidsapp that the BIDS validator does not know
 BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.npy", "*_trials.tsv",
               "*_betas.npy", "*_betas.tsv", "logs/", "*.html", "group_runs.tsv",
@@ -38,8 +38,16 @@ BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.n
 
 
 def desc_label(strategy: str) -> str:
-    """BIDS ``desc`` label of a denoising strategy (alphanumeric: ``ica_aroma`` -> ``icaaroma``)."""
-    return "".join(ch for ch in strategy if ch.isalnum())
+    """BIDS ``desc`` label of a strategy name (ASCII letters and digits: ``ica_aroma`` -> ``icaaroma``)."""
+    return "".join(ch for ch in strategy if ch.isascii() and ch.isalnum())
+
+
+def mask_desc(mask_strategy: str) -> str:
+    """``desc`` of the mask file: ``brain`` for fMRIPrep's mask, else the strategy (``epi``, ``gmtemplate``...).
+
+    Outputs made with different mask strategies never share (and so never overwrite) one mask file.
+    """
+    return "brain" if mask_strategy == "fmriprep" else desc_label(mask_strategy)
 
 
 def check_label(value: str, what: str) -> str:
@@ -198,6 +206,40 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _source_datasets(fmriprep_dir: Path, bids_dir: Path | None) -> dict:
+    source = {"fmriprep": {"URL": Path(fmriprep_dir).resolve().as_uri(), "DatasetType": "derivative"}}
+    if bids_dir is not None and Path(bids_dir).resolve() != Path(fmriprep_dir).resolve():
+        source["raw"] = {"URL": Path(bids_dir).resolve().as_uri()}
+    return source
+
+
+def check_dataset_links(output_dir: Path, *, fmriprep_dir: Path, bids_dir: Path | None) -> None:
+    """Refuse to mix source datasets in one output folder.
+
+    Every sidecar's ``bids:fmriprep:`` / ``bids:raw:`` URI is resolved through the folder's one
+    ``DatasetLinks``; outputs of another dataset would make the earlier runs' URIs point at files
+    they were not made from.
+
+    Raises
+    ------
+    ValueError
+        Naming both datasets and the fix.
+    """
+    path = Path(output_dir) / "dataset_description.json"
+    if not path.exists():
+        return
+    try:
+        links = json.loads(path.read_text()).get("DatasetLinks") or {}
+    except (OSError, ValueError):
+        return
+    for name, info in _source_datasets(fmriprep_dir, bids_dir).items():
+        if links.get(name) not in (None, info["URL"]):
+            raise ValueError(
+                f"{path}: this output folder holds outputs of the {name} dataset {links[name]}, not "
+                f"{info['URL']}; use a separate output folder per dataset (or, if the dataset was moved, "
+                "update DatasetLinks in that file).")
+
+
 def write_dataset_description(output_dir: Path, *, fmriprep_dir: Path, bids_dir: Path | None) -> Path:
     """Create or update ``dataset_description.json`` (safe under concurrent runs).
 
@@ -212,9 +254,7 @@ def write_dataset_description(output_dir: Path, *, fmriprep_dir: Path, bids_dir:
             upstream = json.loads(fdesc.read_text()).get("GeneratedBy", [])
         except json.JSONDecodeError:
             upstream = []
-    source = {"fmriprep": {"URL": Path(fmriprep_dir).resolve().as_uri(), "DatasetType": "derivative"}}
-    if bids_dir is not None and Path(bids_dir).resolve() != Path(fmriprep_dir).resolve():
-        source["raw"] = {"URL": Path(bids_dir).resolve().as_uri()}
+    source = _source_datasets(fmriprep_dir, bids_dir)
     desc = {
         "Name": "bidsapp feature arrays",
         "BIDSVersion": "1.9.0",

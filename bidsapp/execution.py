@@ -5,26 +5,33 @@ from __future__ import annotations
 import ctypes
 import multiprocessing as mp
 import os
+import pwd
 import signal
 import threading
 import time
 import traceback
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 from nipype.pipeline.plugins.multiproc import MultiProcPlugin, process_initializer, run_node
 
+from bidsapp.messages import install_warning_format
+
 _PR_SET_PDEATHSIG = 1
 
 
-def _format_warning(message, category, filename, lineno, line=None) -> str:
-    """One line per warning, said by bidsapp (not Python's two lines pointing into nipype)."""
-    return f"bidsapp: warning: {message}\n"
+def ensure_logname() -> None:
+    """Set ``$LOGNAME`` when it is unset or empty, from the user database (else the numeric uid).
 
-
-def install_warning_format() -> None:
-    """Print every warning as one ``bidsapp: warning: ...`` line (main process and workers)."""
-    warnings.formatwarning = _format_warning
+    nipype's batch plugins (SLURM, SGE, PBS, LSF, Condor) name every job after ``os.environ["LOGNAME"]``
+    and die with ``KeyError: 'LOGNAME'`` where no login shell set it: containers, CI, cron.
+    """
+    if os.environ.get("LOGNAME"):
+        return
+    try:
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (e.g. a container run with -u)
+        name = str(os.getuid())
+    os.environ["LOGNAME"] = name
 
 
 def _exit_with(parent: int) -> None:
@@ -47,6 +54,7 @@ def worker_initializer(cwd: str, main: int | None) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # pragma: no cover - non-Linux: the watcher thread does it
         pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process answers it
     parent = os.getppid()
     if main is not None and parent != main:  # the main process died before prctl
         os._exit(1)

@@ -38,7 +38,7 @@ def group_level(s: Settings) -> int:
         rows["mask_voxels"].append(meta["MaskVoxelCount"])
         rows["mean_framewise_displacement"].append(float(np.nanmean(fd)) if np.isfinite(fd).any() else np.nan)
         rows["denoise"].append(meta["Parameters"].get("denoise"))
-        mask_name = [f["Path"] for f in meta["OutputFiles"] if f["Path"].endswith("_desc-brain_mask.nii.gz")]
+        mask_name = [f["Path"] for f in meta["OutputFiles"] if f["Path"].endswith("_mask.nii.gz")]
         if mask_name:
             masks.setdefault(space, []).append(sc.parent / mask_name[0])
     write_sidecar(write_tsv(Path(s.output_dir) / "group_runs.tsv", rows))  # + column descriptions

@@ -167,7 +167,7 @@ def _to_image(values, mask_file: Path | None, dseg_file: Path | None, features) 
         labels = np.asanyarray(img.dataobj).astype(np.int64)
         return masking.unmask_labels(values, labels, features["label"].to_numpy(dtype=np.int64), img.affine)
     if mask_file is None:
-        raise FileNotFoundError("the run's mask (_desc-brain_mask.nii.gz) is not among its outputs.")
+        raise FileNotFoundError("the run's mask (_mask.nii.gz) is not among its outputs.")
     img = nib.load(mask_file)
     return masking.unmask(values, np.asanyarray(img.dataobj) > 0, img.affine)
 
@@ -197,25 +197,29 @@ def _output(folder: Path, meta: dict, ending: str) -> Path | None:
 def _load_one(sidecar: Path, entities: dict) -> Run:
     folder, stem = sidecar.parent, sidecar.name[: -len("_timeseries.json")]
     meta = json.loads(sidecar.read_text())
-    npy = folder / f"{stem}_timeseries.npy"
-    if npy.exists():
-        X = np.load(npy, mmap_mode="r")
-    elif (folder / f"{stem}_timeseries.tsv.gz").exists():
-        X = _read_table(folder / f"{stem}_timeseries.tsv.gz").to_numpy(dtype=np.float32)
+    listed = {f["Path"] if isinstance(f, dict) else f for f in meta.get("OutputFiles", [])}
+
+    def output(suffix: str) -> Path | None:  # only what the sidecar lists belongs to this generation
+        name = f"{stem}_{suffix}"
+        return folder / name if name in listed and (folder / name).exists() else None
+
+    if output("timeseries.npy"):
+        X = np.load(output("timeseries.npy"), mmap_mode="r")
+    elif output("timeseries.tsv.gz"):
+        X = _read_table(output("timeseries.tsv.gz")).to_numpy(dtype=np.float32)
     else:
         raise FileNotFoundError(f"{folder / stem}_timeseries.npy: missing (the run's outputs are incomplete; "
                                 "rerun the participant level).")
     run = Run(stem=stem, folder=folder, entities=entities, meta=meta, X=X,
               samples=_read_table(folder / f"{stem}_samples.tsv"),
               features=_read_table(folder / f"{stem}_features.tsv"),
-              mask_file=_output(folder, meta, "_desc-brain_mask.nii.gz")
-              or _output(folder, meta, "_desc-brain_mask.dscalar.nii"),
+              mask_file=_output(folder, meta, "_mask.nii.gz") or _output(folder, meta, "_mask.dscalar.nii"),
               dseg_file=(_output(folder, meta, "_dseg.nii.gz") or _output(folder, meta, "_dseg.dlabel.nii"))
               if entities.get("atlas") else None)
     for kind in ("trials", "betas"):
-        if (folder / f"{stem}_{kind}.npy").exists():
-            setattr(run, kind, np.load(folder / f"{stem}_{kind}.npy", mmap_mode="r"))
-            setattr(run, f"{kind}_table", _read_table(folder / f"{stem}_{kind}.tsv"))
+        if output(f"{kind}.npy") and output(f"{kind}.tsv"):
+            setattr(run, kind, np.load(output(f"{kind}.npy"), mmap_mode="r"))
+            setattr(run, f"{kind}_table", _read_table(output(f"{kind}.tsv")))
     if len(run.features) != X.shape[1]:
         raise ValueError(f"{folder / stem}_features.tsv: {len(run.features)} rows for {X.shape[1]} columns "
                          "of the array; the run's outputs are inconsistent, rerun it.")

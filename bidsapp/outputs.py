@@ -16,6 +16,8 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -145,6 +147,19 @@ class RunWriter:
             listed = [f.get("Path") if isinstance(f, dict) else f for f in (meta or {}).get("OutputFiles", [])]
             if meta is None or name in listed:
                 other.unlink(missing_ok=True)
+                if other != self.sidecar:
+                    warnings.warn(f"{self.folder / name} changed, so the outputs described by {other.name} are "
+                                  "now incomplete (their sidecar was removed); rerun with their settings to "
+                                  "restore them.", stacklevel=2)
+
+    def _remove_unlisted(self) -> None:
+        """Remove this output set's files (``<stem>_<suffix>.<ext>``) that the new generation does not list."""
+        stem = self.sidecar.name[: -len("_timeseries.json")]
+        keep = {e["Path"] for e in self.entries} | {self.sidecar.name}
+        for path in self.folder.glob(f"{stem}_*"):
+            suffix = path.name[len(stem) + 1:].split(".")[0]
+            if path.name not in keep and suffix.isalnum() and path.is_file():
+                path.unlink()
 
     @contextlib.contextmanager
     def put(self, path: Path) -> Iterator[Path]:
@@ -161,15 +176,26 @@ class RunWriter:
             else:
                 self._invalidate_listing(path.name)
                 os.replace(tmp, path)
+                self.cache.record(path, digest)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         self.entries.append({"Path": path.name, "Size": path.stat().st_size, "SHA256": digest})
 
+    def install(self, src: str | os.PathLike, path: Path) -> None:
+        """Install a finished file of the work folder as ``path``: a hard link when both are on
+        one filesystem (no copy; work files are only ever replaced by rename, never rewritten in
+        place), a copy otherwise."""
+        with self.put(path) as tmp:
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
+
     def finish(self, sidecar: dict) -> Path:
         """Write the sidecar last, listing every output with its size and SHA-256."""
         sidecar = dict(sidecar, OutputFiles=self.entries)
+        self._remove_unlisted()
         write_text(self.sidecar, json.dumps(sidecar, indent=2, default=str) + "\n")
-        for entry in self.entries:
-            self.cache.sha256(self.folder / entry["Path"])  # prime the cache for the reuse test
         return self.sidecar

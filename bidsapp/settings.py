@@ -14,7 +14,7 @@ OUTPUT_FORMATS = ("npy", "tsv.gz", "nii.gz", "dtseries.nii", "func.gii")
 #: fields that do not change the numbers written (excluded from ConfigurationHash)
 NON_RESULT_FIELDS = {
     "bids_dir", "output_dir", "analysis_level", "fmriprep_dir", "participant_label", "session_label",
-    "task", "run", "den", "work_dir", "nprocs", "plugin", "plugin_args", "verbose", "config",
+    "task", "run", "den", "work_dir", "nprocs", "mem_gb", "plugin", "plugin_args", "verbose", "config",
 }
 
 
@@ -64,6 +64,7 @@ class Settings:
     trial_estimates: str | None = None
     work_dir: Path | None = None
     nprocs: int | None = None
+    mem_gb: float | None = None
     plugin: str = "MultiProc"
     plugin_args: str | None = None
     verbose: bool = False

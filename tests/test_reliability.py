@@ -89,16 +89,16 @@ def test_failure_after_array_replaced_leaves_no_sidecar_and_rerun_recomputes(dat
     """Item 1: the new array replaced the old one, then the write failed (disk full / kill): the old
     sidecar must not describe the new array, and a rerun must not skip the run."""
     bids, ref = data
-    import bidsapp.interfaces.sink as sink
+    from bidsapp.outputs import RunWriter
 
-    real_copy = shutil.copyfile
+    real_install = RunWriter.install
 
-    def copy_then_fail(src, dst, *a, **k):
+    def install_then_fail(self, src, dst):
         if str(src).endswith("samples.tsv"):  # after _timeseries.npy and _features.tsv are installed
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
-        return real_copy(src, dst, *a, **k)
+        return real_install(self, src, dst)
 
-    monkeypatch.setattr(sink.shutil, "copyfile", copy_then_fail)
+    monkeypatch.setattr(RunWriter, "install", install_then_fail)
     code = main([str(bids), str(out), "participant", "--participant-label", "01", "--high-pass", "0.01",
                  "--plugin", "Linear"])
     err = capsys.readouterr().err
@@ -108,7 +108,7 @@ def test_failure_after_array_replaced_leaves_no_sidecar_and_rerun_recomputes(dat
     new, old = (np.load(f / f"{STEM}_timeseries.npy") for f in (folder, ref / SUB1))
     assert not np.array_equal(new, old)
     assert_sidecars_true(out)
-    monkeypatch.setattr(sink.shutil, "copyfile", real_copy)
+    monkeypatch.setattr(RunWriter, "install", real_install)
     assert main([str(bids), str(out), "participant", "--participant-label", "01", "--plugin", "Linear"]) == 0
     assert "compute  sub-01_task-faces_run-1: no complete previous outputs" in capsys.readouterr().out
     np.testing.assert_array_equal(np.load(folder / f"{STEM}_timeseries.npy"),
@@ -139,26 +139,85 @@ def test_kill_9_at_random_moments_never_leaves_a_false_sidecar(data, out):
 
 # --- 2. stale outputs ------------------------------------------------------------------------------------------
 
-def test_changed_input_is_recomputed(data, out, tmp_path, capsys):
-    """Item 2: an fMRIPrep rerun replaced the BOLD under the same name: the run is recomputed, with the reason."""
+@pytest.fixture
+def private(data, tmp_path):
+    """A private copy of the dataset, processed once (participant 01), to change its inputs."""
     bids, _ = data
-    fmriprep = tmp_path / "fmriprep"
-    shutil.copytree(bids / "derivatives" / "fmriprep", fmriprep)
-    bold = next(fmriprep.rglob("sub-01_task-faces_run-1_*_desc-preproc_bold.nii.gz"))
+    own = tmp_path / "bids"
+    shutil.copytree(bids, own)
+    out = tmp_path / "own-out"
+    assert main([str(own), str(out), "participant", "--participant-label", "01", "--plugin", "Linear"]) == 0
+    return own, out
+
+
+def _rerun(bids, out, *extra) -> int:
+    return main([str(bids), str(out), "participant", "--participant-label", "01", "--plugin", "Linear", *extra])
+
+
+def test_changed_input_is_recomputed(private, capsys):
+    """Item 2: an fMRIPrep rerun replaced the BOLD under the same name: the run is recomputed, with the reason."""
+    bids, out = private
+    bold = next(bids.rglob("sub-01_task-faces_run-1_*_desc-preproc_bold.nii.gz"))
     img = nib.load(bold)
     data4d = np.asanyarray(img.dataobj).astype(np.float32)
     data4d[..., 10] *= 1.5
+    capsys.readouterr()
     nib.save(nib.Nifti1Image(data4d, img.affine, img.header), bold)
-    args = [str(bids), str(out), "participant", "--participant-label", "01", "--fmriprep-dir", str(fmriprep),
-            "--plugin", "Linear"]
-    assert main(args) == 0
+    assert _rerun(bids, out) == 0
     log = capsys.readouterr().out
     assert "compute  sub-01_task-faces_run-1: input 'bold'" in log and "changed (sha256 differs)" in log
-    assert "skipped  sub-01_task-faces_run-2" in log  # a moved dataset with the same content: BIDS URIs match
+    assert "skipped  sub-01_task-faces_run-2" in log
     meta = json.loads((out / SUB1 / f"{STEM}_timeseries.json").read_text())
     assert next(s for s in meta["Sources"] if s["Role"] == "bold")["SHA256"] == _sha(bold)
-    assert main(args) == 0
+    assert _rerun(bids, out) == 0
     assert capsys.readouterr().out.count("skipped") == 2
+
+
+def test_changed_bold_json_is_recomputed(private, capsys):
+    """A new RepetitionTime / StartTime in the BOLD JSON recomputes the run (the JSON is a source)."""
+    bids, out = private
+    js = next(bids.rglob("sub-01_task-faces_run-1_*_desc-preproc_bold.json"))
+    meta = json.loads(js.read_text())
+    js.write_text(json.dumps(dict(meta, StartTime=0.5)))
+    capsys.readouterr()
+    assert _rerun(bids, out) == 0
+    log = capsys.readouterr().out
+    assert "compute  sub-01_task-faces_run-1: input 'metadata_" in log and "changed" in log
+    samples = (out / SUB1 / f"{STEM}_samples.tsv").read_text().splitlines()
+    assert samples[1].split("\t")[1] == "0.5"
+
+
+def test_work_dir_never_reuses_results_of_other_inputs(private, tmp_path, capsys):
+    """Item 4 (found by the red team): with --work-dir, a confounds file edited in place with the same size
+    and mtime must not let nipype reuse its cached nodes."""
+    bids, out = private
+    work = tmp_path / "w"
+    assert _rerun(bids, out, "--work-dir", str(work), "--high-pass", "0.01") == 0
+    conf = next(bids.rglob("sub-01_task-faces_run-1_desc-confounds_timeseries.tsv"))
+    st = conf.stat()
+    text = conf.read_text().splitlines()
+    header = text[0].split("\t")
+    col = header.index("white_matter")
+    rows = [r.split("\t") for r in text[1:]]
+    for r in rows[5:]:
+        r[col] = r[col][::-1] if r[col] != "n/a" else r[col]  # same length, other values
+    conf.write_text("\n".join(["\t".join(header)] + ["\t".join(r) for r in rows]) + "\n")
+    os.utime(conf, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert conf.stat().st_size == st.st_size
+    assert _rerun(bids, out, "--work-dir", str(work), "--high-pass", "0.01") == 0
+    fresh = tmp_path / "fresh"
+    assert main([str(bids), str(fresh), "participant", "--participant-label", "01", "--run", "1",
+                 "--high-pass", "0.01", "--plugin", "Linear"]) == 0
+    assert _sha(out / SUB1 / f"{STEM}_timeseries.npy") == _sha(fresh / SUB1 / f"{STEM}_timeseries.npy")
+
+
+def test_a_second_dataset_is_refused(data, private, tmp_path, capsys):
+    """Red team: DatasetLinks is one per output folder; another dataset's runs would re-point earlier URIs."""
+    bids, _ = data
+    _, out = private
+    assert _rerun(bids, out) == 2
+    err = capsys.readouterr().err
+    assert "holds outputs of the" in err and "separate output folder" in err
 
 
 def test_other_version_or_edited_output_is_recomputed(data, out, capsys):
@@ -419,7 +478,7 @@ def test_full_output_disk_is_one_line_and_no_false_sidecar(data, tmp_path):
     _mount_tmpfs(out, "size=1200k")
     try:
         done = _cli(bids, out, "participant", "--participant-label", "01", "--nprocs", "1")
-        assert done.returncode != 0
+        assert done.returncode == 73, done.stderr
         line = done.stderr.strip().splitlines()
         assert len(line) == 1 and "No space left on device" in line[0] and str(out) in line[0], done.stderr
         assert "unexpected error" not in line[0]
@@ -517,3 +576,115 @@ def test_cluster_plugins_need_a_shared_work_dir(data, tmp_path, capsys):
     assert main([str(bids), str(tmp_path / "o"), "participant", "--participant-label", "01",
                  "--plugin", "SLURM"]) == 2
     assert "--work-dir" in capsys.readouterr().err
+
+
+
+# --- found by the red team --------------------------------------------------------------------------------------
+
+def test_other_mask_strategy_keeps_the_first_outputs(data, out, capsys):
+    """Two mask strategies in one folder: each keeps its own mask file and complete outputs."""
+    bids, _ = data
+    assert _rerun(bids, out, "--denoise", "scrubbing", "--mask-strategy", "epi") == 0
+    assert "now incomplete" not in capsys.readouterr().err
+    folder = out / SUB1
+    assert list(folder.glob("*run-1*_desc-epi_mask.nii.gz")) and list(folder.glob("*run-1*_desc-brain_mask.nii.gz"))
+    assert assert_sidecars_true(out) == 4
+    import bidsapp
+
+    assert bidsapp.load(out, subject="01", run=1, desc="simple").X.shape[1] != \
+        bidsapp.load(out, subject="01", run=1, desc="scrubbing").X.shape[1]
+
+
+def test_files_of_an_earlier_generation_are_removed(data, out):
+    """Betas and a tsv.gz of earlier settings do not stay next to a sidecar that does not list them."""
+    bids, _ = data
+    assert _rerun(bids, out, "--trial-estimates", "lss", "--output-format", "npy", "tsv.gz") == 0
+    folder = out / SUB1
+    assert list(folder.glob(f"{STEM}_betas.npy")) and list(folder.glob(f"{STEM}_timeseries.tsv.gz"))
+    assert _rerun(bids, out) == 0
+    left = {p.name for p in folder.glob(f"{STEM}_*")}
+    listed = {e["Path"] for e in json.loads((folder / f"{STEM}_timeseries.json").read_text())["OutputFiles"]}
+    assert left == {n for n in listed if n.startswith(STEM + "_")} | {f"{STEM}_timeseries.json"}
+    import bidsapp
+
+    with pytest.raises(Exception, match="betas"):
+        bidsapp.dataset(out, kind="betas", subject="01")
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_is_one_line_naming_the_kept_work_folder(data, tmp_path, signum, code):
+    bids, _ = data
+    env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "bidsapp.cli.run", str(bids), str(tmp_path / "o"),
+                             "participant", "--high-pass", "0.01"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    while not list((tmp_path / "tmp").glob("bidsapp-work-*/bidsapp_wf")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == code, err
+    assert len(lines) == 1 and lines[0].startswith("bidsapp: interrupted by") and "work folder kept: " in lines[0]
+    kept = Path(lines[0].split("work folder kept: ")[1].rstrip("."))
+    assert (kept / "KEPT").exists()
+    assert_sidecars_true(tmp_path / "o")
+
+
+def test_stale_work_folders_are_removed(tmp_path):
+    from bidsapp import workdir
+
+    now = time.time()
+    dead, failed, old_failed, young, busy = (tmp_path / f"bidsapp-work-{n}" for n in range(5))
+    for f in (dead, failed, old_failed, young, busy):
+        f.mkdir()
+    (failed / "KEPT").write_text("x")
+    (old_failed / "KEPT").write_text("x")
+    os.utime(old_failed / "KEPT", (now - 8 * 86400, now - 8 * 86400))
+    for f in (dead, failed, old_failed, busy):
+        os.utime(f, (now - 3600, now - 3600))
+    with workdir._hold(busy):
+        removed = workdir.remove_stale(tmp_path, now=now)
+    assert sorted(removed) == sorted([dead, old_failed])
+    assert failed.exists() and young.exists() and busy.exists()
+
+
+def test_non_ascii_atlas_names(data, tmp_path, capsys):
+    bids, _ = data
+    atlas = tmp_path / "äöü.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((2, 2, 2), np.int16), np.eye(4)), atlas)
+    from bidsapp.cli.parser import parse_args
+
+    s = parse_args([str(bids), str(tmp_path / "o"), "participant", "--atlas", str(atlas)])
+    assert s.atlas_name == "atlas"  # nothing ASCII left of the file name
+    assert main([str(bids), str(tmp_path / "o"), "participant", "--atlas", str(atlas), "--atlas-name", "ä"]) == 2
+    assert "e.g. 'schaefer100'" in capsys.readouterr().err
+
+
+def test_plugin_args_object_in_a_config_file(data, tmp_path):
+    from bidsapp.cli.parser import parse_args
+
+    bids, _ = data
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"plugin_args": {"n_procs": 1}}))
+    s = parse_args([str(bids), str(tmp_path / "o"), "participant", "--config", str(cfg)])
+    assert json.loads(s.plugin_args) == {"n_procs": 1}
+
+
+def test_echo_and_part_runs_find_the_runs_confounds_and_mask(data, tmp_path):
+    """fMRIPrep writes one confounds file and brain mask per run, not per echo or part."""
+    from bidsapp.collect import collect_runs
+
+    bids, _ = data
+    fmriprep = tmp_path / "fmriprep"
+    shutil.copytree(bids / "derivatives" / "fmriprep", fmriprep, ignore=shutil.ignore_patterns("sub-02"))
+    func = fmriprep / "sub-01" / "func"
+    bold = next(func.glob("sub-01_task-faces_run-2_*_desc-preproc_bold.nii.gz"))
+    for echo in (1, 2):
+        shutil.copy(bold, str(bold).replace("_run-2_", f"_run-2_echo-{echo}_part-mag_"))
+    bold.unlink()
+    runs = collect_runs(bids, fmriprep, participants=["01"], runs=["2"])
+    assert len(runs) == 2 and all(r.confounds is not None and r.mask is not None for r in runs)
+    assert {r.entities["echo"] for r in runs} == {"1", "2"}

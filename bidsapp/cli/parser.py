@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from bidsapp import __version__
-from bidsapp.core.confounds import COMPCOR, MODELS, STRATEGIES
-from bidsapp.derivatives import check_label, desc_label
+from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES
 from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, SURFACES, Settings
 
 
@@ -51,7 +50,8 @@ EXIT_CODES = (
     (17, "unknown analysis level"),
     (18, "no run matches the filters"),
     (66, "missing input (fMRIPrep folder, participant, TR, confounds, mask)"),
-    (73, "cannot write the output or work folder"),
+    (73, "cannot write the output or work folder (read-only, full, no permission)"),
+    (129, "interrupted by SIGHUP (130: SIGINT, 143: SIGTERM); the work folder is kept"),
 )
 
 
@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "grayordinate runs: dtseries.nii cleaned CIFTI-2, func.gii cleaned per-hemisphere GIFTI)")
     g = p.add_argument_group("Options to handle performance")
     g.add_argument("--nprocs", type=_positive(int), help="parallel processes (default: available cores)")
+    g.add_argument("--mem-gb", type=_positive(float), metavar="GB",
+                   help="memory MultiProc may use at once; each node declares its estimated peak, computed "
+                   "from the run's size (default: 90%% of the machine's memory)")
     g.add_argument("--plugin", default="MultiProc",
                    choices=["MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor"],
                    help="nipype execution plugin")
@@ -233,7 +236,11 @@ def _tokens(action: argparse.Action, value) -> list[str]:
             return [action.option_strings[0] if value else action.option_strings[1]]
         wanted = isinstance(action, argparse._StoreTrueAction)
         return [action.option_strings[0]] if value == wanted else []
-    if isinstance(value, dict) or (isinstance(value, list) and action.nargs not in ("+", "*", 2)):
+    if isinstance(value, dict):
+        if action.dest != "plugin_args":
+            raise _ArgumentError("expected a single value, not an object")
+        value = json.dumps(value)  # --plugin-args takes a JSON object: a config file may give it as one
+    if isinstance(value, list) and action.nargs not in ("+", "*", 2):
         raise _ArgumentError("expected a single value, not a list")
     items = value if isinstance(value, list) else [value]
     if any(isinstance(v, bool | dict | list) for v in items):
@@ -306,6 +313,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         fmriprep = cand if cand.is_dir() or not _looks_like_derivatives(bids_dir) else bids_dir
     values["fmriprep_dir"] = Path(fmriprep).resolve()
     values["bids_dir"], values["output_dir"] = bids_dir, out
+    from bidsapp.derivatives import check_label, desc_label
+
     if values.get("atlas_name") is not None:
         try:
             check_label(values["atlas_name"], "--atlas-name")
@@ -318,8 +327,15 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     window = values.get("trial_window") or (-2.0, 16.0)
     if not window[0] < window[1]:
         raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")
+    if values.get("mem_gb") is None:
+        from bidsapp.resources import default_mem_gb
+
+        values["mem_gb"] = default_mem_gb()
     if values.get("nprocs") is None:
         values["nprocs"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if values.get("plugin") not in ("MultiProc", "Linear") and values.get("work_dir") is None:
+        raise UsageError(f"--plugin {values['plugin']} runs nodes on other machines: give a --work-dir on a "
+                         "filesystem they share.")
     if values.get("plugin_args"):
         try:
             json.loads(values["plugin_args"])

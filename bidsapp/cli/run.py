@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import errno
-import fcntl
 import json
 import os
 import re
 import secrets
-import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -20,6 +19,20 @@ from pathlib import Path
 from bidsapp.cli.parser import UsageError, parse_args
 from bidsapp.collect import InputError, Run, collect_runs
 from bidsapp.settings import Settings
+from bidsapp.workdir import WorkFolderBusy, work_folder
+
+
+class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, nothing may swallow it
+    """The invocation was stopped by a signal (SIGINT, SIGTERM, SIGHUP)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.work: Path | None = None
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(signum)
 
 
 def _strategy_params(s: Settings) -> dict:
@@ -33,6 +46,7 @@ def _strategy_params(s: Settings) -> dict:
 def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     """Keyword arguments of :func:`init_run_wf` for one run (all checks done here)."""
     from bidsapp import derivatives as drv
+    from bidsapp.checksums import identity_stamp
 
     t_r = s.t_r if s.t_r is not None else run.metadata.get("RepetitionTime")
     if t_r is None:
@@ -65,6 +79,11 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
             raise InputError(str(exc)) from exc
     start_time, start_source = start_time_of(run.metadata)
     files, roots = source_files(run, s)
+    mem_gb = estimate_memory(run, s, float(t_r))
+    worst = max(mem_gb, key=mem_gb.get)
+    if mem_gb[worst] > s.mem_gb:
+        raise InputError(f"{run.bold}: the {worst} node needs about {mem_gb[worst]:.1f} GB, more than --mem-gb "
+                         f"{s.mem_gb:g}; raise --mem-gb or run on a machine with more memory.", code=2)
     return dict(**gray,
         bold_file=str(run.bold), mask_file=str(run.mask) if run.mask else None,
         confounds_file=str(run.confounds) if needs_confounds and run.confounds else None,
@@ -83,9 +102,40 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
         settings=s.result_settings(), configuration_hash=s.configuration_hash(),
         source_files={k: str(v) if v else None for k, v in files.items()},
         source_roots={k: str(v) for k, v in roots.items()},
-        cache_dir=str(cache_dir) if cache_dir else None, desc=drv.desc_label(s.denoise),
+        cache_dir=str(cache_dir) if cache_dir else None, desc=drv.desc_label(s.denoise), mem_gb=mem_gb,
+        input_stamp=identity_stamp(files.values()),
         name=run.label.replace("-", "").replace(".", "_") + "_wf",
     )
+
+
+def estimate_memory(run: Run, s: Settings, t_r: float) -> dict[str, float]:
+    """Each node's memory estimate (GB) for this run, from its headers, mask and events."""
+    import numpy as np
+
+    from bidsapp.core import grayordinates
+    from bidsapp.core.io import load_header
+    from bidsapp.resources import RunSize, node_memory_gb
+
+    if grayordinates.is_grayordinate_file(run.bold):  # columns: the grayordinates (no grid, no mask)
+        try:
+            n_volumes, features = grayordinates.run_shape(run.bold, run.bold_right)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        shape, grid = (1, 1, 1, n_volumes), features
+    else:
+        shape = load_header(run.bold, ndim=4).shape
+        grid = int(np.prod(shape[:3]))
+        features = grid
+    if s.mask_strategy == "fmriprep" and run.mask is not None:
+        features = int((np.asanyarray(load_header(run.mask).dataobj) > 0).sum())
+    n_trials = 0
+    if run.events is not None:
+        n_trials = max(0, sum(1 for line in open(run.events, encoding="utf-8-sig") if line.strip()) - 1)
+    start, end = s.trial_window
+    size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
+                   n_offsets=int((end - start) / t_r) + 2)
+    return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates == "lss",
+                          output_format=tuple(s.output_format))
 
 
 def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
@@ -95,6 +145,8 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
              "confounds": run.confounds if needs_confounds else None,
              "confounds_json": run.confounds_json if needs_confounds else None,
              "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
+    # the JSON sidecars the run's metadata (TR, StartTime, SliceTiming) came from: a change recomputes the run
+    files.update({f"metadata_{k}": path for k, path in enumerate(run.metadata_files, start=1)})
     for hemi, path in sorted(run.surfaces.items()):  # grayordinate runs: vertex coordinates (x, y, z)
         files[f"surface_{hemi}"] = path
     if run.bold_right is not None:  # GIFTI pair: both hemispheres (and both atlas files)
@@ -227,32 +279,6 @@ def _check_writable(folder: Path) -> None:
                          "(or --work-dir).", code=73) from exc
 
 
-@contextlib.contextmanager
-def work_folder(s: Settings, invocation: str):
-    """The nipype work folder: ``--work-dir`` (kept, locked against a second invocation) or a
-    new folder of this invocation in the system's temporary folder, removed on success."""
-    if s.work_dir is None and s.plugin not in LOCAL_PLUGINS:
-        raise UsageError(f"--plugin {s.plugin} runs nodes on other machines: give a --work-dir on a "
-                         "filesystem they share.")
-    if s.work_dir is not None:
-        _check_writable(s.work_dir)
-        with open(s.work_dir / ".bidsapp.lock", "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UsageError(f"{s.work_dir}: this --work-dir is in use by another bidsapp invocation; "
-                                 "give each concurrent invocation its own --work-dir.") from None
-            yield s.work_dir
-        return
-    try:
-        work = Path(tempfile.mkdtemp(prefix=f"bidsapp-work-{invocation}-"))
-    except OSError as exc:
-        raise InputError(f"{tempfile.gettempdir()}: cannot create the work folder ({exc.strerror}); "
-                         "give --work-dir on a writable disk.", code=73) from exc
-    yield work
-    shutil.rmtree(work, ignore_errors=True)  # reached only on success; a failed run keeps it
-
-
 LOCAL_PLUGINS = ("MultiProc", "Linear")
 
 
@@ -270,6 +296,10 @@ def participant(s: Settings) -> int:
                         bold_desc="smoothAROMAnonaggr" if s.denoise == "ica_aroma" else "preproc")
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
     _check_writable(s.output_dir)
+    try:
+        drv.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
+    except ValueError as exc:
+        raise InputError(str(exc), code=2) from None
     cache_dir = s.output_dir / "logs" / "checksums"
     cache = ChecksumCache(cache_dir)
     todo = []
@@ -290,27 +320,50 @@ def participant(s: Settings) -> int:
     _write_invocation(s, invocation)
     if not kwargs:
         return 0
-    with work_folder(s, invocation) as work:
-        _run_workflow(init_bidsapp_wf(run_kwargs=kwargs, work_dir=str(work)), s, kwargs, todo, invocation, work)
+    if s.work_dir is not None:
+        _check_writable(s.work_dir)
+    work = s.work_dir
+    try:
+        with work_folder(s.work_dir, invocation) as work:
+            _run_workflow(init_bidsapp_wf(run_kwargs=kwargs, work_dir=str(work)), s, kwargs, todo, invocation,
+                          work)
+    except WorkFolderBusy:
+        raise UsageError(f"{s.work_dir}: this --work-dir is in use by another bidsapp invocation; give each "
+                         "concurrent invocation its own --work-dir.") from None
+    except Interrupted as exc:
+        exc.work = work
+        raise
+    except OSError as exc:
+        if work is None:
+            raise InputError(f"{tempfile.gettempdir()}: cannot create the work folder ({exc.strerror}); "
+                             "give --work-dir on a writable disk.", code=73) from exc
+        raise
     from bidsapp.reports.html import participant_report
 
     for subject in sorted({r.entities["subject"] for r in todo}):
-        participant_report(s.output_dir, subject)
+        try:
+            participant_report(s.output_dir, subject)
+        except OSError as exc:
+            exc.filename = exc.filename or str(s.output_dir / f"sub-{subject}.html")
+            raise
     print(f"[bidsapp] done: {len(kwargs)} run(s) in {time.monotonic() - t0:.1f} s -> {s.output_dir}", flush=True)
     return 0
 
 
 def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocation: str, work: Path) -> None:
     """Run the nipype workflow; a failure becomes one line naming the run's file and the fix."""
-    from bidsapp.execution import OrphanSafeMultiProc
+    from bidsapp.execution import OrphanSafeMultiProc, ensure_logname
 
     labels = {kw["name"]: r.label for kw, r in zip(kwargs, todo)}
     plugin_args = json.loads(s.plugin_args) if s.plugin_args else {}
     plugin: object = s.plugin
     if s.plugin in LOCAL_PLUGINS:
         plugin_args["status_callback"] = _Progress(labels, {})
+    else:
+        ensure_logname()  # nipype's batch plugins name jobs after $LOGNAME
     if s.plugin == "MultiProc":
         plugin_args.setdefault("n_procs", s.nprocs)
+        plugin_args.setdefault("memory_gb", s.mem_gb)
         plugin = OrphanSafeMultiProc(plugin_args=plugin_args)
     crash_dir = s.output_dir / "logs" / "crash" / invocation
     wf.config["execution"].update({"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
@@ -325,9 +378,11 @@ def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocati
         bolds = {kw["name"]: kw["bold_file"] for kw in kwargs}
         reason = _crash_reason(crash[0], bolds)
         more = f"; {len(crash) - 1} more node(s) failed" if len(crash) > 1 else ""
-        raise InputError(f"{reason} (details: {crash[0]}{more}; work folder kept: {work})", code=1) from exc
+        disk = any(f"[Errno {n}]" in crash[0].read_text(errors="replace") for n in _DISK_ERRNOS)
+        raise InputError(f"{reason} (details: {crash[0]}{more}; work folder kept: {work})",
+                         code=73 if disk else 1) from exc
     except OSError as exc:
-        raise InputError(_os_error_line(exc, work), code=1) from exc
+        raise InputError(_os_error_line(exc, work), code=73 if exc.errno in _DISK_ERRNOS else 1) from exc
 
 
 def _os_error_line(exc: OSError, work: Path) -> str:
@@ -383,24 +438,43 @@ def _write_invocation(s: Settings, invocation: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run bidsapp; returns the exit code (0 success, 1 failure, 2 usage, 16-18/66 BIDS Apps codes)."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
-    if not verbose:
-        from nipype import config as nipype_config
-        from nipype import logging as nipype_logging
-
-        for key in ("workflow_level", "interface_level", "utils_level"):
-            nipype_config.set("logging", key, "CRITICAL")
-        nipype_logging.update_logging(nipype_config)
-    from bidsapp.execution import install_warning_format
+    from bidsapp.messages import install_warning_format
 
     install_warning_format()
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, _on_signal) for signum in handled}
+    try:
+        return _main(argv, verbose)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main(argv: list[str] | None, verbose: bool) -> int:
     try:
         s = parse_args(argv)
+        if not verbose:  # imported after parsing: --help and --version answer without loading nipype
+            from nipype import config as nipype_config
+            from nipype import logging as nipype_logging
+
+            for key in ("workflow_level", "interface_level", "utils_level"):
+                nipype_config.set("logging", key, "CRITICAL")
+            nipype_logging.update_logging(nipype_config)
         if s.analysis_level == "group":
             from bidsapp.group import group_level
             return group_level(s)
         return participant(s)
     except SystemExit as exc:  # argparse
         return int(exc.code or 0)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        work = getattr(exc, "work", None)
+        print(f"bidsapp: interrupted by {signal.Signals(signum).name}; runs that did not finish have no sidecar "
+              "and will be recomputed by the next invocation"
+              + (f"; work folder kept: {work}" if work else "") + ".", file=sys.stderr)
+        return 128 + int(signum)
     except (UsageError, InputError, ValueError) as exc:
         if verbose:
             traceback.print_exc()
@@ -410,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         print(f"bidsapp: error: {_os_error_line(exc, Path.cwd())}", file=sys.stderr)
-        return 73 if exc.errno in (errno.EROFS, errno.EACCES) else 1
+        return 73 if exc.errno in _DISK_ERRNOS + (errno.EACCES,) else 1
     except Exception as exc:  # noqa: BLE001 - last resort: one line unless --verbose
         if verbose:
             traceback.print_exc()

@@ -15,10 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bidsapp.core.io import read_tsv, to_float
-
-MODELS = ("basic", "derivatives", "power2", "full")
-COMPCOR = ("anat_combined", "anat_separated", "temporal", "temporal_anat_combined", "temporal_anat_separated")
-STRATEGIES = ("none", "simple", "scrubbing", "compcor", "ica_aroma")
+from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES  # noqa: E402,F401 (re-exported)
 
 #: nilearn's presets (``load_confounds_strategy``); parameters a user may change
 PRESETS: dict[str, dict] = {

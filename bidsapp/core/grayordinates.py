@@ -407,3 +407,12 @@ def write_column_mask(bold, bold_right, out: str | os.PathLike) -> tuple[str, in
     what = (f"the CIFTI brain models of {Path(bold).name}" if is_cifti(bold)
             else f"every vertex of {Path(bold).name} and {Path(bold_right).name}")
     return f"no mask computed: {what} define the {len(bm)} columns", len(bm)
+
+
+def run_shape(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> tuple[int, int]:
+    """(n_volumes, n_grayordinates) of a grayordinate run (header only for CIFTI)."""
+    if is_cifti(bold):
+        data, bm, _ = open_dtseries(bold)
+        return data.shape[0], len(bm)
+    X, bm = read_gifti_pair(bold, bold_right)
+    return X.shape[0], len(bm)

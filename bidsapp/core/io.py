@@ -150,9 +150,13 @@ def iter_volumes(
                 f"{path}: truncated file ({path.stat().st_size} bytes, {expected} expected). "
                 "Re-copy or regenerate the file."
             )
-        mm = np.memmap(path, dtype=disk_dtype, mode="r", offset=offset, shape=(n_vols, nbytes // disk_dtype.itemsize))
-        for t in range(n_vols):
-            yield t, convert(np.asarray(mm[t]))
+        buf = bytearray(nbytes)
+        with open(path, "rb") as fh:  # plain reads, not a memory map: the process's RSS stays one volume
+            fh.seek(offset)
+            for t in range(n_vols):
+                if fh.readinto(buf) < nbytes:  # pragma: no cover - size checked above
+                    raise ValueError(f"{path}: truncated file at volume {t}.")
+                yield t, convert(np.frombuffer(buf, dtype=disk_dtype))
 
 
 def _read_exact(fh, n: int, path: Path, what: str) -> bytes:
@@ -378,3 +382,86 @@ def save_npy(array: np.ndarray, path: str | os.PathLike) -> Path:
         with open(tmp, "wb") as fh:
             np.save(fh, array)
     return Path(path)
+
+
+def iter_npy_rows(path: str | os.PathLike, rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Read a 2D C-ordered ``.npy`` file by blocks of rows with plain reads (bounded memory).
+
+    Yields
+    ------
+    start : int
+        Index of the block's first row.
+    block : numpy.ndarray, shape (n_rows, n_columns)
+    """
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        if len(shape) != 2 or fortran:
+            raise ValueError(f"{path}: expected a 2D C-ordered array, got shape {shape}.")
+        n, m = shape
+        step = max(1, int(rows_per_block))
+        for start in range(0, n, step):
+            count = min(step, n - start)
+            block = np.empty((count, m), dtype=dtype)
+            if fh.readinto(memoryview(block).cast("B")) < block.nbytes:
+                raise ValueError(f"{path}: truncated array at row {start}.")
+            yield start, block
+
+
+def write_nifti_series(
+    path: str | os.PathLike,
+    volumes: Iterator[np.ndarray],
+    *,
+    shape: tuple[int, int, int],
+    n_volumes: int,
+    affine: np.ndarray,
+    t_r: float,
+    dtype: np.dtype = np.float32,
+) -> Path:
+    """Write a 4D NIfTI (``.nii`` or ``.nii.gz``) volume by volume: memory holds one volume.
+
+    ``volumes`` yields ``n_volumes`` arrays of ``shape``. Written atomically.
+    """
+    dtype = np.dtype(dtype)
+    header = nib.Nifti1Header()
+    header.set_data_dtype(dtype)
+    header.set_data_shape(tuple(shape) + (int(n_volumes),))
+    header.set_qform(affine, code=1)
+    header.set_sform(affine, code=1)
+    header.set_xyzt_units("mm", "sec")
+    header["pixdim"][4] = t_r
+    header.set_slope_inter(1.0, 0.0)
+    header["vox_offset"] = 352
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        opener = gzip.open if str(path).endswith(".gz") else open
+        kwargs = {"compresslevel": 1} if str(path).endswith(".gz") else {}
+        with opener(tmp, "wb", **kwargs) as fh:
+            fh.write(header.binaryblock)
+            fh.write(b"\x00" * (352 - len(header.binaryblock)))
+            written = 0
+            for vol in volumes:
+                if vol.shape != tuple(shape):
+                    raise ValueError(f"volume {written} has shape {vol.shape}, expected {tuple(shape)}.")
+                fh.write(np.asarray(vol, dtype=dtype.newbyteorder("<")).tobytes(order="F"))
+                written += 1
+        if written != n_volumes:
+            raise ValueError(f"{path}: {written} volumes written, {n_volumes} announced.")
+    return path
+
+
+def write_tsv_rows(
+    path: str | os.PathLike, names: list[str], blocks: Iterator[np.ndarray], *, gzip_: bool = True
+) -> Path:
+    """Write a large numeric TSV block by block (float32 values in their shortest form, NaN as ``n/a``)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        opener = gzip.open if gzip_ else open
+        with opener(tmp, "wt", encoding="utf-8", **({"compresslevel": 6} if gzip_ else {})) as fh:
+            fh.write("\t".join(names) + "\n")
+            for block in blocks:
+                text = np.asarray(block).astype(str)
+                text[~np.isfinite(block)] = "n/a"
+                fh.write("\n".join("\t".join(row) for row in text.tolist()) + "\n")
+    return path

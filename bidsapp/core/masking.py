@@ -281,3 +281,43 @@ def unmask_labels(X: np.ndarray, labels: np.ndarray, label_values: np.ndarray, a
         data = np.zeros(labels.shape + (X.shape[0],), dtype=X.dtype)
         data[inside] = X[:, pos[inside]].T
     return nib.Nifti1Image(data, affine)
+
+
+def unmask_rows(blocks, mask: np.ndarray):
+    """Volumes of the inverse transform, one at a time (bounded memory).
+
+    Parameters
+    ----------
+    blocks : iterable of numpy.ndarray, shape (n_rows, n_voxels)
+        Consecutive blocks of rows of X (e.g. from :func:`bidsapp.core.io.iter_npy_rows`).
+    mask : numpy.ndarray of bool, shape (nx, ny, nz)
+
+    Yields
+    ------
+    volume : numpy.ndarray, shape (nx, ny, nz)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    n = int(mask.sum())
+    vol = np.zeros(mask.shape, dtype=np.float32)
+    for block in blocks:
+        if block.shape[1] != n:
+            raise ValueError(f"X has {block.shape[1]} features but the mask has {n} voxels.")
+        for row in block:
+            vol[mask] = row
+            yield vol
+
+
+def unmask_label_rows(blocks, labels: np.ndarray, label_values: np.ndarray):
+    """Like :func:`unmask_rows` for atlas mode: each region painted with its value, volume by volume."""
+    lut = np.full(int(max(labels.max(), label_values.max())) + 1, -1, dtype=np.int64)
+    lut[label_values] = np.arange(label_values.size)
+    pos = np.where(labels > 0, lut[np.clip(labels, 0, None)], -1)
+    inside = pos >= 0
+    take = pos[inside]
+    vol = np.zeros(labels.shape, dtype=np.float32)
+    for block in blocks:
+        if block.shape[1] != label_values.size:
+            raise ValueError(f"X has {block.shape[1]} features but there are {label_values.size} regions.")
+        for row in block:
+            vol[inside] = row[take]
+            yield vol

@@ -21,6 +21,9 @@ class _ComputeMaskInput(BaseInterfaceInputSpec):
     resample_mask = traits.Bool(False, usedefault=True)
     bold_right = traits.Either(None, File(exists=True), default=None, usedefault=True,
                                desc="GIFTI runs: the hemi-R func.gii (bold_file is hemi-L)")
+    input_stamp = traits.Str("", usedefault=True, desc="identity (size, times, inode) of every input file of "
+                             "the run: part of nipype's cache key, so a --work-dir never reuses results "
+                             "computed from other input contents (every later node consumes this one's output)")
 
 
 class _ComputeMaskOutput(TraitedSpec):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -15,8 +14,11 @@ from bidsapp import columns, provenance
 from bidsapp import derivatives as drv
 from bidsapp.checksums import ChecksumCache
 from bidsapp.core import masking
-from bidsapp.core.io import read_tsv, remove_temporaries, write_tsv
+from bidsapp.core.io import iter_npy_rows, read_tsv, remove_temporaries, write_nifti_series, write_tsv_rows
 from bidsapp.outputs import RunWriter, reuse_status, run_lock
+
+#: rows of the array read at a time for the tsv.gz and nii.gz outputs (bounded memory)
+ROW_BLOCK_BYTES = 64 * 2**20
 
 
 class _SinkInput(BaseInterfaceInputSpec):
@@ -27,6 +29,7 @@ class _SinkInput(BaseInterfaceInputSpec):
     output_format = traits.List(traits.Str, value=["npy"], usedefault=True)
     mask_file = File(exists=True, mandatory=True)
     mask_source = traits.Str(mandatory=True)
+    mask_desc = traits.Str("brain", usedefault=True, desc="desc label of the mask file (from the mask strategy)")
     template_file = traits.Either(None, traits.Str, default=None, usedefault=True)
     atlas_on_grid = traits.Either(None, File(exists=True), default=None, usedefault=True)
     cleaned = File(exists=True, mandatory=True)
@@ -88,45 +91,43 @@ class WriteDerivatives(SimpleInterface):
         i = self.inputs
         out = Path(i.output_dir)
 
-        def copy(src: str, dst: Path) -> None:
-            with writer.put(dst) as tmp:
-                shutil.copyfile(src, tmp)
-
         X = np.load(i.cleaned, mmap_mode="r")
         if "npy" in i.output_format or not i.output_format:
-            copy(i.cleaned, naming.path(out, "timeseries", ".npy"))
-        copy(i.features, naming.path(out, "features", ".tsv"))
+            writer.install(i.cleaned, naming.path(out, "timeseries", ".npy"))
+        writer.install(i.features, naming.path(out, "features", ".tsv"))
         features = {}
         if i.atlas_on_grid:  # region names and labels (small table) for headers and the inverse transform
             header, rows = read_tsv(i.features)
             features = {h: [r[j] for r in rows] for j, h in enumerate(header)}
-        copy(i.samples, naming.path(out, "samples", ".tsv"))
+        writer.install(i.samples, naming.path(out, "samples", ".tsv"))
         gray = i.mask_file.endswith(".dscalar.nii")  # grayordinate run: the mask is its columns as a dscalar
-        copy(i.mask_file, naming.path(out, "mask", ".dscalar.nii" if gray else ".nii.gz", desc="brain", atlas=None))
+        writer.install(i.mask_file, naming.path(out, "mask", ".dscalar.nii" if gray else ".nii.gz", desc=i.mask_desc,
+                                                atlas=None))
+        block = max(1, ROW_BLOCK_BYTES // (4 * max(1, X.shape[1])))
         if i.atlas_name or "tsv.gz" in i.output_format:
             cols = features["name"] if "name" in features else [f"{'grayordinate' if gray else 'voxel'}-{c}"
                                                                for c in range(X.shape[1])]
             with writer.put(naming.path(out, "timeseries", ".tsv.gz")) as tmp:
-                write_tsv(tmp, {c: np.asarray(X[:, j]) for j, c in enumerate(cols)}, gzip_=True)
+                write_tsv_rows(tmp, cols, (b for _, b in iter_npy_rows(i.cleaned, block)))
         if "nii.gz" in i.output_format:
-            affine = nib.load(i.mask_file).affine
+            mask_img = nib.load(i.mask_file)
+            rows = (b for _, b in iter_npy_rows(i.cleaned, block))
             if i.atlas_on_grid:
                 labels = np.asanyarray(nib.load(i.atlas_on_grid).dataobj)
                 values = np.array([int(v) for v in features["label"]])
-                img = masking.unmask_labels(np.asarray(X), labels, values, affine)
+                volumes = masking.unmask_label_rows(rows, labels, values)
             else:
-                img = masking.unmask(np.asarray(X), np.asanyarray(nib.load(i.mask_file).dataobj) > 0, affine)
-            img.header.set_xyzt_units("mm", "sec")
-            img.header["pixdim"][4] = i.t_r
+                volumes = masking.unmask_rows(rows, np.asanyarray(mask_img.dataobj) > 0)
             with writer.put(naming.path(out, "bold", ".nii.gz")) as tmp:
-                nib.save(img, str(tmp))
+                write_nifti_series(tmp, volumes, shape=mask_img.shape[:3], n_volumes=X.shape[0],
+                                   affine=mask_img.affine, t_r=i.t_r)
         if gray:
             self._write_grayordinates(naming, writer, X, features)
         if i.atlas_on_grid:
-            copy(i.atlas_on_grid, naming.path(out, "dseg", ".dlabel.nii" if gray else ".nii.gz", desc=None))
+            writer.install(i.atlas_on_grid, naming.path(out, "dseg", ".dlabel.nii" if gray else ".nii.gz", desc=None))
         for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
-            copy(src, naming.path(out, key.split("_")[0], ext))
+            writer.install(src, naming.path(out, key.split("_")[0], ext))
         for entry in [e for e in writer.entries if columns.kind_of(e["Path"])]:  # BIDS column descriptions
             with writer.put(naming.path(out, columns.kind_of(entry["Path"]), ".json")) as tmp:
                 columns.write_sidecar(writer.folder / entry["Path"], i.settings, dst=tmp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
+from bidsapp import derivatives as drv
 from bidsapp.interfaces.clean import CleanSignals
 from bidsapp.interfaces.extract import ExtractSignals
 from bidsapp.interfaces.mask import ComputeMask
@@ -49,6 +50,8 @@ def init_run_wf(
     source_roots: dict,
     cache_dir: str | None,
     desc: str,
+    mem_gb: dict,
+    input_stamp: str,
     name: str,
     bold_right: str | None = None,
     atlas_right: str | None = None,
@@ -70,27 +73,29 @@ def init_run_wf(
     inputnode.inputs.confounds_json = confounds_json
     inputnode.inputs.events_file = events_file
     mask = pe.Node(ComputeMask(strategy=mask_strategy, space=space, resample_mask=resample_mask,
-                               bold_right=bold_right), name="mask")
+                               input_stamp=input_stamp, bold_right=bold_right),
+                   name="mask", mem_gb=mem_gb["mask"])
     extract = pe.Node(ExtractSignals(smoothing_fwhm=smoothing_fwhm, atlas_file=atlas_file,
                                      atlas_labels=atlas_labels, resample_mask=resample_mask,
                                      bold_right=bold_right, atlas_right=atlas_right, surfaces=surfaces or {}),
-                      name="masking", mem_gb=2)
+                      name="masking", mem_gb=mem_gb["masking"])
     clean = pe.Node(CleanSignals(denoise=denoise, confound_columns=confound_columns,
                                  strategy_params=strategy_params, t_r=t_r, start_time=start_time,
                                  detrend=detrend, standardize=standardize,
                                  standardize_confounds=standardize_confounds, filter=filter,
                                  low_pass=low_pass, high_pass=high_pass),
-                    name="cleaning", mem_gb=2)
+                    name="cleaning", mem_gb=mem_gb["cleaning"])
     segment = pe.Node(SegmentTrials(t_r=t_r, start_time=start_time, **segment_params), name="segmentation",
-                      mem_gb=2)
+                      mem_gb=mem_gb["segmentation"])
     provenance = pe.Node(HashInputs(files=source_files, roots=source_roots, cache_dir=cache_dir),
-                         name="provenance")
+                         name="provenance", mem_gb=mem_gb["provenance"])
     sink = pe.Node(WriteDerivatives(output_dir=output_dir, entities=dict(entities, space=space), desc=desc,
+                                    mask_desc=drv.mask_desc(mask_strategy),
                                     atlas_name=atlas_name, output_format=output_format, settings=settings,
                                     configuration_hash=configuration_hash, cache_dir=cache_dir,
                                     t_r=t_r, start_time=start_time, start_time_source=start_time_source,
                                     grayordinates=grayordinates or {}),
-                   name="derivatives")
+                   name="derivatives", mem_gb=mem_gb["derivatives"])
     outputnode = pe.Node(IdentityInterface(fields=["sidecar", "out_files"]), name="outputnode")
     wf.connect([
         (inputnode, mask, [("bold_file", "bold_file"), ("mask_file", "mask_file")]),

@@ -1,0 +1,80 @@
+"""Memory model: each node's peak memory, estimated from the run's size before it starts.
+
+nipype's MultiProc starts a node only when the sum of the running nodes' ``mem_gb`` fits in
+``--mem-gb``; the estimates below are upper bounds of a node's peak resident memory (tested by
+re-running every node of real runs of two sizes in a fresh process, ``tests/test_resources.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+GB = 1024**3
+#: a worker process with numpy, scipy, nibabel and nipype imported, plus nipype's own bookkeeping
+BASE_GB = 0.35
+#: columns cleaned per BLAS product (``bidsapp.core.signal.apply_operator``)
+CLEAN_CHUNK = 16384
+#: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
+LSS_CHUNK = 32768
+#: rows read at a time by the sink for tsv.gz / nii.gz outputs
+SINK_BLOCK_BYTES = 64 * 2**20
+#: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
+STREAM_BUFFERS = 40 * 2**20
+#: margin on the data terms (allocator slack, small temporaries)
+MARGIN = 1.5
+
+
+@dataclass(frozen=True)
+class RunSize:
+    """What decides a run's memory: volumes, features (mask voxels, an upper bound in atlas mode),
+    grid voxels, trials and samples per trial segment."""
+
+    n_volumes: int
+    n_features: int
+    grid_voxels: int
+    n_trials: int = 0
+    n_offsets: int = 0
+
+
+def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
+                   output_format: tuple[str, ...] = ("npy",)) -> dict[str, float]:
+    """Upper bound of each node's peak memory (GB) for a run of ``size``.
+
+    Returns
+    -------
+    dict
+        Node name (``provenance``, ``mask``, ``masking``, ``cleaning``, ``segmentation``,
+        ``derivatives``) -> GB.
+    """
+    t, v, g = size.n_volumes, size.n_features, size.grid_voxels
+    x = t * v * 4  # the float32 array
+    clean_chunk = t * min(v, CLEAN_CHUNK) * 8
+    data = {
+        "provenance": 0,
+        "mask": g * 8 * 6,  # mean volume (float64) and the mask computation's temporaries
+        "masking": x + g * 8 * (8 if smoothing else 3) + STREAM_BUFFERS,
+        "cleaning": x + 8 * t * t * 8 + 4 * clean_chunk,
+        "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
+        + ((size.n_trials + t) * min(v, LSS_CHUNK) * 8 * 2 + 6 * size.n_trials * t * 8 if lss else 0),
+        "derivatives": (3 * SINK_BLOCK_BYTES if set(output_format) & {"tsv.gz", "nii.gz"} else 0) + g * 4 * 3,
+    }
+    return {node: round(BASE_GB + MARGIN * nbytes / GB, 3) for node, nbytes in data.items()}
+
+
+def machine_memory_gb() -> float:
+    """Physical memory of this machine (or of the container's cgroup limit when lower), in GB."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(path).read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text) / GB)
+    return total
+
+
+def default_mem_gb() -> float:
+    """Default ``--mem-gb``: 90 % of the machine's memory (nipype's own default)."""
+    return round(0.9 * machine_memory_gb(), 1)

@@ -1,0 +1,84 @@
+"""nipype's work folder: private to an invocation (or ``--work-dir``), locked while in use, cleaned up."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+PREFIX = "bidsapp-work-"
+LOCK = ".bidsapp.lock"
+#: a failed or interrupted invocation's folder, kept for inspection, says why in this file
+KEPT = "KEPT"
+KEPT_DAYS = 7
+#: folders younger than this are never taken for stale (their creator may not hold its lock yet)
+MIN_AGE_S = 60
+
+
+class WorkFolderBusy(Exception):
+    """The given ``--work-dir`` is in use by another invocation."""
+
+
+@contextlib.contextmanager
+def _hold(folder: Path) -> Iterator[None]:
+    with open(folder / LOCK, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkFolderBusy(str(folder)) from None
+        yield
+
+
+def remove_stale(parent: Path | None = None, now: float | None = None) -> list[Path]:
+    """Remove this user's ``bidsapp-work-*`` folders that no live invocation holds.
+
+    Folders of killed invocations go at once; folders kept after a failure (``KEPT``) after
+    :data:`KEPT_DAYS` days. Returns the removed folders.
+    """
+    parent = Path(parent or tempfile.gettempdir())
+    now = time.time() if now is None else now
+    removed = []
+    for folder in parent.glob(PREFIX + "*"):
+        try:
+            st = folder.stat()
+            if not folder.is_dir() or st.st_uid != os.getuid() or now - st.st_mtime < MIN_AGE_S:
+                continue
+            kept = folder / KEPT
+            if kept.exists() and now - kept.stat().st_mtime < KEPT_DAYS * 86400:
+                continue
+            with _hold(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except (WorkFolderBusy, OSError):
+            continue
+    return removed
+
+
+@contextlib.contextmanager
+def work_folder(given: Path | None, invocation: str) -> Iterator[Path]:
+    """The work folder of one invocation, locked while it runs.
+
+    ``given`` (``--work-dir``) is kept so a later invocation resumes from it; a second invocation
+    using it at the same time raises :class:`WorkFolderBusy`. Without it, a new folder in the
+    system's temporary folder, removed on success; on failure or interruption it is kept with a
+    ``KEPT`` note (and named in the error), and later invocations remove it after a week.
+    """
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        with _hold(given):
+            yield given
+        return
+    remove_stale()
+    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{invocation}-"))
+    with _hold(folder):
+        try:
+            yield folder
+        except BaseException as exc:
+            (folder / KEPT).write_text(f"kept after {type(exc).__name__}: {exc}\n")
+            raise
+    shutil.rmtree(folder, ignore_errors=True)
