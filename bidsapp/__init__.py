@@ -1,8 +1,12 @@
 """bidsapp: fMRIPrep derivatives -> clean, documented samples x features arrays."""
 
 import os
+from importlib import metadata
 
-__version__ = "0.1.0"
+try:  # pyproject.toml is the one source of the version; the installed metadata carries it
+    __version__ = metadata.version("bidsapp")
+except metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 # bidsapp never uses the network: stop nipype's version check (etelemetry) before nipype is imported.
 os.environ.setdefault("NIPYPE_NO_ET", "1")

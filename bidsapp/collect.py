@@ -216,11 +216,12 @@ def collect_runs(
             continue  # joined to its hemi-L file
         key = _key(ents)
         bold = Path(f.path)
-        if (key, ents.get("space")) in seen:
+        same = (tuple((k, v.lstrip("0") or "0" if k in ("run", "echo") else v) for k, v in key), ents.get("space"))
+        if same in seen:  # run-01 and run-1 are one run for BIDS (and pybids)
             raise InputError(
-                f"the same run was found twice: {seen[key, ents.get('space')]} and {bold}. Remove one of "
+                f"the same run was found twice: {seen[same]} and {bold}. Remove one of "
                 "them (e.g. an uncompressed copy) or move it out of the fMRIPrep folder.", code=2)
-        seen[key, ents.get("space")] = bold
+        seen[same] = bold
         entities = dict(key)
         confounds = _lookup(confounds_by_run, ents, _SPACE_ENTITIES)
         if confounds is None and need_confounds:

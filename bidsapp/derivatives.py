@@ -164,14 +164,22 @@ def container_info() -> dict | None:
 
 
 def source_uri(path: Path, roots: dict[str, Path]) -> str:
-    """BIDS URI of an input file (``bids:<dataset>:<path>``), or a ``file://`` URI outside the datasets."""
+    """BIDS URI of an input file (``bids:<dataset>:<path>``), or a ``file://`` URI outside the datasets.
+
+    The path is taken as found, symbolic links not followed (a DataLad/git-annex file is named by its
+    place in the dataset, not by its annex object); the innermost dataset containing it wins (the
+    fMRIPrep folder inside the raw dataset's ``derivatives/``).
+    """
+    found = Path(os.path.abspath(path))
+    best = None
     for name, root in roots.items():
-        try:
-            Path(path).resolve().relative_to(Path(root).resolve())
-        except ValueError:
-            continue
-        return bids_uri(path, root, name)
-    return Path(path).resolve().as_uri()
+        root_abs = Path(os.path.abspath(root))
+        if root_abs == found or root_abs in found.parents:
+            if best is None or len(root_abs.parts) > len(best[1].parts):
+                best = (name, root_abs)
+    if best is not None:
+        return f"bids:{best[0]}:{found.relative_to(best[1]).as_posix()}"
+    return found.as_uri()
 
 
 def sources(files: dict[str, Path | None], roots: dict[str, Path], cache=None, workers: int = 4) -> list[dict]:

@@ -54,7 +54,11 @@ def worker_initializer(cwd: str, main: int | None) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # pragma: no cover - non-Linux: the watcher thread does it
         pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process answers it
+    # a signal to the whole process group (Ctrl-C, scancel) is answered by the main process alone: workers
+    # ignore SIGINT and die silently on SIGTERM / SIGHUP instead of running the main process's handler
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     parent = os.getppid()
     if main is not None and parent != main:  # the main process died before prctl
         os._exit(1)
@@ -80,6 +84,12 @@ class OrphanSafeMultiProc(MultiProcPlugin):
         main = os.getpid() if context.get_start_method() == "fork" else None
         self.pool = ProcessPoolExecutor(max_workers=self.processors, initializer=worker_initializer,
                                         initargs=(self._cwd, main), mp_context=context)
+
+    def kill_workers(self) -> None:
+        """Stop every worker now (the invocation was interrupted): nothing waits for running nodes."""
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            process.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def _submit_job(self, node, updatehash=False):
         self._taskid += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -17,9 +18,17 @@ from bidsapp.settings import Settings
 def group_level(s: Settings) -> int:
     """Write ``group_runs.tsv`` and ``space-<space>_desc-intersection_mask.nii.gz``."""
     sidecars = sorted(Path(s.output_dir).glob("sub-*/**/func/*_timeseries.json"))
+    wanted = {p.name for p in Path(s.output_dir).glob("sub-*") if p.is_dir()}
     if s.participant_label:
         wanted = {f"sub-{p.removeprefix('sub-')}" for p in s.participant_label}
         sidecars = [p for p in sidecars if p.name.split("_")[0] in wanted]
+    incomplete = [p.name[: -len("_samples.tsv")] for p in Path(s.output_dir).glob("sub-*/**/func/*_samples.tsv")
+                  if not p.with_name(p.name[: -len("_samples.tsv")] + "_timeseries.json").exists()
+                  and any(p.name.startswith(w + "_") for w in wanted)]
+    if incomplete:
+        warnings.warn(f"{len(incomplete)} run(s) have no sidecar (incomplete, e.g. interrupted) and are left out: "
+                      f"{', '.join(sorted(incomplete)[:5])}{' ...' if len(incomplete) > 5 else ''}; rerun the "
+                      "participant level for them.", stacklevel=2)
     if not sidecars:
         raise InputError(f"{s.output_dir}: no participant-level outputs found; run the participant level first.",
                          code=18)

@@ -118,11 +118,19 @@ def test_dataset_errors(out, tmp_path):
     shutil.copytree(out / "sub-01", copy / "sub-01")
     folder = copy / "sub-01" / "func"
     for f in folder.glob(f"{_stem('01', '2')}_*"):  # the same run, denoised another way
-        shutil.copy(f, folder / f.name.replace("desc-simple", "desc-other"))
+        if f.name.endswith("_timeseries.json"):  # its sidecar lists its own files
+            (folder / f.name.replace("desc-simple", "desc-other")).write_text(
+                f.read_text().replace("desc-simple", "desc-other"))
+        else:
+            shutil.copy(f, folder / f.name.replace("desc-simple", "desc-other"))
     with pytest.raises(LookupError, match=r"mix desc values \['other', 'simple'\].*add desc=\.\.\."):
         bidsapp.dataset(copy, subject="01")
     for f in folder.glob(f"{_stem('01', '2', desc='other')}_betas.*"):
         f.unlink()
+    sidecar = folder / f"{_stem('01', '2', desc='other')}_timeseries.json"
+    meta = json.loads(sidecar.read_text())
+    meta["OutputFiles"] = [e for e in meta["OutputFiles"] if "_betas." not in e["Path"]]
+    sidecar.write_text(json.dumps(meta))
     with pytest.raises(FileNotFoundError, match=r"desc-other_betas.npy: not written .*--trial-estimates lss"):
         bidsapp.dataset(copy, subject="01", desc="other")
 

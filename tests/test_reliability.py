@@ -102,7 +102,7 @@ def test_failure_after_array_replaced_leaves_no_sidecar_and_rerun_recomputes(dat
     code = main([str(bids), str(out), "participant", "--participant-label", "01", "--high-pass", "0.01",
                  "--plugin", "Linear"])
     err = capsys.readouterr().err
-    assert code == 1 and "No space left on device" in err and err.count("\n") == 1
+    assert code == 73 and "No space left on device" in err and err.count("\n") == 1
     folder = out / SUB1
     assert not (folder / f"{STEM}_timeseries.json").exists()  # invalidated before the array was replaced
     new, old = (np.load(f / f"{STEM}_timeseries.npy") for f in (folder, ref / SUB1))
@@ -688,3 +688,85 @@ def test_echo_and_part_runs_find_the_runs_confounds_and_mask(data, tmp_path):
     runs = collect_runs(bids, fmriprep, participants=["01"], runs=["2"])
     assert len(runs) == 2 and all(r.confounds is not None and r.mask is not None for r in runs)
     assert {r.entities["echo"] for r in runs} == {"1", "2"}
+
+
+# --- found by the second red-team pass ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_to_the_whole_process_group_is_one_line(data, tmp_path, signum, code):
+    """Ctrl-C in a terminal and scancel signal every process of the group: workers must stay quiet."""
+    bids, _ = data
+    proc = subprocess.Popen([sys.executable, "-m", "bidsapp.cli.run", str(bids), str(tmp_path / "o"),
+                             "participant", "--high-pass", "0.01", "--nprocs", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    psutil = pytest.importorskip("psutil")
+    deadline = time.time() + 60
+    while len(psutil.Process(proc.pid).children()) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signum)
+    _, err = proc.communicate(timeout=60)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == code and len(lines) == 1 and lines[0].startswith("bidsapp: interrupted"), err
+
+
+def test_streamed_outputs_leave_no_nested_temporaries(tmp_path):
+    from bidsapp.core.io import write_nifti_series, write_tsv_rows
+
+    target = tmp_path / ".x.abc.tmp.tsv.gz"
+    write_tsv_rows(target, ["a"], iter([np.zeros((2, 1), np.float32)]), atomic=False)
+    nii = tmp_path / ".y.abc.tmp.nii.gz"
+    write_nifti_series(nii, iter([np.zeros((2, 2, 2), np.float32)]), shape=(2, 2, 2), n_volumes=1,
+                       affine=np.eye(4), t_r=2.0, atomic=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name, nii.name]
+
+
+def test_symlinked_inputs_are_named_where_they_are_found(tmp_path):
+    """DataLad / git-annex datasets: URIs name the file in the dataset, not its annex object."""
+    from bidsapp.derivatives import source_uri
+
+    raw = tmp_path / "bids"
+    annex = raw / ".git" / "annex" / "objects" / "ab"
+    annex.mkdir(parents=True)
+    (annex / "obj").write_text("x")
+    func = raw / "derivatives" / "fmriprep" / "sub-01" / "func"
+    func.mkdir(parents=True)
+    link = func / "sub-01_task-a_desc-preproc_bold.nii.gz"
+    link.symlink_to(os.path.relpath(annex / "obj", func))
+    roots = {"fmriprep": raw / "derivatives" / "fmriprep", "raw": raw}
+    assert source_uri(link, roots) == "bids:fmriprep:sub-01/func/sub-01_task-a_desc-preproc_bold.nii.gz"
+
+
+def test_zero_padded_and_plain_run_labels_are_one_run(data, tmp_path, capsys):
+    bids, _ = data
+    fmriprep = tmp_path / "fmriprep"
+    shutil.copytree(bids / "derivatives" / "fmriprep", fmriprep, ignore=shutil.ignore_patterns("sub-02"))
+    func = fmriprep / "sub-01" / "func"
+    for f in list(func.glob("sub-01_task-faces_run-1_*")):
+        shutil.copy(f, f.with_name(f.name.replace("_run-1_", "_run-01_")))
+    assert main([str(bids), str(tmp_path / "o"), "participant", "--participant-label", "01",
+                 "--fmriprep-dir", str(fmriprep)]) == 2
+    err = capsys.readouterr().err
+    assert "found twice" in err and "run-01_" in err and "run-1_" in err
+
+
+@pytest.mark.parametrize("words", [["--high-pass", "-0.01"], ["--low-pass", "inf"], ["--high-pass", "nan"],
+                                   ["--config", "NAN"]])
+def test_bad_cut_offs_are_refused_by_the_parser(data, tmp_path, capsys, words):
+    bids, _ = data
+    if words[-1] == "NAN":
+        cfg = tmp_path / "nan.json"
+        cfg.write_text('{"high_pass": NaN}')
+        words = ["--config", str(cfg)]
+    assert main([str(bids), str(tmp_path / "o"), "participant", *words]) == 2
+    err = capsys.readouterr().err
+    assert "must be" in err and not (tmp_path / "o").exists()
+    if words[0] == "--config":
+        assert str(cfg) in err and "'high_pass'" in err
+
+
+def test_group_level_names_incomplete_runs(data, out, capsys):
+    bids, _ = data
+    (out / SUB1 / f"{STEM}_timeseries.json").unlink()
+    with pytest.warns(UserWarning, match=f"1 run\\(s\\) have no sidecar .*{STEM}"):
+        assert main([str(bids), str(out), "group"]) == 0

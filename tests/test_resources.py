@@ -82,7 +82,7 @@ def test_estimates_grow_with_the_run():
     long = node_memory_gb(RunSize(n_volumes=2000, n_features=250_000, grid_voxels=1_082_035, n_trials=60,
                                   n_offsets=10), lss=True, output_format=("npy", "nii.gz"))
     assert all(long[k] >= small[k] for k in small)
-    assert 0.35 < small["masking"] - BASE_GB < 0.5  # 300 x 250k float32 = 0.28 GB, with the margin
+    assert 0.42 < small["masking"] - BASE_GB < 0.55  # 300 x 250k float32 = 0.28 GB, buffers, the margin
     assert long["cleaning"] > 2.4  # 2000 x 250k float32 = 1.9 GB
     assert np.isclose(small["provenance"], BASE_GB)
 

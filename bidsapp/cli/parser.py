@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,8 @@ def _positive(kind, *, strict: bool = True):
     """argparse type: a number > 0 (or >= 0 with ``strict=False``)."""
     def conv(v):
         x = kind(v)
+        if not math.isfinite(x):
+            raise argparse.ArgumentTypeError(f"{v!r} must be a finite number")
         if x < 0 or (strict and x == 0):
             raise argparse.ArgumentTypeError(f"{v!r} must be {'> 0' if strict else '>= 0'}")
         return x
@@ -137,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scaling of each column after cleaning")
     g.add_argument("--no-standardize-confounds", dest="standardize_confounds", action="store_false",
                    default=True, help="do not z-score the confounds before regression (default: z-scored)")
-    g.add_argument("--low-pass", type=_none_or(float), metavar="HZ",
+    g.add_argument("--low-pass", type=_none_or(_positive(float)), metavar="HZ",
                    help="low-pass cut-off in Hz (default: none)")
-    g.add_argument("--high-pass", type=_none_or(float), metavar="HZ",
+    g.add_argument("--high-pass", type=_none_or(_positive(float)), metavar="HZ",
                    help="high-pass cut-off in Hz (default: none)")
     g.add_argument("--filter", choices=["butterworth", "cosine", "none"], default="butterworth",
                    help="temporal filter for --low-pass / --high-pass (cosine: DCT high-pass)")

@@ -371,6 +371,10 @@ def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocati
                                    "poll_sleep_duration": 0.2 if s.plugin in LOCAL_PLUGINS else 2})
     try:
         wf.run(plugin=plugin, plugin_args=plugin_args)
+    except Interrupted:
+        if isinstance(plugin, OrphanSafeMultiProc):
+            plugin.kill_workers()
+        raise
     except RuntimeError as exc:
         crash = sorted(crash_dir.glob("*.txt"))
         if not crash:
@@ -418,7 +422,7 @@ def _error_line(lines: list[str]) -> str:
             if text.startswith(prefix):
                 return text[len(prefix):]
         if text.startswith(("OSError: ", "FileNotFoundError: ", "PermissionError: ")) or "[Errno " in text:
-            match = re.search(r"\[Errno (\d+)\] ([^:]+)(?:: '(.*)')?", text)
+            match = re.search(r"\[Errno (\d+)\] ([^:]+)(?:: '([^']*)')?", text)
             if match:
                 exc = OSError(int(match.group(1)), match.group(2), match.group(3))
                 return _os_error_line(exc, Path("."))

@@ -418,10 +418,12 @@ def write_nifti_series(
     affine: np.ndarray,
     t_r: float,
     dtype: np.dtype = np.float32,
+    atomic: bool = True,
 ) -> Path:
     """Write a 4D NIfTI (``.nii`` or ``.nii.gz``) volume by volume: memory holds one volume.
 
-    ``volumes`` yields ``n_volumes`` arrays of ``shape``. Written atomically.
+    ``volumes`` yields ``n_volumes`` arrays of ``shape``. Written atomically unless ``atomic=False``
+    (``path`` is already a temporary file that the caller installs).
     """
     dtype = np.dtype(dtype)
     header = nib.Nifti1Header()
@@ -434,7 +436,7 @@ def write_nifti_series(
     header.set_slope_inter(1.0, 0.0)
     header["vox_offset"] = 352
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with (atomic_path(path) if atomic else contextlib.nullcontext(path)) as tmp:
         opener = gzip.open if str(path).endswith(".gz") else open
         kwargs = {"compresslevel": 1} if str(path).endswith(".gz") else {}
         with opener(tmp, "wb", **kwargs) as fh:
@@ -452,11 +454,15 @@ def write_nifti_series(
 
 
 def write_tsv_rows(
-    path: str | os.PathLike, names: list[str], blocks: Iterator[np.ndarray], *, gzip_: bool = True
+    path: str | os.PathLike, names: list[str], blocks: Iterator[np.ndarray], *, gzip_: bool = True,
+    atomic: bool = True,
 ) -> Path:
-    """Write a large numeric TSV block by block (float32 values in their shortest form, NaN as ``n/a``)."""
+    """Write a large numeric TSV block by block (float32 values in their shortest form, NaN as ``n/a``).
+
+    Written atomically unless ``atomic=False`` (``path`` is already a temporary file).
+    """
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with (atomic_path(path) if atomic else contextlib.nullcontext(path)) as tmp:
         opener = gzip.open if gzip_ else open
         with opener(tmp, "wt", encoding="utf-8", **({"compresslevel": 6} if gzip_ else {})) as fh:
             fh.write("\t".join(names) + "\n")

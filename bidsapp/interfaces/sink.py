@@ -108,7 +108,7 @@ class WriteDerivatives(SimpleInterface):
             cols = features["name"] if "name" in features else [f"{'grayordinate' if gray else 'voxel'}-{c}"
                                                                for c in range(X.shape[1])]
             with writer.put(naming.path(out, "timeseries", ".tsv.gz")) as tmp:
-                write_tsv_rows(tmp, cols, (b for _, b in iter_npy_rows(i.cleaned, block)))
+                write_tsv_rows(tmp, cols, (b for _, b in iter_npy_rows(i.cleaned, block)), atomic=False)
         if "nii.gz" in i.output_format:
             mask_img = nib.load(i.mask_file)
             rows = (b for _, b in iter_npy_rows(i.cleaned, block))
@@ -120,7 +120,7 @@ class WriteDerivatives(SimpleInterface):
                 volumes = masking.unmask_rows(rows, np.asanyarray(mask_img.dataobj) > 0)
             with writer.put(naming.path(out, "bold", ".nii.gz")) as tmp:
                 write_nifti_series(tmp, volumes, shape=mask_img.shape[:3], n_volumes=X.shape[0],
-                                   affine=mask_img.affine, t_r=i.t_r)
+                                   affine=mask_img.affine, t_r=i.t_r, atomic=False)
         if gray:
             self._write_grayordinates(naming, writer, X, features)
         if i.atlas_on_grid:
