@@ -43,7 +43,8 @@ def _samples(settings: dict) -> dict[str, dict]:
         "framewise_displacement": {
             "Description": "Framewise displacement (Power et al. 2012) from fMRIPrep's confounds TSV; "
                            "n/a for the first volume.", "Units": "mm"},
-        "non_steady_state": _bool("Volume flagged by fMRIPrep as non-steady-state (censored).",
+        "non_steady_state": _bool("Volume censored as non-steady-state, with every denoising strategy "
+                                  "(--dummy-scans: fMRIPrep's non_steady_state_outlier columns, or the first N).",
                                   "non-steady-state", "steady state"),
         "motion_outlier": _bool("Volume censored by the denoising strategy's scrubbing (framewise "
                                 "displacement / std DVARS thresholds, with neighbours and short segments).",
@@ -98,7 +99,8 @@ def _features(settings: dict) -> dict[str, dict]:
 def _trials(settings: dict) -> dict[str, dict]:
     return {
         **_common_trial_columns(settings),
-        "n_censored": {"Description": "Number of samples of the trial's segment that needed a censored volume."},
+        "n_censored": {"Description": "Number of censored volumes that the samples of the trial's segment would "
+                                      "need (kept neighbours of censored volumes are not counted)."},
         "outside_run": {"Description": "Number of samples of the trial's segment that fall before the first or "
                                        "after the last volume of the run."},
         "valid": _bool("Whether the trial's segment has no missing sample (no censored volume, inside the run).",
@@ -114,8 +116,15 @@ def _betas(settings: dict) -> dict[str, dict]:
         "response_retained": {"Description": "Share of the trial's modelled response energy (HRF regressor "
                                              "squared) that falls in kept volumes; low when censoring hides it.",
                               "Units": "ratio"},
-        "valid": _bool("Whether the trial-wise estimate is usable: the trial starts inside the run and "
-                       "response_retained >= 0.5.", "usable estimate", "estimate unreliable (or NaN)"),
+        "variance_inflation": {"Description": "Variance of the trial's beta relative to that of the trial "
+                                              "regressor alone on the raw kept volumes; large when cleaning "
+                                              "removed the regressor or other regressors are collinear with it.",
+                               "Units": "ratio"},
+        "valid": _bool("Whether the trial-wise estimate is usable: the trial starts inside the run, its "
+                       "per-trial model is full rank with residual degrees of freedom, variance_inflation <= 100 "
+                       "and response_retained >= 0.5.", "usable estimate", "estimate unreliable (or NaN)"),
+        "reason": {"Description": "Why the estimate is not valid (n/a when valid); rank-deficient or "
+                                  "ill-conditioned models have NaN betas."},
     }
 
 

@@ -18,6 +18,11 @@ NON_RESULT_FIELDS = {
 }
 
 
+#: options that tune a denoising strategy (ignored, with a warning, by strategies that do not use them)
+STRATEGY_PARAMETERS = {"motion", "wm_csf", "global_signal", "scrub", "fd_threshold", "std_dvars_threshold",
+                       "compcor", "n_compcor"}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Options of one invocation (CLI, config file and defaults merged)."""
@@ -46,6 +51,7 @@ class Settings:
     compcor: str | None = None
     n_compcor: str | int | None = None
     demean: bool = True
+    dummy_scans: str | int = "auto"
     detrend: bool = True
     standardize: str | None = "zscore_sample"
     standardize_confounds: bool = True
@@ -82,8 +88,12 @@ class Settings:
         return out
 
     def result_settings(self) -> dict:
-        """The settings that change the arrays written (inputs to the hash)."""
-        return {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS}
+        """The settings that change the arrays written (inputs to the hash); strategy parameters that
+        do not apply to the denoising strategy are left out."""
+        from bidsapp.core.confounds import inapplicable_parameters
+
+        unused = set(inapplicable_parameters(self.denoise, dict.fromkeys(STRATEGY_PARAMETERS, True), self.confounds))
+        return {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS | unused}
 
     def configuration_hash(self) -> str:
         """SHA-256 (first 16 hex) of the result-affecting settings."""

@@ -309,3 +309,54 @@ def test_cutoff_above_nyquist_is_refused_before_running(e2e, tmp_path, capsys):
                  "--low-pass", "0.3", "--work-dir", str(tmp_path / "w")])
     assert code == 2 and "at or above the Nyquist frequency 0.25 Hz" in _err(capsys)
     assert not (tmp_path / "w").exists()
+
+
+def test_denoise_none_dummy_scans_inapplicable_options_and_tr(e2e, tmp_path, capsys):
+    """Issue 9.3/9.4/9.8: --denoise none still censors non-steady-state volumes; options that do not apply
+    warn in one line and are neither recorded nor hashed; a JSON/header TR mismatch warns (JSON wins)."""
+    from bidsapp.cli.parser import parse_args
+
+    bids = _copy_dataset(e2e, tmp_path)
+    js = next(bids.rglob("sub-01_task-faces_run-1*bold.json"))
+    meta = json.loads(js.read_text())
+    meta["RepetitionTime"] = 2.5
+    js.write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    argv = [str(bids), str(out), "participant", "--participant-label", "01", "--run", "1", "--denoise", "none",
+            "--plugin", "Linear", "--work-dir", str(tmp_path / "w")]
+    with pytest.warns(UserWarning) as rec:
+        assert main(argv + ["--fd-threshold", "0.3"]) == 0
+    lines = [str(w.message) for w in rec]
+    assert "--fd-threshold 0.3 is ignored: --denoise none does not use it; it is not recorded or hashed." in lines
+    assert any("RepetitionTime 2.5 s in the JSON sidecar differs from the NIfTI header (pixdim[4] = 2 s)" in ln
+               for ln in lines), lines
+    assert all("\n" not in ln for ln in lines)
+    folder = out / "sub-01" / "func"
+    stem = _stem("01", None, "1", desc="none")
+    side = json.loads((folder / f"{stem}_timeseries.json").read_text())
+    assert side["RepetitionTime"] == 2.5
+    assert side["CensoredVolumes"] == [0, 1] and side["NonSteadyState"]["DummyScans"] == "auto"
+    assert "non_steady_state_outlier" in side["NonSteadyState"]["Source"]
+    assert side["DegreesOfFreedom"] == 98 - 2 and side["NonFiniteValuesZeroed"] == 0
+    assert "fd_threshold" not in side["Parameters"]
+    assert side["ConfigurationHash"] == parse_args(argv).configuration_hash()
+    rows = [r.split("\t") for r in (folder / f"{stem}_samples.tsv").read_text().splitlines()]
+    fd = [r[rows[0].index("framewise_displacement")] for r in rows[3:]]
+    assert rows[1][2] == rows[2][2] == "False" and "n/a" not in fd
+    with pytest.warns(UserWarning, match="RepetitionTime 2.5 s"):
+        assert main(argv + ["--dummy-scans", "3", "--output-format", "npy"]) == 0
+    side = json.loads((folder / f"{stem}_timeseries.json").read_text())
+    assert side["CensoredVolumes"] == [0, 1, 2] and side["NonSteadyState"]["DummyScans"] == 3
+
+
+def test_too_short_run_is_refused_naming_the_run(tmp_path, capsys):
+    """Issue 9.2: a 24-volume run with the default model exits non-zero, naming the file and the count."""
+    bids = tmp_path / "bids"
+    make_dataset(bids, n_volumes=24)
+    out = tmp_path / "out"
+    code = main([str(bids), str(out), "participant", "--participant-label", "01", "--run", "1",
+                 "--plugin", "Linear", "--work-dir", str(tmp_path / "w")])
+    err = _err(capsys)
+    assert code == 1 and "sub-01_task-faces_run-1_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz: " in err
+    assert "cleaning leaves 0 degrees of freedom" in err and "Relax the model" in err
+    assert not list(out.rglob("*_timeseries.npy")) and not list(out.rglob("*_timeseries.json"))

@@ -79,7 +79,7 @@ def test_none_strategy_and_explicit_columns(tmp_path):
     cols = cf.select_confounds(table, "simple", columns=["trans_x", "csf"])
     assert cols.names == ["csf", "trans_x"]
     assert np.isfinite(cols.values).all() and abs(cols.values[none.sample_mask].mean()) < 1e-8
-    with pytest.raises(ValueError, match=r"\['nope'\].*--confounds"):
+    with pytest.raises(ValueError, match=r"\['nope'\].*explicit confound columns"):
         cf.select_confounds(table, "simple", columns=["nope"])
 
 
@@ -126,3 +126,48 @@ def test_non_numeric_cell(tmp_path):
     tsv.write_text("trans_x\n0.1\nabc\n")
     with pytest.raises(ValueError, match="row 2, column 'trans_x': 'abc' is not a number"):
         cf.read_confounds(tsv)
+
+
+def test_dummy_scans_for_every_strategy(tmp_path):
+    """Issue 9.3: non-steady-state censoring is independent of the strategy; dummy_scans=N overrides."""
+    tsv, _, _ = _fmriprep_run(tmp_path, "v21")
+    table = cf.read_confounds(tsv)
+    nss_cols = [c for c in table.columns if "non_steady_state" in c]
+    auto = np.zeros(table.n_volumes, bool)
+    for c in nss_cols:
+        auto |= table.columns[c] != 0
+    assert auto.any()
+    for strategy in ("none", "simple", "compcor"):
+        sel = cf.select_confounds(table, strategy)
+        np.testing.assert_array_equal(sel.non_steady_state, auto)
+        assert "non_steady_state_outlier" in sel.non_steady_state_source
+        sel = cf.select_confounds(table, strategy, dummy_scans=5)
+        np.testing.assert_array_equal(sel.sample_mask, np.arange(5, table.n_volumes))
+        assert sel.parameters["dummy_scans"] == 5 and "first 5" in sel.non_steady_state_source
+    flagged, source = cf.non_steady_state(30, "auto", None)
+    assert not flagged.any() and "no confounds file" in source
+    flagged, _ = cf.non_steady_state(30, "3", None)
+    assert flagged.sum() == 3 and flagged[:3].all()
+    with pytest.raises(ValueError, match="dummy_scans must be 'auto' or a number"):
+        cf.parse_dummy_scans("-1")
+    with pytest.raises(ValueError, match="censors all 30 volumes"):
+        cf.non_steady_state(30, 30)
+
+
+def test_scrubbing_combines_with_explicit_columns(tmp_path):
+    """Issue 9.4: explicit columns no longer turn scrubbing off; only applied parameters are recorded."""
+    tsv, _, _ = _fmriprep_run(tmp_path, "v21")
+    table = cf.read_confounds(tsv)
+    preset = cf.select_confounds(table, "scrubbing", fd_threshold=2, std_dvars_threshold=3, scrub=0)
+    explicit = cf.select_confounds(table, "scrubbing", columns=["trans_x", "csf"], fd_threshold=2,
+                                  std_dvars_threshold=3, scrub=0)
+    assert preset.motion_outliers.any()
+    np.testing.assert_array_equal(explicit.motion_outliers, preset.motion_outliers)
+    np.testing.assert_array_equal(explicit.sample_mask, preset.sample_mask)
+    assert explicit.names == ["csf", "trans_x"]
+    assert explicit.parameters["fd_threshold"] == 2 and explicit.parameters["columns"] == ("trans_x", "csf")
+    assert "motion" not in explicit.parameters and "wm_csf" not in explicit.parameters
+    assert cf.inapplicable_parameters("simple", {"fd_threshold": 0.3, "motion": "basic", "demean": True}) == [
+        "fd_threshold"]
+    assert cf.inapplicable_parameters("scrubbing", {"motion": "basic", "scrub": 3}, columns=["csf"]) == ["motion"]
+    assert cf.inapplicable_parameters("none", {"compcor": None}) == []

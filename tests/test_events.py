@@ -65,6 +65,16 @@ def test_segments_touching_censored_volumes():
     assert np.isnan(seg.data[0, 1:3, 0]).all() and seg.data[0, 0, 0] == X[6, 0]
 
 
+def test_n_censored_counts_only_censored_volumes():
+    """Issue 9.8: a sample between a kept and a censored volume counts 1 censored volume, not 2."""
+    X = np.arange(19, dtype=np.float32)[:, None]
+    kept = np.delete(np.arange(20), [7])
+    seg = ev.segment_trials(X, kept, 20, np.array([13.0, 16.0]), t_r=2.0, window=(0, 2))  # 13, 15 s; 16, 18 s
+    assert list(seg.n_censored) == [1, 0] and list(seg.valid) == [False, True]
+    seg = ev.segment_trials(X, kept, 20, np.array([11.0]), t_r=2.0, window=(0, 4))  # 11, 13, 15 s
+    assert seg.n_censored[0] == 1
+
+
 def test_regressors_equal_nilearn():
     from nilearn.glm.first_level import compute_regressor
 
@@ -133,3 +143,75 @@ def test_lss_equals_nilearn_first_level_model(lss_run):
             ref = model.compute_contrast("target", output_type="effect_size")
         ref = np.asanyarray(ref.dataobj)[mask]
         assert np.abs(betas[i] - ref).max() <= 1e-3 * np.abs(ref).max()
+
+
+def test_lss_ill_posed_trials_are_nan_with_reason(lss_run):
+    """Issue 9.5: per-trial models with too few degrees of freedom are NaN, not valid, with a reason."""
+    truth, mask, X, _, _, events = lss_run
+    rng = np.random.default_rng(0)
+    n = X.shape[0]
+    conf = rng.normal(size=(n, n - 9))  # leaves 7 degrees of freedom: a model for ill-posed trials
+    op = signal.cleaning_operator(n, t_r=truth.t_r, confounds=conf)
+    Y = signal.apply_operator(X, op)
+    est = ev.lss_estimates(Y, op.matrix, op.kept, events, t_r=truth.t_r, start_time=1.0)
+    assert op.dof == 7 and not est.valid.all()
+    bad = ~est.valid
+    assert np.isnan(est.betas[bad]).all() and np.isfinite(est.betas[est.valid]).all()
+    assert all("ill-conditioned" in est.reason[i] or "rank-deficient" in est.reason[i] for i in np.flatnonzero(bad))
+    conf = rng.normal(size=(n, n - 4))  # 2 dof left, 3 regressors per trial model: rank-deficient
+    op = signal.cleaning_operator(n, t_r=truth.t_r, confounds=conf)
+    est = ev.lss_estimates(signal.apply_operator(X, op), op.matrix, op.kept, events, t_r=truth.t_r, start_time=1.0)
+    assert not est.valid.any() and np.isnan(est.betas).all()
+    assert all(r.startswith("rank-deficient") for r in est.reason)
+    # the well-posed default model: every trial valid, equal to lss_weights
+    _, _, _, op, Y, _ = lss_run
+    est = ev.lss_estimates(Y, op.matrix, op.kept, events, t_r=truth.t_r, start_time=1.0)
+    ref, *_ = _betas(op, Y, events, n, truth.t_r)
+    assert est.valid.all() and est.reason == [""] * len(events)
+    np.testing.assert_allclose(est.betas, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_lss_equals_first_level_model_on_the_raw_run(lss_run):
+    """Independent check: nilearn FirstLevelModel per trial on the raw run with the confounds and a linear
+    drift in the design (not our cleaned design) gives our betas (Frisch-Waugh-Lovell)."""
+    import pandas as pd
+    from nilearn.glm.first_level import FirstLevelModel, make_first_level_design_matrix
+
+    truth, mask, X, _, _, events = lss_run
+    conf_path = str(truth.bold).replace("space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz",
+                                        "desc-confounds_timeseries.tsv")
+    sel = cf.select_confounds(cf.read_confounds(conf_path), "simple", motion="basic")
+    n = X.shape[0]
+    op = signal.cleaning_operator(n, t_r=truth.t_r, confounds=sel.values, sample_mask=sel.sample_mask, filter=None)
+    Y = signal.apply_operator(X, op, standardize=None)
+    est = ev.lss_estimates(Y, op.matrix, op.kept, events, t_r=truth.t_r, start_time=1.0)
+    assert est.valid.all()
+    frame_times = ev.volume_times(n, truth.t_r, 1.0)
+    img = masking.unmask(X, mask, np.eye(4))
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), np.eye(4))
+    for i in (0, 4, len(events) - 1):
+        types = ["target" if k == i else t for k, t in enumerate(events.trial_type)]
+        df = pd.DataFrame({"onset": events.onset, "duration": events.duration, "trial_type": types})
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*Generation of a mask has been requested",
+                                    category=RuntimeWarning)
+            dm = make_first_level_design_matrix(frame_times, df, hrf_model="spm", drift_model="polynomial",
+                                                drift_order=1, add_regs=sel.values,
+                                                add_reg_names=[f"c{j}" for j in range(sel.values.shape[1])])
+            model = FirstLevelModel(mask_img=mask_img, signal_scaling=False, noise_model="ols", minimize_memory=True)
+            model.fit(img, design_matrices=[dm], sample_masks=[sel.sample_mask])
+            ref = np.asanyarray(model.compute_contrast("target", output_type="effect_size").dataobj)[mask]
+        scale = np.abs(est.betas).max(axis=0) + 1e-3 * Y.std(axis=0)  # per-voxel scale of the betas
+        rel = (np.abs(est.betas[i] - ref) / scale).max()
+        print(f"trial {i}: max |ours - FirstLevelModel| = {rel:.1e} of the voxel's beta scale")
+        assert rel <= 1e-4, rel
+
+
+def test_events_and_confounds_with_byte_order_mark(tmp_path):
+    """Issue 9.8: a UTF-8 BOM (Excel exports) is not part of the first column name."""
+    p = tmp_path / "bom_events.tsv"
+    p.write_bytes("\ufeffonset\tduration\ttrial_type\n1.5\t1\tface\n".encode())
+    assert ev.read_events(p).onset.tolist() == [1.5]
+    c = tmp_path / "bom_desc-confounds_timeseries.tsv"
+    c.write_bytes("\ufefftrans_x\tcsf\n0.1\t2\n0.2\t3\n".encode())
+    assert list(cf.read_confounds(c).columns) == ["trans_x", "csf"]

@@ -26,6 +26,26 @@ def test_iter_volumes_scaled_int16(tmp_path):
     np.testing.assert_allclose(_stack(path), nib.load(path).get_fdata(), rtol=1e-6)
 
 
+def test_scaled_int16_statistics_in_float64(tmp_path):
+    """Issue 9.7: scaled integers are scaled in float64 and their mean accumulated in float64."""
+    from nilearn.image.image import compute_mean
+
+    rng = np.random.default_rng(5)
+    data = rng.integers(20000, 32000, (6, 5, 4, 300))
+    path = write_bold(tmp_path / "s.nii.gz", data, dtype=np.int16, slope=0.0371)
+    exact = nib.load(path).get_fdata()
+    np.testing.assert_array_equal(_stack(path), exact.astype(np.float32))  # one rounding, from float64
+    ref, _ = compute_mean(str(path))
+    assert np.abs(mean_volume(path) - exact.mean(axis=-1)).max() < 1e-9
+    assert np.abs(mean_volume(path) - ref).max() < 1e-9
+
+
+def test_read_tsv_ignores_byte_order_mark(tmp_path):
+    p = tmp_path / "bom.tsv"
+    p.write_bytes("\ufeffonset\tduration\n1\t2\n".encode())
+    assert read_tsv(p) == (["onset", "duration"], [["1", "2"]])
+
+
 def test_big_endian(tmp_path):
     data = np.arange(2 * 3 * 4 * 5, dtype=">f4").reshape(2, 3, 4, 5)
     img = nib.Nifti1Image(data, np.eye(4))

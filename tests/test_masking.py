@@ -47,14 +47,44 @@ def test_smoothing_of_mask_touching_the_border(tmp_path):
                                _nilearn_masker(path, mask, 6), rtol=1e-5, atol=1e-3)
 
 
-def test_nan_inside_mask_is_an_error(tmp_path, small_bold):
+@pytest.mark.parametrize("fwhm", [None, 6.0])
+def test_nan_inside_mask_is_zero_as_nilearn(tmp_path, small_bold, fwhm):
+    """Issue 9.6: one policy (NiftiMasker's: non-finite -> 0), counted in one warning line."""
     _, brain, data = small_bold
     data = data.copy()
     idx = tuple(np.argwhere(brain)[10]) + (3,)
     data[idx] = np.nan
+    data[tuple(np.argwhere(brain)[50]) + (7,)] = np.inf
     path = write_bold(tmp_path / "nan.nii.gz", data)
-    with pytest.raises(ValueError, match="volume 3 has 1 NaN or infinite"):
-        masking.apply_mask(path, brain)
+    with pytest.warns(UserWarning, match=r"nan.nii.gz: 2 non-finite value\(s\) .* set to 0") as rec:
+        ours, n_bad = masking.apply_mask(path, brain, smoothing_fwhm=fwhm, return_nonfinite=True)
+    assert n_bad == 2 and len(rec) == 1 and "\n" not in str(rec[0].message)
+    from nilearn.maskers import NiftiMasker
+    from nilearn.masking import apply_mask as nl_apply_mask
+
+    mask_img = nib.Nifti1Image(brain.astype(np.uint8), nib.load(path).affine)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*non-finite|.*NaN|.*inf", category=UserWarning)
+        if fwhm is None:
+            ref = nl_apply_mask(str(path), mask_img)
+        else:
+            ref = NiftiMasker(mask_img, smoothing_fwhm=fwhm, standardize=None, detrend=False).fit_transform(str(path))
+    assert np.isfinite(ours).all() and ours[3, 10] == (0 if fwhm is None else ours[3, 10])
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-3)
+    lab = np.where(brain, 1 + (np.indices(brain.shape)[0] > 10), 0)
+    with pytest.warns(UserWarning, match="2 non-finite"):
+        _, _, n_lab = masking.apply_labels(path, lab, smoothing_fwhm=fwhm, return_nonfinite=True)
+    assert n_lab == 2
+
+
+def test_float64_bold_stays_float64(tmp_path, small_bold):
+    """Issue 9.7: float64 BOLD is not cast to float32 before cleaning."""
+    _, brain, data = small_bold
+    data64 = data.astype(np.float64) + np.random.default_rng(0).normal(0, 1e-6, data.shape)
+    path = write_bold(tmp_path / "f64.nii.gz", data64, dtype=np.float64)
+    X = masking.apply_mask(path, brain)
+    assert X.dtype == np.float64
+    np.testing.assert_array_equal(X, data64[brain].T)
 
 
 def test_empty_mask_and_wrong_grid(small_bold):

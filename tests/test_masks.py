@@ -50,7 +50,7 @@ def test_load_mask_checks(tmp_path):
     good[1:4, 1:4, 1:4] = 1
     m = masks.load_mask(_save(tmp_path, good, aff), (5, 5, 5, 10), aff)
     assert m.dtype == bool and m.sum() == 27
-    with pytest.raises(ValueError, match="differs from the BOLD grid.*--resample-mask"):
+    with pytest.raises(ValueError, match="differs from the BOLD grid.*resample=True"):
         masks.load_mask(_save(tmp_path, good, aff), (6, 5, 5), aff)
     shifted = aff.copy()
     shifted[0, 3] = 0.01

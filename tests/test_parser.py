@@ -52,6 +52,21 @@ def test_boutiques_descriptor_is_current():
     assert {"--mask-strategy", "--denoise", "--trial-estimates", "--no-detrend"} <= flags
 
 
+def test_options_that_do_not_apply_are_not_hashed(tmp_path):
+    """Issue 9.4: --fd-threshold with 'simple' (or --motion with explicit --confounds) changes no hash."""
+    base = [str(tmp_path / "bids"), str(tmp_path / "out"), "participant"]
+    ref = parse_args(base)
+    assert parse_args(base + ["--fd-threshold", "0.3", "--compcor", "temporal"]).configuration_hash() == \
+        ref.configuration_hash()
+    assert "fd_threshold" not in ref.result_settings() and "motion" in ref.result_settings()
+    scrub = parse_args(base + ["--denoise", "scrubbing", "--fd-threshold", "0.3"])
+    assert scrub.result_settings()["fd_threshold"] == 0.3
+    cols = base + ["--confounds", "csf", "trans_x"]
+    assert parse_args(cols + ["--motion", "basic"]).configuration_hash() == parse_args(cols).configuration_hash()
+    assert parse_args(base + ["--dummy-scans", "4"]).dummy_scans == 4
+    assert parse_args(base + ["--dummy-scans", "4"]).configuration_hash() != ref.configuration_hash()
+
+
 def test_help_documents_every_option_and_its_default_once():
     import argparse
 

@@ -144,3 +144,81 @@ def test_nilearn_interpolation_bug_is_documented():
     op, rows = signal._interpolation_operator(10, keep, 1.0)
     np.testing.assert_array_equal(rows, np.arange(2, 9))
     np.testing.assert_allclose((op @ X)[:, 0], np.arange(2, 9) ** 2, atol=1e-9)
+
+
+@pytest.mark.parametrize("standardize", ["zscore_sample", "psc"])
+@pytest.mark.parametrize("detrend", [True, False])
+def test_constant_and_zero_columns_are_zero(data, standardize, detrend):
+    """Issue 9.1: a constant column is 0 after standardization (decided on its scale, not on round-off)."""
+    X, conf, keep = data
+    Xc = X.astype(np.float64)
+    Xc[:, 0] = 1234.5678
+    Xc[:, 1] = 0.0
+    Xc[:, 2] = -7.1e-3
+    out = signal.clean(Xc, t_r=T_R, detrend=detrend, standardize=standardize, confounds=conf,
+                       sample_mask=keep, filter="butterworth", high_pass=0.01)
+    assert (out[:, :3] == 0).all()
+    assert np.isfinite(out).all() and (out[:, 3:].std(axis=0) > 0.1).all()
+
+
+def test_unknown_standardize_in_apply_operator(data):
+    X, _, _ = data
+    op = signal.cleaning_operator(X.shape[0], t_r=T_R)
+    with pytest.raises(ValueError, match="Unknown standardize 'zscore'"):
+        signal.apply_operator(X, op, standardize="zscore")
+
+
+def test_cosine_with_low_pass_is_refused(data):
+    X, _, _ = data
+    with pytest.raises(ValueError, match="filter='cosine' is a high-pass .* cannot apply low_pass=0.1"):
+        signal.clean(X, t_r=T_R, filter="cosine", high_pass=0.01, low_pass=0.1)
+
+
+def test_degrees_of_freedom_counts_everything_removed():
+    rng = np.random.default_rng(1)
+    n = 120
+    conf = rng.normal(size=(n, 7))
+    keep = np.ones(n, bool)
+    keep[[0, 1, 50, 51]] = False
+    op = signal.cleaning_operator(n, t_r=2.0, confounds=conf, sample_mask=keep, filter=None)
+    assert op.dof == 116 - 2 - 7 and op.removes_mean
+    assert signal.degrees_of_freedom(op, "zscore_sample") == 107
+    op = signal.cleaning_operator(n, t_r=2.0, detrend=False, filter="cosine", high_pass=0.01)
+    n_cos = int(np.floor(2 * n * 0.01 * 2.0))
+    assert op.dof == n - n_cos and not op.removes_mean
+    assert signal.degrees_of_freedom(op, "zscore_sample") == n - n_cos - 1
+    # band-pass 0.01-0.1 Hz at TR 2 s keeps the frequencies k / (2 n TR) inside the band: about 2 n TR * 0.09
+    op = signal.cleaning_operator(n, t_r=2.0, detrend=False, low_pass=0.1, high_pass=0.01)
+    assert abs(op.dof - 2 * n * 2.0 * 0.09) <= 3
+
+
+@pytest.mark.parametrize("n,kwargs", [
+    (1, {}),
+    (3, {"confounds": np.random.default_rng(0).normal(size=(3, 2))}),
+    (10, {"confounds": np.random.default_rng(0).normal(size=(10, 8))}),
+    (30, {"confounds": np.random.default_rng(0).normal(size=(30, 28))}),
+])
+def test_too_short_runs_are_refused(n, kwargs):
+    """Issue 9.2: runs too short for the model raise instead of writing rounding noise."""
+    X = np.random.default_rng(2).normal(size=(n, 5)).astype(np.float32) + 100
+    with pytest.raises(ValueError, match=r"cleaning leaves -?\d+ degrees of freedom \(.*kept volume"):
+        signal.clean(X, t_r=2.0, filter=None, **kwargs)
+
+
+def test_few_degrees_of_freedom_warn_one_line():
+    X = np.random.default_rng(2).normal(size=(20, 5)).astype(np.float32) + 100
+    conf = np.random.default_rng(3).normal(size=(20, 12))
+    with pytest.warns(UserWarning, match=r"only 6 degrees of freedom .* fewer than 10") as rec:
+        signal.clean(X, t_r=2.0, filter=None, confounds=conf)
+    assert "\n" not in str(rec[0].message)
+
+
+def test_float64_input_is_cleaned_in_float64():
+    rng = np.random.default_rng(4)
+    X = 1000 + rng.normal(size=(80, 6)) * 1e-5  # variations below float32 resolution at 1000
+    out = signal.clean(X, t_r=2.0, filter=None)
+    ref = (X - X.mean(0))
+    t = np.arange(80) - 39.5
+    ref = ref - np.outer(t, t @ ref) / (t @ t)
+    ref /= ref.std(axis=0, ddof=1)
+    assert out.dtype == np.float64 and np.abs(out - ref).max() < 1e-6

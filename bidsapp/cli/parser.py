@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bidsapp import __version__
-from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES
+from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES, parse_dummy_scans
 from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, SURFACES, Settings
 
 
@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-compcor", type=_n_compcor, help=f"number of CompCor components, or all {strategy}")
     g.add_argument("--no-demean", dest="demean", action="store_false", default=True,
                    help="do not demean the confounds (default: demeaned)")
+    g.add_argument("--dummy-scans", type=parse_dummy_scans, default="auto", metavar="auto|N",
+                   help="non-steady-state volumes censored with every strategy, none included: auto = fMRIPrep's "
+                   "non_steady_state_outlier columns (none without a confounds file), N = the first N volumes")
     g = p.add_argument_group("Options for signal cleaning and filters (nilearn.signal.clean order)")
     g.add_argument("--detrend", action=argparse.BooleanOptionalAction, default=True,
                    help="remove linear trends from signals and confounds (default: %(default)s)")

@@ -14,10 +14,12 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from bidsapp.cli.parser import UsageError, parse_args
 from bidsapp.collect import InputError, Run, collect_runs
+from bidsapp.messages import cli_words
 from bidsapp.settings import Settings
 from bidsapp.workdir import WorkFolderBusy, work_folder
 
@@ -36,11 +38,29 @@ def _on_signal(signum, frame):
 
 
 def _strategy_params(s: Settings) -> dict:
+    from bidsapp.core.confounds import inapplicable_parameters
+
     keys = ("motion", "wm_csf", "global_signal", "scrub", "fd_threshold", "std_dvars_threshold",
             "compcor", "n_compcor")
-    out = {k: getattr(s, k) for k in keys if getattr(s, k) is not None}
+    given = {k: getattr(s, k) for k in keys if getattr(s, k) is not None}
+    unused = inapplicable_parameters(s.denoise, given, s.confounds)
+    out = {k: v for k, v in given.items() if k not in unused}
     out["demean"] = s.demean
     return out
+
+
+def warn_inapplicable(s: Settings) -> None:
+    """One warning line per strategy option that the denoising strategy does not use."""
+    from bidsapp.core.confounds import inapplicable_parameters
+
+    keys = ("motion", "wm_csf", "global_signal", "scrub", "fd_threshold", "std_dvars_threshold",
+            "compcor", "n_compcor")
+    given = {k: getattr(s, k) for k in keys if getattr(s, k) is not None}
+    for k in inapplicable_parameters(s.denoise, given, s.confounds):
+        why = "explicit --confounds replace the preset regressors" if s.confounds and k in (
+            "motion", "wm_csf", "global_signal", "compcor", "n_compcor") else f"--denoise {s.denoise} does not use it"
+        warnings.warn(f"--{k.replace('_', '-')} {given[k]} is ignored: {why}; it is not recorded or hashed.",
+                      stacklevel=2)
 
 
 def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
@@ -58,7 +78,13 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
         check_filter(float(t_r), s.low_pass, s.high_pass, s.filter)
     except ValueError as exc:
         raise InputError(f"{run.bold.name}: {exc}", code=2) from exc
+    from bidsapp.core.io import check_repetition_time
+
+    if s.t_r is None:
+        check_repetition_time(run.bold, float(t_r))
     needs_confounds = s.denoise != "none" or bool(s.confounds)
+    # the confounds file is also read with --denoise none, for non-steady-state censoring (--dummy-scans auto)
+    use_confounds = run.confounds is not None and (needs_confounds or s.dummy_scans == "auto")
     if needs_confounds and run.confounds is None:
         raise InputError(f"{run.bold}: denoising strategy '{s.denoise}' needs the run's "
                          "desc-confounds_timeseries.tsv, which is missing. Use --denoise none or rerun fMRIPrep.")
@@ -86,8 +112,8 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
                          f"{s.mem_gb:g}; raise --mem-gb or run on a machine with more memory.", code=2)
     return dict(**gray,
         bold_file=str(run.bold), mask_file=str(run.mask) if run.mask else None,
-        confounds_file=str(run.confounds) if needs_confounds and run.confounds else None,
-        confounds_json=str(run.confounds_json) if needs_confounds and run.confounds_json else None,
+        confounds_file=str(run.confounds) if use_confounds else None,
+        confounds_json=str(run.confounds_json) if use_confounds and run.confounds_json else None,
         events_file=str(run.events) if run.events else None,
         entities=run.entities, space=run.space or s.space, t_r=float(t_r),
         start_time=start_time, start_time_source=start_source,
@@ -95,6 +121,7 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
         atlas_file=str(s.atlas) if s.atlas else None,
         atlas_labels=str(s.atlas_labels) if s.atlas_labels else None, atlas_name=s.atlas_name,
         denoise=s.denoise, confound_columns=list(s.confounds), strategy_params=_strategy_params(s),
+        dummy_scans=s.dummy_scans,
         detrend=s.detrend, standardize=s.standardize, standardize_confounds=s.standardize_confounds,
         filter=s.filter, low_pass=s.low_pass, high_pass=s.high_pass,
         segment_params=segment_params(s, run),
@@ -140,10 +167,10 @@ def estimate_memory(run: Run, s: Settings, t_r: float) -> dict[str, float]:
 
 def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
     """The run's input files by role (those the settings use) and the dataset roots for BIDS URIs."""
-    needs_confounds = s.denoise != "none" or bool(s.confounds)
+    use_confounds = s.denoise != "none" or bool(s.confounds) or s.dummy_scans == "auto"
     files = {"bold": run.bold, "mask": run.mask if s.mask_strategy == "fmriprep" else None,
-             "confounds": run.confounds if needs_confounds else None,
-             "confounds_json": run.confounds_json if needs_confounds else None,
+             "confounds": run.confounds if use_confounds else None,
+             "confounds_json": run.confounds_json if use_confounds else None,
              "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
     # the JSON sidecars the run's metadata (TR, StartTime, SliceTiming) came from: a change recomputes the run
     files.update({f"metadata_{k}": path for k, path in enumerate(run.metadata_files, start=1)})
@@ -315,6 +342,7 @@ def participant(s: Settings) -> int:
         else:
             print(f"[bidsapp] compute  {run.label}: {reason}", flush=True)
             todo.append(run)
+    warn_inapplicable(s)
     kwargs = [run_kwargs(r, s, cache_dir) for r in todo]
     drv.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)
@@ -482,7 +510,7 @@ def _main(argv: list[str] | None, verbose: bool) -> int:
     except (UsageError, InputError, ValueError) as exc:
         if verbose:
             traceback.print_exc()
-        print(f"bidsapp: error: {exc}", file=sys.stderr)
+        print(f"bidsapp: error: {cli_words(str(exc))}", file=sys.stderr)
         return getattr(exc, "code", 1)
     except OSError as exc:
         if verbose:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bidsapp.core.io import read_tsv, to_float
-from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES  # noqa: E402,F401 (re-exported)
+from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES, parse_dummy_scans  # noqa: E402,F401 (re-exported)
 
 #: nilearn's presets (``load_confounds_strategy``); parameters a user may change
 PRESETS: dict[str, dict] = {
@@ -38,6 +38,60 @@ TUNABLE = {
     "compcor": {"motion", "compcor", "n_compcor", "global_signal", "demean"},
     "ica_aroma": {"wm_csf", "global_signal", "demean"},
 }
+
+#: parameters that choose preset regressors (replaced by explicit columns)
+REGRESSOR_PARAMETERS = {"motion", "wm_csf", "global_signal", "compcor", "n_compcor"}
+
+
+def inapplicable_parameters(strategy: str, parameters: dict, columns=None) -> list[str]:
+    """Names of the given (not None) strategy parameters that ``strategy`` does not use.
+
+    With explicit ``columns``, the parameters choosing preset regressors do not apply either.
+    ``demean`` is not reported (it has a default and applies whenever regressors exist).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Unknown denoising strategy '{strategy}'; use one of {', '.join(STRATEGIES)}.")
+    used = set(TUNABLE[strategy])
+    if columns:
+        used -= REGRESSOR_PARAMETERS
+    return sorted(k for k, v in parameters.items() if v is not None and k != "demean" and k not in used)
+
+
+def non_steady_state(n: int, dummy_scans="auto", table: ConfoundsTable | None = None) -> tuple[np.ndarray, str]:
+    """Volumes censored as non-steady-state, whatever the denoising strategy.
+
+    Parameters
+    ----------
+    n : int
+        Volumes in the run.
+    dummy_scans : "auto" or int
+        ``"auto"``: fMRIPrep's ``non_steady_state_outlier*`` columns of ``table``
+        (none censored without a confounds table or such columns); an integer:
+        the first ``dummy_scans`` volumes.
+    table : ConfoundsTable or None
+
+    Returns
+    -------
+    flagged : numpy.ndarray of bool, shape (n,)
+    source : str
+        What was applied, for the sidecar.
+    """
+    dummy_scans = parse_dummy_scans(dummy_scans)
+    flagged = np.zeros(n, dtype=bool)
+    if dummy_scans != "auto":
+        if dummy_scans >= n:
+            raise ValueError(f"dummy_scans={dummy_scans} censors all {n} volumes of the run; lower it.")
+        flagged[:dummy_scans] = True
+        return flagged, f"first {dummy_scans} volume(s) (dummy_scans={dummy_scans})"
+    if table is None:
+        return flagged, "auto: no confounds file, no volume censored as non-steady-state"
+    cols = [c for c in table.columns if "non_steady_state" in c]
+    if not cols:
+        return flagged, f"auto: {table.path.name} has no non_steady_state_outlier column, none censored"
+    for c in cols:
+        flagged |= np.nan_to_num(table.columns[c]) != 0
+    return flagged, f"auto: fMRIPrep non_steady_state_outlier columns of {table.path.name}"
+
 
 _CAMEL = {
     "X": "trans_x", "Y": "trans_y", "Z": "trans_z", "RotX": "rot_x", "RotY": "rot_y", "RotZ": "rot_z",
@@ -126,7 +180,10 @@ class ConfoundSelection:
     non_steady_state : numpy.ndarray of bool, shape (n_volumes,)
     motion_outliers : numpy.ndarray of bool, shape (n_volumes,)
     parameters : dict
-        Strategy parameters after defaults.
+        Strategy parameters applied (after defaults; with explicit columns,
+        only those that still apply).
+    non_steady_state_source : str
+        How non-steady-state volumes were found (see :func:`non_steady_state`).
     """
 
     names: list[str]
@@ -135,6 +192,7 @@ class ConfoundSelection:
     non_steady_state: np.ndarray
     motion_outliers: np.ndarray
     parameters: dict = field(default_factory=dict)
+    non_steady_state_source: str = ""
 
 
 def _suffixed(base: list[str], model: str) -> list[str]:
@@ -148,8 +206,8 @@ def _require(table: ConfoundsTable, cols: list[str], strategy: str, what: str) -
     if missing:
         raise ValueError(
             f"{table.path}: column(s) {missing} needed for {what} by denoising strategy "
-            f"'{strategy}' are missing. Choose a lower model (e.g. --motion basic), another strategy, "
-            "or list the columns with --confounds."
+            f"'{strategy}' are missing. Choose a lower model (e.g. motion='basic'), another strategy, "
+            "or list the columns explicitly (columns=...)."
         )
     return cols
 
@@ -161,7 +219,7 @@ def _compcor_columns(table: ConfoundsTable, compcor: str, n_compcor, strategy: s
     if meta is None:
         raise ValueError(
             f"{table.path}: CompCor needs the confounds JSON sidecar (fMRIPrep >= 1.4) next to the TSV; "
-            "it is missing. Use --denoise simple, or provide the .json file."
+            "it is missing. Use strategy 'simple', or provide the .json file."
         )
     prefixes = {"temporal_anat_combined": ["t", "a"], "temporal_anat_separated": ["t", "a", "w", "c"],
                 "temporal": ["t"], "anat_combined": ["a"], "anat_separated": ["a", "w", "c"]}[compcor]
@@ -232,6 +290,7 @@ def select_confounds(
     strategy: str = "simple",
     *,
     columns: list[str] | None = None,
+    dummy_scans="auto",
     **parameters,
 ) -> ConfoundSelection:
     """Select regressors and censored volumes like nilearn's ``load_confounds_strategy``.
@@ -244,7 +303,10 @@ def select_confounds(
         Preset. ``none`` selects no regressor (non-steady-state volumes are
         still censored, as ``load_confounds(strategy=())``).
     columns : list of str or None
-        Explicit regressor columns, used instead of the preset's regressors.
+        Explicit regressor columns, used instead of the preset's regressors
+        (scrubbing still applies with ``scrubbing``).
+    dummy_scans : "auto" or int
+        Non-steady-state censoring, for every strategy (:func:`non_steady_state`).
     **parameters
         motion, wm_csf, global_signal, scrub, fd_threshold,
         std_dvars_threshold, compcor, n_compcor, demean.
@@ -260,7 +322,7 @@ def select_confounds(
     selected: list[str] = []
     comps = params["components"]
     if columns:
-        selected = _require(table, list(columns), strategy, "--confounds")
+        selected = _require(table, list(columns), strategy, "the explicit confound columns")
     else:
         if "high_pass" in comps:
             selected += [c for c in table.columns if "cosine" in c]
@@ -275,21 +337,19 @@ def select_confounds(
                                  f"global_signal={params['global_signal']}")
         if "compcor" in comps:
             selected += _compcor_columns(table, params["compcor"], params["n_compcor"], strategy)
+    nss, nss_source = non_steady_state(n, dummy_scans, table)
     nss_cols = [c for c in table.columns if "non_steady_state" in c]
-    nss = np.zeros(n, dtype=bool)
-    for c in nss_cols:
-        nss |= np.nan_to_num(table.columns[c]) != 0
     outliers = np.zeros(n, dtype=bool)
-    if "scrub" in comps and not columns:
+    if "scrub" in comps:
         outliers = _scrub_mask(table, int(params["scrub"]), float(params["fd_threshold"]),
                                float(params["std_dvars_threshold"]), strategy)
-    has_outlier_cols = bool(nss_cols) or outliers.any()
+    has_outlier_cols = (bool(nss_cols) and parse_dummy_scans(dummy_scans) == "auto") or nss.any() or outliers.any()
     flagged = nss | outliers
     sample_mask = np.flatnonzero(~flagged) if has_outlier_cols else None
     if sample_mask is not None and sample_mask.size == 0:
         raise ValueError(
             f"{table.path}: strategy '{strategy}' censors all {n} volumes (non-steady-state or motion "
-            "outliers). Relax --fd-threshold / --std-dvars-threshold, or exclude this run."
+            "outliers). Relax fd_threshold / std_dvars_threshold, or exclude this run."
         )
     names = sorted(set(selected) - {c for c in selected if "non_steady_state" in c or "motion_outlier" in c})
     values = np.column_stack([table.columns[c] for c in names]) if names else np.zeros((n, 0))
@@ -304,7 +364,13 @@ def select_confounds(
         if params["demean"]:
             ref = values if sample_mask is None else values[sample_mask]
             values = values - ref.mean(axis=0)
+    applied = dict(params)
+    if columns:
+        applied = {k: v for k, v in params.items() if k not in REGRESSOR_PARAMETERS}
+        applied["components"] = tuple(c for c in params["components"] if c == "scrub")
+        applied["columns"] = tuple(columns)
+    applied["dummy_scans"] = parse_dummy_scans(dummy_scans)
     return ConfoundSelection(
         names=names, values=values, sample_mask=sample_mask, non_steady_state=nss,
-        motion_outliers=outliers, parameters={k: v for k, v in params.items()},
+        motion_outliers=outliers, parameters=applied, non_steady_state_source=nss_source,
     )

@@ -94,7 +94,7 @@ def window_offsets(window: tuple[float, float], t_r: float) -> np.ndarray:
     """TR-spaced offsets (s) from ``window[0]`` up to ``window[1]`` included."""
     start, end = window
     if end <= start:
-        raise ValueError(f"--trial-window END ({end}) must be after START ({start}).")
+        raise ValueError(f"Trial window end ({end}) must be after its start ({start}).")
     n = int(np.floor((end - start) / t_r + 1e-9)) + 1
     return start + np.arange(n) * t_r
 
@@ -111,7 +111,8 @@ class Segments:
     valid : numpy.ndarray of bool, shape (n_trials,)
         False when the window leaves the run or touches a censored volume.
     n_censored : numpy.ndarray of int, shape (n_trials,)
-        Censored volumes used by the window.
+        Censored volumes the window's samples would need (kept neighbours
+        of censored volumes are not counted).
     outside : numpy.ndarray of bool, shape (n_trials,)
         The window reaches before the first or after the last volume.
     index : numpy.ndarray of int, shape (n_trials_kept,)
@@ -135,15 +136,17 @@ def segment_trials(
     t_r: float,
     start_time: float = 0.0,
     window: tuple[float, float] = (-2.0, 16.0),
-    hrf_lag: float = 0.0,
     edge: str = "nan",
 ) -> Segments:
     """Cut the cleaned signal around each onset, resampled on TR-spaced offsets.
 
-    Each sample at ``onset + lag + offset`` is the linear interpolation of
-    the two volumes around it. Samples needing a censored volume or a time
-    outside the run are NaN (``edge="nan"``), or the whole trial is left out
-    (``edge="drop"``); either way the trial is marked not ``valid``.
+    Offsets are relative to the event onset itself (a peri-stimulus window:
+    the haemodynamic lag is inside the window, e.g. the default -2..16 s; the
+    ``hrf_lag`` of :func:`label_rows` does not move segments). Each sample at
+    ``onset + offset`` is the linear interpolation of the two volumes around
+    it. Samples needing a censored volume or a time outside the run are NaN
+    (``edge="nan"``), or the whole trial is left out (``edge="drop"``); either
+    way the trial is marked not ``valid``.
 
     Parameters
     ----------
@@ -159,7 +162,7 @@ def segment_trials(
     offsets = window_offsets(window, t_r)
     row_of = np.full(n_volumes, -1)
     row_of[np.asarray(kept_volumes)] = np.arange(len(kept_volumes))
-    pos = (onsets[:, None] + hrf_lag + offsets[None, :] - start_time) / t_r  # fractional volume index
+    pos = (onsets[:, None] + offsets[None, :] - start_time) / t_r  # fractional volume index
     i0 = np.floor(pos + 1e-9).astype(int)
     w = np.clip(pos - i0, 0.0, 1.0)
     w[w < 1e-9] = 0.0
@@ -169,8 +172,8 @@ def segment_trials(
     r1 = np.where(outside_s, -1, row_of[np.clip(i1, 0, n_volumes - 1)])
     censored_s = ~outside_s & ((r0 < 0) | (r1 < 0))
     bad = outside_s | censored_s
-    n_cens = np.array([len(set(i0[k][censored_s[k]]) | set(i1[k][censored_s[k]])) for k in range(len(onsets))],
-                      dtype=int)
+    c0, c1 = censored_s & (r0 < 0), censored_s & (r1 < 0)
+    n_cens = np.array([len(set(i0[k][c0[k]]) | set(i1[k][c1[k]])) for k in range(len(onsets))], dtype=int)
     valid = ~bad.any(axis=1)
     keep = np.flatnonzero(valid) if edge == "drop" else np.arange(len(onsets))
     out = np.empty((keep.size, offsets.size, cleaned.shape[1]), dtype=np.float32)
@@ -261,3 +264,132 @@ def lss_weights(design_trials: np.ndarray, design_types: np.ndarray, trial_type_
         D = np.column_stack([design_trials[:, i], others, ones])
         W[i] = np.linalg.pinv(D)[0]
     return W
+
+
+#: a trial's LSS beta is not estimable when its per-trial model leaves fewer residual degrees of freedom
+MIN_TRIAL_DOF = 1
+#: ... or when its variance is inflated more than this, relative to the trial regressor alone in the raw run
+MAX_VARIANCE_INFLATION = 100.0
+
+
+@dataclass
+class TrialEstimates:
+    """LSS betas and their bookkeeping.
+
+    Attributes
+    ----------
+    betas : numpy.ndarray, float32, shape (n_trials, n_features)
+        NaN for trials whose model is not estimable.
+    valid : numpy.ndarray of bool, shape (n_trials,)
+    reason : list of str
+        Why a trial is not valid ("" when valid).
+    response_retained : numpy.ndarray, shape (n_trials,)
+        Share of the trial's HRF response energy that falls in kept volumes.
+    variance_inflation : numpy.ndarray, shape (n_trials,)
+        Variance of the trial's beta relative to that of the trial regressor
+        alone on the raw (centred, kept) volumes: large when cleaning removes
+        the regressor or other regressors are collinear with it.
+    residual_dof : numpy.ndarray of int, shape (n_trials,)
+        Degrees of freedom left by the cleaning minus the per-trial model's rank.
+    """
+
+    betas: np.ndarray
+    valid: np.ndarray
+    reason: list[str]
+    response_retained: np.ndarray
+    variance_inflation: np.ndarray
+    residual_dof: np.ndarray
+
+
+def lss_estimates(
+    cleaned: np.ndarray,
+    operator: np.ndarray,
+    kept_volumes: np.ndarray,
+    events: Events,
+    *,
+    t_r: float,
+    start_time: float = 0.0,
+    dof: int | None = None,
+    chunk_size: int = 32768,
+) -> TrialEstimates:
+    """Least-squares-separate trial-wise betas on the cleaned signal.
+
+    The per-trial design (trial, other trials of each type, intercept) is
+    built from SPM-HRF regressors on the run's volume times, cleaned with the
+    same linear ``operator`` as the data (Frisch-Waugh-Lovell: equal to a
+    first-level model on the raw run with the confounds, trend and filter in
+    the design). A trial is not valid, with NaN betas and a ``reason``, when it
+    starts after the end of the run, when its model leaves fewer than
+    ``MIN_TRIAL_DOF`` residual degrees of freedom or is rank-deficient, or when
+    the variance of its beta is inflated more than ``MAX_VARIANCE_INFLATION``
+    times. A trial whose response mostly falls in censored volumes
+    (``response_retained`` < 0.5) keeps its beta but is not valid.
+
+    Parameters
+    ----------
+    cleaned : numpy.ndarray, shape (n_kept, n_features)
+    operator : numpy.ndarray, shape (n_kept, n_volumes)
+        The cleaning operator that produced ``cleaned`` (before standardization).
+    kept_volumes : numpy.ndarray of int, shape (n_kept,)
+    events : Events
+    t_r, start_time : float
+    dof : int or None
+        Degrees of freedom left by the cleaning (default: :func:`bidsapp.core.signal.operator_dof`).
+    """
+    n_kept, n_vol = operator.shape
+    n_trials = len(events)
+    types = sorted(set(events.trial_type))
+    tindex = np.array([types.index(t) for t in events.trial_type], dtype=int)
+    frame_times = volume_times(n_vol, t_r, start_time)
+    raw = hrf_regressors(frame_times, events.onset, events.duration, [np.array([k]) for k in range(n_trials)])
+    d_trials = operator @ raw
+    d_types = np.column_stack([d_trials[:, tindex == k].sum(axis=1) for k in range(len(types))])
+    if dof is None:
+        from bidsapp.core.signal import operator_dof
+
+        dof = operator_dof(operator)
+    kept = np.asarray(kept_volumes)
+    energy = (raw**2).sum(axis=0)
+    retained = np.where(energy > 0, (raw[kept] ** 2).sum(axis=0) / np.where(energy > 0, energy, 1), 0.0)
+    raw_kept = raw[kept] - raw[kept].mean(axis=0)
+    raw_norm2 = (raw_kept**2).sum(axis=0)
+    W = np.zeros((n_trials, n_kept))
+    inflation = np.full(n_trials, np.inf)
+    resid_dof = np.zeros(n_trials, dtype=int)
+    reason = [""] * n_trials
+    run_end = start_time + n_vol * t_r
+    for i in range(n_trials):
+        if events.onset[i] > run_end:
+            reason[i] = f"starts after the end of the run ({run_end:g} s)"
+            continue
+        others = d_types.copy()
+        others[:, tindex[i]] -= d_trials[:, i]
+        others = others[:, np.abs(others).max(axis=0) > 1e-12]
+        X = np.column_stack([d_trials[:, i], others])
+        norms = np.linalg.norm(X, axis=0)
+        s = np.linalg.svd(X / np.where(norms > 0, norms, 1), compute_uv=False)
+        rank = int((s > s[0] * 1e-10).sum()) if s.size and s[0] > 0 else 0
+        resid_dof[i] = dof - rank
+        D = np.column_stack([X, np.ones(n_kept)])
+        pinv = np.linalg.pinv(D)
+        W[i] = pinv[0]
+        inflation[i] = (pinv[0] @ pinv[0]) * raw_norm2[i] if raw_norm2[i] > 0 else np.inf
+        if rank < X.shape[1] or norms[0] == 0:
+            reason[i] = "rank-deficient per-trial model (the trial regressor is collinear with the others or removed)"
+        elif resid_dof[i] < MIN_TRIAL_DOF:
+            reason[i] = (f"rank-deficient per-trial model: {rank} regressors for {dof} degrees of freedom "
+                         "left by cleaning")
+        elif not inflation[i] <= MAX_VARIANCE_INFLATION:
+            reason[i] = (f"ill-conditioned per-trial model: beta variance inflated {inflation[i]:.3g}x "
+                         "(cleaning removed most of the trial regressor, or it is collinear with the others)")
+    estimable = np.array([r == "" for r in reason])
+    betas = np.empty((n_trials, cleaned.shape[1]), dtype=np.float32)
+    for start in range(0, cleaned.shape[1], chunk_size):
+        cols = slice(start, start + chunk_size)
+        betas[:, cols] = W @ np.asarray(cleaned[:, cols], dtype=np.float64)
+    betas[~estimable] = np.nan
+    for i in np.flatnonzero(estimable & (retained < 0.5)):
+        reason[i] = f"only {retained[i]:.0%} of the response falls in kept volumes"
+    valid = estimable & (retained >= 0.5)
+    return TrialEstimates(betas=betas, valid=valid, reason=reason, response_retained=retained,
+                          variance_inflation=inflation, residual_dof=resid_dof)

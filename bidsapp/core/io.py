@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -68,6 +69,24 @@ def load_header(path: str | os.PathLike, *, ndim: int | None = None) -> nib.Nift
     return img
 
 
+def header_repetition_time(img: nib.Nifti1Image) -> float | None:
+    """Repetition time (s) in a NIfTI header (``pixdim[4]`` with its time unit), or None if unset."""
+    zooms = img.header.get_zooms()
+    if len(zooms) < 4 or not np.isfinite(zooms[3]) or zooms[3] <= 0:
+        return None
+    unit = img.header.get_xyzt_units()[1]
+    return float(zooms[3]) * {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
+
+
+def check_repetition_time(path: str | os.PathLike, t_r: float, rtol: float = 1e-3) -> None:
+    """Warn (one line) when the JSON ``t_r`` disagrees with the NIfTI header; the JSON wins (BIDS)."""
+    header_tr = header_repetition_time(load_header(path))
+    if header_tr is not None and abs(header_tr - t_r) > rtol * t_r:
+        warnings.warn(f"{Path(path).name}: RepetitionTime {t_r:g} s in the JSON sidecar differs from the NIfTI "
+                      f"header (pixdim[4] = {header_tr:g} s); using the JSON value, as BIDS specifies.",
+                      stacklevel=2)
+
+
 def _scaling(proxy) -> tuple[float, float] | None:
     """(slope, intercept) of an image's array proxy, or None when unscaled."""
     slope, inter = float(proxy.slope), float(proxy.inter)
@@ -110,9 +129,10 @@ def iter_volumes(
     native = disk_dtype.newbyteorder("=")
 
     def convert(raw: np.ndarray) -> np.ndarray:
-        vol = raw.astype(native, copy=False).astype(dtype, copy=False)
-        if scaling is not None:
-            vol = vol * dtype.type(scaling[0]) + dtype.type(scaling[1])
+        if scaling is not None:  # scale in float64 (as nibabel), then round once to ``dtype``
+            vol = (raw.astype(np.float64) * scaling[0] + scaling[1]).astype(dtype, copy=False)
+        else:
+            vol = raw.astype(native, copy=False).astype(dtype, copy=False)
         return vol.reshape(shape3, order="F")
 
     if str(path).endswith(".gz"):
@@ -169,9 +189,10 @@ def _read_exact(fh, n: int, path: Path, what: str) -> bytes:
 def mean_volume(path: str | os.PathLike) -> np.ndarray:
     """Temporal mean of a 4D image, accumulated like ``numpy.mean(axis=-1)``.
 
-    The sum runs volume after volume in the image's float dtype (float32 for
-    float32 data), as numpy does for a Fortran-ordered array, so the result is
-    bit-identical to nilearn's ``compute_mean``.
+    Integer data (scaled or not) and float64 data are accumulated in float64,
+    as nilearn does on nibabel's float64 arrays; float32 data are summed volume
+    after volume in float32, as numpy does for a Fortran-ordered float32 array,
+    so the result is bit-identical to nilearn's ``compute_mean``.
 
     Returns
     -------
@@ -179,8 +200,7 @@ def mean_volume(path: str | os.PathLike) -> np.ndarray:
     """
     img = load_header(path, ndim=4)
     disk = img.header.get_data_dtype()
-    unscaled_int = disk.kind in "iub" and _scaling(img.dataobj) is None
-    acc_dtype = np.float64 if unscaled_int or disk == np.float64 else np.float32
+    acc_dtype = np.float64 if disk.kind in "iub" or disk == np.float64 else np.float32
     acc = np.zeros(img.shape[:3], dtype=acc_dtype, order="F")
     n = 0
     for _, vol in iter_volumes(path, dtype=acc_dtype):
@@ -335,10 +355,10 @@ def write_tsv(path: str | os.PathLike, columns: dict[str, np.ndarray | list], *,
 
 
 def read_tsv(path: str | os.PathLike) -> tuple[list[str], list[list[str]]]:
-    """Read a BIDS TSV file into (header, rows of strings)."""
+    """Read a BIDS TSV file into (header, rows of strings); a UTF-8 byte-order mark is ignored."""
     path = Path(path)
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
+    with opener(path, "rt", encoding="utf-8-sig") as fh:
         lines = [ln.rstrip("\n").rstrip("\r") for ln in fh if ln.strip()]
     if not lines:
         raise ValueError(f"{path}: empty TSV file; it needs a header row.")

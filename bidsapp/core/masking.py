@@ -10,6 +10,7 @@ volume (:func:`bidsapp.core.io.iter_volumes`).
 from __future__ import annotations
 
 import os
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -43,10 +44,14 @@ class _Smoother:
         hi = [min(int(i.max()) + r + 1, n) for i, r, n in zip(idx, radius, support.shape)]
         self.box = tuple(slice(a, b) for a, b in zip(lo, hi))
         self.support = support[self.box]
+        self.n_nonfinite = 0
 
     def __call__(self, vol: np.ndarray) -> np.ndarray:
         out = np.array(vol[self.box], dtype=vol.dtype, order="F")
-        out[~np.isfinite(out)] = 0
+        bad = ~np.isfinite(out)
+        if bad.any():
+            self.n_nonfinite += int(bad.sum())
+            out[bad] = 0
         for axis, s in enumerate(self.sigmas):
             if s > 0:
                 ndimage.gaussian_filter1d(out, s, output=out, axis=axis)
@@ -61,19 +66,34 @@ def _check_grid(path, img, shape, what: str) -> None:
         )
 
 
-def _check_finite(row: np.ndarray, path, t: int, what: str) -> None:
-    if not np.isfinite(row).all():
-        n_bad = int((~np.isfinite(row)).sum())
-        raise ValueError(
-            f"{path}: volume {t} has {n_bad} NaN or infinite values inside the {what}. "
-            "Use a mask that excludes them (e.g. the fMRIPrep brain mask) or fix the input."
-        )
+def _zero_nonfinite(row: np.ndarray) -> int:
+    """Set non-finite values of ``row`` to 0 in place; return how many there were."""
+    bad = ~np.isfinite(row)
+    if not bad.any():
+        return 0
+    row[bad] = 0
+    return int(bad.sum())
+
+
+def _report_nonfinite(path, n: int, what: str, smoothing: bool) -> None:
+    if n:
+        where = f"within the smoothing kernel's reach of the {what}" if smoothing else f"inside the {what}"
+        warnings.warn(f"{path}: {n} non-finite value(s) (NaN or inf) {where} were set to 0 "
+                      "(as nilearn's NiftiMasker).", stacklevel=3)
+
+
+def _out_dtype(img) -> np.dtype:
+    return np.dtype(np.float64) if img.header.get_data_dtype() == np.float64 else np.dtype(np.float32)
 
 
 def apply_mask(
-    bold_path: str | os.PathLike, mask: np.ndarray, *, smoothing_fwhm: float | None = None
-) -> np.ndarray:
-    """Mask a 4D image into a (n_volumes, n_voxels) float32 array.
+    bold_path: str | os.PathLike, mask: np.ndarray, *, smoothing_fwhm: float | None = None,
+    return_nonfinite: bool = False,
+) -> np.ndarray | tuple[np.ndarray, int]:
+    """Mask a 4D image into a (n_volumes, n_voxels) float32 (float64 for float64 data) array.
+
+    Non-finite values (NaN, inf) are set to 0 before smoothing and masking, as
+    nilearn's ``NiftiMasker`` does; their number is given in one warning.
 
     Parameters
     ----------
@@ -84,10 +104,15 @@ def apply_mask(
     smoothing_fwhm : float or None
         Isotropic Gaussian FWHM in mm (anisotropic voxels handled), applied to
         each volume before masking, as NiftiMasker's ``smoothing_fwhm``.
+    return_nonfinite : bool
+        Also return the number of non-finite values set to 0 (inside the
+        mask, or within reach of the smoothing kernel).
 
     Returns
     -------
-    X : numpy.ndarray, float32, shape (n_volumes, n_voxels)
+    X : numpy.ndarray, float32 (float64 for float64 data), shape (n_volumes, n_voxels)
+    n_nonfinite : int
+        Only with ``return_nonfinite``.
     """
     img = load_header(bold_path, ndim=4)
     mask = np.asarray(mask, dtype=bool)
@@ -98,13 +123,17 @@ def apply_mask(
     sub_mask = smoother.support if smoother else mask
     # Fortran-order flat indices of mask voxels, listed in C order (nilearn's order)
     flat = np.ravel_multi_index(np.nonzero(sub_mask), sub_mask.shape, order="F")
-    out = np.empty((img.shape[3], flat.size), dtype=np.float32)
-    for t, vol in iter_volumes(bold_path):
+    dtype = _out_dtype(img)
+    out = np.empty((img.shape[3], flat.size), dtype=dtype)
+    n_bad = 0
+    for t, vol in iter_volumes(bold_path, dtype=dtype):
         if smoother is not None:
             vol = smoother(vol)
         np.take(vol.ravel(order="F"), flat, out=out[t])
-        _check_finite(out[t], bold_path, t, "mask")
-    return out
+        n_bad += _zero_nonfinite(out[t])
+    n_bad += smoother.n_nonfinite if smoother is not None else 0
+    _report_nonfinite(bold_path, n_bad, "mask", smoother is not None)
+    return (out, n_bad) if return_nonfinite else out
 
 
 def read_label_table(path: str | os.PathLike) -> dict[int, str]:
@@ -140,7 +169,7 @@ def load_labels(
             raise ValueError(
                 f"{labels_path}: atlas grid ({describe_grid(data.shape, img.affine)}) differs from the BOLD "
                 f"grid ({describe_grid(bold_shape, bold_affine)}); pass an atlas in the run's space and "
-                "resolution, or allow nearest-neighbour resampling (resample_mask / --resample-mask)."
+                "resolution, or allow nearest-neighbour resampling (resample=True)."
             )
         data = np.round(resample_to_grid(data, img.affine, bold_shape, bold_affine, order=0)).astype(np.int64)
     if not (data != 0).any():
@@ -154,8 +183,11 @@ def apply_labels(
     *,
     mask: np.ndarray | None = None,
     smoothing_fwhm: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    return_nonfinite: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, int]:
     """Mean signal of each region, as ``NiftiLabelsMasker(strategy="mean")``.
+
+    Non-finite values are set to 0 first (as nilearn), counted in one warning.
 
     Parameters
     ----------
@@ -164,11 +196,16 @@ def apply_labels(
     mask : numpy.ndarray of bool or None
         Voxels outside it are ignored.
 
+    return_nonfinite : bool
+        Also return the number of non-finite values set to 0.
+
     Returns
     -------
-    signals : numpy.ndarray, float32, shape (n_volumes, n_regions)
+    signals : numpy.ndarray, float32 (float64 for float64 data), shape (n_volumes, n_regions)
     label_values : numpy.ndarray of int, shape (n_regions,)
         Sorted label values, one per column.
+    n_nonfinite : int
+        Only with ``return_nonfinite``.
     """
     img = load_header(bold_path, ndim=4)
     _check_grid(bold_path, img, labels.shape, "atlas")
@@ -184,14 +221,18 @@ def apply_labels(
     flat = np.ravel_multi_index(sel, sub.shape, order="F")
     values, inverse = np.unique(sub[sel], return_inverse=True)
     counts = np.bincount(inverse, minlength=values.size).astype(np.float64)
-    out = np.empty((img.shape[3], values.size), dtype=np.float32)
-    for t, vol in iter_volumes(bold_path):
+    dtype = _out_dtype(img)
+    out = np.empty((img.shape[3], values.size), dtype=dtype)
+    n_bad = 0
+    for _t, vol in iter_volumes(bold_path, dtype=dtype):
         if smoother is not None:
             vol = smoother(vol)
         v = np.take(vol.ravel(order="F"), flat)
-        _check_finite(v, bold_path, t, "atlas")
-        out[t] = np.bincount(inverse, weights=v, minlength=values.size) / counts
-    return out, values
+        n_bad += _zero_nonfinite(v)
+        out[_t] = np.bincount(inverse, weights=v, minlength=values.size) / counts
+    n_bad += smoother.n_nonfinite if smoother is not None else 0
+    _report_nonfinite(bold_path, n_bad, "atlas", smoother is not None)
+    return (out, values, n_bad) if return_nonfinite else (out, values)
 
 
 def voxel_features(mask: np.ndarray, affine: np.ndarray) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from bidsapp.core.io import load_header
+from bidsapp.core.io import load_header, mean_volume
 
 AFFINE_TOLERANCE_MM = 1e-3
 TEMPLATE = "MNI152NLin2009cAsym"
@@ -106,7 +106,7 @@ def load_mask(
             raise ValueError(
                 f"{mask_path}: mask grid ({describe_grid(mask.shape, img.affine)}) differs from the BOLD "
                 f"grid ({describe_grid(bold_shape, bold_affine)}). Use the mask of the same space and "
-                "resolution, or allow nearest-neighbour resampling (resample_mask / --resample-mask)."
+                "resolution, or allow nearest-neighbour resampling (resample=True)."
             )
         mask = resample_to_grid(mask.astype(np.uint8), img.affine, bold_shape, bold_affine, order=0) > 0
     if not mask.any():
@@ -137,8 +137,8 @@ def _post_process(mask: np.ndarray, *, opening: int, connected: bool, what: str)
 
 
 _EMPTY_HINT = {
-    "background": "The images do not have a homogeneous background; use --mask-strategy epi or fmriprep.",
-    "epi": "Are the data EPI images that were not detrended? Use --mask-strategy fmriprep.",
+    "background": "The images do not have a homogeneous background; use mask strategy 'epi' or 'fmriprep'.",
+    "epi": "Are the data EPI images that were not detrended? Use mask strategy 'fmriprep'.",
     "template": "The run's field of view does not overlap the template; check the run's space.",
 }
 
@@ -303,8 +303,8 @@ def compute_template_mask(
     if space != TEMPLATE:
         raise ValueError(
             f"Template masks come from {TEMPLATE} but this run is in space '{space}': a template "
-            "mask would not be aligned with it. Use --space MNI152NLin2009cAsym, or "
-            "--mask-strategy fmriprep|epi|background for other spaces."
+            "mask would not be aligned with it. Use runs in space MNI152NLin2009cAsym, or "
+            "mask strategy 'fmriprep', 'epi' or 'background' for other spaces."
         )
     path = require_template(mask_type, bold_affine, home)
     img = load_header(path, ndim=3)
@@ -315,3 +315,58 @@ def compute_template_mask(
     resampled = resample_to_grid(data, img.affine, bold_shape, bold_affine, order=3)
     mask = resampled >= threshold
     return _post_process(mask, opening=opening, connected=connected, what="template"), path
+
+
+MASK_STRATEGIES = ("fmriprep", "background", "epi", "whole-brain-template", "gm-template", "wm-template")
+
+
+def compute_mask(
+    bold_file: str | os.PathLike, mask_file: str | os.PathLike | None, strategy: str,
+    space: str = TEMPLATE, resample_mask: bool = False,
+) -> tuple[np.ndarray, np.ndarray, str, str | None]:
+    """The run's mask by strategy: a given (fMRIPrep) mask, background, EPI or template.
+
+    Parameters
+    ----------
+    bold_file : path
+        4D BOLD run (its grid is the mask's grid).
+    mask_file : path or None
+        Brain mask for ``strategy="fmriprep"``.
+    strategy : {"fmriprep", "background", "epi", "whole-brain-template", "gm-template", "wm-template"}
+    space : str
+        Space of the run (template strategies need ``TEMPLATE``).
+    resample_mask : bool
+        Nearest-neighbour resampling of a given mask on another grid.
+
+    Returns
+    -------
+    mask : numpy.ndarray of bool, shape (nx, ny, nz)
+    affine : numpy.ndarray, shape (4, 4)
+    source : str
+        How the mask was obtained (for the sidecar).
+    template_file : str or None
+    """
+    if strategy not in MASK_STRATEGIES:
+        raise ValueError(f"Unknown mask strategy '{strategy}'; use one of {', '.join(MASK_STRATEGIES)}.")
+    img = load_header(bold_file, ndim=4)
+    shape, affine = img.shape[:3], img.affine
+    template = None
+    if strategy == "fmriprep":
+        if mask_file is None:
+            raise ValueError(
+                f"{bold_file}: no fMRIPrep brain mask (desc-brain_mask) next to this run; "
+                "use mask strategy 'epi' or 'background'."
+            )
+        mask = load_mask(mask_file, shape, affine, resample=resample_mask)
+        source = f"fMRIPrep brain mask {Path(mask_file).name}"
+    elif strategy in ("background", "epi"):
+        mean = mean_volume(bold_file)
+        fn = compute_background_mask if strategy == "background" else compute_epi_mask
+        mask = fn(mean)
+        source = f"{strategy} mask computed from the temporal mean (nilearn compute_{strategy}_mask defaults)"
+    else:
+        mask_type = {"whole-brain-template": "whole-brain", "gm-template": "gm", "wm-template": "wm"}[strategy]
+        mask, tpl = compute_template_mask(shape, affine, mask_type=mask_type, space=space)
+        template = str(tpl)
+        source = f"TemplateFlow {tpl.name} resampled to the run, threshold 0.5, opening 2"
+    return mask, affine, source, template

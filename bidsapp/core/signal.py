@@ -13,6 +13,7 @@ chunk, so memory stays bounded) and standardizes.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,12 @@ from scipy.interpolate import CubicSpline
 STANDARDIZE = ("zscore_sample", "psc", None)
 FILTERS = ("butterworth", "cosine", None)
 EPS64 = np.finfo(np.float64).eps
+#: a column whose cleaned standard deviation is below this fraction of its input RMS is constant (set to 0)
+CONSTANT_RTOL = 1e-10
+#: fewer degrees of freedom than this left after cleaning gives a warning (below 1: an error)
+MIN_DOF = 10
+#: confounds whose (pivoted-QR) condition number exceeds this give a warning: round-off decides the result
+MAX_CONFOUND_CONDITION = 1e10
 
 
 def _sample_indices(sample_mask, n: int) -> np.ndarray | None:
@@ -76,7 +83,7 @@ def butterworth_operator(n: int, t_r: float, low_pass: float | None, high_pass: 
     if n <= padlen:
         raise ValueError(
             f"The series has {n} kept volumes but the Butterworth filter needs more than {padlen}; "
-            "use --filter cosine, fewer censored volumes, or no temporal filter."
+            "use filter='cosine', fewer censored volumes, or no temporal filter."
         )
     return sp_signal.sosfiltfilt(sos, np.eye(n), axis=0)
 
@@ -136,13 +143,29 @@ class CleaningOperator:
     kept : numpy.ndarray of int, shape (n_kept,)
         Index of the input volume that each output row corresponds to.
     n_confounds_used : int
-        Rank of the confound space removed.
+        Rank of the confound space removed (cosine drifts included).
+    dof : int
+        Degrees of freedom the operator leaves: the number of its singular
+        values above 1/2, i.e. ``n_kept`` minus the rank of everything removed
+        (mean and trend, cosine drifts, confounds, censoring) and minus the
+        dimensions a Butterworth filter attenuates past its cut-off (the
+        zero-phase filter's gain is 1/2 at the cut-off).
+    removes_mean : bool
+        True when constant series are mapped to 0 (then standardization does
+        not use a further degree of freedom).
+    confound_condition : float
+        Condition number estimate (ratio of the largest to the smallest kept
+        pivot of the QR decomposition) of the standardized confounds; 1 without
+        confounds.
     """
 
     matrix: np.ndarray
     mean_weights: np.ndarray
     kept: np.ndarray
     n_confounds_used: int
+    dof: int = -1
+    removes_mean: bool = False
+    confound_condition: float = 1.0
 
 
 def check_filter(t_r: float, low_pass: float | None, high_pass: float | None, filter: str | None) -> None:
@@ -166,6 +189,11 @@ def check_filter(t_r: float, low_pass: float | None, high_pass: float | None, fi
         raise ValueError(f"high_pass ({high_pass} Hz) must be lower than low_pass ({low_pass} Hz).")
     if filter == "cosine" and high_pass is None:
         raise ValueError("filter='cosine' needs high_pass (Hz).")
+    if filter == "cosine" and low_pass is not None:
+        raise ValueError(
+            f"filter='cosine' is a high-pass (DCT drift regressors) and cannot apply low_pass={low_pass} Hz "
+            "(nilearn ignores it with a warning); drop low_pass or use filter='butterworth'."
+        )
 
 
 def cleaning_operator(
@@ -246,33 +274,111 @@ def cleaning_operator(
             op, rows = op[final_keep], rows[final_keep]
             if conf is not None:
                 conf = conf[final_keep]
-    rank = 0
+    rank, condition = 0, 1.0
     if conf is not None:
         conf = _standardize_confounds(conf, standardize_confounds)
         q, r, _ = linalg.qr(conf, mode="economic", pivoting=True)
-        q = q[:, np.abs(np.diag(r)) > EPS64 * 100.0]
+        diag = np.abs(np.diag(r))
+        used = diag > EPS64 * 100.0
+        q = q[:, used]
         rank = q.shape[1]
+        if rank:
+            condition = float(diag.max() / diag[used].min())
+        if condition > MAX_CONFOUND_CONDITION:
+            warnings.warn(
+                f"the confounds are nearly collinear (condition number {condition:.1e}): the regression "
+                "removes directions that round-off defines, so results are not reproducible; use fewer "
+                "regressors (e.g. fewer cosine drifts or less censoring).", stacklevel=2)
         op = op - q @ (q.T @ op)
-    return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank)
+    if ftype == "butterworth":  # a filter attenuates gradually: count the singular values above 1/2
+        dof = operator_dof(op)
+    else:  # projections only: kept volumes minus the ranks removed
+        dof = max(m - (min(m, 2) if detrend else 0) - rank, 0)
+    return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
+                            dof=dof, removes_mean=_removes_mean(op), confound_condition=condition)
+
+
+def operator_dof(op: np.ndarray) -> int:
+    """Degrees of freedom a cleaning matrix leaves: its number of singular values above 1/2."""
+    if op.size == 0:
+        return 0
+    small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
+    return int((linalg.eigvalsh(small, driver="evr") > 0.25).sum())
+
+
+def _removes_mean(op: np.ndarray) -> bool:
+    return bool(np.abs(op.sum(axis=1)).max(initial=0.0) <= 1e-8 * max(1.0, np.abs(op).sum(axis=1).max(initial=0.0)))
+
+
+def degrees_of_freedom(operator: CleaningOperator, standardize: str | None = None) -> int:
+    """Degrees of freedom left in each cleaned column.
+
+    ``operator.dof``, minus one when ``standardize`` removes a mean that the
+    linear cleaning left in place.
+    """
+    extra = 1 if standardize is not None and not operator.removes_mean else 0
+    return operator.dof - extra
+
+
+def check_degrees_of_freedom(operator: CleaningOperator, standardize: str | None = None,
+                             min_dof: int = MIN_DOF) -> int:
+    """Refuse a model that leaves no degree of freedom; warn below ``min_dof``.
+
+    Raises
+    ------
+    ValueError
+        When fewer than 1 degree of freedom is left, naming the count and what to relax.
+
+    Returns
+    -------
+    dof : int
+    """
+    dof = degrees_of_freedom(operator, standardize)
+    n_kept = operator.kept.size
+    what = (f"{n_kept} kept volume(s) minus {n_kept - dof} removed by detrending, filtering, "
+            f"{operator.n_confounds_used} confound regressor(s)" + (" and standardization" if dof < operator.dof
+                                                                  else ""))
+    relax = ("fewer confounds (a lighter denoising strategy or fewer columns), detrend=False, "
+             "a wider filter band or less censoring")
+    if dof < 1:
+        raise ValueError(f"cleaning leaves {dof} degrees of freedom ({what}); the output would be rounding noise. "
+                         f"Relax the model: {relax}.")
+    if dof < min_dof:
+        warnings.warn(f"cleaning leaves only {dof} degrees of freedom ({what}), fewer than {min_dof}; "
+                      f"consider {relax}.", stacklevel=2)
+    return dof
 
 
 def _standardize(
-    y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool
+    y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool,
+    constant: np.ndarray | None = None, scale: np.ndarray | None = None,
 ) -> np.ndarray:
-    if standardize is None or y.shape[0] == 1:
+    """Standardize columns in place; ``constant`` (input) and columns whose cleaned standard deviation is
+    at most ``CONSTANT_RTOL * scale`` are 0."""
+    if standardize is None:
+        return y
+    if y.shape[0] == 1:
+        if constant is not None:
+            y[:, constant] = 0.0
         return y
     if standardize == "zscore_sample":
         y -= y.mean(axis=0)
         std = y.std(axis=0, ddof=1)
+        if scale is not None:
+            constant = constant | (std <= CONSTANT_RTOL * scale)
         std[std < EPS64] = 1.0
         y /= std
-        return y
-    if psc_shift:
-        y += original_mean
-    mean = y.mean(axis=0)
-    invalid = np.abs(mean) < EPS64
-    y = (y - mean) / np.abs(np.where(invalid, 1.0, mean)) * 100
-    y[:, invalid] = 0
+    else:
+        if scale is not None:
+            constant = constant | (y.std(axis=0) <= CONSTANT_RTOL * scale)
+        if psc_shift:
+            y += original_mean
+        mean = y.mean(axis=0)
+        invalid = np.abs(mean) < EPS64
+        y = (y - mean) / np.abs(np.where(invalid, 1.0, mean)) * 100
+        y[:, invalid] = 0
+    if constant is not None:
+        y[:, constant] = 0.0
     return y
 
 
@@ -322,6 +428,13 @@ def clean(
     Returns
     -------
     cleaned : numpy.ndarray, float32 (or float64 for float64 input), shape (n_kept, n_features)
+        Constant columns are 0 when standardized (see :func:`apply_operator`).
+
+    Raises
+    ------
+    ValueError
+        Also when the model leaves no degree of freedom
+        (:func:`check_degrees_of_freedom`; fewer than ``MIN_DOF`` warns).
     """
     if standardize not in STANDARDIZE:
         raise ValueError(f"Unknown standardize '{standardize}'; use zscore_sample, psc or none.")
@@ -333,6 +446,7 @@ def clean(
         standardize_confounds=standardize_confounds, filter=filter,
         low_pass=low_pass, high_pass=high_pass, sample_mask=sample_mask,
     )
+    check_degrees_of_freedom(operator, standardize)
     return apply_operator(signals, operator, standardize=standardize, chunk_size=chunk_size, copy=copy)
 
 
@@ -344,7 +458,17 @@ def apply_operator(
     chunk_size: int = 16384,
     copy: bool = True,
 ) -> np.ndarray:
-    """Apply a :class:`CleaningOperator` to signals by column chunks, then standardize."""
+    """Apply a :class:`CleaningOperator` to signals by column chunks, then standardize.
+
+    The arithmetic is float64 whatever the input dtype. Constant columns
+    (including all-zero ones) are 0 after standardization, decided on the
+    input's scale rather than on the operator's round-off: a column is constant
+    when its range over the volumes the operator reads, or its cleaned standard
+    deviation, is at most ``CONSTANT_RTOL`` times its largest input magnitude.
+    The output is float64 for float64 input, float32 otherwise.
+    """
+    if standardize not in STANDARDIZE:
+        raise ValueError(f"Unknown standardize '{standardize}'; use zscore_sample, psc or none.")
     out_dtype = np.float64 if signals.dtype == np.float64 else np.float32
     m = operator.matrix.shape[0]
     if copy or signals.dtype != out_dtype or not signals.flags.writeable:
@@ -353,6 +477,9 @@ def apply_operator(
         out = signals[:m]
     a = operator.matrix
     chunks = [slice(s, s + chunk_size) for s in range(0, signals.shape[1], chunk_size)]
+    # contiguous blocks of the input volumes the operator reads (censored ones are not read)
+    edges = np.diff(np.concatenate([[0], np.any(a != 0, axis=0).astype(np.int8), [0]]))
+    blocks = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))) or [(0, a.shape[1])]
     psc_shift = False
     if standardize == "psc":
         # nilearn decides once, over all columns, whether filtering removed the mean
@@ -366,5 +493,13 @@ def apply_operator(
         if not np.isfinite(x).all():
             raise ValueError("signals contain NaN or infinite values; mask them out before cleaning.")
         original_mean = operator.mean_weights @ x if standardize == "psc" else None
-        out[:, cols] = _standardize(a @ x, standardize, original_mean, psc_shift)
+        y = a @ x
+        constant = scale = None
+        if standardize is not None:  # constant on the volumes read, relative to the input's magnitude
+            raw = np.asarray(signals[:, cols])  # storage dtype: exact, less memory traffic than float64
+            hi = np.max([raw[a0:b0].max(axis=0) for a0, b0 in blocks], axis=0).astype(np.float64)
+            lo = np.min([raw[a0:b0].min(axis=0) for a0, b0 in blocks], axis=0).astype(np.float64)
+            scale = np.maximum(np.abs(hi), np.abs(lo))
+            constant = hi - lo <= CONSTANT_RTOL * scale
+        out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant, scale)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,9 @@ from bidsapp.core.io import save_npy, write_text, write_tsv
 
 class _CleanInput(BaseInterfaceInputSpec):
     timeseries = File(exists=True, mandatory=True)
+    bold_file = traits.Str("", usedefault=True, desc="the run's BOLD file (named in errors)")
+    n_nonfinite = traits.Int(0, usedefault=True, desc="non-finite values set to 0 by masking")
+    dummy_scans = traits.Either(traits.Int, traits.Str, default="auto", usedefault=True)
     confounds_file = traits.Either(None, File(exists=True), default=None, usedefault=True)
     confounds_json = traits.Either(None, File(exists=True), default=None, usedefault=True)
     denoise = traits.Str("simple", usedefault=True)
@@ -35,9 +39,11 @@ class _CleanOutput(TraitedSpec):
     samples = File(exists=True, desc="one row per volume (TSV)")
     info = File(exists=True, desc="confounds used, censored volumes (JSON)")
     operator = File(exists=True, desc="linear cleaning operator (n_kept, n_volumes) .npy")
+    dof = traits.Int(desc="degrees of freedom left by cleaning")
 
 
-def censoring_table(n: int, t_r: float, start_time: float, selection, kept_rows: np.ndarray, fd) -> dict:
+def censoring_table(n: int, t_r: float, start_time: float, selection, kept_rows: np.ndarray, fd,
+                    non_steady_state: np.ndarray | None = None) -> dict:
     """The samples table: one row per volume of the run."""
     row = np.full(n, None, dtype=object)
     row[kept_rows] = np.arange(kept_rows.size)
@@ -50,8 +56,9 @@ def censoring_table(n: int, t_r: float, start_time: float, selection, kept_rows:
         "row": row,
         "framewise_displacement": fd if fd is not None else np.full(n, np.nan),
     }
+    if non_steady_state is not None:
+        table["non_steady_state"] = non_steady_state
     if selection is not None:
-        table["non_steady_state"] = selection.non_steady_state
         table["motion_outlier"] = selection.motion_outliers
     return table
 
@@ -63,10 +70,25 @@ class CleanSignals(SimpleInterface):
     output_spec = _CleanOutput
 
     def _run_interface(self, runtime):
+        name = Path(self.inputs.bold_file).name if self.inputs.bold_file else ""
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = self._clean(runtime)
+        except ValueError as exc:
+            if name and name not in str(exc):
+                raise ValueError(f"{name}: {exc}") from exc
+            raise
+        for w in caught:  # name the run in the core's warnings
+            text = str(w.message)
+            warnings.warn(f"{name}: {text}" if name and name not in text else text, w.category, stacklevel=2)
+        return result
+
+    def _clean(self, runtime):
         cwd = Path(runtime.cwd)
         X = np.load(self.inputs.timeseries)
         n = X.shape[0]
-        selection, fd = None, None
+        selection, fd, table = None, None, None
         if self.inputs.confounds_file:
             table = cf.read_confounds(self.inputs.confounds_file, self.inputs.confounds_json)
             if table.n_volumes != n:
@@ -76,23 +98,30 @@ class CleanSignals(SimpleInterface):
                 )
             selection = cf.select_confounds(
                 table, self.inputs.denoise, columns=list(self.inputs.confound_columns) or None,
-                **self.inputs.strategy_params,
+                dummy_scans=self.inputs.dummy_scans, **self.inputs.strategy_params,
             )
             fd = table.columns.get("framewise_displacement")
         elif self.inputs.denoise != "none" or self.inputs.confound_columns:
             raise ValueError(f"Denoising strategy '{self.inputs.denoise}' needs the run's confounds file.")
-        conf = selection.values if selection is not None and selection.names else None
-        sample_mask = selection.sample_mask if selection is not None else None
+        if selection is not None:
+            conf = selection.values if selection.names else None
+            sample_mask, nss, nss_source = selection.sample_mask, selection.non_steady_state, \
+                selection.non_steady_state_source
+        else:
+            conf = None
+            nss, nss_source = cf.non_steady_state(n, self.inputs.dummy_scans, None)
+            sample_mask = np.flatnonzero(~nss) if nss.any() else None
         op = signal.cleaning_operator(
             n, t_r=self.inputs.t_r, detrend=self.inputs.detrend, confounds=conf,
             standardize_confounds=self.inputs.standardize_confounds, filter=self.inputs.filter,
             low_pass=self.inputs.low_pass, high_pass=self.inputs.high_pass, sample_mask=sample_mask,
         )
+        dof = signal.check_degrees_of_freedom(op, self.inputs.standardize)
         cleaned = signal.apply_operator(X, op, standardize=self.inputs.standardize, copy=False)
-        save_npy(np.ascontiguousarray(cleaned), cwd / "cleaned.npy")
+        save_npy(np.ascontiguousarray(cleaned, dtype=np.float32), cwd / "cleaned.npy")
         del X, cleaned
         write_tsv(cwd / "samples.tsv", censoring_table(n, self.inputs.t_r, self.inputs.start_time,
-                                                       selection, op.kept, fd))
+                                                       selection, op.kept, fd, nss))
         info = {
             "ConfoundColumns": selection.names if selection is not None else [],
             "DenoiseParameters": {k: (list(v) if isinstance(v, tuple) else v)
@@ -100,9 +129,13 @@ class CleanSignals(SimpleInterface):
             "CensoredVolumes": sorted(set(range(n)) - set(op.kept.tolist())),
             "ConfoundRankRemoved": op.n_confounds_used,
             "KeptVolumes": int(op.kept.size),
+            "DegreesOfFreedom": dof,
+            "NonSteadyState": {"DummyScans": self.inputs.dummy_scans, "Source": nss_source,
+                               "Volumes": np.flatnonzero(nss).tolist()},
+            "NonFiniteValuesZeroed": self.inputs.n_nonfinite,
         }
         write_text(cwd / "info.json", json.dumps(info, indent=2))
         save_npy(op.matrix, cwd / "operator.npy")
         self._results.update(operator=str(cwd / "operator.npy"), cleaned=str(cwd / "cleaned.npy"),
-                             samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"))
+                             samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"), dof=dof)
         return runtime

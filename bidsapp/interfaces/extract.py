@@ -27,9 +27,10 @@ class _ExtractInput(BaseInterfaceInputSpec):
 
 
 class _ExtractOutput(TraitedSpec):
-    timeseries = File(exists=True, desc="float32 (n_volumes, n_features) .npy")
+    timeseries = File(exists=True, desc="float32 (float64 for float64 BOLD) (n_volumes, n_features) .npy")
     features = File(exists=True, desc="features table (TSV)")
     atlas_on_grid = traits.Either(None, File(exists=True), desc="atlas resampled to the run (atlas mode)")
+    n_nonfinite = traits.Int(desc="non-finite values set to 0 (NiftiMasker policy)")
 
 
 class ExtractSignals(SimpleInterface):
@@ -52,18 +53,18 @@ class ExtractSignals(SimpleInterface):
             labels = masking.load_labels(self.inputs.atlas_file, img.shape[:3], img.affine,
                                          resample=self.inputs.resample_mask)
             labels = np.where(mask, labels, 0)
-            X, values = masking.apply_labels(bold, labels, smoothing_fwhm=fwhm)
+            X, values, n_bad = masking.apply_labels(bold, labels, smoothing_fwhm=fwhm, return_nonfinite=True)
             names = masking.read_label_table(self.inputs.atlas_labels) if self.inputs.atlas_labels else None
             table = masking.label_features(labels, img.affine, values, names)
             atlas_out = str(cwd / "atlas_on_grid.nii.gz")
             save_nifti(nib.Nifti1Image(labels.astype(np.int32), img.affine), atlas_out)
         else:
-            X = masking.apply_mask(bold, mask, smoothing_fwhm=fwhm)
+            X, n_bad = masking.apply_mask(bold, mask, smoothing_fwhm=fwhm, return_nonfinite=True)
             table = masking.voxel_features(mask, img.affine)
         save_npy(X, cwd / "timeseries.npy")
         write_tsv(cwd / "features.tsv", table)
         self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),
-                             atlas_on_grid=atlas_out)
+                             atlas_on_grid=atlas_out, n_nonfinite=n_bad)
         return runtime
 
     def _grayordinates(self, runtime, cwd: Path):

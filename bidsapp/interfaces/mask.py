@@ -9,7 +9,7 @@ import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
 from bidsapp.core import grayordinates, masks
-from bidsapp.core.io import load_header, mean_volume, save_nifti
+from bidsapp.core.io import save_nifti
 
 
 class _ComputeMaskInput(BaseInterfaceInputSpec):
@@ -33,32 +33,6 @@ class _ComputeMaskOutput(TraitedSpec):
     n_voxels = traits.Int()
 
 
-def compute_mask(bold_file, mask_file, strategy: str, space: str, resample_mask: bool):
-    """Return (mask array, affine, description, template file or None)."""
-    img = load_header(bold_file, ndim=4)
-    shape, affine = img.shape[:3], img.affine
-    template = None
-    if strategy == "fmriprep":
-        if mask_file is None:
-            raise ValueError(
-                f"{bold_file}: no fMRIPrep brain mask (desc-brain_mask) next to this run; "
-                "use --mask-strategy epi or background."
-            )
-        mask = masks.load_mask(mask_file, shape, affine, resample=resample_mask)
-        source = f"fMRIPrep brain mask {Path(mask_file).name}"
-    elif strategy in ("background", "epi"):
-        mean = mean_volume(bold_file)
-        fn = masks.compute_background_mask if strategy == "background" else masks.compute_epi_mask
-        mask = fn(mean)
-        source = f"{strategy} mask computed from the temporal mean (nilearn compute_{strategy}_mask defaults)"
-    else:
-        mask_type = {"whole-brain-template": "whole-brain", "gm-template": "gm", "wm-template": "wm"}[strategy]
-        mask, tpl = masks.compute_template_mask(shape, affine, mask_type=mask_type, space=space)
-        template = str(tpl)
-        source = f"TemplateFlow {tpl.name} resampled to the run, threshold 0.5, opening 2"
-    return mask, affine, source, template
-
-
 class ComputeMask(SimpleInterface):
     """Which voxels count: fMRIPrep mask, background, EPI or template mask."""
 
@@ -71,7 +45,7 @@ class ComputeMask(SimpleInterface):
             source, n = grayordinates.write_column_mask(self.inputs.bold_file, self.inputs.bold_right, out)
             self._results.update(mask_file=str(out), mask_source=source, template_file=None, n_voxels=n)
             return runtime
-        mask, affine, source, template = compute_mask(
+        mask, affine, source, template = masks.compute_mask(
             self.inputs.bold_file, self.inputs.mask_file, self.inputs.strategy,
             self.inputs.space, self.inputs.resample_mask,
         )

@@ -24,6 +24,7 @@ class _SegmentInput(BaseInterfaceInputSpec):
     trial_window = traits.Tuple(traits.Float, traits.Float, default=(-2.0, 16.0), usedefault=True)
     trial_edge = traits.Enum("nan", "drop", usedefault=True)
     trial_estimates = traits.Either(None, traits.Enum("lss"), default=None, usedefault=True)
+    dof = traits.Int(-1, usedefault=True, desc="degrees of freedom left by cleaning (-1: from the operator)")
 
 
 class _SegmentOutput(TraitedSpec):
@@ -68,7 +69,7 @@ class SegmentTrials(SimpleInterface):
             warnings.warn(f"{i.events_file}: {int(late.sum())} trial(s) start after the end of the run "
                           f"({run_end:g} s); they are marked invalid.", stacklevel=2)
         seg = ev.segment_trials(cleaned, kept, n_vol, events.onset, t_r=i.t_r, start_time=i.start_time,
-                                window=tuple(i.trial_window), hrf_lag=i.hrf_lag, edge=i.trial_edge)
+                                window=tuple(i.trial_window), edge=i.trial_edge)
         save_npy(seg.data, cwd / "trials.npy")
         table = _trial_table(events)
         segment_row = np.full(len(events), None, dtype=object)
@@ -78,31 +79,24 @@ class SegmentTrials(SimpleInterface):
         write_tsv(cwd / "trials.tsv", table)
         files = {"trials": str(cwd / "trials.npy"), "trials_tsv": str(cwd / "trials.tsv")}
         info.update({"TrialWindow": list(i.trial_window), "TrialOffsets": seg.offsets.tolist(),
-                     "TrialEdge": i.trial_edge, "NTrials": len(events), "NValidTrials": int(seg.valid.sum())})
+                     "TrialOffsetsRelativeTo": "event onset (HRFLag only shifts the trial labels of _samples.tsv)",
+                     "TrialEdge": i.trial_edge, "NTrials": len(events), "NValidTrials": int((seg.valid & ~late).sum())})
         if i.trial_estimates == "lss":
-            op = np.load(i.operator)
-            types = sorted(set(events.trial_type))
-            tindex = np.array([types.index(t) for t in events.trial_type])
-            frame_times = ev.volume_times(n_vol, i.t_r, i.start_time)
-            per_trial = ev.hrf_regressors(frame_times, events.onset, events.duration,
-                                          [np.array([k]) for k in range(len(events))])
-            per_type = np.column_stack([per_trial[:, tindex == k].sum(axis=1) for k in range(len(types))])
-            W = ev.lss_weights(op @ per_trial, op @ per_type, tindex)
-            betas = np.empty((W.shape[0], cleaned.shape[1]), dtype=np.float32)
-            for start in range(0, cleaned.shape[1], 32768):
-                cols = slice(start, start + 32768)
-                betas[:, cols] = W @ np.asarray(cleaned[:, cols], dtype=np.float64)
-            # share of each trial's response that falls in kept volumes: low when censoring hides it
-            energy = (per_trial**2).sum(axis=0)
-            retained = np.where(energy > 0, (per_trial[kept] ** 2).sum(axis=0) / np.where(energy > 0, energy, 1), 0)
-            betas[late] = np.nan
-            save_npy(betas, cwd / "betas.npy")
+            est = ev.lss_estimates(cleaned, np.load(i.operator), kept, events, t_r=i.t_r,
+                                   start_time=i.start_time, dof=i.dof if i.dof >= 0 else None)
+            save_npy(est.betas, cwd / "betas.npy")
             btable = _trial_table(events)
-            btable["response_retained"] = np.round(retained, 4)
-            btable["valid"] = ~late & (retained >= 0.5)
+            btable.update({"response_retained": np.round(est.response_retained, 4),
+                           "variance_inflation": np.round(est.variance_inflation, 3),
+                           "valid": est.valid, "reason": [r or None for r in est.reason]})
             write_tsv(cwd / "betas.tsv", btable)
+            bad = int((~est.valid & ~late).sum())
+            if bad:
+                warnings.warn(f"{i.events_file}: {bad} LSS trial estimate(s) are not valid "
+                              "(see the reason column of _betas.tsv).", stacklevel=2)
             files.update({"betas": str(cwd / "betas.npy"), "betas_tsv": str(cwd / "betas.tsv")})
-            info.update({"TrialEstimates": "LSS (least squares separate)", "HRF": ev.HRF_NAME})
+            info.update({"TrialEstimates": "LSS (least squares separate)", "HRF": ev.HRF_NAME,
+                         "NValidEstimates": int(est.valid.sum())})
         write_text(cwd / "segment.json", json.dumps(info, indent=2))
         self._results.update(samples=str(cwd / "samples.tsv"), trial_files=files, info=str(cwd / "segment.json"))
         return runtime

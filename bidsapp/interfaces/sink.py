@@ -152,6 +152,7 @@ class WriteDerivatives(SimpleInterface):
             "DenoiseParameters": info["DenoiseParameters"],
             "CensoredVolumes": info["CensoredVolumes"],
             "ConfoundRankRemoved": info["ConfoundRankRemoved"],
+            **{k: info[k] for k in ("DegreesOfFreedom", "NonSteadyState", "NonFiniteValuesZeroed") if k in info},
             "Trials": json.loads(Path(i.segment_info).read_text()) if i.segment_info else None,
             "Parameters": i.settings,
             "ConfigurationHash": i.configuration_hash,

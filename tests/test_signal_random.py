@@ -1,0 +1,154 @@
+"""Randomized equality with nilearn.signal.clean: looks for the inputs nobody thought of.
+
+Each CI run draws a new base seed (``BIDSAPP_TEST_SEED`` fixes it); a failure prints the seed and the
+case so that ``BIDSAPP_TEST_SEED=<seed> pytest tests/test_signal_random.py`` reproduces it. The reference
+is nilearn on float64 copies of the same values, with its censoring interpolation corrected
+(``tests/nilearn_ref.py``). Tolerance: 1e-4 of each column's standard deviation in the reference (plus
+the rounding step of a float32 output). Columns constant on the kept volumes must be exactly 0 when
+standardized (nilearn z-scores their round-off when the operator does not cancel exactly). Cases that
+bidsapp refuses (too short for the filter, no degree of freedom) or warns about (fewer than 10 degrees
+of freedom; numerically collinear confounds, condition number > 1e10) are not compared: what is left
+there is mostly round-off, in nilearn as in bidsapp.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+
+import numpy as np
+
+from bidsapp.core import signal
+from tests.nilearn_ref import patched_interpolation
+
+N_CASES = int(os.environ.get("BIDSAPP_TEST_CASES", 300))
+SEED = int(os.environ.get("BIDSAPP_TEST_SEED", secrets.randbits(32)))
+RTOL = 1e-4
+
+
+def _censoring(rng: np.random.Generator, n: int) -> np.ndarray | None:
+    kind = rng.choice(["none", "scattered", "ends", "gap", "all"])
+    if kind == "none":
+        return None
+    keep = np.ones(n, bool)
+    if kind in ("scattered", "all"):
+        keep[rng.random(n) < rng.uniform(0.02, 0.2)] = False
+    if kind in ("ends", "all"):
+        keep[: rng.integers(1, max(2, n // 8))] = False
+        keep[n - rng.integers(1, max(2, n // 8)):] = False
+    if kind in ("gap", "all"):
+        length = int(rng.integers(2, max(3, int(0.4 * n))))
+        start = int(rng.integers(1, max(2, n - length - 1)))
+        keep[start:start + length] = False
+    return keep
+
+
+def _case(rng: np.random.Generator) -> dict:
+    n = int(rng.integers(20, 401))
+    t_r = float(rng.choice([0.5, 0.8, 1.0, 2.0, 2.5, 3.0]))
+    nyq = 0.5 / t_r
+    kind = str(rng.choice(["none", "low", "high", "band", "cosine"]))
+    high = float(rng.uniform(0.005, 0.05)) if kind in ("high", "band", "cosine") else None
+    low = float(rng.uniform(max(high or 0, 0.02) * 1.5, 0.9 * nyq)) if kind in ("low", "band") else None
+    ftype = {"none": None, "cosine": "cosine"}.get(kind, "butterworth")
+    keep = _censoring(rng, n)
+    n_kept = n if keep is None else int(keep.sum())
+    n_conf = int(rng.integers(0, min(41, max(1, n_kept - 12))))
+    n_cols = int(rng.integers(4, 12))
+    dtype = str(rng.choice(["float32", "float64", "int16"]))
+    t = np.arange(n) * t_r
+    conf = rng.normal(size=(n, n_conf)) + np.outer(np.sin(t / rng.uniform(5, 50)), rng.normal(size=n_conf))
+    mean = rng.uniform(-50, 1000, n_cols)
+    std = rng.uniform(0.5, 50, n_cols)
+    X = (mean + std * rng.normal(size=(n, n_cols)) + np.outer(t, rng.normal(0, 0.02, n_cols))
+         + conf @ rng.normal(0, 2, (n_conf, n_cols)))
+    if dtype == "int16":  # what masking gives for scaled int16: float32 of slope * int + intercept
+        slope = max(float(rng.uniform(0.01, 0.5)), float(np.abs(X - 10).max()) / 32000)
+        X = (np.clip(np.round((X - 10.0) / slope), -32768, 32767) * slope + 10.0).astype(np.float32)
+    else:
+        X = X.astype(dtype)
+    n_const = int(rng.integers(0, 3))
+    for j in range(n_const):  # constant and all-zero columns
+        X[:, j] = 0 if j == 1 else rng.uniform(-1000, 1000)
+    return dict(X=X, dtype=dtype, t_r=t_r, filter=ftype, low_pass=low, high_pass=high, sample_mask=keep,
+                confounds=conf if n_conf else None, detrend=bool(rng.integers(0, 2)),
+                standardize=[None, "zscore_sample", "psc"][int(rng.integers(0, 3))], n_const=n_const)
+
+
+def _describe(c: dict) -> str:
+    keep = c["sample_mask"]
+    cens = "none" if keep is None else f"{int((~keep).sum())} censored at {np.flatnonzero(~keep).tolist()[:12]}..."
+    conf = 0 if c["confounds"] is None else c["confounds"].shape[1]
+    return (f"n={c['X'].shape[0]} dtype={c['dtype']} t_r={c['t_r']} filter={c['filter']} low={c['low_pass']} "
+            f"high={c['high_pass']} confounds={conf} detrend={c['detrend']} standardize={c['standardize']} "
+            f"censoring: {cens} constant columns={c['n_const']}")
+
+
+def test_clean_equals_nilearn_on_random_inputs():
+    from threadpoolctl import threadpool_limits  # installed with nilearn (scikit-learn)
+
+    with threadpool_limits(1):  # small matrices: BLAS threads only contend (7x slower on a busy 2-core box)
+        _compare_random_cases()
+
+
+def _compare_random_cases():
+    from nilearn.signal import clean as nl_clean
+
+    rng = np.random.default_rng(SEED)
+    failures, compared, refused, collinear, few_dof, i = [], 0, 0, 0, 0, 0
+    while compared < N_CASES:
+        i += 1
+        c = _case(rng)
+        kw = dict(t_r=c["t_r"], detrend=c["detrend"], standardize=c["standardize"], confounds=c["confounds"],
+                  low_pass=c["low_pass"], high_pass=c["high_pass"])
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                ours = signal.clean(c["X"], filter=c["filter"], sample_mask=c["sample_mask"], **kw)
+        except ValueError as exc:  # too short for the Butterworth filter, or no degree of freedom left
+            assert "Butterworth filter needs more than" in str(exc) or "degrees of freedom" in str(exc), (
+                f"seed {SEED} case {i}: unexpected error {exc}: {_describe(c)}")
+            refused += 1
+            continue
+        messages = [str(w.message) for w in caught]
+        assert all("degrees of freedom" in m or "nearly collinear" in m for m in messages), messages
+        if any("degrees of freedom" in m for m in messages):
+            # fewer than 10 degrees of freedom (bidsapp warns): what is left is mostly round-off
+            assert np.isfinite(ours).all()
+            few_dof += 1
+            continue
+        if any("nearly collinear" in m for m in messages):
+            # e.g. many cosine drifts over a long censoring gap: nilearn and bidsapp both remove directions
+            # defined by round-off (differences up to 1e-2 of the column std); bidsapp says so
+            collinear += 1
+            continue
+        keep = c["sample_mask"]
+        with warnings.catch_warnings(), patched_interpolation():
+            warnings.simplefilter("ignore")  # nilearn's own deprecation and short-series notes
+            ref = nl_clean(c["X"].astype(np.float64), filter=c["filter"] or False,
+                           sample_mask=None if keep is None else np.flatnonzero(keep), **kw)
+        compared += 1
+        assert ours.dtype == (np.float64 if c["X"].dtype == np.float64 else np.float32)
+        assert ours.shape == ref.shape, f"seed {SEED} case {i}: shape {ours.shape} != {ref.shape}: {_describe(c)}"
+        rows = slice(None) if keep is None else keep
+        const = np.ptp(c["X"][rows], axis=0) == 0  # constant on the kept volumes (incl. the n_const columns)
+        assert const[: c["n_const"]].all()
+        if c["standardize"] is not None:
+            if not (ours[:, const] == 0).all():
+                failures.append(f"case {i}: constant columns not 0: {_describe(c)}")
+            ours, ref = ours[:, ~const], ref[:, ~const]
+            X = c["X"][:, ~const]
+        else:
+            X = c["X"]
+        scale = np.maximum(ref.std(axis=0), 1e-6 * np.sqrt((X.astype(float) ** 2).mean(0)) + 1e-12)
+        # plus the rounding of a float32 output (a kept mean of 1000 has a float32 step of 6e-5)
+        scale += 4 * np.finfo(ours.dtype).eps * np.abs(ref).max(axis=0, initial=0.0) / RTOL
+        err = (np.abs(ours - ref).max(axis=0) / scale).max(initial=0.0)
+        if not err <= RTOL:
+            failures.append(f"case {i}: max error {err:.2e} of the column std: {_describe(c)}")
+    skipped = f"refused {refused}, collinear {collinear}, fewer than 10 degrees of freedom {few_dof}"
+    print(f"BIDSAPP_TEST_SEED={SEED}: {compared} cases compared; not compared: {skipped}")
+    assert refused + collinear + few_dof < compared / 2, f"seed {SEED}: too many cases not compared ({skipped})"
+    assert not failures, f"BIDSAPP_TEST_SEED={SEED}: {len(failures)} of {compared} cases differ:\n" + "\n".join(
+        failures[:10])
