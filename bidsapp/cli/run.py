@@ -78,10 +78,13 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
         check_filter(float(t_r), s.low_pass, s.high_pass, s.filter)
     except ValueError as exc:
         raise InputError(f"{run.bold.name}: {exc}", code=2) from exc
+    from bidsapp.core import grayordinates
     from bidsapp.core.io import check_repetition_time
 
-    if s.t_r is None:
+    if s.t_r is None and not grayordinates.is_grayordinate_file(run.bold):
         check_repetition_time(run.bold, float(t_r))
+    elif s.t_r is None and grayordinates.is_cifti(run.bold):  # GIFTI files carry no repetition time
+        grayordinates.check_series_step(run.bold, float(t_r))
     needs_confounds = s.denoise != "none" or bool(s.confounds)
     # the confounds file is also read with --denoise none, for non-steady-state censoring (--dummy-scans auto)
     use_confounds = run.confounds is not None and (needs_confounds or s.dummy_scans == "auto")

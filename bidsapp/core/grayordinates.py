@@ -416,3 +416,13 @@ def run_shape(bold: str | os.PathLike, bold_right: str | os.PathLike | None = No
         return data.shape[0], len(bm)
     X, bm = read_gifti_pair(bold, bold_right)
     return X.shape[0], len(bm)
+
+
+def check_series_step(path: str | os.PathLike, t_r: float, rtol: float = 1e-3) -> None:
+    """Warn (one line) when the JSON ``t_r`` disagrees with the dtseries' series step; the JSON wins (BIDS)."""
+    import warnings
+
+    _, _, series = open_dtseries(path)
+    if abs(series.step - t_r) > rtol * t_r:
+        warnings.warn(f"{Path(path).name}: RepetitionTime {t_r:g} s in the JSON sidecar differs from the CIFTI "
+                      f"series step ({series.step:g} s); using the JSON value, as BIDS specifies.", stacklevel=2)

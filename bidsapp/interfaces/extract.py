@@ -89,5 +89,5 @@ class ExtractSignals(SimpleInterface):
         save_npy(X, cwd / "timeseries.npy")
         write_tsv(cwd / "features.tsv", table)
         self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),
-                             atlas_on_grid=atlas_out)
+                             atlas_on_grid=atlas_out, n_nonfinite=0)  # non-finite values are an error
         return runtime
