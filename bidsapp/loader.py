@@ -20,7 +20,7 @@ import numpy as np
 ENTITY_KEYS = (
     ("subject", "sub"), ("session", "ses"), ("task", "task"), ("acquisition", "acq"),
     ("ceagent", "ce"), ("reconstruction", "rec"), ("direction", "dir"), ("run", "run"),
-    ("echo", "echo"), ("part", "part"), ("space", "space"), ("cohort", "cohort"), ("atlas", "atlas"),
+    ("echo", "echo"), ("part", "part"), ("hemi", "hemi"), ("space", "space"), ("cohort", "cohort"), ("atlas", "atlas"),
     ("res", "res"), ("den", "den"), ("desc", "desc"),
 )
 _SHORT = {long: short for long, short in ENTITY_KEYS}
@@ -103,7 +103,9 @@ def _read_table(path: Path):
 
     df = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
                      dtype={"trial": "string", "trial_type": "string", "name": "string"})
-    for col in ("row", "segment", "index", "volume", "column", "label"):
+    integers = ("row", "segment", "index", "volume", "column", "label", "vertex")
+    integers += ("i", "j", "k") if "vertex" in df else ()  # grayordinates: voxel indices, n/a on surfaces
+    for col in integers:
         if col in df and df[col].dtype.kind == "f":
             df[col] = df[col].astype("Int64")
     return df
@@ -131,14 +133,28 @@ class Run:
         """A NIfTI image of values over the columns: (n_features,) -> 3D, (n, n_features) -> 4D.
 
         Voxel mode: each voxel of the mask gets its column's value; atlas mode: each region of the
-        ``_dseg.nii.gz`` image gets its column's value; 0 elsewhere.
+        ``_dseg.nii.gz`` image gets its column's value; 0 elsewhere. Grayordinate runs (CIFTI / GIFTI):
+        a ``dscalar.nii`` (one map per row of ``values``) over the run's grayordinates; per-hemisphere
+        ``func.gii`` with ``bidsapp.core.grayordinates.to_gifti(values, run.brain_models)``.
         """
         return _to_image(values, self.mask_file, self.dseg_file, self.features)
+
+
+    @property
+    def brain_models(self):
+        """Grayordinate runs: the columns as a nibabel ``BrainModelAxis`` (from ``_desc-brain_mask.dscalar.nii``)."""
+        from bidsapp.core import grayordinates
+
+        if self.mask_file is None or not self.mask_file.name.endswith(".dscalar.nii"):
+            raise ValueError(f"{self.stem}: not a grayordinate run (its columns are voxels or regions of a volume).")
+        return grayordinates.brain_models_of(self.mask_file)
 
 
 def _to_image(values, mask_file: Path | None, dseg_file: Path | None, features) -> nib.Nifti1Image:
     from bidsapp.core import masking
 
+    if mask_file is not None and mask_file.name.endswith(".dscalar.nii"):
+        return _to_cifti(values, mask_file, dseg_file, features)
     values = np.asarray(values)
     if values.dtype == bool:
         values = values.astype(np.uint8)
@@ -154,6 +170,22 @@ def _to_image(values, mask_file: Path | None, dseg_file: Path | None, features) 
         raise FileNotFoundError("the run's mask (_mask.nii.gz) is not among its outputs.")
     img = nib.load(mask_file)
     return masking.unmask(values, np.asanyarray(img.dataobj) > 0, img.affine)
+
+
+def _to_cifti(values, mask_file: Path, dseg_file: Path | None, features):
+    from bidsapp.core import grayordinates
+
+    bm = grayordinates.brain_models_of(mask_file)
+    values = np.asarray(values)
+    if values.dtype == bool:
+        values = values.astype(np.uint8)
+    if values.ndim not in (1, 2) or values.shape[-1] != len(features):
+        raise ValueError(f"values of shape {values.shape} do not match the {len(features)} columns; give "
+                         "(n_features,) or (n, n_features).")
+    if dseg_file is not None:
+        labels, _ = grayordinates.read_dlabel(dseg_file, bm)
+        values = grayordinates.expand_labels(values, labels, features["label"].to_numpy(dtype=np.int64))
+    return grayordinates.to_dscalar(values, bm)
 
 
 def _output(folder: Path, meta: dict, ending: str) -> Path | None:
@@ -181,8 +213,9 @@ def _load_one(sidecar: Path, entities: dict) -> Run:
     run = Run(stem=stem, folder=folder, entities=entities, meta=meta, X=X,
               samples=_read_table(folder / f"{stem}_samples.tsv"),
               features=_read_table(folder / f"{stem}_features.tsv"),
-              mask_file=_output(folder, meta, "_mask.nii.gz"),
-              dseg_file=_output(folder, meta, "_dseg.nii.gz") if entities.get("atlas") else None)
+              mask_file=_output(folder, meta, "_mask.nii.gz") or _output(folder, meta, "_mask.dscalar.nii"),
+              dseg_file=(_output(folder, meta, "_dseg.nii.gz") or _output(folder, meta, "_dseg.dlabel.nii"))
+              if entities.get("atlas") else None)
     for kind in ("trials", "betas"):
         if output(f"{kind}.npy") and output(f"{kind}.tsv"):
             setattr(run, kind, np.load(output(f"{kind}.npy"), mmap_mode="r"))
@@ -284,6 +317,12 @@ def _column_space(runs: list[Run]) -> tuple[list[np.ndarray], np.ndarray | None]
             warnings.warn(f"runs do not share the same atlas regions: {dropped} column(s) dropped, "
                           f"{len(common)} regions kept (present in every run).", stacklevel=3)
         return picks, None
+    if first.mask_file is not None and first.mask_file.name.endswith(".dscalar.nii"):  # grayordinates
+        for r in runs[1:]:
+            if r.brain_models != first.brain_models:
+                raise ValueError(f"{r.mask_file}: grayordinates differ from {first.mask_file}; runs with different "
+                                 "brain models cannot be stacked.")
+        return [np.arange(len(first.features))] * len(runs), None
     imgs = [nib.load(r.mask_file) for r in runs]
     for r, img in zip(runs[1:], imgs[1:]):
         if img.shape != imgs[0].shape or not np.allclose(img.affine, imgs[0].affine, atol=1e-4):

@@ -7,13 +7,14 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+SURFACES = ("midthickness", "pial", "white", "inflated", "none")
 MASK_STRATEGIES = ("fmriprep", "background", "epi", "whole-brain-template", "gm-template", "wm-template")
-OUTPUT_FORMATS = ("npy", "tsv.gz", "nii.gz")
+OUTPUT_FORMATS = ("npy", "tsv.gz", "nii.gz", "dtseries.nii", "func.gii")
 
 #: fields that do not change the numbers written (excluded from ConfigurationHash)
 NON_RESULT_FIELDS = {
     "bids_dir", "output_dir", "analysis_level", "fmriprep_dir", "participant_label", "session_label",
-    "task", "run", "work_dir", "nprocs", "mem_gb", "plugin", "plugin_args", "verbose", "config",
+    "task", "run", "den", "work_dir", "nprocs", "mem_gb", "plugin", "plugin_args", "verbose", "config",
 }
 
 
@@ -35,6 +36,8 @@ class Settings:
     task: tuple[str, ...] = ()
     run: tuple[str, ...] = ()
     space: str = "MNI152NLin2009cAsym"
+    den: str | None = None
+    surface: str = "midthickness"
     mask_strategy: str = "fmriprep"
     resample_mask: bool = False
     denoise: str = "simple"

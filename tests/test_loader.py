@@ -63,14 +63,14 @@ def test_load_errors(out, tmp_path):
         bidsapp.load(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="run the participant level|participant"):
         bidsapp.load(tmp_path)
-    with pytest.raises(LookupError, match=r"no run matches subject='03' .*subject is one of \['01', '02'\]"):
-        bidsapp.load(out, subject="03")
+    with pytest.raises(LookupError, match=r"no run matches subject='07' .*subject is one of \['01', '02', '03'\]"):
+        bidsapp.load(out, subject="07")
     with pytest.raises(LookupError, match=r"no run matches .*run is one of \['1', '2'\]"):
         bidsapp.load(out, subject="01", run=7)
     with pytest.raises(LookupError, match=r"2 runs match subject='01': .*run-1.*run-2.*; add run=\.\.\. "
                                           r"\(one of \['1', '2'\]\)"):
         bidsapp.load(out, subject="01")
-    with pytest.raises(LookupError, match=r"4 runs match .*add subject="):
+    with pytest.raises(LookupError, match=r"6 runs match .*add subject="):
         bidsapp.load(out)
     with pytest.raises(ValueError, match=r"unknown entity \['sub'\]; use any of"):
         bidsapp.load(out, sub="01")

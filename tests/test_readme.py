@@ -122,7 +122,23 @@ def _check_plain(ns, demo_dir):
     assert ns["X"].shape[0] >= 1 and ns["segment"].ndim == 2
 
 
-CHECKS = {"files": _check_files, "img": _check_img, "times": _check_times, "scores": _check_decoding,
+def _check_column_j(ns, _):
+    run, col = ns["run"], ns["column_j"]
+    bm = run.brain_models
+    assert run.X.shape[1] == len(bm) == 91282 and col["structure"] == bm.name[ns["j"]]
+    assert list(col[["i", "j", "k"]]) == list(bm.voxel[ns["j"]])  # column 60000 is a subcortical voxel
+
+
+def _check_weights_cifti(ns, demo_dir):
+    img = nib.load(demo_dir / "face_minus_house.dscalar.nii")
+    np.testing.assert_allclose(np.asarray(img.dataobj)[0], ns["weights"], rtol=1e-6)
+    assert len(img.header.get_axis(1)) == len(ns["ds"].features) == 91282
+    for hemi in "LR":
+        assert len(nib.load(demo_dir / f"mean_hemi-{hemi}.func.gii").darrays[0].data) == 10242
+
+
+CHECKS = {"column_j": _check_column_j, "weights_cifti": _check_weights_cifti,
+          "files": _check_files, "img": _check_img, "times": _check_times, "scores": _check_decoding,
           "one_trial": _check_trial, "segment": _check_plain, "run": _check_run}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bidsapp import __version__
 from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES, parse_dummy_scans
-from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, Settings
+from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, SURFACES, Settings
 
 
 class UsageError(ValueError):
@@ -94,7 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--task", nargs="+", default=[], help="tasks to process (default: all)")
     g.add_argument("--run", nargs="+", default=[], help="runs to process (default: all)")
     g.add_argument("--space", default="MNI152NLin2009cAsym",
-                   help="fMRIPrep output space of the BOLD runs (T1w; func for the native BOLD grid)")
+                   help="fMRIPrep output space of the BOLD runs (T1w; func for the native BOLD grid; fsLR for "
+                   "CIFTI-2 dtseries, fsaverage5, fsaverage6 or fsnative for GIFTI func.gii pairs: columns are "
+                   "grayordinates)")
+    g.add_argument("--den", help="den- entity of the runs, e.g. 91k for fsLR (default: any)")
+    g.add_argument("--surface", choices=SURFACES, default="midthickness",
+                   help="grayordinate runs: the fMRIPrep anat surface (hemi-L|R_[space-X_den-Y_]<surface>.surf.gii) "
+                   "whose vertex coordinates are the x, y, z of surface columns (n/a when absent, or none)")
     g = p.add_argument_group("Options for the mask and the atlas")
     g.add_argument("--mask-strategy", choices=MASK_STRATEGIES, default="fmriprep",
                    help="which voxels are columns: fMRIPrep's brain mask, nilearn's background / epi mask of "
@@ -158,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trial-wise estimates (lss: least squares separate, SPM HRF) written as _betas")
     g = p.add_argument_group("Options for outputs")
     g.add_argument("--output-format", nargs="+", choices=OUTPUT_FORMATS, default=["npy"],
-                   help="array formats written (tsv.gz: TSV with column headers; nii.gz: cleaned 4D image)")
+                   help="array formats written (tsv.gz: TSV with column headers; nii.gz: cleaned 4D image; "
+                   "grayordinate runs: dtseries.nii cleaned CIFTI-2, func.gii cleaned per-hemisphere GIFTI)")
     g = p.add_argument_group("Options to handle performance")
     g.add_argument("--nprocs", type=_positive(int), help="parallel processes (default: available cores)")
     g.add_argument("--mem-gb", type=_positive(float), metavar="GB",

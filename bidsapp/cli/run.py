@@ -78,17 +78,21 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
         check_filter(float(t_r), s.low_pass, s.high_pass, s.filter)
     except ValueError as exc:
         raise InputError(f"{run.bold.name}: {exc}", code=2) from exc
+    from bidsapp.core import grayordinates
     from bidsapp.core.io import check_repetition_time
 
-    if s.t_r is None:
+    if s.t_r is None and not grayordinates.is_grayordinate_file(run.bold):
         check_repetition_time(run.bold, float(t_r))
+    elif s.t_r is None and grayordinates.is_cifti(run.bold):  # GIFTI files carry no repetition time
+        grayordinates.check_series_step(run.bold, float(t_r))
     needs_confounds = s.denoise != "none" or bool(s.confounds)
     # the confounds file is also read with --denoise none, for non-steady-state censoring (--dummy-scans auto)
     use_confounds = run.confounds is not None and (needs_confounds or s.dummy_scans == "auto")
     if needs_confounds and run.confounds is None:
         raise InputError(f"{run.bold}: denoising strategy '{s.denoise}' needs the run's "
                          "desc-confounds_timeseries.tsv, which is missing. Use --denoise none or rerun fMRIPrep.")
-    if s.mask_strategy == "fmriprep" and run.mask is None:
+    gray = grayordinate_kwargs(run, s)
+    if s.mask_strategy == "fmriprep" and run.mask is None and not gray:
         raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; "
                          "use --mask-strategy epi or background.")
     if s.mask_strategy.endswith("-template"):  # fail before the workflow starts, naming the file
@@ -109,7 +113,7 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     if mem_gb[worst] > s.mem_gb:
         raise InputError(f"{run.bold}: the {worst} node needs about {mem_gb[worst]:.1f} GB, more than --mem-gb "
                          f"{s.mem_gb:g}; raise --mem-gb or run on a machine with more memory.", code=2)
-    return dict(
+    return dict(**gray,
         bold_file=str(run.bold), mask_file=str(run.mask) if run.mask else None,
         confounds_file=str(run.confounds) if use_confounds else None,
         confounds_json=str(run.confounds_json) if use_confounds and run.confounds_json else None,
@@ -138,12 +142,20 @@ def estimate_memory(run: Run, s: Settings, t_r: float) -> dict[str, float]:
     """Each node's memory estimate (GB) for this run, from its headers, mask and events."""
     import numpy as np
 
+    from bidsapp.core import grayordinates
     from bidsapp.core.io import load_header
     from bidsapp.resources import RunSize, node_memory_gb
 
-    shape = load_header(run.bold, ndim=4).shape
-    grid = int(np.prod(shape[:3]))
-    features = grid
+    if grayordinates.is_grayordinate_file(run.bold):  # columns: the grayordinates (no grid, no mask)
+        try:
+            n_volumes, features = grayordinates.run_shape(run.bold, run.bold_right)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        shape, grid = (1, 1, 1, n_volumes), features
+    else:
+        shape = load_header(run.bold, ndim=4).shape
+        grid = int(np.prod(shape[:3]))
+        features = grid
     if s.mask_strategy == "fmriprep" and run.mask is not None:
         features = int((np.asanyarray(load_header(run.mask).dataobj) > 0).sum())
     n_trials = 0
@@ -165,7 +177,62 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
              "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
     # the JSON sidecars the run's metadata (TR, StartTime, SliceTiming) came from: a change recomputes the run
     files.update({f"metadata_{k}": path for k, path in enumerate(run.metadata_files, start=1)})
+    for hemi, path in sorted(run.surfaces.items()):  # grayordinate runs: vertex coordinates (x, y, z)
+        files[f"surface_{hemi}"] = path
+    if run.bold_right is not None:  # GIFTI pair: both hemispheres (and both atlas files)
+        files = {"bold": run.bold, "bold_right": run.bold_right, **{k: v for k, v in files.items() if k != "bold"}}
+        if s.atlas is not None:
+            files["atlas_right"] = _right_hemisphere(Path(s.atlas))
     return files, {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
+
+
+def _right_hemisphere(left: Path) -> Path:
+    """The hemi-R file of a hemi-L one (``..._hemi-L_...label.gii``), which must exist."""
+    parts = left.name.split("_")
+    if "hemi-L" not in parts:
+        raise InputError(f"{left}: a GIFTI atlas is given as its hemi-L label.gii (with the hemi-R file beside "
+                         "it, same name); the name has no hemi-L entity.", code=2)
+    right = left.with_name("_".join("hemi-R" if p == "hemi-L" else p for p in parts))
+    if not right.is_file():
+        raise InputError(f"{right}: the hemi-R file of the atlas {left.name} is missing.")
+    return right
+
+
+def grayordinate_kwargs(run: Run, s: Settings) -> dict:
+    """Checks and extra :func:`init_run_wf` arguments of a CIFTI-2 / GIFTI run ({} for volumes).
+
+    Options that make no sense for grayordinates (computed or template masks, volume smoothing,
+    mask resampling, a NIfTI atlas or output) are refused naming the run and the fix.
+    """
+    from bidsapp.core.grayordinates import is_cifti, is_grayordinate_file
+
+    atlas = str(s.atlas) if s.atlas else ""
+    if not is_grayordinate_file(run.bold):
+        for bad, what in ((atlas.endswith((".dlabel.nii", ".label.gii")), f"--atlas {Path(atlas).name}"),
+                          ("dtseries.nii" in s.output_format, "--output-format dtseries.nii"),
+                          ("func.gii" in s.output_format, "--output-format func.gii")):
+            if bad:
+                raise InputError(f"{run.bold.name}: {what} is for grayordinate runs (--space fsLR, fsaverage5, "
+                                 "...); this run is a volume.", code=2)
+        return {}
+    cifti = is_cifti(run.bold)
+    refused = [(s.mask_strategy != "fmriprep", f"--mask-strategy {s.mask_strategy}",
+                "the CIFTI/GIFTI's own brain models define the columns"),
+               (s.smoothing_fwhm, "--smoothing-fwhm", "volume smoothing does not apply to surfaces"),
+               (s.resample_mask, "--resample-mask", "there is no mask to resample"),
+               ("nii.gz" in s.output_format, "--output-format nii.gz", "use dtseries.nii (or func.gii)"),
+               ("func.gii" in s.output_format and cifti, "--output-format func.gii",
+                "a CIFTI run is written as dtseries.nii"),
+               (atlas and not atlas.endswith(".dlabel.nii" if cifti else ".label.gii"), f"--atlas {Path(atlas).name}",
+                "give a dlabel.nii for CIFTI runs, a hemi-L label.gii (hemi-R beside it) for GIFTI runs")]
+    for bad, option, why in refused:
+        if bad:
+            raise InputError(f"{run.bold.name}: {option} makes no sense for grayordinates ({why}).", code=2)
+    return {"bold_right": str(run.bold_right) if run.bold_right else None,
+            "surfaces": {h: str(p) for h, p in run.surfaces.items()},
+            "atlas_right": str(_right_hemisphere(Path(atlas))) if atlas and not cifti else None,
+            "grayordinates": {"Format": "CIFTI-2 dtseries" if cifti else "GIFTI func.gii pair",
+                              **({} if cifti else {"Hemispheres": ["L", "R"]})}}
 
 
 TEMPLATE_TYPES = {"whole-brain-template": "whole-brain", "gm-template": "gm", "wm-template": "wm"}
@@ -254,7 +321,7 @@ def participant(s: Settings) -> int:
     t0 = time.monotonic()
     invocation = _invocation_id()
     runs = collect_runs(s.bids_dir, s.fmriprep_dir, participants=s.participant_label,
-                        sessions=s.session_label, tasks=s.task, runs=s.run, space=s.space,
+                        sessions=s.session_label, tasks=s.task, runs=s.run, space=s.space, den=s.den, surface=s.surface,
                         need_confounds=False,
                         bold_desc="smoothAROMAnonaggr" if s.denoise == "ica_aroma" else "preproc")
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
-from bidsapp.core import masking
+from bidsapp.core import grayordinates, masking
 from bidsapp.core.io import load_header, save_nifti, save_npy, write_tsv
 
 
@@ -19,6 +19,11 @@ class _ExtractInput(BaseInterfaceInputSpec):
     atlas_file = traits.Either(None, File(exists=True), default=None, usedefault=True)
     atlas_labels = traits.Either(None, File(exists=True), default=None, usedefault=True)
     resample_mask = traits.Bool(False, usedefault=True)
+    bold_right = traits.Either(None, File(exists=True), default=None, usedefault=True,
+                               desc="GIFTI runs: the hemi-R func.gii (bold_file is hemi-L)")
+    atlas_right = traits.Either(None, File(exists=True), default=None, usedefault=True,
+                                desc="GIFTI runs: the hemi-R label.gii (atlas_file is hemi-L)")
+    surfaces = traits.Dict(value={}, usedefault=True, desc="grayordinate runs: {'L', 'R'} -> surf.gii (x, y, z)")
 
 
 class _ExtractOutput(TraitedSpec):
@@ -37,6 +42,8 @@ class ExtractSignals(SimpleInterface):
     def _run_interface(self, runtime):
         cwd = Path(runtime.cwd)
         bold = self.inputs.bold_file
+        if grayordinates.is_grayordinate_file(bold):
+            return self._grayordinates(runtime, cwd)
         img = load_header(bold, ndim=4)
         mask_img = nib.load(self.inputs.mask_file)
         mask = np.asanyarray(mask_img.dataobj) > 0
@@ -58,4 +65,29 @@ class ExtractSignals(SimpleInterface):
         write_tsv(cwd / "features.tsv", table)
         self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),
                              atlas_on_grid=atlas_out, n_nonfinite=n_bad)
+        return runtime
+
+    def _grayordinates(self, runtime, cwd: Path):
+        """CIFTI-2 / GIFTI run: grayordinates (or atlas labels) as columns."""
+        i = self.inputs
+        X, bm = grayordinates.read_run(i.bold_file, i.bold_right)
+        surfaces = grayordinates.read_surfaces(i.surfaces, bm)
+        atlas_out = None
+        if i.atlas_file:
+            if grayordinates.is_cifti(i.bold_file):
+                labels, names = grayordinates.read_dlabel(i.atlas_file, bm)
+            else:
+                labels, names = grayordinates.read_label_gifti_pair(i.atlas_file, i.atlas_right, bm)
+            if i.atlas_labels:
+                names.update(masking.read_label_table(i.atlas_labels))
+            X, values = grayordinates.parcellate(X, labels)
+            table = grayordinates.label_features(bm, labels, values, names, surfaces)
+            atlas_out = str(cwd / "atlas_on_grid.dlabel.nii")
+            grayordinates.to_dlabel(labels, bm, names).to_filename(atlas_out)
+        else:
+            table = grayordinates.features(bm, surfaces)
+        save_npy(X, cwd / "timeseries.npy")
+        write_tsv(cwd / "features.tsv", table)
+        self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),
+                             atlas_on_grid=atlas_out, n_nonfinite=0)  # non-finite values are an error
         return runtime

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
-from bidsapp.core import masks
+from bidsapp.core import grayordinates, masks
 from bidsapp.core.io import save_nifti
 
 
@@ -19,6 +19,8 @@ class _ComputeMaskInput(BaseInterfaceInputSpec):
                            "wm-template", usedefault=True)
     space = traits.Str("MNI152NLin2009cAsym", usedefault=True)
     resample_mask = traits.Bool(False, usedefault=True)
+    bold_right = traits.Either(None, File(exists=True), default=None, usedefault=True,
+                               desc="GIFTI runs: the hemi-R func.gii (bold_file is hemi-L)")
     input_stamp = traits.Str("", usedefault=True, desc="identity (size, times, inode) of every input file of "
                              "the run: part of nipype's cache key, so a --work-dir never reuses results "
                              "computed from other input contents (every later node consumes this one's output)")
@@ -38,6 +40,11 @@ class ComputeMask(SimpleInterface):
     output_spec = _ComputeMaskOutput
 
     def _run_interface(self, runtime):
+        if grayordinates.is_grayordinate_file(self.inputs.bold_file):  # no mask: the brain models are the columns
+            out = Path(runtime.cwd) / "mask.dscalar.nii"
+            source, n = grayordinates.write_column_mask(self.inputs.bold_file, self.inputs.bold_right, out)
+            self._results.update(mask_file=str(out), mask_source=source, template_file=None, n_voxels=n)
+            return runtime
         mask, affine, source, template = masks.compute_mask(
             self.inputs.bold_file, self.inputs.mask_file, self.inputs.strategy,
             self.inputs.space, self.inputs.resample_mask,

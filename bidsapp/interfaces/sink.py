@@ -46,6 +46,7 @@ class _SinkInput(BaseInterfaceInputSpec):
     start_time = traits.Float(0.0, usedefault=True)
     start_time_source = traits.Str("", usedefault=True, desc="where StartTime comes from")
     started = traits.Str(mandatory=True, desc="ISO time when the run started")
+    grayordinates = traits.Dict(value={}, usedefault=True, desc="grayordinate runs: format, hemispheres")
 
 
 class _SinkOutput(TraitedSpec):
@@ -99,10 +100,13 @@ class WriteDerivatives(SimpleInterface):
             header, rows = read_tsv(i.features)
             features = {h: [r[j] for r in rows] for j, h in enumerate(header)}
         writer.install(i.samples, naming.path(out, "samples", ".tsv"))
-        writer.install(i.mask_file, naming.path(out, "mask", ".nii.gz", desc=i.mask_desc, atlas=None))
+        gray = i.mask_file.endswith(".dscalar.nii")  # grayordinate run: the mask is its columns as a dscalar
+        writer.install(i.mask_file, naming.path(out, "mask", ".dscalar.nii" if gray else ".nii.gz", desc=i.mask_desc,
+                                                atlas=None))
         block = max(1, ROW_BLOCK_BYTES // (4 * max(1, X.shape[1])))
         if i.atlas_name or "tsv.gz" in i.output_format:
-            cols = features["name"] if "name" in features else [f"voxel-{c}" for c in range(X.shape[1])]
+            cols = features["name"] if "name" in features else [f"{'grayordinate' if gray else 'voxel'}-{c}"
+                                                               for c in range(X.shape[1])]
             with writer.put(naming.path(out, "timeseries", ".tsv.gz")) as tmp:
                 write_tsv_rows(tmp, cols, (b for _, b in iter_npy_rows(i.cleaned, block)), atomic=False)
         if "nii.gz" in i.output_format:
@@ -117,8 +121,10 @@ class WriteDerivatives(SimpleInterface):
             with writer.put(naming.path(out, "bold", ".nii.gz")) as tmp:
                 write_nifti_series(tmp, volumes, shape=mask_img.shape[:3], n_volumes=X.shape[0],
                                    affine=mask_img.affine, t_r=i.t_r, atomic=False)
+        if gray:
+            self._write_grayordinates(naming, writer, X, features)
         if i.atlas_on_grid:
-            writer.install(i.atlas_on_grid, naming.path(out, "dseg", ".nii.gz", desc=None))
+            writer.install(i.atlas_on_grid, naming.path(out, "dseg", ".dlabel.nii" if gray else ".nii.gz", desc=None))
         for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
             writer.install(src, naming.path(out, key.split("_")[0], ext))
@@ -130,7 +136,9 @@ class WriteDerivatives(SimpleInterface):
         started = dt.datetime.fromisoformat(i.started)
         sidecar = {
             "Description": "Cleaned BOLD signal: rows are kept volumes (see _samples.tsv), columns are "
-                           + ("atlas regions" if i.atlas_name else "mask voxels") + " (see _features.tsv).",
+                           + ("atlas regions" if i.atlas_name else "grayordinates" if gray else "mask voxels")
+                           + " (see _features.tsv).",
+            **({"Grayordinates": dict(i.grayordinates)} if i.grayordinates else {}),
             "Sources": i.sources,
             "RepetitionTime": i.t_r,
             "StartTime": i.start_time,
@@ -155,3 +163,25 @@ class WriteDerivatives(SimpleInterface):
             "DurationSeconds": round((now - started).total_seconds(), 3),
         }
         writer.finish(provenance.with_uris(sidecar, i.sources))  # paths as BIDS URIs, like Sources
+
+    def _write_grayordinates(self, naming: drv.RunNaming, writer: RunWriter, X, features: dict) -> None:
+        """``--output-format dtseries.nii`` / ``func.gii``: the cleaned rows back on the grayordinates."""
+        from bidsapp.core import grayordinates as go
+
+        i, out = self.inputs, Path(self.inputs.output_dir)
+        if not {"dtseries.nii", "func.gii"} & set(i.output_format):
+            return
+        bm = go.brain_models_of(i.mask_file)
+        values = np.asarray(X)
+        if i.atlas_on_grid:  # paint each region's row values on its grayordinates
+            labels, _ = go.read_dlabel(i.atlas_on_grid, bm)
+            values = go.expand_labels(values, labels, np.array([int(v) for v in features["label"]]))
+        if "dtseries.nii" in i.output_format:  # rows are the kept volumes (times: _samples.tsv); start at the first
+            header, rows = read_tsv(i.samples)
+            first = [float(r[header.index("onset")]) for r in rows if r[header.index("row")] == "0"]
+            with writer.put(naming.path(out, "bold", ".dtseries.nii")) as tmp:
+                go.to_dtseries(values, bm, i.t_r, first[0] if first else i.start_time).to_filename(str(tmp))
+        if "func.gii" in i.output_format:
+            for hemi, img in go.to_gifti(values, bm).items():
+                with writer.put(naming.path(out, "bold", ".func.gii", hemi=hemi)) as tmp:
+                    nib.save(img, str(tmp))

@@ -54,7 +54,8 @@ def participant_report(output_dir: Path, subject: str) -> Path | None:
         parts += [
             _row("array", f"{meta['Shape'][0]} kept volumes x {meta['Shape'][1]} features ({meta['DataType']})"),
             _row("volumes censored", f"{len(meta['CensoredVolumes'])} of {run.n_volumes}: {meta['CensoredVolumes']}"),
-            _row("mask", f"{meta['MaskSource']} ({meta['MaskVoxelCount']} voxels)"),
+            _row("mask", f"{meta['MaskSource']} ({meta['MaskVoxelCount']} "
+                         f"{'grayordinates' if meta.get('Grayordinates') else 'voxels'})"),
             _row("denoising", f"{p['denoise']}: {len(meta['ConfoundColumns'])} regressors "
                               f"(rank removed {meta['ConfoundRankRemoved']})"),
             _row("cleaning", f"detrend={p['detrend']}, filter={p['filter']}, low_pass={p['low_pass']}, "

@@ -54,8 +54,17 @@ def init_run_wf(
     mem_gb: dict,
     input_stamp: str,
     name: str,
+    bold_right: str | None = None,
+    atlas_right: str | None = None,
+    grayordinates: dict | None = None,
+    surfaces: dict | None = None,
 ) -> pe.Workflow:
-    """Mask -> masking -> cleaning -> segmentation -> derivatives for one run."""
+    """Mask -> masking -> cleaning -> segmentation -> derivatives for one run.
+
+    Grayordinate runs (CIFTI-2 dtseries, or a GIFTI pair: ``bold_file`` hemi-L, ``bold_right`` hemi-R) take the
+    same path; ``grayordinates`` (format, hemispheres) goes to the sidecar; ``surfaces`` ({"L", "R"} ->
+    surf.gii) give the vertices' x, y, z.
+    """
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["bold_file", "mask_file", "confounds_file",
                                                   "confounds_json", "events_file"]), name="inputnode")
@@ -65,10 +74,11 @@ def init_run_wf(
     inputnode.inputs.confounds_json = confounds_json
     inputnode.inputs.events_file = events_file
     mask = pe.Node(ComputeMask(strategy=mask_strategy, space=space, resample_mask=resample_mask,
-                               input_stamp=input_stamp),
+                               input_stamp=input_stamp, bold_right=bold_right),
                    name="mask", mem_gb=mem_gb["mask"])
     extract = pe.Node(ExtractSignals(smoothing_fwhm=smoothing_fwhm, atlas_file=atlas_file,
-                                     atlas_labels=atlas_labels, resample_mask=resample_mask),
+                                     atlas_labels=atlas_labels, resample_mask=resample_mask,
+                                     bold_right=bold_right, atlas_right=atlas_right, surfaces=surfaces or {}),
                       name="masking", mem_gb=mem_gb["masking"])
     clean = pe.Node(CleanSignals(bold_file=bold_file, dummy_scans=dummy_scans,
                                  denoise=denoise, confound_columns=confound_columns,
@@ -85,7 +95,8 @@ def init_run_wf(
                                     mask_desc=drv.mask_desc(mask_strategy),
                                     atlas_name=atlas_name, output_format=output_format, settings=settings,
                                     configuration_hash=configuration_hash, cache_dir=cache_dir,
-                                    t_r=t_r, start_time=start_time, start_time_source=start_time_source),
+                                    t_r=t_r, start_time=start_time, start_time_source=start_time_source,
+                                    grayordinates=grayordinates or {}),
                    name="derivatives", mem_gb=mem_gb["derivatives"])
     outputnode = pe.Node(IdentityInterface(fields=["sidecar", "out_files"]), name="outputnode")
     wf.connect([

@@ -1,0 +1,428 @@
+"""Grayordinates: fMRIPrep's CIFTI-2 (``dtseries.nii``) and GIFTI (``func.gii`` pairs) runs.
+
+A run becomes a float32 (n_volumes, n_grayordinates) array whose columns are
+described by a nibabel :class:`~nibabel.cifti2.cifti2_axes.BrainModelAxis`
+(the CIFTI's own brain models, or the two hemispheres of a GIFTI pair, left
+first, every vertex). The same axis turns a vector or a matrix over the
+columns back into a ``dscalar.nii`` / ``dtseries.nii`` or per-hemisphere
+``func.gii``. Atlas mode averages the columns of each label of a ``dlabel.nii``
+(or a ``label.gii`` pair), as ``wb_command -cifti-parcellate -method MEAN``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.cifti2 import cifti2_axes as ca
+
+BrainModels = ca.BrainModelAxis
+CIFTI_EXTENSIONS = (".dtseries.nii",)
+GIFTI_EXTENSIONS = (".func.gii",)
+LEFT, RIGHT = "CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_CORTEX_RIGHT"
+_CHUNK = 1024  # columns per block: the file is column-major; blocks this size transpose cache-friendly
+
+
+def is_grayordinate_file(path: str | os.PathLike) -> bool:
+    """Whether a BOLD file is a CIFTI-2 dtseries or a GIFTI func file (by its extension)."""
+    return str(path).endswith(CIFTI_EXTENSIONS + GIFTI_EXTENSIONS)
+
+
+def is_cifti(path: str | os.PathLike) -> bool:
+    return str(path).endswith(CIFTI_EXTENSIONS)
+
+
+def _cifti_axes(img, path) -> tuple[ca.SeriesAxis, BrainModels]:
+    axes = [img.header.get_axis(i) for i in range(img.ndim)]
+    if img.ndim != 2 or not isinstance(axes[1], BrainModels):
+        raise ValueError(f"{path}: not a CIFTI-2 dense file (axes {[type(a).__name__ for a in axes]}); "
+                         "give fMRIPrep's *_bold.dtseries.nii.")
+    if not isinstance(axes[0], ca.SeriesAxis) or axes[0].unit != "SECOND":
+        unit = getattr(axes[0], "unit", type(axes[0]).__name__)
+        raise ValueError(f"{path}: the CIFTI series axis is not time (it is {unit}); give a dtseries whose "
+                         "rows are volumes in seconds (fMRIPrep's *_bold.dtseries.nii).")
+    return axes[0], axes[1]
+
+
+def open_dtseries(path: str | os.PathLike) -> tuple[np.ndarray, BrainModels, ca.SeriesAxis]:
+    """Memory-map a CIFTI-2 dtseries without reading it.
+
+    Returns
+    -------
+    data : numpy.ndarray, shape (n_volumes, n_grayordinates)
+        A read-only memory map (uncompressed files) in the file's dtype; no copy is made.
+    brain_models : BrainModelAxis
+        What each column is.
+    series : SeriesAxis
+        Start and step (the repetition time) of the rows, in seconds.
+    """
+    img = nib.load(str(path), mmap="r")
+    series, bm = _cifti_axes(img, path)
+    data = np.asanyarray(img.dataobj)
+    if data.shape != (len(series), len(bm)):
+        raise ValueError(f"{path}: data shape {data.shape} does not match its axes ({len(series)}, {len(bm)}).")
+    return data, bm, series
+
+
+def read_dtseries(path: str | os.PathLike) -> tuple[np.ndarray, BrainModels, ca.SeriesAxis]:
+    """A dtseries as a C-ordered float32 (n_volumes, n_grayordinates) array, copied column block by block
+    from the memory map (peak memory: the output plus one block). Non-finite values are an error."""
+    data, bm, series = open_dtseries(path)
+    out = np.empty(data.shape, dtype=np.float32)
+    for start in range(0, data.shape[1], _CHUNK):
+        block = np.asarray(data[:, start:start + _CHUNK], dtype=np.float32)
+        if not np.isfinite(block).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=0))[0])
+            raise ValueError(f"{path}: grayordinate {bad} ({bm.name[bad]}) has NaN or infinite values; fix the "
+                             "input (fMRIPrep writes finite dtseries).")
+        out[:, start:start + _CHUNK] = block
+    return out, bm, series
+
+
+def _hemisphere(img, path, expected: str) -> None:
+    meta = {}
+    for source in [img.meta] + [d.meta for d in img.darrays[:1]]:
+        meta.update(dict(source) if source is not None else {})
+    primary = meta.get("AnatomicalStructurePrimary")
+    if primary is not None and ca.BrainModelAxis.to_cifti_brain_structure_name(primary) != expected:
+        raise ValueError(f"{path}: AnatomicalStructurePrimary is {primary}, expected the "
+                         f"{'left' if expected == LEFT else 'right'} hemisphere; swap the files.")
+
+
+def read_gifti_pair(left: str | os.PathLike, right: str | os.PathLike) -> tuple[np.ndarray, BrainModels]:
+    """Join a left and a right ``func.gii`` (one data array per volume) into one array.
+
+    Returns
+    -------
+    X : numpy.ndarray, float32, shape (n_volumes, n_vertices_left + n_vertices_right)
+        Left hemisphere's vertices first, then the right's, every vertex in order.
+    brain_models : BrainModelAxis
+        ``CIFTI_STRUCTURE_CORTEX_LEFT`` / ``_RIGHT`` surface models over all vertices.
+    """
+    parts, models = [], []
+    lengths = {}
+    for path, name in ((left, LEFT), (right, RIGHT)):
+        if path is None or not Path(path).is_file():
+            raise ValueError(f"{path}: missing hemisphere ({'hemi-L' if name == LEFT else 'hemi-R'}); fMRIPrep "
+                             "writes both hemi-L and hemi-R func.gii files, give the pair.")
+        img = nib.load(str(path))
+        if not img.darrays:
+            raise ValueError(f"{path}: the GIFTI file has no data arrays.")
+        _hemisphere(img, path, name)
+        if len(img.darrays) == 1 and img.darrays[0].data.ndim == 2:  # one 2D array (vertices x time)
+            data = np.asarray(img.darrays[0].data, dtype=np.float32).T
+        else:
+            sizes = {d.data.size for d in img.darrays}
+            if len(sizes) != 1:
+                raise ValueError(f"{path}: data arrays of different lengths {sorted(sizes)}.")
+            data = np.stack([np.asarray(d.data, dtype=np.float32).ravel() for d in img.darrays])
+        if not np.isfinite(data).all():
+            raise ValueError(f"{path}: NaN or infinite values; fix the input.")
+        lengths[path] = data.shape[0]
+        parts.append(data)
+        models.append(BrainModels.from_surface(np.arange(data.shape[1]), data.shape[1], name))
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"{left} has {lengths[left]} volumes but {right} has {lengths[right]}; the hemispheres "
+                         "must come from the same run.")
+    return np.ascontiguousarray(np.concatenate(parts, axis=1)), models[0] + models[1]
+
+
+def read_surface(path: str | os.PathLike) -> np.ndarray:
+    """Vertex coordinates (n_vertices, 3) in mm of a ``surf.gii``."""
+    img = nib.load(str(path))
+    coords = [d.data for d in img.darrays if d.intent == nib.nifti1.intent_codes["NIFTI_INTENT_POINTSET"]]
+    if not coords:
+        raise ValueError(f"{path}: no NIFTI_INTENT_POINTSET array; give a surf.gii (e.g. midthickness).")
+    return np.asarray(coords[0], dtype=np.float64)
+
+
+def read_surfaces(files: dict, bm: BrainModels) -> dict[str, np.ndarray]:
+    """``{"L": surf.gii, "R": surf.gii}`` -> {CIFTI structure: vertex coordinates}, checked against ``bm``."""
+    out = {}
+    for hemi, path in files.items():
+        name = LEFT if hemi == "L" else RIGHT
+        coords = read_surface(path)
+        if name in bm.nvertices and coords.shape[0] != bm.nvertices[name]:
+            raise ValueError(f"{path}: {coords.shape[0]} vertices but the run's hemi-{hemi} mesh has "
+                             f"{bm.nvertices[name]}; give the surface of the run's space and density (or "
+                             "--surface none).")
+        out[name] = coords
+    return out
+
+
+def features(bm: BrainModels, surfaces: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Describe each column: ``column, structure, vertex, i, j, k, x, y, z``.
+
+    ``vertex`` is n/a for volume structures, ``i, j, k`` for surface ones; ``x, y, z`` (mm)
+    come from the CIFTI affine for voxels and from ``surfaces`` (CIFTI structure name ->
+    (n_vertices, 3) coordinates) for vertices, n/a when no surface is given.
+    """
+    n = len(bm)
+    surf = bm.surface_mask
+    vertex = np.where(surf, bm.vertex, -1).astype(float)
+    vertex[~surf] = np.nan
+    ijk = bm.voxel.astype(float)
+    ijk[surf] = np.nan
+    xyz = np.full((n, 3), np.nan)
+    if (~surf).any():
+        xyz[~surf] = nib.affines.apply_affine(bm.affine, bm.voxel[~surf])
+    for name, coords in (surfaces or {}).items():
+        name = BrainModels.to_cifti_brain_structure_name(name)
+        sel = surf & (bm.name == name)
+        if not sel.any():
+            continue
+        if coords.shape[0] != bm.nvertices[name]:
+            raise ValueError(f"surface of {name} has {coords.shape[0]} vertices but the run's has "
+                             f"{bm.nvertices[name]}; give the surface of the run's space and density.")
+        xyz[sel] = coords[bm.vertex[sel]]
+    as_int = {k: np.array([None if v != v else int(v) for v in a], dtype=object)
+              for k, a in (("vertex", vertex), ("i", ijk[:, 0]), ("j", ijk[:, 1]), ("k", ijk[:, 2]))}
+    return {"column": np.arange(n), "structure": np.asarray(bm.name, dtype=object), **as_int,
+            "x": np.round(xyz[:, 0], 4), "y": np.round(xyz[:, 1], 4), "z": np.round(xyz[:, 2], 4)}
+
+
+def _keys(bm: BrainModels) -> np.ndarray:
+    """One hashable key per column: (structure, vertex) or (structure, i, j, k)."""
+    return np.array([f"{n}:{v}" if v >= 0 else f"{n}:{a}:{b}:{c}"
+                     for n, v, (a, b, c) in zip(bm.name, bm.vertex, bm.voxel)], dtype=object)
+
+
+def _to_run(values: np.ndarray, source: BrainModels, target: BrainModels, path) -> np.ndarray:
+    """Values over ``source``'s columns moved onto ``target``'s (0 where ``source`` has no value)."""
+    if source == target:
+        return values
+    if source.volume_mask.any() and target.volume_mask.any() and not (
+            source.volume_shape == target.volume_shape and np.allclose(source.affine, target.affine, atol=1e-4)):
+        raise ValueError(f"{path}: its volume grid differs from the run's; use an atlas on the run's grayordinates.")
+    for name, n in source.nvertices.items():
+        if target.nvertices.get(name, n) != n:
+            raise ValueError(f"{path}: its {name} mesh has {n} vertices but the run's has {target.nvertices[name]} "
+                             "(different space or density); use an atlas in the run's space.")
+    index = {k: j for j, k in enumerate(_keys(source))}
+    pos = np.array([index.get(k, -1) for k in _keys(target)])
+    if (pos < 0).all():
+        raise ValueError(f"{path}: none of its grayordinates is a grayordinate of the run (different space "
+                         "or density?); use an atlas in the run's space.")
+    return np.where(pos >= 0, values[np.maximum(pos, 0)], 0)
+
+
+def read_dlabel(path: str | os.PathLike, bm: BrainModels) -> tuple[np.ndarray, dict[int, str]]:
+    """Labels of a ``dlabel.nii`` on the run's grayordinates and its label table.
+
+    Returns
+    -------
+    labels : numpy.ndarray of int, shape (n_grayordinates,)
+        Label key of each column of the run (0: not in the atlas).
+    names : dict of int to str
+        Label table of the first map (key 0 left out).
+    """
+    img = nib.load(str(path))
+    axes = [img.header.get_axis(i) for i in range(img.ndim)]
+    if img.ndim != 2 or not isinstance(axes[0], ca.LabelAxis) or not isinstance(axes[1], BrainModels):
+        raise ValueError(f"{path}: not a dense label file (dlabel.nii with a label map over brain models).")
+    data = np.asarray(img.dataobj[0], dtype=np.float64)
+    labels = np.rint(data).astype(np.int64)
+    table = axes[0].label[0]
+    names = {int(k): str(v[0]) for k, v in table.items() if int(k) != 0}
+    return _to_run(labels, axes[1], bm, path), names
+
+
+def read_label_gifti_pair(left, right, bm: BrainModels) -> tuple[np.ndarray, dict[int, str]]:
+    """Labels of a ``label.gii`` pair on the run's grayordinates, and the merged label table.
+
+    A key present in both hemispheres' tables is one region (their names must agree).
+    """
+    labels, names, models = [], {}, []
+    for path, name in ((left, LEFT), (right, RIGHT)):
+        img = nib.load(str(path))
+        _hemisphere(img, path, name)
+        lab = np.rint(np.asarray(img.darrays[0].data, dtype=np.float64)).astype(np.int64).ravel()
+        for key, text in img.labeltable.get_labels_as_dict().items():
+            if int(key) == 0:
+                continue
+            if names.get(int(key), text) != text:
+                raise ValueError(f"{path}: label {key} is '{text}' here but '{names[int(key)]}' in the other "
+                                 "hemisphere; give label tables that agree.")
+            names[int(key)] = text
+        labels.append(lab)
+        models.append(BrainModels.from_surface(np.arange(lab.size), lab.size, name))
+    return _to_run(np.concatenate(labels), models[0] + models[1], bm, left), names
+
+
+def parcellate(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the columns of each label (``wb_command -cifti-parcellate -method MEAN``).
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n_volumes, n_grayordinates)
+    labels : numpy.ndarray of int, shape (n_grayordinates,)
+        0 = not in any region.
+
+    Returns
+    -------
+    R : numpy.ndarray, float32, shape (n_volumes, n_labels)
+    values : numpy.ndarray of int
+        The label of each column of ``R``, sorted.
+    """
+    from scipy import sparse
+
+    labels = np.asarray(labels)
+    if labels.shape != (X.shape[1],):
+        raise ValueError(f"labels of shape {labels.shape} for {X.shape[1]} grayordinates.")
+    values, inverse = np.unique(labels[labels != 0], return_inverse=True)
+    if values.size == 0:
+        raise ValueError("the atlas has no label on the run's grayordinates.")
+    cols = np.flatnonzero(labels != 0)
+    counts = np.bincount(inverse, minlength=values.size)
+    avg = sparse.csr_matrix((1.0 / counts[inverse], (cols, inverse)), shape=(X.shape[1], values.size))
+    R = np.empty((X.shape[0], values.size), dtype=np.float32)
+    for start in range(0, X.shape[0], 256):  # rows in blocks: X may be a memory map
+        R[start:start + 256] = (avg.T @ np.asarray(X[start:start + 256], dtype=np.float64).T).T
+    return R, values
+
+
+def label_features(bm: BrainModels, labels: np.ndarray, values: np.ndarray, names: dict[int, str],
+                   surfaces: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Describe atlas columns: ``column, label, name, n_grayordinates, structure`` (the structure holding
+    most of the region's grayordinates) and the region's mean ``x, y, z`` where known."""
+    per = features(bm, surfaces)
+    xyz = np.column_stack([per["x"], per["y"], per["z"]]).astype(float)
+    struct, count, centre = [], [], []
+    for v in values:
+        sel = labels == v
+        names_in, n_in = np.unique(bm.name[sel], return_counts=True)
+        struct.append(str(names_in[np.argmax(n_in)]))
+        count.append(int(sel.sum()))
+        centre.append(xyz[sel].mean(axis=0) if np.isfinite(xyz[sel]).all() else np.full(3, np.nan))
+    centre = np.array(centre)
+    return {"column": np.arange(values.size), "label": np.asarray(values, dtype=int),
+            "name": np.array([names.get(int(v), f"region-{int(v)}") for v in values], dtype=object),
+            "n_grayordinates": np.array(count), "structure": np.array(struct, dtype=object),
+            "x": np.round(centre[:, 0], 3), "y": np.round(centre[:, 1], 3), "z": np.round(centre[:, 2], 3)}
+
+
+def _check_columns(values: np.ndarray, n: int) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype == bool:
+        values = values.astype(np.uint8)
+    if values.ndim not in (1, 2) or values.shape[-1] != n:
+        raise ValueError(f"values of shape {values.shape} do not match the {n} columns; give (n_features,) or "
+                         "(n, n_features).")
+    return values
+
+
+def expand_labels(values: np.ndarray, labels: np.ndarray, label_values: np.ndarray) -> np.ndarray:
+    """Values over atlas columns painted onto the grayordinates (0 outside every region)."""
+    values = _check_columns(values, len(label_values))
+    pos = np.searchsorted(label_values, labels)
+    inside = (labels != 0) & (pos < len(label_values))
+    inside[inside] = np.asarray(label_values)[pos[inside]] == labels[inside]
+    out = np.zeros(values.shape[:-1] + labels.shape, dtype=np.result_type(values.dtype, np.float32))
+    out[..., inside] = values[..., pos[inside]]
+    return out
+
+
+def to_dscalar(values, bm: BrainModels, names: list[str] | None = None) -> nib.Cifti2Image:
+    """A ``dscalar.nii`` of one map ((n_grayordinates,)) or several ((n_maps, n_grayordinates))."""
+    values = _check_columns(values, len(bm))
+    data = np.atleast_2d(values).astype(np.float32)
+    names = names or [f"map-{k}" for k in range(data.shape[0])]
+    return nib.Cifti2Image(data, header=(ca.ScalarAxis(names), bm))
+
+
+def to_dtseries(X, bm: BrainModels, t_r: float, start: float = 0.0) -> nib.Cifti2Image:
+    """A ``dtseries.nii`` of (n_volumes, n_grayordinates) rows ``t_r`` seconds apart."""
+    X = _check_columns(X, len(bm))
+    if X.ndim != 2:
+        raise ValueError(f"a dtseries needs (n_volumes, n_grayordinates) values, got shape {X.shape}.")
+    return nib.Cifti2Image(np.asarray(X, dtype=np.float32), header=(ca.SeriesAxis(start, t_r, X.shape[0]), bm))
+
+
+def to_gifti(values, bm: BrainModels) -> dict[str, nib.GiftiImage]:
+    """Per-hemisphere ``func.gii`` (``{"L": img, "R": img}``) of a vector or matrix over surface columns.
+
+    Each row becomes one data array over every vertex of the hemisphere (0 where the run has
+    no column, e.g. the medial wall of fsLR 91k). Volume columns are left out.
+    """
+    values = _check_columns(values, len(bm))
+    rows = np.atleast_2d(values).astype(np.float32)
+    out = {}
+    for name, hemi, primary in ((LEFT, "L", "CortexLeft"), (RIGHT, "R", "CortexRight")):
+        sel = bm.surface_mask & (bm.name == name)
+        if not sel.any():
+            continue
+        full = np.zeros((rows.shape[0], bm.nvertices[name]), dtype=np.float32)
+        full[:, bm.vertex[sel]] = rows[:, sel]
+        img = nib.GiftiImage(meta=nib.gifti.GiftiMetaData({"AnatomicalStructurePrimary": primary}))
+        for row in full:
+            img.add_gifti_data_array(nib.gifti.GiftiDataArray(row, intent="NIFTI_INTENT_NONE",
+                                                              datatype="NIFTI_TYPE_FLOAT32"))
+        out[hemi] = img
+    if not out:
+        raise ValueError("no cortical surface columns: use to_dscalar for volume-only brain models.")
+    return out
+
+
+def to_dlabel(labels: np.ndarray, bm: BrainModels, names: dict[int, str]) -> nib.Cifti2Image:
+    """A ``dlabel.nii`` of integer labels over the grayordinates, with a label table (random colours)."""
+    rng = np.random.default_rng(0)
+    table = {0: ("???", (0.0, 0.0, 0.0, 0.0))}
+    for key in sorted(set(int(v) for v in np.unique(labels)) - {0}):
+        table[key] = (names.get(key, f"region-{key}"), tuple(rng.random(3).tolist()) + (1.0,))
+    return nib.Cifti2Image(np.asarray(labels, dtype=np.float32)[None],
+                           header=(ca.LabelAxis(["labels"], [table]), bm))
+
+
+def brain_models_of(path: str | os.PathLike) -> BrainModels:
+    """The brain model axis (columns) of a dense CIFTI file (e.g. a run's ``_desc-brain_mask.dscalar.nii``)."""
+    img = nib.load(str(path))
+    bm = img.header.get_axis(img.ndim - 1)
+    if not isinstance(bm, BrainModels):
+        raise ValueError(f"{path}: not a dense CIFTI file (no brain models).")
+    return bm
+
+
+def read_run(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> tuple[np.ndarray, BrainModels]:
+    """A grayordinate run as float32 (n_volumes, n_grayordinates) and its columns (dtseries or GIFTI pair)."""
+    if is_cifti(bold):
+        X, bm, _ = read_dtseries(bold)
+        return X, bm
+    return read_gifti_pair(bold, bold_right)
+
+
+def brain_models_of_run(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> BrainModels:
+    """The columns of a grayordinate run (header only for CIFTI)."""
+    if is_cifti(bold):
+        return open_dtseries(bold)[1]
+    return read_gifti_pair(bold, bold_right)[1]
+
+
+def write_column_mask(bold, bold_right, out: str | os.PathLike) -> tuple[str, int]:
+    """Write the run's columns as a ``dscalar.nii`` of ones (the grayordinate counterpart of a brain mask);
+    returns the sentence recorded as the run's ``MaskSource`` and the number of columns."""
+    bm = brain_models_of_run(bold, bold_right)
+    to_dscalar(np.ones(len(bm), np.float32), bm, names=["columns"]).to_filename(str(out))
+    what = (f"the CIFTI brain models of {Path(bold).name}" if is_cifti(bold)
+            else f"every vertex of {Path(bold).name} and {Path(bold_right).name}")
+    return f"no mask computed: {what} define the {len(bm)} columns", len(bm)
+
+
+def run_shape(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> tuple[int, int]:
+    """(n_volumes, n_grayordinates) of a grayordinate run (header only for CIFTI)."""
+    if is_cifti(bold):
+        data, bm, _ = open_dtseries(bold)
+        return data.shape[0], len(bm)
+    X, bm = read_gifti_pair(bold, bold_right)
+    return X.shape[0], len(bm)
+
+
+def check_series_step(path: str | os.PathLike, t_r: float, rtol: float = 1e-3) -> None:
+    """Warn (one line) when the JSON ``t_r`` disagrees with the dtseries' series step; the JSON wins (BIDS)."""
+    import warnings
+
+    _, _, series = open_dtseries(path)
+    if abs(series.step - t_r) > rtol * t_r:
+        warnings.warn(f"{Path(path).name}: RepetitionTime {t_r:g} s in the JSON sidecar differs from the CIFTI "
+                      f"series step ({series.step:g} s); using the JSON value, as BIDS specifies.", stacklevel=2)
