@@ -379,11 +379,11 @@ def test_concurrent_invocations_same_participant(data, tmp_path):
     """Item 6: several invocations for the same participant at once never crash nor corrupt; their logs differ."""
     bids, ref = data
     out = tmp_path / "o"
-    procs = [_popen(bids, out, "participant", "--participant-label", "01", "--nprocs", "1") for _ in range(3)]
+    procs = [_popen(bids, out, "participant", "--participant-label", "01", "--nprocs", "1") for _ in range(2)]
     results = [(p.wait(timeout=120), p.communicate()) for p in procs]
     assert all(code == 0 for code, _ in results), [err for _, (_, err) in results]
     assert assert_sidecars_true(out) == 2
-    assert len(list((out / "logs").glob("settings-*.json"))) == 3
+    assert len(list((out / "logs").glob("settings-*.json"))) == 2
     assert _sha(out / SUB1 / f"{STEM}_timeseries.npy") == _sha(ref / SUB1 / f"{STEM}_timeseries.npy")
     assert _temporaries(out) == []
 

@@ -61,7 +61,7 @@ def _make(root, shape, n_volumes, monkeypatch):
 
 @pytest.mark.parametrize("shape, n_volumes, formats, extra", [
     ((18, 22, 18), 60, ["npy", "tsv.gz", "nii.gz"], ["--trial-estimates", "lss"]),
-    ((56, 64, 52), 200, ["npy", "nii.gz"], []),
+    ((50, 58, 46), 160, ["npy", "nii.gz"], []),
 ], ids=["small", "medium"])
 def test_nodes_stay_under_their_estimates(tmp_path, monkeypatch, shape, n_volumes, formats, extra):
     bids, work, out = tmp_path / "bids", tmp_path / "work", tmp_path / "out"
