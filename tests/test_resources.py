@@ -83,8 +83,9 @@ def test_nodes_stay_under_their_estimates(tmp_path, monkeypatch, shape, n_volume
         peak_gb, grown_gb = m["peak_kb"] / 2**20, (m["peak_kb"] - m["before_kb"]) / 2**20
         print(f"{name:13s} peak {peak_gb:.3f} GB (grew {grown_gb:.3f}) estimate {m['mem_gb']:.3f} GB")
         assert peak_gb <= m["mem_gb"], f"{name}: peak {peak_gb:.3f} GB > estimate {m['mem_gb']} GB"
-        # the data terms on their own: what the node allocated beyond the imports
-        assert grown_gb <= m["mem_gb"] - BASE_GB + 0.02, (
+        # the data terms on their own: what the node allocated beyond the imports (up to 40 MB of nipype's
+        # own per-node bookkeeping, measured at 6-28 MB, are part of BASE_GB)
+        assert grown_gb <= m["mem_gb"] - BASE_GB + 0.04, (
             f"{name}: grew {grown_gb:.3f} GB, data estimate {m['mem_gb'] - BASE_GB:.3f} GB")
 
 
