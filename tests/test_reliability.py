@@ -6,6 +6,7 @@ command in subprocesses and send real signals.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -459,62 +460,55 @@ def test_outputs_follow_the_umask(data):
 
 # --- 11. errors that name the file ------------------------------------------------------------------------------
 
-def _mount_tmpfs(path: Path, options: str) -> None:
+@contextlib.contextmanager
+def _tmpfs(path: Path, options: str):
+    """A small tmpfs mounted at ``path`` for the test (root only, else the test is skipped)."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a small filesystem needs root and mount(8)")
     path.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount tmpfs here: {done.stderr.decode().strip()}")
-
-
-def _umount(path: Path) -> None:
-    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def test_full_output_disk_is_one_line_and_no_false_sidecar(data, tmp_path):
     """Item 11 (and 1): the output filesystem fills up during the write."""
     bids, _ = data
     out = tmp_path / "full"
-    _mount_tmpfs(out, "size=1200k")
-    try:
+    with _tmpfs(out, "size=1200k"):
         done = _cli(bids, out, "participant", "--participant-label", "01", "--nprocs", "1")
         assert done.returncode == 73, done.stderr
         line = done.stderr.strip().splitlines()
         assert len(line) == 1 and "No space left on device" in line[0] and str(out) in line[0], done.stderr
         assert "unexpected error" not in line[0]
         assert_sidecars_true(out)
-    finally:
-        _umount(out)
 
 
 def test_full_work_disk_names_the_folder_and_the_fix(data, tmp_path):
     """Item 11: the work folder's disk is full."""
     bids, _ = data
     work = tmp_path / "work"
-    _mount_tmpfs(work, "size=400k")
-    try:
+    with _tmpfs(work, "size=400k"):
         done = _cli(bids, tmp_path / "o", "participant", "--participant-label", "01", "--nprocs", "1",
                     "--work-dir", work)
         assert done.returncode != 0
         assert "No space left on device" in done.stderr and "--work-dir" in done.stderr, done.stderr
         assert "unexpected error" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
-    finally:
-        _umount(work)
 
 
 def test_read_only_output_folder(data, tmp_path):
     """Item 11: an output folder on a read-only filesystem is one line with the folder and exit 73."""
     bids, _ = data
     out = tmp_path / "ro"
-    _mount_tmpfs(out, "ro,size=1m")
-    try:
+    with _tmpfs(out, "ro,size=1m"):
         done = _cli(bids, out, "participant", "--participant-label", "01")
         assert done.returncode == 73, done.stderr
         assert str(out) in done.stderr and "Read-only file system" in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
-    finally:
-        _umount(out)
 
 
 def test_mask_grid_message_shows_what_differs(tmp_path):
