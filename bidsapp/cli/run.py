@@ -6,7 +6,6 @@ import datetime as dt
 import errno
 import json
 import os
-import re
 import secrets
 import signal
 import sys
@@ -17,6 +16,7 @@ import traceback
 import warnings
 from pathlib import Path
 
+from bidsapp.cli.errors import DISK_ERRNOS, crash_reason, os_error_line
 from bidsapp.cli.parser import UsageError, parse_args
 from bidsapp.collect import InputError, Run, collect_runs
 from bidsapp.messages import cli_words
@@ -410,55 +410,12 @@ def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocati
         crash = sorted(crash_dir.glob("*.txt"))
         if not crash:
             raise InputError(f"{exc} (work folder kept: {work})", code=1) from exc
-        bolds = {kw["name"]: kw["bold_file"] for kw in kwargs}
-        reason = _crash_reason(crash[0], bolds)
+        reason, disk = crash_reason(crash[0], {kw["name"]: kw["bold_file"] for kw in kwargs})
         more = f"; {len(crash) - 1} more node(s) failed" if len(crash) > 1 else ""
-        disk = any(f"[Errno {n}]" in crash[0].read_text(errors="replace") for n in _DISK_ERRNOS)
         raise InputError(f"{reason} (details: {crash[0]}{more}; work folder kept: {work})",
                          code=73 if disk else 1) from exc
     except OSError as exc:
-        raise InputError(_os_error_line(exc, work), code=73 if exc.errno in _DISK_ERRNOS else 1) from exc
-
-
-def _os_error_line(exc: OSError, work: Path) -> str:
-    """One line for a filesystem failure: which file, what happened, what to do."""
-    where = exc.filename or work
-    fix = {errno.ENOSPC: "free some space, or give --work-dir / output_dir on a larger disk",
-           errno.EROFS: "the filesystem is read-only; choose a writable output_dir / --work-dir",
-           errno.EACCES: "no permission; choose a folder you can write to",
-           errno.EDQUOT: "disk quota exceeded; free some space or use another disk"}.get(
-        exc.errno, "check the disk and the permissions")
-    return f"{where}: {exc.strerror or exc}; {fix}."
-
-
-def _crash_reason(path: Path, bolds: dict[str, str]) -> str:
-    """The user-facing line of a nipype crash file, prefixed with the failed run's BOLD file."""
-    lines = path.read_text(errors="replace").splitlines()
-    node = next((ln[len("Node: "):].split(".") for ln in lines if ln.startswith("Node: ")), [])
-    bold = bolds.get(node[1]) if len(node) > 1 else None
-    reason = _error_line(lines)
-    return reason if bold is None or bold in reason else f"{bold}: {reason}"
-
-
-_DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
-
-
-def _error_line(lines: list[str]) -> str:
-    """The user-facing line of a crash file: a full or read-only disk anywhere in the traceback
-    (it causes the errors after it), else the last ValueError/InputError/OSError line."""
-    disk = [ln for ln in lines if any(f"[Errno {n}]" in ln for n in _DISK_ERRNOS)]
-    for line in disk[:1] + list(reversed(lines)):
-        text = line.strip()
-        for prefix in ("ValueError: ", "InputError: "):
-            if text.startswith(prefix):
-                return text[len(prefix):]
-        if text.startswith(("OSError: ", "FileNotFoundError: ", "PermissionError: ")) or "[Errno " in text:
-            match = re.search(r"\[Errno (\d+)\] ([^:]+)(?:: '([^']*)')?", text)
-            if match:
-                exc = OSError(int(match.group(1)), match.group(2), match.group(3))
-                return _os_error_line(exc, Path("."))
-            return text
-    return lines[-1] if lines else "a node failed"
+        raise InputError(os_error_line(exc, work), code=73 if exc.errno in DISK_ERRNOS else 1) from exc
 
 
 def _write_invocation(s: Settings, invocation: str) -> None:
@@ -518,8 +475,8 @@ def _main(argv: list[str] | None, verbose: bool) -> int:
     except OSError as exc:
         if verbose:
             traceback.print_exc()
-        print(f"bidsapp: error: {_os_error_line(exc, Path.cwd())}", file=sys.stderr)
-        return 73 if exc.errno in _DISK_ERRNOS + (errno.EACCES,) else 1
+        print(f"bidsapp: error: {os_error_line(exc, Path.cwd())}", file=sys.stderr)
+        return 73 if exc.errno in DISK_ERRNOS + (errno.EACCES,) else 1
     except Exception as exc:  # noqa: BLE001 - last resort: one line unless --verbose
         if verbose:
             traceback.print_exc()

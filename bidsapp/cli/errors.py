@@ -1,0 +1,52 @@
+"""One-line errors from filesystem failures and nipype crash files."""
+
+from __future__ import annotations
+
+import errno
+import re
+from pathlib import Path
+
+#: a full, read-only or over-quota disk: exit 73 ("cannot write the output or work folder")
+DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+
+
+def os_error_line(exc: OSError, work: Path) -> str:
+    """One line for a filesystem failure: which file, what happened, what to do."""
+    where = exc.filename or work
+    fix = {errno.ENOSPC: "free some space, or give --work-dir / output_dir on a larger disk",
+           errno.EROFS: "the filesystem is read-only; choose a writable output_dir / --work-dir",
+           errno.EACCES: "no permission; choose a folder you can write to",
+           errno.EDQUOT: "disk quota exceeded; free some space or use another disk"}.get(
+        exc.errno, "check the disk and the permissions")
+    return f"{where}: {exc.strerror or exc}; {fix}."
+
+
+def crash_reason(path: Path, bolds: dict[str, str]) -> tuple[str, bool]:
+    """The user-facing line of a nipype crash file, prefixed with the failed run's BOLD file, and
+    whether a disk error (:data:`DISK_ERRNOS`) caused it.
+
+    ``bolds`` maps each run's sub-workflow name to its BOLD file (the crash file's ``Node:`` line
+    names the sub-workflow).
+    """
+    lines = path.read_text(errors="replace").splitlines()
+    node = next((ln[len("Node: "):].split(".") for ln in lines if ln.startswith("Node: ")), [])
+    bold = bolds.get(node[1]) if len(node) > 1 else None
+    disk = [ln for ln in lines if any(f"[Errno {n}]" in ln for n in DISK_ERRNOS)]
+    reason = _error_line(disk[:1] + list(reversed(lines)))
+    return (reason if bold is None or bold in reason else f"{bold}: {reason}"), bool(disk)
+
+
+def _error_line(lines: list[str]) -> str:
+    """The first ValueError/InputError/OSError line of ``lines`` (a disk error first, then the
+    traceback from its end), as one user-facing line."""
+    for line in lines:
+        text = line.strip()
+        for prefix in ("ValueError: ", "InputError: "):
+            if text.startswith(prefix):
+                return text[len(prefix):]
+        if text.startswith(("OSError: ", "FileNotFoundError: ", "PermissionError: ")) or "[Errno " in text:
+            match = re.search(r"\[Errno (\d+)\] ([^:]+)(?:: '([^']*)')?", text)
+            if match:
+                return os_error_line(OSError(int(match.group(1)), match.group(2), match.group(3)), Path("."))
+            return text
+    return lines[-1] if lines else "a node failed"
