@@ -135,6 +135,7 @@ class RunWriter:
         self.folder = self.sidecar.parent
         self.cache = cache
         self.entries: list[dict] = []
+        self._listings: dict[Path, set | None] | None = None  # other sidecars -> names they list, read once
 
     def begin(self) -> None:
         """Invalidate the previous generation: its sidecar goes before any of its files change."""
@@ -142,10 +143,15 @@ class RunWriter:
         self.sidecar.unlink(missing_ok=True)
 
     def _invalidate_listing(self, name: str) -> None:
-        for other in self.folder.glob(SIDECAR_GLOB):
-            meta = _read_sidecar(other)
-            listed = [f.get("Path") if isinstance(f, dict) else f for f in (meta or {}).get("OutputFiles", [])]
-            if meta is None or name in listed:
+        if self._listings is None:  # only sidecars of this run (same lock) can list its files
+            self._listings = {}
+            for other in self.folder.glob(SIDECAR_GLOB):
+                meta = _read_sidecar(other)
+                self._listings[other] = None if meta is None else {
+                    f.get("Path") if isinstance(f, dict) else f for f in meta.get("OutputFiles", [])}
+        for other, listed in list(self._listings.items()):
+            if listed is None or name in listed:
+                del self._listings[other]
                 other.unlink(missing_ok=True)
                 if other != self.sidecar:
                     warnings.warn(f"{self.folder / name} changed, so the outputs described by {other.name} are "
