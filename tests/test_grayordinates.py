@@ -62,7 +62,7 @@ def test_dtseries_is_memory_mapped_and_read_exactly(dtseries, bm91k):
     assert isinstance(data, np.memmap) and data.shape == X.shape and series.step == pytest.approx(0.72)
     assert bm == bm91k
     out, _, _ = g.read_dtseries(path)
-    assert out.flags.c_contiguous and out.dtype == np.float32
+    assert out.flags.f_contiguous and out.dtype == np.float32
     np.testing.assert_array_equal(out, X)
 
 
@@ -98,12 +98,23 @@ def test_bad_cifti_inputs(tmp_path):
     nib.Cifti2Image(np.zeros((3, 10), np.float32), header=(ca.SeriesAxis(0, 1, 3, "HERTZ"), bm)).to_filename(hz)
     with pytest.raises(ValueError, match="not time .*HERTZ"):
         g.open_dtseries(hz)
+
+
+def test_nonfinite_values_are_zeroed_with_one_warning(tmp_path):
+    """The volume runs' policy (nilearn's NiftiMasker): NaN and inf become 0, counted, one warning."""
+    bm = ca.BrainModelAxis.from_surface(np.arange(10), 10, "CortexLeft")
     nan = tmp_path / "nan.dtseries.nii"
-    data = np.zeros((3, 10), np.float32)
-    data[1, 4] = np.nan
+    data = np.ones((3, 10), np.float32)
+    data[1, 4], data[2, 4], data[0, 7] = np.nan, np.inf, -np.inf
     nib.Cifti2Image(data, header=(ca.SeriesAxis(0, 1, 3, "second"), bm)).to_filename(nan)
-    with pytest.raises(ValueError, match="grayordinate 4"):
-        g.read_dtseries(nan)
+    with pytest.warns(UserWarning, match=r"nan\.dtseries\.nii: 3 non-finite value\(s\) .* in 2 grayordinate"):
+        X, _, n = g.read_run(nan)
+    assert n == 3 and X[1, 4] == X[2, 4] == X[0, 7] == 0 and np.isfinite(X).all() and X.sum() == 27
+    left = _gifti(tmp_path / "hemi-L.func.gii", np.where(np.eye(3, 4) > 0, np.nan, 1.0), "CortexLeft")
+    right = _gifti(tmp_path / "hemi-R.func.gii", np.ones((3, 2)), "CortexRight")
+    with pytest.warns(UserWarning, match="3 non-finite"):
+        X, bm2, n = g.read_run(left, right)
+    assert n == 3 and X.shape == (3, 6) and np.isfinite(X).all()
 
 
 def _gifti(path: Path, rows: np.ndarray, primary: str, encoding: str = "GIFTI_ENCODING_B64GZ") -> Path:

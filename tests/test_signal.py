@@ -257,3 +257,23 @@ def test_the_cost_model_takes_steps_for_long_unfiltered_runs():
     band = signal.cleaning_operator(300, t_r=2.0, confounds=conf[:300], low_pass=0.08, high_pass=0.01)
     assert signal.stepwise_is_cheaper(long)
     assert not signal.stepwise_is_cheaper(short) and not signal.stepwise_is_cheaper(band)
+
+
+@pytest.mark.parametrize("method", ["dense", "steps"])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_apply_operator_leaves_its_input_alone(method, order, dtype):
+    """copy=True never writes into the caller's array (the step-wise path once detrended a float64
+    Fortran-ordered input in place), and ``out=`` receives the same numbers as a new array."""
+    rng = np.random.default_rng(0)
+    X = np.asarray(rng.normal(size=(120, 70)) + 100, dtype=dtype, order=order)
+    X0 = X.copy()
+    op = signal.cleaning_operator(120, t_r=2.0, detrend=True, filter="butterworth", high_pass=0.01,
+                                  confounds=rng.normal(size=(120, 3)))
+    ref = signal.apply_operator(X, op, method=method, chunk_size=16)
+    np.testing.assert_array_equal(X, X0)
+    out = np.empty_like(ref)
+    assert signal.apply_operator(X, op, method=method, chunk_size=32, out=out) is out
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12 if dtype == np.float64 else 1e-6)
+    with pytest.raises(ValueError, match="out has shape"):
+        signal.apply_operator(X, op, out=np.empty((3, 3), ref.dtype))

@@ -71,7 +71,10 @@ def _case(rng: np.random.Generator) -> dict:
     n_const = int(rng.integers(0, 3))
     for j in range(n_const):  # constant and all-zero columns
         X[:, j] = 0 if j == 1 else rng.uniform(-1000, 1000)
+    if rng.random() < 0.4:  # grayordinate runs arrive in the file's (Fortran) order
+        X = np.asfortranarray(X)
     return dict(X=X, dtype=dtype, t_r=t_r, filter=ftype, low_pass=low, high_pass=high, sample_mask=keep,
+                chunk_size=int(rng.integers(1, X.shape[1] + 3)),  # several chunks, a partial last one
                 confounds=conf if n_conf else None, detrend=bool(rng.integers(0, 2)),
                 standardize=[None, "zscore_sample", "psc"][int(rng.integers(0, 3))], n_const=n_const)
 
@@ -82,7 +85,8 @@ def _describe(c: dict) -> str:
     conf = 0 if c["confounds"] is None else c["confounds"].shape[1]
     return (f"n={c['X'].shape[0]} dtype={c['dtype']} t_r={c['t_r']} filter={c['filter']} low={c['low_pass']} "
             f"high={c['high_pass']} confounds={conf} detrend={c['detrend']} standardize={c['standardize']} "
-            f"censoring: {cens} constant columns={c['n_const']}")
+            f"censoring: {cens} constant columns={c['n_const']} order={'F' if c['X'].flags.f_contiguous else 'C'} "
+            f"chunk_size={c['chunk_size']}")
 
 
 def test_clean_equals_nilearn_on_random_inputs():
@@ -105,7 +109,10 @@ def _compare_random_cases():
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                ours = signal.clean(c["X"], filter=c["filter"], sample_mask=c["sample_mask"], **kw)
+                before = c["X"].copy()
+                ours = signal.clean(c["X"], filter=c["filter"], sample_mask=c["sample_mask"],
+                                    chunk_size=c["chunk_size"], **kw)
+            assert np.array_equal(before, c["X"], equal_nan=True), f"seed {SEED} case {i}: input modified"
         except ValueError as exc:  # too short for the Butterworth filter, or no degree of freedom left
             assert "Butterworth filter needs more than" in str(exc) or "degrees of freedom" in str(exc), (
                 f"seed {SEED} case {i}: unexpected error {exc}: {_describe(c)}")

@@ -18,11 +18,14 @@ import nibabel as nib
 import numpy as np
 from nibabel.cifti2 import cifti2_axes as ca
 
+from bidsapp.core import cifti
+from bidsapp.core.io import copy_to_npy, save_npy
+
 BrainModels = ca.BrainModelAxis
 CIFTI_EXTENSIONS = (".dtseries.nii",)
 GIFTI_EXTENSIONS = (".func.gii",)
 LEFT, RIGHT = "CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_CORTEX_RIGHT"
-_CHUNK = 1024  # columns per block: the file is column-major; blocks this size transpose cache-friendly
+_CHUNK = 16384  # grayordinates per block when a dtseries is converted (non-float32 or scaled files)
 
 
 def is_grayordinate_file(path: str | os.PathLike) -> bool:
@@ -34,51 +37,90 @@ def is_cifti(path: str | os.PathLike) -> bool:
     return str(path).endswith(CIFTI_EXTENSIONS)
 
 
-def _cifti_axes(img, path) -> tuple[ca.SeriesAxis, BrainModels]:
-    axes = [img.header.get_axis(i) for i in range(img.ndim)]
-    if img.ndim != 2 or not isinstance(axes[1], BrainModels):
-        raise ValueError(f"{path}: not a CIFTI-2 dense file (axes {[type(a).__name__ for a in axes]}); "
-                         "give fMRIPrep's *_bold.dtseries.nii.")
-    if not isinstance(axes[0], ca.SeriesAxis) or axes[0].unit != "SECOND":
-        unit = getattr(axes[0], "unit", type(axes[0]).__name__)
+def dtseries_header(path: str | os.PathLike) -> cifti.DenseCifti:
+    """The header of a CIFTI-2 dtseries (shape, series, brain models), checked; the data are not read."""
+    info = cifti.read_header(path)
+    if info.series is None or info.series.unit != "SECOND":
+        unit = info.series.unit if info.series else info.row_type
         raise ValueError(f"{path}: the CIFTI series axis is not time (it is {unit}); give a dtseries whose "
                          "rows are volumes in seconds (fMRIPrep's *_bold.dtseries.nii).")
-    return axes[0], axes[1]
+    return info
 
 
-def open_dtseries(path: str | os.PathLike) -> tuple[np.ndarray, BrainModels, ca.SeriesAxis]:
+def open_dtseries(path: str | os.PathLike) -> tuple[np.ndarray, BrainModels, cifti.Series]:
     """Memory-map a CIFTI-2 dtseries without reading it.
 
     Returns
     -------
-    data : numpy.ndarray, shape (n_volumes, n_grayordinates)
-        A read-only memory map (uncompressed files) in the file's dtype; no copy is made.
+    data : numpy.memmap, shape (n_volumes, n_grayordinates)
+        A read-only memory map of the stored values (Fortran order, the file's layout), in the
+        file's dtype, NIfTI scaling not applied; no copy is made.
     brain_models : BrainModelAxis
         What each column is.
-    series : SeriesAxis
+    series : cifti.Series
         Start and step (the repetition time) of the rows, in seconds.
     """
-    img = nib.load(str(path), mmap="r")
-    series, bm = _cifti_axes(img, path)
-    data = np.asanyarray(img.dataobj)
-    if data.shape != (len(series), len(bm)):
-        raise ValueError(f"{path}: data shape {data.shape} does not match its axes ({len(series)}, {len(bm)}).")
-    return data, bm, series
+    info = dtseries_header(path)
+    return info.memmap(), info.brain_models, info.series
 
 
-def read_dtseries(path: str | os.PathLike) -> tuple[np.ndarray, BrainModels, ca.SeriesAxis]:
-    """A dtseries as a C-ordered float32 (n_volumes, n_grayordinates) array, copied column block by block
-    from the memory map (peak memory: the output plus one block). Non-finite values are an error."""
-    data, bm, series = open_dtseries(path)
-    out = np.empty(data.shape, dtype=np.float32)
-    for start in range(0, data.shape[1], _CHUNK):
-        block = np.asarray(data[:, start:start + _CHUNK], dtype=np.float32)
-        if not np.isfinite(block).all():
-            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=0))[0])
-            raise ValueError(f"{path}: grayordinate {bad} ({bm.name[bad]}) has NaN or infinite values; fix the "
-                             "input (fMRIPrep writes finite dtseries).")
-        out[:, start:start + _CHUNK] = block
-    return out, bm, series
+def zero_nonfinite(X: np.ndarray, path) -> int:
+    """Set NaN and infinite values of ``X`` to 0 in place (the volume runs' policy, nilearn's NiftiMasker's);
+    one warning naming ``path`` and the count. Returns the count."""
+    import warnings
+
+    if np.isfinite(X.sum()):  # one cheap pass; a non-finite (or overflowing) sum means a closer look
+        return 0
+    bad = ~np.isfinite(X)
+    n = int(bad.sum())
+    if n:
+        X[bad] = 0
+        cols = int(bad.any(axis=0).sum())
+        warnings.warn(f"{path}: {n} non-finite value(s) (NaN or inf) in {cols} grayordinate(s) were set to 0 "
+                      "(as for volume runs and nilearn's NiftiMasker).", stacklevel=3)
+    return n
+
+
+def _read_exactly(path, offset: int, buf: np.ndarray) -> None:
+    view = memoryview(buf).cast("B")
+    got = 0
+    with open(path, "rb", buffering=0) as fh:
+        fh.seek(offset)
+        while got < len(view):
+            n = fh.readinto(view[got:])
+            if not n:
+                break
+            got += n
+    if got != len(view):
+        raise ValueError(f"{path}: the file is truncated ({got} of {len(view)} data bytes); copy it again from "
+                         "fMRIPrep's outputs.")
+
+
+def read_dtseries(path: str | os.PathLike) -> tuple[np.ndarray, BrainModels, cifti.Series]:
+    """A dtseries as a float32 (n_volumes, n_grayordinates) array in the file's (Fortran) order.
+
+    A native float32 file is read with one ``readinto`` (no intermediate copy); other dtypes and
+    scaled files are converted column block by column block from the memory map. Values are returned
+    as stored (NaN included: :func:`read_run` applies the non-finite policy).
+
+    Returns
+    -------
+    X, brain_models, series
+    """
+    info = dtseries_header(path)
+    n_rows, n_cols = info.shape
+    buf = np.empty((n_cols, n_rows), dtype=np.float32)  # X = buf.T: the file's layout, a straight copy
+    if info.dtype == np.dtype(np.float32) and not info.scaled:
+        _read_exactly(path, info.offset, buf)
+    else:
+        try:
+            raw = info.memmap().T
+        except ValueError as exc:  # mmap longer than the file
+            raise ValueError(f"{path}: the file is truncated ({exc}); copy it again from fMRIPrep's outputs.") from exc
+        for start in range(0, n_cols, _CHUNK):
+            block = np.asarray(raw[start:start + _CHUNK], dtype=np.float64)
+            buf[start:start + _CHUNK] = block * info.slope + info.inter if info.scaled else block
+    return buf.T, info.brain_models, info.series
 
 
 def _hemisphere(img, path, expected: str) -> None:
@@ -118,8 +160,6 @@ def read_gifti_pair(left: str | os.PathLike, right: str | os.PathLike) -> tuple[
             if len(sizes) != 1:
                 raise ValueError(f"{path}: data arrays of different lengths {sorted(sizes)}.")
             data = np.stack([np.asarray(d.data, dtype=np.float32).ravel() for d in img.darrays])
-        if not np.isfinite(data).all():
-            raise ValueError(f"{path}: NaN or infinite values; fix the input.")
         lengths[path] = data.shape[0]
         parts.append(data)
         models.append(BrainModels.from_surface(np.arange(data.shape[1]), data.shape[1], name))
@@ -377,25 +417,44 @@ def to_dlabel(labels: np.ndarray, bm: BrainModels, names: dict[int, str]) -> nib
 
 def brain_models_of(path: str | os.PathLike) -> BrainModels:
     """The brain model axis (columns) of a dense CIFTI file (e.g. a run's ``_desc-brain_mask.dscalar.nii``)."""
-    img = nib.load(str(path))
-    bm = img.header.get_axis(img.ndim - 1)
-    if not isinstance(bm, BrainModels):
-        raise ValueError(f"{path}: not a dense CIFTI file (no brain models).")
-    return bm
+    return cifti.read_header(path).brain_models
 
 
-def read_run(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> tuple[np.ndarray, BrainModels]:
-    """A grayordinate run as float32 (n_volumes, n_grayordinates) and its columns (dtseries or GIFTI pair)."""
+def read_run(bold: str | os.PathLike,
+             bold_right: str | os.PathLike | None = None) -> tuple[np.ndarray, BrainModels, int]:
+    """A grayordinate run as float32 (n_volumes, n_grayordinates), its columns (dtseries or GIFTI pair) and
+    the number of NaN or infinite values set to 0 (:func:`zero_nonfinite`, one warning)."""
     if is_cifti(bold):
         X, bm, _ = read_dtseries(bold)
-        return X, bm
-    return read_gifti_pair(bold, bold_right)
+    else:
+        X, bm = read_gifti_pair(bold, bold_right)
+    return X, bm, zero_nonfinite(X, bold if bold_right is None else f"{bold} / {Path(bold_right).name}")
+
+
+def write_run_array(bold: str | os.PathLike, bold_right: str | os.PathLike | None,
+                    path: str | os.PathLike) -> tuple[BrainModels, int]:
+    """Write a grayordinate run as a float32 (n_volumes, n_grayordinates) ``.npy``; return its columns and the
+    number of non-finite values set to 0.
+
+    A native float32 dtseries without scaling (fMRIPrep's) is copied by the kernel from its data block
+    into a Fortran-ordered ``.npy`` (no pass through memory) and checked with one memory-mapped sum;
+    other files, and files with NaN or infinite values, go through :func:`read_run`.
+    """
+    if is_cifti(bold):
+        info = dtseries_header(bold)
+        if info.dtype == np.dtype(np.float32) and not info.scaled:
+            copy_to_npy(bold, info.offset, info.dtype, info.shape, True, path)
+            if np.isfinite(np.load(path, mmap_mode="r").sum()):
+                return info.brain_models, 0
+    X, bm, n_bad = read_run(bold, bold_right)
+    save_npy(X, path)
+    return bm, n_bad
 
 
 def brain_models_of_run(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> BrainModels:
     """The columns of a grayordinate run (header only for CIFTI)."""
     if is_cifti(bold):
-        return open_dtseries(bold)[1]
+        return dtseries_header(bold).brain_models
     return read_gifti_pair(bold, bold_right)[1]
 
 
@@ -403,7 +462,7 @@ def write_column_mask(bold, bold_right, out: str | os.PathLike) -> tuple[str, in
     """Write the run's columns as a ``dscalar.nii`` of ones (the grayordinate counterpart of a brain mask);
     returns the sentence recorded as the run's ``MaskSource`` and the number of columns."""
     bm = brain_models_of_run(bold, bold_right)
-    to_dscalar(np.ones(len(bm), np.float32), bm, names=["columns"]).to_filename(str(out))
+    cifti.write_dense(out, np.ones((1, len(bm)), np.float32), bm, names=["columns"])
     what = (f"the CIFTI brain models of {Path(bold).name}" if is_cifti(bold)
             else f"every vertex of {Path(bold).name} and {Path(bold_right).name}")
     return f"no mask computed: {what} define the {len(bm)} columns", len(bm)
@@ -412,8 +471,7 @@ def write_column_mask(bold, bold_right, out: str | os.PathLike) -> tuple[str, in
 def run_shape(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> tuple[int, int]:
     """(n_volumes, n_grayordinates) of a grayordinate run (header only for CIFTI)."""
     if is_cifti(bold):
-        data, bm, _ = open_dtseries(bold)
-        return data.shape[0], len(bm)
+        return dtseries_header(bold).shape
     X, bm = read_gifti_pair(bold, bold_right)
     return X.shape[0], len(bm)
 
@@ -422,7 +480,7 @@ def check_series_step(path: str | os.PathLike, t_r: float, rtol: float = 1e-3) -
     """Warn (one line) when the JSON ``t_r`` disagrees with the dtseries' series step; the JSON wins (BIDS)."""
     import warnings
 
-    _, _, series = open_dtseries(path)
+    series = dtseries_header(path).series
     if abs(series.step - t_r) > rtol * t_r:
         warnings.warn(f"{Path(path).name}: RepetitionTime {t_r:g} s in the JSON sidecar differs from the CIFTI "
                       f"series step ({series.step:g} s); using the JSON value, as BIDS specifies.", stacklevel=2)

@@ -10,6 +10,7 @@ volume; plain ``.nii`` files are memory-mapped.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import os
@@ -401,6 +402,48 @@ def save_npy(array: np.ndarray, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, array)
+    return Path(path)
+
+
+def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tuple[int, ...],
+                fortran_order: bool, path: str | os.PathLike) -> Path:
+    """Atomically write an ``.npy`` whose data are ``src``'s bytes from ``offset`` (e.g. a dtseries' data
+    block), copied by the kernel (``copy_file_range``: no pass through this process's memory).
+
+    Raises
+    ------
+    ValueError
+        Naming ``src``, when it holds fewer bytes than ``shape`` and ``dtype`` need.
+    """
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    with atomic_path(path) as tmp:
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            np.lib.format.write_array_header_1_0(
+                fout, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": bool(fortran_order),
+                       "shape": tuple(int(v) for v in shape)})
+            fout.flush()
+            done = 0
+            try:
+                while done < n:
+                    k = os.copy_file_range(fin.fileno(), fout.fileno(), n - done, offset + done)
+                    if k == 0:
+                        break
+                    done += k
+            except OSError as exc:  # EXDEV on old kernels, EINVAL on some filesystems: copy through userspace
+                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or done:
+                    raise
+                fin.seek(offset)
+                fout.seek(0, os.SEEK_END)
+                while done < n:
+                    block = fin.read(min(n - done, 1 << 24))
+                    if not block:
+                        break
+                    fout.write(block)
+                    done += len(block)
+            if done != n:
+                raise ValueError(f"{src}: the file is truncated ({done} of {n} data bytes); copy it again from "
+                                 "its source.")
     return Path(path)
 
 

@@ -86,7 +86,7 @@ class CleanSignals(SimpleInterface):
 
     def _clean(self, runtime):
         cwd = Path(runtime.cwd)
-        X = np.load(self.inputs.timeseries)
+        X = np.load(self.inputs.timeseries, mmap_mode="r")  # read by column chunks: no copy in memory
         n = X.shape[0]
         selection, fd, table = None, None, None
         if self.inputs.confounds_file:

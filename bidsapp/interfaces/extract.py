@@ -70,10 +70,10 @@ class ExtractSignals(SimpleInterface):
     def _grayordinates(self, runtime, cwd: Path):
         """CIFTI-2 / GIFTI run: grayordinates (or atlas labels) as columns."""
         i = self.inputs
-        X, bm = grayordinates.read_run(i.bold_file, i.bold_right)
-        surfaces = grayordinates.read_surfaces(i.surfaces, bm)
         atlas_out = None
         if i.atlas_file:
+            X, bm, n_bad = grayordinates.read_run(i.bold_file, i.bold_right)
+            surfaces = grayordinates.read_surfaces(i.surfaces, bm)
             if grayordinates.is_cifti(i.bold_file):
                 labels, names = grayordinates.read_dlabel(i.atlas_file, bm)
             else:
@@ -84,10 +84,11 @@ class ExtractSignals(SimpleInterface):
             table = grayordinates.label_features(bm, labels, values, names, surfaces)
             atlas_out = str(cwd / "atlas_on_grid.dlabel.nii")
             grayordinates.to_dlabel(labels, bm, names).to_filename(atlas_out)
+            save_npy(X, cwd / "timeseries.npy")
         else:
-            table = grayordinates.features(bm, surfaces)
-        save_npy(X, cwd / "timeseries.npy")
+            bm, n_bad = grayordinates.write_run_array(i.bold_file, i.bold_right, cwd / "timeseries.npy")
+            table = grayordinates.features(bm, grayordinates.read_surfaces(i.surfaces, bm))
         write_tsv(cwd / "features.tsv", table)
         self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),
-                             atlas_on_grid=atlas_out, n_nonfinite=0)  # non-finite values are an error
+                             atlas_on_grid=atlas_out, n_nonfinite=n_bad)
         return runtime

@@ -166,6 +166,7 @@ class WriteDerivatives(SimpleInterface):
 
     def _write_grayordinates(self, naming: drv.RunNaming, writer: RunWriter, X, features: dict) -> None:
         """``--output-format dtseries.nii`` / ``func.gii``: the cleaned rows back on the grayordinates."""
+        from bidsapp.core import cifti
         from bidsapp.core import grayordinates as go
 
         i, out = self.inputs, Path(self.inputs.output_dir)
@@ -180,7 +181,7 @@ class WriteDerivatives(SimpleInterface):
             header, rows = read_tsv(i.samples)
             first = [float(r[header.index("onset")]) for r in rows if r[header.index("row")] == "0"]
             with writer.put(naming.path(out, "bold", ".dtseries.nii")) as tmp:
-                go.to_dtseries(values, bm, i.t_r, first[0] if first else i.start_time).to_filename(str(tmp))
+                cifti.write_dense(tmp, values, bm, series=(first[0] if first else i.start_time, i.t_r))
         if "func.gii" in i.output_format:
             for hemi, img in go.to_gifti(values, bm).items():
                 with writer.put(naming.path(out, "bold", ".func.gii", hemi=hemi)) as tmp:

@@ -1,0 +1,202 @@
+"""Dense CIFTI-2 files (``dtseries``, ``dscalar``) read and written without nibabel's object model.
+
+nibabel parses a CIFTI-2 header into one Python object per vertex index, deep-copies it when an
+image is built and rebuilds it for every axis asked for: about 1 s per open or write of an fsLR 91k
+file, paid by every node of a run. Here the XML extension is read with :mod:`xml.etree.ElementTree`
+(tens of ms), the brain models become one :class:`~nibabel.cifti2.cifti2_axes.BrainModelAxis`
+built from arrays, and the data are memory-mapped straight from the NIfTI-2 ``vox_offset``. Writes
+serialize the brain models to the same XML and use nibabel's NIfTI-2 header. nibabel and
+``wb_command`` read what is written here (tests); nibabel remains the reader of everything else
+(``dlabel`` label tables, parcels).
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+from nibabel.cifti2 import cifti2_axes as ca
+
+SURFACE, VOXELS = "CIFTI_MODEL_TYPE_SURFACE", "CIFTI_MODEL_TYPE_VOXELS"
+INTENTS = {"series": ("NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES", "ConnDenseSeries"),
+           "scalars": ("NIFTI_INTENT_CONNECTIVITY_DENSE_SCALARS", "ConnDenseScalar")}
+
+
+@dataclass(frozen=True)
+class Series:
+    """The row axis of a ``dtseries``: ``start`` and ``step`` in ``unit`` (SECOND, HERTZ, ...)."""
+
+    start: float
+    step: float
+    size: int
+    unit: str
+
+
+@dataclass(frozen=True)
+class DenseCifti:
+    """What a dense CIFTI-2 file holds, from its header only."""
+
+    path: str
+    shape: tuple[int, int]  #: (n_rows, n_grayordinates)
+    dtype: np.dtype
+    offset: int
+    slope: float
+    inter: float
+    row_type: str  #: IndicesMapToDataType of dimension 0, e.g. CIFTI_INDEX_TYPE_SERIES
+    series: Series | None
+    brain_models: ca.BrainModelAxis
+
+    def memmap(self) -> np.ndarray:
+        """The stored values as a read-only (n_rows, n_grayordinates) memory map (Fortran order, no copy,
+        scaling not applied: see :attr:`scaled`)."""
+        n_rows, n_cols = self.shape
+        return np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=(n_cols, n_rows)).T
+
+    @property
+    def scaled(self) -> bool:
+        """Whether the NIfTI ``scl_slope``/``scl_inter`` change the stored values."""
+        return not (self.slope in (0.0, 1.0) and self.inter == 0.0)
+
+
+def _floats(text: str | None) -> np.ndarray:
+    return np.array((text or "").split(), dtype=np.float64)
+
+
+def _ints(text: str | None) -> np.ndarray:
+    return np.array((text or "").split(), dtype=np.int64)
+
+
+def _brain_models(mim: ET.Element, path) -> ca.BrainModelAxis:
+    models = mim.findall("BrainModel")
+    n = sum(int(m.get("IndexCount")) for m in models)
+    voxel = np.full((n, 3), -1, dtype=int)
+    vertex = np.full(n, -1, dtype=int)
+    name = np.empty(n, dtype=object)
+    nvertices, affine, shape = {}, None, None
+    for m in models:
+        start, count = int(m.get("IndexOffset")), int(m.get("IndexCount"))
+        rows = slice(start, start + count)
+        structure = m.get("BrainStructure")
+        name[rows] = structure
+        if m.get("ModelType") == SURFACE:
+            vertex[rows] = _ints(m.findtext("VertexIndices"))
+            nvertices[structure] = int(m.get("SurfaceNumberOfVertices"))
+        else:
+            voxel[rows] = _ints(m.findtext("VoxelIndicesIJK")).reshape(count, 3)
+            if affine is None:
+                volume = mim.find("Volume")
+                if volume is None:
+                    raise ValueError(f"{path}: voxel brain models without a Volume element; not a valid CIFTI-2 file.")
+                shape = tuple(int(v) for v in volume.get("VolumeDimensions").split(","))
+                matrix = volume.find("TransformationMatrixVoxelIndicesIJKtoXYZ")
+                affine = _floats(matrix.text).reshape(4, 4) * 10.0 ** (int(matrix.get("MeterExponent", "-3")) + 3)
+                affine[3] = (0, 0, 0, 1)
+    return ca.BrainModelAxis(name, voxel=voxel, vertex=vertex, affine=affine, volume_shape=shape,
+                             nvertices=nvertices)
+
+
+def read_header(path: str | os.PathLike) -> DenseCifti:
+    """Read a dense CIFTI-2 file's header (NIfTI-2 header and XML extension), not its data.
+
+    Raises
+    ------
+    ValueError
+        Naming ``path``, when it is not a two-dimensional CIFTI-2 file whose columns are brain models.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        try:
+            hdr = nib.Nifti2Header.from_fileobj(fh)
+        except Exception as exc:  # nibabel raises HeaderDataError, EOFError, ... on non-NIfTI-2 bytes
+            raise ValueError(f"{path}: not a NIfTI-2 (CIFTI-2) file ({exc}).") from exc
+    xml = next((e.content for e in hdr.extensions if e.get_code() == 32), None)
+    shape = hdr.get_data_shape()
+    if xml is None or len(shape) != 6 or shape[:4] != (1, 1, 1, 1):
+        raise ValueError(f"{path}: not a CIFTI-2 dense file (no CIFTI extension, or NIfTI shape {shape}); give "
+                         "fMRIPrep's *_bold.dtseries.nii.")
+    root = ET.fromstring(xml.rstrip(b"\0"))
+    maps = {}
+    for mim in root.iter("MatrixIndicesMap"):
+        for dim in mim.get("AppliesToMatrixDimension").split(","):
+            maps[int(dim)] = mim
+    cols = maps.get(1)
+    if cols is None or cols.get("IndicesMapToDataType") != "CIFTI_INDEX_TYPE_BRAIN_MODELS" or 0 not in maps:
+        kinds = [maps[d].get("IndicesMapToDataType") for d in sorted(maps)]
+        raise ValueError(f"{path}: not a CIFTI-2 dense file (axes {kinds}); give fMRIPrep's *_bold.dtseries.nii.")
+    rows, series = maps[0], None
+    if rows.get("IndicesMapToDataType") == "CIFTI_INDEX_TYPE_SERIES":
+        scale = 10.0 ** int(rows.get("SeriesExponent", "0"))
+        series = Series(float(rows.get("SeriesStart")) * scale, float(rows.get("SeriesStep")) * scale,
+                        int(rows.get("NumberOfSeriesPoints")), rows.get("SeriesUnit"))
+    bm = _brain_models(cols, path)
+    if shape[4:] != (series.size if series else shape[4], len(bm)):
+        raise ValueError(f"{path}: data shape {shape[4:]} does not match its axes "
+                         f"({series.size if series else '?'}, {len(bm)}).")
+    slope, inter = (float(v) for v in hdr.get_slope_inter())  # (nan, nan) -> no scaling
+    slope = 1.0 if not np.isfinite(slope) else slope
+    inter = 0.0 if not np.isfinite(inter) else inter
+    return DenseCifti(path=path, shape=(shape[4], shape[5]), dtype=hdr.get_data_dtype(),
+                      offset=int(hdr.get_data_offset()), slope=slope, inter=inter,
+                      row_type=rows.get("IndicesMapToDataType"), series=series, brain_models=bm)
+
+
+def _text(values) -> str:
+    return " ".join(map(str, np.asarray(values).ravel().tolist()))
+
+
+def brain_models_xml(bm: ca.BrainModelAxis, dim: int = 1) -> ET.Element:
+    """The ``MatrixIndicesMap`` element of a brain model axis (CIFTI-2 XML)."""
+    mim = ET.Element("MatrixIndicesMap", AppliesToMatrixDimension=str(dim),
+                     IndicesMapToDataType="CIFTI_INDEX_TYPE_BRAIN_MODELS")
+    if bm.volume_mask.any():
+        volume = ET.SubElement(mim, "Volume", VolumeDimensions=",".join(map(str, bm.volume_shape)))
+        matrix = ET.SubElement(volume, "TransformationMatrixVoxelIndicesIJKtoXYZ", MeterExponent="-3")
+        matrix.text = _text(np.asarray(bm.affine, dtype=np.float64))
+    for name, rows, sub in bm.iter_structures():
+        surface = bool(sub.surface_mask.all())
+        attrs = {"IndexOffset": str(rows.start), "IndexCount": str(len(sub)),
+                 "ModelType": SURFACE if surface else VOXELS, "BrainStructure": name}
+        if surface:
+            attrs["SurfaceNumberOfVertices"] = str(sub.nvertices[name])
+        model = ET.SubElement(mim, "BrainModel", attrs)
+        child = ET.SubElement(model, "VertexIndices" if surface else "VoxelIndicesIJK")
+        child.text = _text(sub.vertex) if surface else "\n".join(" ".join(map(str, r)) for r in sub.voxel.tolist())
+    return mim
+
+
+def write_dense(path: str | os.PathLike, data: np.ndarray, bm: ca.BrainModelAxis, *,
+                names: list[str] | None = None, series: tuple[float, float] | None = None) -> None:
+    """Write float32 (n_rows, n_grayordinates) ``data`` as a ``dscalar.nii`` (``names``, one per row) or a
+    ``dtseries.nii`` (``series`` = (start, step) in seconds)."""
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim != 2 or data.shape[1] != len(bm):
+        raise ValueError(f"values of shape {data.shape} do not match the {len(bm)} columns.")
+    root = ET.Element("CIFTI", Version="2")
+    matrix = ET.SubElement(root, "Matrix")
+    if series is not None:
+        kind = "series"
+        ET.SubElement(matrix, "MatrixIndicesMap", AppliesToMatrixDimension="0",
+                      IndicesMapToDataType="CIFTI_INDEX_TYPE_SERIES", NumberOfSeriesPoints=str(data.shape[0]),
+                      SeriesExponent="0", SeriesStart=repr(float(series[0])), SeriesStep=repr(float(series[1])),
+                      SeriesUnit="SECOND")
+    else:
+        kind = "scalars"
+        names = names or [f"map-{k}" for k in range(data.shape[0])]
+        if len(names) != data.shape[0]:
+            raise ValueError(f"{len(names)} map names for {data.shape[0]} rows.")
+        rows = ET.SubElement(matrix, "MatrixIndicesMap", AppliesToMatrixDimension="0",
+                             IndicesMapToDataType="CIFTI_INDEX_TYPE_SCALARS")
+        for name in names:
+            ET.SubElement(ET.SubElement(rows, "NamedMap"), "MapName").text = str(name)
+    matrix.append(brain_models_xml(bm))
+    hdr = nib.Nifti2Header()
+    hdr.set_data_dtype(np.float32)
+    hdr.set_data_shape((1, 1, 1, 1) + data.shape)
+    hdr.set_intent(INTENTS[kind][0], name=INTENTS[kind][1])
+    hdr["pixdim"][:4] = 1
+    hdr.extensions.append(nib.nifti1.Nifti1Extension(32, b'<?xml version="1.0" encoding="UTF-8"?>\n'
+                                                     + ET.tostring(root, encoding="utf-8")))
+    nib.Nifti2Image(data.reshape((1, 1, 1, 1) + data.shape), None, hdr).to_filename(os.fspath(path))

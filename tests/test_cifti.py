@@ -1,0 +1,124 @@
+"""bidsapp.core.cifti (dense CIFTI-2 header reader and writer) against nibabel and wb_command."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import nibabel as nib
+import numpy as np
+import pytest
+from nibabel.cifti2 import cifti2_axes as ca
+
+from bidsapp.core import cifti
+from bidsapp.core import grayordinates as g
+from bidsapp.demo import fslr_91k_brain_models
+from tests.test_grayordinates import hcp_data, needs_wb
+
+WB = shutil.which("wb_command")
+
+
+@pytest.fixture(scope="module")
+def bm91k():
+    return fslr_91k_brain_models()
+
+
+def _small_bm() -> ca.BrainModelAxis:
+    """Surface and volume structures, a sparse vertex subset, an oblique affine."""
+    mask = np.zeros((4, 5, 3), bool)
+    mask[1:3, 2:4, 1] = True
+    affine = np.array([[-2.0, 0.1, 0, 90], [0, 2, 0.2, -126], [0, 0, 2, -72], [0, 0, 0, 1]])
+    return (ca.BrainModelAxis.from_surface(np.array([0, 3, 4, 9]), 12, "CortexLeft")
+            + ca.BrainModelAxis.from_mask(mask, "thalamus_left", affine)
+            + ca.BrainModelAxis.from_surface(np.arange(7), 7, "CortexRight"))
+
+
+def test_header_equals_nibabel_on_a_real_hcp_file():
+    path = hcp_data() / "S1200.sulc_MSMAll.32k_fs_LR.dscalar.nii"
+    info = cifti.read_header(path)
+    img = nib.load(path)
+    assert info.brain_models == img.header.get_axis(1)
+    assert info.shape == img.shape and info.series is None and info.row_type == "CIFTI_INDEX_TYPE_SCALARS"
+    np.testing.assert_array_equal(np.asarray(info.memmap()) * info.slope + info.inter, img.get_fdata())
+
+
+@pytest.mark.parametrize("dtype,slope,inter", [(np.float32, None, None), (np.float64, None, None),
+                                               (np.int16, 0.5, 100.0), (">f4", None, None)])
+def test_read_dtseries_equals_nibabel(tmp_path, dtype, slope, inter):
+    bm = _small_bm()
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 50, (6, len(bm)))
+    img = nib.Cifti2Image(X, header=(ca.SeriesAxis(1.5, 0.8, 6, "second"), bm))
+    img.nifti_header.set_data_dtype(dtype)
+    if slope is not None:
+        img.nifti_header.set_slope_inter(slope, inter)
+    path = tmp_path / "x.dtseries.nii"
+    img.to_filename(path)
+    ref = nib.load(path)
+    X_ours, bm_ours, series = g.read_dtseries(path)
+    assert bm_ours == ref.header.get_axis(1) == bm
+    assert (series.start, series.step, series.size, series.unit) == (1.5, 0.8, 6, "SECOND")
+    assert X_ours.dtype == np.float32
+    np.testing.assert_allclose(X_ours, ref.get_fdata(), rtol=1e-7, atol=1e-7 * np.abs(X).max())
+
+
+def test_series_exponent_is_applied(tmp_path):
+    bm = _small_bm()
+    series = nib.cifti2.Cifti2MatrixIndicesMap([0], "CIFTI_INDEX_TYPE_SERIES", number_of_series_points=3,
+                                               series_exponent=-3, series_start=500, series_step=720,
+                                               series_unit="SECOND")
+    matrix = nib.cifti2.Cifti2Matrix()
+    matrix.extend([series, bm.to_mapping(1)])
+    header = nib.Cifti2Header(matrix)
+    nib.Cifti2Image(np.zeros((3, len(bm)), np.float32), header=header).to_filename(tmp_path / "ms.dtseries.nii")
+    s = cifti.read_header(tmp_path / "ms.dtseries.nii").series
+    assert s.start == pytest.approx(0.5) and s.step == pytest.approx(0.72)
+
+
+@pytest.mark.parametrize("layout", ["small", "91k"])
+def test_written_files_read_back_with_nibabel(tmp_path, bm91k, layout):
+    bm = _small_bm() if layout == "small" else bm91k
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(2, len(bm))).astype(np.float32)
+    cifti.write_dense(tmp_path / "m.dscalar.nii", values, bm, names=["a", "b"])
+    img = nib.load(tmp_path / "m.dscalar.nii")
+    assert img.header.get_axis(0) == ca.ScalarAxis(["a", "b"]) and img.header.get_axis(1) == bm
+    assert img.nifti_header["intent_code"] == 3006 and img.nifti_header["intent_name"] == b"ConnDenseScalar"
+    np.testing.assert_array_equal(img.get_fdata(dtype=np.float32), values)
+    cifti.write_dense(tmp_path / "t.dtseries.nii", values, bm, series=(0.36, 0.72))
+    img = nib.load(tmp_path / "t.dtseries.nii")
+    assert img.header.get_axis(0) == ca.SeriesAxis(0.36, 0.72, 2, "second") and img.header.get_axis(1) == bm
+    assert img.nifti_header["intent_code"] == 3002
+    np.testing.assert_array_equal(img.get_fdata(dtype=np.float32), values)
+    assert cifti.read_header(tmp_path / "t.dtseries.nii").brain_models == bm  # and with ours
+
+
+@needs_wb
+def test_written_files_open_in_workbench(tmp_path, bm91k):
+    w = np.random.default_rng(2).normal(size=(1, len(bm91k))).astype(np.float32)
+    cifti.write_dense(tmp_path / "w.dscalar.nii", w, bm91k, names=["weights"])
+    subprocess.run([WB, "-cifti-convert", "-to-text", str(tmp_path / "w.dscalar.nii"), str(tmp_path / "w.txt")],
+                   check=True, capture_output=True)
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "w.txt"), w[0], rtol=1e-5, atol=1e-6)
+    cifti.write_dense(tmp_path / "t.dtseries.nii", np.vstack([w, w]), bm91k, series=(0.0, 0.72))
+    info = subprocess.run([WB, "-file-information", str(tmp_path / "t.dtseries.nii")], check=True,
+                          capture_output=True, text=True).stdout
+    assert "Dense Data Series" in info and "0.72" in info and "91282" in info
+
+
+def test_errors_name_the_file(tmp_path):
+    nifti1 = tmp_path / "x.nii"
+    nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4)).to_filename(nifti1)
+    with pytest.raises(ValueError, match=r"x\.nii: not a NIfTI-2"):
+        cifti.read_header(nifti1)
+    plain2 = tmp_path / "p.nii"
+    nib.Nifti2Image(np.zeros((2, 2, 2), np.float32), np.eye(4)).to_filename(plain2)
+    with pytest.raises(ValueError, match=r"p\.nii: not a CIFTI-2 dense file"):
+        cifti.read_header(plain2)
+    bm = _small_bm()
+    full = tmp_path / "full.dtseries.nii"
+    cifti.write_dense(full, np.ones((5, len(bm)), np.float32), bm, series=(0, 1))
+    cut = tmp_path / "cut.dtseries.nii"
+    cut.write_bytes(full.read_bytes()[:-10])
+    with pytest.raises(ValueError, match=r"cut\.dtseries\.nii: the file is truncated"):
+        g.read_dtseries(cut)
