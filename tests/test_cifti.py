@@ -90,7 +90,13 @@ def test_written_files_read_back_with_nibabel(tmp_path, bm91k, layout):
     assert img.header.get_axis(0) == ca.SeriesAxis(0.36, 0.72, 2, "second") and img.header.get_axis(1) == bm
     assert img.nifti_header["intent_code"] == 3002
     np.testing.assert_array_equal(img.get_fdata(dtype=np.float32), values)
-    assert cifti.read_header(tmp_path / "t.dtseries.nii").brain_models == bm  # and with ours
+    header = cifti.read_header(tmp_path / "t.dtseries.nii")
+    assert header.brain_models == bm  # and with ours
+    cifti.write_dense(tmp_path / "c.dscalar.nii", values[:1], header, names=["copied"])  # brain models as they are
+    img = nib.load(tmp_path / "c.dscalar.nii")
+    assert img.header.get_axis(1) == bm and img.header.get_axis(0) == ca.ScalarAxis(["copied"])
+    with pytest.raises(ValueError, match="do not match"):
+        cifti.write_dense(tmp_path / "bad.dscalar.nii", values[:, :-1], header)
 
 
 @needs_wb

@@ -461,11 +461,12 @@ def brain_models_of_run(bold: str | os.PathLike, bold_right: str | os.PathLike |
 def write_column_mask(bold, bold_right, out: str | os.PathLike) -> tuple[str, int]:
     """Write the run's columns as a ``dscalar.nii`` of ones (the grayordinate counterpart of a brain mask);
     returns the sentence recorded as the run's ``MaskSource`` and the number of columns."""
-    bm = brain_models_of_run(bold, bold_right)
-    cifti.write_dense(out, np.ones((1, len(bm)), np.float32), bm, names=["columns"])
+    columns = dtseries_header(bold) if is_cifti(bold) else read_gifti_pair(bold, bold_right)[1]
+    n = columns.shape[1] if is_cifti(bold) else len(columns)
+    cifti.write_dense(out, np.ones((1, n), np.float32), columns, names=["columns"])
     what = (f"the CIFTI brain models of {Path(bold).name}" if is_cifti(bold)
             else f"every vertex of {Path(bold).name} and {Path(bold_right).name}")
-    return f"no mask computed: {what} define the {len(bm)} columns", len(bm)
+    return f"no mask computed: {what} define the {n} columns", n
 
 
 def run_shape(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> tuple[int, int]:

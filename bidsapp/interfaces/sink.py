@@ -145,7 +145,7 @@ class WriteDerivatives(SimpleInterface):
             "StartTimeSource": i.start_time_source,
             "Shape": list(X.shape),
             "DataType": str(X.dtype),
-            "MaskVoxelCount": int((np.asanyarray(nib.load(i.mask_file).dataobj) > 0).sum()),
+            "MaskVoxelCount": _mask_count(i.mask_file),
             "MaskSource": i.mask_source,
             "TemplateFile": i.template_file,
             "ConfoundColumns": info["ConfoundColumns"],
@@ -186,3 +186,12 @@ class WriteDerivatives(SimpleInterface):
             for hemi, img in go.to_gifti(values, bm).items():
                 with writer.put(naming.path(out, "bold", ".func.gii", hemi=hemi)) as tmp:
                     nib.save(img, str(tmp))
+
+
+def _mask_count(path: str) -> int:
+    """Voxels (or grayordinates) of a mask file: a NIfTI mask or a grayordinate run's ``dscalar.nii``."""
+    if path.endswith(".dscalar.nii"):
+        from bidsapp.core import cifti
+
+        return int((cifti.read_header(path).memmap() > 0).sum())
+    return int((np.asanyarray(nib.load(path).dataobj) > 0).sum())
