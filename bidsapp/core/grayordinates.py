@@ -11,6 +11,7 @@ columns back into a ``dscalar.nii`` / ``dtseries.nii`` or per-hemisphere
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -248,8 +249,72 @@ def _to_run(values: np.ndarray, source: BrainModels, target: BrainModels, path) 
     return np.where(pos >= 0, values[np.maximum(pos, 0)], 0)
 
 
+UNASSIGNED = "???"  # Workbench's name of the unassigned label
+
+
+def _apply_keys(data: np.ndarray, keys: dict[int, int], table: dict[int, str], path) -> np.ndarray:
+    """Label values mapped through ``keys`` (file key -> region key); values not in ``keys`` -> 0 (no region).
+    Non-zero values that ``table`` (the file's label table) does not name are counted in one warning."""
+    import warnings
+
+    values, inverse = np.unique(np.asarray(data, dtype=np.int64), return_inverse=True)
+    counts = np.bincount(inverse.ravel(), minlength=values.size)
+    missing = [(int(v), int(n)) for v, n in zip(values, counts) if v != 0 and int(v) not in table]
+    if missing:
+        shown = ", ".join(f"{v} ({n})" for v, n in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        warnings.warn(f"{path}: {sum(n for _, n in missing)} grayordinate(s) carry values its label table does not "
+                      f"name (value (count): {shown}); they are in no region, as Workbench reads them.", stacklevel=3)
+    return np.array([keys.get(int(v), 0) for v in values], dtype=np.int64)[inverse.ravel()]
+
+
+def _free_key(taken: set[int]) -> int:
+    """The key Workbench gives a label whose key is taken (``taken`` includes 0): one past the largest when
+    the keys are compact (as many holes as negative keys at most), else the smallest free positive key."""
+    top = max(taken)
+    if 0 < top < len(taken):
+        return top + 1
+    return next(k for k in itertools.count(1) if k not in taken)
+
+
+def merge_label_tables(tables: list[dict[int, str]]) -> tuple[list[dict[int, int]], dict[int, str]]:
+    """Merge label tables as ``wb_command -cifti-create-label`` does: one region per name.
+
+    Tables are taken in order, each by increasing key: a name seen before joins that region; a new
+    name keeps its key when it is free, otherwise takes a free key as Workbench picks it (one past the
+    largest key when the keys are compact, else the smallest free positive key). Key 0 and keys named
+    ``???`` are no region (``???`` is Workbench's unassigned label; unlike Workbench, key 0 is no
+    region whatever its name, e.g. FreeSurfer's ``unknown`` / medial wall: 0 is background).
+
+    Returns
+    -------
+    keys : list of dict of int to int
+        For each table, file key -> region key (0: no region).
+    names : dict of int to str
+        Region key -> name.
+    """
+    names: dict[int, str] = {}
+    region: dict[str, int] = {UNASSIGNED: 0}
+    out = []
+    for table in tables:
+        keys = {}
+        for key in sorted(table):
+            name = table[key]
+            if key == 0:
+                keys[key] = 0
+            elif name in region:
+                keys[key] = region[name]
+            else:
+                new = key if key not in names else _free_key(set(names) | {0})
+                names[new], region[name], keys[key] = name, new, new
+        out.append(keys)
+    return out, names
+
+
 def read_dlabel(path: str | os.PathLike, bm: BrainModels) -> tuple[np.ndarray, dict[int, str]]:
     """Labels of a ``dlabel.nii`` on the run's grayordinates and its label table.
+
+    As Workbench reads it, a value that is not a key of the label table, or whose key is named
+    ``???``, is in no region; key 0 is never a region.
 
     Returns
     -------
@@ -262,33 +327,39 @@ def read_dlabel(path: str | os.PathLike, bm: BrainModels) -> tuple[np.ndarray, d
     axes = [img.header.get_axis(i) for i in range(img.ndim)]
     if img.ndim != 2 or not isinstance(axes[0], ca.LabelAxis) or not isinstance(axes[1], BrainModels):
         raise ValueError(f"{path}: not a dense label file (dlabel.nii with a label map over brain models).")
-    data = np.asarray(img.dataobj[0], dtype=np.float64)
-    labels = np.rint(data).astype(np.int64)
-    table = axes[0].label[0]
-    names = {int(k): str(v[0]) for k, v in table.items() if int(k) != 0}
+    data = np.rint(np.asarray(img.dataobj[0], dtype=np.float64))
+    table = {int(k): str(v[0]) for k, v in axes[0].label[0].items()}
+    names = {k: v for k, v in table.items() if k != 0 and v != UNASSIGNED}
+    labels = _apply_keys(data, {k: k for k in names}, table, path)
     return _to_run(labels, axes[1], bm, path), names
 
 
 def read_label_gifti_pair(left, right, bm: BrainModels) -> tuple[np.ndarray, dict[int, str]]:
     """Labels of a ``label.gii`` pair on the run's grayordinates, and the merged label table.
 
-    A key present in both hemispheres' tables is one region (their names must agree).
+    The pair is read as ``wb_command -cifti-create-label -left-label L -right-label R`` reads it: a
+    key means what its own file's table names it, and one name is one region (a name in both
+    hemispheres is one region over both, whatever its keys; the same key with two names is two
+    regions, the right's moved to a free key: see :func:`merge_label_tables`). A value missing from
+    its file's table, or whose key is named ``???``, is in no region; key 0 is never a region.
     """
-    labels, names, models = [], {}, []
+    data, tables, models = [], [], []
     for path, name in ((left, LEFT), (right, RIGHT)):
         img = nib.load(str(path))
+        if not img.darrays:
+            raise ValueError(f"{path}: the GIFTI file has no data arrays.")
         _hemisphere(img, path, name)
         lab = np.rint(np.asarray(img.darrays[0].data, dtype=np.float64)).astype(np.int64).ravel()
-        for key, text in img.labeltable.get_labels_as_dict().items():
-            if int(key) == 0:
-                continue
-            if names.get(int(key), text) != text:
-                raise ValueError(f"{path}: label {key} is '{text}' here but '{names[int(key)]}' in the other "
-                                 "hemisphere; give label tables that agree.")
-            names[int(key)] = text
-        labels.append(lab)
+        table = {int(k): "" if v is None else str(v) for k, v in img.labeltable.get_labels_as_dict().items()}
+        if (lab != 0).any() and not set(table) - {0}:
+            raise ValueError(f"{path}: its vertices have labels but its label table is empty; give a label.gii "
+                             "whose label table names its keys.")
+        data.append(lab)
+        tables.append(table)
         models.append(BrainModels.from_surface(np.arange(lab.size), lab.size, name))
-    return _to_run(np.concatenate(labels), models[0] + models[1], bm, left), names
+    keys, names = merge_label_tables(tables)
+    labels = np.concatenate([_apply_keys(lab, k, t, p) for lab, k, t, p in zip(data, keys, tables, (left, right))])
+    return _to_run(labels, models[0] + models[1], bm, left), names
 
 
 def parcellate(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
