@@ -33,7 +33,8 @@ _LABEL = re.compile(r"[A-Za-z0-9]+", re.ASCII)
 #: suffixes written by bidsapp that the BIDS validator does not know
 BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.npy", "*_trials.tsv",
               "*_betas.npy", "*_betas.tsv", "logs/", "*.html", "group_runs.tsv",
-              "*_desc-intersection_mask.nii.gz", "*_desc-brain_mask.dscalar.nii",
+              "*_desc-intersection_mask.nii.gz", "*_desc-intersection_mask.dscalar.nii",
+              "*_desc-brain_mask.dscalar.nii",
               "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json"]
 
 

@@ -1,4 +1,5 @@
-"""Group level: one summary row per processed run, and the intersection mask of each space."""
+"""Group level: one summary row per processed run, and the intersection mask of each space (a NIfTI for
+volume runs, a ``dscalar.nii`` over the grayordinates for CIFTI / GIFTI runs)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from bidsapp.settings import Settings
 
 
 def group_level(s: Settings) -> int:
-    """Write ``group_runs.tsv`` and ``space-<space>_desc-intersection_mask.nii.gz``."""
+    """Write ``group_runs.tsv`` and ``space-<space>_desc-intersection_mask.nii.gz`` (``.dscalar.nii`` for
+    grayordinate runs, per space and density)."""
     sidecars = sorted(Path(s.output_dir).glob("sub-*/**/func/*_timeseries.json"))
     wanted = {p.name for p in Path(s.output_dir).glob("sub-*") if p.is_dir()}
     if s.participant_label:
@@ -47,11 +49,17 @@ def group_level(s: Settings) -> int:
         rows["mask_voxels"].append(meta["MaskVoxelCount"])
         rows["mean_framewise_displacement"].append(float(np.nanmean(fd)) if np.isfinite(fd).any() else np.nan)
         rows["denoise"].append(meta["Parameters"].get("denoise"))
-        mask_name = [f["Path"] for f in meta["OutputFiles"] if f["Path"].endswith("_mask.nii.gz")]
+        mask_name = [f["Path"] for f in meta["OutputFiles"]
+                     if f["Path"].endswith(("_mask.nii.gz", "_mask.dscalar.nii"))]
         if mask_name:
-            masks.setdefault(space, []).append(sc.parent / mask_name[0])
+            den = next((p for p in stem.split("_") if p.startswith("den-")), None)
+            key = space if mask_name[0].endswith(".nii.gz") else f"{space}_{den}" if den else space
+            masks.setdefault(key, []).append(sc.parent / mask_name[0])
     write_sidecar(write_tsv(Path(s.output_dir) / "group_runs.tsv", rows))  # + column descriptions
     for space, files in masks.items():
+        if files[0].name.endswith(".dscalar.nii"):
+            _grayordinate_intersection(space, files, Path(s.output_dir))
+            continue
         first = nib.load(files[0])
         inter = np.asanyarray(first.dataobj) > 0
         for f in files[1:]:
@@ -64,3 +72,21 @@ def group_level(s: Settings) -> int:
                    Path(s.output_dir) / f"space-{space}_desc-intersection_mask.nii.gz")
     print(f"[bidsapp] group summary of {len(sidecars)} run(s): {Path(s.output_dir) / 'group_runs.tsv'}")
     return 0
+
+
+def _grayordinate_intersection(space: str, files: list[Path], out: Path) -> None:
+    """``space-<space>[_den-<den>]_desc-intersection_mask.dscalar.nii``: the grayordinates that are columns of
+    every run (runs whose brain models differ from the first's are left out, with one line each)."""
+    from bidsapp.core import cifti
+
+    first = cifti.read_header(files[0])
+    inter = np.asarray(first.memmap()[0]) > 0
+    for f in files[1:]:
+        other = cifti.read_header(f)
+        if other.brain_models != first.brain_models:
+            print(f"[bidsapp] {f.name}: its grayordinates differ from {files[0].name}'s (another mesh or "
+                  "density); left out of the intersection")
+            continue
+        inter &= np.asarray(other.memmap()[0]) > 0
+    cifti.write_dense(out / f"space-{space}_desc-intersection_mask.dscalar.nii", inter[None].astype(np.float32),
+                      first, names=["intersection"])

@@ -300,3 +300,32 @@ def test_gifti_atlas_mode_equals_wb_command(bids_copy, tmp_path):
     np.testing.assert_array_equal(np.asarray(dseg.dataobj)[0], wb.labels)
     table = dseg.header.get_axis(0).label[0]
     assert {int(k): str(v[0]) for k, v in table.items() if k} == {k: wb.names[k] for k in labels}
+
+
+def test_group_level_intersects_grayordinate_columns(demo, tmp_path, capsys):
+    """The group level writes a dscalar intersection per space and density; runs on other meshes are left out."""
+    from nibabel.cifti2 import cifti2_axes as ca
+
+    from bidsapp.core import cifti
+    from bidsapp.group import _grayordinate_intersection
+
+    _, out = demo
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("sub-01", "sub-02", "group_*", "space-*"))
+    assert main([str(demo[0]), str(copy), "group"]) == 0
+    for name, n in (("space-fsLR_den-91k", 91282), ("space-fsaverage5", 20484)):
+        mask = cifti.read_header(copy / f"{name}_desc-intersection_mask.dscalar.nii")
+        run_mask = next(copy.glob(f"sub-03/func/*{name}_desc-brain_mask.dscalar.nii"))
+        assert mask.brain_models == cifti.read_header(run_mask).brain_models and mask.shape == (1, n)
+        assert (np.asarray(mask.memmap()) == 1).all()
+    # a run whose columns are another mesh is left out, with one line; holes of the others are intersected
+    a = ca.BrainModelAxis.from_surface(np.arange(4), 4, "CortexLeft")
+    cifti.write_dense(tmp_path / "a_mask.dscalar.nii", np.array([[1, 1, 0, 1]], np.float32), a)
+    cifti.write_dense(tmp_path / "b_mask.dscalar.nii", np.array([[1, 0, 1, 1]], np.float32), a)
+    other = ca.BrainModelAxis.from_surface(np.arange(5), 5, "CortexLeft")
+    cifti.write_dense(tmp_path / "c_mask.dscalar.nii", np.ones((1, 5), np.float32), other)
+    capsys.readouterr()
+    _grayordinate_intersection("x", [tmp_path / f"{k}_mask.dscalar.nii" for k in "abc"], tmp_path)
+    assert "c_mask.dscalar.nii: its grayordinates differ" in capsys.readouterr().out
+    np.testing.assert_array_equal(cifti.read_header(tmp_path / "space-x_desc-intersection_mask.dscalar.nii")
+                                  .memmap(), [[1, 0, 0, 1]])
