@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -128,3 +129,29 @@ def test_errors_name_the_file(tmp_path):
     cut.write_bytes(full.read_bytes()[:-10])
     with pytest.raises(ValueError, match=r"cut\.dtseries\.nii: the file is truncated"):
         g.read_dtseries(cut)
+
+
+def test_dlabel_written_here_equals_nibabels(tmp_path, bm91k):
+    yeo = np.load(hcp_data() / "yeo7.npz")
+    labels = yeo["map_all"].astype(int)
+    names = {int(k): str(n) for k, n in zip(yeo["ids"], yeo["labels"]) if int(k)}
+    g.write_dlabel(tmp_path / "ours.dlabel.nii", labels, bm91k, names)
+    ours, ref = nib.load(tmp_path / "ours.dlabel.nii"), g.to_dlabel(labels, bm91k, names)
+    assert ours.header.get_axis(0) == ref.header.get_axis(0) and ours.header.get_axis(1) == bm91k
+    assert ours.nifti_header["intent_code"] == 3007
+    np.testing.assert_array_equal(ours.get_fdata()[0], labels)
+    back, back_names = g.read_dlabel(tmp_path / "ours.dlabel.nii", bm91k)
+    np.testing.assert_array_equal(back, labels)
+    assert back_names == {k: v for k, v in names.items() if k in set(labels.tolist())}
+    with pytest.raises(ValueError, match=r"m\.dscalar\.nii: not a dense label file"):
+        cifti.write_dense(tmp_path / "m.dscalar.nii", np.ones((1, len(bm91k)), np.float32), bm91k)
+        g.read_dlabel(tmp_path / "m.dscalar.nii", bm91k)
+
+
+@needs_wb
+def test_dlabel_written_here_opens_in_workbench(tmp_path):
+    bm = _small_bm()
+    g.write_dlabel(tmp_path / "x.dlabel.nii", np.arange(len(bm)) % 3, bm, {1: "one", 2: "two"})
+    info = subprocess.run([WB, "-file-information", str(tmp_path / "x.dlabel.nii")], check=True,
+                          capture_output=True, text=True).stdout
+    assert "Dense Label" in info and re.search(r"Maps with LabelTable: +true", info)

@@ -24,7 +24,8 @@ from nibabel.cifti2 import cifti2_axes as ca
 
 SURFACE, VOXELS = "CIFTI_MODEL_TYPE_SURFACE", "CIFTI_MODEL_TYPE_VOXELS"
 INTENTS = {"series": ("NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES", "ConnDenseSeries"),
-           "scalars": ("NIFTI_INTENT_CONNECTIVITY_DENSE_SCALARS", "ConnDenseScalar")}
+           "scalars": ("NIFTI_INTENT_CONNECTIVITY_DENSE_SCALARS", "ConnDenseScalar"),
+           "labels": ("NIFTI_INTENT_CONNECTIVITY_DENSE_LABELS", "ConnDenseLabel")}
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class DenseCifti:
     row_type: str  #: IndicesMapToDataType of dimension 0, e.g. CIFTI_INDEX_TYPE_SERIES
     series: Series | None
     columns_xml: ET.Element  #: the MatrixIndicesMap of the brain models (dimension 1)
+    rows_xml: ET.Element  #: the MatrixIndicesMap of dimension 0 (series, scalars, labels)
 
     @functools.cached_property
     def brain_models(self) -> ca.BrainModelAxis:
@@ -65,6 +67,16 @@ class DenseCifti:
         scaling not applied: see :attr:`scaled`)."""
         n_rows, n_cols = self.shape
         return np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=(n_cols, n_rows)).T
+
+    def label_table(self, index: int = 0) -> dict[int, str]:
+        """Key -> name of the label table of map ``index`` of a ``dlabel.nii``."""
+        if self.row_type != "CIFTI_INDEX_TYPE_LABELS":
+            raise ValueError(f"{self.path}: not a dense label file (its maps are {self.row_type}); give a dlabel.nii.")
+        maps = self.rows_xml.findall("NamedMap")
+        table = maps[index].find("LabelTable") if index < len(maps) else None
+        if table is None:
+            raise ValueError(f"{self.path}: map {index} has no label table; not a valid dlabel.nii.")
+        return {int(label.get("Key")): (label.text or "") for label in table.iter("Label")}
 
     @property
     def scaled(self) -> bool:
@@ -151,7 +163,8 @@ def read_header(path: str | os.PathLike) -> DenseCifti:
     inter = 0.0 if not np.isfinite(inter) else inter
     return DenseCifti(path=path, shape=(shape[4], shape[5]), dtype=hdr.get_data_dtype(),
                       offset=int(hdr.get_data_offset()), slope=slope, inter=inter,
-                      row_type=rows.get("IndicesMapToDataType"), series=series, columns_xml=cols)
+                      row_type=rows.get("IndicesMapToDataType"), series=series, columns_xml=cols,
+                      rows_xml=rows)
 
 
 def _text(values) -> str:
@@ -179,9 +192,11 @@ def brain_models_xml(bm: ca.BrainModelAxis, dim: int = 1) -> ET.Element:
 
 
 def write_dense(path: str | os.PathLike, data: np.ndarray, columns: ca.BrainModelAxis | DenseCifti, *,
-                names: list[str] | None = None, series: tuple[float, float] | None = None) -> None:
-    """Write float32 (n_rows, n_grayordinates) ``data`` as a ``dscalar.nii`` (``names``, one per row) or a
-    ``dtseries.nii`` (``series`` = (start, step) in seconds).
+                names: list[str] | None = None, series: tuple[float, float] | None = None,
+                labels: dict[int, tuple[str, tuple[float, float, float, float]]] | None = None) -> None:
+    """Write float32 (n_rows, n_grayordinates) ``data`` as a ``dscalar.nii`` (``names``, one per row), a
+    ``dtseries.nii`` (``series`` = (start, step) in seconds) or a one-map ``dlabel.nii`` (``labels``: key ->
+    (name, RGBA in 0..1), the label table; ``names``: the map's name).
 
     ``columns``: a brain model axis, or a file read with :func:`read_header` whose brain models are
     copied as they are (no axis built)."""
@@ -201,6 +216,18 @@ def write_dense(path: str | os.PathLike, data: np.ndarray, columns: ca.BrainMode
                       IndicesMapToDataType="CIFTI_INDEX_TYPE_SERIES", NumberOfSeriesPoints=str(data.shape[0]),
                       SeriesExponent="0", SeriesStart=repr(float(series[0])), SeriesStep=repr(float(series[1])),
                       SeriesUnit="SECOND")
+    elif labels is not None:
+        kind = "labels"
+        if data.shape[0] != 1:
+            raise ValueError(f"a dlabel.nii here has one map, got {data.shape[0]} rows.")
+        rows = ET.SubElement(matrix, "MatrixIndicesMap", AppliesToMatrixDimension="0",
+                             IndicesMapToDataType="CIFTI_INDEX_TYPE_LABELS")
+        named = ET.SubElement(rows, "NamedMap")
+        ET.SubElement(named, "MapName").text = str((names or ["labels"])[0])
+        table = ET.SubElement(named, "LabelTable")
+        for key, (name, rgba) in sorted(labels.items()):
+            colour = dict(zip(("Red", "Green", "Blue", "Alpha"), (repr(float(c)) for c in rgba)))
+            ET.SubElement(table, "Label", Key=str(int(key)), **colour).text = str(name)
     else:
         kind = "scalars"
         names = names or [f"map-{k}" for k in range(data.shape[0])]

@@ -323,15 +323,16 @@ def read_dlabel(path: str | os.PathLike, bm: BrainModels) -> tuple[np.ndarray, d
     names : dict of int to str
         Label table of the first map (key 0 left out).
     """
-    img = nib.load(str(path))
-    axes = [img.header.get_axis(i) for i in range(img.ndim)]
-    if img.ndim != 2 or not isinstance(axes[0], ca.LabelAxis) or not isinstance(axes[1], BrainModels):
-        raise ValueError(f"{path}: not a dense label file (dlabel.nii with a label map over brain models).")
-    data = np.rint(np.asarray(img.dataobj[0], dtype=np.float64))
-    table = {int(k): str(v[0]) for k, v in axes[0].label[0].items()}
+    try:
+        info = cifti.read_header(path)
+        table = info.label_table(0)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a dense label file (dlabel.nii with a label map over brain models): "
+                         f"{str(exc).removeprefix(f'{path}: ')}") from None
+    data = np.rint(np.asarray(info.memmap()[0], dtype=np.float64) * info.slope + info.inter)
     names = {k: v for k, v in table.items() if k != 0 and v != UNASSIGNED}
     labels = _apply_keys(data, {k: k for k in names}, table, path)
-    return _to_run(labels, axes[1], bm, path), names
+    return _to_run(labels, info.brain_models, bm, path), names
 
 
 def read_label_gifti_pair(left, right, bm: BrainModels) -> tuple[np.ndarray, dict[int, str]]:
@@ -476,14 +477,26 @@ def to_gifti(values, bm: BrainModels) -> dict[str, nib.GiftiImage]:
     return out
 
 
-def to_dlabel(labels: np.ndarray, bm: BrainModels, names: dict[int, str]) -> nib.Cifti2Image:
-    """A ``dlabel.nii`` of integer labels over the grayordinates, with a label table (random colours)."""
+def dlabel_table(labels: np.ndarray, names: dict[int, str]) -> dict[int, tuple[str, tuple]]:
+    """The label table of :func:`to_dlabel` / :func:`write_dlabel`: ``???`` for 0, every other key present
+    named from ``names`` (``region-<key>`` when unnamed), random colours (seeded: the same every time)."""
     rng = np.random.default_rng(0)
     table = {0: ("???", (0.0, 0.0, 0.0, 0.0))}
     for key in sorted(set(int(v) for v in np.unique(labels)) - {0}):
         table[key] = (names.get(key, f"region-{key}"), tuple(rng.random(3).tolist()) + (1.0,))
+    return table
+
+
+def to_dlabel(labels: np.ndarray, bm: BrainModels, names: dict[int, str]) -> nib.Cifti2Image:
+    """A ``dlabel.nii`` of integer labels over the grayordinates, with a label table (random colours)."""
     return nib.Cifti2Image(np.asarray(labels, dtype=np.float32)[None],
-                           header=(ca.LabelAxis(["labels"], [table]), bm))
+                           header=(ca.LabelAxis(["labels"], [dlabel_table(labels, names)]), bm))
+
+
+def write_dlabel(path: str | os.PathLike, labels: np.ndarray, bm: BrainModels, names: dict[int, str]) -> None:
+    """Write :func:`to_dlabel`'s file without building nibabel's CIFTI objects."""
+    cifti.write_dense(path, np.asarray(labels, dtype=np.float32)[None], bm, names=["labels"],
+                      labels=dlabel_table(labels, names))
 
 
 def brain_models_of(path: str | os.PathLike) -> BrainModels:

@@ -83,7 +83,7 @@ class ExtractSignals(SimpleInterface):
             X, values = grayordinates.parcellate(X, labels)
             table = grayordinates.label_features(bm, labels, values, names, surfaces)
             atlas_out = str(cwd / "atlas_on_grid.dlabel.nii")
-            grayordinates.to_dlabel(labels, bm, names).to_filename(atlas_out)
+            grayordinates.write_dlabel(atlas_out, labels, bm, names)
             save_npy(X, cwd / "timeseries.npy")
         else:
             bm, n_bad = grayordinates.write_run_array(i.bold_file, i.bold_right, cwd / "timeseries.npy")
