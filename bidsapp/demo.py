@@ -11,6 +11,7 @@ StartTime) and, in the raw dataset, an events TSV.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -267,12 +268,13 @@ def _fslr_cortex_vertices() -> tuple[np.ndarray, np.ndarray]:
     return tuple(np.sort(rng.choice(FSLR_32K_VERTICES, n, replace=False)) for n in (29696, 29716))
 
 
+@functools.lru_cache(maxsize=1)
 def fslr_91k_brain_models():
     """The column layout of fMRIPrep's ``space-fsLR_den-91k`` dtseries: 91,282 grayordinates.
 
     Cortex: the fsLR 32k vertices of the HCP 91k CIFTI (see :func:`_fslr_cortex_vertices`); subcortex:
     each structure's HCP grayordinate count as a ball of 2 mm voxels around a plausible MNI centre
-    (synthetic positions, real counts and order).
+    (synthetic positions, real counts and order). Built once per process (the same object after).
     """
     from nibabel.cifti2 import cifti2_axes as ca
 
@@ -299,7 +301,7 @@ def fslr_91k_brain_models():
 
 def _write_grayordinates(der_dir, stem, signal, sidecar, noise, n_nss) -> tuple[Path, np.ndarray]:
     """fMRIPrep's CIFTI (fsLR 91k) and GIFTI (fsaverage5 pair) outputs of one run, with their JSONs."""
-    from nibabel.cifti2 import cifti2_axes as ca
+    from bidsapp.core import cifti
 
     rng, cols, n_volumes, t_r, onsets, durations, amplitudes, types = signal
     bm = fslr_91k_brain_models()
@@ -311,9 +313,8 @@ def _write_grayordinates(der_dir, stem, signal, sidecar, noise, n_nss) -> tuple[
     even = np.arange(len(bm)) % 2 == 0
     pattern = {"face": np.where(even, 1.5, 0.5), "house": np.where(even, 0.5, 1.5)}
     ts = _timeseries(rng, cols, n_volumes, t_r, onsets, durations, amplitudes, types, active, pattern, noise, n_nss)
-    img = nib.Cifti2Image(ts.astype(np.float32), header=(ca.SeriesAxis(0.0, t_r, n_volumes, "second"), bm))
     bold = der_dir / f"{stem}_space-fsLR_den-91k_bold.dtseries.nii"
-    img.to_filename(bold)
+    cifti.write_dense(bold, ts.astype(np.float32), bm, series=(0.0, t_r))
     (der_dir / f"{stem}_space-fsLR_den-91k_bold.dtseries.json").write_text(json.dumps(
         dict(sidecar, grayordinates="91k", space="HCP grayordinates", surface="fsLR", surface_density="32k",
              volume="MNI152NLin6Asym"), indent=2))
