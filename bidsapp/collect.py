@@ -236,6 +236,16 @@ def collect_runs(
         if own is not None:
             meta.update(_read_json(own))  # fMRIPrep's sidecar wins (StartTime, SliceTimingCorrected)
             meta_files.append(own)
+        own_right = _own_sidecar(right[bold]) if bold in right else None
+        if own_right is not None:  # a GIFTI pair: the hemi-R JSON must say the same (it is a source too)
+            other = _read_json(own_right)
+            differ = sorted(k for k in set(other) & set(meta) if other[k] != meta[k])
+            if differ:
+                raise InputError(f"{own_right}: {differ[0]} is {other[differ[0]]!r} but {meta[differ[0]]!r} for "
+                                 f"the hemi-L file ({own or 'inherited'}); the two hemispheres of a run must have "
+                                 "the same metadata.")
+            meta = {**other, **meta}
+            meta_files.append(own_right)
         out.append(Run(entities=entities, space=ents.get("space"), bold=bold,
                        mask=_lookup(masks, ents, (), space=True), confounds=confounds,
                        confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=_NOT_EVENTS)),
@@ -268,6 +278,13 @@ def _run_surfaces(surfaces: dict, ents: dict) -> dict:
             if path is not None:
                 found[hemi] = path
                 break
+    if len(found) == 1:
+        import warnings
+
+        (hemi, path), = found.items()
+        warnings.warn(f"{path}: only the hemi-{hemi} surface was found for this run's mesh; x, y, z of surface "
+                      f"columns are n/a. Add the hemi-{'R' if hemi == 'L' else 'L'} surface or use --surface none.",
+                      stacklevel=2)
     return found if len(found) == 2 else {}
 
 def _own_sidecar(bold: Path) -> Path | None:

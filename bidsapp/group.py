@@ -75,18 +75,22 @@ def group_level(s: Settings) -> int:
 
 
 def _grayordinate_intersection(space: str, files: list[Path], out: Path) -> None:
-    """``space-<space>[_den-<den>]_desc-intersection_mask.dscalar.nii``: the grayordinates that are columns of
-    every run (runs whose brain models differ from the first's are left out, with one line each)."""
+    """``space-<space>[_den-<den>]_desc-intersection_mask.dscalar.nii``: the first run's grayordinates that
+    are columns of every run, matched by identity (structure and vertex, or voxel), so runs whose brain
+    models are ordered differently or are subsets intersect; runs on another mesh or volume grid are left
+    out with one line each."""
     from bidsapp.core import cifti
+    from bidsapp.core.grayordinates import align_columns
 
     first = cifti.read_header(files[0])
     inter = np.asarray(first.memmap()[0]) > 0
     for f in files[1:]:
         other = cifti.read_header(f)
-        if other.brain_models != first.brain_models:
-            print(f"[bidsapp] {f.name}: its grayordinates differ from {files[0].name}'s (another mesh or "
-                  "density); left out of the intersection")
-            continue
-        inter &= np.asarray(other.memmap()[0]) > 0
+        values = np.asarray(other.memmap()[0], dtype=np.float64)
+        try:
+            inter &= align_columns(values, other.brain_models, first.brain_models, f,
+                                   fix=f"not comparable with {files[0].name}") > 0
+        except ValueError as exc:
+            print(f"[bidsapp] {f.name}: left out of the intersection: {str(exc).removeprefix(f'{f}: ')}")
     cifti.write_dense(out / f"space-{space}_desc-intersection_mask.dscalar.nii", inter[None].astype(np.float32),
                       first, names=["intersection"])

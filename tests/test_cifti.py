@@ -155,3 +155,29 @@ def test_dlabel_written_here_opens_in_workbench(tmp_path):
     info = subprocess.run([WB, "-file-information", str(tmp_path / "x.dlabel.nii")], check=True,
                           capture_output=True, text=True).stdout
     assert "Dense Label" in info and re.search(r"Maps with LabelTable: +true", info)
+
+
+@pytest.mark.parametrize("slope", [0.0, np.nan])
+def test_integer_file_whose_slope_means_no_scaling(tmp_path, slope):
+    """scl_slope 0 or NaN means 'no scaling' (NIfTI): read as stored, as nibabel does."""
+    bm = _small_bm()
+    X = np.arange(3 * len(bm)).reshape(3, len(bm)) - 20
+    img = nib.Cifti2Image(X.astype(np.int16), header=(ca.SeriesAxis(0, 2.0, 3, "second"), bm))
+    img.nifti_header.set_data_dtype(np.int16)
+    path = tmp_path / "i16.dtseries.nii"
+    img.to_filename(path)
+    raw = bytearray(path.read_bytes())  # write the slope field (offset 176, float64) as given
+    raw[176:184] = np.array([slope], "<f8").tobytes()
+    path.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(g.read_dtseries(path)[0], X)
+
+
+def test_complex_cifti_is_refused(tmp_path):
+    bm = _small_bm()
+    path = tmp_path / "c.dtseries.nii"
+    cifti.write_dense(path, np.ones((3, 2 * len(bm)), np.float32)[:, ::2], bm, series=(0, 2.0))
+    raw = bytearray(path.read_bytes())  # datatype (offset 12) NIFTI_TYPE_COMPLEX64, bitpix (14) 64
+    raw[12:16] = np.array([32, 64], "<i2").tobytes()
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"c\.dtseries\.nii: data type complex64 is not a real number type"):
+        cifti.read_header(tmp_path / "c.dtseries.nii")

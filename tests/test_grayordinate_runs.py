@@ -158,6 +158,13 @@ def test_grayordinate_errors(bids_copy, tmp_path, capsys):
     assert main([str(bids), str(out), "participant", "--space", "fsaverage5"]) == 66
     assert "hemi-L_space-fsaverage5_bold.func.gii: missing hemisphere (found hemi-L only)" in _err(capsys)
     (tmp_path / right.name).rename(right)
+    sidecar = right.with_name(right.name.replace(".func.gii", ".json"))  # the hemispheres' JSONs disagree
+    good = sidecar.read_text()
+    sidecar.write_text(json.dumps({**json.loads(good), "RepetitionTime": 3.0}))
+    assert main([str(bids), str(out), "participant", "--space", "fsaverage5"]) == 66
+    err = _err(capsys)
+    assert f"{sidecar.name}: RepetitionTime is 3.0 but 2.0 for the hemi-L file" in err
+    sidecar.write_text(good)
     conf = next(func.glob("*desc-confounds_timeseries.tsv"))
     conf.write_text("\n".join(conf.read_text().splitlines()[:-3]) + "\n")  # 3 volumes short
     assert main([str(bids), str(out), "participant", "--space", "fsaverage5"]) == 1
@@ -318,14 +325,20 @@ def test_group_level_intersects_grayordinate_columns(demo, tmp_path, capsys):
         run_mask = next(copy.glob(f"sub-03/func/*{name}_desc-brain_mask.dscalar.nii"))
         assert mask.brain_models == cifti.read_header(run_mask).brain_models and mask.shape == (1, n)
         assert (np.asarray(mask.memmap()) == 1).all()
-    # a run whose columns are another mesh is left out, with one line; holes of the others are intersected
-    a = ca.BrainModelAxis.from_surface(np.arange(4), 4, "CortexLeft")
-    cifti.write_dense(tmp_path / "a_mask.dscalar.nii", np.array([[1, 1, 0, 1]], np.float32), a)
-    cifti.write_dense(tmp_path / "b_mask.dscalar.nii", np.array([[1, 0, 1, 1]], np.float32), a)
+    # runs are matched by grayordinate identity: reordered and subset brain models intersect; another mesh is
+    # left out, with one line
+    left = ca.BrainModelAxis.from_surface(np.arange(4), 4, "CortexLeft")
+    right = ca.BrainModelAxis.from_surface(np.arange(3), 3, "CortexRight")
+    cifti.write_dense(tmp_path / "a_mask.dscalar.nii", np.array([[1, 1, 0, 1, 1, 1, 1]], np.float32), left + right)
+    cifti.write_dense(tmp_path / "b_mask.dscalar.nii", np.array([[1, 1, 0, 1, 1, 1, 1]], np.float32), right + left)
+    cifti.write_dense(tmp_path / "c_mask.dscalar.nii", np.array([[1, 1, 1, 1]], np.float32), left)  # cortex L only
     other = ca.BrainModelAxis.from_surface(np.arange(5), 5, "CortexLeft")
-    cifti.write_dense(tmp_path / "c_mask.dscalar.nii", np.ones((1, 5), np.float32), other)
+    cifti.write_dense(tmp_path / "d_mask.dscalar.nii", np.ones((1, 5), np.float32), other)
     capsys.readouterr()
-    _grayordinate_intersection("x", [tmp_path / f"{k}_mask.dscalar.nii" for k in "abc"], tmp_path)
-    assert "c_mask.dscalar.nii: its grayordinates differ" in capsys.readouterr().out
+    _grayordinate_intersection("x", [tmp_path / f"{k}_mask.dscalar.nii" for k in "abcd"], tmp_path)
+    said = capsys.readouterr().out
+    assert "d_mask.dscalar.nii: left out of the intersection: its CIFTI_STRUCTURE_CORTEX_LEFT mesh has 5" in said
+    assert len(said.strip().splitlines()) == 1
+    # b (right hemisphere first) removes right vertex 2, c (left only) the whole right hemisphere
     np.testing.assert_array_equal(cifti.read_header(tmp_path / "space-x_desc-intersection_mask.dscalar.nii")
-                                  .memmap(), [[1, 0, 0, 1]])
+                                  .memmap(), [[1, 1, 0, 1, 0, 0, 0]])

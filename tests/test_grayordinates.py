@@ -390,3 +390,50 @@ def test_cleaning_grayordinates_equals_nilearn(dtseries):
     ref = clean(X.astype(np.float64), t_r=0.72, detrend=True, confounds=conf, standardize="zscore_sample",
                 standardize_confounds=True, filter="butterworth", low_pass=0.2, high_pass=0.01)
     np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_gifti_of_a_known_mesh_is_checked(tmp_path):
+    """fsaverage5 has 10,242 vertices per hemisphere: a transposed (time x vertices) array or another count
+    is refused, naming the file, instead of becoming a run of 10,242 'volumes'."""
+    rng = np.random.default_rng(2)
+    name = "sub-01_task-x_hemi-{}_space-fsaverage5_bold.func.gii"
+    good = {h: _gifti(tmp_path / name.format(h), rng.normal(size=(4, 10242)), p)
+            for h, p in (("L", "CortexLeft"), ("R", "CortexRight"))}
+    X, _ = g.read_gifti_pair(good["L"], good["R"])
+    assert X.shape == (4, 20484)
+    flipped = nib.GiftiImage(meta=nib.gifti.GiftiMetaData({"AnatomicalStructurePrimary": "CortexLeft"}))
+    flipped.add_gifti_data_array(nib.gifti.GiftiDataArray(rng.normal(size=(4, 10242)).astype(np.float32),
+                                                          intent="NIFTI_INTENT_TIME_SERIES"))
+    nib.save(flipped, tmp_path / ("t_" + name.format("L")))  # one 2D array stored (time x vertices)
+    with pytest.raises(ValueError, match=r"t_.*: 4 vertices x 10242 volumes, but the fsaverage5 mesh has 10242 "
+                                         r"vertices; its data look transposed"):
+        g.read_gifti_pair(tmp_path / ("t_" + name.format("L")), good["R"])
+    few = _gifti(tmp_path / ("f_" + name.format("R")), rng.normal(size=(4, 10000)), "CortexRight")
+    with pytest.raises(ValueError, match=r"f_.*: 10000 vertices x 4 volumes, but the fsaverage5 mesh has 10242"):
+        g.read_gifti_pair(good["L"], few)
+    cut = tmp_path / ("c_" + name.format("L"))
+    cut.write_bytes(good["L"].read_bytes()[: good["L"].stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"c_.*: not a readable GIFTI file"):
+        g.read_gifti_pair(cut, good["R"])
+    assert g.mesh_vertices("x_hemi-L_space-fsLR_den-32k_midthickness.surf.gii") == ("fsLR_32k", 32492)
+    assert g.mesh_vertices("x_hemi-L_space-fsnative_bold.func.gii") == (None, None)
+
+
+def test_surface_of_the_other_hemisphere_is_refused(bm91k):
+    right = hcp_data() / "S1200.R.midthickness_MSMAll.32k_fs_LR.surf.gii"
+    with pytest.raises(ValueError, match="AnatomicalStructurePrimary is CortexRight, expected the left hemisphere"):
+        g.read_surfaces({"L": right}, bm91k)
+
+
+def test_label_values_must_be_keys(tmp_path):
+    bm = ca.BrainModelAxis.from_surface(np.arange(4), 4, "CortexLeft")
+    table = {0: ("???", (0, 0, 0, 0)), 1: ("A", (1, 0, 0, 1)), 2: ("B", (0, 1, 0, 1))}
+    nib.Cifti2Image(np.array([[1, 1.5, 2, 0]], np.float32), header=(ca.LabelAxis(["x"], [table]), bm)
+                    ).to_filename(tmp_path / "half.dlabel.nii")
+    with pytest.raises(ValueError, match=r"half\.dlabel\.nii: label values must be whole numbers .* 1\.5"):
+        g.read_dlabel(tmp_path / "half.dlabel.nii", bm)
+    nib.Cifti2Image(np.array([[1, 1, 2, 0], [2, 2, 1, 0]], np.float32),
+                    header=(ca.LabelAxis(["x", "y"], [table, table]), bm)).to_filename(tmp_path / "two.dlabel.nii")
+    with pytest.warns(UserWarning, match="2 label maps; the first is used"):
+        labels, _ = g.read_dlabel(tmp_path / "two.dlabel.nii", bm)
+    np.testing.assert_array_equal(labels, [1, 1, 2, 0])

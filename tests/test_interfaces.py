@@ -72,3 +72,18 @@ def test_clean_node_names_the_run_on_degenerate_input(tmp_path):
                         t_r=2.0, filter=None)
     with pytest.raises(Exception, match=r"sub-01_bold.nii.gz: cleaning leaves 0 degrees of freedom"):
         node.run(cwd=str(tmp_path))
+
+
+def test_image_outputs_warn_when_censoring_makes_rows_uneven():
+    import warnings
+
+    from bidsapp.interfaces.sink import _warn_uneven_rows
+
+    for censored, warns in (([0, 1, 2], False), ([8, 9], False), ([0, 4, 5], True), ([], False)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _warn_uneven_rows({"CensoredVolumes": censored, "KeptVolumes": 10 - len(censored)}, ["dtseries.nii"], 2.0)
+        said = [str(w.message) for w in caught]
+        assert bool(said) == warns, (censored, said)
+        if warns:
+            assert said[0].startswith("2 volume(s) censored inside the run: the rows of the dtseries.nii output")

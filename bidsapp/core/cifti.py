@@ -132,9 +132,13 @@ def read_header(path: str | os.PathLike) -> DenseCifti:
     path = os.fspath(path)
     with open(path, "rb") as fh:
         try:
-            hdr = nib.Nifti2Header.from_fileobj(fh)
+            hdr = nib.Nifti2Header.from_fileobj(fh, check=False)  # checked here: no nibabel log lines
         except Exception as exc:  # nibabel raises HeaderDataError, EOFError, ... on non-NIfTI-2 bytes
             raise ValueError(f"{path}: not a NIfTI-2 (CIFTI-2) file ({exc}).") from exc
+    magic = np.asarray(hdr["magic"]).tobytes().rstrip(b"\0")
+    if int(hdr["sizeof_hdr"]) != 540 or magic not in (b"n+2", b"ni2"):
+        raise ValueError(f"{path}: not a NIfTI-2 (CIFTI-2) file (sizeof_hdr {int(hdr['sizeof_hdr'])}, "
+                         f"magic {magic!r}); give fMRIPrep's *_bold.dtseries.nii.")
     xml = next((e.content for e in hdr.extensions if e.get_code() == 32), None)
     shape = hdr.get_data_shape()
     if xml is None or len(shape) != 6 or shape[:4] != (1, 1, 1, 1):
@@ -158,10 +162,13 @@ def read_header(path: str | os.PathLike) -> DenseCifti:
     if shape[4:] != (series.size if series else shape[4], n_cols):
         raise ValueError(f"{path}: data shape {shape[4:]} does not match its axes "
                          f"({series.size if series else '?'}, {n_cols}).")
-    slope, inter = (float(v) for v in hdr.get_slope_inter())  # (nan, nan) -> no scaling
-    slope = 1.0 if not np.isfinite(slope) else slope
-    inter = 0.0 if not np.isfinite(inter) else inter
-    return DenseCifti(path=path, shape=(shape[4], shape[5]), dtype=hdr.get_data_dtype(),
+    slope, inter = hdr.get_slope_inter()  # None or NaN (a slope of 0 included): no scaling
+    slope = 1.0 if slope is None or not np.isfinite(slope) else float(slope)
+    inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
+    dtype = hdr.get_data_dtype()
+    if dtype.kind not in "iuf":
+        raise ValueError(f"{path}: data type {dtype} is not a real number type; give a float or integer dtseries.")
+    return DenseCifti(path=path, shape=(shape[4], shape[5]), dtype=dtype,
                       offset=int(hdr.get_data_offset()), slope=slope, inter=inter,
                       row_type=rows.get("IndicesMapToDataType"), series=series, columns_xml=cols,
                       rows_xml=rows)

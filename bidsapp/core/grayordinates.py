@@ -134,6 +134,32 @@ def _hemisphere(img, path, expected: str) -> None:
                          f"{'left' if expected == LEFT else 'right'} hemisphere; swap the files.")
 
 
+#: vertices per hemisphere of the standard meshes, by space (and fsLR density)
+MESH_VERTICES = {"fsaverage": 163842, "fsaverage6": 40962, "fsaverage5": 10242, "fsaverage4": 2562,
+                 "fsaverage3": 642, "fsLR_32k": 32492, "fsLR_59k": 59292, "fsLR_164k": 163842}
+
+
+def mesh_vertices(path: str | os.PathLike) -> tuple[str | None, int | None]:
+    """The standard mesh a file's name says it is on (``space-fsaverage5``, ``space-fsLR_den-32k``) and its
+    number of vertices per hemisphere; (None, None) for ``fsnative`` and unknown spaces."""
+    ents = dict(part.split("-", 1) for part in Path(path).name.split(".")[0].split("_") if "-" in part)
+    space = ents.get("space")
+    mesh = f"{space}_{ents['den']}" if space == "fsLR" and "den" in ents else space
+    return (mesh, MESH_VERTICES[mesh]) if mesh in MESH_VERTICES else (None, None)
+
+
+def load_gifti(path: str | os.PathLike) -> nib.GiftiImage:
+    """``nib.load`` of a GIFTI file, with one line naming the file when it cannot be read."""
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # truncated XML (ExpatError), Dim0 disagreeing with the data (ValueError), ...
+        raise ValueError(f"{path}: not a readable GIFTI file ({type(exc).__name__}: {exc}); copy it again from "
+                         "its source.") from None
+    if not isinstance(img, nib.GiftiImage):
+        raise ValueError(f"{path}: not a GIFTI file (nibabel reads it as {type(img).__name__}).")
+    return img
+
+
 def read_gifti_pair(left: str | os.PathLike, right: str | os.PathLike) -> tuple[np.ndarray, BrainModels]:
     """Join a left and a right ``func.gii`` (one data array per volume) into one array.
 
@@ -150,17 +176,27 @@ def read_gifti_pair(left: str | os.PathLike, right: str | os.PathLike) -> tuple[
         if path is None or not Path(path).is_file():
             raise ValueError(f"{path}: missing hemisphere ({'hemi-L' if name == LEFT else 'hemi-R'}); fMRIPrep "
                              "writes both hemi-L and hemi-R func.gii files, give the pair.")
-        img = nib.load(str(path))
+        img = load_gifti(path)
         if not img.darrays:
             raise ValueError(f"{path}: the GIFTI file has no data arrays.")
         _hemisphere(img, path, name)
-        if len(img.darrays) == 1 and img.darrays[0].data.ndim == 2:  # one 2D array (vertices x time)
+        one_2d = len(img.darrays) == 1 and img.darrays[0].data.ndim == 2
+        if one_2d:  # one 2D array (vertices x time)
             data = np.asarray(img.darrays[0].data, dtype=np.float32).T
         else:
             sizes = {d.data.size for d in img.darrays}
             if len(sizes) != 1:
                 raise ValueError(f"{path}: data arrays of different lengths {sorted(sizes)}.")
             data = np.stack([np.asarray(d.data, dtype=np.float32).ravel() for d in img.darrays])
+        mesh, n_mesh = mesh_vertices(path)
+        flipped = data.shape[0] == n_mesh if n_mesh else one_2d and data.shape[0] > data.shape[1]
+        if (n_mesh and data.shape[1] != n_mesh) or flipped:
+            raise ValueError(
+                f"{path}: {data.shape[1]} vertices x {data.shape[0]} volumes"
+                + (f", but the {mesh} mesh has {n_mesh} vertices" if n_mesh else "")
+                + ("; its data look transposed (time x vertices): GIFTI stores vertices first, one data array per "
+                   "volume or one (vertices x volumes) array" if flipped else "; give the run's func.gii of that space")
+                + ".")
         lengths[path] = data.shape[0]
         parts.append(data)
         models.append(BrainModels.from_surface(np.arange(data.shape[1]), data.shape[1], name))
@@ -170,9 +206,12 @@ def read_gifti_pair(left: str | os.PathLike, right: str | os.PathLike) -> tuple[
     return np.ascontiguousarray(np.concatenate(parts, axis=1)), models[0] + models[1]
 
 
-def read_surface(path: str | os.PathLike) -> np.ndarray:
-    """Vertex coordinates (n_vertices, 3) in mm of a ``surf.gii``."""
-    img = nib.load(str(path))
+def read_surface(path: str | os.PathLike, structure: str | None = None) -> np.ndarray:
+    """Vertex coordinates (n_vertices, 3) in mm of a ``surf.gii`` (checked to be of ``structure``, e.g.
+    ``CIFTI_STRUCTURE_CORTEX_LEFT``, when its metadata name one)."""
+    img = load_gifti(path)
+    if structure is not None and img.darrays:
+        _hemisphere(img, path, structure)
     coords = [d.data for d in img.darrays if d.intent == nib.nifti1.intent_codes["NIFTI_INTENT_POINTSET"]]
     if not coords:
         raise ValueError(f"{path}: no NIFTI_INTENT_POINTSET array; give a surf.gii (e.g. midthickness).")
@@ -184,7 +223,7 @@ def read_surfaces(files: dict, bm: BrainModels) -> dict[str, np.ndarray]:
     out = {}
     for hemi, path in files.items():
         name = LEFT if hemi == "L" else RIGHT
-        coords = read_surface(path)
+        coords = read_surface(path, name)
         if name in bm.nvertices and coords.shape[0] != bm.nvertices[name]:
             raise ValueError(f"{path}: {coords.shape[0]} vertices but the run's hemi-{hemi} mesh has "
                              f"{bm.nvertices[name]}; give the surface of the run's space and density (or "
@@ -230,22 +269,25 @@ def _keys(bm: BrainModels) -> np.ndarray:
                      for n, v, (a, b, c) in zip(bm.name, bm.vertex, bm.voxel)], dtype=object)
 
 
-def _to_run(values: np.ndarray, source: BrainModels, target: BrainModels, path) -> np.ndarray:
-    """Values over ``source``'s columns moved onto ``target``'s (0 where ``source`` has no value)."""
+def align_columns(values: np.ndarray, source: BrainModels, target: BrainModels, path,
+                  fix: str = "use an atlas in the run's space") -> np.ndarray:
+    """Values over ``source``'s columns moved onto ``target``'s, matched by identity (structure and vertex,
+    or voxel), 0 where ``source`` has no value. A different volume grid or mesh is an error naming
+    ``path`` and ending with ``fix``."""
     if source == target:
         return values
     if source.volume_mask.any() and target.volume_mask.any() and not (
             source.volume_shape == target.volume_shape and np.allclose(source.affine, target.affine, atol=1e-4)):
-        raise ValueError(f"{path}: its volume grid differs from the run's; use an atlas on the run's grayordinates.")
+        raise ValueError(f"{path}: its volume grid differs from the run's; {fix}.")
     for name, n in source.nvertices.items():
         if target.nvertices.get(name, n) != n:
             raise ValueError(f"{path}: its {name} mesh has {n} vertices but the run's has {target.nvertices[name]} "
-                             "(different space or density); use an atlas in the run's space.")
+                             f"(different space or density); {fix}.")
     index = {k: j for j, k in enumerate(_keys(source))}
     pos = np.array([index.get(k, -1) for k in _keys(target)])
     if (pos < 0).all():
         raise ValueError(f"{path}: none of its grayordinates is a grayordinate of the run (different space "
-                         "or density?); use an atlas in the run's space.")
+                         f"or density?); {fix}.")
     return np.where(pos >= 0, values[np.maximum(pos, 0)], 0)
 
 
@@ -310,6 +352,16 @@ def merge_label_tables(tables: list[dict[int, str]]) -> tuple[list[dict[int, int
     return out, names
 
 
+def _label_keys(values: np.ndarray, path) -> np.ndarray:
+    """Label values as int64 keys; a value that is not a whole number is an error naming the file."""
+    keys = np.rint(values)
+    if not np.array_equal(keys, values):
+        bad = values[keys != values]
+        raise ValueError(f"{path}: label values must be whole numbers (label keys), found {bad[0]:g} and "
+                         f"{bad.size - 1} other(s); give an atlas of integer keys.")
+    return keys.astype(np.int64)
+
+
 def read_dlabel(path: str | os.PathLike, bm: BrainModels) -> tuple[np.ndarray, dict[int, str]]:
     """Labels of a ``dlabel.nii`` on the run's grayordinates and its label table.
 
@@ -329,10 +381,14 @@ def read_dlabel(path: str | os.PathLike, bm: BrainModels) -> tuple[np.ndarray, d
     except ValueError as exc:
         raise ValueError(f"{path}: not a dense label file (dlabel.nii with a label map over brain models): "
                          f"{str(exc).removeprefix(f'{path}: ')}") from None
-    data = np.rint(np.asarray(info.memmap()[0], dtype=np.float64) * info.slope + info.inter)
+    data = _label_keys(np.asarray(info.memmap()[0], dtype=np.float64) * info.slope + info.inter, path)
+    if info.shape[0] > 1:
+        import warnings
+
+        warnings.warn(f"{path}: the dlabel has {info.shape[0]} label maps; the first is used.", stacklevel=2)
     names = {k: v for k, v in table.items() if k != 0 and v != UNASSIGNED}
     labels = _apply_keys(data, {k: k for k in names}, table, path)
-    return _to_run(labels, info.brain_models, bm, path), names
+    return align_columns(labels, info.brain_models, bm, path), names
 
 
 def read_label_gifti_pair(left, right, bm: BrainModels) -> tuple[np.ndarray, dict[int, str]]:
@@ -346,11 +402,11 @@ def read_label_gifti_pair(left, right, bm: BrainModels) -> tuple[np.ndarray, dic
     """
     data, tables, models = [], [], []
     for path, name in ((left, LEFT), (right, RIGHT)):
-        img = nib.load(str(path))
+        img = load_gifti(path)
         if not img.darrays:
             raise ValueError(f"{path}: the GIFTI file has no data arrays.")
         _hemisphere(img, path, name)
-        lab = np.rint(np.asarray(img.darrays[0].data, dtype=np.float64)).astype(np.int64).ravel()
+        lab = _label_keys(np.asarray(img.darrays[0].data, dtype=np.float64).ravel(), path)
         table = {int(k): "" if v is None else str(v) for k, v in img.labeltable.get_labels_as_dict().items()}
         if (lab != 0).any() and not set(table) - {0}:
             raise ValueError(f"{path}: its vertices have labels but its label table is empty; give a label.gii "
@@ -360,7 +416,7 @@ def read_label_gifti_pair(left, right, bm: BrainModels) -> tuple[np.ndarray, dic
         models.append(BrainModels.from_surface(np.arange(lab.size), lab.size, name))
     keys, names = merge_label_tables(tables)
     labels = np.concatenate([_apply_keys(lab, k, t, p) for lab, k, t, p in zip(data, keys, tables, (left, right))])
-    return _to_run(labels, models[0] + models[1], bm, left), names
+    return align_columns(labels, models[0] + models[1], bm, left), names
 
 
 def parcellate(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

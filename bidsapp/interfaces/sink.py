@@ -109,6 +109,9 @@ class WriteDerivatives(SimpleInterface):
                                                                for c in range(X.shape[1])]
             with writer.put(naming.path(out, "timeseries", ".tsv.gz")) as tmp:
                 write_tsv_rows(tmp, cols, (b for _, b in iter_npy_rows(i.cleaned, block)), atomic=False)
+        series = [f for f in ("nii.gz", "dtseries.nii", "func.gii") if f in i.output_format]
+        if series:
+            _warn_uneven_rows(json.loads(Path(i.clean_info).read_text()), series, i.t_r)
         if "nii.gz" in i.output_format:
             mask_img = nib.load(i.mask_file)
             rows = (b for _, b in iter_npy_rows(i.cleaned, block))
@@ -195,3 +198,17 @@ def _mask_count(path: str) -> int:
 
         return int((cifti.read_header(path).memmap() > 0).sum())
     return int((np.asanyarray(nib.load(path).dataobj) > 0).sum())
+
+
+def _warn_uneven_rows(info: dict, formats: list[str], t_r: float) -> None:
+    """One warning when volumes censored inside the run make the rows of an image output (whose time axis has
+    one step, the TR) unevenly spaced in time."""
+    censored = set(info.get("CensoredVolumes", []))
+    kept = sorted(set(range(info.get("KeptVolumes", 0) + len(censored))) - censored)
+    inside = [v for v in censored if kept and kept[0] < v < kept[-1]]  # leading / trailing ones keep the step
+    if inside:
+        import warnings
+
+        warnings.warn(f"{len(inside)} volume(s) censored inside the run: the rows of the {' / '.join(formats)} "
+                      f"output(s) are the kept volumes, so their time axis (one step of {t_r:g} s) is not their "
+                      "acquisition times; those are in _samples.tsv (onset of each kept row).", stacklevel=2)
