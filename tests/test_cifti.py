@@ -181,3 +181,19 @@ def test_complex_cifti_is_refused(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=r"c\.dtseries\.nii: data type complex64 is not a real number type"):
         cifti.read_header(tmp_path / "c.dtseries.nii")
+
+
+@pytest.mark.parametrize("damage, what", [
+    (lambda m: m[1].set("IndexOffset", str(int(m[1].get("IndexOffset")) + 1)), "leave gaps or overlap"),
+    (lambda m: setattr(m[0].find("VertexIndices"), "text", "0 3 4"), "do not match IndexCount 4"),
+    (lambda m: m[2].set("ModelType", "CIFTI_MODEL_TYPE_BLOB"), "has ModelType CIFTI_MODEL_TYPE_BLOB"),
+    (lambda m: m[0].set("BrainStructure", "CIFTI_STRUCTURE_NOWHERE"), "not a valid CIFTI-2 file"),
+])
+def test_malformed_brain_models_are_one_clear_error(tmp_path, damage, what):
+    bm = _small_bm()
+    cifti.write_dense(tmp_path / "ok.dtseries.nii", np.ones((2, len(bm)), np.float32), bm, series=(0, 1.0))
+    info = cifti.read_header(tmp_path / "ok.dtseries.nii")
+    damage(info.columns_xml.findall("BrainModel"))
+    cifti.write_dense(tmp_path / "bad.dtseries.nii", np.ones((2, len(bm)), np.float32), info, series=(0, 1.0))
+    with pytest.raises(ValueError, match=rf"bad\.dtseries\.nii: .*{what}"):
+        g.read_dtseries(tmp_path / "bad.dtseries.nii")

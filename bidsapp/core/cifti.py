@@ -93,32 +93,52 @@ def _ints(text: str | None) -> np.ndarray:
 
 
 def _brain_models(mim: ET.Element, path) -> ca.BrainModelAxis:
-    models = mim.findall("BrainModel")
-    n = sum(int(m.get("IndexCount")) for m in models)
+    """The brain model axis of a ``MatrixIndicesMap``; malformed models are an error naming ``path``."""
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{path}: {what}; not a valid CIFTI-2 file.")
+
+    try:
+        models = sorted(mim.findall("BrainModel"), key=lambda m: int(m.get("IndexOffset")))
+        counts = [int(m.get("IndexCount")) for m in models]
+    except (TypeError, ValueError):
+        raise bad("a BrainModel without a valid IndexOffset / IndexCount") from None
+    n = sum(counts)
+    if [int(m.get("IndexOffset")) for m in models] != list(np.cumsum([0] + counts[:-1])):
+        raise bad("its brain models' IndexOffset / IndexCount leave gaps or overlap")
     voxel = np.full((n, 3), -1, dtype=int)
     vertex = np.full(n, -1, dtype=int)
     name = np.empty(n, dtype=object)
     nvertices, affine, shape = {}, None, None
-    for m in models:
-        start, count = int(m.get("IndexOffset")), int(m.get("IndexCount"))
+    for m, count in zip(models, counts):
+        start = int(m.get("IndexOffset"))
         rows = slice(start, start + count)
         structure = m.get("BrainStructure")
         name[rows] = structure
-        if m.get("ModelType") == SURFACE:
-            vertex[rows] = _ints(m.findtext("VertexIndices"))
-            nvertices[structure] = int(m.get("SurfaceNumberOfVertices"))
-        else:
-            voxel[rows] = _ints(m.findtext("VoxelIndicesIJK")).reshape(count, 3)
-            if affine is None:
-                volume = mim.find("Volume")
-                if volume is None:
-                    raise ValueError(f"{path}: voxel brain models without a Volume element; not a valid CIFTI-2 file.")
-                shape = tuple(int(v) for v in volume.get("VolumeDimensions").split(","))
-                matrix = volume.find("TransformationMatrixVoxelIndicesIJKtoXYZ")
-                affine = _floats(matrix.text).reshape(4, 4) * 10.0 ** (int(matrix.get("MeterExponent", "-3")) + 3)
-                affine[3] = (0, 0, 0, 1)
-    return ca.BrainModelAxis(name, voxel=voxel, vertex=vertex, affine=affine, volume_shape=shape,
-                             nvertices=nvertices)
+        try:
+            if m.get("ModelType") == SURFACE:
+                vertex[rows] = _ints(m.findtext("VertexIndices"))
+                nvertices[structure] = int(m.get("SurfaceNumberOfVertices"))
+            elif m.get("ModelType") == VOXELS:
+                voxel[rows] = _ints(m.findtext("VoxelIndicesIJK")).reshape(count, 3)
+            else:
+                raise bad(f"{structure} has ModelType {m.get('ModelType')}")
+        except (TypeError, ValueError) as exc:
+            if "not a valid CIFTI-2" in str(exc):
+                raise
+            raise bad(f"{structure}: its vertex or voxel indices do not match IndexCount {count} ({exc})") from None
+        if m.get("ModelType") == VOXELS and affine is None:
+            volume = mim.find("Volume")
+            matrix = None if volume is None else volume.find("TransformationMatrixVoxelIndicesIJKtoXYZ")
+            if matrix is None:
+                raise bad("voxel brain models without a Volume element and its transformation matrix")
+            shape = tuple(int(v) for v in volume.get("VolumeDimensions").split(","))
+            affine = _floats(matrix.text).reshape(4, 4) * 10.0 ** (int(matrix.get("MeterExponent", "-3")) + 3)
+            affine[3] = (0, 0, 0, 1)
+    try:
+        return ca.BrainModelAxis(name, voxel=voxel, vertex=vertex, affine=affine, volume_shape=shape,
+                                 nvertices=nvertices)
+    except ValueError as exc:  # e.g. an unknown BrainStructure, a vertex index beyond the mesh
+        raise bad(str(exc)) from None
 
 
 def read_header(path: str | os.PathLike) -> DenseCifti:
