@@ -86,7 +86,11 @@ class CleanSignals(SimpleInterface):
 
     def _clean(self, runtime):
         cwd = Path(runtime.cwd)
-        X = np.load(self.inputs.timeseries, mmap_mode="r")  # read by column chunks: no copy in memory
+        X = np.load(self.inputs.timeseries, mmap_mode="r")
+        if not X.flags.f_contiguous or X.flags.c_contiguous:  # C order (volumes): read, then cleaned in place
+            del X  # a plain read, not a copy of the map (whose pages would count twice)
+            X = np.load(self.inputs.timeseries)
+        # Fortran order (a dtseries' layout): read by column chunks from the map, cleaned into a new C array
         n = X.shape[0]
         selection, fd, table = None, None, None
         if self.inputs.confounds_file:
