@@ -188,6 +188,11 @@ def test_complex_cifti_is_refused(tmp_path):
     (lambda m: setattr(m[0].find("VertexIndices"), "text", "0 3 4"), "do not match IndexCount 4"),
     (lambda m: m[2].set("ModelType", "CIFTI_MODEL_TYPE_BLOB"), "has ModelType CIFTI_MODEL_TYPE_BLOB"),
     (lambda m: m[0].set("BrainStructure", "CIFTI_STRUCTURE_NOWHERE"), "not a valid CIFTI-2 file"),
+    (lambda m: m[2].set("BrainStructure", "CIFTI_STRUCTURE_CORTEX_LEFT"), "has more than one brain model"),
+    (lambda m: setattr(m[0].find("VertexIndices"), "text", "0 3 4 12"), "vertex 12 is outside its 12-vertex"),
+    (lambda m: setattr(m[0].find("VertexIndices"), "text", "0 3 3 9"), "a vertex is listed twice"),
+    (lambda m: setattr(m[1].find("VoxelIndicesIJK"), "text", "9 2 1 " + " ".join(
+        m[1].find("VoxelIndicesIJK").text.split()[3:])), r"outside the volume \(4, 5, 3\)"),
 ])
 def test_malformed_brain_models_are_one_clear_error(tmp_path, damage, what):
     bm = _small_bm()

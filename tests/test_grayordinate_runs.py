@@ -342,3 +342,15 @@ def test_group_level_intersects_grayordinate_columns(demo, tmp_path, capsys):
     # b (right hemisphere first) removes right vertex 2, c (left only) the whole right hemisphere
     np.testing.assert_array_equal(cifti.read_header(tmp_path / "space-x_desc-intersection_mask.dscalar.nii")
                                   .memmap(), [[1, 1, 0, 1, 0, 0, 0]])
+
+
+def test_gifti_atlas_names(tmp_path):
+    from bidsapp.cli.run import _right_hemisphere
+    from bidsapp.collect import InputError
+
+    for name in ("toy_hemi-L.label.gii", "atlas-toy_hemi-L_dseg.label.gii"):
+        (tmp_path / name).touch()
+        (tmp_path / name.replace("hemi-L", "hemi-R")).touch()
+        assert _right_hemisphere(tmp_path / name) == tmp_path / name.replace("hemi-L", "hemi-R")
+    with pytest.raises(InputError, match="a GIFTI run needs a label.gii atlas pair"):
+        _right_hemisphere(tmp_path / "yeo.dlabel.nii")

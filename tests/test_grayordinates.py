@@ -437,3 +437,30 @@ def test_label_values_must_be_keys(tmp_path):
     with pytest.warns(UserWarning, match="2 label maps; the first is used"):
         labels, _ = g.read_dlabel(tmp_path / "two.dlabel.nii", bm)
     np.testing.assert_array_equal(labels, [1, 1, 2, 0])
+
+
+def test_dlabel_keys_sharing_a_name_are_one_region(tmp_path):
+    """As wb_command -cifti-parcellate ("merging keys for label ..."): one name, one region."""
+    bm = ca.BrainModelAxis.from_surface(np.arange(5), 5, "CortexLeft")
+    table = {0: ("???", (0, 0, 0, 0)), 1: ("A", (1, 0, 0, 1)), 6: ("Default", (0, 1, 0, 1)),
+             7: ("Default", (0, 0, 1, 1))}
+    nib.Cifti2Image(np.array([[1, 6, 7, 7, 0]], np.float32), header=(ca.LabelAxis(["x"], [table]), bm)
+                    ).to_filename(tmp_path / "dup.dlabel.nii")
+    labels, names = g.read_dlabel(tmp_path / "dup.dlabel.nii", bm)
+    assert names == {1: "A", 6: "Default"}
+    np.testing.assert_array_equal(labels, [1, 6, 6, 6, 0])
+
+
+def test_gifti_with_external_data_is_refused(tmp_path):
+    """Data in an external file would escape the input checksums (a stale output could be reused)."""
+    data = np.arange(12, dtype=np.float32)
+    (tmp_path / "bold_hemi-L.dat").write_bytes(data.tobytes())
+    path = tmp_path / "ext_hemi-L.func.gii"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<GIFTI Version="1.0" NumberOfDataArrays="1"><MetaData/>'
+        '<LabelTable/><DataArray Intent="NIFTI_INTENT_TIME_SERIES" DataType="NIFTI_TYPE_FLOAT32" '
+        'ArrayIndexingOrder="RowMajorOrder" Dimensionality="1" Dim0="12" Encoding="ExternalFileBinary" '
+        'Endian="LittleEndian" ExternalFileName="bold_hemi-L.dat" ExternalFileOffset="0"><MetaData/>'
+        '<Data></Data></DataArray></GIFTI>\n')
+    with pytest.raises(ValueError, match=r"ext_hemi-L\.func\.gii: its data arrays are stored in an external file"):
+        g.load_gifti(path)

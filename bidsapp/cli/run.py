@@ -188,11 +188,15 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
 
 def _right_hemisphere(left: Path) -> Path:
     """The hemi-R file of a hemi-L one (``..._hemi-L_...label.gii``), which must exist."""
-    parts = left.name.split("_")
+    if not left.name.endswith(".label.gii"):
+        raise InputError(f"{left}: a GIFTI run needs a label.gii atlas pair (give the hemi-L file, the hemi-R one "
+                         "beside it with the same name); a dlabel.nii is for CIFTI runs.", code=2)
+    stem = left.name[: -len(".label.gii")]
+    parts = stem.split("_")
     if "hemi-L" not in parts:
         raise InputError(f"{left}: a GIFTI atlas is given as its hemi-L label.gii (with the hemi-R file beside "
                          "it, same name); the name has no hemi-L entity.", code=2)
-    right = left.with_name("_".join("hemi-R" if p == "hemi-L" else p for p in parts))
+    right = left.with_name("_".join("hemi-R" if p == "hemi-L" else p for p in parts) + ".label.gii")
     if not right.is_file():
         raise InputError(f"{right}: the hemi-R file of the atlas {left.name} is missing.")
     return right

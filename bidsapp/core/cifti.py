@@ -134,6 +134,26 @@ def _brain_models(mim: ET.Element, path) -> ca.BrainModelAxis:
             shape = tuple(int(v) for v in volume.get("VolumeDimensions").split(","))
             affine = _floats(matrix.text).reshape(4, 4) * 10.0 ** (int(matrix.get("MeterExponent", "-3")) + 3)
             affine[3] = (0, 0, 0, 1)
+    structures = [m.get("BrainStructure") for m in models]
+    twice = sorted({x for x in structures if structures.count(x) > 1})
+    if twice:
+        raise bad(f"{twice[0]} has more than one brain model")
+    for m, count in zip(models, counts):
+        start = int(m.get("IndexOffset"))
+        rows = slice(start, start + count)
+        if m.get("ModelType") == SURFACE:
+            v = vertex[rows]
+            if v.size and (v.min() < 0 or v.max() >= nvertices[m.get("BrainStructure")]):
+                raise bad(f"{m.get('BrainStructure')}: vertex {int(v.max())} is outside its "
+                          f"{nvertices[m.get('BrainStructure')]}-vertex surface")
+            if np.unique(v).size != v.size:
+                raise bad(f"{m.get('BrainStructure')}: a vertex is listed twice")
+    voxels = voxel[voxel[:, 0] >= 0]
+    if voxels.size:
+        if (voxels < 0).any() or (voxels >= np.array(shape)).any():
+            raise bad(f"a voxel index is outside the volume {shape}")
+        if np.unique(voxels, axis=0).shape[0] != voxels.shape[0]:
+            raise bad("a voxel is listed twice")
     try:
         return ca.BrainModelAxis(name, voxel=voxel, vertex=vertex, affine=affine, volume_shape=shape,
                                  nvertices=nvertices)

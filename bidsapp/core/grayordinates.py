@@ -157,6 +157,10 @@ def load_gifti(path: str | os.PathLike) -> nib.GiftiImage:
                          "its source.") from None
     if not isinstance(img, nib.GiftiImage):
         raise ValueError(f"{path}: not a GIFTI file (nibabel reads it as {type(img).__name__}).")
+    external = sorted({d.ext_fname for d in img.darrays if d.encoding == 4 or d.ext_fname})
+    if external:  # data outside the file would escape the input checksums (a stale output could be reused)
+        raise ValueError(f"{path}: its data arrays are stored in an external file ({external[0]}); save the GIFTI "
+                         "with its data inside (base64 encoding, as fMRIPrep writes it).")
     return img
 
 
@@ -386,8 +390,8 @@ def read_dlabel(path: str | os.PathLike, bm: BrainModels) -> tuple[np.ndarray, d
         import warnings
 
         warnings.warn(f"{path}: the dlabel has {info.shape[0]} label maps; the first is used.", stacklevel=2)
-    names = {k: v for k, v in table.items() if k != 0 and v != UNASSIGNED}
-    labels = _apply_keys(data, {k: k for k in names}, table, path)
+    (keys,), names = merge_label_tables([table])  # keys sharing a name are one region, as in Workbench
+    labels = _apply_keys(data, keys, table, path)
     return align_columns(labels, info.brain_models, bm, path), names
 
 
