@@ -34,7 +34,7 @@ _LABEL = re.compile(r"[A-Za-z0-9]+", re.ASCII)
 BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.npy", "*_trials.tsv",
               "*_betas.npy", "*_betas.tsv", "logs/", "*.html", "group_runs.tsv",
               "*_desc-intersection_mask.nii.gz", "*_desc-intersection_mask.dscalar.nii",
-              "*_desc-brain_mask.dscalar.nii",
+              "*_desc-intersection_mask.json", "*_desc-brain_mask.dscalar.nii",
               "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json"]
 
 

@@ -3,6 +3,7 @@ volume runs, a ``dscalar.nii`` over the grayordinates for CIFTI / GIFTI runs).""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -60,37 +61,64 @@ def group_level(s: Settings) -> int:
         if files[0].name.endswith(".dscalar.nii"):
             _grayordinate_intersection(space, files, Path(s.output_dir))
             continue
-        first = nib.load(files[0])
-        inter = np.asanyarray(first.dataobj) > 0
-        for f in files[1:]:
-            img = nib.load(f)
-            if img.shape != first.shape or not np.allclose(img.affine, first.affine, atol=1e-3):
-                print(f"[bidsapp] {f.name}: grid differs from {files[0].name}; left out of the intersection")
+        imgs = [nib.load(f) for f in files]
+        grid = [(img.shape, tuple(np.round(img.affine, 3).ravel())) for img in imgs]
+        ref = max(range(len(files)), key=lambda k: (grid.count(grid[k]), -k))  # the grid most runs share
+        inter = np.asanyarray(imgs[ref].dataobj) > 0
+        left_out = {}
+        for f, img, g in zip(files, imgs, grid):
+            if g != grid[ref]:
+                left_out[f.name] = f"grid {img.shape} differs from {files[ref].name}'s, the grid most runs share"
                 continue
             inter &= np.asanyarray(img.dataobj) > 0
-        save_nifti(nib.Nifti1Image(inter.astype(np.uint8), first.affine),
-                   Path(s.output_dir) / f"space-{space}_desc-intersection_mask.nii.gz")
+        _save_intersection(Path(s.output_dir) / f"space-{space}_desc-intersection_mask.nii.gz", files, left_out,
+                           functools.partial(save_nifti, nib.Nifti1Image(inter.astype(np.uint8), imgs[ref].affine)))
     print(f"[bidsapp] group summary of {len(sidecars)} run(s): {Path(s.output_dir) / 'group_runs.tsv'}")
     return 0
 
 
+def _save_intersection(path: Path, files: list[Path], left_out: dict[str, str], save) -> None:
+    """Write an intersection mask (``save(path)``) and its JSON sidecar: the runs' masks it intersects and
+    those left out, with why (each also printed as one line)."""
+    import json
+
+    for name, why in left_out.items():
+        print(f"[bidsapp] {name}: left out of the intersection: {why}")
+    save(path)
+    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.name[: -len(".dscalar.nii")]
+    (path.parent / f"{stem}.json").write_text(json.dumps({
+        "Description": "Voxels (grayordinates) in the mask of every run listed in Sources.",
+        "Sources": [str(f.relative_to(path.parent)) for f in files if f.name not in left_out],
+        "LeftOut": left_out}, indent=2) + "\n")
+
+
 def _grayordinate_intersection(space: str, files: list[Path], out: Path) -> None:
-    """``space-<space>[_den-<den>]_desc-intersection_mask.dscalar.nii``: the first run's grayordinates that
-    are columns of every run, matched by identity (structure and vertex, or voxel), so runs whose brain
-    models are ordered differently or are subsets intersect; runs on another mesh or volume grid are left
-    out with one line each."""
+    """``space-<space>[_den-<den>]_desc-intersection_mask.dscalar.nii``: the grayordinates that are columns of
+    every run, matched by identity (structure and vertex, or voxel), so runs whose brain models are ordered
+    differently or are subsets intersect. The reference is the run comparable with the most others; runs on
+    another mesh or volume grid than it are left out, with why."""
     from bidsapp.core import cifti
     from bidsapp.core.grayordinates import align_columns
 
-    first = cifti.read_header(files[0])
-    inter = np.asarray(first.memmap()[0]) > 0
-    for f in files[1:]:
-        other = cifti.read_header(f)
-        values = np.asarray(other.memmap()[0], dtype=np.float64)
+    heads = [cifti.read_header(f) for f in files]
+    values = [np.asarray(h.memmap()[0], dtype=np.float64) for h in heads]
+
+    def comparable(a, b) -> bool:
         try:
-            inter &= align_columns(values, other.brain_models, first.brain_models, f,
-                                   fix=f"not comparable with {files[0].name}") > 0
+            align_columns(values[b], heads[b].brain_models, heads[a].brain_models, files[b])
+            return True
+        except ValueError:
+            return False
+
+    ref = max(range(len(files)), key=lambda a: (sum(comparable(a, b) for b in range(len(files))), -a))
+    inter = values[ref] > 0
+    left_out = {}
+    for b, f in enumerate(files):
+        try:
+            inter &= align_columns(values[b], heads[b].brain_models, heads[ref].brain_models, f,
+                                   fix=f"not comparable with {files[ref].name}, the run most runs match") > 0
         except ValueError as exc:
-            print(f"[bidsapp] {f.name}: left out of the intersection: {str(exc).removeprefix(f'{f}: ')}")
-    cifti.write_dense(out / f"space-{space}_desc-intersection_mask.dscalar.nii", inter[None].astype(np.float32),
-                      first, names=["intersection"])
+            left_out[f.name] = str(exc).removeprefix(f"{f}: ")
+    _save_intersection(out / f"space-{space}_desc-intersection_mask.dscalar.nii", files, left_out,
+                       lambda path: cifti.write_dense(path, inter[None].astype(np.float32), heads[ref],
+                                                      names=["intersection"]))

@@ -342,6 +342,14 @@ def test_group_level_intersects_grayordinate_columns(demo, tmp_path, capsys):
     # b (right hemisphere first) removes right vertex 2, c (left only) the whole right hemisphere
     np.testing.assert_array_equal(cifti.read_header(tmp_path / "space-x_desc-intersection_mask.dscalar.nii")
                                   .memmap(), [[1, 1, 0, 1, 0, 0, 0]])
+    # the odd run first: the reference is the run most others match, and the sidecar says what went in
+    _grayordinate_intersection("y", [tmp_path / f"{k}_mask.dscalar.nii" for k in "dabc"], tmp_path)
+    side = json.loads((tmp_path / "space-y_desc-intersection_mask.json").read_text())
+    assert side["Sources"] == ["a_mask.dscalar.nii", "b_mask.dscalar.nii", "c_mask.dscalar.nii"]
+    assert list(side["LeftOut"]) == ["d_mask.dscalar.nii"]
+    assert "mesh has 5 vertices" in side["LeftOut"]["d_mask.dscalar.nii"]
+    np.testing.assert_array_equal(cifti.read_header(tmp_path / "space-y_desc-intersection_mask.dscalar.nii")
+                                  .memmap(), [[1, 1, 0, 1, 0, 0, 0]])
 
 
 def test_gifti_atlas_names(tmp_path):
