@@ -135,6 +135,9 @@ def test_gifti_pair(tmp_path, encoding):
                                atol=1e-6 if "ASCII" in encoding else 0)  # ASCII: 6 decimals
     assert len(bm) == 55 and bm.nvertices == {g.LEFT: 30, g.RIGHT: 25}
     back = g.to_gifti(X[3], bm)
+    assert back["L"].darrays[0].intent == nib.nifti1.intent_codes["NIFTI_INTENT_NONE"]
+    series = g.to_gifti(X[:2], bm, intent="NIFTI_INTENT_TIME_SERIES")
+    assert [d.intent for d in series["R"].darrays] == [nib.nifti1.intent_codes["NIFTI_INTENT_TIME_SERIES"]] * 2
     np.testing.assert_array_equal(back["L"].darrays[0].data, X[3, :30])
     np.testing.assert_array_equal(back["R"].darrays[0].data, X[3, 30:])
     with pytest.raises(ValueError, match="missing hemisphere"):
@@ -464,3 +467,9 @@ def test_gifti_with_external_data_is_refused(tmp_path):
         '<Data></Data></DataArray></GIFTI>\n')
     with pytest.raises(ValueError, match=r"ext_hemi-L\.func\.gii: its data arrays are stored in an external file"):
         g.load_gifti(path)
+
+
+def test_to_gifti_says_it_leaves_volume_columns_out(bm91k):
+    with pytest.warns(UserWarning, match="the 31870 volume .subcortical. columns are not written"):
+        out = g.to_gifti(np.ones(len(bm91k)), bm91k)
+    assert set(out) == {"L", "R"} and out["L"].darrays[0].data.size == 32492

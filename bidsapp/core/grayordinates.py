@@ -512,13 +512,19 @@ def to_dtseries(X, bm: BrainModels, t_r: float, start: float = 0.0) -> nib.Cifti
     return nib.Cifti2Image(np.asarray(X, dtype=np.float32), header=(ca.SeriesAxis(start, t_r, X.shape[0]), bm))
 
 
-def to_gifti(values, bm: BrainModels) -> dict[str, nib.GiftiImage]:
+def to_gifti(values, bm: BrainModels, intent: str = "NIFTI_INTENT_NONE") -> dict[str, nib.GiftiImage]:
     """Per-hemisphere ``func.gii`` (``{"L": img, "R": img}``) of a vector or matrix over surface columns.
 
-    Each row becomes one data array over every vertex of the hemisphere (0 where the run has
-    no column, e.g. the medial wall of fsLR 91k). Volume columns are left out.
+    Each row becomes one data array (of ``intent``; ``NIFTI_INTENT_TIME_SERIES`` for volumes of a run)
+    over every vertex of the hemisphere (0 where the run has no column, e.g. the medial wall of fsLR
+    91k). Volume columns are left out, with one warning (:func:`to_dscalar` keeps them).
     """
     values = _check_columns(values, len(bm))
+    if bm.volume_mask.any():
+        import warnings
+
+        warnings.warn(f"to_gifti: the {int(bm.volume_mask.sum())} volume (subcortical) columns are not written to "
+                      "the func.gii files; use to_dscalar to keep every grayordinate.", stacklevel=2)
     rows = np.atleast_2d(values).astype(np.float32)
     out = {}
     for name, hemi, primary in ((LEFT, "L", "CortexLeft"), (RIGHT, "R", "CortexRight")):
@@ -529,8 +535,7 @@ def to_gifti(values, bm: BrainModels) -> dict[str, nib.GiftiImage]:
         full[:, bm.vertex[sel]] = rows[:, sel]
         img = nib.GiftiImage(meta=nib.gifti.GiftiMetaData({"AnatomicalStructurePrimary": primary}))
         for row in full:
-            img.add_gifti_data_array(nib.gifti.GiftiDataArray(row, intent="NIFTI_INTENT_NONE",
-                                                              datatype="NIFTI_TYPE_FLOAT32"))
+            img.add_gifti_data_array(nib.gifti.GiftiDataArray(row, intent=intent, datatype="NIFTI_TYPE_FLOAT32"))
         out[hemi] = img
     if not out:
         raise ValueError("no cortical surface columns: use to_dscalar for volume-only brain models.")

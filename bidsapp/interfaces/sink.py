@@ -186,7 +186,7 @@ class WriteDerivatives(SimpleInterface):
             with writer.put(naming.path(out, "bold", ".dtseries.nii")) as tmp:
                 cifti.write_dense(tmp, values, bm, series=(first[0] if first else i.start_time, i.t_r))
         if "func.gii" in i.output_format:
-            for hemi, img in go.to_gifti(values, bm).items():
+            for hemi, img in go.to_gifti(values, bm, intent="NIFTI_INTENT_TIME_SERIES").items():
                 with writer.put(naming.path(out, "bold", ".func.gii", hemi=hemi)) as tmp:
                     nib.save(img, str(tmp))
 
