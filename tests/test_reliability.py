@@ -289,12 +289,17 @@ def test_same_run_twice_is_exit_2_naming_both(data, tmp_path, capsys):
     assert code == 2 and "found twice" in err and gz.name in err and plain.name in err
 
 
+def _sub01_fmriprep(bids: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the fMRIPrep folder with sub-01 only, and its func folder (tests that add or rename files)."""
+    fmriprep = tmp_path / "fmriprep"
+    shutil.copytree(bids / "derivatives" / "fmriprep", fmriprep, ignore=shutil.ignore_patterns("sub-02"))
+    return fmriprep, fmriprep / "sub-01" / "func"
+
+
 def test_res_entities_are_carried_to_masks_and_names(data, tmp_path, capsys):
     """Item 10: a res-2 BOLD beside a res-1 one gets its own mask and its own output names."""
     bids, _ = data
-    fmriprep = tmp_path / "fmriprep"
-    shutil.copytree(bids / "derivatives" / "fmriprep", fmriprep, ignore=shutil.ignore_patterns("sub-02"))
-    func = fmriprep / "sub-01" / "func"
+    fmriprep, func = _sub01_fmriprep(bids, tmp_path)
     for f in list(func.glob("sub-01_task-faces_run-1_space-*")):
         new = f.with_name(f.name.replace("_space-MNI152NLin2009cAsym_", "_space-MNI152NLin2009cAsym_res-1_"))
         f.rename(new)
@@ -673,9 +678,7 @@ def test_echo_and_part_runs_find_the_runs_confounds_and_mask(data, tmp_path):
     from bidsapp.collect import collect_runs
 
     bids, _ = data
-    fmriprep = tmp_path / "fmriprep"
-    shutil.copytree(bids / "derivatives" / "fmriprep", fmriprep, ignore=shutil.ignore_patterns("sub-02"))
-    func = fmriprep / "sub-01" / "func"
+    fmriprep, func = _sub01_fmriprep(bids, tmp_path)
     bold = next(func.glob("sub-01_task-faces_run-2_*_desc-preproc_bold.nii.gz"))
     for echo in (1, 2):
         shutil.copy(bold, str(bold).replace("_run-2_", f"_run-2_echo-{echo}_part-mag_"))
@@ -734,9 +737,7 @@ def test_symlinked_inputs_are_named_where_they_are_found(tmp_path):
 
 def test_zero_padded_and_plain_run_labels_are_one_run(data, tmp_path, capsys):
     bids, _ = data
-    fmriprep = tmp_path / "fmriprep"
-    shutil.copytree(bids / "derivatives" / "fmriprep", fmriprep, ignore=shutil.ignore_patterns("sub-02"))
-    func = fmriprep / "sub-01" / "func"
+    fmriprep, func = _sub01_fmriprep(bids, tmp_path)
     for f in list(func.glob("sub-01_task-faces_run-1_*")):
         shutil.copy(f, f.with_name(f.name.replace("_run-1_", "_run-01_")))
     assert main([str(bids), str(tmp_path / "o"), "participant", "--participant-label", "01",
