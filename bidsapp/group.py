@@ -95,28 +95,27 @@ def _save_intersection(path: Path, files: list[Path], left_out: dict[str, str], 
 def _grayordinate_intersection(space: str, files: list[Path], out: Path) -> None:
     """``space-<space>[_den-<den>]_desc-intersection_mask.dscalar.nii``: the grayordinates that are columns of
     every run, matched by identity (structure and vertex, or voxel), so runs whose brain models are ordered
-    differently or are subsets intersect. The reference is the run comparable with the most others; runs on
-    another mesh or volume grid than it are left out, with why."""
+    differently or are subsets intersect. The reference is the first run on the meshes and grid most runs
+    share; runs that do not align with it are left out, with why."""
     from bidsapp.core import cifti
     from bidsapp.core.grayordinates import align_columns
 
     heads = [cifti.read_header(f) for f in files]
     values = [np.asarray(h.memmap()[0], dtype=np.float64) for h in heads]
 
-    def comparable(a, b) -> bool:
-        try:
-            align_columns(values[b], heads[b].brain_models, heads[a].brain_models, files[b])
-            return True
-        except ValueError:
-            return False
+    def mesh(h) -> tuple:  # surface meshes and volume grid: what decides whether two runs align
+        bm = h.brain_models
+        grid = (bm.volume_shape, tuple(np.round(bm.affine, 3).ravel())) if bm.volume_mask.any() else None
+        return tuple(sorted(bm.nvertices.items())), grid
 
-    ref = max(range(len(files)), key=lambda a: (sum(comparable(a, b) for b in range(len(files))), -a))
+    meshes = [mesh(h) for h in heads]
+    ref = max(range(len(files)), key=lambda k: (meshes.count(meshes[k]), -k))  # the mesh most runs share
     inter = values[ref] > 0
     left_out = {}
     for b, f in enumerate(files):
         try:
             inter &= align_columns(values[b], heads[b].brain_models, heads[ref].brain_models, f,
-                                   fix=f"not comparable with {files[ref].name}, the run most runs match") > 0
+                                   fix=f"not comparable with {files[ref].name}, on the mesh most runs share") > 0
         except ValueError as exc:
             left_out[f.name] = str(exc).removeprefix(f"{f}: ")
     _save_intersection(out / f"space-{space}_desc-intersection_mask.dscalar.nii", files, left_out,

@@ -79,6 +79,11 @@ class DenseCifti:
         return {int(label.get("Key")): (label.text or "") for label in table.iter("Label")}
 
     @property
+    def plain_float32(self) -> bool:
+        """Whether the stored bytes are the values: native-endian float32, no scaling (fMRIPrep's dtseries)."""
+        return self.dtype == np.dtype(np.float32) and not self.scaled
+
+    @property
     def scaled(self) -> bool:
         """Whether the NIfTI ``scl_slope``/``scl_inter`` change the stored values."""
         return not (self.slope in (0.0, 1.0) and self.inter == 0.0)

@@ -111,7 +111,7 @@ def read_dtseries(path: str | os.PathLike) -> tuple[np.ndarray, BrainModels, cif
     info = dtseries_header(path)
     n_rows, n_cols = info.shape
     buf = np.empty((n_cols, n_rows), dtype=np.float32)  # X = buf.T: the file's layout, a straight copy
-    if info.dtype == np.dtype(np.float32) and not info.scaled:
+    if info.plain_float32:
         _read_exactly(path, info.offset, buf)
     else:
         try:
@@ -591,20 +591,13 @@ def write_run_array(bold: str | os.PathLike, bold_right: str | os.PathLike | Non
     """
     if is_cifti(bold):
         info = dtseries_header(bold)
-        if info.dtype == np.dtype(np.float32) and not info.scaled:
+        if info.plain_float32:
             copy_to_npy(bold, info.offset, info.dtype, info.shape, True, path)
             if np.isfinite(np.load(path, mmap_mode="r").sum()):
                 return info.brain_models, 0
     X, bm, n_bad = read_run(bold, bold_right)
     save_npy(X, path)
     return bm, n_bad
-
-
-def brain_models_of_run(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> BrainModels:
-    """The columns of a grayordinate run (header only for CIFTI)."""
-    if is_cifti(bold):
-        return dtseries_header(bold).brain_models
-    return read_gifti_pair(bold, bold_right)[1]
 
 
 def write_column_mask(bold, bold_right, out: str | os.PathLike) -> tuple[str, int]:
