@@ -140,10 +140,13 @@ def collect_runs(
     Raises
     ------
     InputError
-        Missing fMRIPrep folder (66), unknown participant (66), no run matching
+        Missing bids_dir or fMRIPrep folder (66), unknown participant (66), no run matching
         the filters (18), missing mask or confounds (66).
     """
     bids_dir, fmriprep_dir = Path(bids_dir), Path(fmriprep_dir)
+    if not bids_dir.is_dir():  # the first argument: say so, not that the fMRIPrep folder below it is missing
+        raise InputError(f"{bids_dir}: bids_dir not found (the first argument: the BIDS dataset, or the fMRIPrep "
+                         "folder itself); check the path.")
     if not fmriprep_dir.is_dir():
         raise InputError(
             f"{fmriprep_dir}: fMRIPrep folder not found. Run fMRIPrep first, or point to its "

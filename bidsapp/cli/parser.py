@@ -308,11 +308,6 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         values["trial_estimates"] = None
     bids_dir = Path(values["bids_dir"]).resolve()
     out = Path(values["output_dir"]).resolve()
-    if out == bids_dir or (bids_dir in out.parents and not str(out.relative_to(bids_dir)).startswith("derivatives")):
-        raise UsageError(
-            f"{out}: output_dir must not be the BIDS folder or inside its raw data; use e.g. "
-            f"{bids_dir / 'derivatives' / 'bidsapp'} or a folder outside it."
-        )
     fmriprep = values.get("fmriprep_dir")
     if fmriprep is None:
         cand = bids_dir / "derivatives" / "fmriprep"
@@ -355,7 +350,29 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     for k in ("atlas", "atlas_labels"):
         if values.get(k) is not None and not values[k].is_file():
             raise UsageError(f"{values[k]}: --{k.replace('_', '-')} file not found.", code=66)
-    return Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
+    settings = Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
+    check_inputs_untouched(settings)
+    return settings
+
+
+def check_inputs_untouched(s: Settings) -> None:
+    """Refuse (exit 2) an output folder, work folder or ``$TMPDIR`` that is an input root or inside one,
+    before anything is written (see :mod:`bidsapp.cli.input_roots`)."""
+    from bidsapp.cli import input_roots as ir
+
+    tf_home = None
+    if s.mask_strategy.endswith("-template"):
+        from bidsapp.core.masks import templateflow_home
+
+        tf_home = templateflow_home()
+    roots = ir.input_roots(bids_dir=s.bids_dir, fmriprep_dir=s.fmriprep_dir, atlas=s.atlas,
+                           atlas_labels=s.atlas_labels, config=s.config, templateflow_home=tf_home)
+    default_parent = ir.default_work_parent() if s.analysis_level == "participant" else None
+    try:
+        ir.check_writes_outside_inputs(output_dir=s.output_dir, roots=roots, work_dir=s.work_dir,
+                                       default_work_parent=default_parent)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _looks_like_derivatives(path: Path) -> bool:
