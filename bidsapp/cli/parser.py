@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
@@ -70,11 +71,55 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+#: the BIDS Apps specification's spellings (fMRIPrep accepts them too): accepted, not shown by --help
+ALIASES = {"--participant_label": "--participant-label", "--session_label": "--session-label"}
+
+
+def _canonical(args: list[str]) -> list[str]:
+    """``args`` with each :data:`ALIASES` spelling (also ``--alias=value``) replaced by its option."""
+    out, options = [], True
+    for arg in args:
+        if arg == "--":
+            options = False
+        name, eq, value = arg.partition("=")
+        out.append(ALIASES[name] + eq + value if options and name in ALIASES else arg)
+    return out
+
+
+class BidsAppsArgumentParser(argparse.ArgumentParser):
+    """argparse with the BIDS Apps spellings as aliases (:data:`ALIASES`) and one-line errors: an unknown
+    option is answered with the closest known one, the usage is printed only with ``-h``."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(_canonical(args), namespace)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {self.explain(message)}\n")
+
+    def explain(self, message: str) -> str:
+        """argparse's complaint as one line that says what to do."""
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return f"{message} ({self.prog} -h shows the usage)"
+        words = message[len(prefix):].split()
+        unknown = [w.split("=")[0] for w in words if w.startswith("-")]
+        if not unknown:
+            return (f"unexpected argument(s) {' '.join(words)}: {self.prog} takes bids_dir output_dir "
+                    f"analysis_level, then options ({self.prog} -h shows the usage)")
+        known = sorted({o[2:] for a in self._actions for o in a.option_strings if o.startswith("--")})
+        wrong = unknown[0]
+        close = difflib.get_close_matches(wrong.lstrip("-").replace("_", "-").lower(), known, n=1, cutoff=0.7)
+        hint = f"; did you mean --{close[0]}?" if close else f"; {self.prog} -h lists every option"
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        return f"unknown option {wrong}{more}{hint}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     epilog = "exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES) + (
         "\n\nAny option can also come from --config (JSON or TOML, option names with underscores); "
         "the command line wins.")
-    p = argparse.ArgumentParser(
+    p = BidsAppsArgumentParser(
         prog="bidsapp",
         description="After fMRIPrep: per run, a cleaned samples x features array (rows = volumes,\n"
         "columns = mask voxels or atlas regions) with features/samples tables and provenance.",
