@@ -56,9 +56,10 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(autouse=True)
 def _tmpdir_in_tmp_path(tmp_path, monkeypatch):
-    """Each test's temporary files (bidsapp's work folders, kept ones of failing runs included) go to its
-    own ``tmp_path``, removed with it; subprocesses inherit ``$TMPDIR``."""
-    tmp = tmp_path / "tmp"
+    """Each test's temporary files (bidsapp's work folders, kept ones of failing runs included) go to a
+    folder of its own beside its ``tmp_path`` (``<tmp_path>-tmp``: tests may list ``tmp_path``), in pytest's
+    base folder, removed after a green session; subprocesses inherit ``$TMPDIR``."""
+    tmp = tmp_path.with_name(f"{tmp_path.name}-tmp")
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))
     monkeypatch.setattr(tempfile, "tempdir", None)
