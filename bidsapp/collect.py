@@ -44,6 +44,7 @@ class Run:
     metadata_files: list = field(default_factory=list)  # the JSON files the metadata came from, in order
     bold_right: Path | None = None  # GIFTI runs: ``bold`` is the hemi-L func.gii, this the hemi-R one
     surfaces: dict = field(default_factory=dict)  # grayordinate runs: {"L": surf.gii, "R": surf.gii} when found
+    surfaces_missing: str | None = None  # grayordinate runs without surfaces: why (none found, other meshes)
 
     @property
     def label(self) -> str:
@@ -140,10 +141,13 @@ def collect_runs(
     Raises
     ------
     InputError
-        Missing fMRIPrep folder (66), unknown participant (66), no run matching
+        Missing bids_dir or fMRIPrep folder (66), unknown participant (66), no run matching
         the filters (18), missing mask or confounds (66).
     """
     bids_dir, fmriprep_dir = Path(bids_dir), Path(fmriprep_dir)
+    if not bids_dir.is_dir():  # the first argument: say so, not that the fMRIPrep folder below it is missing
+        raise InputError(f"{bids_dir}: bids_dir not found (the first argument: the BIDS dataset, or the fMRIPrep "
+                         "folder itself); check the path.")
     if not fmriprep_dir.is_dir():
         raise InputError(
             f"{fmriprep_dir}: fMRIPrep folder not found. Run fMRIPrep first, or point to its "
@@ -206,7 +210,8 @@ def collect_runs(
         for js in raw.get(suffix="bold", extension=".json"):
             ents = {k: str(v) for k, v in js.get_entities().items() if k in RUN_ENTITIES}
             sidecars.append((ents, Path(js.path)))
-    surfaces = _surfaces(der, surface) if space in GRAYORDINATE_SPACES and surface not in (None, "none") else {}
+    wants_surfaces = space in GRAYORDINATE_SPACES and surface not in (None, "none")
+    surfaces = _surfaces(der, surface) if wants_surfaces else {}
     out = []
     seen: dict = {}
     right = _pair_hemispheres(bolds)
@@ -251,6 +256,8 @@ def collect_runs(
                        confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=_NOT_EVENTS)),
                        metadata=meta, metadata_files=meta_files, bold_right=right.get(bold),
                        surfaces=_run_surfaces(surfaces, ents)))
+        if wants_surfaces and not out[-1].surfaces:
+            out[-1].surfaces_missing = _why_no_surfaces(surfaces, ents, surface)
     return out
 
 
@@ -267,10 +274,32 @@ def _surfaces(der, surface: str) -> dict:
     return out
 
 
+def _surface_mesh(ents: dict) -> tuple[str | None, str | None]:
+    """(space, den) entities of the anat surfaces on a run's mesh (fsnative surfaces have neither)."""
+    space = None if ents.get("space") == "fsnative" else ents.get("space")
+    return space, _FSLR_MESH.get(str(ents.get("den")), ents.get("den")) if space == "fsLR" else None
+
+
+def _why_no_surfaces(surfaces: dict, ents: dict, surface: str) -> str:
+    """Why a grayordinate run has no vertex coordinates: which surface file was looked for, and the
+    participant's surfaces of that kind on other meshes, if any (a mesh that does not match)."""
+    space, den = _surface_mesh(ents)
+    sub = str(ents["subject"])
+    wanted = f"sub-{sub}_hemi-L|R{f'_space-{space}' if space else ''}{f'_den-{den}' if den else ''}_{surface}.surf.gii"
+    found = [(h, sp, d) for (s, _, sp, d, h) in surfaces if s == sub]
+    hemis = {h for h, sp, d in found if (sp, d) == (space, den)}
+    if len(hemis) == 1:
+        return f"only the hemi-{hemis.pop()} file of {wanted} was found"
+    others = sorted({f"space-{sp or 'fsnative'}{f' den-{d}' if d else ''}" for _, sp, d in found})
+    if others:
+        return (f"the participant's {surface} surfaces are on another mesh ({', '.join(others)}), not the run's "
+                f"({wanted} not found)")
+    return f"no {surface} surface found ({wanted} in the fMRIPrep folder)"
+
+
 def _run_surfaces(surfaces: dict, ents: dict) -> dict:
     """The hemi-L/R surfaces of a run's subject (its session first), in the run's space and mesh density."""
-    space = None if ents.get("space") == "fsnative" else ents.get("space")
-    den = _FSLR_MESH.get(str(ents.get("den")), ents.get("den")) if space == "fsLR" else None
+    space, den = _surface_mesh(ents)
     found = {}
     for hemi in ("L", "R"):
         for ses in (ents.get("session"), None):
@@ -278,14 +307,7 @@ def _run_surfaces(surfaces: dict, ents: dict) -> dict:
             if path is not None:
                 found[hemi] = path
                 break
-    if len(found) == 1:
-        import warnings
-
-        (hemi, path), = found.items()
-        warnings.warn(f"{path}: only the hemi-{hemi} surface was found for this run's mesh; x, y, z of surface "
-                      f"columns are n/a. Add the hemi-{'R' if hemi == 'L' else 'L'} surface or use --surface none.",
-                      stacklevel=2)
-    return found if len(found) == 2 else {}
+    return found if len(found) == 2 else {}  # one hemisphere only: said by _why_no_surfaces
 
 def _own_sidecar(bold: Path) -> Path | None:
     """fMRIPrep's JSON of a BOLD file (``.nii[.gz]``, ``.dtseries.nii`` -> ``.dtseries.json``, ``.func.gii``)."""

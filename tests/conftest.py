@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -12,6 +15,55 @@ import pytest
 from bidsapp.demo import make_dataset
 
 NILEARN_DATA = None
+
+#: the environment variable holding the test session's private temporary folder (set by the controller)
+SESSION_TMP = "BIDSAPP_TEST_SESSION_TMP"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """The controller (not an xdist worker) gives the session a private temporary folder: every worker,
+    subprocess and bidsapp invocation of the session inherits it as ``$TMPDIR``, so what a test leaves
+    outside its ``tmp_path`` is found by :func:`pytest_sessionfinish` (and not mixed with other sessions')."""
+    if hasattr(config, "workerinput") or os.environ.get(SESSION_TMP):
+        return
+    config._tmp_path_factory.getbasetemp()  # pytest's own base folder stays in the system temporary folder
+    private = tempfile.mkdtemp(prefix="bidsapp-tests-tmp-")
+    os.environ[SESSION_TMP] = os.environ["TMPDIR"] = private
+    tempfile.tempdir = None  # this process too (tests run in it with -n 0)
+    config._bidsapp_session_tmp = private
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A green session leaves nothing in the temporary folder: no bidsapp work folders (``KEPT`` ones
+    included), no temporary trees. Checked in the controller only (xdist workers return here at once)."""
+    private = getattr(session.config, "_bidsapp_session_tmp", None)
+    if private is None or not os.path.isdir(private):
+        return
+    left = sorted(os.listdir(private))
+    if exitstatus == 0 and left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        line = (f"tests left {len(left)} item(s) in the temporary folder {private} (point their TMPDIR or "
+                f"--work-dir into tmp_path): {', '.join(left[:10])}")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(f"ERROR: {line}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return  # kept for inspection
+    if exitstatus == 0 or not left:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _tmpdir_in_tmp_path(tmp_path, monkeypatch):
+    """Each test's temporary files (bidsapp's work folders, kept ones of failing runs included) go to a
+    folder of its own beside its ``tmp_path`` (``<tmp_path>-tmp``: tests may list ``tmp_path``), in pytest's
+    base folder, removed after a green session; subprocesses inherit ``$TMPDIR``."""
+    tmp = tmp_path.with_name(f"{tmp_path.name}-tmp")
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    yield
 
 
 def nilearn_data_dir() -> Path:

@@ -87,7 +87,10 @@ def test_gifti_run_equals_nilearn_surface_masker(demo):
     right = Path(str(left).replace("hemi-L", "hemi-R"))
     run = bidsapp.load(out, subject="03", space="fsaverage5")
     assert run.stem == "sub-03_task-faces_run-1_space-fsaverage5_desc-simple"  # hemi- dropped: one array
-    assert run.meta["Grayordinates"] == {"Format": "GIFTI func.gii pair", "Hemispheres": ["L", "R"]}
+    assert run.meta["Grayordinates"] == {"Format": "GIFTI func.gii pair", "Hemispheres": ["L", "R"],
+                                         "VertexCoordinates": "none: no midthickness surface found (sub-03_hemi-"
+                                         "L|R_space-fsaverage5_midthickness.surf.gii in the fMRIPrep folder); x, y, "
+                                         "z are n/a for 20484 surface vertices"}
     roles = {s["Role"]: s["URI"] for s in run.meta["Sources"]}
     assert roles["bold"].endswith(left.name) and roles["bold_right"].endswith(right.name)
     conf, sm = _confounds(left)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
@@ -70,11 +71,55 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+#: the BIDS Apps specification's spellings (fMRIPrep accepts them too): accepted, not shown by --help
+ALIASES = {"--participant_label": "--participant-label", "--session_label": "--session-label"}
+
+
+def _canonical(args: list[str]) -> list[str]:
+    """``args`` with each :data:`ALIASES` spelling (also ``--alias=value``) replaced by its option."""
+    out, options = [], True
+    for arg in args:
+        if arg == "--":
+            options = False
+        name, eq, value = arg.partition("=")
+        out.append(ALIASES[name] + eq + value if options and name in ALIASES else arg)
+    return out
+
+
+class BidsAppsArgumentParser(argparse.ArgumentParser):
+    """argparse with the BIDS Apps spellings as aliases (:data:`ALIASES`) and one-line errors: an unknown
+    option is answered with the closest known one, the usage is printed only with ``-h``."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(_canonical(args), namespace)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {self.explain(message)}\n")
+
+    def explain(self, message: str) -> str:
+        """argparse's complaint as one line that says what to do."""
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return f"{message} ({self.prog} -h shows the usage)"
+        words = message[len(prefix):].split()
+        unknown = [w.split("=")[0] for w in words if w.startswith("-")]
+        if not unknown:
+            return (f"unexpected argument(s) {' '.join(words)}: {self.prog} takes bids_dir output_dir "
+                    f"analysis_level, then options ({self.prog} -h shows the usage)")
+        known = sorted({o[2:] for a in self._actions for o in a.option_strings if o.startswith("--")})
+        wrong = unknown[0]
+        close = difflib.get_close_matches(wrong.lstrip("-").replace("_", "-").lower(), known, n=1, cutoff=0.7)
+        hint = f"; did you mean --{close[0]}?" if close else f"; {self.prog} -h lists every option"
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        return f"unknown option {wrong}{more}{hint}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     epilog = "exit codes:\n" + "\n".join(f"  {code:>3}  {what}" for code, what in EXIT_CODES) + (
         "\n\nAny option can also come from --config (JSON or TOML, option names with underscores); "
         "the command line wins.")
-    p = argparse.ArgumentParser(
+    p = BidsAppsArgumentParser(
         prog="bidsapp",
         description="After fMRIPrep: per run, a cleaned samples x features array (rows = volumes,\n"
         "columns = mask voxels or atlas regions) with features/samples tables and provenance.",
@@ -308,11 +353,6 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         values["trial_estimates"] = None
     bids_dir = Path(values["bids_dir"]).resolve()
     out = Path(values["output_dir"]).resolve()
-    if out == bids_dir or (bids_dir in out.parents and not str(out.relative_to(bids_dir)).startswith("derivatives")):
-        raise UsageError(
-            f"{out}: output_dir must not be the BIDS folder or inside its raw data; use e.g. "
-            f"{bids_dir / 'derivatives' / 'bidsapp'} or a folder outside it."
-        )
     fmriprep = values.get("fmriprep_dir")
     if fmriprep is None:
         cand = bids_dir / "derivatives" / "fmriprep"
@@ -355,7 +395,29 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     for k in ("atlas", "atlas_labels"):
         if values.get(k) is not None and not values[k].is_file():
             raise UsageError(f"{values[k]}: --{k.replace('_', '-')} file not found.", code=66)
-    return Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
+    settings = Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
+    check_inputs_untouched(settings)
+    return settings
+
+
+def check_inputs_untouched(s: Settings) -> None:
+    """Refuse (exit 2) an output folder, work folder or ``$TMPDIR`` that is an input root or inside one,
+    before anything is written (see :mod:`bidsapp.cli.input_roots`)."""
+    from bidsapp.cli import input_roots as ir
+
+    tf_home = None
+    if s.mask_strategy.endswith("-template"):
+        from bidsapp.core.masks import templateflow_home
+
+        tf_home = templateflow_home()
+    roots = ir.input_roots(bids_dir=s.bids_dir, fmriprep_dir=s.fmriprep_dir, atlas=s.atlas,
+                           atlas_labels=s.atlas_labels, config=s.config, templateflow_home=tf_home)
+    default_parent = ir.default_work_parent() if s.analysis_level == "participant" else None
+    try:
+        ir.check_writes_outside_inputs(output_dir=s.output_dir, roots=roots, work_dir=s.work_dir,
+                                       default_work_parent=default_parent)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _looks_like_derivatives(path: Path) -> bool:

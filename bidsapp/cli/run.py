@@ -129,7 +129,8 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
         filter=s.filter, low_pass=s.low_pass, high_pass=s.high_pass,
         segment_params=segment_params(s, run),
         output_dir=str(s.output_dir), output_format=list(s.output_format),
-        settings=s.result_settings(), configuration_hash=s.configuration_hash(),
+        settings=dict(s.result_settings(), **({"surface": "none"} if gray and not run.surfaces else {})),
+        configuration_hash=s.configuration_hash(),
         source_files={k: str(v) if v else None for k, v in files.items()},
         source_roots={k: str(v) for k, v in roots.items()},
         cache_dir=str(cache_dir) if cache_dir else None, desc=drv.desc_label(s.denoise), mem_gb=mem_gb,
@@ -236,7 +237,26 @@ def grayordinate_kwargs(run: Run, s: Settings) -> dict:
             "surfaces": {h: str(p) for h, p in run.surfaces.items()},
             "atlas_right": str(_right_hemisphere(Path(atlas))) if atlas and not cifti else None,
             "grayordinates": {"Format": "CIFTI-2 dtseries" if cifti else "GIFTI func.gii pair",
-                              **({} if cifti else {"Hemispheres": ["L", "R"]})}}
+                              **({} if cifti else {"Hemispheres": ["L", "R"]}),
+                              "VertexCoordinates": vertex_coordinates(run, s)}}
+
+
+def vertex_coordinates(run: Run, s: Settings) -> str:
+    """Where the x, y, z of a grayordinate run's surface vertices come from (recorded in the sidecar); when
+    from nowhere, one warning says for how many columns and why."""
+    if run.surfaces:
+        return f"{s.surface} surfaces (Sources surface_L, surface_R)"
+    if s.surface == "none":
+        return "none (--surface none): x, y, z are n/a for surface vertices"
+    from bidsapp.core.grayordinates import surface_columns
+
+    n_surface, n_columns = surface_columns(run.bold, run.bold_right)
+    why = run.surfaces_missing or f"no {s.surface} surface found"
+    if n_surface:
+        warnings.warn(f"{run.bold.name}: x, y, z are n/a for {n_surface:,} of {n_columns:,} columns (the surface "
+                      f"vertices): {why}; add fMRIPrep's anat surfaces of the run's mesh, or use --surface none.",
+                      stacklevel=2)
+    return f"none: {why}; x, y, z are n/a for {n_surface} surface vertices"
 
 
 TEMPLATE_TYPES = {"whole-brain-template": "whole-brain", "gm-template": "gm", "wm-template": "wm"}

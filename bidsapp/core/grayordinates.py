@@ -619,6 +619,15 @@ def run_shape(bold: str | os.PathLike, bold_right: str | os.PathLike | None = No
     return X.shape[0], len(bm)
 
 
+def surface_columns(bold: str | os.PathLike, bold_right: str | os.PathLike | None = None) -> tuple[int, int]:
+    """(surface vertices, all columns) of a grayordinate run: a CIFTI's header, or the GIFTI pair (all vertices)."""
+    if is_cifti(bold):
+        bm = dtseries_header(bold).brain_models
+        return int(np.count_nonzero(bm.surface_mask)), len(bm)
+    n = run_shape(bold, bold_right)[1]
+    return n, n
+
+
 def check_series_step(path: str | os.PathLike, t_r: float, rtol: float = 1e-3) -> None:
     """Warn (one line) when the JSON ``t_r`` disagrees with the dtseries' series step; the JSON wins (BIDS)."""
     import warnings

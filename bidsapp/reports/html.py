@@ -34,6 +34,25 @@ def _fd_svg(fd: np.ndarray, kept: np.ndarray, width: int = 900, height: int = 11
             f'<text x="5" y="10" font-size="10">FD max {top:.2f} mm</text></svg>')
 
 
+def cleaning_summary(p: dict) -> str:
+    """What cleaning did, in words, from a run sidecar's ``Parameters`` (e.g. ``linear detrend, no temporal
+    filter, z-scored (zscore_sample), no smoothing``), not the option values (``low_pass=None``)."""
+    low, high = p.get("low_pass"), p.get("high_pass")
+    if not p.get("filter") or (low is None and high is None):
+        temporal = "no temporal filter"
+    elif p["filter"] == "cosine":
+        temporal = f"cosine (DCT) high-pass {high:g} Hz"
+    elif low is not None and high is not None:
+        temporal = f"Butterworth band-pass {high:g}-{low:g} Hz"
+    else:
+        temporal = f"Butterworth {'low' if low is not None else 'high'}-pass {low if low is not None else high:g} Hz"
+    scaling = {"zscore_sample": "z-scored (zscore_sample)", "psc": "percent signal change (psc)"}
+    fwhm = p.get("smoothing_fwhm")
+    return ", ".join(["linear detrend" if p.get("detrend") else "no detrend", temporal,
+                      scaling.get(p.get("standardize"), "not standardized"),
+                      f"smoothed {fwhm:g} mm FWHM" if fwhm else "no smoothing"])
+
+
 def _row(k: str, v) -> str:
     return f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
 
@@ -58,9 +77,7 @@ def participant_report(output_dir: Path, subject: str) -> Path | None:
                          f"{'grayordinates' if meta.get('Grayordinates') else 'voxels'})"),
             _row("denoising", f"{p['denoise']}: {len(meta['ConfoundColumns'])} regressors "
                               f"(rank removed {meta['ConfoundRankRemoved']})"),
-            _row("cleaning", f"detrend={p['detrend']}, filter={p['filter']}, low_pass={p['low_pass']}, "
-                             f"high_pass={p['high_pass']}, standardize={p['standardize']}, "
-                             f"smoothing_fwhm={p['smoothing_fwhm']}"),
+            _row("cleaning", cleaning_summary(p)),
             _row("TR / StartTime", f"{meta['RepetitionTime']} s / {meta['StartTime']} s"),
             _row("mean framewise displacement", f"{np.nanmean(fd):.3f} mm" if np.isfinite(fd).any() else "n/a"),
         ]
