@@ -613,7 +613,7 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         key, values = next(iter(mixed.items()))
         raise LookupError(f"the {len(match)} matching runs mix {key} values {values}: their columns are not "
                           f"comparable; add {key}=... (one of {values}) to choose one.")
-    runs = [_load_one(c, verify) for c in match]
+    runs = [_load_one(c) for c in match]  # checksums, if asked, were verified above
     _check_configurations(runs)
     picks, common = _column_space(runs)
     ours = ["source", *_RUN_ENTITIES]

@@ -286,13 +286,13 @@ def _current_configuration(run: Run, s: Settings, cache) -> dict:
     return configuration_of({"Parameters": s.result_settings(), "Sources": sources})
 
 
-def check_output_names(runs: list[Run], s: Settings, cache) -> None:
+def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, dict]]:
     """One output folder, one meaning per name: outputs already named like this invocation's (same space,
-    atlas and desc, any participant) but made with other settings or another atlas file are refused, or, with
-    ``--replace-outputs``, invalidated (their sidecars removed, under each run's lock) before anything runs."""
-    from bidsapp.derivatives import RunNaming
-    from bidsapp.loader import _SHORT, _entities_of
-    from bidsapp.outputs import configuration_of, describe_differences, differing_parameters, run_lock
+    atlas and desc, any participant) but made with other settings or another atlas file are refused (exit 2)
+    unless ``--replace-outputs`` is given; then they are returned (sidecar, differing parameters), for
+    :func:`replace_outputs` once every input check has passed."""
+    from bidsapp.loader import _SHORT
+    from bidsapp.outputs import configuration_of, describe_differences, differing_parameters
 
     current: dict[tuple, dict] = {}
     for run in runs:
@@ -300,8 +300,7 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> None:
         key = _variant(sidecar.name[: -len("_timeseries.json")])
         if key not in current:
             current[key] = _current_configuration(run, s, cache)
-    if not current:
-        return
+    replaced = []
     for sidecar in sorted(s.output_dir.glob("sub-*/**/func/*_timeseries.json")):
         stem = sidecar.name[: -len("_timeseries.json")]
         key = _variant(stem)
@@ -322,8 +321,21 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> None:
                 f"{describe_differences(diff)}{atlas}; one output folder keeps one meaning per name: write to "
                 "another output folder, or name this variant with --desc LABEL, or pass --replace-outputs to redo "
                 "or invalidate every run of that name.", code=2)
+        replaced.append((sidecar, diff))
+    return replaced
+
+
+def replace_outputs(replaced: list[tuple[Path, dict]], output_dir: Path) -> None:
+    """``--replace-outputs``: remove the sidecars of outputs of the same name made with other settings (under
+    each run's lock), before any run is written: they are incomplete until recomputed, never mixed."""
+    from bidsapp.derivatives import RunNaming
+    from bidsapp.loader import _entities_of
+    from bidsapp.outputs import describe_differences, run_lock
+
+    for sidecar, diff in replaced:
+        stem = sidecar.name[: -len("_timeseries.json")]
         ents = _entities_of(stem)
-        with run_lock(s.output_dir, RunNaming(ents, desc=ents.get("desc", "")).identity):
+        with run_lock(output_dir, RunNaming(ents, desc=ents.get("desc", "")).identity):
             sidecar.unlink(missing_ok=True)
         print(f"[bidsapp] replaced {stem}: made with other settings ({describe_differences(diff)}); its sidecar "
               "was removed (--replace-outputs)", flush=True)
@@ -401,7 +413,7 @@ def participant(s: Settings) -> int:
         raise InputError(str(exc), code=2) from None
     cache_dir = s.output_dir / "logs" / "checksums"
     cache = ChecksumCache(cache_dir)
-    check_output_names(runs, s, cache)
+    replaced = check_output_names(runs, s, cache)
     todo = []
     for run in runs:
         files, roots = source_files(run, s)
@@ -417,6 +429,7 @@ def participant(s: Settings) -> int:
             todo.append(run)
     warn_inapplicable(s)
     kwargs = [run_kwargs(r, s, cache_dir) for r in todo]
+    replace_outputs(replaced, s.output_dir)
     drv.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)
     if not kwargs:
