@@ -381,3 +381,21 @@ def test_atlas_bound_to_its_checksum_and_region_named_label(edited, atlases, tmp
     with pytest.warns(UserWarning, match=r"sub-01_task-faces_run-1_\S+ \(no sidecar"):
         ds = bidsapp.dataset(out, kind="timeseries", atlas="halves")
     assert set(ds.groups) == {"sub-02_ses-1_task-faces_run-1"}
+
+
+def test_replace_outputs_touches_nothing_when_an_input_is_refused(edited, tmp_path, capsys):
+    """--replace-outputs invalidates the older outputs only once every input check has passed."""
+    bids, out = edited
+    copy = _copy_outputs(out, tmp_path / "out")
+    events = bids / "sub-01" / "func" / "sub-01_task-faces_run-2_events.tsv"
+    original = events.read_text()
+    try:
+        events.write_text(original.replace("\thouse\t", "\thouse,far\t", 1))
+        code = _participant(bids, copy, "--participant-label", "01", "--standardize", "psc", "--replace-outputs",
+                            "--work-dir", str(tmp_path / "w"))
+    finally:
+        events.write_text(original)
+    assert code == 1 and "'house,far' contains ','" in capsys.readouterr().err
+    assert len(list((copy / "sub-01" / "func").glob("*_timeseries.json"))) == 2  # both runs still complete
+    ds = bidsapp.dataset(copy, kind="betas", subject="01", y="stim", drop_invalid=False)
+    np.testing.assert_array_equal(ds.X, np.concatenate([_betas_raw(out, run)[0] for run in (1, 2)]))
