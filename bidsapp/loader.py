@@ -40,11 +40,21 @@ def _entities_of(stem: str) -> dict[str, str]:
     return out
 
 
-def _same(a: str, b) -> bool:
-    b = str(b)
-    if a.isdigit() and b.isdigit():
-        return int(a) == int(b)
-    return a == b
+#: entities whose values are indices (BIDS: ``run-1`` and ``run-01`` are the same run); the others are labels
+_INDEX_ENTITIES = ("run", "echo")
+
+
+def _same(key: str, have: str | None, want: str | None) -> bool:
+    """Does an output's entity value ``have`` (None: the name has no such entity) match the wanted one?
+
+    Labels are compared as written (``sub-01`` is not ``sub-1``); indices (run, echo) as integers;
+    ``None`` wanted matches only outputs without the entity (``atlas=None``: voxel outputs).
+    """
+    if want is None or have is None:
+        return want is None and have is None
+    if key in _INDEX_ENTITIES and have.isdigit() and want.isdigit():
+        return int(have) == int(want)
+    return have == want
 
 
 def _check_entities(entities: dict) -> dict:
@@ -54,7 +64,8 @@ def _check_entities(entities: dict) -> dict:
                          f"use any of {list(_SHORT)} (pybids names).")
     out = {}
     for key, value in entities.items():
-        if value is None:
+        if value is None:  # explicitly absent: atlas=None selects the voxel (or grayordinate) outputs
+            out[key] = None
             continue
         value = str(value)
         prefix = f"{_SHORT[key]}-"
@@ -62,23 +73,46 @@ def _check_entities(entities: dict) -> dict:
     return out
 
 
-def _runs(output_dir: Path, entities: dict) -> list[tuple[Path, dict]]:
+#: file endings of a run's rows (the sidecar ``_timeseries.json`` is written last, so a run may lack it)
+_ROW_ENDINGS = ("_timeseries.json", "_timeseries.npy", "_timeseries.tsv.gz")
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One run's output set found in the folder (complete or not)."""
+
+    folder: Path
+    stem: str
+    entities: dict
+
+    @property
+    def sidecar(self) -> Path:
+        return self.folder / f"{self.stem}_timeseries.json"
+
+
+def _sort_key(value):
+    return (value is None, value or "")
+
+
+def _runs(output_dir: Path, entities: dict) -> list[_Candidate]:
     output_dir = Path(output_dir).absolute()  # Run paths stay valid after a chdir
     if not output_dir.is_dir():
         raise FileNotFoundError(f"{output_dir}: no such folder (the output_dir of a bidsapp run).")
-    sidecars = sorted(output_dir.glob("sub-*/**/func/*_timeseries.json"))
-    if not sidecars:
+    stems = set()
+    for ending in _ROW_ENDINGS:
+        stems |= {(p.parent, p.name[: -len(ending)]) for p in output_dir.glob(f"sub-*/**/func/*{ending}")}
+    if not stems:
         raise FileNotFoundError(f"{output_dir}: no bidsapp outputs (*_timeseries.json); "
                                 "run `bidsapp BIDS_DIR OUTPUT_DIR participant` first.")
     wanted = _check_entities(entities)
-    found = [(p, _entities_of(p.name[: -len("_timeseries.json")])) for p in sidecars]
-    match = [(p, e) for p, e in found if all(k in e and _same(e[k], v) for k, v in wanted.items())]
+    found = [_Candidate(folder, stem, _entities_of(stem)) for folder, stem in sorted(stems)]
+    match = [c for c in found if all(_same(k, c.entities.get(k), v) for k, v in wanted.items())]
     if not match:
         hints = []
         for key, value in wanted.items():
-            values = sorted({e[key] for _, e in found if key in e})
-            if not any(_same(v, value) for v in values):
-                hints.append(f"{key} is one of {values}" if values else f"no output has a {key}")
+            values = sorted({c.entities.get(key) for c in found}, key=_sort_key)
+            if not any(_same(key, v, value) for v in values):
+                hints.append(f"{key} is one of {values}" if values != [None] else f"no output has a {key}")
         raise LookupError(f"{output_dir}: no run matches {_fmt(wanted)} among {len(found)} run(s)"
                           + (f" ({'; '.join(hints)})" if hints else "") + ".")
     return match
@@ -88,27 +122,82 @@ def _fmt(entities: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in entities.items()) or "(no entities)"
 
 
-def _varying(match: list[tuple[Path, dict]]) -> dict[str, list[str]]:
-    keys = [k for k, _ in ENTITY_KEYS]
+def _varying(match: list[_Candidate]) -> dict[str, list]:
+    """Entities whose values differ among the runs (None: the name has no such entity)."""
     out = {}
-    for key in keys:
-        values = sorted({e.get(key, "(none)") for _, e in match})
+    for key, _ in ENTITY_KEYS:
+        values = sorted({c.entities.get(key) for c in match}, key=_sort_key)
         if len(values) > 1:
             out[key] = values
     return out
+
+
+def _problem(candidate: _Candidate, verify: bool) -> str | None:
+    """Why a run's outputs are incomplete (None when complete): no sidecar, a listed file missing,
+    a size (or, with ``verify``, a checksum) that differs from the sidecar."""
+    from bidsapp.core.io import sha256sum
+
+    if not candidate.sidecar.exists():
+        return "no sidecar: the run was interrupted or is being written"
+    try:
+        meta = json.loads(candidate.sidecar.read_text())
+    except (OSError, ValueError):
+        return "its sidecar is unreadable"
+    for entry in meta.get("OutputFiles") or []:
+        if not isinstance(entry, dict):
+            continue
+        path = candidate.folder / entry.get("Path", "")
+        if not path.is_file():
+            return f"{entry.get('Path')} is missing"
+        if "Size" in entry and path.stat().st_size != entry["Size"]:
+            return f"{entry['Path']} has another size than its sidecar lists (changed after it was written)"
+        if verify and "SHA256" in entry and sha256sum(path) != entry["SHA256"]:
+            return f"{entry['Path']} has another checksum than its sidecar lists (changed after it was written)"
+    return None
 
 
 def _read_table(path: Path):
     import pandas as pd
 
     df = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
-                     dtype={"trial": "string", "trial_type": "string", "name": "string"})
+                     dtype={"trial": str, "trial_type": str, "name": "string"})
     integers = ("row", "segment", "index", "volume", "column", "label", "vertex")
     integers += ("i", "j", "k") if "vertex" in df else ()  # grayordinates: voxel indices, n/a on surfaces
     for col in integers:
         if col in df and df[col].dtype.kind == "f":
             df[col] = df[col].astype("Int64")
     return df
+
+
+#: columns bidsapp writes in ``_trials.tsv`` / ``_betas.tsv`` and their types; every other column comes from
+#: events.tsv and is read as text, exactly as written (``001`` stays ``001``)
+_TRIAL_COLUMNS = {"index": "Int64", "onset": float, "duration": float, "trial_type": str, "n_censored": "Int64",
+                  "outside_run": bool, "valid": bool, "segment": "Int64", "response_retained": float,
+                  "variance_inflation": float, "reason": str}
+
+
+def _read_trial_table(path: Path):
+    """A ``_trials.tsv`` / ``_betas.tsv``: our columns typed, the events.tsv columns as text (n/a: missing)."""
+    import pandas as pd
+
+    df = pd.read_csv(path, sep="\t", dtype=str, na_values=["n/a"], keep_default_na=False)
+    for col, kind in _TRIAL_COLUMNS.items():
+        if col not in df or kind is str:
+            continue
+        if kind is bool:
+            df[col] = df[col].map({"True": True, "False": False, "true": True, "false": False})
+        else:
+            df[col] = pd.to_numeric(df[col]).astype(kind)
+    return df
+
+
+def _read_rows_table(path: Path) -> np.ndarray:
+    """The rows of a ``_timeseries.tsv.gz`` (header: column names, which may be any region name)."""
+    import pandas as pd
+
+    header = pd.read_csv(path, sep="\t", nrows=0).shape[1]
+    return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
+                       dtype=dict.fromkeys(range(header), np.float32), header=None, skiprows=1).to_numpy(np.float32)
 
 
 @dataclass
@@ -194,9 +283,13 @@ def _output(folder: Path, meta: dict, ending: str) -> Path | None:
     return folder / names[0] if names and (folder / names[0]).exists() else None
 
 
-def _load_one(sidecar: Path, entities: dict) -> Run:
-    folder, stem = sidecar.parent, sidecar.name[: -len("_timeseries.json")]
-    meta = json.loads(sidecar.read_text())
+def _load_one(candidate: _Candidate, verify: bool = False) -> Run:
+    folder, stem, entities = candidate.folder, candidate.stem, candidate.entities
+    problem = _problem(candidate, verify)
+    if problem is not None:
+        raise FileNotFoundError(f"{folder / stem}: outputs incomplete ({problem}); rerun the participant level "
+                                "for this run.")
+    meta = json.loads(candidate.sidecar.read_text())
     listed = {f["Path"] if isinstance(f, dict) else f for f in meta.get("OutputFiles", [])}
 
     def output(suffix: str) -> Path | None:  # only what the sidecar lists belongs to this generation
@@ -206,36 +299,71 @@ def _load_one(sidecar: Path, entities: dict) -> Run:
     if output("timeseries.npy"):
         X = np.load(output("timeseries.npy"), mmap_mode="r")
     elif output("timeseries.tsv.gz"):
-        X = _read_table(output("timeseries.tsv.gz")).to_numpy(dtype=np.float32)
+        X = _read_rows_table(output("timeseries.tsv.gz"))
     else:
         raise FileNotFoundError(f"{folder / stem}_timeseries.npy: missing (the run's outputs are incomplete; "
                                 "rerun the participant level).")
+    for name in ("samples.tsv", "features.tsv"):
+        if output(name) is None:
+            raise FileNotFoundError(f"{folder / stem}_{name}: missing or not listed by its sidecar (the run's "
+                                    "outputs are incomplete; rerun the participant level for this run).")
+    mask_file = _output(folder, meta, "_mask.nii.gz") or _output(folder, meta, "_mask.dscalar.nii")
+    if mask_file is None:
+        raise FileNotFoundError(f"{folder / stem}: its mask (_mask.nii.gz) is not among the outputs its sidecar "
+                                "lists; rerun the participant level for this run.")
     run = Run(stem=stem, folder=folder, entities=entities, meta=meta, X=X,
               samples=_read_table(folder / f"{stem}_samples.tsv"),
               features=_read_table(folder / f"{stem}_features.tsv"),
-              mask_file=_output(folder, meta, "_mask.nii.gz") or _output(folder, meta, "_mask.dscalar.nii"),
+              mask_file=mask_file,
               dseg_file=(_output(folder, meta, "_dseg.nii.gz") or _output(folder, meta, "_dseg.dlabel.nii"))
               if entities.get("atlas") else None)
     for kind in ("trials", "betas"):
         if output(f"{kind}.npy") and output(f"{kind}.tsv"):
             setattr(run, kind, np.load(output(f"{kind}.npy"), mmap_mode="r"))
-            setattr(run, f"{kind}_table", _read_table(output(f"{kind}.tsv")))
-    if len(run.features) != X.shape[1]:
-        raise ValueError(f"{folder / stem}_features.tsv: {len(run.features)} rows for {X.shape[1]} columns "
-                         "of the array; the run's outputs are inconsistent, rerun it.")
+            setattr(run, f"{kind}_table", _read_trial_table(output(f"{kind}.tsv")))
+    _check_rows(run)
     return run
 
 
-def load(output_dir: str | Path, **entities) -> Run:
+def _check_rows(run: Run) -> None:
+    """Arrays and their tables must describe the same rows and columns (else the outputs were mixed by hand)."""
+    where = run.folder / run.stem
+    if len(run.features) != run.X.shape[1]:
+        raise ValueError(f"{where}_features.tsv: {len(run.features)} rows for {run.X.shape[1]} columns "
+                         "of the array; the run's outputs are inconsistent, rerun it.")
+    kept = int(run.samples["kept"].sum()) if "kept" in run.samples else run.X.shape[0]
+    if kept != run.X.shape[0]:
+        raise ValueError(f"{where}_samples.tsv: {kept} kept volumes for {run.X.shape[0]} rows of the array; the "
+                         "run's outputs are inconsistent, rerun it.")
+    if run.betas is not None and len(run.betas_table) != run.betas.shape[0]:
+        raise ValueError(f"{where}_betas.tsv: {len(run.betas_table)} trials for {run.betas.shape[0]} rows of "
+                         "_betas.npy; the run's outputs are inconsistent, rerun it.")
+    if run.trials is not None and int(run.trials_table["segment"].notna().sum()) != run.trials.shape[0]:
+        raise ValueError(f"{where}_trials.tsv: {int(run.trials_table['segment'].notna().sum())} segments for "
+                         f"{run.trials.shape[0]} rows of _trials.npy; the run's outputs are inconsistent, rerun it.")
+
+
+def _choose_hint(varying: dict[str, list]) -> str:
+    """``add run=... (one of ['1', '2'])``: a hint that can be typed as written."""
+    key, values = next(iter(varying.items()))
+    return f"add {key}=... (one of {values})"
+
+
+def load(output_dir: str | Path, *, verify: bool = False, **entities) -> Run:
     """One run's outputs, chosen by BIDS entities (pybids names).
 
     Parameters
     ----------
     output_dir : str or Path
         The bidsapp output folder.
+    verify : bool
+        Re-hash every output file and compare with the checksums of its sidecar (sizes are always
+        compared).
     **entities
         ``subject``, ``session``, ``task``, ``run``, ``space``, ``desc``, ``atlas``, ... (``"sub-01"``
-        and ``"01"``, ``run=1`` and ``run="01"`` are the same).
+        and ``"01"`` are the same; labels are compared as written, so ``"01"`` is not ``"1"``; indices
+        (``run``, ``echo``) as integers: ``run=1`` and ``run="01"`` are the same). ``None`` selects outputs
+        without the entity: ``atlas=None`` gives the voxel (or grayordinate) outputs.
 
     Returns
     -------
@@ -249,16 +377,15 @@ def load(output_dir: str | Path, **entities) -> Run:
     LookupError
         When no run, or more than one run, matches (the message lists the candidates and the entity
         that tells them apart).
+    FileNotFoundError
+        When the run's outputs are incomplete (no sidecar, a listed file missing or changed).
     """
     match = _runs(Path(output_dir), entities)
     if len(match) > 1:
-        varying = _varying(match)
-        key, values = next(iter(varying.items()))
         raise LookupError(
             f"{len(match)} runs match {_fmt(_check_entities(entities))}: "
-            + ", ".join(p.name[: -len('_timeseries.json')] for p, _ in match)
-            + f"; add {key}=... (one of {values}) to choose one.")
-    return _load_one(*match[0])
+            + ", ".join(c.stem for c in match) + f"; {_choose_hint(_varying(match))} to choose one.")
+    return _load_one(match[0], verify)
 
 
 @dataclass
@@ -292,8 +419,15 @@ def _rows(run: Run, kind: str, drop_invalid: bool):
         return np.asarray(run.X), table
     data, table = getattr(run, kind), getattr(run, f"{kind}_table")
     if data is None:
-        hint = "--trial-estimates lss" if kind == "betas" else "an events.tsv for the run"
-        raise FileNotFoundError(f"{run.folder / run.stem}_{kind}.npy: not written for this run (needs {hint}).")
+        trials = run.meta.get("Trials") or {}
+        estimates = (run.meta.get("Parameters") or {}).get("trial_estimates")
+        if not trials.get("EventsFile"):
+            why = "the run has no events.tsv (a rest run?); select task runs with task=... or use kind='timeseries'"
+        elif kind == "betas" and estimates != "lss":
+            why = "it was made without --trial-estimates lss; rerun the participant level with it"
+        else:
+            why = "its outputs are incomplete; rerun the participant level for this run"
+        raise FileNotFoundError(f"{run.folder / run.stem}_{kind}.npy: not written for this run ({why}).")
     if kind == "trials":  # trials.npy holds only the trials with a segment
         table = table[table["segment"].notna()].sort_values("segment")
         data = np.asarray(data)[table["segment"].to_numpy(dtype=np.int64)]
@@ -303,6 +437,58 @@ def _rows(run: Run, kind: str, drop_invalid: bool):
         keep = table["valid"].to_numpy(dtype=bool)
         table, data = table[keep], data[keep]
     return data, table.reset_index(drop=True)
+
+
+OVERLAP_RULES = ("error", "first", "drop", "all")
+
+
+def _missing(value) -> bool:
+    """None, NaN or pandas' NA (an n/a cell)."""
+    return value is None or type(value).__name__ == "NAType" or (isinstance(value, float) and np.isnan(value))
+
+
+def _volume_targets(run: Run, table, y: str, overlap: str) -> tuple[list, int]:
+    """``y`` of each kept volume from the trials it lies in (their ``index`` in the samples' ``trial`` column).
+
+    A volume in no trial gets None; in trials whose ``y`` is n/a, it is marked for removal (``_NA``);
+    in trials with different values, the ``overlap`` rule decides. Returns the values and the number
+    of volumes left out by ``overlap="drop"``.
+    """
+    trials = run.trials_table
+    if trials is None and y == "trial_type":  # a run without events: no volume is inside a trial
+        return [() if overlap == "all" else None] * len(table), 0
+    if trials is None:
+        raise ValueError(f"{run.folder / run.stem}_trials.tsv: not written (the run has no events.tsv), so its "
+                         f"volumes have no {y!r}; choose task runs with task=... or a _samples.tsv column as y.")
+    value_of = dict(zip(trials["index"].astype(int), trials[y]))
+    onset_of = dict(zip(trials["index"].astype(int), trials["onset"]))
+    out, n_overlap, dropped, example = [], 0, 0, None
+    for ids in table["trial"]:
+        ids = [] if _missing(ids) else sorted((int(i) for i in str(ids).split(",")), key=lambda i: (onset_of[i], i))
+        values = [value_of[i] for i in ids if not _missing(value_of[i])]
+        distinct = list(dict.fromkeys(values))
+        if overlap == "all":
+            out.append(tuple(values) if values or not ids else _NA)
+        elif not ids:
+            out.append(None)
+        elif not values:
+            out.append(_NA)
+        elif len(distinct) == 1 or overlap == "first":
+            out.append(values[0])
+        elif overlap == "drop":
+            out.append(_DROP)
+            dropped += 1
+        else:
+            n_overlap += 1
+            example = example or ", ".join(f"{i} ({value_of[i]})" for i in ids)
+    if n_overlap:
+        raise ValueError(f"{run.folder / run.stem}_samples.tsv: {n_overlap} kept volume(s) lie inside trials with "
+                         f"different {y!r} (e.g. trials {example}); pass overlap='first' (the trial that started "
+                         "first), 'drop' (leave those volumes out) or 'all' (a tuple of values per volume).")
+    return out, dropped
+
+
+_NA, _DROP = object(), object()  # markers: y is n/a (rows left out) / an overlap left out
 
 
 def _column_space(runs: list[Run]) -> tuple[list[np.ndarray], np.ndarray | None]:
@@ -340,9 +526,29 @@ def _column_space(runs: list[Run]) -> tuple[list[np.ndarray], np.ndarray | None]
     return picks, common
 
 
+def _check_configurations(runs: list[Run]) -> None:
+    """Runs made with different settings (or atlas files) are never stacked: one error naming them."""
+    from bidsapp.outputs import configuration_of, describe_differences, differing_parameters
+
+    first = configuration_of(runs[0].meta)
+    for run in runs[1:]:
+        diff = differing_parameters(first, configuration_of(run.meta))
+        if diff:
+            raise ValueError(f"{run.stem} was made with other settings than {runs[0].stem}: "
+                             f"{describe_differences(diff, 'in the first', 'in the second')}; their numbers are not "
+                             "comparable, so they are not stacked: select one variant with entities (desc=..., "
+                             "atlas=...) or rerun the participant level with one set of settings.")
+
+
 def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type", drop_invalid: bool = True,
-            **entities) -> Dataset:
+            overlap: str = "error", y_dtype=None, verify: bool = False, **entities) -> Dataset:
     """Stack the matching runs (and sessions) into ``X``, ``y``, ``groups`` and a per-row table.
+
+    Before stacking, the runs are checked: they must have been made with the same settings (every
+    parameter that changes the numbers, the atlas file's checksum, the trial window and estimates)
+    and share one column space, else an error names the runs and the differing parameters. Runs whose
+    outputs are incomplete (no sidecar, a listed file missing, a size that differs from the sidecar)
+    are left out with one warning that names them and why.
 
     Parameters
     ----------
@@ -352,50 +558,103 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         ``betas``: one row per trial (LSS estimates, (n, n_features)); ``trials``: one row per trial
         segment, (n, n_offsets, n_features); ``timeseries``: one row per kept volume.
     y : str
-        Column of the per-row table used as the target (default ``trial_type``).
+        Column used as the target (default ``trial_type``). Columns of events.tsv are text exactly as
+        written (``001`` stays ``"001"``); rows whose ``y`` is n/a are left out, with a warning counting them.
+        For ``timeseries``, a volume's ``y`` comes from the trial(s) it lies in (None outside trials).
     drop_invalid : bool
         Leave out trials whose ``valid`` is False (NaN or unreliable estimates); not for timeseries.
+    overlap : {"error", "first", "drop", "all"}
+        ``timeseries`` only: volumes inside several trials whose ``y`` differ raise an error (default),
+        take the ``y`` of the trial that started first, are left out (with a warning), or get a tuple
+        of every trial's value ("all": every ``y`` is then a tuple, empty outside trials).
+    y_dtype : numpy dtype, optional
+        Convert ``y`` (e.g. ``int`` for numeric stimulus ids); default: text as written.
+    verify : bool
+        Re-hash every output file and leave out runs whose checksums differ from their sidecar.
     **entities
-        As in :func:`load`; ``space``, ``desc`` and ``atlas`` must end up single-valued.
+        As in :func:`load`; ``space``, ``desc`` and ``atlas`` must end up single-valued
+        (``atlas=None``: the voxel or grayordinate outputs).
 
     Returns
     -------
     Dataset
         ``X`` (in memory), ``y``, ``groups`` (the run each row comes from, for leave-one-run-out),
-        ``table`` (the per-row table plus the run's entities), ``features`` and ``to_image(values)``.
+        ``table`` (the per-row table plus the run's entities; an events.tsv column with the name of one of
+        ours is kept as ``events_<name>``), ``features`` and ``to_image(values)``.
 
     Raises
     ------
     LookupError
         No run matches, or the runs mix spaces / denoising / atlases.
     ValueError
-        Unknown kind or target column, or masks on different grids.
+        Unknown kind, target column or overlap rule; runs made with different settings; masks on
+        different grids; overlapping trials with ``overlap="error"``.
+    FileNotFoundError
+        Every matching run is incomplete.
     """
     import pandas as pd
 
     if kind not in _KINDS:
         raise ValueError(f"kind={kind!r}: use one of {list(_KINDS)}.")
+    if overlap not in OVERLAP_RULES:
+        raise ValueError(f"overlap={overlap!r}: use one of {list(OVERLAP_RULES)}.")
     match = _runs(Path(output_dir), entities)
+    problems = [(c, _problem(c, verify)) for c in match]
+    incomplete = [(c, why) for c, why in problems if why is not None]
+    match = [c for c, why in problems if why is None]
+    if incomplete:
+        listing = "; ".join(f"{c.stem} ({why})" for c, why in incomplete)
+        if not match:
+            raise FileNotFoundError(f"every matching run is incomplete: {listing}; rerun the participant level.")
+        warnings.warn(f"{len(incomplete)} matching run(s) left out, their outputs are incomplete: {listing}; rerun "
+                      "the participant level for them.", stacklevel=2)
     mixed = {k: v for k, v in _varying(match).items() if k not in _RUN_ENTITIES}
     if mixed:
         key, values = next(iter(mixed.items()))
         raise LookupError(f"the {len(match)} matching runs mix {key} values {values}: their columns are not "
-                          f"comparable; add {key}=... to choose one.")
-    runs = [_load_one(p, e) for p, e in match]
+                          f"comparable; add {key}=... (one of {values}) to choose one.")
+    runs = [_load_one(c) for c in match]  # checksums, if asked, were verified above
+    _check_configurations(runs)
     picks, common = _column_space(runs)
-    blocks, tables = [], []
+    ours = ["source", *_RUN_ENTITIES]
+    blocks, tables, targets = [], [], []
+    n_missing = n_dropped = 0
     for run, cols in zip(runs, picks):
         data, table = _rows(run, kind, drop_invalid and kind != "timeseries")
-        blocks.append(data[..., cols])
+        table = table.rename(columns={c: f"events_{c}" for c in table.columns if c in ours})
+        if kind == "timeseries" and (y == "trial_type" or (run.trials_table is not None and y in run.trials_table
+                                                           and y not in table)):
+            values, dropped = _volume_targets(run, table, y, overlap)
+            n_dropped += dropped
+        elif y in table:
+            values = [None if _missing(v) else v for v in table[y].tolist()]
+            values = [_NA if v is None and kind != "timeseries" else v for v in values]
+        else:
+            values = None  # reported below, with the columns of the stacked table
         source = "_".join(f"{_SHORT[k]}-{run.entities[k]}" for k in _RUN_ENTITIES if k in run.entities)
         for key in reversed([k for k in _RUN_ENTITIES if k in run.entities]):
             table.insert(0, key, run.entities[key])
         table.insert(0, "source", source)
-        tables.append(table)
+        if values is None:
+            raise ValueError(f"y={y!r} is not a column of the {kind} table; columns: {list(table.columns)}.")
+        keep = np.array([v is not _NA and v is not _DROP for v in values], dtype=bool)
+        n_missing += sum(v is _NA for v in values)
+        blocks.append(data[keep][..., cols])
+        tables.append(table[keep])
+        targets += [v for v, k in zip(values, keep) if k]
+    if n_missing:
+        warnings.warn(f"{n_missing} row(s) whose {y!r} is n/a are left out (y is missing for them).", stacklevel=2)
+    if n_dropped:
+        warnings.warn(f"{n_dropped} volume(s) inside trials with different {y!r} are left out (overlap='drop').",
+                      stacklevel=2)
     table = pd.concat(tables, ignore_index=True)
-    if y not in table:
-        raise ValueError(f"y={y!r} is not a column of the {kind} table; columns: {list(table.columns)}.")
+    target = np.empty(len(targets), dtype=object)
+    target[:] = targets
+    if y_dtype is not None:
+        target = target.astype(y_dtype)
+    elif targets and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in targets):
+        target = target.astype(np.result_type(*{type(v) for v in targets}))  # one of our numeric columns
     features = runs[0].features.iloc[picks[0]].reset_index(drop=True)
-    return Dataset(X=np.concatenate(blocks), y=table[y].to_numpy(), groups=table["source"].to_numpy(),
+    return Dataset(X=np.concatenate(blocks), y=target, groups=table["source"].to_numpy(),
                    table=table, features=features, runs=[r.stem for r in runs],
                    mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file, _mask=common)

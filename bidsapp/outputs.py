@@ -205,3 +205,38 @@ class RunWriter:
         self._remove_unlisted()
         write_text(self.sidecar, json.dumps(sidecar, indent=2, default=str) + "\n")
         return self.sidecar
+
+
+#: parameters that change how outputs are written, not their numbers (ignored when configurations are compared)
+LAYOUT_PARAMETERS = ("output_format",)
+#: parameters naming an input file: compared by the file's checksum (``Sources``), not by its path
+FILE_PARAMETERS = {"atlas": ("atlas", "atlas_right"), "atlas_labels": ("atlas_labels",)}
+
+
+def configuration_of(meta: dict) -> dict:
+    """The parameters of a run's sidecar that change its numbers, input files as their checksums.
+
+    The atlas is identified by the SHA-256 of its file(s), so two atlas files under one
+    ``--atlas-name`` differ, and one atlas moved to another path does not.
+    """
+    params = {k: v for k, v in (meta.get("Parameters") or {}).items() if k not in LAYOUT_PARAMETERS}
+    if not params:
+        return {"ConfigurationHash": meta.get("ConfigurationHash")}
+    checksums = {s.get("Role"): s.get("SHA256") for s in meta.get("Sources") or [] if isinstance(s, dict)}
+    for key, roles in FILE_PARAMETERS.items():
+        if params.get(key):
+            params[key] = "sha256:" + "+".join(str(checksums.get(r))[:16] for r in roles if r in checksums)
+    return json.loads(json.dumps(params, sort_keys=True, default=str))
+
+
+def differing_parameters(a: dict, b: dict) -> dict[str, tuple]:
+    """Parameters (of :func:`configuration_of`) whose values differ: ``{name: (value in a, value in b)}``.
+
+    Only parameters both configurations name are compared (a newer version may record more).
+    """
+    return {k: (a[k], b[k]) for k in sorted(set(a) & set(b)) if a[k] != b[k]}
+
+
+def describe_differences(diff: dict[str, tuple], first: str = "there", second: str = "now") -> str:
+    """``standardize ('zscore_sample' there, 'psc' now); ...`` (one line)."""
+    return "; ".join(f"{k} ({a!r} {first}, {b!r} {second})" for k, (a, b) in diff.items())

@@ -15,6 +15,7 @@ OUTPUT_FORMATS = ("npy", "tsv.gz", "nii.gz", "dtseries.nii", "func.gii")
 NON_RESULT_FIELDS = {
     "bids_dir", "output_dir", "analysis_level", "fmriprep_dir", "participant_label", "session_label",
     "task", "run", "den", "work_dir", "nprocs", "mem_gb", "plugin", "plugin_args", "verbose", "config",
+    "desc", "replace_outputs",
 }
 
 
@@ -64,6 +65,8 @@ class Settings:
     atlas_labels: Path | None = None
     atlas_name: str | None = None
     output_format: tuple[str, ...] = ("npy",)
+    desc: str | None = None
+    replace_outputs: bool = False
     hrf_lag: float = 0.0
     trial_window: tuple[float, float] = (-2.0, 16.0)
     trial_edge: str = "nan"
@@ -75,6 +78,13 @@ class Settings:
     plugin_args: str | None = None
     verbose: bool = False
     config: Path | None = None
+
+    @property
+    def desc_label(self) -> str:
+        """``desc`` entity of the outputs: ``--desc``, else the denoising strategy (``ica_aroma`` -> ``icaaroma``)."""
+        from bidsapp.derivatives import desc_label
+
+        return self.desc or desc_label(self.denoise)
 
     def to_dict(self) -> dict:
         """JSON-friendly dict of every setting."""

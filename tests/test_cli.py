@@ -344,7 +344,8 @@ def test_denoise_none_dummy_scans_inapplicable_options_and_tr(e2e, tmp_path, cap
     fd = [r[rows[0].index("framewise_displacement")] for r in rows[3:]]
     assert rows[1][2] == rows[2][2] == "False" and "n/a" not in fd
     with pytest.warns(UserWarning, match="RepetitionTime 2.5 s"):
-        assert main(argv + ["--dummy-scans", "3", "--output-format", "npy"]) == 0
+        assert main(argv + ["--dummy-scans", "3", "--output-format", "npy",
+                            "--replace-outputs"]) == 0
     side = json.loads((folder / f"{stem}_timeseries.json").read_text())
     assert side["CensoredVolumes"] == [0, 1, 2] and side["NonSteadyState"]["DummyScans"] == 3
 

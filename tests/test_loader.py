@@ -85,7 +85,7 @@ def test_load_incomplete_outputs(out, tmp_path):
     copy = tmp_path / "out"
     shutil.copytree(out / "sub-01", copy / "sub-01")
     (copy / "sub-01" / "func" / f"{_stem('01', '1')}_timeseries.npy").unlink()
-    with pytest.raises(FileNotFoundError, match=r"_timeseries.npy: missing .*rerun"):
+    with pytest.raises(FileNotFoundError, match=r"outputs incomplete \(.*_timeseries.npy is missing\); rerun"):
         bidsapp.load(copy, subject="01", run=1)
 
 
@@ -130,8 +130,9 @@ def test_dataset_errors(out, tmp_path):
     sidecar = folder / f"{_stem('01', '2', desc='other')}_timeseries.json"
     meta = json.loads(sidecar.read_text())
     meta["OutputFiles"] = [e for e in meta["OutputFiles"] if "_betas." not in e["Path"]]
+    meta["Parameters"]["trial_estimates"] = None  # a run made without LSS
     sidecar.write_text(json.dumps(meta))
-    with pytest.raises(FileNotFoundError, match=r"desc-other_betas.npy: not written .*--trial-estimates lss"):
+    with pytest.raises(FileNotFoundError, match=r"desc-other_betas.npy: not written .*without --trial-estimates lss"):
         bidsapp.dataset(copy, subject="01", desc="other")
 
 
@@ -151,6 +152,18 @@ def _drop_columns(folder, stem, drop: np.ndarray) -> None:
     for kind in ("timeseries", "betas", "trials"):
         arr = np.load(folder / f"{stem}_{kind}.npy")
         save_npy(np.ascontiguousarray(arr[..., keep]), folder / f"{stem}_{kind}.npy")
+    relist(folder / f"{stem}_timeseries.json")
+
+
+def relist(sidecar) -> None:
+    """Rewrite a sidecar's sizes and checksums after its files were edited (as a run made that way would list)."""
+    from bidsapp.core.io import sha256sum
+
+    meta = json.loads(sidecar.read_text())
+    for entry in meta["OutputFiles"]:
+        path = sidecar.parent / entry["Path"]
+        entry.update(Size=path.stat().st_size, SHA256=sha256sum(path))
+    sidecar.write_text(json.dumps(meta))
 
 
 def test_dataset_masks_intersection_and_grids(out, tmp_path):
@@ -171,6 +184,7 @@ def test_dataset_masks_intersection_and_grids(out, tmp_path):
     mask_file = next(folder.glob(f"{_stem('01', '2').replace('desc-simple', 'desc-brain')}_mask.nii.gz"))
     m = nib.load(mask_file)
     nib.save(nib.Nifti1Image(np.asanyarray(m.dataobj), m.affine * np.diag([2, 2, 2, 1])), mask_file)
+    relist(folder / f"{_stem('01', '2')}_timeseries.json")
     with pytest.raises(ValueError, match=r"differs from .*cannot be stacked"):
         bidsapp.dataset(copy, kind="betas", subject="01")
 
@@ -203,8 +217,10 @@ def test_atlas_mode_to_image_and_provenance(atlas_out):
     voxels = out / "sub-01" / "func"  # voxel-mode outputs next to the atlas ones: the atlas tells them apart
     for f in (out.parent / "voxels").glob("*"):
         shutil.copy(f, voxels)
-    with pytest.raises(LookupError, match=r"2 runs match .*add atlas=\.\.\. \(one of \['\(none\)', 'halves'\]\)"):
+    with pytest.raises(LookupError, match=r"2 runs match .*add atlas=\.\.\. \(one of \['halves', None\]\)"):
         bidsapp.load(out, subject="01", run=1)
+    voxel_run = bidsapp.load(out, subject="01", run=1, atlas=None)  # the hint, followed literally
+    assert "atlas" not in voxel_run.entities and voxel_run.X.shape[1] == len(voxel_run.features) > 2
     assert run.features["name"].tolist() == ["left", "right"] and run.X.shape[1] == 2
     img = run.to_image(np.array([10.0, 20.0]))
     assert np.array_equal(img.get_fdata(), np.select([labels == 1, labels == 2], [10.0, 20.0], 0.0))
@@ -213,7 +229,8 @@ def test_atlas_mode_to_image_and_provenance(atlas_out):
     uris = {s["Role"]: s["URI"] for s in run.meta["Sources"]}
     assert run.meta["Parameters"]["atlas"] == uris["atlas"] and uris["atlas"].startswith("file:")
     assert run.meta["Trials"]["EventsFile"] == "bids:raw:sub-01/func/sub-01_task-faces_run-1_events.tsv"
-    with pytest.raises(LookupError, match=r"mix atlas values \['\(none\)', 'halves'\]"):
+    with pytest.raises(LookupError, match=r"mix atlas values \['halves', None\].*add atlas=\.\.\."):
         bidsapp.dataset(out, kind="timeseries", subject="01")
+    assert bidsapp.dataset(out, kind="timeseries", subject="01", run=1, atlas=None).X.shape[1] > 2
     ds = bidsapp.dataset(out, kind="timeseries", subject="01", atlas="halves")
     assert ds.X.shape[1] == 2 and ds.to_image(np.array([1.0, 2.0])).get_fdata().max() == 2.0

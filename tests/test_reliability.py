@@ -101,7 +101,7 @@ def test_failure_after_array_replaced_leaves_no_sidecar_and_rerun_recomputes(dat
 
     monkeypatch.setattr(RunWriter, "install", install_then_fail)
     code = main([str(bids), str(out), "participant", "--participant-label", "01", "--high-pass", "0.01",
-                 "--plugin", "Linear"])
+                 "--plugin", "Linear", "--replace-outputs"])
     err = capsys.readouterr().err
     assert code == 73 and "No space left on device" in err and err.count("\n") == 1
     folder = out / SUB1
@@ -110,7 +110,8 @@ def test_failure_after_array_replaced_leaves_no_sidecar_and_rerun_recomputes(dat
     assert not np.array_equal(new, old)
     assert_sidecars_true(out)
     monkeypatch.setattr(RunWriter, "install", real_install)
-    assert main([str(bids), str(out), "participant", "--participant-label", "01", "--plugin", "Linear"]) == 0
+    assert main([str(bids), str(out), "participant", "--participant-label", "01", "--plugin", "Linear",
+                 "--replace-outputs"]) == 0
     assert "compute  sub-01_task-faces_run-1: no complete previous outputs" in capsys.readouterr().out
     np.testing.assert_array_equal(np.load(folder / f"{STEM}_timeseries.npy"),
                                   np.load(ref / SUB1 / f"{STEM}_timeseries.npy"))
@@ -124,13 +125,13 @@ def test_kill_9_at_random_moments_never_leaves_a_false_sidecar(data, out):
     rng = random.Random(8)
     for _ in range(2):
         proc = _popen(bids, out, "participant", "--participant-label", "01", "--high-pass", "0.01",
-                      "--output-format", "npy", "nii.gz")
+                      "--output-format", "npy", "nii.gz", "--replace-outputs")
         time.sleep(rng.uniform(1.5, 4.0))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         assert_sidecars_true(out)
     (out / SUB1 / f".{STEM}_timeseries.abcd1234.tmp.npy").write_bytes(b"partial")  # as a kill leaves them
-    done = _cli(bids, out, "participant", "--participant-label", "01")
+    done = _cli(bids, out, "participant", "--participant-label", "01", "--replace-outputs")
     assert done.returncode == 0, done.stderr
     assert assert_sidecars_true(out) == 2
     assert _temporaries(out) == []
@@ -193,7 +194,7 @@ def test_work_dir_never_reuses_results_of_other_inputs(private, tmp_path, capsys
     and mtime must not let nipype reuse its cached nodes."""
     bids, out = private
     work = tmp_path / "w"
-    assert _rerun(bids, out, "--work-dir", str(work), "--high-pass", "0.01") == 0
+    assert _rerun(bids, out, "--work-dir", str(work), "--high-pass", "0.01", "--replace-outputs") == 0
     conf = next(bids.rglob("sub-01_task-faces_run-1_desc-confounds_timeseries.tsv"))
     st = conf.stat()
     text = conf.read_text().splitlines()
@@ -598,10 +599,10 @@ def test_other_mask_strategy_keeps_the_first_outputs(data, out, capsys):
 def test_files_of_an_earlier_generation_are_removed(data, out):
     """Betas and a tsv.gz of earlier settings do not stay next to a sidecar that does not list them."""
     bids, _ = data
-    assert _rerun(bids, out, "--trial-estimates", "lss", "--output-format", "npy", "tsv.gz") == 0
+    assert _rerun(bids, out, "--trial-estimates", "lss", "--output-format", "npy", "tsv.gz", "--replace-outputs") == 0
     folder = out / SUB1
     assert list(folder.glob(f"{STEM}_betas.npy")) and list(folder.glob(f"{STEM}_timeseries.tsv.gz"))
-    assert _rerun(bids, out) == 0
+    assert _rerun(bids, out, "--replace-outputs") == 0
     left = {p.name for p in folder.glob(f"{STEM}_*")}
     listed = {e["Path"] for e in json.loads((folder / f"{STEM}_timeseries.json").read_text())["OutputFiles"]}
     assert left == {n for n in listed if n.startswith(STEM + "_")} | {f"{STEM}_timeseries.json"}

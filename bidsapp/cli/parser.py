@@ -211,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--output-format", nargs="+", choices=OUTPUT_FORMATS, default=["npy"],
                    help="array formats written (tsv.gz: TSV with column headers; nii.gz: cleaned 4D image; "
                    "grayordinate runs: dtseries.nii cleaned CIFTI-2, func.gii cleaned per-hemisphere GIFTI)")
+    g.add_argument("--desc", metavar="LABEL",
+                   help="desc- entity of outputs, naming a variant of the settings (default: the --denoise strategy)")
+    g.add_argument("--replace-outputs", action="store_true",
+                   help="outputs of the same name made with other settings (or another atlas file) are redone or "
+                   "invalidated (default: off: such a run is refused, the output folder keeps one meaning per name)")
     g = p.add_argument_group("Options to handle performance")
     g.add_argument("--nprocs", type=_positive(int), help="parallel processes (default: available cores)")
     g.add_argument("--mem-gb", type=_positive(float), metavar="GB",
@@ -361,6 +366,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     values["bids_dir"], values["output_dir"] = bids_dir, out
     from bidsapp.derivatives import check_label, desc_label
 
+    if values.get("desc") is not None:
+        try:
+            check_label(values["desc"], "--desc")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if values.get("atlas_name") is not None:
         try:
             check_label(values["atlas_name"], "--atlas-name")

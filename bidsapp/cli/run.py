@@ -65,7 +65,6 @@ def warn_inapplicable(s: Settings) -> None:
 
 def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     """Keyword arguments of :func:`init_run_wf` for one run (all checks done here)."""
-    from bidsapp import derivatives as drv
     from bidsapp.checksums import identity_stamp
 
     t_r = s.t_r if s.t_r is not None else run.metadata.get("RepetitionTime")
@@ -91,6 +90,13 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     if needs_confounds and run.confounds is None:
         raise InputError(f"{run.bold}: denoising strategy '{s.denoise}' needs the run's "
                          "desc-confounds_timeseries.tsv, which is missing. Use --denoise none or rerun fMRIPrep.")
+    if run.events is not None:  # a trial type with the separator of overlapping trials: refused before any work
+        from bidsapp.core.events import check_trial_types, read_events
+
+        try:
+            check_trial_types(read_events(run.events))
+        except ValueError as exc:
+            raise InputError(str(exc), code=1) from exc
     gray = grayordinate_kwargs(run, s)
     if s.mask_strategy == "fmriprep" and run.mask is None and not gray:
         raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; "
@@ -133,7 +139,7 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
         configuration_hash=s.configuration_hash(),
         source_files={k: str(v) if v else None for k, v in files.items()},
         source_roots={k: str(v) for k, v in roots.items()},
-        cache_dir=str(cache_dir) if cache_dir else None, desc=drv.desc_label(s.denoise), mem_gb=mem_gb,
+        cache_dir=str(cache_dir) if cache_dir else None, desc=s.desc_label, mem_gb=mem_gb,
         input_stamp=identity_stamp(files.values()),
         name=run.label.replace("-", "").replace(".", "_") + "_wf",
     )
@@ -283,12 +289,83 @@ def segment_params(s: Settings, run: Run) -> dict:
             "trial_estimates": s.trial_estimates}
 
 
+def _variant(stem: str) -> tuple:
+    """The name of an output variant: the entities of an output stem that do not name the run (space, atlas, desc)."""
+    from bidsapp.loader import _RUN_ENTITIES, _entities_of
+
+    return tuple((k, v) for k, v in _entities_of(stem).items() if k not in _RUN_ENTITIES)
+
+
+def _current_configuration(run: Run, s: Settings, cache) -> dict:
+    """This invocation's configuration of a run, as :func:`bidsapp.outputs.configuration_of` reads a sidecar."""
+    from bidsapp.outputs import configuration_of
+
+    files, _ = source_files(run, s)
+    sources = [{"Role": role, "SHA256": cache.sha256(path)} for role, path in files.items()
+               if role in ("atlas", "atlas_right", "atlas_labels") and path is not None]
+    return configuration_of({"Parameters": s.result_settings(), "Sources": sources})
+
+
+def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, dict]]:
+    """One output folder, one meaning per name: outputs already named like this invocation's (same space,
+    atlas and desc, any participant) but made with other settings or another atlas file are refused (exit 2)
+    unless ``--replace-outputs`` is given; then they are returned (sidecar, differing parameters), for
+    :func:`replace_outputs` once every input check has passed."""
+    from bidsapp.loader import _SHORT
+    from bidsapp.outputs import configuration_of, describe_differences, differing_parameters
+
+    current: dict[tuple, dict] = {}
+    for run in runs:
+        sidecar = naming(run, s).sidecar(s.output_dir)
+        key = _variant(sidecar.name[: -len("_timeseries.json")])
+        if key not in current:
+            current[key] = _current_configuration(run, s, cache)
+    replaced = []
+    for sidecar in sorted(s.output_dir.glob("sub-*/**/func/*_timeseries.json")):
+        stem = sidecar.name[: -len("_timeseries.json")]
+        key = _variant(stem)
+        if key not in current:
+            continue
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            continue  # unreadable: incomplete, recomputed or left out by the reader
+        diff = differing_parameters(configuration_of(meta), current[key])
+        if not diff:
+            continue
+        name = "_".join(f"{_SHORT[k]}-{v}" for k, v in key)
+        if not s.replace_outputs:
+            atlas = " (atlas files are compared by their checksum)" if {"atlas", "atlas_labels"} & set(diff) else ""
+            raise InputError(
+                f"{sidecar}: outputs named {name} in this folder were made with other settings: "
+                f"{describe_differences(diff)}{atlas}; one output folder keeps one meaning per name: write to "
+                "another output folder, or name this variant with --desc LABEL, or pass --replace-outputs to redo "
+                "or invalidate every run of that name.", code=2)
+        replaced.append((sidecar, diff))
+    return replaced
+
+
+def replace_outputs(replaced: list[tuple[Path, dict]], output_dir: Path) -> None:
+    """``--replace-outputs``: remove the sidecars of outputs of the same name made with other settings (under
+    each run's lock), before any run is written: they are incomplete until recomputed, never mixed."""
+    from bidsapp.derivatives import RunNaming
+    from bidsapp.loader import _entities_of
+    from bidsapp.outputs import describe_differences, run_lock
+
+    for sidecar, diff in replaced:
+        stem = sidecar.name[: -len("_timeseries.json")]
+        ents = _entities_of(stem)
+        with run_lock(output_dir, RunNaming(ents, desc=ents.get("desc", "")).identity):
+            sidecar.unlink(missing_ok=True)
+        print(f"[bidsapp] replaced {stem}: made with other settings ({describe_differences(diff)}); its sidecar "
+              "was removed (--replace-outputs)", flush=True)
+
+
 def naming(run: Run, s: Settings):
     """The :class:`~bidsapp.derivatives.RunNaming` of a run's outputs under these settings."""
     from bidsapp import derivatives as drv
 
-    return drv.RunNaming(dict(run.entities, space=run.space or s.space), desc=drv.desc_label(s.denoise),
-                         atlas=s.atlas_name)
+    return drv.RunNaming(dict(run.entities, space=run.space or s.space), desc=s.desc_label, atlas=s.atlas_name)
 
 
 class _Progress:
@@ -356,6 +433,7 @@ def participant(s: Settings) -> int:
         raise InputError(str(exc), code=2) from None
     cache_dir = s.output_dir / "logs" / "checksums"
     cache = ChecksumCache(cache_dir)
+    replaced = check_output_names(runs, s, cache)
     todo = []
     for run in runs:
         files, roots = source_files(run, s)
@@ -371,6 +449,7 @@ def participant(s: Settings) -> int:
             todo.append(run)
     warn_inapplicable(s)
     kwargs = [run_kwargs(r, s, cache_dir) for r in todo]
+    replace_outputs(replaced, s.output_dir)
     drv.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)
     if not kwargs:

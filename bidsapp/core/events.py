@@ -62,6 +62,34 @@ def read_events(path: str | Path) -> Events:
     return Events(path=path, onset=onset, duration=duration, trial_type=list(types), extra=extra)
 
 
+#: columns bidsapp writes in ``_trials.tsv`` / ``_betas.tsv`` (and the per-row table of ``bidsapp.dataset``)
+TRIAL_COLUMNS = ("index", "onset", "duration", "trial_type", "n_censored", "outside_run", "valid", "segment",
+                 "response_retained", "variance_inflation", "reason", "source", "subject", "session", "task",
+                 "acquisition", "ceagent", "reconstruction", "direction", "run", "echo", "part")
+#: joins the trials (and trial types) of a volume inside several trials in ``_samples.tsv``
+SEPARATOR = ","
+
+
+def events_column_name(name: str) -> str:
+    """Name of an events.tsv column in our tables: ``events_<name>`` when ours has that name, else unchanged."""
+    return f"events_{name}" if name in TRIAL_COLUMNS or name.startswith("events_") else name
+
+
+def check_trial_types(events: Events) -> None:
+    """Refuse trial types containing :data:`SEPARATOR` (a volume in two trials could not be told apart).
+
+    Raises
+    ------
+    ValueError
+        Naming the file, the row and the trial type.
+    """
+    for row, ttype in enumerate(events.trial_type, start=1):
+        if SEPARATOR in ttype:
+            raise ValueError(f"{events.path}: row {row}, trial_type {ttype!r} contains {SEPARATOR!r}, which "
+                             "bidsapp uses to join the trials of a volume inside several trials; rename it "
+                             f"(e.g. {ttype.replace(SEPARATOR, '_')!r}).")
+
+
 def volume_times(n_volumes: int, t_r: float, start_time: float = 0.0) -> np.ndarray:
     """Acquisition time (s) of each volume: ``start_time + i * t_r``."""
     return start_time + np.arange(n_volumes) * t_r
@@ -79,14 +107,15 @@ def label_rows(times: np.ndarray, events: Events, t_r: float, hrf_lag: float = 0
     -------
     trial, trial_type : lists of str or None (one per volume)
     """
+    check_trial_types(events)
     start = events.onset + hrf_lag
     stop = start + np.maximum(events.duration, t_r)
     inside = (times[:, None] >= start[None, :]) & (times[:, None] < stop[None, :])
     trial, ttype = [], []
     for row in inside:
         idx = np.flatnonzero(row)
-        trial.append(",".join(str(i) for i in idx) if idx.size else None)
-        ttype.append(",".join(events.trial_type[i] for i in idx) if idx.size else None)
+        trial.append(SEPARATOR.join(str(i) for i in idx) if idx.size else None)
+        ttype.append(SEPARATOR.join(events.trial_type[i] for i in idx) if idx.size else None)
     return trial, ttype
 
 
@@ -270,6 +299,19 @@ def lss_weights(design_trials: np.ndarray, design_types: np.ndarray, trial_type_
 MIN_TRIAL_DOF = 1
 #: ... or when its variance is inflated more than this, relative to the trial regressor alone in the raw run
 MAX_VARIANCE_INFLATION = 100.0
+#: ... or when less than this share of its own (cleaned) regressor is independent of the other regressors
+OWN_REGRESSOR_TOLERANCE = 1e-8
+
+
+def _span(columns: np.ndarray, basis: bool = False):
+    """Rank of ``columns`` (each scaled to unit norm; singular values above 1e-10 of the largest), or an
+    orthonormal basis of their span (shape (n, rank)) with ``basis=True``."""
+    if columns.shape[1] == 0:
+        return np.zeros((columns.shape[0], 0)) if basis else 0
+    norms = np.linalg.norm(columns, axis=0)
+    u, s, _ = np.linalg.svd(columns / np.where(norms > 0, norms, 1), full_matrices=False)
+    rank = int((s > s[0] * 1e-10).sum()) if s.size and s[0] > 0 else 0
+    return u[:, :rank] if basis else rank
 
 
 @dataclass
@@ -318,9 +360,12 @@ def lss_estimates(
     built from SPM-HRF regressors on the run's volume times, cleaned with the
     same linear ``operator`` as the data (Frisch-Waugh-Lovell: equal to a
     first-level model on the raw run with the confounds, trend and filter in
-    the design). A trial is not valid, with NaN betas and a ``reason``, when it
-    starts after the end of the run, when its model leaves fewer than
-    ``MIN_TRIAL_DOF`` residual degrees of freedom or is rank-deficient, or when
+    the design). The other regressors are reduced to their span, so collinear
+    ones (two trial types with identical regressors) do not make a trial's own
+    beta inestimable. A trial is not valid, with NaN betas and a ``reason``, when it
+    starts after the end of the run, when its own regressor is not estimable
+    (removed by cleaning, or in the span of the others), when its model leaves fewer than
+    ``MIN_TRIAL_DOF`` residual degrees of freedom, or when
     the variance of its beta is inflated more than ``MAX_VARIANCE_INFLATION``
     times. A trial whose response mostly falls in censored volumes
     (``response_retained`` < 0.5) keeps its beta but is not valid.
@@ -365,23 +410,29 @@ def lss_estimates(
         others = d_types.copy()
         others[:, tindex[i]] -= d_trials[:, i]
         others = others[:, np.abs(others).max(axis=0) > 1e-12]
-        X = np.column_stack([d_trials[:, i], others])
-        norms = np.linalg.norm(X, axis=0)
-        s = np.linalg.svd(X / np.where(norms > 0, norms, 1), compute_uv=False)
-        rank = int((s > s[0] * 1e-10).sum()) if s.size and s[0] > 0 else 0
+        # nuisance regressors (other trials by type, intercept) reduced to their span: collinear ones
+        # (two trial types with identical regressors) cost nothing as long as this trial's own is estimable
+        rank_others, basis = _span(others), _span(np.column_stack([others, np.ones(n_kept)]), basis=True)
+        x = d_trials[:, i]
+        residual = x - basis @ (basis.T @ x)
+        norm, left = float(np.linalg.norm(x)), float(np.linalg.norm(residual))
+        own = norm > 0 and left > norm * OWN_REGRESSOR_TOLERANCE
+        rank = rank_others + int(own)
         resid_dof[i] = dof - rank
-        D = np.column_stack([X, np.ones(n_kept)])
-        pinv = np.linalg.pinv(D)
-        W[i] = pinv[0]
-        inflation[i] = (pinv[0] @ pinv[0]) * raw_norm2[i] if raw_norm2[i] > 0 else np.inf
-        if rank < X.shape[1] or norms[0] == 0:
-            reason[i] = "rank-deficient per-trial model (the trial regressor is collinear with the others or removed)"
+        if own:
+            W[i] = residual / (left * left)  # Frisch-Waugh-Lovell: the trial's beta given the nuisance span
+            inflation[i] = (W[i] @ W[i]) * raw_norm2[i] if raw_norm2[i] > 0 else np.inf
+        if norm == 0:
+            reason[i] = "rank-deficient: the trial's own regressor is not estimable (removed by cleaning)"
+        elif not own:
+            reason[i] = ("rank-deficient: the trial's own regressor is not estimable (collinear with the regressors "
+                         f"of other trials and the intercept: {left / norm:.1e} of it is independent of them)")
         elif resid_dof[i] < MIN_TRIAL_DOF:
             reason[i] = (f"rank-deficient per-trial model: {rank} regressors for {dof} degrees of freedom "
                          "left by cleaning")
         elif not inflation[i] <= MAX_VARIANCE_INFLATION:
             reason[i] = (f"ill-conditioned per-trial model: beta variance inflated {inflation[i]:.3g}x "
-                         "(cleaning removed most of the trial regressor, or it is collinear with the others)")
+                         "(cleaning removed most of the trial regressor, or it is nearly collinear with the others)")
     estimable = np.array([r == "" for r in reason])
     betas = np.empty((n_trials, cleaned.shape[1]), dtype=np.float32)
     for start in range(0, cleaned.shape[1], chunk_size):

@@ -34,9 +34,11 @@ class _SegmentOutput(TraitedSpec):
 
 
 def _trial_table(events: ev.Events) -> dict:
+    """Our columns first, then every other events.tsv column, renamed ``events_<name>`` when it has the name
+    of one of ours (``valid``, ``index`` ...), so that neither overwrites the other."""
     table = {"index": np.arange(len(events)), "onset": events.onset, "duration": events.duration,
              "trial_type": events.trial_type}
-    table.update({k: v for k, v in events.extra.items() if k not in table})
+    table.update({ev.events_column_name(k): v for k, v in events.extra.items()})
     return table
 
 
