@@ -284,7 +284,7 @@ BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 #: settings that do not change the numbers written (left out of the configuration hash)
 NON_RESULT_FIELDS = frozenset(o.name for o in OPTIONS if not o.hashed)
 #: options that tune a denoising strategy (ignored, with a warning, by strategies that do not use them)
-STRATEGY_PARAMETERS = frozenset(o.name for o in OPTIONS if o.node_input == "strategy_params" and o.name != "demean")
+STRATEGY_PARAMETERS = tuple(o.name for o in OPTIONS if o.node_input == "strategy_params" and o.name != "demean")
 
 
 def _node_value(value: Any) -> Any:
