@@ -159,22 +159,22 @@ OPTIONS: tuple[Option, ...] = (
            False, "participant"),
     Option("fmriprep_dir", ("--fmriprep-dir",), FILTERS,
            "fMRIPrep outputs (default: <bids_dir>/derivatives/fmriprep, or bids_dir itself when it "
-           "is a derivatives dataset)", ("collection",), False, type=Path),
+           "is a derivatives dataset)", ("collection",), False, type=Path, example=Path("fmriprep")),
     Option("participant_label", ("--participant-label",), FILTERS,
            "participants to process, 01 or sub-01 (default: all)", ("collection",), False, (), nargs="+",
-           node_input="participants"),
+           node_input="participants", example=("01",)),
     Option("session_label", ("--session-label",), FILTERS, "sessions to process (default: all)", ("collection",),
-           False, (), nargs="+", node_input="sessions"),
+           False, (), nargs="+", node_input="sessions", example=("1",)),
     Option("task", ("--task",), FILTERS, "tasks to process (default: all)", ("collection",), False, (), nargs="+",
-           node_input="tasks"),
+           node_input="tasks", example=("rest",)),
     Option("run", ("--run",), FILTERS, "runs to process (default: all)", ("collection",), False, (), nargs="+",
-           node_input="runs"),
+           node_input="runs", example=("1",)),
     Option("space", ("--space",), FILTERS,
            "fMRIPrep output space of the BOLD runs (T1w; func for the native BOLD grid; fsLR for "
            "CIFTI-2 dtseries, fsaverage5, fsaverage6 or fsnative for GIFTI func.gii pairs: columns are "
            "grayordinates)", ("collection", "mask"), True, "MNI152NLin2009cAsym", example="T1w"),
     Option("den", ("--den",), FILTERS, "den- entity of the runs, e.g. 91k for fsLR (default: any)",
-           ("collection",), False),
+           ("collection",), False, example="91k"),
     Option("surface", ("--surface",), FILTERS,
            "grayordinate runs: the fMRIPrep anat surface (hemi-L|R_[space-X_den-Y_]<surface>.surf.gii) "
            "whose vertex coordinates are the x, y, z of surface columns (n/a when absent, or none)",
