@@ -270,10 +270,9 @@ def naming(run: Run, s: Settings):
 class _Progress:
     """nipype status callback: one line per run when it starts and when it ends."""
 
-    def __init__(self, labels: dict[str, str], n_nodes: dict[str, int]):
-        self.labels, self.n_nodes = labels, n_nodes
+    def __init__(self, labels: dict[str, str]):
+        self.labels = labels
         self.started: dict[str, float] = {}
-        self.done: dict[str, int] = {}
 
     def __call__(self, node, status):
         wf = node._hierarchy.split(".")[1] if "." in node._hierarchy else node._hierarchy
@@ -283,11 +282,9 @@ class _Progress:
         if status == "start" and wf not in self.started:
             self.started[wf] = time.monotonic()
             print(f"[bidsapp] started  {label}", flush=True)
-        elif status == "end":
-            self.done[wf] = self.done.get(wf, 0) + 1
-            if node.name == "derivatives":
-                took = time.monotonic() - self.started.get(wf, time.monotonic())
-                print(f"[bidsapp] finished {label} in {took:.1f} s", flush=True)
+        elif status == "end" and node.name == "derivatives":
+            took = time.monotonic() - self.started.get(wf, time.monotonic())
+            print(f"[bidsapp] finished {label} in {took:.1f} s", flush=True)
         elif status == "exception":
             print(f"[bidsapp] FAILED   {label} at node {node.name}", flush=True)
 
@@ -386,7 +383,7 @@ def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invoca
     plugin_args = json.loads(s.plugin_args) if s.plugin_args else {}
     plugin: object = s.plugin
     if s.plugin in LOCAL_PLUGINS:
-        plugin_args["status_callback"] = _Progress(labels, {})
+        plugin_args["status_callback"] = _Progress(labels)
     else:
         ensure_logname()  # nipype's batch plugins name jobs after $LOGNAME
     if s.plugin == "MultiProc":
