@@ -9,17 +9,9 @@ import sys
 from pathlib import Path
 
 from bidsapp import __version__
+from bidsapp.errors import UsageError
 from bidsapp.options import BY_NAME, OPTIONS, OTHER
 from bidsapp.settings import SETTING_NAMES, Settings
-
-
-class UsageError(ValueError):
-    """Invalid command line or configuration (exit code 2, or 17 for the analysis level)."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
-
 
 EXIT_CODES = (
     (0, "success"),

@@ -18,23 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bidsapp.cli.errors import DISK_ERRNOS, crash_reason, os_error_line
-from bidsapp.cli.parser import UsageError, parse_args
-from bidsapp.collect import InputError, Run, collect_runs
+from bidsapp.cli.parser import parse_args
+from bidsapp.collect import Run, collect_runs
+from bidsapp.errors import InputError, Interrupted, UsageError, WorkFolderBusy
 from bidsapp.messages import cli_words
 from bidsapp.settings import Settings
-from bidsapp.workdir import WorkFolderBusy, work_folder
+from bidsapp.workdir import work_folder
 
 if TYPE_CHECKING:
     from bidsapp.workflows.base import RunPlan
-
-
-class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, nothing may swallow it
-    """The invocation was stopped by a signal (SIGINT, SIGTERM, SIGHUP)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-        self.work: Path | None = None
 
 
 def _on_signal(signum, frame):
