@@ -92,6 +92,8 @@ class Option:
         Name of the node input it sets (default: ``name``).
     example : object
         A valid non-default value (tests change each option to it); not needed with choices or flags.
+    hidden_flags : tuple of str
+        Other accepted spellings, absent from ``--help`` and Boutiques (e.g. ``--participant_label``).
     """
 
     name: str
@@ -109,6 +111,7 @@ class Option:
     none_word: bool = False
     node_input: str | None = None
     example: Any = None
+    hidden_flags: tuple[str, ...] = ()
 
     @property
     def is_list(self) -> bool:

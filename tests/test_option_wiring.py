@@ -112,3 +112,19 @@ def test_plan_run_keeps_every_spec_value(demo, tmp_path):
                 assert plan.specs[step][key] == value, (step, key)
     assert plan.specs["cleaning"]["strategy_params"]["fd_threshold"] == 0.4
     assert plan.specs["segmentation"]["t_r"] == run.metadata["RepetitionTime"]
+
+
+def test_hidden_flags_parse_but_stay_out_of_help_and_boutiques(monkeypatch, tmp_path):
+    """A row's hidden spelling (e.g. BIDS Apps' --participant_label) parses to the same setting, undocumented."""
+    from bidsapp.cli import parser as cli_parser
+    from bidsapp.cli.boutiques import descriptor
+
+    rows = tuple(dataclasses.replace(o, hidden_flags=("--participant_label",)) if o.name == "participant_label"
+                 else o for o in OPTIONS)
+    monkeypatch.setattr(cli_parser, "OPTIONS", rows)
+    argv = [str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--mem-gb", "1", "--nprocs", "1"]
+    assert cli_parser.parse_args([*argv, "--participant_label", "01", "02"]).participant_label == ("01", "02")
+    assert cli_parser.parse_args(argv).participant_label == ()
+    assert "--participant_label" not in cli_parser.build_parser().format_help()
+    ids = [i["id"] for i in descriptor()["inputs"]]
+    assert ids.count("participant_label") == 1 and len(ids) == len(set(ids))

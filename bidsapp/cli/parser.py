@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         if option.group not in groups:
             groups[option.group] = p.add_argument_group(option.group)
         groups[option.group].add_argument(*(option.flags or (option.name,)), **option.argparse_kwargs())
+        if option.hidden_flags:
+            groups[option.group].add_argument(*option.hidden_flags, **dict(
+                option.argparse_kwargs(), help=argparse.SUPPRESS, default=argparse.SUPPRESS))
     g = groups[OTHER]
     g.add_argument("--version", action="version", version=f"bidsapp {__version__}")
     return p
@@ -135,7 +138,8 @@ def config_values(path: Path) -> dict:
     """
     data = _read_config(path)
     parser = _quiet_parser()
-    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "version")}
+    actions = {a.dest: a for a in parser._actions
+               if a.option_strings and a.dest not in ("help", "version") and a.help != argparse.SUPPRESS}
     unknown = sorted(k for k in data if k not in actions or k == "config")
     if unknown:
         raise UsageError(f"{path}: unknown setting(s) {unknown}; settings are the long option names with "
@@ -175,19 +179,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     for option in OPTIONS:
         if option.none_word and values.get(option.name) == "none":
             values[option.name] = None
-    bids_dir = Path(values["bids_dir"]).resolve()
-    out = Path(values["output_dir"]).resolve()
-    if out == bids_dir or (bids_dir in out.parents and not str(out.relative_to(bids_dir)).startswith("derivatives")):
-        raise UsageError(
-            f"{out}: output_dir must not be the BIDS folder or inside its raw data; use e.g. "
-            f"{bids_dir / 'derivatives' / 'bidsapp'} or a folder outside it."
-        )
-    fmriprep = values.get("fmriprep_dir")
-    if fmriprep is None:
-        cand = bids_dir / "derivatives" / "fmriprep"
-        fmriprep = cand if cand.is_dir() or not _looks_like_derivatives(bids_dir) else bids_dir
-    values["fmriprep_dir"] = Path(fmriprep).resolve()
-    values["bids_dir"], values["output_dir"] = bids_dir, out
+    _set_folders(values)
     from bidsapp.derivatives import check_label, desc_label
 
     if values.get("atlas_name") is not None:
@@ -202,6 +194,37 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     window = values.get("trial_window") or BY_NAME["trial_window"].default
     if not window[0] < window[1]:
         raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")
+    _set_execution(values)
+    for option in OPTIONS:
+        if option.is_list:
+            values[option.name] = tuple(values.get(option.name) or ())
+        elif option.type is Path and values.get(option.name) is not None:
+            values[option.name] = Path(values[option.name]).resolve()
+    for k in ("atlas", "atlas_labels"):
+        if values.get(k) is not None and not values[k].is_file():
+            raise UsageError(f"{values[k]}: --{k.replace('_', '-')} file not found.", code=66)
+    return Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
+
+
+def _set_folders(values: dict) -> None:
+    """Resolve bids_dir, output_dir and the fMRIPrep folder in ``values``; refuse an output inside the raw data."""
+    bids_dir = Path(values["bids_dir"]).resolve()
+    out = Path(values["output_dir"]).resolve()
+    if out == bids_dir or (bids_dir in out.parents and not str(out.relative_to(bids_dir)).startswith("derivatives")):
+        raise UsageError(
+            f"{out}: output_dir must not be the BIDS folder or inside its raw data; use e.g. "
+            f"{bids_dir / 'derivatives' / 'bidsapp'} or a folder outside it."
+        )
+    fmriprep = values.get("fmriprep_dir")
+    if fmriprep is None:
+        cand = bids_dir / "derivatives" / "fmriprep"
+        fmriprep = cand if cand.is_dir() or not _looks_like_derivatives(bids_dir) else bids_dir
+    values["fmriprep_dir"] = Path(fmriprep).resolve()
+    values["bids_dir"], values["output_dir"] = bids_dir, out
+
+
+def _set_execution(values: dict) -> None:
+    """Fill the machine's defaults of --mem-gb and --nprocs in ``values``; check the plugin options."""
     if values.get("mem_gb") is None:
         from bidsapp.resources import default_mem_gb
 
@@ -216,15 +239,6 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             json.loads(values["plugin_args"])
         except json.JSONDecodeError as exc:
             raise UsageError(f"--plugin-args must be a JSON object ({exc}).") from exc
-    for option in OPTIONS:
-        if option.is_list:
-            values[option.name] = tuple(values.get(option.name) or ())
-        elif option.type is Path and values.get(option.name) is not None:
-            values[option.name] = Path(values[option.name]).resolve()
-    for k in ("atlas", "atlas_labels"):
-        if values.get(k) is not None and not values[k].is_file():
-            raise UsageError(f"{values[k]}: --{k.replace('_', '-')} file not found.", code=66)
-    return Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
 
 
 def _looks_like_derivatives(path: Path) -> bool:
