@@ -301,23 +301,12 @@ def _check_writable(folder: Path) -> None:
 LOCAL_PLUGINS = ("MultiProc", "Linear")
 
 
-def participant(s: Settings) -> int:
+def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> list[Run]:
+    """The runs whose outputs are not current (one line each: skipped, or compute and why)."""
     from bidsapp import derivatives as drv
     from bidsapp.checksums import ChecksumCache
-    from bidsapp.options import step_specs
     from bidsapp.outputs import clear_temporaries, reuse_status
-    from bidsapp.workflows.base import init_bidsapp_wf
 
-    t0 = time.monotonic()
-    invocation = _invocation_id()
-    runs = collect_runs(**step_specs(s)["collection"], need_confounds=False)
-    print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
-    _check_writable(s.output_dir)
-    try:
-        drv.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
-    except ValueError as exc:
-        raise InputError(str(exc), code=2) from None
-    cache_dir = s.output_dir / "logs" / "checksums"
     cache = ChecksumCache(cache_dir)
     todo = []
     for run in runs:
@@ -332,6 +321,25 @@ def participant(s: Settings) -> int:
         else:
             print(f"[bidsapp] compute  {run.label}: {reason}", flush=True)
             todo.append(run)
+    return todo
+
+
+def participant(s: Settings) -> int:
+    from bidsapp import derivatives as drv
+    from bidsapp.options import step_specs
+    from bidsapp.workflows.base import init_bidsapp_wf
+
+    t0 = time.monotonic()
+    invocation = _invocation_id()
+    runs = collect_runs(**step_specs(s)["collection"], need_confounds=False)
+    print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
+    _check_writable(s.output_dir)
+    try:
+        drv.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
+    except ValueError as exc:
+        raise InputError(str(exc), code=2) from None
+    cache_dir = s.output_dir / "logs" / "checksums"
+    todo = _runs_to_compute(runs, s, cache_dir)
     warn_inapplicable(s)
     plans = [plan_run(r, s, cache_dir) for r in todo]
     drv.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
