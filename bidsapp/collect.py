@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bidsapp.errors import InputError
+
 #: entities that identify a run, in BIDS order (carried over to output names; space is separate)
 RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction",
                 "direction", "run", "echo", "part", "cohort", "res", "den")
@@ -19,14 +21,6 @@ NATIVE_SPACES = ("func", "native", "boldref")
 #: fMRIPrep's surface output spaces: CIFTI-2 dtseries (fsLR) and GIFTI func.gii pairs (fsaverage*, fsnative)
 GRAYORDINATE_SPACES = ("fsLR", "fsaverage", "fsaverage5", "fsaverage6", "fsnative")
 GRAYORDINATE_EXTENSIONS = [".dtseries.nii", ".func.gii"]
-
-
-class InputError(ValueError):
-    """An input problem reported to the user as one line, with an exit code."""
-
-    def __init__(self, message: str, code: int = 66):
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass

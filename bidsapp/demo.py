@@ -43,16 +43,6 @@ class RunTruth:
     entities: dict = field(default_factory=dict)
 
 
-def spm_hrf(t_r: float, oversampling: int = 50, time_length: float = 32.0) -> np.ndarray:
-    """SPM canonical HRF (double gamma: peak 6 s, undershoot 16 s, ratio 1/6)."""
-    from scipy.stats import gamma
-
-    dt = t_r / oversampling
-    t = np.linspace(0, time_length, int(np.rint(time_length / dt)))
-    hrf = gamma.pdf(t, 6, scale=1) - gamma.pdf(t, 16, scale=1) / 6.0
-    return hrf / hrf.sum()
-
-
 def _ellipsoid(shape, radii_frac=(0.38, 0.40, 0.36)) -> np.ndarray:
     grid = np.indices(shape).astype(float)
     c = [(s - 1) / 2 for s in shape]
@@ -61,7 +51,9 @@ def _ellipsoid(shape, radii_frac=(0.38, 0.40, 0.36)) -> np.ndarray:
 
 
 def _regressor(onsets, durations, amplitudes, n, t_r, oversampling=50) -> np.ndarray:
-    """Response sampled at each volume: boxcars convolved with the SPM HRF."""
+    """Response sampled at each volume: boxcars convolved with the SPM HRF (the one LSS models use)."""
+    from bidsapp.core.events import spm_hrf
+
     dt = t_r / oversampling
     hi = np.zeros(n * oversampling)
     for o, d, a in zip(onsets, durations, amplitudes):

@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import re
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -127,20 +126,6 @@ class RunNaming:
         if src.get("space") in NATIVE_SPACES:
             src.pop("space")
         return ents == src
-
-
-def run_folder(output_dir: Path, entities: dict) -> Path:
-    """``sub-<label>/[ses-<label>/]func`` under ``output_dir``."""
-    return output_path(output_dir, {k: entities.get(k) for k in ("subject", "session")}, "x", ".x").parent
-
-
-def bids_uri(path: Path, dataset_root: Path, name: str) -> str:
-    """``bids:<name>:<relative path>`` URI of a file of a named dataset."""
-    try:
-        rel = Path(path).resolve().relative_to(Path(dataset_root).resolve())
-    except ValueError:
-        return Path(path).resolve().as_uri()
-    return f"bids:{name}:{rel.as_posix()}"
 
 
 def software_versions() -> dict:
@@ -279,10 +264,6 @@ def write_dataset_description(output_dir: Path, *, fmriprep_dir: Path, bids_dir:
         lines = existing + [x for x in BIDSIGNORE if x not in existing]
         write_text(ignore, "\n".join(lines) + "\n")
     return path
-
-
-def command_line() -> str:
-    return " ".join(sys.argv)
 
 
 @dataclass

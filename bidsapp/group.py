@@ -10,10 +10,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.collect import InputError
 from bidsapp.columns import write_sidecar
 from bidsapp.core.io import save_nifti, write_tsv
 from bidsapp.derivatives import read_run_outputs
+from bidsapp.errors import InputError
 from bidsapp.settings import Settings
 
 

@@ -1,114 +1,73 @@
-"""Every option of a bidsapp invocation, in one frozen dataclass."""
+"""Every option of a bidsapp invocation, in one frozen dataclass generated from the options table."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import MISSING, asdict, field, fields, make_dataclass
 
-SURFACES = ("midthickness", "pial", "white", "inflated", "none")
-MASK_STRATEGIES = ("fmriprep", "background", "epi", "whole-brain-template", "gm-template", "wm-template")
-OUTPUT_FORMATS = ("npy", "tsv.gz", "nii.gz", "dtseries.nii", "func.gii")
+from bidsapp.options import (
+    MASK_STRATEGIES,
+    NON_RESULT_FIELDS,
+    OPTIONS,
+    OUTPUT_FORMATS,
+    REQUIRED,
+    STRATEGY_PARAMETERS,
+    SURFACES,
+)
 
-#: fields that do not change the numbers written (excluded from ConfigurationHash)
-NON_RESULT_FIELDS = {
-    "bids_dir", "output_dir", "analysis_level", "fmriprep_dir", "participant_label", "session_label",
-    "task", "run", "den", "work_dir", "nprocs", "mem_gb", "plugin", "plugin_args", "verbose", "config",
-    "desc", "replace_outputs",
-}
-
-
-#: options that tune a denoising strategy (ignored, with a warning, by strategies that do not use them)
-STRATEGY_PARAMETERS = {"motion", "wm_csf", "global_signal", "scrub", "fd_threshold", "std_dvars_threshold",
-                       "compcor", "n_compcor"}
+__all__ = ["MASK_STRATEGIES", "NON_RESULT_FIELDS", "OUTPUT_FORMATS", "SETTING_NAMES", "STRATEGY_PARAMETERS",
+           "SURFACES", "Settings"]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Options of one invocation (CLI, config file and defaults merged)."""
+def _to_dict(self) -> dict:
+    """JSON-friendly dict of every setting."""
+    from pathlib import Path
 
-    bids_dir: Path
-    output_dir: Path
-    analysis_level: str = "participant"
-    fmriprep_dir: Path | None = None
-    participant_label: tuple[str, ...] = ()
-    session_label: tuple[str, ...] = ()
-    task: tuple[str, ...] = ()
-    run: tuple[str, ...] = ()
-    space: str = "MNI152NLin2009cAsym"
-    den: str | None = None
-    surface: str = "midthickness"
-    mask_strategy: str = "fmriprep"
-    resample_mask: bool = False
-    denoise: str = "simple"
-    confounds: tuple[str, ...] = ()
-    motion: str | None = None
-    wm_csf: str | None = None
-    global_signal: str | None = None
-    scrub: int | None = None
-    fd_threshold: float | None = None
-    std_dvars_threshold: float | None = None
-    compcor: str | None = None
-    n_compcor: str | int | None = None
-    demean: bool = True
-    dummy_scans: str | int = "auto"
-    detrend: bool = True
-    standardize: str | None = "zscore_sample"
-    standardize_confounds: bool = True
-    low_pass: float | None = None
-    high_pass: float | None = None
-    filter: str | None = "butterworth"
-    smoothing_fwhm: float | None = None
-    t_r: float | None = None
-    atlas: Path | None = None
-    atlas_labels: Path | None = None
-    atlas_name: str | None = None
-    output_format: tuple[str, ...] = ("npy",)
-    desc: str | None = None
-    replace_outputs: bool = False
-    hrf_lag: float = 0.0
-    trial_window: tuple[float, float] = (-2.0, 16.0)
-    trial_edge: str = "nan"
-    trial_estimates: str | None = None
-    work_dir: Path | None = None
-    nprocs: int | None = None
-    mem_gb: float | None = None
-    plugin: str = "MultiProc"
-    plugin_args: str | None = None
-    verbose: bool = False
-    config: Path | None = None
-
-    @property
-    def desc_label(self) -> str:
-        """``desc`` entity of the outputs: ``--desc``, else the denoising strategy (``ica_aroma`` -> ``icaaroma``)."""
-        from bidsapp.derivatives import desc_label
-
-        return self.desc or desc_label(self.denoise)
-
-    def to_dict(self) -> dict:
-        """JSON-friendly dict of every setting."""
-        out = {}
-        for k, v in asdict(self).items():
-            if isinstance(v, Path):
-                v = str(v)
-            elif isinstance(v, tuple):
-                v = [str(x) if isinstance(x, Path) else x for x in v]
-            out[k] = v
-        return out
-
-    def result_settings(self) -> dict:
-        """The settings that change the arrays written (inputs to the hash); strategy parameters that
-        do not apply to the denoising strategy are left out."""
-        from bidsapp.core.confounds import inapplicable_parameters
-
-        unused = set(inapplicable_parameters(self.denoise, dict.fromkeys(STRATEGY_PARAMETERS, True), self.confounds))
-        return {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS | unused}
-
-    def configuration_hash(self) -> str:
-        """SHA-256 (first 16 hex) of the result-affecting settings."""
-        blob = json.dumps(self.result_settings(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+    out = {}
+    for k, v in asdict(self).items():
+        if isinstance(v, Path):
+            v = str(v)
+        elif isinstance(v, tuple):
+            v = [str(x) if isinstance(x, Path) else x for x in v]
+        out[k] = v
+    return out
 
 
+def _result_settings(self) -> dict:
+    """The settings that change the arrays written (inputs to the hash); strategy parameters that
+    do not apply to the denoising strategy are left out."""
+    from bidsapp.core.confounds import inapplicable_parameters
+
+    unused = set(inapplicable_parameters(self.denoise, dict.fromkeys(STRATEGY_PARAMETERS, True), self.confounds))
+    return {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS | unused}
+
+
+def _configuration_hash(self) -> str:
+    """SHA-256 (first 16 hex) of the result-affecting settings."""
+    blob = json.dumps(self.result_settings(), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _desc_label(self) -> str:
+    """``desc`` entity of the outputs: ``--desc``, else the denoising strategy (``ica_aroma`` -> ``icaaroma``)."""
+    from bidsapp.derivatives import desc_label
+
+    return self.desc or desc_label(self.denoise)
+
+
+def _field(option):
+    default = MISSING if option.default is REQUIRED else option.default
+    return option.name, object, field(default=default, metadata={"option": option})
+
+
+_ORDERED = sorted(OPTIONS, key=lambda o: o.default is not REQUIRED)  # fields without a default come first
+Settings = make_dataclass(
+    "Settings", [_field(o) for o in _ORDERED], frozen=True,
+    namespace={"desc_label": property(_desc_label), "to_dict": _to_dict, "result_settings": _result_settings,
+               "configuration_hash": _configuration_hash,
+               "__doc__": "Options of one invocation (CLI, config file and defaults merged); one field per row of "
+                          ":data:`bidsapp.options.OPTIONS`, which documents each."})
+
+Settings.__module__ = __name__
 SETTING_NAMES = {f.name for f in fields(Settings)}

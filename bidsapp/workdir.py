@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bidsapp.errors import WorkFolderBusy
+
 PREFIX = "bidsapp-work-"
 LOCK = ".bidsapp.lock"
 #: a failed or interrupted invocation's folder, kept for inspection, says why in this file
@@ -18,10 +20,6 @@ KEPT = "KEPT"
 KEPT_DAYS = 7
 #: folders younger than this are never taken for stale (their creator may not hold its lock yet)
 MIN_AGE_S = 60
-
-
-class WorkFolderBusy(Exception):
-    """The given ``--work-dir`` is in use by another invocation."""
 
 
 @contextlib.contextmanager

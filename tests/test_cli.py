@@ -312,7 +312,7 @@ def test_cutoff_above_nyquist_is_refused_before_running(e2e, tmp_path, capsys):
 
 
 def test_denoise_none_dummy_scans_inapplicable_options_and_tr(e2e, tmp_path, capsys):
-    """Issue 9.3/9.4/9.8: --denoise none still censors non-steady-state volumes; options that do not apply
+    """--denoise none still censors non-steady-state volumes; options that do not apply
     warn in one line and are neither recorded nor hashed; a JSON/header TR mismatch warns (JSON wins)."""
     from bidsapp.cli.parser import parse_args
 
@@ -351,7 +351,7 @@ def test_denoise_none_dummy_scans_inapplicable_options_and_tr(e2e, tmp_path, cap
 
 
 def test_too_short_run_is_refused_naming_the_run(tmp_path, capsys):
-    """Issue 9.2: a 24-volume run with the default model exits non-zero, naming the file and the count."""
+    """A 24-volume run with the default model exits non-zero, naming the file and the count."""
     bids = tmp_path / "bids"
     make_dataset(bids, n_volumes=24)
     out = tmp_path / "out"

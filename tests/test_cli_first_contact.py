@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bidsapp.cli.parser import ALIASES, build_parser, parse_args
+from bidsapp.cli.parser import aliases, build_parser, parse_args
 from bidsapp.cli.run import main
 
 
@@ -29,7 +29,7 @@ def test_aliases_are_hidden_from_help_and_boutiques():
 
     page = build_parser().format_help()
     flags = json.dumps(descriptor())
-    for alias, option in ALIASES.items():
+    for alias, option in aliases().items():
         assert alias not in page and option in page
         assert alias not in flags and option in flags
     on_disk = json.loads((Path(__file__).parents[1] / "boutiques.json").read_text())

@@ -129,7 +129,7 @@ def test_non_numeric_cell(tmp_path):
 
 
 def test_dummy_scans_for_every_strategy(tmp_path):
-    """Issue 9.3: non-steady-state censoring is independent of the strategy; dummy_scans=N overrides."""
+    """Non-steady-state censoring is independent of the strategy; dummy_scans=N overrides."""
     tsv, _, _ = _fmriprep_run(tmp_path, "v21")
     table = cf.read_confounds(tsv)
     nss_cols = [c for c in table.columns if "non_steady_state" in c]
@@ -155,7 +155,7 @@ def test_dummy_scans_for_every_strategy(tmp_path):
 
 
 def test_scrubbing_combines_with_explicit_columns(tmp_path):
-    """Issue 9.4: explicit columns no longer turn scrubbing off; only applied parameters are recorded."""
+    """Explicit columns no longer turn scrubbing off; only applied parameters are recorded."""
     tsv, _, _ = _fmriprep_run(tmp_path, "v21")
     table = cf.read_confounds(tsv)
     preset = cf.select_confounds(table, "scrubbing", fd_threshold=2, std_dvars_threshold=3, scrub=0)

@@ -66,7 +66,7 @@ def test_segments_touching_censored_volumes():
 
 
 def test_n_censored_counts_only_censored_volumes():
-    """Issue 9.8: a sample between a kept and a censored volume counts 1 censored volume, not 2."""
+    """A sample between a kept and a censored volume counts 1 censored volume, not 2."""
     X = np.arange(19, dtype=np.float32)[:, None]
     kept = np.delete(np.arange(20), [7])
     seg = ev.segment_trials(X, kept, 20, np.array([13.0, 16.0]), t_r=2.0, window=(0, 2))  # 13, 15 s; 16, 18 s
@@ -146,7 +146,7 @@ def test_lss_equals_nilearn_first_level_model(lss_run):
 
 
 def test_lss_ill_posed_trials_are_nan_with_reason(lss_run):
-    """Issue 9.5: per-trial models with too few degrees of freedom are NaN, not valid, with a reason."""
+    """Per-trial models with too few degrees of freedom are NaN, not valid, with a reason."""
     truth, mask, X, _, _, events = lss_run
     rng = np.random.default_rng(0)
     n = X.shape[0]
@@ -208,7 +208,7 @@ def test_lss_equals_first_level_model_on_the_raw_run(lss_run):
 
 
 def test_events_and_confounds_with_byte_order_mark(tmp_path):
-    """Issue 9.8: a UTF-8 BOM (Excel exports) is not part of the first column name."""
+    """A UTF-8 BOM (Excel exports) is not part of the first column name."""
     p = tmp_path / "bom_events.tsv"
     p.write_bytes("\ufeffonset\tduration\ttrial_type\n1.5\t1\tface\n".encode())
     assert ev.read_events(p).onset.tolist() == [1.5]

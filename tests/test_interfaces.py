@@ -50,7 +50,7 @@ def _segment_inputs(tmp_path, n=40):
 
 
 def test_hrf_lag_labels_rows_but_segments_stay_on_onset(tmp_path):
-    """Issue 9.8: --hrf-lag shifts the trial labels only; segments are relative to the onset, as recorded."""
+    """--hrf-lag shifts the trial labels only; segments are relative to the onset, as recorded."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     kw, X = _segment_inputs(tmp_path)
@@ -64,7 +64,7 @@ def test_hrf_lag_labels_rows_but_segments_stay_on_onset(tmp_path):
 
 
 def test_clean_node_names_the_run_on_degenerate_input(tmp_path):
-    """Issue 9.2: a 2-volume detrended run is refused, naming the file and the count."""
+    """A 2-volume detrended run is refused, naming the file and the count."""
     from bidsapp.interfaces.clean import CleanSignals
 
     np.save(tmp_path / "ts.npy", np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32))

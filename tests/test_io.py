@@ -27,7 +27,7 @@ def test_iter_volumes_scaled_int16(tmp_path):
 
 
 def test_scaled_int16_statistics_in_float64(tmp_path):
-    """Issue 9.7: scaled integers are scaled in float64 and their mean accumulated in float64."""
+    """Scaled integers are scaled in float64 and their mean accumulated in float64."""
     from nilearn.image.image import compute_mean
 
     rng = np.random.default_rng(5)

@@ -49,7 +49,7 @@ def test_smoothing_of_mask_touching_the_border(tmp_path):
 
 @pytest.mark.parametrize("fwhm", [None, 6.0])
 def test_nan_inside_mask_is_zero_as_nilearn(tmp_path, small_bold, fwhm):
-    """Issue 9.6: one policy (NiftiMasker's: non-finite -> 0), counted in one warning line."""
+    """One policy (NiftiMasker's: non-finite -> 0), counted in one warning line."""
     _, brain, data = small_bold
     data = data.copy()
     idx = tuple(np.argwhere(brain)[10]) + (3,)
@@ -78,7 +78,7 @@ def test_nan_inside_mask_is_zero_as_nilearn(tmp_path, small_bold, fwhm):
 
 
 def test_float64_bold_stays_float64(tmp_path, small_bold):
-    """Issue 9.7: float64 BOLD is not cast to float32 before cleaning."""
+    """Float64 BOLD is not cast to float32 before cleaning."""
     _, brain, data = small_bold
     data64 = data.astype(np.float64) + np.random.default_rng(0).normal(0, 1e-6, data.shape)
     path = write_bold(tmp_path / "f64.nii.gz", data64, dtype=np.float64)

@@ -53,7 +53,7 @@ def test_boutiques_descriptor_is_current():
 
 
 def test_options_that_do_not_apply_are_not_hashed(tmp_path):
-    """Issue 9.4: --fd-threshold with 'simple' (or --motion with explicit --confounds) changes no hash."""
+    """--fd-threshold with 'simple' (or --motion with explicit --confounds) changes no hash."""
     base = [str(tmp_path / "bids"), str(tmp_path / "out"), "participant"]
     ref = parse_args(base)
     assert parse_args(base + ["--fd-threshold", "0.3", "--compcor", "temporal"]).configuration_hash() == \

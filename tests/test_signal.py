@@ -149,7 +149,7 @@ def test_nilearn_interpolation_bug_is_documented():
 @pytest.mark.parametrize("standardize", ["zscore_sample", "psc"])
 @pytest.mark.parametrize("detrend", [True, False])
 def test_constant_and_zero_columns_are_zero(data, standardize, detrend):
-    """Issue 9.1: a constant column is 0 after standardization (decided on its scale, not on round-off)."""
+    """A constant column is 0 after standardization (decided on its scale, not on round-off)."""
     X, conf, keep = data
     Xc = X.astype(np.float64)
     Xc[:, 0] = 1234.5678
@@ -199,7 +199,7 @@ def test_degrees_of_freedom_counts_everything_removed():
     (30, {"confounds": np.random.default_rng(0).normal(size=(30, 28))}),
 ])
 def test_too_short_runs_are_refused(n, kwargs):
-    """Issue 9.2: runs too short for the model raise instead of writing rounding noise."""
+    """Runs too short for the model raise instead of writing rounding noise."""
     X = np.random.default_rng(2).normal(size=(n, 5)).astype(np.float32) + 100
     with pytest.raises(ValueError, match=r"cleaning leaves -?\d+ degrees of freedom \(.*kept volume"):
         signal.clean(X, t_r=2.0, filter=None, **kwargs)

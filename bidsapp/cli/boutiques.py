@@ -37,7 +37,7 @@ def descriptor() -> dict:
     parser = build_parser()
     actions = [a for a in parser._actions
                if not isinstance(a, argparse._HelpAction | argparse._VersionAction)
-               and not isinstance(a, argparse.BooleanOptionalAction)]
+               and not isinstance(a, argparse.BooleanOptionalAction) and a.help != argparse.SUPPRESS]
     inputs = [_input(a) for a in actions]
     for a in parser._actions:  # --detrend/--no-detrend
         if isinstance(a, argparse.BooleanOptionalAction):

@@ -5,47 +5,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import math
 import os
 import sys
 from pathlib import Path
 
 from bidsapp import __version__
-from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES, parse_dummy_scans
-from bidsapp.settings import MASK_STRATEGIES, OUTPUT_FORMATS, SETTING_NAMES, SURFACES, Settings
-
-
-class UsageError(ValueError):
-    """Invalid command line or configuration (exit code 2, or 17 for the analysis level)."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
-
-
-def _none_or(kind):
-    def conv(v):
-        return None if str(v).lower() in ("none", "null", "") else kind(v)
-    return conv
-
-
-def _positive(kind, *, strict: bool = True):
-    """argparse type: a number > 0 (or >= 0 with ``strict=False``)."""
-    def conv(v):
-        x = kind(v)
-        if not math.isfinite(x):
-            raise argparse.ArgumentTypeError(f"{v!r} must be a finite number")
-        if x < 0 or (strict and x == 0):
-            raise argparse.ArgumentTypeError(f"{v!r} must be {'> 0' if strict else '>= 0'}")
-        return x
-    conv.__name__ = kind.__name__
-    conv.number_kind = kind
-    return conv
-
-
-def _n_compcor(v):
-    return "all" if v == "all" else int(v)
-
+from bidsapp.errors import UsageError
+from bidsapp.options import BY_NAME, OPTIONS, OTHER
+from bidsapp.settings import SETTING_NAMES, Settings
 
 EXIT_CODES = (
     (0, "success"),
@@ -71,24 +38,26 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
-#: the BIDS Apps specification's spellings (fMRIPrep accepts them too): accepted, not shown by --help
-ALIASES = {"--participant_label": "--participant-label", "--session_label": "--session-label"}
+def aliases() -> dict[str, str]:
+    """Hidden spellings of the options table (``hidden_flags``, e.g. the BIDS Apps specification's
+    ``--participant_label``, which fMRIPrep accepts too) -> the option's first flag."""
+    return {flag: o.flags[0] for o in OPTIONS for flag in o.hidden_flags}
 
 
 def _canonical(args: list[str]) -> list[str]:
-    """``args`` with each :data:`ALIASES` spelling (also ``--alias=value``) replaced by its option."""
-    out, options = [], True
+    """``args`` with each hidden spelling (also ``--alias=value``) replaced by its option."""
+    out, options, table = [], True, aliases()
     for arg in args:
         if arg == "--":
             options = False
         name, eq, value = arg.partition("=")
-        out.append(ALIASES[name] + eq + value if options and name in ALIASES else arg)
+        out.append(table[name] + eq + value if options and name in table else arg)
     return out
 
 
 class BidsAppsArgumentParser(argparse.ArgumentParser):
-    """argparse with the BIDS Apps spellings as aliases (:data:`ALIASES`) and one-line errors: an unknown
-    option is answered with the closest known one, the usage is printed only with ``-h``."""
+    """argparse with the hidden spellings of the options table as aliases (:func:`aliases`) and one-line
+    errors: an unknown option is answered with the closest known one, the usage is printed only with ``-h``."""
 
     def parse_known_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
@@ -126,113 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=epilog,
         formatter_class=_HelpFormatter,
     )
-    p.add_argument("bids_dir", type=Path, help="BIDS dataset (raw) or the fMRIPrep folder itself")
-    p.add_argument("output_dir", type=Path, help="output folder (BIDS-Derivatives)")
-    p.add_argument("analysis_level", help="participant: process runs; group: summary table and masks")
-    g = p.add_argument_group("Options for filtering BIDS queries")
-    g.add_argument("--fmriprep-dir", type=Path,
-                   help="fMRIPrep outputs (default: <bids_dir>/derivatives/fmriprep, or bids_dir itself when it "
-                   "is a derivatives dataset)")
-    g.add_argument("--participant-label", nargs="+", default=[],
-                   help="participants to process, 01 or sub-01 (default: all)")
-    g.add_argument("--session-label", nargs="+", default=[], help="sessions to process (default: all)")
-    g.add_argument("--task", nargs="+", default=[], help="tasks to process (default: all)")
-    g.add_argument("--run", nargs="+", default=[], help="runs to process (default: all)")
-    g.add_argument("--space", default="MNI152NLin2009cAsym",
-                   help="fMRIPrep output space of the BOLD runs (T1w; func for the native BOLD grid; fsLR for "
-                   "CIFTI-2 dtseries, fsaverage5, fsaverage6 or fsnative for GIFTI func.gii pairs: columns are "
-                   "grayordinates)")
-    g.add_argument("--den", help="den- entity of the runs, e.g. 91k for fsLR (default: any)")
-    g.add_argument("--surface", choices=SURFACES, default="midthickness",
-                   help="grayordinate runs: the fMRIPrep anat surface (hemi-L|R_[space-X_den-Y_]<surface>.surf.gii) "
-                   "whose vertex coordinates are the x, y, z of surface columns (n/a when absent, or none)")
-    g = p.add_argument_group("Options for the mask and the atlas")
-    g.add_argument("--mask-strategy", choices=MASK_STRATEGIES, default="fmriprep",
-                   help="which voxels are columns: fMRIPrep's brain mask, nilearn's background / epi mask of "
-                   "the run's mean, or a TemplateFlow MNI152NLin2009cAsym mask (whole-brain, gm, wm)")
-    g.add_argument("--resample-mask", action="store_true",
-                   help="resample a mask or atlas on another grid to the run (nearest neighbour) "
-                   "(default: off: a grid mismatch is an error)")
-    g.add_argument("--atlas", type=Path,
-                   help="labels image (integer regions, 0 = background): columns become regions "
-                   "(default: none, columns are voxels)")
-    g.add_argument("--atlas-labels", type=Path,
-                   help="label table (dseg.tsv: index, name) (default: none, regions are named region-<label>)")
-    g.add_argument("--atlas-name", help="atlas- entity of outputs (default: from the --atlas file name)")
-    g = p.add_argument_group("Options for denoising (fMRIPrep confounds, nilearn's strategies)")
-    g.add_argument("--denoise", choices=STRATEGIES, default="simple",
-                   help="nilearn load_confounds_strategy preset")
-    g.add_argument("--confounds", nargs="+", default=[], metavar="COL",
-                   help="confound columns added to the strategy's (default: none)")
-    strategy = "(default: the --denoise strategy's; ignored by strategies that do not use it)"
-    g.add_argument("--motion", choices=MODELS, help=f"motion parameters expansion {strategy}")
-    g.add_argument("--wm-csf", choices=MODELS, help=f"white matter and CSF signals expansion {strategy}")
-    g.add_argument("--global-signal", choices=MODELS, help=f"global signal expansion {strategy}")
-    g.add_argument("--scrub", type=_positive(int, strict=False),
-                   help=f"also censor segments of kept volumes shorter than this many volumes {strategy}")
-    g.add_argument("--fd-threshold", type=_positive(float),
-                   help=f"framewise displacement censoring threshold, mm {strategy}")
-    g.add_argument("--std-dvars-threshold", type=_positive(float),
-                   help=f"standardized DVARS censoring threshold {strategy}")
-    g.add_argument("--compcor", choices=COMPCOR, help=f"CompCor components to use {strategy}")
-    g.add_argument("--n-compcor", type=_n_compcor, help=f"number of CompCor components, or all {strategy}")
-    g.add_argument("--no-demean", dest="demean", action="store_false", default=True,
-                   help="do not demean the confounds (default: demeaned)")
-    g.add_argument("--dummy-scans", type=parse_dummy_scans, default="auto", metavar="auto|N",
-                   help="non-steady-state volumes censored with every strategy, none included: auto = fMRIPrep's "
-                   "non_steady_state_outlier columns (none without a confounds file), N = the first N volumes")
-    g = p.add_argument_group("Options for signal cleaning and filters (nilearn.signal.clean order)")
-    g.add_argument("--detrend", action=argparse.BooleanOptionalAction, default=True,
-                   help="remove linear trends from signals and confounds (default: %(default)s)")
-    g.add_argument("--standardize", choices=["zscore_sample", "psc", "none"], default="zscore_sample",
-                   help="scaling of each column after cleaning")
-    g.add_argument("--no-standardize-confounds", dest="standardize_confounds", action="store_false",
-                   default=True, help="do not z-score the confounds before regression (default: z-scored)")
-    g.add_argument("--low-pass", type=_none_or(_positive(float)), metavar="HZ",
-                   help="low-pass cut-off in Hz (default: none)")
-    g.add_argument("--high-pass", type=_none_or(_positive(float)), metavar="HZ",
-                   help="high-pass cut-off in Hz (default: none)")
-    g.add_argument("--filter", choices=["butterworth", "cosine", "none"], default="butterworth",
-                   help="temporal filter for --low-pass / --high-pass (cosine: DCT high-pass)")
-    g.add_argument("--smoothing-fwhm", type=_none_or(_positive(float, strict=False)), default=None, metavar="MM",
-                   help="spatial smoothing FWHM in mm, inside the mask (default: none)")
-    g.add_argument("--t-r", type=_positive(float), help="override RepetitionTime, in s (default: from the BOLD JSON)")
-    g = p.add_argument_group("Options for trials (events.tsv)")
-    g.add_argument("--hrf-lag", type=float, default=0.0, metavar="SECONDS",
-                   help="shift of the trial labels of rows, e.g. 5 to label volumes by the expected "
-                   "haemodynamic peak")
-    g.add_argument("--trial-window", type=float, nargs=2, default=[-2.0, 16.0], metavar=("START", "END"),
-                   help="per-trial segments: seconds from each onset, sampled every TR")
-    g.add_argument("--trial-edge", choices=["drop", "nan"], default="nan",
-                   help="segment samples needing a censored volume or outside the run: NaN, or drop the trial")
-    g.add_argument("--trial-estimates", choices=["lss", "none"], default="none",
-                   help="trial-wise estimates (lss: least squares separate, SPM HRF) written as _betas")
-    g = p.add_argument_group("Options for outputs")
-    g.add_argument("--output-format", nargs="+", choices=OUTPUT_FORMATS, default=["npy"],
-                   help="array formats written (tsv.gz: TSV with column headers; nii.gz: cleaned 4D image; "
-                   "grayordinate runs: dtseries.nii cleaned CIFTI-2, func.gii cleaned per-hemisphere GIFTI)")
-    g.add_argument("--desc", metavar="LABEL",
-                   help="desc- entity of outputs, naming a variant of the settings (default: the --denoise strategy)")
-    g.add_argument("--replace-outputs", action="store_true",
-                   help="outputs of the same name made with other settings (or another atlas file) are redone or "
-                   "invalidated (default: off: such a run is refused, the output folder keeps one meaning per name)")
-    g = p.add_argument_group("Options to handle performance")
-    g.add_argument("--nprocs", type=_positive(int), help="parallel processes (default: available cores)")
-    g.add_argument("--mem-gb", type=_positive(float), metavar="GB",
-                   help="memory MultiProc may use at once; each node declares its estimated peak, computed "
-                   "from the run's size (default: 90%% of the machine's memory)")
-    g.add_argument("--plugin", default="MultiProc",
-                   choices=["MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor"],
-                   help="nipype execution plugin")
-    g.add_argument("--plugin-args", help="JSON dict passed to the nipype plugin (default: none)")
-    g.add_argument("--work-dir", type=Path,
-                   help="nipype working directory, kept and locked, to resume (default: a temporary folder "
-                   "of this invocation, removed on success; required with cluster plugins)")
-    g = p.add_argument_group("Other options")
-    g.add_argument("--config", type=Path,
-                   help="settings file (.json or .toml) with any option above (default: none)")
-    g.add_argument("-v", "--verbose", action="store_true",
-                   help="show tracebacks and nipype logs (default: off)")
+    groups: dict[str | None, argparse._ActionsContainer] = {None: p}
+    for option in OPTIONS:
+        if option.group not in groups:
+            groups[option.group] = p.add_argument_group(option.group)
+        groups[option.group].add_argument(*(option.flags or (option.name,)), **option.argparse_kwargs())
+    g = groups[OTHER]
     g.add_argument("--version", action="version", version=f"bidsapp {__version__}")
     return p
 
@@ -314,7 +182,8 @@ def config_values(path: Path) -> dict:
     """
     data = _read_config(path)
     parser = _quiet_parser()
-    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "version")}
+    actions = {a.dest: a for a in parser._actions
+               if a.option_strings and a.dest not in ("help", "version") and a.help != argparse.SUPPRESS}
     unknown = sorted(k for k in data if k not in actions or k == "config")
     if unknown:
         raise UsageError(f"{path}: unknown setting(s) {unknown}; settings are the long option names with "
@@ -351,19 +220,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         values.update({k: v for k, v in config_values(Path(values["config"])).items() if k not in explicit})
     if values["analysis_level"] not in ("participant", "group"):
         raise UsageError(f"Unknown analysis level '{values['analysis_level']}'; use participant or group.", code=17)
-    for key in ("standardize", "filter"):
-        if values.get(key) == "none":
-            values[key] = None
-    if values.get("trial_estimates") == "none":
-        values["trial_estimates"] = None
-    bids_dir = Path(values["bids_dir"]).resolve()
-    out = Path(values["output_dir"]).resolve()
-    fmriprep = values.get("fmriprep_dir")
-    if fmriprep is None:
-        cand = bids_dir / "derivatives" / "fmriprep"
-        fmriprep = cand if cand.is_dir() or not _looks_like_derivatives(bids_dir) else bids_dir
-    values["fmriprep_dir"] = Path(fmriprep).resolve()
-    values["bids_dir"], values["output_dir"] = bids_dir, out
+    for option in OPTIONS:
+        if option.none_word and values.get(option.name) == "none":
+            values[option.name] = None
+    _set_folders(values)
     from bidsapp.derivatives import check_label, desc_label
 
     if values.get("desc") is not None:
@@ -380,9 +240,37 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         stem = Path(values["atlas"]).name.split(".")[0]
         ent = [p[6:] for p in stem.split("_") if p.startswith("atlas-")]
         values["atlas_name"] = desc_label(ent[0] if ent else stem) or "atlas"
-    window = values.get("trial_window") or (-2.0, 16.0)
+    window = values.get("trial_window") or BY_NAME["trial_window"].default
     if not window[0] < window[1]:
         raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")
+    _set_execution(values)
+    for option in OPTIONS:
+        if option.is_list:
+            values[option.name] = tuple(values.get(option.name) or ())
+        elif option.type is Path and values.get(option.name) is not None:
+            values[option.name] = Path(values[option.name]).resolve()
+    for k in ("atlas", "atlas_labels"):
+        if values.get(k) is not None and not values[k].is_file():
+            raise UsageError(f"{values[k]}: --{k.replace('_', '-')} file not found.", code=66)
+    settings = Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
+    check_inputs_untouched(settings)
+    return settings
+
+
+def _set_folders(values: dict) -> None:
+    """Resolve bids_dir, output_dir and the fMRIPrep folder in ``values`` (input roots are checked later)."""
+    bids_dir = Path(values["bids_dir"]).resolve()
+    out = Path(values["output_dir"]).resolve()
+    fmriprep = values.get("fmriprep_dir")
+    if fmriprep is None:
+        cand = bids_dir / "derivatives" / "fmriprep"
+        fmriprep = cand if cand.is_dir() or not _looks_like_derivatives(bids_dir) else bids_dir
+    values["fmriprep_dir"] = Path(fmriprep).resolve()
+    values["bids_dir"], values["output_dir"] = bids_dir, out
+
+
+def _set_execution(values: dict) -> None:
+    """Fill the machine's defaults of --mem-gb and --nprocs in ``values``; check the plugin options."""
     if values.get("mem_gb") is None:
         from bidsapp.resources import default_mem_gb
 
@@ -397,17 +285,6 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             json.loads(values["plugin_args"])
         except json.JSONDecodeError as exc:
             raise UsageError(f"--plugin-args must be a JSON object ({exc}).") from exc
-    for k in ("participant_label", "session_label", "task", "run", "confounds", "output_format", "trial_window"):
-        values[k] = tuple(values.get(k) or ())
-    for k in ("work_dir", "atlas", "atlas_labels", "config"):
-        if values.get(k) is not None:
-            values[k] = Path(values[k]).resolve()
-    for k in ("atlas", "atlas_labels"):
-        if values.get(k) is not None and not values[k].is_file():
-            raise UsageError(f"{values[k]}: --{k.replace('_', '-')} file not found.", code=66)
-    settings = Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
-    check_inputs_untouched(settings)
-    return settings
 
 
 def check_inputs_untouched(s: Settings) -> None:

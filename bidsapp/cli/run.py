@@ -15,47 +15,30 @@ import time
 import traceback
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bidsapp.cli.errors import DISK_ERRNOS, crash_reason, os_error_line
-from bidsapp.cli.parser import UsageError, parse_args
-from bidsapp.collect import InputError, Run, collect_runs
+from bidsapp.cli.parser import parse_args
+from bidsapp.collect import Run, collect_runs
+from bidsapp.errors import InputError, Interrupted, UsageError, WorkFolderBusy
 from bidsapp.messages import cli_words
 from bidsapp.settings import Settings
-from bidsapp.workdir import WorkFolderBusy, work_folder
+from bidsapp.workdir import work_folder
 
-
-class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, nothing may swallow it
-    """The invocation was stopped by a signal (SIGINT, SIGTERM, SIGHUP)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-        self.work: Path | None = None
+if TYPE_CHECKING:
+    from bidsapp.workflows.base import RunPlan
 
 
 def _on_signal(signum, frame):
     raise Interrupted(signum)
 
 
-def _strategy_params(s: Settings) -> dict:
-    from bidsapp.core.confounds import inapplicable_parameters
-
-    keys = ("motion", "wm_csf", "global_signal", "scrub", "fd_threshold", "std_dvars_threshold",
-            "compcor", "n_compcor")
-    given = {k: getattr(s, k) for k in keys if getattr(s, k) is not None}
-    unused = inapplicable_parameters(s.denoise, given, s.confounds)
-    out = {k: v for k, v in given.items() if k not in unused}
-    out["demean"] = s.demean
-    return out
-
-
 def warn_inapplicable(s: Settings) -> None:
     """One warning line per strategy option that the denoising strategy does not use."""
     from bidsapp.core.confounds import inapplicable_parameters
+    from bidsapp.options import STRATEGY_PARAMETERS
 
-    keys = ("motion", "wm_csf", "global_signal", "scrub", "fd_threshold", "std_dvars_threshold",
-            "compcor", "n_compcor")
-    given = {k: getattr(s, k) for k in keys if getattr(s, k) is not None}
+    given = {k: getattr(s, k) for k in STRATEGY_PARAMETERS if getattr(s, k) is not None}
     for k in inapplicable_parameters(s.denoise, given, s.confounds):
         why = "explicit --confounds replace the preset regressors" if s.confounds and k in (
             "motion", "wm_csf", "global_signal", "compcor", "n_compcor") else f"--denoise {s.denoise} does not use it"
@@ -63,10 +46,8 @@ def warn_inapplicable(s: Settings) -> None:
                       stacklevel=2)
 
 
-def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
-    """Keyword arguments of :func:`init_run_wf` for one run (all checks done here)."""
-    from bidsapp.checksums import identity_stamp
-
+def _checked_t_r(run: Run, s: Settings) -> float:
+    """The run's repetition time (``--t-r`` or the BOLD JSON), checked against the file and the filters."""
     t_r = s.t_r if s.t_r is not None else run.metadata.get("RepetitionTime")
     if t_r is None:
         raise InputError(f"{run.bold}: RepetitionTime is missing from the BOLD JSON sidecars; "
@@ -84,6 +65,38 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
         check_repetition_time(run.bold, float(t_r))
     elif s.t_r is None and grayordinates.is_cifti(run.bold):  # GIFTI files carry no repetition time
         grayordinates.check_series_step(run.bold, float(t_r))
+    return float(t_r)
+
+
+def _check_mask(run: Run, s: Settings, grayordinate: bool) -> None:
+    """Fail before the workflow starts when the run lacks what the mask strategy needs (naming the file)."""
+    if s.mask_strategy == "fmriprep" and run.mask is None and not grayordinate:
+        raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; "
+                         "use --mask-strategy epi or background.")
+    if s.mask_strategy.endswith("-template"):
+        from bidsapp.core.io import load_header
+        from bidsapp.core.masks import TEMPLATE, require_template
+
+        if s.space != TEMPLATE:
+            raise InputError(f"--mask-strategy {s.mask_strategy} needs runs in {TEMPLATE} (got --space {s.space}); "
+                             "use --mask-strategy fmriprep, epi or background for other spaces.", code=2)
+        try:
+            require_template(TEMPLATE_TYPES[s.mask_strategy], load_header(run.bold, ndim=4).affine)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+
+
+def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
+    """The :class:`~bidsapp.workflows.base.RunPlan` of one run: each node's inputs (all checks done here).
+
+    Every node starts from its step's spec (:func:`bidsapp.options.step_specs`, the settings) and gets the
+    run's own values (files, repetition time, start time, space, grayordinate files) added.
+    """
+    from bidsapp.checksums import identity_stamp
+    from bidsapp.options import NODE_STEPS, step_specs
+    from bidsapp.workflows.base import RunPlan
+
+    t_r = _checked_t_r(run, s)
     needs_confounds = s.denoise != "none" or bool(s.confounds)
     # the confounds file is also read with --denoise none, for non-steady-state censoring (--dummy-scans auto)
     use_confounds = run.confounds is not None and (needs_confounds or s.dummy_scans == "auto")
@@ -97,52 +110,35 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
             check_trial_types(read_events(run.events))
         except ValueError as exc:
             raise InputError(str(exc), code=1) from exc
-    gray = grayordinate_kwargs(run, s)
-    if s.mask_strategy == "fmriprep" and run.mask is None and not gray:
-        raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; "
-                         "use --mask-strategy epi or background.")
-    if s.mask_strategy.endswith("-template"):  # fail before the workflow starts, naming the file
-        from bidsapp.core.io import load_header
-        from bidsapp.core.masks import TEMPLATE, require_template
-
-        if s.space != TEMPLATE:
-            raise InputError(f"--mask-strategy {s.mask_strategy} needs runs in {TEMPLATE} (got --space {s.space}); "
-                             "use --mask-strategy fmriprep, epi or background for other spaces.", code=2)
-        try:
-            require_template(TEMPLATE_TYPES[s.mask_strategy], load_header(run.bold, ndim=4).affine)
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
+    gray = grayordinate_inputs(run, s)
+    _check_mask(run, s, bool(gray))
     start_time, start_source = start_time_of(run.metadata)
     files, roots = source_files(run, s)
-    mem_gb = estimate_memory(run, s, float(t_r))
+    mem_gb = estimate_memory(run, s, t_r)
     worst = max(mem_gb, key=mem_gb.get)
     if mem_gb[worst] > s.mem_gb:
         raise InputError(f"{run.bold}: the {worst} node needs about {mem_gb[worst]:.1f} GB, more than --mem-gb "
                          f"{s.mem_gb:g}; raise --mem-gb or run on a machine with more memory.", code=2)
-    return dict(**gray,
-        bold_file=str(run.bold), mask_file=str(run.mask) if run.mask else None,
-        confounds_file=str(run.confounds) if use_confounds else None,
-        confounds_json=str(run.confounds_json) if use_confounds and run.confounds_json else None,
-        events_file=str(run.events) if run.events else None,
-        entities=run.entities, space=run.space or s.space, t_r=float(t_r),
-        start_time=start_time, start_time_source=start_source,
-        mask_strategy=s.mask_strategy, resample_mask=s.resample_mask, smoothing_fwhm=s.smoothing_fwhm,
-        atlas_file=str(s.atlas) if s.atlas else None,
-        atlas_labels=str(s.atlas_labels) if s.atlas_labels else None, atlas_name=s.atlas_name,
-        denoise=s.denoise, confound_columns=list(s.confounds), strategy_params=_strategy_params(s),
-        dummy_scans=s.dummy_scans,
-        detrend=s.detrend, standardize=s.standardize, standardize_confounds=s.standardize_confounds,
-        filter=s.filter, low_pass=s.low_pass, high_pass=s.high_pass,
-        segment_params=segment_params(s, run),
-        output_dir=str(s.output_dir), output_format=list(s.output_format),
-        settings=dict(s.result_settings(), **({"surface": "none"} if gray and not run.surfaces else {})),
-        configuration_hash=s.configuration_hash(),
-        source_files={k: str(v) if v else None for k, v in files.items()},
-        source_roots={k: str(v) for k, v in roots.items()},
-        cache_dir=str(cache_dir) if cache_dir else None, desc=s.desc_label, mem_gb=mem_gb,
-        input_stamp=identity_stamp(files.values()),
-        name=run.label.replace("-", "").replace(".", "_") + "_wf",
-    )
+    specs = {step: spec for step, spec in step_specs(s).items() if step in NODE_STEPS}
+    space, timing = run.space or s.space, {"t_r": t_r, "start_time": start_time}
+    specs["mask"].update(space=space, input_stamp=identity_stamp(files.values()), bold_right=gray.get("bold_right"))
+    specs["masking"].update({k: v for k, v in gray.items() if k in ("bold_right", "atlas_right", "surfaces")})
+    specs["cleaning"].update(timing, bold_file=str(run.bold))
+    specs["segmentation"].update(timing)
+    cache = str(cache_dir) if cache_dir else None
+    specs["outputs"].update(timing, start_time_source=start_source, entities=dict(run.entities, space=space),
+                            cache_dir=cache, grayordinates=gray.get("grayordinates", {}))
+    if gray and not run.surfaces:  # the sidecar records the surface actually used
+        specs["outputs"]["settings"] = dict(specs["outputs"]["settings"], surface="none")
+    specs["provenance"] = {"files": {k: str(v) if v else None for k, v in files.items()},
+                           "roots": {k: str(v) for k, v in roots.items()}, "cache_dir": cache}
+    confounds_json = run.confounds_json if use_confounds else None
+    inputs = {"bold_file": str(run.bold), "mask_file": str(run.mask) if run.mask else None,
+              "confounds_file": str(run.confounds) if use_confounds else None,
+              "confounds_json": str(confounds_json) if confounds_json else None,
+              "events_file": str(run.events) if run.events else None}
+    return RunPlan(name=run.label.replace("-", "").replace(".", "_") + "_wf", inputs=inputs, specs=specs,
+                   mem_gb=mem_gb)
 
 
 def estimate_memory(run: Run, s: Settings, t_r: float) -> dict[str, float]:
@@ -209,8 +205,8 @@ def _right_hemisphere(left: Path) -> Path:
     return right
 
 
-def grayordinate_kwargs(run: Run, s: Settings) -> dict:
-    """Checks and extra :func:`init_run_wf` arguments of a CIFTI-2 / GIFTI run ({} for volumes).
+def grayordinate_inputs(run: Run, s: Settings) -> dict:
+    """Checks and extra node inputs of a CIFTI-2 / GIFTI run ({} for volumes).
 
     Options that make no sense for grayordinates (computed or template masks, volume smoothing,
     mask resampling, a NIfTI atlas or output) are refused naming the run and the fix.
@@ -281,12 +277,6 @@ def start_time_of(metadata: dict) -> tuple[float, str]:
     if timing and not metadata.get("SliceTimingCorrected", False):
         return round((min(timing) + max(timing)) / 2, 6), "middle of SliceTiming"
     return 0.0, "default 0 (no StartTime or SliceTiming)"
-
-
-def segment_params(s: Settings, run: Run) -> dict:
-    """Options of the segmentation node."""
-    return {"hrf_lag": s.hrf_lag, "trial_window": tuple(s.trial_window), "trial_edge": s.trial_edge,
-            "trial_estimates": s.trial_estimates}
 
 
 def _variant(stem: str) -> tuple:
@@ -371,10 +361,9 @@ def naming(run: Run, s: Settings):
 class _Progress:
     """nipype status callback: one line per run when it starts and when it ends."""
 
-    def __init__(self, labels: dict[str, str], n_nodes: dict[str, int]):
-        self.labels, self.n_nodes = labels, n_nodes
+    def __init__(self, labels: dict[str, str]):
+        self.labels = labels
         self.started: dict[str, float] = {}
-        self.done: dict[str, int] = {}
 
     def __call__(self, node, status):
         wf = node._hierarchy.split(".")[1] if "." in node._hierarchy else node._hierarchy
@@ -384,11 +373,9 @@ class _Progress:
         if status == "start" and wf not in self.started:
             self.started[wf] = time.monotonic()
             print(f"[bidsapp] started  {label}", flush=True)
-        elif status == "end":
-            self.done[wf] = self.done.get(wf, 0) + 1
-            if node.name == "derivatives":
-                took = time.monotonic() - self.started.get(wf, time.monotonic())
-                print(f"[bidsapp] finished {label} in {took:.1f} s", flush=True)
+        elif status == "end" and node.name == "derivatives":
+            took = time.monotonic() - self.started.get(wf, time.monotonic())
+            print(f"[bidsapp] finished {label} in {took:.1f} s", flush=True)
         elif status == "exception":
             print(f"[bidsapp] FAILED   {label} at node {node.name}", flush=True)
 
@@ -413,25 +400,13 @@ def _check_writable(folder: Path) -> None:
 LOCAL_PLUGINS = ("MultiProc", "Linear")
 
 
-def participant(s: Settings) -> int:
+def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[list[Run], list[tuple[Path, dict]]]:
+    """The runs whose outputs are not current (one line each: skipped, or compute and why), and the outputs of
+    the same name made with other settings that ``--replace-outputs`` replaces (see :func:`check_output_names`)."""
     from bidsapp import derivatives as drv
     from bidsapp.checksums import ChecksumCache
     from bidsapp.outputs import clear_temporaries, reuse_status
-    from bidsapp.workflows.base import init_bidsapp_wf
 
-    t0 = time.monotonic()
-    invocation = _invocation_id()
-    runs = collect_runs(s.bids_dir, s.fmriprep_dir, participants=s.participant_label,
-                        sessions=s.session_label, tasks=s.task, runs=s.run, space=s.space, den=s.den, surface=s.surface,
-                        need_confounds=False,
-                        bold_desc="smoothAROMAnonaggr" if s.denoise == "ica_aroma" else "preproc")
-    print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
-    _check_writable(s.output_dir)
-    try:
-        drv.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
-    except ValueError as exc:
-        raise InputError(str(exc), code=2) from None
-    cache_dir = s.output_dir / "logs" / "checksums"
     cache = ChecksumCache(cache_dir)
     replaced = check_output_names(runs, s, cache)
     todo = []
@@ -447,20 +422,38 @@ def participant(s: Settings) -> int:
         else:
             print(f"[bidsapp] compute  {run.label}: {reason}", flush=True)
             todo.append(run)
+    return todo, replaced
+
+
+def participant(s: Settings) -> int:
+    from bidsapp import derivatives as drv
+    from bidsapp.options import step_specs
+    from bidsapp.workflows.base import init_bidsapp_wf
+
+    t0 = time.monotonic()
+    invocation = _invocation_id()
+    runs = collect_runs(**step_specs(s)["collection"], need_confounds=False)
+    print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
+    _check_writable(s.output_dir)
+    try:
+        drv.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
+    except ValueError as exc:
+        raise InputError(str(exc), code=2) from None
+    cache_dir = s.output_dir / "logs" / "checksums"
+    todo, replaced = _runs_to_compute(runs, s, cache_dir)
     warn_inapplicable(s)
-    kwargs = [run_kwargs(r, s, cache_dir) for r in todo]
+    plans = [plan_run(r, s, cache_dir) for r in todo]
     replace_outputs(replaced, s.output_dir)
     drv.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)
-    if not kwargs:
+    if not plans:
         return 0
     if s.work_dir is not None:
         _check_writable(s.work_dir)
     work = s.work_dir
     try:
         with work_folder(s.work_dir, invocation) as work:
-            _run_workflow(init_bidsapp_wf(run_kwargs=kwargs, work_dir=str(work)), s, kwargs, todo, invocation,
-                          work)
+            _run_workflow(init_bidsapp_wf(plans=plans, work_dir=str(work)), s, plans, todo, invocation, work)
     except WorkFolderBusy:
         raise UsageError(f"{s.work_dir}: this --work-dir is in use by another bidsapp invocation; give each "
                          "concurrent invocation its own --work-dir.") from None
@@ -480,19 +473,19 @@ def participant(s: Settings) -> int:
         except OSError as exc:
             exc.filename = exc.filename or str(s.output_dir / f"sub-{subject}.html")
             raise
-    print(f"[bidsapp] done: {len(kwargs)} run(s) in {time.monotonic() - t0:.1f} s -> {s.output_dir}", flush=True)
+    print(f"[bidsapp] done: {len(plans)} run(s) in {time.monotonic() - t0:.1f} s -> {s.output_dir}", flush=True)
     return 0
 
 
-def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocation: str, work: Path) -> None:
+def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invocation: str, work: Path) -> None:
     """Run the nipype workflow; a failure becomes one line naming the run's file and the fix."""
     from bidsapp.execution import OrphanSafeMultiProc, ensure_logname
 
-    labels = {kw["name"]: r.label for kw, r in zip(kwargs, todo)}
+    labels = {plan.name: r.label for plan, r in zip(plans, todo)}
     plugin_args = json.loads(s.plugin_args) if s.plugin_args else {}
     plugin: object = s.plugin
     if s.plugin in LOCAL_PLUGINS:
-        plugin_args["status_callback"] = _Progress(labels, {})
+        plugin_args["status_callback"] = _Progress(labels)
     else:
         ensure_logname()  # nipype's batch plugins name jobs after $LOGNAME
     if s.plugin == "MultiProc":
@@ -513,7 +506,7 @@ def _run_workflow(wf, s: Settings, kwargs: list[dict], todo: list[Run], invocati
         crash = sorted(crash_dir.glob("*.txt"))
         if not crash:
             raise InputError(f"{exc} (work folder kept: {work})", code=1) from exc
-        reason, disk = crash_reason(crash[0], {kw["name"]: kw["bold_file"] for kw in kwargs})
+        reason, disk = crash_reason(crash[0], {plan.name: plan.inputs["bold_file"] for plan in plans})
         more = f"; {len(crash) - 1} more node(s) failed" if len(crash) > 1 else ""
         raise InputError(f"{reason} (details: {crash[0]}{more}; work folder kept: {work})",
                          code=73 if disk else 1) from exc

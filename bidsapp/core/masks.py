@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from bidsapp.core.io import load_header, mean_volume
+from bidsapp.core.names import MASK_STRATEGIES
 
 AFFINE_TOLERANCE_MM = 1e-3
 TEMPLATE = "MNI152NLin2009cAsym"
@@ -317,7 +318,6 @@ def compute_template_mask(
     return _post_process(mask, opening=opening, connected=connected, what="template"), path
 
 
-MASK_STRATEGIES = ("fmriprep", "background", "epi", "whole-brain-template", "gm-template", "wm-template")
 
 
 def compute_mask(

@@ -3,6 +3,7 @@
 MODELS = ("basic", "derivatives", "power2", "full")
 COMPCOR = ("anat_combined", "anat_separated", "temporal", "temporal_anat_combined", "temporal_anat_separated")
 STRATEGIES = ("none", "simple", "scrubbing", "compcor", "ica_aroma")
+MASK_STRATEGIES = ("fmriprep", "background", "epi", "whole-brain-template", "gm-template", "wm-template")
 
 
 def parse_dummy_scans(value) -> str | int:

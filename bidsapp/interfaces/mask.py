@@ -30,7 +30,6 @@ class _ComputeMaskOutput(TraitedSpec):
     mask_file = File(exists=True, desc="uint8 mask on the BOLD grid")
     mask_source = traits.Str(desc="how the mask was obtained")
     template_file = traits.Either(None, traits.Str)
-    n_voxels = traits.Int()
 
 
 class ComputeMask(SimpleInterface):
@@ -42,8 +41,8 @@ class ComputeMask(SimpleInterface):
     def _run_interface(self, runtime):
         if grayordinates.is_grayordinate_file(self.inputs.bold_file):  # no mask: the brain models are the columns
             out = Path(runtime.cwd) / "mask.dscalar.nii"
-            source, n = grayordinates.write_column_mask(self.inputs.bold_file, self.inputs.bold_right, out)
-            self._results.update(mask_file=str(out), mask_source=source, template_file=None, n_voxels=n)
+            source, _ = grayordinates.write_column_mask(self.inputs.bold_file, self.inputs.bold_right, out)
+            self._results.update(mask_file=str(out), mask_source=source, template_file=None)
             return runtime
         mask, affine, source, template = masks.compute_mask(
             self.inputs.bold_file, self.inputs.mask_file, self.inputs.strategy,
@@ -53,6 +52,5 @@ class ComputeMask(SimpleInterface):
         img = nib.Nifti1Image(mask.astype(np.uint8), affine)
         img.header.set_data_dtype(np.uint8)
         save_nifti(img, out)
-        self._results.update(mask_file=str(out), mask_source=source, template_file=template,
-                             n_voxels=int(mask.sum()))
+        self._results.update(mask_file=str(out), mask_source=source, template_file=template)
         return runtime

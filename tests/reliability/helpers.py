@@ -1,0 +1,48 @@
+"""Helpers of the tests of outputs that stay true: the command in a subprocess and sidecar checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SUB1 = "sub-01/func"
+STEM = "sub-01_task-faces_run-1_space-MNI152NLin2009cAsym_desc-simple"
+
+
+def _cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bidsapp.cli.run", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+def _popen(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bidsapp.cli.run", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_sidecars_true(out: Path) -> int:
+    """Every sidecar describes exactly the files on disk: each listed output exists with its size and sha256."""
+    n = 0
+    for sidecar in out.rglob("*_timeseries.json"):
+        meta = json.loads(sidecar.read_text())
+        for entry in meta["OutputFiles"]:
+            path = sidecar.parent / entry["Path"]
+            assert path.is_file(), f"{sidecar.name} lists missing {entry['Path']}"
+            assert path.stat().st_size == entry["Size"] and _sha(path) == entry["SHA256"], (
+                f"{sidecar.name} does not describe {entry['Path']}")
+        X = np.load(sidecar.with_name(sidecar.name.replace(".json", ".npy")), mmap_mode="r")
+        assert list(X.shape) == meta["Shape"]
+        n += 1
+    return n
+
+
+def _temporaries(out: Path) -> list[Path]:
+    return [p for p in out.rglob(".*") if ".tmp" in p.name]
