@@ -34,6 +34,9 @@ CONSTANT_RTOL = 1e-10
 #: bytes of each float64 column-chunk buffer of :func:`apply_operator` (same speed as larger chunks on the
 #: development machine, T = 1,200: BLAS is efficient from a few hundred columns)
 BUFFER_BYTES = 32 << 20
+#: with ``psc``, a mean at most this times n_volumes times the column's largest input magnitude is 0 (the
+#: round-off of summing n values: nilearn's absolute ``eps`` alone depends on how the mean was rounded)
+PSC_MEAN_RTOL = EPS64
 #: fewer degrees of freedom than this left after cleaning gives a warning (below 1: an error)
 MIN_DOF = 10
 #: confounds whose (pivoted-QR) condition number exceeds this give a warning: round-off decides the result
@@ -437,10 +440,15 @@ def check_degrees_of_freedom(operator: CleaningOperator, standardize: str | None
 
 def _standardize(
     y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool,
-    constant: np.ndarray | None = None, scale: np.ndarray | None = None,
+    constant: np.ndarray | None = None, scale: np.ndarray | None = None, zero_mean: list | None = None,
 ) -> np.ndarray:
     """Standardize columns in place; ``constant`` (input) and columns whose cleaned standard deviation is
-    at most ``CONSTANT_RTOL * scale`` are 0."""
+    at most ``CONSTANT_RTOL * scale`` are 0.
+
+    With ``psc``, a column whose mean is 0 (below ``EPS64`` as in nilearn, or within the round-off
+    ``PSC_MEAN_RTOL * n * scale`` of computing it) is 0; whether a non-constant one was is appended to
+    ``zero_mean``.
+    """
     if standardize is None:
         return y
     if y.shape[0] == 1:
@@ -460,9 +468,13 @@ def _standardize(
         if psc_shift:
             y += original_mean
         mean = y.mean(axis=0)
-        invalid = np.abs(mean) < EPS64
+        invalid = np.abs(mean) < EPS64  # nilearn's rule ...
+        if scale is not None:  # ... and a mean within the round-off of its computation (n eps scale) is 0
+            invalid |= np.abs(mean) <= PSC_MEAN_RTOL * y.shape[0] * scale
         y = (y - mean) / np.abs(np.where(invalid, 1.0, mean)) * 100
         y[:, invalid] = 0
+        if zero_mean is not None:  # constant columns are 0 anyway (below): no psc warning for them
+            zero_mean.append(bool((invalid if constant is None else invalid & ~constant).any()))
     if constant is not None:
         y[:, constant] = 0.0
     return y
@@ -595,6 +607,7 @@ def apply_operator(
     chunks = [slice(s, s + chunk_size) for s in range(0, signals.shape[1], chunk_size)]
     width = min(chunk_size, signals.shape[1])
     fortran = signals.ndim == 2 and signals.flags.f_contiguous and not signals.flags.c_contiguous
+    zero_mean: list[bool] = []
     xbuf = np.empty(signals.shape[0] * width)
     ybuf = None if stepwise else np.empty(m * width)
     for cols in chunks:
@@ -615,5 +628,8 @@ def apply_operator(
             y = operator.steps.apply(x)
         else:
             y = np.matmul(a, x, out=ybuf[:m * w].reshape((m, w)))
-        out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant, scale)
+        out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant, scale, zero_mean)
+    if any(zero_mean):
+        warnings.warn("psc standardization strategy is meaningless for features that have a mean of 0. "
+                      "These time series are set to 0.", stacklevel=2)
     return out
