@@ -61,3 +61,49 @@ def test_psc_zero_mean_rule_is_relative_to_the_column_scale(scale):
     with pytest.warns(UserWarning, match=PSC_WARNING):
         ours = signal.clean(x, standardize="psc", t_r=2.0, filter=None)
     assert np.all(ours[:, 3:] == 0) and np.all(np.abs(ours[:, :3]).max(axis=0) > 0.1)
+
+
+def test_a_narrow_band_on_a_short_run_is_cleaned_as_nilearn_with_a_warning():
+    """34 volumes, TR 0.94 s, 0.023-0.040 Hz: the filter's largest gain is 0.33 (no singular value above 1/2),
+    nilearn keeps 6% of the input. It used to be refused as '0 degrees of freedom ... rounding noise';
+    it leaves one effective degree of freedom: cleaned as nilearn, with the few-degrees-of-freedom warning."""
+    from nilearn.signal import clean as nilearn_clean
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1, (34, 7)) + rng.uniform(50, 500, 7)
+    kw = dict(t_r=0.94, low_pass=0.040, high_pass=0.023)
+    op = signal.cleaning_operator(34, **kw)
+    assert np.linalg.svd(op.matrix, compute_uv=False).max() < 0.5 and op.dof == 1
+    with pytest.warns(UserWarning, match=r"only 1 degrees of freedom .*Butterworth filter that keeps an effective 1"):
+        ours = signal.clean(x, **kw)
+    theirs = nilearn_clean(x.copy(), standardize="zscore_sample", **kw)
+    np.testing.assert_allclose(ours, theirs, atol=1e-8 * theirs.std(axis=0).max())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_effective_degrees_of_freedom_of_a_filter(seed):
+    """Butterworth operators: dof is the Satterthwaite count of the singular values; projections: their rank."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(40, 300))
+    t_r = float(rng.choice([0.5, 1.0, 2.0]))
+    nyq = 0.5 / t_r
+    high = float(rng.uniform(0.005, 0.3 * nyq))
+    low = float(rng.uniform(1.2 * high, 0.95 * nyq))
+    conf = rng.normal(size=(n, int(rng.integers(0, 8))))
+    op = signal.cleaning_operator(n, t_r=t_r, low_pass=low, high_pass=high, confounds=conf)
+    lam = np.linalg.svd(op.matrix, compute_uv=False) ** 2
+    assert op.dof == int(np.floor(lam.sum() ** 2 / (lam**2).sum() + 1e-9))
+    # no more than the singular values that are not 0, no fewer than those near 1 (the pass band)
+    assert (lam > 0.9).sum() <= op.dof <= (lam > 1e-6).sum()
+
+
+def test_an_operator_that_keeps_nothing_is_refused_as_rounding_noise():
+    """Confounds spanning every kept volume but the constant (they are centred), after a low-pass, and a
+    z-score removing that constant: nothing but round-off is left."""
+    rng = np.random.default_rng(2)
+    n = 60
+    conf = rng.normal(size=(n, n))
+    op = signal.cleaning_operator(n, t_r=2.0, low_pass=0.2, confounds=conf, detrend=False)
+    assert op.dof == 1 and signal.degrees_of_freedom(op, "zscore_sample") == 0
+    with pytest.raises(ValueError, match=r"cleaning leaves 0 degrees of freedom .*rounding noise"):
+        signal.clean(rng.normal(size=(n, 4)) + 10, t_r=2.0, low_pass=0.2, confounds=conf, detrend=False)

@@ -39,6 +39,10 @@ BUFFER_BYTES = 32 << 20
 PSC_MEAN_RTOL = EPS64
 #: fewer degrees of freedom than this left after cleaning gives a warning (below 1: an error)
 MIN_DOF = 10
+#: a cleaning operator whose largest singular value is at most this leaves no signal: float64 arithmetic on
+#: T ~ 1e3 volumes has a relative round-off of about T * eps = 2e-13, so its output would be at least 2e-5
+#: round-off relative to what it keeps; any larger gain keeps a signal that standardization can scale
+ZERO_GAIN = 1e-8
 #: confounds whose (pivoted-QR) condition number exceeds this give a warning: round-off decides the result
 MAX_CONFOUND_CONDITION = 1e10
 
@@ -164,11 +168,10 @@ class CleaningOperator:
     n_confounds_used : int
         Rank of the confound space removed (cosine drifts included).
     dof : int
-        Degrees of freedom the operator leaves: the number of its singular
-        values above 1/2, i.e. ``n_kept`` minus the rank of everything removed
-        (mean and trend, cosine drifts, confounds, censoring) and minus the
-        dimensions a Butterworth filter attenuates past its cut-off (the
-        zero-phase filter's gain is 1/2 at the cut-off).
+        Degrees of freedom the operator leaves: without a Butterworth filter,
+        ``n_kept`` minus the rank of everything removed (mean and trend, cosine
+        drifts, confounds, censoring); with one, the effective (Satterthwaite)
+        count of :func:`operator_dof`, which equals that rank for projections.
     removes_mean : bool
         True when constant series are mapped to 0 (then standardization does
         not use a further degree of freedom).
@@ -377,7 +380,7 @@ def cleaning_operator(
                 "removes directions that round-off defines, so results are not reproducible; use fewer "
                 "regressors (e.g. fewer cosine drifts or less censoring).", stacklevel=2)
         op = op - q @ (q.T @ op)
-    if ftype == "butterworth":  # a filter attenuates gradually: count the singular values above 1/2
+    if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
         dof = operator_dof(op)
     else:  # projections only: kept volumes minus the ranks removed
         dof = max(m - (min(m, 2) if detrend else 0) - rank, 0)
@@ -388,11 +391,24 @@ def cleaning_operator(
 
 
 def operator_dof(op: np.ndarray) -> int:
-    """Degrees of freedom a cleaning matrix leaves: its number of singular values above 1/2."""
+    """Effective degrees of freedom a cleaning matrix leaves (Satterthwaite), rounded down.
+
+    With ``lam`` the eigenvalues of ``op @ op.T`` (squared singular values), the effective degrees of
+    freedom of white noise passed through ``op`` is ``sum(lam)**2 / sum(lam**2)`` (Worsley & Friston
+    1995, the count SPM uses for filtered data): the rank for a projection (detrending, confound
+    regression, censoring), and for a filter the number of independent values the standardization's
+    variance is worth, whatever the filter's gain. A matrix whose largest singular value is at most
+    ``ZERO_GAIN`` leaves 0: its output is the round-off of the float64 arithmetic (relative error about
+    ``n * eps / gain``), not a signal. A narrow band-pass on a short run whose gain never reaches 1/2
+    (34 volumes, TR 0.94 s, 0.023-0.040 Hz: largest singular value 0.33) still leaves about 1.
+    """
     if op.size == 0:
         return 0
     small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
-    return int((linalg.eigvalsh(small, driver="evr") > 0.25).sum())
+    lam = np.clip(linalg.eigvalsh(small, driver="evr"), 0.0, None)
+    if lam.max(initial=0.0) <= ZERO_GAIN**2:
+        return 0
+    return int(np.floor(lam.sum() ** 2 / (lam**2).sum() + 1e-9))
 
 
 def _removes_mean(op: np.ndarray) -> bool:
@@ -424,9 +440,15 @@ def check_degrees_of_freedom(operator: CleaningOperator, standardize: str | None
     """
     dof = degrees_of_freedom(operator, standardize)
     n_kept = operator.kept.size
-    what = (f"{n_kept} kept volume(s) minus {n_kept - dof} removed by detrending, filtering, "
-            f"{operator.n_confounds_used} confound regressor(s)" + (" and standardization" if dof < operator.dof
-                                                                  else ""))
+    filtered = operator.steps is not None and operator.steps.sos is not None
+    if filtered:  # effective count (operator_dof): a filter does not remove whole dimensions
+        what = (f"{n_kept} kept volume(s) after detrending, a Butterworth filter that keeps an effective "
+                f"{operator.dof}, {operator.n_confounds_used} confound regressor(s)"
+                + (" and standardization" if dof < operator.dof else ""))
+    else:
+        what = (f"{n_kept} kept volume(s) minus {n_kept - dof} removed by detrending, filtering, "
+                f"{operator.n_confounds_used} confound regressor(s)" + (" and standardization" if dof < operator.dof
+                                                                      else ""))
     relax = ("fewer confounds (a lighter denoising strategy or fewer columns), detrend=False, "
              "a wider filter band or less censoring")
     if dof < 1:
