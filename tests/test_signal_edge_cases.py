@@ -107,3 +107,25 @@ def test_an_operator_that_keeps_nothing_is_refused_as_rounding_noise():
     assert op.dof == 1 and signal.degrees_of_freedom(op, "zscore_sample") == 0
     with pytest.raises(ValueError, match=r"cleaning leaves 0 degrees of freedom .*rounding noise"):
         signal.clean(rng.normal(size=(n, 4)) + 10, t_r=2.0, low_pass=0.2, confounds=conf, detrend=False)
+
+
+@pytest.mark.parametrize("confounds,shown", [(1, "a scalar"), (np.float64(2.5), "a scalar"),
+                                             (np.ones((30, 2, 2)), r"shape \(30, 2, 2\)")])
+def test_confounds_of_the_wrong_dimension_are_one_clear_error(confounds, shown):
+    """``confounds=1`` raised ``IndexError: tuple index out of range`` from the message itself (nilearn
+    refuses a scalar too, with a ``TypeError`` naming the accepted types)."""
+    from nilearn.signal import clean as nilearn_clean
+
+    x = np.random.default_rng(0).normal(size=(30, 3)) + 5
+    if np.ndim(confounds) == 0:
+        with pytest.raises(TypeError, match="'confounds' must be of type"):
+            nilearn_clean(x.copy(), t_r=2.0, confounds=confounds)
+    with pytest.raises(ValueError, match=rf"confounds must be an array of shape \(n_volumes, n_confounds\) = "
+                                         rf"\(30, k\) or \(30,\), got {shown}"):
+        signal.clean(x, t_r=2.0, filter=None, confounds=confounds)
+
+
+def test_confounds_of_the_wrong_length_are_still_named():
+    x = np.random.default_rng(0).normal(size=(30, 3)) + 5
+    with pytest.raises(ValueError, match="Confounds have 29 rows but the run has 30 volumes"):
+        signal.clean(x, t_r=2.0, filter=None, confounds=np.ones((29, 2)))

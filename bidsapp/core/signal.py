@@ -305,7 +305,11 @@ def cleaning_operator(
         conf = np.array(confounds, dtype=np.float64)
         if conf.ndim == 1:
             conf = conf[:, None]
-        if conf.ndim != 2 or conf.shape[0] != n:
+        if conf.ndim != 2:
+            raise ValueError(
+                f"confounds must be an array of shape (n_volumes, n_confounds) = ({n}, k) or ({n},), got "
+                f"{'a scalar' if conf.ndim == 0 else f'shape {conf.shape}'}; pass one column per regressor.")
+        if conf.shape[0] != n:
             raise ValueError(
                 f"Confounds have {conf.shape[0]} rows but the run has {n} volumes; pass the "
                 "confounds file of this run."
