@@ -246,7 +246,7 @@ class OperatorSteps:
     final_keep: np.ndarray | None
     q: np.ndarray | None
 
-    n_out: int = 0
+    n_out: int = 0  #: rows of the result (n_kept; 0: not given)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """``A @ x`` for a float64 block ``x`` of shape (n_volumes, n_columns)."""
@@ -286,7 +286,8 @@ STEP_BLOCK = 1024
 def _apply_steps(steps: OperatorSteps, x: np.ndarray, pool) -> np.ndarray:
     """``steps.apply(x)`` by blocks of at most ``STEP_BLOCK`` columns, run in ``pool`` when given.
 
-    Each column is computed alone, so the blocks (fixed by the width) do not change its numbers.
+    Each column is computed alone and the blocks are fixed by the width; threads change numbers only at
+    round-off (BLAS called from several threads may sum the projection in another order).
     """
     w = x.shape[1]
     n_blocks = -(-w // STEP_BLOCK)
@@ -294,13 +295,20 @@ def _apply_steps(steps: OperatorSteps, x: np.ndarray, pool) -> np.ndarray:
         return steps.apply(x)
     edges = np.linspace(0, w, max(n_blocks, 2 if pool is not None and w >= 128 else 1) + 1).astype(int)
     spans = list(zip(edges[:-1], edges[1:]))
-    y = np.empty((steps.n_out, w))
+    todo = spans
+    if steps.n_out > 0:
+        y = np.empty((steps.n_out, w))
+    else:  # built without n_out: the first block gives the number of rows
+        first = steps.apply(x[:, spans[0][0]:spans[0][1]])
+        y = np.empty((first.shape[0], w))
+        y[:, spans[0][0]:spans[0][1]] = first
+        todo = spans[1:]
 
     def one(span):
         a, b = span
         y[:, a:b] = steps.apply(x[:, a:b])
 
-    list(pool.map(one, spans) if pool is not None else map(one, spans))
+    list(pool.map(one, todo) if pool is not None else map(one, todo))
     return y
 
 
