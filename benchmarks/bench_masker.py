@@ -34,7 +34,10 @@ CASES = {
 }
 
 
-def generate(workdir: Path, n_volumes: int, t_r: float = T_R) -> tuple[Path, Path, Path]:
+def generate(workdir: Path, n_volumes: int, t_r: float = T_R,
+             shape: tuple[int, int, int] = SHAPE) -> tuple[Path, Path, Path]:
+    """The run, its mask and confounds; the ellipsoid mask fills the same fraction of any ``shape``
+    (97 x 115 x 97: ~250,000 voxels; 65 x 77 x 65: ~75,000)."""
     import nibabel as nib
     from isal import igzip
 
@@ -42,23 +45,23 @@ def generate(workdir: Path, n_volumes: int, t_r: float = T_R) -> tuple[Path, Pat
     if bold.exists() and mask_path.exists() and conf_path.exists():
         return bold, mask_path, conf_path
     rng = np.random.default_rng(0)
-    grid = np.indices(SHAPE, dtype=np.float32)
-    c = [(s - 1) / 2 for s in SHAPE]
-    radii = (0.386 * 97, 0.386 * 115, 0.368 * 97)  # ~250,000 voxels
+    grid = np.indices(shape, dtype=np.float32)
+    c = [(s - 1) / 2 for s in shape]
+    radii = (0.386 * shape[0], 0.386 * shape[1], 0.368 * shape[2])  # ~250,000 voxels on 97 x 115 x 97
     mask = sum(((g - ci) / r) ** 2 for g, ci, r in zip(grid, c, radii)) <= 1
     n_vox = int(mask.sum())
     confounds = np.cumsum(rng.normal(0, 1, (n_volumes, 36)), axis=0)
     weights = rng.normal(0, 0.5, (36, n_vox)).astype(np.float32)
     base = (1000 + 100 * rng.random(n_vox)).astype(np.float32)
     hdr = nib.Nifti1Header()
-    hdr.set_data_shape(SHAPE + (n_volumes,))
+    hdr.set_data_shape(tuple(shape) + (n_volumes,))
     hdr.set_data_dtype(np.float32)
     hdr.set_qform(AFFINE, 1)
     hdr.set_sform(AFFINE, 1)
     hdr.set_xyzt_units("mm", "sec")
     hdr["pixdim"][4] = t_r
     hdr["vox_offset"] = 352
-    vol = np.zeros(SHAPE, np.float32, order="F")
+    vol = np.zeros(shape, np.float32, order="F")
     with igzip.open(bold, "wb", compresslevel=1) as fh:
         fh.write(hdr.binaryblock + b"\x00" * 4)
         for t in range(n_volumes):

@@ -3,8 +3,10 @@
 (a) ``runs``: 8 runs of 97 x 115 x 97 x 300 with ``bidsapp participant --nprocs 2`` vs nilearn's
     NiftiMasker over the same runs with joblib ``n_jobs=2``; wall time and summed peak RSS (every
     process's VmHWM, controller and workers).
-(b) ``long``: one run of T=1200 (TR 0.72) and one of T=2000 (TR 0.5), 250k voxels, band-pass +
-    36 confounds: ``bidsapp participant`` vs NiftiMasker.fit_transform in a process.
+(b) ``long``: one run each of T=1200 (TR 0.72), T=2000 (TR 0.5) and T=4000 (TR 0.5) on the 65 x 77 x 65
+    grid (75k voxels; ``--long-shape 97x115x97`` for 250k), band-pass + 36 confounds: ``bidsapp
+    participant`` vs NiftiMasker.fit_transform in a process. The same voxels at every T, so the
+    speed-ups show how each side's cost grows with the run's length.
 (c) ``single``: the 300-volume case, ``bidsapp participant`` as a whole process vs nilearn.
 
 All cases: detrend, Butterworth band-pass 0.01-0.08 Hz, 36 confounds, zscore_sample; the arrays are
@@ -113,11 +115,12 @@ def compare(out: Path, nilearn_npy: Path) -> float:
     return worst
 
 
-def case(name: str, workdir: Path, n_volumes: int, t_r: float, runs: int, nprocs: int) -> dict:
-    data = workdir / f"T{n_volumes}"
+def case(name: str, workdir: Path, n_volumes: int, t_r: float, runs: int, nprocs: int,
+         shape: tuple[int, int, int] = (97, 115, 97)) -> dict:
+    data = workdir / (f"T{n_volumes}" if shape == (97, 115, 97) else f"T{n_volumes}-{'x'.join(map(str, shape))}")
     data.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    bold, mask, conf = generate(data, n_volumes, t_r)
+    bold, mask, conf = generate(data, n_volumes, t_r, shape)
     root = make_dataset(data / f"bids{runs}", bold, mask, np.load(conf), t_r, runs)
     print(f"[{name}] data ready in {time.perf_counter() - t0:.0f} s", flush=True)
     out = data / f"out-{name}"
@@ -139,7 +142,8 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/bidsapp-bench-scale"))
     p.add_argument("--cases", nargs="+", default=["single", "runs", "long"])
     p.add_argument("--runs", type=int, default=8)
-    p.add_argument("--long-volumes", type=int, nargs="+", default=[1200, 2000])
+    p.add_argument("--long-volumes", type=int, nargs="+", default=[1200, 2000, 4000])
+    p.add_argument("--long-shape", default="65x77x65", help="grid of the long runs (97x115x97: 250k voxels)")
     args = p.parse_args()
     rows = []
     if "single" in args.cases:
@@ -147,8 +151,9 @@ def main() -> None:
     if "runs" in args.cases:
         rows.append(case("runs", args.workdir, 300, 2.0, args.runs, 2))
     if "long" in args.cases:
+        shape = tuple(int(v) for v in args.long_shape.split("x"))
         for t in args.long_volumes:
-            rows.append(case(f"long{t}", args.workdir, t, 0.72 if t <= 1200 else 0.5, 1, 1))
+            rows.append(case(f"long{t}", args.workdir, t, 0.72 if t <= 1200 else 0.5, 1, 1, shape))
     print()
     print("| case | runs x T | nilearn s | bidsapp s | speed-up | nilearn summed peak GB | "
           "bidsapp summed peak GB | RSS ratio | max diff / column std |")

@@ -159,3 +159,60 @@ def _compare_random_cases():
     assert refused + collinear + few_dof < compared / 2, f"seed {SEED}: too many cases not compared ({skipped})"
     assert not failures, f"BIDSAPP_TEST_SEED={SEED}: {len(failures)} of {compared} cases differ:\n" + "\n".join(
         failures[:10])
+
+
+def test_stepwise_path_equals_the_dense_product_on_random_inputs():
+    """The O(T) path (factors one after the other, the Butterworth filter on blocks of columns in threads)
+    equals the dense operator product to 1e-6 of each column's standard deviation, whatever the
+    censoring, filter, confounds, dtype, memory order, chunking and thread count; runs up to 1,500 volumes."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(SEED + 1)
+    failures, compared = [], 0
+    with threadpool_limits(1):
+        while compared < max(N_CASES // 10, 12):
+            c = _case(rng)
+            n = int(np.exp(rng.uniform(np.log(20), np.log(1500))))
+            t = np.arange(n) * c["t_r"]
+            n_cols = int(rng.integers(1, 2 * signal.STEP_BLOCK // 8))
+            X = (rng.uniform(-50, 1000, n_cols) + rng.uniform(0.5, 50, n_cols) * rng.normal(size=(n, n_cols))
+                 + np.outer(t, rng.normal(0, 0.02, n_cols))).astype(c["dtype"] if c["dtype"] != "int16" else "float32")
+            if rng.random() < 0.4:
+                X = np.asfortranarray(X)
+            conf = c["confounds"]
+            n_conf = 0 if conf is None else conf.shape[1]
+            conf = rng.normal(size=(n, n_conf)) if n_conf and n_conf < n // 3 else None
+            keep = _censoring(rng, n)
+            try:
+                op = signal.cleaning_operator(n, t_r=c["t_r"], detrend=c["detrend"], confounds=conf,
+                                              filter=c["filter"], low_pass=c["low_pass"], high_pass=c["high_pass"],
+                                              sample_mask=keep)
+            except ValueError:
+                continue
+            compared += 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dense = signal.apply_operator(X, op, standardize=c["standardize"], method="dense")
+                chunk = int(rng.integers(1, X.shape[1] + 3))
+                steps = signal.apply_operator(X, op, standardize=c["standardize"], method="steps",
+                                              chunk_size=chunk, threads=int(rng.integers(1, 4)))
+            scale = np.maximum(dense.astype(np.float64).std(axis=0), 1e-300)
+            scale += 4 * np.finfo(dense.dtype).eps * np.abs(dense).max(axis=0, initial=0.0) / 1e-6
+            err = (np.abs(dense.astype(np.float64) - steps).max(axis=0, initial=0.0) / scale).max(initial=0.0)
+            if not err <= 1e-6:
+                what = _describe(dict(c, X=X, sample_mask=keep, confounds=conf, chunk_size=chunk))
+                failures.append(f"max error {err:.2e} of the column std: {what}")
+    assert not failures, f"BIDSAPP_TEST_SEED={SEED}: {len(failures)} of {compared} cases differ:\n" + "\n".join(
+        failures[:10])
+
+
+def test_the_cost_model_takes_the_stepwise_path_on_long_band_passed_runs():
+    """Band-pass + 36 confounds: dense up to T ~ 1,300, step-wise beyond (the operator's shape and factors
+    are all the model reads; built here without the O(T^3) operator of a 4,000-volume run)."""
+    sos = signal.butterworth_sos(0.5, 0.08, 0.01)
+    for n, expected in ((300, False), (1200, False), (2000, True), (4000, True)):
+        steps = signal.OperatorSteps(rows=None, censored=None, spline=None, keep=None, detrend=True, sos=sos,
+                                     final_keep=None, q=np.zeros((n, 36)), n_out=n)
+        op = signal.CleaningOperator(matrix=np.broadcast_to(0.0, (n, n)), mean_weights=np.zeros(n),
+                                     kept=np.arange(n), n_confounds_used=36, steps=steps)
+        assert signal.stepwise_is_cheaper(op) is expected, n

@@ -31,10 +31,12 @@ PRESETS: dict[str, dict] = {
     },
     "ica_aroma": {"components": ("high_pass", "wm_csf", "ica_aroma"), "wm_csf": "basic", "ica_aroma": "full"},
 }
+#: what ``load_confounds_strategy`` applies from the user (every key of its preset; its docstring's table marks
+#: scrubbing's wm_csf as fixed, but its code applies a given one: 30 regressors with wm_csf="basic", not 36)
 TUNABLE = {
     "none": set(),
     "simple": {"motion", "wm_csf", "global_signal", "demean"},
-    "scrubbing": {"motion", "scrub", "fd_threshold", "std_dvars_threshold", "global_signal", "demean"},
+    "scrubbing": {"motion", "wm_csf", "scrub", "fd_threshold", "std_dvars_threshold", "global_signal", "demean"},
     "compcor": {"motion", "compcor", "n_compcor", "global_signal", "demean"},
     "ica_aroma": {"wm_csf", "global_signal", "demean"},
 }

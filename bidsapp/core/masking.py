@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from bidsapp.core.io import iter_volumes, load_header, read_tsv
+from bidsapp.core.io import atomic_path, iter_volumes, load_header, read_tsv
 
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8 * np.log(2))
 TRUNCATE = 4.0  # scipy's gaussian_filter1d default, as used by nilearn
@@ -86,6 +86,55 @@ def _out_dtype(img) -> np.dtype:
     return np.dtype(np.float64) if img.header.get_data_dtype() == np.float64 else np.dtype(np.float32)
 
 
+class _Gather:
+    """Mask voxels of a Fortran-ordered volume, in nilearn's (C) order, at cache speed.
+
+    The C-order list of Fortran-order flat indices jumps ``nx * ny`` elements between consecutive
+    voxels, so gathering in that order misses the cache on every voxel. The voxels are read in memory
+    order (ascending flat index) into a buffer the size of the row, which stays in cache, and that
+    buffer is permuted into nilearn's order.
+    """
+
+    def __init__(self, sub_mask: np.ndarray):
+        flat = np.ravel_multi_index(np.nonzero(sub_mask), sub_mask.shape, order="F")  # C order listing
+        order = np.argsort(flat, kind="stable")
+        self.flat = flat[order]  # memory order
+        self.to_c = np.empty_like(order)
+        self.to_c[order] = np.arange(order.size)  # position in memory order of each C-order voxel
+        self.size = flat.size
+
+    def __call__(self, vol_flat: np.ndarray, out: np.ndarray, buf: np.ndarray) -> np.ndarray:
+        np.take(vol_flat, self.flat, out=buf)
+        return np.take(buf, self.to_c, out=out)
+
+
+def _masked_rows(bold_path, mask: np.ndarray, smoothing_fwhm: float | None):
+    """Header, output dtype, column count and a generator of (index, row) with a reused row buffer;
+    the generator returns the count of non-finite values set to 0."""
+    img = load_header(bold_path, ndim=4)
+    mask = np.asarray(mask, dtype=bool)
+    _check_grid(bold_path, img, mask.shape, "mask")
+    if not mask.any():
+        raise ValueError("The mask is empty: no voxel to extract.")
+    smoother = _Smoother(img.affine, smoothing_fwhm, mask) if smoothing_fwhm else None
+    gather = _Gather(smoother.support if smoother else mask)
+    dtype = _out_dtype(img)
+
+    def rows():
+        n_bad = 0
+        row = np.empty(gather.size, dtype=dtype)
+        buf = np.empty(gather.size, dtype=dtype)
+        for t, vol in iter_volumes(bold_path, dtype=dtype):
+            if smoother is not None:
+                vol = smoother(vol)
+            gather(vol.ravel(order="F"), row, buf)
+            n_bad += _zero_nonfinite(row)
+            yield t, row
+        return n_bad + (smoother.n_nonfinite if smoother is not None else 0)
+
+    return img, dtype, gather.size, rows()
+
+
 def apply_mask(
     bold_path: str | os.PathLike, mask: np.ndarray, *, smoothing_fwhm: float | None = None,
     return_nonfinite: bool = False,
@@ -114,26 +163,49 @@ def apply_mask(
     n_nonfinite : int
         Only with ``return_nonfinite``.
     """
-    img = load_header(bold_path, ndim=4)
-    mask = np.asarray(mask, dtype=bool)
-    _check_grid(bold_path, img, mask.shape, "mask")
-    if not mask.any():
-        raise ValueError("The mask is empty: no voxel to extract.")
-    smoother = _Smoother(img.affine, smoothing_fwhm, mask) if smoothing_fwhm else None
-    sub_mask = smoother.support if smoother else mask
-    # Fortran-order flat indices of mask voxels, listed in C order (nilearn's order)
-    flat = np.ravel_multi_index(np.nonzero(sub_mask), sub_mask.shape, order="F")
-    dtype = _out_dtype(img)
-    out = np.empty((img.shape[3], flat.size), dtype=dtype)
+    img, dtype, n_cols, rows = _masked_rows(bold_path, mask, smoothing_fwhm)
+    out = np.empty((img.shape[3], n_cols), dtype=dtype)
     n_bad = 0
-    for t, vol in iter_volumes(bold_path, dtype=dtype):
-        if smoother is not None:
-            vol = smoother(vol)
-        np.take(vol.ravel(order="F"), flat, out=out[t])
-        n_bad += _zero_nonfinite(out[t])
-    n_bad += smoother.n_nonfinite if smoother is not None else 0
-    _report_nonfinite(bold_path, n_bad, "mask", smoother is not None)
+    while True:
+        try:
+            t, row = next(rows)
+        except StopIteration as stop:
+            n_bad = stop.value
+            break
+        out[t] = row
+    _report_nonfinite(bold_path, n_bad, "mask", bool(smoothing_fwhm))
     return (out, n_bad) if return_nonfinite else out
+
+
+def mask_to_npy(
+    bold_path: str | os.PathLike, mask: np.ndarray, path: str | os.PathLike, *,
+    smoothing_fwhm: float | None = None,
+) -> int:
+    """:func:`apply_mask` written row by row to an ``.npy`` file (atomically), never held in memory.
+
+    The array is the same as :func:`apply_mask`'s; writing each row from one reused buffer saves the
+    page faults of a fresh (n_volumes x n_voxels) array and the copy of ``numpy.save``.
+
+    Returns
+    -------
+    n_nonfinite : int
+        Non-finite values set to 0 (also reported in one warning).
+    """
+    img, dtype, n_cols, rows = _masked_rows(bold_path, mask, smoothing_fwhm)
+    n_bad = 0
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                 "shape": (int(img.shape[3]), int(n_cols))})
+        while True:
+            try:
+                _t, row = next(rows)
+            except StopIteration as stop:
+                n_bad = stop.value
+                break
+            fh.write(memoryview(row).cast("B"))
+    _report_nonfinite(bold_path, n_bad, "mask", bool(smoothing_fwhm))
+    return n_bad
 
 
 def read_label_table(path: str | os.PathLike) -> dict[int, str]:

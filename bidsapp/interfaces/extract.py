@@ -59,9 +59,10 @@ class ExtractSignals(SimpleInterface):
             atlas_out = str(cwd / "atlas_on_grid.nii.gz")
             save_nifti(nib.Nifti1Image(labels.astype(np.int32), img.affine), atlas_out)
         else:
-            X, n_bad = masking.apply_mask(bold, mask, smoothing_fwhm=fwhm, return_nonfinite=True)
+            n_bad = masking.mask_to_npy(bold, mask, cwd / "timeseries.npy", smoothing_fwhm=fwhm)
             table = masking.voxel_features(mask, img.affine)
-        save_npy(X, cwd / "timeseries.npy")
+        if atlas_out is not None:
+            save_npy(X, cwd / "timeseries.npy")
         write_tsv(cwd / "features.tsv", table)
         self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),
                              atlas_on_grid=atlas_out, n_nonfinite=n_bad)
