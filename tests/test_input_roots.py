@@ -99,9 +99,10 @@ def test_every_cli_mode_leaves_every_input_unchanged(inputs, tmp_path, capsys, m
                  [bids, out, "group"], [bids, inside_bids, "group"]):
         assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
     assert "skipped" in capsys.readouterr().out
-    # a failing run: this narrow band leaves no degrees of freedom (exit 1, work folder kept in $TMPDIR)
-    assert main([str(bids), str(tmp_path / "failed"), "participant", *common, "--run", "1", "--high-pass", "0.05",
-                 "--low-pass", "0.06"]) == 1
+    # a failing run: a confound column the confounds file lacks fails inside the workflow (exit 1, work folder
+    # kept in $TMPDIR)
+    assert main([str(bids), str(tmp_path / "failed"), "participant", *common, "--run", "1", "--confounds",
+                 "no_such_column"]) == 1
     assert BOLD1 in _one_line(capsys)
     # SIGKILL mid-way (a subprocess, as a user's shell or a scheduler would kill it)
     tmp = Path(os.environ["TMPDIR"])

@@ -128,8 +128,7 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
     cache = str(cache_dir) if cache_dir else None
     specs["outputs"].update(timing, start_time_source=start_source, entities=dict(run.entities, space=space),
                             cache_dir=cache, grayordinates=gray.get("grayordinates", {}))
-    if gray and not run.surfaces:  # the sidecar records the surface actually used
-        specs["outputs"]["settings"] = dict(specs["outputs"]["settings"], surface="none")
+    specs["outputs"]["settings"] = recorded_settings(run, s)
     specs["provenance"] = {"files": {k: str(v) if v else None for k, v in files.items()},
                            "roots": {k: str(v) for k, v in roots.items()}, "cache_dir": cache}
     confounds_json = run.confounds_json if use_confounds else None
@@ -286,6 +285,17 @@ def _variant(stem: str) -> tuple:
     return tuple((k, v) for k, v in _entities_of(stem).items() if k not in _RUN_ENTITIES)
 
 
+def recorded_settings(run: Run, s: Settings) -> dict:
+    """The settings a run's sidecar records (``Parameters``): the result settings, with ``surface`` "none" for a
+    grayordinate run that no surface gives x, y, z (the surface actually used)."""
+    from bidsapp.core import grayordinates
+
+    settings = s.result_settings()
+    if grayordinates.is_grayordinate_file(run.bold) and not run.surfaces:
+        settings["surface"] = "none"
+    return settings
+
+
 def _current_configuration(run: Run, s: Settings, cache) -> dict:
     """This invocation's configuration of a run, as :func:`bidsapp.outputs.configuration_of` reads a sidecar."""
     from bidsapp.outputs import configuration_of
@@ -293,7 +303,7 @@ def _current_configuration(run: Run, s: Settings, cache) -> dict:
     files, _ = source_files(run, s)
     sources = [{"Role": role, "SHA256": cache.sha256(path)} for role, path in files.items()
                if role in ("atlas", "atlas_right", "atlas_labels") and path is not None]
-    return configuration_of({"Parameters": s.result_settings(), "Sources": sources})
+    return configuration_of({"Parameters": recorded_settings(run, s), "Sources": sources})
 
 
 def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, dict]]:
