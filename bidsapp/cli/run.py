@@ -78,10 +78,11 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
         check_filter(float(t_r), s.low_pass, s.high_pass, s.filter)
     except ValueError as exc:
         raise InputError(f"{run.bold.name}: {exc}", code=2) from exc
-    from bidsapp.core import grayordinates
+    from bidsapp.core import columns, grayordinates
     from bidsapp.core.io import check_repetition_time
 
-    if s.t_r is None and not grayordinates.is_grayordinate_file(run.bold):
+    kind = columns.choose_kind(run.bold, atlas=s.atlas, spheres=getattr(s, "spheres", None))
+    if s.t_r is None and not columns.get(kind).on_grayordinates:
         check_repetition_time(run.bold, float(t_r))
     elif s.t_r is None and grayordinates.is_cifti(run.bold):  # GIFTI files carry no repetition time
         grayordinates.check_series_step(run.bold, float(t_r))
@@ -91,7 +92,7 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     if needs_confounds and run.confounds is None:
         raise InputError(f"{run.bold}: denoising strategy '{s.denoise}' needs the run's "
                          "desc-confounds_timeseries.tsv, which is missing. Use --denoise none or rerun fMRIPrep.")
-    gray = grayordinate_kwargs(run, s)
+    gray = grayordinate_kwargs(run, s, kind)
     if s.mask_strategy == "fmriprep" and run.mask is None and not gray:
         raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; "
                          "use --mask-strategy epi or background.")
@@ -108,12 +109,13 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
             raise InputError(str(exc)) from exc
     start_time, start_source = start_time_of(run.metadata)
     files, roots = source_files(run, s)
-    mem_gb = estimate_memory(run, s, float(t_r))
+    cols = column_kwargs(run, s, kind)
+    mem_gb = estimate_memory(run, s, float(t_r), kind, cols.pop("n_columns"))
     worst = max(mem_gb, key=mem_gb.get)
     if mem_gb[worst] > s.mem_gb:
         raise InputError(f"{run.bold}: the {worst} node needs about {mem_gb[worst]:.1f} GB, more than --mem-gb "
                          f"{s.mem_gb:g}; raise --mem-gb or run on a machine with more memory.", code=2)
-    return dict(**gray,
+    return dict(**gray, **cols,
         bold_file=str(run.bold), mask_file=str(run.mask) if run.mask else None,
         confounds_file=str(run.confounds) if use_confounds else None,
         confounds_json=str(run.confounds_json) if use_confounds and run.confounds_json else None,
@@ -138,15 +140,17 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     )
 
 
-def estimate_memory(run: Run, s: Settings, t_r: float) -> dict[str, float]:
+def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, n_columns: int = 0
+                    ) -> dict[str, float]:
     """Each node's memory estimate (GB) for this run, from its headers, mask and events."""
     import numpy as np
 
-    from bidsapp.core import grayordinates
+    from bidsapp.core import columns, grayordinates
     from bidsapp.core.io import load_header
     from bidsapp.resources import RunSize, node_memory_gb
 
-    if grayordinates.is_grayordinate_file(run.bold):  # columns: the grayordinates (no grid, no mask)
+    space = columns.get(kind or columns.choose_kind(run.bold, atlas=s.atlas, spheres=getattr(s, "spheres", None)))
+    if space.on_grayordinates:  # columns: the grayordinates (no grid, no mask)
         try:
             n_volumes, features = grayordinates.run_shape(run.bold, run.bold_right)
         except ValueError as exc:
@@ -164,8 +168,26 @@ def estimate_memory(run: Run, s: Settings, t_r: float) -> dict[str, float]:
     start, end = s.trial_window
     size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
                    n_offsets=int((end - start) / t_r) + 2)
+    terms = space.memory_terms(int(shape[3]), n_columns, features)
     return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates == "lss",
-                          output_format=tuple(s.output_format))
+                          output_format=tuple(s.output_format), column_terms=terms)
+
+
+def column_options(s: Settings) -> dict:
+    """Settings a column space consumes beyond the atlas files (its ``options``), by name."""
+    return {}
+
+
+def column_kwargs(run: Run, s: Settings, kind: str) -> dict:
+    """The kind of columns and its own arguments (:func:`init_run_wf` ``column_space``, ``column_args``);
+    the kind's bad input (e.g. a table without x, y, z) is refused here, before anything is written."""
+    from bidsapp.core import columns
+
+    try:
+        n = columns.get(kind).check_inputs(run.bold, atlas=s.atlas, resample=s.resample_mask, **column_options(s))
+    except ValueError as exc:
+        raise InputError(f"{run.bold.name}: {exc}", code=2) from exc
+    return {"column_space": kind, "column_args": column_options(s), "n_columns": n}
 
 
 def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
@@ -202,16 +224,18 @@ def _right_hemisphere(left: Path) -> Path:
     return right
 
 
-def grayordinate_kwargs(run: Run, s: Settings) -> dict:
+def grayordinate_kwargs(run: Run, s: Settings, kind: str | None = None) -> dict:
     """Checks and extra :func:`init_run_wf` arguments of a CIFTI-2 / GIFTI run ({} for volumes).
 
     Options that make no sense for grayordinates (computed or template masks, volume smoothing,
     mask resampling, a NIfTI atlas or output) are refused naming the run and the fix.
     """
-    from bidsapp.core.grayordinates import is_cifti, is_grayordinate_file
+    from bidsapp.core import columns
+    from bidsapp.core.grayordinates import is_cifti
 
+    kind = kind or columns.choose_kind(run.bold, atlas=s.atlas, spheres=getattr(s, "spheres", None))
     atlas = str(s.atlas) if s.atlas else ""
-    if not is_grayordinate_file(run.bold):
+    if not columns.get(kind).on_grayordinates:
         for bad, what in ((atlas.endswith((".dlabel.nii", ".label.gii")), f"--atlas {Path(atlas).name}"),
                           ("dtseries.nii" in s.output_format, "--output-format dtseries.nii"),
                           ("func.gii" in s.output_format, "--output-format func.gii")):

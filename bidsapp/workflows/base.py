@@ -58,13 +58,19 @@ def init_run_wf(
     atlas_right: str | None = None,
     grayordinates: dict | None = None,
     surfaces: dict | None = None,
+    column_space: str | None = None,
+    column_args: dict | None = None,
 ) -> pe.Workflow:
     """Mask -> masking -> cleaning -> segmentation -> derivatives for one run.
 
     Grayordinate runs (CIFTI-2 dtseries, or a GIFTI pair: ``bold_file`` hemi-L, ``bold_right`` hemi-R) take the
     same path; ``grayordinates`` (format, hemispheres) goes to the sidecar; ``surfaces`` ({"L", "R"} ->
-    surf.gii) give the vertices' x, y, z.
+    surf.gii) give the vertices' x, y, z. ``column_space`` is the kind of columns
+    (:func:`bidsapp.core.columns.choose_kind`), ``column_args`` the kind's own arguments.
     """
+    from bidsapp.core import columns
+
+    column_space = column_space or columns.choose_kind(bold_file, atlas=atlas_file)
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["bold_file", "mask_file", "confounds_file",
                                                   "confounds_json", "events_file"]), name="inputnode")
@@ -74,11 +80,13 @@ def init_run_wf(
     inputnode.inputs.confounds_json = confounds_json
     inputnode.inputs.events_file = events_file
     mask = pe.Node(ComputeMask(strategy=mask_strategy, space=space, resample_mask=resample_mask,
-                               input_stamp=input_stamp, bold_right=bold_right),
+                               input_stamp=input_stamp, bold_right=bold_right,
+                               on_grayordinates=columns.get(column_space).on_grayordinates),
                    name="mask", mem_gb=mem_gb["mask"])
     extract = pe.Node(ExtractSignals(smoothing_fwhm=smoothing_fwhm, atlas_file=atlas_file,
                                      atlas_labels=atlas_labels, resample_mask=resample_mask,
-                                     bold_right=bold_right, atlas_right=atlas_right, surfaces=surfaces or {}),
+                                     bold_right=bold_right, atlas_right=atlas_right, surfaces=surfaces or {},
+                                     column_space=column_space, column_args=column_args or {}),
                       name="masking", mem_gb=mem_gb["masking"])
     clean = pe.Node(CleanSignals(bold_file=bold_file, dummy_scans=dummy_scans,
                                  denoise=denoise, confound_columns=confound_columns,
@@ -110,7 +118,8 @@ def init_run_wf(
         (inputnode, segment, [("events_file", "events_file")]),
         (mask, sink, [("mask_file", "mask_file"), ("mask_source", "mask_source"),
                       ("template_file", "template_file")]),
-        (extract, sink, [("features", "features"), ("atlas_on_grid", "atlas_on_grid")]),
+        (extract, sink, [("features", "features"), ("atlas_on_grid", "atlas_on_grid"),
+                         ("column_space", "column_space")]),
         (clean, sink, [("cleaned", "cleaned"), ("info", "clean_info")]),
         (segment, sink, [("samples", "samples"), ("trial_files", "trial_files"), ("info", "segment_info")]),
         (provenance, sink, [("sources", "sources"), ("started", "started")]),
