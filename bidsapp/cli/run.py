@@ -81,7 +81,7 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     from bidsapp.core import columns, grayordinates
     from bidsapp.core.io import check_repetition_time
 
-    kind = columns.choose_kind(run.bold, atlas=s.atlas, spheres=getattr(s, "spheres", None))
+    kind = columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s))
     if s.t_r is None and not columns.get(kind).on_grayordinates:
         check_repetition_time(run.bold, float(t_r))
     elif s.t_r is None and grayordinates.is_cifti(run.bold):  # GIFTI files carry no repetition time
@@ -149,7 +149,7 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
     from bidsapp.core.io import load_header
     from bidsapp.resources import RunSize, node_memory_gb
 
-    space = columns.get(kind or columns.choose_kind(run.bold, atlas=s.atlas, spheres=getattr(s, "spheres", None)))
+    space = columns.get(kind or columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s)))
     if space.on_grayordinates:  # columns: the grayordinates (no grid, no mask)
         try:
             n_volumes, features = grayordinates.run_shape(run.bold, run.bold_right)
@@ -173,9 +173,12 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
                           output_format=tuple(s.output_format), column_terms=terms)
 
 
-def column_options(s: Settings) -> dict:
-    """Settings a column space consumes beyond the atlas files (its ``options``), by name."""
-    return {}
+def column_options(s: Settings, kind: str) -> dict:
+    """Settings the run's column space consumes beyond the atlas files (its ``options``), by name, JSON-ready."""
+    from bidsapp.core import columns
+
+    return {k: str(v) if isinstance(v, Path) else v for k, v in columns.options_of(s).items()
+            if k in columns.get(kind).options}
 
 
 def column_kwargs(run: Run, s: Settings, kind: str) -> dict:
@@ -184,10 +187,12 @@ def column_kwargs(run: Run, s: Settings, kind: str) -> dict:
     from bidsapp.core import columns
 
     try:
-        n = columns.get(kind).check_inputs(run.bold, atlas=s.atlas, resample=s.resample_mask, **column_options(s))
+        n = columns.get(kind).check_inputs(run.bold, atlas=s.atlas, resample=s.resample_mask,
+                                           mask=run.mask if s.mask_strategy == "fmriprep" else None,
+                                           **column_options(s, kind))
     except ValueError as exc:
         raise InputError(f"{run.bold.name}: {exc}", code=2) from exc
-    return {"column_space": kind, "column_args": column_options(s), "n_columns": n}
+    return {"column_space": kind, "column_args": column_options(s, kind), "n_columns": n}
 
 
 def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
@@ -197,6 +202,9 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
              "confounds": run.confounds if use_confounds else None,
              "confounds_json": run.confounds_json if use_confounds else None,
              "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
+    from bidsapp.core import columns
+
+    files.update({k: v for k, v in columns.options_of(s).items() if isinstance(v, Path)})  # e.g. --spheres
     # the JSON sidecars the run's metadata (TR, StartTime, SliceTiming) came from: a change recomputes the run
     files.update({f"metadata_{k}": path for k, path in enumerate(run.metadata_files, start=1)})
     for hemi, path in sorted(run.surfaces.items()):  # grayordinate runs: vertex coordinates (x, y, z)
@@ -233,7 +241,7 @@ def grayordinate_kwargs(run: Run, s: Settings, kind: str | None = None) -> dict:
     from bidsapp.core import columns
     from bidsapp.core.grayordinates import is_cifti
 
-    kind = kind or columns.choose_kind(run.bold, atlas=s.atlas, spheres=getattr(s, "spheres", None))
+    kind = kind or columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s))
     atlas = str(s.atlas) if s.atlas else ""
     if not columns.get(kind).on_grayordinates:
         for bad, what in ((atlas.endswith((".dlabel.nii", ".label.gii")), f"--atlas {Path(atlas).name}"),

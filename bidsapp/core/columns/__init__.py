@@ -22,7 +22,7 @@ def get(kind: str) -> type[ColumnSpace]:
     return KINDS[kind]
 
 
-def choose_kind(bold: PathLike, *, atlas: PathLike | None = None, spheres: PathLike | None = None) -> str:
+def choose_kind(bold: PathLike, *, atlas: PathLike | None = None, **options) -> str:
     """The kind of columns of a run: from the BOLD file's format and the column options given.
 
     Parameters
@@ -31,19 +31,26 @@ def choose_kind(bold: PathLike, *, atlas: PathLike | None = None, spheres: PathL
         The run's BOLD file (a CIFTI-2 dtseries or GIFTI func file has grayordinates).
     atlas : path, optional
         ``--atlas``: integer labels (3D) or probabilistic maps (4D float).
-    spheres : path, optional
-        ``--spheres``: a table of seeds.
+    **options
+        The kinds' own options (:attr:`ColumnSpace.options`), e.g. ``spheres``: the first kind that
+        :meth:`~ColumnSpace.claims` them wins.
     """
     from bidsapp.core import grayordinates
 
     gray = grayordinates.is_grayordinate_file(bold)
-    if spheres is not None and "spheres" in KINDS:
-        return "spheres"
+    for kind, cls in KINDS.items():
+        if cls.claims(bold, atlas, **options):
+            return kind
     if atlas is None:
         return "grayordinates" if gray else "voxels"
     if gray:
         return "grayordinate_labels"
-    return "maps" if "maps" in KINDS and KINDS["maps"].accepts(atlas) else "labels"
+    return "labels"
 
 
-__all__ = ["ColumnSpace", "KINDS", "choose_kind", "get"]
+def options_of(settings: object) -> dict:
+    """Every kind's own options, read by name from a settings object (None when it has no such field)."""
+    return {name: getattr(settings, name, None) for cls in KINDS.values() for name in cls.options}
+
+
+__all__ = ["ColumnSpace", "KINDS", "choose_kind", "get", "options_of"]

@@ -39,6 +39,9 @@ class ColumnSpace(ABC):
         Whether columns live on CIFTI / GIFTI grayordinates (no volume mask, no grid).
     column_prefix : str
         Column name in a ``timeseries.tsv.gz`` header when the features table has no ``name``.
+    options : tuple of str
+        Settings the kind is built from (beyond the atlas options), passed by name to :meth:`claims`,
+        :meth:`check_inputs` and :meth:`build`; paths among them are recorded as the run's sources.
     """
 
     kind: ClassVar[str]
@@ -48,6 +51,12 @@ class ColumnSpace(ABC):
     mask_extension: ClassVar[str] = ".nii.gz"
     on_grayordinates: ClassVar[bool] = False
     column_prefix: ClassVar[str] = "voxel"
+    options: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def claims(cls, bold: PathLike, atlas: PathLike | None, **options) -> bool:
+        """Whether the run's inputs ask for this kind (kinds with options; see :func:`choose_kind`)."""
+        return False
 
     # -- built from the run (extraction) ------------------------------------------------------------
     @classmethod
@@ -111,9 +120,10 @@ class ColumnSpace(ABC):
 
     @classmethod
     def check_inputs(cls, bold: PathLike, *, atlas: PathLike | None = None, resample: bool = False,
-                     **options) -> int:
+                     mask: PathLike | None = None, **options) -> int:
         """Refuse the kind's bad inputs before the run starts (``ValueError``, one line naming the file and the
-        fix); returns the number of columns when the inputs tell it (0 otherwise)."""
+        fix); ``mask`` is the run's mask when known before the run (fMRIPrep's). Returns the number of columns
+        when the inputs tell it (0 otherwise)."""
         return 0
 
     @classmethod
