@@ -63,6 +63,9 @@ class Settings:
     atlas: Path | None = None
     atlas_labels: Path | None = None
     atlas_name: str | None = None
+    spheres: Path | None = None
+    sphere_radius: float | None = None
+    allow_overlap: bool = False
     output_format: tuple[str, ...] = ("npy",)
     hrf_lag: float = 0.0
     trial_window: tuple[float, float] = (-2.0, 16.0)

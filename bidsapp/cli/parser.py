@@ -113,7 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: none, columns are voxels)")
     g.add_argument("--atlas-labels", type=Path,
                    help="label table (dseg.tsv: index, name) (default: none, regions are named region-<label>)")
-    g.add_argument("--atlas-name", help="atlas- entity of outputs (default: from the --atlas file name)")
+    g.add_argument("--atlas-name", help="atlas- entity of outputs (default: from the --atlas or --spheres file name)")
+    g.add_argument("--spheres", type=Path,
+                   help="seeds table (TSV: x, y, z in mm, optional name): columns become the mean of the mask voxels "
+                   "in a sphere around each seed, as nilearn's NiftiSpheresMasker (default: none)")
+    g.add_argument("--sphere-radius", type=float, metavar="MM",
+                   help="radius of the --spheres in mm (default: the voxel of the seed only)")
+    g.add_argument("--allow-overlap", action="store_true",
+                   help="let --spheres share voxels (default: off: overlapping spheres are an error)")
     g = p.add_argument_group("Options for denoising (fMRIPrep confounds, nilearn's strategies)")
     g.add_argument("--denoise", choices=STRATEGIES, default="simple",
                    help="nilearn load_confounds_strategy preset")
@@ -326,8 +333,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             check_label(values["atlas_name"], "--atlas-name")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    elif values.get("atlas"):
-        stem = Path(values["atlas"]).name.split(".")[0]
+    elif values.get("atlas") or values.get("spheres"):
+        stem = Path(values.get("atlas") or values["spheres"]).name.split(".")[0]
         ent = [p[6:] for p in stem.split("_") if p.startswith("atlas-")]
         values["atlas_name"] = desc_label(ent[0] if ent else stem) or "atlas"
     window = values.get("trial_window") or (-2.0, 16.0)
@@ -349,10 +356,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             raise UsageError(f"--plugin-args must be a JSON object ({exc}).") from exc
     for k in ("participant_label", "session_label", "task", "run", "confounds", "output_format", "trial_window"):
         values[k] = tuple(values.get(k) or ())
-    for k in ("work_dir", "atlas", "atlas_labels", "config"):
+    for k in ("work_dir", "atlas", "atlas_labels", "spheres", "config"):
         if values.get(k) is not None:
             values[k] = Path(values[k]).resolve()
-    for k in ("atlas", "atlas_labels"):
+    for k in ("atlas", "atlas_labels", "spheres"):
         if values.get(k) is not None and not values[k].is_file():
             raise UsageError(f"{values[k]}: --{k.replace('_', '-')} file not found.", code=66)
     return Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
