@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resample a mask or atlas on another grid to the run (nearest neighbour) "
                    "(default: off: a grid mismatch is an error)")
     g.add_argument("--atlas", type=Path,
-                   help="labels image (integer regions, 0 = background): columns become regions "
+                   help="labels image (integer regions, 0 = background): columns become regions; a 4D image of "
+                   "probabilistic maps: columns become maps, fitted as nilearn's NiftiMapsMasker "
                    "(default: none, columns are voxels)")
     g.add_argument("--atlas-labels", type=Path,
                    help="label table (dseg.tsv: index, name) (default: none, regions are named region-<label>)")

@@ -10,10 +10,12 @@ from __future__ import annotations
 from bidsapp.core.columns.base import ColumnSpace, PathLike
 from bidsapp.core.columns.grayordinates import GrayordinateLabels, Grayordinates
 from bidsapp.core.columns.labels import Labels
+from bidsapp.core.columns.maps import Maps
 from bidsapp.core.columns.spheres import Spheres
 from bidsapp.core.columns.voxels import Voxels
 
-KINDS: dict[str, type[ColumnSpace]] = {c.kind: c for c in (Voxels, Labels, Spheres, Grayordinates, GrayordinateLabels)}
+KINDS: dict[str, type[ColumnSpace]] = {
+    c.kind: c for c in (Voxels, Labels, Maps, Spheres, Grayordinates, GrayordinateLabels)}
 
 
 def get(kind: str) -> type[ColumnSpace]:
