@@ -67,3 +67,23 @@ def test_sidecar_records_the_column_space(demo_outputs):
     assert meta["ColumnSpace"] == "voxels" and meta["ColumnImage"] is None
     run = bidsapp.load(out, subject="01", run=1)
     assert run.kind == "voxels" and run.column_space.n_columns == run.X.shape[1]
+
+
+def test_labels_on_another_grid_refused_before_the_run(small_bold, tmp_path):
+    path, brain, _ = small_bold
+    nib.save(nib.Nifti1Image(_labels(brain), np.diag([2.0, 2.0, 2.0, 1.0])), tmp_path / "atlas.nii.gz")
+    with pytest.raises(ValueError, match=r"atlas grid .* differs from the BOLD grid .*--resample-mask"):
+        columns.get("labels").check_inputs(path, atlas=tmp_path / "atlas.nii.gz")
+    assert columns.get("labels").check_inputs(path, atlas=tmp_path / "atlas.nii.gz", resample=True) == 0
+
+
+def test_memory_terms_of_the_kinds():
+    """Maps hold their pseudo-inverse (grows with maps x support voxels); voxels and labels add nothing."""
+    from bidsapp.resources import RunSize, node_memory_gb
+
+    size = RunSize(n_volumes=300, n_features=200_000, grid_voxels=900_000)
+    base = node_memory_gb(size)
+    assert columns.get("voxels").memory_terms(300, 0, 200_000) == {} == columns.get("labels").memory_terms(300, 0, 1)
+    maps = node_memory_gb(size, column_terms=columns.get("maps").memory_terms(300, 256, 200_000))
+    assert maps["masking"] - base["masking"] > 1.5 * 256 * 200_000 * 8 * 5 / 1024**3 * 0.99
+    assert maps["cleaning"] == base["cleaning"]

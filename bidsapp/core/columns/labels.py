@@ -30,6 +30,19 @@ class Labels(ColumnSpace):
         self.names = names or {}
 
     @classmethod
+    def check_inputs(cls, bold: PathLike, *, atlas: PathLike | None = None, resample: bool = False,
+                     mask: PathLike | None = None, **options) -> int:
+        """An atlas on another grid is refused before the run unless resampling is allowed (header only)."""
+        from bidsapp.core.masks import describe_grid, same_grid
+
+        img, atlas_img = load_header(bold, ndim=4), load_header(atlas)
+        if not resample and not same_grid(atlas_img.shape, atlas_img.affine, img.shape, img.affine):
+            raise ValueError(f"{atlas}: atlas grid ({describe_grid(atlas_img.shape, atlas_img.affine)}) differs from "
+                             f"the BOLD grid ({describe_grid(img.shape, img.affine)}); pass an atlas in the run's "
+                             "space and resolution, or --resample-mask to resample it (nearest neighbour).")
+        return 0
+
+    @classmethod
     def build(cls, bold: PathLike, mask_file: PathLike, *, atlas_file: PathLike, atlas_labels: PathLike | None = None,
               resample: bool = False, **args) -> Labels:
         img = load_header(bold, ndim=4)
