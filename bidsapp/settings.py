@@ -63,6 +63,7 @@ class Settings:
     atlas: Path | None = None
     atlas_labels: Path | None = None
     atlas_name: str | None = None
+    atlas_template: str | None = None
     spheres: Path | None = None
     sphere_radius: float | None = None
     allow_overlap: bool = False

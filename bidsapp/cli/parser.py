@@ -108,10 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resample-mask", action="store_true",
                    help="resample a mask or atlas on another grid to the run (nearest neighbour) "
                    "(default: off: a grid mismatch is an error)")
-    g.add_argument("--atlas", type=Path,
+    g.add_argument("--atlas",
                    help="labels image (integer regions, 0 = background): columns become regions; a 4D image of "
-                   "probabilistic maps: columns become maps, fitted as nilearn's NiftiMapsMasker "
-                   "(default: none, columns are voxels)")
+                   "probabilistic maps: columns become maps, fitted as nilearn's NiftiMapsMasker; or a TemplateFlow "
+                   "atlas by name, NAME[:desc-DESC][:res-RES] (e.g. Schaefer2018:desc-400Parcels7Networks), read "
+                   "from the local cache in the runs' space (default: none, columns are voxels)")
     g.add_argument("--atlas-labels", type=Path,
                    help="label table (dseg.tsv: index, name) (default: none, regions are named region-<label>)")
     g.add_argument("--atlas-name", help="atlas- entity of outputs (default: from the --atlas or --spheres file name)")
@@ -327,13 +328,20 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         fmriprep = cand if cand.is_dir() or not _looks_like_derivatives(bids_dir) else bids_dir
     values["fmriprep_dir"] = Path(fmriprep).resolve()
     values["bids_dir"], values["output_dir"] = bids_dir, out
+    from bidsapp.core.atlases import looks_like_name, parse_name
     from bidsapp.derivatives import check_label, desc_label
 
+    atlas = values.get("atlas")
+    if atlas is not None and not Path(atlas).is_file() and looks_like_name(str(atlas)):  # a TemplateFlow atlas
+        values["atlas_template"], values["atlas"] = str(atlas), None
     if values.get("atlas_name") is not None:
         try:
             check_label(values["atlas_name"], "--atlas-name")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    elif values.get("atlas_template"):
+        name, desc, _ = parse_name(values["atlas_template"])
+        values["atlas_name"] = desc_label(name + (desc or ""))
     elif values.get("atlas") or values.get("spheres"):
         stem = Path(values.get("atlas") or values["spheres"]).name.split(".")[0]
         ent = [p[6:] for p in stem.split("_") if p.startswith("atlas-")]

@@ -140,6 +140,25 @@ def run_kwargs(run: Run, s: Settings, cache_dir: Path | None) -> dict:
     )
 
 
+def run_settings(run: Run, s: Settings) -> Settings:
+    """The settings of one run: an atlas given by name (``--atlas NAME[:desc-...]``) becomes the TemplateFlow file
+    of the run's space and resolution (and its label table), read from the local cache, never downloaded."""
+    if not s.atlas_template:
+        return s
+    import dataclasses
+
+    from bidsapp.core.atlases import resolve
+    from bidsapp.core.io import load_header
+    from bidsapp.core.masks import templateflow_home
+
+    try:
+        atlas, labels = resolve(s.atlas_template, run.space or s.space, load_header(run.bold).affine,
+                                templateflow_home())
+    except ValueError as exc:
+        raise InputError(str(exc), code=2) from None
+    return dataclasses.replace(s, atlas=atlas, atlas_labels=s.atlas_labels or labels)
+
+
 def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, n_columns: int = 0
                     ) -> dict[str, float]:
     """Each node's memory estimate (GB) for this run, from its headers, mask and events."""
@@ -213,7 +232,12 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
         files = {"bold": run.bold, "bold_right": run.bold_right, **{k: v for k, v in files.items() if k != "bold"}}
         if s.atlas is not None:
             files["atlas_right"] = _right_hemisphere(Path(s.atlas))
-    return files, {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
+    roots = {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
+    if s.atlas_template:  # the sidecar's Sources name the TemplateFlow file
+        from bidsapp.core.masks import templateflow_home
+
+        roots["templateflow"] = templateflow_home()
+    return files, roots
 
 
 def _right_hemisphere(left: Path) -> Path:
@@ -370,19 +394,21 @@ def participant(s: Settings) -> int:
     cache = ChecksumCache(cache_dir)
     todo = []
     for run in runs:
-        files, roots = source_files(run, s)
-        reason = reuse_status(naming(run, s).sidecar(s.output_dir), configuration_hash=s.configuration_hash(),
+        rs = run_settings(run, s)
+        files, roots = source_files(run, rs)
+        reason = reuse_status(naming(run, rs).sidecar(s.output_dir), configuration_hash=rs.configuration_hash(),
                               current_sources=lambda f=files, r=roots: drv.sources(f, r, cache, s.nprocs),
                               cache=cache)
         if reason is None:
-            clear_temporaries(s.output_dir, naming(run, s))
+            clear_temporaries(s.output_dir, naming(run, rs))
             print(f"[bidsapp] skipped  {run.label}: outputs are current (settings, version, inputs, outputs)",
                   flush=True)
         else:
             print(f"[bidsapp] compute  {run.label}: {reason}", flush=True)
-            todo.append(run)
+            todo.append((run, rs))
     warn_inapplicable(s)
-    kwargs = [run_kwargs(r, s, cache_dir) for r in todo]
+    kwargs = [run_kwargs(r, rs, cache_dir) for r, rs in todo]
+    todo = [r for r, _ in todo]
     drv.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)
     if not kwargs:
