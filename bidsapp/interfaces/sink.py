@@ -133,12 +133,17 @@ class WriteDerivatives(SimpleInterface):
         for entry in [e for e in writer.entries if columns.kind_of(e["Path"])]:  # BIDS column descriptions
             with writer.put(naming.path(out, columns.kind_of(entry["Path"]), ".json")) as tmp:
                 columns.write_sidecar(writer.folder / entry["Path"], i.settings, dst=tmp, space=i.column_space)
+        writer.finish(provenance.with_uris(self._sidecar(X, space, image), i.sources))  # paths as BIDS URIs
+
+    def _sidecar(self, X, space, image: Path | None) -> dict:
+        """The run's ``_timeseries.json``: what the columns are, provenance, cleaning, trials, parameters."""
+        i = self.inputs
         info = json.loads(Path(i.clean_info).read_text())
         now = dt.datetime.now(dt.timezone.utc)
         started = dt.datetime.fromisoformat(i.started)
-        sidecar = {
+        return {
             "Description": "Cleaned BOLD signal: rows are kept volumes (see _samples.tsv), columns are "
-                           + space_cls.what + " (see _features.tsv).",
+                           + space.what + " (see _features.tsv).",
             **space.sidecar_fields(),
             "ColumnImage": image.name if image else None,
             **({"Grayordinates": dict(i.grayordinates)} if i.grayordinates else {}),
@@ -148,7 +153,7 @@ class WriteDerivatives(SimpleInterface):
             "StartTimeSource": i.start_time_source,
             "Shape": list(X.shape),
             "DataType": str(X.dtype),
-            "MaskVoxelCount": _mask_count(i.mask_file, space_cls.on_grayordinates),
+            "MaskVoxelCount": _mask_count(i.mask_file, space.on_grayordinates),
             "MaskSource": i.mask_source,
             "TemplateFile": i.template_file,
             "ConfoundColumns": info["ConfoundColumns"],
@@ -165,7 +170,6 @@ class WriteDerivatives(SimpleInterface):
             "FinishedAt": now.isoformat(),
             "DurationSeconds": round((now - started).total_seconds(), 3),
         }
-        writer.finish(provenance.with_uris(sidecar, i.sources))  # paths as BIDS URIs, like Sources
 
     def _write_grayordinates(self, naming: drv.RunNaming, writer: RunWriter, X, space) -> None:
         """``--output-format dtseries.nii`` / ``func.gii``: the cleaned rows back on the grayordinates."""
