@@ -57,43 +57,17 @@ def _samples(settings: dict) -> dict[str, dict]:
     }
 
 
-def _grayordinate_features(settings: dict) -> dict[str, dict]:
-    """Columns of a CIFTI-2 / GIFTI run's features table (grayordinates, or atlas labels over them)."""
-    return {
-        "column": {"Description": "Column of _timeseries.npy (0-based)."},
-        "structure": {"Description": "CIFTI brain structure of the grayordinate (atlas mode: holding most of the "
-                                     "region's grayordinates), e.g. CIFTI_STRUCTURE_CORTEX_LEFT."},
-        "vertex": {"Description": "Vertex index on the hemisphere's surface mesh; n/a for volume structures."},
-        **{c: {"Description": f"Voxel index along axis {n} of the CIFTI volume (subcortical structures); n/a for "
-                              "surface vertices."} for n, c in enumerate("ijk")},
-        **{c: {"Description": f"{c} coordinate (mm): voxel centre from the CIFTI affine, or the vertex on a given "
-                              "surface; n/a when no surface is known (atlas mode: mean over the region).",
-               "Units": "mm"} for c in "xyz"},
-        "label": {"Description": "Label key of the region in the atlas (dlabel.nii / label.gii)."},
-        "name": {"Description": "Name of the region (the atlas label table)."},
-        "n_grayordinates": {"Description": "Number of the run's grayordinates in the region."},
-    }
+def _features(settings: dict, header: list[str], space: str | None) -> dict[str, dict]:
+    """Columns of a features table: what the run's column space says (``ColumnSpace`` of the sidecar); without it,
+    the first kind whose table has every column of the header."""
+    from bidsapp.core import columns as spaces
 
-
-def _features(settings: dict) -> dict[str, dict]:
-    if settings.get("atlas_name") or settings.get("atlas"):
-        where = "centroid of the region"
-        return {
-            "column": {"Description": "Column of _timeseries.npy (0-based)."},
-            "label": {"Description": "Integer value of the region in the atlas (the _dseg.nii.gz image)."},
-            "name": {"Description": "Name of the region (atlas label table; region-<label> when not listed)."},
-            **{c: {"Description": f"Voxel index along axis {n} of the {where} (fractional)."}
-               for n, c in enumerate("ijk")},
-            **{c: {"Description": f"World (scanner/template) {c} coordinate of the {where}, from the "
-                                  "image affine.", "Units": "mm"} for c in "xyz"},
-        }
-    return {
-        "column": {"Description": "Column of _timeseries.npy (0-based)."},
-        **{c: {"Description": f"Voxel index along axis {n} of the run's mask image (_mask.nii.gz)."}
-           for n, c in enumerate("ijk")},
-        **{c: {"Description": f"World (scanner/template) {c} coordinate of the voxel centre, from the mask "
-                              "affine.", "Units": "mm"} for c in "xyz"},
-    }
+    if space is not None:
+        return spaces.get(space).feature_descriptions()
+    for cls in spaces.KINDS.values():
+        if set(header) <= set(cls.feature_descriptions()):
+            return cls.feature_descriptions()
+    return {}
 
 
 def _trials(settings: dict) -> dict[str, dict]:
@@ -142,11 +116,11 @@ def _group(settings: dict) -> dict[str, dict]:
     }
 
 
-KINDS = {"samples": _samples, "features": _features, "trials": _trials, "betas": _betas, "group_runs": _group}
+KINDS = {"samples": _samples, "features": None, "trials": _trials, "betas": _betas, "group_runs": _group}
 _EXTRA = "Column of the run's events.tsv, copied unchanged (see the events.tsv JSON sidecar for its meaning)."
 
 
-def describe(kind: str, header: list[str], settings: dict | None = None) -> dict[str, dict]:
+def describe(kind: str, header: list[str], settings: dict | None = None, space: str | None = None) -> dict[str, dict]:
     """Column descriptions of one table, in the order of its header.
 
     Parameters
@@ -156,6 +130,8 @@ def describe(kind: str, header: list[str], settings: dict | None = None) -> dict
         Column names of the TSV.
     settings : dict, optional
         The run's settings (``Settings.result_settings()``), for parameter-dependent text.
+    space : str, optional
+        Features tables: the run's column space (``bidsapp.core.columns.KINDS``), which describes them.
 
     Raises
     ------
@@ -164,8 +140,7 @@ def describe(kind: str, header: list[str], settings: dict | None = None) -> dict
     """
     if kind not in KINDS:
         raise ValueError(f"unknown table kind {kind!r}; expected one of {sorted(KINDS)}.")
-    grayordinates = kind == "features" and "structure" in header
-    known = (_grayordinate_features if grayordinates else KINDS[kind])(settings or {})
+    known = _features(settings or {}, header, space) if kind == "features" else KINDS[kind](settings or {})
     out = {}
     for col in header:
         if col in known:
@@ -189,7 +164,7 @@ def kind_of(path: str | Path) -> str | None:
 
 
 def write_sidecar(tsv: str | Path, settings: dict | None = None, *, kind: str | None = None,
-                  dst: str | Path | None = None) -> Path:
+                  dst: str | Path | None = None, space: str | None = None) -> Path:
     """Write the column descriptions of a TSV as JSON; returns the JSON path.
 
     Parameters
@@ -202,6 +177,8 @@ def write_sidecar(tsv: str | Path, settings: dict | None = None, *, kind: str | 
         Table kind, when ``tsv`` is a temporary file (e.g. a node's ``samples.tsv``).
     dst : str or Path, optional
         Where to write (e.g. a staged temporary path); default ``tsv`` with a ``.json`` suffix.
+    space : str, optional
+        The run's column space (features tables).
     """
     tsv = Path(tsv)
     kind = kind or kind_of(tsv)
@@ -209,5 +186,5 @@ def write_sidecar(tsv: str | Path, settings: dict | None = None, *, kind: str | 
         raise ValueError(f"{tsv}: not a bidsapp table with column descriptions.")
     header, _ = read_tsv(tsv)
     out = Path(dst) if dst is not None else tsv.with_suffix(".json")
-    write_text(out, json.dumps(describe(kind, header, settings), indent=2) + "\n")
+    write_text(out, json.dumps(describe(kind, header, settings, space), indent=2) + "\n")
     return out

@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 
 from bidsapp.columns import write_sidecar
+from bidsapp.core import columns
 from bidsapp.core.io import save_nifti, write_tsv
 from bidsapp.derivatives import read_run_outputs
 from bidsapp.errors import InputError
@@ -38,6 +39,7 @@ def group_level(s: Settings) -> int:
     rows: dict[str, list] = {k: [] for k in ("run", "space", "n_volumes", "volumes_kept", "n_features",
                                              "mask_voxels", "mean_framewise_displacement", "denoise")}
     masks: dict[str, list[Path]] = {}
+    on_grayordinates: dict[str, bool] = {}
     for sc in sidecars:
         run = read_run_outputs(sc)
         meta, stem, fd = run.meta, run.stem, run.framewise_displacement
@@ -54,11 +56,13 @@ def group_level(s: Settings) -> int:
                      if f["Path"].endswith(("_mask.nii.gz", "_mask.dscalar.nii"))]
         if mask_name:
             den = next((p for p in stem.split("_") if p.startswith("den-")), None)
-            key = space if mask_name[0].endswith(".nii.gz") else f"{space}_{den}" if den else space
+            gray = columns.get(meta.get("ColumnSpace") or _legacy_kind(mask_name[0])).on_grayordinates
+            key = f"{space}_{den}" if gray and den else space
             masks.setdefault(key, []).append(sc.parent / mask_name[0])
+            on_grayordinates[key] = gray
     write_sidecar(write_tsv(Path(s.output_dir) / "group_runs.tsv", rows))  # + column descriptions
     for space, files in masks.items():
-        if files[0].name.endswith(".dscalar.nii"):
+        if on_grayordinates[space]:
             _grayordinate_intersection(space, files, Path(s.output_dir))
             continue
         imgs = [nib.load(f) for f in files]
@@ -75,6 +79,11 @@ def group_level(s: Settings) -> int:
                            functools.partial(save_nifti, nib.Nifti1Image(inter.astype(np.uint8), imgs[ref].affine)))
     print(f"[bidsapp] group summary of {len(sidecars)} run(s): {Path(s.output_dir) / 'group_runs.tsv'}")
     return 0
+
+
+def _legacy_kind(mask_name: str) -> str:
+    """Outputs written before the sidecar recorded ``ColumnSpace``: grayordinates when the mask is a dscalar."""
+    return "grayordinates" if mask_name.endswith(".dscalar.nii") else "voxels"
 
 
 def _save_intersection(path: Path, files: list[Path], left_out: dict[str, str], save) -> None:

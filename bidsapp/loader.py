@@ -217,64 +217,52 @@ class Run:
     betas_table: object = None
     mask_file: Path | None = None
     dseg_file: Path | None = None
+    kind: str = "voxels"
+
+    @property
+    def column_space(self):
+        """The run's column space (:mod:`bidsapp.core.columns`), from its sidecar's ``ColumnSpace``."""
+        return _space(self.kind, self.mask_file, self.dseg_file, self.features)
 
     def to_image(self, values) -> nib.Nifti1Image:
         """A NIfTI image of values over the columns: (n_features,) -> 3D, (n, n_features) -> 4D.
 
         Voxel mode: each voxel of the mask gets its column's value; atlas mode: each region of the
-        ``_dseg.nii.gz`` image gets its column's value; 0 elsewhere. Grayordinate runs (CIFTI / GIFTI):
+        ``_dseg.nii.gz`` image gets its column's value; 0 elsewhere; maps: the sum of the maps weighted by
+        the values; spheres: each sphere's voxels (the mean where spheres overlap). Grayordinate runs (CIFTI / GIFTI):
         a ``dscalar.nii`` (one map per row of ``values``) over the run's grayordinates; per-hemisphere
         ``func.gii`` with ``bidsapp.core.grayordinates.to_gifti(values, run.brain_models)``.
         """
-        return _to_image(values, self.mask_file, self.dseg_file, self.features)
-
+        return self.column_space.inverse(values)
 
     @property
     def brain_models(self):
         """Grayordinate runs: the columns as a nibabel ``BrainModelAxis`` (from ``_desc-brain_mask.dscalar.nii``)."""
-        from bidsapp.core import grayordinates
+        from bidsapp.core import columns, grayordinates
 
-        if self.mask_file is None or not self.mask_file.name.endswith(".dscalar.nii"):
+        if self.mask_file is None or not columns.get(self.kind).on_grayordinates:
             raise ValueError(f"{self.stem}: not a grayordinate run (its columns are voxels or regions of a volume).")
         return grayordinates.brain_models_of(self.mask_file)
 
 
-def _to_image(values, mask_file: Path | None, dseg_file: Path | None, features) -> nib.Nifti1Image:
-    from bidsapp.core import masking
+def _space(kind: str, mask_file: Path | None, image_file: Path | None, features):
+    """The column space of a run's (or a stack's) outputs."""
+    from bidsapp.core import columns
 
-    if mask_file is not None and mask_file.name.endswith(".dscalar.nii"):
-        return _to_cifti(values, mask_file, dseg_file, features)
-    values = np.asarray(values)
-    if values.dtype == bool:
-        values = values.astype(np.uint8)
-    n = len(features)
-    if values.ndim not in (1, 2) or values.shape[-1] != n:
-        raise ValueError(f"values of shape {values.shape} do not match the {n} columns; give (n_features,) "
-                         "or (n, n_features).")
-    if dseg_file is not None:
-        img = nib.load(dseg_file)
-        labels = np.asanyarray(img.dataobj).astype(np.int64)
-        return masking.unmask_labels(values, labels, features["label"].to_numpy(dtype=np.int64), img.affine)
     if mask_file is None:
         raise FileNotFoundError("the run's mask (_mask.nii.gz) is not among its outputs.")
-    img = nib.load(mask_file)
-    return masking.unmask(values, np.asanyarray(img.dataobj) > 0, img.affine)
+    cls = columns.get(kind)
+    if cls.image and image_file is None:
+        raise FileNotFoundError(f"the run's columns image (_{cls.image[0]}{cls.image[1]}) is not among its outputs.")
+    return cls.from_outputs(mask_file, image_file, {c: features[c].tolist() for c in features.columns})
 
 
-def _to_cifti(values, mask_file: Path, dseg_file: Path | None, features):
-    from bidsapp.core import grayordinates
-
-    bm = grayordinates.brain_models_of(mask_file)
-    values = np.asarray(values)
-    if values.dtype == bool:
-        values = values.astype(np.uint8)
-    if values.ndim not in (1, 2) or values.shape[-1] != len(features):
-        raise ValueError(f"values of shape {values.shape} do not match the {len(features)} columns; give "
-                         "(n_features,) or (n, n_features).")
-    if dseg_file is not None:
-        labels, _ = grayordinates.read_dlabel(dseg_file, bm)
-        values = grayordinates.expand_labels(values, labels, features["label"].to_numpy(dtype=np.int64))
-    return grayordinates.to_dscalar(values, bm)
+def _legacy_kind(meta: dict, mask_file: Path | None, image_file: Path | None) -> str:
+    """The column space of outputs written before the sidecar recorded ``ColumnSpace``."""
+    gray = mask_file is not None and mask_file.name.endswith(".dscalar.nii")
+    if image_file is not None:
+        return "grayordinate_labels" if gray else "labels"
+    return "grayordinates" if gray else "voxels"
 
 
 def _output(folder: Path, meta: dict, ending: str) -> Path | None:
@@ -307,16 +295,22 @@ def _load_one(candidate: _Candidate, verify: bool = False) -> Run:
         if output(name) is None:
             raise FileNotFoundError(f"{folder / stem}_{name}: missing or not listed by its sidecar (the run's "
                                     "outputs are incomplete; rerun the participant level for this run).")
-    mask_file = _output(folder, meta, "_mask.nii.gz") or _output(folder, meta, "_mask.dscalar.nii")
+    mask_file = next((folder / f for f in sorted(listed) if f.endswith(("_mask.nii.gz", "_mask.dscalar.nii"))
+                      and "_atlas-" not in f and (folder / f).exists()), None)
     if mask_file is None:
         raise FileNotFoundError(f"{folder / stem}: its mask (_mask.nii.gz) is not among the outputs its sidecar "
                                 "lists; rerun the participant level for this run.")
+    if "ColumnSpace" in meta:
+        kind, image = meta["ColumnSpace"], meta.get("ColumnImage")
+        image_file = folder / image if image and image in listed and (folder / image).exists() else None
+    else:
+        image_file = (_output(folder, meta, "_dseg.nii.gz") or _output(folder, meta, "_dseg.dlabel.nii")
+                      if entities.get("atlas") else None)
+        kind = _legacy_kind(meta, mask_file, image_file)
     run = Run(stem=stem, folder=folder, entities=entities, meta=meta, X=X,
               samples=_read_table(folder / f"{stem}_samples.tsv"),
               features=_read_table(folder / f"{stem}_features.tsv"),
-              mask_file=mask_file,
-              dseg_file=(_output(folder, meta, "_dseg.nii.gz") or _output(folder, meta, "_dseg.dlabel.nii"))
-              if entities.get("atlas") else None)
+              mask_file=mask_file, dseg_file=image_file, kind=kind)
     for kind in ("trials", "betas"):
         if output(f"{kind}.npy") and output(f"{kind}.tsv"):
             setattr(run, kind, np.load(output(f"{kind}.npy"), mmap_mode="r"))
@@ -401,11 +395,12 @@ class Dataset:
     mask_file: Path | None = None
     dseg_file: Path | None = None
     _mask: np.ndarray | None = None
+    kind: str = "voxels"
 
     def to_image(self, values) -> nib.Nifti1Image:
         """A NIfTI image of values over the shared columns (see :meth:`Run.to_image`)."""
         if self._mask is None:
-            return _to_image(values, self.mask_file, self.dseg_file, self.features)
+            return _space(self.kind, self.mask_file, self.dseg_file, self.features).inverse(values)
         from bidsapp.core import masking
 
         img = nib.load(self.mask_file)
@@ -493,9 +488,16 @@ _NA, _DROP = object(), object()  # markers: y is n/a (rows left out) / an overla
 
 def _column_space(runs: list[Run]) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Column indices of each run into the shared column space, and the shared voxel mask (voxel mode)."""
+    from bidsapp.core import columns
+
     first = runs[0]
-    if first.dseg_file is not None or "label" in first.features:
-        label_sets = [r.features["label"].to_numpy() for r in runs]
+    for r in runs[1:]:
+        if r.kind != first.kind:
+            raise ValueError(f"{r.folder / r.stem}: its columns are {r.kind}, those of {first.stem} are {first.kind}; "
+                             "runs with different kinds of columns cannot be stacked.")
+    if columns.get(first.kind).image:  # regions, maps or spheres: those present in every run
+        key = "label" if "label" in first.features else "name"
+        label_sets = [r.features[key].to_numpy() for r in runs]
         common = sorted(set(label_sets[0]).intersection(*label_sets[1:]))
         picks = [np.flatnonzero(np.isin(lab, common)) for lab in label_sets]
         dropped = max(lab.size for lab in label_sets) - len(common)
@@ -503,7 +505,7 @@ def _column_space(runs: list[Run]) -> tuple[list[np.ndarray], np.ndarray | None]
             warnings.warn(f"runs do not share the same atlas regions: {dropped} column(s) dropped, "
                           f"{len(common)} regions kept (present in every run).", stacklevel=3)
         return picks, None
-    if first.mask_file is not None and first.mask_file.name.endswith(".dscalar.nii"):  # grayordinates
+    if columns.get(first.kind).on_grayordinates:
         for r in runs[1:]:
             if r.brain_models != first.brain_models:
                 raise ValueError(f"{r.mask_file}: grayordinates differ from {first.mask_file}; runs with different "
@@ -657,4 +659,4 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     features = runs[0].features.iloc[picks[0]].reset_index(drop=True)
     return Dataset(X=np.concatenate(blocks), y=target, groups=table["source"].to_numpy(),
                    table=table, features=features, runs=[r.stem for r in runs],
-                   mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file, _mask=common)
+                   mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file, _mask=common, kind=runs[0].kind)

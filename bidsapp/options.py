@@ -33,6 +33,9 @@ SURFACES = ("midthickness", "pial", "white", "inflated", "none")
 OUTPUT_FORMATS = ("npy", "tsv.gz", "nii.gz", "dtseries.nii", "func.gii")
 PLUGINS = ("MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor")
 
+#: node inputs that gather several options into one dict (by option name)
+DICT_INPUTS = ("strategy_params", "column_args")
+
 REQUIRED = object()
 """Default of the positional arguments (no default)."""
 
@@ -94,6 +97,9 @@ class Option:
         A valid non-default value (tests change each option to it); not needed with choices or flags.
     hidden_flags : tuple of str
         Other accepted spellings, absent from ``--help`` and Boutiques (e.g. ``--participant_label``).
+    derived : bool
+        Not an option of its own: a settings field that the parser sets from another option (no flag, not in
+        ``--help``, config files or Boutiques, never a node input; e.g. ``atlas_template`` from ``--atlas NAME``).
     """
 
     name: str
@@ -112,6 +118,7 @@ class Option:
     node_input: str | None = None
     example: Any = None
     hidden_flags: tuple[str, ...] = ()
+    derived: bool = False
 
     @property
     def is_list(self) -> bool:
@@ -190,14 +197,30 @@ OPTIONS: tuple[Option, ...] = (
            "resample a mask or atlas on another grid to the run (nearest neighbour) "
            "(default: off: a grid mismatch is an error)", ("mask", "masking"), True, False, action="store_true"),
     Option("atlas", ("--atlas",), MASKS,
-           "labels image (integer regions, 0 = background): columns become regions "
-           "(default: none, columns are voxels)", ("masking",), True, type=Path, node_input="atlas_file",
-           example=Path("atlas.nii.gz")),
+           "labels image (integer regions, 0 = background): columns become regions; a 4D image of "
+           "probabilistic maps: columns become maps, fitted as nilearn's NiftiMapsMasker; or a TemplateFlow "
+           "atlas by name, NAME[:desc-DESC][:res-RES] (e.g. Schaefer2018:desc-400Parcels7Networks), read "
+           "from the local cache in the runs' space (default: none, columns are voxels)", ("masking",), True,
+           type=Path, node_input="atlas_file", example=Path("atlas.nii.gz")),
+    Option("atlas_template", (), MASKS, "TemplateFlow atlas named by --atlas NAME[:desc-DESC][:res-RES]; each run's "
+           "settings hold the file it resolves to (bidsapp.cli.run.run_settings)", ("masking",), True,
+           derived=True),
     Option("atlas_labels", ("--atlas-labels",), MASKS,
            "label table (dseg.tsv: index, name) (default: none, regions are named region-<label>)",
            ("masking",), True, type=Path, example=Path("atlas.tsv")),
-    Option("atlas_name", ("--atlas-name",), MASKS, "atlas- entity of outputs (default: from the --atlas file name)",
+    Option("atlas_name", ("--atlas-name",), MASKS,
+           "atlas- entity of outputs (default: from the --atlas or --spheres file name)",
            ("outputs",), True, example="schaefer"),
+    Option("spheres", ("--spheres",), MASKS,
+           "seeds table (TSV: x, y, z in mm, optional name): columns become the mean of the mask voxels "
+           "in a sphere around each seed, as nilearn's NiftiSpheresMasker (default: none)", ("masking",), True,
+           type=Path, node_input="column_args", example=Path("seeds.tsv")),
+    Option("sphere_radius", ("--sphere-radius",), MASKS,
+           "radius of the --spheres in mm (default: the voxel of the seed only)", ("masking",), True,
+           type=positive(float, strict=False), metavar="MM", node_input="column_args", example=5.0),
+    Option("allow_overlap", ("--allow-overlap",), MASKS,
+           "let --spheres share voxels (default: off: overlapping spheres are an error)", ("masking",), True,
+           False, action="store_true", node_input="column_args"),
     Option("denoise", ("--denoise",), DENOISING, "nilearn load_confounds_strategy preset",
            ("collection", "cleaning", "outputs"), True, "simple", choices=STRATEGIES),
     Option("confounds", ("--confounds",), DENOISING, "confound columns added to the strategy's (default: none)",
@@ -323,10 +346,12 @@ def step_specs(settings) -> dict[str, dict]:
         value = getattr(settings, option.name)
         for step in option.steps:
             key = option.node_input or option.name
-            if key == "strategy_params":
+            if option.derived:
+                continue  # set from another option (and per run), never a node input of its own
+            if key in DICT_INPUTS:
                 specs[step].setdefault(key, {})
                 if value is not None:
-                    specs[step][key][option.name] = value
+                    specs[step][key][option.name] = value if key == "strategy_params" else _node_value(value)
             else:
                 keep = step not in NODE_STEPS or option.name == "trial_window"
                 specs[step][key] = value if keep else _node_value(value)

@@ -210,7 +210,7 @@ class RunWriter:
 #: parameters that change how outputs are written, not their numbers (ignored when configurations are compared)
 LAYOUT_PARAMETERS = ("output_format",)
 #: parameters naming an input file: compared by the file's checksum (``Sources``), not by its path
-FILE_PARAMETERS = {"atlas": ("atlas", "atlas_right"), "atlas_labels": ("atlas_labels",)}
+FILE_PARAMETERS = {"atlas": ("atlas", "atlas_right"), "atlas_labels": ("atlas_labels",), "spheres": ("spheres",)}
 
 
 def configuration_of(meta: dict) -> dict:

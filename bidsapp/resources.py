@@ -38,8 +38,12 @@ class RunSize:
 
 
 def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
-                   output_format: tuple[str, ...] = ("npy",)) -> dict[str, float]:
+                   output_format: tuple[str, ...] = ("npy",),
+                   column_terms: dict[str, int] | None = None) -> dict[str, float]:
     """Upper bound of each node's peak memory (GB) for a run of ``size``.
+
+    ``column_terms`` are the bytes the run's column space adds to nodes
+    (:meth:`bidsapp.core.columns.base.ColumnSpace.memory_terms`: maps' pseudo-inverse, spheres' sparse matrix).
 
     Returns
     -------
@@ -59,6 +63,8 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         + ((size.n_trials + t) * min(v, LSS_CHUNK) * 8 * 2 + 6 * size.n_trials * t * 8 if lss else 0),
         "derivatives": (3 * SINK_BLOCK_BYTES if set(output_format) & {"tsv.gz", "nii.gz"} else 0) + g * 4 * 3,
     }
+    for node, nbytes in (column_terms or {}).items():
+        data[node] += nbytes
     return {node: round(BASE_GB + MARGIN * nbytes / GB, 3) for node, nbytes in data.items()}
 
 

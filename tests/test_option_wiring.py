@@ -66,11 +66,14 @@ def test_table_and_settings_agree():
         assert o.hashed == (o.name not in NON_RESULT_FIELDS)
         assert o.hashed or not set(o.steps) & {"mask", "masking", "cleaning", "segmentation"}, \
             f"{o.name} feeds a computing node but is not hashed"
-        assert alternatives(o) or o.steps == ("execution",) or o.default is REQUIRED, \
+        assert alternatives(o) or o.steps == ("execution",) or o.default is REQUIRED or o.derived, \
             f"{o.name}: give the row an example value"
 
 
-@pytest.mark.parametrize("option", [o for o in OPTIONS if o.default is not REQUIRED], ids=lambda o: o.name)
+# derived rows (no flag; e.g. atlas_template, set per run from --atlas NAME) are checked end to end by their
+# option's own tests (tests/test_template_atlases.py)
+@pytest.mark.parametrize("option", [o for o in OPTIONS if o.default is not REQUIRED and not o.derived],
+                         ids=lambda o: o.name)
 def test_each_option_reaches_exactly_its_steps(option, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # example files (atlas.nii.gz, ...) must exist for the nodes' File inputs
     reached: set[str] = set()
@@ -105,11 +108,14 @@ def test_plan_run_keeps_every_spec_value(demo, tmp_path):
                       denoise="scrubbing", fd_threshold=0.4, trial_estimates="lss", hrf_lag=4.0, mem_gb=8.0)
     run = collect_runs(**step_specs(s)["collection"])[0]
     plan = plan_run(run, s, None)
-    run_values = {"t_r", "space"}  # resolved per run (the BOLD JSON, the run's own space)
+    run_values = {"t_r", "space", "column_args"}  # resolved per run (the BOLD JSON, its space, its column space)
     for step in NODE_STEPS:
         for key, value in step_specs(s)[step].items():
             if key not in run_values:
                 assert plan.specs[step][key] == value, (step, key)
+    # the run's column space keeps the options it consumes (its ``options``), with their values
+    column_args = plan.specs["masking"]["column_args"]
+    assert column_args.items() <= step_specs(s)["masking"]["column_args"].items()
     assert plan.specs["cleaning"]["strategy_params"]["fd_threshold"] == 0.4
     assert plan.specs["segmentation"]["t_r"] == run.metadata["RepetitionTime"]
 

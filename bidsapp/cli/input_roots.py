@@ -4,8 +4,8 @@ Checked before anything is written (by the parser, for both analysis levels). Th
 ``output_dir`` (``dataset_description.json``, ``.bidsignore``, ``logs/``, ``sub-*``, group files), any of its
 entries that is a symbolic link (it is followed), ``--work-dir``, and, without it, the temporary folder the
 private work folder goes to (``$TMPDIR``). The input roots: the BIDS folder, the fMRIPrep folder, the
-TemplateFlow home (template masks), and the folders of the ``--atlas``, ``--atlas-labels`` and ``--config``
-files. Paths are compared after resolving symbolic links.
+TemplateFlow home (template masks and atlases by name), and the folders of the ``--atlas``, ``--atlas-labels``,
+``--spheres`` and ``--config`` files. Paths are compared after resolving symbolic links.
 
 A written place equal to or inside a folder root is refused; the one exception is the BIDS Apps layout,
 ``<bids_dir>/derivatives/<name>`` (when that is not the fMRIPrep folder or inside it). A file root (atlas,
@@ -43,7 +43,7 @@ def _resolved(path: os.PathLike | str) -> Path:
 
 
 def input_roots(*, bids_dir: Path, fmriprep_dir: Path | None, atlas: Path | None = None,
-                atlas_labels: Path | None = None, config: Path | None = None,
+                atlas_labels: Path | None = None, config: Path | None = None, spheres: Path | None = None,
                 templateflow_home: Path | None = None) -> list[Root]:
     """The input roots of an invocation (resolved; ``None`` entries are left out)."""
     roots = [Root("BIDS folder (bids_dir)", _resolved(bids_dir))]
@@ -51,7 +51,8 @@ def input_roots(*, bids_dir: Path, fmriprep_dir: Path | None, atlas: Path | None
         roots.append(Root("fMRIPrep folder (--fmriprep-dir)", _resolved(fmriprep_dir)))
     if templateflow_home is not None:
         roots.append(Root("TemplateFlow home ($TEMPLATEFLOW_HOME)", _resolved(templateflow_home)))
-    for option, path in (("--atlas", atlas), ("--atlas-labels", atlas_labels), ("--config", config)):
+    for option, path in (("--atlas", atlas), ("--atlas-labels", atlas_labels), ("--spheres", spheres),
+                         ("--config", config)):
         if path is not None:
             roots.append(Root(f"folder of the {option} file", _resolved(path).parent, tree=False))
     return roots

@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups: dict[str | None, argparse._ActionsContainer] = {None: p}
     for option in OPTIONS:
+        if option.derived:
+            continue
         if option.group not in groups:
             groups[option.group] = p.add_argument_group(option.group)
         groups[option.group].add_argument(*(option.flags or (option.name,)), **option.argparse_kwargs())
@@ -224,7 +226,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         if option.none_word and values.get(option.name) == "none":
             values[option.name] = None
     _set_folders(values)
+    from bidsapp.core.atlases import looks_like_name, parse_name
     from bidsapp.derivatives import check_label, desc_label
+
+    atlas = values.get("atlas")
+    if atlas is not None and not Path(atlas).is_file() and looks_like_name(str(atlas)):  # a TemplateFlow atlas
+        values["atlas_template"], values["atlas"] = str(atlas), None
 
     if values.get("desc") is not None:
         try:
@@ -236,8 +243,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             check_label(values["atlas_name"], "--atlas-name")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    elif values.get("atlas"):
-        stem = Path(values["atlas"]).name.split(".")[0]
+    elif values.get("atlas_template"):
+        name, desc, _ = parse_name(values["atlas_template"])
+        values["atlas_name"] = desc_label(name + (desc or ""))
+    elif values.get("atlas") or values.get("spheres"):
+        stem = Path(values.get("atlas") or values["spheres"]).name.split(".")[0]
         ent = [p[6:] for p in stem.split("_") if p.startswith("atlas-")]
         values["atlas_name"] = desc_label(ent[0] if ent else stem) or "atlas"
     window = values.get("trial_window") or BY_NAME["trial_window"].default
@@ -249,7 +259,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             values[option.name] = tuple(values.get(option.name) or ())
         elif option.type is Path and values.get(option.name) is not None:
             values[option.name] = Path(values[option.name]).resolve()
-    for k in ("atlas", "atlas_labels"):
+    for k in ("atlas", "atlas_labels", "spheres"):
         if values.get(k) is not None and not values[k].is_file():
             raise UsageError(f"{values[k]}: --{k.replace('_', '-')} file not found.", code=66)
     settings = Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
@@ -293,12 +303,13 @@ def check_inputs_untouched(s: Settings) -> None:
     from bidsapp.cli import input_roots as ir
 
     tf_home = None
-    if s.mask_strategy.endswith("-template"):
+    if s.mask_strategy.endswith("-template") or s.atlas_template:
         from bidsapp.core.masks import templateflow_home
 
         tf_home = templateflow_home()
     roots = ir.input_roots(bids_dir=s.bids_dir, fmriprep_dir=s.fmriprep_dir, atlas=s.atlas,
-                           atlas_labels=s.atlas_labels, config=s.config, templateflow_home=tf_home)
+                           atlas_labels=s.atlas_labels, config=s.config, spheres=s.spheres,
+                           templateflow_home=tf_home)
     default_parent = ir.default_work_parent() if s.analysis_level == "participant" else None
     try:
         ir.check_writes_outside_inputs(output_dir=s.output_dir, roots=roots, work_dir=s.work_dir,

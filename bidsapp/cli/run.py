@@ -46,7 +46,7 @@ def warn_inapplicable(s: Settings) -> None:
                       stacklevel=2)
 
 
-def _checked_t_r(run: Run, s: Settings) -> float:
+def _checked_t_r(run: Run, s: Settings, kind: str) -> float:
     """The run's repetition time (``--t-r`` or the BOLD JSON), checked against the file and the filters."""
     t_r = s.t_r if s.t_r is not None else run.metadata.get("RepetitionTime")
     if t_r is None:
@@ -58,10 +58,10 @@ def _checked_t_r(run: Run, s: Settings) -> float:
         check_filter(float(t_r), s.low_pass, s.high_pass, s.filter)
     except ValueError as exc:
         raise InputError(f"{run.bold.name}: {exc}", code=2) from exc
-    from bidsapp.core import grayordinates
+    from bidsapp.core import columns, grayordinates
     from bidsapp.core.io import check_repetition_time
 
-    if s.t_r is None and not grayordinates.is_grayordinate_file(run.bold):
+    if s.t_r is None and not columns.get(kind).on_grayordinates:
         check_repetition_time(run.bold, float(t_r))
     elif s.t_r is None and grayordinates.is_cifti(run.bold):  # GIFTI files carry no repetition time
         grayordinates.check_series_step(run.bold, float(t_r))
@@ -93,10 +93,12 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
     run's own values (files, repetition time, start time, space, grayordinate files) added.
     """
     from bidsapp.checksums import identity_stamp
+    from bidsapp.core import columns
     from bidsapp.options import NODE_STEPS, step_specs
     from bidsapp.workflows.base import RunPlan
 
-    t_r = _checked_t_r(run, s)
+    kind = columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s))
+    t_r = _checked_t_r(run, s, kind)
     needs_confounds = s.denoise != "none" or bool(s.confounds)
     # the confounds file is also read with --denoise none, for non-steady-state censoring (--dummy-scans auto)
     use_confounds = run.confounds is not None and (needs_confounds or s.dummy_scans == "auto")
@@ -110,19 +112,22 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
             check_trial_types(read_events(run.events))
         except ValueError as exc:
             raise InputError(str(exc), code=1) from exc
-    gray = grayordinate_inputs(run, s)
+    gray = grayordinate_inputs(run, s, kind)
     _check_mask(run, s, bool(gray))
     start_time, start_source = start_time_of(run.metadata)
     files, roots = source_files(run, s)
-    mem_gb = estimate_memory(run, s, t_r)
+    cols = column_kwargs(run, s, kind)
+    mem_gb = estimate_memory(run, s, float(t_r), kind, cols.pop("n_columns"))
     worst = max(mem_gb, key=mem_gb.get)
     if mem_gb[worst] > s.mem_gb:
         raise InputError(f"{run.bold}: the {worst} node needs about {mem_gb[worst]:.1f} GB, more than --mem-gb "
                          f"{s.mem_gb:g}; raise --mem-gb or run on a machine with more memory.", code=2)
     specs = {step: spec for step, spec in step_specs(s).items() if step in NODE_STEPS}
     space, timing = run.space or s.space, {"t_r": t_r, "start_time": start_time}
-    specs["mask"].update(space=space, input_stamp=identity_stamp(files.values()), bold_right=gray.get("bold_right"))
-    specs["masking"].update({k: v for k, v in gray.items() if k in ("bold_right", "atlas_right", "surfaces")})
+    specs["mask"].update(space=space, input_stamp=identity_stamp(files.values()), bold_right=gray.get("bold_right"),
+                         on_grayordinates=columns.get(kind).on_grayordinates)
+    specs["masking"].update({k: v for k, v in gray.items() if k in ("bold_right", "atlas_right", "surfaces")},
+                            **cols)
     specs["cleaning"].update(timing, bold_file=str(run.bold))
     specs["segmentation"].update(timing)
     cache = str(cache_dir) if cache_dir else None
@@ -140,15 +145,36 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
                    mem_gb=mem_gb)
 
 
-def estimate_memory(run: Run, s: Settings, t_r: float) -> dict[str, float]:
+def run_settings(run: Run, s: Settings) -> Settings:
+    """The settings of one run: an atlas given by name (``--atlas NAME[:desc-...]``) becomes the TemplateFlow file
+    of the run's space and resolution (and its label table), read from the local cache, never downloaded."""
+    if not s.atlas_template:
+        return s
+    import dataclasses
+
+    from bidsapp.core.atlases import resolve
+    from bidsapp.core.io import load_header
+    from bidsapp.core.masks import templateflow_home
+
+    try:
+        atlas, labels = resolve(s.atlas_template, run.space or s.space, load_header(run.bold).affine,
+                                templateflow_home())
+    except ValueError as exc:
+        raise InputError(str(exc), code=2) from None
+    return dataclasses.replace(s, atlas=atlas, atlas_labels=s.atlas_labels or labels)
+
+
+def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, n_columns: int = 0
+                    ) -> dict[str, float]:
     """Each node's memory estimate (GB) for this run, from its headers, mask and events."""
     import numpy as np
 
-    from bidsapp.core import grayordinates
+    from bidsapp.core import columns, grayordinates
     from bidsapp.core.io import load_header
     from bidsapp.resources import RunSize, node_memory_gb
 
-    if grayordinates.is_grayordinate_file(run.bold):  # columns: the grayordinates (no grid, no mask)
+    space = columns.get(kind or columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s)))
+    if space.on_grayordinates:  # columns: the grayordinates (no grid, no mask)
         try:
             n_volumes, features = grayordinates.run_shape(run.bold, run.bold_right)
         except ValueError as exc:
@@ -166,8 +192,31 @@ def estimate_memory(run: Run, s: Settings, t_r: float) -> dict[str, float]:
     start, end = s.trial_window
     size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
                    n_offsets=int((end - start) / t_r) + 2)
+    terms = space.memory_terms(int(shape[3]), n_columns, features)
     return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates == "lss",
-                          output_format=tuple(s.output_format))
+                          output_format=tuple(s.output_format), column_terms=terms)
+
+
+def column_options(s: Settings, kind: str) -> dict:
+    """Settings the run's column space consumes beyond the atlas files (its ``options``), by name, JSON-ready."""
+    from bidsapp.core import columns
+
+    return {k: str(v) if isinstance(v, Path) else v for k, v in columns.options_of(s).items()
+            if k in columns.get(kind).options}
+
+
+def column_kwargs(run: Run, s: Settings, kind: str) -> dict:
+    """The kind of columns and its own arguments (:func:`init_run_wf` ``column_space``, ``column_args``);
+    the kind's bad input (e.g. a table without x, y, z) is refused here, before anything is written."""
+    from bidsapp.core import columns
+
+    try:
+        n = columns.get(kind).check_inputs(run.bold, atlas=s.atlas, resample=s.resample_mask,
+                                           mask=run.mask if s.mask_strategy == "fmriprep" else None,
+                                           **column_options(s, kind))
+    except ValueError as exc:
+        raise InputError(f"{run.bold.name}: {exc}", code=2) from exc
+    return {"column_space": kind, "column_args": column_options(s, kind), "n_columns": n}
 
 
 def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
@@ -177,6 +226,9 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
              "confounds": run.confounds if use_confounds else None,
              "confounds_json": run.confounds_json if use_confounds else None,
              "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
+    from bidsapp.core import columns
+
+    files.update({k: v for k, v in columns.options_of(s).items() if isinstance(v, Path)})  # e.g. --spheres
     # the JSON sidecars the run's metadata (TR, StartTime, SliceTiming) came from: a change recomputes the run
     files.update({f"metadata_{k}": path for k, path in enumerate(run.metadata_files, start=1)})
     for hemi, path in sorted(run.surfaces.items()):  # grayordinate runs: vertex coordinates (x, y, z)
@@ -185,7 +237,12 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
         files = {"bold": run.bold, "bold_right": run.bold_right, **{k: v for k, v in files.items() if k != "bold"}}
         if s.atlas is not None:
             files["atlas_right"] = _right_hemisphere(Path(s.atlas))
-    return files, {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
+    roots = {"fmriprep": s.fmriprep_dir, "raw": s.bids_dir}
+    if s.atlas_template:  # the sidecar's Sources name the TemplateFlow file
+        from bidsapp.core.masks import templateflow_home
+
+        roots["templateflow"] = templateflow_home()
+    return files, roots
 
 
 def _right_hemisphere(left: Path) -> Path:
@@ -204,16 +261,18 @@ def _right_hemisphere(left: Path) -> Path:
     return right
 
 
-def grayordinate_inputs(run: Run, s: Settings) -> dict:
+def grayordinate_inputs(run: Run, s: Settings, kind: str | None = None) -> dict:
     """Checks and extra node inputs of a CIFTI-2 / GIFTI run ({} for volumes).
 
     Options that make no sense for grayordinates (computed or template masks, volume smoothing,
     mask resampling, a NIfTI atlas or output) are refused naming the run and the fix.
     """
-    from bidsapp.core.grayordinates import is_cifti, is_grayordinate_file
+    from bidsapp.core import columns
+    from bidsapp.core.grayordinates import is_cifti
 
+    kind = kind or columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s))
     atlas = str(s.atlas) if s.atlas else ""
-    if not is_grayordinate_file(run.bold):
+    if not columns.get(kind).on_grayordinates:
         for bad, what in ((atlas.endswith((".dlabel.nii", ".label.gii")), f"--atlas {Path(atlas).name}"),
                           ("dtseries.nii" in s.output_format, "--output-format dtseries.nii"),
                           ("func.gii" in s.output_format, "--output-format func.gii")):
@@ -302,7 +361,7 @@ def _current_configuration(run: Run, s: Settings, cache) -> dict:
 
     files, _ = source_files(run, s)
     sources = [{"Role": role, "SHA256": cache.sha256(path)} for role, path in files.items()
-               if role in ("atlas", "atlas_right", "atlas_labels") and path is not None]
+               if role in ("atlas", "atlas_right", "atlas_labels", "spheres") and path is not None]
     return configuration_of({"Parameters": recorded_settings(run, s), "Sources": sources})
 
 
@@ -319,7 +378,7 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
         sidecar = naming(run, s).sidecar(s.output_dir)
         key = _variant(sidecar.name[: -len("_timeseries.json")])
         if key not in current:
-            current[key] = _current_configuration(run, s, cache)
+            current[key] = _current_configuration(run, run_settings(run, s), cache)
     replaced = []
     for sidecar in sorted(s.output_dir.glob("sub-*/**/func/*_timeseries.json")):
         stem = sidecar.name[: -len("_timeseries.json")]
@@ -421,12 +480,13 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[lis
     replaced = check_output_names(runs, s, cache)
     todo = []
     for run in runs:
-        files, roots = source_files(run, s)
-        reason = reuse_status(naming(run, s).sidecar(s.output_dir), configuration_hash=s.configuration_hash(),
+        rs = run_settings(run, s)
+        files, roots = source_files(run, rs)
+        reason = reuse_status(naming(run, rs).sidecar(s.output_dir), configuration_hash=rs.configuration_hash(),
                               current_sources=lambda f=files, r=roots: drv.sources(f, r, cache, s.nprocs),
                               cache=cache)
         if reason is None:
-            clear_temporaries(s.output_dir, naming(run, s))
+            clear_temporaries(s.output_dir, naming(run, rs))
             print(f"[bidsapp] skipped  {run.label}: outputs are current (settings, version, inputs, outputs)",
                   flush=True)
         else:
@@ -452,7 +512,7 @@ def participant(s: Settings) -> int:
     cache_dir = s.output_dir / "logs" / "checksums"
     todo, replaced = _runs_to_compute(runs, s, cache_dir)
     warn_inapplicable(s)
-    plans = [plan_run(r, s, cache_dir) for r in todo]
+    plans = [plan_run(r, run_settings(r, s), cache_dir) for r in todo]
     replace_outputs(replaced, s.output_dir)
     drv.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)

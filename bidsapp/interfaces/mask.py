@@ -21,6 +21,8 @@ class _ComputeMaskInput(BaseInterfaceInputSpec):
     resample_mask = traits.Bool(False, usedefault=True)
     bold_right = traits.Either(None, File(exists=True), default=None, usedefault=True,
                                desc="GIFTI runs: the hemi-R func.gii (bold_file is hemi-L)")
+    on_grayordinates = traits.Either(None, traits.Bool, default=None, usedefault=True,
+                                     desc="the run's column space is grayordinates (default: from the BOLD file)")
     input_stamp = traits.Str("", usedefault=True, desc="identity (size, times, inode) of every input file of "
                              "the run: part of nipype's cache key, so a --work-dir never reuses results "
                              "computed from other input contents (every later node consumes this one's output)")
@@ -39,7 +41,10 @@ class ComputeMask(SimpleInterface):
     output_spec = _ComputeMaskOutput
 
     def _run_interface(self, runtime):
-        if grayordinates.is_grayordinate_file(self.inputs.bold_file):  # no mask: the brain models are the columns
+        gray = self.inputs.on_grayordinates
+        if gray is None:
+            gray = grayordinates.is_grayordinate_file(self.inputs.bold_file)
+        if gray:  # no mask: the brain models are the columns
             out = Path(runtime.cwd) / "mask.dscalar.nii"
             source, _ = grayordinates.write_column_mask(self.inputs.bold_file, self.inputs.bold_right, out)
             self._results.update(mask_file=str(out), mask_source=source, template_file=None)

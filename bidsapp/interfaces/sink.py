@@ -13,7 +13,7 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface
 from bidsapp import columns, provenance
 from bidsapp import derivatives as drv
 from bidsapp.checksums import ChecksumCache
-from bidsapp.core import masking
+from bidsapp.core import columns as column_spaces
 from bidsapp.core.io import iter_npy_rows, read_tsv, remove_temporaries, write_nifti_series, write_tsv_rows
 from bidsapp.outputs import RunWriter, reuse_status, run_lock
 
@@ -31,7 +31,9 @@ class _SinkInput(BaseInterfaceInputSpec):
     mask_source = traits.Str(mandatory=True)
     mask_desc = traits.Str("brain", usedefault=True, desc="desc label of the mask file (from the mask strategy)")
     template_file = traits.Either(None, traits.Str, default=None, usedefault=True)
-    atlas_on_grid = traits.Either(None, File(exists=True), default=None, usedefault=True)
+    column_space = traits.Str(mandatory=True, desc="kind of columns (bidsapp.core.columns.KINDS)")
+    atlas_on_grid = traits.Either(None, File(exists=True), default=None, usedefault=True,
+                                  desc="the columns image (atlas, maps, spheres on the run), when the kind has one")
     cleaned = File(exists=True, mandatory=True)
     features = File(exists=True, mandatory=True)
     samples = File(exists=True, mandatory=True)
@@ -95,17 +97,17 @@ class WriteDerivatives(SimpleInterface):
         if "npy" in i.output_format or not i.output_format:
             writer.install(i.cleaned, naming.path(out, "timeseries", ".npy"))
         writer.install(i.features, naming.path(out, "features", ".tsv"))
+        space_cls = column_spaces.get(i.column_space)
         features = {}
-        if i.atlas_on_grid:  # region names and labels (small table) for headers and the inverse transform
+        if space_cls.image:  # region names and labels (small table) for headers and the inverse transform
             header, rows = read_tsv(i.features)
             features = {h: [r[j] for r in rows] for j, h in enumerate(header)}
+        space = space_cls.from_outputs(i.mask_file, i.atlas_on_grid, features)
         writer.install(i.samples, naming.path(out, "samples", ".tsv"))
-        gray = i.mask_file.endswith(".dscalar.nii")  # grayordinate run: the mask is its columns as a dscalar
-        writer.install(i.mask_file, naming.path(out, "mask", ".dscalar.nii" if gray else ".nii.gz", desc=i.mask_desc,
-                                                atlas=None))
+        writer.install(i.mask_file, naming.path(out, "mask", space_cls.mask_extension, desc=i.mask_desc, atlas=None))
         block = max(1, ROW_BLOCK_BYTES // (4 * max(1, X.shape[1])))
-        if i.atlas_name or "tsv.gz" in i.output_format:
-            cols = features["name"] if "name" in features else [f"{'grayordinate' if gray else 'voxel'}-{c}"
+        if space_cls.image or "tsv.gz" in i.output_format:  # named regions: a small table, always written
+            cols = features["name"] if "name" in features else [f"{space_cls.column_prefix}-{c}"
                                                                for c in range(X.shape[1])]
             with writer.put(naming.path(out, "timeseries", ".tsv.gz")) as tmp:
                 write_tsv_rows(tmp, cols, (b for _, b in iter_npy_rows(i.cleaned, block)), atomic=False)
@@ -114,33 +116,36 @@ class WriteDerivatives(SimpleInterface):
             _warn_uneven_rows(json.loads(Path(i.clean_info).read_text()), series, i.t_r)
         if "nii.gz" in i.output_format:
             mask_img = nib.load(i.mask_file)
-            rows = (b for _, b in iter_npy_rows(i.cleaned, block))
-            if i.atlas_on_grid:
-                labels = np.asanyarray(nib.load(i.atlas_on_grid).dataobj)
-                values = np.array([int(v) for v in features["label"]])
-                volumes = masking.unmask_label_rows(rows, labels, values)
-            else:
-                volumes = masking.unmask_rows(rows, np.asanyarray(mask_img.dataobj) > 0)
+            volumes = space.inverse_rows(b for _, b in iter_npy_rows(i.cleaned, block))
             with writer.put(naming.path(out, "bold", ".nii.gz")) as tmp:
                 write_nifti_series(tmp, volumes, shape=mask_img.shape[:3], n_volumes=X.shape[0],
                                    affine=mask_img.affine, t_r=i.t_r, atomic=False)
-        if gray:
-            self._write_grayordinates(naming, writer, X, features)
+        if space_cls.on_grayordinates:
+            self._write_grayordinates(naming, writer, X, space)
+        image = None
         if i.atlas_on_grid:
-            writer.install(i.atlas_on_grid, naming.path(out, "dseg", ".dlabel.nii" if gray else ".nii.gz", desc=None))
+            suffix, ext, desc = space_cls.image
+            image = naming.path(out, suffix, ext, desc=desc)
+            writer.install(i.atlas_on_grid, image)
         for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
             writer.install(src, naming.path(out, key.split("_")[0], ext))
         for entry in [e for e in writer.entries if columns.kind_of(e["Path"])]:  # BIDS column descriptions
             with writer.put(naming.path(out, columns.kind_of(entry["Path"]), ".json")) as tmp:
-                columns.write_sidecar(writer.folder / entry["Path"], i.settings, dst=tmp)
+                columns.write_sidecar(writer.folder / entry["Path"], i.settings, dst=tmp, space=i.column_space)
+        writer.finish(provenance.with_uris(self._sidecar(X, space, image), i.sources))  # paths as BIDS URIs
+
+    def _sidecar(self, X, space, image: Path | None) -> dict:
+        """The run's ``_timeseries.json``: what the columns are, provenance, cleaning, trials, parameters."""
+        i = self.inputs
         info = json.loads(Path(i.clean_info).read_text())
         now = dt.datetime.now(dt.timezone.utc)
         started = dt.datetime.fromisoformat(i.started)
-        sidecar = {
+        return {
             "Description": "Cleaned BOLD signal: rows are kept volumes (see _samples.tsv), columns are "
-                           + ("atlas regions" if i.atlas_name else "grayordinates" if gray else "mask voxels")
-                           + " (see _features.tsv).",
+                           + space.what + " (see _features.tsv).",
+            **space.sidecar_fields(),
+            "ColumnImage": image.name if image else None,
             **({"Grayordinates": dict(i.grayordinates)} if i.grayordinates else {}),
             "Sources": i.sources,
             "RepetitionTime": i.t_r,
@@ -148,7 +153,7 @@ class WriteDerivatives(SimpleInterface):
             "StartTimeSource": i.start_time_source,
             "Shape": list(X.shape),
             "DataType": str(X.dtype),
-            "MaskVoxelCount": _mask_count(i.mask_file),
+            "MaskVoxelCount": _mask_count(i.mask_file, space.on_grayordinates),
             "MaskSource": i.mask_source,
             "TemplateFile": i.template_file,
             "ConfoundColumns": info["ConfoundColumns"],
@@ -165,9 +170,8 @@ class WriteDerivatives(SimpleInterface):
             "FinishedAt": now.isoformat(),
             "DurationSeconds": round((now - started).total_seconds(), 3),
         }
-        writer.finish(provenance.with_uris(sidecar, i.sources))  # paths as BIDS URIs, like Sources
 
-    def _write_grayordinates(self, naming: drv.RunNaming, writer: RunWriter, X, features: dict) -> None:
+    def _write_grayordinates(self, naming: drv.RunNaming, writer: RunWriter, X, space) -> None:
         """``--output-format dtseries.nii`` / ``func.gii``: the cleaned rows back on the grayordinates."""
         from bidsapp.core import cifti
         from bidsapp.core import grayordinates as go
@@ -175,11 +179,8 @@ class WriteDerivatives(SimpleInterface):
         i, out = self.inputs, Path(self.inputs.output_dir)
         if not {"dtseries.nii", "func.gii"} & set(i.output_format):
             return
-        bm = go.brain_models_of(i.mask_file)
-        values = np.asarray(X)
-        if i.atlas_on_grid:  # paint each region's row values on its grayordinates
-            labels, _ = go.read_dlabel(i.atlas_on_grid, bm)
-            values = go.expand_labels(values, labels, np.array([int(v) for v in features["label"]]))
+        bm = space.bm
+        values = space.on_grayordinates_of(X)  # atlas columns: each region's values painted on its grayordinates
         if "dtseries.nii" in i.output_format:  # rows are the kept volumes (times: _samples.tsv); start at the first
             header, rows = read_tsv(i.samples)
             first = [float(r[header.index("onset")]) for r in rows if r[header.index("row")] == "0"]
@@ -191,9 +192,9 @@ class WriteDerivatives(SimpleInterface):
                     nib.save(img, str(tmp))
 
 
-def _mask_count(path: str) -> int:
+def _mask_count(path: str, grayordinates: bool) -> int:
     """Voxels (or grayordinates) of a mask file: a NIfTI mask or a grayordinate run's ``dscalar.nii``."""
-    if path.endswith(".dscalar.nii"):
+    if grayordinates:
         from bidsapp.core import cifti
 
         return int((cifti.read_header(path).memmap() > 0).sum())

@@ -1,0 +1,94 @@
+"""Labels: one column per region of an integer atlas (nilearn's ``NiftiLabelsMasker``, mean)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import nibabel as nib
+import numpy as np
+
+from bidsapp.core import masking
+from bidsapp.core.columns.base import ColumnSpace, PathLike
+from bidsapp.core.columns.voxels import load_mask
+from bidsapp.core.io import load_header, save_nifti, save_npy
+
+REGION = "centroid of the region"
+
+
+class Labels(ColumnSpace):
+    """Columns are the atlas regions inside the mask, sorted by label value."""
+
+    kind = "labels"
+    what = "atlas regions"
+    image = ("dseg", ".nii.gz", None)
+    column_prefix = "region"
+
+    def __init__(self, labels: np.ndarray, affine: np.ndarray, values: np.ndarray | None = None,
+                 names: dict[int, str] | None = None):
+        self.labels, self.affine = np.asarray(labels), np.asarray(affine)
+        self.values = np.unique(self.labels[self.labels != 0]) if values is None else np.asarray(values, np.int64)
+        self.names = names or {}
+
+    @classmethod
+    def check_inputs(cls, bold: PathLike, *, atlas: PathLike | None = None, resample: bool = False,
+                     mask: PathLike | None = None, **options) -> int:
+        """An atlas on another grid is refused before the run unless resampling is allowed (header only)."""
+        from bidsapp.core.masks import describe_grid, same_grid
+
+        img, atlas_img = load_header(bold, ndim=4), load_header(atlas)
+        if not resample and not same_grid(atlas_img.shape, atlas_img.affine, img.shape, img.affine):
+            raise ValueError(f"{atlas}: atlas grid ({describe_grid(atlas_img.shape, atlas_img.affine)}) differs from "
+                             f"the BOLD grid ({describe_grid(img.shape, img.affine)}); pass an atlas in the run's "
+                             "space and resolution, or --resample-mask to resample it (nearest neighbour).")
+        return 0
+
+    @classmethod
+    def build(cls, bold: PathLike, mask_file: PathLike, *, atlas_file: PathLike, atlas_labels: PathLike | None = None,
+              resample: bool = False, **args) -> Labels:
+        img = load_header(bold, ndim=4)
+        mask, _ = load_mask(mask_file)
+        labels = masking.load_labels(atlas_file, img.shape[:3], img.affine, resample=resample)
+        names = masking.read_label_table(atlas_labels) if atlas_labels else None
+        return cls(np.where(mask, labels, 0), img.affine, names=names)
+
+    def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None, **args) -> int:
+        X, values, n_bad = masking.apply_labels(bold, self.labels, smoothing_fwhm=smoothing_fwhm,
+                                                return_nonfinite=True)
+        self.values = values
+        save_npy(X, out)
+        return n_bad
+
+    def features(self) -> dict[str, np.ndarray]:
+        return masking.label_features(self.labels, self.affine, self.values, self.names)
+
+    def save_image(self, path: PathLike) -> str:
+        save_nifti(nib.Nifti1Image(self.labels.astype(np.int32), self.affine), path)
+        return str(path)
+
+    @classmethod
+    def from_outputs(cls, mask_file: PathLike, image_file: PathLike | None, features: dict) -> Labels:
+        img = nib.load(image_file)
+        return cls(np.asanyarray(img.dataobj).astype(np.int64), img.affine,
+                   np.array([int(v) for v in features["label"]], dtype=np.int64))
+
+    @property
+    def n_columns(self) -> int:
+        return int(self.values.size)
+
+    def inverse(self, values) -> nib.Nifti1Image:
+        return masking.unmask_labels(self.check_values(values), self.labels, self.values, self.affine)
+
+    def inverse_rows(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        return masking.unmask_label_rows(blocks, self.labels, self.values)
+
+    @staticmethod
+    def feature_descriptions() -> dict[str, dict]:
+        return {
+            "column": {"Description": "Column of _timeseries.npy (0-based)."},
+            "label": {"Description": "Integer value of the region in the atlas (the _dseg.nii.gz image)."},
+            "name": {"Description": "Name of the region (atlas label table; region-<label> when not listed)."},
+            **{c: {"Description": f"Voxel index along axis {n} of the {REGION} (fractional)."}
+               for n, c in enumerate("ijk")},
+            **{c: {"Description": f"World (scanner/template) {c} coordinate of the {REGION}, from the "
+                                  "image affine.", "Units": "mm"} for c in "xyz"},
+        }
