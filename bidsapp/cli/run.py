@@ -351,6 +351,7 @@ def participant(s: Settings) -> int:
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
     _check_writable(s.output_dir)
     try:
+        drv.check_output_owner(s.output_dir)
         drv.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     except ValueError as exc:
         raise InputError(str(exc), code=2) from None
