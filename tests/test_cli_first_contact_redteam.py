@@ -1,0 +1,47 @@
+"""Found by trying to break issue 22's first minute from the outside: "did you mean" must name the option the
+user meant when the spelling is a prefix of others (--tr), another tool's (fMRIPrep's --nthreads, -w), or an
+option given after '--' (which argparse reports as unknown: "did you mean" then named the same option)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bidsapp.cli.run import main
+
+
+@pytest.mark.parametrize("given, answer", [
+    # nilearn's t_r typed as --tr is a prefix of three --trial-* options: argparse said only "ambiguous"
+    (["--tr", "2"], "ambiguous option --tr; did you mean --t-r? "
+                    "(it also starts --trial-window, --trial-edge, --trial-estimates)"),
+    (["--tr=2"], "ambiguous option --tr; did you mean --t-r? "
+                 "(it also starts --trial-window, --trial-edge, --trial-estimates)"),
+    (["--TR", "2"], "unknown option --TR; did you mean --t-r?"),
+    (["--tri", "2"], "ambiguous option --tri: it could start --trial-window, --trial-edge, --trial-estimates "
+                     "(bidsapp -h shows the usage)"),
+    # fMRIPrep's spellings
+    (["--nthreads", "2"], "unknown option --nthreads; did you mean --nprocs?"),
+    (["--n_cpus", "2"], "unknown option --n_cpus; did you mean --nprocs?"),
+    (["-w", "/w"], "unknown option -w; did you mean --work-dir?"),
+    (["--mem_mb", "4000"], "unknown option --mem_mb; did you mean --mem-gb?"),
+    # after "--" nothing is an option: say so instead of "unknown option --denoise; did you mean --denoise?"
+    (["--", "--denoise", "none"], "--denoise after '--': '--' ends the options, so what follows it is not read "
+                                  "as an option; give the options before '--' (or leave '--' out)"),
+    (["--participant-label", "01", "--"],
+     "'--' at the end of the command line: it ends the options and nothing follows it; leave it out"),
+    (["--participant-label", "01", "--", "extra"],
+     "unexpected argument(s) extra after '--': bidsapp takes bids_dir output_dir analysis_level, then options "
+     "(bidsapp -h shows the usage)"),
+])
+def test_did_you_mean_names_the_option_meant(tmp_path, capsys, given, answer):
+    code = main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", *given])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err == f"bidsapp: error: {answer}\n"  # one line, no usage
+    assert not (tmp_path / "out").exists()
+
+
+def test_options_before_the_positionals_after_dash_dash(tmp_path, capsys):
+    """The one spelling where an option after "--" is meant: "--" ends the option's list before bids_dir."""
+    code = main(["--participant-label", "01", "--", str(tmp_path / "bids"), str(tmp_path / "out"), "participant"])
+    err = capsys.readouterr().err
+    assert code == 66 and "bids_dir not found" in err, err  # parsed; then the missing bids_dir is named
