@@ -45,3 +45,31 @@ def test_options_before_the_positionals_after_dash_dash(tmp_path, capsys):
     code = main(["--participant-label", "01", "--", str(tmp_path / "bids"), str(tmp_path / "out"), "participant"])
     err = capsys.readouterr().err
     assert code == 66 and "bids_dir not found" in err, err  # parsed; then the missing bids_dir is named
+
+
+def test_a_list_option_before_the_positionals_is_named(tmp_path, capsys):
+    """`bidsapp --participant-label 01 bids out participant`: the list took every word after it, and argparse
+    said only that bids_dir, output_dir and analysis_level are missing."""
+    code = main(["--participant-label", "01", str(tmp_path / "bids"), str(tmp_path / "out"), "participant"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--participant-label took the words after it as its values" in err
+    assert "give bids_dir output_dir analysis_level first, or end the list with '--'" in err
+    # a later option ends the list: then the plain message
+    assert main(["--run", "1", "--denoise", "simple", str(tmp_path / "bids"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "required: analysis_level" in err and "took the words" not in err, err
+
+
+def test_missing_confound_column_speaks_the_command_lines_words(tmp_path, capsys):
+    """The core's advice named Python parameters (motion='basic', columns=...) to a command-line user."""
+    from bidsapp.demo import make_dataset
+
+    bids = tmp_path / "bids"
+    make_dataset(bids, n_volumes=40)
+    code = main([str(bids), str(tmp_path / "out"), "participant", "--participant-label", "01", "--run", "1",
+                 "--confounds", "no_such_column"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert "no_such_column" in err and "(e.g. --motion basic)" in err and "(--confounds COL ...)" in err, err
+    assert "motion='basic'" not in err and "columns=..." not in err, err

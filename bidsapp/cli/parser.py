@@ -92,7 +92,8 @@ class BidsAppsArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
-        return super().parse_known_args(_canonical(args), namespace)
+        self._given = _canonical(args)
+        return super().parse_known_args(self._given, namespace)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {self.explain(message)}\n")
@@ -109,6 +110,10 @@ class BidsAppsArgumentParser(argparse.ArgumentParser):
                 return f"ambiguous option {wrong}; did you mean --{close}? (it also starts {matches})"
             return f"ambiguous option {wrong}: it could start {matches} ({self.prog} -h shows the usage)"
         prefix = "unrecognized arguments: "
+        if message.startswith("the following arguments are required: ") and self._list_took_positionals():
+            return (f"{message}: {self._list_took_positionals()} took the words after it as its values; give "
+                    f"bids_dir output_dir analysis_level first, or end the list with '--' ({self.prog} -h shows "
+                    "the usage)")
         if not message.startswith(prefix):
             return f"{message} ({self.prog} -h shows the usage)"
         words = message[len(prefix):].split()
@@ -132,6 +137,21 @@ class BidsAppsArgumentParser(argparse.ArgumentParser):
         hint = f"; did you mean --{close}?" if close else f"; {self.prog} -h lists every option"
         more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
         return f"unknown option {wrong}{more}{hint}"
+
+
+    def _list_took_positionals(self) -> str | None:
+        """The last list option (``--participant-label 01 02 ...``) given before any ``--``, when words
+        follow it: it took them all, bids_dir, output_dir and analysis_level included."""
+        lists = {o for a in self._actions if a.nargs in ("+", "*") for o in a.option_strings}
+        given = getattr(self, "_given", [])
+        given = given[: given.index("--")] if "--" in given else given
+        last = None
+        for i, word in enumerate(given):
+            if word.split("=")[0] in lists and "=" not in word and i + 1 < len(given):
+                last = word
+            elif word.startswith("-"):
+                last = None
+        return last
 
 
 #: other tools' spellings (fMRIPrep's) of an option, answered with bidsapp's in "did you mean"
