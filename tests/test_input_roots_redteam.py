@@ -85,3 +85,13 @@ def test_bidsapps_own_output_folder_is_reused(bids, tmp_path, capsys):
     assert "skipped" in capsys.readouterr().out
     assert main([str(bids), str(out), "group"]) == 0
     assert (out / "group_runs.tsv").exists()
+
+
+def test_output_dir_that_is_a_file_is_named_as_such(bids, tmp_path, capsys):
+    """It said 'cannot write here (File exists)', exit 73, as for a full disk."""
+    out = tmp_path / "out.txt"
+    out.write_text("mine\n")
+    code = main([str(bids), str(out), "participant", "--participant-label", "01"])
+    err = _one_line(capsys)
+    assert code == 2 and f"{out}: is a file, not a folder" in err, err
+    assert out.read_text() == "mine\n"

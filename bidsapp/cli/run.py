@@ -324,6 +324,9 @@ def _invocation_id() -> str:
 
 def _check_writable(folder: Path) -> None:
     """Create ``folder`` and write a probe file in it, or fail naming it."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: is a file, not a folder; give a folder (new or bidsapp's) as output_dir "
+                         "(or --work-dir).", code=2)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".bidsapp-probe-"):
