@@ -73,3 +73,22 @@ def test_missing_confound_column_speaks_the_command_lines_words(tmp_path, capsys
     assert code == 1 and err.count("\n") == 1, err
     assert "no_such_column" in err and "(e.g. --motion basic)" in err and "(--confounds COL ...)" in err, err
     assert "motion='basic'" not in err and "columns=..." not in err, err
+
+
+def test_config_key_misspelled_is_answered_with_the_closest(tmp_path, capsys):
+    config = tmp_path / "settings.json"
+    config.write_text('{"participant_labl": "01", "lowpass": 0.1, "zzz": 1}')
+    code = main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--config", str(config)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert ("unknown setting(s) ['lowpass', 'participant_labl', 'zzz'] (did you mean 'low_pass' for 'lowpass', "
+            "'participant_label' for 'participant_labl'?)") in err, err
+
+
+def test_bids_dir_that_is_a_file_is_named_as_such(tmp_path, capsys):
+    bids = tmp_path / "participants.tsv"
+    bids.write_text("participant_id\nsub-01\n")
+    code = main([str(bids), str(tmp_path / "out"), "participant"])
+    err = capsys.readouterr().err
+    assert code == 66 and f"{bids}: bids_dir is a file, not a folder" in err, err
+    assert not (tmp_path / "out").exists()

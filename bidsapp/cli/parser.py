@@ -369,7 +369,10 @@ def config_values(path: Path) -> dict:
     actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "version")}
     unknown = sorted(k for k in data if k not in actions or k == "config")
     if unknown:
-        raise UsageError(f"{path}: unknown setting(s) {unknown}; settings are the long option names with "
+        known = sorted({o[2:] for a in actions.values() for o in a.option_strings if o.startswith("--")})
+        meant = [f"{c.replace('-', '_')!r} for {k!r}" for k, c in ((k, _closest(k, known)) for k in unknown) if c]
+        hint = f" (did you mean {', '.join(meant)}?)" if meant else ""
+        raise UsageError(f"{path}: unknown setting(s) {unknown}{hint}; settings are the long option names with "
                          "underscores (see bidsapp --help); bids_dir, output_dir and analysis_level are "
                          "given on the command line.")
     out = {}
