@@ -139,6 +139,9 @@ def collect_runs(
         the filters (18), missing mask or confounds (66).
     """
     bids_dir, fmriprep_dir = Path(bids_dir), Path(fmriprep_dir)
+    if bids_dir.exists() and not bids_dir.is_dir():
+        raise InputError(f"{bids_dir}: bids_dir is a file, not a folder (the first argument: the BIDS dataset, or "
+                         "the fMRIPrep folder itself); check the path.")
     if not bids_dir.is_dir():  # the first argument: say so, not that the fMRIPrep folder below it is missing
         raise InputError(f"{bids_dir}: bids_dir not found (the first argument: the BIDS dataset, or the fMRIPrep "
                          "folder itself); check the path.")

@@ -13,7 +13,7 @@ import numpy as np
 from bidsapp.columns import write_sidecar
 from bidsapp.core import columns
 from bidsapp.core.io import save_nifti, write_tsv
-from bidsapp.derivatives import read_run_outputs
+from bidsapp.derivatives import check_output_owner, read_run_outputs
 from bidsapp.errors import InputError
 from bidsapp.settings import Settings
 
@@ -21,6 +21,10 @@ from bidsapp.settings import Settings
 def group_level(s: Settings) -> int:
     """Write ``group_runs.tsv`` and ``space-<space>_desc-intersection_mask.nii.gz`` (``.dscalar.nii`` for
     grayordinate runs, per space and density)."""
+    try:
+        check_output_owner(s.output_dir)
+    except ValueError as exc:
+        raise InputError(str(exc), code=2) from None
     sidecars = sorted(Path(s.output_dir).glob("sub-*/**/func/*_timeseries.json"))
     wanted = {p.name for p in Path(s.output_dir).glob("sub-*") if p.is_dir()}
     if s.participant_label:

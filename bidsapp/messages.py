@@ -12,6 +12,8 @@ CLI_WORDS = {
     "low_pass=": "--low-pass ",
     "high_pass (": "--high-pass (",
     "low_pass (": "--low-pass (",
+    "(e.g. motion='basic')": "(e.g. --motion basic)",
+    "(columns=...)": "(--confounds COL ...)",
 }
 
 

@@ -61,14 +61,28 @@ class BidsAppsArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
-        return super().parse_known_args(_canonical(args), namespace)
+        self._given = _canonical(args)
+        return super().parse_known_args(self._given, namespace)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {self.explain(message)}\n")
 
     def explain(self, message: str) -> str:
         """argparse's complaint as one line that says what to do."""
+        known = sorted({o[2:] for a in self._actions for o in a.option_strings if o.startswith("--")})
+        ambiguous = "ambiguous option: "
+        if message.startswith(ambiguous):  # "--tr could match --trial-window, ..." (the user meant --t-r)
+            wrong, _, matches = message[len(ambiguous):].partition(" could match ")
+            wrong = wrong.split("=")[0]
+            close = _closest(wrong, known)
+            if close:
+                return f"ambiguous option {wrong}; did you mean --{close}? (it also starts {matches})"
+            return f"ambiguous option {wrong}: it could start {matches} ({self.prog} -h shows the usage)"
         prefix = "unrecognized arguments: "
+        if message.startswith("the following arguments are required: ") and self._list_took_positionals():
+            return (f"{message}: {self._list_took_positionals()} took the words after it as its values; give "
+                    f"bids_dir output_dir analysis_level first, or end the list with '--' ({self.prog} -h shows "
+                    "the usage)")
         if not message.startswith(prefix):
             return f"{message} ({self.prog} -h shows the usage)"
         words = message[len(prefix):].split()
@@ -76,12 +90,55 @@ class BidsAppsArgumentParser(argparse.ArgumentParser):
         if not unknown:
             return (f"unexpected argument(s) {' '.join(words)}: {self.prog} takes bids_dir output_dir "
                     f"analysis_level, then options ({self.prog} -h shows the usage)")
-        known = sorted({o[2:] for a in self._actions for o in a.option_strings if o.startswith("--")})
         wrong = unknown[0]
-        close = difflib.get_close_matches(wrong.lstrip("-").replace("_", "-").lower(), known, n=1, cutoff=0.7)
-        hint = f"; did you mean --{close[0]}?" if close else f"; {self.prog} -h lists every option"
+        after = words[words.index("--") + 1:] if "--" in words else []
+        if wrong == "--" and not after:
+            return "'--' at the end of the command line: it ends the options and nothing follows it; leave it out"
+        if wrong == "--":
+            wrong = next((w.split("=")[0] for w in after if w.startswith("-")), None)
+            if wrong is None:
+                return (f"unexpected argument(s) {' '.join(after)} after '--': {self.prog} takes bids_dir "
+                        f"output_dir analysis_level, then options ({self.prog} -h shows the usage)")
+        if wrong.startswith("--") and wrong[2:] in known:  # a known option, given after "--"
+            return (f"{wrong} after '--': '--' ends the options, so what follows it is not read as an option; "
+                    f"give the options before '--' (or leave '--' out)")
+        close = _closest(wrong, known)
+        hint = f"; did you mean --{close}?" if close else f"; {self.prog} -h lists every option"
         more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
         return f"unknown option {wrong}{more}{hint}"
+
+
+    def _list_took_positionals(self) -> str | None:
+        """The last list option (``--participant-label 01 02 ...``) given before any ``--``, when words
+        follow it: it took them all, bids_dir, output_dir and analysis_level included."""
+        lists = {o for a in self._actions if a.nargs in ("+", "*") for o in a.option_strings}
+        given = getattr(self, "_given", [])
+        given = given[: given.index("--")] if "--" in given else given
+        last = None
+        for i, word in enumerate(given):
+            if word.split("=")[0] in lists and "=" not in word and i + 1 < len(given):
+                last = word
+            elif word.startswith("-"):
+                last = None
+        return last
+
+
+#: other tools' spellings (fMRIPrep's) of an option, answered with bidsapp's in "did you mean"
+OTHER_SPELLINGS = {"nthreads": "nprocs", "n-cpus": "nprocs", "w": "work-dir", "mem-mb": "mem-gb"}
+
+
+def _closest(wrong: str, known: list[str]) -> str | None:
+    """The known long option (without ``--``) a user most likely meant by ``wrong``: the same letters
+    ignoring case, dashes and underscores (``--TR``, ``--tr`` -> ``t-r``), another tool's spelling, or the
+    closest by edit distance."""
+    word = wrong.lstrip("-").replace("_", "-").lower()
+    squeezed = {k.replace("-", ""): k for k in known}
+    if word.replace("-", "") in squeezed:
+        return squeezed[word.replace("-", "")]
+    if word in OTHER_SPELLINGS and OTHER_SPELLINGS[word] in known:
+        return OTHER_SPELLINGS[word]
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.7)
+    return close[0] if close else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,7 +245,10 @@ def config_values(path: Path) -> dict:
                if a.option_strings and a.dest not in ("help", "version") and a.help != argparse.SUPPRESS}
     unknown = sorted(k for k in data if k not in actions or k == "config")
     if unknown:
-        raise UsageError(f"{path}: unknown setting(s) {unknown}; settings are the long option names with "
+        known = sorted({o[2:] for a in actions.values() for o in a.option_strings if o.startswith("--")})
+        meant = [f"{c.replace('-', '_')!r} for {k!r}" for k, c in ((k, _closest(k, known)) for k in unknown) if c]
+        hint = f" (did you mean {', '.join(meant)}?)" if meant else ""
+        raise UsageError(f"{path}: unknown setting(s) {unknown}{hint}; settings are the long option names with "
                          "underscores (see bidsapp --help); bids_dir, output_dir and analysis_level are "
                          "given on the command line.")
     out = {}

@@ -457,6 +457,9 @@ def _invocation_id() -> str:
 
 def _check_writable(folder: Path) -> None:
     """Create ``folder`` and write a probe file in it, or fail naming it."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: is a file, not a folder; give a folder (new or bidsapp's) as output_dir "
+                         "(or --work-dir).", code=2)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".bidsapp-probe-"):
@@ -506,6 +509,7 @@ def participant(s: Settings) -> int:
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
     _check_writable(s.output_dir)
     try:
+        drv.check_output_owner(s.output_dir)
         drv.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     except ValueError as exc:
         raise InputError(str(exc), code=2) from None
