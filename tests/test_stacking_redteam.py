@@ -142,3 +142,25 @@ def test_atlas_name_bound_to_one_file_whatever_the_desc(demo_outputs, tmp_path, 
         warnings.simplefilter("error")  # both complete: nothing left out
         run = bidsapp.load(out, subject="01", run=1, atlas="halves")
     np.testing.assert_array_equal(run.X, raw_first)
+
+
+def test_one_name_two_settings_hint_can_be_followed(demo_outputs, tmp_path):
+    """Two invocations at once with other settings can both write under one name (each checked the folder before
+    the other wrote); dataset() refuses to stack them, and its hint, which cannot be desc=... since both runs
+    have the same name, is followed literally: --replace-outputs for the runs to redo."""
+    bids = demo_outputs / "bidsapp-demo-output" / "bids"
+    out = _copy_sub01(demo_outputs, tmp_path / "out")
+    folder = out / "sub-01" / "func"
+    sidecar = folder / f"{_stem('01', 2)}_timeseries.json"
+    meta = json.loads(sidecar.read_text())
+    meta["Parameters"]["standardize"] = "psc"  # what the other invocation would have recorded
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"both are named space-\S+_desc-simple, so no entity tells them apart: "
+                                         r"rerun the participant level .* --replace-outputs\.$"):
+        bidsapp.dataset(out, kind="betas", subject="01")
+    assert _participant(bids, out, "--participant-label", "01", "--run", "2", "--replace-outputs",
+                        "--work-dir", str(tmp_path / "w")) == 0
+    assert json.loads(sidecar.read_text())["Parameters"]["standardize"] == "zscore_sample"
+    ds = bidsapp.dataset(out, kind="betas", subject="01")
+    raw = np.concatenate([np.load(folder / f"{_stem('01', r)}_betas.npy") for r in (1, 2)])
+    np.testing.assert_array_equal(ds.X, raw)

@@ -451,12 +451,17 @@ def participant(s: Settings) -> int:
     cache_dir = s.output_dir / "logs" / "checksums"
     cache = ChecksumCache(cache_dir)
     replaced = check_output_names(runs, s, cache)
+    to_replace = {sidecar for sidecar, _ in replaced}
     todo = []
     for run in runs:
         files, roots = source_files(run, s)
-        reason = reuse_status(naming(run, s).sidecar(s.output_dir), configuration_hash=s.configuration_hash(),
-                              current_sources=lambda f=files, r=roots: drv.sources(f, r, cache, s.nprocs),
-                              cache=cache)
+        sidecar = naming(run, s).sidecar(s.output_dir)
+        if sidecar in to_replace:  # never skipped, then invalidated: --replace-outputs redoes it
+            reason = "made with other settings (--replace-outputs)"
+        else:
+            reason = reuse_status(sidecar, configuration_hash=s.configuration_hash(),
+                                  current_sources=lambda f=files, r=roots: drv.sources(f, r, cache, s.nprocs),
+                                  cache=cache)
         if reason is None:
             clear_temporaries(s.output_dir, naming(run, s))
             print(f"[bidsapp] skipped  {run.label}: outputs are current (settings, version, inputs, outputs)",
