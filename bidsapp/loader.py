@@ -536,10 +536,18 @@ def _check_configurations(runs: list[Run]) -> None:
     for run in runs[1:]:
         diff = differing_parameters(first, configuration_of(run.meta))
         if diff:
+            variant = {k: v for k, v in _entities_of(run.stem).items() if k not in _RUN_ENTITIES}
+            if variant == {k: v for k, v in _entities_of(runs[0].stem).items() if k not in _RUN_ENTITIES}:
+                # one name, two meanings (say, two invocations at once): no entity tells them apart
+                way_out = ("both are named " + "_".join(f"{_SHORT[k]}-{v}" for k, v in variant.items())
+                           + ", so no entity tells them apart: rerun the participant level for the runs to redo "
+                           "with one set of settings and --replace-outputs")
+            else:
+                way_out = ("select one variant with entities (desc=..., atlas=...) or rerun the participant level "
+                           "with one set of settings")
             raise ValueError(f"{run.stem} was made with other settings than {runs[0].stem}: "
                              f"{describe_differences(diff, 'in the first', 'in the second')}; their numbers are not "
-                             "comparable, so they are not stacked: select one variant with entities (desc=..., "
-                             "atlas=...) or rerun the participant level with one set of settings.")
+                             f"comparable, so they are not stacked: {way_out}.")
 
 
 def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type", drop_invalid: bool = True,

@@ -232,9 +232,16 @@ def configuration_of(meta: dict) -> dict:
 def differing_parameters(a: dict, b: dict) -> dict[str, tuple]:
     """Parameters (of :func:`configuration_of`) whose values differ: ``{name: (value in a, value in b)}``.
 
-    Only parameters both configurations name are compared (a newer version may record more).
+    Only parameters both configurations name are compared (a newer version may record more). When they
+    name none in common (one sidecar records only its ``ConfigurationHash``, or nothing), the settings
+    cannot be compared, and that is a difference (``Parameters``), never a silent match.
     """
-    return {k: (a[k], b[k]) for k in sorted(set(a) & set(b)) if a[k] != b[k]}
+    shared = set(a) & set(b)
+    if not shared and a != b:
+        def recorded(c: dict) -> str:
+            return "recorded" if "ConfigurationHash" not in c else "not recorded"
+        return {"Parameters": (recorded(a), recorded(b))}
+    return {k: (a[k], b[k]) for k in sorted(shared) if a[k] != b[k]}
 
 
 def describe_differences(diff: dict[str, tuple], first: str = "there", second: str = "now") -> str:

@@ -355,6 +355,11 @@ def recorded_settings(run: Run, s: Settings) -> dict:
     return settings
 
 
+def _without_desc(variant: tuple) -> tuple:
+    """An output variant's name without its desc (what a run's atlas-<name>_dseg file is named by)."""
+    return tuple((k, v) for k, v in variant if k != "desc")
+
+
 def _current_configuration(run: Run, s: Settings, cache) -> dict:
     """This invocation's configuration of a run, as :func:`bidsapp.outputs.configuration_of` reads a sidecar."""
     from bidsapp.outputs import configuration_of
@@ -379,26 +384,38 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
         key = _variant(sidecar.name[: -len("_timeseries.json")])
         if key not in current:
             current[key] = _current_configuration(run, run_settings(run, s), cache)
+    # the atlas entity names one atlas file whatever the desc (the run's atlas-<name>_dseg is shared by them)
+    atlas_current = {_without_desc(key): config for key, config in current.items() if dict(key).get("atlas")}
+    atlas_keys = {"atlas", "atlas_labels", "spheres"}
     replaced = []
     for sidecar in sorted(s.output_dir.glob("sub-*/**/func/*_timeseries.json")):
         stem = sidecar.name[: -len("_timeseries.json")]
         key = _variant(stem)
-        if key not in current:
+        if key not in current and _without_desc(key) not in atlas_current:
             continue
         try:
             meta = json.loads(sidecar.read_text())
         except (OSError, ValueError):
             continue  # unreadable: incomplete, recomputed or left out by the reader
-        diff = differing_parameters(configuration_of(meta), current[key])
+        if key in current:
+            diff = differing_parameters(configuration_of(meta), current[key])
+        else:  # another desc of the same atlas name: only the atlas files must agree
+            diff = {k: v for k, v in differing_parameters(configuration_of(meta), atlas_current[_without_desc(key)])
+                    .items() if k in atlas_keys}
         if not diff:
             continue
         name = "_".join(f"{_SHORT[k]}-{v}" for k, v in key)
         if not s.replace_outputs:
-            atlas = " (atlas files are compared by their checksum)" if {"atlas", "atlas_labels"} & set(diff) else ""
+            if atlas_keys & set(diff):
+                why = (" (atlas files are compared by their checksum; every desc of a run shares its "
+                       "atlas-<name>_dseg file)")
+                variant = "give this atlas file another --atlas-name"
+            else:
+                why, variant = "", "name this variant with --desc LABEL"
             raise InputError(
                 f"{sidecar}: outputs named {name} in this folder were made with other settings: "
-                f"{describe_differences(diff)}{atlas}; one output folder keeps one meaning per name: write to "
-                "another output folder, or name this variant with --desc LABEL, or pass --replace-outputs to redo "
+                f"{describe_differences(diff)}{why}; one output folder keeps one meaning per name: write to "
+                f"another output folder, or {variant}, or pass --replace-outputs to redo "
                 "or invalidate every run of that name.", code=2)
         replaced.append((sidecar, diff))
     return replaced
@@ -481,13 +498,18 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[lis
 
     cache = ChecksumCache(cache_dir)
     replaced = check_output_names(runs, s, cache)
+    to_replace = {sidecar for sidecar, _ in replaced}
     todo = []
     for run in runs:
         rs = run_settings(run, s)
         files, roots = source_files(run, rs)
-        reason = reuse_status(naming(run, rs).sidecar(s.output_dir), configuration_hash=rs.configuration_hash(),
-                              current_sources=lambda f=files, r=roots: drv.sources(f, r, cache, s.nprocs),
-                              cache=cache)
+        sidecar = naming(run, rs).sidecar(s.output_dir)
+        if sidecar in to_replace:  # never skipped, then invalidated: --replace-outputs redoes it
+            reason = "made with other settings (--replace-outputs)"
+        else:
+            reason = reuse_status(sidecar, configuration_hash=rs.configuration_hash(),
+                                  current_sources=lambda f=files, r=roots: drv.sources(f, r, cache, s.nprocs),
+                                  cache=cache)
         if reason is None:
             clear_temporaries(s.output_dir, naming(run, rs))
             print(f"[bidsapp] skipped  {run.label}: outputs are current (settings, version, inputs, outputs)",
