@@ -86,6 +86,50 @@ def _out_dtype(img) -> np.dtype:
     return np.dtype(np.float64) if img.header.get_data_dtype() == np.float64 else np.dtype(np.float32)
 
 
+def apply_weights(
+    bold_path: str | os.PathLike, where: tuple[np.ndarray, ...], weights, support: np.ndarray, *,
+    smoothing_fwhm: float | None = None, what: str = "columns",
+) -> tuple[np.ndarray, int]:
+    """Each volume's voxels ``where`` (float64, non-finite values set to 0) times ``weights``.
+
+    Parameters
+    ----------
+    bold_path : path
+        4D image.
+    where : tuple of arrays
+        Voxel indices of the support (3D grid of ``bold_path``).
+    weights : (n_columns, n_support) array or sparse matrix
+        Column weights of the support voxels (maps' pseudo-inverse, spheres' means).
+    support : (x, y, z) bool array
+        Voxels that smoothing may draw from (the support's bounding region).
+    smoothing_fwhm : float, optional
+        Gaussian smoothing (mm) inside ``support`` before weighting, as for voxels.
+    what : str
+        Name of the columns in the non-finite warning.
+
+    Returns
+    -------
+    X : (n_volumes, n_columns) array, the dtype of :func:`apply_mask`'s output
+    n_nonfinite : int
+    """
+    img = load_header(bold_path, ndim=4)
+    smoother = _Smoother(img.affine, smoothing_fwhm, support) if smoothing_fwhm else None
+    if smoother is not None:
+        where = tuple(w - b.start for w, b in zip(where, smoother.box))
+    dtype = _out_dtype(img)
+    X = np.empty((img.shape[3], weights.shape[0]), dtype=dtype)
+    n_bad = 0
+    for t, vol in iter_volumes(bold_path, dtype=dtype):
+        v = np.array((smoother(vol) if smoother is not None else vol)[where], dtype=np.float64)
+        bad = ~np.isfinite(v)
+        n_bad += int(bad.sum())
+        v[bad] = 0
+        X[t] = weights @ v
+    n_bad += smoother.n_nonfinite if smoother is not None else 0
+    _report_nonfinite(bold_path, n_bad, what, smoother is not None)
+    return X, n_bad
+
+
 class _Gather:
     """Mask voxels of a Fortran-ordered volume, in nilearn's (C) order, at cache speed.
 

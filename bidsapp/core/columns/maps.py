@@ -18,7 +18,7 @@ import numpy as np
 
 from bidsapp.core.columns.base import ColumnSpace, PathLike
 from bidsapp.core.columns.voxels import load_mask
-from bidsapp.core.io import iter_volumes, load_header, save_nifti, save_npy
+from bidsapp.core.io import load_header, save_nifti, save_npy
 
 
 def is_maps_image(path: PathLike) -> bool:
@@ -135,24 +135,9 @@ class Maps(ColumnSpace):
     def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None, **args) -> int:
         from bidsapp.core import masking
 
-        img = load_header(bold, ndim=4)
         where, M = self._support()
-        pinv = np.linalg.pinv(M)
-        smoother = None
-        if smoothing_fwhm:
-            smoother = masking._Smoother(img.affine, smoothing_fwhm, (self.maps != 0).any(axis=3))
-            where = tuple(w - b.start for w, b in zip(where, smoother.box))
-        dtype = masking._out_dtype(img)
-        X = np.empty((img.shape[3], M.shape[1]), dtype=dtype)
-        n_bad = 0
-        for t, vol in iter_volumes(bold, dtype=dtype):
-            v = np.array((smoother(vol) if smoother is not None else vol)[where], dtype=np.float64)
-            bad = ~np.isfinite(v)
-            n_bad += int(bad.sum())
-            v[bad] = 0
-            X[t] = pinv @ v
-        n_bad += smoother.n_nonfinite if smoother is not None else 0
-        masking._report_nonfinite(bold, n_bad, "maps", smoother is not None)
+        X, n_bad = masking.apply_weights(bold, where, np.linalg.pinv(M), (self.maps != 0).any(axis=3),
+                                         smoothing_fwhm=smoothing_fwhm, what="maps")
         save_npy(X, out)
         return n_bad
 

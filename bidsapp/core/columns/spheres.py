@@ -18,7 +18,7 @@ from scipy import sparse
 
 from bidsapp.core.columns.base import ColumnSpace, PathLike
 from bidsapp.core.columns.voxels import load_mask
-from bidsapp.core.io import iter_volumes, load_header, read_tsv, save_nifti, save_npy
+from bidsapp.core.io import load_header, read_tsv, save_nifti, save_npy
 
 
 def read_seeds(path: PathLike) -> tuple[np.ndarray, list[str]]:
@@ -152,23 +152,10 @@ class Spheres(ColumnSpace):
     def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None, **args) -> int:
         from bidsapp.core import masking
 
-        img = load_header(bold, ndim=4)
         where, A = self._matrix()
-        smoother = masking._Smoother(img.affine, smoothing_fwhm, self.members.any(axis=3)) if smoothing_fwhm else None
-        if smoother is not None:
-            where = tuple(w - b.start for w, b in zip(where, smoother.box))
         mean = sparse.diags(1.0 / np.asarray(A.sum(axis=1)).ravel()) @ A
-        dtype = masking._out_dtype(img)
-        X = np.empty((img.shape[3], A.shape[0]), dtype=dtype)
-        n_bad = 0
-        for t, vol in iter_volumes(bold, dtype=dtype):
-            v = np.array((smoother(vol) if smoother is not None else vol)[where], dtype=np.float64)
-            bad = ~np.isfinite(v)
-            n_bad += int(bad.sum())
-            v[bad] = 0
-            X[t] = mean @ v
-        n_bad += smoother.n_nonfinite if smoother is not None else 0
-        masking._report_nonfinite(bold, n_bad, "spheres", smoother is not None)
+        X, n_bad = masking.apply_weights(bold, where, mean, self.members.any(axis=3), smoothing_fwhm=smoothing_fwhm,
+                                         what="spheres")
         save_npy(X, out)
         return n_bad
 
