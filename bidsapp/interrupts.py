@@ -109,21 +109,23 @@ def _quiet_hook(previous: Callable) -> Callable:
     return hook
 
 
-def install() -> Callable[[], None]:
+def install() -> Callable[[bool], None]:
     """Install :func:`on_signal` for :data:`HANDLED` (main thread only) and forget any earlier signal.
 
-    Returns the function that restores the previous handlers and ``sys.unraisablehook``; signals received while
-    it runs are recorded (see :func:`pending`).
+    Returns ``restore(handlers)``: from then on signals are only recorded (see :func:`pending`); it puts back
+    ``sys.unraisablehook`` and, when ``handlers`` is true, the previous signal handlers (a process that is about
+    to exit with its code decided keeps ours, so a late signal changes neither the code nor the one line).
     """
     _state.signum, _state.raised, _state.deferring = None, False, 0
     previous = {signum: signal.signal(signum, on_signal) for signum in HANDLED}
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _quiet_hook(previous_hook)
 
-    def restore() -> None:
+    def restore(handlers: bool = True) -> None:
         _state.deferring += 1
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if handlers:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         sys.unraisablehook = previous_hook
 
     return restore

@@ -523,7 +523,8 @@ def _write_invocation(s: Settings, invocation: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run bidsapp; returns the exit code (0 success, 1 failure, 2 usage, 16-18/66 BIDS Apps codes)."""
+    """Run bidsapp; returns the exit code (0 success, 1 failure, 2 usage, 16-18/66 BIDS Apps codes, 128 + the
+    signal number when interrupted: 129 SIGHUP, 130 SIGINT, 143 SIGTERM, whenever the signal arrives)."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     from bidsapp.messages import install_warning_format
 
@@ -536,8 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         interrupts.check()  # a signal whose exception was ignored, or that came after the last safe point
     except Interrupted as exc:  # also raised while _main printed another error: the signal wins
         return _interrupted(exc.signum, exc.work)
-    finally:
-        restore()
+    finally:  # the command line (argv None) exits next: late signals are recorded only, in-process callers
+        restore(handlers=argv is not None)  # get their handlers back
     if interrupts.pending() is not None:  # received while the handlers were restored
         return _interrupted(interrupts.pending(), None)
     return code
