@@ -90,10 +90,15 @@ class OrphanSafeMultiProc(MultiProcPlugin):
                                         initargs=(self._cwd, main), mp_context=context)
 
     def kill_workers(self) -> None:
-        """Stop every worker now (the invocation was interrupted): nothing waits for running nodes."""
-        for process in list(getattr(self.pool, "_processes", {}).values()):
+        """Stop every worker now (the invocation was interrupted): nothing waits for running nodes.
+
+        The pool's manager thread is joined (it ends as soon as it sees the killed workers): left running, it
+        closes its wake-up pipe while Python's exit hook writes to it (``OSError: [Errno 9]`` after the one
+        line). The pool may already be shut down (a signal raised after the workflow ended).
+        """
+        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
             process.kill()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _submit_job(self, node, updatehash=False):
         self._taskid += 1

@@ -112,9 +112,10 @@ def _quiet_hook(previous: Callable) -> Callable:
 def install() -> Callable[[bool], None]:
     """Install :func:`on_signal` for :data:`HANDLED` (main thread only) and forget any earlier signal.
 
-    Returns ``restore(handlers)``: from then on signals are only recorded (see :func:`pending`); it puts back
-    ``sys.unraisablehook`` and, when ``handlers`` is true, the previous signal handlers (a process that is about
-    to exit with its code decided keeps ours, so a late signal changes neither the code nor the one line).
+    Returns ``restore(handlers)``: it puts back ``sys.unraisablehook`` and, when ``handlers`` is true, the previous
+    signal handlers; otherwise (a process about to exit with its code decided) it ignores :data:`HANDLED`, so a
+    late signal changes neither the code nor the one line (Python's own finalization would put back the default
+    handlers, which kill the process). A signal received before that is recorded (see :func:`pending`).
     """
     _state.signum, _state.raised, _state.deferring = None, False, 0
     previous = {signum: signal.signal(signum, on_signal) for signum in HANDLED}
@@ -123,9 +124,8 @@ def install() -> Callable[[bool], None]:
 
     def restore(handlers: bool = True) -> None:
         _state.deferring += 1
-        if handlers:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handlers else signal.SIG_IGN)
         sys.unraisablehook = previous_hook
 
     return restore

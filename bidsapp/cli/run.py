@@ -537,8 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         interrupts.check()  # a signal whose exception was ignored, or that came after the last safe point
     except Interrupted as exc:  # also raised while _main printed another error: the signal wins
         return _interrupted(exc.signum, exc.work)
-    finally:  # the command line (argv None) exits next: late signals are recorded only, in-process callers
-        restore(handlers=argv is not None)  # get their handlers back
+    finally:  # the command line (argv None) exits next and ignores late signals; in-process callers get
+        restore(handlers=argv is not None)  # their handlers back
     if interrupts.pending() is not None:  # received while the handlers were restored
         return _interrupted(interrupts.pending(), None)
     return code
