@@ -112,9 +112,9 @@ def test_signals_at_random_moments_of_the_pool_start_up(bids, tmp_path_factory):
     """Seeded sweep: several invocations, each sent 1-3 signals at random moments of its first second of
     workflow (the pool starts there; each worker fork made 0.15 s slow, as under load)."""
     rng = random.Random(20261203)
-    deadline = time.monotonic() + 45
+    deadline = time.monotonic() + 30
     for case in range(5):
-        if case >= 3 and time.monotonic() > deadline:  # a slow machine: three cases still cover the start-up
+        if case >= 2 and time.monotonic() > deadline:  # a loaded machine: fewer cases (each one ~5-20 s)
             break
         tmp_path = tmp_path_factory.mktemp(f"sweep{case}")
         signum = rng.choice([signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
