@@ -63,6 +63,12 @@ def check() -> None:
         raise Interrupted(_state.signum)
 
 
+def finish() -> None:
+    """The last safe point of an invocation: raise the received signal, then only record signals."""
+    check()
+    _state.deferring += 1
+
+
 @contextlib.contextmanager
 def deferred(block: bool = False) -> Iterator[None]:
     """Signals received inside are recorded and raised when the block ends normally.
@@ -109,23 +115,26 @@ def _quiet_hook(previous: Callable) -> Callable:
     return hook
 
 
-def install() -> Callable[[bool], None]:
+def install() -> Callable[[bool], int | None]:
     """Install :func:`on_signal` for :data:`HANDLED` (main thread only) and forget any earlier signal.
 
     Returns ``restore(handlers)``: it puts back ``sys.unraisablehook`` and, when ``handlers`` is true, the previous
     signal handlers; otherwise (a process about to exit with its code decided) it ignores :data:`HANDLED`, so a
     late signal changes neither the code nor the one line (Python's own finalization would put back the default
-    handlers, which kill the process). A signal received before that is recorded (see :func:`pending`).
+    handlers, which kill the process). It returns the signal received since :func:`install` (None when none)
+    and forgets it, so that no later :func:`check` in this process raises it again.
     """
     _state.signum, _state.raised, _state.deferring = None, False, 0
     previous = {signum: signal.signal(signum, on_signal) for signum in HANDLED}
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _quiet_hook(previous_hook)
 
-    def restore(handlers: bool = True) -> None:
+    def restore(handlers: bool = True) -> int | None:
         _state.deferring += 1
         for signum, handler in previous.items():
             signal.signal(signum, handler if handlers else signal.SIG_IGN)
         sys.unraisablehook = previous_hook
+        received, _state.signum, _state.raised = _state.signum, None, False
+        return received
 
     return restore

@@ -131,3 +131,46 @@ def test_signals_at_random_moments_of_the_pool_start_up(bids, tmp_path_factory):
             time.sleep(rng.uniform(0.0, 0.05))
         _, err = proc.communicate(timeout=120)
         _assert_interrupted(proc, err, signum, tmp_path, work_expected=True)
+
+
+def test_deferred_signal_is_raised_when_the_zone_ends_and_ignored_ones_at_the_next_check(capsys):
+    """The mechanism in-process: a signal inside ``deferred`` is raised on leaving it; one whose exception Python
+    ignores (here in a ``__del__``) is silent and raised by the next ``check``; a second signal while the first
+    is handled is only recorded; ``restore`` gives back the handlers and forgets the signal."""
+    from bidsapp import interrupts
+    from bidsapp.errors import Interrupted
+
+    before = signal.getsignal(signal.SIGTERM)
+    restore = interrupts.install()
+    try:
+        with pytest.raises(Interrupted) as raised, interrupts.deferred():
+            signal.raise_signal(signal.SIGTERM)
+            assert interrupts.pending() == signal.SIGTERM  # recorded, not raised inside
+        assert raised.value.signum == signal.SIGTERM
+        signal.raise_signal(signal.SIGINT)  # while the first is handled: recorded only, SIGTERM keeps its code
+    finally:
+        assert restore(handlers=True) == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before and interrupts.pending() is None
+
+    restore = interrupts.install()
+    try:  # blocked at the OS level inside (forks start with it blocked): delivered and raised on leaving
+        with pytest.raises(Interrupted) as raised, interrupts.deferred(block=True):
+            signal.raise_signal(signal.SIGTERM)
+            assert interrupts.pending() is None
+        assert raised.value.signum == signal.SIGTERM
+    finally:
+        restore(handlers=True)
+
+    class RaisesInDel:
+        def __del__(self):
+            signal.raise_signal(signal.SIGHUP)
+
+    restore = interrupts.install()
+    try:
+        RaisesInDel()  # the handler's Interrupted is raised in __del__, where Python ignores it
+        with pytest.raises(Interrupted) as raised:
+            interrupts.check()
+        assert raised.value.signum == signal.SIGHUP
+    finally:
+        restore(handlers=True)
+    assert "Exception ignored" not in capsys.readouterr().err

@@ -534,13 +534,16 @@ def main(argv: list[str] | None = None) -> int:
     restore = interrupts.install()
     try:
         code = _main(argv, verbose)
-        interrupts.check()  # a signal whose exception was ignored, or that came after the last safe point
+        interrupts.finish()  # a signal whose exception was ignored, or that came after the last safe point
     except Interrupted as exc:  # also raised while _main printed another error: the signal wins
-        return _interrupted(exc.signum, exc.work)
-    finally:  # the command line (argv None) exits next and ignores late signals; in-process callers get
-        restore(handlers=argv is not None)  # their handlers back
-    if interrupts.pending() is not None:  # received while the handlers were restored
-        return _interrupted(interrupts.pending(), None)
+        code = _interrupted(exc.signum, exc.work)
+    except BaseException:  # pragma: no cover - _main turns every other exception into a line and a code
+        restore(handlers=True)
+        raise
+    # the command line (argv None) exits next and ignores late signals; in-process callers get their handlers back
+    late = restore(handlers=argv is not None)
+    if late is not None and code != 128 + late:  # received while the handlers were being restored
+        code = _interrupted(late, None)
     return code
 
 
