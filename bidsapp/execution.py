@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from nipype.pipeline.plugins.multiproc import MultiProcPlugin, process_initializer, run_node
 
+from bidsapp import interrupts
 from bidsapp.messages import install_warning_format
 
 _PR_SET_PDEATHSIG = 1
@@ -59,6 +60,7 @@ def worker_initializer(cwd: str, main: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    interrupts.unblock()  # forked inside interrupts.deferred(block=True): blocked until the lines above
     parent = os.getppid()
     if main is not None and parent != main:  # the main process died before prctl
         os._exit(1)
@@ -75,6 +77,8 @@ class OrphanSafeMultiProc(MultiProcPlugin):
     - When a node cannot even write its result file (a full work disk), nipype's worker raises
       out of its error handler, the task is never marked done and the run hangs forever. Here
       such a task is reported as failed with its traceback.
+    - Workers are forked with the interrupt signals deferred (:mod:`bidsapp.interrupts`): a signal during a
+      fork is raised after it, not lost in an at-fork callback; each loop of the scheduler is a safe point.
     """
 
     def __init__(self, plugin_args=None):
@@ -86,20 +90,30 @@ class OrphanSafeMultiProc(MultiProcPlugin):
                                         initargs=(self._cwd, main), mp_context=context)
 
     def kill_workers(self) -> None:
-        """Stop every worker now (the invocation was interrupted): nothing waits for running nodes."""
-        for process in list(getattr(self.pool, "_processes", {}).values()):
+        """Stop every worker now (the invocation was interrupted): nothing waits for running nodes.
+
+        The pool's manager thread is joined (it ends as soon as it sees the killed workers): left running, it
+        closes its wake-up pipe while Python's exit hook writes to it (``OSError: [Errno 9]`` after the one
+        line). The pool may already be shut down (a signal raised after the workflow ended).
+        """
+        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
             process.kill()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _submit_job(self, node, updatehash=False):
         self._taskid += 1
         if getattr(node.interface, "terminal_output", "") == "stream":
             node.interface.terminal_output = "allatonce"
-        future = self.pool.submit(run_node, node, updatehash, self._taskid)
+        with interrupts.deferred(block=True):  # the pool may fork workers here
+            future = self.pool.submit(run_node, node, updatehash, self._taskid)
         future.bidsapp_taskid = self._taskid
         self._task_obj[self._taskid] = future
         future.add_done_callback(self._async_callback)
         return self._taskid
+
+    def _send_procs_to_workers(self, updatehash=False, graph=None):
+        interrupts.check()  # once per scheduler loop: a signal whose exception Python ignored is raised here
+        super()._send_procs_to_workers(updatehash=updatehash, graph=graph)
 
     def _async_callback(self, args):
         try:

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bidsapp import interrupts
 from bidsapp.cli.errors import DISK_ERRNOS, crash_reason, os_error_line
 from bidsapp.cli.parser import parse_args
 from bidsapp.collect import Run, collect_runs
@@ -27,10 +28,6 @@ from bidsapp.workdir import work_folder
 
 if TYPE_CHECKING:
     from bidsapp.workflows.base import RunPlan
-
-
-def _on_signal(signum, frame):
-    raise Interrupted(signum)
 
 
 def warn_inapplicable(s: Settings) -> None:
@@ -452,6 +449,7 @@ class _Progress:
         self.started: dict[str, float] = {}
 
     def __call__(self, node, status):
+        interrupts.check()  # a safe point: never report a run finished after a signal
         wf = node._hierarchy.split(".")[1] if "." in node._hierarchy else node._hierarchy
         label = self.labels.get(wf)
         if label is None:
@@ -547,14 +545,14 @@ def participant(s: Settings) -> int:
     if s.work_dir is not None:
         _check_writable(s.work_dir)
     work = s.work_dir
-    try:
-        with work_folder(s.work_dir, invocation) as work:
+    try:  # signals while the work folder is made, noted KEPT or removed are raised after (never half-done)
+        with interrupts.deferred(), work_folder(s.work_dir, invocation) as work, interrupts.allowed():
             _run_workflow(init_bidsapp_wf(plans=plans, work_dir=str(work)), s, plans, todo, invocation, work)
     except WorkFolderBusy:
         raise UsageError(f"{s.work_dir}: this --work-dir is in use by another bidsapp invocation; give each "
                          "concurrent invocation its own --work-dir.") from None
     except Interrupted as exc:
-        exc.work = work
+        exc.work = work if work is not None and Path(work).is_dir() else None  # not when removed after success
         raise
     except OSError as exc:
         if work is None:
@@ -594,6 +592,7 @@ def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invoca
                                    "poll_sleep_duration": 0.2 if s.plugin in LOCAL_PLUGINS else 2})
     try:
         wf.run(plugin=plugin, plugin_args=plugin_args)
+        interrupts.check()  # a signal whose exception Python ignored during the run: the run is not a success
     except Interrupted:
         if isinstance(plugin, OrphanSafeMultiProc):
             plugin.kill_workers()
@@ -620,20 +619,36 @@ def _write_invocation(s: Settings, invocation: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run bidsapp; returns the exit code (0 success, 1 failure, 2 usage, 16-18/66 BIDS Apps codes)."""
+    """Run bidsapp; returns the exit code (0 success, 1 failure, 2 usage, 16-18/66 BIDS Apps codes, 128 + the
+    signal number when interrupted: 129 SIGHUP, 130 SIGINT, 143 SIGTERM, whenever the signal arrives)."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     from bidsapp.messages import install_warning_format
 
     install_warning_format()
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {signum: signal.signal(signum, _on_signal) for signum in handled}
-    try:
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
         return _main(argv, verbose)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    restore = interrupts.install()
+    try:
+        code = _main(argv, verbose)
+        interrupts.finish()  # a signal whose exception was ignored, or that came after the last safe point
+    except Interrupted as exc:  # also raised while _main printed another error: the signal wins
+        code = _interrupted(exc.signum, exc.work)
+    except BaseException:  # pragma: no cover - _main turns every other exception into a line and a code
+        restore(handlers=True)
+        raise
+    # the command line (argv None) exits next and ignores late signals; in-process callers get their handlers back
+    late = restore(handlers=argv is not None)
+    if late is not None and code != 128 + late:  # received while the handlers were being restored
+        code = _interrupted(late, None)
+    return code
+
+
+def _interrupted(signum: int, work: Path | None) -> int:
+    """Print the one line of an interrupted invocation; its exit code (128 + signal number)."""
+    print(f"bidsapp: interrupted by {signal.Signals(signum).name}; runs that did not finish have no sidecar "
+          "and will be recomputed by the next invocation"
+          + (f"; work folder kept: {work}" if work else "") + ".", file=sys.stderr)
+    return 128 + int(signum)
 
 
 def _main(argv: list[str] | None, verbose: bool) -> int:
@@ -652,13 +667,8 @@ def _main(argv: list[str] | None, verbose: bool) -> int:
         return participant(s)
     except SystemExit as exc:  # argparse
         return int(exc.code or 0)
-    except (KeyboardInterrupt, Interrupted) as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        work = getattr(exc, "work", None)
-        print(f"bidsapp: interrupted by {signal.Signals(signum).name}; runs that did not finish have no sidecar "
-              "and will be recomputed by the next invocation"
-              + (f"; work folder kept: {work}" if work else "") + ".", file=sys.stderr)
-        return 128 + int(signum)
+    except KeyboardInterrupt:  # SIGINT when main() runs outside the main thread (no handlers of ours)
+        return _interrupted(signal.SIGINT, None)
     except (UsageError, InputError, ValueError) as exc:
         if verbose:
             traceback.print_exc()
