@@ -66,6 +66,17 @@ def n_compcor(v: str) -> str | int:
     return "all" if v == "all" else int(v)
 
 
+class ExtendList(argparse._StoreAction):
+    """A list option given several times keeps every value (``--participant-label 01 --participant-label 02``
+    is both), the first use replacing the default; a plain ``store`` would keep only the last list."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_lists_given", set())
+        before = list(getattr(namespace, self.dest) or []) if self.dest in given else []
+        given.add(self.dest)
+        setattr(namespace, self.dest, before + list(values))
+
+
 @dataclass(frozen=True)
 class Option:
     """One option: how it is spelled and parsed, what it defaults to and where it goes.
@@ -143,6 +154,8 @@ class Option:
         if self.action == "store":
             kw.update({k: v for k, v in (("type", self.type), ("nargs", self.nargs), ("metavar", self.metavar))
                        if v is not None})
+            if self.nargs == "+":
+                kw["action"] = ExtendList
             if self.choices is not None:
                 kw["choices"] = self.choices
         return kw

@@ -35,8 +35,8 @@ def _hold(folder: Path) -> Iterator[None]:
 def remove_stale(parent: Path | None = None, now: float | None = None) -> list[Path]:
     """Remove this user's ``bidsapp-work-*`` folders that no live invocation holds.
 
-    Folders of killed invocations go at once; folders kept after a failure (``KEPT``) after
-    :data:`KEPT_DAYS` days. Returns the removed folders.
+    Folders of killed invocations go once they are :data:`MIN_AGE_S` old; folders kept after a failure
+    (``KEPT``) after :data:`KEPT_DAYS` days. Returns the removed folders.
     """
     parent = Path(parent or tempfile.gettempdir())
     now = time.time() if now is None else now

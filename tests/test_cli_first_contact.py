@@ -86,3 +86,24 @@ def test_console_script_speaks_one_line(tmp_path):
                            "participant", "--participant-lable", "01"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == "bidsapp: error: unknown option --participant-lable; did you mean --participant-label?\n"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--participant-label", "01", "--participant-label", "02"], ("01", "02")),
+    (["--participant_label", "01", "--participant-label", "sub-02", "03"], ("01", "02", "03")),
+    (["--participant-label", "01"], ("01",)),
+])
+def test_a_list_option_given_twice_keeps_every_value(tmp_path, argv, expected):
+    """Repeating a list option (or mixing its spellings) must not silently drop the earlier values."""
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    s = parse_args([str(bids), str(tmp_path / "out"), "participant", *argv, "--nprocs", "1", "--mem-gb", "1"])
+    assert tuple(label.removeprefix("sub-") for label in s.participant_label) == expected
+
+
+def test_a_repeated_list_option_replaces_its_default_once(tmp_path):
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    s = parse_args([str(bids), str(tmp_path / "out"), "participant", "--output-format", "tsv.gz",
+                    "--output-format", "nii.gz", "--nprocs", "1", "--mem-gb", "1"])
+    assert s.output_format == ("tsv.gz", "nii.gz")  # the default npy is not kept
