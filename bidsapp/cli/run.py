@@ -208,7 +208,8 @@ def column_kwargs(run: Run, s: Settings, kind: str) -> dict:
     from bidsapp.core import columns
 
     try:
-        n = columns.get(kind).check_inputs(run.bold, atlas=s.atlas, resample=s.resample_mask,
+        n = columns.get(kind).check_inputs(run.bold, atlas=s.atlas, atlas_labels=s.atlas_labels,
+                                           resample=s.resample_mask,
                                            mask=run.mask if s.mask_strategy == "fmriprep" else None,
                                            **column_options(s, kind))
     except ValueError as exc:
