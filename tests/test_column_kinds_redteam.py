@@ -119,3 +119,37 @@ def test_cli_refuses_before_writing(demo, tmp_path, capsys, kind):
     assert code == 2, err
     assert message in err[-1]
     assert not out.exists() or not list(out.rglob("sub-01*"))
+
+
+@pytest.mark.parametrize("case", ["float-3d-atlas", "table-without-index", "spheres-on-cifti"])
+def test_more_bad_input_refused_before_the_run(demo, demo_outputs, tmp_path, capsys, case):
+    """A 3D float atlas and a label table without ``index`` crashed inside the run (exit 1, a crash file);
+    --spheres on a CIFTI run failed inside the plan with 'expected a NIfTI image, got Cifti2Image' (exit 1).
+    Each is now one line, exit 2, naming the file or the run and the fix, nothing of the run written."""
+    from bidsapp.cli.run import main
+
+    bids, _ = demo
+    bold = nib.load(next(bids.rglob("sub-01_task-faces_run-1_space-*_desc-preproc_bold.nii.gz")))
+    subject = ["--participant-label", "01", "--run", "1"]
+    if case == "float-3d-atlas":
+        prob = np.random.default_rng(SEED).uniform(0, 1, bold.shape[:3]).astype(np.float32)
+        nib.save(nib.Nifti1Image(prob, bold.affine), tmp_path / "prob.nii.gz")
+        extra, message = ["--atlas", str(tmp_path / "prob.nii.gz")], "a 3D atlas must hold integer labels"
+    elif case == "table-without-index":
+        labels = np.zeros(bold.shape[:3], np.int16)
+        labels[5:10, 6:12, 5:10], labels[10:14, 6:12, 5:10] = 1, 2
+        nib.save(nib.Nifti1Image(labels, bold.affine), tmp_path / "lab.nii.gz")
+        (tmp_path / "lab.tsv").write_text("name\nA\nB\n")
+        extra = ["--atlas", str(tmp_path / "lab.nii.gz"), "--atlas-labels", str(tmp_path / "lab.tsv")]
+        message = "a label table needs the columns 'index' and 'name'"
+    else:
+        bids = demo_outputs / "bidsapp-demo-output" / "bids"
+        (tmp_path / "seeds.tsv").write_text("x\ty\tz\n0\t0\t0\n")
+        subject = ["--participant-label", "03", "--space", "fsLR", "--den", "91k"]
+        extra, message = ["--spheres", str(tmp_path / "seeds.tsv")], "need a volume (NIfTI) run"
+    out = tmp_path / "out"
+    code = main([str(bids), str(out), "participant", *subject, *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert message in err[-1]
+    assert not out.exists() or not list(out.rglob("sub-0*"))
