@@ -91,10 +91,14 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
     """
     from bidsapp.checksums import identity_stamp
     from bidsapp.core import columns
+    from bidsapp.core.grayordinates import is_grayordinate_file
     from bidsapp.options import NODE_STEPS, step_specs
     from bidsapp.workflows.base import RunPlan
 
     kind = columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s))
+    if not columns.get(kind).on_grayordinates and is_grayordinate_file(run.bold):  # e.g. --spheres on a CIFTI run
+        raise InputError(f"{run.bold.name}: {columns.get(kind).what} need a volume (NIfTI) run and this run's "
+                         "columns are grayordinates; choose a volume --space (e.g. MNI152NLin2009cAsym).", code=2)
     t_r = _checked_t_r(run, s, kind)
     needs_confounds = s.denoise != "none" or bool(s.confounds)
     # the confounds file is also read with --denoise none, for non-steady-state censoring (--dummy-scans auto)
@@ -208,7 +212,8 @@ def column_kwargs(run: Run, s: Settings, kind: str) -> dict:
     from bidsapp.core import columns
 
     try:
-        n = columns.get(kind).check_inputs(run.bold, atlas=s.atlas, resample=s.resample_mask,
+        n = columns.get(kind).check_inputs(run.bold, atlas=s.atlas, atlas_labels=s.atlas_labels,
+                                           resample=s.resample_mask,
                                            mask=run.mask if s.mask_strategy == "fmriprep" else None,
                                            **column_options(s, kind))
     except ValueError as exc:

@@ -22,12 +22,18 @@ from bidsapp.core.io import load_header, save_nifti, save_npy
 
 
 def is_maps_image(path: PathLike) -> bool:
-    """Whether an ``--atlas`` file is probabilistic maps: a NIfTI with more than one volume."""
+    """Whether an ``--atlas`` file is probabilistic maps: a 4D NIfTI with more than one volume, or with one
+    volume whose weights are not integers (a one-volume integer image is a labels atlas)."""
     name = str(path)
     if not name.endswith((".nii", ".nii.gz")):
         return False
-    shape = nib.load(path).shape
-    return len(shape) == 4 and shape[3] > 1
+    img = nib.load(path)
+    if len(img.shape) != 4:
+        return False
+    if img.shape[3] > 1:
+        return True
+    one = np.asanyarray(img.dataobj)[..., 0]  # one volume: maps when its weights are not integer labels
+    return not (np.isfinite(one).all() and np.array_equal(one, np.round(one)))
 
 
 def _check_weights(path: PathLike, data: np.ndarray) -> None:
@@ -75,16 +81,44 @@ def load_maps(path: PathLike, shape, affine: np.ndarray, *, resample: bool = Fal
 
 
 def map_names(atlas: PathLike, labels: PathLike | None, n: int) -> list[str]:
-    """Names of the maps: ``--atlas-labels`` or the TSV beside the atlas (``index``, ``name``; indices 1..n, or
-    0..n-1), ``map-<k>`` (1-based) otherwise."""
+    """Names of the maps: ``--atlas-labels`` or the TSV beside the atlas (``index``, ``name``; indices 1..n, a
+    row 0 ignored, or 0..n-1), ``map-<k>`` (1-based) without a table. A table whose indices are not one per map
+    (a table of another atlas, or a 0 = background row read as the first map) raises ``ValueError``."""
     from bidsapp.core.masking import read_label_table
 
     if labels is None:
         beside = Path(str(atlas).removesuffix(".gz").removesuffix(".nii") + ".tsv")
         labels = beside if beside.is_file() else None
     table = read_label_table(labels) if labels else {}
-    first = 0 if 0 in table else 1
-    return [table.get(k + first, f"map-{k + 1}") for k in range(n)]
+    if not table:
+        return [f"map-{k + 1}" for k in range(n)]
+    if table.get(0, "").strip().lower() in ("background", "unknown", "???", "none", "n/a"):
+        del table[0]  # a dseg.tsv's background row names no map
+    if not table:
+        return [f"map-{k + 1}" for k in range(n)]
+    keys = set(table)
+    if keys == set(range(n)):
+        first = 0
+    elif keys - {0} == set(range(1, n + 1)):  # 1..n; a row 0 (background, as in a dseg.tsv) names no map
+        first = 1
+    else:
+        raise ValueError(f"{labels}: the label table's indices ({_span(keys)}) do not match the {n} map(s) of "
+                         f"{atlas}; give one row per map, index 1..{n} (or 0..{n - 1}).")
+    return [table[k + first] for k in range(n)]
+
+
+def _span(keys: set[int]) -> str:
+    """``index 1..5, 8`` style summary of a label table's indices."""
+    ordered, parts = sorted(keys), []
+    start = prev = ordered[0]
+    for k in [*ordered[1:], None]:
+        if k is not None and k == prev + 1:
+            prev = k
+            continue
+        parts.append(f"{start}..{prev}" if prev > start else f"{start}")
+        if k is not None:
+            start = prev = k
+    return f"{len(keys)} row(s): index {', '.join(parts)}"
 
 
 class Maps(ColumnSpace):
@@ -109,7 +143,9 @@ class Maps(ColumnSpace):
     def check_inputs(cls, bold: PathLike, *, atlas: PathLike | None = None, resample: bool = False,
                      mask: PathLike | None = None, **options) -> int:
         img = load_header(bold, ndim=4)
-        return check_maps(atlas, img.shape[:3], img.affine, resample=resample)
+        n = check_maps(atlas, img.shape[:3], img.affine, resample=resample)
+        map_names(atlas, options.get("atlas_labels"), n)
+        return n
 
     @classmethod
     def build(cls, bold: PathLike, mask_file: PathLike, *, atlas_file: PathLike, atlas_labels: PathLike | None = None,

@@ -41,6 +41,12 @@ def read_seeds(path: PathLike) -> tuple[np.ndarray, list[str]]:
         raise ValueError(f"{path}: x, y, z must be finite numbers (mm).")
     names = [row[header.index("name")] if "name" in header and row[header.index("name")] not in ("", "n/a")
              else f"seed-{n + 1}" for n, row in enumerate(rows)]
+    seen: dict[str, int] = {}
+    for n, name in enumerate(names):
+        if name in seen:
+            raise ValueError(f"{path}: lines {seen[name] + 2} and {n + 2} both name a seed '{name}'; "
+                             "give each seed its own name (columns are told apart by name).")
+        seen[name] = n
     return xyz, names
 
 
