@@ -179,6 +179,17 @@ def _masked_rows(bold_path, mask: np.ndarray, smoothing_fwhm: float | None):
     return img, dtype, gather.size, rows()
 
 
+def _each_row(rows, put) -> int:
+    """Hand every ``(t, row)`` of a :func:`_masked_rows` generator to ``put``; return the generator's count
+    of non-finite values (its return value)."""
+    while True:
+        try:
+            t, row = next(rows)
+        except StopIteration as stop:
+            return stop.value
+        put(t, row)
+
+
 def apply_mask(
     bold_path: str | os.PathLike, mask: np.ndarray, *, smoothing_fwhm: float | None = None,
     return_nonfinite: bool = False,
@@ -209,14 +220,7 @@ def apply_mask(
     """
     img, dtype, n_cols, rows = _masked_rows(bold_path, mask, smoothing_fwhm)
     out = np.empty((img.shape[3], n_cols), dtype=dtype)
-    n_bad = 0
-    while True:
-        try:
-            t, row = next(rows)
-        except StopIteration as stop:
-            n_bad = stop.value
-            break
-        out[t] = row
+    n_bad = _each_row(rows, out.__setitem__)
     _report_nonfinite(bold_path, n_bad, "mask", bool(smoothing_fwhm))
     return (out, n_bad) if return_nonfinite else out
 
@@ -236,18 +240,11 @@ def mask_to_npy(
         Non-finite values set to 0 (also reported in one warning).
     """
     img, dtype, n_cols, rows = _masked_rows(bold_path, mask, smoothing_fwhm)
-    n_bad = 0
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.lib.format.write_array_header_1_0(
             fh, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
                  "shape": (int(img.shape[3]), int(n_cols))})
-        while True:
-            try:
-                _t, row = next(rows)
-            except StopIteration as stop:
-                n_bad = stop.value
-                break
-            fh.write(memoryview(row).cast("B"))
+        n_bad = _each_row(rows, lambda _t, row: fh.write(memoryview(row).cast("B")))
     _report_nonfinite(bold_path, n_bad, "mask", bool(smoothing_fwhm))
     return n_bad
 
