@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bidsapp.core.columns.maps import Maps, map_names
+from tests.smooth_runs import smooth_run
 
 SEED = 2026
 
@@ -25,16 +26,8 @@ def _blobs(rng, shape, n, brain):
 
 @pytest.fixture
 def run64(tmp_path):
-    from scipy import ndimage
-
     rng = np.random.default_rng(SEED)
-    shape, n = (20, 23, 19), 50
-    c = [(s - 1) / 2 for s in shape]
-    brain = sum(((g - ci) / (0.35 * s)) ** 2 for g, ci, s in zip(np.indices(shape), c, shape)) <= 1
-    noise = ndimage.gaussian_filter(rng.normal(size=shape + (n,)), (1.5, 1.5, 1.5, 0)) * 600
-    data = np.where(brain[..., None], 900 + noise + 3 * rng.normal(size=shape + (n,)), 0).astype(np.float32)
-    affine = np.diag([3.0, 3.0, 3.5, 1.0])
-    affine[:3, 3] = [-30, -33, -31]
+    data, brain, affine = smooth_run(rng, 50)
     nib.save(nib.Nifti1Image(data, affine), tmp_path / "bold.nii.gz")
     nib.save(nib.Nifti1Image(brain.astype(np.uint8), affine), tmp_path / "mask.nii.gz")
     return tmp_path, brain, affine, nib.Nifti1Image(data.astype(np.float64), affine), rng

@@ -12,6 +12,7 @@ import pytest
 
 from bidsapp.core.columns.spheres import Spheres, read_seeds, sphere_members
 from bidsapp.core.io import read_tsv
+from tests.smooth_runs import smooth_run
 
 SEED = 1717
 
@@ -39,16 +40,8 @@ def _random_case(rng, brain, affine):
 def bold64(tmp_path):
     """A float32 BOLD run with spatially smooth signals (a sphere's mean keeps a realistic std, ~1 % of its
     mean), its brain, and the same data as a float64 image for nilearn's reference."""
-    from scipy import ndimage
-
     rng = np.random.default_rng(SEED)
-    shape, n = (20, 23, 19), 60
-    c = [(s - 1) / 2 for s in shape]
-    brain = sum(((g - ci) / (0.35 * s)) ** 2 for g, ci, s in zip(np.indices(shape), c, shape)) <= 1
-    noise = ndimage.gaussian_filter(rng.normal(size=shape + (n,)), (1.5, 1.5, 1.5, 0)) * 600
-    data = np.where(brain[..., None], 900 + noise + 3 * rng.normal(size=shape + (n,)), 0).astype(np.float32)
-    affine = np.diag([3.0, 3.0, 3.5, 1.0])
-    affine[:3, 3] = [-30, -33, -31]
+    data, brain, affine = smooth_run(rng, 60)
     nib.save(nib.Nifti1Image(data, affine), tmp_path / "bold.nii.gz")
     return tmp_path / "bold.nii.gz", brain, nib.Nifti1Image(data.astype(np.float64), affine)
 
