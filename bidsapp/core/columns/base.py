@@ -19,6 +19,17 @@ import numpy as np
 PathLike = str | os.PathLike
 
 
+def coverage_descriptions(what: str) -> dict[str, dict]:
+    """Column descriptions of ``coverage`` and ``excluded`` (``--min-coverage``) in a features table."""
+    return {
+        "coverage": {"Description": f"Fraction of the {what} inside the run's mask (1: fully covered).",
+                     "Units": "fraction"},
+        "excluded": {"Description": "Why the column is all NaN (n/a: it is not): a coverage below --min-coverage; "
+                                    "the column is left out of cleaning and connectivity, never a mean of the few "
+                                    "covered voxels."},
+    }
+
+
 class ColumnSpace(ABC):
     """One kind of column. Subclasses set the class attributes and implement the abstract methods.
 
