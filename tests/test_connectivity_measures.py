@@ -109,3 +109,15 @@ def test_bad_input_is_refused():
         cn.connectivity(x, "correlation")
     with pytest.raises(ValueError, match="in \\[-1, 1\\]"):
         cn.fisher_z(np.array([[1.0, 2.0], [2.0, 1.0]]))
+
+
+def test_relmat_table_and_sidecar():
+    m = np.array([[1.0, 0.5], [0.5, 1.0]])
+    t = cn.relmat_table(m, ["a", "b"])
+    assert list(t) == ["node", "a", "b"] and t["node"] == ["a", "b"]
+    with pytest.raises(ValueError, match="unique"):
+        cn.relmat_table(m, ["a", "a"])
+    side = cn.relmat_sidecar("correlation", fisher=True, n_samples=100, excluded=["c"])
+    assert side["Measure"] == "PearsonCorrelationFisherZ" and side["ValidDiagonal"] is False
+    side = cn.relmat_sidecar("covariance", fisher=True, n_samples=100, excluded=[])
+    assert side["Measure"] == "Covariance" and side["FisherZ"] is False  # never z-transformed

@@ -171,3 +171,51 @@ def edge_names(names: list[str]) -> list[str]:
     """Names of the upper-triangle edges (order of :func:`upper_triangle`): ``"<a>--<b>"``."""
     i, j = np.triu_indices(len(names), k=1)
     return [f"{names[a]}--{names[b]}" for a, b in zip(i, j)]
+
+
+#: what each measure's values are (the ``_relmat.json``'s ``MeasureDescription``)
+DESCRIPTIONS = {
+    "correlation": "Pearson correlation of the cleaned series, from the Ledoit-Wolf shrunk covariance of the "
+                   "standardized series (nilearn ConnectivityMeasure(kind='correlation')).",
+    "partial-correlation": "Partial correlation (each pair given every other kept column): minus the Ledoit-Wolf "
+                           "precision matrix scaled to a unit diagonal (nilearn ConnectivityMeasure(kind='partial "
+                           "correlation')).",
+    "covariance": "Ledoit-Wolf shrunk covariance of the cleaned series, in the units of the cleaned series squared "
+                  "(nilearn ConnectivityMeasure(kind='covariance')).",
+}
+
+
+def relmat_table(matrix: np.ndarray, names: list[str]) -> dict[str, list]:
+    """A ``_relmat.tsv`` as columns: ``node`` (the row's name), then one column per node (NaN: n/a).
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray, shape (n, n)
+    names : list of str, length n
+    """
+    m = np.asarray(matrix)
+    if m.shape != (len(names), len(names)):
+        raise ValueError(f"a matrix of shape {m.shape} for {len(names)} node names.")
+    if len(set(names)) != len(names):
+        raise ValueError("node names must be unique (they are the columns of the _relmat.tsv).")
+    return {"node": list(names), **{name: m[:, k] for k, name in enumerate(names)}}
+
+
+def relmat_sidecar(measure: str, *, fisher: bool, n_samples: int, excluded: list[str]) -> dict:
+    """The ``_relmat.json`` fields (BIDS connectivity derivatives, BEP017) of one matrix."""
+    z = fisher and measure in CORRELATIONS
+    return {
+        "Measure": MEASURES[measure] + ("FisherZ" if z else ""),
+        "MeasureDescription": DESCRIPTIONS[measure] + (" Fisher z-transformed (arctanh); the diagonal is n/a."
+                                                       if z else ""),
+        "Weighted": True,
+        "Directed": False,
+        "ValidDiagonal": not z,
+        "StorageFormat": "Full",
+        "CovarianceEstimator": "Ledoit-Wolf shrinkage (scikit-learn LedoitWolf, nilearn's default)",
+        "FisherZ": z,
+        "NumberOfSamples": int(n_samples),
+        "ExcludedNodes": list(excluded),
+        "ExcludedNodesDescription": "Nodes whose series are all NaN (coverage below --min-coverage): n/a rows and "
+                                    "columns, left out of the estimate.",
+    }
