@@ -118,3 +118,12 @@ def test_cleaning_lowers_dvars_and_its_correlation_with_motion():
     assert out["TemporalSNRMedianAfter"] > out["TemporalSNRMedianBefore"]
     assert out["DegreesOfFreedomLost"] == n - dof == 3  # mean, trend, motion (the mean is already removed)
     assert set(out) <= set(qc.QC_FIELDS)
+
+
+def test_dvars_by_chunks_and_rows_equals_one_block():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(60, 500)) * rng.uniform(1, 10, size=500) + 100
+    x[:, 7] = np.nan  # a column of NaN (--min-coverage) is left out
+    rows = np.arange(3, 60)
+    whole = qc.standardized_dvars(np.delete(x, 7, axis=1)[rows])
+    np.testing.assert_allclose(qc.standardized_dvars(x, rows=rows, chunk_bytes=8 * 57 * 13), whole, rtol=1e-12)

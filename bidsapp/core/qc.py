@@ -85,46 +85,57 @@ def _ar1(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None) -> np.ndarray:
-    """Standardized DVARS of each volume (NaN where it has none).
+def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None, *, rows: np.ndarray | None = None,
+                       chunk_bytes: int = 32 << 20) -> np.ndarray:
+    """Standardized DVARS of each volume (NaN where it has none), by column chunks (bounded memory).
 
     Parameters
     ----------
     x : numpy.ndarray, shape (n_rows, n_columns)
-        The run's rows (all volumes, or the kept ones after cleaning).
-    volumes : numpy.ndarray of int, shape (n_rows,), optional
-        The volume index of each row (default ``0..n_rows-1``): a row whose previous row is not the previous
+        The run's rows (all volumes, or the kept ones after cleaning); may be memory-mapped.
+    volumes : numpy.ndarray of int, optional
+        The volume index of each row used (default ``0..n-1``): a row whose previous row is not the previous
         volume (censored in between) gets no DVARS.
+    rows : numpy.ndarray of int, optional
+        The rows of ``x`` to use (default: all), e.g. the volumes after the non-steady-state ones.
+    chunk_bytes : int
+        Size of the float64 copy of one chunk of columns.
 
     Returns
     -------
-    numpy.ndarray, shape (n_rows,)
-        Row 0 (and rows after a gap) are NaN, as fMRIPrep's first ``std_dvars`` value is n/a. All NaN
-        when fewer than 3 rows or no column varies.
+    numpy.ndarray, shape (n,)
+        One value per row used. Its first value (and rows after a gap) are NaN, as fMRIPrep's first
+        ``std_dvars`` value is n/a. All NaN when fewer than 3 rows or no column varies.
     """
-    x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"standardized_dvars needs a 2D array (n_rows, n_columns), got shape {x.shape}.")
-    n = x.shape[0]
+    n = x.shape[0] if rows is None else len(rows)
     out = np.full(n, np.nan)
     vol = np.arange(n) if volumes is None else np.asarray(volumes, dtype=np.int64)
     if vol.shape != (n,):
         raise ValueError(f"volumes has shape {vol.shape}, expected ({n},).")
     if n < 3:
         return out
-    q75, q25 = np.percentile(x, [75, 25], axis=0, method="lower")  # FSL's and fMRIPrep's interpolation
-    robust_sd = (q75 - q25) / IQR_TO_SD
-    vary = robust_sd > 0  # fMRIPrep's remove_zerovariance
-    if not vary.any():
+    squares, expected_sum, n_vary = np.zeros(n - 1), 0.0, 0
+    width = max(1, chunk_bytes // (8 * n))
+    for s in range(0, x.shape[1], width):
+        block = np.asarray(x[:, s:s + width], dtype=np.float64)
+        block = block if rows is None else block[rows]
+        q75, q25 = np.percentile(block, [75, 25], axis=0, method="lower")  # FSL's and fMRIPrep's interpolation
+        robust_sd = (q75 - q25) / IQR_TO_SD
+        vary = robust_sd > 0  # fMRIPrep's remove_zerovariance
+        if not vary.any():
+            continue
+        xv = block[:, vary]
+        ar1 = _ar1(xv - xv.mean(axis=0))
+        expected_sum += float(np.sum(np.sqrt(np.clip(2.0 * (1.0 - ar1), 0.0, None)) * robust_sd[vary]))
+        n_vary += int(vary.sum())
+        squares += np.einsum("ij,ij->i", np.diff(xv, axis=0), np.diff(xv, axis=0))
+    if not n_vary or not expected_sum > 0:
         return out
-    xv = x[:, vary]
-    ar1 = _ar1(xv - xv.mean(axis=0))
-    expected = float(np.mean(np.sqrt(np.clip(2.0 * (1.0 - ar1), 0.0, None)) * robust_sd[vary]))
-    if not expected > 0:
-        return out
-    diff = np.sqrt(np.mean(np.diff(xv, axis=0) ** 2, axis=1))
+    dvars = np.sqrt(squares / n_vary) / (expected_sum / n_vary)
     consecutive = np.diff(vol) == 1
-    out[1:][consecutive] = diff[consecutive] / expected
+    out[1:][consecutive] = dvars[consecutive]
     return out
 
 
@@ -175,7 +186,7 @@ def fd_dvars_correlation(fd: np.ndarray | None, dvars: np.ndarray, volumes: np.n
     return float(a @ b / den) if den > 0 else np.nan
 
 
-def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Temporal mean and standard deviation (``ddof=1``) of each column over ``rows``, by column chunks.
 
     Parameters
@@ -200,48 +211,80 @@ def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 8
     return mean, std
 
 
-def run_qc(raw: np.ndarray, cleaned: np.ndarray, *, kept: np.ndarray, fd: np.ndarray | None,
-           non_steady_state: np.ndarray | None, cleaned_std: np.ndarray, dof: int) -> dict:
-    """Every QC metric of one run (the sidecar's ``QC`` values, without units).
+def qc_before(raw: np.ndarray, *, fd: np.ndarray | None, non_steady_state: np.ndarray | None,
+              kept: np.ndarray) -> dict:
+    """The QC metrics of the extracted series, before cleaning (which may overwrite them in place).
 
     Parameters
     ----------
     raw : numpy.ndarray, shape (n_volumes, n_columns)
-        The extracted series before cleaning.
-    cleaned : numpy.ndarray, shape (n_kept, n_columns)
-        The cleaned series.
-    kept : numpy.ndarray of int, shape (n_kept,)
-        Volume of each cleaned row.
+        The extracted series (may be memory-mapped; read by column chunks). Columns that are all NaN
+        (``--min-coverage``) are left out.
     fd : numpy.ndarray, shape (n_volumes,), or None
     non_steady_state : numpy.ndarray of bool, shape (n_volumes,), or None
-    cleaned_std : numpy.ndarray, shape (n_columns,)
-        Each column's standard deviation after the linear cleaning, before standardization.
-    dof : int
-        Degrees of freedom cleaning leaves.
+    kept : numpy.ndarray of int
+        The volumes cleaning keeps.
 
     Returns
     -------
     dict
+        Motion, censoring, DVARS, tSNR and FD-DVARS values before cleaning, and ``_mean_kept`` (each column's
+        mean over the kept volumes, for :func:`qc_after`).
     """
     n = raw.shape[0]
-    kept = np.asarray(kept, dtype=np.int64)
     steady = np.flatnonzero(~np.asarray(non_steady_state, bool)) if non_steady_state is not None else np.arange(n)
-    raw_steady = np.asarray(raw[steady], dtype=np.float64)
-    dvars_before = standardized_dvars(raw_steady, steady)
-    dvars_after = standardized_dvars(cleaned, kept)
-    mean_steady, std_steady = column_moments(raw_steady)
-    mean_kept = column_moments(raw, kept)[0]
+    dvars = standardized_dvars(raw, steady, rows=steady)
+    mean_steady, std_steady = column_moments(raw, steady)
     return {
         **motion_summary(fd, steady),
         **censoring_summary(n, kept, non_steady_state),
-        "DegreesOfFreedomLost": int(n - dof),
-        "StandardizedDVARSMeanBefore": _nanmean(dvars_before),
-        "StandardizedDVARSMeanAfter": _nanmean(dvars_after),
+        "StandardizedDVARSMeanBefore": _nanmean(dvars),
         "TemporalSNRMedianBefore": median_tsnr(mean_steady, std_steady),
-        "TemporalSNRMedianAfter": median_tsnr(mean_kept, cleaned_std),
-        "FramewiseDisplacementDVARSCorrelationBefore": fd_dvars_correlation(fd, dvars_before, steady),
-        "FramewiseDisplacementDVARSCorrelationAfter": fd_dvars_correlation(fd, dvars_after, kept),
+        "FramewiseDisplacementDVARSCorrelationBefore": fd_dvars_correlation(fd, dvars, steady),
+        "_mean_kept": column_moments(raw, np.asarray(kept, dtype=np.int64))[0],
     }
+
+
+def qc_after(before: dict, cleaned: np.ndarray, *, kept: np.ndarray, fd: np.ndarray | None,
+             cleaned_std: np.ndarray, dof: int, n_volumes: int) -> dict:
+    """Every QC metric of one run: :func:`qc_before`'s and those of the cleaned series.
+
+    Parameters
+    ----------
+    before : dict
+        :func:`qc_before` of the run.
+    cleaned : numpy.ndarray, shape (n_kept, n_columns)
+    kept : numpy.ndarray of int, shape (n_kept,)
+    fd : numpy.ndarray, shape (n_volumes,), or None
+    cleaned_std : numpy.ndarray, shape (n_columns,)
+        Each column's standard deviation after the linear cleaning, before standardization.
+    dof : int
+        Degrees of freedom cleaning leaves.
+    n_volumes : int
+
+    Returns
+    -------
+    dict
+        The keys of :data:`QC_FIELDS` but the trial counts.
+    """
+    kept = np.asarray(kept, dtype=np.int64)
+    dvars = standardized_dvars(cleaned, kept)
+    out = {k: v for k, v in before.items() if not k.startswith("_")}
+    out.update({
+        "DegreesOfFreedom": int(dof),
+        "DegreesOfFreedomLost": int(n_volumes - dof),
+        "StandardizedDVARSMeanAfter": _nanmean(dvars),
+        "TemporalSNRMedianAfter": median_tsnr(before["_mean_kept"], cleaned_std),
+        "FramewiseDisplacementDVARSCorrelationAfter": fd_dvars_correlation(fd, dvars, kept),
+    })
+    return {k: out[k] for k in QC_FIELDS if k in out}
+
+
+def run_qc(raw: np.ndarray, cleaned: np.ndarray, *, kept: np.ndarray, fd: np.ndarray | None,
+           non_steady_state: np.ndarray | None, cleaned_std: np.ndarray, dof: int) -> dict:
+    """:func:`qc_before` then :func:`qc_after` (when ``raw`` is still intact after cleaning)."""
+    before = qc_before(raw, fd=fd, non_steady_state=non_steady_state, kept=kept)
+    return qc_after(before, cleaned, kept=kept, fd=fd, cleaned_std=cleaned_std, dof=dof, n_volumes=raw.shape[0])
 
 
 def _nanmean(x: np.ndarray) -> float:

@@ -53,6 +53,9 @@ class ColumnSpace(ABC):
     options : tuple of str
         Settings the kind is built from (beyond the atlas options), passed by name to :meth:`claims`,
         :meth:`check_inputs` and :meth:`build`; paths among them are recorded as the run's sources.
+    regions : bool
+        Whether columns are regions (labels, maps, spheres): they have a coverage (``--min-coverage``) and
+        a connectivity matrix (``--connectivity``); voxels and grayordinates have neither.
     """
 
     kind: ClassVar[str]
@@ -63,6 +66,7 @@ class ColumnSpace(ABC):
     on_grayordinates: ClassVar[bool] = False
     column_prefix: ClassVar[str] = "voxel"
     options: ClassVar[tuple[str, ...]] = ()
+    regions: ClassVar[bool] = False
 
     @classmethod
     def claims(cls, bold: PathLike, atlas: PathLike | None, **options) -> bool:

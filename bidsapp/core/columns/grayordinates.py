@@ -79,6 +79,7 @@ class GrayordinateLabels(Grayordinates):
     what = "atlas regions"
     image = ("dseg", ".dlabel.nii", None)
     column_prefix = "region"
+    regions = True
 
     def __init__(self, bm: go.BrainModels, labels: np.ndarray, names: dict[int, str],
                  values: np.ndarray | None = None, surfaces: dict | None = None, atlas_counts: dict | None = None):

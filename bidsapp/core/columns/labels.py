@@ -23,6 +23,7 @@ class Labels(ColumnSpace):
     what = "atlas regions"
     image = ("dseg", ".nii.gz", None)
     column_prefix = "region"
+    regions = True
 
     def __init__(self, labels: np.ndarray, affine: np.ndarray, values: np.ndarray | None = None,
                  names: dict[int, str] | None = None, coverage: dict[int, float] | None = None):

@@ -129,6 +129,7 @@ class Maps(ColumnSpace):
     what = "probabilistic atlas maps (least-squares fit inside the mask)"
     image = ("probseg", ".nii.gz", None)
     column_prefix = "map"
+    regions = True
 
     def __init__(self, maps: np.ndarray, affine: np.ndarray, names: list[str] | None = None,
                  coverage: np.ndarray | None = None):

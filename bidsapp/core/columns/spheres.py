@@ -128,6 +128,7 @@ class Spheres(ColumnSpace):
     what = "spheres around seeds (mean of their mask voxels)"
     image = ("probseg", ".nii.gz", None)
     column_prefix = "sphere"
+    regions = True
     options = ("spheres", "sphere_radius", "allow_overlap")
 
     def __init__(self, members: np.ndarray, affine: np.ndarray, table: dict | None = None,
