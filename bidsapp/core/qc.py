@@ -75,6 +75,18 @@ def censoring_summary(n_volumes: int, kept: np.ndarray, non_steady_state: np.nda
             "CensoredFraction": censored / eligible if eligible else np.nan}
 
 
+def _lower_iqr(block: np.ndarray) -> np.ndarray:
+    """``np.percentile(block, 75, method="lower") - np.percentile(block, 25, method="lower")`` per column (the
+    interpolation of FSL and fMRIPrep): the values are data values, so sorting in the input's dtype is exact
+    (a float32 sort of contiguous rows is ~7x faster than ``np.percentile``); NaN for a column with a NaN."""
+    n = block.shape[0]
+    k25, k75 = int(np.floor(0.25 * (n - 1))), int(np.floor(0.75 * (n - 1)))
+    ordered = np.sort(np.ascontiguousarray(block.T), axis=1)
+    iqr = ordered[:, k75].astype(np.float64) - ordered[:, k25]
+    iqr[np.isnan(ordered[:, -1])] = np.nan  # NaN sorts last
+    return iqr
+
+
 def _ar1(x: np.ndarray) -> np.ndarray:
     """Yule-Walker lag-1 autocorrelation of each centred column of ``x`` (n, p); 0 for a zero column."""
     r0 = np.einsum("ij,ij->j", x, x)
@@ -119,18 +131,19 @@ def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None, *, rows
     squares, expected_sum, n_vary = np.zeros(n - 1), 0.0, 0
     width = max(1, chunk_bytes // (8 * n))
     for s in range(0, x.shape[1], width):
-        block = np.asarray(x[:, s:s + width], dtype=np.float64)
-        block = block if rows is None else block[rows]
-        q75, q25 = np.percentile(block, [75, 25], axis=0, method="lower")  # FSL's and fMRIPrep's interpolation
-        robust_sd = (q75 - q25) / IQR_TO_SD
+        native = np.asarray(x[:, s:s + width])
+        native = native if rows is None else native[rows]
+        robust_sd = _lower_iqr(native) / IQR_TO_SD
+        block = native.astype(np.float64)
         vary = robust_sd > 0  # fMRIPrep's remove_zerovariance
         if not vary.any():
             continue
-        xv = block[:, vary]
+        xv = block if vary.all() else block[:, vary]
         ar1 = _ar1(xv - xv.mean(axis=0))
         expected_sum += float(np.sum(np.sqrt(np.clip(2.0 * (1.0 - ar1), 0.0, None)) * robust_sd[vary]))
         n_vary += int(vary.sum())
-        squares += np.einsum("ij,ij->i", np.diff(xv, axis=0), np.diff(xv, axis=0))
+        step = np.diff(xv, axis=0)
+        squares += np.einsum("ij,ij->i", step, step)
     if not n_vary or not expected_sum > 0:
         return out
     dvars = np.sqrt(squares / n_vary) / (expected_sum / n_vary)
@@ -186,7 +199,8 @@ def fd_dvars_correlation(fd: np.ndarray | None, dvars: np.ndarray, volumes: np.n
     return float(a @ b / den) if den > 0 else np.nan
 
 
-def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 4096, *,
+                   also_mean_of: np.ndarray | None = None):
     """Temporal mean and standard deviation (``ddof=1``) of each column over ``rows``, by column chunks.
 
     Parameters
@@ -195,20 +209,23 @@ def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 4
         May be memory-mapped: read ``chunk`` columns at a time.
     rows : numpy.ndarray of int, optional
     chunk : int
+    also_mean_of : numpy.ndarray of int, optional
+        Other rows whose mean is computed in the same pass.
 
     Returns
     -------
-    mean, std : numpy.ndarray, shape (n_columns,)
+    (mean, std), or ((mean, std), mean over ``also_mean_of``) : numpy.ndarray, shape (n_columns,) each
     """
     n_cols = x.shape[1]
-    mean, std = np.empty(n_cols), np.empty(n_cols)
+    mean, std, other = np.empty(n_cols), np.empty(n_cols), np.empty(n_cols)
     for s in range(0, n_cols, chunk):
-        block = np.asarray(x[:, s:s + chunk], dtype=np.float64)
-        if rows is not None:
-            block = block[rows]
+        full = np.asarray(x[:, s:s + chunk], dtype=np.float64)
+        block = full if rows is None else full[rows]
         mean[s:s + chunk] = block.mean(axis=0)
         std[s:s + chunk] = block.std(axis=0, ddof=1) if block.shape[0] > 1 else np.nan
-    return mean, std
+        if also_mean_of is not None:
+            other[s:s + chunk] = full[also_mean_of].mean(axis=0)
+    return (mean, std) if also_mean_of is None else ((mean, std), other)
 
 
 def qc_before(raw: np.ndarray, *, fd: np.ndarray | None, non_steady_state: np.ndarray | None,
@@ -234,14 +251,14 @@ def qc_before(raw: np.ndarray, *, fd: np.ndarray | None, non_steady_state: np.nd
     n = raw.shape[0]
     steady = np.flatnonzero(~np.asarray(non_steady_state, bool)) if non_steady_state is not None else np.arange(n)
     dvars = standardized_dvars(raw, steady, rows=steady)
-    mean_steady, std_steady = column_moments(raw, steady)
+    (mean_steady, std_steady), mean_kept = column_moments(raw, steady, also_mean_of=np.asarray(kept, np.int64))
     return {
         **motion_summary(fd, steady),
         **censoring_summary(n, kept, non_steady_state),
         "StandardizedDVARSMeanBefore": _nanmean(dvars),
         "TemporalSNRMedianBefore": median_tsnr(mean_steady, std_steady),
         "FramewiseDisplacementDVARSCorrelationBefore": fd_dvars_correlation(fd, dvars, steady),
-        "_mean_kept": column_moments(raw, np.asarray(kept, dtype=np.int64))[0],
+        "_mean_kept": mean_kept,
     }
 
 
