@@ -137,7 +137,14 @@ def _check_weights_cifti(ns, demo_dir):
         assert len(nib.load(demo_dir / f"mean_hemi-{hemi}.func.gii").darrays[0].data) == 10242
 
 
-CHECKS = {"column_j": _check_column_j, "weights_cifti": _check_weights_cifti,
+def _check_connectivity(ns, demo_dir):
+    ds, predicted = ns["ds"], ns["predicted_age"]
+    assert ds.X.shape == (4, 15) and np.isfinite(ds.X).all()  # 4 runs x 6 regions' upper triangle
+    assert list(ds.groups) == ["sub-01", "sub-01", "sub-02", "sub-02"] and list(ds.y) == [24, 24, 31, 31]
+    assert predicted.shape == (4,) and np.isfinite(predicted).all()
+
+
+CHECKS = {"predicted_age": _check_connectivity, "column_j": _check_column_j, "weights_cifti": _check_weights_cifti,
           "files": _check_files, "img": _check_img, "times": _check_times, "scores": _check_decoding,
           "one_trial": _check_trial, "segment": _check_plain, "run": _check_run}
 

@@ -105,3 +105,17 @@ def test_grayordinate_label_coverage_counts_the_runs_grayordinates(tmp_path):
         assert cov == pytest.approx(np.isin(np.flatnonzero(lab == label), keep).sum() / (lab == label).sum(),
                                     abs=1e-6)
     assert table["coverage"][list(table["label"]).index(5)] == pytest.approx(3 / 40)
+
+
+def test_extraction_node_writes_nan_columns_and_warns_once_naming_the_run(tmp_path):
+    from bidsapp.interfaces.extract import _apply_min_coverage
+
+    X = np.arange(12, dtype=np.float32).reshape(4, 3) + 1
+    np.save(tmp_path / "timeseries.npy", X)
+    table = {"column": np.arange(3), "name": np.array(["A", "B", "C"], dtype=object),
+             "coverage": np.array([0.9, 0.2, 0.5])}
+    with pytest.warns(UserWarning, match=r"sub-01_bold.nii.gz: 1 region\(s\) covered by less than 0.5.*B \(0.20\)"):
+        assert _apply_min_coverage(table, tmp_path / "timeseries.npy", 0.5, "/data/sub-01_bold.nii.gz") == [1]
+    out = np.load(tmp_path / "timeseries.npy")
+    assert np.isnan(out[:, 1]).all() and np.array_equal(out[:, [0, 2]], X[:, [0, 2]])  # 0.5 is not below 0.5
+    assert list(table["excluded"]) == [None, "coverage 0.200 < --min-coverage 0.5", None]

@@ -338,3 +338,26 @@ QC_FIELDS = {
     "TrialsValid": ("trials", "Trials with a valid segment / estimate."),
     "TrialsInvalid": ("trials", "Trials marked invalid (censored, outside the run, unreliable estimate)."),
 }
+
+#: column of ``group_runs.tsv`` (and of the loader's per-run QC table) of each QC metric
+QC_COLUMNS = {
+    "FramewiseDisplacementMean": "fd_mean", "FramewiseDisplacementMax": "fd_max",
+    "NonSteadyStateVolumes": "non_steady_state_volumes", "CensoredVolumeCount": "censored_volumes",
+    "CensoredFraction": "censored_fraction", "DegreesOfFreedom": "dof", "DegreesOfFreedomLost": "dof_lost",
+    "StandardizedDVARSMeanBefore": "std_dvars_before", "StandardizedDVARSMeanAfter": "std_dvars_after",
+    "TemporalSNRMedianBefore": "tsnr_before", "TemporalSNRMedianAfter": "tsnr_after",
+    "FramewiseDisplacementDVARSCorrelationBefore": "fd_dvars_correlation_before",
+    "FramewiseDisplacementDVARSCorrelationAfter": "fd_dvars_correlation_after",
+    "TrialsValid": "trials_valid", "TrialsInvalid": "trials_invalid",
+}
+
+
+def qc_values(meta: dict) -> dict[str, float]:
+    """A run sidecar's ``QC`` object as ``{column: value}`` (:data:`QC_COLUMNS`; NaN for what it lacks, e.g.
+    outputs written before QC metrics, or trial counts of a run without events)."""
+    qc = meta.get("QC") or {}
+    out = {}
+    for key, column in QC_COLUMNS.items():
+        value = (qc.get(key) or {}).get("Value")
+        out[column] = np.nan if value is None else value
+    return out

@@ -15,6 +15,7 @@ from bidsapp.core import columns as column_spaces
 from bidsapp.core.io import iter_npy_rows, read_tsv, remove_temporaries, write_nifti_series, write_tsv_rows
 from bidsapp.outputs import descriptions, provenance
 from bidsapp.outputs.checksums import ChecksumCache
+from bidsapp.outputs.connectomes import write_relmats
 from bidsapp.outputs.provenance import generated_by, software_versions
 from bidsapp.outputs.transaction import RunWriter, reuse_status, run_lock
 
@@ -50,6 +51,8 @@ class _SinkInput(BaseInterfaceInputSpec):
     start_time_source = traits.Str("", usedefault=True, desc="where StartTime comes from")
     started = traits.Str(mandatory=True, desc="ISO time when the run started")
     grayordinates = traits.Dict(value={}, usedefault=True, desc="grayordinate runs: format, hemispheres")
+    connectivity = traits.List(traits.Str, value=[], usedefault=True, desc="--connectivity measures")
+    fisher_z = traits.Bool(False, usedefault=True, desc="--fisher-z")
 
 
 class _SinkOutput(TraitedSpec):
@@ -128,6 +131,9 @@ class WriteDerivatives(SimpleInterface):
             suffix, ext, desc = space_cls.image
             image = naming.path(out, suffix, ext, desc=desc)
             writer.install(i.atlas_on_grid, image)
+        if i.connectivity:  # one _relmat.tsv (+ .json) per measure, from the cleaned region series
+            write_relmats(writer, naming, out, Path(i.cleaned), features, measures=list(i.connectivity),
+                          fisher=i.fisher_z)
         for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
             writer.install(src, naming.path(out, key.split("_")[0], ext))
@@ -163,6 +169,8 @@ class WriteDerivatives(SimpleInterface):
             "ConfoundRankRemoved": info["ConfoundRankRemoved"],
             **{k: info[k] for k in ("DegreesOfFreedom", "NonSteadyState", "NonFiniteValuesZeroed") if k in info},
             "Trials": json.loads(Path(i.segment_info).read_text()) if i.segment_info else None,
+            "QC": qc_with_units(info.get("QC"), json.loads(Path(i.segment_info).read_text()) if i.segment_info
+                                else None),
             "Parameters": i.settings,
             "ConfigurationHash": i.configuration_hash,
             "SoftwareVersions": software_versions(),
@@ -191,6 +199,18 @@ class WriteDerivatives(SimpleInterface):
             for hemi, img in go.to_gifti(values, bm, intent="NIFTI_INTENT_TIME_SERIES").items():
                 with writer.put(naming.path(out, "bold", ".func.gii", hemi=hemi)) as tmp:
                     nib.save(img, str(tmp))
+
+
+def qc_with_units(values: dict | None, trials: dict | None) -> dict | None:
+    """The sidecar's ``QC`` object: each metric of the cleaning node (and the trial counts) with its units."""
+    from bidsapp.core.qc import QC_FIELDS
+
+    if values is None:
+        return None
+    values = dict(values)
+    if trials and "NTrials" in trials:
+        values.update(TrialsValid=trials["NValidTrials"], TrialsInvalid=trials["NTrials"] - trials["NValidTrials"])
+    return {k: {"Value": values[k], "Units": QC_FIELDS[k][0]} for k in QC_FIELDS if k in values}
 
 
 def _mask_count(path: str, grayordinates: bool) -> int:

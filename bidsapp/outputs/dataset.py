@@ -19,7 +19,8 @@ BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.n
               "*_betas.npy", "*_betas.tsv", "logs/", "*.html", "group_runs.tsv",
               "*_desc-intersection_mask.nii.gz", "*_desc-intersection_mask.dscalar.nii",
               "*_desc-intersection_mask.json", "*_desc-brain_mask.dscalar.nii",
-              "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json"]
+              "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json",
+              "*_relmat.tsv", "*_relmat.json"]  # connectivity derivatives (BEP017, not yet in the specification)
 
 
 @contextlib.contextmanager
