@@ -403,10 +403,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.nprocs:
         cmd += ["--nprocs", str(args.nprocs)]
     code = run_main(cmd)
-    if code == 0:  # the same runs in six regions, with their connectivity matrices (bidsapp.dataset's connectivity)
+    if code == 0:  # the same runs in six regions with their connectivity matrices, in a folder of their own (so
+        # that one subject and run still name one output set in derivatives-bidsapp)
         atlas = write_demo_atlas(args.workdir)
-        code = run_main(cmd + ["--atlas", str(atlas), "--atlas-labels", str(atlas.with_suffix("").with_suffix(".tsv")),
-                               "--connectivity", "correlation", "partial-correlation"])
+        regions = [str(bids), str(args.workdir / "derivatives-bidsapp-connectivity"), "participant", "--work-dir",
+                   str(args.workdir / "work-connectivity"), *cmd[5:]]
+        code = run_main(regions + ["--atlas", str(atlas), "--atlas-labels", str(atlas.with_name("atlas-demo_dseg.tsv")),
+                                   "--connectivity", "correlation", "partial-correlation"])
     # sub-03's surface outputs: the CIFTI-2 fsLR 91k run and the GIFTI fsaverage5 pair
     for extra in (["--space", "fsLR", "--den", "91k", "--output-format", "npy", "dtseries.nii"],
                   ["--space", "fsaverage5", "--output-format", "npy", "func.gii"]):

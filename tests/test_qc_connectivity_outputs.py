@@ -38,7 +38,8 @@ def blocks_run(demo_outputs, tmp_path_factory):
     code = main([str(bids), str(out), "participant", "--participant-label", "01", "--nprocs", "1",
                  "--atlas", str(base / "atlas-blocks_dseg.nii.gz"), "--atlas-labels",
                  str(base / "atlas-blocks_dseg.tsv"), "--connectivity", "correlation",
-                 "partial-correlation", "covariance", "--fisher-z", "--work-dir", str(base / "work")])
+                 "partial-correlation", "covariance", "--fisher-z", "--trial-estimates", "lss",
+                 "--work-dir", str(base / "work")])
     assert code == 0
     return bids, out, atlas, brain
 
@@ -138,7 +139,8 @@ def test_connectivity_dataset_predicts_across_participants(blocks_run, tmp_path)
     assert main([str(bids), str(out), "participant", "--participant-label", "02", "--nprocs", "1",
                  "--atlas", str(out.parent / "atlas-blocks_dseg.nii.gz"), "--atlas-labels",
                  str(out.parent / "atlas-blocks_dseg.tsv"), "--connectivity", "correlation",
-                 "partial-correlation", "covariance", "--fisher-z", "--work-dir", str(out.parent / "work")]) == 0
+                 "partial-correlation", "covariance", "--fisher-z", "--trial-estimates", "lss",
+                 "--work-dir", str(out.parent / "work")]) == 0
     ds = bidsapp.dataset(out, kind="connectivity", y="age", atlas="blocks", measure="PearsonCorrelation")
     n = 6  # regions with a series (R7 is NaN)
     assert ds.X.shape == (4, 7 * 6 // 2) and np.isfinite(ds.X[:, ds.features["node_a"].ne("R7")
