@@ -236,6 +236,11 @@ OPTIONS: tuple[Option, ...] = (
            "seeds table (TSV: x, y, z in mm, optional name): columns become the mean of the mask voxels "
            "in a sphere around each seed, as nilearn's NiftiSpheresMasker (default: none)", ("masking",), True,
            type=Path, node_input="column_args", example=Path("seeds.tsv"), input_file=True, names_columns=True),
+    Option("roi_masks", ("--roi-masks",), MASKS,
+           "binary ROI masks on the runs' grid (e.g. localizer ROIs): columns become the mean of the mask voxels "
+           "in each ROI; ROIs may overlap; names from each file's label- or desc- entity, else its name "
+           "(default: none)", ("masking",), True, (), type=Path, nargs="+", metavar="FILE",
+           node_input="column_args", example=(Path("label-FFA_mask.nii.gz"),), input_file=True, names_columns=True),
     Option("sphere_radius", ("--sphere-radius",), MASKS,
            "radius of the --spheres in mm (default: the voxel of the seed only)", ("masking",), True,
            type=positive(float, strict=False), metavar="MM", node_input="column_args", example=5.0),
