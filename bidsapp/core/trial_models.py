@@ -1,0 +1,419 @@
+"""Trial-wise models of one run: the design for an HRF choice, LSA and LSS estimates, R² and beta variance.
+
+Every model is fitted on the cleaned signal with the design cleaned by the
+same linear operator (Frisch-Waugh-Lovell: equal to a first-level model on the
+raw run with the confounds, trends and filter in the design, nilearn's
+``FirstLevelModel`` with ``noise_model="ols"``).
+
+- **LSA** (least squares all): one model per run, one regressor (or one block
+  of basis regressors) per trial, plus an intercept.
+- **LSS** (least squares separate): for each trial, a model with the trial's
+  own block, one block per trial type made of the other trials of that type,
+  and an intercept (Mumford et al. 2012). LSS uses the ``trial_type`` values
+  to group the other trials; LSA does not use them.
+
+Both return a :class:`TrialFit`: the coefficients of each trial's basis
+(``betas`` is the trial's beta: the canonical regressor's coefficient with a
+derivative basis, nilearn's convention; every FIR bin with ``fir``), the
+variance factor of each beta (its variance per unit noise variance of a
+column), per-column R² of the LSA model, and the validity bookkeeping of
+:class:`bidsapp.core.events.TrialEstimates`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bidsapp.core.hrf import HRFBasis, make_basis
+
+#: a trial's estimate is not valid when its model leaves fewer residual degrees of freedom
+MIN_TRIAL_DOF = 1
+#: ... or when its variance is inflated more than this, relative to the trial regressor alone in the raw run
+MAX_VARIANCE_INFLATION = 100.0
+#: ... or when less than this share of its own (cleaned) regressor is independent of the other regressors
+OWN_REGRESSOR_TOLERANCE = 1e-8
+#: a response with less than this share of its energy in kept volumes keeps its beta but is not valid
+MIN_RESPONSE_RETAINED = 0.5
+
+
+@dataclass
+class TrialFit:
+    """Trial-wise estimates of one run under one trial model and HRF basis.
+
+    Attributes
+    ----------
+    coefficients : numpy.ndarray, float32, shape (n_trials, n_basis, n_features)
+        Coefficient of each basis regressor of each trial (NaN when not estimable).
+    valid : numpy.ndarray of bool, shape (n_trials,)
+    reason : list of str
+        Why a trial is not valid ("" when valid).
+    response_retained : numpy.ndarray, shape (n_trials,)
+        Share of the trial's modelled response energy that falls in kept volumes.
+    variance_inflation : numpy.ndarray, shape (n_trials,)
+        Variance of the trial's beta relative to that of its regressor alone on the raw kept volumes.
+    variance_factor : numpy.ndarray, shape (n_trials,)
+        Variance of the trial's beta per unit noise variance of a column (``||w||²`` of its weights);
+        multiply by a column's residual variance for the beta's variance.
+    residual_dof : numpy.ndarray of int, shape (n_trials,)
+    r2 : numpy.ndarray, shape (n_features,)
+        R² of the LSA model (all trials, intercept) on each cleaned column.
+    basis : HRFBasis
+    """
+
+    coefficients: np.ndarray
+    valid: np.ndarray
+    reason: list[str]
+    response_retained: np.ndarray
+    variance_inflation: np.ndarray
+    variance_factor: np.ndarray
+    residual_dof: np.ndarray
+    r2: np.ndarray
+    basis: HRFBasis
+
+    @property
+    def betas(self) -> np.ndarray:
+        """The trial's beta (first basis coefficient), shape (n_trials, n_features); with FIR every bin,
+        trial-major, shape (n_trials * n_bins, n_features)."""
+        if self.basis.model == "fir":
+            return self.coefficients.reshape(-1, self.coefficients.shape[2])
+        return self.coefficients[:, 0]
+
+
+def trial_regressors(n_volumes: int, onsets: np.ndarray, durations: np.ndarray, basis: HRFBasis, *,
+                     t_r: float, start_time: float = 0.0, orthogonalize: bool = True) -> np.ndarray:
+    """Raw (uncleaned) regressors of each trial on the run's volume times (a trial's derivative regressors
+    orthogonalized on its canonical one unless ``orthogonalize`` is False).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_volumes, n_trials, n_basis)
+    """
+    frame_times = start_time + np.arange(n_volumes) * t_r
+    return basis.regressors(frame_times, np.asarray(onsets, float), np.asarray(durations, float),
+                            [np.array([k]) for k in range(len(onsets))], t_r, orthogonalize)
+
+
+def _span(columns: np.ndarray, basis: bool = False):
+    """Rank of ``columns`` (each scaled to unit norm; singular values above 1e-10 of the largest), or an
+    orthonormal basis of their span (shape (n, rank)) with ``basis=True``."""
+    if columns.shape[1] == 0:
+        return np.zeros((columns.shape[0], 0)) if basis else 0
+    norms = np.linalg.norm(columns, axis=0)
+    u, s, _ = np.linalg.svd(columns / np.where(norms > 0, norms, 1), full_matrices=False)
+    rank = int((s > s[0] * 1e-10).sum()) if s.size and s[0] > 0 else 0
+    return u[:, :rank] if basis else rank
+
+
+def _energy(raw: np.ndarray, basis: HRFBasis) -> np.ndarray:
+    """The response of each trial whose energy counts (the canonical regressor; FIR: all its bins)."""
+    return raw.sum(axis=2) if basis.model == "fir" else raw[:, :, 0]
+
+
+@dataclass
+class _Weights:
+    """Per-trial weight rows and bookkeeping, before they meet the data."""
+
+    W: np.ndarray  # (n_trials, n_basis, n_kept)
+    estimable: np.ndarray  # (n_trials, n_basis) bool
+    reason: list[str]
+    inflation: np.ndarray
+    factor: np.ndarray
+    resid_dof: np.ndarray
+
+
+def _own_block(x: np.ndarray, span: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Weights of a trial's own columns given the nuisance ``span`` (orthonormal) and each other (FWL).
+
+    Returns
+    -------
+    W : (k, n) weights (zero rows for columns not estimable), estimable : (k,) bool,
+    independent : share of the least independent own column left after the nuisance span.
+    """
+    k = x.shape[1]
+    W, ok = np.zeros((k, x.shape[0])), np.zeros(k, bool)
+    norms = np.linalg.norm(x, axis=0)
+    cols = np.flatnonzero(norms > 1e-10 * norms.max(initial=0.0))
+    if cols.size == 0:
+        return W, ok, 0.0
+    resid = x[:, cols] - span @ (span.T @ x[:, cols])
+    sv = np.linalg.svd(resid / norms[cols], compute_uv=False)
+    independent = float(sv.min())
+    if independent > OWN_REGRESSOR_TOLERANCE:
+        W[cols] = np.linalg.pinv(resid)
+        ok[cols] = True
+    return W, ok, independent
+
+
+def _verdict(i: int, w: _Weights, dof: int, rank: int, norm: float, independent: float | None, fir: bool) -> str:
+    """The reason a trial's estimate is not valid ("" when it is)."""
+    if norm == 0:
+        return "rank-deficient: the trial's own regressor is not estimable (removed by cleaning)"
+    if not (w.estimable[i].any() if fir else w.estimable[i, 0]):
+        share = "" if independent is None else f": {independent:.1e} of it is independent of them"
+        return ("rank-deficient: the trial's own regressor is not estimable (collinear with the regressors "
+                f"of other trials and the intercept{share})")
+    if w.resid_dof[i] < MIN_TRIAL_DOF:
+        return f"rank-deficient per-trial model: {rank} regressors for {dof} degrees of freedom left by cleaning"
+    if not w.inflation[i] <= MAX_VARIANCE_INFLATION:
+        return (f"ill-conditioned per-trial model: beta variance inflated {w.inflation[i]:.3g}x "
+                "(cleaning removed most of the trial regressor, or it is nearly collinear with the others)")
+    return ""
+
+
+def _missing_bins(basis: HRFBasis, ok: np.ndarray, own: np.ndarray) -> str:
+    """FIR trials with bins that are not estimable: which, and why (a trial's shape needs every bin)."""
+    if basis.model != "fir" or ok.all():
+        return ""
+    empty = ~ok & (np.abs(own).max(axis=0) == 0)
+    parts = []
+    if empty.any():
+        parts.append(f"FIR bins at offsets {', '.join(f'{o:g}' for o in basis.offsets[empty])} s have no kept "
+                     "volume (outside the run or censored)")
+    if (~ok & ~empty).any():
+        parts.append(f"FIR bins at offsets {', '.join(f'{o:g}' for o in basis.offsets[~ok & ~empty])} s are "
+                     "collinear with other trials' bins (trials closer than the FIR window at a regular spacing)")
+    return "; ".join(parts)
+
+
+def lss_weights(d_trials: np.ndarray, tindex: np.ndarray, raw_norm2: np.ndarray, dof: int, basis: HRFBasis,
+                late: np.ndarray, d_plain: np.ndarray | None = None) -> _Weights:
+    """LSS weights: for each trial, its own block given the other trials grouped by type and an intercept.
+
+    Parameters
+    ----------
+    d_trials : numpy.ndarray, shape (n_kept, n_trials, n_basis)
+        Cleaned regressors of each trial.
+    tindex : numpy.ndarray of int, shape (n_trials,)
+        Trial type of each trial (an index).
+    raw_norm2 : numpy.ndarray, shape (n_trials, n_basis)
+        Squared norm of each raw (centred, kept) regressor, for the variance inflation.
+    late : numpy.ndarray of bool
+        Trials starting after the end of the run (not estimated).
+    d_plain : numpy.ndarray, optional
+        The cleaned regressors without orthogonalization, summed into the other trials' blocks (nilearn
+        orthogonalizes the block of a group, not each of its trials); default ``d_trials``.
+    """
+    n_kept, n_trials, k = d_trials.shape
+    d_plain = d_trials if d_plain is None else d_plain
+    n_types = int(tindex.max()) + 1 if n_trials else 0
+    d_types = np.stack([d_plain[:, tindex == t].sum(axis=1) for t in range(n_types)], axis=1)
+    w = _Weights(np.zeros((n_trials, k, n_kept)), np.zeros((n_trials, k), bool), [""] * n_trials,
+                 np.full(n_trials, np.inf), np.full(n_trials, np.inf), np.zeros(n_trials, int))
+    ones = np.ones((n_kept, 1))
+    for i in range(n_trials):
+        if late[i]:
+            continue
+        others = d_types.copy()
+        others[:, tindex[i]] -= d_plain[:, i]
+        others = others.reshape(n_kept, -1)
+        others = others[:, np.abs(others).max(axis=0) > 1e-12]
+        # nuisance regressors (other trials by type, intercept) reduced to their span: collinear ones
+        # (two trial types with identical regressors) cost nothing as long as this trial's own is estimable
+        rank_others, span = _span(others), _span(np.column_stack([others, ones]), basis=True)
+        x = d_trials[:, i]
+        w.W[i], w.estimable[i], independent = _own_block(x, span)
+        rank = rank_others + int(w.estimable[i].sum())
+        w.resid_dof[i] = dof - rank
+        _inflation(w, i, raw_norm2[i], basis)
+        norm = float(np.linalg.norm(x[:, 0] if basis.model != "fir" else x))
+        w.reason[i] = _verdict(i, w, dof, rank, norm, independent, basis.model == "fir")
+    return w
+
+
+def _inflation(w: _Weights, i: int, raw_norm2: np.ndarray, basis: HRFBasis) -> None:
+    """Variance factor and inflation of trial ``i``'s beta (FIR: the worst bin)."""
+    cols = range(w.W.shape[1]) if basis.model == "fir" else [0]
+    factors = [float(w.W[i, c] @ w.W[i, c]) for c in cols if w.estimable[i, c]]
+    if not factors:
+        return
+    w.factor[i] = max(factors)
+    infl = [float(w.W[i, c] @ w.W[i, c]) * raw_norm2[c] if raw_norm2[c] > 0 else np.inf
+            for c in cols if w.estimable[i, c]]
+    w.inflation[i] = max(infl)
+
+
+def lsa_weights(d_trials: np.ndarray, raw_norm2: np.ndarray, dof: int, basis: HRFBasis, late: np.ndarray) -> _Weights:
+    """LSA weights: all trials' blocks and an intercept in one model; each coefficient is estimable when it is
+    identified (its unit vector lies in the row space of the design) and is the pseudo-inverse's row.
+
+    Parameters are those of :func:`lss_weights` (without the trial types).
+    """
+    n_kept, n_trials, k = d_trials.shape
+    X = d_trials.reshape(n_kept, n_trials * k).copy()
+    X[:, np.repeat(late, k)] = 0.0
+    norms = np.linalg.norm(X, axis=0)
+    used = np.flatnonzero(norms > 1e-12 * max(norms.max(initial=0.0), 1e-300))
+    design = np.column_stack([X[:, used] / norms[used], np.ones(n_kept) / np.sqrt(n_kept)])
+    u, s, vt = np.linalg.svd(design, full_matrices=False)
+    r = int((s > s[0] * 1e-10).sum()) if s.size and s[0] > 0 else 0
+    v = vt[:r].T  # (p, r)
+    rank = _span(X[:, used])  # the intercept is already in the cleaning's degrees of freedom
+    identified = (v[:-1] ** 2).sum(axis=1) > 1 - 1e-6
+    pinv = (v[:-1] / s[:r]) @ u[:, :r].T / norms[used][:, None]  # rows: coefficients of the used columns
+    W = np.zeros((n_trials * k, n_kept))
+    W[used[identified]] = pinv[identified]
+    ok = np.zeros(n_trials * k, bool)
+    ok[used[identified]] = True
+    w = _Weights(W.reshape(n_trials, k, n_kept), ok.reshape(n_trials, k), [""] * n_trials,
+                 np.full(n_trials, np.inf), np.full(n_trials, np.inf), np.full(n_trials, dof - rank))
+    for i in range(n_trials):
+        if late[i]:
+            continue
+        _inflation(w, i, raw_norm2[i], basis)
+        own = d_trials[:, i, 0] if basis.model != "fir" else d_trials[:, i]
+        w.reason[i] = _verdict(i, w, dof, rank, float(np.linalg.norm(own)), None, basis.model == "fir")
+    return w
+
+
+def lsa_r2(cleaned: np.ndarray, d_trials: np.ndarray, *, chunk_size: int = 32768) -> np.ndarray:
+    """R² of the LSA model (every trial's block and an intercept) on each cleaned column.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_features,)
+        ``1 - RSS / TSS`` (TSS about the column's mean); 0 for constant columns.
+    """
+    n_kept = d_trials.shape[0]
+    X = d_trials.reshape(n_kept, -1)
+    X = X[:, np.linalg.norm(X, axis=0) > 0]
+    X = X - X.mean(axis=0)
+    basis = _span(X, basis=True)
+    out = np.zeros(cleaned.shape[1])
+    for start in range(0, cleaned.shape[1], chunk_size):
+        Y = np.asarray(cleaned[:, start:start + chunk_size], dtype=np.float64)
+        Y = Y - Y.mean(axis=0)
+        tss = (Y**2).sum(axis=0)
+        explained = ((basis.T @ Y) ** 2).sum(axis=0)
+        out[start:start + chunk_size] = np.where(tss > 0, explained / np.where(tss > 0, tss, 1), 0.0)
+    return out
+
+
+@dataclass
+class RunDesign:
+    """The per-run design of every trial under one basis, raw and cleaned.
+
+    Attributes
+    ----------
+    raw : numpy.ndarray, shape (n_volumes, n_trials, n_basis)
+    cleaned : numpy.ndarray, shape (n_kept, n_trials, n_basis)
+    retained : numpy.ndarray, shape (n_trials,)
+    raw_norm2 : numpy.ndarray, shape (n_trials, n_basis)
+    late : numpy.ndarray of bool, shape (n_trials,)
+    plain : numpy.ndarray or None, shape (n_kept, n_trials, n_basis)
+        Cleaned regressors without orthogonalization (None when the basis has one regressor or is FIR).
+    """
+
+    raw: np.ndarray
+    cleaned: np.ndarray
+    retained: np.ndarray
+    raw_norm2: np.ndarray
+    late: np.ndarray
+    plain: np.ndarray | None = None
+
+
+def run_design(operator: np.ndarray, kept_volumes: np.ndarray, onsets: np.ndarray, durations: np.ndarray,
+               basis: HRFBasis, *, t_r: float, start_time: float = 0.0) -> RunDesign:
+    """Build the trials' regressors on the run and clean them with the data's operator (n_kept, n_volumes)."""
+    n_kept, n_vol = operator.shape
+    raw = trial_regressors(n_vol, onsets, durations, basis, t_r=t_r, start_time=start_time)
+    cleaned = np.einsum("kv,vtb->ktb", operator, raw)
+    kept = np.asarray(kept_volumes)
+    resp = _energy(raw, basis)
+    energy = (resp**2).sum(axis=0)
+    retained = np.where(energy > 0, (resp[kept] ** 2).sum(axis=0) / np.where(energy > 0, energy, 1), 0.0)
+    raw_kept = raw[kept] - raw[kept].mean(axis=0)
+    late = np.asarray(onsets) > start_time + n_vol * t_r
+    plain = None
+    if basis.size > 1 and basis.kernels is not None:
+        plain = np.einsum("kv,vtb->ktb", operator, trial_regressors(n_vol, onsets, durations, basis, t_r=t_r,
+                                                                    start_time=start_time, orthogonalize=False))
+    return RunDesign(raw, cleaned, retained, (raw_kept**2).sum(axis=0), late, plain)
+
+
+def _apply(W: _Weights, cleaned: np.ndarray, chunk_size: int) -> np.ndarray:
+    """``W @ cleaned`` in column chunks, NaN where not estimable: shape (n_trials, n_basis, n_features)."""
+    n_trials, k, n_kept = W.W.shape
+    flat = W.W.reshape(n_trials * k, n_kept)
+    out = np.empty((n_trials * k, cleaned.shape[1]), dtype=np.float32)
+    for start in range(0, cleaned.shape[1], chunk_size):
+        cols = slice(start, start + chunk_size)
+        out[:, cols] = flat @ np.asarray(cleaned[:, cols], dtype=np.float64)
+    out = out.reshape(n_trials, k, -1)
+    out[~W.estimable] = np.nan
+    return out
+
+
+def trial_weights(model: str, design: RunDesign, trial_types: list[str], dof: int, basis: HRFBasis) -> _Weights:
+    """The weights of ``model`` (``lss`` or ``lsa``) on a run's design."""
+    if model == "lsa":
+        return lsa_weights(design.cleaned, design.raw_norm2, dof, basis, design.late)
+    if model == "lss":
+        types = sorted(set(trial_types))
+        tindex = np.array([types.index(t) for t in trial_types], dtype=int)
+        return lss_weights(design.cleaned, tindex, design.raw_norm2, dof, basis, design.late, design.plain)
+    raise ValueError(f"Unknown trial model {model!r}; use lss or lsa.")
+
+
+def fit_trials(
+    model: str,
+    cleaned: np.ndarray,
+    operator: np.ndarray,
+    kept_volumes: np.ndarray,
+    onsets: np.ndarray,
+    durations: np.ndarray,
+    trial_types: list[str],
+    *,
+    t_r: float,
+    start_time: float = 0.0,
+    basis: HRFBasis | None = None,
+    dof: int | None = None,
+    chunk_size: int = 32768,
+) -> TrialFit:
+    """Trial-wise estimates of one run (``model`` = ``lss`` or ``lsa``) on the cleaned signal.
+
+    A trial is not valid, with NaN betas and a ``reason``, when it starts after
+    the end of the run, when its own regressor is not estimable (removed by
+    cleaning, or in the span of the others), when its model leaves fewer than
+    ``MIN_TRIAL_DOF`` residual degrees of freedom, when the variance of its beta
+    is inflated more than ``MAX_VARIANCE_INFLATION`` times, or (FIR) when a bin
+    has no kept volume. A trial whose response mostly falls in censored volumes
+    (``response_retained`` < 0.5) keeps its beta but is not valid.
+
+    Parameters
+    ----------
+    cleaned : numpy.ndarray, shape (n_kept, n_features)
+    operator : numpy.ndarray, shape (n_kept, n_volumes)
+        The cleaning operator that produced ``cleaned`` (before standardization).
+    kept_volumes : numpy.ndarray of int, shape (n_kept,)
+    onsets, durations : numpy.ndarray, shape (n_trials,)
+    trial_types : list of str
+        Used by LSS only (the other trials are grouped by type).
+    basis : HRFBasis, optional
+        Default: SPM canonical HRF.
+    dof : int, optional
+        Degrees of freedom left by the cleaning (default: :func:`bidsapp.core.signal.operator_dof`).
+    """
+    basis = basis or make_basis("spm", t_r)
+    if dof is None:
+        from bidsapp.core.signal import operator_dof
+
+        dof = operator_dof(operator)
+    design = run_design(operator, kept_volumes, onsets, durations, basis, t_r=t_r, start_time=start_time)
+    w = trial_weights(model, design, trial_types, dof, basis)
+    run_end = start_time + operator.shape[1] * t_r
+    for i in np.flatnonzero(design.late):
+        w.reason[i] = f"starts after the end of the run ({run_end:g} s)"
+    coefs = _apply(w, cleaned, chunk_size)
+    estimable = np.array([r == "" for r in w.reason])
+    coefs[~estimable] = np.nan
+    reason = list(w.reason)
+    for i in np.flatnonzero(estimable):
+        if design.retained[i] < MIN_RESPONSE_RETAINED:
+            reason[i] = f"only {design.retained[i]:.0%} of the response falls in kept volumes"
+        else:
+            reason[i] = _missing_bins(basis, w.estimable[i], design.cleaned[:, i])
+    return TrialFit(coefficients=coefs, valid=np.array([r == "" for r in reason]), reason=reason,
+                    response_retained=design.retained, variance_inflation=w.inflation, variance_factor=w.factor,
+                    residual_dof=w.resid_dof, r2=lsa_r2(cleaned, design.cleaned, chunk_size=chunk_size), basis=basis)
