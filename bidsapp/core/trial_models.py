@@ -60,6 +60,9 @@ class TrialFit:
     r2 : numpy.ndarray, shape (n_features,)
         R² of the LSA model (all trials, intercept) on each cleaned column.
     basis : HRFBasis
+        The basis (with library shapes: the first shape used).
+    shapes : numpy.ndarray of int or None, shape (n_features,)
+        Library HRF shape of each column.
     """
 
     coefficients: np.ndarray
@@ -71,6 +74,7 @@ class TrialFit:
     residual_dof: np.ndarray
     r2: np.ndarray
     basis: HRFBasis
+    shapes: np.ndarray | None = None
 
     @property
     def betas(self) -> np.ndarray:
@@ -332,19 +336,6 @@ def run_design(operator: np.ndarray, kept_volumes: np.ndarray, onsets: np.ndarra
     return RunDesign(raw, cleaned, retained, (raw_kept**2).sum(axis=0), late, plain)
 
 
-def _apply(W: _Weights, cleaned: np.ndarray, chunk_size: int) -> np.ndarray:
-    """``W @ cleaned`` in column chunks, NaN where not estimable: shape (n_trials, n_basis, n_features)."""
-    n_trials, k, n_kept = W.W.shape
-    flat = W.W.reshape(n_trials * k, n_kept)
-    out = np.empty((n_trials * k, cleaned.shape[1]), dtype=np.float32)
-    for start in range(0, cleaned.shape[1], chunk_size):
-        cols = slice(start, start + chunk_size)
-        out[:, cols] = flat @ np.asarray(cleaned[:, cols], dtype=np.float64)
-    out = out.reshape(n_trials, k, -1)
-    out[~W.estimable] = np.nan
-    return out
-
-
 def trial_weights(model: str, design: RunDesign, trial_types: list[str], dof: int, basis: HRFBasis) -> _Weights:
     """The weights of ``model`` (``lss`` or ``lsa``) on a run's design."""
     if model == "lsa":
@@ -354,6 +345,40 @@ def trial_weights(model: str, design: RunDesign, trial_types: list[str], dof: in
         tindex = np.array([types.index(t) for t in trial_types], dtype=int)
         return lss_weights(design.cleaned, tindex, design.raw_norm2, dof, basis, design.late, design.plain)
     raise ValueError(f"Unknown trial model {model!r}; use lss or lsa.")
+
+
+def _fit_basis(model: str, operator: np.ndarray, kept_volumes: np.ndarray, onsets: np.ndarray,
+               durations: np.ndarray, trial_types: list[str], basis: HRFBasis, *, t_r: float, start_time: float,
+               dof: int) -> tuple[RunDesign, _Weights, list[str]]:
+    """Design, weights and the final reason of each trial (validity rules of :func:`fit_trials`) for one basis."""
+    design = run_design(operator, kept_volumes, onsets, durations, basis, t_r=t_r, start_time=start_time)
+    w = trial_weights(model, design, trial_types, dof, basis)
+    run_end = start_time + operator.shape[1] * t_r
+    for i in np.flatnonzero(design.late):
+        w.reason[i] = f"starts after the end of the run ({run_end:g} s)"
+    reason = list(w.reason)
+    for i in np.flatnonzero([r == "" for r in w.reason]):
+        if design.retained[i] < MIN_RESPONSE_RETAINED:
+            reason[i] = f"only {design.retained[i]:.0%} of the response falls in kept volumes"
+        else:
+            reason[i] = _missing_bins(basis, w.estimable[i], design.cleaned[:, i])
+    return design, w, reason
+
+
+def _apply(w: _Weights, hard: np.ndarray, cleaned: np.ndarray, cols: np.ndarray, out: np.ndarray, r2: np.ndarray,
+           design: RunDesign, chunk_size: int) -> None:
+    """Coefficients (``W @ cleaned``, NaN where not estimable) and LSA R² of the columns ``cols``, in chunks."""
+    n_trials, k, n_kept = w.W.shape
+    flat = w.W.reshape(n_trials * k, n_kept)
+    nan = (~w.estimable | hard[:, None]).reshape(-1)
+    for start in range(0, cols.size, chunk_size):
+        idx = cols[start:start + chunk_size]
+        block = cleaned[:, start:start + chunk_size] if idx.size == cleaned.shape[1] else cleaned[:, idx]
+        Y = np.asarray(block, dtype=np.float64)
+        part = flat @ Y
+        part[nan] = np.nan
+        out[:, :, idx] = part.reshape(n_trials, k, -1)
+        r2[idx] = lsa_r2(Y, design.cleaned, chunk_size=chunk_size)
 
 
 def fit_trials(
@@ -368,6 +393,7 @@ def fit_trials(
     t_r: float,
     start_time: float = 0.0,
     basis: HRFBasis | None = None,
+    shapes: np.ndarray | None = None,
     dof: int | None = None,
     chunk_size: int = 32768,
 ) -> TrialFit:
@@ -376,10 +402,10 @@ def fit_trials(
     A trial is not valid, with NaN betas and a ``reason``, when it starts after
     the end of the run, when its own regressor is not estimable (removed by
     cleaning, or in the span of the others), when its model leaves fewer than
-    ``MIN_TRIAL_DOF`` residual degrees of freedom, when the variance of its beta
-    is inflated more than ``MAX_VARIANCE_INFLATION`` times, or (FIR) when a bin
-    has no kept volume. A trial whose response mostly falls in censored volumes
-    (``response_retained`` < 0.5) keeps its beta but is not valid.
+    ``MIN_TRIAL_DOF`` residual degrees of freedom, or when the variance of its
+    beta is inflated more than ``MAX_VARIANCE_INFLATION`` times. It keeps its
+    betas but is not valid when its response mostly falls in censored volumes
+    (``response_retained`` < 0.5) or (FIR) when a bin is not estimable.
 
     Parameters
     ----------
@@ -392,28 +418,91 @@ def fit_trials(
         Used by LSS only (the other trials are grouped by type).
     basis : HRFBasis, optional
         Default: SPM canonical HRF.
+    shapes : numpy.ndarray of int, shape (n_features,), optional
+        Library HRF shape of each column (:func:`bidsapp.core.hrf_library.choose_shapes`); overrides ``basis``.
+        Per-trial fields then combine the shapes used: valid under every shape, the first reason, the largest
+        variance inflation and factor, the smallest response_retained and residual dof.
     dof : int, optional
         Degrees of freedom left by the cleaning (default: :func:`bidsapp.core.signal.operator_dof`).
     """
-    basis = basis or make_basis("spm", t_r)
     if dof is None:
         from bidsapp.core.signal import operator_dof
 
         dof = operator_dof(operator)
-    design = run_design(operator, kept_volumes, onsets, durations, basis, t_r=t_r, start_time=start_time)
-    w = trial_weights(model, design, trial_types, dof, basis)
-    run_end = start_time + operator.shape[1] * t_r
-    for i in np.flatnonzero(design.late):
-        w.reason[i] = f"starts after the end of the run ({run_end:g} s)"
-    coefs = _apply(w, cleaned, chunk_size)
-    estimable = np.array([r == "" for r in w.reason])
-    coefs[~estimable] = np.nan
-    reason = list(w.reason)
-    for i in np.flatnonzero(estimable):
-        if design.retained[i] < MIN_RESPONSE_RETAINED:
-            reason[i] = f"only {design.retained[i]:.0%} of the response falls in kept volumes"
-        else:
-            reason[i] = _missing_bins(basis, w.estimable[i], design.cleaned[:, i])
+    n_features = cleaned.shape[1]
+    if shapes is None:
+        groups = [(basis or make_basis("spm", t_r), np.arange(n_features))]
+    else:
+        groups = [(make_basis("library", t_r, shape=int(h)), np.flatnonzero(shapes == h)) for h in np.unique(shapes)]
+    n_trials, k = len(onsets), groups[0][0].size
+    coefs = np.empty((n_trials, k, n_features), dtype=np.float32)
+    r2 = np.zeros(n_features)
+    fields = []
+    for b, cols in groups:
+        design, w, reason = _fit_basis(model, operator, kept_volumes, onsets, durations, trial_types, b, t_r=t_r,
+                                       start_time=start_time, dof=dof)
+        _apply(w, np.array([bool(r) for r in w.reason], dtype=bool), cleaned, cols, coefs,
+               r2, design, chunk_size)
+        fields.append((reason, design.retained, w.inflation, w.factor, w.resid_dof))
+    reason = [next((f[0][i] for f in fields if f[0][i]), "") for i in range(n_trials)]
     return TrialFit(coefficients=coefs, valid=np.array([r == "" for r in reason]), reason=reason,
-                    response_retained=design.retained, variance_inflation=w.inflation, variance_factor=w.factor,
-                    residual_dof=w.resid_dof, r2=lsa_r2(cleaned, design.cleaned, chunk_size=chunk_size), basis=basis)
+                    response_retained=np.min([f[1] for f in fields], axis=0),
+                    variance_inflation=np.max([f[2] for f in fields], axis=0),
+                    variance_factor=np.max([f[3] for f in fields], axis=0),
+                    residual_dof=np.min([f[4] for f in fields], axis=0), r2=r2, basis=groups[0][0],
+                    shapes=None if shapes is None else np.asarray(shapes))
+
+
+def _overlapping_windows(onsets: np.ndarray, offsets: np.ndarray, t_r: float) -> np.ndarray:
+    """Trials whose FIR window (bins ``offsets`` +- t_r / 2) overlaps another trial's in time."""
+    order = np.argsort(onsets)
+    start, stop = onsets[order] + offsets[0] - t_r / 2, onsets[order] + offsets[-1] + t_r / 2
+    out = np.zeros(onsets.size, bool)
+    later = np.r_[start[1:] < stop[:-1], False]  # a window overlaps the next one
+    out[order] = later | np.r_[False, later[:-1]]
+    return out
+
+
+def check_trial_design(model: str, onsets: np.ndarray, durations: np.ndarray, basis: HRFBasis, *,
+                       t_r: float) -> list[str]:
+    """What the trials of a run do not allow, as one warning line each (item by item), or an error.
+
+    - trials shorter than a TR: their regressors use their own duration (on a TR / oversampling grid, as
+      nilearn) and each labels the one volume after its onset in ``_samples.tsv``;
+    - FIR windows longer than the gap between trials: with LSA the bins of overlapping trials are not
+      estimable (those trials get NaN and a reason); with LSS each trial is separated from the others through
+      their per-type FIR shapes;
+    - trials starting less than a TR apart: LSA cannot tell their responses apart (ill-conditioned, not valid).
+
+    Raises
+    ------
+    ValueError
+        With FIR and LSA when every trial's window overlaps another's (no estimate would remain).
+    """
+    onsets, durations = np.asarray(onsets, float), np.asarray(durations, float)
+    out = []
+    short = durations < t_r
+    if short.any():
+        out.append(f"{int(short.sum())} of {onsets.size} trial(s) last less than a TR ({t_r:g} s; shortest "
+                   f"{durations.min():g} s): their regressors use their own duration and each labels the one volume "
+                   "after its onset in _samples.tsv.")
+    if basis.model == "fir" and onsets.size > 1:
+        overlap = _overlapping_windows(onsets, basis.offsets, t_r)
+        span = basis.offsets[-1] - basis.offsets[0] + t_r
+        gap = float(np.diff(np.sort(onsets)).min())
+        if overlap.all() and model == "lsa":
+            raise ValueError(f"--hrf fir with --trial-estimates lsa: the FIR window ({span:g} s) is longer than the "
+                             f"gap between every pair of consecutive trials (shortest {gap:g} s), so no trial's "
+                             "bins are estimable; use --trial-estimates lss or a shorter --trial-window.")
+        if overlap.any():
+            what = ("their bins are not estimable (NaN, not valid); use --trial-estimates lss or a shorter "
+                    "--trial-window" if model == "lsa" else
+                    "each is separated from them through the other trials' per-type FIR shapes (LSS)")
+            out.append(f"--hrf fir: the FIR window ({span:g} s) is longer than the gap before or after "
+                       f"{int(overlap.sum())} trial(s) (shortest {gap:g} s): {what}.")
+    if model == "lsa" and onsets.size > 1:
+        close = int((np.diff(np.sort(onsets)) < t_r).sum())
+        if close:
+            out.append(f"{close} pair(s) of trials start less than a TR ({t_r:g} s) apart: LSA can hardly tell "
+                       "their responses apart (see variance_inflation and reason in _betas.tsv).")
+    return out
