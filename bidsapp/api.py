@@ -173,7 +173,7 @@ def _read_table(path: Path):
 #: events.tsv and is read as text, exactly as written (``001`` stays ``001``)
 _TRIAL_COLUMNS = {"index": "Int64", "onset": float, "duration": float, "trial_type": str, "n_censored": "Int64",
                   "outside_run": bool, "valid": bool, "segment": "Int64", "response_retained": float,
-                  "variance_inflation": float, "reason": str}
+                  "variance_inflation": float, "variance_factor": float, "fir_offset": float, "reason": str}
 
 
 def _read_trial_table(path: Path):
@@ -418,8 +418,8 @@ def _rows(run: Run, kind: str, drop_invalid: bool):
         estimates = (run.meta.get("Parameters") or {}).get("trial_estimates")
         if not trials.get("EventsFile"):
             why = "the run has no events.tsv (a rest run?); select task runs with task=... or use kind='timeseries'"
-        elif kind == "betas" and estimates != "lss":
-            why = "it was made without --trial-estimates lss; rerun the participant level with it"
+        elif kind == "betas" and estimates not in ("lss", "lsa"):
+            why = "it was made without --trial-estimates lss|lsa; rerun the participant level with it"
         else:
             why = "its outputs are incomplete; rerun the participant level for this run"
         raise FileNotFoundError(f"{run.folder / run.stem}_{kind}.npy: not written for this run ({why}).")

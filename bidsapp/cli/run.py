@@ -194,8 +194,10 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
     size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
                    n_offsets=int((end - start) / t_r) + 2)
     terms = space.memory_terms(int(shape[3]), n_columns, features)
-    return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates == "lss",
-                          output_format=tuple(s.output_format), column_terms=terms)
+    basis = {"spm+derivative": 2, "spm+derivative+dispersion": 3, "fir": int((end - start) / t_r) + 1}
+    return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates in ("lss", "lsa"),
+                          output_format=tuple(s.output_format), column_terms=terms,
+                          trial_basis=basis.get(s.hrf, 1), hrf_shapes=20 if s.hrf == "library" else 1)
 
 
 def column_options(s: Settings, kind: str) -> dict:

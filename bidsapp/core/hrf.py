@@ -16,8 +16,8 @@ import numpy as np
 from scipy.interpolate import interp1d
 from scipy.stats import gamma
 
-#: every ``--hrf`` choice
-HRF_MODELS = ("spm", "glover", "spm+derivative", "spm+derivative+dispersion", "fir", "library")
+from bidsapp.core.names import HRF_MODELS  # noqa: F401  (every --hrf choice, re-exported)
+
 #: how each choice is spelled in nilearn (``hrf_model`` of ``FirstLevelModel``)
 NILEARN_NAMES = {"spm": "spm", "glover": "glover", "spm+derivative": "spm + derivative",
                  "spm+derivative+dispersion": "spm + derivative + dispersion", "fir": "fir"}
