@@ -271,25 +271,35 @@ def lsa_weights(d_trials: np.ndarray, raw_norm2: np.ndarray, dof: int, basis: HR
     return w
 
 
-def lsa_r2(cleaned: np.ndarray, d_trials: np.ndarray, *, chunk_size: int = 32768) -> np.ndarray:
+def lsa_span(d_trials: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the centred LSA design (every trial's cleaned regressors), shape (n_kept, rank)."""
+    X = d_trials.reshape(d_trials.shape[0], -1)
+    X = X[:, np.linalg.norm(X, axis=0) > 0]
+    return _span(X - X.mean(axis=0), basis=True)
+
+
+def lsa_r2(cleaned: np.ndarray, d_trials: np.ndarray | None = None, *, span: np.ndarray | None = None,
+           chunk_size: int = 32768) -> np.ndarray:
     """R² of the LSA model (every trial's block and an intercept) on each cleaned column.
+
+    Parameters
+    ----------
+    cleaned : numpy.ndarray, shape (n_kept, n_features)
+    d_trials : numpy.ndarray, shape (n_kept, n_trials, n_basis), optional
+        Cleaned regressors; or give their ``span`` (:func:`lsa_span`).
 
     Returns
     -------
     numpy.ndarray, shape (n_features,)
         ``1 - RSS / TSS`` (TSS about the column's mean); 0 for constant columns.
     """
-    n_kept = d_trials.shape[0]
-    X = d_trials.reshape(n_kept, -1)
-    X = X[:, np.linalg.norm(X, axis=0) > 0]
-    X = X - X.mean(axis=0)
-    basis = _span(X, basis=True)
+    span = lsa_span(d_trials) if span is None else span
     out = np.zeros(cleaned.shape[1])
     for start in range(0, cleaned.shape[1], chunk_size):
         Y = np.asarray(cleaned[:, start:start + chunk_size], dtype=np.float64)
         Y = Y - Y.mean(axis=0)
         tss = (Y**2).sum(axis=0)
-        explained = ((basis.T @ Y) ** 2).sum(axis=0)
+        explained = ((span.T @ Y) ** 2).sum(axis=0)
         out[start:start + chunk_size] = np.where(tss > 0, explained / np.where(tss > 0, tss, 1), 0.0)
     return out
 
@@ -371,6 +381,7 @@ def _apply(w: _Weights, hard: np.ndarray, cleaned: np.ndarray, cols: np.ndarray,
     n_trials, k, n_kept = w.W.shape
     flat = w.W.reshape(n_trials * k, n_kept)
     nan = (~w.estimable | hard[:, None]).reshape(-1)
+    span = lsa_span(design.cleaned)
     for start in range(0, cols.size, chunk_size):
         idx = cols[start:start + chunk_size]
         block = cleaned[:, start:start + chunk_size] if idx.size == cleaned.shape[1] else cleaned[:, idx]
@@ -378,7 +389,7 @@ def _apply(w: _Weights, hard: np.ndarray, cleaned: np.ndarray, cols: np.ndarray,
         part = flat @ Y
         part[nan] = np.nan
         out[:, :, idx] = part.reshape(n_trials, k, -1)
-        r2[idx] = lsa_r2(Y, design.cleaned, chunk_size=chunk_size)
+        r2[idx] = lsa_r2(Y, span=span, chunk_size=chunk_size)
 
 
 def fit_trials(
