@@ -8,8 +8,9 @@ grouped by type, then ``compute_contrast(trial, "effect_size")``. bidsapp: ``seg
 -2..16 s) and LSS (one matrix product for all trials). By the Frisch-Waugh-Lovell theorem, detrending the
 design (bidsapp) equals adding constant + linear drift regressors (nilearn), so the betas must agree.
 
-Cases (``--case``): ``lss`` (above); ``lsa``: bidsapp ``fit_trials("lsa")`` vs one ``FirstLevelModel`` with
-every trial its own condition and ``compute_contrast`` per trial; ``library``: bidsapp chooses one of the 20
+Cases (``--case``): ``lss`` (above); ``lsa`` (the estimates alone, no segments): bidsapp ``fit_trials("lsa")``
+vs one ``FirstLevelModel`` with every trial its own condition and ``compute_contrast`` per trial; ``library``
+(the estimates alone): bidsapp chooses one of the 20
 library HRF shapes per column (label-free, 2-fold within the run) and fits LSA with each column's shape; nilearn
 has no library step, so its side is the least a user would run to get there: one LSA ``FirstLevelModel`` per
 library shape (custom ``hrf_model``), of which ``--nilearn-shapes K`` are fitted and the time extrapolated to
@@ -80,9 +81,11 @@ def _bidsapp(case: str, Y: np.ndarray, onsets, durations, types, workdir: Path) 
     from bidsapp.core.trial_models import fit_trials
 
     n = Y.shape[0]
-    seg = ev.segment_trials(Y, np.arange(n), n, onsets, t_r=T_R, window=(-2.0, 16.0))
+    extra = {}
+    if case == "lss":  # the historical case: segmentation + LSS; lsa / library time the estimates alone
+        seg = ev.segment_trials(Y, np.arange(n), n, onsets, t_r=T_R, window=(-2.0, 16.0))
+        extra["segments_shape"] = list(seg.data.shape)
     op = signal.cleaning_operator(n, t_r=T_R, detrend=True, filter=None)
-    extra = {"segments_shape": list(seg.data.shape)}
     shapes = None
     if case == "library":
         choice = choose_shapes([RunForSelection(Y, op.matrix, onsets, durations, T_R)])

@@ -90,3 +90,14 @@ def test_hrf_without_estimates_is_a_usage_error(bids, tmp_path, capsys):
     code = main([str(root), str(tmp_path / "o"), "participant", "--hrf", "glover"])
     err = capsys.readouterr().err
     assert code == 2 and "--hrf glover shapes the trial-wise estimates, but none are made" in err
+
+
+def test_fir_lsa_with_no_separable_trial_is_refused_before_the_run(bids, tmp_path, capsys):
+    root, _ = bids
+    out = tmp_path / "o"
+    code = main([str(root), str(out), "participant", "--participant-label", "01", "--run", "1", "--nprocs", "1",
+                 "--trial-estimates", "lsa", "--hrf", "fir", "--trial-window", "0", "30"])
+    err = capsys.readouterr().err
+    assert code == 2 and "events.tsv: --hrf fir with --trial-estimates lsa: the FIR window (32 s)" in err
+    assert "use --trial-estimates lss or a shorter --trial-window" in err
+    assert not list(out.rglob("*_timeseries.npy"))
