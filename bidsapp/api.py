@@ -565,7 +565,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     output_dir : str or Path
         The bidsapp output folder.
     kind : {"betas", "trials", "timeseries"}
-        ``betas``: one row per trial (LSS estimates, (n, n_features)); ``trials``: one row per trial
+        ``betas``: one row per trial (LSS or LSA estimates, (n, n_features); ``--hrf fir``: one row per trial
+        and FIR bin, with the bin's ``fir_offset`` in the table); ``trials``: one row per trial
         segment, (n, n_offsets, n_features); ``timeseries``: one row per kept volume.
     y : str
         Column used as the target (default ``trial_type``). Columns of events.tsv are text exactly as
