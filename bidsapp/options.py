@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bidsapp.core.names import COMPCOR, MASK_STRATEGIES, MODELS, STRATEGIES, parse_dummy_scans
+from bidsapp.core.names import (
+    COMPCOR,
+    HRF_MODELS,
+    MASK_STRATEGIES,
+    MODELS,
+    STRATEGIES,
+    TRIAL_MODELS,
+    parse_dummy_scans,
+)
 from bidsapp.outputs.writers import OUTPUT_FORMATS, format_help
 
 #: the steps an option may feed: the collection of runs, the workflow's nodes, and execution
@@ -305,8 +313,15 @@ OPTIONS: tuple[Option, ...] = (
            "segment samples needing a censored volume or outside the run: NaN, or drop the trial",
            ("segmentation",), True, "nan", choices=("drop", "nan")),
     Option("trial_estimates", ("--trial-estimates",), TRIALS,
-           "trial-wise estimates (lss: least squares separate, SPM HRF) written as _betas", ("segmentation",), True,
-           None, choices=("lss", "none"), none_word=True),
+           "trial-wise estimates written as _betas (lss: least squares separate, one model per trial with the "
+           "other trials grouped by trial_type; lsa: least squares all, one model per run with one regressor per "
+           "trial, trial_type unused)", ("segmentation",), True, None, choices=TRIAL_MODELS, none_word=True),
+    Option("hrf", ("--hrf",), TRIALS,
+           "haemodynamic response of the trial-wise estimates: spm, glover, spm+derivative, "
+           "spm+derivative+dispersion (a trial's beta is the canonical regressor's coefficient), fir (one "
+           "regressor per TR bin of --trial-window per trial: one _betas row per trial and bin), library (one of "
+           "20 shapes per column, chosen by label-free cross-validation, _hrf.tsv) (default: %(default)s)",
+           ("segmentation",), True, "spm", choices=HRF_MODELS),
     Option("output_format", ("--output-format",), OUTPUTS,
            f"array formats written ({format_help()})",
            ("outputs",), True, ("npy",), choices=OUTPUT_FORMATS, nargs="+"),

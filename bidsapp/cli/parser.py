@@ -312,6 +312,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     window = values.get("trial_window") or BY_NAME["trial_window"].default
     if not window[0] < window[1]:
         raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")
+    hrf = values.get("hrf") or BY_NAME["hrf"].default
+    if hrf != BY_NAME["hrf"].default and values.get("trial_estimates") in (None, "none"):
+        raise UsageError(f"--hrf {hrf} shapes the trial-wise estimates, but none are made; add --trial-estimates "
+                         "lss or lsa (or drop --hrf).")
     _set_execution(values)
     for option in OPTIONS:
         if option.is_list:
