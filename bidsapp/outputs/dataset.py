@@ -19,7 +19,9 @@ BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.n
               "*_betas.npy", "*_betas.tsv", "logs/", "*.html", "group_runs.tsv",
               "*_desc-intersection_mask.nii.gz", "*_desc-intersection_mask.dscalar.nii",
               "*_desc-intersection_mask.json", "*_desc-brain_mask.dscalar.nii",
-              "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json"]
+              "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json",
+              "group_denoising.tsv", "group_denoising.json", "group_denoising_runs.tsv", "group_denoising_runs.json",
+              "group_denoising_edges.tsv", "group_denoising_edges.json"]
 
 
 @contextlib.contextmanager

@@ -243,3 +243,66 @@ def _qcfc_metrics(kept: list[BenchmarkRun], ref: BenchmarkRun, participants, not
                      qcfc_fdr_significant=[None if np.isnan(p) else bool(s)
                                            for p, s in zip(result.p, db.fdr_bh(result.p))])
     return db.summarize(result, dist if ref.centroids is not None else None), names, edge_data
+
+
+def read_participants(path: Path | None) -> dict[str, dict[str, str]] | None:
+    """Rows of ``participants.tsv`` by ``participant_id`` (None when the file or the column is absent)."""
+    from bidsapp.core.io import read_tsv
+
+    if path is None or not Path(path).is_file():
+        return None
+    header, rows = read_tsv(path)
+    if "participant_id" not in header:
+        return None
+    return {r[header.index("participant_id")]: dict(zip(header, r)) for r in rows}
+
+
+def _read_runs(sidecars: list[Path]) -> list[BenchmarkRun]:
+    """The runs with region columns; a run whose outputs cannot be read is left out with one printed line."""
+    from bidsapp.api import load_sidecar
+
+    runs = []
+    for sc in sidecars:
+        try:
+            run = read_benchmark_run(load_sidecar, sc)
+        except (OSError, ValueError) as exc:
+            print(f"[bidsapp] {sc.name[: -len('_timeseries.json')]}: left out of the denoising benchmark: {exc}")
+            continue
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def write_benchmark(output_dir: Path, sidecars: list[Path], rule: ExclusionRule,
+                    participants_tsv: Path | None) -> list[Path]:
+    """Write the three ``group_denoising*.tsv`` tables (and their column descriptions) of ``sidecars``' runs.
+
+    Without runs with region columns, nothing is written (tables of an earlier invocation are removed, so
+    they never describe other runs) and the reason is printed. Returns the tables written.
+    """
+    from bidsapp.core.io import write_tsv
+    from bidsapp.outputs.descriptions import write_sidecar
+
+    output_dir = Path(output_dir)
+    for name in TABLES:
+        for old in (output_dir / name, (output_dir / name).with_suffix(".json")):
+            old.unlink(missing_ok=True)
+    runs = _read_runs(sidecars)
+    if not runs:
+        print("[bidsapp] denoising benchmark: no run has region columns (--atlas, --spheres); connectivity "
+              "between voxels is not compared, so nothing was written.")
+        return []
+    tables = benchmark_rows(runs, rule, read_participants(participants_tsv))
+    settings = {"exclude_fd_mean": rule.fd_mean_max, "exclude_censored_fraction": rule.censored_fraction_max,
+                "exclude_fd_threshold": rule.fd_threshold}
+    paths = []
+    for name, columns in zip(TABLES, tables):
+        paths.append(write_tsv(output_dir / name, columns))
+        write_sidecar(paths[-1], settings)
+    summary = tables[0]
+    print(f"[bidsapp] denoising benchmark of {len(summary['desc'])} strategy x atlas combination(s) over "
+          f"{len({r.subject for r in runs})} participant(s): {paths[0]}")
+    for desc, note in zip(summary["desc"], summary["note"]):
+        if note:
+            print(f"[bidsapp] denoising benchmark, desc-{desc}: {note}")
+    return paths
