@@ -157,3 +157,18 @@ def test_a_single_strategy_or_too_few_participants_is_said_not_an_error(leaked, 
     assert np.isnan(t.loc[0, "qcfc_median_abs"])
     assert "QC-FC needs at least 3 participants, 2 left after exclusion" in t.loc[0, "note"]
     assert "QC-FC needs at least 3 participants" in (single / "group.html").read_text()
+
+
+def test_without_region_columns_nothing_is_compared_and_old_tables_go(leaked, tmp_path, capsys):
+    """No run with region columns (voxel outputs only): the tables of an earlier invocation are removed (they would
+    describe other runs) and the report says why there is no benchmark."""
+    from bidsapp.reports.denoising import benchmark_section
+    from bidsapp.workflows.denoising_benchmark import TABLES, ExclusionRule, write_benchmark
+
+    _, out = leaked
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    assert write_benchmark(copy, [], ExclusionRule(), None) == []
+    assert not [name for name in TABLES if (copy / name).exists() or (copy / name).with_suffix(".json").exists()]
+    assert "no run has region columns" in capsys.readouterr().out
+    assert "Not computed: no run has region columns" in benchmark_section(copy)

@@ -48,12 +48,13 @@ def _read(path: Path) -> list[dict[str, str]]:
     return [dict(zip(header, r)) for r in rows]
 
 
-def benchmark_section(output_dir: Path) -> str | None:
-    """HTML of the benchmark table and the excluded runs (None when the group level wrote no benchmark)."""
+def benchmark_section(output_dir: Path) -> str:
+    """HTML of the benchmark table and the excluded runs (or why there is none)."""
     output_dir = Path(output_dir)
     table = output_dir / "group_denoising.tsv"
     if not table.exists():
-        return None
+        return ("<h2>Denoising benchmark</h2><p>Not computed: no run has region columns (--atlas, --spheres); "
+                "connectivity between voxels is not compared.</p>")
     rows = _read(table)
     parts = ["<h2>Denoising benchmark</h2><p class='muted'>Per strategy and atlas, over participants: QC-FC is "
              "the correlation across participants between each edge's connectivity and mean framewise "

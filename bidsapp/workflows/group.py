@@ -94,9 +94,7 @@ def _denoising_benchmark(s: Settings, sidecars: list[Path]) -> None:
 
     rule = ExclusionRule(s.exclude_fd_mean, s.exclude_censored_fraction, s.exclude_fd_threshold)
     write_benchmark(Path(s.output_dir), sidecars, rule, Path(s.bids_dir) / "participants.tsv")
-    section = benchmark_section(Path(s.output_dir))
-    if section is not None:
-        print(f"[bidsapp] group report: {write_group_report(Path(s.output_dir), [section])}")
+    print(f"[bidsapp] group report: {write_group_report(Path(s.output_dir), [benchmark_section(s.output_dir)])}")
 
 
 def _legacy_kind(mask_name: str) -> str:
