@@ -126,6 +126,15 @@ def test_every_table_has_its_column_descriptions_and_the_report_its_section(leak
     report = (out / "group.html").read_text()
     assert "Denoising benchmark" in report and "sub-12_task-rest" in report and "mean framewise displacement" in report
     assert "group_denoising.tsv" in (out / ".bidsignore").read_text()
+    from bidsapp.reports.denoising import figure_data  # what QC-FC histograms and distance plots need
+
+    data = figure_data(out)
+    edges = _table(out / "group_denoising_edges.tsv")
+    assert sorted(data) == [f"atlas-leak_space-MNI152NLin2009cAsym_desc-{d}" for d in sorted(STRATEGIES)]
+    for label, arrays in data.items():
+        rows = edges[edges["desc"] == label.rsplit("desc-", 1)[1]]
+        np.testing.assert_array_equal(arrays["qcfc"], rows["qcfc"].to_numpy())
+        np.testing.assert_array_equal(arrays["distance"], rows["distance"].to_numpy())
 
 
 def test_exclusion_thresholds_are_options(leaked, tmp_path):
