@@ -1,8 +1,8 @@
 """Group level: the denoising benchmark of an output folder, per strategy (``desc``) x atlas x space.
 
-Runs with region columns (``--atlas`` labels or maps, ``--spheres``, grayordinate labels) are read back; each
-run's connectivity is the Pearson correlation of its region time series (:func:`run_connectivity`, the one
-place that chooses the source). A participant's connectivity is the mean over its runs kept by the exclusion
+Runs with region columns (``--atlas`` labels or maps, ``--roi-masks``, ``--spheres``, grayordinate labels) are
+read back; each run's connectivity is the Pearson correlation of its region time series (:func:`run_connectivity`,
+the one place that chooses the source). A participant's connectivity is the mean over its runs kept by the exclusion
 rule and its motion the mean FD over those runs' volumes; QC-FC is computed across participants, partialling
 ``age`` and ``sex`` out when ``participants.tsv`` of the raw dataset gives them for every participant. Three
 tables are written (each with its JSON column descriptions):
@@ -25,7 +25,7 @@ import numpy as np
 from bidsapp.core import denoising_benchmark as db
 
 #: column spaces whose columns are regions (connectivity between them is a benchmark edge)
-REGION_KINDS = ("labels", "maps", "spheres", "grayordinate_labels")
+REGION_KINDS = ("labels", "maps", "rois", "spheres", "grayordinate_labels")
 #: entities naming a run of the source data (the rest names a processing of it)
 RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part")
 TABLES = ("group_denoising.tsv", "group_denoising_runs.tsv", "group_denoising_edges.tsv")
