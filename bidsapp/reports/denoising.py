@@ -53,8 +53,8 @@ def benchmark_section(output_dir: Path) -> str:
     output_dir = Path(output_dir)
     table = output_dir / "group_denoising.tsv"
     if not table.exists():
-        return ("<h2>Denoising benchmark</h2><p>Not computed: no run has region columns (--atlas, --spheres); "
-                "connectivity between voxels is not compared.</p>")
+        return ("<h2>Denoising benchmark</h2><p>Not computed: no run has region columns (--atlas, --roi-masks, "
+                "--spheres); connectivity between voxels is not compared.</p>")
     rows = _read(table)
     parts = ["<h2>Denoising benchmark</h2><p class='muted'>Per strategy and atlas, over participants: QC-FC is "
              "the correlation across participants between each edge's connectivity and mean framewise "

@@ -289,8 +289,8 @@ def write_benchmark(output_dir: Path, sidecars: list[Path], rule: ExclusionRule,
             old.unlink(missing_ok=True)
     runs = _read_runs(sidecars)
     if not runs:
-        print("[bidsapp] denoising benchmark: no run has region columns (--atlas, --spheres); connectivity "
-              "between voxels is not compared, so nothing was written.")
+        print("[bidsapp] denoising benchmark: no run has region columns (--atlas, --roi-masks, --spheres); "
+              "connectivity between voxels is not compared, so nothing was written.")
         return []
     tables = benchmark_rows(runs, rule, read_participants(participants_tsv))
     settings = {"exclude_fd_mean": rule.fd_mean_max, "exclude_censored_fraction": rule.censored_fraction_max,
