@@ -378,6 +378,16 @@ def load(output_dir: str | Path, *, verify: bool = False, **entities) -> Run:
     return _load_one(match[0], verify)
 
 
+
+def load_sidecar(sidecar: str | Path, *, verify: bool = False) -> Run:
+    """One run's outputs named by its sidecar (``<stem>_timeseries.json``), as :func:`load` reads them.
+
+    The group level reads every run it found this way (no entity matching needed).
+    """
+    sidecar = Path(sidecar).absolute()
+    stem = sidecar.name[: -len("_timeseries.json")]
+    return _load_one(_Candidate(sidecar.parent, stem, _entities_of(stem)), verify)
+
 @dataclass
 class Dataset:
     """Runs stacked for machine learning: ``X``, ``y``, ``groups`` and one table row per row of ``X``."""

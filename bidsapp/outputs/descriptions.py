@@ -3,7 +3,8 @@
 BIDS tabular files document their columns in a JSON file with the same name:
 ``{"onset": {"Description": ..., "Units": "s"}, ...}``. Every column of
 ``_samples.tsv``, ``_features.tsv``, ``_trials.tsv``, ``_betas.tsv`` and
-``group_runs.tsv`` is described here, in one place; columns copied from the
+``group_runs.tsv`` is described here, in one place (the denoising benchmark's ``group_denoising*.tsv``
+in :mod:`bidsapp.outputs.benchmark_descriptions`); columns copied from the
 run's ``events.tsv`` are marked as such.
 """
 
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 
 from bidsapp.core.io import read_tsv, write_text
+from bidsapp.outputs.benchmark_descriptions import KINDS as BENCHMARK_KINDS
 
 
 def _bool(description: str, true: str, false: str) -> dict:
@@ -146,7 +148,7 @@ def _group(settings: dict) -> dict[str, dict]:
 
 
 KINDS = {"samples": _samples, "features": None, "trials": _trials, "betas": _betas, "hrf": _hrf,
-         "group_runs": _group}
+         "group_runs": _group, **BENCHMARK_KINDS}  # group_denoising, group_denoising_runs, group_denoising_edges
 _EXTRA = "Column of the run's events.tsv, copied unchanged (see the events.tsv JSON sidecar for its meaning)."
 
 
@@ -155,7 +157,9 @@ def describe(kind: str, header: list[str], settings: dict | None = None, space: 
 
     Parameters
     ----------
-    kind : {"samples", "features", "trials", "betas", "group_runs"}
+    kind : str
+        ``samples``, ``features``, ``trials``, ``betas``, ``group_runs``, ``group_denoising``,
+        ``group_denoising_runs`` or ``group_denoising_edges``.
     header : list of str
         Column names of the TSV.
     settings : dict, optional
@@ -185,8 +189,8 @@ def describe(kind: str, header: list[str], settings: dict | None = None, space: 
 def kind_of(path: str | Path) -> str | None:
     """Table kind from a file name (``..._samples.tsv`` -> ``samples``), None when not a described table."""
     name = Path(path).name
-    if name == "group_runs.tsv":
-        return "group_runs"
+    if name == "group_runs.tsv" or name[: -len(".tsv")] in BENCHMARK_KINDS:
+        return name[: -len(".tsv")]
     for kind in ("samples", "features", "trials", "betas", "hrf"):
         if name.endswith(f"_{kind}.tsv"):
             return kind
