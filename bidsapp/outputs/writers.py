@@ -259,10 +259,11 @@ WRITERS: tuple[Writer, ...] = (
     # --connectivity (BEP017 names, not yet in BIDS): region columns only (refused on voxels before the run), so its
     # few float64 matrices (48 MB at 1,000 regions) stay below the other writers' blocks: no memory term
     Writer("connectivity", ("relmat.tsv", "relmat.json"), _relmat, bidsignore=("*_relmat.tsv", "*_relmat.json")),
-    Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv"), _node_files,
+    Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv", "hrf.tsv"), _node_files,
            bidsignore=("*_trials.npy", "*_trials.tsv", "*_trials.json", "*_betas.npy", "*_betas.tsv",
-                       "*_betas.json")),
-    Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json"), _descriptions),
+                       "*_betas.json", "*_hrf.tsv", "*_hrf.json")),
+    Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json", "hrf.json"),
+           _descriptions),
 )
 
 #: ``--output-format`` values, in the order of :data:`WRITERS`
