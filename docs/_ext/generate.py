@@ -51,14 +51,18 @@ def options_markdown() -> str:
     parser = build_parser()
     out = []
     for group in parser._action_groups:
-        actions = [a for a in group._group_actions if a.dest in BY_NAME]
+        actions = [a for a in group._group_actions if a.help != argparse.SUPPRESS]
         if not actions:
             continue
-        title = "Positional arguments" if group.title in (None, "positional arguments") else group.title
+        title = {None: "Positional arguments", "positional arguments": "Positional arguments",
+                 "options": "Help and version"}.get(group.title, group.title)
         out += [f"### {title}", "",
                 "| option | default | description | changes the numbers | consumed by |",
                 "|---|---|---|---|---|"]
         for action in actions:
+            if action.dest not in BY_NAME:  # --help, --version: argparse's own
+                out.append(f"| `{_cell(_invocation(parser, action))}` | | {_cell(action.help)} | no | |")
+                continue
             option = BY_NAME[action.dest]
             spelled = _invocation(parser, action)
             if option.hidden_flags:
@@ -111,7 +115,8 @@ def outputs_markdown() -> str:
     """The outputs specification as Markdown: placeholders, files by level (with columns), sidecar keys."""
     out = ["## Placeholders", "", "| placeholder | stands for |", "|---|---|"]
     for name, (expansion, meaning) in outputs_spec.PLACEHOLDERS.items():
-        shown = f"regular expression `{_cell(expansion[3:])}`" if expansion.startswith("re:") else f"`{_cell(expansion)}`"
+        regex = expansion.startswith("re:")
+        shown = f"regular expression `{_cell(expansion[3:])}`" if regex else f"`{_cell(expansion)}`"
         out.append(f"| `<{name}>` | {_cell(meaning)}: {shown} |")
     out.append("")
     for level, title in _LEVELS.items():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from bidsapp.core.names import MASK_STRATEGIES
@@ -212,7 +212,7 @@ def _regex_of(pattern: str) -> str:
     return "".join(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled(pattern: str) -> re.Pattern:
     """The compiled regular expression that matches the whole relative path."""
     return re.compile(_regex_of(pattern) + r"\Z")
