@@ -1,5 +1,5 @@
-"""The outputs specification (docs/_ext/outputs_spec.py, rendered as the documentation's Outputs page) against real
-outputs, in both directions, so the page cannot drift from what bidsapp writes.
+"""The outputs specification (bidsapp/outputs/specification.py, rendered as the documentation's Outputs page)
+against real outputs, in both directions, so the page cannot drift from what bidsapp writes.
 
 The runs: the demo (volume runs with LSS, a CIFTI-2 run written as dtseries.nii, a GIFTI pair written as
 func.gii), a labels atlas with every volume output format, spheres, a dlabel atlas on the CIFTI run, and the
@@ -21,7 +21,8 @@ ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
 import generate  # noqa: E402
-import outputs_spec  # noqa: E402
+
+from bidsapp.outputs import specification as outputs_spec  # noqa: E402
 
 
 def _labels_atlas(mask_file: Path, out: Path) -> Path:
@@ -97,8 +98,8 @@ def test_every_sidecar_key_is_specified_and_written(output_folders):
 
 def test_page_columns_are_the_sidecars_columns(output_folders):
     """Each column description of the page is the text of the JSON sidecars written beside the TSVs."""
-    from bidsapp import columns
     from bidsapp.core import columns as spaces
+    from bidsapp.outputs import descriptions as columns
 
     page = generate.outputs_markdown()
     checked = 0

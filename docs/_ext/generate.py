@@ -2,8 +2,8 @@
 
 - :func:`options_markdown`: every option, from the argument parser and the options table;
 - :func:`exit_codes_markdown`: the exit codes the parser's ``--help`` lists;
-- :func:`outputs_markdown`: the outputs specification (``outputs_spec``) with the column descriptions that
-  the JSON sidecars of the TSV files use;
+- :func:`outputs_markdown`: the outputs specification (:mod:`bidsapp.outputs.specification`) with the column
+  descriptions that the JSON sidecars of the TSV files use;
 - :func:`workflow_svg`: the graph of the real participant workflow of one demo run, from nipype.
 """
 
@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import outputs_spec
+from bidsapp.outputs import specification as outputs_spec
 
 
 def _cell(text: object) -> str:
@@ -93,8 +93,8 @@ def _columns_table(descriptions: dict[str, dict]) -> list[str]:
 
 
 def _table_section(kind: str) -> list[str]:
-    from bidsapp import columns
     from bidsapp.core import columns as spaces
+    from bidsapp.outputs import descriptions as columns
 
     if kind != "features":
         out = _columns_table(columns.KINDS[kind]({}))
@@ -135,9 +135,9 @@ def outputs_markdown() -> str:
 
 def demo_workflow(bids: Path, out: Path):
     """The participant workflow of the demo's sub-01 run-1 with LSS, built (never run) as ``bidsapp`` builds it."""
+    from bidsapp.bids.collect import collect_runs
     from bidsapp.cli.parser import parse_args
     from bidsapp.cli.run import plan_run
-    from bidsapp.collect import collect_runs
     from bidsapp.options import step_specs
     from bidsapp.workflows.base import init_run_wf
 

@@ -1,10 +1,11 @@
 """The outputs specification: every file bidsapp can write, as name patterns, and every key of a run's sidecar.
 
 The documentation's Outputs page is rendered from these tables (with the column descriptions the JSON
-sidecars of the TSV files use), and ``tests/test_outputs_specification.py`` checks them against real outputs
-in both directions: every file of the demo's (and of a few more runs') output folder matches a pattern, and
-every pattern is matched by some file those runs wrote. A tool can validate an output folder with
-:func:`match` (``python docs/_ext/outputs_spec.py OUTPUT_DIR`` lists the files that match no pattern).
+sidecars of the TSV files use, :mod:`bidsapp.outputs.descriptions`), and ``tests/test_outputs_specification.py``
+checks them against real outputs in both directions: every file of the demo's (and of a few more runs') output
+folder matches a pattern, and every pattern is matched by some file those runs wrote. A tool can validate an
+output folder with :func:`unmatched` (``python -m bidsapp.outputs.specification OUTPUT_DIR`` lists the files that
+match no pattern, exit 1 when there are any).
 
 Patterns are relative to the output folder. ``[...]`` is optional; ``<name>`` is a placeholder from
 :data:`PLACEHOLDERS` (some expand to other patterns, e.g. ``<run>``); everything else is literal.
