@@ -43,10 +43,12 @@ def _run_demo(folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    with contextlib.redirect_stdout(io.StringIO()):
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         code = main([str(out), "--nprocs", "2"])
+    (folder / "demo.log").write_text(log.getvalue())
     if code != 0:
-        raise RuntimeError(f"bidsapp-demo failed with exit code {code} in {out}")
+        raise RuntimeError(f"bidsapp-demo failed with exit code {code} in {out}:\n{log.getvalue()}")
     LOG.info(f"[bidsapp-docs] demo ran in {time.monotonic() - start:.0f} s: {out}")
 
 

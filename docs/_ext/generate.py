@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -175,7 +176,13 @@ def workflow_svg(wf, path: Path) -> str:
     if shutil.which("dot"):
         dotfile = path.with_suffix(".dot")
         wf.base_dir = str(path.parent / "graph-work")
-        wf.write_graph(dotfilename=str(dotfile), graph2use="orig", format="svg", simple_form=True)
+        logger = logging.getLogger("nipype.workflow")
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # nipype logs every graph it writes
+        try:
+            wf.write_graph(dotfilename=str(dotfile), graph2use="orig", format="svg", simple_form=True)
+        finally:
+            logger.setLevel(level)
         subprocess.run(["dot", "-Tsvg", str(dotfile), "-o", str(path)], check=True)
         return "nipype's write_graph (graph2use='orig'), drawn by Graphviz dot"
     _svg_fallback(wf._graph, path)
@@ -195,10 +202,13 @@ def nodes_markdown(wf) -> str:
         for node in layer:
             cls = type(node.interface)
             doc = (inspect.getdoc(cls) or "").split("\n\n")[0]
+            if cls.__name__ == "IdentityInterface":  # the workflow's edges
+                doc = "Edge of the run's workflow, fields: " + ", ".join(node.inputs.copyable_trait_names())
             step = step_of.get(node.name, node.name)
             flags = [o.flags[0] for o in OPTIONS if step in o.steps and o.flags]
-            rows.append(f"| `{node.name}` | `{cls.__module__}.{cls.__name__}` | {_cell(doc)} | "
-                        f"{', '.join(f'`{f}`' for f in flags)} |")
+            module = cls.__module__.removeprefix("bidsapp.").removeprefix("nipype.interfaces.")
+            rows.append(f"| `{node.name}` | `{cls.__name__}` ({module}) | {_cell(doc)} | "
+                        f"{' '.join(f'`{f}`' for f in flags)} |")
     return "\n".join(rows) + "\n"
 
 
