@@ -34,3 +34,11 @@ numpydoc_show_class_members = False
 numpydoc_xref_param_type = False
 numpydoc_validation_checks: set[str] = set()
 nitpicky = True
+# references in docstrings to what is not part of the public surface documented here
+nitpick_ignore = [
+    ("py:mod", "bidsapp.execution.memory"),  # the memory model: internal
+    ("py:attr", "image"),  # class attributes of ColumnSpace, listed in its Attributes section
+    ("py:attr", "ColumnSpace.options"),
+    ("py:attr", "CleaningOperator.matrix"),
+    ("py:attr", "CleaningOperator.steps"),
+]
