@@ -123,6 +123,17 @@ def test_page_columns_are_the_sidecars_columns(output_folders):
     assert checked > 100
 
 
+def test_every_writer_has_a_pattern_and_every_run_pattern_a_writer():
+    """The writers registry and the specification name the same run files (before any run)."""
+    from bidsapp.outputs.writers import WRITERS
+
+    endings = {f"_{ending}" for w in WRITERS for ending in w.files}
+    run_patterns = [p for entry in outputs_spec.OUTPUTS if entry.level == "run" for p in entry.patterns]
+    assert [e for e in sorted(endings) if not any(p.endswith(e) for p in run_patterns)] == []
+    sidecar = [p for p in run_patterns if not any(p.endswith(e) for e in endings)]
+    assert sidecar == ["<run><space>[_atlas-<atlas>]<grid>_desc-<desc>_timeseries.json"]  # the sink's own
+
+
 def test_patterns_match_what_they_say():
     match = outputs_spec.match
     run = "sub-01/ses-1/func/sub-01_ses-1_task-faces_run-1_space-MNI152NLin2009cAsym"

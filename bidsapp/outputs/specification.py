@@ -100,7 +100,7 @@ OUTPUTS: tuple[OutputFile, ...] = (
                "trial with its reliability.", "`--trial-estimates lss` and an events.tsv", table="betas"),
     OutputFile((f"{_RUN}_timeseries.tsv.gz",),
                "The cleaned array as a gzipped TSV with one header per column (region names in atlas modes).",
-               "`--output-format tsv.gz`"),
+               "`--output-format tsv.gz`, and always in atlas, maps and spheres modes"),
     OutputFile((f"{_RUN}_bold.nii.gz",), "The cleaned rows as a 4D NIfTI image (the inverse of the masking).",
                "volume runs, `--output-format nii.gz`"),
     OutputFile((f"{_RUN}_bold.dtseries.nii",), "The cleaned rows as a CIFTI-2 dtseries.",
