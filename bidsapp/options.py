@@ -108,6 +108,11 @@ class Option:
         A valid non-default value (tests change each option to it); not needed with choices or flags.
     hidden_flags : tuple of str
         Other accepted spellings, absent from ``--help`` and Boutiques (e.g. ``--participant_label``).
+    input_file : bool
+        A file (or files) the runs read: it must exist (exit 66), its folder is an input root (never written),
+        its SHA-256 is one of each run's ``Sources`` and binds the output name (not its path).
+    names_columns : bool
+        It defines the columns: the first such option given names the outputs' ``atlas-`` entity by default.
     derived : bool
         Not an option of its own: a settings field that the parser sets from another option (no flag, not in
         ``--help``, config files or Boutiques, never a node input; e.g. ``atlas_template`` from ``--atlas NAME``).
@@ -130,6 +135,8 @@ class Option:
     example: Any = None
     hidden_flags: tuple[str, ...] = ()
     derived: bool = False
+    input_file: bool = False
+    names_columns: bool = False
 
     @property
     def is_list(self) -> bool:
@@ -214,20 +221,26 @@ OPTIONS: tuple[Option, ...] = (
            "probabilistic maps: columns become maps, fitted as nilearn's NiftiMapsMasker; or a TemplateFlow "
            "atlas by name, NAME[:desc-DESC][:res-RES] (e.g. Schaefer2018:desc-400Parcels7Networks), read "
            "from the local cache in the runs' space (default: none, columns are voxels)", ("masking",), True,
-           type=Path, node_input="atlas_file", example=Path("atlas.nii.gz")),
+           type=Path, node_input="atlas_file", example=Path("atlas.nii.gz"), input_file=True, names_columns=True),
     Option("atlas_template", (), MASKS, "TemplateFlow atlas named by --atlas NAME[:desc-DESC][:res-RES]; each run's "
            "settings hold the file it resolves to (bidsapp.cli.run.run_settings)", ("masking",), True,
            derived=True),
     Option("atlas_labels", ("--atlas-labels",), MASKS,
            "label table (dseg.tsv: index, name) (default: none, regions are named region-<label>)",
-           ("masking",), True, type=Path, example=Path("atlas.tsv")),
+           ("masking",), True, type=Path, example=Path("atlas.tsv"), input_file=True),
     Option("atlas_name", ("--atlas-name",), MASKS,
-           "atlas- entity of outputs (default: from the --atlas or --spheres file name)",
+           "atlas- entity of outputs (default: from the file of the option that defines the columns, e.g. --atlas; "
+           "the option's name when it takes several files)",
            ("outputs",), True, example="schaefer"),
     Option("spheres", ("--spheres",), MASKS,
            "seeds table (TSV: x, y, z in mm, optional name): columns become the mean of the mask voxels "
            "in a sphere around each seed, as nilearn's NiftiSpheresMasker (default: none)", ("masking",), True,
-           type=Path, node_input="column_args", example=Path("seeds.tsv")),
+           type=Path, node_input="column_args", example=Path("seeds.tsv"), input_file=True, names_columns=True),
+    Option("roi_masks", ("--roi-masks",), MASKS,
+           "binary ROI masks on the runs' grid (e.g. localizer ROIs): columns become the mean of the mask voxels "
+           "in each ROI; ROIs may overlap; names from each file's label- or desc- entity, else its name "
+           "(default: none)", ("masking",), True, (), type=Path, nargs="+", metavar="FILE",
+           node_input="column_args", example=(Path("label-FFA_mask.nii.gz"),), input_file=True, names_columns=True),
     Option("sphere_radius", ("--sphere-radius",), MASKS,
            "radius of the --spheres in mm (default: the voxel of the seed only)", ("masking",), True,
            type=positive(float, strict=False), metavar="MM", node_input="column_args", example=5.0),
@@ -303,7 +316,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("replace_outputs", ("--replace-outputs",), OUTPUTS,
            "outputs of the same name made with other settings (or another atlas file) are redone or "
            "invalidated (default: off: such a run is refused, the output folder keeps one meaning per name)",
-           ("execution",), False, False, action="store_true"),
+           ("execution", "outputs"), False, False, action="store_true"),
     Option("nprocs", ("--nprocs",), PERFORMANCE, "parallel processes (default: available cores)", ("execution",),
            False, type=positive(int)),
     Option("mem_gb", ("--mem-gb",), PERFORMANCE,
@@ -326,6 +339,8 @@ OPTIONS: tuple[Option, ...] = (
 # fmt: on
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+#: options naming input files (see :attr:`Option.input_file`)
+INPUT_FILES: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.input_file)
 #: settings that do not change the numbers written (left out of the configuration hash)
 NON_RESULT_FIELDS = frozenset(o.name for o in OPTIONS if not o.hashed)
 #: options that tune a denoising strategy (ignored, with a warning, by strategies that do not use them)

@@ -230,7 +230,11 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
              "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
     from bidsapp.core import columns
 
-    files.update({k: v for k, v in columns.options_of(s).items() if isinstance(v, Path)})  # e.g. --spheres
+    for k, v in columns.options_of(s).items():  # the column kinds' own files, e.g. --spheres
+        if isinstance(v, Path):
+            files[k] = v
+        elif isinstance(v, tuple) and v and all(isinstance(p, Path) for p in v):
+            files.update({f"{k}_{n}": p for n, p in enumerate(v, start=1)})
     # the JSON sidecars the run's metadata (TR, StartTime, SliceTiming) came from: a change recomputes the run
     files.update({f"metadata_{k}": path for k, path in enumerate(run.metadata_files, start=1)})
     for hemi, path in sorted(run.surfaces.items()):  # grayordinate runs: vertex coordinates (x, y, z)
@@ -364,11 +368,11 @@ def _without_desc(variant: tuple) -> tuple:
 def _current_configuration(run: Run, s: Settings, cache) -> dict:
     """This invocation's configuration of a run, as
     :func:`bidsapp.outputs.transaction.configuration_of` reads a sidecar."""
-    from bidsapp.outputs.transaction import configuration_of
+    from bidsapp.outputs.transaction import configuration_of, file_parameter
 
     files, _ = source_files(run, s)
     sources = [{"Role": role, "SHA256": cache.sha256(path)} for role, path in files.items()
-               if role in ("atlas", "atlas_right", "atlas_labels", "spheres") and path is not None]
+               if file_parameter(role) and path is not None]
     return configuration_of({"Parameters": recorded_settings(run, s), "Sources": sources})
 
 
@@ -388,7 +392,9 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
             current[key] = _current_configuration(run, run_settings(run, s), cache)
     # the atlas entity names one atlas file whatever the desc (the run's atlas-<name>_dseg is shared by them)
     atlas_current = {_without_desc(key): config for key, config in current.items() if dict(key).get("atlas")}
-    atlas_keys = {"atlas", "atlas_labels", "spheres"}
+    from bidsapp.options import INPUT_FILES
+
+    atlas_keys = set(INPUT_FILES)
     replaced = []
     for sidecar in sorted(s.output_dir.glob("sub-*/**/func/*_timeseries.json")):
         stem = sidecar.name[: -len("_timeseries.json")]

@@ -43,6 +43,8 @@ PLACEHOLDERS: dict[str, tuple[str, str]] = {
     "stamp": ("re:[0-9]{8}T[0-9]{6}-[0-9]+-[0-9a-f]+", "start time (UTC), process id and a random suffix"),
     "sha1": ("re:[0-9a-f]{40}", "SHA-1 of the input file's identity (path, size, times, inode)"),
     "identity": ("re:sub-" + _LABEL + "(?:_[a-z]+-" + _LABEL + ")*", "the run's source entities"),
+    "variant": ("re:[a-z]+-" + _LABEL + "(?:_[a-z]+-" + _LABEL + ")*",
+                "the entities of an output name that do not name the run (space, atlas, res, den, desc)"),
 }
 
 
@@ -128,9 +130,12 @@ OUTPUTS: tuple[OutputFile, ...] = (
     OutputFile(("logs/checksums/<sha1>.json",),
                "Cached SHA-256 of an input file, keyed by its identity, so unchanged inputs are not read again.",
                "participant level", "dataset"),
-    OutputFile(("logs/locks/<identity>.lock", "logs/.dataset_description.json.lock"),
-               "Lock files: one per run (concurrent invocations write one run at a time) and one for the "
-               "dataset description.", "participant level", "dataset"),
+    OutputFile(("logs/locks/<identity>.lock", "logs/locks/name-<variant>.lock", "logs/.dataset_description.json.lock"),
+               "Lock files: one per run (concurrent invocations write one run at a time), one per output name "
+               "and one for the dataset description.", "participant level", "dataset"),
+    OutputFile(("logs/names/<variant>.json",),
+               "The settings an output name (space, atlas, desc, ...) was claimed with: one meaning per name, also "
+               "between invocations running at once.", "participant level", "dataset"),
     OutputFile(("group_runs.tsv", "group_runs.json"),
                "One row per processed run: volumes kept, columns, mask voxels, mean framewise displacement.",
                "group level", "group", table="group_runs"),
