@@ -22,11 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bidsapp.core.names import COMPCOR, MASK_STRATEGIES, MODELS, STRATEGIES, parse_dummy_scans
+from bidsapp.core.names import (
+    COMPCOR,
+    HRF_MODELS,
+    MASK_STRATEGIES,
+    MODELS,
+    STRATEGIES,
+    TRIAL_MODELS,
+    parse_dummy_scans,
+)
 from bidsapp.outputs.writers import OUTPUT_FORMATS, format_help
 
 #: the steps an option may feed: the collection of runs, the workflow's nodes, and execution
-STEPS = ("collection", "mask", "masking", "cleaning", "segmentation", "outputs", "execution")
+STEPS = ("collection", "mask", "masking", "cleaning", "segmentation", "outputs", "execution", "group")
 #: the steps that are nodes of a run's workflow (each receives ``step_specs(settings)[step]``)
 NODE_STEPS = ("mask", "masking", "cleaning", "segmentation", "outputs")
 
@@ -61,6 +69,14 @@ def positive(kind: Callable, *, strict: bool = True) -> Callable:
     return conv
 
 
+def fraction(v: str) -> float:
+    """argparse type: a share between 0 and 1."""
+    x = float(v)
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"{v!r} must be between 0 and 1")
+    return x
+
+
 def n_compcor(v: str) -> str | int:
     """argparse type of ``--n-compcor``: ``all`` or an integer."""
     return "all" if v == "all" else int(v)
@@ -92,7 +108,8 @@ class Option:
     help : str
         Help text (verbatim in ``--help`` and Boutiques).
     steps : tuple of str
-        Where the value is consumed (:data:`STEPS`): the nodes whose inputs it sets, or collection/execution.
+        Where the value is consumed (:data:`STEPS`): the nodes whose inputs it sets, or collection/execution,
+        or the group level (``group``).
     hashed : bool
         Whether it changes the numbers written (enters the configuration hash).
     default : object
@@ -174,6 +191,7 @@ DENOISING = "Options for denoising (fMRIPrep confounds, nilearn's strategies)"
 CLEANING = "Options for signal cleaning and filters (nilearn.signal.clean order)"
 TRIALS = "Options for trials (events.tsv)"
 OUTPUTS = "Options for outputs"
+GROUP = "Options for the group level (denoising benchmark)"
 PERFORMANCE = "Options to handle performance"
 OTHER = "Other options"
 
@@ -185,7 +203,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("bids_dir", (), None, "BIDS dataset (raw) or the fMRIPrep folder itself", ("collection",), False,
            REQUIRED, type=Path),
     Option("output_dir", (), None, "output folder (BIDS-Derivatives)", ("outputs",), False, REQUIRED, type=Path),
-    Option("analysis_level", (), None, "participant: process runs; group: summary table and masks", ("execution",),
+    Option("analysis_level", (), None,
+           "participant: process runs; group: summary table, masks and denoising benchmark", ("execution",),
            False, "participant"),
     Option("fmriprep_dir", ("--fmriprep-dir",), FILTERS,
            "fMRIPrep outputs (default: <bids_dir>/derivatives/fmriprep, or bids_dir itself when it "
@@ -305,8 +324,15 @@ OPTIONS: tuple[Option, ...] = (
            "segment samples needing a censored volume or outside the run: NaN, or drop the trial",
            ("segmentation",), True, "nan", choices=("drop", "nan")),
     Option("trial_estimates", ("--trial-estimates",), TRIALS,
-           "trial-wise estimates (lss: least squares separate, SPM HRF) written as _betas", ("segmentation",), True,
-           None, choices=("lss", "none"), none_word=True),
+           "trial-wise estimates written as _betas (lss: least squares separate, one model per trial with the "
+           "other trials grouped by trial_type; lsa: least squares all, one model per run with one regressor per "
+           "trial, trial_type unused)", ("segmentation",), True, None, choices=TRIAL_MODELS, none_word=True),
+    Option("hrf", ("--hrf",), TRIALS,
+           "haemodynamic response of the trial-wise estimates: spm, glover, spm+derivative, "
+           "spm+derivative+dispersion (a trial's beta is the canonical regressor's coefficient), fir (one "
+           "regressor per TR bin of --trial-window per trial: one _betas row per trial and bin), library (one of "
+           "20 shapes per column, chosen by label-free cross-validation, _hrf.tsv) (default: %(default)s)",
+           ("segmentation",), True, "spm", choices=HRF_MODELS),
     Option("output_format", ("--output-format",), OUTPUTS,
            f"array formats written ({format_help()})",
            ("outputs",), True, ("npy",), choices=OUTPUT_FORMATS, nargs="+"),
@@ -317,6 +343,17 @@ OPTIONS: tuple[Option, ...] = (
            "outputs of the same name made with other settings (or another atlas file) are redone or "
            "invalidated (default: off: such a run is refused, the output folder keeps one meaning per name)",
            ("execution", "outputs"), False, False, action="store_true"),
+    Option("exclude_fd_mean", ("--exclude-fd-mean",), GROUP,
+           "denoising benchmark: leave out runs whose mean framewise displacement exceeds this, in mm, or none "
+           "(default: %(default)s, the fMRIPrep denoising benchmark's stringent rule; its minimal rule: 0.55)",
+           ("group",), False, 0.25, type=none_or(positive(float)), metavar="MM", none_word=True, example=0.55),
+    Option("exclude_censored_fraction", ("--exclude-censored-fraction",), GROUP,
+           "denoising benchmark: leave out runs with more than this share of volumes above "
+           "--exclude-fd-threshold, or none (default: %(default)s)", ("group",), False, 0.8,
+           type=none_or(fraction), metavar="F", none_word=True, example=0.5),
+    Option("exclude_fd_threshold", ("--exclude-fd-threshold",), GROUP,
+           "framewise displacement above which a volume counts for --exclude-censored-fraction, in mm "
+           "(default: %(default)s)", ("group",), False, 0.2, type=positive(float), metavar="MM", example=0.5),
     Option("nprocs", ("--nprocs",), PERFORMANCE, "parallel processes (default: available cores)", ("execution",),
            False, type=positive(int)),
     Option("mem_gb", ("--mem-gb",), PERFORMANCE,

@@ -70,6 +70,7 @@ def output_folders(demo_outputs, tmp_path_factory) -> list[Path]:
                  "--atlas", str(_dlabel(inputs / "atlas-parcels_dseg.dlabel.nii")), "--nprocs", "1"]) == 0
     shutil.copytree(demo, group)
     assert main([str(bids), str(group), "group"]) == 0
+    assert main([str(bids), str(extra), "group"]) == 0  # region columns: the denoising benchmark's tables
     return [demo, extra, group]
 
 

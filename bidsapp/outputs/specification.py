@@ -100,6 +100,9 @@ OUTPUTS: tuple[OutputFile, ...] = (
     OutputFile((f"{_RUN}_betas.npy", f"{_RUN}_betas.tsv", f"{_RUN}_betas.json"),
                "Trial-wise estimates (least squares separate), float32 (trials x columns), and one row per "
                "trial with its reliability.", "`--trial-estimates lss` and an events.tsv", table="betas"),
+    OutputFile((f"{_RUN}_hrf.tsv", f"{_RUN}_hrf.json"),
+               "One row per column: the R² of the trial model (and with `--hrf library` the shape chosen for the "
+               "column and its held-out R²).", "`--trial-estimates lss|lsa` and an events.tsv", table="hrf"),
     OutputFile((f"{_RUN}_timeseries.tsv.gz",),
                "The cleaned array as a gzipped TSV with one header per column (region names in atlas modes).",
                "`--output-format tsv.gz`, and always in atlas, maps and spheres modes"),
@@ -139,6 +142,18 @@ OUTPUTS: tuple[OutputFile, ...] = (
     OutputFile(("group_runs.tsv", "group_runs.json"),
                "One row per processed run: volumes kept, columns, mask voxels, mean framewise displacement.",
                "group level", "group", table="group_runs"),
+    OutputFile(("group.html",), "The group report (the runs, and the denoising benchmark when runs have region "
+               "columns).", "group level", "group"),
+    OutputFile(("group_denoising.tsv", "group_denoising.json"),
+               "The denoising benchmark, one row per strategy x atlas x space: QC-FC, distance dependence, loss of "
+               "temporal degrees of freedom, runs excluded.", "group level, runs with region columns", "group",
+               table="group_denoising"),
+    OutputFile(("group_denoising_runs.tsv", "group_denoising_runs.json"),
+               "Per run and strategy: mean FD, share of high-motion volumes, exclusion and why, degrees of freedom "
+               "lost.", "group level, runs with region columns", "group", table="group_denoising_runs"),
+    OutputFile(("group_denoising_edges.tsv", "group_denoising_edges.json"),
+               "Per edge and strategy: the two regions, their distance, QC-FC, its p-value and FDR significance.",
+               "group level, runs with region columns", "group", table="group_denoising_edges"),
     OutputFile(("space-<label>[_den-<label>]_desc-intersection_mask.nii.gz",
                 "space-<label>[_den-<label>]_desc-intersection_mask.json"),
                "The voxels in the masks of every run of one space; the sidecar lists the masks intersected "
