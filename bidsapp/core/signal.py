@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
-from scipy.interpolate import CubicSpline
 
 STANDARDIZE = ("zscore_sample", "psc", None)
 FILTERS = ("butterworth", "cosine", None)
@@ -179,6 +178,8 @@ def _interpolation_operator(n: int, keep: np.ndarray, t_r: float) -> tuple[np.nd
     op = eye.copy()
     if keep.size < 2:
         raise ValueError("At least two uncensored volumes are needed to interpolate censored ones.")
+    from scipy.interpolate import CubicSpline  # imported here: ~0.2 s of CPU, needed only with censoring
+
     spline = CubicSpline(times[keep], eye[keep], extrapolate=False)
     filled = spline(times)
     censored = np.setdiff1d(np.arange(n), keep)
