@@ -30,7 +30,7 @@ _LONG = {short: long for long, short in ENTITY_KEYS}
 #: entities that name one run of the source data (the rest name a processing of it)
 _RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run",
                  "echo", "part")
-_KINDS = ("betas", "trials", "timeseries")
+_KINDS = ("betas", "trials", "timeseries", "connectivity")
 
 
 def _entities_of(stem: str) -> dict[str, str]:
@@ -214,6 +214,12 @@ class Run:
     mask_file: Path | None = None
     dseg_file: Path | None = None
     kind: str = "voxels"
+
+    @property
+    def qc(self) -> dict:
+        """The run's QC metrics (the sidecar's ``QC`` values by name; units in ``meta["QC"]``), empty for outputs
+        written before QC metrics."""
+        return {k: v.get("Value") for k, v in (self.meta.get("QC") or {}).items()}
 
     @property
     def column_space(self):
@@ -402,6 +408,7 @@ class Dataset:
     dseg_file: Path | None = None
     _mask: np.ndarray | None = None
     kind: str = "voxels"
+    qc: object = None  #: one row per stacked run: its QC metrics (group_runs.tsv columns), pandas DataFrame
 
     def to_image(self, values) -> nib.Nifti1Image:
         """A NIfTI image of values over the shared columns (see :meth:`Run.to_image`)."""
@@ -557,7 +564,8 @@ def _check_configurations(runs: list[Run]) -> None:
 
 
 def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type", drop_invalid: bool = True,
-            overlap: str = "error", y_dtype=None, verify: bool = False, **entities) -> Dataset:
+            overlap: str = "error", y_dtype=None, verify: bool = False, measure: str = "correlation",
+            bids_dir: str | Path | None = None, **entities) -> Dataset:
     """Stack the matching runs (and sessions) into ``X``, ``y``, ``groups`` and a per-row table.
 
     Before stacking, the runs are checked: they must have been made with the same settings (every
@@ -570,10 +578,14 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     ----------
     output_dir : str or Path
         The bidsapp output folder.
-    kind : {"betas", "trials", "timeseries"}
+    kind : {"betas", "trials", "timeseries", "connectivity"}
         ``betas``: one row per trial (LSS or LSA estimates, (n, n_features); ``--hrf fir``: one row per trial
         and FIR bin, with the bin's ``fir_offset`` in the table); ``trials``: one row per trial
-        segment, (n, n_offsets, n_features); ``timeseries``: one row per kept volume.
+        segment, (n, n_offsets, n_features); ``timeseries``: one row per kept volume; ``connectivity``: one
+        row per run, the upper triangle (above the diagonal, row by row) of its ``--connectivity`` matrix
+        ``measure``, ``y`` from the raw dataset's ``participants.tsv`` and ``groups`` the participant; the
+        table holds the run's entities and QC metrics, ``features`` the edges (``node_a``, ``node_b``).
+        Edges of regions left out by ``--min-coverage`` are NaN.
     y : str
         Column used as the target (default ``trial_type``). Columns of events.tsv are text exactly as
         written (``001`` stays ``"001"``); rows whose ``y`` is n/a are left out, with a warning counting them.
@@ -588,6 +600,12 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         Convert ``y`` (e.g. ``int`` for numeric stimulus ids); default: text as written.
     verify : bool
         Re-hash every output file and leave out runs whose checksums differ from their sidecar.
+    measure : str
+        ``connectivity`` only: ``correlation``, ``partial-correlation`` or ``covariance`` (or their ``meas-``
+        labels, e.g. ``PearsonCorrelation``).
+    bids_dir : str or Path, optional
+        ``connectivity`` only: the raw BIDS dataset whose ``participants.tsv`` gives ``y`` (default: the raw
+        dataset named in the output's ``dataset_description.json``).
     **entities
         As in :func:`load`; ``space``, ``desc`` and ``atlas`` must end up single-valued
         (``atlas=None``: the voxel or grayordinate outputs).
@@ -633,6 +651,15 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     runs = [_load_one(c) for c in match]  # checksums, if asked, were verified above
     _check_configurations(runs)
     picks, common = _column_space(runs)
+    if kind == "connectivity":
+        from bidsapp.outputs.connectomes import connectivity_rows
+
+        X, target, table, edges = connectivity_rows(runs, picks, measure=measure, y=y, output_dir=Path(output_dir),
+                                                    bids_dir=bids_dir, run_entities=_RUN_ENTITIES)
+        return Dataset(X=X, y=target if y_dtype is None else target.astype(y_dtype),
+                       groups=table["participant_id"].to_numpy(), table=table, features=edges,
+                       runs=[r.stem for r in runs], mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file,
+                       kind=runs[0].kind, qc=_qc_table(runs))
     ours = ["source", *_RUN_ENTITIES]
     blocks, tables, targets = [], [], []
     n_missing = n_dropped = 0
@@ -674,4 +701,14 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     features = runs[0].features.iloc[picks[0]].reset_index(drop=True)
     return Dataset(X=np.concatenate(blocks), y=target, groups=table["source"].to_numpy(),
                    table=table, features=features, runs=[r.stem for r in runs],
-                   mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file, _mask=common, kind=runs[0].kind)
+                   mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file, _mask=common, kind=runs[0].kind,
+                   qc=_qc_table(runs))
+
+
+def _qc_table(runs: list[Run]):
+    """One row per run: its stem and QC metrics (the ``group_runs.tsv`` columns; n/a for older outputs)."""
+    import pandas as pd
+
+    from bidsapp.core.qc import qc_values
+
+    return pd.DataFrame([{"run": r.stem, **qc_values(r.meta)} for r in runs])

@@ -39,6 +39,8 @@ STEPS = ("collection", "mask", "masking", "cleaning", "segmentation", "outputs",
 NODE_STEPS = ("mask", "masking", "cleaning", "segmentation", "outputs")
 
 SURFACES = ("midthickness", "pial", "white", "inflated", "none")
+#: --connectivity measures (bidsapp.core.connectivity.MEASURES)
+CONNECTIVITY_MEASURES = ("correlation", "partial-correlation", "covariance")
 PLUGINS = ("MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor")
 
 #: node inputs that gather several options into one dict (by option name)
@@ -266,6 +268,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("allow_overlap", ("--allow-overlap",), MASKS,
            "let --spheres share voxels (default: off: overlapping spheres are an error)", ("masking",), True,
            False, action="store_true", node_input="column_args"),
+    Option("min_coverage", ("--min-coverage",), MASKS,
+           "regions (atlas labels, maps, spheres) with less than this fraction of their extent inside the mask "
+           "become columns of NaN, with the reason in _features.tsv (0 keeps every region) (default: 0.5, as "
+           "XCP-D)", ("masking",), True, 0.5, type=fraction, metavar="F", example=0.8),
     Option("denoise", ("--denoise",), DENOISING, "nilearn load_confounds_strategy preset",
            ("collection", "cleaning", "outputs"), True, "simple", choices=STRATEGIES),
     Option("confounds", ("--confounds",), DENOISING, "confound columns added to the strategy's (default: none)",
@@ -336,6 +342,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("output_format", ("--output-format",), OUTPUTS,
            f"array formats written ({format_help()})",
            ("outputs",), True, ("npy",), choices=OUTPUT_FORMATS, nargs="+"),
+    Option("connectivity", ("--connectivity",), OUTPUTS,
+           "connectivity matrices of region, map or sphere columns, one _relmat.tsv per run and measure, equal to "
+           "nilearn's ConnectivityMeasure (Ledoit-Wolf covariance) (default: none)", ("outputs",), True, (),
+           choices=CONNECTIVITY_MEASURES, nargs="+"),
+    Option("fisher_z", ("--fisher-z",), OUTPUTS,
+           "Fisher z-transform (arctanh) the correlation and partial-correlation matrices (default: off)",
+           ("outputs",), True, False, action="store_true"),
     Option("desc", ("--desc",), OUTPUTS,
            "desc- entity of outputs, naming a variant of the settings (default: the --denoise strategy)",
            ("outputs",), False, metavar="LABEL", node_input="desc_option", example="variant"),

@@ -108,7 +108,7 @@ def test_dataset_betas_trials_timeseries(out):
 
 
 def test_dataset_errors(out, tmp_path):
-    with pytest.raises(ValueError, match=r"kind='bold': use one of \['betas', 'trials', 'timeseries'\]"):
+    with pytest.raises(ValueError, match=r"kind='bold': use one of \['betas', 'trials', 'timeseries', 'connectivity']"):
         bidsapp.dataset(out, kind="bold")
     with pytest.raises(ValueError, match=r"y='condition' is not a column of the betas table; columns: "):
         bidsapp.dataset(out, subject="01", y="condition")

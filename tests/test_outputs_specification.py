@@ -71,7 +71,7 @@ def output_folders(demo_outputs, tmp_path_factory) -> list[Path]:
     shutil.copytree(demo, group)
     assert main([str(bids), str(group), "group"]) == 0
     assert main([str(bids), str(extra), "group"]) == 0  # region columns: the denoising benchmark's tables
-    return [demo, extra, group]
+    return [demo, extra, group, demo.with_name("derivatives-bidsapp-connectivity")]  # the demo's --connectivity run
 
 
 def _files(folders: list[Path]) -> list[tuple[Path, str]]:

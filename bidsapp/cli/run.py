@@ -232,6 +232,10 @@ def column_kwargs(run: Run, s: Settings, kind: str) -> dict:
     the kind's bad input (e.g. a table without x, y, z) is refused here, before anything is written."""
     from bidsapp.core import columns
 
+    if s.connectivity and not columns.get(kind).regions:
+        raise InputError(f"{run.bold.name}: --connectivity needs region columns, but this run's columns are "
+                         f"{columns.get(kind).what} (a matrix of every pair, far too large to be a feature); give "
+                         "an atlas with --atlas (labels or probabilistic maps) or seeds with --spheres.", code=2)
     try:
         n = columns.get(kind).check_inputs(run.bold, atlas=s.atlas, atlas_labels=s.atlas_labels,
                                            resample=s.resample_mask,

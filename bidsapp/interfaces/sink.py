@@ -49,6 +49,8 @@ class _SinkInput(BaseInterfaceInputSpec):
     start_time_source = traits.Str("", usedefault=True, desc="where StartTime comes from")
     started = traits.Str(mandatory=True, desc="ISO time when the run started")
     grayordinates = traits.Dict(value={}, usedefault=True, desc="grayordinate runs: format, hemispheres")
+    connectivity = traits.List(traits.Str, value=[], usedefault=True, desc="--connectivity measures")
+    fisher_z = traits.Bool(False, usedefault=True, desc="--fisher-z")
 
 
 class _SinkOutput(TraitedSpec):
@@ -138,6 +140,8 @@ class WriteDerivatives(SimpleInterface):
             "ConfoundRankRemoved": info["ConfoundRankRemoved"],
             **{k: info[k] for k in ("DegreesOfFreedom", "NonSteadyState", "NonFiniteValuesZeroed") if k in info},
             "Trials": json.loads(Path(i.segment_info).read_text()) if i.segment_info else None,
+            "QC": qc_with_units(info.get("QC"), json.loads(Path(i.segment_info).read_text()) if i.segment_info
+                                else None),
             "Parameters": i.settings,
             "ConfigurationHash": i.configuration_hash,
             "SoftwareVersions": software_versions(),
@@ -146,6 +150,18 @@ class WriteDerivatives(SimpleInterface):
             "FinishedAt": now.isoformat(),
             "DurationSeconds": round((now - started).total_seconds(), 3),
         }
+
+
+def qc_with_units(values: dict | None, trials: dict | None) -> dict | None:
+    """The sidecar's ``QC`` object: each metric of the cleaning node (and the trial counts) with its units."""
+    from bidsapp.core.qc import QC_FIELDS
+
+    if values is None:
+        return None
+    values = dict(values)
+    if trials and "NTrials" in trials:
+        values.update(TrialsValid=trials["NValidTrials"], TrialsInvalid=trials["NTrials"] - trials["NValidTrials"])
+    return {k: {"Value": values[k], "Units": QC_FIELDS[k][0]} for k in QC_FIELDS if k in values}
 
 
 def _mask_count(path: str, grayordinates: bool) -> int:

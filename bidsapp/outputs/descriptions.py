@@ -144,7 +144,16 @@ def _group(settings: dict) -> dict[str, dict]:
         "mean_framewise_displacement": {"Description": "Mean framewise displacement over the run's volumes "
                                                        "(first volume excluded).", "Units": "mm"},
         "denoise": {"Description": "Denoising strategy (--denoise)."},
+        **_qc_columns(),
     }
+
+
+def _qc_columns() -> dict[str, dict]:
+    """The QC metrics of each run (the sidecar's ``QC`` object), with their units."""
+    from bidsapp.core.qc import QC_COLUMNS, QC_FIELDS
+
+    return {column: {"Description": f"{QC_FIELDS[key][1]} (sidecar QC.{key}; n/a when not computed).",
+                     "Units": QC_FIELDS[key][0]} for key, column in QC_COLUMNS.items()}
 
 
 KINDS = {"samples": _samples, "features": None, "trials": _trials, "betas": _betas, "hrf": _hrf,

@@ -103,6 +103,12 @@ OUTPUTS: tuple[OutputFile, ...] = (
     OutputFile((f"{_RUN}_hrf.tsv", f"{_RUN}_hrf.json"),
                "One row per column: the R² of the trial model (and with `--hrf library` the shape chosen for the "
                "column and its held-out R²).", "`--trial-estimates lss|lsa` and an events.tsv", table="hrf"),
+    OutputFile((f"{_RUN}_meas-<label>_relmat.tsv", f"{_RUN}_meas-<label>_relmat.json"),
+               "A connectivity matrix of the region, map or sphere columns (BIDS connectivity derivative names, "
+               "BEP017): a `node` column then one column per node; meas-PearsonCorrelation, PartialCorrelation or "
+               "Covariance (Ledoit-Wolf, as nilearn's ConnectivityMeasure); the JSON gives the measure, Fisher z, "
+               "samples and the nodes left out by --min-coverage (n/a rows and columns).",
+               "`--connectivity` (one pair per measure)"),
     OutputFile((f"{_RUN}_timeseries.tsv.gz",),
                "The cleaned array as a gzipped TSV with one header per column (region names in atlas modes).",
                "`--output-format tsv.gz`, and always in atlas, maps and spheres modes"),
@@ -165,6 +171,9 @@ OUTPUTS: tuple[OutputFile, ...] = (
 
 #: key of a run's ``_timeseries.json`` -> (what it holds, when it is there)
 SIDECAR_KEYS: dict[str, tuple[str, str]] = {
+    "QC": ("QC metrics, each as {Value, Units}: framewise displacement mean and max, censored volumes and fraction, "
+           "degrees of freedom kept and lost, standardized DVARS and median tSNR before and after cleaning, FD-DVARS "
+           "correlation before and after, valid and invalid trials (bidsapp.core.qc.QC_FIELDS).", "always"),
     "Description": ("What the rows and columns of the array are.", "always"),
     "ColumnSpace": ("The kind of column: voxels, labels, maps, spheres, grayordinates or grayordinate_labels "
                     "(the loader and the group level read it).", "always"),

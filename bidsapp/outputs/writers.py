@@ -168,6 +168,15 @@ def _descriptions(ctx: SinkContext) -> None:
                                        space=ctx.inputs.column_space)
 
 
+def _relmat(ctx: SinkContext) -> None:
+    """``--connectivity``: one ``_meas-<label>_relmat.tsv`` (and ``.json``) per measure, from the cleaned regions."""
+    from bidsapp.outputs.connectomes import write_relmats
+
+    if ctx.inputs.connectivity:
+        write_relmats(ctx.writer, ctx.naming, ctx.output_dir, Path(ctx.cleaned), ctx.features,
+                      measures=list(ctx.inputs.connectivity), fisher=ctx.inputs.fisher_z)
+
+
 def warn_uneven_rows(ctx: SinkContext, writers: list[Writer]) -> None:
     """One warning when volumes censored inside the run make the rows of the image outputs (whose time axis has
     one step, the TR) unevenly spaced in time."""
@@ -247,6 +256,9 @@ WRITERS: tuple[Writer, ...] = (
            help="GIFTI runs: one time series per hemisphere", refuses=_gifti_only, memory=_on_grayordinates,
            series=True),
     Writer("columns image", ("dseg.nii.gz", "dseg.dlabel.nii", "probseg.nii.gz"), _columns_image),
+    # --connectivity (BEP017 names, not yet in BIDS): region columns only (refused on voxels before the run), so its
+    # few float64 matrices (48 MB at 1,000 regions) stay below the other writers' blocks: no memory term
+    Writer("connectivity", ("relmat.tsv", "relmat.json"), _relmat, bidsignore=("*_relmat.tsv", "*_relmat.json")),
     Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv", "hrf.tsv"), _node_files,
            bidsignore=("*_trials.npy", "*_trials.tsv", "*_trials.json", "*_betas.npy", "*_betas.tsv",
                        "*_betas.json", "*_hrf.tsv", "*_hrf.json")),

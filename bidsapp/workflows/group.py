@@ -12,6 +12,7 @@ import numpy as np
 
 from bidsapp.core import columns
 from bidsapp.core.io import save_nifti, write_tsv
+from bidsapp.core.qc import QC_COLUMNS, qc_values
 from bidsapp.errors import InputError
 from bidsapp.outputs.dataset import check_output_owner
 from bidsapp.outputs.descriptions import write_sidecar
@@ -42,7 +43,8 @@ def group_level(s: Settings) -> int:
         raise InputError(f"{s.output_dir}: no participant-level outputs found; run the participant level first.",
                          code=18)
     rows: dict[str, list] = {k: [] for k in ("run", "space", "n_volumes", "volumes_kept", "n_features",
-                                             "mask_voxels", "mean_framewise_displacement", "denoise")}
+                                             "mask_voxels", "mean_framewise_displacement", "denoise",
+                                             *QC_COLUMNS.values())}
     masks: dict[str, list[Path]] = {}
     on_grayordinates: dict[str, bool] = {}
     for sc in sidecars:
@@ -57,6 +59,8 @@ def group_level(s: Settings) -> int:
         rows["mask_voxels"].append(meta["MaskVoxelCount"])
         rows["mean_framewise_displacement"].append(float(np.nanmean(fd)) if np.isfinite(fd).any() else np.nan)
         rows["denoise"].append(meta["Parameters"].get("denoise"))
+        for column, value in qc_values(meta).items():  # the run's QC metrics (n/a for older outputs)
+            rows[column].append(value)
         mask_name = [f["Path"] for f in meta["OutputFiles"]
                      if f["Path"].endswith(("_mask.nii.gz", "_mask.dscalar.nii"))]
         if mask_name:
