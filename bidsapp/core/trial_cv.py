@@ -53,15 +53,23 @@ def pooled_fit(designs: list[np.ndarray], data: list[np.ndarray], runs) -> np.nd
     return np.linalg.pinv(xtx) @ xty
 
 
-def heldout_r2(designs: list[np.ndarray], data: list[np.ndarray]) -> np.ndarray:
+def heldout_r2(designs: list[np.ndarray], data: list[np.ndarray], *, total: list[np.ndarray] | None = None,
+               removed: int = 0) -> np.ndarray:
     """Leave-one-run-out R² per column: fit on the other runs, predict the held-out run's time series.
 
-    ``1 - sum_r |y_r - X_r b_(-r)|^2 / sum_r |y_r|^2`` (the data are cleaned, hence centred).
+    ``1 - sum_r |y_r - X_r b_(-r)|^2 n_r / (n_r - removed) / sum_r |t_r|^2`` (the data are cleaned, hence
+    centred). With ``removed`` dimensions projected out of each run's data and design (noise regressors),
+    the residual is scaled by ``n_r / (n_r - removed)`` and the total is that of the data before projection
+    (``total``): projecting out dimensions that hold nothing but noise then gains nothing on average, and
+    only those that remove more than their share of the residual raise the R².
 
     Parameters
     ----------
     designs : list of numpy.ndarray, each (n_r, p)
     data : list of numpy.ndarray, each (n_r, n_columns)
+    total : list of numpy.ndarray or None
+        Data before projection, for the total sum of squares (default: ``data``).
+    removed : int
 
     Returns
     -------
@@ -78,8 +86,9 @@ def heldout_r2(designs: list[np.ndarray], data: list[np.ndarray]) -> np.ndarray:
     tss = np.zeros(data[0].shape[1])
     for r in range(len(designs)):
         b = pooled_fit(designs, data, [q for q in range(len(designs)) if q != r])
-        rss += ((data[r] - designs[r] @ b) ** 2).sum(axis=0)
-        tss += (data[r] ** 2).sum(axis=0)
+        n = data[r].shape[0]
+        rss += ((data[r] - designs[r] @ b) ** 2).sum(axis=0) * n / max(n - removed, 1)
+        tss += ((data if total is None else total)[r] ** 2).sum(axis=0)
     return 1.0 - rss / np.where(tss > 0, tss, 1.0)
 
 
@@ -121,6 +130,13 @@ def repeat_prediction_error(betas: np.ndarray, values: np.ndarray, runs: np.ndar
             mean = betas[..., outside, :].mean(axis=-2, keepdims=True)
             err += ((betas[..., inside, :] - mean) ** 2).sum(axis=-2)
     return err
+
+
+def zscore_trials(betas: np.ndarray) -> np.ndarray:
+    """Betas z-scored per column over trials (axis -2), so that an error is not lowered by shrinking alone."""
+    mean = betas.mean(axis=-2, keepdims=True)
+    std = betas.std(axis=-2, keepdims=True)
+    return (betas - mean) / np.where(std > 0, std, 1.0)
 
 
 def repeated_values(values: np.ndarray, runs: np.ndarray) -> list[str]:
