@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bidsapp.core.io import write_text
-from bidsapp.derivatives import read_run_outputs
+from bidsapp.outputs.reader import read_run_outputs
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ccc}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from bidsapp.outputs.writers import sink_memory
+
 GB = 1024**3
 #: a worker process with numpy, scipy, nibabel and nipype imported, plus nipype's own bookkeeping
 BASE_GB = 0.35
@@ -17,8 +19,6 @@ BASE_GB = 0.35
 CLEAN_CHUNK = 16384
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
-#: rows read at a time by the sink for tsv.gz / nii.gz outputs
-SINK_BLOCK_BYTES = 64 * 2**20
 #: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
 STREAM_BUFFERS = 40 * 2**20
 #: margin on the data terms (allocator slack, small temporaries)
@@ -38,7 +38,7 @@ class RunSize:
 
 
 def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
-                   output_format: tuple[str, ...] = ("npy",),
+                   output_format: tuple[str, ...] = ("npy",), space_cls: type | None = None,
                    column_terms: dict[str, int] | None = None) -> dict[str, float]:
     """Upper bound of each node's peak memory (GB) for a run of ``size``.
 
@@ -61,7 +61,7 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         "cleaning": x + 8 * t * t * 8 + 4 * clean_chunk,
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
         + ((size.n_trials + t) * min(v, LSS_CHUNK) * 8 * 2 + 6 * size.n_trials * t * 8 if lss else 0),
-        "derivatives": (3 * SINK_BLOCK_BYTES if set(output_format) & {"tsv.gz", "nii.gz"} else 0) + g * 4 * 3,
+        "derivatives": sink_memory(output_format, space_cls, g, v) + g * 4 * 3,
     }
     for node, nbytes in (column_terms or {}).items():
         data[node] += nbytes
