@@ -3,7 +3,7 @@
 ``steps``: the synthetic experiment of ``tests/synthetic_trials.py`` (known betas, one HRF per voxel,
 spatially correlated noise, each stimulus once per run): recovery of the true betas (median correlation
 over responding voxels) and test-retest (split-half reliability across repeats) for lss, then adding
-the HRF library (when ``bidsapp.core.hrf`` provides one), noise regressors, ridge.
+noise regressors, then ridge (the HRF library step is not wired into the joined model yet).
 
 ``glmsingle``: 4 runs x 200 volumes x 50,000 voxels of the same generator (onsets on the TR grid, as
 GLMsingle's design matrix needs), fitted by bidsapp (cleaning + ``optimized``) and by GLMsingle (types
@@ -44,10 +44,6 @@ def step_estimates(s, *, repeats: bool = False) -> list[tuple[str, list]]:
     runs = tf.trial_runs(s.data, s.operators, s.events, t_r=s.t_r, hrf="spm",
                          repeat_column="stimulus" if repeats else None)
     name = "stimulus" if repeats else None
-    if tf.library_available():
-        runs = tf.trial_runs(s.data, s.operators, s.events, t_r=s.t_r, hrf="library",
-                             repeat_column="stimulus" if repeats else None)
-        rows.append(("+ library HRF", tf.fit_trials(runs, denoise=False, ridge=False, repeat_name=name).betas))
     rows.append(("+ noise regressors", tf.fit_trials(runs, denoise=True, ridge=False, repeat_name=name).betas))
     rows.append(("+ ridge", tf.fit_trials(runs, denoise=True, ridge=True, repeat_name=name).betas))
     return rows
@@ -111,8 +107,7 @@ def worker_bidsapp(workdir: Path, n_runs: int, repeats: bool) -> dict:
     ops = [signal.cleaning_operator(x.shape[0], t_r=t_r, detrend=True, filter=None).matrix for x in raw]
     data = [op @ x.astype(np.float64) for op, x in zip(ops, raw)]
     del raw
-    runs = tf.trial_runs(data, ops, events, t_r=t_r, hrf="library" if tf.library_available() else "spm",
-                         repeat_column="stimulus" if repeats else None)
+    runs = tf.trial_runs(data, ops, events, t_r=t_r, repeat_column="stimulus" if repeats else None)
     fit = tf.fit_trials(runs, denoise=True, ridge=True, repeat_name="stimulus" if repeats else None)
     elapsed = time.perf_counter() - t0
     tag = "repeats" if repeats else "labelfree"

@@ -292,8 +292,24 @@ OPTIONS: tuple[Option, ...] = (
            "segment samples needing a censored volume or outside the run: NaN, or drop the trial",
            ("segmentation",), True, "nan", choices=("drop", "nan")),
     Option("trial_estimates", ("--trial-estimates",), TRIALS,
-           "trial-wise estimates (lss: least squares separate, SPM HRF) written as _betas", ("segmentation",), True,
-           None, choices=("lss", "none"), none_word=True),
+           "trial-wise estimates written as _betas (lss: least squares separate, SPM HRF; optimized: the runs of "
+           "a participant and task fitted together with --trial-denoise pca and --trial-ridge, the HRF library "
+           "when available; tuned only on label-free targets or --trial-repeats, never on trial_type)",
+           ("segmentation",), True, None, choices=("lss", "optimized", "none"), none_word=True),
+    Option("trial_denoise", ("--trial-denoise",), TRIALS,
+           "pca: data-driven noise regressors for the trial estimates (principal components of the residuals "
+           "of columns the task does not explain; their number chosen per participant by predicting held-out "
+           "runs) (default: none; on with --trial-estimates optimized)", ("segmentation",), True, None,
+           choices=("pca", "none"), none_word=True),
+    Option("trial_ridge", ("--trial-ridge",), TRIALS,
+           "fractional ridge on a per-run model with one regressor per trial, the fraction chosen per column "
+           "by cross-validation (default: off; on with --trial-estimates optimized)", ("segmentation",), True,
+           False, action="store_true"),
+    Option("trial_repeats", ("--trial-repeats",), TRIALS,
+           "events.tsv column whose equal values are repeats of one stimulus (e.g. stimulus_id): the only "
+           "label-based cross-validation target allowed, recorded in the sidecar; also gives a split-half "
+           "reliability per column (default: none, label-free targets)", ("segmentation",), True,
+           metavar="COLUMN", example="stimulus_id"),
     Option("output_format", ("--output-format",), OUTPUTS,
            f"array formats written ({format_help()})",
            ("outputs",), True, ("npy",), choices=OUTPUT_FORMATS, nargs="+"),

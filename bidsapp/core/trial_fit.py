@@ -293,13 +293,6 @@ def spm_trial_design(operator: np.ndarray, onsets: np.ndarray, durations: np.nda
     return (operator @ raw)[None]
 
 
-def library_available() -> bool:
-    """Whether an HRF library (``bidsapp.core.hrf``) is installed next to this module."""
-    import importlib.util
-
-    return importlib.util.find_spec("bidsapp.core.hrf") is not None
-
-
 def trial_runs(data: list, operators: list, events: list, *, t_r: float, start_times: list | None = None,
                hrf: str = "spm", repeat_column: str | None = None) -> TrialRuns:
     """:class:`TrialRuns` of cleaned runs and their events (one design per run; SPM HRF).
@@ -336,3 +329,22 @@ def trial_runs(data: list, operators: list, events: list, *, t_r: float, start_t
         repeats = [np.asarray(e.extra[repeat_column], dtype=object) for e in events]
     return TrialRuns(data=data, designs=designs, hrf_index=np.zeros(data[0].shape[1], dtype=int), t_r=t_r,
                      repeats=repeats)
+
+
+def model_steps(trial_estimates: str | None, trial_denoise: str | None, trial_ridge: bool) -> dict | None:
+    """The steps of the joined trial model asked for by the options, or None when the runs need no join.
+
+    ``--trial-estimates optimized`` turns on the noise regressors and ridge (with the SPM HRF: the HRF library
+    of ``--hrf library`` is not wired into the joined model yet); ``--trial-denoise pca`` and ``--trial-ridge``
+    turn on one step each (with ``lss`` or alone).
+
+    Returns
+    -------
+    dict or None
+        ``{"denoise": bool, "ridge": bool, "hrf": "spm"}``.
+    """
+    optimized = trial_estimates == "optimized"
+    denoise, ridge = optimized or trial_denoise == "pca", optimized or bool(trial_ridge)
+    if not (denoise or ridge or optimized):
+        return None
+    return {"denoise": denoise, "ridge": ridge, "hrf": "spm"}

@@ -96,7 +96,12 @@ def _betas(settings: dict) -> dict[str, dict]:
                                "Units": "ratio"},
         "valid": _bool("Whether the trial-wise estimate is usable: the trial starts inside the run, its "
                        "per-trial model is full rank with residual degrees of freedom, variance_inflation <= 100 "
-                       "and response_retained >= 0.5.", "usable estimate", "estimate unreliable (or NaN)"),
+                       "and response_retained >= 0.5 (--trial-estimates lss); the trial's regressor is not empty "
+                       "(models joining a participant's runs: optimized, --trial-denoise, --trial-ridge).",
+                       "usable estimate", "estimate unreliable (or NaN)"),
+        "beta_variance": {"Description": "Variance of the trial's beta (median over columns): residual variance "
+                                         "of the run's model times the trial's diagonal term of the (ridge) "
+                                         "estimator's covariance; in the squared units of the cleaned data."},
         "reason": {"Description": "Why the estimate is not valid (n/a when valid); rank-deficient or "
                                   "ill-conditioned models have NaN betas."},
     }
@@ -116,7 +121,22 @@ def _group(settings: dict) -> dict[str, dict]:
     }
 
 
-KINDS = {"samples": _samples, "features": None, "trials": _trials, "betas": _betas, "group_runs": _group}
+def _betaquality(settings: dict) -> dict[str, dict]:
+    return {
+        "column": {"Description": "Column of the run's arrays (0-based; its row in _features.tsv)."},
+        "r2": {"Description": "R² of the trial model with the estimates (trials and noise regressors) on the "
+                              "cleaned data, over all runs of the participant and task.", "Units": "ratio"},
+        "ridge_fraction": {"Description": "Fractional ridge: share of the least-squares betas' norm kept "
+                                          "(1: no ridge), chosen per column by cross-validation."},
+        "noise_pool": _bool("Whether the column is in the noise pool whose residuals give the noise regressors.",
+                            "in the pool", "not in the pool"),
+        "split_half_reliability": {"Description": "Correlation, across --trial-repeats values, of the mean betas "
+                                                  "of two halves of each value's trials (all runs)."},
+    }
+
+
+KINDS = {"samples": _samples, "features": None, "trials": _trials, "betas": _betas, "group_runs": _group,
+         "betaquality": _betaquality}
 _EXTRA = "Column of the run's events.tsv, copied unchanged (see the events.tsv JSON sidecar for its meaning)."
 
 
@@ -157,7 +177,7 @@ def kind_of(path: str | Path) -> str | None:
     name = Path(path).name
     if name == "group_runs.tsv":
         return "group_runs"
-    for kind in ("samples", "features", "trials", "betas"):
+    for kind in ("samples", "features", "trials", "betas", "betaquality"):
         if name.endswith(f"_{kind}.tsv"):
             return kind
     return None

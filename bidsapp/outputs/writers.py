@@ -150,7 +150,7 @@ def _func_gii(ctx: SinkContext) -> None:
 def _node_files(ctx: SinkContext) -> None:
     """Files the trial segmentation wrote (``trials.npy``, ``betas.tsv``, ...), each declared by a writer."""
     declared = {ending for w in WRITERS for ending in w.files}
-    for key, src in sorted(ctx.inputs.trial_files.items()):
+    for key, src in sorted({**ctx.inputs.trial_files, **ctx.inputs.estimate_files}.items()):
         ending = key.split("_")[0] + "".join(Path(src).suffixes)
         if ending not in declared:
             raise ValueError(f"{src}: no output writer declares '{ending}' (add it to bidsapp.outputs.writers).")
@@ -247,10 +247,11 @@ WRITERS: tuple[Writer, ...] = (
            help="GIFTI runs: one time series per hemisphere", refuses=_gifti_only, memory=_on_grayordinates,
            series=True),
     Writer("columns image", ("dseg.nii.gz", "dseg.dlabel.nii", "probseg.nii.gz"), _columns_image),
-    Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv"), _node_files,
+    Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv", "betaquality.tsv"), _node_files,
            bidsignore=("*_trials.npy", "*_trials.tsv", "*_trials.json", "*_betas.npy", "*_betas.tsv",
-                       "*_betas.json")),
-    Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json"), _descriptions),
+                       "*_betas.json", "*_betaquality.tsv", "*_betaquality.json")),
+    Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json", "betaquality.json"),
+           _descriptions),
 )
 
 #: ``--output-format`` values, in the order of :data:`WRITERS`
