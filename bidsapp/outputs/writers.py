@@ -150,7 +150,8 @@ def _func_gii(ctx: SinkContext) -> None:
 def _node_files(ctx: SinkContext) -> None:
     """Files the trial segmentation wrote (``trials.npy``, ``betas.tsv``, ...), each declared by a writer."""
     declared = {ending for w in WRITERS for ending in w.files}
-    for key, src in sorted({**ctx.inputs.trial_files, **ctx.inputs.estimate_files}.items()):
+    joined = getattr(ctx.inputs, "estimate_files", None) or {}  # the run's share of a joined trial model
+    for key, src in sorted({**ctx.inputs.trial_files, **joined}.items()):
         ending = key.split("_")[0] + "".join(Path(src).suffixes)
         if ending not in declared:
             raise ValueError(f"{src}: no output writer declares '{ending}' (add it to bidsapp.outputs.writers).")
