@@ -59,7 +59,8 @@ def steps(args) -> None:
             for name, betas in step_estimates(s, repeats=repeats):
                 if name.startswith("lss") and repeats:
                     continue
-                key = name + (" (CV on --trial-repeats stimulus)" if repeats else " (label-free CV)")
+                key = name if name.startswith("lss") else name + (
+                    " (CV on --trial-repeats stimulus)" if repeats else " (label-free CV)")
                 table.setdefault(key, []).append((recovery(betas, s.true_betas, s.signal_voxels),
                                                   retest_reliability(betas, s.events, s.signal_voxels)))
     print(f"{args.seeds} seeds, {args.runs} runs x {args.volumes} volumes x {args.voxels} voxels")
