@@ -178,7 +178,8 @@ def _read_table(path: Path):
 #: events.tsv and is read as text, exactly as written (``001`` stays ``001``)
 _TRIAL_COLUMNS = {"index": "Int64", "onset": float, "duration": float, "trial_type": str, "n_censored": "Int64",
                   "outside_run": bool, "valid": bool, "segment": "Int64", "response_retained": float,
-                  "variance_inflation": float, "variance_factor": float, "fir_offset": float, "reason": str}
+                  "variance_inflation": float, "variance_factor": float, "fir_offset": float, "reason": str,
+                  "beta_variance": float}
 
 
 def _read_trial_table(path: Path):
@@ -410,6 +411,51 @@ class Dataset:
     kind: str = "voxels"
     qc: object = None  #: one row per stacked run: its QC metrics (group_runs.tsv columns), pandas DataFrame
 
+    def reliable_columns(self, train, *, repeats: str, n_columns: int | None = None,
+                         min_reliability: float | None = None) -> np.ndarray:
+        """Columns ranked by split-half reliability computed on the training rows only.
+
+        For feature selection inside a cross-validation fold: only the rows of ``train`` are read (the
+        held-out rows never influence the choice), and reliability uses only the ``repeats`` column
+        (e.g. ``stimulus_id``: trials with equal values are repeats of one stimulus), never ``y``.
+
+        Parameters
+        ----------
+        train : array-like
+            The fold's training rows: run names (values of ``groups``), row indices, or a boolean mask.
+        repeats : str
+            Column of ``table`` whose equal values are repeats (an events.tsv column).
+        n_columns : int, optional
+            Keep this many of the most reliable columns.
+        min_reliability : float, optional
+            Keep the columns at least this reliable.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            Column indices of ``X``, most reliable first (columns with NaN reliability last, or dropped by
+            ``min_reliability``).
+
+        Raises
+        ------
+        ValueError
+            Unknown ``repeats`` column, or ``repeats`` is the decoded ``y`` column ``trial_type``.
+        """
+        from bidsapp.core.trial_cv import split_half_reliability
+
+        if repeats not in self.table:
+            raise ValueError(f"repeats={repeats!r} is not a column of the table; columns: {list(self.table.columns)}.")
+        if repeats == "trial_type":
+            raise ValueError("repeats='trial_type': selecting columns on the labels a decoder predicts is circular; "
+                             "name a stimulus column (e.g. stimulus_id).")
+        rows = _training_rows(train, self.groups)
+        values = self.table[repeats].astype(str).to_numpy()[rows]
+        rel = split_half_reliability(np.asarray(self.X[rows], dtype=np.float64), values, self.groups[rows])
+        order = np.argsort(-np.where(np.isnan(rel), -np.inf, rel), kind="stable")
+        if min_reliability is not None:
+            order = order[rel[order] >= min_reliability]
+        return order[:n_columns] if n_columns is not None else order
+
     def to_image(self, values) -> nib.Nifti1Image:
         """A NIfTI image of values over the shared columns (see :meth:`Run.to_image`)."""
         if self._mask is None:
@@ -418,6 +464,21 @@ class Dataset:
 
         img = nib.load(self.mask_file)
         return masking.unmask(np.asarray(values), self._mask, img.affine)
+
+
+def _training_rows(train, groups: np.ndarray) -> np.ndarray:
+    """Row indices from run names, row indices or a boolean mask."""
+    train = np.asarray(train)
+    if train.dtype == bool:
+        if train.shape != groups.shape:
+            raise ValueError(f"train: a boolean mask needs {groups.size} values, got {train.size}.")
+        return np.flatnonzero(train)
+    if train.dtype.kind in "iu":
+        return train
+    unknown = sorted(set(train.tolist()) - set(groups.tolist()))
+    if unknown:
+        raise ValueError(f"train: {unknown} are not runs of the dataset (its groups).")
+    return np.flatnonzero(np.isin(groups, train))
 
 
 def _rows(run: Run, kind: str, drop_invalid: bool):
@@ -431,8 +492,9 @@ def _rows(run: Run, kind: str, drop_invalid: bool):
         estimates = (run.meta.get("Parameters") or {}).get("trial_estimates")
         if not trials.get("EventsFile"):
             why = "the run has no events.tsv (a rest run?); select task runs with task=... or use kind='timeseries'"
-        elif kind == "betas" and estimates not in ("lss", "lsa"):
-            why = "it was made without --trial-estimates lss|lsa; rerun the participant level with it"
+        elif kind == "betas" and estimates not in ("lss", "lsa", "optimized"):
+            why = ("it was made without --trial-estimates (lss, lsa or optimized); rerun the participant level "
+                   "with one")
         else:
             why = "its outputs are incomplete; rerun the participant level for this run"
         raise FileNotFoundError(f"{run.folder / run.stem}_{kind}.npy: not written for this run ({why}).")

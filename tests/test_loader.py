@@ -132,7 +132,8 @@ def test_dataset_errors(out, tmp_path):
     meta["OutputFiles"] = [e for e in meta["OutputFiles"] if "_betas." not in e["Path"]]
     meta["Parameters"]["trial_estimates"] = None  # a run made without LSS
     sidecar.write_text(json.dumps(meta))
-    with pytest.raises(FileNotFoundError, match=r"desc-other_betas.npy: not written .*without --trial-estimates lss"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"desc-other_betas.npy: not written .*without --trial-estimates \(lss or optimized\)"):
         bidsapp.dataset(copy, subject="01", desc="other")
 
 

@@ -213,9 +213,12 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
     size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
                    n_offsets=int((end - start) / t_r) + 2)
     terms = space.memory_terms(int(shape[3]), n_columns, features)
+    from bidsapp.core.trial_fit import model_steps
+
+    joined = model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge) is not None
     basis = {"spm+derivative": 2, "spm+derivative+dispersion": 3, "fir": int((end - start) / t_r) + 1}
     return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates in ("lss", "lsa"),
-                          output_format=tuple(s.output_format), space_cls=space, column_terms=terms,
+                          joined=joined, output_format=tuple(s.output_format), space_cls=space, column_terms=terms,
                           trial_basis=basis.get(s.hrf, 1), hrf_shapes=20 if s.hrf == "library" else 1)
 
 
@@ -485,8 +488,11 @@ class _Progress:
         self.started: dict[str, float] = {}
 
     def __call__(self, node, status):
+        from bidsapp.workflows.base import SINK_WF_SUFFIX
+
         interrupts.check()  # a safe point: never report a run finished after a signal
         wf = node._hierarchy.split(".")[1] if "." in node._hierarchy else node._hierarchy
+        wf = wf.removesuffix(SINK_WF_SUFFIX)  # the sink's own sub-workflow (runs joined by a trial model)
         label = self.labels.get(wf)
         if label is None:
             return

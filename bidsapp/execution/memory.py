@@ -23,6 +23,8 @@ LSS_CHUNK = 32768
 STREAM_BUFFERS = 40 * 2**20
 #: margin on the data terms (allocator slack, small temporaries)
 MARGIN = 1.5
+#: columns of a joined trial model fitted at a time (``bidsapp.core.trial_fit.CHUNK``)
+TRIAL_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class RunSize:
     n_offsets: int = 0
 
 
-def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
+def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False, joined: bool = False,
                    output_format: tuple[str, ...] = ("npy",), space_cls: type | None = None,
                    column_terms: dict[str, int] | None = None, trial_basis: int = 1,
                    hrf_shapes: int = 1) -> dict[str, float]:
@@ -47,6 +49,8 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     coefficients per trial (derivatives: 2-3, FIR: one per bin) and ``hrf_shapes`` the number of library HRF
     shapes compared per column (``--hrf library``: 20).
 
+    ``joined``: the run's trial estimates come from its participant's joined trial model (``trialmodel``: this
+    run's share, summed over the runs by :func:`joined_memory_gb`; 0 otherwise).
     ``column_terms`` are the bytes the run's column space adds to nodes
     (:meth:`bidsapp.core.columns.base.ColumnSpace.memory_terms`: maps' pseudo-inverse, spheres' sparse matrix).
 
@@ -66,6 +70,9 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         "cleaning": x + 8 * t * t * 8 + 4 * clean_chunk,
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
         + (_estimates_bytes(size, trial_basis, hrf_shapes) if lss else 0),
+        # optimized / --trial-denoise / --trial-ridge: this run's share of its participant's joined trial model
+        # (the run's data in float64, its projected copy and a held-out copy; a chunk of ridge coefficients)
+        "trialmodel": (3 * t * v * 8 + 20 * (size.n_trials + t) * min(v, TRIAL_CHUNK) * 8) if joined else 0,
         "derivatives": sink_memory(output_format, space_cls, g, v) + g * 4 * 3,
     }
     for node, nbytes in (column_terms or {}).items():
@@ -98,3 +105,8 @@ def machine_memory_gb() -> float:
 def default_mem_gb() -> float:
     """Default ``--mem-gb``: 90 % of the machine's memory (nipype's own default)."""
     return round(0.9 * machine_memory_gb(), 1)
+
+
+def joined_memory_gb(run_estimates: list[float]) -> float:
+    """Memory (GB) of a node joining runs: the base once plus each run's data term (``trialmodel`` estimates)."""
+    return round(BASE_GB + sum(max(0.0, gb - BASE_GB) for gb in run_estimates), 3)

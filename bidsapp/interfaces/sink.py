@@ -38,6 +38,8 @@ class _SinkInput(BaseInterfaceInputSpec):
     clean_info = File(exists=True, mandatory=True)
     trial_files = traits.Dict(value={}, usedefault=True)
     segment_info = traits.Either(None, File(exists=True), default=None, usedefault=True)
+    estimate_files = traits.Dict(value={}, usedefault=True, desc="the run's files of the joined trial model")
+    estimate_info = traits.Dict(value={}, usedefault=True, desc="what the sidecar records of the joined model")
     settings = traits.Dict(mandatory=True)
     configuration_hash = traits.Str(mandatory=True)
     sources = traits.List(traits.Dict, mandatory=True)
@@ -139,7 +141,7 @@ class WriteDerivatives(SimpleInterface):
             "CensoredVolumes": info["CensoredVolumes"],
             "ConfoundRankRemoved": info["ConfoundRankRemoved"],
             **{k: info[k] for k in ("DegreesOfFreedom", "NonSteadyState", "NonFiniteValuesZeroed") if k in info},
-            "Trials": json.loads(Path(i.segment_info).read_text()) if i.segment_info else None,
+            "Trials": {**json.loads(Path(i.segment_info).read_text()), **i.estimate_info} if i.segment_info else None,
             "QC": qc_with_units(info.get("QC"), json.loads(Path(i.segment_info).read_text()) if i.segment_info
                                 else None),
             "Parameters": i.settings,

@@ -103,6 +103,11 @@ OUTPUTS: tuple[OutputFile, ...] = (
     OutputFile((f"{_RUN}_hrf.tsv", f"{_RUN}_hrf.json"),
                "One row per column: the R² of the trial model (and with `--hrf library` the shape chosen for the "
                "column and its held-out R²).", "`--trial-estimates lss|lsa` and an events.tsv", table="hrf"),
+    OutputFile((f"{_RUN}_betaquality.tsv", f"{_RUN}_betaquality.json"),
+               "One row per column: the R² of the participant's joined trial model, the ridge fraction, whether "
+               "the column is in the noise pool and (with --trial-repeats) its split-half reliability.",
+               "`--trial-estimates optimized`, `--trial-denoise pca` or `--trial-ridge`, and an events.tsv",
+               table="betaquality"),
     OutputFile((f"{_RUN}_meas-<label>_relmat.tsv", f"{_RUN}_meas-<label>_relmat.json"),
                "A connectivity matrix of the region, map or sphere columns (BIDS connectivity derivative names, "
                "BEP017): a `node` column then one column per node; meas-PearsonCorrelation, PartialCorrelation or "

@@ -150,7 +150,8 @@ def _func_gii(ctx: SinkContext) -> None:
 def _node_files(ctx: SinkContext) -> None:
     """Files the trial segmentation wrote (``trials.npy``, ``betas.tsv``, ...), each declared by a writer."""
     declared = {ending for w in WRITERS for ending in w.files}
-    for key, src in sorted(ctx.inputs.trial_files.items()):
+    joined = getattr(ctx.inputs, "estimate_files", None) or {}  # the run's share of a joined trial model
+    for key, src in sorted({**ctx.inputs.trial_files, **joined}.items()):
         ending = key.split("_")[0] + "".join(Path(src).suffixes)
         if ending not in declared:
             raise ValueError(f"{src}: no output writer declares '{ending}' (add it to bidsapp.outputs.writers).")
@@ -259,10 +260,12 @@ WRITERS: tuple[Writer, ...] = (
     # --connectivity (BEP017 names, not yet in BIDS): region columns only (refused on voxels before the run), so its
     # few float64 matrices (48 MB at 1,000 regions) stay below the other writers' blocks: no memory term
     Writer("connectivity", ("relmat.tsv", "relmat.json"), _relmat, bidsignore=("*_relmat.tsv", "*_relmat.json")),
-    Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv", "hrf.tsv"), _node_files,
+    Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv", "hrf.tsv", "betaquality.tsv"),
+           _node_files,
            bidsignore=("*_trials.npy", "*_trials.tsv", "*_trials.json", "*_betas.npy", "*_betas.tsv",
-                       "*_betas.json", "*_hrf.tsv", "*_hrf.json")),
-    Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json", "hrf.json"),
+                       "*_betas.json", "*_hrf.tsv", "*_hrf.json", "*_betaquality.tsv", "*_betaquality.json")),
+    Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json", "hrf.json",
+                                   "betaquality.json"),
            _descriptions),
 )
 
