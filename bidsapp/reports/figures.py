@@ -149,7 +149,7 @@ def coverage_bars(structures: Sequence[str], counts: Sequence[int], *, title: st
         raise ValueError(f"coverage_bars: {len(structures)} structures but {len(counts)} counts")
     plt = _pyplot()
     names = [s.removeprefix("CIFTI_STRUCTURE_").replace("_", " ").lower() for s in structures]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(names) + 1.2))
+    fig, ax = plt.subplots(figsize=(8, 0.22 * len(names) + 1.2))
     ax.barh(np.arange(len(names)), counts, color="#1a5fb4")
     ax.set_yticks(np.arange(len(names)), names, fontsize=8)
     ax.invert_yaxis()
