@@ -138,8 +138,10 @@ def test_connectivity_and_group_figures(svg_text):
     dist = rng.uniform(10, 150, 300)
     text = _svg_text(F.distance_dependence({k: (dist, v) for k, v in qcfc.items()}, fmt="svg"))
     assert "distance between region centroids (mm)" in text
-    rho = np.corrcoef(dist, qcfc["simple"])[0, 1]
-    assert f"r(distance, QC-FC) = {rho:.3f}" in text
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(dist, qcfc["simple"])[0]
+    assert f"Spearman rho(distance, QC-FC) = {rho:.3f}" in text
     text = _svg_text(F.coverage_bars(["CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_THALAMUS_RIGHT"],
                                      [29696, 1288], fmt="svg"))
     assert "cortex left" in text and "thalamus right" in text and "grayordinates" in text

@@ -322,7 +322,10 @@ def qcfc_histograms(qcfc: dict[str, np.ndarray], *, fmt: str = "png") -> bytes:
 
 def distance_dependence(points: dict[str, tuple[np.ndarray, np.ndarray]], *, fmt: str = "png") -> bytes:
     """QC-FC against the distance between the two regions of each edge, one panel per strategy, with the
-    Pearson correlation of the two (distance dependence; near 0 is better)."""
+    Spearman correlation of the two (distance dependence, as the fMRIPrep denoising benchmark; near 0 is
+    better) and a least-squares line."""
+    from scipy.stats import spearmanr
+
     if not points:
         raise ValueError("distance_dependence: no strategy given")
     plt = _pyplot()
@@ -332,12 +335,12 @@ def distance_dependence(points: dict[str, tuple[np.ndarray, np.ndarray]], *, fmt
         dist, r = np.asarray(dist, dtype=float), np.asarray(r, dtype=float)
         ok = np.isfinite(dist) & np.isfinite(r)
         ax.scatter(dist[ok], r[ok], s=3, alpha=0.4, color="#1a5fb4", lw=0)
-        rho = np.corrcoef(dist[ok], r[ok])[0, 1] if ok.sum() > 2 else np.nan
+        rho = float(spearmanr(dist[ok], r[ok])[0]) if ok.sum() > 2 else np.nan
         if np.isfinite(rho):
             slope, icpt = np.polyfit(dist[ok], r[ok], 1)
             xs = np.array([dist[ok].min(), dist[ok].max()])
             ax.plot(xs, icpt + slope * xs, color="#c01c28", lw=1)
-        ax.set_title(f"{strategy}\nr(distance, QC-FC) = {rho:.3f}", fontsize=9)
+        ax.set_title(f"{strategy}\nSpearman rho(distance, QC-FC) = {rho:.3f}", fontsize=9)
         ax.set_xlabel("distance between region centroids (mm)")
     axes[0][0].set_ylabel("QC-FC (Pearson r)")
     fig.tight_layout()
