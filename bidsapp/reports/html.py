@@ -54,18 +54,9 @@ def summary_rows(meta: dict, fd: np.ndarray, n_volumes: int) -> list[tuple[str, 
     return rows
 
 
-def fmriprep_version(output_dir: Path) -> str | None:
-    """fMRIPrep's version from the ``GeneratedBy`` of the output folder's ``dataset_description.json``."""
-    try:
-        desc = json.loads((Path(output_dir) / "dataset_description.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return next((g.get("Version") for g in desc.get("GeneratedBy", []) if g.get("Name") == "fMRIPrep"), None)
-
-
 def participant_report(output_dir: Path, subject: str) -> Path | None:
     """Write ``sub-<subject>.html``: each run's summary, QC metrics and figures, then the methods text."""
-    from bidsapp.reports.methods import methods
+    from bidsapp.reports.methods import fmriprep_version, methods
     from bidsapp.reports.run_report import run_section
 
     output_dir = Path(output_dir)

@@ -5,6 +5,7 @@ fMRIPrep's boilerplate: paragraphs a user may paste into a methods section, with
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 #: number of regressors of each expansion of 6 motion parameters / of one signal (nilearn's models)
 _EXPANSION = {"basic": ("", 1), "derivatives": (" and their temporal derivatives", 2),
@@ -275,3 +276,32 @@ def methods(metas: Iterable[dict], *, fmriprep_version: str | None = None) -> tu
     cited = sorted(refs, key=lambda k: REFERENCES[k][0])
     lines += ["## References", ""] + [f"- {REFERENCES[k][0]}" for k in cited]
     return "\n".join(lines) + "\n", "\n\n".join(REFERENCES[k][1] for k in cited) + "\n"
+
+
+def fmriprep_version(output_dir: Path) -> str | None:
+    """fMRIPrep's version from the ``GeneratedBy`` of the output folder's ``dataset_description.json``."""
+    import json
+
+    try:
+        desc = json.loads((Path(output_dir) / "dataset_description.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return next((g.get("Version") for g in desc.get("GeneratedBy", []) if g.get("Name") == "fMRIPrep"), None)
+
+
+def write_citation(output_dir: Path) -> tuple[Path, Path] | None:
+    """Write ``logs/CITATION.md`` and ``logs/CITATION.bib`` for every complete run of the output folder
+    (a run with its sidecar); None when there is none."""
+    import json
+
+    from bidsapp.core.io import write_text
+
+    output_dir = Path(output_dir)
+    sidecars = sorted(output_dir.glob("sub-*/**/func/*_timeseries.json"))
+    metas = [dict(json.loads(sc.read_text()), BIDSAppRun=sc.name[: -len("_timeseries.json")]) for sc in sidecars]
+    if not metas:
+        return None
+    text, bib = methods(metas, fmriprep_version=fmriprep_version(output_dir))
+    logs = output_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    return write_text(logs / "CITATION.md", text), write_text(logs / "CITATION.bib", bib)
