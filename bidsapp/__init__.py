@@ -17,7 +17,7 @@ def __getattr__(name: str):
     if name in ("load", "dataset"):
         import importlib
 
-        value = getattr(importlib.import_module("bidsapp.loader"), name)
+        value = getattr(importlib.import_module("bidsapp.api"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'bidsapp' has no attribute {name!r}")

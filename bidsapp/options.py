@@ -351,7 +351,7 @@ def step_specs(settings) -> dict[str, dict]:
     derived from several options: the ``desc`` and mask ``desc`` labels, the settings recorded in the
     sidecar and the configuration hash.
     """
-    from bidsapp import derivatives as drv
+    from bidsapp.bids import naming
     from bidsapp.core.confounds import inapplicable_parameters
 
     specs: dict[str, dict] = {step: {} for step in STEPS}
@@ -375,6 +375,6 @@ def step_specs(settings) -> dict[str, dict]:
     del specs["collection"]["denoise"]
     del specs["outputs"]["desc_option"], specs["outputs"]["denoise"]  # both name the outputs: desc_label
     specs["outputs"].update(desc=settings.desc_label,
-                            mask_desc=drv.mask_desc(specs["outputs"].pop("strategy")),
+                            mask_desc=naming.mask_desc(specs["outputs"].pop("strategy")),
                             settings=settings.result_settings(), configuration_hash=settings.configuration_hash())
     return specs

@@ -51,7 +51,7 @@ def _configuration_hash(self) -> str:
 
 def _desc_label(self) -> str:
     """``desc`` entity of the outputs: ``--desc``, else the denoising strategy (``ica_aroma`` -> ``icaaroma``)."""
-    from bidsapp.derivatives import desc_label
+    from bidsapp.bids.naming import desc_label
 
     return self.desc or desc_label(self.denoise)
 

@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from bidsapp.collect import InputError, collect_runs
+from bidsapp.bids.collect import InputError, collect_runs
 
 
 def test_collect_demo(demo):

@@ -79,7 +79,7 @@ def test_labels_on_another_grid_refused_before_the_run(small_bold, tmp_path):
 
 def test_memory_terms_of_the_kinds():
     """Maps hold their pseudo-inverse (grows with maps x support voxels); voxels and labels add nothing."""
-    from bidsapp.resources import RunSize, node_memory_gb
+    from bidsapp.execution.memory import RunSize, node_memory_gb
 
     size = RunSize(n_volumes=300, n_features=200_000, grid_voxels=900_000)
     base = node_memory_gb(size)

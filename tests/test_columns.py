@@ -7,14 +7,14 @@ import shutil
 
 import pytest
 
-from bidsapp import columns, provenance
 from bidsapp.core.io import read_tsv
+from bidsapp.outputs import descriptions, provenance
 
 
 def test_every_column_of_every_table_is_described(demo_outputs, tmp_path):
     out = demo_outputs / "bidsapp-demo-output" / "derivatives-bidsapp"
     tables = sorted(out.rglob("*.tsv"))
-    kinds = {columns.kind_of(t) for t in tables}
+    kinds = {descriptions.kind_of(t) for t in tables}
     assert kinds == {"samples", "features", "trials", "betas"}
     for tsv in tables:
         sidecar = tsv.with_suffix(".json")
@@ -26,7 +26,7 @@ def test_every_column_of_every_table_is_described(demo_outputs, tmp_path):
         listed = [f["Path"] if isinstance(f, dict) else f for f in meta["OutputFiles"]]
         assert sidecar.name in listed  # listed with the run's outputs
         ignore = (out / ".bidsignore").read_text().splitlines()
-        assert f"*_{columns.kind_of(tsv)}.json" in ignore
+        assert f"*_{descriptions.kind_of(tsv)}.json" in ignore
     samples = json.loads(next(out.rglob("*_samples.json")).read_text())
     assert samples["onset"]["Units"] == "s" and samples["framewise_displacement"]["Units"] == "mm"
     assert set(samples["kept"]["Levels"]) == {"True", "False"}
@@ -47,22 +47,22 @@ def test_every_column_of_every_table_is_described(demo_outputs, tmp_path):
 
 def test_describe_errors_and_kinds():
     with pytest.raises(ValueError, match=r"column 'volumes' of a samples table has no description"):
-        columns.describe("samples", ["volume", "volumes"])
+        descriptions.describe("samples", ["volume", "volumes"])
     with pytest.raises(ValueError, match="unknown table kind 'bold'"):
-        columns.describe("bold", ["a"])
-    assert columns.describe("betas", ["index", "rt"])["rt"]["Description"].startswith("Column of the run's events")
-    atlas = columns.describe("features", ["column", "label", "name", "x"], {"atlas_name": "halves"})
+        descriptions.describe("bold", ["a"])
+    assert descriptions.describe("betas", ["index", "rt"])["rt"]["Description"].startswith("Column of the run's events")
+    atlas = descriptions.describe("features", ["column", "label", "name", "x"], {"atlas_name": "halves"})
     assert "region" in atlas["x"]["Description"]
-    assert columns.kind_of("a/sub-01_desc-x_trials.tsv") == "trials" and columns.kind_of("x_bold.tsv") is None
+    assert descriptions.kind_of("a/sub-01_desc-x_trials.tsv") == "trials" and descriptions.kind_of("x_bold.tsv") is None
     with pytest.raises(ValueError, match="not a bidsapp table"):
-        columns.write_sidecar("sub-01_events.tsv")
-    assert "+ 5 s" in columns.describe("samples", ["trial"], {"hrf_lag": 5})["trial"]["Description"]
+        descriptions.write_sidecar("sub-01_events.tsv")
+    assert "+ 5 s" in descriptions.describe("samples", ["trial"], {"hrf_lag": 5})["trial"]["Description"]
 
 
 def test_write_sidecar_of_a_staged_table(tmp_path):
     src = tmp_path / "samples.tsv"  # a node's output, named without entities
     src.write_text("volume\tonset\tkept\n0\t1.0\tTrue\n")
-    dst = columns.write_sidecar(src, kind="samples", dst=tmp_path / "staged.json")
+    dst = descriptions.write_sidecar(src, kind="samples", dst=tmp_path / "staged.json")
     assert list(json.loads(dst.read_text())) == ["volume", "onset", "kept"]
 
 

@@ -7,7 +7,7 @@ import pwd
 
 import pytest
 
-from bidsapp.execution import ensure_logname
+from bidsapp.execution.plugins import ensure_logname
 
 
 @pytest.mark.parametrize("value", [None, ""])

@@ -317,7 +317,7 @@ def test_group_level_intersects_grayordinate_columns(demo, tmp_path, capsys):
     from nibabel.cifti2 import cifti2_axes as ca
 
     from bidsapp.core import cifti
-    from bidsapp.group import _grayordinate_intersection
+    from bidsapp.workflows.group import _grayordinate_intersection
 
     _, out = demo
     copy = tmp_path / "out"
@@ -356,8 +356,8 @@ def test_group_level_intersects_grayordinate_columns(demo, tmp_path, capsys):
 
 
 def test_gifti_atlas_names(tmp_path):
+    from bidsapp.bids.collect import InputError
     from bidsapp.cli.run import _right_hemisphere
-    from bidsapp.collect import InputError
 
     for name in ("toy_hemi-L.label.gii", "atlas-toy_hemi-L_dseg.label.gii"):
         (tmp_path / name).touch()

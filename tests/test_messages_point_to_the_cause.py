@@ -11,9 +11,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from bidsapp.bids.collect import collect_runs
 from bidsapp.cli.parser import parse_args
 from bidsapp.cli.run import main, vertex_coordinates
-from bidsapp.collect import collect_runs
 from bidsapp.demo import make_dataset
 from bidsapp.reports.html import cleaning_summary
 

@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-import bidsapp.checksums as checksums
-from bidsapp.checksums import ChecksumCache
+import bidsapp.outputs.checksums as checksums
 from bidsapp.core.io import atomic_path, remove_temporaries
-from bidsapp.outputs import RunWriter, reuse_status
+from bidsapp.outputs.checksums import ChecksumCache
+from bidsapp.outputs.transaction import RunWriter, reuse_status
 
 
 def _sha(data: bytes) -> str:

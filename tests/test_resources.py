@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bidsapp import demo
-from bidsapp.resources import BASE_GB, RunSize, node_memory_gb
+from bidsapp.execution.memory import BASE_GB, RunSize, node_memory_gb
 
 NODES = ("provenance", "mask", "masking", "cleaning", "segmentation", "derivatives")
 

@@ -137,8 +137,8 @@ def test_deferred_signal_is_raised_when_the_zone_ends_and_ignored_ones_at_the_ne
     """The mechanism in-process: a signal inside ``deferred`` is raised on leaving it; one whose exception Python
     ignores (here in a ``__del__``) is silent and raised by the next ``check``; a second signal while the first
     is handled is only recorded; ``restore`` gives back the handlers and forgets the signal."""
-    from bidsapp import interrupts
     from bidsapp.errors import Interrupted
+    from bidsapp.execution import interrupts
 
     before = signal.getsignal(signal.SIGTERM)
     restore = interrupts.install()

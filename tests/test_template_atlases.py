@@ -105,7 +105,7 @@ def test_unknown_atlas_name_one_line(tf_tree, tmp_path, monkeypatch, capsys):
 
 def test_fetch_command_asks_templateflow_for_images_and_tables(capsys):
     """bidsapp-fetch-templates --atlas: the images (dseg and probseg) and the label tables, nothing else."""
-    from bidsapp.templates import fetch_atlas
+    from bidsapp.cli.fetch_templates import fetch_atlas
 
     calls = []
 

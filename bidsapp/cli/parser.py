@@ -286,8 +286,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         if option.none_word and values.get(option.name) == "none":
             values[option.name] = None
     _set_folders(values)
+    from bidsapp.bids.naming import check_label, desc_label
     from bidsapp.core.atlases import looks_like_name, parse_name
-    from bidsapp.derivatives import check_label, desc_label
 
     atlas = values.get("atlas")
     if atlas is not None and not Path(atlas).is_file() and looks_like_name(str(atlas)):  # a TemplateFlow atlas
@@ -342,7 +342,7 @@ def _set_folders(values: dict) -> None:
 def _set_execution(values: dict) -> None:
     """Fill the machine's defaults of --mem-gb and --nprocs in ``values``; check the plugin options."""
     if values.get("mem_gb") is None:
-        from bidsapp.resources import default_mem_gb
+        from bidsapp.execution.memory import default_mem_gb
 
         values["mem_gb"] = default_mem_gb()
     if values.get("nprocs") is None:

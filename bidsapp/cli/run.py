@@ -17,14 +17,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bidsapp import interrupts
+from bidsapp.bids.collect import Run, collect_runs
 from bidsapp.cli.errors import DISK_ERRNOS, crash_reason, os_error_line
+from bidsapp.cli.messages import cli_words
 from bidsapp.cli.parser import parse_args
-from bidsapp.collect import Run, collect_runs
 from bidsapp.errors import InputError, Interrupted, UsageError, WorkFolderBusy
-from bidsapp.messages import cli_words
+from bidsapp.execution import interrupts
+from bidsapp.execution.workdir import work_folder
 from bidsapp.settings import Settings
-from bidsapp.workdir import work_folder
 
 if TYPE_CHECKING:
     from bidsapp.workflows.base import RunPlan
@@ -89,10 +89,10 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
     Every node starts from its step's spec (:func:`bidsapp.options.step_specs`, the settings) and gets the
     run's own values (files, repetition time, start time, space, grayordinate files) added.
     """
-    from bidsapp.checksums import identity_stamp
     from bidsapp.core import columns
     from bidsapp.core.grayordinates import is_grayordinate_file
     from bidsapp.options import NODE_STEPS, step_specs
+    from bidsapp.outputs.checksums import identity_stamp
     from bidsapp.workflows.base import RunPlan
 
     kind = columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s))
@@ -172,7 +172,7 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
 
     from bidsapp.core import columns, grayordinates
     from bidsapp.core.io import load_header
-    from bidsapp.resources import RunSize, node_memory_gb
+    from bidsapp.execution.memory import RunSize, node_memory_gb
 
     space = columns.get(kind or columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s)))
     if space.on_grayordinates:  # columns: the grayordinates (no grid, no mask)
@@ -341,7 +341,7 @@ def start_time_of(metadata: dict) -> tuple[float, str]:
 
 def _variant(stem: str) -> tuple:
     """The name of an output variant: the entities of an output stem that do not name the run (space, atlas, desc)."""
-    from bidsapp.loader import _RUN_ENTITIES, _entities_of
+    from bidsapp.api import _RUN_ENTITIES, _entities_of
 
     return tuple((k, v) for k, v in _entities_of(stem).items() if k not in _RUN_ENTITIES)
 
@@ -363,8 +363,9 @@ def _without_desc(variant: tuple) -> tuple:
 
 
 def _current_configuration(run: Run, s: Settings, cache) -> dict:
-    """This invocation's configuration of a run, as :func:`bidsapp.outputs.configuration_of` reads a sidecar."""
-    from bidsapp.outputs import configuration_of
+    """This invocation's configuration of a run, as
+    :func:`bidsapp.outputs.transaction.configuration_of` reads a sidecar."""
+    from bidsapp.outputs.transaction import configuration_of
 
     files, _ = source_files(run, s)
     sources = [{"Role": role, "SHA256": cache.sha256(path)} for role, path in files.items()
@@ -377,8 +378,8 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
     atlas and desc, any participant) but made with other settings or another atlas file are refused (exit 2)
     unless ``--replace-outputs`` is given; then they are returned (sidecar, differing parameters), for
     :func:`replace_outputs` once every input check has passed."""
-    from bidsapp.loader import _SHORT
-    from bidsapp.outputs import configuration_of, describe_differences, differing_parameters
+    from bidsapp.api import _SHORT
+    from bidsapp.outputs.transaction import configuration_of, describe_differences, differing_parameters
 
     current: dict[tuple, dict] = {}
     for run in runs:
@@ -426,9 +427,9 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
 def replace_outputs(replaced: list[tuple[Path, dict]], output_dir: Path) -> None:
     """``--replace-outputs``: remove the sidecars of outputs of the same name made with other settings (under
     each run's lock), before any run is written: they are incomplete until recomputed, never mixed."""
-    from bidsapp.derivatives import RunNaming
-    from bidsapp.loader import _entities_of
-    from bidsapp.outputs import describe_differences, run_lock
+    from bidsapp.api import _entities_of
+    from bidsapp.bids.naming import RunNaming
+    from bidsapp.outputs.transaction import describe_differences, run_lock
 
     for sidecar, diff in replaced:
         stem = sidecar.name[: -len("_timeseries.json")]
@@ -440,10 +441,10 @@ def replace_outputs(replaced: list[tuple[Path, dict]], output_dir: Path) -> None
 
 
 def naming(run: Run, s: Settings):
-    """The :class:`~bidsapp.derivatives.RunNaming` of a run's outputs under these settings."""
-    from bidsapp import derivatives as drv
+    """The :class:`~bidsapp.bids.naming.RunNaming` of a run's outputs under these settings."""
+    from bidsapp.bids.naming import RunNaming
 
-    return drv.RunNaming(dict(run.entities, space=run.space or s.space), desc=s.desc_label, atlas=s.atlas_name)
+    return RunNaming(dict(run.entities, space=run.space or s.space), desc=s.desc_label, atlas=s.atlas_name)
 
 
 class _Progress:
@@ -495,9 +496,9 @@ LOCAL_PLUGINS = ("MultiProc", "Linear")
 def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[list[Run], list[tuple[Path, dict]]]:
     """The runs whose outputs are not current (one line each: skipped, or compute and why), and the outputs of
     the same name made with other settings that ``--replace-outputs`` replaces (see :func:`check_output_names`)."""
-    from bidsapp import derivatives as drv
-    from bidsapp.checksums import ChecksumCache
-    from bidsapp.outputs import clear_temporaries, reuse_status
+    from bidsapp.outputs import provenance
+    from bidsapp.outputs.checksums import ChecksumCache
+    from bidsapp.outputs.transaction import clear_temporaries, reuse_status
 
     cache = ChecksumCache(cache_dir)
     replaced = check_output_names(runs, s, cache)
@@ -511,7 +512,7 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[lis
             reason = "made with other settings (--replace-outputs)"
         else:
             reason = reuse_status(sidecar, configuration_hash=rs.configuration_hash(),
-                                  current_sources=lambda f=files, r=roots: drv.sources(f, r, cache, s.nprocs),
+                                  current_sources=lambda f=files, r=roots: provenance.sources(f, r, cache, s.nprocs),
                                   cache=cache)
         if reason is None:
             clear_temporaries(s.output_dir, naming(run, rs))
@@ -524,8 +525,8 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[lis
 
 
 def participant(s: Settings) -> int:
-    from bidsapp import derivatives as drv
     from bidsapp.options import step_specs
+    from bidsapp.outputs import dataset
     from bidsapp.workflows.base import init_bidsapp_wf
 
     t0 = time.monotonic()
@@ -534,8 +535,8 @@ def participant(s: Settings) -> int:
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
     _check_writable(s.output_dir)
     try:
-        drv.check_output_owner(s.output_dir)
-        drv.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
+        dataset.check_output_owner(s.output_dir)
+        dataset.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     except ValueError as exc:
         raise InputError(str(exc), code=2) from None
     cache_dir = s.output_dir / "logs" / "checksums"
@@ -543,7 +544,7 @@ def participant(s: Settings) -> int:
     warn_inapplicable(s)
     plans = [plan_run(r, run_settings(r, s), cache_dir) for r in todo]
     replace_outputs(replaced, s.output_dir)
-    drv.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
+    dataset.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)
     if not plans:
         return 0
@@ -578,7 +579,7 @@ def participant(s: Settings) -> int:
 
 def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invocation: str, work: Path) -> None:
     """Run the nipype workflow; a failure becomes one line naming the run's file and the fix."""
-    from bidsapp.execution import OrphanSafeMultiProc, ensure_logname
+    from bidsapp.execution.plugins import OrphanSafeMultiProc, ensure_logname
 
     labels = {plan.name: r.label for plan, r in zip(plans, todo)}
     plugin_args = json.loads(s.plugin_args) if s.plugin_args else {}
@@ -627,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run bidsapp; returns the exit code (0 success, 1 failure, 2 usage, 16-18/66 BIDS Apps codes, 128 + the
     signal number when interrupted: 129 SIGHUP, 130 SIGINT, 143 SIGTERM, whenever the signal arrives)."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
-    from bidsapp.messages import install_warning_format
+    from bidsapp.cli.messages import install_warning_format
 
     install_warning_format()
     if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
@@ -667,7 +668,7 @@ def _main(argv: list[str] | None, verbose: bool) -> int:
                 nipype_config.set("logging", key, "CRITICAL")
             nipype_logging.update_logging(nipype_config)
         if s.analysis_level == "group":
-            from bidsapp.group import group_level
+            from bidsapp.workflows.group import group_level
             return group_level(s)
         return participant(s)
     except SystemExit as exc:  # argparse

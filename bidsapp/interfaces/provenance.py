@@ -6,8 +6,8 @@ import datetime as dt
 
 from nipype.interfaces.base import BaseInterfaceInputSpec, SimpleInterface, TraitedSpec, traits
 
-from bidsapp import derivatives as drv
-from bidsapp.checksums import ChecksumCache
+from bidsapp.outputs import provenance
+from bidsapp.outputs.checksums import ChecksumCache
 
 
 class _HashInputsInput(BaseInterfaceInputSpec):
@@ -30,6 +30,6 @@ class HashInputs(SimpleInterface):
 
     def _run_interface(self, runtime):
         started = dt.datetime.now(dt.timezone.utc).isoformat()
-        sources = drv.sources(self.inputs.files, self.inputs.roots, ChecksumCache(self.inputs.cache_dir))
+        sources = provenance.sources(self.inputs.files, self.inputs.roots, ChecksumCache(self.inputs.cache_dir))
         self._results.update(sources=sources, started=started)
         return runtime

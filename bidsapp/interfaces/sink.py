@@ -10,12 +10,13 @@ import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
-from bidsapp import columns, provenance
-from bidsapp import derivatives as drv
-from bidsapp.checksums import ChecksumCache
+from bidsapp.bids.naming import RunNaming
 from bidsapp.core import columns as column_spaces
 from bidsapp.core.io import iter_npy_rows, read_tsv, remove_temporaries, write_nifti_series, write_tsv_rows
-from bidsapp.outputs import RunWriter, reuse_status, run_lock
+from bidsapp.outputs import descriptions, provenance
+from bidsapp.outputs.checksums import ChecksumCache
+from bidsapp.outputs.provenance import generated_by, software_versions
+from bidsapp.outputs.transaction import RunWriter, reuse_status, run_lock
 
 #: rows of the array read at a time for the tsv.gz and nii.gz outputs (bounded memory)
 ROW_BLOCK_BYTES = 64 * 2**20
@@ -61,7 +62,7 @@ class WriteDerivatives(SimpleInterface):
 
     Outputs that are already current (another invocation wrote them meanwhile) are kept.
     Otherwise the old sidecar goes first, files are staged and renamed, and the sidecar,
-    listing every output with its size and SHA-256, comes last (see :mod:`bidsapp.outputs`).
+    listing every output with its size and SHA-256, comes last (see :mod:`bidsapp.outputs.transaction`).
     """
 
     input_spec = _SinkInput
@@ -70,7 +71,7 @@ class WriteDerivatives(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        naming = drv.RunNaming(dict(i.entities), desc=i.desc, atlas=i.atlas_name)
+        naming = RunNaming(dict(i.entities), desc=i.desc, atlas=i.atlas_name)
         cache = ChecksumCache(i.cache_dir)
         sidecar_path = naming.sidecar(Path(i.output_dir))
         with run_lock(Path(i.output_dir), naming.identity):
@@ -89,7 +90,7 @@ class WriteDerivatives(SimpleInterface):
                              out_files=[str(sidecar_path.parent / f["Path"]) for f in writer.entries])
         return runtime
 
-    def _write(self, naming: drv.RunNaming, writer: RunWriter) -> None:
+    def _write(self, naming: RunNaming, writer: RunWriter) -> None:
         i = self.inputs
         out = Path(i.output_dir)
 
@@ -130,9 +131,9 @@ class WriteDerivatives(SimpleInterface):
         for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
             writer.install(src, naming.path(out, key.split("_")[0], ext))
-        for entry in [e for e in writer.entries if columns.kind_of(e["Path"])]:  # BIDS column descriptions
-            with writer.put(naming.path(out, columns.kind_of(entry["Path"]), ".json")) as tmp:
-                columns.write_sidecar(writer.folder / entry["Path"], i.settings, dst=tmp, space=i.column_space)
+        for entry in [e for e in writer.entries if descriptions.kind_of(e["Path"])]:  # BIDS column descriptions
+            with writer.put(naming.path(out, descriptions.kind_of(entry["Path"]), ".json")) as tmp:
+                descriptions.write_sidecar(writer.folder / entry["Path"], i.settings, dst=tmp, space=i.column_space)
         writer.finish(provenance.with_uris(self._sidecar(X, space, image), i.sources))  # paths as BIDS URIs
 
     def _sidecar(self, X, space, image: Path | None) -> dict:
@@ -164,14 +165,14 @@ class WriteDerivatives(SimpleInterface):
             "Trials": json.loads(Path(i.segment_info).read_text()) if i.segment_info else None,
             "Parameters": i.settings,
             "ConfigurationHash": i.configuration_hash,
-            "SoftwareVersions": drv.software_versions(),
-            "GeneratedBy": [drv.generated_by()],
+            "SoftwareVersions": software_versions(),
+            "GeneratedBy": [generated_by()],
             "StartedAt": i.started,
             "FinishedAt": now.isoformat(),
             "DurationSeconds": round((now - started).total_seconds(), 3),
         }
 
-    def _write_grayordinates(self, naming: drv.RunNaming, writer: RunWriter, X, space) -> None:
+    def _write_grayordinates(self, naming: RunNaming, writer: RunWriter, X, space) -> None:
         """``--output-format dtseries.nii`` / ``func.gii``: the cleaned rows back on the grayordinates."""
         from bidsapp.core import cifti
         from bidsapp.core import grayordinates as go

@@ -129,7 +129,7 @@ def test_interrupt_is_one_line_naming_the_kept_work_folder(data, tmp_path, signu
 
 
 def test_stale_work_folders_are_removed(tmp_path):
-    from bidsapp import workdir
+    from bidsapp.execution import workdir
 
     now = time.time()
     dead, failed, old_failed, young, busy = (tmp_path / f"bidsapp-work-{n}" for n in range(5))

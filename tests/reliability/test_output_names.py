@@ -28,11 +28,11 @@ def test_atlas_name_must_be_a_bids_label(data, tmp_path, capsys, name):
 
 def test_writer_refuses_paths_outside_the_output_folder(tmp_path):
     """The naming place refuses any entity that is not a label and any path that would escape."""
-    from bidsapp import derivatives as drv
+    from bidsapp.bids import naming
 
     with pytest.raises(ValueError, match="not a BIDS label"):
-        drv.output_path(tmp_path, {"subject": "../..", "task": "x"}, "timeseries", ".npy")
-    naming = drv.RunNaming({"subject": "01", "task": "x", "space": "MNI"}, desc="simple", atlas="a/b")
+        naming.output_path(tmp_path, {"subject": "../..", "task": "x"}, "timeseries", ".npy")
+    naming = naming.RunNaming({"subject": "01", "task": "x", "space": "MNI"}, desc="simple", atlas="a/b")
     with pytest.raises(ValueError, match="not a BIDS label"):
         naming.sidecar(tmp_path)
 
@@ -41,10 +41,10 @@ def test_desc_labels_are_alphanumeric_and_pybids_reads_them(tmp_path):
     """--denoise ica_aroma writes desc-icaaroma (pybids read desc-ica_aroma as desc-ica)."""
     from bids.layout import parse_file_entities
 
-    from bidsapp import derivatives as drv
+    from bidsapp.bids import naming
 
-    naming = drv.RunNaming({"subject": "01", "task": "rest", "run": "1", "space": "MNI152NLin6Asym", "res": "2"},
-                           desc=drv.desc_label("ica_aroma"))
+    naming = naming.RunNaming({"subject": "01", "task": "rest", "run": "1", "space": "MNI152NLin6Asym", "res": "2"},
+                           desc=naming.desc_label("ica_aroma"))
     path = naming.sidecar(tmp_path)
     assert path.name == "sub-01_task-rest_run-1_space-MNI152NLin6Asym_res-2_desc-icaaroma_timeseries.json"
     ents = parse_file_entities(str(path), config=["bids", "derivatives"])
@@ -115,7 +115,7 @@ def test_non_ascii_atlas_names(data, tmp_path, capsys):
 
 def test_echo_and_part_runs_find_the_runs_confounds_and_mask(data, tmp_path):
     """fMRIPrep writes one confounds file and brain mask per run, not per echo or part."""
-    from bidsapp.collect import collect_runs
+    from bidsapp.bids.collect import collect_runs
 
     bids, _ = data
     fmriprep, func = _sub01_fmriprep(bids, tmp_path)
@@ -130,7 +130,7 @@ def test_echo_and_part_runs_find_the_runs_confounds_and_mask(data, tmp_path):
 
 def test_symlinked_inputs_are_named_where_they_are_found(tmp_path):
     """DataLad / git-annex datasets: URIs name the file in the dataset, not its annex object."""
-    from bidsapp.derivatives import source_uri
+    from bidsapp.outputs.provenance import source_uri
 
     raw = tmp_path / "bids"
     annex = raw / ".git" / "annex" / "objects" / "ab"

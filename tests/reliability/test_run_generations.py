@@ -23,7 +23,7 @@ def test_failure_after_array_replaced_leaves_no_sidecar_and_rerun_recomputes(dat
     """The new array replaced the old one, then the write failed (disk full / kill): the old
     sidecar must not describe the new array, and a rerun must not skip the run."""
     bids, ref = data
-    from bidsapp.outputs import RunWriter
+    from bidsapp.outputs.transaction import RunWriter
 
     real_install = RunWriter.install
 

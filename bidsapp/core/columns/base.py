@@ -128,5 +128,5 @@ class ColumnSpace(ABC):
 
     @classmethod
     def memory_terms(cls, n_volumes: int, n_columns: int, support_voxels: int) -> dict[str, int]:
-        """Bytes each node needs beyond the voxel model of :mod:`bidsapp.resources` (node -> bytes)."""
+        """Bytes each node needs beyond the voxel model of :mod:`bidsapp.execution.memory` (node -> bytes)."""
         return {}

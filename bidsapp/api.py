@@ -530,7 +530,7 @@ def _column_space(runs: list[Run]) -> tuple[list[np.ndarray], np.ndarray | None]
 
 def _check_configurations(runs: list[Run]) -> None:
     """Runs made with different settings (or atlas files) are never stacked: one error naming them."""
-    from bidsapp.outputs import configuration_of, describe_differences, differing_parameters
+    from bidsapp.outputs.transaction import configuration_of, describe_differences, differing_parameters
 
     first = configuration_of(runs[0].meta)
     for run in runs[1:]:

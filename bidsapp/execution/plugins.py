@@ -14,8 +14,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 from nipype.pipeline.plugins.multiproc import MultiProcPlugin, process_initializer, run_node
 
-from bidsapp import interrupts
-from bidsapp.messages import install_warning_format
+from bidsapp.cli.messages import install_warning_format
+from bidsapp.execution import interrupts
 
 _PR_SET_PDEATHSIG = 1
 
@@ -77,7 +77,7 @@ class OrphanSafeMultiProc(MultiProcPlugin):
     - When a node cannot even write its result file (a full work disk), nipype's worker raises
       out of its error handler, the task is never marked done and the run hangs forever. Here
       such a task is reported as failed with its traceback.
-    - Workers are forked with the interrupt signals deferred (:mod:`bidsapp.interrupts`): a signal during a
+    - Workers are forked with the interrupt signals deferred (:mod:`bidsapp.execution.interrupts`): a signal during a
       fork is raised after it, not lost in an at-fork callback; each loop of the scheduler is a safe point.
     """
 

@@ -148,7 +148,7 @@ def describe(kind: str, header: list[str], settings: dict | None = None, space: 
         elif kind in ("trials", "betas"):
             out[col] = {"Description": _EXTRA}
         else:
-            raise ValueError(f"column {col!r} of a {kind} table has no description in bidsapp.columns.")
+            raise ValueError(f"column {col!r} of a {kind} table has no description in bidsapp.outputs.descriptions.")
     return out
 
 

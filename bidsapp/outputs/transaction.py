@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bidsapp import __version__
-from bidsapp.checksums import ChecksumCache
 from bidsapp.core.io import remove_temporaries, sha256sum, temporary_path, write_text
+from bidsapp.outputs.checksums import ChecksumCache
 
 SIDECAR_GLOB = "*_timeseries.json"
 

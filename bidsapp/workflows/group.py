@@ -10,11 +10,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.columns import write_sidecar
 from bidsapp.core import columns
 from bidsapp.core.io import save_nifti, write_tsv
-from bidsapp.derivatives import check_output_owner, read_run_outputs
 from bidsapp.errors import InputError
+from bidsapp.outputs.dataset import check_output_owner
+from bidsapp.outputs.descriptions import write_sidecar
+from bidsapp.outputs.reader import read_run_outputs
 from bidsapp.settings import Settings
 
 

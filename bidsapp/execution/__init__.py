@@ -1,0 +1,1 @@
+"""Running the workflow: nipype plugins, work folders, signals and the memory model."""
