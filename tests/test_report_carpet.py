@@ -91,3 +91,23 @@ def test_carpet_data_refuses_mismatched_shapes():
         carpet_data(np.zeros((5, 4)), np.zeros((3, 5)), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="increasing"):
         carpet_data(np.zeros((5, 4)), np.zeros((2, 4)), np.array([3, 1]))
+
+
+def test_quantized_carpet_keeps_what_the_plot_shows():
+    from bidsapp.core.carpet import dequantize, quantize
+
+    rng = np.random.default_rng(6)
+    z = rng.normal(0, 1.5, (200, 300))
+    z[rng.random(z.shape) < 0.05] = np.nan
+    back = dequantize(quantize(z))
+    assert np.array_equal(np.isnan(back), np.isnan(z))
+    ok = np.isfinite(z)
+    np.testing.assert_allclose(back[ok], np.clip(z[ok], -3, 3), atol=3 / 254 + 1e-6)  # half a grey step
+
+
+def test_memory_model_uses_the_carpet_sizes():
+    from bidsapp.core import carpet
+    from bidsapp.execution import memory
+    from bidsapp.interfaces import report
+
+    assert memory.CARPET_BLOCK == carpet.COLUMN_BLOCK and memory.CARPET_COLUMNS == report.CARPET_COLUMNS

@@ -16,6 +16,23 @@ COLUMN_BLOCK = 4096
 #: 1.349 = the interquartile range of a standard normal distribution (robust SD = IQR / 1.349)
 IQR_TO_SD = 1.349
 
+#: the carpet is stored as uint8 over z in [-Z_RANGE, Z_RANGE] (the plot shows -2 to 2); 255 is NaN (censored)
+Z_RANGE = 3.0
+
+
+def quantize(z: np.ndarray) -> np.ndarray:
+    """z-scores -> uint8 (0..254 over [-3, 3], clipped; NaN -> 255): what the carpet plot can show, in a
+    quarter of float32's bytes."""
+    q = np.rint((np.clip(z, -Z_RANGE, Z_RANGE) + Z_RANGE) / (2 * Z_RANGE) * 254)
+    return np.where(np.isfinite(z), q, 255).astype(np.uint8)
+
+
+def dequantize(q: np.ndarray) -> np.ndarray:
+    """uint8 carpet -> float32 z-scores (NaN where 255)."""
+    z = q.astype(np.float32) / 254 * (2 * Z_RANGE) - Z_RANGE
+    z[q == 255] = np.nan
+    return z
+
 
 @dataclass
 class CarpetData:

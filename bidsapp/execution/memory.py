@@ -19,6 +19,8 @@ CLEAN_CHUNK = 16384
 LSS_CHUNK = 32768
 #: rows read at a time by the sink for tsv.gz / nii.gz outputs
 SINK_BLOCK_BYTES = 64 * 2**20
+#: columns read at a time for DVARS, and columns of the carpet (``bidsapp.core.carpet``)
+CARPET_BLOCK, CARPET_COLUMNS = 4096, 2000
 #: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
 STREAM_BUFFERS = 40 * 2**20
 #: margin on the data terms (allocator slack, small temporaries)
@@ -49,7 +51,7 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     -------
     dict
         Node name (``provenance``, ``mask``, ``masking``, ``cleaning``, ``segmentation``,
-        ``derivatives``) -> GB.
+        ``report``, ``derivatives``) -> GB.
     """
     t, v, g = size.n_volumes, size.n_features, size.grid_voxels
     x = t * v * 4  # the float32 array
@@ -61,6 +63,10 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         "cleaning": x + 8 * t * t * 8 + 4 * clean_chunk,
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
         + ((size.n_trials + t) * min(v, LSS_CHUNK) * 8 * 2 + 6 * size.n_trials * t * 8 if lss else 0),
+        # the arrays before and after cleaning (mapped, every page read once), DVARS's column blocks, the
+        # carpet's columns in float64 and the mean image
+        "report": 2 * x + 10 * t * min(v, CARPET_BLOCK) * 8 + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2
+        + STREAM_BUFFERS,
         "derivatives": (3 * SINK_BLOCK_BYTES if set(output_format) & {"tsv.gz", "nii.gz"} else 0) + g * 4 * 3,
     }
     for node, nbytes in (column_terms or {}).items():

@@ -41,6 +41,8 @@ class _SinkInput(BaseInterfaceInputSpec):
     clean_info = File(exists=True, mandatory=True)
     trial_files = traits.Dict(value={}, usedefault=True)
     segment_info = traits.Either(None, File(exists=True), default=None, usedefault=True)
+    report_data = traits.Either(None, File(exists=True), default=None, usedefault=True,
+                                desc="what the report draws (carpet, DVARS, mean image), .npz")
     settings = traits.Dict(mandatory=True)
     configuration_hash = traits.Str(mandatory=True)
     sources = traits.List(traits.Dict, mandatory=True)
@@ -128,6 +130,8 @@ class WriteDerivatives(SimpleInterface):
             suffix, ext, desc = space_cls.image
             image = naming.path(out, suffix, ext, desc=desc)
             writer.install(i.atlas_on_grid, image)
+        if i.report_data:
+            writer.install(i.report_data, naming.path(out, "reportdata", ".npz"))
         for key, src in sorted(i.trial_files.items()):
             ext = "".join(Path(src).suffixes)
             writer.install(src, naming.path(out, key.split("_")[0], ext))

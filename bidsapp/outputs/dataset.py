@@ -16,7 +16,7 @@ from bidsapp.outputs.provenance import generated_by
 
 #: suffixes written by bidsapp that the BIDS validator does not know
 BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.npy", "*_trials.tsv",
-              "*_betas.npy", "*_betas.tsv", "logs/", "*.html", "group_runs.tsv",
+              "*_betas.npy", "*_betas.tsv", "*_reportdata.npz", "logs/", "*.html", "group_runs.tsv",
               "*_desc-intersection_mask.nii.gz", "*_desc-intersection_mask.dscalar.nii",
               "*_desc-intersection_mask.json", "*_desc-brain_mask.dscalar.nii",
               "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json"]

@@ -214,6 +214,9 @@ def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time
     axes[1].plot(times, dvars_after, color="#26a269", lw=1, label="after cleaning")
     axes[1].legend(loc="upper right", fontsize=8)
     axes[1].set_ylabel("std. DVARS\n(ratio, 1 = expected)")
+    shown = np.r_[np.asarray(dvars_before)[~censored], np.asarray(dvars_after)[~censored]]
+    if np.isfinite(shown).any():  # the scale of the kept volumes (a censored spike would flatten them)
+        axes[1].set_ylim(0, 1.1 * float(np.nanmax(shown)))
     cmap = plt.get_cmap("gray").with_extremes(bad=CENSORED)
     for ax, data, what in ((axes[2], before, "before cleaning"), (axes[3], after, "after cleaning")):
         ax.imshow(np.ma.masked_invalid(data.T), aspect="auto", cmap=cmap, vmin=-2, vmax=2, extent=ext,

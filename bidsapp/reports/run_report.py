@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from bidsapp.core.carpet import dequantize
 from bidsapp.core.io import read_tsv
+from bidsapp.outputs.reader import RunOutputs, read_run_outputs
 from bidsapp.reports import figures
 from bidsapp.reports.page import figure, key_values, table
 
@@ -30,28 +31,42 @@ OVERLAY_KIND = {"voxels": "mask", "labels": "labels", "maps": "maps", "spheres":
 
 @dataclass
 class RunFiles:
-    """A run's outputs as the report reads them."""
+    """A run's outputs as the report reads them: what :func:`read_run_outputs` gives, and the paths of the
+    files its sidecar lists."""
 
+    run: RunOutputs
     sidecar: Path
-    meta: dict
-    samples: dict[str, list[str]]
-    outputs: dict[str, Path] = field(default_factory=dict)  # by the end of the file name (suffix + extension)
+    outputs: dict[str, Path] = field(default_factory=dict)  # by file name
+
+    @property
+    def meta(self) -> dict:
+        return self.run.meta
 
     @property
     def stem(self) -> str:
-        return self.sidecar.name[: -len("_timeseries.json")]
+        return self.run.stem
+
+    @property
+    def onsets(self) -> np.ndarray:
+        """Time of each volume (s): StartTime + volume * TR."""
+        return self.meta.get("StartTime", 0.0) + np.arange(self.run.n_volumes) * self.meta["RepetitionTime"]
+
+    @property
+    def non_steady_state(self) -> np.ndarray:
+        nss = np.zeros(self.run.n_volumes, dtype=bool)
+        nss[(self.meta.get("NonSteadyState") or {}).get("Volumes", [])] = True
+        return nss
 
     def get(self, end: str) -> Path | None:
+        """The listed output whose name ends with ``end`` (e.g. ``_features.tsv``)."""
         return next((p for name, p in self.outputs.items() if name.endswith(end)), None)
 
 
 def read_run(sidecar: Path) -> RunFiles:
-    """The sidecar, the samples table and the paths of the outputs the sidecar lists."""
-    meta = json.loads(Path(sidecar).read_text())
-    outputs = {f["Path"]: Path(sidecar).parent / f["Path"] for f in meta.get("OutputFiles", [])}
-    samples_path = next(p for n, p in outputs.items() if n.endswith("_samples.tsv"))
-    header, rows = read_tsv(samples_path)
-    return RunFiles(Path(sidecar), meta, {h: [r[j] for r in rows] for j, h in enumerate(header)}, outputs)
+    """The run (sidecar, samples table) and the paths of the outputs its sidecar lists."""
+    run = read_run_outputs(sidecar)
+    folder = Path(sidecar).parent
+    return RunFiles(run, Path(sidecar), {f["Path"]: folder / f["Path"] for f in run.meta.get("OutputFiles", [])})
 
 
 def _floats(values: list[str]) -> np.ndarray:
@@ -69,8 +84,7 @@ def qc_metrics(run: RunFiles, data: dict | None) -> dict:
     the samples table, the sidecar and the report data (same names)."""
     if run.meta.get("QC"):
         return dict(run.meta["QC"])
-    fd, kept = _floats(run.samples["framewise_displacement"]), np.array(run.samples["kept"]) == "True"
-    nss = np.array(run.samples.get("non_steady_state", ["False"] * kept.size)) == "True"
+    fd, kept, nss = run.run.framewise_displacement, run.run.kept, run.non_steady_state
     steady = fd[~nss][np.isfinite(fd[~nss])]
     qc = {"FramewiseDisplacementMean": float(steady.mean()) if steady.size else None,
           "FramewiseDisplacementMax": float(steady.max()) if steady.size else None,
@@ -136,7 +150,8 @@ def _overlay_figure(run: RunFiles, data) -> str:
     what = {"mask": "mask outline (red)", "labels": "atlas regions (colours)",
             "maps": "maps, each voxel coloured by the map with the largest weight",
             "spheres": "spheres, each coloured by its seed"}[OVERLAY_KIND[kind]]
-    png = figures.overlay_planes(data["mean"], over, data["affine"], kind="mask" if kind == "voxels" else "labels")
+    png = figures.overlay_planes(data["mean"].astype(np.float32), over, data["affine"],
+                                 kind="mask" if kind == "voxels" else "labels")
     return figure(png, f"{what} over the mean image", f"The run's {what} over its temporal mean image; three "
                   "planes through the centre of the overlay (world coordinates, mm). Source: "
                   f"{run.meta.get('MaskSource', '')}.")
@@ -153,7 +168,7 @@ def _features(run: RunFiles) -> dict[str, list[str]]:
 def _carpet_figure(run: RunFiles, data) -> str:
     if data is None:
         return "<p class='muted'>No carpet data (report data missing): rerun the participant level.</p>"
-    kept = np.array(run.samples["kept"]) == "True"
+    kept = run.run.kept
     groups = []
     structures = _features(run).get("structure")
     if structures:
@@ -162,9 +177,9 @@ def _carpet_figure(run: RunFiles, data) -> str:
                   if i == 0 or s != col_structure[i - 1]]
     dp = run.meta.get("DenoiseParameters") or {}
     threshold = dp.get("fd_threshold") if "scrub" in dp.get("components", []) else None
-    png = figures.carpet_plot(data["before"].astype(np.float32), data["after"].astype(np.float32),
+    png = figures.carpet_plot(dequantize(data["before"]), dequantize(data["after"]),
                               t_r=run.meta["RepetitionTime"], start_time=run.meta.get("StartTime", 0.0),
-                              fd=_floats(run.samples["framewise_displacement"]), dvars_before=data["dvars_before"],
+                              fd=run.run.framewise_displacement, dvars_before=data["dvars_before"],
                               dvars_after=data["dvars_after"], censored=~kept, fd_threshold=threshold,
                               n_features=run.meta["Shape"][1], groups=groups)
     return figure(png, "carpet plot before and after cleaning", "Framewise displacement, standardized DVARS "
@@ -180,8 +195,8 @@ def _trial_figure(run: RunFiles) -> str:
     header, rows = read_tsv(path)
     col = {h: [r[j] for r in rows] for j, h in enumerate(header)}
     t_r, start = run.meta["RepetitionTime"], run.meta.get("StartTime", 0.0)
-    onset = _floats(run.samples["onset"])
-    censored = onset[np.array(run.samples["kept"]) != "True"]
+    onset = run.onsets
+    censored = onset[~run.run.kept]
     png = figures.trial_timeline(_floats(col["onset"]), _floats(col["duration"]), col["trial_type"],
                                  np.array(col["valid"]) == "True", window=tuple(trials["TrialWindow"]),
                                  run_start=start, run_end=start + len(onset) * t_r, censored_times=censored, t_r=t_r)
@@ -219,8 +234,7 @@ def run_section(sidecar: Path) -> str:
     data_path = run.get("_reportdata.npz")
     data = dict(np.load(data_path)) if data_path is not None else None
     parts = [f"<h2 id='{html.escape(run.stem, quote=True)}'>{html.escape(run.stem)}</h2>",
-             key_values(summary_rows(run.meta, _floats(run.samples["framewise_displacement"]),
-                                     len(run.samples["kept"]))),
+             key_values(summary_rows(run.meta, run.run.framewise_displacement, run.run.n_volumes)),
              "<h3>Quality control</h3>", qc_table(qc_metrics(run, data)),
              "<h3>Columns</h3>", _overlay_figure(run, data),
              "<h3>Signal before and after cleaning</h3>", _carpet_figure(run, data)]

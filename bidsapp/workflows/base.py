@@ -11,6 +11,7 @@ from bidsapp.interfaces.clean import CleanSignals
 from bidsapp.interfaces.extract import ExtractSignals
 from bidsapp.interfaces.mask import ComputeMask
 from bidsapp.interfaces.provenance import HashInputs
+from bidsapp.interfaces.report import ReportData
 from bidsapp.interfaces.segment import SegmentTrials
 from bidsapp.interfaces.sink import WriteDerivatives
 
@@ -57,6 +58,7 @@ def init_run_wf(plan: RunPlan) -> pe.Workflow:
     clean = pe.Node(CleanSignals(**specs["cleaning"]), name="cleaning", mem_gb=mem_gb["cleaning"])
     segment = pe.Node(SegmentTrials(**specs["segmentation"]), name="segmentation", mem_gb=mem_gb["segmentation"])
     provenance = pe.Node(HashInputs(**specs["provenance"]), name="provenance", mem_gb=mem_gb["provenance"])
+    report = pe.Node(ReportData(), name="report", mem_gb=mem_gb["report"])
     sink = pe.Node(WriteDerivatives(**specs["outputs"]), name="derivatives", mem_gb=mem_gb["derivatives"])
     outputnode = pe.Node(IdentityInterface(fields=["sidecar", "out_files"]), name="outputnode")
     wf.connect([
@@ -75,6 +77,10 @@ def init_run_wf(plan: RunPlan) -> pe.Workflow:
         (clean, sink, [("cleaned", "cleaned"), ("info", "clean_info")]),
         (segment, sink, [("samples", "samples"), ("trial_files", "trial_files"), ("info", "segment_info")]),
         (provenance, sink, [("sources", "sources"), ("started", "started")]),
+        (inputnode, report, [("bold_file", "bold_file")]),
+        (extract, report, [("timeseries", "timeseries")]),
+        (clean, report, [("cleaned", "cleaned"), ("samples", "samples")]),
+        (report, sink, [("report_data", "report_data")]),
         (sink, outputnode, [("sidecar", "sidecar"), ("out_files", "out_files")]),
     ])
     return wf

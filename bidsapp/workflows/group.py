@@ -83,6 +83,9 @@ def group_level(s: Settings) -> int:
         _save_intersection(Path(s.output_dir) / f"space-{space}_desc-intersection_mask.nii.gz", files, left_out,
                            functools.partial(save_nifti, nib.Nifti1Image(inter.astype(np.uint8), imgs[ref].affine)))
     print(f"[bidsapp] group summary of {len(sidecars)} run(s): {Path(s.output_dir) / 'group_runs.tsv'}")
+    from bidsapp.reports.group import group_report
+
+    print(f"[bidsapp] group report: {group_report(Path(s.output_dir))}")
     return 0
 
 
