@@ -150,3 +150,27 @@ def test_connectivity_and_group_figures(svg_text):
 def test_figures_are_reproducible_bytes():
     mean, mask = _brain()
     assert F.overlay_planes(mean, mask, np.eye(4)) == F.overlay_planes(mean, mask, np.eye(4))
+
+
+def test_slices_go_through_separate_pieces(svg_text):
+    """Two spheres apart: the planes pass through one of them, not through the empty middle."""
+    mean, _ = _brain()
+    spheres = np.zeros(mean.shape + (2,))
+    spheres[2:4, 2:4, 2:4, 0] = 1
+    spheres[14:16, 18:20, 12:14, 1] = 1
+    text = _svg_text(F.overlay_planes(mean, spheres, np.eye(4), kind="spheres", fmt="svg"))
+    assert "sagittal, x = 3 mm" in text or "sagittal, x = 14 mm" in text
+
+
+def test_dominant_map_ignores_faint_tails(tmp_path):
+    import nibabel as nib
+
+    from bidsapp.reports.run_report import dominant_map
+
+    maps = np.zeros((5, 5, 5, 2), np.float32)
+    maps[..., 0] = 0.01  # a faint tail everywhere (1 % of its peak)
+    maps[1, 1, 1, 0] = 1.0
+    maps[3, 3, 3, 1] = 2.0
+    nib.save(nib.Nifti1Image(maps, np.eye(4)), tmp_path / "maps.nii.gz")
+    label = dominant_map(tmp_path / "maps.nii.gz")
+    assert label[1, 1, 1] == 1 and label[3, 3, 3] == 2 and (label > 0).sum() == 2

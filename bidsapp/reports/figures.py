@@ -57,12 +57,14 @@ def _extent(affine: np.ndarray, shape: Sequence[int], axes: tuple[int, int]) -> 
 
 
 def _cut(overlay: np.ndarray) -> tuple[int, int, int]:
-    """Voxel of the slices: the centre of mass of the overlay (its first volume's support when 4D)."""
+    """Voxel of the slices: the voxel of the overlay nearest its centre of mass, so that each plane passes
+    through the overlay even when it is made of separate pieces (spheres)."""
     support = overlay if overlay.ndim == 3 else (overlay != 0).any(axis=3)
     idx = np.argwhere(support != 0)
     if idx.size == 0:
         return tuple(s // 2 for s in overlay.shape[:3])
-    return tuple(int(round(v)) for v in idx.mean(axis=0))
+    nearest = idx[np.argmin(((idx - idx.mean(axis=0)) ** 2).sum(axis=1))]
+    return tuple(int(v) for v in nearest)
 
 
 def _slice(vol: np.ndarray, axis: int, index: int) -> np.ndarray:

@@ -115,9 +115,10 @@ def qc_table(qc: dict) -> str:
     return table(([k, fmt(v), QC_UNITS.get(k, "")] for k, v in qc.items()), header=["metric", "value", "unit"])
 
 
-def dominant_map(path: Path) -> np.ndarray:
-    """A 3D image of which map (1-based) has the largest absolute value at each voxel (0: none), read one
-    map at a time (an atlas of maps may hold hundreds of volumes)."""
+def dominant_map(path: Path, floor: float = 0.1) -> np.ndarray:
+    """A 3D image of which map (1-based) has the largest absolute value at each voxel, counting a map only
+    where it reaches ``floor`` of its own peak (0: no map); read one map at a time (an atlas of maps may
+    hold hundreds of volumes)."""
     img = nib.load(path)
     if img.ndim == 3:
         return np.rint(np.asanyarray(img.dataobj)).astype(int)
@@ -125,7 +126,7 @@ def dominant_map(path: Path) -> np.ndarray:
     label = np.zeros(img.shape[:3], dtype=int)
     for k in range(img.shape[3]):
         vol = np.abs(np.asanyarray(img.dataobj[..., k]))
-        better = vol > best
+        better = (vol > best) & (vol >= floor * vol.max())
         best[better], label[better] = vol[better], k + 1
     return label
 
