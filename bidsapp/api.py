@@ -16,6 +16,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bidsapp.outputs import writers
+
 #: BIDS entities of bidsapp's output names, in BIDS order: (pybids name, file-name key)
 ENTITY_KEYS = (
     ("subject", "sub"), ("session", "ses"), ("task", "task"), ("acquisition", "acq"),
@@ -74,7 +76,10 @@ def _check_entities(entities: dict) -> dict:
 
 
 #: file endings of a run's rows (the sidecar ``_timeseries.json`` is written last, so a run may lack it)
-_ROW_ENDINGS = ("_timeseries.json", "_timeseries.npy", "_timeseries.tsv.gz")
+_ROW_ENDINGS = ("_timeseries.json",) + tuple(f"_{ending}" for ending in writers.ROW_FILES)
+
+
+_MASK_ENDINGS = tuple(f"_{ending}" for ending in writers.get("mask").files)
 
 
 @dataclass(frozen=True)
@@ -191,15 +196,6 @@ def _read_trial_table(path: Path):
     return df
 
 
-def _read_rows_table(path: Path) -> np.ndarray:
-    """The rows of a ``_timeseries.tsv.gz`` (header: column names, which may be any region name)."""
-    import pandas as pd
-
-    header = pd.read_csv(path, sep="\t", nrows=0).shape[1]
-    return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
-                       dtype=dict.fromkeys(range(header), np.float32), header=None, skiprows=1).to_numpy(np.float32)
-
-
 @dataclass
 class Run:
     """One run's outputs, read back (arrays are memory-mapped, tables are pandas DataFrames)."""
@@ -245,6 +241,7 @@ class Run:
         return grayordinates.brain_models_of(self.mask_file)
 
 
+
 def _space(kind: str, mask_file: Path | None, image_file: Path | None, features):
     """The column space of a run's (or a stack's) outputs."""
     from bidsapp.core import columns
@@ -284,10 +281,9 @@ def _load_one(candidate: _Candidate, verify: bool = False) -> Run:
         name = f"{stem}_{suffix}"
         return folder / name if name in listed and (folder / name).exists() else None
 
-    if output("timeseries.npy"):
-        X = np.load(output("timeseries.npy"), mmap_mode="r")
-    elif output("timeseries.tsv.gz"):
-        X = _read_rows_table(output("timeseries.tsv.gz"))
+    row_file = next((output(ending) for ending in writers.ROW_FILES if output(ending)), None)
+    if row_file is not None:
+        X = writers.read_rows(row_file)
     else:
         raise FileNotFoundError(f"{folder / stem}_timeseries.npy: missing (the run's outputs are incomplete; "
                                 "rerun the participant level).")
@@ -295,7 +291,7 @@ def _load_one(candidate: _Candidate, verify: bool = False) -> Run:
         if output(name) is None:
             raise FileNotFoundError(f"{folder / stem}_{name}: missing or not listed by its sidecar (the run's "
                                     "outputs are incomplete; rerun the participant level for this run).")
-    mask_file = next((folder / f for f in sorted(listed) if f.endswith(("_mask.nii.gz", "_mask.dscalar.nii"))
+    mask_file = next((folder / f for f in sorted(listed) if f.endswith(_MASK_ENDINGS)
                       and "_atlas-" not in f and (folder / f).exists()), None)
     if mask_file is None:
         raise FileNotFoundError(f"{folder / stem}: its mask (_mask.nii.gz) is not among the outputs its sidecar "

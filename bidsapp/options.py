@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bidsapp.core.names import COMPCOR, MASK_STRATEGIES, MODELS, STRATEGIES, parse_dummy_scans
+from bidsapp.outputs.writers import OUTPUT_FORMATS, format_help
 
 #: the steps an option may feed: the collection of runs, the workflow's nodes, and execution
 STEPS = ("collection", "mask", "masking", "cleaning", "segmentation", "outputs", "execution")
@@ -30,7 +31,6 @@ STEPS = ("collection", "mask", "masking", "cleaning", "segmentation", "outputs",
 NODE_STEPS = ("mask", "masking", "cleaning", "segmentation", "outputs")
 
 SURFACES = ("midthickness", "pial", "white", "inflated", "none")
-OUTPUT_FORMATS = ("npy", "tsv.gz", "nii.gz", "dtseries.nii", "func.gii")
 PLUGINS = ("MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor")
 
 #: node inputs that gather several options into one dict (by option name)
@@ -295,8 +295,7 @@ OPTIONS: tuple[Option, ...] = (
            "trial-wise estimates (lss: least squares separate, SPM HRF) written as _betas", ("segmentation",), True,
            None, choices=("lss", "none"), none_word=True),
     Option("output_format", ("--output-format",), OUTPUTS,
-           "array formats written (tsv.gz: TSV with column headers; nii.gz: cleaned 4D image; "
-           "grayordinate runs: dtseries.nii cleaned CIFTI-2, func.gii cleaned per-hemisphere GIFTI)",
+           f"array formats written ({format_help()})",
            ("outputs",), True, ("npy",), choices=OUTPUT_FORMATS, nargs="+"),
     Option("desc", ("--desc",), OUTPUTS,
            "desc- entity of outputs, naming a variant of the settings (default: the --denoise strategy)",

@@ -74,15 +74,20 @@ def test_clean_node_names_the_run_on_degenerate_input(tmp_path):
         node.run(cwd=str(tmp_path))
 
 
-def test_image_outputs_warn_when_censoring_makes_rows_uneven():
+def test_image_outputs_warn_when_censoring_makes_rows_uneven(tmp_path):
+    import json
     import warnings
+    from types import SimpleNamespace
 
-    from bidsapp.interfaces.sink import _warn_uneven_rows
+    from bidsapp.outputs import writers
 
+    info = tmp_path / "clean.json"
     for censored, warns in (([0, 1, 2], False), ([8, 9], False), ([0, 4, 5], True), ([], False)):
+        info.write_text(json.dumps({"CensoredVolumes": censored, "KeptVolumes": 10 - len(censored)}))
+        ctx = SimpleNamespace(inputs=SimpleNamespace(clean_info=str(info), t_r=2.0))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            _warn_uneven_rows({"CensoredVolumes": censored, "KeptVolumes": 10 - len(censored)}, ["dtseries.nii"], 2.0)
+            writers.warn_uneven_rows(ctx, [writers.get("npy"), writers.get("dtseries.nii")])
         said = [str(w.message) for w in caught]
         assert bool(said) == warns, (censored, said)
         if warns:

@@ -195,7 +195,7 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
                    n_offsets=int((end - start) / t_r) + 2)
     terms = space.memory_terms(int(shape[3]), n_columns, features)
     return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates == "lss",
-                          output_format=tuple(s.output_format), column_terms=terms)
+                          output_format=tuple(s.output_format), space_cls=space, column_terms=terms)
 
 
 def column_options(s: Settings, kind: str) -> dict:
@@ -271,25 +271,24 @@ def grayordinate_inputs(run: Run, s: Settings, kind: str | None = None) -> dict:
     """
     from bidsapp.core import columns
     from bidsapp.core.grayordinates import is_cifti
+    from bidsapp.outputs import writers
 
     kind = kind or columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s))
+    space_cls = columns.get(kind)
     atlas = str(s.atlas) if s.atlas else ""
-    if not columns.get(kind).on_grayordinates:
-        for bad, what in ((atlas.endswith((".dlabel.nii", ".label.gii")), f"--atlas {Path(atlas).name}"),
-                          ("dtseries.nii" in s.output_format, "--output-format dtseries.nii"),
-                          ("func.gii" in s.output_format, "--output-format func.gii")):
-            if bad:
-                raise InputError(f"{run.bold.name}: {what} is for grayordinate runs (--space fsLR, fsaverage5, "
-                                 "...); this run is a volume.", code=2)
+    cifti = space_cls.on_grayordinates and is_cifti(run.bold)
+    refused = writers.refusal(s.output_format, space_cls, cifti=cifti)
+    if refused:
+        raise InputError(f"{run.bold.name}: {refused}.", code=2)
+    if not space_cls.on_grayordinates:
+        if atlas.endswith((".dlabel.nii", ".label.gii")):
+            raise InputError(f"{run.bold.name}: --atlas {Path(atlas).name} is for grayordinate runs (--space fsLR, "
+                             "fsaverage5, ...); this run is a volume.", code=2)
         return {}
-    cifti = is_cifti(run.bold)
     refused = [(s.mask_strategy != "fmriprep", f"--mask-strategy {s.mask_strategy}",
                 "the CIFTI/GIFTI's own brain models define the columns"),
                (s.smoothing_fwhm, "--smoothing-fwhm", "volume smoothing does not apply to surfaces"),
                (s.resample_mask, "--resample-mask", "there is no mask to resample"),
-               ("nii.gz" in s.output_format, "--output-format nii.gz", "use dtseries.nii (or func.gii)"),
-               ("func.gii" in s.output_format and cifti, "--output-format func.gii",
-                "a CIFTI run is written as dtseries.nii"),
                (atlas and not atlas.endswith(".dlabel.nii" if cifti else ".label.gii"), f"--atlas {Path(atlas).name}",
                 "give a dlabel.nii for CIFTI runs, a hemi-L label.gii (hemi-R beside it) for GIFTI runs")]
     for bad, option, why in refused:

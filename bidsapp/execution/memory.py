@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from bidsapp.outputs.writers import sink_memory
+
 GB = 1024**3
 #: a worker process with numpy, scipy, nibabel and nipype imported, plus nipype's own bookkeeping
 BASE_GB = 0.35
@@ -17,8 +19,6 @@ BASE_GB = 0.35
 CLEAN_CHUNK = 16384
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
-#: rows read at a time by the sink for tsv.gz / nii.gz outputs
-SINK_BLOCK_BYTES = 64 * 2**20
 #: columns read at a time for DVARS, and columns of the carpet (``bidsapp.core.carpet``)
 CARPET_BLOCK, CARPET_COLUMNS = 4096, 2000
 #: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
@@ -40,7 +40,7 @@ class RunSize:
 
 
 def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
-                   output_format: tuple[str, ...] = ("npy",),
+                   output_format: tuple[str, ...] = ("npy",), space_cls: type | None = None,
                    column_terms: dict[str, int] | None = None) -> dict[str, float]:
     """Upper bound of each node's peak memory (GB) for a run of ``size``.
 
@@ -67,7 +67,7 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         # carpet's columns in float64 and the mean image
         "report": 2 * x + 10 * t * min(v, CARPET_BLOCK) * 8 + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2
         + STREAM_BUFFERS,
-        "derivatives": (3 * SINK_BLOCK_BYTES if set(output_format) & {"tsv.gz", "nii.gz"} else 0) + g * 4 * 3,
+        "derivatives": sink_memory(output_format, space_cls, g, v) + g * 4 * 3,
     }
     for node, nbytes in (column_terms or {}).items():
         data[node] += nbytes

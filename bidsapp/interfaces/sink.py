@@ -12,14 +12,11 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface
 
 from bidsapp.bids.naming import RunNaming
 from bidsapp.core import columns as column_spaces
-from bidsapp.core.io import iter_npy_rows, read_tsv, remove_temporaries, write_nifti_series, write_tsv_rows
-from bidsapp.outputs import descriptions, provenance
+from bidsapp.core.io import read_tsv, remove_temporaries
+from bidsapp.outputs import provenance, writers
 from bidsapp.outputs.checksums import ChecksumCache
 from bidsapp.outputs.provenance import generated_by, software_versions
 from bidsapp.outputs.transaction import RunWriter, reuse_status, run_lock
-
-#: rows of the array read at a time for the tsv.gz and nii.gz outputs (bounded memory)
-ROW_BLOCK_BYTES = 64 * 2**20
 
 
 class _SinkInput(BaseInterfaceInputSpec):
@@ -93,52 +90,23 @@ class WriteDerivatives(SimpleInterface):
         return runtime
 
     def _write(self, naming: RunNaming, writer: RunWriter) -> None:
+        """Every file of the run through the writers registry (:mod:`bidsapp.outputs.writers`), then the
+        sidecar listing them."""
         i = self.inputs
-        out = Path(i.output_dir)
-
         X = np.load(i.cleaned, mmap_mode="r")
-        if "npy" in i.output_format or not i.output_format:
-            writer.install(i.cleaned, naming.path(out, "timeseries", ".npy"))
-        writer.install(i.features, naming.path(out, "features", ".tsv"))
         space_cls = column_spaces.get(i.column_space)
         features = {}
         if space_cls.image:  # region names and labels (small table) for headers and the inverse transform
             header, rows = read_tsv(i.features)
             features = {h: [r[j] for r in rows] for j, h in enumerate(header)}
         space = space_cls.from_outputs(i.mask_file, i.atlas_on_grid, features)
-        writer.install(i.samples, naming.path(out, "samples", ".tsv"))
-        writer.install(i.mask_file, naming.path(out, "mask", space_cls.mask_extension, desc=i.mask_desc, atlas=None))
-        block = max(1, ROW_BLOCK_BYTES // (4 * max(1, X.shape[1])))
-        if space_cls.image or "tsv.gz" in i.output_format:  # named regions: a small table, always written
-            cols = features["name"] if "name" in features else [f"{space_cls.column_prefix}-{c}"
-                                                               for c in range(X.shape[1])]
-            with writer.put(naming.path(out, "timeseries", ".tsv.gz")) as tmp:
-                write_tsv_rows(tmp, cols, (b for _, b in iter_npy_rows(i.cleaned, block)), atomic=False)
-        series = [f for f in ("nii.gz", "dtseries.nii", "func.gii") if f in i.output_format]
-        if series:
-            _warn_uneven_rows(json.loads(Path(i.clean_info).read_text()), series, i.t_r)
-        if "nii.gz" in i.output_format:
-            mask_img = nib.load(i.mask_file)
-            volumes = space.inverse_rows(b for _, b in iter_npy_rows(i.cleaned, block))
-            with writer.put(naming.path(out, "bold", ".nii.gz")) as tmp:
-                write_nifti_series(tmp, volumes, shape=mask_img.shape[:3], n_volumes=X.shape[0],
-                                   affine=mask_img.affine, t_r=i.t_r, atomic=False)
-        if space_cls.on_grayordinates:
-            self._write_grayordinates(naming, writer, X, space)
-        image = None
-        if i.atlas_on_grid:
-            suffix, ext, desc = space_cls.image
-            image = naming.path(out, suffix, ext, desc=desc)
-            writer.install(i.atlas_on_grid, image)
-        if i.report_data:
-            writer.install(i.report_data, naming.path(out, "reportdata", ".npz"))
-        for key, src in sorted(i.trial_files.items()):
-            ext = "".join(Path(src).suffixes)
-            writer.install(src, naming.path(out, key.split("_")[0], ext))
-        for entry in [e for e in writer.entries if descriptions.kind_of(e["Path"])]:  # BIDS column descriptions
-            with writer.put(naming.path(out, descriptions.kind_of(entry["Path"]), ".json")) as tmp:
-                descriptions.write_sidecar(writer.folder / entry["Path"], i.settings, dst=tmp, space=i.column_space)
-        writer.finish(provenance.with_uris(self._sidecar(X, space, image), i.sources))  # paths as BIDS URIs
+        ctx = writers.SinkContext(writer=writer, naming=naming, output_dir=Path(i.output_dir), cleaned=i.cleaned,
+                                  shape=X.shape, space_cls=space_cls, space=space, features=features, inputs=i)
+        chosen = writers.selected(i.output_format, space_cls)
+        writers.warn_uneven_rows(ctx, chosen)
+        for w in chosen:
+            w.write(ctx)
+        writer.finish(provenance.with_uris(self._sidecar(X, space, ctx.image), i.sources))  # paths as BIDS URIs
 
     def _sidecar(self, X, space, image: Path | None) -> dict:
         """The run's ``_timeseries.json``: what the columns are, provenance, cleaning, trials, parameters."""
@@ -176,26 +144,6 @@ class WriteDerivatives(SimpleInterface):
             "DurationSeconds": round((now - started).total_seconds(), 3),
         }
 
-    def _write_grayordinates(self, naming: RunNaming, writer: RunWriter, X, space) -> None:
-        """``--output-format dtseries.nii`` / ``func.gii``: the cleaned rows back on the grayordinates."""
-        from bidsapp.core import cifti
-        from bidsapp.core import grayordinates as go
-
-        i, out = self.inputs, Path(self.inputs.output_dir)
-        if not {"dtseries.nii", "func.gii"} & set(i.output_format):
-            return
-        bm = space.bm
-        values = space.on_grayordinates_of(X)  # atlas columns: each region's values painted on its grayordinates
-        if "dtseries.nii" in i.output_format:  # rows are the kept volumes (times: _samples.tsv); start at the first
-            header, rows = read_tsv(i.samples)
-            first = [float(r[header.index("onset")]) for r in rows if r[header.index("row")] == "0"]
-            with writer.put(naming.path(out, "bold", ".dtseries.nii")) as tmp:
-                cifti.write_dense(tmp, values, bm, series=(first[0] if first else i.start_time, i.t_r))
-        if "func.gii" in i.output_format:
-            for hemi, img in go.to_gifti(values, bm, intent="NIFTI_INTENT_TIME_SERIES").items():
-                with writer.put(naming.path(out, "bold", ".func.gii", hemi=hemi)) as tmp:
-                    nib.save(img, str(tmp))
-
 
 def _mask_count(path: str, grayordinates: bool) -> int:
     """Voxels (or grayordinates) of a mask file: a NIfTI mask or a grayordinate run's ``dscalar.nii``."""
@@ -204,17 +152,3 @@ def _mask_count(path: str, grayordinates: bool) -> int:
 
         return int((cifti.read_header(path).memmap() > 0).sum())
     return int((np.asanyarray(nib.load(path).dataobj) > 0).sum())
-
-
-def _warn_uneven_rows(info: dict, formats: list[str], t_r: float) -> None:
-    """One warning when volumes censored inside the run make the rows of an image output (whose time axis has
-    one step, the TR) unevenly spaced in time."""
-    censored = set(info.get("CensoredVolumes", []))
-    kept = sorted(set(range(info.get("KeptVolumes", 0) + len(censored))) - censored)
-    inside = [v for v in censored if kept and kept[0] < v < kept[-1]]  # leading / trailing ones keep the step
-    if inside:
-        import warnings
-
-        warnings.warn(f"{len(inside)} volume(s) censored inside the run: the rows of the {' / '.join(formats)} "
-                      f"output(s) are the kept volumes, so their time axis (one step of {t_r:g} s) is not their "
-                      "acquisition times; those are in _samples.tsv (onset of each kept row).", stacklevel=2)

@@ -9,17 +9,15 @@ import json
 from pathlib import Path
 
 from bidsapp.core.io import write_text
+from bidsapp.outputs import writers
 from bidsapp.outputs.provenance import generated_by
 
 #: entities of a source BOLD that identify the run and are carried to every output name (pybids names)
 
 
-#: suffixes written by bidsapp that the BIDS validator does not know
-BIDSIGNORE = ["*_timeseries.npy", "*_features.tsv", "*_samples.tsv", "*_trials.npy", "*_trials.tsv",
-              "*_betas.npy", "*_betas.tsv", "*_reportdata.npz", "logs/", "*.html", "group_runs.tsv",
-              "*_desc-intersection_mask.nii.gz", "*_desc-intersection_mask.dscalar.nii",
-              "*_desc-intersection_mask.json", "*_desc-brain_mask.dscalar.nii",
-              "*_features.json", "*_samples.json", "*_trials.json", "*_betas.json", "group_runs.json"]
+#: group-level and log files the BIDS validator does not know (run outputs: ``writers.bidsignore()``)
+GROUP_BIDSIGNORE = ["logs/", "*.html", "group_runs.tsv", "group_runs.json", "*_desc-intersection_mask.nii.gz",
+                    "*_desc-intersection_mask.dscalar.nii", "*_desc-intersection_mask.json"]
 
 
 @contextlib.contextmanager
@@ -125,6 +123,6 @@ def write_dataset_description(output_dir: Path, *, fmriprep_dir: Path, bids_dir:
         write_text(path, json.dumps(desc, indent=2) + "\n")
         ignore = output_dir / ".bidsignore"
         existing = ignore.read_text().splitlines() if ignore.exists() else []
-        lines = existing + [x for x in BIDSIGNORE if x not in existing]
+        lines = existing + [x for x in writers.bidsignore() + GROUP_BIDSIGNORE if x not in existing]
         write_text(ignore, "\n".join(lines) + "\n")
     return path

@@ -2,8 +2,9 @@
 
 A column space is built once from the run (its BOLD file, its mask and explicit arguments), turns the
 run into rows (``transform``), describes its columns (``features``, ``feature_descriptions``), maps a
-vector or matrix over the columns back to an image (``inverse``, ``inverse_rows``), says which output
-formats it supports, what it adds to the sidecar and to each node's memory. The steps after extraction
+vector or matrix over the columns back to an image (``inverse``, ``inverse_rows``), and says
+what it adds to the sidecar and to each node's memory (which output formats serve it: the writers registry,
+:mod:`bidsapp.outputs.writers`). The steps after extraction
 rebuild it from the run's outputs (``from_outputs``): nothing else learns the kind from a file name.
 """
 
@@ -28,8 +29,6 @@ class ColumnSpace(ABC):
         Recorded in the sidecar as ``ColumnSpace``; the key of :data:`bidsapp.core.columns.KINDS`.
     what : str
         Plural noun for the sidecar's description ("mask voxels", "atlas regions", ...).
-    formats : frozenset of str
-        Output formats (``--output-format``) the kind supports.
     image : tuple of (suffix, extension, desc) or None
         Output name of the columns image (an atlas on the run's grid, spheres, maps); None when the
         mask is the only image the inverse needs.
@@ -46,7 +45,6 @@ class ColumnSpace(ABC):
 
     kind: ClassVar[str]
     what: ClassVar[str]
-    formats: ClassVar[frozenset[str]] = frozenset({"npy", "tsv.gz", "nii.gz"})
     image: ClassVar[tuple[str, str, str | None] | None] = None
     mask_extension: ClassVar[str] = ".nii.gz"
     on_grayordinates: ClassVar[bool] = False

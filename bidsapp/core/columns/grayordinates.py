@@ -32,7 +32,6 @@ class Grayordinates(ColumnSpace):
 
     kind = "grayordinates"
     what = "grayordinates"
-    formats = frozenset({"npy", "tsv.gz", "dtseries.nii", "func.gii"})
     mask_extension = ".dscalar.nii"
     on_grayordinates = True
     column_prefix = "grayordinate"
