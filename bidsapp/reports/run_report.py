@@ -79,11 +79,13 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
         else float("nan")
 
 
-def qc_metrics(run: RunFiles, data: dict | None) -> dict:
-    """The run's QC metrics: the sidecar's ``QC`` object when it has one; otherwise those computed here from
-    the samples table, the sidecar and the report data (same names)."""
+def qc_metrics(run: RunFiles, data: dict | None) -> dict[str, tuple[object, str]]:
+    """The run's QC metrics, name -> (value, unit): the sidecar's ``QC`` object when it has one (entries
+    ``{"Value", "Units"}``, or plain values); otherwise those computed here from the samples table, the sidecar
+    and the report data (same names)."""
     if run.meta.get("QC"):
-        return dict(run.meta["QC"])
+        return {k: (v.get("Value"), v.get("Units", QC_UNITS.get(k, ""))) if isinstance(v, dict)
+                else (v, QC_UNITS.get(k, "")) for k, v in run.meta["QC"].items()}
     fd, kept, nss = run.run.framewise_displacement, run.run.kept, run.non_steady_state
     steady = fd[~nss][np.isfinite(fd[~nss])]
     qc = {"FramewiseDisplacementMean": float(steady.mean()) if steady.size else None,
@@ -102,17 +104,17 @@ def qc_metrics(run: RunFiles, data: dict | None) -> dict:
     if trials.get("NTrials") is not None:
         qc["TrialsValid"] = trials["NValidTrials"]
         qc["TrialsInvalid"] = trials["NTrials"] - trials["NValidTrials"]
-    return qc
+    return {k: (v, QC_UNITS.get(k, "")) for k, v in qc.items()}
 
 
-def qc_table(qc: dict) -> str:
+def qc_table(qc: dict[str, tuple[object, str]]) -> str:
     """QC metrics with their units (numbers to 3 significant digits)."""
     def fmt(v):
         if v is None or (isinstance(v, float) and not np.isfinite(v)):
             return "n/a"
         return f"{v:.3g}" if isinstance(v, float) else v
 
-    return table(([k, fmt(v), QC_UNITS.get(k, "")] for k, v in qc.items()), header=["metric", "value", "unit"])
+    return table(([k, fmt(v), unit] for k, (v, unit) in qc.items()), header=["metric", "value", "unit"])
 
 
 def dominant_map(path: Path, floor: float = 0.1) -> np.ndarray:
