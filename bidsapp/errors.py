@@ -23,6 +23,10 @@ class InputError(ValueError):
         self.code = code
 
 
+class NameTaken(ValueError):
+    """Outputs of this name already hold another configuration (``--replace-outputs`` or ``--desc``)."""
+
+
 class WorkFolderBusy(Exception):
     """The given ``--work-dir`` is in use by another invocation."""
 

@@ -303,7 +303,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("replace_outputs", ("--replace-outputs",), OUTPUTS,
            "outputs of the same name made with other settings (or another atlas file) are redone or "
            "invalidated (default: off: such a run is refused, the output folder keeps one meaning per name)",
-           ("execution",), False, False, action="store_true"),
+           ("execution", "outputs"), False, False, action="store_true"),
     Option("nprocs", ("--nprocs",), PERFORMANCE, "parallel processes (default: available cores)", ("execution",),
            False, type=positive(int)),
     Option("mem_gb", ("--mem-gb",), PERFORMANCE,

@@ -30,6 +30,16 @@ NATIVE_SPACES = ("func", "native", "boldref")
 _LABEL = re.compile(r"[A-Za-z0-9]+", re.ASCII)
 
 
+#: file-name keys of the entities that name a run (the rest of an output stem names its variant)
+RUN_KEYS = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part")
+
+
+def variant_of(stem: str) -> str:
+    """The variant an output stem belongs to: its entities that do not name the run
+    (``sub-01_task-x_run-1_space-MNI_desc-simple`` -> ``space-MNI_desc-simple``)."""
+    return "_".join(p for p in stem.split("_") if "-" in p and p.split("-", 1)[0] not in RUN_KEYS)
+
+
 def desc_label(strategy: str) -> str:
     """BIDS ``desc`` label of a strategy name (ASCII letters and digits: ``ica_aroma`` -> ``icaaroma``)."""
     return "".join(ch for ch in strategy if ch.isascii() and ch.isalnum())

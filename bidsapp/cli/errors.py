@@ -41,9 +41,9 @@ def _error_line(lines: list[str]) -> str:
     traceback from its end), as one user-facing line."""
     for line in lines:
         text = line.strip()
-        for prefix in ("ValueError: ", "InputError: "):
-            if text.startswith(prefix):
-                return text[len(prefix):]
+        known = re.match(r"(?:[\w.]+\.)?(?:ValueError|InputError|NameTaken): (.*)", text)
+        if known:
+            return known.group(1)
         if text.startswith(("OSError: ", "FileNotFoundError: ", "PermissionError: ")) or "[Errno " in text:
             match = re.search(r"\[Errno (\d+)\] ([^:]+)(?:: '([^']*)')?", text)
             if match:

@@ -10,13 +10,13 @@ import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
-from bidsapp.bids.naming import RunNaming
+from bidsapp.bids.naming import RunNaming, variant_of
 from bidsapp.core import columns as column_spaces
 from bidsapp.core.io import read_tsv, remove_temporaries
 from bidsapp.outputs import provenance, writers
 from bidsapp.outputs.checksums import ChecksumCache
 from bidsapp.outputs.provenance import generated_by, software_versions
-from bidsapp.outputs.transaction import RunWriter, reuse_status, run_lock
+from bidsapp.outputs.transaction import RunWriter, configuration_of, name_claim, reuse_status, run_lock
 
 
 class _SinkInput(BaseInterfaceInputSpec):
@@ -43,6 +43,8 @@ class _SinkInput(BaseInterfaceInputSpec):
     settings = traits.Dict(mandatory=True)
     configuration_hash = traits.Str(mandatory=True)
     sources = traits.List(traits.Dict, mandatory=True)
+    replace_outputs = traits.Bool(False, usedefault=True, desc="--replace-outputs: take over a name that holds "
+                                  "other settings (else such a run is refused)")
     cache_dir = traits.Either(None, traits.Str, default=None, usedefault=True, desc="checksum cache folder")
     t_r = traits.Float(mandatory=True)
     start_time = traits.Float(0.0, usedefault=True)
@@ -73,7 +75,10 @@ class WriteDerivatives(SimpleInterface):
         naming = RunNaming(dict(i.entities), desc=i.desc, atlas=i.atlas_name)
         cache = ChecksumCache(i.cache_dir)
         sidecar_path = naming.sidecar(Path(i.output_dir))
-        with run_lock(Path(i.output_dir), naming.identity):
+        configuration = configuration_of({"Parameters": i.settings, "Sources": i.sources})
+        variant = variant_of(sidecar_path.name[: -len("_timeseries.json")])
+        with (name_claim(Path(i.output_dir), variant, configuration, replace=i.replace_outputs),
+              run_lock(Path(i.output_dir), naming.identity)):
             remove_temporaries(sidecar_path.parent, naming.owns)
             reason = reuse_status(sidecar_path, configuration_hash=i.configuration_hash,
                                   current_sources=lambda: i.sources, cache=cache)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bidsapp import __version__
 from bidsapp.core.io import remove_temporaries, sha256sum, temporary_path, write_text
+from bidsapp.errors import NameTaken
 from bidsapp.outputs.checksums import ChecksumCache
 
 SIDECAR_GLOB = "*_timeseries.json"
@@ -47,6 +48,53 @@ def run_lock(output_dir: Path, identity: str, *, wait: bool = True) -> Iterator[
             yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def name_claim(output_dir: Path, variant: str, configuration: dict, *, replace: bool = False) -> Iterator[None]:
+    """One meaning per output name, also between invocations that run at once.
+
+    The first run written under an output variant (``space-MNI_desc-simple``: the entities that do not name
+    the run) records its configuration (:func:`configuration_of`) in ``logs/names/<variant>.json``. A run
+    of the same variant made with other settings is refused (``NameTaken``) while a run written under the
+    recorded configuration still exists; with ``replace`` (``--replace-outputs``) it takes the name over.
+    Held while the run's files are written, so two writers of one variant never interleave their checks.
+    """
+    folder = Path(output_dir) / "logs"
+    path = folder / "names" / f"{variant}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (folder / "locks").mkdir(parents=True, exist_ok=True)
+    with open(folder / "locks" / f"name-{variant}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            claim = (_read_sidecar(path) or {}).get("Configuration")
+            diff = differing_parameters(claim, configuration) if isinstance(claim, dict) else {}
+            if diff and not replace:
+                holder = _written_under(Path(output_dir), variant, claim)
+                if holder is not None:
+                    raise NameTaken(
+                        f"{holder}: outputs named {variant} in this folder were made with other settings: "
+                        f"{describe_differences(diff)}; one output folder keeps one meaning per name: write to "
+                        "another output folder, or name this variant with --desc LABEL, or pass "
+                        "--replace-outputs to redo or invalidate every run of that name.")
+            if claim != configuration:
+                write_text(path, json.dumps({"Variant": variant, "Configuration": configuration}, indent=2) + "\n")
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _written_under(output_dir: Path, variant: str, configuration: dict) -> Path | None:
+    """A sidecar of ``variant`` written under ``configuration``, or None (the record is stale)."""
+    from bidsapp.bids.naming import variant_of
+
+    for sidecar in sorted(output_dir.glob(f"sub-*/**/func/*{SIDECAR_GLOB[1:]}")):
+        if variant_of(sidecar.name[: -len("_timeseries.json")]) != variant:
+            continue
+        meta = _read_sidecar(sidecar)
+        if meta is not None and not differing_parameters(configuration_of(meta), configuration):
+            return sidecar
+    return None
 
 
 def clear_temporaries(output_dir: Path, naming) -> None:
