@@ -178,7 +178,7 @@ def _read_table(path: Path):
 #: events.tsv and is read as text, exactly as written (``001`` stays ``001``)
 _TRIAL_COLUMNS = {"index": "Int64", "onset": float, "duration": float, "trial_type": str, "n_censored": "Int64",
                   "outside_run": bool, "valid": bool, "segment": "Int64", "response_retained": float,
-                  "variance_inflation": float, "reason": str}
+                  "variance_inflation": float, "variance_factor": float, "fir_offset": float, "reason": str}
 
 
 def _read_trial_table(path: Path):
@@ -378,6 +378,16 @@ def load(output_dir: str | Path, *, verify: bool = False, **entities) -> Run:
     return _load_one(match[0], verify)
 
 
+
+def load_sidecar(sidecar: str | Path, *, verify: bool = False) -> Run:
+    """One run's outputs named by its sidecar (``<stem>_timeseries.json``), as :func:`load` reads them.
+
+    The group level reads every run it found this way (no entity matching needed).
+    """
+    sidecar = Path(sidecar).absolute()
+    stem = sidecar.name[: -len("_timeseries.json")]
+    return _load_one(_Candidate(sidecar.parent, stem, _entities_of(stem)), verify)
+
 @dataclass
 class Dataset:
     """Runs stacked for machine learning: ``X``, ``y``, ``groups`` and one table row per row of ``X``."""
@@ -414,8 +424,8 @@ def _rows(run: Run, kind: str, drop_invalid: bool):
         estimates = (run.meta.get("Parameters") or {}).get("trial_estimates")
         if not trials.get("EventsFile"):
             why = "the run has no events.tsv (a rest run?); select task runs with task=... or use kind='timeseries'"
-        elif kind == "betas" and estimates != "lss":
-            why = "it was made without --trial-estimates lss; rerun the participant level with it"
+        elif kind == "betas" and estimates not in ("lss", "lsa"):
+            why = "it was made without --trial-estimates lss|lsa; rerun the participant level with it"
         else:
             why = "its outputs are incomplete; rerun the participant level for this run"
         raise FileNotFoundError(f"{run.folder / run.stem}_{kind}.npy: not written for this run ({why}).")
@@ -561,7 +571,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     output_dir : str or Path
         The bidsapp output folder.
     kind : {"betas", "trials", "timeseries"}
-        ``betas``: one row per trial (LSS estimates, (n, n_features)); ``trials``: one row per trial
+        ``betas``: one row per trial (LSS or LSA estimates, (n, n_features); ``--hrf fir``: one row per trial
+        and FIR bin, with the bin's ``fir_offset`` in the table); ``trials``: one row per trial
         segment, (n, n_offsets, n_features); ``timeseries``: one row per kept volume.
     y : str
         Column used as the target (default ``trial_type``). Columns of events.tsv are text exactly as

@@ -22,11 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bidsapp.core.names import COMPCOR, MASK_STRATEGIES, MODELS, STRATEGIES, parse_dummy_scans
+from bidsapp.core.names import (
+    COMPCOR,
+    HRF_MODELS,
+    MASK_STRATEGIES,
+    MODELS,
+    STRATEGIES,
+    TRIAL_MODELS,
+    parse_dummy_scans,
+)
 from bidsapp.outputs.writers import OUTPUT_FORMATS, format_help
 
 #: the steps an option may feed: the collection of runs, the workflow's nodes, and execution
-STEPS = ("collection", "mask", "masking", "cleaning", "segmentation", "outputs", "execution")
+STEPS = ("collection", "mask", "masking", "cleaning", "segmentation", "outputs", "execution", "group")
 #: the steps that are nodes of a run's workflow (each receives ``step_specs(settings)[step]``)
 NODE_STEPS = ("mask", "masking", "cleaning", "segmentation", "outputs")
 
@@ -61,6 +69,14 @@ def positive(kind: Callable, *, strict: bool = True) -> Callable:
     return conv
 
 
+def fraction(v: str) -> float:
+    """argparse type: a share between 0 and 1."""
+    x = float(v)
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"{v!r} must be between 0 and 1")
+    return x
+
+
 def n_compcor(v: str) -> str | int:
     """argparse type of ``--n-compcor``: ``all`` or an integer."""
     return "all" if v == "all" else int(v)
@@ -92,7 +108,8 @@ class Option:
     help : str
         Help text (verbatim in ``--help`` and Boutiques).
     steps : tuple of str
-        Where the value is consumed (:data:`STEPS`): the nodes whose inputs it sets, or collection/execution.
+        Where the value is consumed (:data:`STEPS`): the nodes whose inputs it sets, or collection/execution,
+        or the group level (``group``).
     hashed : bool
         Whether it changes the numbers written (enters the configuration hash).
     default : object
@@ -108,6 +125,11 @@ class Option:
         A valid non-default value (tests change each option to it); not needed with choices or flags.
     hidden_flags : tuple of str
         Other accepted spellings, absent from ``--help`` and Boutiques (e.g. ``--participant_label``).
+    input_file : bool
+        A file (or files) the runs read: it must exist (exit 66), its folder is an input root (never written),
+        its SHA-256 is one of each run's ``Sources`` and binds the output name (not its path).
+    names_columns : bool
+        It defines the columns: the first such option given names the outputs' ``atlas-`` entity by default.
     derived : bool
         Not an option of its own: a settings field that the parser sets from another option (no flag, not in
         ``--help``, config files or Boutiques, never a node input; e.g. ``atlas_template`` from ``--atlas NAME``).
@@ -130,6 +152,8 @@ class Option:
     example: Any = None
     hidden_flags: tuple[str, ...] = ()
     derived: bool = False
+    input_file: bool = False
+    names_columns: bool = False
 
     @property
     def is_list(self) -> bool:
@@ -167,6 +191,7 @@ DENOISING = "Options for denoising (fMRIPrep confounds, nilearn's strategies)"
 CLEANING = "Options for signal cleaning and filters (nilearn.signal.clean order)"
 TRIALS = "Options for trials (events.tsv)"
 OUTPUTS = "Options for outputs"
+GROUP = "Options for the group level (denoising benchmark)"
 PERFORMANCE = "Options to handle performance"
 OTHER = "Other options"
 
@@ -178,7 +203,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("bids_dir", (), None, "BIDS dataset (raw) or the fMRIPrep folder itself", ("collection",), False,
            REQUIRED, type=Path),
     Option("output_dir", (), None, "output folder (BIDS-Derivatives)", ("outputs",), False, REQUIRED, type=Path),
-    Option("analysis_level", (), None, "participant: process runs; group: summary table and masks", ("execution",),
+    Option("analysis_level", (), None,
+           "participant: process runs; group: summary table, masks and denoising benchmark", ("execution",),
            False, "participant"),
     Option("fmriprep_dir", ("--fmriprep-dir",), FILTERS,
            "fMRIPrep outputs (default: <bids_dir>/derivatives/fmriprep, or bids_dir itself when it "
@@ -214,20 +240,26 @@ OPTIONS: tuple[Option, ...] = (
            "probabilistic maps: columns become maps, fitted as nilearn's NiftiMapsMasker; or a TemplateFlow "
            "atlas by name, NAME[:desc-DESC][:res-RES] (e.g. Schaefer2018:desc-400Parcels7Networks), read "
            "from the local cache in the runs' space (default: none, columns are voxels)", ("masking",), True,
-           type=Path, node_input="atlas_file", example=Path("atlas.nii.gz")),
+           type=Path, node_input="atlas_file", example=Path("atlas.nii.gz"), input_file=True, names_columns=True),
     Option("atlas_template", (), MASKS, "TemplateFlow atlas named by --atlas NAME[:desc-DESC][:res-RES]; each run's "
            "settings hold the file it resolves to (bidsapp.cli.run.run_settings)", ("masking",), True,
            derived=True),
     Option("atlas_labels", ("--atlas-labels",), MASKS,
            "label table (dseg.tsv: index, name) (default: none, regions are named region-<label>)",
-           ("masking",), True, type=Path, example=Path("atlas.tsv")),
+           ("masking",), True, type=Path, example=Path("atlas.tsv"), input_file=True),
     Option("atlas_name", ("--atlas-name",), MASKS,
-           "atlas- entity of outputs (default: from the --atlas or --spheres file name)",
+           "atlas- entity of outputs (default: from the file of the option that defines the columns, e.g. --atlas; "
+           "the option's name when it takes several files)",
            ("outputs",), True, example="schaefer"),
     Option("spheres", ("--spheres",), MASKS,
            "seeds table (TSV: x, y, z in mm, optional name): columns become the mean of the mask voxels "
            "in a sphere around each seed, as nilearn's NiftiSpheresMasker (default: none)", ("masking",), True,
-           type=Path, node_input="column_args", example=Path("seeds.tsv")),
+           type=Path, node_input="column_args", example=Path("seeds.tsv"), input_file=True, names_columns=True),
+    Option("roi_masks", ("--roi-masks",), MASKS,
+           "binary ROI masks on the runs' grid (e.g. localizer ROIs): columns become the mean of the mask voxels "
+           "in each ROI; ROIs may overlap; names from each file's label- or desc- entity, else its name "
+           "(default: none)", ("masking",), True, (), type=Path, nargs="+", metavar="FILE",
+           node_input="column_args", example=(Path("label-FFA_mask.nii.gz"),), input_file=True, names_columns=True),
     Option("sphere_radius", ("--sphere-radius",), MASKS,
            "radius of the --spheres in mm (default: the voxel of the seed only)", ("masking",), True,
            type=positive(float, strict=False), metavar="MM", node_input="column_args", example=5.0),
@@ -292,8 +324,15 @@ OPTIONS: tuple[Option, ...] = (
            "segment samples needing a censored volume or outside the run: NaN, or drop the trial",
            ("segmentation",), True, "nan", choices=("drop", "nan")),
     Option("trial_estimates", ("--trial-estimates",), TRIALS,
-           "trial-wise estimates (lss: least squares separate, SPM HRF) written as _betas", ("segmentation",), True,
-           None, choices=("lss", "none"), none_word=True),
+           "trial-wise estimates written as _betas (lss: least squares separate, one model per trial with the "
+           "other trials grouped by trial_type; lsa: least squares all, one model per run with one regressor per "
+           "trial, trial_type unused)", ("segmentation",), True, None, choices=TRIAL_MODELS, none_word=True),
+    Option("hrf", ("--hrf",), TRIALS,
+           "haemodynamic response of the trial-wise estimates: spm, glover, spm+derivative, "
+           "spm+derivative+dispersion (a trial's beta is the canonical regressor's coefficient), fir (one "
+           "regressor per TR bin of --trial-window per trial: one _betas row per trial and bin), library (one of "
+           "20 shapes per column, chosen by label-free cross-validation, _hrf.tsv) (default: %(default)s)",
+           ("segmentation",), True, "spm", choices=HRF_MODELS),
     Option("output_format", ("--output-format",), OUTPUTS,
            f"array formats written ({format_help()})",
            ("outputs",), True, ("npy",), choices=OUTPUT_FORMATS, nargs="+"),
@@ -304,6 +343,17 @@ OPTIONS: tuple[Option, ...] = (
            "outputs of the same name made with other settings (or another atlas file) are redone or "
            "invalidated (default: off: such a run is refused, the output folder keeps one meaning per name)",
            ("execution", "outputs"), False, False, action="store_true"),
+    Option("exclude_fd_mean", ("--exclude-fd-mean",), GROUP,
+           "denoising benchmark: leave out runs whose mean framewise displacement exceeds this, in mm, or none "
+           "(default: %(default)s, the fMRIPrep denoising benchmark's stringent rule; its minimal rule: 0.55)",
+           ("group",), False, 0.25, type=none_or(positive(float)), metavar="MM", none_word=True, example=0.55),
+    Option("exclude_censored_fraction", ("--exclude-censored-fraction",), GROUP,
+           "denoising benchmark: leave out runs with more than this share of volumes above "
+           "--exclude-fd-threshold, or none (default: %(default)s)", ("group",), False, 0.8,
+           type=none_or(fraction), metavar="F", none_word=True, example=0.5),
+    Option("exclude_fd_threshold", ("--exclude-fd-threshold",), GROUP,
+           "framewise displacement above which a volume counts for --exclude-censored-fraction, in mm "
+           "(default: %(default)s)", ("group",), False, 0.2, type=positive(float), metavar="MM", example=0.5),
     Option("nprocs", ("--nprocs",), PERFORMANCE, "parallel processes (default: available cores)", ("execution",),
            False, type=positive(int)),
     Option("mem_gb", ("--mem-gb",), PERFORMANCE,
@@ -326,6 +376,8 @@ OPTIONS: tuple[Option, ...] = (
 # fmt: on
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+#: options naming input files (see :attr:`Option.input_file`)
+INPUT_FILES: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.input_file)
 #: settings that do not change the numbers written (left out of the configuration hash)
 NON_RESULT_FIELDS = frozenset(o.name for o in OPTIONS if not o.hashed)
 #: options that tune a denoising strategy (ignored, with a warning, by strategies that do not use them)

@@ -15,7 +15,7 @@ def test_every_column_of_every_table_is_described(demo_outputs, tmp_path):
     out = demo_outputs / "bidsapp-demo-output" / "derivatives-bidsapp"
     tables = sorted(out.rglob("*.tsv"))
     kinds = {descriptions.kind_of(t) for t in tables}
-    assert kinds == {"samples", "features", "trials", "betas"}
+    assert kinds == {"samples", "features", "trials", "betas", "hrf"}
     for tsv in tables:
         sidecar = tsv.with_suffix(".json")
         desc = json.loads(sidecar.read_text())

@@ -59,10 +59,10 @@ def test_named_regions_always_get_a_table_and_its_memory():
 
 
 def test_a_node_file_no_writer_declares_is_refused(tmp_path):
-    src = tmp_path / "hrf.tsv"
+    src = tmp_path / "undeclared.tsv"  # (hrf.tsv, this test's first example, is declared since --hrf)
     src.write_text("a\n1\n")
-    ctx = SimpleNamespace(inputs=SimpleNamespace(trial_files={"hrf_tsv": str(src)}), writer=None)
-    with pytest.raises(ValueError, match="no output writer declares 'hrf.tsv'"):
+    ctx = SimpleNamespace(inputs=SimpleNamespace(trial_files={"undeclared_tsv": str(src)}), writer=None)
+    with pytest.raises(ValueError, match="no output writer declares 'undeclared.tsv'"):
         writers.get("trials").write(ctx)
 
 

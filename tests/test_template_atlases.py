@@ -56,7 +56,8 @@ def test_resolve_errors(tf_tree):
     with pytest.raises(ValueError, match=r"several versions .*:desc-100Parcels7Networks, :desc-200Parcels7Networks"):
         atlases.resolve("Schaefer2018", TPL, mask.affine, home)
     with pytest.raises(ValueError, match=r"it has: DiFuMo \(desc-64dimensions\); Schaefer2018 \(desc-100Parcels7"
-                                         r"Networks, desc-200Parcels7Networks\)\. Fetch it with: "
+                                         r"Networks, desc-200Parcels7Networks\)\. If TemplateFlow has it, "
+                                         r"fetch it once with: "
                                          r"bidsapp-fetch-templates --atlas Gordon2016 --space MNI152NLin2009cAsym"):
         atlases.resolve("Gordon2016", TPL, mask.affine, home)
     with pytest.raises(ValueError, match="space 'T1w' is not a TemplateFlow template"):

@@ -42,17 +42,19 @@ def _resolved(path: os.PathLike | str) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def input_roots(*, bids_dir: Path, fmriprep_dir: Path | None, atlas: Path | None = None,
-                atlas_labels: Path | None = None, config: Path | None = None, spheres: Path | None = None,
-                templateflow_home: Path | None = None) -> list[Root]:
-    """The input roots of an invocation (resolved; ``None`` entries are left out)."""
+def input_roots(*, bids_dir: Path, fmriprep_dir: Path | None, files: dict[str, tuple[Path, ...]] | None = None,
+                config: Path | None = None, templateflow_home: Path | None = None) -> list[Root]:
+    """The input roots of an invocation (resolved; ``None`` entries are left out).
+
+    ``files``: the input-file options given (``{"--atlas": (path,), ...}``, options table ``input_file``).
+    """
     roots = [Root("BIDS folder (bids_dir)", _resolved(bids_dir))]
     if fmriprep_dir is not None:
         roots.append(Root("fMRIPrep folder (--fmriprep-dir)", _resolved(fmriprep_dir)))
     if templateflow_home is not None:
         roots.append(Root("TemplateFlow home ($TEMPLATEFLOW_HOME)", _resolved(templateflow_home)))
-    for option, path in (("--atlas", atlas), ("--atlas-labels", atlas_labels), ("--spheres", spheres),
-                         ("--config", config)):
+    given = [(option, path) for option, paths in (files or {}).items() for path in paths]
+    for option, path in given + [("--config", config)]:
         if path is not None:
             roots.append(Root(f"folder of the {option} file", _resolved(path).parent, tree=False))
     return roots

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bidsapp import __version__
 from bidsapp.errors import UsageError
-from bidsapp.options import BY_NAME, OPTIONS, OTHER
+from bidsapp.options import BY_NAME, INPUT_FILES, OPTIONS, OTHER
 from bidsapp.settings import SETTING_NAMES, Settings
 
 EXIT_CODES = (
@@ -303,28 +303,59 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             check_label(values["atlas_name"], "--atlas-name")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        columns = [o for o in OPTIONS if o.names_columns]
+        if not values.get("atlas_template") and not any(values.get(o.name) for o in columns):
+            raise UsageError(f"--atlas-name {values['atlas_name']}: names the columns of "
+                             f"{', '.join(o.flags[0] for o in columns)}; without one of them the columns are voxels "
+                             "(name a variant of the settings with --desc).")
     elif values.get("atlas_template"):
         name, desc, _ = parse_name(values["atlas_template"])
         values["atlas_name"] = desc_label(name + (desc or ""))
-    elif values.get("atlas") or values.get("spheres"):
-        stem = Path(values.get("atlas") or values["spheres"]).name.split(".")[0]
-        ent = [p[6:] for p in stem.split("_") if p.startswith("atlas-")]
-        values["atlas_name"] = desc_label(ent[0] if ent else stem) or "atlas"
+    elif any(values.get(o.name) for o in OPTIONS if o.names_columns):
+        values["atlas_name"] = _columns_name(next(o for o in OPTIONS if o.names_columns and values.get(o.name)),
+                                             values)
     window = values.get("trial_window") or BY_NAME["trial_window"].default
     if not window[0] < window[1]:
         raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")
+    hrf = values.get("hrf") or BY_NAME["hrf"].default
+    if hrf != BY_NAME["hrf"].default and values.get("trial_estimates") in (None, "none"):
+        raise UsageError(f"--hrf {hrf} shapes the trial-wise estimates, but none are made; add --trial-estimates "
+                         "lss or lsa (or drop --hrf).")
     _set_execution(values)
     for option in OPTIONS:
         if option.is_list:
             values[option.name] = tuple(values.get(option.name) or ())
+            if option.type is Path:
+                values[option.name] = tuple(Path(v).resolve() for v in values[option.name])
         elif option.type is Path and values.get(option.name) is not None:
             values[option.name] = Path(values[option.name]).resolve()
-    for k in ("atlas", "atlas_labels", "spheres"):
-        if values.get(k) is not None and not values[k].is_file():
-            raise UsageError(f"{values[k]}: --{k.replace('_', '-')} file not found.", code=66)
+    for k in INPUT_FILES:
+        for path in _paths(values.get(k)):
+            if not path.is_file():
+                raise UsageError(f"{path}: --{k.replace('_', '-')} file not found.", code=66)
     settings = Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
     check_inputs_untouched(settings)
     return settings
+
+
+def _paths(value) -> tuple[Path, ...]:
+    """An input-file option's value as paths (none, one, or a list)."""
+    if value is None:
+        return ()
+    return tuple(Path(v) for v in value) if isinstance(value, (list, tuple)) else (Path(value),)
+
+
+def _columns_name(option, values: dict) -> str:
+    """Default ``atlas-`` entity: the ``atlas-`` entity or stem of the option's file; for several files, the
+    option's name."""
+    from bidsapp.bids.naming import desc_label
+
+    value = values[option.name]
+    if isinstance(value, (list, tuple)):
+        return desc_label(option.name)
+    stem = Path(value).name.split(".")[0]
+    ent = [p[6:] for p in stem.split("_") if p.startswith("atlas-")]
+    return desc_label(ent[0] if ent else stem) or "atlas"
 
 
 def _set_folders(values: dict) -> None:
@@ -367,8 +398,8 @@ def check_inputs_untouched(s: Settings) -> None:
         from bidsapp.core.masks import templateflow_home
 
         tf_home = templateflow_home()
-    roots = ir.input_roots(bids_dir=s.bids_dir, fmriprep_dir=s.fmriprep_dir, atlas=s.atlas,
-                           atlas_labels=s.atlas_labels, config=s.config, spheres=s.spheres,
+    files = {f"--{k.replace('_', '-')}": _paths(getattr(s, k)) for k in INPUT_FILES}
+    roots = ir.input_roots(bids_dir=s.bids_dir, fmriprep_dir=s.fmriprep_dir, files=files, config=s.config,
                            templateflow_home=tf_home)
     default_parent = ir.default_work_parent() if s.analysis_level == "participant" else None
     try:

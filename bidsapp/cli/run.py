@@ -110,9 +110,11 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
         from bidsapp.core.events import check_trial_types, read_events
 
         try:
-            check_trial_types(read_events(run.events))
+            events = read_events(run.events)
+            check_trial_types(events)
         except ValueError as exc:
             raise InputError(str(exc), code=1) from exc
+        _check_trial_design(run, s, float(t_r), events)
     gray = grayordinate_inputs(run, s, kind)
     _check_mask(run, s, bool(gray))
     start_time, start_source = start_time_of(run.metadata)
@@ -144,6 +146,23 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
               "events_file": str(run.events) if run.events else None}
     return RunPlan(name=run.label.replace("-", "").replace(".", "_") + "_wf", inputs=inputs, specs=specs,
                    mem_gb=mem_gb)
+
+
+def _check_trial_design(run: Run, s: Settings, t_r: float, events) -> None:
+    """Trial estimates the run's events cannot give at all (e.g. --hrf fir with lsa and no separable trial) are
+    refused before any work; what only degrades them is a warning of the segmentation node."""
+    if s.trial_estimates not in ("lss", "lsa"):
+        return
+    from bidsapp.core.hrf import make_basis
+    from bidsapp.core.trial_models import check_trial_design
+
+    basis = make_basis("spm" if s.hrf == "library" else s.hrf, t_r, window=tuple(s.trial_window))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check_trial_design(s.trial_estimates, events.onset, events.duration, basis, t_r=t_r)
+    except ValueError as exc:
+        raise InputError(f"{run.events}: {exc}", code=2) from exc
 
 
 def run_settings(run: Run, s: Settings) -> Settings:
@@ -194,8 +213,10 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
     size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
                    n_offsets=int((end - start) / t_r) + 2)
     terms = space.memory_terms(int(shape[3]), n_columns, features)
-    return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates == "lss",
-                          output_format=tuple(s.output_format), space_cls=space, column_terms=terms)
+    basis = {"spm+derivative": 2, "spm+derivative+dispersion": 3, "fir": int((end - start) / t_r) + 1}
+    return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates in ("lss", "lsa"),
+                          output_format=tuple(s.output_format), space_cls=space, column_terms=terms,
+                          trial_basis=basis.get(s.hrf, 1), hrf_shapes=20 if s.hrf == "library" else 1)
 
 
 def column_options(s: Settings, kind: str) -> dict:
@@ -230,7 +251,11 @@ def source_files(run: Run, s: Settings) -> tuple[dict, dict]:
              "events": run.events, "atlas": s.atlas, "atlas_labels": s.atlas_labels}
     from bidsapp.core import columns
 
-    files.update({k: v for k, v in columns.options_of(s).items() if isinstance(v, Path)})  # e.g. --spheres
+    for k, v in columns.options_of(s).items():  # the column kinds' own files, e.g. --spheres
+        if isinstance(v, Path):
+            files[k] = v
+        elif isinstance(v, tuple) and v and all(isinstance(p, Path) for p in v):
+            files.update({f"{k}_{n}": p for n, p in enumerate(v, start=1)})
     # the JSON sidecars the run's metadata (TR, StartTime, SliceTiming) came from: a change recomputes the run
     files.update({f"metadata_{k}": path for k, path in enumerate(run.metadata_files, start=1)})
     for hemi, path in sorted(run.surfaces.items()):  # grayordinate runs: vertex coordinates (x, y, z)
@@ -364,11 +389,11 @@ def _without_desc(variant: tuple) -> tuple:
 def _current_configuration(run: Run, s: Settings, cache) -> dict:
     """This invocation's configuration of a run, as
     :func:`bidsapp.outputs.transaction.configuration_of` reads a sidecar."""
-    from bidsapp.outputs.transaction import configuration_of
+    from bidsapp.outputs.transaction import configuration_of, file_parameter
 
     files, _ = source_files(run, s)
     sources = [{"Role": role, "SHA256": cache.sha256(path)} for role, path in files.items()
-               if role in ("atlas", "atlas_right", "atlas_labels", "spheres") and path is not None]
+               if file_parameter(role) and path is not None]
     return configuration_of({"Parameters": recorded_settings(run, s), "Sources": sources})
 
 
@@ -388,7 +413,9 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
             current[key] = _current_configuration(run, run_settings(run, s), cache)
     # the atlas entity names one atlas file whatever the desc (the run's atlas-<name>_dseg is shared by them)
     atlas_current = {_without_desc(key): config for key, config in current.items() if dict(key).get("atlas")}
-    atlas_keys = {"atlas", "atlas_labels", "spheres"}
+    from bidsapp.options import INPUT_FILES
+
+    atlas_keys = set(INPUT_FILES)
     replaced = []
     for sidecar in sorted(s.output_dir.glob("sub-*/**/func/*_timeseries.json")):
         stem = sidecar.name[: -len("_timeseries.json")]

@@ -85,8 +85,8 @@ def resolve(value: str, space: str, bold_affine: np.ndarray, home: Path) -> tupl
                                                                                          _same_res(e["res"], res))]
     if not found:
         raise ValueError(f"--atlas {value}: not in the local TemplateFlow cache for tpl-{space} "
-                         f"(TEMPLATEFLOW_HOME={home}); it has: {_listing(cached)}. Fetch it with: "
-                         f"{fetch_command(space, name, desc)}")
+                         f"(TEMPLATEFLOW_HOME={home}); it has: {_listing(cached)}.{_closest(name, desc, cached)} "
+                         f"If TemplateFlow has it, fetch it once with: {fetch_command(space, name, desc)}")
     descs = sorted({e["desc"] or "" for e in found})
     if len(descs) > 1:
         raise ValueError(f"--atlas {value}: several versions in tpl-{space}; add one of "
@@ -95,6 +95,16 @@ def resolve(value: str, space: str, bold_affine: np.ndarray, home: Path) -> tupl
     best = min(found, key=lambda e: (abs(float(nib.affines.voxel_sizes(nib.load(e["path"]).affine).min()) - size),
                                      e["suffix"] != "dseg"))
     return best["path"], label_table(best["path"])
+
+
+def _closest(name: str, desc: str | None, cached: dict[str, list[dict]]) -> str:
+    """" Did you mean ...?" for a misspelt name or desc of an atlas the cache has (empty when none is close)."""
+    import difflib
+
+    spelled = [f"{n}:desc-{e['desc']}" if e["desc"] else n for n, entries in cached.items() for e in entries]
+    asked = f"{name}:desc-{desc}" if desc else name
+    close = difflib.get_close_matches(asked, sorted(set(spelled)), n=1, cutoff=0.75)
+    return f" Did you mean --atlas {close[0]}?" if close and close[0] != asked else ""
 
 
 def _same_res(a: str | None, b: str) -> bool:

@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.interpolate import interp1d
-from scipy.stats import gamma
 
+from bidsapp.core import hrf, trial_models
 from bidsapp.core.io import read_tsv, to_float
+from bidsapp.core.trial_models import (  # noqa: F401  (their old home)
+    MAX_VARIANCE_INFLATION,
+    MIN_TRIAL_DOF,
+    OWN_REGRESSOR_TOLERANCE,
+)
 
-#: canonical SPM HRF: double gamma, peak 6 s, undershoot 16 s, ratio 0.167, 32 s long
-HRF_NAME = "SPM canonical HRF (double gamma: delay 6 s, undershoot 16 s, ratio 0.167; as nilearn 'spm')"
+#: the default HRF (SPM canonical)
+HRF_NAME = hrf.DESCRIPTIONS["spm"]
 
 
 @dataclass
@@ -217,20 +221,15 @@ def segment_trials(
 
 
 def spm_hrf(t_r: float, oversampling: int = 50, time_length: float = 32.0) -> np.ndarray:
-    """SPM canonical HRF sampled every ``t_r / oversampling`` s (as nilearn's ``spm_hrf``)."""
-    dt = t_r / oversampling
-    t = np.linspace(0, time_length, np.rint(float(time_length) / dt).astype(int))
-    hrf = gamma.pdf(t, 6.0, loc=dt, scale=1.0) - 0.167 * gamma.pdf(t, 16.0, loc=dt, scale=1.0)
-    return hrf / hrf.sum()
+    """SPM canonical HRF sampled every ``t_r / oversampling`` s (as nilearn's ``spm_hrf``; :mod:`bidsapp.core.hrf`)."""
+    return hrf.spm_hrf(t_r, oversampling, time_length)
 
 
 def hrf_regressors(
     frame_times: np.ndarray, onsets: np.ndarray, durations: np.ndarray, groups: list[np.ndarray],
-    *, oversampling: int = 50, min_onset: float = -24.0,
+    *, oversampling: int = 50,
 ) -> np.ndarray:
-    """HRF-convolved boxcar regressors, one per group of events.
-
-    Same sampling as nilearn's ``compute_regressor`` with ``hrf_model="spm"``.
+    """SPM-HRF-convolved boxcar regressors, one per group of events (nilearn's ``compute_regressor``, ``"spm"``).
 
     Parameters
     ----------
@@ -243,25 +242,9 @@ def hrf_regressors(
     -------
     regressors : numpy.ndarray, shape (n_volumes, n_groups)
     """
-    n = frame_times.size
     t_r = float(np.min(np.diff(frame_times)))
-    lo, hi = frame_times.min(), frame_times.max()
-    n_hr = (n - 1) / (hi - lo) * (hi * (1 + 1.0 / (n - 1)) - lo - min_onset) * oversampling + 1
-    hr_times = np.linspace(lo + min_onset, hi * (1 + 1.0 / (n - 1)), np.rint(n_hr).astype(int))
-    tmax = hr_times.size
-    t_on = np.minimum(np.searchsorted(hr_times, onsets), tmax - 1)
-    t_off = np.minimum(np.searchsorted(hr_times, onsets + durations), tmax - 1)
-    t_off = np.where((t_off < tmax - 1) & (t_off == t_on), t_off + 1, t_off)
-    hrf = spm_hrf(t_r, oversampling)
-    out = np.empty((n, len(groups)))
-    for g, idx in enumerate(groups):
-        reg = np.zeros(tmax)
-        np.add.at(reg, t_on[idx], 1.0)
-        np.add.at(reg, t_off[idx], -1.0)
-        reg = np.cumsum(reg)
-        conv = np.convolve(reg, hrf)[:tmax]
-        out[:, g] = interp1d(hr_times, conv)(frame_times)
-    return out
+    kernel = [hrf.spm_hrf(t_r, oversampling)]
+    return hrf.convolved_regressors(frame_times, onsets, durations, groups, kernel, oversampling=oversampling)[:, :, 0]
 
 
 def lss_weights(design_trials: np.ndarray, design_types: np.ndarray, trial_type_index: np.ndarray) -> np.ndarray:
@@ -293,25 +276,6 @@ def lss_weights(design_trials: np.ndarray, design_types: np.ndarray, trial_type_
         D = np.column_stack([design_trials[:, i], others, ones])
         W[i] = np.linalg.pinv(D)[0]
     return W
-
-
-#: a trial's LSS beta is not estimable when its per-trial model leaves fewer residual degrees of freedom
-MIN_TRIAL_DOF = 1
-#: ... or when its variance is inflated more than this, relative to the trial regressor alone in the raw run
-MAX_VARIANCE_INFLATION = 100.0
-#: ... or when less than this share of its own (cleaned) regressor is independent of the other regressors
-OWN_REGRESSOR_TOLERANCE = 1e-8
-
-
-def _span(columns: np.ndarray, basis: bool = False):
-    """Rank of ``columns`` (each scaled to unit norm; singular values above 1e-10 of the largest), or an
-    orthonormal basis of their span (shape (n, rank)) with ``basis=True``."""
-    if columns.shape[1] == 0:
-        return np.zeros((columns.shape[0], 0)) if basis else 0
-    norms = np.linalg.norm(columns, axis=0)
-    u, s, _ = np.linalg.svd(columns / np.where(norms > 0, norms, 1), full_matrices=False)
-    rank = int((s > s[0] * 1e-10).sum()) if s.size and s[0] > 0 else 0
-    return u[:, :rank] if basis else rank
 
 
 @dataclass
@@ -380,67 +344,11 @@ def lss_estimates(
     t_r, start_time : float
     dof : int or None
         Degrees of freedom left by the cleaning (default: :func:`bidsapp.core.signal.operator_dof`).
-    """
-    n_kept, n_vol = operator.shape
-    n_trials = len(events)
-    types = sorted(set(events.trial_type))
-    tindex = np.array([types.index(t) for t in events.trial_type], dtype=int)
-    frame_times = volume_times(n_vol, t_r, start_time)
-    raw = hrf_regressors(frame_times, events.onset, events.duration, [np.array([k]) for k in range(n_trials)])
-    d_trials = operator @ raw
-    d_types = np.column_stack([d_trials[:, tindex == k].sum(axis=1) for k in range(len(types))])
-    if dof is None:
-        from bidsapp.core.signal import operator_dof
 
-        dof = operator_dof(operator)
-    kept = np.asarray(kept_volumes)
-    energy = (raw**2).sum(axis=0)
-    retained = np.where(energy > 0, (raw[kept] ** 2).sum(axis=0) / np.where(energy > 0, energy, 1), 0.0)
-    raw_kept = raw[kept] - raw[kept].mean(axis=0)
-    raw_norm2 = (raw_kept**2).sum(axis=0)
-    W = np.zeros((n_trials, n_kept))
-    inflation = np.full(n_trials, np.inf)
-    resid_dof = np.zeros(n_trials, dtype=int)
-    reason = [""] * n_trials
-    run_end = start_time + n_vol * t_r
-    for i in range(n_trials):
-        if events.onset[i] > run_end:
-            reason[i] = f"starts after the end of the run ({run_end:g} s)"
-            continue
-        others = d_types.copy()
-        others[:, tindex[i]] -= d_trials[:, i]
-        others = others[:, np.abs(others).max(axis=0) > 1e-12]
-        # nuisance regressors (other trials by type, intercept) reduced to their span: collinear ones
-        # (two trial types with identical regressors) cost nothing as long as this trial's own is estimable
-        rank_others, basis = _span(others), _span(np.column_stack([others, np.ones(n_kept)]), basis=True)
-        x = d_trials[:, i]
-        residual = x - basis @ (basis.T @ x)
-        norm, left = float(np.linalg.norm(x)), float(np.linalg.norm(residual))
-        own = norm > 0 and left > norm * OWN_REGRESSOR_TOLERANCE
-        rank = rank_others + int(own)
-        resid_dof[i] = dof - rank
-        if own:
-            W[i] = residual / (left * left)  # Frisch-Waugh-Lovell: the trial's beta given the nuisance span
-            inflation[i] = (W[i] @ W[i]) * raw_norm2[i] if raw_norm2[i] > 0 else np.inf
-        if norm == 0:
-            reason[i] = "rank-deficient: the trial's own regressor is not estimable (removed by cleaning)"
-        elif not own:
-            reason[i] = ("rank-deficient: the trial's own regressor is not estimable (collinear with the regressors "
-                         f"of other trials and the intercept: {left / norm:.1e} of it is independent of them)")
-        elif resid_dof[i] < MIN_TRIAL_DOF:
-            reason[i] = (f"rank-deficient per-trial model: {rank} regressors for {dof} degrees of freedom "
-                         "left by cleaning")
-        elif not inflation[i] <= MAX_VARIANCE_INFLATION:
-            reason[i] = (f"ill-conditioned per-trial model: beta variance inflated {inflation[i]:.3g}x "
-                         "(cleaning removed most of the trial regressor, or it is nearly collinear with the others)")
-    estimable = np.array([r == "" for r in reason])
-    betas = np.empty((n_trials, cleaned.shape[1]), dtype=np.float32)
-    for start in range(0, cleaned.shape[1], chunk_size):
-        cols = slice(start, start + chunk_size)
-        betas[:, cols] = W @ np.asarray(cleaned[:, cols], dtype=np.float64)
-    betas[~estimable] = np.nan
-    for i in np.flatnonzero(estimable & (retained < 0.5)):
-        reason[i] = f"only {retained[i]:.0%} of the response falls in kept volumes"
-    valid = estimable & (retained >= 0.5)
-    return TrialEstimates(betas=betas, valid=valid, reason=reason, response_retained=retained,
-                          variance_inflation=inflation, residual_dof=resid_dof)
+    This is :func:`bidsapp.core.trial_models.fit_trials` with ``model="lss"`` and the SPM HRF, kept under its
+    old name.
+    """
+    fit = trial_models.fit_trials("lss", cleaned, operator, kept_volumes, events.onset, events.duration,
+                                  events.trial_type, t_r=t_r, start_time=start_time, dof=dof, chunk_size=chunk_size)
+    return TrialEstimates(betas=fit.betas, valid=fit.valid, reason=fit.reason, response_retained=fit.response_retained,
+                          variance_inflation=fit.variance_inflation, residual_dof=fit.residual_dof)

@@ -255,13 +255,33 @@ def read_label_table(path: str | os.PathLike) -> dict[int, str]:
     if "index" not in header or "name" not in header:
         raise ValueError(f"{path}: a label table needs the columns 'index' and 'name' (got {header}).")
     i_idx, i_name = header.index("index"), header.index("name")
-    table = {}
+    table: dict[int, str] = {}
+    line_of: dict = {}
     for n, row in enumerate(rows, start=2):
         try:
-            table[int(float(row[i_idx]))] = row[i_name]
+            index = int(float(row[i_idx]))
         except ValueError:
             raise ValueError(f"{path}: line {n}: index '{row[i_idx]}' is not an integer.") from None
+        name = row[i_name]
+        for key, what in ((("index", index), f"index {index}"), (("name", name), f"name '{name}'")):
+            if key in line_of:
+                raise ValueError(f"{path}: line {n}: {what} is already on line {line_of[key]}; each region needs "
+                                 "one index and its own name (the columns are named by it).")
+            line_of[key] = n
+        table[index] = name
     return table
+
+
+def warn_unnamed_labels(labels: np.ndarray, names: dict[int, str], table: str | os.PathLike) -> None:
+    """One warning when labels of the atlas are missing from its label table (they become region-<label>)."""
+    missing = sorted(set(np.unique(labels).astype(int).tolist()) - {0} - set(names))
+    if missing:
+        import warnings
+
+        shown = ", ".join(map(str, missing[:8])) + (", ..." if len(missing) > 8 else "")
+        warnings.warn(f"{table}: {len(missing)} label(s) of the atlas are not in this label table ({shown}): "
+                      "their columns are named region-<label>; check that the table belongs to the atlas.",
+                      stacklevel=2)
 
 
 def load_labels(

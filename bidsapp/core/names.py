@@ -4,6 +4,10 @@ MODELS = ("basic", "derivatives", "power2", "full")
 COMPCOR = ("anat_combined", "anat_separated", "temporal", "temporal_anat_combined", "temporal_anat_separated")
 STRATEGIES = ("none", "simple", "scrubbing", "compcor", "ica_aroma")
 MASK_STRATEGIES = ("fmriprep", "background", "epi", "whole-brain-template", "gm-template", "wm-template")
+#: ``--trial-estimates`` models (``none``: no estimates)
+TRIAL_MODELS = ("lss", "lsa", "none")
+#: ``--hrf`` choices (bidsapp.core.hrf)
+HRF_MODELS = ("spm", "glover", "spm+derivative", "spm+derivative+dispersion", "fir", "library")
 
 
 def parse_dummy_scans(value) -> str | int:

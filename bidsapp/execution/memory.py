@@ -41,8 +41,13 @@ class RunSize:
 
 def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
                    output_format: tuple[str, ...] = ("npy",), space_cls: type | None = None,
-                   column_terms: dict[str, int] | None = None) -> dict[str, float]:
+                   column_terms: dict[str, int] | None = None, trial_basis: int = 1,
+                   hrf_shapes: int = 1) -> dict[str, float]:
     """Upper bound of each node's peak memory (GB) for a run of ``size``.
+
+    ``lss`` is True when trial-wise estimates (LSS or LSA) are computed; ``trial_basis`` is the number of
+    coefficients per trial (derivatives: 2-3, FIR: one per bin) and ``hrf_shapes`` the number of library HRF
+    shapes compared per column (``--hrf library``: 20).
 
     ``column_terms`` are the bytes the run's column space adds to nodes
     (:meth:`bidsapp.core.columns.base.ColumnSpace.memory_terms`: maps' pseudo-inverse, spheres' sparse matrix).
@@ -62,7 +67,7 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         "masking": x + g * 8 * (8 if smoothing else 3) + STREAM_BUFFERS,
         "cleaning": x + 8 * t * t * 8 + 4 * clean_chunk,
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
-        + ((size.n_trials + t) * min(v, LSS_CHUNK) * 8 * 2 + 6 * size.n_trials * t * 8 if lss else 0),
+        + (_estimates_bytes(size, trial_basis, hrf_shapes) if lss else 0),
         # the arrays before and after cleaning (mapped, every page read once), DVARS's column blocks, the
         # carpet's columns in float64 and the mean image
         "report": 2 * x + 10 * t * min(v, CARPET_BLOCK) * 8 + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2
@@ -72,6 +77,15 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     for node, nbytes in (column_terms or {}).items():
         data[node] += nbytes
     return {node: round(BASE_GB + MARGIN * nbytes / GB, 3) for node, nbytes in data.items()}
+
+
+def _estimates_bytes(size: RunSize, basis: int, shapes: int) -> int:
+    """Trial-wise estimates beyond one float32 beta per trial and column: the other coefficients, the float64
+    chunk products, the weights and designs, and the library selection's per-shape statistics."""
+    t, v, n = size.n_volumes, size.n_features, size.n_trials
+    chunk = min(v, LSS_CHUNK)
+    return ((basis - 1) * n * v * 4 + (n * basis + t) * chunk * 8 * 2 + 6 * n * basis * t * 8
+            + (3 * 3 * shapes * chunk * 8 + shapes * t * 8 if shapes > 1 else 0))
 
 
 def machine_memory_gb() -> float:

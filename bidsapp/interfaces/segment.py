@@ -1,4 +1,4 @@
-"""Trial-based segmentation node: events.tsv -> labelled rows, per-trial segments, LSS betas."""
+"""Trial-based segmentation node: events.tsv -> labelled rows, per-trial segments, trial-wise betas (LSS / LSA)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ class _SegmentInput(BaseInterfaceInputSpec):
     hrf_lag = traits.Float(0.0, usedefault=True)
     trial_window = traits.Tuple(traits.Float, traits.Float, default=(-2.0, 16.0), usedefault=True)
     trial_edge = traits.Enum("nan", "drop", usedefault=True)
-    trial_estimates = traits.Either(None, traits.Enum("lss"), default=None, usedefault=True)
+    trial_estimates = traits.Either(None, traits.Enum("lss", "lsa"), default=None, usedefault=True)
+    hrf = traits.Enum("spm", "glover", "spm+derivative", "spm+derivative+dispersion", "fir", "library",
+                      usedefault=True, desc="HRF of the trial-wise estimates (bidsapp.core.hrf)")
     dof = traits.Int(-1, usedefault=True, desc="degrees of freedom left by cleaning (-1: from the operator)")
 
 
@@ -43,7 +45,7 @@ def _trial_table(events: ev.Events) -> dict:
 
 
 class SegmentTrials(SimpleInterface):
-    """Label rows with trials, cut per-trial segments and (optionally) estimate LSS betas."""
+    """Label rows with trials, cut per-trial segments and (optionally) estimate trial-wise betas."""
 
     input_spec = _SegmentInput
     output_spec = _SegmentOutput
@@ -83,22 +85,100 @@ class SegmentTrials(SimpleInterface):
         info.update({"TrialWindow": list(i.trial_window), "TrialOffsets": seg.offsets.tolist(),
                      "TrialOffsetsRelativeTo": "event onset (HRFLag only shifts the trial labels of _samples.tsv)",
                      "TrialEdge": i.trial_edge, "NTrials": len(events), "NValidTrials": int((seg.valid & ~late).sum())})
-        if i.trial_estimates == "lss":
-            est = ev.lss_estimates(cleaned, np.load(i.operator), kept, events, t_r=i.t_r,
-                                   start_time=i.start_time, dof=i.dof if i.dof >= 0 else None)
-            save_npy(est.betas, cwd / "betas.npy")
-            btable = _trial_table(events)
-            btable.update({"response_retained": np.round(est.response_retained, 4),
-                           "variance_inflation": np.round(est.variance_inflation, 3),
-                           "valid": est.valid, "reason": [r or None for r in est.reason]})
-            write_tsv(cwd / "betas.tsv", btable)
-            bad = int((~est.valid & ~late).sum())
-            if bad:
-                warnings.warn(f"{i.events_file}: {bad} LSS trial estimate(s) are not valid "
-                              "(see the reason column of _betas.tsv).", stacklevel=2)
-            files.update({"betas": str(cwd / "betas.npy"), "betas_tsv": str(cwd / "betas.tsv")})
-            info.update({"TrialEstimates": "LSS (least squares separate)", "HRF": ev.HRF_NAME,
-                         "NValidEstimates": int(est.valid.sum())})
+        if i.trial_estimates in ("lss", "lsa"):
+            files.update(_estimates(i, cleaned, kept, events, late, cwd, info))
         write_text(cwd / "segment.json", json.dumps(info, indent=2))
         self._results.update(samples=str(cwd / "samples.tsv"), trial_files=files, info=str(cwd / "segment.json"))
         return runtime
+
+
+_MODEL_NAMES = {"lss": "LSS (least squares separate)", "lsa": "LSA (least squares all)"}
+
+
+def _estimates(i, cleaned: np.ndarray, kept: np.ndarray, events: ev.Events, late: np.ndarray, cwd: Path,
+               info: dict) -> dict:
+    """Fit the trial model, write betas.npy / betas.tsv / hrf.tsv, add the sidecar fields to ``info``."""
+    from bidsapp.core import hrf as hrf_models
+    from bidsapp.core import trial_models as tm
+
+    basis = hrf_models.make_basis("spm" if i.hrf == "library" else i.hrf, i.t_r, window=tuple(i.trial_window))
+    lines = tm.check_trial_design(i.trial_estimates, events.onset, events.duration, basis, t_r=i.t_r)
+    operator = np.load(i.operator)
+    choice = _library_choice(cleaned, operator, events, i) if i.hrf == "library" else None
+    if choice is not None and choice.note:
+        lines.append(choice.note)
+    for line in lines:
+        warnings.warn(f"{i.events_file}: {line}", stacklevel=2)
+    fit = tm.fit_trials(i.trial_estimates, cleaned, operator, kept, events.onset, events.duration,
+                        events.trial_type, t_r=i.t_r, start_time=i.start_time, basis=basis,
+                        shapes=None if choice is None else choice.shapes, dof=i.dof if i.dof >= 0 else None)
+    save_npy(fit.betas, cwd / "betas.npy")
+    write_tsv(cwd / "betas.tsv", _betas_table(events, fit))
+    write_tsv(cwd / "hrf.tsv", _hrf_table(fit, choice))
+    bad = int((~fit.valid & ~late).sum())
+    if bad:
+        warnings.warn(f"{i.events_file}: {bad} {i.trial_estimates.upper()} trial estimate(s) are not valid "
+                      "(see the reason column of _betas.tsv).", stacklevel=2)
+    info.update({"TrialEstimates": _MODEL_NAMES[i.trial_estimates], "TrialModel": i.trial_estimates,
+                 "HRFModel": i.hrf, "HRF": hrf_models.DESCRIPTIONS[i.hrf], "BetasAre": _betas_are(basis),
+                 "NValidEstimates": int(fit.valid.sum()), "DesignWarnings": lines})
+    if basis.model == "fir":
+        info["FIROffsets"] = basis.offsets.tolist()
+    if choice is not None:
+        info["HRFLibrary"] = {"Shapes": [{"index": k, "peak_s": p, "undershoot_ratio": r}
+                                         for k, p, r in hrf_models.library_table()],
+                              "Selection": "held-out R2 of an all-trials design (no trial_type values)",
+                              "Split": _split_words(choice.split), "Fallback": choice.note or None}
+    return {"betas": str(cwd / "betas.npy"), "betas_tsv": str(cwd / "betas.tsv"), "hrf_tsv": str(cwd / "hrf.tsv")}
+
+
+def _split_words(split: str) -> str:
+    """The sidecar's words for a cross-validation split of the library selection."""
+    from bidsapp.core.hrf_library import SPLITS
+
+    return SPLITS.get(split, "none: no cross-validation was possible")
+
+
+def _library_choice(cleaned: np.ndarray, operator: np.ndarray, events: ev.Events, i):
+    """The library shape of each column, cross-validated within this run (the node sees one run)."""
+    from bidsapp.core.hrf_library import RunForSelection, choose_shapes
+
+    return choose_shapes([RunForSelection(cleaned, operator, events.onset, events.duration, i.t_r, i.start_time)])
+
+
+def _betas_are(basis) -> str:
+    """What a row of _betas.npy is, for the sidecar."""
+    if basis.model == "fir":
+        return ("one row per trial and FIR bin, trial-major (trial 0's bins, then trial 1's ...): the response at "
+                "the offset in the fir_offset column of _betas.tsv")
+    if basis.size > 1:
+        return "one row per trial: the coefficient of the canonical regressor (derivatives are nuisance; nilearn's)"
+    return "one row per trial: the coefficient of its HRF regressor"
+
+
+def _betas_table(events: ev.Events, fit) -> dict:
+    """One row per trial (FIR: per trial and bin): the events' columns and the fit's bookkeeping."""
+    table = _trial_table(events)
+    table.update({"response_retained": np.round(fit.response_retained, 4),
+                  "variance_inflation": np.round(fit.variance_inflation, 3),
+                  "variance_factor": np.array([float(f"{v:.4g}") for v in fit.variance_factor]),
+                  "valid": fit.valid, "reason": [r or None for r in fit.reason]})
+    if fit.basis.model != "fir":
+        return table
+    k = fit.basis.size
+    out = {name: np.repeat(np.asarray(col, dtype=object), k) for name, col in table.items()}
+    out["fir_offset"] = np.tile(fit.basis.offsets, len(events))
+    return out
+
+
+def _hrf_table(fit, choice) -> dict:
+    """One row per column: R² of the trial model, and the library shape chosen for it."""
+    table = {"column": np.arange(fit.r2.size), "r2": np.round(fit.r2, 5)}
+    if choice is not None:
+        from bidsapp.core.hrf import LIBRARY_PEAKS, LIBRARY_UNDERSHOOTS
+
+        table.update({"hrf_shape": choice.shapes, "hrf_peak": np.round(LIBRARY_PEAKS[choice.shapes // 2], 3),
+                      "hrf_undershoot_ratio": np.array(LIBRARY_UNDERSHOOTS)[choice.shapes % 2],
+                      "hrf_cv_r2": np.round(choice.cv_r2, 5), "canonical_cv_r2": np.round(choice.canonical_cv_r2, 5),
+                      "hrf_fallback": choice.fallback})
+    return table

@@ -17,7 +17,9 @@ from bidsapp.outputs.provenance import generated_by
 
 #: group-level and log files the BIDS validator does not know (run outputs: ``writers.bidsignore()``)
 GROUP_BIDSIGNORE = ["logs/", "*.html", "group_runs.tsv", "group_runs.json", "*_desc-intersection_mask.nii.gz",
-                    "*_desc-intersection_mask.dscalar.nii", "*_desc-intersection_mask.json"]
+                    "*_desc-intersection_mask.dscalar.nii", "*_desc-intersection_mask.json",
+                    "group_denoising.tsv", "group_denoising.json", "group_denoising_runs.tsv",
+                    "group_denoising_runs.json", "group_denoising_edges.tsv", "group_denoising_edges.json"]
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 BIDS tabular files document their columns in a JSON file with the same name:
 ``{"onset": {"Description": ..., "Units": "s"}, ...}``. Every column of
 ``_samples.tsv``, ``_features.tsv``, ``_trials.tsv``, ``_betas.tsv`` and
-``group_runs.tsv`` is described here, in one place; columns copied from the
+``group_runs.tsv`` is described here, in one place (the denoising benchmark's ``group_denoising*.tsv``
+in :mod:`bidsapp.outputs.benchmark_descriptions`); columns copied from the
 run's ``events.tsv`` are marked as such.
 """
 
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 
 from bidsapp.core.io import read_tsv, write_text
+from bidsapp.outputs.benchmark_descriptions import KINDS as BENCHMARK_KINDS
 
 
 def _bool(description: str, true: str, false: str) -> dict:
@@ -94,11 +96,40 @@ def _betas(settings: dict) -> dict[str, dict]:
                                               "regressor alone on the raw kept volumes; large when cleaning "
                                               "removed the regressor or other regressors are collinear with it.",
                                "Units": "ratio"},
+        "variance_factor": {"Description": "Variance of the trial's beta per unit noise variance of a column "
+                                           "(squared norm of the weights that give the beta from the cleaned "
+                                           "column): a column's residual variance times this is the beta's "
+                                           "variance. FIR: the largest over the trial's bins."},
         "valid": _bool("Whether the trial-wise estimate is usable: the trial starts inside the run, its "
-                       "per-trial model is full rank with residual degrees of freedom, variance_inflation <= 100 "
-                       "and response_retained >= 0.5.", "usable estimate", "estimate unreliable (or NaN)"),
+                       "model (per trial for LSS, per run for LSA) identifies its beta with residual degrees of "
+                       "freedom, variance_inflation <= 100, response_retained >= 0.5 and (FIR) every bin is "
+                       "estimable.", "usable estimate", "estimate unreliable (or NaN)"),
         "reason": {"Description": "Why the estimate is not valid (n/a when valid); rank-deficient or "
                                   "ill-conditioned models have NaN betas."},
+        "fir_offset": {"Description": "--hrf fir: the FIR bin of this row, seconds from the trial's onset (a bin "
+                                      "holds the volumes within half a TR of onset + offset); one row per trial "
+                                      "and bin.", "Units": "s"},
+    }
+
+
+def _hrf(settings: dict) -> dict[str, dict]:
+    return {
+        "column": {"Description": "Column of the run's arrays (row of _features.tsv, 0-based)."},
+        "r2": {"Description": "R2 of the LSA model (every trial's regressors with the column's HRF, and an "
+                              "intercept) on the cleaned column: the share of its variance the trials explain.",
+               "Units": "ratio"},
+        "hrf_shape": {"Description": "--hrf library: index (0-19) of the library shape chosen for the column "
+                                     "(sidecar Trials.HRFLibrary.Shapes)."},
+        "hrf_peak": {"Description": "--hrf library: peak latency of the chosen shape.", "Units": "s"},
+        "hrf_undershoot_ratio": {"Description": "--hrf library: undershoot ratio of the chosen shape (0.1 shallow, "
+                                                "0.35 deep).", "Units": "ratio"},
+        "hrf_cv_r2": {"Description": "--hrf library: held-out R2 of an all-trials design (no trial_type values) "
+                                     "with the chosen shape (sidecar Trials.HRFLibrary.Split).", "Units": "ratio"},
+        "canonical_cv_r2": {"Description": "--hrf library: the same held-out R2 with the canonical-like shape 6, "
+                                           "for comparison.", "Units": "ratio"},
+        "hrf_fallback": _bool("--hrf library: whether no shape predicted held-out data (hrf_cv_r2 <= 0 for "
+                              "all, or no cross-validation was possible) and the canonical-like shape 6 was used.",
+                              "canonical-like shape used", "cross-validated choice"),
     }
 
 
@@ -116,7 +147,8 @@ def _group(settings: dict) -> dict[str, dict]:
     }
 
 
-KINDS = {"samples": _samples, "features": None, "trials": _trials, "betas": _betas, "group_runs": _group}
+KINDS = {"samples": _samples, "features": None, "trials": _trials, "betas": _betas, "hrf": _hrf,
+         "group_runs": _group, **BENCHMARK_KINDS}  # group_denoising, group_denoising_runs, group_denoising_edges
 _EXTRA = "Column of the run's events.tsv, copied unchanged (see the events.tsv JSON sidecar for its meaning)."
 
 
@@ -125,7 +157,9 @@ def describe(kind: str, header: list[str], settings: dict | None = None, space: 
 
     Parameters
     ----------
-    kind : {"samples", "features", "trials", "betas", "group_runs"}
+    kind : str
+        ``samples``, ``features``, ``trials``, ``betas``, ``group_runs``, ``group_denoising``,
+        ``group_denoising_runs`` or ``group_denoising_edges``.
     header : list of str
         Column names of the TSV.
     settings : dict, optional
@@ -155,9 +189,9 @@ def describe(kind: str, header: list[str], settings: dict | None = None, space: 
 def kind_of(path: str | Path) -> str | None:
     """Table kind from a file name (``..._samples.tsv`` -> ``samples``), None when not a described table."""
     name = Path(path).name
-    if name == "group_runs.tsv":
-        return "group_runs"
-    for kind in ("samples", "features", "trials", "betas"):
+    if name == "group_runs.tsv" or name[: -len(".tsv")] in BENCHMARK_KINDS:
+        return name[: -len(".tsv")]
+    for kind in ("samples", "features", "trials", "betas", "hrf"):
         if name.endswith(f"_{kind}.tsv"):
             return kind
     return None

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Callable, Iterator
@@ -257,8 +258,18 @@ class RunWriter:
 
 #: parameters that change how outputs are written, not their numbers (ignored when configurations are compared)
 LAYOUT_PARAMETERS = ("output_format",)
-#: parameters naming an input file: compared by the file's checksum (``Sources``), not by its path
-FILE_PARAMETERS = {"atlas": ("atlas", "atlas_right"), "atlas_labels": ("atlas_labels",), "spheres": ("spheres",)}
+
+
+def file_parameter(role: str) -> str | None:
+    """The input-file option (options table ``input_file``) a ``Sources`` role belongs to, or None:
+    ``atlas`` and ``atlas_right`` -> ``atlas``; ``roi_masks_2`` -> ``roi_masks``. Such parameters are
+    compared by their files' checksums, not by their paths."""
+    from bidsapp.options import INPUT_FILES
+
+    for name in INPUT_FILES:
+        if role in (name, f"{name}_right") or re.fullmatch(rf"{name}_\d+", role):
+            return name
+    return None
 
 
 def configuration_of(meta: dict) -> dict:
@@ -270,10 +281,14 @@ def configuration_of(meta: dict) -> dict:
     params = {k: v for k, v in (meta.get("Parameters") or {}).items() if k not in LAYOUT_PARAMETERS}
     if not params:
         return {"ConfigurationHash": meta.get("ConfigurationHash")}
-    checksums = {s.get("Role"): s.get("SHA256") for s in meta.get("Sources") or [] if isinstance(s, dict)}
-    for key, roles in FILE_PARAMETERS.items():
+    files: dict[str, list[str]] = {}
+    for source in meta.get("Sources") or []:
+        key = file_parameter(str(source.get("Role"))) if isinstance(source, dict) else None
+        if key:
+            files.setdefault(key, []).append(str(source.get("SHA256"))[:16])
+    for key, checksums in files.items():
         if params.get(key):
-            params[key] = "sha256:" + "+".join(str(checksums.get(r))[:16] for r in roles if r in checksums)
+            params[key] = "sha256:" + "+".join(checksums)
     return json.loads(json.dumps(params, sort_keys=True, default=str))
 
 

@@ -253,11 +253,12 @@ WRITERS: tuple[Writer, ...] = (
            help="GIFTI runs: one time series per hemisphere", refuses=_gifti_only, memory=_on_grayordinates,
            series=True),
     Writer("columns image", ("dseg.nii.gz", "dseg.dlabel.nii", "probseg.nii.gz"), _columns_image),
-    Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv"), _node_files,
+    Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv", "hrf.tsv"), _node_files,
            bidsignore=("*_trials.npy", "*_trials.tsv", "*_trials.json", "*_betas.npy", "*_betas.tsv",
-                       "*_betas.json")),
+                       "*_betas.json", "*_hrf.tsv", "*_hrf.json")),
     Writer("report data", ("reportdata.npz",), _report_data, bidsignore=("*_reportdata.npz",)),
-    Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json"), _descriptions),
+    Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json", "hrf.json"),
+           _descriptions),
 )
 
 #: ``--output-format`` values, in the order of :data:`WRITERS`

@@ -81,13 +81,12 @@ def group_report(output_dir: Path, *, benchmark_html: str | None = None,
     output_dir = Path(output_dir)
     parts = ["<h1>bidsapp group report</h1>", "<nav><a href='#qc'>runs</a><a href='#left-out'>left out</a>"
              "<a href='#benchmark'>denoising benchmark</a></nav>",
-             qc_section(output_dir / "group_runs.tsv"), left_out_section(output_dir),
-             "<h2 id='benchmark'>Denoising benchmark</h2>"]
-    if benchmark_html:
+             qc_section(output_dir / "group_runs.tsv"), left_out_section(output_dir), "<div id='benchmark'></div>"]
+    if benchmark_html:  # its own heading
         parts += [benchmark_html, benchmark_figures(edges or {})]
     else:
-        parts.append("<p class='muted'>Not computed: the benchmark compares denoising strategies (several "
-                     "desc- labels of region columns in this folder) over participants.</p>")
+        parts.append("<h2>Denoising benchmark</h2><p class='muted'>Not computed: the benchmark compares denoising "
+                     "strategies (several desc- labels of region columns in this folder) over participants.</p>")
     parts += [f"<p class='warn'>{html.escape(note)}</p>" for note in notes]
     out = output_dir / "group.html"
     write_text(out, page("bidsapp group report", parts))

@@ -83,10 +83,20 @@ def group_level(s: Settings) -> int:
         _save_intersection(Path(s.output_dir) / f"space-{space}_desc-intersection_mask.nii.gz", files, left_out,
                            functools.partial(save_nifti, nib.Nifti1Image(inter.astype(np.uint8), imgs[ref].affine)))
     print(f"[bidsapp] group summary of {len(sidecars)} run(s): {Path(s.output_dir) / 'group_runs.tsv'}")
-    from bidsapp.reports.group import group_report
-
-    print(f"[bidsapp] group report: {group_report(Path(s.output_dir))}")
+    _denoising_benchmark(s, sidecars)
     return 0
+
+
+def _denoising_benchmark(s: Settings, sidecars: list[Path]) -> None:
+    """``group_denoising*.tsv`` over the runs with region columns, and the group report's section of them."""
+    from bidsapp.reports.denoising import benchmark_section, figure_data
+    from bidsapp.reports.group import group_report
+    from bidsapp.workflows.denoising_benchmark import ExclusionRule, write_benchmark
+
+    rule = ExclusionRule(s.exclude_fd_mean, s.exclude_censored_fraction, s.exclude_fd_threshold)
+    write_benchmark(Path(s.output_dir), sidecars, rule, Path(s.bids_dir) / "participants.tsv")
+    out = Path(s.output_dir)
+    print(f"[bidsapp] group report: {group_report(out, benchmark_html=benchmark_section(out), edges=figure_data(out))}")
 
 
 def _legacy_kind(mask_name: str) -> str:

@@ -1,4 +1,4 @@
-"""Column spaces: one module per kind of column (voxels, labels, maps, spheres, grayordinates,
+"""Column spaces: one module per kind of column (voxels, labels, maps, ROI masks, spheres, grayordinates,
 grayordinate labels), one protocol (:class:`~bidsapp.core.columns.base.ColumnSpace`).
 
 :func:`choose_kind` decides a run's kind once, from its inputs; every later step asks
@@ -11,11 +11,12 @@ from bidsapp.core.columns.base import ColumnSpace, PathLike
 from bidsapp.core.columns.grayordinates import GrayordinateLabels, Grayordinates
 from bidsapp.core.columns.labels import Labels
 from bidsapp.core.columns.maps import Maps
+from bidsapp.core.columns.rois import ROIs
 from bidsapp.core.columns.spheres import Spheres
 from bidsapp.core.columns.voxels import Voxels
 
 KINDS: dict[str, type[ColumnSpace]] = {
-    c.kind: c for c in (Voxels, Labels, Maps, Spheres, Grayordinates, GrayordinateLabels)}
+    c.kind: c for c in (Voxels, Labels, Maps, ROIs, Spheres, Grayordinates, GrayordinateLabels)}
 
 
 def get(kind: str) -> type[ColumnSpace]:

@@ -37,13 +37,16 @@ class Labels(ColumnSpace):
         from bidsapp.core.masks import describe_grid, same_grid
 
         img, atlas_img = load_header(bold, ndim=4), load_header(atlas)
+        data = None
         if str(atlas).endswith((".nii", ".nii.gz")) and len(atlas_img.shape) == 3:
             data = np.asanyarray(atlas_img.dataobj)
             if not (np.isfinite(data).all() and np.array_equal(data, np.round(data))):
                 raise ValueError(f"{atlas}: a 3D atlas must hold integer labels (0 = background); for one "
                                  "probabilistic map give a 4D image with one volume.")
         if options.get("atlas_labels"):
-            masking.read_label_table(options["atlas_labels"])
+            names = masking.read_label_table(options["atlas_labels"])
+            if data is not None:
+                masking.warn_unnamed_labels(data, names, options["atlas_labels"])
         if not resample and not same_grid(atlas_img.shape, atlas_img.affine, img.shape, img.affine):
             raise ValueError(f"{atlas}: atlas grid ({describe_grid(atlas_img.shape, atlas_img.affine)}) differs from "
                              f"the BOLD grid ({describe_grid(img.shape, img.affine)}); pass an atlas in the run's "

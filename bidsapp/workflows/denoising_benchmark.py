@@ -1,0 +1,308 @@
+"""Group level: the denoising benchmark of an output folder, per strategy (``desc``) x atlas x space.
+
+Runs with region columns (``--atlas`` labels or maps, ``--roi-masks``, ``--spheres``, grayordinate labels) are
+read back; each run's connectivity is the Pearson correlation of its region time series (:func:`run_connectivity`,
+the one place that chooses the source). A participant's connectivity is the mean over its runs kept by the exclusion
+rule and its motion the mean FD over those runs' volumes; QC-FC is computed across participants, partialling
+``age`` and ``sex`` out when ``participants.tsv`` of the raw dataset gives them for every participant. Three
+tables are written (each with its JSON column descriptions):
+
+- ``group_denoising.tsv``: one row per strategy x atlas x space, the metrics of
+  :mod:`bidsapp.core.denoising_benchmark`, and a ``note`` saying what could not be computed and why;
+- ``group_denoising_runs.tsv``: one row per run and strategy: motion, exclusion (and why), degrees of freedom;
+- ``group_denoising_edges.tsv``: one row per edge and strategy: the regions, their distance, QC-FC and
+  p-value (the data of QC-FC histograms and distance-dependence plots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bidsapp.core import denoising_benchmark as db
+
+#: column spaces whose columns are regions (connectivity between them is a benchmark edge)
+REGION_KINDS = ("labels", "maps", "rois", "spheres", "grayordinate_labels")
+#: entities naming a run of the source data (the rest names a processing of it)
+RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part")
+TABLES = ("group_denoising.tsv", "group_denoising_runs.tsv", "group_denoising_edges.tsv")
+
+
+@dataclass(frozen=True)
+class ExclusionRule:
+    """``--exclude-fd-mean``, ``--exclude-censored-fraction`` and ``--exclude-fd-threshold`` (None: off)."""
+
+    fd_mean_max: float | None = db.EXCLUDE_FD_MEAN
+    censored_fraction_max: float | None = db.EXCLUDE_CENSORED_FRACTION
+    fd_threshold: float = db.EXCLUDE_FD_THRESHOLD
+
+
+@dataclass
+class BenchmarkRun:
+    """What the benchmark needs of one run's outputs."""
+
+    stem: str
+    subject: str
+    entities: dict
+    denoise: str | None
+    n_volumes: int
+    dof: float
+    fd: np.ndarray
+    connectivity: np.ndarray
+    regions: list[str]
+    centroids: np.ndarray | None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(space, atlas, desc): the row of ``group_denoising.tsv`` the run belongs to."""
+        return (self.entities.get("space", "func"), self.entities.get("atlas", "n/a"),
+                self.entities.get("desc", "n/a"))
+
+
+def run_connectivity(run) -> np.ndarray:
+    """The run's connectivity edge vector: Pearson correlation of its region time series (kept volumes)."""
+    return db.connectivity_vector(np.asarray(run.X, dtype=np.float64))
+
+
+def centroids_of(features) -> np.ndarray | None:
+    """Region centroids (mm) from a features table: ``centroid_x/y/z`` (maps), else ``x/y/z`` (labels,
+    spheres); None when absent or not finite (grayordinate labels on surfaces)."""
+    for cols in (("centroid_x", "centroid_y", "centroid_z"), ("x", "y", "z")):
+        if all(c in features for c in cols):
+            values = features[list(cols)].to_numpy(dtype=np.float64)
+            return values if np.isfinite(values).all() else None
+    return None
+
+
+def read_benchmark_run(load_run, sidecar: Path) -> BenchmarkRun | None:
+    """One run for the benchmark (None when its columns are not regions).
+
+    ``load_run(sidecar)`` reads the run's outputs (the one reader of the output folder).
+    """
+    run = load_run(sidecar)
+    if run.kind not in REGION_KINDS or run.X.shape[1] < 2:
+        return None
+    names = run.features["name"].astype(str).tolist() if "name" in run.features else \
+        [str(c) for c in run.features["column"]]
+    fd = run.samples["framewise_displacement"].to_numpy(dtype=np.float64) \
+        if "framewise_displacement" in run.samples else np.full(len(run.samples), np.nan)
+    entities = dict(p.split("-", 1) for p in run.stem.split("_") if "-" in p)
+    return BenchmarkRun(stem=run.stem, subject=entities["sub"], entities=entities,
+                        denoise=(run.meta.get("Parameters") or {}).get("denoise"), n_volumes=len(run.samples),
+                        dof=float(run.meta.get("DegreesOfFreedom", np.nan)), fd=fd,
+                        connectivity=run_connectivity(run), regions=names, centroids=centroids_of(run.features))
+
+
+def exclusions(runs: Iterable[BenchmarkRun], rule: ExclusionRule) -> dict[str, tuple[float, float, str | None]]:
+    """Per run stem: mean FD, share of volumes above the FD threshold and why it is excluded (None: kept)."""
+    out = {}
+    for r in runs:
+        mean, frac = db.mean_fd(r.fd), db.high_motion_fraction(r.fd, rule.fd_threshold)
+        out[r.stem] = (mean, frac, db.exclusion_reason(mean, frac, fd_mean_max=rule.fd_mean_max,
+                                                       censored_fraction_max=rule.censored_fraction_max,
+                                                       fd_threshold=rule.fd_threshold))
+    return out
+
+
+def participant_covariates(participants: dict[str, dict[str, str]] | None, subjects: list[str]
+                           ) -> tuple[np.ndarray | None, list[str], str | None]:
+    """Age and sex (or gender) of each participant from ``participants.tsv`` rows (``participant_id`` keys).
+
+    Returns the encoded matrix (None when not usable), the names of the covariates used, and why they are not
+    used (None when they are).
+    """
+    if not participants:
+        return None, [], "no participants.tsv in the raw dataset"
+    lower = {k.lower(): k for k in next(iter(participants.values()))}
+    wanted = [c for c in (lower.get("age"), lower.get("sex") or lower.get("gender")) if c]
+    if not wanted:
+        return None, [], "participants.tsv has no age or sex column"
+    values: dict[str, list[str]] = {c: [] for c in wanted}
+    for sub in subjects:
+        row = participants.get(f"sub-{sub}")
+        for c in wanted:
+            v = None if row is None else row.get(c)
+            if v in (None, "", "n/a"):
+                return None, [], f"{c} missing for sub-{sub} in participants.tsv"
+            values[c].append(v)
+    matrix, names = db.encode_covariates(values)
+    return matrix, names, None
+
+
+def benchmark_rows(runs: list[BenchmarkRun], rule: ExclusionRule,
+                   participants: dict[str, dict[str, str]] | None) -> tuple[dict, dict, dict]:
+    """The three tables (dicts of columns) of the benchmark over ``runs``."""
+    excl = exclusions(runs, rule)
+    groups: dict[tuple, list[BenchmarkRun]] = {}
+    for r in runs:
+        groups.setdefault(r.key, []).append(r)
+    per_atlas: dict[tuple, int] = {}
+    for space, atlas, _ in groups:
+        per_atlas[(space, atlas)] = per_atlas.get((space, atlas), 0) + 1
+    summary: dict[str, list] = {c: [] for c in SUMMARY_COLUMNS}
+    edges: dict[str, list] = {c: [] for c in EDGE_COLUMNS}
+    run_rows: dict[str, list] = {c: [] for c in RUN_COLUMNS}
+    for key in sorted(groups):
+        row, edge_rows, run_part = _strategy(key, groups[key], excl, participants,
+                                             single=per_atlas[key[:2]] == 1)
+        for c in SUMMARY_COLUMNS:
+            summary[c].append(row[c])
+        for c in EDGE_COLUMNS:
+            edges[c].extend(edge_rows[c])
+        for c in RUN_COLUMNS:
+            run_rows[c].extend(run_part[c])
+    return summary, run_rows, edges
+
+
+SUMMARY_COLUMNS = ("desc", "denoise", "atlas", "space", "n_regions", "n_runs", "n_runs_excluded", "n_participants",
+                   "covariates", "qcfc_edges", "qcfc_significant_percent", "qcfc_fdr_significant_percent",
+                   "qcfc_median_abs", "distance_dependence", "distance_dependence_p", "dof_lost_mean",
+                   "dof_lost_percent_mean", "note")
+RUN_COLUMNS = ("run", "participant_id", "desc", "atlas", "space", "mean_framewise_displacement",
+               "censored_fraction", "excluded", "exclusion_reason", "n_volumes", "degrees_of_freedom", "dof_lost",
+               "dof_lost_percent")
+EDGE_COLUMNS = ("desc", "atlas", "space", "region_a", "region_b", "distance", "qcfc", "qcfc_p",
+                "qcfc_fdr_significant")
+
+
+def _strategy(key: tuple, runs: list[BenchmarkRun], excl: dict, participants, *, single: bool
+              ) -> tuple[dict, dict, dict]:
+    """One strategy x atlas x space: its summary row, its edges and its runs."""
+    space, atlas, desc = key
+    notes = [f"only one strategy (desc) for atlas {atlas} in space {space}: nothing to compare it with"] \
+        if single else []
+    ref = runs[0]
+    same = [r for r in runs if r.regions == ref.regions]
+    if len(same) < len(runs):
+        notes.append(f"{len(runs) - len(same)} run(s) left out: regions differ from {ref.stem}'s")
+    kept = [r for r in same if excl[r.stem][2] is None]
+    dof, n_vol = np.array([r.dof for r in same]), np.array([r.n_volumes for r in same], float)
+    lost, frac = np.full(len(same), np.nan), np.full(len(same), np.nan)
+    known = np.isfinite(dof)  # sidecars written before DegreesOfFreedom was recorded: n/a
+    if known.any():
+        lost[known], frac[known] = db.dof_loss(n_vol[known], dof[known])
+    run_part = {"run": [r.stem for r in same], "participant_id": [f"sub-{r.subject}" for r in same],
+                "desc": [desc] * len(same), "atlas": [atlas] * len(same), "space": [space] * len(same),
+                "mean_framewise_displacement": [excl[r.stem][0] for r in same],
+                "censored_fraction": [excl[r.stem][1] for r in same],
+                "excluded": [excl[r.stem][2] is not None for r in same],
+                "exclusion_reason": [excl[r.stem][2] for r in same], "n_volumes": [r.n_volumes for r in same],
+                "degrees_of_freedom": list(dof), "dof_lost": list(lost), "dof_lost_percent": list(100 * frac)}
+    kept_idx = [i for i, r in enumerate(same) if excl[r.stem][2] is None]
+    metrics, cov_names, edge_data = _qcfc_metrics(kept, ref, participants, notes)
+    row = {"desc": desc, "denoise": ref.denoise, "atlas": atlas, "space": space, "n_regions": len(ref.regions),
+           "n_runs": len(same), "n_runs_excluded": len(same) - len(kept),
+           "n_participants": len({r.subject for r in kept}), "covariates": ", ".join(cov_names) or "none",
+           **metrics,
+           "dof_lost_mean": float(np.nanmean(lost[kept_idx])) if np.isfinite(lost[kept_idx]).any() else np.nan,
+           "dof_lost_percent_mean": float(np.nanmean(100 * frac[kept_idx]))
+           if np.isfinite(frac[kept_idx]).any() else np.nan,
+           "note": "; ".join(notes) or None}
+    i, j = db.edge_index(len(ref.regions))
+    n = len(i)
+    edges = {"desc": [desc] * n, "atlas": [atlas] * n, "space": [space] * n,
+             "region_a": [ref.regions[k] for k in i], "region_b": [ref.regions[k] for k in j], **edge_data}
+    return row, edges, run_part
+
+
+def _qcfc_metrics(kept: list[BenchmarkRun], ref: BenchmarkRun, participants, notes: list[str]
+                  ) -> tuple[dict, list[str], dict]:
+    """QC-FC summary over the participants of ``kept`` runs, the covariates used and the per-edge columns."""
+    n_edges = db.n_edges(len(ref.regions))
+    dist = db.edge_distances(ref.centroids) if ref.centroids is not None else np.full(n_edges, np.nan)
+    if ref.centroids is None:
+        notes.append("distance dependence: the regions have no centroids (surface regions)")
+    empty = {"qcfc_edges": 0, **dict.fromkeys(("qcfc_significant_percent", "qcfc_fdr_significant_percent",
+                                               "qcfc_median_abs", "distance_dependence",
+                                               "distance_dependence_p"), np.nan)}
+    nan = np.full(n_edges, np.nan)
+    edge_data = {"distance": list(dist), "qcfc": list(nan), "qcfc_p": list(nan),
+                 "qcfc_fdr_significant": [None] * n_edges}
+    subjects = sorted({r.subject for r in kept})
+    conn = np.array([np.mean([r.connectivity for r in kept if r.subject == s], axis=0) for s in subjects]) \
+        if subjects else np.empty((0, n_edges))
+    motion = np.array([db.mean_fd(np.concatenate([r.fd for r in kept if r.subject == s])) for s in subjects])
+    cov, names, why = participant_covariates(participants, subjects)
+    if cov is not None and len(subjects) < db.min_participants(cov.shape[1]):
+        cov, names, why = None, [], f"too few participants ({len(subjects)}) to partial out {', '.join(names)}"
+    if len(subjects) < db.min_participants(0):
+        notes.append(f"QC-FC needs at least {db.min_participants(0)} participants, {len(subjects)} left after "
+                     "exclusion")
+        return empty, names, edge_data
+    if why:
+        notes.append(f"QC-FC not adjusted for age and sex: {why}")
+    try:
+        result = db.qcfc(conn, motion, cov)
+    except ValueError as exc:  # e.g. the same mean FD for every participant
+        notes.append(f"QC-FC: {exc}")
+        return empty, names, edge_data
+    edge_data.update(qcfc=list(result.r), qcfc_p=list(result.p),
+                     qcfc_fdr_significant=[None if np.isnan(p) else bool(s)
+                                           for p, s in zip(result.p, db.fdr_bh(result.p))])
+    return db.summarize(result, dist if ref.centroids is not None else None), names, edge_data
+
+
+def read_participants(path: Path | None) -> dict[str, dict[str, str]] | None:
+    """Rows of ``participants.tsv`` by ``participant_id`` (None when the file or the column is absent)."""
+    from bidsapp.core.io import read_tsv
+
+    if path is None or not Path(path).is_file():
+        return None
+    header, rows = read_tsv(path)
+    if "participant_id" not in header:
+        return None
+    return {r[header.index("participant_id")]: dict(zip(header, r)) for r in rows}
+
+
+def _read_runs(sidecars: list[Path]) -> list[BenchmarkRun]:
+    """The runs with region columns; a run whose outputs cannot be read is left out with one printed line."""
+    from bidsapp.api import load_sidecar
+
+    runs = []
+    for sc in sidecars:
+        try:
+            run = read_benchmark_run(load_sidecar, sc)
+        except (OSError, ValueError) as exc:
+            print(f"[bidsapp] {sc.name[: -len('_timeseries.json')]}: left out of the denoising benchmark: {exc}")
+            continue
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def write_benchmark(output_dir: Path, sidecars: list[Path], rule: ExclusionRule,
+                    participants_tsv: Path | None) -> list[Path]:
+    """Write the three ``group_denoising*.tsv`` tables (and their column descriptions) of ``sidecars``' runs.
+
+    Without runs with region columns, nothing is written (tables of an earlier invocation are removed, so
+    they never describe other runs) and the reason is printed. Returns the tables written.
+    """
+    from bidsapp.core.io import write_tsv
+    from bidsapp.outputs.descriptions import write_sidecar
+
+    output_dir = Path(output_dir)
+    for name in TABLES:
+        for old in (output_dir / name, (output_dir / name).with_suffix(".json")):
+            old.unlink(missing_ok=True)
+    runs = _read_runs(sidecars)
+    if not runs:
+        print("[bidsapp] denoising benchmark: no run has region columns (--atlas, --roi-masks, --spheres); "
+              "connectivity between voxels is not compared, so nothing was written.")
+        return []
+    tables = benchmark_rows(runs, rule, read_participants(participants_tsv))
+    settings = {"exclude_fd_mean": rule.fd_mean_max, "exclude_censored_fraction": rule.censored_fraction_max,
+                "exclude_fd_threshold": rule.fd_threshold}
+    paths = []
+    for name, columns in zip(TABLES, tables):
+        paths.append(write_tsv(output_dir / name, columns))
+        write_sidecar(paths[-1], settings)
+    summary = tables[0]
+    print(f"[bidsapp] denoising benchmark of {len(summary['desc'])} strategy x atlas combination(s) over "
+          f"{len({r.subject for r in runs})} participant(s): {paths[0]}")
+    for desc, note in zip(summary["desc"], summary["note"]):
+        if note:
+            print(f"[bidsapp] denoising benchmark, desc-{desc}: {note}")
+    return paths
