@@ -602,6 +602,7 @@ def participant(s: Settings) -> int:
                              "give --work-dir on a writable disk.", code=73) from exc
         raise
     from bidsapp.reports.html import participant_report
+    from bidsapp.reports.methods import write_citation
 
     for subject in sorted({r.entities["subject"] for r in todo}):
         try:
@@ -609,6 +610,7 @@ def participant(s: Settings) -> int:
         except OSError as exc:
             exc.filename = exc.filename or str(s.output_dir / f"sub-{subject}.html")
             raise
+    write_citation(s.output_dir)  # logs/CITATION.md and .bib: the methods text of every run of the folder
     print(f"[bidsapp] done: {len(plans)} run(s) in {time.monotonic() - t0:.1f} s -> {s.output_dir}", flush=True)
     return 0
 

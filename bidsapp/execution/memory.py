@@ -19,6 +19,8 @@ BASE_GB = 0.35
 CLEAN_CHUNK = 16384
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
+#: columns read at a time for DVARS, and columns of the carpet (``bidsapp.core.carpet``)
+CARPET_BLOCK, CARPET_COLUMNS = 4096, 2000
 #: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
 STREAM_BUFFERS = 40 * 2**20
 #: margin on the data terms (allocator slack, small temporaries)
@@ -58,7 +60,7 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     -------
     dict
         Node name (``provenance``, ``mask``, ``masking``, ``cleaning``, ``segmentation``,
-        ``derivatives``) -> GB.
+        ``report``, ``derivatives``) -> GB.
     """
     t, v, g = size.n_volumes, size.n_features, size.grid_voxels
     x = t * v * 4  # the float32 array
@@ -73,6 +75,10 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         # optimized / --trial-denoise / --trial-ridge: this run's share of its participant's joined trial model
         # (the run's data in float64, its projected copy and a held-out copy; a chunk of ridge coefficients)
         "trialmodel": (3 * t * v * 8 + 20 * (size.n_trials + t) * min(v, TRIAL_CHUNK) * 8) if joined else 0,
+        # the arrays before and after cleaning (mapped, every page read once), DVARS's column blocks, the
+        # carpet's columns in float64 and the mean image
+        "report": 2 * x + 10 * t * min(v, CARPET_BLOCK) * 8 + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2
+        + STREAM_BUFFERS,
         "derivatives": sink_memory(output_format, space_cls, g, v) + g * 4 * 3,
     }
     for node, nbytes in (column_terms or {}).items():

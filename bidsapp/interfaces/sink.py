@@ -40,6 +40,8 @@ class _SinkInput(BaseInterfaceInputSpec):
     segment_info = traits.Either(None, File(exists=True), default=None, usedefault=True)
     estimate_files = traits.Dict(value={}, usedefault=True, desc="the run's files of the joined trial model")
     estimate_info = traits.Dict(value={}, usedefault=True, desc="what the sidecar records of the joined model")
+    report_data = traits.Either(None, File(exists=True), default=None, usedefault=True,
+                                desc="what the report draws (carpet, DVARS, mean image), .npz")
     settings = traits.Dict(mandatory=True)
     configuration_hash = traits.Str(mandatory=True)
     sources = traits.List(traits.Dict, mandatory=True)

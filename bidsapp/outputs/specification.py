@@ -114,6 +114,9 @@ OUTPUTS: tuple[OutputFile, ...] = (
                "Covariance (Ledoit-Wolf, as nilearn's ConnectivityMeasure); the JSON gives the measure, Fisher z, "
                "samples and the nodes left out by --min-coverage (n/a rows and columns).",
                "`--connectivity` (one pair per measure)"),
+    OutputFile((f"{_RUN}_reportdata.npz",),
+               "What the participant report draws: up to 2,000 columns before and after cleaning (uint8 z-scores), "
+               "standardized DVARS before and after, and the run's mean image (volume runs).", "always"),
     OutputFile((f"{_RUN}_timeseries.tsv.gz",),
                "The cleaned array as a gzipped TSV with one header per column (region names in atlas modes).",
                "`--output-format tsv.gz`, and always in atlas, maps and spheres modes"),
@@ -137,8 +140,12 @@ OUTPUTS: tuple[OutputFile, ...] = (
     OutputFile((".bidsignore",), "The non-standard suffixes bidsapp writes, for the BIDS validator.", "always",
                "dataset"),
     OutputFile(("sub-<label>.html",),
-               "One self-contained report page per participant (what was done to each run, framewise "
-               "displacement with censored volumes).", "participant level", "dataset"),
+               "One self-contained report page per participant (what was done to each run, QC metrics, the "
+               "columns over the mean image, carpet plot, trial timeline, connectivity, methods text).",
+               "participant level", "dataset"),
+    OutputFile(("logs/CITATION.md", "logs/CITATION.bib"),
+               "Methods text written from the settings recorded in the run sidecars, and its references.",
+               "participant level", "dataset"),
     OutputFile(("logs/settings-<stamp>.json",), "The command line and settings of one invocation.",
                "every invocation", "dataset"),
     OutputFile(("logs/checksums/<sha1>.json",),

@@ -159,6 +159,12 @@ def _node_files(ctx: SinkContext) -> None:
         ctx.writer.install(src, ctx.path(suffix, "." + ext))
 
 
+def _report_data(ctx: SinkContext) -> None:
+    """What the participant report draws (carpet, DVARS, mean image), computed by the report node."""
+    if getattr(ctx.inputs, "report_data", None):
+        ctx.writer.install(ctx.inputs.report_data, ctx.path("reportdata", ".npz"))
+
+
 def _descriptions(ctx: SinkContext) -> None:
     """The BIDS column descriptions (``.json``) of every table written so far."""
     from bidsapp.outputs import descriptions
@@ -264,6 +270,7 @@ WRITERS: tuple[Writer, ...] = (
            _node_files,
            bidsignore=("*_trials.npy", "*_trials.tsv", "*_trials.json", "*_betas.npy", "*_betas.tsv",
                        "*_betas.json", "*_hrf.tsv", "*_hrf.json", "*_betaquality.tsv", "*_betaquality.json")),
+    Writer("report data", ("reportdata.npz",), _report_data, bidsignore=("*_reportdata.npz",)),
     Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json", "hrf.json",
                                    "betaquality.json"),
            _descriptions),

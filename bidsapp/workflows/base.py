@@ -11,6 +11,7 @@ from bidsapp.interfaces.clean import CleanSignals
 from bidsapp.interfaces.extract import ExtractSignals
 from bidsapp.interfaces.mask import ComputeMask
 from bidsapp.interfaces.provenance import HashInputs
+from bidsapp.interfaces.report import ReportData
 from bidsapp.interfaces.segment import SegmentTrials
 from bidsapp.interfaces.sink import WriteDerivatives
 
@@ -48,6 +49,7 @@ SINK_LINKS: dict[str, list[tuple[str, str]]] = {
     "cleaning": [("cleaned", "cleaned"), ("info", "clean_info")],
     "segmentation": [("samples", "samples"), ("trial_files", "trial_files"), ("info", "segment_info")],
     "provenance": [("sources", "sources"), ("started", "started")],
+    "report": [("report_data", "report_data")],
 }
 #: name of the sink's own sub-workflow (``<run>`` + this) when the run's trial estimates come from a joined model
 SINK_WF_SUFFIX = "_out"
@@ -70,6 +72,7 @@ def init_run_wf(plan: RunPlan, *, with_sink: bool = True) -> pe.Workflow:
     clean = pe.Node(CleanSignals(**specs["cleaning"]), name="cleaning", mem_gb=mem_gb["cleaning"])
     segment = pe.Node(SegmentTrials(**specs["segmentation"]), name="segmentation", mem_gb=mem_gb["segmentation"])
     provenance = pe.Node(HashInputs(**specs["provenance"]), name="provenance", mem_gb=mem_gb["provenance"])
+    report = pe.Node(ReportData(), name="report", mem_gb=mem_gb["report"])
     links = [
         (inputnode, mask, [("bold_file", "bold_file"), ("mask_file", "mask_file")]),
         (inputnode, extract, [("bold_file", "bold_file")]),
@@ -80,10 +83,13 @@ def init_run_wf(plan: RunPlan, *, with_sink: bool = True) -> pe.Workflow:
         (clean, segment, [("cleaned", "cleaned"), ("samples", "samples"), ("operator", "operator"),
                           ("dof", "dof")]),
         (inputnode, segment, [("events_file", "events_file")]),
+        (inputnode, report, [("bold_file", "bold_file")]),
+        (extract, report, [("timeseries", "timeseries")]),
+        (clean, report, [("cleaned", "cleaned"), ("samples", "samples")]),
     ]
     if with_sink:
         nodes = {"mask": mask, "masking": extract, "cleaning": clean, "segmentation": segment,
-                 "provenance": provenance}
+                 "provenance": provenance, "report": report}
         sink, outputnode = _sink_nodes(plan)
         links += [(nodes[src], sink, pairs) for src, pairs in SINK_LINKS.items()]
         links.append((sink, outputnode, [("sidecar", "sidecar"), ("out_files", "out_files")]))

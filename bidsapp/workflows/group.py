@@ -93,12 +93,14 @@ def group_level(s: Settings) -> int:
 
 def _denoising_benchmark(s: Settings, sidecars: list[Path]) -> None:
     """``group_denoising*.tsv`` over the runs with region columns, and the group report's section of them."""
-    from bidsapp.reports.denoising import benchmark_section, write_group_report
+    from bidsapp.reports.denoising import benchmark_section, figure_data
+    from bidsapp.reports.group import group_report
     from bidsapp.workflows.denoising_benchmark import ExclusionRule, write_benchmark
 
     rule = ExclusionRule(s.exclude_fd_mean, s.exclude_censored_fraction, s.exclude_fd_threshold)
     write_benchmark(Path(s.output_dir), sidecars, rule, Path(s.bids_dir) / "participants.tsv")
-    print(f"[bidsapp] group report: {write_group_report(Path(s.output_dir), [benchmark_section(s.output_dir)])}")
+    out = Path(s.output_dir)
+    print(f"[bidsapp] group report: {group_report(out, benchmark_html=benchmark_section(out), edges=figure_data(out))}")
 
 
 def _legacy_kind(mask_name: str) -> str:
