@@ -407,40 +407,14 @@ def cleaning_operator(
     n = int(n_volumes)
     check_filter(t_r, low_pass, high_pass, filter)
     keep = _sample_indices(sample_mask, n)
-    conf = None
-    if confounds is not None:
-        conf = np.array(confounds, dtype=np.float64)
-        if conf.ndim == 1:
-            conf = conf[:, None]
-        if conf.ndim != 2:
-            raise ValueError(
-                f"confounds must be an array of shape (n_volumes, n_confounds) = ({n}, k) or ({n},), got "
-                f"{'a scalar' if conf.ndim == 0 else f'shape {conf.shape}'}; pass one column per regressor.")
-        if conf.shape[0] != n:
-            raise ValueError(
-                f"Confounds have {conf.shape[0]} rows but the run has {n} volumes; pass the "
-                "confounds file of this run."
-            )
-        if not np.isfinite(conf).all():
-            bad = sorted(set(np.nonzero(~np.isfinite(conf))[1].tolist()))
-            raise ValueError(f"Confound columns {bad} contain NaN or infinite values; fill or drop them.")
-        if conf.shape[1] == 0:
-            conf = None
+    conf = _checked_confounds(confounds, n)
     ftype = filter
     if filter == "butterworth" and low_pass is None and high_pass is None:
         ftype = None
     if filter is None:
         low_pass = high_pass = None
     if ftype == "cosine":
-        drift = cosine_drift(high_pass, n, t_r)
-        if drift.shape[1]:
-            if conf is None:
-                conf = drift
-            else:
-                corr = np.corrcoef(drift.T, conf.T)
-                np.fill_diagonal(corr, 0)
-                if not (corr[: drift.shape[1]] > 0.9).any():
-                    conf = np.hstack([conf, drift])
+        conf = _with_cosine_drift(conf, high_pass, n, t_r)
     op = np.eye(n)
     rows = np.arange(n)
     final_keep = None
@@ -477,19 +451,8 @@ def cleaning_operator(
                 conf = conf[final_keep]
     rank, condition, q = 0, 1.0, None
     if conf is not None:
-        conf = _standardize_confounds(conf, standardize_confounds)
-        q, r, _ = linalg.qr(conf, mode="economic", pivoting=True)
-        diag = np.abs(np.diag(r))
-        used = diag > EPS64 * 100.0
-        q = q[:, used]
+        q, condition = _confound_basis(_standardize_confounds(conf, standardize_confounds))
         rank = q.shape[1]
-        if rank:
-            condition = float(diag.max() / diag[used].min())
-        if condition > MAX_CONFOUND_CONDITION:
-            warnings.warn(
-                f"the confounds are nearly collinear (condition number {condition:.1e}): the regression "
-                "removes directions that round-off defines, so results are not reproducible; use fewer "
-                "regressors (e.g. fewer cosine drifts or less censoring).", stacklevel=2)
         op = op - q @ (q.T @ op)
     if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
         dof = operator_dof(op)
@@ -499,6 +462,57 @@ def cleaning_operator(
                           final_keep=final_keep, q=q, n_out=op.shape[0])
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
                             dof=dof, removes_mean=_removes_mean(op), confound_condition=condition, steps=steps)
+
+
+def _checked_confounds(confounds, n: int) -> np.ndarray | None:
+    """Confounds as a float64 (n, k) array (None when absent or without columns); one line on a bad shape or
+    a non-finite value."""
+    if confounds is None:
+        return None
+    conf = np.array(confounds, dtype=np.float64)
+    if conf.ndim == 1:
+        conf = conf[:, None]
+    if conf.ndim != 2:
+        raise ValueError(
+            f"confounds must be an array of shape (n_volumes, n_confounds) = ({n}, k) or ({n},), got "
+            f"{'a scalar' if conf.ndim == 0 else f'shape {conf.shape}'}; pass one column per regressor.")
+    if conf.shape[0] != n:
+        raise ValueError(
+            f"Confounds have {conf.shape[0]} rows but the run has {n} volumes; pass the "
+            "confounds file of this run."
+        )
+    if not np.isfinite(conf).all():
+        bad = sorted(set(np.nonzero(~np.isfinite(conf))[1].tolist()))
+        raise ValueError(f"Confound columns {bad} contain NaN or infinite values; fill or drop them.")
+    return conf if conf.shape[1] else None
+
+
+def _with_cosine_drift(conf: np.ndarray | None, high_pass: float, n: int, t_r: float) -> np.ndarray | None:
+    """The confounds with the DCT high-pass drifts, unless they already hold them (nilearn's rule)."""
+    drift = cosine_drift(high_pass, n, t_r)
+    if not drift.shape[1]:
+        return conf
+    if conf is None:
+        return drift
+    corr = np.corrcoef(drift.T, conf.T)
+    np.fill_diagonal(corr, 0)
+    return conf if (corr[: drift.shape[1]] > 0.9).any() else np.hstack([conf, drift])
+
+
+def _confound_basis(conf: np.ndarray) -> tuple[np.ndarray, float]:
+    """Orthonormal basis of the confounds' span (pivoted QR, columns under round-off dropped) and the
+    condition number of the kept ones; one warning when they are nearly collinear."""
+    q, r, _ = linalg.qr(conf, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    used = diag > EPS64 * 100.0
+    q = q[:, used]
+    condition = float(diag.max() / diag[used].min()) if q.shape[1] else 1.0
+    if condition > MAX_CONFOUND_CONDITION:
+        warnings.warn(
+            f"the confounds are nearly collinear (condition number {condition:.1e}): the regression "
+            "removes directions that round-off defines, so results are not reproducible; use fewer "
+            "regressors (e.g. fewer cosine drifts or less censoring).", stacklevel=3)
+    return q, condition
 
 
 def operator_dof(op: np.ndarray) -> int:
