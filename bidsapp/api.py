@@ -625,6 +625,29 @@ def _check_configurations(runs: list[Run]) -> None:
                              f"comparable, so they are not stacked: {way_out}.")
 
 
+def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
+    """The matching runs whose outputs are complete (the others left out with one warning), all of one
+    variant (space, atlas, desc) and made with one configuration."""
+    match = _runs(Path(output_dir), entities)
+    problems = [(c, _problem(c, verify)) for c in match]
+    incomplete = [(c, why) for c, why in problems if why is not None]
+    match = [c for c, why in problems if why is None]
+    if incomplete:
+        listing = "; ".join(f"{c.stem} ({why})" for c, why in incomplete)
+        if not match:
+            raise FileNotFoundError(f"every matching run is incomplete: {listing}; rerun the participant level.")
+        warnings.warn(f"{len(incomplete)} matching run(s) left out, their outputs are incomplete: {listing}; rerun "
+                      "the participant level for them.", stacklevel=3)
+    mixed = {k: v for k, v in _varying(match).items() if k not in _RUN_ENTITIES}
+    if mixed:
+        key, values = next(iter(mixed.items()))
+        raise LookupError(f"the {len(match)} matching runs mix {key} values {values}: their columns are not "
+                          f"comparable; add {key}=... (one of {values}) to choose one.")
+    runs = [_load_one(c) for c in match]  # checksums, if asked, were verified above
+    _check_configurations(runs)
+    return runs
+
+
 def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type", drop_invalid: bool = True,
             overlap: str = "error", y_dtype=None, verify: bool = False, measure: str = "correlation",
             bids_dir: str | Path | None = None, **entities) -> Dataset:
@@ -695,23 +718,7 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         raise ValueError(f"kind={kind!r}: use one of {list(_KINDS)}.")
     if overlap not in OVERLAP_RULES:
         raise ValueError(f"overlap={overlap!r}: use one of {list(OVERLAP_RULES)}.")
-    match = _runs(Path(output_dir), entities)
-    problems = [(c, _problem(c, verify)) for c in match]
-    incomplete = [(c, why) for c, why in problems if why is not None]
-    match = [c for c, why in problems if why is None]
-    if incomplete:
-        listing = "; ".join(f"{c.stem} ({why})" for c, why in incomplete)
-        if not match:
-            raise FileNotFoundError(f"every matching run is incomplete: {listing}; rerun the participant level.")
-        warnings.warn(f"{len(incomplete)} matching run(s) left out, their outputs are incomplete: {listing}; rerun "
-                      "the participant level for them.", stacklevel=2)
-    mixed = {k: v for k, v in _varying(match).items() if k not in _RUN_ENTITIES}
-    if mixed:
-        key, values = next(iter(mixed.items()))
-        raise LookupError(f"the {len(match)} matching runs mix {key} values {values}: their columns are not "
-                          f"comparable; add {key}=... (one of {values}) to choose one.")
-    runs = [_load_one(c) for c in match]  # checksums, if asked, were verified above
-    _check_configurations(runs)
+    runs = _complete_runs(Path(output_dir), entities, verify)
     picks, common = _column_space(runs)
     if kind == "connectivity":
         from bidsapp.outputs.connectomes import connectivity_rows
