@@ -49,6 +49,7 @@ ENV OMP_NUM_THREADS=1 \
     MKL_NUM_THREADS=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     NIPYPE_NO_ET=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
     TEMPLATEFLOW_HOME=/opt/templateflow \
     BIDSAPP_CONTAINER_IMAGE="bidsapp/bidsapp:${VERSION}" \
     PATH="/opt/venv/bin:${PATH}"
