@@ -560,11 +560,21 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[lis
     return todo, replaced
 
 
+def check_fisher_z(s: Settings) -> None:
+    """``--fisher-z`` transforms correlation matrices: without one in ``--connectivity`` it would change nothing
+    but the configuration hash, so it is refused (exit 2) rather than silently accepted."""
+    if s.fisher_z and not {"correlation", "partial-correlation"} & set(s.connectivity or ()):
+        given = " ".join(s.connectivity) if s.connectivity else "none"
+        raise UsageError(f"--fisher-z transforms correlation matrices, but --connectivity is {given}; add "
+                         "--connectivity correlation (or partial-correlation), or drop --fisher-z.")
+
+
 def participant(s: Settings) -> int:
     from bidsapp.options import step_specs
     from bidsapp.outputs import dataset
     from bidsapp.workflows.base import init_bidsapp_wf
 
+    check_fisher_z(s)
     t0 = time.monotonic()
     invocation = _invocation_id()
     runs = collect_runs(**step_specs(s)["collection"], need_confounds=False)

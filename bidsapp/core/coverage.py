@@ -118,3 +118,22 @@ def warning_line(table: dict, columns: list[int], min_coverage: float, what: str
     more = f" and {len(columns) - 5} more" if len(columns) > 5 else ""
     return (f"{len(columns)} {what}(s) covered by less than {min_coverage:g} of their extent by the mask are "
             f"columns of NaN: {listed}{more}; lower --min-coverage to keep them, or use a mask that covers them.")
+
+
+def outside_mask_line(values, names: dict | None = None) -> str:
+    """One line naming the atlas regions with no voxel inside the run's mask (they are not columns), and the fix.
+
+    Parameters
+    ----------
+    values : sequence of int
+        The labels of those regions.
+    names : dict, optional
+        Label -> name (the ``--atlas-labels`` table).
+    """
+    names = names or {}
+    values = [int(v) for v in values]
+    listed = ", ".join(str(names.get(v, f"region-{v}")) for v in values[:5])
+    more = f" and {len(values) - 5} more" if len(values) > 5 else ""
+    return (f"{len(values)} atlas region(s) have no voxel inside the mask and are not columns of this run: "
+            f"{listed}{more}; runs whose masks cover them have more columns. Use a mask that covers them, or an "
+            "atlas without them, to get the same columns in every run.")

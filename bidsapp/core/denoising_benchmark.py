@@ -58,23 +58,26 @@ def connectivity_vector(timeseries: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     timeseries : ndarray, shape (n_samples, n_regions)
-        The run's region time series (kept volumes only).
+        The run's region time series (kept volumes only). A column that is all NaN (a region left out by
+        ``--min-coverage``) gives NaN edges, like a constant region.
 
     Returns
     -------
     ndarray, shape (n_regions * (n_regions - 1) / 2,)
-        Correlations in :func:`edge_index` order; NaN for an edge with a constant region.
+        Correlations in :func:`edge_index` order; NaN for an edge with a constant or all-NaN region.
 
     Raises
     ------
     ValueError
-        For fewer than 2 regions or 3 samples, or non-finite values.
+        For fewer than 2 regions or 3 samples, or non-finite values in a column that is not all NaN.
     """
-    X = np.asarray(timeseries, dtype=np.float64)
+    X = np.array(timeseries, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] < 2 or X.shape[0] < 3:
         raise ValueError(f"connectivity needs (n_samples >= 3, n_regions >= 2) time series, got shape {X.shape}.")
-    if not np.isfinite(X).all():
+    left_out = np.isnan(X).all(axis=0)
+    if not np.isfinite(X[:, ~left_out]).all():
         raise ValueError("time series have non-finite values; connectivity would be NaN.")
+    X[:, left_out] = 0.0  # constant: its edges become NaN below
     Xc = X - X.mean(axis=0)
     norms = np.sqrt((Xc**2).sum(axis=0))
     scale = np.maximum(np.abs(X).max(axis=0), np.finfo(float).tiny)

@@ -53,12 +53,23 @@ class ExtractSignals(SimpleInterface):
         n_bad = space.transform(i.bold_file, cwd / "timeseries.npy", smoothing_fwhm=i.smoothing_fwhm,
                                 bold_right=i.bold_right)
         table = space.features()
+        _warn_outside_mask(space, i.bold_file)
         nan_columns = _apply_min_coverage(table, cwd / "timeseries.npy", i.min_coverage, i.bold_file)
         write_tsv(cwd / "features.tsv", table)
         image = space.save_image(cwd / ("columns" + space_cls.image[1])) if space_cls.image else None
         self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),
                              column_space=kind, atlas_on_grid=image, n_nonfinite=n_bad, nan_columns=nan_columns)
         return runtime
+
+
+def _warn_outside_mask(space, bold_file: str) -> None:
+    """One warning naming the atlas regions that have no voxel inside the run's mask (so are not columns)."""
+    import warnings
+
+    outside = getattr(space, "outside_mask", None)
+    if outside is not None and len(outside):
+        warnings.warn(f"{Path(bold_file).name}: {coverage.outside_mask_line(outside, getattr(space, 'names', None))}",
+                      stacklevel=2)
 
 
 def _apply_min_coverage(table: dict, timeseries: Path, min_coverage: float, bold_file: str) -> list[int]:

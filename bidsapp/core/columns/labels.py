@@ -31,6 +31,7 @@ class Labels(ColumnSpace):
         self.values = np.unique(self.labels[self.labels != 0]) if values is None else np.asarray(values, np.int64)
         self.names = names or {}
         self.coverage = coverage  # label -> fraction of its voxels inside the mask (None: not known)
+        self.outside_mask = np.zeros(0, np.int64)  # atlas labels with no voxel in the mask: not columns
 
     @classmethod
     def check_inputs(cls, bold: PathLike, *, atlas: PathLike | None = None, resample: bool = False,
@@ -66,7 +67,9 @@ class Labels(ColumnSpace):
         masked = np.where(mask, labels, 0)
         values = np.unique(masked[masked != 0])
         fraction = label_coverage(labels, masked, values)
-        return cls(masked, img.affine, names=names, coverage=dict(zip(values.tolist(), fraction.tolist())))
+        space = cls(masked, img.affine, names=names, coverage=dict(zip(values.tolist(), fraction.tolist())))
+        space.outside_mask = np.setdiff1d(np.unique(labels[labels != 0]), values).astype(np.int64)
+        return space
 
     def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None, **args) -> int:
         X, values, n_bad = masking.apply_labels(bold, self.labels, smoothing_fwhm=smoothing_fwhm,
