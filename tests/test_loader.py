@@ -133,7 +133,8 @@ def test_dataset_errors(out, tmp_path):
     meta["Parameters"]["trial_estimates"] = None  # a run made without LSS
     sidecar.write_text(json.dumps(meta))
     with pytest.raises(FileNotFoundError,
-                       match=r"desc-other_betas.npy: not written .*without --trial-estimates \(lss, lsa or optimized\)"):
+                       match=r"desc-other_betas.npy: not written .*without --trial-estimates "
+                             r"\(lss, lsa or optimized\)"):
         bidsapp.dataset(copy, subject="01", desc="other")
 
 
