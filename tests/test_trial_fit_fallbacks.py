@@ -70,7 +70,7 @@ def test_workflow_joins_runs_per_participant_and_task():
                  "segmentation": {"trial_estimates": estimates, "t_r": 2.0},
                  "outputs": {"entities": {"subject": sub, "task": task}}}
         mem = {"mask": 1, "masking": 1, "cleaning": 1, "segmentation": 1, "provenance": 1, "derivatives": 1,
-               "trialmodel": 0.35 + 2.0}
+               "report": 1, "trialmodel": 0.35 + 2.0}
         return RunPlan(name=f"sub{sub}_task{task}_run{run}_wf", inputs={}, specs=specs, mem_gb=mem)
 
     plans = [plan("01", "a", 1, "optimized"), plan("01", "a", 2, "optimized"), plan("02", "a", 1, "optimized"),
