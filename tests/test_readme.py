@@ -1,9 +1,12 @@
-"""Every code block of README.md is run or checked: python blocks against the demo outputs.
+"""Every code block of README.md, CONTRIBUTING.md and the documentation pages (docs/) is run or checked: python
+blocks (``python``, and the docs' ``{exec-python}`` blocks, which the site build also runs) against the demo outputs.
 
 A shell block needs a marker on the line before it, ``<!-- readme-test: KIND (reason) -->``:
 ``demo`` (the demo command: its entry point runs here), ``ci`` (verbatim in .ci/run), ``cli`` (every bidsapp
-command line in it is parsed by bidsapp's parser) or ``skip`` (with the reason). Python blocks are executed
-from the folder where ``bidsapp-demo`` ran, and each must define a variable checked below.
+command line in it is parsed by bidsapp's parser) or ``skip`` (with the reason). ``json`` and ``toml`` blocks are
+config files: bidsapp's parser reads each. Python blocks are executed from the folder where ``bidsapp-demo`` ran,
+and each must define a variable checked below. Other Sphinx directives (``{include}``, ``{toctree}``, ...) are
+not code.
 """
 
 from __future__ import annotations
@@ -20,9 +23,18 @@ ROOT = Path(__file__).parents[1]
 MARKER = re.compile(r"<!-- readme-test: (\w+)(.*?)-->")
 
 
-def readme_blocks() -> list[tuple[int, str, str | None, str, str]]:
-    """(line, language, marker kind, marker text, code) of every fenced block."""
-    lines = (ROOT / "README.md").read_text().splitlines()
+#: the pages whose code blocks are tested (README first: its blocks keep their place in the messages)
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md",
+         *sorted(p for p in (ROOT / "docs").rglob("*.md") if not {"_build", "_generated"} & set(p.parts))]
+
+
+def readme_blocks() -> list[tuple[str, str, str | None, str, str]]:
+    """(file:line, language, marker kind, marker text, code) of every fenced code block of :data:`PAGES`."""
+    return [(f"{page.relative_to(ROOT)}:{line}", *rest) for page in PAGES for line, *rest in _blocks(page)]
+
+
+def _blocks(page: Path) -> list[tuple[int, str, str | None, str, str]]:
+    lines = page.read_text().splitlines()
     blocks, i = [], 0
     while i < len(lines):
         if lines[i].startswith("```"):
@@ -32,8 +44,10 @@ def readme_blocks() -> list[tuple[int, str, str | None, str, str]]:
                 j += 1
             prev = next((ln for ln in reversed(lines[:start]) if ln.strip()), "")
             m = MARKER.match(prev.strip())
-            blocks.append((start + 1, lang, m.group(1) if m else None, m.group(2).strip() if m else "",
-                           "\n".join(lines[start + 1:j])))
+            lang = "python" if lang == "{exec-python}" else lang
+            if not lang.startswith("{"):  # a Sphinx directive other than exec-python is not code
+                blocks.append((start + 1, lang, m.group(1) if m else None, m.group(2).strip() if m else "",
+                               "\n".join(lines[start + 1:j])))
             i = j
         i += 1
     return blocks
@@ -41,7 +55,8 @@ def readme_blocks() -> list[tuple[int, str, str | None, str, str]]:
 
 BLOCKS = readme_blocks()
 PYTHON = [b for b in BLOCKS if b[1] == "python"]
-SHELL = [b for b in BLOCKS if b[1] != "python"]
+CONFIG = [b for b in BLOCKS if b[1] in ("json", "toml")]
+SHELL = [b for b in BLOCKS if b[1] not in ("python", "json", "toml")]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +75,7 @@ def namespaces(demo_dir):
     try:
         for line, _, _, _, code in PYTHON:
             ns: dict = {}
-            exec(compile(code, f"README.md:{line}", "exec"), ns)  # noqa: S102 - the README's own code
+            exec(compile(code, line, "exec"), ns)  # noqa: S102 - the README's own code
             out.append(ns)
     finally:
         os.chdir(old)
@@ -68,11 +83,22 @@ def namespaces(demo_dir):
 
 
 def test_readme_has_python_and_marked_shell_blocks():
-    assert len(PYTHON) >= 7
+    assert len(PYTHON) >= 10 and len(CONFIG) >= 2
+    assert any(line.startswith("README.md:") and kind == "demo" for line, _, kind, *_ in SHELL)
     for line, lang, kind, reason, _ in SHELL:
-        assert lang == "bash", f"README.md:{line}: block language {lang!r} has no test"
-        assert kind in ("demo", "ci", "cli", "skip"), f"README.md:{line}: shell block without a readme-test marker"
-        assert kind != "skip" or len(reason) > 10, f"README.md:{line}: skipped without a reason"
+        assert lang == "bash", f"{line}: block language {lang!r} has no test"
+        assert kind in ("demo", "ci", "cli", "skip"), f"{line}: shell block without a readme-test marker"
+        assert kind != "skip" or len(reason) > 10, f"{line}: skipped without a reason"
+
+
+def test_config_blocks_are_read_by_the_parser(tmp_path):
+    from bidsapp.cli.parser import config_values
+
+    for line, lang, _, _, code in CONFIG:
+        path = tmp_path / f"settings.{lang}"
+        path.write_text(code)
+        values = config_values(path)
+        assert values, f"{line}: the config file sets nothing"
 
 
 def _check_files(ns, _):
@@ -137,7 +163,14 @@ def _check_weights_cifti(ns, demo_dir):
         assert len(nib.load(demo_dir / f"mean_hemi-{hemi}.func.gii").darrays[0].data) == 10242
 
 
-CHECKS = {"column_j": _check_column_j, "weights_cifti": _check_weights_cifti,
+def _check_weight_map(ns, _):
+    ds, data = ns["ds"], ns["weight_map"].get_fdata()
+    ijk = ds.features[["i", "j", "k"]].to_numpy(int).T
+    np.testing.assert_allclose(data[tuple(ijk)], ns["coef"], rtol=1e-6)
+    assert np.count_nonzero(data) <= len(ds.features) and list(ns["top"]) == list(np.argsort(abs(ns["coef"]))[::-1][:5])
+
+
+CHECKS = {"column_j": _check_column_j, "weight_map": _check_weight_map, "weights_cifti": _check_weights_cifti,
           "files": _check_files, "img": _check_img, "times": _check_times, "scores": _check_decoding,
           "one_trial": _check_trial, "segment": _check_plain, "run": _check_run}
 
@@ -145,7 +178,7 @@ CHECKS = {"column_j": _check_column_j, "weights_cifti": _check_weights_cifti,
 def test_every_python_block_runs_on_the_demo_and_is_checked(namespaces, demo_dir):
     for (line, *_), ns in zip(PYTHON, namespaces):
         checked = [name for name in CHECKS if name in ns]
-        assert checked, f"README.md:{line}: python block defines none of {list(CHECKS)}"
+        assert checked, f"{line}: python block defines none of {list(CHECKS)}"
         for name in checked:
             CHECKS[name](ns, demo_dir)
 
@@ -184,11 +217,11 @@ def test_shell_blocks(demo_dir):
             assert code.strip().endswith("bidsapp-demo") and 'bidsapp-demo = "bidsapp.demo:main"' in pyproject
             assert list((demo_dir / "bidsapp-demo-output").rglob("*_betas.npy"))  # the demo ran (fixture)
         elif kind == "ci":
-            assert code.strip() in ci, f"README.md:{line}: test command differs from .ci/run"
+            assert code.strip() in ci, f"{line}: command differs from .ci/run"
         elif kind == "cli":
             commands = [c.split("#")[0] for c in code.replace("\\\n", " ").splitlines()]
             parsed = [a for a in map(_bidsapp_args, commands) if a is not None]
-            assert parsed, f"README.md:{line}: no bidsapp command found"
+            assert parsed, f"{line}: no bidsapp command found"
             for args in parsed:
                 ns = build_parser().parse_args(args)
                 assert ns.analysis_level in ("participant", "group")

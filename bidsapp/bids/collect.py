@@ -139,6 +139,48 @@ def collect_runs(
         the filters (18), missing mask or confounds (66).
     """
     bids_dir, fmriprep_dir = Path(bids_dir), Path(fmriprep_dir)
+    _check_folders(bids_dir, fmriprep_dir)
+    participants = _strip(participants)
+    der = index(fmriprep_dir, participants, derivative=True)
+    raw = None
+    if (bids_dir / "dataset_description.json").exists() and bids_dir.resolve() != fmriprep_dir.resolve():
+        raw = index(bids_dir, participants, derivative=False)
+    _check_participants(der, fmriprep_dir, participants)
+    query = _bold_query(participants, sessions, tasks, runs, den, space, bold_desc)
+    bolds = _find_bolds(der, query, space, fmriprep_dir, bold_desc)
+    tables = _RunTables.of(der, raw)
+    wants_surfaces = space in GRAYORDINATE_SPACES and surface not in (None, "none")
+    surfaces = _surfaces(der, surface) if wants_surfaces else {}
+    out = []
+    seen: dict = {}
+    right = _pair_hemispheres(bolds)
+    for f in sorted(bolds, key=lambda f: f.path):
+        ents = _entities(f)
+        if ents.get("hemi") == "R":
+            continue  # joined to its hemi-L file
+        bold = Path(f.path)
+        _check_once(seen, _key(ents), ents, bold)
+        confounds = _lookup(tables.confounds, ents, _SPACE_ENTITIES)
+        if confounds is None and need_confounds:
+            raise InputError(f"{bold.name}: confounds file (desc-confounds_timeseries.tsv) not found. "
+                             "Use --denoise none, or rerun fMRIPrep.")
+        conf_json = None
+        if confounds is not None:
+            cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
+            conf_json = cand if cand.exists() else None
+        meta, meta_files = _run_metadata(bold, ents, tables.sidecars, right.get(bold))
+        out.append(Run(entities=dict(_key(ents)), space=ents.get("space"), bold=bold,
+                       mask=_lookup(tables.masks, ents, (), space=True), confounds=confounds,
+                       confounds_json=conf_json, events=tables.events.get(_key(ents, drop=_NOT_EVENTS)),
+                       metadata=meta, metadata_files=meta_files, bold_right=right.get(bold),
+                       surfaces=_run_surfaces(surfaces, ents)))
+        if wants_surfaces and not out[-1].surfaces:
+            out[-1].surfaces_missing = _why_no_surfaces(surfaces, ents, surface)
+    return out
+
+
+def _check_folders(bids_dir: Path, fmriprep_dir: Path) -> None:
+    """bids_dir and the fMRIPrep folder exist (one line naming the argument otherwise)."""
     if bids_dir.exists() and not bids_dir.is_dir():
         raise InputError(f"{bids_dir}: bids_dir is a file, not a folder (the first argument: the BIDS dataset, or "
                          "the fMRIPrep folder itself); check the path.")
@@ -150,11 +192,9 @@ def collect_runs(
             f"{fmriprep_dir}: fMRIPrep folder not found. Run fMRIPrep first, or point to its "
             "output with --fmriprep-dir."
         )
-    participants = _strip(participants)
-    der = index(fmriprep_dir, participants, derivative=True)
-    raw = None
-    if (bids_dir / "dataset_description.json").exists() and bids_dir.resolve() != fmriprep_dir.resolve():
-        raw = index(bids_dir, participants, derivative=False)
+
+
+def _check_participants(der, fmriprep_dir: Path, participants: list[str]) -> None:
     found = set(der.get_subjects())
     for p in participants:
         if p not in found:
@@ -162,6 +202,10 @@ def collect_runs(
             raise InputError(
                 f"{fmriprep_dir}: participant '{p}' not found (available: {', '.join(available) or 'none'})."
             )
+
+
+def _bold_query(participants, sessions, tasks, runs, den, space: str, bold_desc: str) -> dict:
+    """The pybids query of the preprocessed BOLD runs the filters select."""
     query: dict = {"suffix": "bold", "desc": bold_desc, "extension": [".nii.gz", ".nii"]}
     if participants:
         query["subject"] = participants
@@ -176,6 +220,10 @@ def collect_runs(
     if space in GRAYORDINATE_SPACES:  # fMRIPrep names surface outputs without desc
         query.pop("desc")
         query["extension"] = GRAYORDINATE_EXTENSIONS
+    return query
+
+
+def _find_bolds(der, query: dict, space: str, fmriprep_dir: Path, bold_desc: str) -> list:
     if space in NATIVE_SPACES:
         bolds = [f for f in der.get(**query) if "space" not in f.get_entities()]
     else:
@@ -188,74 +236,70 @@ def collect_runs(
             + (" fMRIPrep writes ICA-AROMA outputs in MNI152NLin6Asym: add --space MNI152NLin6Asym."
                if bold_desc == "smoothAROMAnonaggr" else ""), code=18
         )
-    # one query per kind of file, then dictionary look-ups per run (fast on large datasets)
-    masks: dict = {}
-    for m in der.get(suffix="mask", desc="brain", extension=[".nii.gz", ".nii"]):
-        e = _entities(m)
-        if "task" in e:
-            masks.setdefault((_key(e), e.get("space")), Path(m.path))
-    confounds_by_run: dict = {}
-    for c in der.get(suffix=["timeseries", "regressors"], desc="confounds", extension=".tsv"):
-        confounds_by_run.setdefault(_key(_entities(c), drop=_SPACE_ENTITIES), Path(c.path))
-    events_by_run: dict = {}
-    for lay in (der, raw):  # raw wins over derivatives
-        if lay is not None:
-            for e in lay.get(suffix="events", extension=".tsv"):
-                events_by_run[_key(_entities(e), drop=_NOT_EVENTS)] = Path(e.path)
-    sidecars = []
-    if raw is not None:
-        for js in raw.get(suffix="bold", extension=".json"):
-            ents = {k: str(v) for k, v in js.get_entities().items() if k in RUN_ENTITIES}
-            sidecars.append((ents, Path(js.path)))
-    wants_surfaces = space in GRAYORDINATE_SPACES and surface not in (None, "none")
-    surfaces = _surfaces(der, surface) if wants_surfaces else {}
-    out = []
-    seen: dict = {}
-    right = _pair_hemispheres(bolds)
-    for f in sorted(bolds, key=lambda f: f.path):
-        ents = _entities(f)
-        if ents.get("hemi") == "R":
-            continue  # joined to its hemi-L file
-        key = _key(ents)
-        bold = Path(f.path)
-        same = (tuple((k, v.lstrip("0") or "0" if k in ("run", "echo") else v) for k, v in key), ents.get("space"))
-        if same in seen:  # run-01 and run-1 are one run for BIDS (and pybids)
-            raise InputError(
-                f"the same run was found twice: {seen[same]} and {bold}. Remove one of "
-                "them (e.g. an uncompressed copy) or move it out of the fMRIPrep folder.", code=2)
-        seen[same] = bold
-        entities = dict(key)
-        confounds = _lookup(confounds_by_run, ents, _SPACE_ENTITIES)
-        if confounds is None and need_confounds:
-            raise InputError(f"{bold.name}: confounds file (desc-confounds_timeseries.tsv) not found. "
-                             "Use --denoise none, or rerun fMRIPrep.")
-        conf_json = None
-        if confounds is not None:
-            cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
-            conf_json = cand if cand.exists() else None
-        meta, meta_files = _inherited_metadata(dict(_key(ents, drop=_SPACE_ENTITIES)), sidecars)
-        own = _own_sidecar(bold)
-        if own is not None:
-            meta.update(_read_json(own))  # fMRIPrep's sidecar wins (StartTime, SliceTimingCorrected)
-            meta_files.append(own)
-        own_right = _own_sidecar(right[bold]) if bold in right else None
-        if own_right is not None:  # a GIFTI pair: the hemi-R JSON must say the same (it is a source too)
-            other = _read_json(own_right)
-            differ = sorted(k for k in set(other) & set(meta) if other[k] != meta[k])
-            if differ:
-                raise InputError(f"{own_right}: {differ[0]} is {other[differ[0]]!r} but {meta[differ[0]]!r} for "
-                                 f"the hemi-L file ({own or 'inherited'}); the two hemispheres of a run must have "
-                                 "the same metadata.")
-            meta = {**other, **meta}
-            meta_files.append(own_right)
-        out.append(Run(entities=entities, space=ents.get("space"), bold=bold,
-                       mask=_lookup(masks, ents, (), space=True), confounds=confounds,
-                       confounds_json=conf_json, events=events_by_run.get(_key(ents, drop=_NOT_EVENTS)),
-                       metadata=meta, metadata_files=meta_files, bold_right=right.get(bold),
-                       surfaces=_run_surfaces(surfaces, ents)))
-        if wants_surfaces and not out[-1].surfaces:
-            out[-1].surfaces_missing = _why_no_surfaces(surfaces, ents, surface)
-    return out
+    return bolds
+
+
+@dataclass
+class _RunTables:
+    """One query per kind of file, then dictionary look-ups per run (fast on large datasets)."""
+
+    masks: dict
+    confounds: dict
+    events: dict
+    sidecars: list
+
+    @classmethod
+    def of(cls, der, raw) -> _RunTables:
+        masks: dict = {}
+        for m in der.get(suffix="mask", desc="brain", extension=[".nii.gz", ".nii"]):
+            e = _entities(m)
+            if "task" in e:
+                masks.setdefault((_key(e), e.get("space")), Path(m.path))
+        confounds: dict = {}
+        for c in der.get(suffix=["timeseries", "regressors"], desc="confounds", extension=".tsv"):
+            confounds.setdefault(_key(_entities(c), drop=_SPACE_ENTITIES), Path(c.path))
+        events: dict = {}
+        for lay in (der, raw):  # raw wins over derivatives
+            if lay is not None:
+                for e in lay.get(suffix="events", extension=".tsv"):
+                    events[_key(_entities(e), drop=_NOT_EVENTS)] = Path(e.path)
+        sidecars = []
+        if raw is not None:
+            for js in raw.get(suffix="bold", extension=".json"):
+                ents = {k: str(v) for k, v in js.get_entities().items() if k in RUN_ENTITIES}
+                sidecars.append((ents, Path(js.path)))
+        return cls(masks, confounds, events, sidecars)
+
+
+def _check_once(seen: dict, key: tuple, ents: dict, bold: Path) -> None:
+    """run-01 and run-1 are one run for BIDS (and pybids): a run found twice is refused."""
+    same = (tuple((k, v.lstrip("0") or "0" if k in ("run", "echo") else v) for k, v in key), ents.get("space"))
+    if same in seen:
+        raise InputError(
+            f"the same run was found twice: {seen[same]} and {bold}. Remove one of "
+            "them (e.g. an uncompressed copy) or move it out of the fMRIPrep folder.", code=2)
+    seen[same] = bold
+
+
+def _run_metadata(bold: Path, ents: dict, sidecars: list, right: Path | None) -> tuple[dict, list[Path]]:
+    """The run's metadata (inherited raw sidecars, then fMRIPrep's own, which wins) and the files it came from;
+    a GIFTI pair's hemi-R JSON must agree with the hemi-L one."""
+    meta, meta_files = _inherited_metadata(dict(_key(ents, drop=_SPACE_ENTITIES)), sidecars)
+    own = _own_sidecar(bold)
+    if own is not None:
+        meta.update(_read_json(own))  # fMRIPrep's sidecar wins (StartTime, SliceTimingCorrected)
+        meta_files.append(own)
+    own_right = _own_sidecar(right) if right is not None else None
+    if own_right is not None:  # a GIFTI pair: the hemi-R JSON must say the same (it is a source too)
+        other = _read_json(own_right)
+        differ = sorted(k for k in set(other) & set(meta) if other[k] != meta[k])
+        if differ:
+            raise InputError(f"{own_right}: {differ[0]} is {other[differ[0]]!r} but {meta[differ[0]]!r} for "
+                             f"the hemi-L file ({own or 'inherited'}); the two hemispheres of a run must have "
+                             "the same metadata.")
+        meta = {**other, **meta}
+        meta_files.append(own_right)
+    return meta, meta_files
 
 
 #: density of the surface meshes of fsLR grayordinates

@@ -303,6 +303,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             check_label(values["atlas_name"], "--atlas-name")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        columns = [o for o in OPTIONS if o.names_columns]
+        if not values.get("atlas_template") and not any(values.get(o.name) for o in columns):
+            raise UsageError(f"--atlas-name {values['atlas_name']}: names the columns of "
+                             f"{', '.join(o.flags[0] for o in columns)}; without one of them the columns are voxels "
+                             "(name a variant of the settings with --desc).")
     elif values.get("atlas_template"):
         name, desc, _ = parse_name(values["atlas_template"])
         values["atlas_name"] = desc_label(name + (desc or ""))

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
-from scipy import signal as sp_signal
-from scipy.interpolate import CubicSpline
 
 STANDARDIZE = ("zscore_sample", "psc", None)
 FILTERS = ("butterworth", "cosine", None)
@@ -89,9 +87,19 @@ def remove_trend(a: np.ndarray, axis: int = 0) -> np.ndarray:
     return a
 
 
+def _scipy_signal():
+    """``scipy.signal``, imported on first use: its import costs ~0.9 s of CPU (scipy 1.17 parses the
+    docstrings of its array-API wrappers, and it imports ``scipy.stats``), and only a Butterworth filter needs
+    it (none is applied by default)."""
+    from scipy import signal as sp_signal
+
+    return sp_signal
+
+
 def butterworth_sos(t_r: float, low_pass: float | None, high_pass: float | None, order: int = 5) -> np.ndarray:
     """Second-order sections of nilearn's Butterworth filter."""
     fs = 1.0 / t_r
+    sp_signal = _scipy_signal()
     if high_pass is not None and low_pass is not None:
         return sp_signal.butter(order, [high_pass, low_pass], btype="band", output="sos", fs=fs)
     if high_pass is not None:
@@ -111,7 +119,7 @@ def butterworth_filter(a: np.ndarray, sos: np.ndarray, axis: int = 0) -> np.ndar
             f"The series has {n} kept volumes but the Butterworth filter needs more than {padlen}; "
             "use filter='cosine', fewer censored volumes, or no temporal filter."
         )
-    return sp_signal.sosfiltfilt(sos, a, axis=axis)
+    return _scipy_signal().sosfiltfilt(sos, a, axis=axis)
 
 
 def sosfiltfilt_rows(sos: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -133,6 +141,7 @@ def sosfiltfilt_rows(sos: np.ndarray, y: np.ndarray) -> np.ndarray:
     if p:
         ext[:, :p] = 2 * y[:, :1] - y[:, p:0:-1]
         ext[:, p + n:] = 2 * y[:, -1:] - y[:, -2:-p - 2:-1]
+    sp_signal = _scipy_signal()
     zi0 = sp_signal.sosfilt_zi(sos)[:, None, :]  # (n_sections, 1, 2)
     fwd, _ = sp_signal.sosfilt(sos, ext, axis=1, zi=zi0 * ext[None, :, :1])
     rev = np.ascontiguousarray(fwd[:, ::-1])
@@ -169,6 +178,8 @@ def _interpolation_operator(n: int, keep: np.ndarray, t_r: float) -> tuple[np.nd
     op = eye.copy()
     if keep.size < 2:
         raise ValueError("At least two uncensored volumes are needed to interpolate censored ones.")
+    from scipy.interpolate import CubicSpline  # imported here: ~0.2 s of CPU, needed only with censoring
+
     spline = CubicSpline(times[keep], eye[keep], extrapolate=False)
     filled = spline(times)
     censored = np.setdiff1d(np.arange(n), keep)
@@ -248,22 +259,32 @@ class OperatorSteps:
 
     n_out: int = 0  #: rows of the result (n_kept; 0: not given)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """``A @ x`` for a float64 block ``x`` of shape (n_volumes, n_columns)."""
-        y = np.ascontiguousarray(x.T)  # columns as rows: every step runs along contiguous memory
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """The steps before the filter: ``x`` (n_volumes, n_columns) -> contiguous float64 (n_columns, n_rows),
+        censored volumes filled and detrended (columns as rows: every later step runs along contiguous memory)."""
+        y = np.ascontiguousarray(x.T, dtype=np.float64)
         if self.rows is not None:
             y = y[:, self.rows]
             if self.censored is not None and self.censored.size:
                 y[:, self.censored] = np.ascontiguousarray(x[self.keep].T) @ self.spline.T
         if self.detrend:
             remove_trend(y, axis=1)
-        if self.sos is not None:
-            y = sosfiltfilt_rows(self.sos, y)
+        return y
+
+    def finish(self, y: np.ndarray) -> np.ndarray:
+        """The steps after the filter, on (n_columns, n_rows) rows: keep ``final_keep``, project out ``q``."""
         if self.final_keep is not None:
             y = y[:, self.final_keep]
         if self.q is not None and self.q.shape[1]:
             y -= (y @ self.q) @ self.q.T
-        return y.T
+        return y
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """``A @ x`` for a float64 block ``x`` of shape (n_volumes, n_columns)."""
+        y = self.prepare(x)
+        if self.sos is not None:
+            y = sosfiltfilt_rows(self.sos, y)
+        return self.finish(y).T
 
 
 def default_threads() -> int:
@@ -278,38 +299,37 @@ def default_threads() -> int:
     return max(1, n)
 
 
-#: columns of one block of the step-wise path: its few float64 copies (a few MB at T = 1,200) stay in cache
-#: and are reused by the allocator; 8,192-column blocks were 1.3-1.6x slower (fresh pages on every copy)
+#: columns of one block of the step-wise path's filter: its few float64 copies (a few MB at T = 1,200) stay in
+#: cache and are reused by the allocator; 8,192-column blocks were 1.3-1.6x slower (fresh pages on every copy)
 STEP_BLOCK = 1024
 
 
 def _apply_steps(steps: OperatorSteps, x: np.ndarray, pool) -> np.ndarray:
-    """``steps.apply(x)`` by blocks of at most ``STEP_BLOCK`` columns, run in ``pool`` when given.
+    """``steps.apply(x)``, with the filter run by blocks of at most ``STEP_BLOCK`` columns in ``pool`` when given.
 
-    Each column is computed alone and the blocks are fixed by the width; threads change numbers only at
-    round-off (BLAS called from several threads may sum the projection in another order).
+    Only the filter's recursion (no BLAS; it releases the GIL) runs in the pool's threads; the steps that call
+    BLAS (spline fill, detrending, projection) run on the calling thread over the whole chunk, with BLAS's own
+    threads. Calling a multi-threaded BLAS from several threads at once oversubscribes the cores: on 2 cores,
+    T = 1,200, 8,192 columns, the step-wise path took 1.05 s of CPU that way against 0.49 s with one BLAS
+    thread (``benchmarks/bench_cleaning_paths.py``). Each column is computed alone; blocks and threads
+    change numbers only at round-off (BLAS may sum the projection in another order for another width).
     """
-    w = x.shape[1]
-    n_blocks = -(-w // STEP_BLOCK)
-    if n_blocks == 1 and pool is None:
-        return steps.apply(x)
-    edges = np.linspace(0, w, max(n_blocks, 2 if pool is not None and w >= 128 else 1) + 1).astype(int)
-    spans = list(zip(edges[:-1], edges[1:]))
-    todo = spans
-    if steps.n_out > 0:
-        y = np.empty((steps.n_out, w))
-    else:  # built without n_out: the first block gives the number of rows
-        first = steps.apply(x[:, spans[0][0]:spans[0][1]])
-        y = np.empty((first.shape[0], w))
-        y[:, spans[0][0]:spans[0][1]] = first
-        todo = spans[1:]
+    y = steps.prepare(x)
+    if steps.sos is None:
+        return steps.finish(y).T
+    w = y.shape[0]
+    n_blocks = max(-(-w // STEP_BLOCK), 2 if pool is not None and w >= 128 else 1)
+    edges = np.linspace(0, w, n_blocks + 1).astype(int)
+    filtered = np.empty_like(y)
 
     def one(span):
         a, b = span
-        y[:, a:b] = steps.apply(x[:, a:b])
+        filtered[a:b] = sosfiltfilt_rows(steps.sos, y[a:b])
 
-    list(pool.map(one, todo) if pool is not None else map(one, todo))
-    return y
+    spans = list(zip(edges[:-1], edges[1:]))
+    list(pool.map(one, spans) if pool is not None and n_blocks > 1 else map(one, spans))
+    y = None  # the unfiltered rows are no longer needed
+    return steps.finish(filtered).T
 
 
 #: costs relative to one multiply-add of the dense BLAS product, per core (BLAS and the step-wise path both
