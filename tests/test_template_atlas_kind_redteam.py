@@ -42,3 +42,20 @@ def test_name_both_dseg_and_probseg_refused(tmp_path, dseg_res, probseg_res):
     # a name with one kind still resolves, at the closest resolution
     path, _ = atlases.resolve("Only:desc-3", TPL, run_affine, tmp_path)
     assert path.name == f"tpl-{TPL}_res-04_atlas-Only_desc-3_dseg.nii.gz"
+
+
+def test_version_without_desc_is_named_when_several(tmp_path):
+    """``atlas-HO_desc-th25_dseg`` beside ``atlas-HO_probseg`` (no desc): ``--atlas HO`` is refused as ambiguous,
+    and the message must say how to get the desc-less one (``:desc-`` cannot name it), not only ``:desc-th25``."""
+    tpl = tmp_path / f"tpl-{TPL}"
+    tpl.mkdir()
+    rng = np.random.default_rng(SEED)
+    _save(tpl / f"tpl-{TPL}_res-02_atlas-HO_desc-th25_dseg.nii.gz",
+          rng.integers(0, 4, (40, 48, 40)).astype(np.int16), 2)
+    _save(tpl / f"tpl-{TPL}_res-02_atlas-HO_probseg.nii.gz", rng.uniform(0, 1, (40, 48, 40, 3)).astype(np.float32), 2)
+    with pytest.raises(ValueError) as err:
+        atlases.resolve("HO", TPL, np.diag([2.0, 2.0, 2.0, 1.0]), tmp_path)
+    message = str(err.value)
+    assert ":desc-th25" in message and f"--atlas PATH (tpl-{TPL}_res-02_atlas-HO_probseg.nii.gz)" in message
+    path, _ = atlases.resolve("HO:desc-th25", TPL, np.diag([2.0, 2.0, 2.0, 1.0]), tmp_path)
+    assert path.name.endswith("desc-th25_dseg.nii.gz")

@@ -89,8 +89,11 @@ def resolve(value: str, space: str, bold_affine: np.ndarray, home: Path) -> tupl
                          f"If TemplateFlow has it, fetch it once with: {fetch_command(space, name, desc)}")
     descs = sorted({e["desc"] or "" for e in found})
     if len(descs) > 1:
+        plain = sorted(Path(e["path"]).name for e in found if not e["desc"])
+        without = f"; the version without desc is a file: give it as --atlas PATH ({plain[0]})" if plain else ""
         raise ValueError(f"--atlas {value}: several versions in tpl-{space}; add one of "
-                         + ", ".join(f":desc-{d}" for d in descs if d) + f" (e.g. --atlas {name}:desc-{descs[-1]}).")
+                         + ", ".join(f":desc-{d}" for d in descs if d) + f" (e.g. --atlas {name}:desc-{descs[-1]})"
+                         + without + ".")
     _one_kind(value, space, found)
     size = float(nib.affines.voxel_sizes(bold_affine).min())
     best = min(found, key=lambda e: abs(float(nib.affines.voxel_sizes(nib.load(e["path"]).affine).min()) - size))
