@@ -71,3 +71,15 @@ def test_non_finite_roi_refused_naming_the_non_finite_values(tmp_path, bad):
     message = str(err.value)
     assert str(path) in message and f"{int((roi == 0).sum())} NaN or infinite" in message
     assert "found [1.0]" not in message
+
+
+def test_several_rois_in_one_4d_file_refused_saying_so(tmp_path):
+    """A 4D file of 3 ROIs on the run's grid is not a grid problem: the message must not suggest resampling."""
+    shape, affine, roi = _grid(np.random.default_rng(SEED))
+    path = tmp_path / "rois.nii.gz"
+    nib.save(nib.Nifti1Image(np.stack([roi, roi, roi], axis=3), affine), path)
+    with pytest.raises(ValueError) as err:
+        read_roi(path, affine, shape)
+    message = str(err.value)
+    assert str(path) in message and "3 volumes" in message and "one file per ROI" in message
+    assert "resample" not in message

@@ -30,6 +30,9 @@ def _check_grid(path: PathLike, found: tuple[int, ...], found_affine: np.ndarray
                 shape: tuple[int, ...]) -> None:
     """One line naming the file when a ROI's shape or affine is not the run's (a same-shaped ROI with another
     affine, e.g. flipped or shifted, would otherwise be read as the wrong voxels)."""
+    if len(found) == 4 and tuple(found[:3]) == tuple(shape):
+        raise ValueError(f"{path}: a ROI mask is one 3D volume, this file has {found[3]} volumes; give one file per "
+                         "ROI (e.g. split it with nilearn.image.index_img), or use --atlas for probabilistic maps.")
     if tuple(found) != tuple(shape):
         what = f"shape {tuple(found)} vs the run's {tuple(shape)}"
     elif not np.allclose(found_affine, affine, atol=1e-3):
