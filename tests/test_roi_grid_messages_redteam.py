@@ -44,6 +44,7 @@ def test_same_shape_other_affine_refused_saying_the_affine_differs(tmp_path, cas
     message = str(err.value)
     assert str(path) in message and "not on the run's grid" in message
     assert "affine differs" in message and f"{shape} vs {shape}" not in message
+    assert "--resample-mask does not apply to ROI masks" in message
     assert ("axes LAS" in message) == bool(case % 2)
     # the run's own grid reads back the same voxels
     nib.save(nib.Nifti1Image(roi, affine), path)

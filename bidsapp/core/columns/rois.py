@@ -41,7 +41,8 @@ def _check_grid(path: PathLike, found: tuple[int, ...], found_affine: np.ndarray
     else:
         return
     raise ValueError(f"{path}: the ROI is not on the run's grid ({what}); resample it to the run's space and "
-                     "resolution (e.g. with nilearn.image.resample_to_img, interpolation='nearest').")
+                     "resolution (e.g. with nilearn.image.resample_to_img, interpolation='nearest'): "
+                     "--resample-mask does not apply to ROI masks.")
 
 
 def _grid(affine: np.ndarray) -> str:
