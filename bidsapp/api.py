@@ -30,7 +30,7 @@ _LONG = {short: long for long, short in ENTITY_KEYS}
 #: entities that name one run of the source data (the rest name a processing of it)
 _RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run",
                  "echo", "part")
-_KINDS = ("betas", "trials", "timeseries")
+_KINDS = ("betas", "trials", "timeseries", "connectivity")
 
 
 def _entities_of(stem: str) -> dict[str, str]:
@@ -178,7 +178,8 @@ def _read_table(path: Path):
 #: events.tsv and is read as text, exactly as written (``001`` stays ``001``)
 _TRIAL_COLUMNS = {"index": "Int64", "onset": float, "duration": float, "trial_type": str, "n_censored": "Int64",
                   "outside_run": bool, "valid": bool, "segment": "Int64", "response_retained": float,
-                  "variance_inflation": float, "variance_factor": float, "fir_offset": float, "reason": str}
+                  "variance_inflation": float, "variance_factor": float, "fir_offset": float, "reason": str,
+                  "beta_variance": float}
 
 
 def _read_trial_table(path: Path):
@@ -214,6 +215,12 @@ class Run:
     mask_file: Path | None = None
     dseg_file: Path | None = None
     kind: str = "voxels"
+
+    @property
+    def qc(self) -> dict:
+        """The run's QC metrics (the sidecar's ``QC`` values by name; units in ``meta["QC"]``), empty for outputs
+        written before QC metrics."""
+        return {k: v.get("Value") for k, v in (self.meta.get("QC") or {}).items()}
 
     @property
     def column_space(self):
@@ -402,6 +409,52 @@ class Dataset:
     dseg_file: Path | None = None
     _mask: np.ndarray | None = None
     kind: str = "voxels"
+    qc: object = None  #: one row per stacked run: its QC metrics (group_runs.tsv columns), pandas DataFrame
+
+    def reliable_columns(self, train, *, repeats: str, n_columns: int | None = None,
+                         min_reliability: float | None = None) -> np.ndarray:
+        """Columns ranked by split-half reliability computed on the training rows only.
+
+        For feature selection inside a cross-validation fold: only the rows of ``train`` are read (the
+        held-out rows never influence the choice), and reliability uses only the ``repeats`` column
+        (e.g. ``stimulus_id``: trials with equal values are repeats of one stimulus), never ``y``.
+
+        Parameters
+        ----------
+        train : array-like
+            The fold's training rows: run names (values of ``groups``), row indices, or a boolean mask.
+        repeats : str
+            Column of ``table`` whose equal values are repeats (an events.tsv column).
+        n_columns : int, optional
+            Keep this many of the most reliable columns.
+        min_reliability : float, optional
+            Keep the columns at least this reliable.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            Column indices of ``X``, most reliable first (columns with NaN reliability last, or dropped by
+            ``min_reliability``).
+
+        Raises
+        ------
+        ValueError
+            Unknown ``repeats`` column, or ``repeats`` is the decoded ``y`` column ``trial_type``.
+        """
+        from bidsapp.core.trial_cv import split_half_reliability
+
+        if repeats not in self.table:
+            raise ValueError(f"repeats={repeats!r} is not a column of the table; columns: {list(self.table.columns)}.")
+        if repeats == "trial_type":
+            raise ValueError("repeats='trial_type': selecting columns on the labels a decoder predicts is circular; "
+                             "name a stimulus column (e.g. stimulus_id).")
+        rows = _training_rows(train, self.groups)
+        values = self.table[repeats].astype(str).to_numpy()[rows]
+        rel = split_half_reliability(np.asarray(self.X[rows], dtype=np.float64), values, self.groups[rows])
+        order = np.argsort(-np.where(np.isnan(rel), -np.inf, rel), kind="stable")
+        if min_reliability is not None:
+            order = order[rel[order] >= min_reliability]
+        return order[:n_columns] if n_columns is not None else order
 
     def to_image(self, values) -> nib.Nifti1Image:
         """A NIfTI image of values over the shared columns (see :meth:`Run.to_image`)."""
@@ -411,6 +464,21 @@ class Dataset:
 
         img = nib.load(self.mask_file)
         return masking.unmask(np.asarray(values), self._mask, img.affine)
+
+
+def _training_rows(train, groups: np.ndarray) -> np.ndarray:
+    """Row indices from run names, row indices or a boolean mask."""
+    train = np.asarray(train)
+    if train.dtype == bool:
+        if train.shape != groups.shape:
+            raise ValueError(f"train: a boolean mask needs {groups.size} values, got {train.size}.")
+        return np.flatnonzero(train)
+    if train.dtype.kind in "iu":
+        return train
+    unknown = sorted(set(train.tolist()) - set(groups.tolist()))
+    if unknown:
+        raise ValueError(f"train: {unknown} are not runs of the dataset (its groups).")
+    return np.flatnonzero(np.isin(groups, train))
 
 
 def _rows(run: Run, kind: str, drop_invalid: bool):
@@ -424,8 +492,9 @@ def _rows(run: Run, kind: str, drop_invalid: bool):
         estimates = (run.meta.get("Parameters") or {}).get("trial_estimates")
         if not trials.get("EventsFile"):
             why = "the run has no events.tsv (a rest run?); select task runs with task=... or use kind='timeseries'"
-        elif kind == "betas" and estimates not in ("lss", "lsa"):
-            why = "it was made without --trial-estimates lss|lsa; rerun the participant level with it"
+        elif kind == "betas" and estimates not in ("lss", "lsa", "optimized"):
+            why = ("it was made without --trial-estimates (lss, lsa or optimized); rerun the participant level "
+                   "with one")
         else:
             why = "its outputs are incomplete; rerun the participant level for this run"
         raise FileNotFoundError(f"{run.folder / run.stem}_{kind}.npy: not written for this run ({why}).")
@@ -556,8 +625,32 @@ def _check_configurations(runs: list[Run]) -> None:
                              f"comparable, so they are not stacked: {way_out}.")
 
 
+def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
+    """The matching runs whose outputs are complete (the others left out with one warning), all of one
+    variant (space, atlas, desc) and made with one configuration."""
+    match = _runs(Path(output_dir), entities)
+    problems = [(c, _problem(c, verify)) for c in match]
+    incomplete = [(c, why) for c, why in problems if why is not None]
+    match = [c for c, why in problems if why is None]
+    if incomplete:
+        listing = "; ".join(f"{c.stem} ({why})" for c, why in incomplete)
+        if not match:
+            raise FileNotFoundError(f"every matching run is incomplete: {listing}; rerun the participant level.")
+        warnings.warn(f"{len(incomplete)} matching run(s) left out, their outputs are incomplete: {listing}; rerun "
+                      "the participant level for them.", stacklevel=3)
+    mixed = {k: v for k, v in _varying(match).items() if k not in _RUN_ENTITIES}
+    if mixed:
+        key, values = next(iter(mixed.items()))
+        raise LookupError(f"the {len(match)} matching runs mix {key} values {values}: their columns are not "
+                          f"comparable; add {key}=... (one of {values}) to choose one.")
+    runs = [_load_one(c) for c in match]  # checksums, if asked, were verified above
+    _check_configurations(runs)
+    return runs
+
+
 def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type", drop_invalid: bool = True,
-            overlap: str = "error", y_dtype=None, verify: bool = False, **entities) -> Dataset:
+            overlap: str = "error", y_dtype=None, verify: bool = False, measure: str = "correlation",
+            bids_dir: str | Path | None = None, **entities) -> Dataset:
     """Stack the matching runs (and sessions) into ``X``, ``y``, ``groups`` and a per-row table.
 
     Before stacking, the runs are checked: they must have been made with the same settings (every
@@ -570,10 +663,14 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     ----------
     output_dir : str or Path
         The bidsapp output folder.
-    kind : {"betas", "trials", "timeseries"}
+    kind : {"betas", "trials", "timeseries", "connectivity"}
         ``betas``: one row per trial (LSS or LSA estimates, (n, n_features); ``--hrf fir``: one row per trial
         and FIR bin, with the bin's ``fir_offset`` in the table); ``trials``: one row per trial
-        segment, (n, n_offsets, n_features); ``timeseries``: one row per kept volume.
+        segment, (n, n_offsets, n_features); ``timeseries``: one row per kept volume; ``connectivity``: one
+        row per run, the upper triangle (above the diagonal, row by row) of its ``--connectivity`` matrix
+        ``measure``, ``y`` from the raw dataset's ``participants.tsv`` and ``groups`` the participant; the
+        table holds the run's entities and QC metrics, ``features`` the edges (``node_a``, ``node_b``).
+        Edges of regions left out by ``--min-coverage`` are NaN.
     y : str
         Column used as the target (default ``trial_type``). Columns of events.tsv are text exactly as
         written (``001`` stays ``"001"``); rows whose ``y`` is n/a are left out, with a warning counting them.
@@ -588,6 +685,12 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         Convert ``y`` (e.g. ``int`` for numeric stimulus ids); default: text as written.
     verify : bool
         Re-hash every output file and leave out runs whose checksums differ from their sidecar.
+    measure : str
+        ``connectivity`` only: ``correlation``, ``partial-correlation`` or ``covariance`` (or their ``meas-``
+        labels, e.g. ``PearsonCorrelation``).
+    bids_dir : str or Path, optional
+        ``connectivity`` only: the raw BIDS dataset whose ``participants.tsv`` gives ``y`` (default: the raw
+        dataset named in the output's ``dataset_description.json``).
     **entities
         As in :func:`load`; ``space``, ``desc`` and ``atlas`` must end up single-valued
         (``atlas=None``: the voxel or grayordinate outputs).
@@ -615,24 +718,17 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         raise ValueError(f"kind={kind!r}: use one of {list(_KINDS)}.")
     if overlap not in OVERLAP_RULES:
         raise ValueError(f"overlap={overlap!r}: use one of {list(OVERLAP_RULES)}.")
-    match = _runs(Path(output_dir), entities)
-    problems = [(c, _problem(c, verify)) for c in match]
-    incomplete = [(c, why) for c, why in problems if why is not None]
-    match = [c for c, why in problems if why is None]
-    if incomplete:
-        listing = "; ".join(f"{c.stem} ({why})" for c, why in incomplete)
-        if not match:
-            raise FileNotFoundError(f"every matching run is incomplete: {listing}; rerun the participant level.")
-        warnings.warn(f"{len(incomplete)} matching run(s) left out, their outputs are incomplete: {listing}; rerun "
-                      "the participant level for them.", stacklevel=2)
-    mixed = {k: v for k, v in _varying(match).items() if k not in _RUN_ENTITIES}
-    if mixed:
-        key, values = next(iter(mixed.items()))
-        raise LookupError(f"the {len(match)} matching runs mix {key} values {values}: their columns are not "
-                          f"comparable; add {key}=... (one of {values}) to choose one.")
-    runs = [_load_one(c) for c in match]  # checksums, if asked, were verified above
-    _check_configurations(runs)
+    runs = _complete_runs(Path(output_dir), entities, verify)
     picks, common = _column_space(runs)
+    if kind == "connectivity":
+        from bidsapp.outputs.connectomes import connectivity_rows
+
+        X, target, table, edges = connectivity_rows(runs, picks, measure=measure, y=y, output_dir=Path(output_dir),
+                                                    bids_dir=bids_dir, run_entities=_RUN_ENTITIES)
+        return Dataset(X=X, y=target if y_dtype is None else target.astype(y_dtype),
+                       groups=table["participant_id"].to_numpy(), table=table, features=edges,
+                       runs=[r.stem for r in runs], mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file,
+                       kind=runs[0].kind, qc=_qc_table(runs))
     ours = ["source", *_RUN_ENTITIES]
     blocks, tables, targets = [], [], []
     n_missing = n_dropped = 0
@@ -674,4 +770,14 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     features = runs[0].features.iloc[picks[0]].reset_index(drop=True)
     return Dataset(X=np.concatenate(blocks), y=target, groups=table["source"].to_numpy(),
                    table=table, features=features, runs=[r.stem for r in runs],
-                   mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file, _mask=common, kind=runs[0].kind)
+                   mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file, _mask=common, kind=runs[0].kind,
+                   qc=_qc_table(runs))
+
+
+def _qc_table(runs: list[Run]):
+    """One row per run: its stem and QC metrics (the ``group_runs.tsv`` columns; n/a for older outputs)."""
+    import pandas as pd
+
+    from bidsapp.core.qc import qc_values
+
+    return pd.DataFrame([{"run": r.stem, **qc_values(r.meta)} for r in runs])

@@ -345,7 +345,8 @@ def make_dataset(root: str | Path, *, seed: int = 42, n_volumes: int = 100, nois
     rng = np.random.default_rng(seed)
     (root / "dataset_description.json").write_text(json.dumps(
         {"Name": "bidsapp demo", "BIDSVersion": "1.9.0", "DatasetType": "raw"}, indent=2))
-    (root / "participants.tsv").write_text("participant_id\nsub-01\nsub-02\n" + ("sub-03\n" if grayordinates else ""))
+    (root / "participants.tsv").write_text("participant_id\tage\nsub-01\t24\nsub-02\t31\n"
+                                           + ("sub-03\t27\n" if grayordinates else ""))
     (root / "task-faces_bold.json").write_text(json.dumps({"TaskName": "faces"}))
     (fmriprep / "dataset_description.json").write_text(json.dumps({
         "Name": "fMRIPrep - fMRI PREProcessing workflow", "BIDSVersion": "1.9.0",
@@ -363,9 +364,26 @@ def make_dataset(root: str | Path, *, seed: int = 42, n_volumes: int = 100, nois
     return runs
 
 
+def write_demo_atlas(folder: Path) -> Path:
+    """Six regions over the demo's brain (left/right x back/middle/front thirds), as ``atlas-demo_dseg.nii.gz``
+    with its ``index``/``name`` table: the atlas of the demo's connectivity outputs."""
+    brain = _ellipsoid(SHAPE)
+    ijk = np.indices(SHAPE)
+    where = np.array(np.nonzero(brain))
+    x_mid, (y1, y2) = np.median(where[0]), np.percentile(where[1], [33.3, 66.7])
+    labels = 1 + (ijk[0] > x_mid) + 2 * ((ijk[1] > y1).astype(int) + (ijk[1] > y2))
+    path = Path(folder) / "atlas-demo_dseg.nii.gz"
+    nib.save(nib.Nifti1Image(np.where(brain, labels, 0).astype(np.int16), AFFINE), path)
+    names = ["left_back", "right_back", "left_middle", "right_middle", "left_front", "right_front"]
+    path.with_name("atlas-demo_dseg.tsv").write_text("index\tname\n" + "".join(f"{k}\t{n}\n" for k, n in
+                                                                             enumerate(names, start=1)))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Generate the demo dataset and run bidsapp on it (with LSS trial-wise estimates): the volume runs, then
-    sub-03's CIFTI-2 (``--space fsLR --den 91k``) and GIFTI (``--space fsaverage5``) runs."""
+    """Generate the demo dataset and run bidsapp on it (with LSS trial-wise estimates): the volume runs, the same
+    runs in a six-region atlas with connectivity matrices, then sub-03's CIFTI-2 (``--space fsLR --den 91k``)
+    and GIFTI (``--space fsaverage5``) runs."""
     parser = argparse.ArgumentParser(
         prog="bidsapp-demo", description="Generate the bundled demo dataset and run bidsapp on it."
     )
@@ -385,6 +403,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.nprocs:
         cmd += ["--nprocs", str(args.nprocs)]
     code = run_main(cmd)
+    if code == 0:  # the same runs in six regions with their connectivity matrices, in a folder of their own (so
+        # that one subject and run still name one output set in derivatives-bidsapp)
+        atlas = write_demo_atlas(args.workdir)
+        regions = [str(bids), str(args.workdir / "derivatives-bidsapp-connectivity"), "participant", "--work-dir",
+                   str(args.workdir / "work-connectivity"), *cmd[5:]]
+        code = run_main(regions + ["--atlas", str(atlas), "--atlas-labels", str(atlas.with_name("atlas-demo_dseg.tsv")),
+                                   "--connectivity", "correlation", "partial-correlation"])
     # sub-03's surface outputs: the CIFTI-2 fsLR 91k run and the GIFTI fsaverage5 pair
     for extra in (["--space", "fsLR", "--den", "91k", "--output-format", "npy", "dtseries.nii"],
                   ["--space", "fsaverage5", "--output-format", "npy", "func.gii"]):

@@ -39,6 +39,8 @@ STEPS = ("collection", "mask", "masking", "cleaning", "segmentation", "outputs",
 NODE_STEPS = ("mask", "masking", "cleaning", "segmentation", "outputs")
 
 SURFACES = ("midthickness", "pial", "white", "inflated", "none")
+#: --connectivity measures (bidsapp.core.connectivity.MEASURES)
+CONNECTIVITY_MEASURES = ("correlation", "partial-correlation", "covariance")
 PLUGINS = ("MultiProc", "Linear", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF", "Condor")
 
 #: node inputs that gather several options into one dict (by option name)
@@ -266,6 +268,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("allow_overlap", ("--allow-overlap",), MASKS,
            "let --spheres share voxels (default: off: overlapping spheres are an error)", ("masking",), True,
            False, action="store_true", node_input="column_args"),
+    Option("min_coverage", ("--min-coverage",), MASKS,
+           "regions (atlas labels, maps, spheres) with less than this fraction of their extent inside the mask "
+           "become columns of NaN, with the reason in _features.tsv (0 keeps every region) (default: 0.5, as "
+           "XCP-D)", ("masking",), True, 0.5, type=fraction, metavar="F", example=0.8),
     Option("denoise", ("--denoise",), DENOISING, "nilearn load_confounds_strategy preset",
            ("collection", "cleaning", "outputs"), True, "simple", choices=STRATEGIES),
     Option("confounds", ("--confounds",), DENOISING, "confound columns added to the strategy's (default: none)",
@@ -326,16 +332,39 @@ OPTIONS: tuple[Option, ...] = (
     Option("trial_estimates", ("--trial-estimates",), TRIALS,
            "trial-wise estimates written as _betas (lss: least squares separate, one model per trial with the "
            "other trials grouped by trial_type; lsa: least squares all, one model per run with one regressor per "
-           "trial, trial_type unused)", ("segmentation",), True, None, choices=TRIAL_MODELS, none_word=True),
+           "trial, trial_type unused; optimized: the runs of a participant and task fitted together with "
+           "--trial-denoise pca and --trial-ridge, tuned only on label-free targets or --trial-repeats, never on "
+           "trial_type)", ("segmentation",), True, None, choices=TRIAL_MODELS, none_word=True),
     Option("hrf", ("--hrf",), TRIALS,
            "haemodynamic response of the trial-wise estimates: spm, glover, spm+derivative, "
            "spm+derivative+dispersion (a trial's beta is the canonical regressor's coefficient), fir (one "
            "regressor per TR bin of --trial-window per trial: one _betas row per trial and bin), library (one of "
            "20 shapes per column, chosen by label-free cross-validation, _hrf.tsv) (default: %(default)s)",
            ("segmentation",), True, "spm", choices=HRF_MODELS),
+    Option("trial_denoise", ("--trial-denoise",), TRIALS,
+           "pca: data-driven noise regressors for the trial estimates (principal components of the residuals "
+           "of columns the task does not explain; their number chosen per participant by predicting held-out "
+           "runs) (default: none; on with --trial-estimates optimized)", ("segmentation",), True, None,
+           choices=("pca", "none"), none_word=True),
+    Option("trial_ridge", ("--trial-ridge",), TRIALS,
+           "fractional ridge on a per-run model with one regressor per trial, the fraction chosen per column "
+           "by cross-validation (default: off; on with --trial-estimates optimized)", ("segmentation",), True,
+           False, action="store_true"),
+    Option("trial_repeats", ("--trial-repeats",), TRIALS,
+           "events.tsv column whose equal values are repeats of one stimulus (e.g. stimulus_id): the only "
+           "label-based cross-validation target allowed, recorded in the sidecar; also gives a split-half "
+           "reliability per column (default: none, label-free targets)", ("segmentation",), True,
+           metavar="COLUMN", example="stimulus_id"),
     Option("output_format", ("--output-format",), OUTPUTS,
            f"array formats written ({format_help()})",
            ("outputs",), True, ("npy",), choices=OUTPUT_FORMATS, nargs="+"),
+    Option("connectivity", ("--connectivity",), OUTPUTS,
+           "connectivity matrices of region, map or sphere columns, one _relmat.tsv per run and measure, equal to "
+           "nilearn's ConnectivityMeasure (Ledoit-Wolf covariance) (default: none)", ("outputs",), True, (),
+           choices=CONNECTIVITY_MEASURES, nargs="+"),
+    Option("fisher_z", ("--fisher-z",), OUTPUTS,
+           "Fisher z-transform (arctanh) the correlation and partial-correlation matrices (default: off)",
+           ("outputs",), True, False, action="store_true"),
     Option("desc", ("--desc",), OUTPUTS,
            "desc- entity of outputs, naming a variant of the settings (default: the --denoise strategy)",
            ("outputs",), False, metavar="LABEL", node_input="desc_option", example="variant"),

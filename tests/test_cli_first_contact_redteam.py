@@ -12,12 +12,14 @@ from bidsapp.cli.run import main
 @pytest.mark.parametrize("given, answer", [
     # nilearn's t_r typed as --tr is a prefix of three --trial-* options: argparse said only "ambiguous"
     (["--tr", "2"], "ambiguous option --tr; did you mean --t-r? "
-                    "(it also starts --trial-window, --trial-edge, --trial-estimates)"),
+                    "(it also starts --trial-window, --trial-edge, --trial-estimates, --trial-denoise, "
+                    "--trial-ridge, --trial-repeats)"),
     (["--tr=2"], "ambiguous option --tr; did you mean --t-r? "
-                 "(it also starts --trial-window, --trial-edge, --trial-estimates)"),
+                 "(it also starts --trial-window, --trial-edge, --trial-estimates, --trial-denoise, "
+                    "--trial-ridge, --trial-repeats)"),
     (["--TR", "2"], "unknown option --TR; did you mean --t-r?"),
-    (["--tri", "2"], "ambiguous option --tri: it could start --trial-window, --trial-edge, --trial-estimates "
-                     "(bidsapp -h shows the usage)"),
+    (["--tri", "2"], "ambiguous option --tri: it could start --trial-window, --trial-edge, --trial-estimates, "
+                     "--trial-denoise, --trial-ridge, --trial-repeats (bidsapp -h shows the usage)"),
     # fMRIPrep's spellings
     (["--nthreads", "2"], "unknown option --nthreads; did you mean --nprocs?"),
     (["--n_cpus", "2"], "unknown option --n_cpus; did you mean --nprocs?"),

@@ -208,7 +208,9 @@ def test_cifti_atlas_mode_with_real_yeo7(bids_copy, tmp_path):
         shutil.copyfile(hcp / f"S1200.{hemi}.midthickness_MSMAll.32k_fs_LR.surf.gii",
                         anat / f"sub-03_hemi-{hemi}_space-fsLR_den-32k_midthickness.surf.gii")
     out = tmp_path / "out"
-    assert main([str(bids_copy), str(out), "participant", "--space", "fsLR", "--atlas", str(dlabel)]) == 0
+    # the run keeps one hemisphere: networks spanning both are covered < 0.5 (--min-coverage 0 keeps them all)
+    assert main([str(bids_copy), str(out), "participant", "--space", "fsLR", "--atlas", str(dlabel),
+                 "--min-coverage", "0"]) == 0
     run = bidsapp.load(out, subject="03", atlas="yeo7")
     assert {s["Role"] for s in run.meta["Sources"]} >= {"surface_L", "surface_R", "atlas"}
     mid = g.read_surface(anat / "sub-03_hemi-L_space-fsLR_den-32k_midthickness.surf.gii")

@@ -108,7 +108,7 @@ def test_dataset_betas_trials_timeseries(out):
 
 
 def test_dataset_errors(out, tmp_path):
-    with pytest.raises(ValueError, match=r"kind='bold': use one of \['betas', 'trials', 'timeseries'\]"):
+    with pytest.raises(ValueError, match=r"kind='bold': use one of \['betas', 'trials', 'timeseries', 'connectivity']"):
         bidsapp.dataset(out, kind="bold")
     with pytest.raises(ValueError, match=r"y='condition' is not a column of the betas table; columns: "):
         bidsapp.dataset(out, subject="01", y="condition")
@@ -132,7 +132,8 @@ def test_dataset_errors(out, tmp_path):
     meta["OutputFiles"] = [e for e in meta["OutputFiles"] if "_betas." not in e["Path"]]
     meta["Parameters"]["trial_estimates"] = None  # a run made without LSS
     sidecar.write_text(json.dumps(meta))
-    with pytest.raises(FileNotFoundError, match=r"desc-other_betas.npy: not written .*without --trial-estimates lss"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"desc-other_betas.npy: not written .*without --trial-estimates \(lss, lsa or optimized\)"):
         bidsapp.dataset(copy, subject="01", desc="other")
 
 

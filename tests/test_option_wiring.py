@@ -49,7 +49,7 @@ def built_inputs(s: Settings) -> dict[str, dict]:
     specs["outputs"]["entities"] = {"subject": "01", "task": "rest"}
     specs["provenance"] = {"files": {"bold": "bold.nii.gz"}, "roots": {"raw": "/data/bids"}}
     plan = RunPlan(name="sub01_wf", inputs={"bold_file": "bold.nii.gz"}, specs=specs,
-                   mem_gb=dict.fromkeys([*NODE_STEPS, "provenance", "derivatives"], 0.1))
+                   mem_gb=dict.fromkeys([*NODE_STEPS, "provenance", "report", "derivatives"], 0.1))
     wf = init_run_wf(plan)
     out = {step: wf.get_node(node).inputs.get() for step, node in NODE_NAMES.items()}
     out["outputs"] = {k: v for k, v in out["outputs"].items() if k not in DERIVED}

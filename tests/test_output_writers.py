@@ -50,7 +50,8 @@ def test_output_formats_and_help_come_from_the_registry():
 def test_named_regions_always_get_a_table_and_its_memory():
     voxels, labels = columns.get("voxels"), columns.get("labels")
     assert [w.name for w in writers.selected(["npy"], voxels)] == [
-        "npy", "features", "samples", "mask", "columns image", "trials", "column descriptions"]
+        "npy", "features", "samples", "mask", "columns image", "connectivity", "trials", "report data",
+        "column descriptions"]
     assert "tsv.gz" in [w.name for w in writers.selected(["npy"], labels)]
     assert writers.sink_memory(["npy"], voxels, 10**6, 10**5) == 0
     assert writers.sink_memory(["npy"], labels, 10**6, 100) == 3 * writers.ROW_BLOCK_BYTES

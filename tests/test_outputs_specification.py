@@ -66,12 +66,14 @@ def output_folders(demo_outputs, tmp_path_factory) -> list[Path]:
                   "--output-format", "npy", "tsv.gz", "nii.gz"],
                  ["--spheres", str(_seeds(mask, inputs / "seeds.tsv"))]):
         assert main(one_run + args) == 0
+    assert main([str(bids), str(extra), "participant", "--participant-label", "01", "--nprocs", "1",
+                 "--trial-estimates", "optimized", "--desc", "optimized"]) == 0  # the joined trial model's table
     assert main([str(bids), str(extra), "participant", "--participant-label", "03", "--space", "fsLR", "--den", "91k",
                  "--atlas", str(_dlabel(inputs / "atlas-parcels_dseg.dlabel.nii")), "--nprocs", "1"]) == 0
     shutil.copytree(demo, group)
     assert main([str(bids), str(group), "group"]) == 0
     assert main([str(bids), str(extra), "group"]) == 0  # region columns: the denoising benchmark's tables
-    return [demo, extra, group]
+    return [demo, extra, group, demo.with_name("derivatives-bidsapp-connectivity")]  # the demo's --connectivity run
 
 
 def _files(folders: list[Path]) -> list[tuple[Path, str]]:

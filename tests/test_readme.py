@@ -163,6 +163,13 @@ def _check_weights_cifti(ns, demo_dir):
         assert len(nib.load(demo_dir / f"mean_hemi-{hemi}.func.gii").darrays[0].data) == 10242
 
 
+def _check_connectivity(ns, demo_dir):
+    ds, predicted = ns["ds"], ns["predicted_age"]
+    assert ds.X.shape == (4, 15) and np.isfinite(ds.X).all()  # 4 runs x 6 regions' upper triangle
+    assert list(ds.groups) == ["sub-01", "sub-01", "sub-02", "sub-02"] and list(ds.y) == [24, 24, 31, 31]
+    assert predicted.shape == (4,) and np.isfinite(predicted).all()
+
+
 def _check_weight_map(ns, _):
     ds, data = ns["ds"], ns["weight_map"].get_fdata()
     ijk = ds.features[["i", "j", "k"]].to_numpy(int).T
@@ -170,7 +177,8 @@ def _check_weight_map(ns, _):
     assert np.count_nonzero(data) <= len(ds.features) and list(ns["top"]) == list(np.argsort(abs(ns["coef"]))[::-1][:5])
 
 
-CHECKS = {"column_j": _check_column_j, "weight_map": _check_weight_map, "weights_cifti": _check_weights_cifti,
+CHECKS = {"predicted_age": _check_connectivity, "column_j": _check_column_j, "weight_map": _check_weight_map,
+          "weights_cifti": _check_weights_cifti,
           "files": _check_files, "img": _check_img, "times": _check_times, "scores": _check_decoding,
           "one_trial": _check_trial, "segment": _check_plain, "run": _check_run}
 

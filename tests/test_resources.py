@@ -16,7 +16,7 @@ import pytest
 from bidsapp import demo
 from bidsapp.execution.memory import BASE_GB, RunSize, node_memory_gb
 
-NODES = ("provenance", "mask", "masking", "cleaning", "segmentation", "derivatives")
+NODES = ("provenance", "mask", "masking", "cleaning", "segmentation", "report", "derivatives")
 
 # peak resident memory of this process image: VmHWM (ru_maxrss would include the forked parent's pages)
 HWM = "int(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
@@ -25,6 +25,7 @@ RERUN = """
 import json, os, sys
 import bidsapp.interfaces.clean, bidsapp.interfaces.extract, bidsapp.interfaces.mask  # noqa: F401
 import bidsapp.interfaces.provenance, bidsapp.interfaces.segment, bidsapp.interfaces.sink  # noqa: F401
+import bidsapp.interfaces.report  # noqa: F401
 import bidsapp.core.confounds, bidsapp.core.events, bidsapp.core.masking, bidsapp.core.signal  # noqa: F401
 import nipype.pipeline.engine, scipy.ndimage, scipy.signal  # noqa: F401
 from nipype.utils.filemanip import loadpkl

@@ -38,7 +38,8 @@ TRIALS = {"none": None, "trials": [], "lss": ["--trial-estimates", "lss"]}  # no
 EDGES = {("inputnode", "mask"), ("inputnode", "masking"), ("mask", "masking"), ("masking", "cleaning"),
          ("inputnode", "cleaning"), ("cleaning", "segmentation"), ("inputnode", "segmentation"),
          ("mask", "derivatives"), ("masking", "derivatives"), ("cleaning", "derivatives"),
-         ("segmentation", "derivatives"), ("provenance", "derivatives"), ("derivatives", "outputnode")}
+         ("segmentation", "derivatives"), ("provenance", "derivatives"), ("derivatives", "outputnode"),
+         ("inputnode", "report"), ("masking", "report"), ("cleaning", "report"), ("report", "derivatives")}
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_graph_builds_or_is_refused(dataset, kind, fmt, trials):
     assert (node("masking").inputs.atlas_file == (str(base / atlas) if atlas else None))
     assert (node("masking").inputs.bold_right is not None) == ("--space" in options and "fsaverage5" in options)
     expanded = wf._create_flat_graph()
-    assert len(expanded.nodes()) == 8
+    assert len(expanded.nodes()) == 9
 
 
 def test_matrix_covers_every_format_and_kind():

@@ -20,7 +20,7 @@ PATH_PATTERN = (
     "sub-{subject}[/ses-{session}]/func/sub-{subject}[_ses-{session}][_task-{task}][_acq-{acquisition}]"
     "[_ce-{ceagent}][_rec-{reconstruction}][_dir-{direction}][_run-{run}][_echo-{echo}][_part-{part}]"
     "[_hemi-{hemi}][_space-{space}][_cohort-{cohort}][_atlas-{atlas}][_res-{res}][_den-{den}][_desc-{desc}]"
-    "_{suffix}{extension}"
+    "[_meas-{meas}]_{suffix}{extension}"
 )
 
 
@@ -125,6 +125,7 @@ class RunNaming:
             key, _, value = part.partition("-")
             ents[short.get(key, key)] = value
         ents.pop("atlas", None), ents.pop("desc", None), ents.pop("hemi", None)  # hemi: per-hemisphere func.gii
+        ents.pop("meas", None)  # meas: a connectivity matrix (_relmat.tsv)
         src = {k: str(v) for k, v in self.source.items()}
         if src.get("space") in NATIVE_SPACES:
             src.pop("space")

@@ -213,9 +213,12 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
     size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
                    n_offsets=int((end - start) / t_r) + 2)
     terms = space.memory_terms(int(shape[3]), n_columns, features)
+    from bidsapp.core.trial_fit import model_steps
+
+    joined = model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge) is not None
     basis = {"spm+derivative": 2, "spm+derivative+dispersion": 3, "fir": int((end - start) / t_r) + 1}
     return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates in ("lss", "lsa"),
-                          output_format=tuple(s.output_format), space_cls=space, column_terms=terms,
+                          joined=joined, output_format=tuple(s.output_format), space_cls=space, column_terms=terms,
                           trial_basis=basis.get(s.hrf, 1), hrf_shapes=20 if s.hrf == "library" else 1)
 
 
@@ -232,6 +235,10 @@ def column_kwargs(run: Run, s: Settings, kind: str) -> dict:
     the kind's bad input (e.g. a table without x, y, z) is refused here, before anything is written."""
     from bidsapp.core import columns
 
+    if s.connectivity and not columns.get(kind).regions:
+        raise InputError(f"{run.bold.name}: --connectivity needs region columns, but this run's columns are "
+                         f"{columns.get(kind).what} (a matrix of every pair, far too large to be a feature); give "
+                         "an atlas with --atlas (labels or probabilistic maps) or seeds with --spheres.", code=2)
     try:
         n = columns.get(kind).check_inputs(run.bold, atlas=s.atlas, atlas_labels=s.atlas_labels,
                                            resample=s.resample_mask,
@@ -481,8 +488,11 @@ class _Progress:
         self.started: dict[str, float] = {}
 
     def __call__(self, node, status):
+        from bidsapp.workflows.base import SINK_WF_SUFFIX
+
         interrupts.check()  # a safe point: never report a run finished after a signal
         wf = node._hierarchy.split(".")[1] if "." in node._hierarchy else node._hierarchy
+        wf = wf.removesuffix(SINK_WF_SUFFIX)  # the sink's own sub-workflow (runs joined by a trial model)
         label = self.labels.get(wf)
         if label is None:
             return
@@ -592,6 +602,7 @@ def participant(s: Settings) -> int:
                              "give --work-dir on a writable disk.", code=73) from exc
         raise
     from bidsapp.reports.html import participant_report
+    from bidsapp.reports.methods import write_citation
 
     for subject in sorted({r.entities["subject"] for r in todo}):
         try:
@@ -599,6 +610,7 @@ def participant(s: Settings) -> int:
         except OSError as exc:
             exc.filename = exc.filename or str(s.output_dir / f"sub-{subject}.html")
             raise
+    write_citation(s.output_dir)  # logs/CITATION.md and .bib: the methods text of every run of the folder
     print(f"[bidsapp] done: {len(plans)} run(s) in {time.monotonic() - t0:.1f} s -> {s.output_dir}", flush=True)
     return 0
 

@@ -366,7 +366,8 @@ def _label_keys(values: np.ndarray, path) -> np.ndarray:
     return keys.astype(np.int64)
 
 
-def read_dlabel(path: str | os.PathLike, bm: BrainModels) -> tuple[np.ndarray, dict[int, str]]:
+def read_dlabel(path: str | os.PathLike, bm: BrainModels,
+                atlas_counts: dict | None = None) -> tuple[np.ndarray, dict[int, str]]:
     """Labels of a ``dlabel.nii`` on the run's grayordinates and its label table.
 
     As Workbench reads it, a value that is not a key of the label table, or whose key is named
@@ -392,10 +393,13 @@ def read_dlabel(path: str | os.PathLike, bm: BrainModels) -> tuple[np.ndarray, d
         warnings.warn(f"{path}: the dlabel has {info.shape[0]} label maps; the first is used.", stacklevel=2)
     (keys,), names = merge_label_tables([table])  # keys sharing a name are one region, as in Workbench
     labels = _apply_keys(data, keys, table, path)
+    if atlas_counts is not None:  # grayordinates of each region in the file (the denominator of its coverage)
+        atlas_counts.update(zip(*[a.tolist() for a in np.unique(labels[labels != 0], return_counts=True)]))
     return align_columns(labels, info.brain_models, bm, path), names
 
 
-def read_label_gifti_pair(left, right, bm: BrainModels) -> tuple[np.ndarray, dict[int, str]]:
+def read_label_gifti_pair(left, right, bm: BrainModels,
+                          atlas_counts: dict | None = None) -> tuple[np.ndarray, dict[int, str]]:
     """Labels of a ``label.gii`` pair on the run's grayordinates, and the merged label table.
 
     The pair is read as ``wb_command -cifti-create-label -left-label L -right-label R`` reads it: a
@@ -420,6 +424,8 @@ def read_label_gifti_pair(left, right, bm: BrainModels) -> tuple[np.ndarray, dic
         models.append(BrainModels.from_surface(np.arange(lab.size), lab.size, name))
     keys, names = merge_label_tables(tables)
     labels = np.concatenate([_apply_keys(lab, k, t, p) for lab, k, t, p in zip(data, keys, tables, (left, right))])
+    if atlas_counts is not None:  # vertices of each region in the files (the denominator of its coverage)
+        atlas_counts.update(zip(*[a.tolist() for a in np.unique(labels[labels != 0], return_counts=True)]))
     return align_columns(labels, models[0] + models[1], bm, left), names
 
 

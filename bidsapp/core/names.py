@@ -5,7 +5,7 @@ COMPCOR = ("anat_combined", "anat_separated", "temporal", "temporal_anat_combine
 STRATEGIES = ("none", "simple", "scrubbing", "compcor", "ica_aroma")
 MASK_STRATEGIES = ("fmriprep", "background", "epi", "whole-brain-template", "gm-template", "wm-template")
 #: ``--trial-estimates`` models (``none``: no estimates)
-TRIAL_MODELS = ("lss", "lsa", "none")
+TRIAL_MODELS = ("lss", "lsa", "optimized", "none")
 #: ``--hrf`` choices (bidsapp.core.hrf)
 HRF_MODELS = ("spm", "glover", "spm+derivative", "spm+derivative+dispersion", "fir", "library")
 

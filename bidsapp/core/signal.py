@@ -407,40 +407,14 @@ def cleaning_operator(
     n = int(n_volumes)
     check_filter(t_r, low_pass, high_pass, filter)
     keep = _sample_indices(sample_mask, n)
-    conf = None
-    if confounds is not None:
-        conf = np.array(confounds, dtype=np.float64)
-        if conf.ndim == 1:
-            conf = conf[:, None]
-        if conf.ndim != 2:
-            raise ValueError(
-                f"confounds must be an array of shape (n_volumes, n_confounds) = ({n}, k) or ({n},), got "
-                f"{'a scalar' if conf.ndim == 0 else f'shape {conf.shape}'}; pass one column per regressor.")
-        if conf.shape[0] != n:
-            raise ValueError(
-                f"Confounds have {conf.shape[0]} rows but the run has {n} volumes; pass the "
-                "confounds file of this run."
-            )
-        if not np.isfinite(conf).all():
-            bad = sorted(set(np.nonzero(~np.isfinite(conf))[1].tolist()))
-            raise ValueError(f"Confound columns {bad} contain NaN or infinite values; fill or drop them.")
-        if conf.shape[1] == 0:
-            conf = None
+    conf = _checked_confounds(confounds, n)
     ftype = filter
     if filter == "butterworth" and low_pass is None and high_pass is None:
         ftype = None
     if filter is None:
         low_pass = high_pass = None
     if ftype == "cosine":
-        drift = cosine_drift(high_pass, n, t_r)
-        if drift.shape[1]:
-            if conf is None:
-                conf = drift
-            else:
-                corr = np.corrcoef(drift.T, conf.T)
-                np.fill_diagonal(corr, 0)
-                if not (corr[: drift.shape[1]] > 0.9).any():
-                    conf = np.hstack([conf, drift])
+        conf = _with_cosine_drift(conf, high_pass, n, t_r)
     op = np.eye(n)
     rows = np.arange(n)
     final_keep = None
@@ -477,19 +451,8 @@ def cleaning_operator(
                 conf = conf[final_keep]
     rank, condition, q = 0, 1.0, None
     if conf is not None:
-        conf = _standardize_confounds(conf, standardize_confounds)
-        q, r, _ = linalg.qr(conf, mode="economic", pivoting=True)
-        diag = np.abs(np.diag(r))
-        used = diag > EPS64 * 100.0
-        q = q[:, used]
+        q, condition = _confound_basis(_standardize_confounds(conf, standardize_confounds))
         rank = q.shape[1]
-        if rank:
-            condition = float(diag.max() / diag[used].min())
-        if condition > MAX_CONFOUND_CONDITION:
-            warnings.warn(
-                f"the confounds are nearly collinear (condition number {condition:.1e}): the regression "
-                "removes directions that round-off defines, so results are not reproducible; use fewer "
-                "regressors (e.g. fewer cosine drifts or less censoring).", stacklevel=2)
         op = op - q @ (q.T @ op)
     if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
         dof = operator_dof(op)
@@ -499,6 +462,57 @@ def cleaning_operator(
                           final_keep=final_keep, q=q, n_out=op.shape[0])
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
                             dof=dof, removes_mean=_removes_mean(op), confound_condition=condition, steps=steps)
+
+
+def _checked_confounds(confounds, n: int) -> np.ndarray | None:
+    """Confounds as a float64 (n, k) array (None when absent or without columns); one line on a bad shape or
+    a non-finite value."""
+    if confounds is None:
+        return None
+    conf = np.array(confounds, dtype=np.float64)
+    if conf.ndim == 1:
+        conf = conf[:, None]
+    if conf.ndim != 2:
+        raise ValueError(
+            f"confounds must be an array of shape (n_volumes, n_confounds) = ({n}, k) or ({n},), got "
+            f"{'a scalar' if conf.ndim == 0 else f'shape {conf.shape}'}; pass one column per regressor.")
+    if conf.shape[0] != n:
+        raise ValueError(
+            f"Confounds have {conf.shape[0]} rows but the run has {n} volumes; pass the "
+            "confounds file of this run."
+        )
+    if not np.isfinite(conf).all():
+        bad = sorted(set(np.nonzero(~np.isfinite(conf))[1].tolist()))
+        raise ValueError(f"Confound columns {bad} contain NaN or infinite values; fill or drop them.")
+    return conf if conf.shape[1] else None
+
+
+def _with_cosine_drift(conf: np.ndarray | None, high_pass: float, n: int, t_r: float) -> np.ndarray | None:
+    """The confounds with the DCT high-pass drifts, unless they already hold them (nilearn's rule)."""
+    drift = cosine_drift(high_pass, n, t_r)
+    if not drift.shape[1]:
+        return conf
+    if conf is None:
+        return drift
+    corr = np.corrcoef(drift.T, conf.T)
+    np.fill_diagonal(corr, 0)
+    return conf if (corr[: drift.shape[1]] > 0.9).any() else np.hstack([conf, drift])
+
+
+def _confound_basis(conf: np.ndarray) -> tuple[np.ndarray, float]:
+    """Orthonormal basis of the confounds' span (pivoted QR, columns under round-off dropped) and the
+    condition number of the kept ones; one warning when they are nearly collinear."""
+    q, r, _ = linalg.qr(conf, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    used = diag > EPS64 * 100.0
+    q = q[:, used]
+    condition = float(diag.max() / diag[used].min()) if q.shape[1] else 1.0
+    if condition > MAX_CONFOUND_CONDITION:
+        warnings.warn(
+            f"the confounds are nearly collinear (condition number {condition:.1e}): the regression "
+            "removes directions that round-off defines, so results are not reproducible; use fewer "
+            "regressors (e.g. fewer cosine drifts or less censoring).", stacklevel=3)
+    return q, condition
 
 
 def operator_dof(op: np.ndarray) -> int:
@@ -693,6 +707,7 @@ def apply_operator(
     method: str = "auto",
     out: np.ndarray | None = None,
     threads: int | None = None,
+    column_std: np.ndarray | None = None,
 ) -> np.ndarray:
     """Apply a :class:`CleaningOperator` to signals by column chunks, then standardize.
 
@@ -710,6 +725,10 @@ def apply_operator(
 
     ``threads``: threads of the step-wise path (default :func:`default_threads`; the dense path's
     BLAS has its own).
+
+    ``column_std`` (float64, shape (n_features,)), when given, receives each column's standard deviation
+    (``ddof=1``) after the linear cleaning and before standardization (what the QC's tSNR after cleaning
+    divides by), at no extra pass over the data.
 
     The chunks go through two float64 buffers allocated once (a fresh 0.4 GB costs more in page
     faults than the arithmetic on it on some machines), in the input's memory order.
@@ -746,12 +765,14 @@ def apply_operator(
     chunks = [slice(s, s + chunk_size) for s in range(0, signals.shape[1], chunk_size)]
     width = min(chunk_size, signals.shape[1])
     fortran = signals.ndim == 2 and signals.flags.f_contiguous and not signals.flags.c_contiguous
+    if column_std is not None and column_std.shape != (signals.shape[1],):
+        raise ValueError(f"column_std has shape {column_std.shape}; expected ({signals.shape[1]},).")
     zero_mean: list[bool] = []
     n_threads = default_threads() if threads is None else max(1, int(threads))
     pool = ThreadPoolExecutor(n_threads) if stepwise and n_threads > 1 else None
     try:
         _apply_chunks(signals, operator, out, chunks, width, fortran, stepwise, standardize, blocks, psc_shift,
-                      zero_mean, pool)
+                      zero_mean, pool, column_std)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -762,7 +783,7 @@ def apply_operator(
 
 
 def _apply_chunks(signals, operator, out, chunks, width, fortran, stepwise, standardize, blocks, psc_shift,
-                  zero_mean, pool) -> None:
+                  zero_mean, pool, column_std=None) -> None:
     """The chunk loop of :func:`apply_operator`."""
     a = operator.matrix
     m = a.shape[0]
@@ -786,4 +807,6 @@ def _apply_chunks(signals, operator, out, chunks, width, fortran, stepwise, stan
             y = _apply_steps(operator.steps, x, pool)
         else:
             y = np.matmul(a, x, out=ybuf[:m * w].reshape((m, w)))
+        if column_std is not None:
+            column_std[cols] = y.std(axis=0, ddof=1) if m > 1 else np.nan
         out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant, scale, zero_mean)

@@ -19,10 +19,14 @@ BASE_GB = 0.35
 CLEAN_CHUNK = 16384
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
+#: columns read at a time for DVARS, and columns of the carpet (``bidsapp.core.carpet``)
+CARPET_BLOCK, CARPET_COLUMNS = 4096, 2000
 #: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
 STREAM_BUFFERS = 40 * 2**20
 #: margin on the data terms (allocator slack, small temporaries)
 MARGIN = 1.5
+#: columns of a joined trial model fitted at a time (``bidsapp.core.trial_fit.CHUNK``)
+TRIAL_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class RunSize:
     n_offsets: int = 0
 
 
-def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
+def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False, joined: bool = False,
                    output_format: tuple[str, ...] = ("npy",), space_cls: type | None = None,
                    column_terms: dict[str, int] | None = None, trial_basis: int = 1,
                    hrf_shapes: int = 1) -> dict[str, float]:
@@ -47,6 +51,8 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     coefficients per trial (derivatives: 2-3, FIR: one per bin) and ``hrf_shapes`` the number of library HRF
     shapes compared per column (``--hrf library``: 20).
 
+    ``joined``: the run's trial estimates come from its participant's joined trial model (``trialmodel``: this
+    run's share, summed over the runs by :func:`joined_memory_gb`; 0 otherwise).
     ``column_terms`` are the bytes the run's column space adds to nodes
     (:meth:`bidsapp.core.columns.base.ColumnSpace.memory_terms`: maps' pseudo-inverse, spheres' sparse matrix).
 
@@ -54,7 +60,7 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     -------
     dict
         Node name (``provenance``, ``mask``, ``masking``, ``cleaning``, ``segmentation``,
-        ``derivatives``) -> GB.
+        ``report``, ``derivatives``) -> GB.
     """
     t, v, g = size.n_volumes, size.n_features, size.grid_voxels
     x = t * v * 4  # the float32 array
@@ -66,6 +72,13 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         "cleaning": x + 8 * t * t * 8 + 4 * clean_chunk,
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
         + (_estimates_bytes(size, trial_basis, hrf_shapes) if lss else 0),
+        # optimized / --trial-denoise / --trial-ridge: this run's share of its participant's joined trial model
+        # (the run's data in float64, its projected copy and a held-out copy; a chunk of ridge coefficients)
+        "trialmodel": (3 * t * v * 8 + 20 * (size.n_trials + t) * min(v, TRIAL_CHUNK) * 8) if joined else 0,
+        # the arrays before and after cleaning (mapped, every page read once), DVARS's column blocks, the
+        # carpet's columns in float64 and the mean image
+        "report": 2 * x + 10 * t * min(v, CARPET_BLOCK) * 8 + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2
+        + STREAM_BUFFERS,
         "derivatives": sink_memory(output_format, space_cls, g, v) + g * 4 * 3,
     }
     for node, nbytes in (column_terms or {}).items():
@@ -98,3 +111,8 @@ def machine_memory_gb() -> float:
 def default_mem_gb() -> float:
     """Default ``--mem-gb``: 90 % of the machine's memory (nipype's own default)."""
     return round(0.9 * machine_memory_gb(), 1)
+
+
+def joined_memory_gb(run_estimates: list[float]) -> float:
+    """Memory (GB) of a node joining runs: the base once plus each run's data term (``trialmodel`` estimates)."""
+    return round(BASE_GB + sum(max(0.0, gb - BASE_GB) for gb in run_estimates), 3)

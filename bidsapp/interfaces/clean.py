@@ -10,7 +10,7 @@ import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
 from bidsapp.core import confounds as cf
-from bidsapp.core import signal
+from bidsapp.core import qc, signal
 from bidsapp.core.io import save_npy, write_text, write_tsv
 
 
@@ -18,6 +18,8 @@ class _CleanInput(BaseInterfaceInputSpec):
     timeseries = File(exists=True, mandatory=True)
     bold_file = traits.Str("", usedefault=True, desc="the run's BOLD file (named in errors)")
     n_nonfinite = traits.Int(0, usedefault=True, desc="non-finite values set to 0 by masking")
+    nan_columns = traits.List(traits.Int, value=[], usedefault=True,
+                              desc="columns of NaN (--min-coverage): left out of cleaning, NaN in the output")
     dummy_scans = traits.Either(traits.Int, traits.Str, default="auto", usedefault=True)
     confounds_file = traits.Either(None, File(exists=True), default=None, usedefault=True)
     confounds_json = traits.Either(None, File(exists=True), default=None, usedefault=True)
@@ -121,7 +123,10 @@ class CleanSignals(SimpleInterface):
             low_pass=self.inputs.low_pass, high_pass=self.inputs.high_pass, sample_mask=sample_mask,
         )
         dof = signal.check_degrees_of_freedom(op, self.inputs.standardize)
-        cleaned = signal.apply_operator(X, op, standardize=self.inputs.standardize, copy=False)
+        nss_mask = nss if nss is not None and nss.any() else None
+        before = qc.qc_before(X, fd=fd, non_steady_state=nss_mask, kept=op.kept)  # before X is cleaned in place
+        cleaned, std = self._apply(X, op)
+        metrics = qc.qc_after(before, cleaned, kept=op.kept, fd=fd, cleaned_std=std, dof=dof, n_volumes=n)
         save_npy(np.ascontiguousarray(cleaned, dtype=np.float32), cwd / "cleaned.npy")
         del X, cleaned
         write_tsv(cwd / "samples.tsv", censoring_table(n, self.inputs.t_r, self.inputs.start_time,
@@ -137,9 +142,29 @@ class CleanSignals(SimpleInterface):
             "NonSteadyState": {"DummyScans": self.inputs.dummy_scans, "Source": nss_source,
                                "Volumes": np.flatnonzero(nss).tolist()},
             "NonFiniteValuesZeroed": self.inputs.n_nonfinite,
+            "QC": {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in metrics.items()},
+            "QCColumns": "columns of the run's array (voxels of the mask, or regions)",
         }
         write_text(cwd / "info.json", json.dumps(info, indent=2))
         save_npy(op.matrix, cwd / "operator.npy")
         self._results.update(operator=str(cwd / "operator.npy"), cleaned=str(cwd / "cleaned.npy"),
                              samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"), dof=dof)
         return runtime
+
+    def _apply(self, X: np.ndarray, op: signal.CleaningOperator) -> tuple[np.ndarray, np.ndarray]:
+        """Clean the columns (in place when X allows), each column's standard deviation before standardization;
+        the ``nan_columns`` (``--min-coverage``) are left out and stay NaN."""
+        nan_columns = sorted(set(self.inputs.nan_columns))
+        std = np.full(X.shape[1], np.nan)
+        if not nan_columns:
+            cleaned = signal.apply_operator(X, op, standardize=self.inputs.standardize, copy=False,
+                                            column_std=std)
+            return cleaned, std
+        keep = np.setdiff1d(np.arange(X.shape[1]), nan_columns)  # regions: a small array
+        cleaned = np.full((op.kept.size, X.shape[1]), np.nan, dtype=np.float32)
+        part = np.empty(keep.size)
+        if keep.size:
+            cleaned[:, keep] = signal.apply_operator(np.ascontiguousarray(X[:, keep]), op,
+                                                     standardize=self.inputs.standardize, column_std=part)
+            std[keep] = part
+        return cleaned, std

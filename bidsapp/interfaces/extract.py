@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
-from bidsapp.core import columns
+from bidsapp.core import columns, coverage
 from bidsapp.core.io import write_tsv
 
 
@@ -25,6 +25,7 @@ class _ExtractInput(BaseInterfaceInputSpec):
     atlas_right = traits.Either(None, File(exists=True), default=None, usedefault=True,
                                 desc="GIFTI runs: the hemi-R label.gii (atlas_file is hemi-L)")
     surfaces = traits.Dict(value={}, usedefault=True, desc="grayordinate runs: {'L', 'R'} -> surf.gii (x, y, z)")
+    min_coverage = traits.Float(0.5, usedefault=True, desc="regions less covered by the mask become NaN columns")
 
 
 class _ExtractOutput(TraitedSpec):
@@ -33,6 +34,7 @@ class _ExtractOutput(TraitedSpec):
     column_space = traits.Str(desc="kind of columns")
     atlas_on_grid = traits.Either(None, File(exists=True), desc="the columns image (atlas, maps, spheres) on the run")
     n_nonfinite = traits.Int(desc="non-finite values set to 0 (NiftiMasker policy)")
+    nan_columns = traits.List(traits.Int, desc="columns set to NaN by --min-coverage")
 
 
 class ExtractSignals(SimpleInterface):
@@ -50,8 +52,29 @@ class ExtractSignals(SimpleInterface):
         space = space_cls.build(i.bold_file, i.mask_file, **args)
         n_bad = space.transform(i.bold_file, cwd / "timeseries.npy", smoothing_fwhm=i.smoothing_fwhm,
                                 bold_right=i.bold_right)
-        write_tsv(cwd / "features.tsv", space.features())
+        table = space.features()
+        nan_columns = _apply_min_coverage(table, cwd / "timeseries.npy", i.min_coverage, i.bold_file)
+        write_tsv(cwd / "features.tsv", table)
         image = space.save_image(cwd / ("columns" + space_cls.image[1])) if space_cls.image else None
         self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),
-                             column_space=kind, atlas_on_grid=image, n_nonfinite=n_bad)
+                             column_space=kind, atlas_on_grid=image, n_nonfinite=n_bad, nan_columns=nan_columns)
         return runtime
+
+
+def _apply_min_coverage(table: dict, timeseries: Path, min_coverage: float, bold_file: str) -> list[int]:
+    """``--min-coverage``: poorly covered regions become NaN columns of the array (written in place), with the
+    reason in the features table and one warning naming the run."""
+    import warnings
+
+    import numpy as np
+
+    if "coverage" not in table:
+        return []
+    X = np.load(timeseries, mmap_mode="r+")
+    nan_columns = coverage.exclude_poorly_covered(table, X, min_coverage)
+    X.flush()
+    del X
+    if nan_columns:
+        warnings.warn(f"{Path(bold_file).name}: {coverage.warning_line(table, nan_columns, min_coverage)}",
+                      stacklevel=2)
+    return nan_columns

@@ -10,6 +10,7 @@ import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
 from bidsapp.core import events as ev
+from bidsapp.core import trial_fit
 from bidsapp.core.io import read_tsv, save_npy, write_text, write_tsv
 
 
@@ -23,9 +24,13 @@ class _SegmentInput(BaseInterfaceInputSpec):
     hrf_lag = traits.Float(0.0, usedefault=True)
     trial_window = traits.Tuple(traits.Float, traits.Float, default=(-2.0, 16.0), usedefault=True)
     trial_edge = traits.Enum("nan", "drop", usedefault=True)
-    trial_estimates = traits.Either(None, traits.Enum("lss", "lsa"), default=None, usedefault=True)
+    trial_estimates = traits.Either(None, traits.Enum("lss", "lsa", "optimized"), default=None, usedefault=True)
     hrf = traits.Enum("spm", "glover", "spm+derivative", "spm+derivative+dispersion", "fir", "library",
                       usedefault=True, desc="HRF of the trial-wise estimates (bidsapp.core.hrf)")
+    trial_denoise = traits.Either(None, traits.Enum("pca"), default=None, usedefault=True)
+    trial_ridge = traits.Bool(False, usedefault=True)
+    trial_repeats = traits.Either(None, traits.Str, default=None, usedefault=True,
+                                  desc="events.tsv column of stimulus repeats (passed on to the joined trial model)")
     dof = traits.Int(-1, usedefault=True, desc="degrees of freedom left by cleaning (-1: from the operator)")
 
 
@@ -33,6 +38,7 @@ class _SegmentOutput(TraitedSpec):
     samples = File(exists=True)
     trial_files = traits.Dict(desc="suffix -> file written by segmentation")
     info = File(exists=True)
+    model_inputs = traits.Dict(desc="what the participant's joined trial model reads of this run ({} if none)")
 
 
 def _trial_table(events: ev.Events) -> dict:
@@ -56,7 +62,7 @@ class SegmentTrials(SimpleInterface):
         info: dict = {"EventsFile": i.events_file, "HRFLag": i.hrf_lag}
         if not i.events_file:
             write_text(cwd / "segment.json", json.dumps(info))
-            self._results.update(samples=i.samples, trial_files={}, info=str(cwd / "segment.json"))
+            self._results.update(samples=i.samples, trial_files={}, info=str(cwd / "segment.json"), model_inputs={})
             return runtime
         events = ev.read_events(i.events_file)
         header, rows = read_tsv(i.samples)
@@ -85,10 +91,17 @@ class SegmentTrials(SimpleInterface):
         info.update({"TrialWindow": list(i.trial_window), "TrialOffsets": seg.offsets.tolist(),
                      "TrialOffsetsRelativeTo": "event onset (HRFLag only shifts the trial labels of _samples.tsv)",
                      "TrialEdge": i.trial_edge, "NTrials": len(events), "NValidTrials": int((seg.valid & ~late).sum())})
-        if i.trial_estimates in ("lss", "lsa"):
+        steps = trial_fit.model_steps(i.trial_estimates, i.trial_denoise, i.trial_ridge)
+        model_inputs = {}
+        if steps is not None:  # the betas come from the participant's joined model (bidsapp.interfaces.trial_model)
+            model_inputs = {"cleaned": i.cleaned, "operator": i.operator, "events_file": i.events_file,
+                            "kept": kept.tolist(), "t_r": i.t_r, "start_time": i.start_time,
+                            "dof": i.dof, "repeats": i.trial_repeats, **steps}
+        elif i.trial_estimates in ("lss", "lsa"):
             files.update(_estimates(i, cleaned, kept, events, late, cwd, info))
         write_text(cwd / "segment.json", json.dumps(info, indent=2))
-        self._results.update(samples=str(cwd / "samples.tsv"), trial_files=files, info=str(cwd / "segment.json"))
+        self._results.update(samples=str(cwd / "samples.tsv"), trial_files=files, info=str(cwd / "segment.json"),
+                             model_inputs=model_inputs)
         return runtime
 
 

@@ -38,6 +38,10 @@ class _SinkInput(BaseInterfaceInputSpec):
     clean_info = File(exists=True, mandatory=True)
     trial_files = traits.Dict(value={}, usedefault=True)
     segment_info = traits.Either(None, File(exists=True), default=None, usedefault=True)
+    estimate_files = traits.Dict(value={}, usedefault=True, desc="the run's files of the joined trial model")
+    estimate_info = traits.Dict(value={}, usedefault=True, desc="what the sidecar records of the joined model")
+    report_data = traits.Either(None, File(exists=True), default=None, usedefault=True,
+                                desc="what the report draws (carpet, DVARS, mean image), .npz")
     settings = traits.Dict(mandatory=True)
     configuration_hash = traits.Str(mandatory=True)
     sources = traits.List(traits.Dict, mandatory=True)
@@ -49,6 +53,8 @@ class _SinkInput(BaseInterfaceInputSpec):
     start_time_source = traits.Str("", usedefault=True, desc="where StartTime comes from")
     started = traits.Str(mandatory=True, desc="ISO time when the run started")
     grayordinates = traits.Dict(value={}, usedefault=True, desc="grayordinate runs: format, hemispheres")
+    connectivity = traits.List(traits.Str, value=[], usedefault=True, desc="--connectivity measures")
+    fisher_z = traits.Bool(False, usedefault=True, desc="--fisher-z")
 
 
 class _SinkOutput(TraitedSpec):
@@ -137,7 +143,9 @@ class WriteDerivatives(SimpleInterface):
             "CensoredVolumes": info["CensoredVolumes"],
             "ConfoundRankRemoved": info["ConfoundRankRemoved"],
             **{k: info[k] for k in ("DegreesOfFreedom", "NonSteadyState", "NonFiniteValuesZeroed") if k in info},
-            "Trials": json.loads(Path(i.segment_info).read_text()) if i.segment_info else None,
+            "Trials": {**json.loads(Path(i.segment_info).read_text()), **i.estimate_info} if i.segment_info else None,
+            "QC": qc_with_units(info.get("QC"), json.loads(Path(i.segment_info).read_text()) if i.segment_info
+                                else None),
             "Parameters": i.settings,
             "ConfigurationHash": i.configuration_hash,
             "SoftwareVersions": software_versions(),
@@ -146,6 +154,18 @@ class WriteDerivatives(SimpleInterface):
             "FinishedAt": now.isoformat(),
             "DurationSeconds": round((now - started).total_seconds(), 3),
         }
+
+
+def qc_with_units(values: dict | None, trials: dict | None) -> dict | None:
+    """The sidecar's ``QC`` object: each metric of the cleaning node (and the trial counts) with its units."""
+    from bidsapp.core.qc import QC_FIELDS
+
+    if values is None:
+        return None
+    values = dict(values)
+    if trials and "NTrials" in trials:
+        values.update(TrialsValid=trials["NValidTrials"], TrialsInvalid=trials["NTrials"] - trials["NValidTrials"])
+    return {k: {"Value": values[k], "Units": QC_FIELDS[k][0]} for k in QC_FIELDS if k in values}
 
 
 def _mask_count(path: str, grayordinates: bool) -> int:

@@ -103,7 +103,13 @@ def _betas(settings: dict) -> dict[str, dict]:
         "valid": _bool("Whether the trial-wise estimate is usable: the trial starts inside the run, its "
                        "model (per trial for LSS, per run for LSA) identifies its beta with residual degrees of "
                        "freedom, variance_inflation <= 100, response_retained >= 0.5 and (FIR) every bin is "
-                       "estimable.", "usable estimate", "estimate unreliable (or NaN)"),
+                       "estimable; in models joining a participant's runs (optimized, --trial-denoise, "
+                       "--trial-ridge): the trial's regressor is not empty.",
+                       "usable estimate", "estimate unreliable (or NaN)"),
+        "beta_variance": {"Description": "Variance of the trial's beta (median over columns): residual variance "
+                                         "of the run's model times the trial's diagonal term of the (ridge) "
+                                         "estimator's covariance; in the squared units of the cleaned data "
+                                         "(models joining a participant's runs)."},
         "reason": {"Description": "Why the estimate is not valid (n/a when valid); rank-deficient or "
                                   "ill-conditioned models have NaN betas."},
         "fir_offset": {"Description": "--hrf fir: the FIR bin of this row, seconds from the trial's onset (a bin "
@@ -144,11 +150,35 @@ def _group(settings: dict) -> dict[str, dict]:
         "mean_framewise_displacement": {"Description": "Mean framewise displacement over the run's volumes "
                                                        "(first volume excluded).", "Units": "mm"},
         "denoise": {"Description": "Denoising strategy (--denoise)."},
+        **_qc_columns(),
+    }
+
+
+def _qc_columns() -> dict[str, dict]:
+    """The QC metrics of each run (the sidecar's ``QC`` object), with their units."""
+    from bidsapp.core.qc import QC_COLUMNS, QC_FIELDS
+
+    return {column: {"Description": f"{QC_FIELDS[key][1]} (sidecar QC.{key}; n/a when not computed).",
+                     "Units": QC_FIELDS[key][0]} for key, column in QC_COLUMNS.items()}
+
+
+def _betaquality(settings: dict) -> dict[str, dict]:
+    return {
+        "column": {"Description": "Column of the run's arrays (0-based; its row in _features.tsv)."},
+        "r2": {"Description": "R² of the trial model with the estimates (trials and noise regressors) on the "
+                              "cleaned data, over all runs of the participant and task.", "Units": "ratio"},
+        "ridge_fraction": {"Description": "Fractional ridge: share of the least-squares betas' norm kept "
+                                          "(1: no ridge), chosen per column by cross-validation."},
+        "noise_pool": _bool("Whether the column is in the noise pool whose residuals give the noise regressors.",
+                            "in the pool", "not in the pool"),
+        "split_half_reliability": {"Description": "Correlation, across --trial-repeats values, of the mean betas "
+                                                  "of two halves of each value's trials (all runs)."},
     }
 
 
 KINDS = {"samples": _samples, "features": None, "trials": _trials, "betas": _betas, "hrf": _hrf,
-         "group_runs": _group, **BENCHMARK_KINDS}  # group_denoising, group_denoising_runs, group_denoising_edges
+         "betaquality": _betaquality, "group_runs": _group,
+         **BENCHMARK_KINDS}  # group_denoising, group_denoising_runs, group_denoising_edges
 _EXTRA = "Column of the run's events.tsv, copied unchanged (see the events.tsv JSON sidecar for its meaning)."
 
 
@@ -191,7 +221,7 @@ def kind_of(path: str | Path) -> str | None:
     name = Path(path).name
     if name == "group_runs.tsv" or name[: -len(".tsv")] in BENCHMARK_KINDS:
         return name[: -len(".tsv")]
-    for kind in ("samples", "features", "trials", "betas", "hrf"):
+    for kind in ("samples", "features", "trials", "betas", "hrf", "betaquality"):
         if name.endswith(f"_{kind}.tsv"):
             return kind
     return None

@@ -103,6 +103,20 @@ OUTPUTS: tuple[OutputFile, ...] = (
     OutputFile((f"{_RUN}_hrf.tsv", f"{_RUN}_hrf.json"),
                "One row per column: the R² of the trial model (and with `--hrf library` the shape chosen for the "
                "column and its held-out R²).", "`--trial-estimates lss|lsa` and an events.tsv", table="hrf"),
+    OutputFile((f"{_RUN}_betaquality.tsv", f"{_RUN}_betaquality.json"),
+               "One row per column: the R² of the participant's joined trial model, the ridge fraction, whether "
+               "the column is in the noise pool and (with --trial-repeats) its split-half reliability.",
+               "`--trial-estimates optimized`, `--trial-denoise pca` or `--trial-ridge`, and an events.tsv",
+               table="betaquality"),
+    OutputFile((f"{_RUN}_meas-<label>_relmat.tsv", f"{_RUN}_meas-<label>_relmat.json"),
+               "A connectivity matrix of the region, map or sphere columns (BIDS connectivity derivative names, "
+               "BEP017): a `node` column then one column per node; meas-PearsonCorrelation, PartialCorrelation or "
+               "Covariance (Ledoit-Wolf, as nilearn's ConnectivityMeasure); the JSON gives the measure, Fisher z, "
+               "samples and the nodes left out by --min-coverage (n/a rows and columns).",
+               "`--connectivity` (one pair per measure)"),
+    OutputFile((f"{_RUN}_reportdata.npz",),
+               "What the participant report draws: up to 2,000 columns before and after cleaning (uint8 z-scores), "
+               "standardized DVARS before and after, and the run's mean image (volume runs).", "always"),
     OutputFile((f"{_RUN}_timeseries.tsv.gz",),
                "The cleaned array as a gzipped TSV with one header per column (region names in atlas modes).",
                "`--output-format tsv.gz`, and always in atlas, maps and spheres modes"),
@@ -126,8 +140,12 @@ OUTPUTS: tuple[OutputFile, ...] = (
     OutputFile((".bidsignore",), "The non-standard suffixes bidsapp writes, for the BIDS validator.", "always",
                "dataset"),
     OutputFile(("sub-<label>.html",),
-               "One self-contained report page per participant (what was done to each run, framewise "
-               "displacement with censored volumes).", "participant level", "dataset"),
+               "One self-contained report page per participant (what was done to each run, QC metrics, the "
+               "columns over the mean image, carpet plot, trial timeline, connectivity, methods text).",
+               "participant level", "dataset"),
+    OutputFile(("logs/CITATION.md", "logs/CITATION.bib"),
+               "Methods text written from the settings recorded in the run sidecars, and its references.",
+               "participant level", "dataset"),
     OutputFile(("logs/settings-<stamp>.json",), "The command line and settings of one invocation.",
                "every invocation", "dataset"),
     OutputFile(("logs/checksums/<sha1>.json",),
@@ -165,6 +183,9 @@ OUTPUTS: tuple[OutputFile, ...] = (
 
 #: key of a run's ``_timeseries.json`` -> (what it holds, when it is there)
 SIDECAR_KEYS: dict[str, tuple[str, str]] = {
+    "QC": ("QC metrics, each as {Value, Units}: framewise displacement mean and max, censored volumes and fraction, "
+           "degrees of freedom kept and lost, standardized DVARS and median tSNR before and after cleaning, FD-DVARS "
+           "correlation before and after, valid and invalid trials (bidsapp.core.qc.QC_FIELDS).", "always"),
     "Description": ("What the rows and columns of the array are.", "always"),
     "ColumnSpace": ("The kind of column: voxels, labels, maps, spheres, grayordinates or grayordinate_labels "
                     "(the loader and the group level read it).", "always"),

@@ -150,12 +150,19 @@ def _func_gii(ctx: SinkContext) -> None:
 def _node_files(ctx: SinkContext) -> None:
     """Files the trial segmentation wrote (``trials.npy``, ``betas.tsv``, ...), each declared by a writer."""
     declared = {ending for w in WRITERS for ending in w.files}
-    for key, src in sorted(ctx.inputs.trial_files.items()):
+    joined = getattr(ctx.inputs, "estimate_files", None) or {}  # the run's share of a joined trial model
+    for key, src in sorted({**ctx.inputs.trial_files, **joined}.items()):
         ending = key.split("_")[0] + "".join(Path(src).suffixes)
         if ending not in declared:
             raise ValueError(f"{src}: no output writer declares '{ending}' (add it to bidsapp.outputs.writers).")
         suffix, ext = ending.split(".", 1)
         ctx.writer.install(src, ctx.path(suffix, "." + ext))
+
+
+def _report_data(ctx: SinkContext) -> None:
+    """What the participant report draws (carpet, DVARS, mean image), computed by the report node."""
+    if getattr(ctx.inputs, "report_data", None):
+        ctx.writer.install(ctx.inputs.report_data, ctx.path("reportdata", ".npz"))
 
 
 def _descriptions(ctx: SinkContext) -> None:
@@ -166,6 +173,15 @@ def _descriptions(ctx: SinkContext) -> None:
         with ctx.writer.put(ctx.path(descriptions.kind_of(entry["Path"]), ".json")) as tmp:
             descriptions.write_sidecar(ctx.writer.folder / entry["Path"], ctx.inputs.settings, dst=tmp,
                                        space=ctx.inputs.column_space)
+
+
+def _relmat(ctx: SinkContext) -> None:
+    """``--connectivity``: one ``_meas-<label>_relmat.tsv`` (and ``.json``) per measure, from the cleaned regions."""
+    from bidsapp.outputs.connectomes import write_relmats
+
+    if ctx.inputs.connectivity:
+        write_relmats(ctx.writer, ctx.naming, ctx.output_dir, Path(ctx.cleaned), ctx.features,
+                      measures=list(ctx.inputs.connectivity), fisher=ctx.inputs.fisher_z)
 
 
 def warn_uneven_rows(ctx: SinkContext, writers: list[Writer]) -> None:
@@ -247,10 +263,16 @@ WRITERS: tuple[Writer, ...] = (
            help="GIFTI runs: one time series per hemisphere", refuses=_gifti_only, memory=_on_grayordinates,
            series=True),
     Writer("columns image", ("dseg.nii.gz", "dseg.dlabel.nii", "probseg.nii.gz"), _columns_image),
-    Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv", "hrf.tsv"), _node_files,
+    # --connectivity (BEP017 names, not yet in BIDS): region columns only (refused on voxels before the run), so its
+    # few float64 matrices (48 MB at 1,000 regions) stay below the other writers' blocks: no memory term
+    Writer("connectivity", ("relmat.tsv", "relmat.json"), _relmat, bidsignore=("*_relmat.tsv", "*_relmat.json")),
+    Writer("trials", ("trials.npy", "trials.tsv", "betas.npy", "betas.tsv", "hrf.tsv", "betaquality.tsv"),
+           _node_files,
            bidsignore=("*_trials.npy", "*_trials.tsv", "*_trials.json", "*_betas.npy", "*_betas.tsv",
-                       "*_betas.json", "*_hrf.tsv", "*_hrf.json")),
-    Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json", "hrf.json"),
+                       "*_betas.json", "*_hrf.tsv", "*_hrf.json", "*_betaquality.tsv", "*_betaquality.json")),
+    Writer("report data", ("reportdata.npz",), _report_data, bidsignore=("*_reportdata.npz",)),
+    Writer("column descriptions", ("features.json", "samples.json", "trials.json", "betas.json", "hrf.json",
+                                   "betaquality.json"),
            _descriptions),
 )
 

@@ -1,4 +1,5 @@
-"""One self-contained HTML page per participant: what was done to each run, and what came out."""
+"""One self-contained page per participant: what was done to each run, what came out, the figures that show
+it (embedded), and the methods text of these runs."""
 
 from __future__ import annotations
 
@@ -9,29 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bidsapp.core.io import write_text
-from bidsapp.outputs.reader import read_run_outputs
-
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
-.muted{color:#666;font-size:.85em}svg{background:#fafafa;border:1px solid #eee}"""
-
-
-def _fd_svg(fd: np.ndarray, kept: np.ndarray, width: int = 900, height: int = 110) -> str:
-    """Framewise displacement over volumes; censored volumes as red bars."""
-    n = fd.size
-    top = float(np.nanmax(fd)) if np.isfinite(fd).any() else 1.0
-    top = max(top, 1e-6)
-    xs = np.linspace(5, width - 5, n)
-    ys = height - 15 - np.nan_to_num(fd) / top * (height - 25)
-    bars = "".join(f'<rect x="{x - 1.5:.1f}" y="0" width="3" height="{height - 12}" fill="#f4c7c3"/>'
-                   for x, k in zip(xs, kept) if not k)
-    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
-    return (f'<svg width="{width}" height="{height}" role="img" aria-label="framewise displacement">{bars}'
-            f'<polyline fill="none" stroke="#1a5fb4" stroke-width="1.2" points="{pts}"/>'
-            f'<text x="5" y="{height - 2}" font-size="10">volume 0</text>'
-            f'<text x="{width - 60}" y="{height - 2}" font-size="10">volume {n - 1}</text>'
-            f'<text x="5" y="10" font-size="10">FD max {top:.2f} mm</text></svg>')
+from bidsapp.reports.page import markdown, page
 
 
 def cleaning_summary(p: dict) -> str:
@@ -53,46 +32,50 @@ def cleaning_summary(p: dict) -> str:
                       f"smoothed {fwhm:g} mm FWHM" if fwhm else "no smoothing"])
 
 
-def _row(k: str, v) -> str:
-    return f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+def summary_rows(meta: dict, fd: np.ndarray, n_volumes: int) -> list[tuple[str, str]]:
+    """The run's summary table: array, censoring, mask, denoising, cleaning, timing, trials."""
+    p = meta["Parameters"]
+    rows = [
+        ("array", f"{meta['Shape'][0]} kept volumes x {meta['Shape'][1]} features ({meta['DataType']})"),
+        ("volumes censored", f"{len(meta['CensoredVolumes'])} of {n_volumes}: {meta['CensoredVolumes']}"),
+        ("mask", f"{meta['MaskSource']} ({meta['MaskVoxelCount']} "
+                 f"{'grayordinates' if meta.get('Grayordinates') else 'voxels'})"),
+        ("denoising", f"{p['denoise']}: {len(meta['ConfoundColumns'])} regressors "
+                      f"(rank removed {meta['ConfoundRankRemoved']})"),
+        ("cleaning", cleaning_summary(p)),
+        ("TR / StartTime", f"{meta['RepetitionTime']} s / {meta['StartTime']} s"),
+        ("mean framewise displacement", f"{np.nanmean(fd):.3f} mm" if np.isfinite(fd).any() else "n/a"),
+    ]
+    trials = meta.get("Trials") or {}
+    if trials.get("NTrials") is not None:
+        rows.append(("trials", f"{trials['NValidTrials']} valid of {trials['NTrials']}, window "
+                               f"{trials['TrialWindow']} s, {trials.get('TrialEstimates') or 'no estimates'}"))
+    rows.append(("configuration hash", meta["ConfigurationHash"]))
+    return rows
 
 
 def participant_report(output_dir: Path, subject: str) -> Path | None:
-    """Write ``sub-<subject>.html`` from the participant's sidecars and samples tables."""
+    """Write ``sub-<subject>.html``: each run's summary, QC metrics and figures, then the methods text."""
+    from bidsapp.reports.methods import fmriprep_version, methods
+    from bidsapp.reports.run_report import run_section
+
     output_dir = Path(output_dir)
     sidecars = sorted((output_dir / f"sub-{subject}").rglob("*_timeseries.json"))
     if not sidecars:
         return None
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>bidsapp sub-{subject}</title>"
-             f"<style>{_CSS}</style></head><body><h1>bidsapp report: sub-{html.escape(subject)}</h1>"]
-    for sc in sidecars:
-        run = read_run_outputs(sc)
-        meta, stem, fd, kept = run.meta, run.stem, run.framewise_displacement, run.kept
-        p = meta["Parameters"]
-        parts.append(f"<h2>{html.escape(stem)}</h2><table>")
-        parts += [
-            _row("array", f"{meta['Shape'][0]} kept volumes x {meta['Shape'][1]} features ({meta['DataType']})"),
-            _row("volumes censored", f"{len(meta['CensoredVolumes'])} of {run.n_volumes}: {meta['CensoredVolumes']}"),
-            _row("mask", f"{meta['MaskSource']} ({meta['MaskVoxelCount']} "
-                         f"{'grayordinates' if meta.get('Grayordinates') else 'voxels'})"),
-            _row("denoising", f"{p['denoise']}: {len(meta['ConfoundColumns'])} regressors "
-                              f"(rank removed {meta['ConfoundRankRemoved']})"),
-            _row("cleaning", cleaning_summary(p)),
-            _row("TR / StartTime", f"{meta['RepetitionTime']} s / {meta['StartTime']} s"),
-            _row("mean framewise displacement", f"{np.nanmean(fd):.3f} mm" if np.isfinite(fd).any() else "n/a"),
-        ]
-        trials = meta.get("Trials") or {}
-        if trials.get("NTrials") is not None:
-            parts.append(_row("trials", f"{trials['NValidTrials']} valid of {trials['NTrials']}, window "
-                                        f"{trials['TrialWindow']} s, {trials.get('TrialEstimates') or 'no estimates'}"))
-        parts.append(_row("configuration hash", meta["ConfigurationHash"]))
-        parts.append("</table><p class='muted'>Framewise displacement; red: censored volumes</p>")
-        parts.append(_fd_svg(fd, kept))
-        parts.append("<details><summary>confound columns</summary><p class='muted'>"
-                     + html.escape(", ".join(meta["ConfoundColumns"]) or "none") + "</p></details>")
-    versions = json.loads(sidecars[-1].read_text())["SoftwareVersions"]
+    metas = [dict(json.loads(sc.read_text()), BIDSAppRun=sc.name[: -len("_timeseries.json")]) for sc in sidecars]
+    nav = "<nav>" + "".join(f"<a href='#{html.escape(m['BIDSAppRun'], quote=True)}'>"
+                            f"{html.escape(m['BIDSAppRun'].removeprefix(f'sub-{subject}_'))}</a>"
+                            for m in metas) + " <a href='#methods'>methods</a></nav>"
+    parts = [f"<h1>bidsapp report: sub-{html.escape(subject)}</h1>", nav]
+    parts += [run_section(sc) for sc in sidecars]
+    text, _ = methods(metas, fmriprep_version=fmriprep_version(output_dir))
+    parts += ["<h2 id='methods'>Methods</h2><p class='muted'>The methods text of these runs (the whole output "
+              "folder's is logs/CITATION.md, with logs/CITATION.bib).</p><div class='methods'>"
+              + markdown(text.split("\n", 1)[1], shift=1) + "</div>"]
+    versions = metas[-1]["SoftwareVersions"]
     parts.append("<h2>Software</h2><p class='muted'>"
-                 + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</p></body></html>")
+                 + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</p>")
     out = output_dir / f"sub-{subject}.html"
-    write_text(out, "\n".join(parts))
+    write_text(out, page(f"bidsapp sub-{subject}", parts))
     return out

@@ -12,6 +12,7 @@ import numpy as np
 
 from bidsapp.core import columns
 from bidsapp.core.io import save_nifti, write_tsv
+from bidsapp.core.qc import QC_COLUMNS, qc_values
 from bidsapp.errors import InputError
 from bidsapp.outputs.dataset import check_output_owner
 from bidsapp.outputs.descriptions import write_sidecar
@@ -42,7 +43,8 @@ def group_level(s: Settings) -> int:
         raise InputError(f"{s.output_dir}: no participant-level outputs found; run the participant level first.",
                          code=18)
     rows: dict[str, list] = {k: [] for k in ("run", "space", "n_volumes", "volumes_kept", "n_features",
-                                             "mask_voxels", "mean_framewise_displacement", "denoise")}
+                                             "mask_voxels", "mean_framewise_displacement", "denoise",
+                                             *QC_COLUMNS.values())}
     masks: dict[str, list[Path]] = {}
     on_grayordinates: dict[str, bool] = {}
     for sc in sidecars:
@@ -57,6 +59,8 @@ def group_level(s: Settings) -> int:
         rows["mask_voxels"].append(meta["MaskVoxelCount"])
         rows["mean_framewise_displacement"].append(float(np.nanmean(fd)) if np.isfinite(fd).any() else np.nan)
         rows["denoise"].append(meta["Parameters"].get("denoise"))
+        for column, value in qc_values(meta).items():  # the run's QC metrics (n/a for older outputs)
+            rows[column].append(value)
         mask_name = [f["Path"] for f in meta["OutputFiles"]
                      if f["Path"].endswith(("_mask.nii.gz", "_mask.dscalar.nii"))]
         if mask_name:
@@ -89,12 +93,14 @@ def group_level(s: Settings) -> int:
 
 def _denoising_benchmark(s: Settings, sidecars: list[Path]) -> None:
     """``group_denoising*.tsv`` over the runs with region columns, and the group report's section of them."""
-    from bidsapp.reports.denoising import benchmark_section, write_group_report
+    from bidsapp.reports.denoising import benchmark_section, figure_data
+    from bidsapp.reports.group import group_report
     from bidsapp.workflows.denoising_benchmark import ExclusionRule, write_benchmark
 
     rule = ExclusionRule(s.exclude_fd_mean, s.exclude_censored_fraction, s.exclude_fd_threshold)
     write_benchmark(Path(s.output_dir), sidecars, rule, Path(s.bids_dir) / "participants.tsv")
-    print(f"[bidsapp] group report: {write_group_report(Path(s.output_dir), [benchmark_section(s.output_dir)])}")
+    out = Path(s.output_dir)
+    print(f"[bidsapp] group report: {group_report(out, benchmark_html=benchmark_section(out), edges=figure_data(out))}")
 
 
 def _legacy_kind(mask_name: str) -> str:

@@ -20,6 +20,17 @@ import numpy as np
 PathLike = str | os.PathLike
 
 
+def coverage_descriptions(what: str) -> dict[str, dict]:
+    """Column descriptions of ``coverage`` and ``excluded`` (``--min-coverage``) in a features table."""
+    return {
+        "coverage": {"Description": f"Fraction of the {what} inside the run's mask (1: fully covered).",
+                     "Units": "fraction"},
+        "excluded": {"Description": "Why the column is all NaN (n/a: it is not): a coverage below --min-coverage; "
+                                    "the column is left out of cleaning and connectivity, never a mean of the few "
+                                    "covered voxels."},
+    }
+
+
 class ColumnSpace(ABC):
     """One kind of column. Subclasses set the class attributes and implement the abstract methods.
 
@@ -41,6 +52,9 @@ class ColumnSpace(ABC):
     options : tuple of str
         Settings the kind is built from (beyond the atlas options), passed by name to :meth:`claims`,
         :meth:`check_inputs` and :meth:`build`; paths among them are recorded as the run's sources.
+    regions : bool
+        Whether columns are regions (labels, maps, spheres): they have a coverage (``--min-coverage``) and
+        a connectivity matrix (``--connectivity``); voxels and grayordinates have neither.
     """
 
     kind: ClassVar[str]
@@ -50,6 +64,7 @@ class ColumnSpace(ABC):
     on_grayordinates: ClassVar[bool] = False
     column_prefix: ClassVar[str] = "voxel"
     options: ClassVar[tuple[str, ...]] = ()
+    regions: ClassVar[bool] = False
 
     @classmethod
     def claims(cls, bold: PathLike, atlas: PathLike | None, **options) -> bool:

@@ -6,7 +6,8 @@ import numpy as np
 
 from bidsapp.core import grayordinates as go
 from bidsapp.core import masking
-from bidsapp.core.columns.base import ColumnSpace, PathLike
+from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions
+from bidsapp.core.coverage import count_labels
 from bidsapp.core.io import save_npy
 
 
@@ -77,24 +78,27 @@ class GrayordinateLabels(Grayordinates):
     what = "atlas regions"
     image = ("dseg", ".dlabel.nii", None)
     column_prefix = "region"
+    regions = True
 
     def __init__(self, bm: go.BrainModels, labels: np.ndarray, names: dict[int, str],
-                 values: np.ndarray | None = None, surfaces: dict | None = None):
+                 values: np.ndarray | None = None, surfaces: dict | None = None, atlas_counts: dict | None = None):
         super().__init__(bm, surfaces)
         self.labels, self.names = labels, names
+        self.atlas_counts = atlas_counts  # label -> grayordinates in the atlas file (None: not known)
         self.values = np.unique(labels[labels != 0]) if values is None else np.asarray(values, np.int64)
 
     @classmethod
     def build(cls, bold: PathLike, mask_file: PathLike, *, atlas_file: PathLike, atlas_right: PathLike | None = None,
               atlas_labels: PathLike | None = None, surfaces: dict | None = None, **args) -> GrayordinateLabels:
         bm = go.brain_models_of(mask_file)
+        counts: dict = {}
         if go.is_cifti(bold):
-            labels, names = go.read_dlabel(atlas_file, bm)
+            labels, names = go.read_dlabel(atlas_file, bm, counts)
         else:
-            labels, names = go.read_label_gifti_pair(atlas_file, atlas_right, bm)
+            labels, names = go.read_label_gifti_pair(atlas_file, atlas_right, bm, counts)
         if atlas_labels:
             names.update(masking.read_label_table(atlas_labels))
-        return cls(bm, labels, names, surfaces=surfaces)
+        return cls(bm, labels, names, surfaces=surfaces, atlas_counts=counts)
 
     def transform(self, bold: PathLike, out: PathLike, *, bold_right: PathLike | None = None, **args) -> int:
         X, self.bm, n_bad = go.read_run(bold, bold_right)
@@ -103,8 +107,18 @@ class GrayordinateLabels(Grayordinates):
         return n_bad
 
     def features(self) -> dict[str, np.ndarray]:
-        return go.label_features(self.bm, self.labels, self.values, self.names,
-                                 go.read_surfaces(self.surfaces, self.bm))
+        table = go.label_features(self.bm, self.labels, self.values, self.names,
+                                  go.read_surfaces(self.surfaces, self.bm))
+        if self.atlas_counts is not None:  # the run's grayordinates of the region / the atlas file's
+            inside = count_labels(self.labels, self.values)
+            total = np.array([self.atlas_counts.get(int(v), 0) for v in self.values], dtype=float)
+            table["coverage"] = np.round(np.where(total > 0, inside / np.maximum(total, 1), np.nan), 6)
+        return table
+
+    @staticmethod
+    def feature_descriptions() -> dict[str, dict]:
+        return {**_descriptions(), **coverage_descriptions("region's grayordinates in the atlas file that are "
+                                                           "grayordinates of the run")}
 
     def save_image(self, path: PathLike) -> str:
         go.write_dlabel(path, self.labels, self.bm, self.names)

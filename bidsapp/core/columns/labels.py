@@ -8,8 +8,9 @@ import nibabel as nib
 import numpy as np
 
 from bidsapp.core import masking
-from bidsapp.core.columns.base import ColumnSpace, PathLike
+from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions
 from bidsapp.core.columns.voxels import load_mask
+from bidsapp.core.coverage import label_coverage
 from bidsapp.core.io import load_header, save_nifti, save_npy
 
 REGION = "centroid of the region"
@@ -22,12 +23,14 @@ class Labels(ColumnSpace):
     what = "atlas regions"
     image = ("dseg", ".nii.gz", None)
     column_prefix = "region"
+    regions = True
 
     def __init__(self, labels: np.ndarray, affine: np.ndarray, values: np.ndarray | None = None,
-                 names: dict[int, str] | None = None):
+                 names: dict[int, str] | None = None, coverage: dict[int, float] | None = None):
         self.labels, self.affine = np.asarray(labels), np.asarray(affine)
         self.values = np.unique(self.labels[self.labels != 0]) if values is None else np.asarray(values, np.int64)
         self.names = names or {}
+        self.coverage = coverage  # label -> fraction of its voxels inside the mask (None: not known)
 
     @classmethod
     def check_inputs(cls, bold: PathLike, *, atlas: PathLike | None = None, resample: bool = False,
@@ -60,7 +63,10 @@ class Labels(ColumnSpace):
         mask, _ = load_mask(mask_file)
         labels = masking.load_labels(atlas_file, img.shape[:3], img.affine, resample=resample)
         names = masking.read_label_table(atlas_labels) if atlas_labels else None
-        return cls(np.where(mask, labels, 0), img.affine, names=names)
+        masked = np.where(mask, labels, 0)
+        values = np.unique(masked[masked != 0])
+        fraction = label_coverage(labels, masked, values)
+        return cls(masked, img.affine, names=names, coverage=dict(zip(values.tolist(), fraction.tolist())))
 
     def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None, **args) -> int:
         X, values, n_bad = masking.apply_labels(bold, self.labels, smoothing_fwhm=smoothing_fwhm,
@@ -70,7 +76,10 @@ class Labels(ColumnSpace):
         return n_bad
 
     def features(self) -> dict[str, np.ndarray]:
-        return masking.label_features(self.labels, self.affine, self.values, self.names)
+        table = masking.label_features(self.labels, self.affine, self.values, self.names)
+        if self.coverage is not None:
+            table["coverage"] = np.array([round(self.coverage.get(int(v), np.nan), 6) for v in self.values])
+        return table
 
     def save_image(self, path: PathLike) -> str:
         save_nifti(nib.Nifti1Image(self.labels.astype(np.int32), self.affine), path)
@@ -102,4 +111,5 @@ class Labels(ColumnSpace):
                for n, c in enumerate("ijk")},
             **{c: {"Description": f"World (scanner/template) {c} coordinate of the {REGION}, from the "
                                   "image affine.", "Units": "mm"} for c in "xyz"},
+            **coverage_descriptions("voxels of the region on the run's grid"),
         }

@@ -16,8 +16,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.core.columns.base import ColumnSpace, PathLike
+from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions
 from bidsapp.core.columns.voxels import load_mask
+from bidsapp.core.coverage import map_coverage
 from bidsapp.core.io import load_header, save_nifti, save_npy
 
 
@@ -128,10 +129,13 @@ class Maps(ColumnSpace):
     what = "probabilistic atlas maps (least-squares fit inside the mask)"
     image = ("probseg", ".nii.gz", None)
     column_prefix = "map"
+    regions = True
 
-    def __init__(self, maps: np.ndarray, affine: np.ndarray, names: list[str] | None = None):
+    def __init__(self, maps: np.ndarray, affine: np.ndarray, names: list[str] | None = None,
+                 coverage: np.ndarray | None = None):
         self.maps, self.affine = np.asarray(maps), np.asarray(affine)  # (nx, ny, nz, n_maps), 0 outside the mask
         self.names = names or [f"map-{k + 1}" for k in range(self.maps.shape[3])]
+        self.coverage = coverage  # fraction of each map's weight inside the mask (None: not known)
 
     @classmethod
     def claims(cls, bold: PathLike, atlas: PathLike | None, **options) -> bool:
@@ -154,6 +158,7 @@ class Maps(ColumnSpace):
         maps = load_maps(atlas_file, img.shape[:3], img.affine, resample=resample)
         names = map_names(atlas_file, atlas_labels, maps.shape[3])
         mask, _ = load_mask(mask_file)
+        fraction = map_coverage(maps, mask)
         maps = np.where(mask[..., None], maps, 0.0)
         keep = np.abs(maps).sum(axis=(0, 1, 2)) > 0
         if not keep.any():
@@ -162,7 +167,7 @@ class Maps(ColumnSpace):
             warnings.warn(f"{atlas_file}: {int((~keep).sum())} map(s) with no weight inside the mask left out "
                           f"({', '.join(n for n, k in zip(names, keep) if not k)}), as nilearn's NiftiMapsMasker.",
                           stacklevel=2)
-        return cls(maps[..., keep], img.affine, [n for n, k in zip(names, keep) if k])
+        return cls(maps[..., keep], img.affine, [n for n, k in zip(names, keep) if k], fraction[keep])
 
     def _support(self) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         where = np.nonzero((self.maps != 0).any(axis=3))
@@ -185,9 +190,12 @@ class Maps(ColumnSpace):
         centroid = (ijk @ flat) / flat.sum(axis=0)
         peak_xyz = nib.affines.apply_affine(self.affine, peak)
         cen_xyz = nib.affines.apply_affine(self.affine, centroid.T)
-        return {"column": np.arange(n), "name": np.array(self.names, dtype=object),
-                **{f"peak_{c}": np.round(peak_xyz[:, a], 3) for a, c in enumerate("xyz")},
-                **{f"centroid_{c}": np.round(cen_xyz[:, a], 3) for a, c in enumerate("xyz")}}
+        table = {"column": np.arange(n), "name": np.array(self.names, dtype=object),
+                 **{f"peak_{c}": np.round(peak_xyz[:, a], 3) for a, c in enumerate("xyz")},
+                 **{f"centroid_{c}": np.round(cen_xyz[:, a], 3) for a, c in enumerate("xyz")}}
+        if self.coverage is not None:
+            table["coverage"] = np.round(self.coverage, 6)
+        return table
 
     def save_image(self, path: PathLike) -> str:
         save_nifti(nib.Nifti1Image(self.maps.astype(np.float32), self.affine), path)
@@ -235,4 +243,5 @@ class Maps(ColumnSpace):
                              "Units": "mm"} for c in "xyz"},
             **{f"centroid_{c}": {"Description": f"World {c} coordinate of the map's centre of mass (weights inside "
                                                 "the mask).", "Units": "mm"} for c in "xyz"},
+            **coverage_descriptions("map's total weight on the run's grid"),
         }

@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 from scipy import sparse
 
-from bidsapp.core.columns.base import ColumnSpace, PathLike
+from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions
 from bidsapp.core.columns.voxels import load_mask
 from bidsapp.core.io import load_header, read_tsv, save_nifti, save_npy
 
@@ -88,6 +88,26 @@ def sphere_members(mask: np.ndarray, affine: np.ndarray, seeds: np.ndarray, radi
     return A
 
 
+def sphere_sizes(shape: tuple, affine: np.ndarray, seeds: np.ndarray, radius: float | None) -> np.ndarray:
+    """Voxels of the whole grid in each sphere (the seed's voxel counts even outside the grid's mask): the
+    denominator of a sphere's coverage."""
+    sizes = np.ones(len(seeds), dtype=np.int64)
+    if not radius:
+        return sizes
+    inv = np.linalg.inv(affine)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    for s, seed in enumerate(seeds):  # the grid voxels of a box around the seed, then the distance
+        centre = _world(seed[None], inv)[0]
+        half = np.ceil(radius / zooms) + 1
+        lo = np.maximum(np.floor(centre - half), 0).astype(int)
+        hi = np.minimum(np.ceil(centre + half), np.asarray(shape) - 1).astype(int)
+        if (hi < lo).any():
+            continue
+        ijk = np.stack(np.meshgrid(*[np.arange(a, b + 1) for a, b in zip(lo, hi)], indexing="ij"), -1).reshape(-1, 3)
+        sizes[s] = max(1, int((((_world(ijk, affine) - seed) ** 2).sum(axis=1) <= radius**2).sum()))
+    return sizes
+
+
 def _mm(xyz) -> str:
     return ", ".join(f"{v:g}" for v in xyz)
 
@@ -108,6 +128,7 @@ class Spheres(ColumnSpace):
     what = "spheres around seeds (mean of their mask voxels)"
     image = ("probseg", ".nii.gz", None)
     column_prefix = "sphere"
+    regions = True
     options = ("spheres", "sphere_radius", "allow_overlap")
 
     def __init__(self, members: np.ndarray, affine: np.ndarray, table: dict | None = None,
@@ -145,8 +166,11 @@ class Spheres(ColumnSpace):
         ijk = np.argwhere(mask)
         for s in range(len(names)):
             members[tuple(ijk[A[s].indices].T) + (s,)] = True
+        n_voxels = np.asarray(A.sum(axis=1)).ravel()
         table = {"column": np.arange(len(names)), "name": np.array(names, dtype=object),
-                 "x": seeds[:, 0], "y": seeds[:, 1], "z": seeds[:, 2], "n_voxels": np.asarray(A.sum(axis=1)).ravel()}
+                 "x": seeds[:, 0], "y": seeds[:, 1], "z": seeds[:, 2], "n_voxels": n_voxels,
+                 "coverage": np.round(np.minimum(1.0, n_voxels / sphere_sizes(mask.shape, affine, seeds,
+                                                                           sphere_radius)), 6)}
         return cls(members, affine, table, sphere_radius, allow_overlap)
 
     def _matrix(self) -> tuple[tuple[np.ndarray, ...], sparse.csr_matrix]:
@@ -216,4 +240,6 @@ class Spheres(ColumnSpace):
             **{c: {"Description": f"World {c} coordinate of the seed, as given in the --spheres table.", "Units": "mm"}
                for c in "xyz"},
             "n_voxels": {"Description": "Voxels of the run's mask in the sphere (mean of their signals)."},
+            **coverage_descriptions("sphere's voxels on the run's grid (n_voxels / voxels of the grid within the "
+                                    "radius)"),
         }

@@ -1,0 +1,178 @@
+"""What the report's carpet plot needs from a run, computed with bounded memory: a subsample of columns
+before and after cleaning and standardized DVARS over every column.
+
+The arrays handed in may be memory maps of the whole run (``n_volumes x n_features``, e.g. 250,000 voxels);
+they are read in blocks of columns, so memory grows with ``n_volumes x block`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: columns read at a time (a block of 300 volumes x 4096 columns in float64 is ~10 MB)
+COLUMN_BLOCK = 4096
+#: 1.349 = the interquartile range of a standard normal distribution (robust SD = IQR / 1.349)
+IQR_TO_SD = 1.349
+
+#: the carpet is stored as uint8 over z in [-Z_RANGE, Z_RANGE] (the plot shows -2 to 2); 255 is NaN (censored)
+Z_RANGE = 3.0
+
+
+def quantize(z: np.ndarray) -> np.ndarray:
+    """z-scores -> uint8 (0..254 over [-3, 3], clipped; NaN -> 255): what the carpet plot can show, in a
+    quarter of float32's bytes."""
+    q = np.rint((np.clip(z, -Z_RANGE, Z_RANGE) + Z_RANGE) / (2 * Z_RANGE) * 254)
+    return np.where(np.isfinite(z), q, 255).astype(np.uint8)
+
+
+def dequantize(q: np.ndarray) -> np.ndarray:
+    """uint8 carpet -> float32 z-scores (NaN where 255)."""
+    z = q.astype(np.float32) / 254 * (2 * Z_RANGE) - Z_RANGE
+    z[q == 255] = np.nan
+    return z
+
+
+@dataclass
+class CarpetData:
+    """A run's carpet: the same columns before and after cleaning, one row per acquired volume.
+
+    Attributes
+    ----------
+    before : numpy.ndarray, shape (n_volumes, n_columns), float32
+        The masked signal before cleaning, each column z-scored over the volumes (mean 0, SD 1; a constant
+        column is 0).
+    after : numpy.ndarray, shape (n_volumes, n_columns), float32
+        The cleaned signal of the same columns on the kept volumes, each column z-scored over them; NaN on
+        censored volumes.
+    columns : numpy.ndarray, shape (n_columns,), int
+        Which columns of the run (indices into the features table), in increasing order.
+    dvars_before, dvars_after : numpy.ndarray, shape (n_volumes,)
+        Standardized DVARS over every column (not only the subsample); NaN for the first volume and, after
+        cleaning, for censored volumes and the first kept volume after a censored one.
+    """
+
+    before: np.ndarray
+    after: np.ndarray
+    columns: np.ndarray
+    dvars_before: np.ndarray
+    dvars_after: np.ndarray
+
+
+def carpet_columns(n_features: int, max_columns: int = 2000) -> np.ndarray:
+    """Up to ``max_columns`` column indices spread evenly over ``range(n_features)``, in order.
+
+    Columns come in the features table's order, which groups them spatially (voxels in C order of the grid,
+    grayordinates by structure, regions by label), so an even spread keeps that grouping.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of columns of the run (>= 1).
+    max_columns : int
+        Most columns to keep (>= 1).
+
+    Returns
+    -------
+    numpy.ndarray, shape (min(n_features, max_columns),), int
+    """
+    if n_features < 1 or max_columns < 1:
+        raise ValueError(f"carpet_columns: n_features={n_features} and max_columns={max_columns} must be >= 1")
+    if n_features <= max_columns:
+        return np.arange(n_features)
+    return np.unique(np.linspace(0, n_features - 1, max_columns).round().astype(int))
+
+
+def _zscore(block: np.ndarray) -> np.ndarray:
+    """Each column to mean 0, SD 1 (float64); constant columns become 0."""
+    block = np.asarray(block, dtype=np.float64)
+    centred = block - block.mean(axis=0)
+    sd = centred.std(axis=0)
+    return np.divide(centred, sd, out=np.zeros_like(centred), where=sd > 1e-12 * (1 + np.abs(block).max(axis=0)))
+
+
+def standardized_dvars(X: np.ndarray, block: int = COLUMN_BLOCK) -> np.ndarray:
+    """Standardized DVARS (Nichols 2013, as fMRIPrep's ``std_dvars``), read by blocks of columns.
+
+    DVARS_t is the root mean square over columns of ``X[t] - X[t-1]``; it is divided by its expectation
+    under temporal stationarity, the mean over columns of ``sqrt(2 (1 - AR1)) * robust SD`` (robust SD =
+    IQR / 1.349, AR1 = the lag-1 autocorrelation of the column). Columns that are constant are left out.
+    Values near 1 are expected; spikes mark volumes that change more than the run's own noise.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n_rows, n_features)
+        Consecutive volumes (a memory map is fine).
+    block : int
+        Columns read at a time.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_rows,), float64
+        NaN for the first row (and everywhere when fewer than 3 rows or no column varies).
+    """
+    n, p = X.shape
+    out = np.full(n, np.nan)
+    if n < 3:
+        return out
+    sq = np.zeros(n - 1)
+    expected, used = 0.0, 0
+    for start in range(0, p, block):
+        x = np.asarray(X[:, start:start + block], dtype=np.float64)
+        q75, q25 = np.percentile(x, [75, 25], axis=0, method="lower")  # as FSL and nipype
+        sd = (q75 - q25) / IQR_TO_SD
+        c = x - x.mean(axis=0)
+        var = (c * c).sum(axis=0)
+        ok = (var > 0) & (sd > 0)
+        if not ok.any():
+            continue
+        ar1 = (c[1:, ok] * c[:-1, ok]).sum(axis=0) / var[ok]
+        expected += float((np.sqrt(np.clip(2 * (1 - ar1), 0, None)) * sd[ok]).sum())
+        used += int(ok.sum())
+        sq += (np.diff(x[:, ok], axis=0) ** 2).sum(axis=1)
+    if used == 0 or expected <= 0:
+        return out
+    out[1:] = np.sqrt(sq / used) / (expected / used)
+    return out
+
+
+def carpet_data(before: np.ndarray, after: np.ndarray, kept: np.ndarray, *, max_columns: int = 2000,
+                block: int = COLUMN_BLOCK) -> CarpetData:
+    """The carpet of a run: a subsample of columns before and after cleaning, and DVARS of both.
+
+    Parameters
+    ----------
+    before : numpy.ndarray, shape (n_volumes, n_features)
+        The masked signal before cleaning, every acquired volume (a memory map is fine).
+    after : numpy.ndarray, shape (n_kept, n_features)
+        The cleaned signal: one row per kept volume, in order.
+    kept : numpy.ndarray, shape (n_kept,), int
+        The volume (row of ``before``) of each row of ``after``, increasing.
+    max_columns : int
+        Most columns in the carpet.
+    block : int
+        Columns read at a time for DVARS.
+
+    Returns
+    -------
+    CarpetData
+    """
+    n, p = before.shape
+    kept = np.asarray(kept, dtype=int)
+    if after.shape != (kept.size, p):
+        raise ValueError(f"carpet_data: the cleaned array has shape {after.shape}, expected ({kept.size}, {p}) "
+                         "(one row per kept volume, the columns of the array before cleaning)")
+    if kept.size and (kept.min() < 0 or kept.max() >= n or np.any(np.diff(kept) <= 0)):
+        raise ValueError(f"carpet_data: kept volumes must be increasing indices in [0, {n}), got {kept.tolist()}")
+    cols = carpet_columns(p, max_columns)
+    carpet_after = np.full((n, cols.size), np.nan, dtype=np.float32)
+    if kept.size:
+        carpet_after[kept] = _zscore(np.asarray(after[:, cols]))
+    dvars_after = np.full(n, np.nan)
+    if kept.size:
+        d = standardized_dvars(after, block)
+        consecutive = np.r_[False, np.diff(kept) == 1]  # a difference across a censoring gap is not a step
+        dvars_after[kept[consecutive]] = d[consecutive]
+    return CarpetData(before=_zscore(np.asarray(before[:, cols])).astype(np.float32), after=carpet_after,
+                      columns=cols, dvars_before=standardized_dvars(before, block), dvars_after=dvars_after)

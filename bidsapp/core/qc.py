@@ -1,0 +1,363 @@
+"""Quality-control metrics of one run: motion, censoring, DVARS, tSNR, degrees of freedom.
+
+Every function takes arrays (rows: volumes, columns: the run's columns) and explicit arguments. DVARS and
+tSNR are computed over the run's columns: voxels of the mask in voxel mode, regions (maps, spheres) in atlas
+mode; the sidecar records which.
+
+Standardized DVARS follows Nichols' definition as fMRIPrep computes it (nipype's ``compute_dvars``): the
+root mean square over columns of the temporal difference, divided by its expected value under the null,
+the mean over columns of ``sqrt(2 (1 - ar1)) * robust_sd`` (robust standard deviation: interquartile range
+/ 1.349 with the "lower" percentiles of FSL; ``ar1``: the Yule-Walker lag-1 autocorrelation of the centred
+column; columns with a robust standard deviation of 0 are left out, as fMRIPrep). A global intensity scale
+cancels. Only differences between consecutive volumes are taken: after censoring, a volume whose previous
+volume was removed has no DVARS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: robust standard deviation: interquartile range of a normal variable / 1.349
+IQR_TO_SD = 1.349
+
+
+def motion_summary(fd: np.ndarray | None, volumes: np.ndarray | None = None) -> dict[str, float]:
+    """Mean and maximum framewise displacement (mm) over ``volumes`` (default: all; n/a values skipped).
+
+    Parameters
+    ----------
+    fd : numpy.ndarray, shape (n_volumes,), or None
+        fMRIPrep's ``framewise_displacement`` (the first value is n/a).
+    volumes : numpy.ndarray of int or bool, optional
+        The volumes to summarize (e.g. those after the non-steady-state volumes).
+
+    Returns
+    -------
+    dict
+        ``FramewiseDisplacementMean`` and ``FramewiseDisplacementMax`` (NaN without FD).
+    """
+    if fd is None:
+        return {"FramewiseDisplacementMean": np.nan, "FramewiseDisplacementMax": np.nan}
+    values = np.asarray(fd, dtype=np.float64)
+    if volumes is not None:
+        values = values[np.asarray(volumes)]
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return {"FramewiseDisplacementMean": np.nan, "FramewiseDisplacementMax": np.nan}
+    return {"FramewiseDisplacementMean": float(values.mean()), "FramewiseDisplacementMax": float(values.max())}
+
+
+def censoring_summary(n_volumes: int, kept: np.ndarray, non_steady_state: np.ndarray | None = None) -> dict:
+    """How many volumes cleaning removed.
+
+    Parameters
+    ----------
+    n_volumes : int
+    kept : numpy.ndarray of int
+        Indices of the kept volumes.
+    non_steady_state : numpy.ndarray of bool, shape (n_volumes,), optional
+        Volumes removed as non-steady state (dummy scans); they are not counted as censored.
+
+    Returns
+    -------
+    dict
+        ``NonSteadyStateVolumes``, ``CensoredVolumeCount`` (removed volumes that are not non-steady state)
+        and ``CensoredFraction`` (of the volumes after the non-steady-state ones).
+    """
+    nss = np.zeros(n_volumes, dtype=bool) if non_steady_state is None else np.asarray(non_steady_state, bool)
+    if nss.shape != (n_volumes,):
+        raise ValueError(f"non_steady_state has shape {nss.shape}, expected ({n_volumes},).")
+    removed = np.ones(n_volumes, dtype=bool)
+    removed[np.asarray(kept, dtype=np.int64)] = False
+    censored = int((removed & ~nss).sum())
+    eligible = int((~nss).sum())
+    return {"NonSteadyStateVolumes": int(nss.sum()), "CensoredVolumeCount": censored,
+            "CensoredFraction": censored / eligible if eligible else np.nan}
+
+
+def _lower_iqr(block: np.ndarray) -> np.ndarray:
+    """``np.percentile(block, 75, method="lower") - np.percentile(block, 25, method="lower")`` per column (the
+    interpolation of FSL and fMRIPrep): the values are data values, so sorting in the input's dtype is exact
+    (a float32 sort of contiguous rows is ~7x faster than ``np.percentile``); NaN for a column with a NaN."""
+    n = block.shape[0]
+    k25, k75 = int(np.floor(0.25 * (n - 1))), int(np.floor(0.75 * (n - 1)))
+    ordered = np.sort(np.ascontiguousarray(block.T), axis=1)
+    iqr = ordered[:, k75].astype(np.float64) - ordered[:, k25]
+    iqr[np.isnan(ordered[:, -1])] = np.nan  # NaN sorts last
+    return iqr
+
+
+def _ar1(x: np.ndarray) -> np.ndarray:
+    """Yule-Walker lag-1 autocorrelation of each centred column of ``x`` (n, p); 0 for a zero column."""
+    r0 = np.einsum("ij,ij->j", x, x)
+    r1 = np.einsum("ij,ij->j", x[:-1], x[1:])
+    out = np.zeros(x.shape[1])
+    ok = r0 > 0
+    out[ok] = r1[ok] / r0[ok]
+    return out
+
+
+def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None, *, rows: np.ndarray | None = None,
+                       chunk_bytes: int = 32 << 20) -> np.ndarray:
+    """Standardized DVARS of each volume (NaN where it has none), by column chunks (bounded memory).
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (n_rows, n_columns)
+        The run's rows (all volumes, or the kept ones after cleaning); may be memory-mapped.
+    volumes : numpy.ndarray of int, optional
+        The volume index of each row used (default ``0..n-1``): a row whose previous row is not the previous
+        volume (censored in between) gets no DVARS.
+    rows : numpy.ndarray of int, optional
+        The rows of ``x`` to use (default: all), e.g. the volumes after the non-steady-state ones.
+    chunk_bytes : int
+        Size of the float64 copy of one chunk of columns.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        One value per row used. Its first value (and rows after a gap) are NaN, as fMRIPrep's first
+        ``std_dvars`` value is n/a. All NaN when fewer than 3 rows or no column varies.
+    """
+    if x.ndim != 2:
+        raise ValueError(f"standardized_dvars needs a 2D array (n_rows, n_columns), got shape {x.shape}.")
+    n = x.shape[0] if rows is None else len(rows)
+    out = np.full(n, np.nan)
+    vol = np.arange(n) if volumes is None else np.asarray(volumes, dtype=np.int64)
+    if vol.shape != (n,):
+        raise ValueError(f"volumes has shape {vol.shape}, expected ({n},).")
+    if n < 3:
+        return out
+    squares, expected_sum, n_vary = np.zeros(n - 1), 0.0, 0
+    width = max(1, chunk_bytes // (8 * n))
+    for s in range(0, x.shape[1], width):
+        native = np.asarray(x[:, s:s + width])
+        native = native if rows is None else native[rows]
+        robust_sd = _lower_iqr(native) / IQR_TO_SD
+        block = native.astype(np.float64)
+        vary = robust_sd > 0  # fMRIPrep's remove_zerovariance
+        if not vary.any():
+            continue
+        xv = block if vary.all() else block[:, vary]
+        ar1 = _ar1(xv - xv.mean(axis=0))
+        expected_sum += float(np.sum(np.sqrt(np.clip(2.0 * (1.0 - ar1), 0.0, None)) * robust_sd[vary]))
+        n_vary += int(vary.sum())
+        step = np.diff(xv, axis=0)
+        squares += np.einsum("ij,ij->i", step, step)
+    if not n_vary or not expected_sum > 0:
+        return out
+    dvars = np.sqrt(squares / n_vary) / (expected_sum / n_vary)
+    consecutive = np.diff(vol) == 1
+    out[1:][consecutive] = dvars[consecutive]
+    return out
+
+
+def median_tsnr(mean: np.ndarray, std: np.ndarray) -> float:
+    """Median over columns of ``mean / std`` (temporal signal-to-noise ratio), columns with ``std > 0`` only.
+
+    Parameters
+    ----------
+    mean, std : numpy.ndarray, shape (n_columns,)
+        Each column's temporal mean (of the raw signal) and standard deviation (raw, or what cleaning left).
+
+    Returns
+    -------
+    float
+        NaN when no column varies.
+    """
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    ok = np.isfinite(mean) & np.isfinite(std) & (std > 0)
+    return float(np.median(mean[ok] / std[ok])) if ok.any() else np.nan
+
+
+def fd_dvars_correlation(fd: np.ndarray | None, dvars: np.ndarray, volumes: np.ndarray | None = None) -> float:
+    """Pearson correlation of framewise displacement and DVARS over the volumes where both are defined.
+
+    Parameters
+    ----------
+    fd : numpy.ndarray, shape (n_volumes,), or None
+    dvars : numpy.ndarray, shape (n_rows,)
+        DVARS of each row (:func:`standardized_dvars`).
+    volumes : numpy.ndarray of int, shape (n_rows,), optional
+        Volume index of each row (default: rows are the volumes).
+
+    Returns
+    -------
+    float
+        NaN without FD, with fewer than 3 volumes or when either series is constant.
+    """
+    if fd is None:
+        return np.nan
+    dvars = np.asarray(dvars, dtype=np.float64)
+    vol = np.arange(dvars.size) if volumes is None else np.asarray(volumes, dtype=np.int64)
+    f = np.asarray(fd, dtype=np.float64)[vol]
+    ok = np.isfinite(f) & np.isfinite(dvars)
+    if ok.sum() < 3:
+        return np.nan
+    a, b = f[ok] - f[ok].mean(), dvars[ok] - dvars[ok].mean()
+    den = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / den) if den > 0 else np.nan
+
+
+def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 4096, *,
+                   also_mean_of: np.ndarray | None = None):
+    """Temporal mean and standard deviation (``ddof=1``) of each column over ``rows``, by column chunks.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (n_rows, n_columns)
+        May be memory-mapped: read ``chunk`` columns at a time.
+    rows : numpy.ndarray of int, optional
+    chunk : int
+    also_mean_of : numpy.ndarray of int, optional
+        Other rows whose mean is computed in the same pass.
+
+    Returns
+    -------
+    (mean, std), or ((mean, std), mean over ``also_mean_of``) : numpy.ndarray, shape (n_columns,) each
+    """
+    n_cols = x.shape[1]
+    mean, std, other = np.empty(n_cols), np.empty(n_cols), np.empty(n_cols)
+    for s in range(0, n_cols, chunk):
+        full = np.asarray(x[:, s:s + chunk], dtype=np.float64)
+        block = full if rows is None else full[rows]
+        mean[s:s + chunk] = block.mean(axis=0)
+        std[s:s + chunk] = block.std(axis=0, ddof=1) if block.shape[0] > 1 else np.nan
+        if also_mean_of is not None:
+            other[s:s + chunk] = full[also_mean_of].mean(axis=0)
+    return (mean, std) if also_mean_of is None else ((mean, std), other)
+
+
+def qc_before(raw: np.ndarray, *, fd: np.ndarray | None, non_steady_state: np.ndarray | None,
+              kept: np.ndarray) -> dict:
+    """The QC metrics of the extracted series, before cleaning (which may overwrite them in place).
+
+    Parameters
+    ----------
+    raw : numpy.ndarray, shape (n_volumes, n_columns)
+        The extracted series (may be memory-mapped; read by column chunks). Columns that are all NaN
+        (``--min-coverage``) are left out.
+    fd : numpy.ndarray, shape (n_volumes,), or None
+    non_steady_state : numpy.ndarray of bool, shape (n_volumes,), or None
+    kept : numpy.ndarray of int
+        The volumes cleaning keeps.
+
+    Returns
+    -------
+    dict
+        Motion, censoring, DVARS, tSNR and FD-DVARS values before cleaning, and ``_mean_kept`` (each column's
+        mean over the kept volumes, for :func:`qc_after`).
+    """
+    n = raw.shape[0]
+    steady = np.flatnonzero(~np.asarray(non_steady_state, bool)) if non_steady_state is not None else np.arange(n)
+    dvars = standardized_dvars(raw, steady, rows=steady)
+    (mean_steady, std_steady), mean_kept = column_moments(raw, steady, also_mean_of=np.asarray(kept, np.int64))
+    return {
+        **motion_summary(fd, steady),
+        **censoring_summary(n, kept, non_steady_state),
+        "StandardizedDVARSMeanBefore": _nanmean(dvars),
+        "TemporalSNRMedianBefore": median_tsnr(mean_steady, std_steady),
+        "FramewiseDisplacementDVARSCorrelationBefore": fd_dvars_correlation(fd, dvars, steady),
+        "_mean_kept": mean_kept,
+    }
+
+
+def qc_after(before: dict, cleaned: np.ndarray, *, kept: np.ndarray, fd: np.ndarray | None,
+             cleaned_std: np.ndarray, dof: int, n_volumes: int) -> dict:
+    """Every QC metric of one run: :func:`qc_before`'s and those of the cleaned series.
+
+    Parameters
+    ----------
+    before : dict
+        :func:`qc_before` of the run.
+    cleaned : numpy.ndarray, shape (n_kept, n_columns)
+    kept : numpy.ndarray of int, shape (n_kept,)
+    fd : numpy.ndarray, shape (n_volumes,), or None
+    cleaned_std : numpy.ndarray, shape (n_columns,)
+        Each column's standard deviation after the linear cleaning, before standardization.
+    dof : int
+        Degrees of freedom cleaning leaves.
+    n_volumes : int
+
+    Returns
+    -------
+    dict
+        The keys of :data:`QC_FIELDS` but the trial counts.
+    """
+    kept = np.asarray(kept, dtype=np.int64)
+    dvars = standardized_dvars(cleaned, kept)
+    out = {k: v for k, v in before.items() if not k.startswith("_")}
+    out.update({
+        "DegreesOfFreedom": int(dof),
+        "DegreesOfFreedomLost": int(n_volumes - dof),
+        "StandardizedDVARSMeanAfter": _nanmean(dvars),
+        "TemporalSNRMedianAfter": median_tsnr(before["_mean_kept"], cleaned_std),
+        "FramewiseDisplacementDVARSCorrelationAfter": fd_dvars_correlation(fd, dvars, kept),
+    })
+    return {k: out[k] for k in QC_FIELDS if k in out}
+
+
+def run_qc(raw: np.ndarray, cleaned: np.ndarray, *, kept: np.ndarray, fd: np.ndarray | None,
+           non_steady_state: np.ndarray | None, cleaned_std: np.ndarray, dof: int) -> dict:
+    """:func:`qc_before` then :func:`qc_after` (when ``raw`` is still intact after cleaning)."""
+    before = qc_before(raw, fd=fd, non_steady_state=non_steady_state, kept=kept)
+    return qc_after(before, cleaned, kept=kept, fd=fd, cleaned_std=cleaned_std, dof=dof, n_volumes=raw.shape[0])
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else np.nan
+
+
+#: units and descriptions of :func:`run_qc`'s values (sidecar ``QC`` and the group table's columns)
+QC_FIELDS = {
+    "FramewiseDisplacementMean": ("mm", "Mean framewise displacement over the volumes after the non-steady-state "
+                                        "ones (fMRIPrep's framewise_displacement)."),
+    "FramewiseDisplacementMax": ("mm", "Largest framewise displacement over the same volumes."),
+    "NonSteadyStateVolumes": ("volumes", "Volumes removed as non-steady state (dummy scans)."),
+    "CensoredVolumeCount": ("volumes", "Volumes removed by censoring (motion outliers, scrubbing), non-steady-state "
+                                       "volumes not counted."),
+    "CensoredFraction": ("fraction", "Censored volumes / volumes after the non-steady-state ones."),
+    "DegreesOfFreedom": ("degrees of freedom", "Temporal degrees of freedom each cleaned column keeps."),
+    "DegreesOfFreedomLost": ("degrees of freedom", "Volumes of the run minus DegreesOfFreedom (lost to "
+                                                   "non-steady state, censoring, detrending, filtering, confounds "
+                                                   "and standardization)."),
+    "StandardizedDVARSMeanBefore": ("arbitrary", "Mean standardized DVARS (Nichols; 1 = expected under the null) of "
+                                                 "the extracted columns before cleaning."),
+    "StandardizedDVARSMeanAfter": ("arbitrary", "Mean standardized DVARS of the cleaned columns (consecutive kept "
+                                                "volumes only)."),
+    "TemporalSNRMedianBefore": ("ratio", "Median over columns of temporal mean / standard deviation before "
+                                         "cleaning."),
+    "TemporalSNRMedianAfter": ("ratio", "Median over columns of temporal mean (kept volumes, before cleaning) / "
+                                        "standard deviation of what the linear cleaning left (before "
+                                        "standardization)."),
+    "FramewiseDisplacementDVARSCorrelationBefore": ("Pearson r", "Correlation of framewise displacement and "
+                                                                 "standardized DVARS before cleaning."),
+    "FramewiseDisplacementDVARSCorrelationAfter": ("Pearson r", "Correlation of framewise displacement and "
+                                                                "standardized DVARS after cleaning."),
+    "TrialsValid": ("trials", "Trials with a valid segment / estimate."),
+    "TrialsInvalid": ("trials", "Trials marked invalid (censored, outside the run, unreliable estimate)."),
+}
+
+#: column of ``group_runs.tsv`` (and of the loader's per-run QC table) of each QC metric
+QC_COLUMNS = {
+    "FramewiseDisplacementMean": "fd_mean", "FramewiseDisplacementMax": "fd_max",
+    "NonSteadyStateVolumes": "non_steady_state_volumes", "CensoredVolumeCount": "censored_volumes",
+    "CensoredFraction": "censored_fraction", "DegreesOfFreedom": "dof", "DegreesOfFreedomLost": "dof_lost",
+    "StandardizedDVARSMeanBefore": "std_dvars_before", "StandardizedDVARSMeanAfter": "std_dvars_after",
+    "TemporalSNRMedianBefore": "tsnr_before", "TemporalSNRMedianAfter": "tsnr_after",
+    "FramewiseDisplacementDVARSCorrelationBefore": "fd_dvars_correlation_before",
+    "FramewiseDisplacementDVARSCorrelationAfter": "fd_dvars_correlation_after",
+    "TrialsValid": "trials_valid", "TrialsInvalid": "trials_invalid",
+}
+
+
+def qc_values(meta: dict) -> dict[str, float]:
+    """A run sidecar's ``QC`` object as ``{column: value}`` (:data:`QC_COLUMNS`; NaN for what it lacks, e.g.
+    outputs written before QC metrics, or trial counts of a run without events)."""
+    qc = meta.get("QC") or {}
+    out = {}
+    for key, column in QC_COLUMNS.items():
+        value = (qc.get(key) or {}).get("Value")
+        out[column] = np.nan if value is None else value
+    return out

@@ -1,0 +1,124 @@
+"""Joined trial model: the runs of one participant and task fitted together (noise regressors, ridge).
+
+One node per participant and task (:func:`bidsapp.workflows.base.init_bidsapp_wf`) reads what each run's
+segmentation node passed on (``model_inputs``), fits :func:`bidsapp.core.trial_fit.fit_trials` and writes,
+per run, ``betas.npy``, ``betas.tsv`` (one row per trial) and ``betaquality.tsv`` (one row per column),
+which the run's sink installs. ``trial_type`` is copied into ``betas.tsv`` and read nowhere else.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from nipype.interfaces.base import BaseInterfaceInputSpec, SimpleInterface, TraitedSpec, traits
+
+from bidsapp.core import events as ev
+from bidsapp.core import trial_fit
+from bidsapp.core.io import save_npy, write_tsv
+
+#: the ridge fractions and the noise step, as the sidecar names them
+MODEL_NAME = {(True, True): "LSA per run + data-driven noise regressors + fractional ridge",
+              (True, False): "LSS (one regressor for all other trials) + data-driven noise regressors",
+              (False, True): "LSA per run + fractional ridge"}
+
+
+class _EstimateInput(BaseInterfaceInputSpec):
+    runs = traits.List(traits.Dict, mandatory=True, desc="each run's model_inputs (segmentation node)")
+    run_names = traits.List(traits.Str, mandatory=True)
+
+
+class _EstimateOutput(TraitedSpec):
+    run_files = traits.List(traits.Dict, desc="per run: suffix -> file (betas, betas_tsv, betaquality_tsv)")
+    run_info = traits.List(traits.Dict, desc="per run: what the sidecar records of the trial model")
+
+
+def pick(items: list, index: int):
+    """Item ``index`` of a node's list output (one run's share of the joined model)."""
+    return items[index]
+
+
+def _load(inputs: list[dict]) -> tuple[list, list, list]:
+    """Cleaned data (memory-mapped), operators and events of the runs."""
+    data = [np.load(r["cleaned"], mmap_mode="r") for r in inputs]
+    operators = [np.load(r["operator"]) for r in inputs]
+    events = [ev.read_events(r["events_file"]) for r in inputs]
+    return data, operators, events
+
+
+def _dof(inputs: list[dict], operators: list) -> list[int]:
+    from bidsapp.core.signal import operator_dof
+
+    return [int(r["dof"]) if r["dof"] >= 0 else operator_dof(op) for r, op in zip(inputs, operators)]
+
+
+class EstimateTrials(SimpleInterface):
+    """Fit the joined trial model of a participant's runs and write each run's betas and quality tables."""
+
+    input_spec = _EstimateInput
+    output_spec = _EstimateOutput
+
+    def _run_interface(self, runtime):
+        cwd = Path(runtime.cwd)
+        inputs, names = self.inputs.runs, self.inputs.run_names
+        with_events = [k for k, r in enumerate(inputs) if r]
+        files: list[dict] = [{} for _ in inputs]
+        infos: list[dict] = [{} for _ in inputs]
+        if with_events:
+            used = [inputs[k] for k in with_events]
+            fit, events, info = fit_runs(used, [names[k] for k in with_events])
+            for j, k in enumerate(with_events):
+                files[k] = write_run(cwd / names[k], fit, j, events[j])
+                infos[k] = info
+        self._results.update(run_files=files, run_info=infos)
+        return runtime
+
+
+def fit_runs(inputs: list[dict], names: list[str]) -> tuple[trial_fit.TrialFit, list, dict]:
+    """Fit the joined model; warn once per step that fell back; return the fit, the events and the sidecar info."""
+    data, operators, events = _load(inputs)
+    first = inputs[0]
+    runs = trial_fit.trial_runs(data, operators, events, t_r=min(r["t_r"] for r in inputs),
+                                start_times=[r["start_time"] for r in inputs], hrf=first["hrf"],
+                                repeat_column=first["repeats"])
+    fit = trial_fit.fit_trials(runs, denoise=first["denoise"], ridge=first["ridge"], repeat_name=first["repeats"],
+                               dof=_dof(inputs, operators))
+    for line in fit.fallbacks:
+        warnings.warn(f"{', '.join(names)}: {line}.", stacklevel=2)
+    info = {"TrialEstimates": MODEL_NAME[(first["denoise"], first["ridge"])], "HRF": ev.HRF_NAME,
+            "TrialModelRuns": names, "TrialRepeats": first["repeats"],
+            "CrossValidationTargets": "label-free (held-out runs under an all-trials design; held-out blocks of "
+                                      "volumes)" if not first["repeats"] else f"--trial-repeats {first['repeats']}",
+            "TrialModelFallbacks": fit.fallbacks}
+    if fit.noise is not None:
+        info.update({"NoiseRegressors": fit.noise.n_components, "NoisePoolColumns": int(fit.noise.pool.sum()),
+                     "NoiseRegressorsTarget": fit.noise.target,
+                     "NoiseRegressorsHeldOutR2": [None if np.isnan(v) else round(float(v), 5)
+                                                  for v in fit.noise.cv_r2]})
+    if first["ridge"]:
+        info.update({"RidgeFractionsTried": [round(float(f), 3) for f in trial_fit.FRACTIONS],
+                     "RidgeTarget": fit.ridge_target})
+    return fit, events, info
+
+
+def write_run(folder: Path, fit: trial_fit.TrialFit, j: int, events: ev.Events) -> dict:
+    """Run ``j``'s betas.npy, betas.tsv and betaquality.tsv in ``folder``."""
+    from bidsapp.interfaces.segment import _trial_table
+
+    folder.mkdir(parents=True, exist_ok=True)
+    betas = fit.betas[j]
+    save_npy(betas, folder / "betas.npy")
+    valid = np.isfinite(betas).all(axis=1)
+    table = _trial_table(events)
+    table.update({"valid": valid, "beta_variance": np.round(fit.beta_variance[j], 6),
+                  "reason": [None if v else "not estimable: the trial's regressor is empty (after the run's end, "
+                             "or removed by cleaning)" for v in valid]})
+    write_tsv(folder / "betas.tsv", table)
+    quality = {"column": np.arange(fit.r2.size), "r2": np.round(fit.r2, 5), "ridge_fraction": np.round(fit.fraction, 3),
+               "noise_pool": fit.noise.pool if fit.noise is not None else np.zeros(fit.r2.size, dtype=bool)}
+    if fit.reliability is not None:
+        quality["split_half_reliability"] = np.round(fit.reliability, 5)
+    write_tsv(folder / "betaquality.tsv", quality)
+    return {"betas": str(folder / "betas.npy"), "betas_tsv": str(folder / "betas.tsv"),
+            "betaquality_tsv": str(folder / "betaquality.tsv")}

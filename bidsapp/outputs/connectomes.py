@@ -1,0 +1,170 @@
+"""Connectivity matrices as machine-learning rows: one row per run (the upper triangle of its ``_relmat.tsv``),
+targets from the raw dataset's ``participants.tsv`` (``bidsapp.dataset(kind="connectivity", y="age")``)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from bidsapp.core import connectivity as cn
+from bidsapp.core.qc import qc_values
+
+
+def measure_label(measure: str) -> str:
+    """The ``meas-`` label of a measure given as ``--connectivity`` spells it or as its label."""
+    if measure in cn.MEASURES:
+        return cn.MEASURES[measure]
+    if measure in cn.MEASURES.values():
+        return measure
+    raise ValueError(f"measure={measure!r}: use one of {list(cn.MEASURES)} (or their labels "
+                     f"{list(cn.MEASURES.values())}).")
+
+
+def read_relmat(path: Path) -> tuple[list[str], np.ndarray]:
+    """Node names and the matrix of a ``_relmat.tsv`` (``node`` column, then one column per node; n/a = NaN)."""
+    import pandas as pd
+
+    df = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype={"node": str})
+    return df["node"].tolist(), df.drop(columns="node").to_numpy(np.float64)
+
+
+def run_matrix(run, label: str) -> tuple[list[str], np.ndarray]:
+    """The run's ``_meas-<label>_relmat.tsv``, as listed by its sidecar."""
+    name = f"{run.stem}_meas-{label}_relmat.tsv"
+    listed = {f["Path"] if isinstance(f, dict) else f for f in run.meta.get("OutputFiles", [])}
+    if name not in listed or not (run.folder / name).is_file():
+        made = (run.meta.get("Parameters") or {}).get("connectivity") or []
+        why = (f"it was made with --connectivity {' '.join(made)}" if made else "it was made without --connectivity")
+        raise FileNotFoundError(f"{run.folder / name}: not written for this run ({why}); rerun the participant "
+                                "level with --connectivity and that measure, or choose another measure=.")
+    return read_relmat(run.folder / name)
+
+
+def participants_file(output_dir: Path, bids_dir: str | Path | None) -> Path:
+    """``participants.tsv`` of the raw dataset: in ``bids_dir``, else in a dataset the output's
+    ``dataset_description.json`` lists in ``SourceDatasets`` (the raw one first)."""
+    if bids_dir is not None:
+        path = Path(bids_dir) / "participants.tsv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file; bids_dir= must be the raw BIDS dataset (with its "
+                                    "participants.tsv).")
+        return path
+    candidates = []
+    try:
+        desc = json.loads((Path(output_dir) / "dataset_description.json").read_text())
+        sources = sorted(desc.get("SourceDatasets") or [], key=lambda d: d.get("Name") != "raw")
+    except (OSError, ValueError):
+        sources = []
+    for source in sources:
+        url = urlparse(str(source.get("URL", "")))
+        if url.scheme == "file":
+            root = Path(unquote(url.path))
+            candidates += [root / "participants.tsv", root.parent.parent / "participants.tsv"]  # fMRIPrep's parent
+    for path in candidates:
+        if path.is_file():
+            return path
+    looked = ", ".join(str(p) for p in candidates) or "no SourceDatasets in its dataset_description.json"
+    raise FileNotFoundError(f"{output_dir}: no participants.tsv found (looked in: {looked}); pass bids_dir= (the "
+                            "raw BIDS dataset).")
+
+
+def participant_values(path: Path, y: str) -> dict[str, object]:
+    """``participant_id`` (``sub-<label>``) -> the ``y`` column of a ``participants.tsv`` (numbers as floats when
+    every value is a number; n/a as None)."""
+    import pandas as pd
+
+    df = pd.read_csv(path, sep="\t", dtype=str, na_values=["n/a"], keep_default_na=False)
+    if "participant_id" not in df:
+        raise ValueError(f"{path}: no participant_id column; a BIDS participants.tsv starts with it.")
+    if y not in df:
+        raise ValueError(f"y={y!r}: no column {y!r} in {path} (columns: {list(df.columns)}); choose one of them "
+                         "or pass bids_dir= with another participants.tsv.")
+    values = df[y]
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric[values.notna()].notna().all():
+        values = numeric
+    return {pid: (None if pd.isna(v) else v) for pid, v in zip(df["participant_id"], values)}
+
+
+def connectivity_rows(runs: list, picks: list[np.ndarray], *, measure: str, y: str, output_dir: Path,
+                      bids_dir: str | Path | None, run_entities: tuple[str, ...]):
+    """``X`` (one upper triangle per run), ``y``, ``groups`` (participant), the per-run table (entities and QC
+    columns) and the edges table, for :func:`bidsapp.dataset` with ``kind="connectivity"``."""
+    import pandas as pd
+
+    label = measure_label(measure)
+    targets = participant_values(participants_file(output_dir, bids_dir), y)
+    rows, records, ys, names = [], [], [], None
+    missing = []
+    for run, cols in zip(runs, picks):
+        nodes, matrix = run_matrix(run, label)
+        if len(nodes) != len(run.features):
+            raise ValueError(f"{run.folder / run.stem}_meas-{label}_relmat.tsv: {len(nodes)} nodes for "
+                             f"{len(run.features)} columns of the run; its outputs are inconsistent, rerun it.")
+        participant = f"sub-{run.entities['subject']}"
+        value = targets.get(participant)
+        if value is None:
+            missing.append(participant)
+            continue
+        sub = matrix[np.ix_(cols, cols)]
+        names = [nodes[c] for c in cols]
+        rows.append(cn.upper_triangle(sub))
+        ys.append(value)
+        records.append({"source": "_".join(f"{k}-{run.entities[k]}" for k in run_entities if k in run.entities),
+                        "participant_id": participant, **{k: run.entities[k] for k in run_entities
+                                                          if k in run.entities}, **qc_values(run.meta)})
+    if missing:
+        warnings.warn(f"{len(missing)} run(s) left out: their participant has no {y!r} in participants.tsv "
+                      f"(n/a or not listed): {', '.join(sorted(set(missing)))}.", stacklevel=3)
+    if not rows:
+        raise ValueError(f"no run has a {y!r} value in participants.tsv; nothing to stack.")
+    i, j = np.triu_indices(len(names), k=1)
+    edges = pd.DataFrame({"edge": cn.edge_names(names), "node_a": [names[a] for a in i],
+                          "node_b": [names[b] for b in j]})
+    target = np.array(ys, dtype=float if all(isinstance(v, (int, float)) for v in ys) else object)
+    return np.vstack(rows), target, pd.DataFrame(records), edges
+
+
+def write_relmats(writer, naming, output_dir: Path, cleaned: Path, features: dict, *, measures: list[str],
+                  fisher: bool, sources: list | None = None) -> list[Path]:
+    """One ``_meas-<label>_relmat.tsv`` (and its ``.json``) per ``--connectivity`` measure, from the run's cleaned
+    region series, through the run's transaction (``writer``).
+
+    Parameters
+    ----------
+    writer : bidsapp.outputs.transaction.RunWriter
+    naming : bidsapp.bids.naming.RunNaming
+    output_dir : Path
+    cleaned : Path
+        The cleaned ``(n_kept, n_regions)`` ``.npy``.
+    features : dict
+        The features table (``name``; ``excluded`` for regions left out by ``--min-coverage``).
+    measures : list of str
+        ``--connectivity`` values.
+    fisher : bool
+        ``--fisher-z``.
+    """
+    from bidsapp.core.io import format_tsv
+
+    X = np.load(cleaned)
+    names = [str(n) for n in features.get("name", [f"region-{k}" for k in range(X.shape[1])])]
+    excluded = [n for n, col in zip(names, np.isnan(X).all(axis=0)) if col]
+    written = []
+    for measure in measures:
+        matrix = cn.connectivity(X, measure)
+        if fisher and measure in cn.CORRELATIONS:
+            matrix = cn.fisher_z(matrix)
+        label = cn.MEASURES[measure]
+        path = naming.path(output_dir, "relmat", ".tsv", meas=label)
+        with writer.put(path) as tmp:
+            tmp.write_text(format_tsv(cn.relmat_table(matrix, names)), encoding="utf-8")
+        side = cn.relmat_sidecar(measure, fisher=fisher, n_samples=X.shape[0], excluded=excluded)
+        side["Sources"] = [naming.path(output_dir, "timeseries", ".npy").name]
+        with writer.put(path.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(side, indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,307 @@
+"""Methods text (``logs/CITATION.md``, ``logs/CITATION.bib``) written from the run sidecars, so that it says
+what was actually done (the settings recorded in each run's ``_timeseries.json``), in the style of
+fMRIPrep's boilerplate: paragraphs a user may paste into a methods section, with references."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+#: number of regressors of each expansion of 6 motion parameters / of one signal (nilearn's models)
+_EXPANSION = {"basic": ("", 1), "derivatives": (" and their temporal derivatives", 2),
+              "power2": (" and their squares", 2), "full": (", their temporal derivatives and the squares of both", 4)}
+
+REFERENCES = {
+    "fmriprep": ("Esteban O, Markiewicz CJ, Blair RW, et al. fMRIPrep: a robust preprocessing pipeline for "
+                 "functional MRI. Nature Methods 16, 111-116 (2019). doi:10.1038/s41592-018-0235-4",
+                 "@article{fmriprep,\n  author = {Esteban, Oscar and Markiewicz, Christopher J. and Blair, Ross W. "
+                 "and others},\n  title = {{fMRIPrep}: a robust preprocessing pipeline for functional {MRI}},\n"
+                 "  journal = {Nature Methods},\n  volume = {16},\n  pages = {111--116},\n  year = {2019},\n"
+                 "  doi = {10.1038/s41592-018-0235-4}\n}"),
+    "nipype": ("Gorgolewski K, Burns CD, Madison C, et al. Nipype: a flexible, lightweight and extensible "
+               "neuroimaging data processing framework in Python. Frontiers in Neuroinformatics 5, 13 (2011). "
+               "doi:10.3389/fninf.2011.00013",
+               "@article{nipype,\n  author = {Gorgolewski, Krzysztof and Burns, Christopher D. and Madison, Cindee "
+               "and others},\n  title = {Nipype: a flexible, lightweight and extensible neuroimaging data "
+               "processing framework in Python},\n  journal = {Frontiers in Neuroinformatics},\n  volume = {5},\n"
+               "  pages = {13},\n  year = {2011},\n  doi = {10.3389/fninf.2011.00013}\n}"),
+    "nilearn": ("Abraham A, Pedregosa F, Eickenberg M, et al. Machine learning for neuroimaging with scikit-learn. "
+                "Frontiers in Neuroinformatics 8, 14 (2014). doi:10.3389/fninf.2014.00014",
+                "@article{nilearn,\n  author = {Abraham, Alexandre and Pedregosa, Fabian and Eickenberg, Michael "
+                "and others},\n  title = {Machine learning for neuroimaging with scikit-learn},\n  journal = "
+                "{Frontiers in Neuroinformatics},\n  volume = {8},\n  pages = {14},\n  year = {2014},\n"
+                "  doi = {10.3389/fninf.2014.00014}\n}"),
+    "wang2024": ("Wang HT, Meisler SL, Sharmarke H, et al. Continuous evaluation of denoising strategies in "
+                 "resting-state fMRI connectivity using fMRIPrep and Nilearn. PLOS Computational Biology 20, "
+                 "e1011942 (2024). doi:10.1371/journal.pcbi.1011942",
+                 "@article{wang2024,\n  author = {Wang, Hao-Ting and Meisler, Steven L. and Sharmarke, Hanad and "
+                 "others},\n  title = {Continuous evaluation of denoising strategies in resting-state {fMRI} "
+                 "connectivity using {fMRIPrep} and {Nilearn}},\n  journal = {PLOS Computational Biology},\n"
+                 "  volume = {20},\n  pages = {e1011942},\n  year = {2024},\n  doi = {10.1371/journal.pcbi.1011942}"
+                 "\n}"),
+    "satterthwaite2013": ("Satterthwaite TD, Elliott MA, Gerraty RT, et al. An improved framework for confound "
+                          "regression and filtering for control of motion artifact in the preprocessing of "
+                          "resting-state functional connectivity data. NeuroImage 64, 240-256 (2013). "
+                          "doi:10.1016/j.neuroimage.2012.08.052",
+                          "@article{satterthwaite2013,\n  author = {Satterthwaite, Theodore D. and Elliott, Mark A. "
+                          "and Gerraty, Raphael T. and others},\n  title = {An improved framework for confound "
+                          "regression and filtering for control of motion artifact in the preprocessing of "
+                          "resting-state functional connectivity data},\n  journal = {NeuroImage},\n  volume = "
+                          "{64},\n  pages = {240--256},\n  year = {2013},\n  doi = {10.1016/j.neuroimage.2012.08.052}"
+                          "\n}"),
+    "power2014": ("Power JD, Mitra A, Laumann TO, et al. Methods to detect, characterize, and remove motion "
+                  "artifact in resting state fMRI. NeuroImage 84, 320-341 (2014). "
+                  "doi:10.1016/j.neuroimage.2013.08.048",
+                  "@article{power2014,\n  author = {Power, Jonathan D. and Mitra, Anish and Laumann, Timothy O. and "
+                  "others},\n  title = {Methods to detect, characterize, and remove motion artifact in resting "
+                  "state {fMRI}},\n  journal = {NeuroImage},\n  volume = {84},\n  pages = {320--341},\n"
+                  "  year = {2014},\n  doi = {10.1016/j.neuroimage.2013.08.048}\n}"),
+    "behzadi2007": ("Behzadi Y, Restom K, Liau J, Liu TT. A component based noise correction method (CompCor) for "
+                    "BOLD and perfusion based fMRI. NeuroImage 37, 90-101 (2007). "
+                    "doi:10.1016/j.neuroimage.2007.04.042",
+                    "@article{behzadi2007,\n  author = {Behzadi, Yashar and Restom, Khaled and Liau, Joy and Liu, "
+                    "Thomas T.},\n  title = {A component based noise correction method ({CompCor}) for {BOLD} and "
+                    "perfusion based {fMRI}},\n  journal = {NeuroImage},\n  volume = {37},\n  pages = {90--101},\n"
+                    "  year = {2007},\n  doi = {10.1016/j.neuroimage.2007.04.042}\n}"),
+    "pruim2015": ("Pruim RHR, Mennes M, van Rooij D, et al. ICA-AROMA: a robust ICA-based strategy for removing "
+                  "motion artifacts from fMRI data. NeuroImage 112, 267-277 (2015). "
+                  "doi:10.1016/j.neuroimage.2015.02.064",
+                  "@article{pruim2015,\n  author = {Pruim, Raimon H. R. and Mennes, Maarten and van Rooij, Daan "
+                  "and others},\n  title = {{ICA-AROMA}: a robust {ICA}-based strategy for removing motion "
+                  "artifacts from {fMRI} data},\n  journal = {NeuroImage},\n  volume = {112},\n  pages = "
+                  "{267--277},\n  year = {2015},\n  doi = {10.1016/j.neuroimage.2015.02.064}\n}"),
+    "ciric2017": ("Ciric R, Wolf DH, Power JD, et al. Benchmarking of participant-level confound regression "
+                  "strategies for the control of motion artifact in studies of functional connectivity. "
+                  "NeuroImage 154, 174-187 (2017). doi:10.1016/j.neuroimage.2017.03.020",
+                  "@article{ciric2017,\n  author = {Ciric, Rastko and Wolf, Daniel H. and Power, Jonathan D. and "
+                  "others},\n  title = {Benchmarking of participant-level confound regression strategies for the "
+                  "control of motion artifact in studies of functional connectivity},\n  journal = {NeuroImage},\n"
+                  "  volume = {154},\n  pages = {174--187},\n  year = {2017},\n"
+                  "  doi = {10.1016/j.neuroimage.2017.03.020}\n}"),
+    "lindquist2019": ("Lindquist MA, Geuter S, Wager TD, Caffo BS. Modular preprocessing pipelines can reintroduce "
+                      "artifacts into fMRI data. Human Brain Mapping 40, 2358-2376 (2019). doi:10.1002/hbm.24528",
+                      "@article{lindquist2019,\n  author = {Lindquist, Martin A. and Geuter, Stephan and Wager, "
+                      "Tor D. and Caffo, Brian S.},\n  title = {Modular preprocessing pipelines can reintroduce "
+                      "artifacts into {fMRI} data},\n  journal = {Human Brain Mapping},\n  volume = {40},\n"
+                      "  pages = {2358--2376},\n  year = {2019},\n  doi = {10.1002/hbm.24528}\n}"),
+    "mumford2012": ("Mumford JA, Turner BO, Ashby FG, Poldrack RA. Deconvolving BOLD activation in event-related "
+                    "designs for multivoxel pattern classification analyses. NeuroImage 59, 2636-2643 (2012). "
+                    "doi:10.1016/j.neuroimage.2011.08.076",
+                    "@article{mumford2012,\n  author = {Mumford, Jeanette A. and Turner, Benjamin O. and Ashby, "
+                    "F. Gregory and Poldrack, Russell A.},\n  title = {Deconvolving {BOLD} activation in "
+                    "event-related designs for multivoxel pattern classification analyses},\n  journal = "
+                    "{NeuroImage},\n  volume = {59},\n  pages = {2636--2643},\n  year = {2012},\n"
+                    "  doi = {10.1016/j.neuroimage.2011.08.076}\n}"),
+}
+
+
+def _expansion(model: str | None, what: str, n_signals: int) -> tuple[str, int]:
+    """``"6 motion parameters, their temporal derivatives ..."`` and the number of regressors."""
+    words, k = _EXPANSION.get(model or "basic", ("", 1))
+    return f"{what}{words}", n_signals * k
+
+
+def _mask_phrase(meta: dict) -> str:
+    """The mask, in words that hold for every run of a configuration (no file name, no voxel count)."""
+    strategy = meta["Parameters"].get("mask_strategy")
+    if strategy == "fmriprep":
+        return "fMRIPrep's brain mask of each run"
+    if strategy in ("background", "epi"):
+        return (f"a mask computed from each run's temporal mean (nilearn's `compute_{strategy}_mask` with its "
+                "defaults)")
+    return f"a template mask ({meta['MaskSource']})"
+
+
+def _columns_sentence(meta: dict) -> str:
+    """What the columns are and which mask bounds them."""
+    p, kind = meta["Parameters"], meta.get("ColumnSpace", "voxels")
+    mask = _mask_phrase(meta)
+    if kind == "voxels":
+        return f"The BOLD signal of each voxel within {mask} was extracted (one column per voxel)."
+    if kind in ("grayordinates", "grayordinate_labels"):
+        what = "grayordinate" if kind == "grayordinates" else "region of the grayordinate atlas (mean)"
+        return f"The BOLD signal of each {what} was read from the CIFTI-2 / GIFTI run (one column each)."
+    atlas = p.get("atlas_name") or p.get("atlas") or p.get("spheres") or "the atlas"
+    n_cols = meta["Shape"][1]
+    if kind == "labels":
+        return f"The mean BOLD signal of each of the {n_cols} regions of {atlas} within {mask} was extracted."
+    if kind == "maps":
+        return (f"The signal of each of the {n_cols} maps of {atlas} was extracted within {mask} by least squares "
+                "(as nilearn's NiftiMapsMasker).")
+    radius = p.get("sphere_radius")
+    return (f"The mean BOLD signal of the voxels of {mask} within {f'{radius:g} mm' if radius else 'the voxel'} of "
+            f"each of the {n_cols} seeds of {atlas} was extracted (as nilearn's NiftiSpheresMasker).")
+
+
+def _confounds_sentences(meta: dict) -> tuple[list[str], set[str]]:
+    """The regressors, the censoring rule and their references."""
+    p, dp = meta["Parameters"], meta.get("DenoiseParameters") or {}
+    strategy, comps = p.get("denoise"), set(dp.get("components", []))
+    refs: set[str] = set()
+    if strategy == "none" and not meta["ConfoundColumns"]:
+        return ["No confound was regressed out."], refs
+    parts = []
+    if "motion" in comps:
+        text, _ = _expansion(dp.get("motion"), "the 6 head-motion parameters", 6)
+        parts.append(text)
+        refs.add("satterthwaite2013")
+    if "wm_csf" in comps:
+        parts.append(_expansion(dp.get("wm_csf"), "the mean white-matter and CSF signals", 2)[0])
+    if "global_signal" in comps:
+        parts.append(_expansion(dp.get("global_signal"), "the global signal", 1)[0])
+    if "compcor" in comps:
+        parts.append(f"{dp.get('n_compcor', 'all')} CompCor components ({dp.get('compcor')})")
+        refs.add("behzadi2007")
+    if "ica_aroma" in comps:
+        parts.append("the ICA-AROMA noise components (non-aggressive)")
+        refs.add("pruim2015")
+    if "high_pass" in comps:
+        parts.append("fMRIPrep's discrete cosine drift regressors")
+    extra = [c for c in p.get("confounds") or []]
+    if extra:
+        parts.append("the columns " + ", ".join(f"`{c}`" for c in extra))
+    out = [f"Confound regressors were taken from fMRIPrep's confounds file following nilearn's `{strategy}` "
+           "denoising strategy (`load_confounds_strategy`; Wang et al. 2024): " + "; ".join(parts)
+           + f" ({len(meta['ConfoundColumns'])} regressors in total, "
+           + ("demeaned" if dp.get("demean", True) else "not demeaned") + ")."]
+    refs |= {"wang2024", "ciric2017"}
+    if "scrub" in comps:
+        out.append(f"Volumes with framewise displacement above {dp.get('fd_threshold')} mm or standardized DVARS "
+                   f"above {dp.get('std_dvars_threshold')} were censored (scrubbing; Power et al. 2014), together "
+                   f"with segments of fewer than {dp.get('scrub')} consecutive kept volumes.")
+        refs.add("power2014")
+    return out, refs
+
+
+def _cleaning_sentence(meta: dict) -> str:
+    """Detrending, filtering, regression and scaling, in nilearn's order."""
+    p = meta["Parameters"]
+    low, high = p.get("low_pass"), p.get("high_pass")
+    steps = ["linear detrending" if p.get("detrend") else "no detrending"]
+    if low is None and high is None:
+        steps.append("no temporal filtering")
+    elif p.get("filter") == "cosine":
+        steps.append(f"a discrete cosine high-pass filter at {high:g} Hz")
+    else:
+        band = (f"band-pass {high:g}-{low:g} Hz" if low is not None and high is not None
+                else f"{'low' if low is not None else 'high'}-pass {low if low is not None else high:g} Hz")
+        steps.append(f"a zero-phase Butterworth {band} filter (order 5) applied to signals and confounds alike "
+                     "(Lindquist et al. 2019)")
+    steps.append("orthogonal regression of the confounds")
+    steps.append({"zscore_sample": "z-scoring of each column", "psc": "scaling to percent signal change"}
+                 .get(p.get("standardize"), "no scaling"))
+    if p.get("smoothing_fwhm"):
+        steps.insert(0, f"spatial smoothing ({p['smoothing_fwhm']:g} mm FWHM)")
+    dummy = p.get("dummy_scans")
+    nss_text = ("fMRIPrep's non-steady-state outliers" if dummy == "auto" else f"the first {dummy} volumes")
+    return (f"Signals were cleaned as nilearn's `signal.clean` (Abraham et al. 2014): {', '.join(steps)}. "
+            f"Non-steady-state volumes ({nss_text}) were censored.")
+
+
+def _trials_sentence(meta: dict) -> tuple[str, set[str]]:
+    trials = meta.get("Trials") or {}
+    if trials.get("NTrials") is None:
+        return "", set()
+    w = trials["TrialWindow"]
+    text = (f"Trials were read from the events file: each volume was labelled by the trial it falls in "
+            f"(haemodynamic lag {trials.get('HRFLag', 0):g} s) and per-trial segments were cut from {w[0]:g} to "
+            f"{w[1]:g} s after each onset, sampled every TR (linear interpolation between volumes); trials "
+            "whose window needs a censored volume or a time outside the run were marked invalid ("
+            + ("their missing samples set to NaN" if trials.get("TrialEdge") == "nan" else "and left out") + ").")
+    if trials.get("TrialEstimates"):
+        text += (f" Trial-wise response estimates were obtained with a least-squares-separate model (LSS; Mumford "
+                 f"et al. 2012), using the {trials.get('HRF', 'canonical HRF')}, on the cleaned data.")
+        return text, {"mumford2012"}
+    return text, set()
+
+
+def run_paragraphs(meta: dict) -> tuple[list[str], set[str]]:
+    """The methods paragraphs of one run's settings (from its ``_timeseries.json``) and their reference keys."""
+    conf, refs = _confounds_sentences(meta)
+    trials, trial_refs = _trials_sentence(meta)
+    paragraphs = [_columns_sentence(meta) + " " + " ".join(conf), _cleaning_sentence(meta)]
+    if trials:
+        paragraphs.append(trials)
+    return paragraphs, refs | trial_refs | {"nilearn"}
+
+
+def _software(versions: dict, fmriprep_version: str | None) -> str:
+    others = ", ".join(f"{k} {v}" for k, v in versions.items() if k not in ("bidsapp", "nipype"))
+    fmriprep = f"*fMRIPrep* {fmriprep_version}" if fmriprep_version else "*fMRIPrep*"
+    return (f"Results included in this manuscript come from processing performed with *bidsapp* "
+            f"{versions.get('bidsapp', '')}, which is based on *Nipype* {versions.get('nipype', '')} (Gorgolewski et "
+            f"al. 2011), on the outputs of {fmriprep} (Esteban et al. 2019). Other software: {others}.")
+
+
+def _desc(meta: dict) -> str:
+    """The desc label of a run (from ``BIDSAppRun``, its file stem)."""
+    return meta.get("BIDSAppRun", "").rsplit("_desc-", 1)[-1].split("_")[0] or "?"
+
+
+def methods(metas: Iterable[dict], *, fmriprep_version: str | None = None) -> tuple[str, str]:
+    """``CITATION.md`` and ``CITATION.bib`` text for a set of runs.
+
+    Runs whose settings give the same paragraphs share a section, headed by their desc label and spaces.
+
+    Parameters
+    ----------
+    metas : iterable of dict
+        Run sidecars (``_timeseries.json`` contents), with ``BIDSAppRun`` (the run's file stem) added.
+    fmriprep_version : str, optional
+        From the fMRIPrep entry of ``dataset_description.json``'s ``GeneratedBy``.
+
+    Returns
+    -------
+    (str, str)
+        The Markdown text and the BibTeX entries it cites.
+    """
+    sections: dict[tuple, list[dict]] = {}
+    refs = {"fmriprep", "nipype"}
+    for meta in metas:
+        paragraphs, keys = run_paragraphs(meta)
+        refs |= keys
+        sections.setdefault((_desc(meta), *paragraphs), []).append(meta)
+    if not sections:
+        raise ValueError("methods: no run sidecar given")
+    first = next(iter(sections.values()))[0]
+    lines = ["# Methods", "",
+             "*Generated by bidsapp from the settings recorded in each run's sidecar (`_timeseries.json`); the "
+             "text may be copied into a methods section. Cite the references below (BibTeX: `CITATION.bib`).*",
+             "", _software(first["SoftwareVersions"], fmriprep_version), ""]
+    for (desc, *paragraphs), group in sections.items():
+        spaces = sorted({s.split("_")[0] for m in group for s in m.get("BIDSAppRun", "").split("space-")[1:]})
+        lines += [f"## desc-{desc} ({len(group)} run{'s' * (len(group) > 1)}"
+                  + (f"; space {', '.join(spaces)})" if spaces else ")"), ""]
+        lines += [p + "\n" for p in paragraphs]
+    cited = sorted(refs, key=lambda k: REFERENCES[k][0])
+    lines += ["## References", ""] + [f"- {REFERENCES[k][0]}" for k in cited]
+    return "\n".join(lines) + "\n", "\n\n".join(REFERENCES[k][1] for k in cited) + "\n"
+
+
+def fmriprep_version(output_dir: Path) -> str | None:
+    """fMRIPrep's version from the ``GeneratedBy`` of the output folder's ``dataset_description.json``."""
+    import json
+
+    try:
+        desc = json.loads((Path(output_dir) / "dataset_description.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return next((g.get("Version") for g in desc.get("GeneratedBy", []) if g.get("Name") == "fMRIPrep"), None)
+
+
+def write_citation(output_dir: Path) -> tuple[Path, Path] | None:
+    """Write ``logs/CITATION.md`` and ``logs/CITATION.bib`` for every complete run of the output folder
+    (a run with its sidecar); None when there is none."""
+    import json
+
+    from bidsapp.core.io import write_text
+
+    output_dir = Path(output_dir)
+    sidecars = sorted(output_dir.glob("sub-*/**/func/*_timeseries.json"))
+    metas = [dict(json.loads(sc.read_text()), BIDSAppRun=sc.name[: -len("_timeseries.json")]) for sc in sidecars]
+    if not metas:
+        return None
+    text, bib = methods(metas, fmriprep_version=fmriprep_version(output_dir))
+    logs = output_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    return write_text(logs / "CITATION.md", text), write_text(logs / "CITATION.bib", bib)

@@ -1,0 +1,176 @@
+"""Report figures: decodable images, axes labelled with units, what is drawn where it should be."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from bidsapp.reports import figures as F
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and img.width > 100 and img.height > 100
+    return np.asarray(img.convert("RGB")).astype(int)
+
+
+def _count(rgb: np.ndarray, colour: str, tol: int = 12) -> int:
+    target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(rgb - target).max(axis=-1) <= tol).sum())
+
+
+def _svg_text(svg: bytes) -> str:
+    """The text of an SVG drawn with its text as text (matplotlib's svg.fonttype 'none')."""
+    return svg.decode()
+
+
+@pytest.fixture
+def svg_text(monkeypatch):
+    import matplotlib
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.fonttype", "none")
+
+
+def _brain(shape=(20, 24, 18), centre=(10, 12, 9), radius=6):
+    g = np.indices(shape)
+    mask = sum((g[i] - centre[i]) ** 2 for i in range(3)) <= radius ** 2
+    rng = np.random.default_rng(0)
+    mean = np.where(mask, 800 + 50 * rng.random(shape), 20.0)
+    return mean, mask
+
+
+def test_mask_outline_is_red_and_slices_go_through_the_mask(svg_text):
+    mean, mask = _brain(centre=(6, 12, 9))
+    affine = np.diag([3.0, 3.0, 4.0, 1.0])
+    affine[:3, 3] = [-30, -36, -36]
+    png = F.overlay_planes(mean, mask, affine, kind="mask")
+    assert _count(_pixels(png), "#ff3b30", tol=40) > 100  # the outline
+    no_mask = F.overlay_planes(mean, np.zeros_like(mask), affine, kind="mask")
+    assert _count(_pixels(no_mask), "#ff3b30", tol=40) == 0
+    text = _svg_text(F.overlay_planes(mean, mask, affine, kind="mask", fmt="svg"))
+    # the cut is the mask's centre, in mm: x = -30 + 3 * 6
+    assert "sagittal, x = -12 mm" in text and "coronal, y = 0 mm" in text and "axial, z = 0 mm" in text
+    for label in ("x (mm)", "y (mm)", "z (mm)"):
+        assert label in text
+
+
+@pytest.mark.parametrize("kind", ["labels", "maps", "spheres"])
+def test_atlas_kinds_are_coloured(kind):
+    mean, mask = _brain()
+    if kind == "labels":
+        overlay = np.where(mask, 1 + (np.indices(mask.shape)[0] > 10), 0)
+    else:
+        overlay = np.stack([mask & (np.indices(mask.shape)[0] <= 10), mask & (np.indices(mask.shape)[0] > 10)],
+                           axis=-1).astype(float)
+    rgb = _pixels(F.overlay_planes(mean, overlay, np.eye(4), kind=kind))
+    colourful = (rgb.max(axis=-1) - rgb.min(axis=-1)) > 40
+    assert colourful.sum() > 200
+    bare = _pixels(F.overlay_planes(mean, np.zeros_like(overlay), np.eye(4), kind=kind))
+    assert ((bare.max(axis=-1) - bare.min(axis=-1)) > 40).sum() < colourful.sum() / 10
+
+
+def test_overlay_refuses_another_grid():
+    mean, mask = _brain()
+    with pytest.raises(ValueError, match="not on the mean image's grid"):
+        F.overlay_planes(mean, mask[:-1], np.eye(4))
+    with pytest.raises(ValueError, match="kind 'blob'"):
+        F.overlay_planes(mean, mask, np.eye(4), kind="blob")
+
+
+def _carpet(n=80, k=300, censored=()):
+    rng = np.random.default_rng(1)
+    before = rng.normal(size=(n, k))
+    after = rng.normal(size=(n, k))
+    cens = np.zeros(n, bool)
+    cens[list(censored)] = True
+    after[cens] = np.nan
+    fd = np.r_[np.nan, rng.uniform(0, 0.4, n - 1)]
+    dv = np.r_[np.nan, rng.uniform(0.8, 1.3, n - 1)]
+    return dict(before=before, after=after, fd=fd, dvars_before=dv, dvars_after=dv * 0.9, censored=cens)
+
+
+def test_carpet_marks_censored_volumes_and_labels_units(svg_text):
+    plain = _pixels(F.carpet_plot(t_r=2.0, **_carpet()))
+    marked = _pixels(F.carpet_plot(t_r=2.0, **_carpet(censored=[0, 1, 30, 31, 32])))
+    assert _count(plain, F.CENSORED, tol=6) == 0
+    assert _count(marked, F.CENSORED, tol=6) > 500
+    text = _svg_text(F.carpet_plot(t_r=2.0, start_time=1.0, fd_threshold=0.5, n_features=250_000,
+                                   groups=[("cortex left", 0), ("thalamus", 150)], fmt="svg", **_carpet()))
+    for label in ("FD (mm)", "std. DVARS", "time (s)", "before cleaning", "after cleaning", "300 of 250000",
+                  "threshold 0.5 mm", "thalamus"):
+        assert label in text
+
+
+def test_carpet_refuses_traces_of_another_length():
+    c = _carpet()
+    c["fd"] = c["fd"][:-1]
+    with pytest.raises(ValueError, match="must share 80 volumes"):
+        F.carpet_plot(t_r=2.0, **c)
+
+
+def test_trial_timeline_colours_valid_and_invalid_trials(svg_text):
+    args = dict(window=(-2.0, 16.0), run_start=1.0, run_end=201.0, censored_times=[1.0, 3.0], t_r=2.0)
+    onsets, durations = np.array([10.0, 40.0, 70.0, 190.0]), np.full(4, 2.0)
+    types = ["face", "house", "face", "house"]
+    all_valid = _pixels(F.trial_timeline(onsets, durations, types, np.ones(4, bool), **args))
+    one_bad = _pixels(F.trial_timeline(onsets, durations, types, np.array([1, 1, 1, 0], bool), **args))
+    assert _count(all_valid, "#c01c28") == 0 and _count(one_bad, "#c01c28") > 20
+    text = _svg_text(F.trial_timeline(onsets, durations, types, np.ones(4, bool), fmt="svg", **args))
+    assert "time from the first stored volume (s)" in text and "face" in text and "house" in text
+    with pytest.raises(ValueError, match="must match"):
+        F.trial_timeline(onsets, durations[:3], types, np.ones(4, bool), **args)
+
+
+def test_connectivity_and_group_figures(svg_text):
+    rng = np.random.default_rng(2)
+    m = np.corrcoef(rng.normal(size=(12, 60)))
+    text = _svg_text(F.connectivity_matrix(m, [f"region{i}" for i in range(12)], fmt="svg"))
+    assert "region11" in text and "correlation (Pearson r)" in text
+    with pytest.raises(ValueError, match="square matrix"):
+        F.connectivity_matrix(m[:, :5], ["a"] * 12)
+    qcfc = {"simple": rng.normal(0.2, 0.1, 300), "scrubbing": rng.normal(0.0, 0.1, 300)}
+    text = _svg_text(F.qcfc_histograms(qcfc, fmt="svg"))
+    assert "QC-FC (Pearson r, edge vs mean FD)" in text and "scrubbing" in text and "edges" in text
+    dist = rng.uniform(10, 150, 300)
+    text = _svg_text(F.distance_dependence({k: (dist, v) for k, v in qcfc.items()}, fmt="svg"))
+    assert "distance between region centroids (mm)" in text
+    from scipy.stats import spearmanr
+
+    rho = spearmanr(dist, qcfc["simple"])[0]
+    assert f"Spearman rho(distance, QC-FC) = {rho:.3f}" in text
+    text = _svg_text(F.coverage_bars(["CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_THALAMUS_RIGHT"],
+                                     [29696, 1288], fmt="svg"))
+    assert "cortex left" in text and "thalamus right" in text and "grayordinates" in text
+
+
+def test_figures_are_reproducible_bytes():
+    mean, mask = _brain()
+    assert F.overlay_planes(mean, mask, np.eye(4)) == F.overlay_planes(mean, mask, np.eye(4))
+
+
+def test_slices_go_through_separate_pieces(svg_text):
+    """Two spheres apart: the planes pass through one of them, not through the empty middle."""
+    mean, _ = _brain()
+    spheres = np.zeros(mean.shape + (2,))
+    spheres[2:4, 2:4, 2:4, 0] = 1
+    spheres[14:16, 18:20, 12:14, 1] = 1
+    text = _svg_text(F.overlay_planes(mean, spheres, np.eye(4), kind="spheres", fmt="svg"))
+    assert "sagittal, x = 3 mm" in text or "sagittal, x = 14 mm" in text
+
+
+def test_dominant_map_ignores_faint_tails(tmp_path):
+    import nibabel as nib
+
+    from bidsapp.reports.run_report import dominant_map
+
+    maps = np.zeros((5, 5, 5, 2), np.float32)
+    maps[..., 0] = 0.01  # a faint tail everywhere (1 % of its peak)
+    maps[1, 1, 1, 0] = 1.0
+    maps[3, 3, 3, 1] = 2.0
+    nib.save(nib.Nifti1Image(maps, np.eye(4)), tmp_path / "maps.nii.gz")
+    label = dominant_map(tmp_path / "maps.nii.gz")
+    assert label[1, 1, 1] == 1 and label[3, 3, 3] == 2 and (label > 0).sum() == 2
