@@ -89,12 +89,27 @@ def resolve(value: str, space: str, bold_affine: np.ndarray, home: Path) -> tupl
                          f"If TemplateFlow has it, fetch it once with: {fetch_command(space, name, desc)}")
     descs = sorted({e["desc"] or "" for e in found})
     if len(descs) > 1:
+        plain = sorted(Path(e["path"]).name for e in found if not e["desc"])
+        without = f"; the version without desc is a file: give it as --atlas PATH ({plain[0]})" if plain else ""
         raise ValueError(f"--atlas {value}: several versions in tpl-{space}; add one of "
-                         + ", ".join(f":desc-{d}" for d in descs if d) + f" (e.g. --atlas {name}:desc-{descs[-1]}).")
+                         + ", ".join(f":desc-{d}" for d in descs if d) + f" (e.g. --atlas {name}:desc-{descs[-1]})"
+                         + without + ".")
+    _one_kind(value, space, found)
     size = float(nib.affines.voxel_sizes(bold_affine).min())
-    best = min(found, key=lambda e: (abs(float(nib.affines.voxel_sizes(nib.load(e["path"]).affine).min()) - size),
-                                     e["suffix"] != "dseg"))
+    best = min(found, key=lambda e: abs(float(nib.affines.voxel_sizes(nib.load(e["path"]).affine).min()) - size))
     return best["path"], label_table(best["path"])
+
+
+def _one_kind(value: str, space: str, found: list[dict]) -> None:
+    """Refuse a name that is both a ``dseg`` (labels) and a ``probseg`` (maps) in the cache: which one the run
+    got would depend on the resolutions cached (columns regions on one machine, maps on another)."""
+    kinds = sorted({e["suffix"] for e in found})
+    if len(kinds) > 1:
+        files = ", ".join(sorted({Path(e["path"]).name for e in found}))
+        raise ValueError(f"--atlas {value}: tpl-{space} has it both as dseg (labels: one column per region) and as "
+                         f"probseg (maps: one column per map) ({files}); give the file you mean as --atlas PATH "
+                         "and its table as --atlas-labels TSV "
+                         "(with --resample-mask when it is not on the run's grid).")
 
 
 def _closest(name: str, desc: str | None, cached: dict[str, list[dict]]) -> str:

@@ -26,6 +26,32 @@ def roi_name(path: PathLike) -> str:
     return stem
 
 
+def _check_grid(path: PathLike, found: tuple[int, ...], found_affine: np.ndarray, affine: np.ndarray,
+                shape: tuple[int, ...]) -> None:
+    """One line naming the file when a ROI's shape or affine is not the run's (a same-shaped ROI with another
+    affine, e.g. flipped or shifted, would otherwise be read as the wrong voxels)."""
+    if len(found) == 4 and tuple(found[:3]) == tuple(shape):
+        raise ValueError(f"{path}: a ROI mask is one 3D volume, this file has {found[3]} volumes; give one file per "
+                         "ROI (e.g. split it with nilearn.image.index_img), or use --atlas for probabilistic maps.")
+    if tuple(found) != tuple(shape):
+        what = f"shape {tuple(found)} vs the run's {tuple(shape)}"
+    elif not np.allclose(found_affine, affine, atol=1e-3):
+        what = (f"same shape {tuple(shape)}, but its affine differs from the run's: "
+                f"{_grid(found_affine)} vs {_grid(affine)}")
+    else:
+        return
+    raise ValueError(f"{path}: the ROI is not on the run's grid ({what}); resample it to the run's space and "
+                     "resolution (e.g. with nilearn.image.resample_to_img, interpolation='nearest'): "
+                     "--resample-mask does not apply to ROI masks.")
+
+
+def _grid(affine: np.ndarray) -> str:
+    """Voxel size, origin and axis codes of an affine, for messages."""
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    return (f"voxel size {np.round(zooms, 3).tolist()} mm, origin {np.round(affine[:3, 3], 3).tolist()} mm, "
+            f"axes {''.join(nib.aff2axcodes(affine))}")
+
+
 def read_roi(path: PathLike, affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A ROI file as a boolean volume on the run's grid; one line naming the file when it is not binary or
     not on that grid."""
@@ -33,12 +59,12 @@ def read_roi(path: PathLike, affine: np.ndarray, shape: tuple[int, ...]) -> np.n
     data = np.asanyarray(img.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
-    if data.shape != tuple(shape) or not np.allclose(img.affine, affine, atol=1e-3):
-        raise ValueError(f"{path}: the ROI is not on the run's grid ({data.shape} vs {tuple(shape)}); resample it "
-                         "to the run's space and resolution (e.g. with nilearn.image.resample_to_img, "
-                         "interpolation='nearest').")
-    values = np.unique(data[np.isfinite(data)]) if np.issubdtype(data.dtype, np.floating) else np.unique(data)
-    if not np.isfinite(data).all() or not set(values.tolist()) <= {0, 1}:
+    _check_grid(path, data.shape, img.affine, affine, shape)
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        raise ValueError(f"{path}: the ROI holds {int((~np.isfinite(data)).sum())} NaN or infinite value(s); a ROI "
+                         "mask holds 0 and 1 only: set them to 0 (outside the ROI) or 1.")
+    values = np.unique(data)
+    if not set(values.tolist()) <= {0, 1}:
         raise ValueError(f"{path}: a ROI mask holds 0 and 1 only (found {values[:5].tolist()}...); give a binary "
                          "mask, or use --atlas for a label or probabilistic atlas.")
     return data > 0
