@@ -375,7 +375,7 @@ def test_atlas_bound_to_its_checksum_and_region_named_label(edited, atlases, tmp
     capsys.readouterr()
     assert _participant(bids, out, "--participant-label", "02", *common, *atlas(second)) == 2
     err = capsys.readouterr().err
-    assert "atlas ('sha256:" in err and "atlas files are compared by their checksum" in err
+    assert "atlas ('sha256:" in err and "the files that define the columns are compared by their checksum" in err
     assert not list(out.glob("sub-02/**/*_timeseries.json"))  # nothing half-written
     assert _participant(bids, out, "--participant-label", "02", *common, *atlas(second), "--replace-outputs") == 0
     with pytest.warns(UserWarning, match=r"sub-01_task-faces_run-1_\S+ \(no sidecar"):

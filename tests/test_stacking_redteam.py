@@ -128,7 +128,7 @@ def test_atlas_name_bound_to_one_file_whatever_the_desc(demo_outputs, tmp_path, 
                             "--atlas-name", "halves", "--desc", "other") == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "atlas ('sha256:" in err
-        assert "give this atlas file another --atlas-name" in err and "--desc LABEL" not in err
+        assert "give these files another --atlas-name" in err and "--desc LABEL" not in err
         assert sidecar.exists()  # the first atlas's outputs stay complete
     assert not list(out.glob("sub-*/**/*_desc-other_*"))  # nothing half-written
     # the hint, followed literally

@@ -443,9 +443,9 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
         name = "_".join(f"{_SHORT[k]}-{v}" for k, v in key)
         if not s.replace_outputs:
             if atlas_keys & set(diff):
-                why = (" (atlas files are compared by their checksum; every desc of a run shares its "
-                       "atlas-<name>_dseg file)")
-                variant = "give this atlas file another --atlas-name"
+                why = (" (the files that define the columns are compared by their checksum; every desc of a run "
+                       "shares its atlas-<name> columns image, _dseg or _probseg)")
+                variant = "give these files another --atlas-name"
             else:
                 why, variant = "", "name this variant with --desc LABEL"
             raise InputError(
