@@ -52,7 +52,7 @@ def _ellipsoid(shape, radii_frac=(0.38, 0.40, 0.36)) -> np.ndarray:
 
 def _regressor(onsets, durations, amplitudes, n, t_r, oversampling=50) -> np.ndarray:
     """Response sampled at each volume: boxcars convolved with the SPM HRF (the one LSS models use)."""
-    from bidsapp.core.events import spm_hrf
+    from bidsapp.core.hrf import spm_hrf
 
     dt = t_r / oversampling
     hi = np.zeros(n * oversampling)
@@ -64,6 +64,15 @@ def _regressor(onsets, durations, amplitudes, n, t_r, oversampling=50) -> np.nda
     return conv[::oversampling]
 
 
+def add_expansions(cols: dict[str, np.ndarray]) -> None:
+    """Add fMRIPrep's ``_derivative1``, ``_power2`` and ``_derivative1_power2`` columns of every column."""
+    for base in list(cols):
+        d = np.r_[np.nan, np.diff(cols[base])]
+        cols[f"{base}_derivative1"] = d
+        cols[f"{base}_power2"] = cols[base] ** 2
+        cols[f"{base}_derivative1_power2"] = d**2
+
+
 def _confounds(rng, n: int, t_r: float, n_nss: int):
     cols: dict[str, np.ndarray] = {}
     motion = np.cumsum(rng.normal(0, 0.02, (n, 6)), axis=0)
@@ -72,11 +81,7 @@ def _confounds(rng, n: int, t_r: float, n_nss: int):
     cols["csf"] = 800 + np.cumsum(rng.normal(0, 2, n))
     cols["white_matter"] = 600 + np.cumsum(rng.normal(0, 1, n))
     cols["global_signal"] = 700 + np.cumsum(rng.normal(0, 1.5, n))
-    for base in list(cols):
-        d = np.r_[np.nan, np.diff(cols[base])]
-        cols[f"{base}_derivative1"] = d
-        cols[f"{base}_power2"] = cols[base] ** 2
-        cols[f"{base}_derivative1_power2"] = d**2
+    add_expansions(cols)
     steps = np.abs(np.diff(motion, axis=0))
     fd = np.r_[np.nan, steps[:, :3].sum(1) + steps[:, 3:].sum(1)]
     fd[1:] += rng.gamma(2, 0.05, n - 1)

@@ -29,7 +29,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.demo import _write_tsv
+from bidsapp.demo import _write_tsv, add_expansions
 
 SPACE = "MNI152NLin2009cAsym"
 SHAPE = (14, 16, 14)
@@ -97,11 +97,7 @@ def _confounds(rng, motion: np.ndarray, fd: np.ndarray, spikes: np.ndarray) -> d
     cols["csf"] = 800 + np.cumsum(rng.normal(0, 2, n))
     cols["white_matter"] = 600 + np.cumsum(rng.normal(0, 1, n))
     cols["global_signal"] = 700 + np.cumsum(rng.normal(0, 1.5, n))
-    for base in list(cols):
-        d = np.r_[np.nan, np.diff(cols[base])]
-        cols[f"{base}_derivative1"] = d
-        cols[f"{base}_power2"] = cols[base] ** 2
-        cols[f"{base}_derivative1_power2"] = d**2
+    add_expansions(cols)
     cols["framewise_displacement"] = fd
     std_dvars = np.r_[np.nan, 1 + rng.gamma(2, 0.05, n - 1)]
     for t in spikes:

@@ -220,11 +220,6 @@ def segment_trials(
                     outside=outside_s.any(axis=1), index=keep)
 
 
-def spm_hrf(t_r: float, oversampling: int = 50, time_length: float = 32.0) -> np.ndarray:
-    """SPM canonical HRF sampled every ``t_r / oversampling`` s (as nilearn's ``spm_hrf``; :mod:`bidsapp.core.hrf`)."""
-    return hrf.spm_hrf(t_r, oversampling, time_length)
-
-
 def hrf_regressors(
     frame_times: np.ndarray, onsets: np.ndarray, durations: np.ndarray, groups: list[np.ndarray],
     *, oversampling: int = 50,
