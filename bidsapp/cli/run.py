@@ -215,11 +215,12 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
     terms = space.memory_terms(int(shape[3]), n_columns, features)
     from bidsapp.core.trial_fit import model_steps
 
-    joined = model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge) is not None
+    steps = model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf)
     basis = {"spm+derivative": 2, "spm+derivative+dispersion": 3, "fir": int((end - start) / t_r) + 1}
+    library = s.hrf == "library" or (steps or {}).get("hrf") == "library"
     return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates in ("lss", "lsa"),
-                          joined=joined, output_format=tuple(s.output_format), space_cls=space, column_terms=terms,
-                          trial_basis=basis.get(s.hrf, 1), hrf_shapes=20 if s.hrf == "library" else 1)
+                          joined=steps is not None, output_format=tuple(s.output_format), space_cls=space,
+                          column_terms=terms, trial_basis=basis.get(s.hrf, 1), hrf_shapes=20 if library else 1)
 
 
 def column_options(s: Settings, kind: str) -> dict:
