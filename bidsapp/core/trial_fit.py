@@ -415,3 +415,10 @@ def model_steps(trial_estimates: str | None, trial_denoise: str | None, trial_ri
     if not (denoise or ridge or optimized):
         return None
     return {"denoise": denoise, "ridge": ridge, "hrf": "library" if optimized or hrf == "library" else "spm"}
+
+
+def join_key(entities: dict) -> str:
+    """Name of the joined trial model a run belongs to: one per participant and task (e.g. ``trialmodel_sub01_
+    taskfaces``), letters, digits and ``_`` only (a nipype node name)."""
+    key = f"trialmodel_sub{entities.get('subject', '')}_task{entities.get('task', '')}"
+    return "".join(c for c in key if c.isalnum() or c == "_")
