@@ -89,12 +89,15 @@ def fit_runs(inputs: list[dict], names: list[str]) -> tuple[trial_fit.TrialFit, 
                                dof=_dof(inputs, operators), library=first["hrf"] == "library")
     for line in fit.fallbacks:
         warnings.warn(f"{', '.join(names)}: {line}.", stacklevel=2)
+    design = design_warnings(inputs, events, ridge=first["ridge"])
+    for line in design:
+        warnings.warn(line, stacklevel=2)
     info = {"TrialEstimates": HRF_STEP[first["hrf"]] + MODEL_NAME[(first["denoise"], first["ridge"])],
             "HRFModel": first["hrf"], "HRF": ev.HRF_NAME if first["hrf"] == "spm" else DESCRIPTIONS["library"],
             "TrialModelRuns": names, "TrialRepeats": first["repeats"],
             "CrossValidationTargets": "label-free (held-out runs under an all-trials design; held-out blocks of "
                                       "volumes)" if not first["repeats"] else f"--trial-repeats {first['repeats']}",
-            "TrialModelFallbacks": fit.fallbacks}
+            "TrialModelFallbacks": fit.fallbacks, "DesignWarnings": design}
     if fit.hrf is not None:
         info["HRFLibrary"] = _library_info(fit.hrf)
     if fit.noise is not None:
@@ -106,6 +109,21 @@ def fit_runs(inputs: list[dict], names: list[str]) -> tuple[trial_fit.TrialFit, 
         info.update({"RidgeFractionsTried": [round(float(f), 3) for f in trial_fit.FRACTIONS],
                      "RidgeTarget": fit.ridge_target})
     return fit, events, info
+
+
+def design_warnings(inputs: list[dict], events: list, *, ridge: bool) -> list[str]:
+    """What each run's trials do not allow (:func:`bidsapp.core.trial_models.check_trial_design` with one SPM
+    regressor per trial: trials shorter than a TR; with ridge, a model of all trials per run, trials starting less
+    than a TR apart), one line each naming the events file."""
+    from bidsapp.core.hrf import make_basis
+    from bidsapp.core.trial_models import check_trial_design
+
+    lines = []
+    for r, e in zip(inputs, events):
+        basis = make_basis("spm", r["t_r"])
+        lines += [f"{r['events_file']}: {line}" for line in
+                  check_trial_design("lsa" if ridge else "lss", e.onset, e.duration, basis, t_r=r["t_r"])]
+    return lines
 
 
 def _library_info(choice) -> dict:
