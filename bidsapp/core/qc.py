@@ -19,6 +19,8 @@ import numpy as np
 
 #: robust standard deviation: interquartile range of a normal variable / 1.349
 IQR_TO_SD = 1.349
+#: size of the float64 copy of one chunk of columns in :func:`standardized_dvars`
+DVARS_CHUNK_BYTES = 32 << 20
 
 
 def motion_summary(fd: np.ndarray | None, volumes: np.ndarray | None = None) -> dict[str, float]:
@@ -98,7 +100,7 @@ def _ar1(x: np.ndarray) -> np.ndarray:
 
 
 def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None, *, rows: np.ndarray | None = None,
-                       chunk_bytes: int = 32 << 20) -> np.ndarray:
+                       chunk_bytes: int = DVARS_CHUNK_BYTES) -> np.ndarray:
     """Standardized DVARS of each volume (NaN where it has none), by column chunks (bounded memory).
 
     Parameters
