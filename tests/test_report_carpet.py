@@ -57,7 +57,8 @@ def test_standardized_dvars_is_near_one_on_stationary_noise():
 def test_dvars_is_independent_of_the_block_size():
     rng = np.random.default_rng(4)
     X = rng.normal(0, 1, (50, 1001)).cumsum(axis=0)
-    np.testing.assert_allclose(standardized_dvars(X, chunk_bytes=8 * 50 * 7), standardized_dvars(X, chunk_bytes=8 * 50 * 5000), rtol=1e-12)
+    np.testing.assert_allclose(standardized_dvars(X, chunk_bytes=8 * 50 * 7),
+                               standardized_dvars(X, chunk_bytes=8 * 50 * 5000), rtol=1e-12)
 
 
 @pytest.mark.parametrize("n,m", [(1, 2000), (2000, 2000), (2001, 2000), (250_000, 2000), (10, 3)])

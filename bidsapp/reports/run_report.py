@@ -12,19 +12,13 @@ import numpy as np
 
 from bidsapp.core.carpet import dequantize
 from bidsapp.core.io import read_tsv
+from bidsapp.core.qc import QC_FIELDS
 from bidsapp.outputs.reader import RunOutputs, read_run_outputs
 from bidsapp.reports import figures
 from bidsapp.reports.page import figure, key_values, table
 
-#: units of the QC metrics (the sidecar's ``QC`` object, or the same names computed here)
-QC_UNITS = {
-    "FramewiseDisplacementMean": "mm", "FramewiseDisplacementMax": "mm", "NonSteadyStateVolumes": "volumes",
-    "CensoredVolumeCount": "volumes", "CensoredFraction": "fraction", "DegreesOfFreedom": "degrees of freedom",
-    "DegreesOfFreedomLost": "degrees of freedom", "StandardizedDVARSMeanBefore": "ratio (1 = expected)",
-    "StandardizedDVARSMeanAfter": "ratio (1 = expected)", "TemporalSNRMedianBefore": "ratio",
-    "TemporalSNRMedianAfter": "ratio", "FramewiseDisplacementDVARSCorrelationBefore": "Pearson r",
-    "FramewiseDisplacementDVARSCorrelationAfter": "Pearson r", "TrialsValid": "trials", "TrialsInvalid": "trials",
-}
+#: units of the QC metrics (the sidecar's ``QC`` object, or the same names computed here): one table of them
+QC_UNITS = {key: unit for key, (unit, _) in QC_FIELDS.items()}
 #: the overlay drawn over the mean image, by column space
 OVERLAY_KIND = {"voxels": "mask", "labels": "labels", "maps": "maps", "spheres": "spheres"}
 

@@ -43,13 +43,13 @@ def group_level(s: Settings) -> int:
         raise InputError(f"{s.output_dir}: no participant-level outputs found; run the participant level first.",
                          code=18)
     rows: dict[str, list] = {k: [] for k in ("run", "space", "n_volumes", "volumes_kept", "n_features",
-                                             "mask_voxels", "mean_framewise_displacement", "denoise",
+                                             "mask_voxels", "denoise",
                                              *QC_COLUMNS.values())}
     masks: dict[str, list[Path]] = {}
     on_grayordinates: dict[str, bool] = {}
     for sc in sidecars:
         run = read_run_outputs(sc)
-        meta, stem, fd = run.meta, run.stem, run.framewise_displacement
+        meta, stem = run.meta, run.stem
         space = next((p[6:] for p in stem.split("_") if p.startswith("space-")), "func")
         rows["run"].append(stem)
         rows["space"].append(space)
@@ -57,7 +57,6 @@ def group_level(s: Settings) -> int:
         rows["volumes_kept"].append(meta["Shape"][0])
         rows["n_features"].append(meta["Shape"][1])
         rows["mask_voxels"].append(meta["MaskVoxelCount"])
-        rows["mean_framewise_displacement"].append(float(np.nanmean(fd)) if np.isfinite(fd).any() else np.nan)
         rows["denoise"].append(meta["Parameters"].get("denoise"))
         for column, value in qc_values(meta).items():  # the run's QC metrics (n/a for older outputs)
             rows[column].append(value)
