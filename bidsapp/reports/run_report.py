@@ -154,6 +154,27 @@ def _overlay_figure(run: RunFiles, data) -> str:
                   f"{run.meta.get('MaskSource', '')}.")
 
 
+def coverage_section(run: RunFiles) -> str:
+    """Which regions ``--min-coverage`` turned into NaN columns, with their coverage (``_features.tsv``); ""
+    when the run's columns have no coverage (voxels, grayordinates)."""
+    features = _features(run)
+    if "coverage" not in features:
+        return ""
+    threshold = (run.meta.get("Parameters") or {}).get("min_coverage")
+    rule = f"--min-coverage {threshold:g}" if isinstance(threshold, (int, float)) else "--min-coverage"
+    names = features.get("name") or [str(k) for k in range(len(features["coverage"]))]
+    excluded = features.get("excluded") or ["n/a"] * len(names)
+    rows = [[name, cov, why] for name, cov, why in zip(names, features["coverage"], excluded) if why != "n/a"]
+    coverage = _floats(features["coverage"])
+    lowest = f"lowest coverage {np.nanmin(coverage):.3f}" if np.isfinite(coverage).any() else "coverage n/a"
+    if not rows:
+        return (f"<p class='muted'>Region coverage by the mask: every region reaches {html.escape(rule)} "
+                f"({lowest}); none is a NaN column.</p>")
+    return (f"<p class='warn'>{len(rows)} of {len(names)} regions are covered by the mask less than "
+            f"{html.escape(rule)} requires: their columns are NaN in every output of this run (never the mean of "
+            "the few voxels inside).</p>" + table(rows, header=["region", "coverage (fraction)", "why"]))
+
+
 def _features(run: RunFiles) -> dict[str, list[str]]:
     path = run.get("_features.tsv")
     if path is None:
@@ -233,7 +254,7 @@ def run_section(sidecar: Path) -> str:
     parts = [f"<h2 id='{html.escape(run.stem, quote=True)}'>{html.escape(run.stem)}</h2>",
              key_values(summary_rows(run.meta, run.run.framewise_displacement, run.run.n_volumes)),
              "<h3>Quality control</h3>", qc_table(qc_metrics(run, data)),
-             "<h3>Columns</h3>", _overlay_figure(run, data),
+             "<h3>Columns</h3>", coverage_section(run), _overlay_figure(run, data),
              "<h3>Signal before and after cleaning</h3>", _carpet_figure(run, data)]
     trial = _trial_figure(run)
     if trial:
