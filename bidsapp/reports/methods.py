@@ -400,13 +400,12 @@ def fmriprep_version(output_dir: Path) -> str | None:
 def write_citation(output_dir: Path) -> tuple[Path, Path] | None:
     """Write ``logs/CITATION.md`` and ``logs/CITATION.bib`` for every complete run of the output folder
     (a run with its sidecar); None when there is none."""
-    import json
-
     from bidsapp.core.io import write_text
+    from bidsapp.outputs.reader import run_metas
 
     output_dir = Path(output_dir)
     sidecars = sorted(output_dir.glob("sub-*/**/func/*_timeseries.json"))
-    metas = [dict(json.loads(sc.read_text()), BIDSAppRun=sc.name[: -len("_timeseries.json")]) for sc in sidecars]
+    metas = run_metas(sidecars)
     if not metas:
         return None
     text, bib = methods(metas, fmriprep_version=fmriprep_version(output_dir))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -13,7 +13,8 @@ import numpy as np
 from bidsapp.core.carpet import dequantize
 from bidsapp.core.io import read_tsv
 from bidsapp.core.qc import QC_FIELDS
-from bidsapp.outputs.reader import RunOutputs, read_run_outputs
+from bidsapp.outputs.reader import Run
+from bidsapp.outputs.reader import read_run as read_outputs
 from bidsapp.reports import figures
 from bidsapp.reports.page import figure, key_values, table
 
@@ -25,12 +26,10 @@ OVERLAY_KIND = {"voxels": "mask", "labels": "labels", "maps": "maps", "spheres":
 
 @dataclass
 class RunFiles:
-    """A run's outputs as the report reads them: what :func:`read_run_outputs` gives, and the paths of the
-    files its sidecar lists."""
+    """A run's outputs as the report reads them: the :class:`~bidsapp.outputs.reader.Run` that
+    :func:`~bidsapp.outputs.reader.read_run` gives (as :func:`bidsapp.load` does), with the report's helpers."""
 
-    run: RunOutputs
-    sidecar: Path
-    outputs: dict[str, Path] = field(default_factory=dict)  # by file name
+    run: Run
 
     @property
     def meta(self) -> dict:
@@ -39,6 +38,11 @@ class RunFiles:
     @property
     def stem(self) -> str:
         return self.run.stem
+
+    @property
+    def outputs(self) -> dict[str, Path]:
+        """The paths of the files the sidecar lists, by file name."""
+        return self.run.outputs
 
     @property
     def onsets(self) -> np.ndarray:
@@ -53,14 +57,12 @@ class RunFiles:
 
     def get(self, end: str) -> Path | None:
         """The listed output whose name ends with ``end`` (e.g. ``_features.tsv``)."""
-        return next((p for name, p in self.outputs.items() if name.endswith(end)), None)
+        return self.run.output(end)
 
 
 def read_run(sidecar: Path) -> RunFiles:
-    """The run (sidecar, samples table) and the paths of the outputs its sidecar lists."""
-    run = read_run_outputs(sidecar)
-    folder = Path(sidecar).parent
-    return RunFiles(run, Path(sidecar), {f["Path"]: folder / f["Path"] for f in run.meta.get("OutputFiles", [])})
+    """The run's outputs, read by the one reader of the output folder."""
+    return RunFiles(read_outputs(sidecar))
 
 
 def _floats(values: list[str]) -> np.ndarray:
@@ -131,7 +133,7 @@ def _overlay_figure(run: RunFiles, data) -> str:
     """The mask / atlas / maps / spheres over the mean image, or the columns per structure (grayordinates)."""
     kind = run.meta.get("ColumnSpace", "voxels")
     if kind not in OVERLAY_KIND:
-        structures = _features(run).get("structure", [])
+        structures = _structures(run)
         if not structures:
             return "<p class='muted'>No structure column in the features table: nothing to draw.</p>"
         names = list(dict.fromkeys(structures))  # in the order of the columns
@@ -183,12 +185,18 @@ def _features(run: RunFiles) -> dict[str, list[str]]:
     return {h: [r[j] for r in rows] for j, h in enumerate(header)}
 
 
+def _structures(run: RunFiles) -> list[str]:
+    """The ``structure`` of each column (grayordinate runs), empty when the features table has none."""
+    features = run.run.features
+    return features["structure"].astype(str).tolist() if "structure" in features else []
+
+
 def _carpet_figure(run: RunFiles, data) -> str:
     if data is None:
         return "<p class='muted'>No carpet data (report data missing): rerun the participant level.</p>"
     kept = run.run.kept
     groups = []
-    structures = _features(run).get("structure")
+    structures = _structures(run)
     if structures:
         col_structure = [structures[c] for c in data["columns"]]
         groups = [(s.removeprefix("CIFTI_STRUCTURE_").lower(), i) for i, s in enumerate(col_structure)

@@ -267,14 +267,14 @@ def read_participants(path: Path | None) -> dict[str, dict[str, str]] | None:
 
 def _read_runs(sidecars: list[Path]) -> list[BenchmarkRun]:
     """The runs with region columns; a run whose outputs cannot be read is left out with one printed line."""
-    from bidsapp.api import load_sidecar
+    from bidsapp.outputs.reader import read_run, stem_of
 
     runs = []
     for sc in sidecars:
         try:
-            run = read_benchmark_run(load_sidecar, sc)
+            run = read_benchmark_run(read_run, sc)
         except (OSError, ValueError) as exc:
-            print(f"[bidsapp] {sc.name[: -len('_timeseries.json')]}: left out of the denoising benchmark: {exc}")
+            print(f"[bidsapp] {stem_of(sc)}: left out of the denoising benchmark: {exc}")
             continue
         if run is not None:
             runs.append(run)
