@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 
-from bidsapp.api import load_sidecar
 from bidsapp.cli.run import main
+from bidsapp.outputs.reader import read_run
 from bidsapp.reports.denoising import CONNECTIVITY_SOURCE
 from bidsapp.reports.run_report import read_relmat
 from bidsapp.workflows.denoising_benchmark import read_benchmark_run
@@ -19,7 +19,7 @@ def test_benchmark_edges_are_the_relmat_values(demo_outputs):
     sidecars = sorted(out.glob("sub-*/**/func/*_timeseries.json"))
     assert len(sidecars) >= 3
     for sidecar in sidecars:
-        run = read_benchmark_run(load_sidecar, sidecar)
+        run = read_benchmark_run(read_run, sidecar)
         relmat = sidecar.with_name(sidecar.name.replace("_timeseries.json", "_meas-PearsonCorrelation_relmat.tsv"))
         matrix, names = read_relmat(relmat)
         assert names == run.regions
