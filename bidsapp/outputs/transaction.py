@@ -165,6 +165,20 @@ def reuse_status(
     return None
 
 
+#: entities a writer adds after a run's stem (``<stem>_meas-<measure>_relmat.tsv``); any other entity there
+#: names another output set (``<stem>_desc-x_timeseries.npy`` when the stem has no ``desc-``)
+SET_ENTITIES = ("meas",)
+
+
+def belongs_to_set(name: str, stem: str) -> bool:
+    """Whether file ``name`` is one of output set ``stem``'s files: ``<stem>_<suffix>.<ext>`` or
+    ``<stem>_<entity>-<value>_<suffix>.<ext>`` with an entity of :data:`SET_ENTITIES`."""
+    if not name.startswith(stem + "_"):
+        return False
+    *entities, suffix = name[len(stem) + 1:].split(".")[0].split("_")
+    return suffix.isalnum() and all(e.partition("-")[0] in SET_ENTITIES and e.partition("-")[2] for e in entities)
+
+
 class RunWriter:
     """Write one generation of a run's outputs into ``folder`` (hold the run's lock).
 
@@ -201,12 +215,11 @@ class RunWriter:
                                   "restore them.", stacklevel=2)
 
     def _remove_unlisted(self) -> None:
-        """Remove this output set's files (``<stem>_<suffix>.<ext>``) that the new generation does not list."""
+        """Remove this output set's files that the new generation does not list (see :func:`belongs_to_set`)."""
         stem = stem_of(self.sidecar)
         keep = {e["Path"] for e in self.entries} | {self.sidecar.name}
         for path in self.folder.glob(f"{stem}_*"):
-            suffix = path.name[len(stem) + 1:].split(".")[0]
-            if path.name not in keep and suffix.isalnum() and path.is_file():
+            if path.name not in keep and belongs_to_set(path.name, stem) and path.is_file():
                 path.unlink()
 
     @contextlib.contextmanager
