@@ -114,3 +114,14 @@ def test_the_demo_connectivity_run_is_described_in_citation_and_report(demo_outp
     assert "Ledoit and Wolf 2004" in (out / "sub-01.html").read_text()
     voxels = demo_outputs / "bidsapp-demo-output" / "derivatives-bidsapp"
     assert "Ledoit" not in (voxels / "logs" / "CITATION.md").read_text()
+
+
+def test_the_joined_models_library_is_described_as_chosen_across_runs(lss_meta):
+    from bidsapp.reports.methods import JOINED_LIBRARY_PHRASE
+
+    md, _ = methods([_with(lss_meta, trial_estimates="optimized")])
+    assert JOINED_LIBRARY_PHRASE in md and HRF_PHRASES["spm"] not in md
+    md, _ = methods([_with(lss_meta, trial_ridge=True, hrf="library")])  # --hrf library with ridge alone
+    assert JOINED_LIBRARY_PHRASE in md and HRF_PHRASES["spm"] not in md
+    md, _ = methods([_with(lss_meta, trial_ridge=True, hrf="spm")])
+    assert JOINED_LIBRARY_PHRASE not in md and HRF_PHRASES["spm"] in md

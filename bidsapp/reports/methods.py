@@ -127,6 +127,12 @@ HRF_PHRASES = {
                "series under an all-trials design, without the trial labels (an HRF library as in GLMsingle; "
                "Prince et al. 2022)",
 }
+#: the library in the joined trial model: one shape per column for all runs, chosen on held-out runs
+JOINED_LIBRARY_PHRASE = (
+    "a response function chosen for each column from a library of 20 double-gamma shapes (peak 4-7 s, shallow or "
+    "deep undershoot), once for all runs of the participant and task, as the shape whose all-trials design best "
+    "predicted each held-out run (no trial labels used; as GLMsingle's library step, Prince et al. 2022), before "
+    "the noise regressors and ridge")
 #: the measures of --connectivity, in words
 CONNECTIVITY_PHRASES = {"correlation": "Pearson correlation", "partial-correlation": "partial correlation",
                         "covariance": "covariance"}
@@ -260,11 +266,11 @@ def trial_estimates_sentences(p: dict) -> tuple[list[str], set[str]]:
     from bidsapp.core.trial_fit import model_steps
 
     model = p.get("trial_estimates")
-    steps = model_steps(model, p.get("trial_denoise"), bool(p.get("trial_ridge")))
+    steps = model_steps(model, p.get("trial_denoise"), bool(p.get("trial_ridge")), p.get("hrf") or "spm")
     if model is None and steps is None:
         return [], set()
     hrf = (steps or {}).get("hrf") or p.get("hrf") or "spm"
-    response = HRF_PHRASES.get(hrf, f"the `{hrf}` HRF")
+    response = JOINED_LIBRARY_PHRASE if steps and hrf == "library" else HRF_PHRASES.get(hrf, f"the `{hrf}` HRF")
     refs = {"mumford2012"} | ({"prince2022"} if hrf == "library" else set())
     if model == "optimized":
         out = ["Trial-wise response estimates were optimized in the manner of GLMsingle (Prince et al. 2022): the "
