@@ -7,7 +7,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bidsapp.core.carpet import carpet_columns, carpet_data, standardized_dvars
+from bidsapp.core.carpet import carpet_columns, carpet_data
+from bidsapp.core.qc import standardized_dvars
 
 
 def _yule_walker_ar1(x: np.ndarray, order: int, rxx=None) -> np.ndarray:
@@ -19,8 +20,9 @@ def _yule_walker_ar1(x: np.ndarray, order: int, rxx=None) -> np.ndarray:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_standardized_dvars_equals_nipype(tmp_path, monkeypatch, seed):
-    """Random runs (AR(1) noise of random strength, a few spikes, some constant voxels): our block-wise
-    standardized DVARS equals nipype's ``compute_dvars`` (what fMRIPrep reports as ``std_dvars``)."""
+    """Random runs (AR(1) noise of random strength, a few spikes, some constant voxels): the carpet's block-wise
+    standardized DVARS (before and after, one implementation with the QC metrics) equals nipype's
+    ``compute_dvars`` (what fMRIPrep reports as ``std_dvars``)."""
     from nipype.algorithms import confounds
 
     monkeypatch.setattr(confounds, "_AR_est_YW", _yule_walker_ar1)  # nitime is not installed
@@ -41,9 +43,11 @@ def test_standardized_dvars_equals_nipype(tmp_path, monkeypatch, seed):
     ref = confounds.compute_dvars(str(tmp_path / "bold.nii.gz"), str(tmp_path / "mask.nii.gz"),
                                   remove_zerovariance=True)[0]
     X = data.astype(np.float32)[mask].T  # volumes x voxels
-    ours = standardized_dvars(X, block=int(rng.integers(3, 50)))
+    carpet = carpet_data(X, X, np.arange(n), max_columns=20, block=int(rng.integers(3, 50)))
+    ours = carpet.dvars_before
     assert np.isnan(ours[0])
     np.testing.assert_allclose(ours[1:], ref, rtol=2e-4)
+    np.testing.assert_array_equal(carpet.dvars_after, ours)
     assert np.all(ours[spikes] > np.nanmedian(ours) * 1.5)  # the spikes stand out
 
 
@@ -56,7 +60,8 @@ def test_standardized_dvars_is_near_one_on_stationary_noise():
 def test_dvars_is_independent_of_the_block_size():
     rng = np.random.default_rng(4)
     X = rng.normal(0, 1, (50, 1001)).cumsum(axis=0)
-    np.testing.assert_allclose(standardized_dvars(X, block=7), standardized_dvars(X, block=5000), rtol=1e-12)
+    np.testing.assert_allclose(carpet_data(X, X, np.arange(50), block=7).dvars_before,
+                               standardized_dvars(X, chunk_bytes=8 * 50 * 5000), rtol=1e-12)
 
 
 @pytest.mark.parametrize("n,m", [(1, 2000), (2000, 2000), (2001, 2000), (250_000, 2000), (10, 3)])

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bidsapp.core.qc import standardized_dvars
+
 #: columns read at a time (a block of 300 volumes x 4096 columns in float64 is ~10 MB)
 COLUMN_BLOCK = 4096
-#: 1.349 = the interquartile range of a standard normal distribution (robust SD = IQR / 1.349)
-IQR_TO_SD = 1.349
 
 #: the carpet is stored as uint8 over z in [-Z_RANGE, Z_RANGE] (the plot shows -2 to 2); 255 is NaN (censored)
 Z_RANGE = 3.0
@@ -92,51 +92,6 @@ def _zscore(block: np.ndarray) -> np.ndarray:
     return np.divide(centred, sd, out=np.zeros_like(centred), where=sd > 1e-12 * (1 + np.abs(block).max(axis=0)))
 
 
-def standardized_dvars(X: np.ndarray, block: int = COLUMN_BLOCK) -> np.ndarray:
-    """Standardized DVARS (Nichols 2013, as fMRIPrep's ``std_dvars``), read by blocks of columns.
-
-    DVARS_t is the root mean square over columns of ``X[t] - X[t-1]``; it is divided by its expectation
-    under temporal stationarity, the mean over columns of ``sqrt(2 (1 - AR1)) * robust SD`` (robust SD =
-    IQR / 1.349, AR1 = the lag-1 autocorrelation of the column). Columns that are constant are left out.
-    Values near 1 are expected; spikes mark volumes that change more than the run's own noise.
-
-    Parameters
-    ----------
-    X : numpy.ndarray, shape (n_rows, n_features)
-        Consecutive volumes (a memory map is fine).
-    block : int
-        Columns read at a time.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_rows,), float64
-        NaN for the first row (and everywhere when fewer than 3 rows or no column varies).
-    """
-    n, p = X.shape
-    out = np.full(n, np.nan)
-    if n < 3:
-        return out
-    sq = np.zeros(n - 1)
-    expected, used = 0.0, 0
-    for start in range(0, p, block):
-        x = np.asarray(X[:, start:start + block], dtype=np.float64)
-        q75, q25 = np.percentile(x, [75, 25], axis=0, method="lower")  # as FSL and nipype
-        sd = (q75 - q25) / IQR_TO_SD
-        c = x - x.mean(axis=0)
-        var = (c * c).sum(axis=0)
-        ok = (var > 0) & (sd > 0)
-        if not ok.any():
-            continue
-        ar1 = (c[1:, ok] * c[:-1, ok]).sum(axis=0) / var[ok]
-        expected += float((np.sqrt(np.clip(2 * (1 - ar1), 0, None)) * sd[ok]).sum())
-        used += int(ok.sum())
-        sq += (np.diff(x[:, ok], axis=0) ** 2).sum(axis=1)
-    if used == 0 or expected <= 0:
-        return out
-    out[1:] = np.sqrt(sq / used) / (expected / used)
-    return out
-
-
 def carpet_data(before: np.ndarray, after: np.ndarray, kept: np.ndarray, *, max_columns: int = 2000,
                 block: int = COLUMN_BLOCK) -> CarpetData:
     """The carpet of a run: a subsample of columns before and after cleaning, and DVARS of both.
@@ -170,9 +125,8 @@ def carpet_data(before: np.ndarray, after: np.ndarray, kept: np.ndarray, *, max_
     if kept.size:
         carpet_after[kept] = _zscore(np.asarray(after[:, cols]))
     dvars_after = np.full(n, np.nan)
-    if kept.size:
-        d = standardized_dvars(after, block)
-        consecutive = np.r_[False, np.diff(kept) == 1]  # a difference across a censoring gap is not a step
-        dvars_after[kept[consecutive]] = d[consecutive]
+    if kept.size:  # a difference across a censoring gap is not a step: NaN there
+        dvars_after[kept] = standardized_dvars(after, kept, chunk_bytes=8 * kept.size * block)
     return CarpetData(before=_zscore(np.asarray(before[:, cols])).astype(np.float32), after=carpet_after,
-                      columns=cols, dvars_before=standardized_dvars(before, block), dvars_after=dvars_after)
+                      columns=cols, dvars_before=standardized_dvars(before, chunk_bytes=8 * n * block),
+                      dvars_after=dvars_after)
