@@ -137,7 +137,7 @@ def _overlay_figure(run: RunFiles, data) -> str:
     """The mask / atlas / maps / spheres over the mean image, or the columns per structure (grayordinates)."""
     kind = run.meta.get("ColumnSpace", "voxels")
     if kind not in OVERLAY_KIND:
-        structures = _features(run).get("structure", [])
+        structures = _feature_column(run, "structure")
         if not structures:
             return "<p class='muted'>No structure column in the features table: nothing to draw.</p>"
         names = list(dict.fromkeys(structures))  # in the order of the columns
@@ -160,12 +160,18 @@ def _overlay_figure(run: RunFiles, data) -> str:
                   f"{run.meta.get('MaskSource', '')}.")
 
 
-def _features(run: RunFiles) -> dict[str, list[str]]:
+def _feature_column(run: RunFiles, column: str) -> list[str]:
+    """One column of the run's features table, or [] when the table has none (read from its header first: a
+    voxel run's table has a row per voxel, 250,000 rows to parse for nothing)."""
     path = run.get("_features.tsv")
     if path is None:
-        return {}
+        return []
+    with open(path, encoding="utf-8-sig") as fh:
+        if column not in fh.readline().rstrip("\r\n").split("\t"):
+            return []
     header, rows = read_tsv(path)
-    return {h: [r[j] for r in rows] for j, h in enumerate(header)}
+    j = header.index(column)
+    return [r[j] for r in rows]
 
 
 def _carpet_figure(run: RunFiles, data) -> str:
@@ -173,7 +179,7 @@ def _carpet_figure(run: RunFiles, data) -> str:
         return "<p class='muted'>No carpet data (report data missing): rerun the participant level.</p>"
     kept = run.run.kept
     groups = []
-    structures = _features(run).get("structure")
+    structures = _feature_column(run, "structure")
     if structures:
         col_structure = [structures[c] for c in data["columns"]]
         groups = [(s.removeprefix("CIFTI_STRUCTURE_").lower(), i) for i, s in enumerate(col_structure)
