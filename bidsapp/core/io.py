@@ -374,6 +374,17 @@ def read_tsv(path: str | os.PathLike) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def read_tsv_header(path: str | os.PathLike) -> list[str]:
+    """The header row of a BIDS TSV file (only its first line is read: a features table has a row per voxel)."""
+    path = Path(path)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig") as fh:
+        for line in fh:
+            if line.strip():
+                return line.rstrip("\n").rstrip("\r").split("\t")
+    raise ValueError(f"{path}: empty TSV file; it needs a header row.")
+
+
 def to_float(values: list[str], *, path: Path | str, column: str) -> np.ndarray:
     """Convert TSV strings to float, with ``n/a`` (or empty) as NaN."""
     out = np.empty(len(values), dtype=np.float64)

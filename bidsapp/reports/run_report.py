@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 
 from bidsapp.core.carpet import dequantize
-from bidsapp.core.io import read_tsv
+from bidsapp.core.io import read_tsv, read_tsv_header
 from bidsapp.outputs.reader import RunOutputs, read_run_outputs
 from bidsapp.reports import figures
 from bidsapp.reports.page import figure, key_values, table
@@ -166,9 +166,8 @@ def _feature_column(run: RunFiles, column: str) -> list[str]:
     path = run.get("_features.tsv")
     if path is None:
         return []
-    with open(path, encoding="utf-8-sig") as fh:
-        if column not in fh.readline().rstrip("\r\n").split("\t"):
-            return []
+    if column not in read_tsv_header(path):
+        return []
     header, rows = read_tsv(path)
     j = header.index(column)
     return [r[j] for r in rows]
