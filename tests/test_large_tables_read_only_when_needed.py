@@ -1,5 +1,5 @@
-"""A voxel run's features table has a row per voxel (250,000 rows): the participant page parses it only when it
-draws from it (grayordinate structures), and the column descriptions read only its header (each full parse
+"""A voxel run's features table has a row per voxel (250,000 rows): the participant page parses it again only for
+region runs (their coverage), and the column descriptions read only its header (each full parse
 cost 0.75 s of CPU per run)."""
 
 from __future__ import annotations
@@ -22,22 +22,6 @@ def test_a_voxel_run_page_does_not_parse_the_features_table(demo_outputs, tmp_pa
     monkeypatch.setattr(run_report, "read_tsv", read_tsv)
     section = run_report.run_section(sidecar)
     assert "carpet plot before and after cleaning" in section
-
-
-class _Run:
-    def __init__(self, path):
-        self.path = path
-
-    def get(self, end):
-        return self.path if end == "_features.tsv" else None
-
-
-def test_feature_column_reads_the_column_when_the_table_has_it(tmp_path):
-    table = tmp_path / "x_features.tsv"
-    table.write_text("index\tstructure\tvertex\n0\tCORTEX_LEFT\t3\n1\tCORTEX_LEFT\t4\n2\tTHALAMUS_LEFT\tn/a\n")
-    assert run_report._feature_column(_Run(table), "structure") == ["CORTEX_LEFT", "CORTEX_LEFT", "THALAMUS_LEFT"]
-    assert run_report._feature_column(_Run(table), "label") == []
-    assert run_report._feature_column(_Run(None), "structure") == []
 
 
 def test_tsv_header_is_the_first_line_of_plain_gzipped_and_bom_tables(tmp_path):

@@ -26,6 +26,8 @@ from bidsapp import __version__
 from bidsapp.core.io import remove_temporaries, sha256sum, temporary_path, write_text
 from bidsapp.errors import NameTaken
 from bidsapp.outputs.checksums import ChecksumCache
+from bidsapp.outputs.reader import listed_outputs, stem_of
+from bidsapp.outputs.reader import read_sidecar as _read_sidecar
 
 SIDECAR_GLOB = "*_timeseries.json"
 
@@ -90,7 +92,7 @@ def _written_under(output_dir: Path, variant: str, configuration: dict) -> Path 
     from bidsapp.bids.naming import variant_of
 
     for sidecar in sorted(output_dir.glob(f"sub-*/**/func/*{SIDECAR_GLOB[1:]}")):
-        if variant_of(sidecar.name[: -len("_timeseries.json")]) != variant:
+        if variant_of(stem_of(sidecar)) != variant:
             continue
         meta = _read_sidecar(sidecar)
         if meta is not None and not differing_parameters(configuration_of(meta), configuration):
@@ -103,14 +105,6 @@ def clear_temporaries(output_dir: Path, naming) -> None:
     with run_lock(output_dir, naming.identity, wait=False) as held:
         if held:
             remove_temporaries(naming.sidecar(output_dir).parent, naming.owns)
-
-
-def _read_sidecar(path: Path) -> dict | None:
-    try:
-        meta = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
 
 
 def reuse_status(
@@ -196,8 +190,7 @@ class RunWriter:
             self._listings = {}
             for other in self.folder.glob(SIDECAR_GLOB):
                 meta = _read_sidecar(other)
-                self._listings[other] = None if meta is None else {
-                    f.get("Path") if isinstance(f, dict) else f for f in meta.get("OutputFiles", [])}
+                self._listings[other] = None if meta is None else set(listed_outputs(meta))
         for other, listed in list(self._listings.items()):
             if listed is None or name in listed:
                 del self._listings[other]
@@ -209,7 +202,7 @@ class RunWriter:
 
     def _remove_unlisted(self) -> None:
         """Remove this output set's files (``<stem>_<suffix>.<ext>``) that the new generation does not list."""
-        stem = self.sidecar.name[: -len("_timeseries.json")]
+        stem = stem_of(self.sidecar)
         keep = {e["Path"] for e in self.entries} | {self.sidecar.name}
         for path in self.folder.glob(f"{stem}_*"):
             suffix = path.name[len(stem) + 1:].split(".")[0]
