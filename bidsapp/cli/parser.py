@@ -338,6 +338,32 @@ def _check_trial_options(values: dict) -> None:
     if hrf != BY_NAME["hrf"].default and values.get("trial_estimates") in (None, "none"):
         raise UsageError(f"--hrf {hrf} shapes the trial-wise estimates, but none are made; add --trial-estimates "
                          "lss or lsa (or drop --hrf).")
+    _check_joined_model(values, hrf)
+
+
+def _check_joined_model(values: dict, hrf: str) -> None:
+    """Combinations whose model would not be the one asked for are refused: ``--trial-ridge`` needs one model per
+    run (lsa, optimized); ``--trial-denoise pca`` needs ``optimized`` or ``lsa --trial-ridge`` (the joined model
+    without ridge is LSS with one regressor for all other trials, not the LSS of ``--trial-estimates lss``);
+    ``--trial-repeats`` is read only by the joined model's cross-validation; the joined model has the SPM HRF or
+    the library."""
+    estimates = values.get("trial_estimates")
+    estimates = None if estimates in (None, "none") else estimates
+    ridge, denoise = bool(values.get("trial_ridge")), values.get("trial_denoise") == "pca"
+    if ridge and estimates not in ("lsa", "optimized"):
+        raise UsageError(f"--trial-ridge needs --trial-estimates lsa or optimized (got {estimates or 'none'}): it "
+                         "shrinks a model with one regressor per trial per run.")
+    if denoise and not (estimates == "optimized" or (estimates == "lsa" and ridge)):
+        raise UsageError(f"--trial-denoise pca needs --trial-estimates optimized, or lsa with --trial-ridge (got "
+                         f"{estimates or 'none'}{' without --trial-ridge' if estimates == 'lsa' else ''}).")
+    joined = estimates == "optimized" or ridge
+    if values.get("trial_repeats") and not joined:
+        raise UsageError(f"--trial-repeats {values['trial_repeats']} is read only by the cross-validation of "
+                         f"--trial-estimates optimized (or lsa --trial-ridge); with {estimates or 'none'} it would "
+                         "do nothing: drop it or use --trial-estimates optimized.")
+    if joined and hrf not in ("spm", "library"):
+        raise UsageError(f"--hrf {hrf}: the joined trial model (--trial-estimates optimized, --trial-ridge, "
+                         "--trial-denoise pca) has the SPM HRF or the HRF library; use --hrf spm or --hrf library.")
 
 
 def _as_paths(values: dict) -> None:
