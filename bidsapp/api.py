@@ -209,7 +209,8 @@ class Dataset:
         Raises
         ------
         ValueError
-            Unknown ``repeats`` column, or ``repeats`` is the decoded ``y`` column ``trial_type``.
+            Unknown ``repeats`` column, ``repeats`` is the decoded ``y`` column ``trial_type``, or ``train``
+            selects no rows.
         """
         from bidsapp.core.trial_cv import split_half_reliability
 
@@ -219,6 +220,9 @@ class Dataset:
             raise ValueError("repeats='trial_type': selecting columns on the labels a decoder predicts is circular; "
                              "name a stimulus column (e.g. stimulus_id).")
         rows = _training_rows(train, self.groups)
+        if rows.size == 0:
+            raise ValueError("train: no training rows (an empty list or an all-False mask); reliability needs the "
+                             "fold's training runs or rows.")
         values = self.table[repeats].astype(str).to_numpy()[rows]
         rel = split_half_reliability(np.asarray(self.X[rows], dtype=np.float64), values, self.groups[rows])
         order = np.argsort(-np.where(np.isnan(rel), -np.inf, rel), kind="stable")

@@ -345,16 +345,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("trial_denoise", ("--trial-denoise",), TRIALS,
            "pca: data-driven noise regressors for the trial estimates (principal components of the residuals "
            "of columns the task does not explain; their number chosen per participant by predicting held-out "
-           "runs) (default: none; on with --trial-estimates optimized)", ("segmentation",), True, None,
+           "runs; needs --trial-estimates optimized, or lsa with --trial-ridge) (default: none; on with "
+           "--trial-estimates optimized)", ("segmentation",), True, None,
            choices=("pca", "none"), none_word=True),
     Option("trial_ridge", ("--trial-ridge",), TRIALS,
            "fractional ridge on a per-run model with one regressor per trial, the fraction chosen per column "
-           "by cross-validation (default: off; on with --trial-estimates optimized)", ("segmentation",), True,
+           "by cross-validation; needs --trial-estimates lsa or optimized (default: off; on with --trial-estimates "
+           "optimized)", ("segmentation",), True,
            False, action="store_true"),
     Option("trial_repeats", ("--trial-repeats",), TRIALS,
            "events.tsv column whose equal values are repeats of one stimulus (e.g. stimulus_id): the only "
            "label-based cross-validation target allowed, recorded in the sidecar; also gives a split-half "
-           "reliability per column (default: none, label-free targets)", ("segmentation",), True,
+           "reliability per column; needs --trial-estimates optimized or lsa --trial-ridge. The values of every run, "
+           "held-out runs included, tune the model: if the column determines the label you decode, held-out "
+           "labels shape the training runs' betas (default: none, label-free targets)", ("segmentation",), True,
            metavar="COLUMN", example="stimulus_id"),
     Option("output_format", ("--output-format",), OUTPUTS,
            f"array formats written ({format_help()})",

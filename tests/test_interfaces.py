@@ -19,7 +19,7 @@ def test_segment_node_marks_late_trials(tmp_path):
     node = SegmentTrials(cleaned=str(tmp_path / "cleaned.npy"), samples=str(tmp_path / "samples.tsv"),
                          operator=str(tmp_path / "op.npy"), events_file=str(tmp_path / "events.tsv"),
                          t_r=2.0, trial_window=(0.0, 6.0), trial_estimates="lss")
-    with pytest.warns(UserWarning, match="1 trial\\(s\\) start after the end of the run"):
+    with pytest.warns(UserWarning, match="1 trial\\(s\\) start outside the run"):
         res = node.run(cwd=str(tmp_path))
     trials = [r.split("\t") for r in open(res.outputs.trial_files["trials_tsv"]).read().splitlines()]
     valid = [r[trials[0].index("valid")] for r in trials[1:]]

@@ -334,7 +334,30 @@ def _check_trial_options(values: dict) -> None:
     window = values.get("trial_window") or BY_NAME["trial_window"].default
     if not window[0] < window[1]:
         raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")
+    _check_joined_model(values)
     _check_hrf(values)
+
+
+def _check_joined_model(values: dict) -> None:
+    """Combinations whose model would not be the one asked for are refused: ``--trial-ridge`` needs one model per
+    run (lsa, optimized); ``--trial-denoise pca`` needs ``optimized`` or ``lsa --trial-ridge`` (the joined model
+    without ridge is LSS with one regressor for all other trials, not the LSS of ``--trial-estimates lss``);
+    ``--trial-repeats`` is read only by the joined model's cross-validation (the joined model's HRF:
+    :func:`_check_hrf`)."""
+    estimates = values.get("trial_estimates")
+    estimates = None if estimates in (None, "none") else estimates
+    ridge, denoise = bool(values.get("trial_ridge")), values.get("trial_denoise") == "pca"
+    if ridge and estimates not in ("lsa", "optimized"):
+        raise UsageError(f"--trial-ridge needs --trial-estimates lsa or optimized (got {estimates or 'none'}): it "
+                         "shrinks a model with one regressor per trial per run.")
+    if denoise and not (estimates == "optimized" or (estimates == "lsa" and ridge)):
+        raise UsageError(f"--trial-denoise pca needs --trial-estimates optimized, or lsa with --trial-ridge (got "
+                         f"{estimates or 'none'}{' without --trial-ridge' if estimates == 'lsa' else ''}).")
+    joined = estimates == "optimized" or ridge
+    if values.get("trial_repeats") and not joined:
+        raise UsageError(f"--trial-repeats {values['trial_repeats']} is read only by the cross-validation of "
+                         f"--trial-estimates optimized (or lsa --trial-ridge); with {estimates or 'none'} it would "
+                         "do nothing: drop it or use --trial-estimates optimized.")
 
 
 def _as_paths(values: dict) -> None:
@@ -397,8 +420,8 @@ def _check_hrf(values: dict) -> None:
     if joined and hrf not in ("spm", "library"):
         asked = "--trial-estimates optimized" if estimates == "optimized" else "--trial-denoise/--trial-ridge"
         raise UsageError(f"--hrf {hrf} with {asked}: the joined trial model has one regressor per trial and takes "
-                         "--hrf spm or library (optimized uses the library); use --trial-estimates lss or lsa for "
-                         f"--hrf {hrf}.")
+                         "--hrf spm or library (optimized uses the library); use --hrf spm or --hrf library, or "
+                         f"--trial-estimates lss or lsa for --hrf {hrf}.")
 
 
 def _set_execution(values: dict) -> None:

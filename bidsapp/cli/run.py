@@ -155,7 +155,13 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
 
 def _check_trial_design(run: Run, s: Settings, t_r: float, events) -> None:
     """Trial estimates the run's events cannot give at all (e.g. --hrf fir with lsa and no separable trial) are
-    refused before any work; what only degrades them is a warning of the segmentation node."""
+    refused before any work (as is a --trial-repeats column the events do not have); what only degrades them is a
+    warning of the segmentation node."""
+    if s.trial_repeats and s.trial_repeats not in events.extra:
+        columns = ["onset", "duration", "trial_type", *events.extra]
+        raise InputError(f"{run.events}: --trial-repeats {s.trial_repeats}: no such column (columns: "
+                         f"{', '.join(columns)}); name the column whose equal values are repeats of one stimulus.",
+                         code=2)
     if s.trial_estimates not in ("lss", "lsa"):
         return
     from bidsapp.core.hrf import make_basis

@@ -8,6 +8,7 @@ slice timing; 0 otherwise).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,8 @@ class Events:
 def read_events(path: str | Path) -> Events:
     """Read a BIDS ``*_events.tsv``.
 
-    Missing ``trial_type`` gives one type, ``trial``; ``n/a`` durations are 0.
+    Missing ``trial_type`` gives one type, ``trial``; ``n/a`` durations are 0 (one warning
+    line with their count).
     Non-numeric onsets, missing onsets and negative durations raise
     ``ValueError`` naming the file, row and column.
     """
@@ -57,6 +59,9 @@ def read_events(path: str | Path) -> Events:
     if bad.size:
         raise ValueError(f"{path}: row {bad[0] + 1}, column 'onset': onset is n/a; every event needs an onset.")
     duration = to_float(cols["duration"], path=path, column="duration")
+    if np.isnan(duration).any():
+        warnings.warn(f"{path}: {int(np.isnan(duration).sum())} event(s) have duration n/a; they are modelled as "
+                      "impulses (duration 0). Give their durations to model them as blocks.", stacklevel=2)
     duration = np.where(np.isnan(duration), 0.0, duration)
     neg = np.flatnonzero(duration < 0)
     if neg.size:

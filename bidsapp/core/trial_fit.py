@@ -83,7 +83,8 @@ class TrialFit:
     fraction : numpy.ndarray, shape (n_columns,)
         Ridge fraction per column (1: no ridge).
     beta_variance : list of numpy.ndarray, each (n_trials_r,)
-        Median over columns of each trial's beta variance (noise variance from the residuals).
+        Median over columns of each trial's beta variance (noise variance from the residuals; with ridge, the
+        variance of the unshrunk least-squares-all estimate, which shrinkage does not lower).
     reliability : numpy.ndarray or None, shape (n_columns,)
         Split-half reliability over repeat values (with a repeat column).
     noise : NoiseModel or None
@@ -312,7 +313,9 @@ def _run_betas(x: np.ndarray, y: np.ndarray, fraction: np.ndarray | None) -> tup
         cols = np.flatnonzero(fraction == f)
         alpha[cols] = fr.alphas_for_fractions(basis, rotated[:, cols], [f])[0]
     b[:] = fr.ridge_coefs(basis, rotated, alpha[None, :])[0]
-    return b, fr.coef_variance_factor(basis, alpha)
+    # the unshrunk (least-squares-all) variance factor: the ridge's own would call the most shrunk trial (e.g. one
+    # whose response is mostly after the run's end) the most precise
+    return b, fr.coef_variance_factor(basis, np.zeros_like(alpha))
 
 
 def _choose_fraction(xs: list, ys: list, runs: TrialRuns, keep: list, repeats_usable: bool) -> np.ndarray:

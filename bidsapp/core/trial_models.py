@@ -334,9 +334,7 @@ def run_design(operator: np.ndarray, kept_volumes: np.ndarray, onsets: np.ndarra
     raw = trial_regressors(n_vol, onsets, durations, basis, t_r=t_r, start_time=start_time)
     cleaned = np.einsum("kv,vtb->ktb", operator, raw)
     kept = np.asarray(kept_volumes)
-    resp = _energy(raw, basis)
-    energy = (resp**2).sum(axis=0)
-    retained = np.where(energy > 0, (resp[kept] ** 2).sum(axis=0) / np.where(energy > 0, energy, 1), 0.0)
+    retained = response_retained(n_vol, kept, onsets, durations, basis, t_r=t_r, start_time=start_time)
     raw_kept = raw[kept] - raw[kept].mean(axis=0)
     late = np.asarray(onsets) > start_time + n_vol * t_r
     plain = None
@@ -344,6 +342,32 @@ def run_design(operator: np.ndarray, kept_volumes: np.ndarray, onsets: np.ndarra
         plain = np.einsum("kv,vtb->ktb", operator, trial_regressors(n_vol, onsets, durations, basis, t_r=t_r,
                                                                     start_time=start_time, orthogonalize=False))
     return RunDesign(raw, cleaned, retained, (raw_kept**2).sum(axis=0), late, plain)
+
+
+def response_retained(n_volumes: int, kept_volumes: np.ndarray, onsets: np.ndarray, durations: np.ndarray,
+                      basis: HRFBasis, *, t_r: float, start_time: float = 0.0) -> np.ndarray:
+    """Share of each trial's modelled response (its energy: canonical regressor; FIR: its bins) that falls in the
+    run's kept volumes, out of its whole response, sampled on the run's volume grid extended before the run's
+    start and past its end (a trial 2 s before the end keeps a small share, one before the run none).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_trials,)
+    """
+    onsets, durations = np.asarray(onsets, float), np.asarray(durations, float)
+    if onsets.size == 0:
+        return np.zeros(0)
+    offsets = getattr(basis, "offsets", None)
+    offsets = np.zeros(1) if offsets is None or np.size(offsets) == 0 else np.asarray(offsets, float)
+    tail = 48.0 + max(float(offsets.max()), 0.0)  # the HRF's 32 s (FIR: the window's end) and a margin
+    before = int(np.ceil(max(start_time - onsets.min() - min(float(offsets.min()), 0.0), 0.0) / t_r)) + 1
+    after = int(np.ceil(max((onsets + durations).max() + tail - (start_time + n_volumes * t_r), 0.0) / t_r))
+    raw = trial_regressors(before + n_volumes + after, onsets, durations, basis, t_r=t_r,
+                           start_time=start_time - before * t_r)
+    resp = _energy(raw, basis)
+    energy = (resp**2).sum(axis=0)
+    inside = (resp[before + np.asarray(kept_volumes, dtype=int)] ** 2).sum(axis=0)
+    return np.where(energy > 0, inside / np.where(energy > 0, energy, 1.0), 0.0)
 
 
 def trial_weights(model: str, design: RunDesign, trial_types: list[str], dof: int, basis: HRFBasis) -> _Weights:
@@ -368,10 +392,13 @@ def _fit_basis(model: str, operator: np.ndarray, kept_volumes: np.ndarray, onset
         w.reason[i] = f"starts after the end of the run ({run_end:g} s)"
     reason = list(w.reason)
     for i in np.flatnonzero([r == "" for r in w.reason]):
-        if design.retained[i] < MIN_RESPONSE_RETAINED:
-            reason[i] = f"only {design.retained[i]:.0%} of the response falls in kept volumes"
+        if onsets[i] < 0:
+            reason[i] = f"starts before the run (onset {onsets[i]:g} s < 0)"
         else:
             reason[i] = _missing_bins(basis, w.estimable[i], design.cleaned[:, i])
+        if not reason[i] and design.retained[i] < MIN_RESPONSE_RETAINED:
+            reason[i] = (f"only {design.retained[i]:.0%} of the response falls in kept volumes of the run (censored "
+                         "or after its end)")
     return design, w, reason
 
 

@@ -74,10 +74,10 @@ class SegmentTrials(SimpleInterface):
         cleaned = np.load(i.cleaned, mmap_mode="r")
         kept = np.array([int(v) for v, k in zip(samples["volume"], samples["kept"]) if k == "True"])
         run_end = i.start_time + n_vol * i.t_r
-        late = events.onset > run_end
+        late = (events.onset > run_end) | (events.onset < 0)  # starting outside the run
         if late.any():
-            warnings.warn(f"{i.events_file}: {int(late.sum())} trial(s) start after the end of the run "
-                          f"({run_end:g} s); they are marked invalid.", stacklevel=2)
+            warnings.warn(f"{i.events_file}: {int(late.sum())} trial(s) start outside the run (before 0 s or after "
+                          f"its end, {run_end:g} s); they are marked invalid.", stacklevel=2)
         seg = ev.segment_trials(cleaned, kept, n_vol, events.onset, t_r=i.t_r, start_time=i.start_time,
                                 window=tuple(i.trial_window), edge=i.trial_edge)
         save_npy(seg.data, cwd / "trials.npy")
@@ -96,7 +96,7 @@ class SegmentTrials(SimpleInterface):
         if steps is not None:  # the betas come from the participant's joined model (bidsapp.interfaces.trial_model)
             model_inputs = {"cleaned": i.cleaned, "operator": i.operator, "events_file": i.events_file,
                             "kept": kept.tolist(), "t_r": i.t_r, "start_time": i.start_time,
-                            "dof": i.dof, "repeats": i.trial_repeats, **steps}
+                            "dof": i.dof, "repeats": i.trial_repeats, "trial_model": i.trial_estimates, **steps}
         elif i.trial_estimates in ("lss", "lsa"):
             files.update(_estimates(i, cleaned, kept, events, late, cwd, info))
         write_text(cwd / "segment.json", json.dumps(info, indent=2))
@@ -118,8 +118,8 @@ def _estimates(i, cleaned: np.ndarray, kept: np.ndarray, events: ev.Events, late
     lines = tm.check_trial_design(i.trial_estimates, events.onset, events.duration, basis, t_r=i.t_r)
     operator = np.load(i.operator)
     choice = _library_choice(cleaned, operator, events, i) if i.hrf == "library" else None
-    if choice is not None and choice.note:
-        lines.append(choice.note)
+    if choice is not None and (choice.note or choice.fallback.any()):
+        lines.append(choice.note or _fallback_line(choice.fallback))
     for line in lines:
         warnings.warn(f"{i.events_file}: {line}", stacklevel=2)
     fit = tm.fit_trials(i.trial_estimates, cleaned, operator, kept, events.onset, events.duration,
@@ -141,8 +141,15 @@ def _estimates(i, cleaned: np.ndarray, kept: np.ndarray, events: ev.Events, late
         info["HRFLibrary"] = {"Shapes": [{"index": k, "peak_s": p, "undershoot_ratio": r}
                                          for k, p, r in hrf_models.library_table()],
                               "Selection": "held-out R2 of an all-trials design (no trial_type values)",
-                              "Split": _split_words(choice.split), "Fallback": choice.note or None}
+                              "Split": _split_words(choice.split), "Fallback": choice.note
+                                         or (_fallback_line(choice.fallback) if choice.fallback.any() else None)}
     return {"betas": str(cwd / "betas.npy"), "betas_tsv": str(cwd / "betas.tsv"), "hrf_tsv": str(cwd / "hrf.tsv")}
+
+
+def _fallback_line(fallback: np.ndarray) -> str:
+    """One line counting the columns whose library choice fell back to the canonical shape."""
+    return (f"--hrf library: {int(fallback.sum())} of {fallback.size} columns fell back to the canonical shape (no "
+            "library shape predicted held-out data, cross-validated R2 <= 0; hrf_fallback column of _hrf.tsv)")
 
 
 def _split_words(split: str) -> str:

@@ -72,7 +72,7 @@ class EstimateTrials(SimpleInterface):
             used = [inputs[k] for k in with_events]
             fit, events, info = fit_runs(used, [names[k] for k in with_events])
             for j, k in enumerate(with_events):
-                files[k] = write_run(cwd / names[k], fit, j, events[j])
+                files[k] = write_run(cwd / names[k], fit, j, events[j], _retained(used[j], events[j]))
                 infos[k] = info
         self._results.update(run_files=files, run_info=infos)
         return runtime
@@ -87,17 +87,20 @@ def fit_runs(inputs: list[dict], names: list[str]) -> tuple[trial_fit.TrialFit, 
                                 repeat_column=first["repeats"])
     fit = trial_fit.fit_trials(runs, denoise=first["denoise"], ridge=first["ridge"], repeat_name=first["repeats"],
                                dof=_dof(inputs, operators), library=first["hrf"] == "library")
+    files = [Path(r["events_file"]).name for r in inputs]  # the runs as their files name them, not node names
     for line in fit.fallbacks:
-        warnings.warn(f"{', '.join(names)}: {line}.", stacklevel=2)
+        warnings.warn(f"{', '.join(files)}: {line}.", stacklevel=2)
     design = design_warnings(inputs, events, ridge=first["ridge"])
     for line in design:
         warnings.warn(line, stacklevel=2)
     info = {"TrialEstimates": HRF_STEP[first["hrf"]] + MODEL_NAME[(first["denoise"], first["ridge"])],
-            "HRFModel": first["hrf"], "HRF": ev.HRF_NAME if first["hrf"] == "spm" else DESCRIPTIONS["library"],
-            "TrialModelRuns": names, "TrialRepeats": first["repeats"],
-            "CrossValidationTargets": "label-free (held-out runs under an all-trials design; held-out blocks of "
-                                      "volumes)" if not first["repeats"] else f"--trial-repeats {first['repeats']}",
-            "TrialModelFallbacks": fit.fallbacks, "DesignWarnings": design}
+            "HRF": ev.HRF_NAME if first["hrf"] == "spm" else DESCRIPTIONS["library"],
+            "TrialModel": first.get("trial_model") or "optimized", "HRFModel": first["hrf"],
+            "BetasAre": "one row per trial: the coefficient of its HRF regressor"
+                        + (", shrunk by the column's ridge fraction" if first["ridge"] else ""),
+            "TrialModelRuns": files, "TrialRepeats": first["repeats"],
+            **_targets(first["repeats"], fit.reliability is not None), "TrialModelFallbacks": fit.fallbacks,
+            "DesignWarnings": design}
     if fit.hrf is not None:
         info["HRFLibrary"] = _library_info(fit.hrf)
     if fit.noise is not None:
@@ -140,18 +143,59 @@ def _library_info(choice) -> dict:
             "Fallback": choice.note or None}
 
 
-def write_run(folder: Path, fit: trial_fit.TrialFit, j: int, events: ev.Events) -> dict:
-    """Run ``j``'s betas.npy, betas.tsv and betaquality.tsv in ``folder``."""
+def _targets(repeats: str | None, used: bool) -> dict:
+    """The sidecar's cross-validation targets: what the fit used (label-free when --trial-repeats fell back)."""
+    label_free = "label-free (held-out runs under an all-trials design; held-out blocks of volumes)"
+    if not repeats:
+        return {"CrossValidationTargets": label_free}
+    if not used:
+        return {"CrossValidationTargets": f"{label_free}: --trial-repeats {repeats} could not be used (see "
+                                          "TrialModelFallbacks)"}
+    return {"CrossValidationTargets": f"--trial-repeats {repeats}",
+            "TrialRepeatsLeak": f"the {repeats} values of every run, held-out runs included, tuned the model: if "
+                                f"{repeats} determines the label you decode, held-out labels shaped these betas"}
+
+
+def _retained(run: dict, events: ev.Events) -> np.ndarray:
+    """Share of each trial's SPM response in the run's kept volumes (:func:`trial_models.response_retained`)."""
+    from bidsapp.core.hrf import make_basis
+    from bidsapp.core.trial_models import response_retained
+
+    n_volumes = np.load(run["operator"], mmap_mode="r").shape[1]
+    return response_retained(n_volumes, np.asarray(run["kept"], dtype=int), events.onset, events.duration,
+                             make_basis("spm", run["t_r"]), t_r=run["t_r"], start_time=run["start_time"])
+
+
+def _reasons(betas: np.ndarray, onsets: np.ndarray, retained: np.ndarray) -> list:
+    """Why each trial's estimate is not valid (None when it is)."""
+    from bidsapp.core.trial_models import MIN_RESPONSE_RETAINED
+
+    out: list = []
+    for b, onset, share in zip(betas, onsets, retained):
+        if not np.isfinite(b).all():
+            out.append("not estimable: the trial's regressor is empty (after the run's end, or removed by cleaning)")
+        elif onset < 0:
+            out.append(f"starts before the run (onset {onset:g} s < 0)")
+        elif share < MIN_RESPONSE_RETAINED:
+            out.append(f"only {share:.0%} of the response falls in kept volumes of the run (censored or after its "
+                       "end)")
+        else:
+            out.append(None)
+    return out
+
+
+def write_run(folder: Path, fit: trial_fit.TrialFit, j: int, events: ev.Events, retained: np.ndarray) -> dict:
+    """Run ``j``'s betas.npy, betas.tsv and betaquality.tsv in ``folder`` (``retained``: each trial's share of
+    its response in the run's kept volumes)."""
     from bidsapp.interfaces.segment import _trial_table
 
     folder.mkdir(parents=True, exist_ok=True)
     betas = fit.betas[j]
     save_npy(betas, folder / "betas.npy")
-    valid = np.isfinite(betas).all(axis=1)
+    reason = _reasons(betas, events.onset, retained)
     table = _trial_table(events)
-    table.update({"valid": valid, "beta_variance": np.round(fit.beta_variance[j], 6),
-                  "reason": [None if v else "not estimable: the trial's regressor is empty (after the run's end, "
-                             "or removed by cleaning)" for v in valid]})
+    table.update({"response_retained": np.round(retained, 4), "valid": np.array([r is None for r in reason]),
+                  "beta_variance": np.round(fit.beta_variance[j], 6), "reason": reason})
     write_tsv(folder / "betas.tsv", table)
     quality = {"column": np.arange(fit.r2.size), "r2": np.round(fit.r2, 5), "ridge_fraction": np.round(fit.fraction, 3),
                "noise_pool": fit.noise.pool if fit.noise is not None else np.zeros(fit.r2.size, dtype=bool)}

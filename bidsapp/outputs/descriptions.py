@@ -90,7 +90,9 @@ def _betas(settings: dict) -> dict[str, dict]:
     return {
         **_common_trial_columns(settings),
         "response_retained": {"Description": "Share of the trial's modelled response energy (HRF regressor "
-                                             "squared) that falls in kept volumes; low when censoring hides it.",
+                                             "squared) that falls in kept volumes of the run, out of its whole "
+                                             "response; low when censoring hides it or it falls after the run's "
+                                             "end.",
                               "Units": "ratio"},
         "variance_inflation": {"Description": "Variance of the trial's beta relative to that of the trial "
                                               "regressor alone on the raw kept volumes; large when cleaning "
@@ -103,13 +105,15 @@ def _betas(settings: dict) -> dict[str, dict]:
         "valid": _bool("Whether the trial-wise estimate is usable: the trial starts inside the run, its "
                        "model (per trial for LSS, per run for LSA) identifies its beta with residual degrees of "
                        "freedom, variance_inflation <= 100, response_retained >= 0.5 and (FIR) every bin is "
-                       "estimable; in models joining a participant's runs (optimized, --trial-denoise, "
-                       "--trial-ridge): the trial's regressor is not empty.",
+                       "estimable; in models joining a participant's runs (optimized, --trial-ridge): the trial "
+                       "starts inside the run, its regressor is not empty and response_retained >= 0.5.",
                        "usable estimate", "estimate unreliable (or NaN)"),
         "beta_variance": {"Description": "Variance of the trial's beta (median over columns): residual variance "
-                                         "of the run's model times the trial's diagonal term of the (ridge) "
-                                         "estimator's covariance; in the squared units of the cleaned data "
-                                         "(models joining a participant's runs)."},
+                                         "of the run's model times the trial's diagonal term of the unshrunk "
+                                         "least-squares-all estimator's covariance (ridge shrinkage lowers the "
+                                         "variance by adding bias, so it is not counted: a trial the ridge "
+                                         "shrinks most does not look most precise); in the squared units of the "
+                                         "cleaned data (models joining a participant's runs)."},
         "reason": {"Description": "Why the estimate is not valid (n/a when valid); rank-deficient or "
                                   "ill-conditioned models have NaN betas."},
         "fir_offset": {"Description": "--hrf fir: the FIR bin of this row, seconds from the trial's onset (a bin "

@@ -98,8 +98,12 @@ OUTPUTS: tuple[OutputFile, ...] = (
                "Per-trial segments, float32 (trials x offsets x columns), sampled every TR in --trial-window, and "
                "one row per trial of events.tsv.", "the run has an events.tsv", table="trials"),
     OutputFile((f"{_RUN}_betas.npy", f"{_RUN}_betas.tsv", f"{_RUN}_betas.json"),
-               "Trial-wise estimates (least squares separate), float32 (trials x columns), and one row per "
-               "trial with its reliability.", "`--trial-estimates lss` and an events.tsv", table="betas"),
+               "Trial-wise estimates of the model --trial-estimates names (lss: least squares separate, one model "
+               "per trial with the other trials grouped by trial_type; lsa: least squares all, one model per run; "
+               "optimized: the participant's runs joined, with noise regressors and fractional ridge on the lsa "
+               "model; --hrf fir: one row per trial and bin), float32 (trials x columns), and one row per trial "
+               "with its reliability.", "`--trial-estimates lss|lsa|optimized` (default: none, no _betas) and an "
+               "events.tsv", table="betas"),
     OutputFile((f"{_RUN}_hrf.tsv", f"{_RUN}_hrf.json"),
                "One row per column: the R² of the trial model (and with `--hrf library` the shape chosen for the "
                "column and its held-out R²).", "`--trial-estimates lss|lsa` and an events.tsv", table="hrf"),
