@@ -5,7 +5,8 @@ L2 norm it keeps (``f = 1``: OLS; ``f -> 0``: all coefficients 0) instead of by 
 whose useful range depends on the data's scale. With the SVD ``X = U S V^T``, ridge coefficients are
 ``V diag(s / (s^2 + alpha)) U^T y``; in the rotated basis they are the OLS ones scaled by
 ``s^2 / (s^2 + alpha)``, so the norm ratio of every ``alpha`` on a grid is cheap, and the ``alpha`` giving
-each requested fraction is interpolated (in ``log alpha``) per target column.
+each requested fraction is interpolated (in ``log alpha``) per target column. :func:`heldout_error` scores
+every fraction on held-out rows (the cross-validation of the fraction) without forming the coefficients.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def _check_fractions(fractions) -> np.ndarray:
 def alphas_for_fractions(basis: FracRidgeBasis, rotated_ols: np.ndarray, fractions) -> np.ndarray:
     """The penalty giving each fraction of the OLS norm, per target column.
 
+    The norm ratio of every column is computed on the ``alpha`` grid (one matrix product), and the grid
+    interval holding each fraction is found by a bisection run on all columns at once; the ``log alpha``
+    is then interpolated linearly in that interval (what ``np.interp`` gives column by column).
+
     Parameters
     ----------
     basis : FracRidgeBasis
@@ -76,21 +81,41 @@ def alphas_for_fractions(basis: FracRidgeBasis, rotated_ols: np.ndarray, fractio
         0 for a fraction of 1 (and for columns whose OLS coefficients are all 0).
     """
     f = _check_fractions(fractions)
-    grid = basis.alpha_grid()
+    grid = basis.alpha_grid()[1:]
     s2 = basis.s**2
-    shrink = s2[None, :] / (s2[None, :] + grid[:, None])  # (n_alpha, r)
     b2 = rotated_ols**2
     total = b2.sum(axis=0)
-    ratio = np.sqrt((shrink**2) @ b2 / np.where(total > 0, total, 1.0))  # (n_alpha, n_targets), decreasing
-    log_grid = np.log(grid[1:])
-    alpha = np.zeros((f.size, rotated_ols.shape[1]))
-    for j in range(rotated_ols.shape[1]):
-        if total[j] == 0:
-            continue
-        r = ratio[1:, j]  # decreasing with alpha: interpolate on the reversed (increasing) arrays
-        la = np.interp(f, r[::-1], log_grid[::-1], left=log_grid[-1], right=log_grid[0])
-        alpha[:, j] = np.where(f >= 1.0, 0.0, np.exp(la))
+    ratio2 = ((s2[None, :] / (s2[None, :] + grid[:, None])) ** 2) @ b2  # (n_alpha, n_targets), decreasing
+    ratio2 /= np.where(total > 0, total, 1.0)
+    first = _first_at_most(ratio2, f)
+    log_grid = np.log(grid)
+    m, cols = ratio2.shape[0], np.arange(ratio2.shape[1])
+    lo_i, hi_i = np.minimum(first, m - 1), np.maximum(first - 1, 0)
+    r_lo, r_hi = np.sqrt(ratio2[lo_i, cols]), np.sqrt(ratio2[hi_i, cols])
+    step = np.where(r_hi > r_lo, (log_grid[hi_i] - log_grid[lo_i]) / np.where(r_hi > r_lo, r_hi - r_lo, 1.0), 0.0)
+    la = log_grid[lo_i] + (f[:, None] - r_lo) * step
+    la = np.where(first == 0, log_grid[0], np.where(first == m, log_grid[-1], la))
+    alpha = np.where((f[:, None] >= 1.0) | (total[None, :] == 0), 0.0, np.exp(la))
     return alpha
+
+
+def _first_at_most(ratio2: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+    """Per fraction and column, the first grid row whose norm ratio ``sqrt(ratio2)`` is at most the fraction.
+
+    ``ratio2`` (n_alpha, n_targets) decreases down each column; the answer is in ``0 .. n_alpha``
+    (``n_alpha``: every ratio is above the fraction). Shape (n_fractions, n_targets).
+    """
+    m, n_t = ratio2.shape
+    lo = np.zeros((fractions.size, n_t), dtype=np.intp)
+    hi = np.full((fractions.size, n_t), m, dtype=np.intp)
+    cols = np.arange(n_t)
+    for _ in range(int(np.ceil(np.log2(m + 1)))):
+        mid = (lo + hi) // 2
+        at_most = np.sqrt(ratio2[np.minimum(mid, m - 1), cols]) <= fractions[:, None]
+        active = lo < hi
+        hi = np.where(active & at_most, mid, hi)
+        lo = np.where(active & ~at_most, mid + 1, lo)
+    return lo
 
 
 def fracridge(design: np.ndarray, targets: np.ndarray, fractions) -> tuple[np.ndarray, np.ndarray]:
@@ -148,3 +173,35 @@ def coef_variance_factor(basis: FracRidgeBasis, alpha: np.ndarray) -> np.ndarray
     s2 = basis.s**2
     gain = s2[:, None] / (s2[:, None] + alpha[None, :]) ** 2  # s^2 / (s^2 + a)^2, shape (r, n_targets)
     return (basis.vt.T**2) @ gain
+
+
+def heldout_error(design: np.ndarray, targets: np.ndarray, test_design: np.ndarray, test_targets: np.ndarray,
+                  fractions) -> np.ndarray:
+    """Squared error of predicting held-out rows with the ridge fit of each fraction, per target column.
+
+    Equal to ``((test_targets - test_design @ fracridge(design, targets, fractions)[0]) ** 2).sum(rows)``;
+    the prediction is formed in the rotated basis, ``(test_design V) (shrink * rotated)``, one matrix
+    product per fraction.
+
+    Parameters
+    ----------
+    design : numpy.ndarray, shape (n, p)
+    targets : numpy.ndarray, shape (n, n_targets)
+    test_design : numpy.ndarray, shape (n_test, p)
+    test_targets : numpy.ndarray, shape (n_test, n_targets)
+    fractions : array-like, shape (n_fractions,), in (0, 1]
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_fractions, n_targets)
+    """
+    basis = FracRidgeBasis.of(design)
+    rotated = (basis.u.T @ np.asarray(targets, dtype=np.float64)) / basis.s[:, None]
+    alpha = alphas_for_fractions(basis, rotated, fractions)
+    s2 = basis.s[None, :, None] ** 2
+    weights = s2 / (s2 + alpha[:, None, :])  # (n_fractions, r, n_targets)
+    weights *= rotated[None]
+    pred = np.matmul(np.asarray(test_design, dtype=np.float64) @ basis.vt.T, weights)
+    pred -= np.asarray(test_targets, dtype=np.float64)[None]
+    np.square(pred, out=pred)
+    return pred.sum(axis=1)

@@ -10,6 +10,7 @@ shapes (see :func:`library_shapes`) from which one is chosen per column.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,19 +55,30 @@ def gamma_difference(t_r: float, oversampling: int = 50, time_length: float = KE
     """Difference of two gamma densities sampled every ``t_r / oversampling`` s, summing to 1.
 
     Same parametrization and sampling as nilearn's ``_gamma_difference_hrf`` (the peak density
-    ``gamma(delay / dispersion, scale=dispersion)`` minus ``ratio`` times the undershoot's).
+    ``gamma(delay / dispersion, scale=dispersion)`` minus ``ratio`` times the undershoot's). Each kernel is
+    computed once per set of arguments (every run of a dataset shares it) and returned as a fresh copy.
 
     Returns
     -------
     numpy.ndarray, shape (round(time_length * oversampling / t_r),)
     """
+    return _gamma_difference(float(t_r), int(oversampling), float(time_length), float(onset), float(delay),
+                             float(undershoot), float(dispersion), float(u_dispersion), float(ratio)).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def _gamma_difference(t_r: float, oversampling: int, time_length: float, onset: float, delay: float,
+                      undershoot: float, dispersion: float, u_dispersion: float, ratio: float) -> np.ndarray:
+    """:func:`gamma_difference`, cached (the cached array is read-only)."""
     from scipy.stats import gamma  # imported on use: scipy.stats costs ~0.4 s of CPU at start-up
 
     dt = t_r / oversampling
     t = np.linspace(0, time_length, np.rint(float(time_length) / dt).astype(int)) - onset
     hrf = (gamma.pdf(t, delay / dispersion, loc=dt, scale=dispersion)
            - ratio * gamma.pdf(t, undershoot / u_dispersion, loc=dt, scale=u_dispersion))
-    return hrf / hrf.sum()
+    hrf = hrf / hrf.sum()
+    hrf.flags.writeable = False
+    return hrf
 
 
 def spm_hrf(t_r: float, oversampling: int = 50, time_length: float = KERNEL_SECONDS) -> np.ndarray:

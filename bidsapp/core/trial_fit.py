@@ -238,9 +238,8 @@ def _fit_chunk(runs: TrialRuns, noise, h: int, c: np.ndarray, *, ridge: bool, us
 
 def _noise_variance(x: np.ndarray, y: np.ndarray, dof: int) -> np.ndarray:
     """Residual variance per column of the least-squares-all model (n, p) -> (n_columns,)."""
-    b, *_ = np.linalg.lstsq(x, y, rcond=None)
-    rank = np.linalg.matrix_rank(x) if x.shape[1] else 0
-    return ((y - x @ b) ** 2).sum(axis=0) / max(dof - rank, 1)
+    u = trial_noise.column_space(x)  # the least-squares residual is y minus its projection on x's columns
+    return ((y - u @ (u.T @ y)) ** 2).sum(axis=0) / max(dof - u.shape[1], 1)
 
 
 def _run_betas(x: np.ndarray, y: np.ndarray, fraction: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -278,8 +277,7 @@ def _choose_fraction(xs: list, ys: list, runs: TrialRuns, keep: list, repeats_us
                 train, test = fold != f, fold == f
                 if x.shape[1] == 0 or not test.any():
                     continue
-                coefs, _ = fr.fracridge(x[train], y[train], FRACTIONS)
-                err += ((y[test][None] - np.einsum("np,fpc->fnc", x[test], coefs)) ** 2).sum(axis=1)
+                err += fr.heldout_error(x[train], y[train], x[test], y[test], FRACTIONS)
     return FRACTIONS[np.argmin(err, axis=0)]
 
 

@@ -77,17 +77,32 @@ def single_trial_r2(trial_designs: list[np.ndarray], data: list[np.ndarray]) -> 
 
     ``1 - (RSS / (n - p)) / (TSS / n)`` summed over runs: about 0 where trials explain nothing, whatever
     the number of trials per run; it catches columns that respond to some trials and not on average, which
-    the all-trials model misses.
+    the all-trials model misses. The least-squares residual is the data minus its projection on the
+    design's column space (one SVD of the design per run, reused by every column).
     """
     rss = tss = 0.0
     n_res = n_all = 0
     for x, y in zip(trial_designs, data):
-        b, *_ = np.linalg.lstsq(x, y, rcond=None)
-        rss = rss + ((y - x @ b) ** 2).sum(axis=0)
+        u = column_space(x)
+        rss = rss + ((y - u @ (u.T @ y)) ** 2).sum(axis=0)
         tss = tss + (y**2).sum(axis=0)
-        n_res += y.shape[0] - np.linalg.matrix_rank(x)
+        n_res += y.shape[0] - u.shape[1]
         n_all += y.shape[0]
     return 1.0 - (rss / max(n_res, 1)) / np.where(tss > 0, tss / n_all, 1.0)
+
+
+def column_space(design: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the columns of ``design`` (n, p): shape (n, rank).
+
+    The rank is ``np.linalg.lstsq``'s and ``np.linalg.matrix_rank``'s (singular values above
+    ``s_max * max(n, p) * eps``), so ``y - u @ (u.T @ y)`` is the least-squares residual of ``y``.
+    """
+    design = np.asarray(design, dtype=np.float64)
+    if design.shape[1] == 0:
+        return np.zeros((design.shape[0], 0))
+    u, s, _ = np.linalg.svd(design, full_matrices=False)
+    tol = s[0] * max(design.shape) * np.finfo(np.float64).eps
+    return u[:, s > tol]
 
 
 def noise_pool(r2: np.ndarray, *, threshold: float = POOL_R2, min_pool: int = MIN_POOL,
@@ -118,6 +133,8 @@ def run_components(design: np.ndarray, data: np.ndarray, pool: np.ndarray, beta:
     resid = data[:, pool] - design @ beta[:, pool]
     norm = np.linalg.norm(resid, axis=0)
     resid = resid / np.where(norm > 0, norm, 1.0)
+    if resid.shape[1] > resid.shape[0]:  # many columns: the SVD of R' (resid' = QR) has the same U and s
+        resid = np.linalg.qr(resid.T, mode="r").T
     u, s, _ = np.linalg.svd(resid, full_matrices=False)
     rank = int((s > (s[0] * 1e-10 if s.size else 0)).sum())
     return u[:, : min(n_max, rank)]
@@ -165,12 +182,7 @@ def fit_noise_model(
     if len(data) < 2:
         return NoiseModel(pool, r2, components, 0, cv, "none: one run, no held-out run to choose the number")
     cv_designs = designs if cv_designs is None else cv_designs
-    per_k = []
-    for k in range(n_avail + 1):
-        xs = [project_out(c[:, :k], x) for c, x in zip(components, cv_designs)]
-        ys = [project_out(c[:, :k], y) for c, y in zip(components, data)]
-        per_k.append(trial_cv.heldout_r2(xs, ys, removed=k))
-    per_k = np.array(per_k)  # (n_k, n_columns)
+    per_k = heldout_r2_per_k(components, cv_designs, data, n_avail)
     select = ~pool & (per_k.max(axis=0) > 0)
     if not select.any():
         return NoiseModel(pool, r2, components, 0, cv, f"{target}: no column predicts held-out runs")
@@ -179,3 +191,35 @@ def fit_noise_model(
     best = float(np.nanmax(gain))
     n = int(np.flatnonzero(gain >= GAIN_SHARE * best)[0]) if best > 0 else 0
     return NoiseModel(pool, r2, components, n, cv, target)
+
+
+def heldout_r2_per_k(components: list[np.ndarray], designs: list[np.ndarray], data: list[np.ndarray],
+                     n_max: int) -> np.ndarray:
+    """Leave-one-run-out R² with the first ``k`` components projected out, for ``k = 0 .. n_max``.
+
+    Equal to ``trial_cv.heldout_r2([project_out(c[:, :k], x) ...], [project_out(c[:, :k], y) ...],
+    removed=k)`` for each ``k``, from each run's cross-products: with orthonormal components ``C``,
+    ``(Px)'(Py) = x'y - (C'x)'(C'y)``, so the projected data are never formed and each added component
+    updates the cross-products by one outer product.
+
+    Parameters
+    ----------
+    components : list of numpy.ndarray, each (n_r, >= n_max), orthonormal columns
+    designs : list of numpy.ndarray, each (n_r, p)
+    data : list of numpy.ndarray, each (n_r, n_columns)
+    n_max : int
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_max + 1, n_columns)
+    """
+    stats, loads = [], []
+    for c, x, y in zip(components, designs, data):
+        stats.append(trial_cv.RunProducts.of(x, y))
+        loads.append((c[:, :n_max].T @ x, c[:, :n_max].T @ y))
+    out = [trial_cv.heldout_r2_from_products(stats, removed=0)]
+    for k in range(1, n_max + 1):
+        for st, (a, g) in zip(stats, loads):
+            st.remove(a[k - 1], g[k - 1])
+        out.append(trial_cv.heldout_r2_from_products(stats, removed=k))
+    return np.array(out)
