@@ -56,6 +56,13 @@ def ref_single_trial_r2(trial_designs, data):
     return 1.0 - (rss / max(n_res, 1)) / np.where(tss > 0, tss / n_all, 1.0)
 
 
+def ref_all_trials_r2(designs, data):
+    b = trial_cv.pooled_fit(designs, data, range(len(data)))
+    rss = sum(((y - x @ b) ** 2).sum(axis=0) for x, y in zip(designs, data))
+    tss = sum((y**2).sum(axis=0) for y in data)
+    return 1.0 - rss / np.where(tss > 0, tss, 1.0)
+
+
 def ref_run_components(design, data, pool, beta, n_max):
     resid = data[:, pool] - design @ beta[:, pool]
     norm = np.linalg.norm(resid, axis=0)
@@ -175,6 +182,8 @@ def test_noise_count_cv_from_products_equals_projected_fits(seed, repeat_design)
         designs.append(x)
         data.append(_targets(rng, x, 30))
         comps.append(np.linalg.qr(rng.standard_normal((n, 6)))[0])
+    np.testing.assert_allclose(trial_noise.all_trials_r2(designs, data), ref_all_trials_r2(designs, data),
+                               rtol=0, atol=TOL)
     got = trial_noise.heldout_r2_per_k(comps, designs, data, 6)
     want = ref_heldout_r2_per_k(comps, designs, data, 6)
     np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
@@ -198,6 +207,7 @@ def test_optimized_fit_equals_fit_on_reference_numerics(seed, repeats, monkeypat
     monkeypatch.setattr(fr, "alphas_for_fractions", ref_alphas_for_fractions)
     monkeypatch.setattr(fr, "heldout_error", ref_heldout_error)
     monkeypatch.setattr(trial_noise, "single_trial_r2", ref_single_trial_r2)
+    monkeypatch.setattr(trial_noise, "all_trials_r2", ref_all_trials_r2)
     monkeypatch.setattr(trial_noise, "run_components", ref_run_components)
     monkeypatch.setattr(trial_noise, "heldout_r2_per_k", ref_heldout_r2_per_k)
     monkeypatch.setattr(tf, "_noise_variance", ref_noise_variance)

@@ -85,37 +85,41 @@ def alphas_for_fractions(basis: FracRidgeBasis, rotated_ols: np.ndarray, fractio
     s2 = basis.s**2
     b2 = rotated_ols**2
     total = b2.sum(axis=0)
-    ratio2 = ((s2[None, :] / (s2[None, :] + grid[:, None])) ** 2) @ b2  # (n_alpha, n_targets), decreasing
-    ratio2 /= np.where(total > 0, total, 1.0)
+    b2 /= np.where(total > 0, total, 1.0)
+    # squared norm ratio, one row per column (its grid values contiguous), decreasing along the grid
+    ratio2 = b2.T @ ((s2[:, None] / (s2[:, None] + grid[None, :])) ** 2)
     first = _first_at_most(ratio2, f)
     log_grid = np.log(grid)
-    m, cols = ratio2.shape[0], np.arange(ratio2.shape[1])
+    m, n_t = ratio2.shape[1], ratio2.shape[0]
     lo_i, hi_i = np.minimum(first, m - 1), np.maximum(first - 1, 0)
-    r_lo, r_hi = np.sqrt(ratio2[lo_i, cols]), np.sqrt(ratio2[hi_i, cols])
+    rows = np.arange(n_t) * m
+    r_lo, r_hi = np.sqrt(np.take(ratio2, rows + lo_i)), np.sqrt(np.take(ratio2, rows + hi_i))
     step = np.where(r_hi > r_lo, (log_grid[hi_i] - log_grid[lo_i]) / np.where(r_hi > r_lo, r_hi - r_lo, 1.0), 0.0)
     la = log_grid[lo_i] + (f[:, None] - r_lo) * step
     la = np.where(first == 0, log_grid[0], np.where(first == m, log_grid[-1], la))
-    alpha = np.where((f[:, None] >= 1.0) | (total[None, :] == 0), 0.0, np.exp(la))
-    return alpha
+    return np.where((f[:, None] >= 1.0) | (total[None, :] == 0), 0.0, np.exp(la))
 
 
 def _first_at_most(ratio2: np.ndarray, fractions: np.ndarray) -> np.ndarray:
-    """Per fraction and column, the first grid row whose norm ratio ``sqrt(ratio2)`` is at most the fraction.
+    """Per fraction and column, the first grid point whose norm ratio ``sqrt(ratio2)`` is at most the fraction.
 
-    ``ratio2`` (n_alpha, n_targets) decreases down each column; the answer is in ``0 .. n_alpha``
-    (``n_alpha``: every ratio is above the fraction). Shape (n_fractions, n_targets).
+    ``ratio2`` (n_targets, n_alpha) decreases along each row; the answer is in ``0 .. n_alpha``
+    (``n_alpha``: every ratio is above the fraction), found by a branch-free binary search (steps of
+    decreasing powers of two) run on every fraction and column at once, comparing squares (a ratio equal to
+    a fraction up to round-off may land in the next interval, where the interpolation gives the same value).
+    Shape (n_fractions, n_targets).
     """
-    m, n_t = ratio2.shape
-    lo = np.zeros((fractions.size, n_t), dtype=np.intp)
-    hi = np.full((fractions.size, n_t), m, dtype=np.intp)
-    cols = np.arange(n_t)
-    for _ in range(int(np.ceil(np.log2(m + 1)))):
-        mid = (lo + hi) // 2
-        at_most = np.sqrt(ratio2[np.minimum(mid, m - 1), cols]) <= fractions[:, None]
-        active = lo < hi
-        hi = np.where(active & at_most, mid, hi)
-        lo = np.where(active & ~at_most, mid + 1, lo)
-    return lo
+    n_t, m = ratio2.shape
+    flat = ratio2.ravel()
+    rows = np.arange(n_t) * m - 1
+    f2 = (fractions**2)[:, None]
+    above = np.zeros((fractions.size, n_t), dtype=np.intp)  # grid points known to be above the fraction
+    step = 1 << int(m).bit_length()
+    while step:
+        cand = np.minimum(above + step, m)
+        above = np.where(np.take(flat, cand + rows) > f2, cand, above)
+        step >>= 1
+    return above
 
 
 def fracridge(design: np.ndarray, targets: np.ndarray, fractions) -> tuple[np.ndarray, np.ndarray]:
@@ -198,10 +202,16 @@ def heldout_error(design: np.ndarray, targets: np.ndarray, test_design: np.ndarr
     basis = FracRidgeBasis.of(design)
     rotated = (basis.u.T @ np.asarray(targets, dtype=np.float64)) / basis.s[:, None]
     alpha = alphas_for_fractions(basis, rotated, fractions)
-    s2 = basis.s[None, :, None] ** 2
-    weights = s2 / (s2 + alpha[:, None, :])  # (n_fractions, r, n_targets)
-    weights *= rotated[None]
-    pred = np.matmul(np.asarray(test_design, dtype=np.float64) @ basis.vt.T, weights)
-    pred -= np.asarray(test_targets, dtype=np.float64)[None]
-    np.square(pred, out=pred)
-    return pred.sum(axis=1)
+    s2 = basis.s[:, None] ** 2
+    scaled = s2 * rotated  # weights of fraction k: s^2 rotated / (s^2 + alpha_k)
+    rotated_test = np.asarray(test_design, dtype=np.float64) @ basis.vt.T
+    test_targets = np.asarray(test_targets, dtype=np.float64)
+    err = np.empty(alpha.shape)
+    weights, pred = np.empty_like(rotated), np.empty_like(test_targets)
+    for k in range(alpha.shape[0]):  # one fraction at a time, in reused buffers: fewer passes over memory
+        np.add(s2, alpha[k], out=weights)
+        np.divide(scaled, weights, out=weights)
+        np.matmul(rotated_test, weights, out=pred)
+        pred -= test_targets
+        err[k] = np.einsum("tc,tc->c", pred, pred)
+    return err

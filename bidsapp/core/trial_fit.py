@@ -251,13 +251,9 @@ def _run_betas(x: np.ndarray, y: np.ndarray, fraction: np.ndarray | None) -> tup
         return w @ y, np.repeat((w**2).sum(axis=1)[:, None], y.shape[1], axis=1)
     basis = fr.FracRidgeBasis.of(x)
     rotated = (basis.u.T @ y) / basis.s[:, None]
-    b = np.empty((x.shape[1], y.shape[1]))
-    alpha = np.zeros(y.shape[1])
-    for f in np.unique(fraction):
-        cols = np.flatnonzero(fraction == f)
-        alpha[cols] = fr.alphas_for_fractions(basis, rotated[:, cols], [f])[0]
-    b[:] = fr.ridge_coefs(basis, rotated, alpha[None, :])[0]
-    return b, fr.coef_variance_factor(basis, alpha)
+    levels, which = np.unique(fraction, return_inverse=True)  # each column's penalty at its own fraction
+    alpha = np.take_along_axis(fr.alphas_for_fractions(basis, rotated, levels), which[None, :], axis=0)[0]
+    return fr.ridge_coefs(basis, rotated, alpha[None, :])[0], fr.coef_variance_factor(basis, alpha)
 
 
 def _choose_fraction(xs: list, ys: list, runs: TrialRuns, keep: list, repeats_usable: bool) -> np.ndarray:

@@ -66,9 +66,12 @@ class NoiseModel:
 
 def all_trials_r2(designs: list[np.ndarray], data: list[np.ndarray]) -> np.ndarray:
     """In-sample R² per column of the all-trials model fitted jointly to every run."""
-    b = trial_cv.pooled_fit(designs, data, range(len(data)))
-    rss = sum(((y - x @ b) ** 2).sum(axis=0) for x, y in zip(designs, data))
-    tss = sum((y**2).sum(axis=0) for y in data)
+    stats = [trial_cv.RunProducts.of(x, y) for x, y in zip(designs, data)]
+    b = np.linalg.pinv(sum(st.xtx for st in stats)) @ sum(st.xty for st in stats)
+    # |y - x b|^2 = y'y - 2 b'x'y + b'x'x b: the residuals are never formed
+    rss = sum(np.maximum(st.yy - 2.0 * (b * st.xty).sum(axis=0) + (b * (st.xtx @ b)).sum(axis=0), 0.0)
+              for st in stats)
+    tss = sum(st.yy for st in stats)
     return 1.0 - rss / np.where(tss > 0, tss, 1.0)
 
 
@@ -77,15 +80,16 @@ def single_trial_r2(trial_designs: list[np.ndarray], data: list[np.ndarray]) -> 
 
     ``1 - (RSS / (n - p)) / (TSS / n)`` summed over runs: about 0 where trials explain nothing, whatever
     the number of trials per run; it catches columns that respond to some trials and not on average, which
-    the all-trials model misses. The least-squares residual is the data minus its projection on the
-    design's column space (one SVD of the design per run, reused by every column).
+    the all-trials model misses. The residual sum of squares is the data's minus that of its projection on
+    the design's column space (one SVD of the design per run, reused by every column).
     """
     rss = tss = 0.0
     n_res = n_all = 0
     for x, y in zip(trial_designs, data):
         u = column_space(x)
-        rss = rss + ((y - u @ (u.T @ y)) ** 2).sum(axis=0)
-        tss = tss + (y**2).sum(axis=0)
+        yy = (y**2).sum(axis=0)
+        rss = rss + np.maximum(yy - ((u.T @ y) ** 2).sum(axis=0), 0.0)  # |y|^2 minus that of its projection
+        tss = tss + yy
         n_res += y.shape[0] - u.shape[1]
         n_all += y.shape[0]
     return 1.0 - (rss / max(n_res, 1)) / np.where(tss > 0, tss / n_all, 1.0)
