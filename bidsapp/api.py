@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,30 +15,19 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.outputs import writers
+from bidsapp.bids.naming import ENTITY_KEYS
+from bidsapp.bids.naming import entities_of as _entities_of
+from bidsapp.outputs import reader
+from bidsapp.outputs.reader import Run
 
-#: BIDS entities of bidsapp's output names, in BIDS order: (pybids name, file-name key)
-ENTITY_KEYS = (
-    ("subject", "sub"), ("session", "ses"), ("task", "task"), ("acquisition", "acq"),
-    ("ceagent", "ce"), ("reconstruction", "rec"), ("direction", "dir"), ("run", "run"),
-    ("echo", "echo"), ("part", "part"), ("hemi", "hemi"), ("space", "space"), ("cohort", "cohort"), ("atlas", "atlas"),
-    ("res", "res"), ("den", "den"), ("desc", "desc"),
-)
+__all__ = ["Dataset", "Run", "dataset", "load"]
+
 _SHORT = {long: short for long, short in ENTITY_KEYS}
 _LONG = {short: long for long, short in ENTITY_KEYS}
 #: entities that name one run of the source data (the rest name a processing of it)
 _RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run",
                  "echo", "part")
 _KINDS = ("betas", "trials", "timeseries", "connectivity")
-
-
-def _entities_of(stem: str) -> dict[str, str]:
-    out = {}
-    for part in stem.split("_"):
-        key, _, value = part.partition("-")
-        if key in _LONG and value:
-            out[_LONG[key]] = value
-    return out
 
 
 #: entities whose values are indices (BIDS: ``run-1`` and ``run-01`` are the same run); the others are labels
@@ -75,13 +63,6 @@ def _check_entities(entities: dict) -> dict:
     return out
 
 
-#: file endings of a run's rows (the sidecar ``_timeseries.json`` is written last, so a run may lack it)
-_ROW_ENDINGS = ("_timeseries.json",) + tuple(f"_{ending}" for ending in writers.ROW_FILES)
-
-
-_MASK_ENDINGS = tuple(f"_{ending}" for ending in writers.get("mask").files)
-
-
 @dataclass(frozen=True)
 class _Candidate:
     """One run's output set found in the folder (complete or not)."""
@@ -92,7 +73,7 @@ class _Candidate:
 
     @property
     def sidecar(self) -> Path:
-        return self.folder / f"{self.stem}_timeseries.json"
+        return self.folder / f"{self.stem}{reader.SIDECAR_ENDING}"
 
 
 def _sort_key(value):
@@ -104,7 +85,7 @@ def _runs(output_dir: Path, entities: dict) -> list[_Candidate]:
     if not output_dir.is_dir():
         raise FileNotFoundError(f"{output_dir}: no such folder (the output_dir of a bidsapp run).")
     stems = set()
-    for ending in _ROW_ENDINGS:
+    for ending in reader.ROW_ENDINGS:
         stems |= {(p.parent, p.name[: -len(ending)]) for p in output_dir.glob(f"sub-*/**/func/*{ending}")}
     if not stems:
         raise FileNotFoundError(f"{output_dir}: no bidsapp outputs (*_timeseries.json); "
@@ -135,209 +116,6 @@ def _varying(match: list[_Candidate]) -> dict[str, list]:
         if len(values) > 1:
             out[key] = values
     return out
-
-
-def _problem(candidate: _Candidate, verify: bool) -> str | None:
-    """Why a run's outputs are incomplete (None when complete): no sidecar, a listed file missing,
-    a size (or, with ``verify``, a checksum) that differs from the sidecar."""
-    from bidsapp.core.io import sha256sum
-
-    if not candidate.sidecar.exists():
-        return "no sidecar: the run was interrupted or is being written"
-    try:
-        meta = json.loads(candidate.sidecar.read_text())
-    except (OSError, ValueError):
-        return "its sidecar is unreadable"
-    for entry in meta.get("OutputFiles") or []:
-        if not isinstance(entry, dict):
-            continue
-        path = candidate.folder / entry.get("Path", "")
-        if not path.is_file():
-            return f"{entry.get('Path')} is missing"
-        if "Size" in entry and path.stat().st_size != entry["Size"]:
-            return f"{entry['Path']} has another size than its sidecar lists (changed after it was written)"
-        if verify and "SHA256" in entry and sha256sum(path) != entry["SHA256"]:
-            return f"{entry['Path']} has another checksum than its sidecar lists (changed after it was written)"
-    return None
-
-
-def _read_table(path: Path):
-    import pandas as pd
-
-    df = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
-                     dtype={"trial": str, "trial_type": str, "name": "string"})
-    integers = ("row", "segment", "index", "volume", "column", "label", "vertex")
-    integers += ("i", "j", "k") if "vertex" in df else ()  # grayordinates: voxel indices, n/a on surfaces
-    for col in integers:
-        if col in df and df[col].dtype.kind == "f":
-            df[col] = df[col].astype("Int64")
-    return df
-
-
-#: columns bidsapp writes in ``_trials.tsv`` / ``_betas.tsv`` and their types; every other column comes from
-#: events.tsv and is read as text, exactly as written (``001`` stays ``001``)
-_TRIAL_COLUMNS = {"index": "Int64", "onset": float, "duration": float, "trial_type": str, "n_censored": "Int64",
-                  "outside_run": bool, "valid": bool, "segment": "Int64", "response_retained": float,
-                  "variance_inflation": float, "variance_factor": float, "fir_offset": float, "reason": str,
-                  "beta_variance": float}
-
-
-def _read_trial_table(path: Path):
-    """A ``_trials.tsv`` / ``_betas.tsv``: our columns typed, the events.tsv columns as text (n/a: missing)."""
-    import pandas as pd
-
-    df = pd.read_csv(path, sep="\t", dtype=str, na_values=["n/a"], keep_default_na=False)
-    for col, kind in _TRIAL_COLUMNS.items():
-        if col not in df or kind is str:
-            continue
-        if kind is bool:
-            df[col] = df[col].map({"True": True, "False": False, "true": True, "false": False})
-        else:
-            df[col] = pd.to_numeric(df[col]).astype(kind)
-    return df
-
-
-@dataclass
-class Run:
-    """One run's outputs, read back (arrays are memory-mapped, tables are pandas DataFrames)."""
-
-    stem: str
-    folder: Path
-    entities: dict
-    meta: dict
-    X: np.ndarray
-    samples: object
-    features: object
-    trials: np.ndarray | None = None
-    trials_table: object = None
-    betas: np.ndarray | None = None
-    betas_table: object = None
-    mask_file: Path | None = None
-    dseg_file: Path | None = None
-    kind: str = "voxels"
-
-    @property
-    def qc(self) -> dict:
-        """The run's QC metrics (the sidecar's ``QC`` values by name; units in ``meta["QC"]``), empty for outputs
-        written before QC metrics."""
-        return {k: v.get("Value") for k, v in (self.meta.get("QC") or {}).items()}
-
-    @property
-    def column_space(self):
-        """The run's column space (:mod:`bidsapp.core.columns`), from its sidecar's ``ColumnSpace``."""
-        return _space(self.kind, self.mask_file, self.dseg_file, self.features)
-
-    def to_image(self, values) -> nib.Nifti1Image:
-        """A NIfTI image of values over the columns: (n_features,) -> 3D, (n, n_features) -> 4D.
-
-        Voxel mode: each voxel of the mask gets its column's value; atlas mode: each region of the
-        ``_dseg.nii.gz`` image gets its column's value; 0 elsewhere; maps: the sum of the maps weighted by
-        the values; spheres: each sphere's voxels (the mean where spheres overlap). Grayordinate runs (CIFTI / GIFTI):
-        a ``dscalar.nii`` (one map per row of ``values``) over the run's grayordinates; per-hemisphere
-        ``func.gii`` with ``bidsapp.core.grayordinates.to_gifti(values, run.brain_models)``.
-        """
-        return self.column_space.inverse(values)
-
-    @property
-    def brain_models(self):
-        """Grayordinate runs: the columns as a nibabel ``BrainModelAxis`` (from ``_desc-brain_mask.dscalar.nii``)."""
-        from bidsapp.core import columns, grayordinates
-
-        if self.mask_file is None or not columns.get(self.kind).on_grayordinates:
-            raise ValueError(f"{self.stem}: not a grayordinate run (its columns are voxels or regions of a volume).")
-        return grayordinates.brain_models_of(self.mask_file)
-
-
-
-def _space(kind: str, mask_file: Path | None, image_file: Path | None, features):
-    """The column space of a run's (or a stack's) outputs."""
-    from bidsapp.core import columns
-
-    if mask_file is None:
-        raise FileNotFoundError("the run's mask (_mask.nii.gz) is not among its outputs.")
-    cls = columns.get(kind)
-    if cls.image and image_file is None:
-        raise FileNotFoundError(f"the run's columns image (_{cls.image[0]}{cls.image[1]}) is not among its outputs.")
-    return cls.from_outputs(mask_file, image_file, {c: features[c].tolist() for c in features.columns})
-
-
-def _legacy_kind(meta: dict, mask_file: Path | None, image_file: Path | None) -> str:
-    """The column space of outputs written before the sidecar recorded ``ColumnSpace``."""
-    gray = mask_file is not None and mask_file.name.endswith(".dscalar.nii")
-    if image_file is not None:
-        return "grayordinate_labels" if gray else "labels"
-    return "grayordinates" if gray else "voxels"
-
-
-def _output(folder: Path, meta: dict, ending: str) -> Path | None:
-    listed = [f["Path"] if isinstance(f, dict) else f for f in meta.get("OutputFiles", [])]  # names or entries
-    names = [f for f in listed if f.endswith(ending)]
-    return folder / names[0] if names and (folder / names[0]).exists() else None
-
-
-def _load_one(candidate: _Candidate, verify: bool = False) -> Run:
-    folder, stem, entities = candidate.folder, candidate.stem, candidate.entities
-    problem = _problem(candidate, verify)
-    if problem is not None:
-        raise FileNotFoundError(f"{folder / stem}: outputs incomplete ({problem}); rerun the participant level "
-                                "for this run.")
-    meta = json.loads(candidate.sidecar.read_text())
-    listed = {f["Path"] if isinstance(f, dict) else f for f in meta.get("OutputFiles", [])}
-
-    def output(suffix: str) -> Path | None:  # only what the sidecar lists belongs to this generation
-        name = f"{stem}_{suffix}"
-        return folder / name if name in listed and (folder / name).exists() else None
-
-    row_file = next((output(ending) for ending in writers.ROW_FILES if output(ending)), None)
-    if row_file is not None:
-        X = writers.read_rows(row_file)
-    else:
-        raise FileNotFoundError(f"{folder / stem}_timeseries.npy: missing (the run's outputs are incomplete; "
-                                "rerun the participant level).")
-    for name in ("samples.tsv", "features.tsv"):
-        if output(name) is None:
-            raise FileNotFoundError(f"{folder / stem}_{name}: missing or not listed by its sidecar (the run's "
-                                    "outputs are incomplete; rerun the participant level for this run).")
-    mask_file = next((folder / f for f in sorted(listed) if f.endswith(_MASK_ENDINGS)
-                      and "_atlas-" not in f and (folder / f).exists()), None)
-    if mask_file is None:
-        raise FileNotFoundError(f"{folder / stem}: its mask (_mask.nii.gz) is not among the outputs its sidecar "
-                                "lists; rerun the participant level for this run.")
-    if "ColumnSpace" in meta:
-        kind, image = meta["ColumnSpace"], meta.get("ColumnImage")
-        image_file = folder / image if image and image in listed and (folder / image).exists() else None
-    else:
-        image_file = (_output(folder, meta, "_dseg.nii.gz") or _output(folder, meta, "_dseg.dlabel.nii")
-                      if entities.get("atlas") else None)
-        kind = _legacy_kind(meta, mask_file, image_file)
-    run = Run(stem=stem, folder=folder, entities=entities, meta=meta, X=X,
-              samples=_read_table(folder / f"{stem}_samples.tsv"),
-              features=_read_table(folder / f"{stem}_features.tsv"),
-              mask_file=mask_file, dseg_file=image_file, kind=kind)
-    for kind in ("trials", "betas"):
-        if output(f"{kind}.npy") and output(f"{kind}.tsv"):
-            setattr(run, kind, np.load(output(f"{kind}.npy"), mmap_mode="r"))
-            setattr(run, f"{kind}_table", _read_trial_table(output(f"{kind}.tsv")))
-    _check_rows(run)
-    return run
-
-
-def _check_rows(run: Run) -> None:
-    """Arrays and their tables must describe the same rows and columns (else the outputs were mixed by hand)."""
-    where = run.folder / run.stem
-    if len(run.features) != run.X.shape[1]:
-        raise ValueError(f"{where}_features.tsv: {len(run.features)} rows for {run.X.shape[1]} columns "
-                         "of the array; the run's outputs are inconsistent, rerun it.")
-    kept = int(run.samples["kept"].sum()) if "kept" in run.samples else run.X.shape[0]
-    if kept != run.X.shape[0]:
-        raise ValueError(f"{where}_samples.tsv: {kept} kept volumes for {run.X.shape[0]} rows of the array; the "
-                         "run's outputs are inconsistent, rerun it.")
-    if run.betas is not None and len(run.betas_table) != run.betas.shape[0]:
-        raise ValueError(f"{where}_betas.tsv: {len(run.betas_table)} trials for {run.betas.shape[0]} rows of "
-                         "_betas.npy; the run's outputs are inconsistent, rerun it.")
-    if run.trials is not None and int(run.trials_table["segment"].notna().sum()) != run.trials.shape[0]:
-        raise ValueError(f"{where}_trials.tsv: {int(run.trials_table['segment'].notna().sum())} segments for "
-                         f"{run.trials.shape[0]} rows of _trials.npy; the run's outputs are inconsistent, rerun it.")
 
 
 def _choose_hint(varying: dict[str, list]) -> str:
@@ -382,18 +160,10 @@ def load(output_dir: str | Path, *, verify: bool = False, **entities) -> Run:
         raise LookupError(
             f"{len(match)} runs match {_fmt(_check_entities(entities))}: "
             + ", ".join(c.stem for c in match) + f"; {_choose_hint(_varying(match))} to choose one.")
-    return _load_one(match[0], verify)
+    return reader.read_run(match[0].sidecar, verify=verify, entities=match[0].entities)
 
 
 
-def load_sidecar(sidecar: str | Path, *, verify: bool = False) -> Run:
-    """One run's outputs named by its sidecar (``<stem>_timeseries.json``), as :func:`load` reads them.
-
-    The group level reads every run it found this way (no entity matching needed).
-    """
-    sidecar = Path(sidecar).absolute()
-    stem = sidecar.name[: -len("_timeseries.json")]
-    return _load_one(_Candidate(sidecar.parent, stem, _entities_of(stem)), verify)
 
 @dataclass
 class Dataset:
@@ -459,7 +229,7 @@ class Dataset:
     def to_image(self, values) -> nib.Nifti1Image:
         """A NIfTI image of values over the shared columns (see :meth:`Run.to_image`)."""
         if self._mask is None:
-            return _space(self.kind, self.mask_file, self.dseg_file, self.features).inverse(values)
+            return reader.column_space_of(self.kind, self.mask_file, self.dseg_file, self.features).inverse(values)
         from bidsapp.core import masking
 
         img = nib.load(self.mask_file)
@@ -629,7 +399,7 @@ def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
     """The matching runs whose outputs are complete (the others left out with one warning), all of one
     variant (space, atlas, desc) and made with one configuration."""
     match = _runs(Path(output_dir), entities)
-    problems = [(c, _problem(c, verify)) for c in match]
+    problems = [(c, reader.problem(c.sidecar, verify)) for c in match]
     incomplete = [(c, why) for c, why in problems if why is not None]
     match = [c for c, why in problems if why is None]
     if incomplete:
@@ -643,7 +413,7 @@ def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
         key, values = next(iter(mixed.items()))
         raise LookupError(f"the {len(match)} matching runs mix {key} values {values}: their columns are not "
                           f"comparable; add {key}=... (one of {values}) to choose one.")
-    runs = [_load_one(c) for c in match]  # checksums, if asked, were verified above
+    runs = [reader.read_run(c.sidecar, entities=c.entities) for c in match]  # checksums, if asked, verified above
     _check_configurations(runs)
     return runs
 
@@ -729,29 +499,13 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
                        groups=table["participant_id"].to_numpy(), table=table, features=edges,
                        runs=[r.stem for r in runs], mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file,
                        kind=runs[0].kind, qc=_qc_table(runs))
-    ours = ["source", *_RUN_ENTITIES]
     blocks, tables, targets = [], [], []
     n_missing = n_dropped = 0
     for run, cols in zip(runs, picks):
-        data, table = _rows(run, kind, drop_invalid and kind != "timeseries")
-        table = table.rename(columns={c: f"events_{c}" for c in table.columns if c in ours})
-        if kind == "timeseries" and (y == "trial_type" or (run.trials_table is not None and y in run.trials_table
-                                                           and y not in table)):
-            values, dropped = _volume_targets(run, table, y, overlap)
-            n_dropped += dropped
-        elif y in table:
-            values = [None if _missing(v) else v for v in table[y].tolist()]
-            values = [_NA if v is None and kind != "timeseries" else v for v in values]
-        else:
-            values = None  # reported below, with the columns of the stacked table
-        source = "_".join(f"{_SHORT[k]}-{run.entities[k]}" for k in _RUN_ENTITIES if k in run.entities)
-        for key in reversed([k for k in _RUN_ENTITIES if k in run.entities]):
-            table.insert(0, key, run.entities[key])
-        table.insert(0, "source", source)
-        if values is None:
-            raise ValueError(f"y={y!r} is not a column of the {kind} table; columns: {list(table.columns)}.")
+        data, table, values, dropped = _run_rows(run, kind, y, overlap, drop_invalid)
         keep = np.array([v is not _NA and v is not _DROP for v in values], dtype=bool)
         n_missing += sum(v is _NA for v in values)
+        n_dropped += dropped
         blocks.append(data[keep][..., cols])
         tables.append(table[keep])
         targets += [v for v, k in zip(values, keep) if k]
@@ -761,17 +515,46 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         warnings.warn(f"{n_dropped} volume(s) inside trials with different {y!r} are left out (overlap='drop').",
                       stacklevel=2)
     table = pd.concat(tables, ignore_index=True)
-    target = np.empty(len(targets), dtype=object)
-    target[:] = targets
-    if y_dtype is not None:
-        target = target.astype(y_dtype)
-    elif targets and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in targets):
-        target = target.astype(np.result_type(*{type(v) for v in targets}))  # one of our numeric columns
     features = runs[0].features.iloc[picks[0]].reset_index(drop=True)
-    return Dataset(X=np.concatenate(blocks), y=target, groups=table["source"].to_numpy(),
+    return Dataset(X=np.concatenate(blocks), y=_target_array(targets, y_dtype), groups=table["source"].to_numpy(),
                    table=table, features=features, runs=[r.stem for r in runs],
                    mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file, _mask=common, kind=runs[0].kind,
                    qc=_qc_table(runs))
+
+
+def _run_rows(run: Run, kind: str, y: str, overlap: str, drop_invalid: bool) -> tuple[np.ndarray, object, list, int]:
+    """One run's rows of a kind: the array, its table (with ``source`` and the run's entities first), the ``y``
+    of each row (``_NA``/``_DROP``: left out) and the number of volumes ``overlap="drop"`` left out."""
+    ours = ["source", *_RUN_ENTITIES]
+    data, table = _rows(run, kind, drop_invalid and kind != "timeseries")
+    table = table.rename(columns={c: f"events_{c}" for c in table.columns if c in ours})
+    dropped = 0
+    if kind == "timeseries" and (y == "trial_type" or (run.trials_table is not None and y in run.trials_table
+                                                       and y not in table)):
+        values, dropped = _volume_targets(run, table, y, overlap)
+    elif y in table:
+        values = [None if _missing(v) else v for v in table[y].tolist()]
+        values = [_NA if v is None and kind != "timeseries" else v for v in values]
+    else:
+        values = None  # reported below, with the columns of the stacked table
+    source = "_".join(f"{_SHORT[k]}-{run.entities[k]}" for k in _RUN_ENTITIES if k in run.entities)
+    for key in reversed([k for k in _RUN_ENTITIES if k in run.entities]):
+        table.insert(0, key, run.entities[key])
+    table.insert(0, "source", source)
+    if values is None:
+        raise ValueError(f"y={y!r} is not a column of the {kind} table; columns: {list(table.columns)}.")
+    return data, table, values, dropped
+
+
+def _target_array(targets: list, y_dtype) -> np.ndarray:
+    """``y`` as an array: of ``y_dtype`` when given, numeric when every value is a number, else objects."""
+    target = np.empty(len(targets), dtype=object)
+    target[:] = targets
+    if y_dtype is not None:
+        return target.astype(y_dtype)
+    if targets and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in targets):
+        return target.astype(np.result_type(*{type(v) for v in targets}))  # one of our numeric columns
+    return target
 
 
 def _qc_table(runs: list[Run]):

@@ -118,7 +118,7 @@ def test_rerun_skips_and_group_level(e2e, capsys):
     assert npy.stat().st_mtime_ns == mtime
     assert main([str(bids), str(out), "group"]) == 0
     rows = (out / "group_runs.tsv").read_text().splitlines()
-    assert len(rows) == 5 and "mean_framewise_displacement" in rows[0]
+    assert len(rows) == 5 and "fd_mean" in rows[0]
     inter = nib.load(out / f"space-{SPACE}_desc-intersection_mask.nii.gz")
     assert np.asanyarray(inter.dataobj).sum() > 100
 

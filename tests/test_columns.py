@@ -42,7 +42,7 @@ def test_every_column_of_every_table_is_described(demo_outputs, tmp_path):
     assert main([str(demo_outputs / "bidsapp-demo-output" / "bids"), str(copy), "group"]) == 0
     header, _ = read_tsv(copy / "group_runs.tsv")
     group = json.loads((copy / "group_runs.json").read_text())
-    assert list(group) == header and group["mean_framewise_displacement"]["Units"] == "mm"
+    assert list(group) == header and group["fd_mean"]["Units"] == "mm"
 
 
 def test_describe_errors_and_kinds():

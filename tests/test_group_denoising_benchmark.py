@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shutil
 
 import numpy as np
@@ -25,7 +26,10 @@ STRATEGIES = ("none", "simple", "scrubbing")
 @pytest.fixture(scope="module")
 def leaked(tmp_path_factory):
     """The dataset and its outputs, built once per session (pytest-xdist workers share it; tests only read it)."""
-    root = tmp_path_factory.getbasetemp().parent / "motion-leak"  # the workers' common base folder
+    # the session's base folder (xdist workers: their common parent), never the folder shared by every session
+    # of the machine, whose outputs another checkout's code may have written
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "motion-leak"
     root.mkdir(exist_ok=True)
     with open(root.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -113,7 +117,7 @@ def test_each_metric_equals_a_direct_scipy_computation(leaked, desc):
         n = len(_table(out / sub / "func" / f"{stem}_samples.tsv"))
         assert runs.loc[sub, "dof_lost"] == n - meta["DegreesOfFreedom"]
     assert runs.loc["sub-12", "excluded"] and "mean framewise displacement" in runs.loc["sub-12", "exclusion_reason"]
-    assert runs.loc["sub-12", "mean_framewise_displacement"] == pytest.approx(data.mean_fd["12"], rel=1e-5)
+    assert runs.loc["sub-12", "fd_mean"] == pytest.approx(data.mean_fd["12"], rel=1e-5)
     assert not runs.drop("sub-12")["excluded"].any()
 
 
@@ -148,7 +152,7 @@ def test_exclusion_thresholds_are_options(leaked, tmp_path):
     assert main([str(leaked[0].bids), str(copy), "group", "--exclude-fd-mean", "none", "--exclude-fd-threshold", "0.1",
                  "--exclude-censored-fraction", "0.3"]) == 0
     runs = _table(copy / "group_denoising_runs.tsv")
-    high = runs["censored_fraction"] > 0.3
+    high = runs["high_motion_fraction"] > 0.3
     assert high.any() and (runs["excluded"] == high).all()
     assert runs.loc[high, "exclusion_reason"].str.contains("framewise displacement > 0.1 mm").all()
 

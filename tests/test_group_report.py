@@ -21,7 +21,7 @@ def test_group_report_lists_runs_left_out_and_benchmark(demo_outputs, tmp_path):
     report = (out / "group.html").read_text()
     runs = [r.split("\t")[0] for r in (out / "group_runs.tsv").read_text().splitlines()[1:]]
     assert len(runs) == 6 and all(f"<td>{r}</td>" in report for r in runs)
-    assert "mean_framewise_displacement (mm)" in report and "No run was left out" in report
+    assert "fd_mean (mm)" in report and "No run was left out" in report
     assert "Denoising benchmark" in report  # what was (not) computed, said by the benchmark section
 
     mask_json = next(out.glob("space-MNI*_desc-intersection_mask.json"))

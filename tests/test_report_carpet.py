@@ -7,7 +7,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bidsapp.core.carpet import carpet_columns, carpet_data, standardized_dvars
+from bidsapp.core.carpet import carpet_columns, carpet_data
+from bidsapp.core.qc import standardized_dvars
 
 
 def _yule_walker_ar1(x: np.ndarray, order: int, rxx=None) -> np.ndarray:
@@ -41,7 +42,7 @@ def test_standardized_dvars_equals_nipype(tmp_path, monkeypatch, seed):
     ref = confounds.compute_dvars(str(tmp_path / "bold.nii.gz"), str(tmp_path / "mask.nii.gz"),
                                   remove_zerovariance=True)[0]
     X = data.astype(np.float32)[mask].T  # volumes x voxels
-    ours = standardized_dvars(X, block=int(rng.integers(3, 50)))
+    ours = standardized_dvars(X, chunk_bytes=8 * n * int(rng.integers(3, 50)))
     assert np.isnan(ours[0])
     np.testing.assert_allclose(ours[1:], ref, rtol=2e-4)
     assert np.all(ours[spikes] > np.nanmedian(ours) * 1.5)  # the spikes stand out
@@ -56,7 +57,8 @@ def test_standardized_dvars_is_near_one_on_stationary_noise():
 def test_dvars_is_independent_of_the_block_size():
     rng = np.random.default_rng(4)
     X = rng.normal(0, 1, (50, 1001)).cumsum(axis=0)
-    np.testing.assert_allclose(standardized_dvars(X, block=7), standardized_dvars(X, block=5000), rtol=1e-12)
+    np.testing.assert_allclose(standardized_dvars(X, chunk_bytes=8 * 50 * 7),
+                               standardized_dvars(X, chunk_bytes=8 * 50 * 5000), rtol=1e-12)
 
 
 @pytest.mark.parametrize("n,m", [(1, 2000), (2000, 2000), (2001, 2000), (250_000, 2000), (10, 3)])
@@ -75,7 +77,7 @@ def test_carpet_data_places_cleaned_rows_on_their_volumes():
     before = rng.normal(100, 3, (n, p)).astype(np.float32)
     kept = np.setdiff1d(np.arange(n), [0, 1, 20, 21, 40])
     after = rng.normal(0, 1, (kept.size, p)).astype(np.float32)
-    c = carpet_data(before, after, kept, max_columns=500, block=700)
+    c = carpet_data(before, after, kept, max_columns=500, chunk_bytes=8 * n * 700)
     assert c.before.shape == c.after.shape == (n, 500) and c.columns.size == 500
     assert np.isnan(c.after[[0, 1, 20, 21, 40]]).all() and np.isfinite(c.after[kept]).all()
     np.testing.assert_allclose(c.before.mean(axis=0), 0, atol=1e-5)
@@ -106,8 +108,8 @@ def test_quantized_carpet_keeps_what_the_plot_shows():
 
 
 def test_memory_model_uses_the_carpet_sizes():
-    from bidsapp.core import carpet
+    from bidsapp.core import qc
     from bidsapp.execution import memory
     from bidsapp.interfaces import report
 
-    assert memory.CARPET_BLOCK == carpet.COLUMN_BLOCK and memory.CARPET_COLUMNS == report.CARPET_COLUMNS
+    assert memory.DVARS_CHUNK_BYTES == qc.DVARS_CHUNK_BYTES and memory.CARPET_COLUMNS == report.CARPET_COLUMNS

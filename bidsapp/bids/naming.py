@@ -8,11 +8,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: entities of a source BOLD that identify the run and are carried to every output name (pybids names)
-
-
-#: entities of a source BOLD that identify the run and are carried to every output name (pybids names)
 SOURCE_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction",
                    "run", "echo", "part", "space", "cohort", "res", "den")
+
+
+#: BIDS entities of bidsapp's output names, in BIDS order: (pybids name, file-name key)
+ENTITY_KEYS = (
+    ("subject", "sub"), ("session", "ses"), ("task", "task"), ("acquisition", "acq"),
+    ("ceagent", "ce"), ("reconstruction", "rec"), ("direction", "dir"), ("run", "run"),
+    ("echo", "echo"), ("part", "part"), ("hemi", "hemi"), ("space", "space"), ("cohort", "cohort"), ("atlas", "atlas"),
+    ("res", "res"), ("den", "den"), ("desc", "desc"),
+)
+
+
+def entities_of(stem: str) -> dict[str, str]:
+    """The entities (pybids names) of an output stem: ``sub-01_task-x_run-1`` -> subject, task, run."""
+    long = {short: name for name, short in ENTITY_KEYS}
+    out = {}
+    for part in stem.split("_"):
+        key, _, value = part.partition("-")
+        if key in long and value:
+            out[long[key]] = value
+    return out
 
 
 #: the project's one path pattern for run outputs (pybids ``build_path`` syntax), entities in BIDS order

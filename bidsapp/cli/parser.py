@@ -286,6 +286,19 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         if option.none_word and values.get(option.name) == "none":
             values[option.name] = None
     _set_folders(values)
+    _set_columns_name(values)
+    _check_trial_options(values)
+    _set_execution(values)
+    _as_paths(values)
+    settings = Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
+    check_inputs_untouched(settings)
+    return settings
+
+
+def _set_columns_name(values: dict) -> None:
+    """An ``--atlas`` that names a TemplateFlow atlas becomes ``atlas_template``; ``--desc`` and
+    ``--atlas-name`` must be BIDS labels; ``atlas_name`` (the ``atlas-`` entity) defaults to the name of
+    the files that define the columns."""
     from bidsapp.bids.naming import check_label, desc_label
     from bidsapp.core.atlases import looks_like_name, parse_name
 
@@ -314,6 +327,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     elif any(values.get(o.name) for o in OPTIONS if o.names_columns):
         values["atlas_name"] = _columns_name(next(o for o in OPTIONS if o.names_columns and values.get(o.name)),
                                              values)
+
+
+def _check_trial_options(values: dict) -> None:
+    """The trial window starts before it ends; ``--hrf`` needs trial-wise estimates."""
     window = values.get("trial_window") or BY_NAME["trial_window"].default
     if not window[0] < window[1]:
         raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")
@@ -321,7 +338,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     if hrf != BY_NAME["hrf"].default and values.get("trial_estimates") in (None, "none"):
         raise UsageError(f"--hrf {hrf} shapes the trial-wise estimates, but none are made; add --trial-estimates "
                          "lss or lsa (or drop --hrf).")
-    _set_execution(values)
+
+
+def _as_paths(values: dict) -> None:
+    """List options become tuples, path options absolute paths; an input file that does not exist is refused
+    (exit 66)."""
     for option in OPTIONS:
         if option.is_list:
             values[option.name] = tuple(values.get(option.name) or ())
@@ -333,9 +354,6 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         for path in _paths(values.get(k)):
             if not path.is_file():
                 raise UsageError(f"{path}: --{k.replace('_', '-')} file not found.", code=66)
-    settings = Settings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
-    check_inputs_untouched(settings)
-    return settings
 
 
 def _paths(value) -> tuple[Path, ...]:

@@ -410,6 +410,7 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
     unless ``--replace-outputs`` is given; then they are returned (sidecar, differing parameters), for
     :func:`replace_outputs` once every input check has passed."""
     from bidsapp.api import _SHORT
+    from bidsapp.outputs.reader import read_sidecar
     from bidsapp.outputs.transaction import configuration_of, describe_differences, differing_parameters
 
     current: dict[tuple, dict] = {}
@@ -429,9 +430,8 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
         key = _variant(stem)
         if key not in current and _without_desc(key) not in atlas_current:
             continue
-        try:
-            meta = json.loads(sidecar.read_text())
-        except (OSError, ValueError):
+        meta = read_sidecar(sidecar)
+        if meta is None:
             continue  # unreadable: incomplete, recomputed or left out by the reader
         if key in current:
             diff = differing_parameters(configuration_of(meta), current[key])

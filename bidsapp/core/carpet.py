@@ -2,7 +2,10 @@
 before and after cleaning and standardized DVARS over every column.
 
 The arrays handed in may be memory maps of the whole run (``n_volumes x n_features``, e.g. 250,000 voxels);
-they are read in blocks of columns, so memory grows with ``n_volumes x block`` only.
+they are read in blocks of columns, so memory grows with ``n_volumes x block`` only. DVARS is
+:func:`bidsapp.core.qc.standardized_dvars` on the same volumes as the run's QC metrics (the volumes after the
+non-steady-state ones before cleaning, the kept volumes after), so the trace drawn and the sidecar's
+``StandardizedDVARSMean*`` come from one computation.
 """
 
 from __future__ import annotations
@@ -11,10 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: columns read at a time (a block of 300 volumes x 4096 columns in float64 is ~10 MB)
-COLUMN_BLOCK = 4096
-#: 1.349 = the interquartile range of a standard normal distribution (robust SD = IQR / 1.349)
-IQR_TO_SD = 1.349
+from bidsapp.core.qc import DVARS_CHUNK_BYTES, standardized_dvars
 
 #: the carpet is stored as uint8 over z in [-Z_RANGE, Z_RANGE] (the plot shows -2 to 2); 255 is NaN (censored)
 Z_RANGE = 3.0
@@ -49,8 +49,10 @@ class CarpetData:
     columns : numpy.ndarray, shape (n_columns,), int
         Which columns of the run (indices into the features table), in increasing order.
     dvars_before, dvars_after : numpy.ndarray, shape (n_volumes,)
-        Standardized DVARS over every column (not only the subsample); NaN for the first volume and, after
-        cleaning, for censored volumes and the first kept volume after a censored one.
+        Standardized DVARS over every column (not only the subsample), :func:`bidsapp.core.qc.standardized_dvars`:
+        before cleaning over the volumes after the non-steady-state ones (NaN on those and on the first after
+        them), after cleaning over the kept volumes (NaN on censored volumes and the first kept volume after a
+        censored one). Their means are the sidecar's ``StandardizedDVARSMeanBefore`` / ``After``.
     """
 
     before: np.ndarray
@@ -92,53 +94,9 @@ def _zscore(block: np.ndarray) -> np.ndarray:
     return np.divide(centred, sd, out=np.zeros_like(centred), where=sd > 1e-12 * (1 + np.abs(block).max(axis=0)))
 
 
-def standardized_dvars(X: np.ndarray, block: int = COLUMN_BLOCK) -> np.ndarray:
-    """Standardized DVARS (Nichols 2013, as fMRIPrep's ``std_dvars``), read by blocks of columns.
-
-    DVARS_t is the root mean square over columns of ``X[t] - X[t-1]``; it is divided by its expectation
-    under temporal stationarity, the mean over columns of ``sqrt(2 (1 - AR1)) * robust SD`` (robust SD =
-    IQR / 1.349, AR1 = the lag-1 autocorrelation of the column). Columns that are constant are left out.
-    Values near 1 are expected; spikes mark volumes that change more than the run's own noise.
-
-    Parameters
-    ----------
-    X : numpy.ndarray, shape (n_rows, n_features)
-        Consecutive volumes (a memory map is fine).
-    block : int
-        Columns read at a time.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_rows,), float64
-        NaN for the first row (and everywhere when fewer than 3 rows or no column varies).
-    """
-    n, p = X.shape
-    out = np.full(n, np.nan)
-    if n < 3:
-        return out
-    sq = np.zeros(n - 1)
-    expected, used = 0.0, 0
-    for start in range(0, p, block):
-        x = np.asarray(X[:, start:start + block], dtype=np.float64)
-        q75, q25 = np.percentile(x, [75, 25], axis=0, method="lower")  # as FSL and nipype
-        sd = (q75 - q25) / IQR_TO_SD
-        c = x - x.mean(axis=0)
-        var = (c * c).sum(axis=0)
-        ok = (var > 0) & (sd > 0)
-        if not ok.any():
-            continue
-        ar1 = (c[1:, ok] * c[:-1, ok]).sum(axis=0) / var[ok]
-        expected += float((np.sqrt(np.clip(2 * (1 - ar1), 0, None)) * sd[ok]).sum())
-        used += int(ok.sum())
-        sq += (np.diff(x[:, ok], axis=0) ** 2).sum(axis=1)
-    if used == 0 or expected <= 0:
-        return out
-    out[1:] = np.sqrt(sq / used) / (expected / used)
-    return out
-
-
-def carpet_data(before: np.ndarray, after: np.ndarray, kept: np.ndarray, *, max_columns: int = 2000,
-                block: int = COLUMN_BLOCK) -> CarpetData:
+def carpet_data(before: np.ndarray, after: np.ndarray, kept: np.ndarray, *,
+                non_steady_state: np.ndarray | None = None, max_columns: int = 2000,
+                chunk_bytes: int = DVARS_CHUNK_BYTES) -> CarpetData:
     """The carpet of a run: a subsample of columns before and after cleaning, and DVARS of both.
 
     Parameters
@@ -149,10 +107,12 @@ def carpet_data(before: np.ndarray, after: np.ndarray, kept: np.ndarray, *, max_
         The cleaned signal: one row per kept volume, in order.
     kept : numpy.ndarray, shape (n_kept,), int
         The volume (row of ``before``) of each row of ``after``, increasing.
+    non_steady_state : numpy.ndarray of bool, shape (n_volumes,), optional
+        Volumes removed as non-steady state: left out of DVARS before cleaning, as in the QC metrics.
     max_columns : int
         Most columns in the carpet.
-    block : int
-        Columns read at a time for DVARS.
+    chunk_bytes : int
+        Memory of one chunk of columns for DVARS (float64).
 
     Returns
     -------
@@ -165,14 +125,16 @@ def carpet_data(before: np.ndarray, after: np.ndarray, kept: np.ndarray, *, max_
                          "(one row per kept volume, the columns of the array before cleaning)")
     if kept.size and (kept.min() < 0 or kept.max() >= n or np.any(np.diff(kept) <= 0)):
         raise ValueError(f"carpet_data: kept volumes must be increasing indices in [0, {n}), got {kept.tolist()}")
+    nss = np.zeros(n, bool) if non_steady_state is None else np.asarray(non_steady_state, bool)
+    if nss.shape != (n,):
+        raise ValueError(f"carpet_data: non_steady_state has shape {nss.shape}, expected ({n},)")
     cols = carpet_columns(p, max_columns)
     carpet_after = np.full((n, cols.size), np.nan, dtype=np.float32)
+    dvars_before, dvars_after = np.full(n, np.nan), np.full(n, np.nan)
+    steady = np.flatnonzero(~nss)
+    dvars_before[steady] = standardized_dvars(before, steady, rows=steady, chunk_bytes=chunk_bytes)
     if kept.size:
         carpet_after[kept] = _zscore(np.asarray(after[:, cols]))
-    dvars_after = np.full(n, np.nan)
-    if kept.size:
-        d = standardized_dvars(after, block)
-        consecutive = np.r_[False, np.diff(kept) == 1]  # a difference across a censoring gap is not a step
-        dvars_after[kept[consecutive]] = d[consecutive]
+        dvars_after[kept] = standardized_dvars(after, kept, chunk_bytes=chunk_bytes)
     return CarpetData(before=_zscore(np.asarray(before[:, cols])).astype(np.float32), after=carpet_after,
-                      columns=cols, dvars_before=standardized_dvars(before, block), dvars_after=dvars_after)
+                      columns=cols, dvars_before=dvars_before, dvars_after=dvars_after)

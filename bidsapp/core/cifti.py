@@ -132,13 +132,30 @@ def _brain_models(mim: ET.Element, path) -> ca.BrainModelAxis:
                 raise
             raise bad(f"{structure}: its vertex or voxel indices do not match IndexCount {count} ({exc})") from None
         if m.get("ModelType") == VOXELS and affine is None:
-            volume = mim.find("Volume")
-            matrix = None if volume is None else volume.find("TransformationMatrixVoxelIndicesIJKtoXYZ")
-            if matrix is None:
-                raise bad("voxel brain models without a Volume element and its transformation matrix")
-            shape = tuple(int(v) for v in volume.get("VolumeDimensions").split(","))
-            affine = _floats(matrix.text).reshape(4, 4) * 10.0 ** (int(matrix.get("MeterExponent", "-3")) + 3)
-            affine[3] = (0, 0, 0, 1)
+            affine, shape = _volume_grid(mim, bad)
+    _check_indices(models, counts, vertex, voxel, nvertices, shape, bad)
+    try:
+        return ca.BrainModelAxis(name, voxel=voxel, vertex=vertex, affine=affine, volume_shape=shape,
+                                 nvertices=nvertices)
+    except ValueError as exc:  # e.g. an unknown BrainStructure, a vertex index beyond the mesh
+        raise bad(str(exc)) from None
+
+
+def _volume_grid(mim: ET.Element, bad) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The affine (mm) and shape of the volume the voxel brain models index."""
+    volume = mim.find("Volume")
+    matrix = None if volume is None else volume.find("TransformationMatrixVoxelIndicesIJKtoXYZ")
+    if matrix is None:
+        raise bad("voxel brain models without a Volume element and its transformation matrix")
+    shape = tuple(int(v) for v in volume.get("VolumeDimensions").split(","))
+    affine = _floats(matrix.text).reshape(4, 4) * 10.0 ** (int(matrix.get("MeterExponent", "-3")) + 3)
+    affine[3] = (0, 0, 0, 1)
+    return affine, shape
+
+
+def _check_indices(models: list, counts: list[int], vertex: np.ndarray, voxel: np.ndarray, nvertices: dict,
+                   shape, bad) -> None:
+    """Each structure once; vertices on their surface and listed once; voxels inside the volume, listed once."""
     structures = [m.get("BrainStructure") for m in models]
     twice = sorted({x for x in structures if structures.count(x) > 1})
     if twice:
@@ -159,11 +176,6 @@ def _brain_models(mim: ET.Element, path) -> ca.BrainModelAxis:
             raise bad(f"a voxel index is outside the volume {shape}")
         if np.unique(voxels, axis=0).shape[0] != voxels.shape[0]:
             raise bad("a voxel is listed twice")
-    try:
-        return ca.BrainModelAxis(name, voxel=voxel, vertex=vertex, affine=affine, volume_shape=shape,
-                                 nvertices=nvertices)
-    except ValueError as exc:  # e.g. an unknown BrainStructure, a vertex index beyond the mesh
-        raise bad(str(exc)) from None
 
 
 def read_header(path: str | os.PathLike) -> DenseCifti:

@@ -287,6 +287,46 @@ def resolve_parameters(strategy: str, **user) -> dict:
     return params
 
 
+def _preset_columns(table: ConfoundsTable, params: dict, strategy: str) -> list[str]:
+    """The regressor columns a strategy's components select (cosines, motion, WM/CSF, global signal, CompCor)."""
+    comps = params["components"]
+    selected: list[str] = []
+    if "high_pass" in comps:
+        selected += [c for c in table.columns if "cosine" in c]
+    if "motion" in comps:
+        base = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+        selected += _require(table, _suffixed(base, params["motion"]), strategy, f"motion={params['motion']}")
+    if "wm_csf" in comps:
+        selected += _require(table, _suffixed(["csf", "white_matter"], params["wm_csf"]), strategy,
+                             f"wm_csf={params['wm_csf']}")
+    if "global_signal" in comps:
+        selected += _require(table, _suffixed(["global_signal"], params["global_signal"]), strategy,
+                             f"global_signal={params['global_signal']}")
+    if "compcor" in comps:
+        selected += _compcor_columns(table, params["compcor"], params["n_compcor"], strategy)
+    return selected
+
+
+def _regressor_values(table: ConfoundsTable, names: list[str], sample_mask: np.ndarray | None,
+                      demean: bool) -> np.ndarray:
+    """The (n_volumes, n_regressors) matrix of ``names``: the first row's n/a (derivatives) filled from the
+    second, other n/a an error; demeaned over the kept volumes (``sample_mask``, None: all) when ``demean``."""
+    n = table.n_volumes
+    values = np.column_stack([table.columns[c] for c in names]) if names else np.zeros((n, 0))
+    values = values.copy()
+    if values.size:
+        if n > 1:
+            first_nan = np.isnan(values[0])
+            values[0, first_nan] = values[1, first_nan]
+        bad = [names[j] for j in np.flatnonzero(~np.isfinite(values).all(axis=0))]
+        if bad:
+            raise ValueError(f"{table.path}: confound column(s) {bad} have n/a values beyond the first row.")
+        if demean:
+            ref = values if sample_mask is None else values[sample_mask]
+            values = values - ref.mean(axis=0)
+    return values
+
+
 def select_confounds(
     table: ConfoundsTable,
     strategy: str = "simple",
@@ -321,24 +361,9 @@ def select_confounds(
     if "demean" in parameters and parameters["demean"] is not None:
         params["demean"] = bool(parameters["demean"])
     n = table.n_volumes
-    selected: list[str] = []
     comps = params["components"]
-    if columns:
-        selected = _require(table, list(columns), strategy, "the explicit confound columns")
-    else:
-        if "high_pass" in comps:
-            selected += [c for c in table.columns if "cosine" in c]
-        if "motion" in comps:
-            base = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
-            selected += _require(table, _suffixed(base, params["motion"]), strategy, f"motion={params['motion']}")
-        if "wm_csf" in comps:
-            selected += _require(table, _suffixed(["csf", "white_matter"], params["wm_csf"]), strategy,
-                                 f"wm_csf={params['wm_csf']}")
-        if "global_signal" in comps:
-            selected += _require(table, _suffixed(["global_signal"], params["global_signal"]), strategy,
-                                 f"global_signal={params['global_signal']}")
-        if "compcor" in comps:
-            selected += _compcor_columns(table, params["compcor"], params["n_compcor"], strategy)
+    selected = _require(table, list(columns), strategy, "the explicit confound columns") if columns \
+        else _preset_columns(table, params, strategy)
     nss, nss_source = non_steady_state(n, dummy_scans, table)
     nss_cols = [c for c in table.columns if "non_steady_state" in c]
     outliers = np.zeros(n, dtype=bool)
@@ -354,18 +379,7 @@ def select_confounds(
             "outliers). Relax fd_threshold / std_dvars_threshold, or exclude this run."
         )
     names = sorted(set(selected) - {c for c in selected if "non_steady_state" in c or "motion_outlier" in c})
-    values = np.column_stack([table.columns[c] for c in names]) if names else np.zeros((n, 0))
-    values = values.copy()
-    if values.size:
-        if n > 1:
-            first_nan = np.isnan(values[0])
-            values[0, first_nan] = values[1, first_nan]
-        bad = [names[j] for j in np.flatnonzero(~np.isfinite(values).all(axis=0))]
-        if bad:
-            raise ValueError(f"{table.path}: confound column(s) {bad} have n/a values beyond the first row.")
-        if params["demean"]:
-            ref = values if sample_mask is None else values[sample_mask]
-            values = values - ref.mean(axis=0)
+    values = _regressor_values(table, names, sample_mask, params["demean"])
     applied = dict(params)
     if columns:
         applied = {k: v for k, v in params.items() if k not in REGRESSOR_PARAMETERS}

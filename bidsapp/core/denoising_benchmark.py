@@ -289,7 +289,7 @@ def high_motion_fraction(fd: np.ndarray, threshold: float = EXCLUDE_FD_THRESHOLD
     return float((fd > threshold).sum()) / fd.size if fd.size else float("nan")
 
 
-def exclusion_reason(mean_framewise_displacement: float, censored_fraction: float, *,
+def exclusion_reason(fd_mean: float, high_motion: float, *,
                      fd_mean_max: float | None = EXCLUDE_FD_MEAN,
                      censored_fraction_max: float | None = EXCLUDE_CENSORED_FRACTION,
                      fd_threshold: float = EXCLUDE_FD_THRESHOLD) -> str | None:
@@ -297,21 +297,21 @@ def exclusion_reason(mean_framewise_displacement: float, censored_fraction: floa
 
     Parameters
     ----------
-    mean_framewise_displacement : float
+    fd_mean : float
         The run's mean FD (mm); NaN (no FD) excludes the run.
-    censored_fraction : float
-        :func:`high_motion_fraction` at ``fd_threshold``.
+    high_motion : float
+        :func:`high_motion_fraction` at ``fd_threshold`` (not the share of volumes a strategy censored).
     fd_mean_max, censored_fraction_max : float or None
         Thresholds (None: that criterion is off).
     fd_threshold : float
         Only named in the reason.
     """
-    if not np.isfinite(mean_framewise_displacement):
+    if not np.isfinite(fd_mean):
         return "no framewise displacement (confounds without framewise_displacement)"
-    if fd_mean_max is not None and mean_framewise_displacement > fd_mean_max:
-        return f"mean framewise displacement {mean_framewise_displacement:.3f} mm > {fd_mean_max:g} mm"
-    if censored_fraction_max is not None and censored_fraction > censored_fraction_max:
-        return (f"{100 * censored_fraction:.1f}% of volumes with framewise displacement > {fd_threshold:g} mm, "
+    if fd_mean_max is not None and fd_mean > fd_mean_max:
+        return f"mean framewise displacement {fd_mean:.3f} mm > {fd_mean_max:g} mm"
+    if censored_fraction_max is not None and high_motion > censored_fraction_max:
+        return (f"{100 * high_motion:.1f}% of volumes with framewise displacement > {fd_threshold:g} mm, "
                 f"more than {100 * censored_fraction_max:g}%")
     return None
 

@@ -136,48 +136,58 @@ def iter_volumes(
             vol = raw.astype(native, copy=False).astype(dtype, copy=False)
         return vol.reshape(shape3, order="F")
 
-    if str(path).endswith(".gz"):
-        opener = (
-            (lambda p: _igzip_threaded.open(p, "rb", threads=1))
-            if _igzip_threaded is not None
-            else (lambda p: gzip.open(p, "rb"))
-        )
-        buf = bytearray(nbytes)
-        view = memoryview(buf)
-        try:
-            with opener(str(path)) as fh:
-                _read_exact(fh, offset, path, what="header")
-                for t in range(n_vols):
-                    got = fh.readinto(view)
-                    while got < nbytes:
-                        more = fh.readinto(view[got:])
-                        if not more:
-                            break
-                        got += more
-                    if got < nbytes:
-                        raise ValueError(
-                            f"{path}: truncated file, volume {t} of {n_vols} is incomplete. "
-                            "Re-copy or regenerate the file."
-                        )
-                    yield t, convert(np.frombuffer(buf, dtype=disk_dtype))
-        except (EOFError, OSError, gzip.BadGzipFile) as exc:
-            raise ValueError(
-                f"{path}: corrupt or truncated gzip data ({exc}). Re-copy or regenerate the file."
-            ) from exc
-    else:
-        expected = offset + nbytes * n_vols
-        if path.stat().st_size < expected:
-            raise ValueError(
-                f"{path}: truncated file ({path.stat().st_size} bytes, {expected} expected). "
-                "Re-copy or regenerate the file."
-            )
-        buf = bytearray(nbytes)
-        with open(path, "rb") as fh:  # plain reads, not a memory map: the process's RSS stays one volume
-            fh.seek(offset)
+    raw = _gzip_volumes if str(path).endswith(".gz") else _plain_volumes
+    for t, buf in raw(path, offset, nbytes, n_vols):
+        yield t, convert(np.frombuffer(buf, dtype=disk_dtype))
+
+
+def _gzip_volumes(path: Path, offset: int, nbytes: int, n_vols: int) -> Iterator[tuple[int, bytearray]]:
+    """The raw bytes of each volume of a ``.nii.gz`` (one reused buffer); truncated or corrupt data is an error."""
+    opener = (
+        (lambda p: _igzip_threaded.open(p, "rb", threads=1))
+        if _igzip_threaded is not None
+        else (lambda p: gzip.open(p, "rb"))
+    )
+    buf = bytearray(nbytes)
+    view = memoryview(buf)
+    try:
+        with opener(str(path)) as fh:
+            _read_exact(fh, offset, path, what="header")
             for t in range(n_vols):
-                if fh.readinto(buf) < nbytes:  # pragma: no cover - size checked above
-                    raise ValueError(f"{path}: truncated file at volume {t}.")
-                yield t, convert(np.frombuffer(buf, dtype=disk_dtype))
+                got = fh.readinto(view)
+                while got < nbytes:
+                    more = fh.readinto(view[got:])
+                    if not more:
+                        break
+                    got += more
+                if got < nbytes:
+                    raise ValueError(
+                        f"{path}: truncated file, volume {t} of {n_vols} is incomplete. "
+                        "Re-copy or regenerate the file."
+                    )
+                yield t, buf
+    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+        raise ValueError(
+            f"{path}: corrupt or truncated gzip data ({exc}). Re-copy or regenerate the file."
+        ) from exc
+
+
+def _plain_volumes(path: Path, offset: int, nbytes: int, n_vols: int) -> Iterator[tuple[int, bytearray]]:
+    """The raw bytes of each volume of a ``.nii`` (one reused buffer); a file shorter than its header says is
+    an error."""
+    expected = offset + nbytes * n_vols
+    if path.stat().st_size < expected:
+        raise ValueError(
+            f"{path}: truncated file ({path.stat().st_size} bytes, {expected} expected). "
+            "Re-copy or regenerate the file."
+        )
+    buf = bytearray(nbytes)
+    with open(path, "rb") as fh:  # plain reads, not a memory map: the process's RSS stays one volume
+        fh.seek(offset)
+        for t in range(n_vols):
+            if fh.readinto(buf) < nbytes:  # pragma: no cover - size checked above
+                raise ValueError(f"{path}: truncated file at volume {t}.")
+            yield t, buf
 
 
 def _read_exact(fh, n: int, path: Path, what: str) -> bytes:

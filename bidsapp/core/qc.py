@@ -19,6 +19,8 @@ import numpy as np
 
 #: robust standard deviation: interquartile range of a normal variable / 1.349
 IQR_TO_SD = 1.349
+#: size of the float64 copy of one chunk of columns in :func:`standardized_dvars`
+DVARS_CHUNK_BYTES = 32 << 20
 
 
 def motion_summary(fd: np.ndarray | None, volumes: np.ndarray | None = None) -> dict[str, float]:
@@ -98,7 +100,7 @@ def _ar1(x: np.ndarray) -> np.ndarray:
 
 
 def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None, *, rows: np.ndarray | None = None,
-                       chunk_bytes: int = 32 << 20) -> np.ndarray:
+                       chunk_bytes: int = DVARS_CHUNK_BYTES) -> np.ndarray:
     """Standardized DVARS of each volume (NaN where it has none), by column chunks (bounded memory).
 
     Parameters
@@ -317,15 +319,17 @@ QC_FIELDS = {
     "NonSteadyStateVolumes": ("volumes", "Volumes removed as non-steady state (dummy scans)."),
     "CensoredVolumeCount": ("volumes", "Volumes removed by censoring (motion outliers, scrubbing), non-steady-state "
                                        "volumes not counted."),
-    "CensoredFraction": ("fraction", "Censored volumes / volumes after the non-steady-state ones."),
+    "CensoredFraction": ("fraction", "CensoredVolumeCount / volumes after the non-steady-state ones (not / all "
+                                     "volumes: non-steady-state volumes count in neither)."),
     "DegreesOfFreedom": ("degrees of freedom", "Temporal degrees of freedom each cleaned column keeps."),
     "DegreesOfFreedomLost": ("degrees of freedom", "Volumes of the run minus DegreesOfFreedom (lost to "
                                                    "non-steady state, censoring, detrending, filtering, confounds "
                                                    "and standardization)."),
-    "StandardizedDVARSMeanBefore": ("arbitrary", "Mean standardized DVARS (Nichols; 1 = expected under the null) of "
-                                                 "the extracted columns before cleaning."),
-    "StandardizedDVARSMeanAfter": ("arbitrary", "Mean standardized DVARS of the cleaned columns (consecutive kept "
-                                                "volumes only)."),
+    "StandardizedDVARSMeanBefore": ("ratio", "Mean standardized DVARS (Nichols; 1 = expected under the null) of "
+                                             "the extracted columns before cleaning (volumes after the "
+                                             "non-steady-state ones)."),
+    "StandardizedDVARSMeanAfter": ("ratio", "Mean standardized DVARS of the cleaned columns (consecutive kept "
+                                            "volumes only)."),
     "TemporalSNRMedianBefore": ("ratio", "Median over columns of temporal mean / standard deviation before "
                                          "cleaning."),
     "TemporalSNRMedianAfter": ("ratio", "Median over columns of temporal mean (kept volumes, before cleaning) / "
@@ -339,7 +343,8 @@ QC_FIELDS = {
     "TrialsInvalid": ("trials", "Trials marked invalid (censored, outside the run, unreliable estimate)."),
 }
 
-#: column of ``group_runs.tsv`` (and of the loader's per-run QC table) of each QC metric
+#: column of each QC metric in ``group_runs.tsv``, the loader's per-run QC table and the connectivity dataset's
+#: table: one name per quantity everywhere (``group_denoising_runs.tsv`` uses the same names for the same values)
 QC_COLUMNS = {
     "FramewiseDisplacementMean": "fd_mean", "FramewiseDisplacementMax": "fd_max",
     "NonSteadyStateVolumes": "non_steady_state_volumes", "CensoredVolumeCount": "censored_volumes",

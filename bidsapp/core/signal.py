@@ -415,24 +415,8 @@ def cleaning_operator(
         low_pass = high_pass = None
     if ftype == "cosine":
         conf = _with_cosine_drift(conf, high_pass, n, t_r)
-    op = np.eye(n)
-    rows = np.arange(n)
-    final_keep = None
-    read_rows = censored = spline = None
-    if keep is not None:
-        if ftype == "butterworth":
-            op, rows = _interpolation_operator(n, keep, t_r)
-            if conf is not None:
-                conf = op @ conf
-            final_keep = keep - keep[0]
-            read_rows = rows
-            censored = np.flatnonzero(~np.isin(rows, keep))
-            spline = op[censored][:, keep]
-        else:
-            op, rows = op[keep], keep
-            read_rows = keep
-            if conf is not None:
-                conf = conf[keep]
+    op, rows, conf, censoring = _censoring_step(n, keep, conf, ftype, t_r)
+    final_keep, read_rows, censored, spline = censoring
     mean_weights = op.mean(axis=0)
     m = op.shape[0]
     if detrend:  # every step is linear: applied to the operator's columns, it composes the operator
@@ -462,6 +446,25 @@ def cleaning_operator(
                           final_keep=final_keep, q=q, n_out=op.shape[0])
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
                             dof=dof, removes_mean=_removes_mean(op), confound_condition=condition, steps=steps)
+
+
+def _censoring_step(n: int, keep: np.ndarray | None, conf: np.ndarray | None, ftype: str | None, t_r: float):
+    """The operator's first step, censoring: the kept volumes (``keep``), or, before a Butterworth filter, the
+    censored ones interpolated from the kept (nilearn's cubic spline) and dropped after filtering.
+
+    Returns the (rows, n) operator, the volume of each row, the confounds through the same step and
+    (``final_keep``, the rows read, the censored rows, the spline weights) for :class:`OperatorSteps`.
+    """
+    op = np.eye(n)
+    if keep is None:
+        return op, np.arange(n), conf, (None, None, None, None)
+    if ftype == "butterworth":
+        op, rows = _interpolation_operator(n, keep, t_r)
+        if conf is not None:
+            conf = op @ conf
+        censored = np.flatnonzero(~np.isin(rows, keep))
+        return op, rows, conf, (keep - keep[0], rows, censored, op[censored][:, keep])
+    return op[keep], keep, None if conf is None else conf[keep], (None, keep, None, None)
 
 
 def _checked_confounds(confounds, n: int) -> np.ndarray | None:

@@ -19,8 +19,9 @@ BASE_GB = 0.35
 CLEAN_CHUNK = 16384
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
-#: columns read at a time for DVARS, and columns of the carpet (``bidsapp.core.carpet``)
-CARPET_BLOCK, CARPET_COLUMNS = 4096, 2000
+#: bytes of the float64 copy of one chunk of columns in standardized DVARS (``bidsapp.core.qc``), columns
+#: read at a time for the other QC moments, and columns of the carpet (``bidsapp.interfaces.report``)
+DVARS_CHUNK_BYTES, QC_COLUMN_CHUNK, CARPET_COLUMNS = 32 << 20, 4096, 2000
 #: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
 STREAM_BUFFERS = 40 * 2**20
 #: margin on the data terms (allocator slack, small temporaries)
@@ -65,25 +66,44 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     t, v, g = size.n_volumes, size.n_features, size.grid_voxels
     x = t * v * 4  # the float32 array
     clean_chunk = t * min(v, CLEAN_CHUNK) * 8
+    qc = qc_buffer_bytes(t, v)
     data = {
         "provenance": 0,
         "mask": g * 8 * 6,  # mean volume (float64) and the mask computation's temporaries
         "masking": x + g * 8 * (8 if smoothing else 3) + STREAM_BUFFERS,
-        "cleaning": x + 8 * t * t * 8 + 4 * clean_chunk,
+        # the QC metrics (before cleaning, then of the cleaned array) and the cleaning's chunks, one after the other
+        "cleaning": x + 8 * t * t * 8 + max(4 * clean_chunk, qc),
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
         + (_estimates_bytes(size, trial_basis, hrf_shapes) if lss else 0),
         # optimized / --trial-denoise / --trial-ridge: this run's share of its participant's joined trial model
         # (the run's data in float64, its projected copy and a held-out copy; a chunk of ridge coefficients)
         "trialmodel": (3 * t * v * 8 + 20 * (size.n_trials + t) * min(v, TRIAL_CHUNK) * 8) if joined else 0,
-        # the arrays before and after cleaning (mapped, every page read once), DVARS's column blocks, the
+        # the arrays before and after cleaning (mapped, every page read once), DVARS's column chunks, the
         # carpet's columns in float64 and the mean image
-        "report": 2 * x + 10 * t * min(v, CARPET_BLOCK) * 8 + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2
-        + STREAM_BUFFERS,
+        "report": 2 * x + qc + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2 + STREAM_BUFFERS,
         "derivatives": sink_memory(output_format, space_cls, g, v) + g * 4 * 3,
     }
     for node, nbytes in (column_terms or {}).items():
         data[node] += nbytes
     return {node: round(BASE_GB + MARGIN * nbytes / GB, 3) for node, nbytes in data.items()}
+
+
+def qc_buffer_bytes(n_volumes: int, n_features: int) -> int:
+    """Peak bytes of the QC computations' buffers beyond the run's array (``bidsapp.core.qc``): standardized
+    DVARS holds a chunk of columns in the input's dtype, its sorted copy, the float64 copy, the centred copy and
+    the temporal differences (about 5 float64 chunks, at most 32 MB each: 100-150 MB measured on voxel runs);
+    the temporal moments hold 3 float64 blocks of 4096 columns.
+
+    Parameters
+    ----------
+    n_volumes, n_features : int
+
+    Returns
+    -------
+    int
+    """
+    chunk = min(DVARS_CHUNK_BYTES, 8 * n_volumes * n_features)
+    return 5 * chunk + 3 * n_volumes * min(n_features, QC_COLUMN_CHUNK) * 8
 
 
 def _estimates_bytes(size: RunSize, basis: int, shapes: int) -> int:

@@ -94,29 +94,8 @@ class CleanSignals(SimpleInterface):
             X = np.load(self.inputs.timeseries)
         # Fortran order (a dtseries' layout): read by column chunks from the map, cleaned into a new C array
         n = X.shape[0]
-        selection, fd, table = None, None, None
-        if self.inputs.confounds_file:
-            table = cf.read_confounds(self.inputs.confounds_file, self.inputs.confounds_json)
-            if table.n_volumes != n:
-                raise ValueError(
-                    f"{self.inputs.confounds_file}: {table.n_volumes} rows but the BOLD run has {n} "
-                    "volumes; the confounds file belongs to another run or was truncated."
-                )
-            selection = cf.select_confounds(
-                table, self.inputs.denoise, columns=list(self.inputs.confound_columns) or None,
-                dummy_scans=self.inputs.dummy_scans, **self.inputs.strategy_params,
-            )
-            fd = table.columns.get("framewise_displacement")
-        elif self.inputs.denoise != "none" or self.inputs.confound_columns:
-            raise ValueError(f"Denoising strategy '{self.inputs.denoise}' needs the run's confounds file.")
-        if selection is not None:
-            conf = selection.values if selection.names else None
-            sample_mask, nss, nss_source = selection.sample_mask, selection.non_steady_state, \
-                selection.non_steady_state_source
-        else:
-            conf = None
-            nss, nss_source = cf.non_steady_state(n, self.inputs.dummy_scans, None)
-            sample_mask = np.flatnonzero(~nss) if nss.any() else None
+        selection, fd = self._select_confounds(n)
+        conf, sample_mask, nss, nss_source = self._sample_mask(selection, n)
         op = signal.cleaning_operator(
             n, t_r=self.inputs.t_r, detrend=self.inputs.detrend, confounds=conf,
             standardize_confounds=self.inputs.standardize_confounds, filter=self.inputs.filter,
@@ -131,7 +110,44 @@ class CleanSignals(SimpleInterface):
         del X, cleaned
         write_tsv(cwd / "samples.tsv", censoring_table(n, self.inputs.t_r, self.inputs.start_time,
                                                        selection, op.kept, fd, nss))
-        info = {
+        info = self._info(selection, op, dof, nss, nss_source, metrics, n)
+        write_text(cwd / "info.json", json.dumps(info, indent=2))
+        save_npy(op.matrix, cwd / "operator.npy")
+        self._results.update(operator=str(cwd / "operator.npy"), cleaned=str(cwd / "cleaned.npy"),
+                             samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"), dof=dof)
+        return runtime
+
+    def _select_confounds(self, n: int):
+        """The confounds selected by the strategy (None without a confounds file) and the framewise
+        displacement (None when the file has none)."""
+        if self.inputs.confounds_file:
+            table = cf.read_confounds(self.inputs.confounds_file, self.inputs.confounds_json)
+            if table.n_volumes != n:
+                raise ValueError(
+                    f"{self.inputs.confounds_file}: {table.n_volumes} rows but the BOLD run has {n} "
+                    "volumes; the confounds file belongs to another run or was truncated."
+                )
+            selection = cf.select_confounds(
+                table, self.inputs.denoise, columns=list(self.inputs.confound_columns) or None,
+                dummy_scans=self.inputs.dummy_scans, **self.inputs.strategy_params,
+            )
+            return selection, table.columns.get("framewise_displacement")
+        if self.inputs.denoise != "none" or self.inputs.confound_columns:
+            raise ValueError(f"Denoising strategy '{self.inputs.denoise}' needs the run's confounds file.")
+        return None, None
+
+    def _sample_mask(self, selection, n: int):
+        """(confound matrix or None, sample mask or None, non-steady-state volumes, their source)."""
+        if selection is not None:
+            conf = selection.values if selection.names else None
+            return conf, selection.sample_mask, selection.non_steady_state, selection.non_steady_state_source
+        nss, nss_source = cf.non_steady_state(n, self.inputs.dummy_scans, None)
+        return None, np.flatnonzero(~nss) if nss.any() else None, nss, nss_source
+
+    def _info(self, selection, op: signal.CleaningOperator, dof, nss, nss_source: str, metrics: dict,
+              n: int) -> dict:
+        """The cleaning's record (``info.json``): confounds, censoring, degrees of freedom and QC metrics."""
+        return {
             "ConfoundColumns": selection.names if selection is not None else [],
             "DenoiseParameters": {k: (list(v) if isinstance(v, tuple) else v)
                                   for k, v in (selection.parameters.items() if selection else [])},
@@ -145,11 +161,6 @@ class CleanSignals(SimpleInterface):
             "QC": {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in metrics.items()},
             "QCColumns": "columns of the run's array (voxels of the mask, or regions)",
         }
-        write_text(cwd / "info.json", json.dumps(info, indent=2))
-        save_npy(op.matrix, cwd / "operator.npy")
-        self._results.update(operator=str(cwd / "operator.npy"), cleaned=str(cwd / "cleaned.npy"),
-                             samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"), dof=dof)
-        return runtime
 
     def _apply(self, X: np.ndarray, op: signal.CleaningOperator) -> tuple[np.ndarray, np.ndarray]:
         """Clean the columns (in place when X allows), each column's standard deviation before standardization;

@@ -13,6 +13,8 @@ from bidsapp.core.io import load_header, mean_volume, read_tsv
 
 #: most columns of the carpet plot
 CARPET_COLUMNS = 2000
+
+
 class _ReportDataInput(BaseInterfaceInputSpec):
     bold_file = File(exists=True, mandatory=True, desc="the run's BOLD file (volume runs: its mean image)")
     timeseries = File(exists=True, mandatory=True, desc="the masked array before cleaning (n_volumes, n_features)")
@@ -33,6 +35,15 @@ def kept_volumes(samples: str | Path) -> np.ndarray:
     return np.array([int(r[volume]) for r in rows if r[kept] == "True"], dtype=int)
 
 
+def non_steady_state_volumes(samples: str | Path) -> np.ndarray | None:
+    """Which volumes are non-steady state (bool, one per row of ``_samples.tsv``; None without the column)."""
+    header, rows = read_tsv(samples)
+    if "non_steady_state" not in header:
+        return None
+    column = header.index("non_steady_state")
+    return np.array([r[column] == "True" for r in rows], dtype=bool)
+
+
 class ReportData(SimpleInterface):
     """Compute what the report draws and the outputs do not hold, with bounded memory.
 
@@ -49,7 +60,8 @@ class ReportData(SimpleInterface):
         i = self.inputs
         before = np.load(i.timeseries, mmap_mode="r")
         after = np.load(i.cleaned, mmap_mode="r")
-        carpet = carpet_data(before, after, kept_volumes(i.samples), max_columns=CARPET_COLUMNS)
+        carpet = carpet_data(before, after, kept_volumes(i.samples), max_columns=CARPET_COLUMNS,
+                             non_steady_state=non_steady_state_volumes(i.samples))
         del before, after
         arrays = {"before": quantize(carpet.before), "after": quantize(carpet.after),
                   "columns": carpet.columns, "dvars_before": carpet.dvars_before, "dvars_after": carpet.dvars_after}

@@ -16,6 +16,7 @@ from bidsapp.core.io import read_tsv, remove_temporaries
 from bidsapp.outputs import provenance, writers
 from bidsapp.outputs.checksums import ChecksumCache
 from bidsapp.outputs.provenance import generated_by, software_versions
+from bidsapp.outputs.reader import listed_outputs, read_sidecar, stem_of
 from bidsapp.outputs.transaction import RunWriter, configuration_of, name_claim, reuse_status, run_lock
 
 
@@ -80,16 +81,15 @@ class WriteDerivatives(SimpleInterface):
         cache = ChecksumCache(i.cache_dir)
         sidecar_path = naming.sidecar(Path(i.output_dir))
         configuration = configuration_of({"Parameters": i.settings, "Sources": i.sources})
-        variant = variant_of(sidecar_path.name[: -len("_timeseries.json")])
+        variant = variant_of(stem_of(sidecar_path))
         with (name_claim(Path(i.output_dir), variant, configuration, replace=i.replace_outputs),
               run_lock(Path(i.output_dir), naming.identity)):
             remove_temporaries(sidecar_path.parent, naming.owns)
             reason = reuse_status(sidecar_path, configuration_hash=i.configuration_hash,
                                   current_sources=lambda: i.sources, cache=cache)
             if reason is None:
-                meta = json.loads(sidecar_path.read_text())
-                self._results.update(sidecar=str(sidecar_path),
-                                     out_files=[str(sidecar_path.parent / f["Path"]) for f in meta["OutputFiles"]])
+                self._results.update(sidecar=str(sidecar_path), out_files=[
+                    str(sidecar_path.parent / name) for name in listed_outputs(read_sidecar(sidecar_path))])
                 return runtime
             writer = RunWriter(sidecar_path, cache)
             writer.begin()

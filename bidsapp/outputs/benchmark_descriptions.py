@@ -49,7 +49,7 @@ def group_denoising(settings: dict) -> dict[str, dict]:
         "distance_dependence_p": {"Description": "p-value of distance_dependence (scipy.stats.spearmanr)."},
         "dof_lost_mean": {"Description": "Mean over kept runs of the temporal degrees of freedom lost: volumes "
                                          "minus the degrees of freedom left after cleaning (censored volumes, "
-                                         "confound regressors, filter, detrend, mean).", "Units": "volumes"},
+                                         "confound regressors, filter, detrend, mean).", "Units": "degrees of freedom"},
         "dof_lost_percent_mean": {"Description": "Mean over kept runs of the degrees of freedom lost as a percent "
                                                  "of the run's volumes.", "Units": "%"},
         "note": {"Description": "What could not be computed and why (a single strategy, too few participants, no "
@@ -63,20 +63,24 @@ def group_denoising_runs(settings: dict) -> dict[str, dict]:
         "run": {"Description": "File name stem of the run's outputs (entities up to desc)."},
         "participant_id": {"Description": "Participant of the run (sub-<label>)."},
         **_STRATEGY,
-        "mean_framewise_displacement": {"Description": "Mean framewise displacement over the run's volumes "
-                                                       "(first volume excluded).", "Units": "mm"},
-        "censored_fraction": {"Description": "Share of the run's volumes with framewise displacement > "
-                                             f"{settings.get('exclude_fd_threshold', 0.2):g} mm "
-                                             "(--exclude-fd-threshold): those scrubbing at that threshold censors, "
-                                             "before dropping short segments.", "Units": "ratio"},
+        "fd_mean": {"Description": "Mean framewise displacement over the volumes after the non-steady-state ones "
+                                   "(fMRIPrep's framewise_displacement; the fd_mean of group_runs.tsv and "
+                                   "QC.FramewiseDisplacementMean of the run's sidecar).", "Units": "mm"},
+        "high_motion_fraction": {"Description": "Share of the same volumes with framewise displacement > "
+                                                f"{settings.get('exclude_fd_threshold', 0.2):g} mm "
+                                                "(--exclude-fd-threshold), what --exclude-censored-fraction reads: "
+                                                "the volumes scrubbing at that threshold would censor, the same "
+                                                "for every strategy. Not censored_fraction of group_runs.tsv (the "
+                                                "volumes the run's own strategy censored).", "Units": "fraction"},
         "excluded": {"Description": f"Whether the run is left out of the benchmark: {_rule(settings)}. Decided "
                                     "from framewise displacement only, so the same runs for every strategy.",
                      "Levels": {"True": "left out", "False": "kept"}},
         "exclusion_reason": {"Description": "Why the run is left out; n/a when kept."},
         "n_volumes": {"Description": "Volumes in the preprocessed BOLD run."},
-        "degrees_of_freedom": {"Description": "Degrees of freedom left after cleaning (DegreesOfFreedom of the "
-                                              "run's sidecar)."},
-        "dof_lost": {"Description": "n_volumes - degrees_of_freedom.", "Units": "volumes"},
+        "dof": {"Description": "Degrees of freedom left after cleaning (DegreesOfFreedom of the run's sidecar; "
+                               "the dof of group_runs.tsv).", "Units": "degrees of freedom"},
+        "dof_lost": {"Description": "n_volumes - dof (the dof_lost of group_runs.tsv).",
+                     "Units": "degrees of freedom"},
         "dof_lost_percent": {"Description": "dof_lost as a percent of n_volumes.", "Units": "%"},
     }
 

@@ -35,8 +35,7 @@ def read_relmat(path: Path) -> tuple[list[str], np.ndarray]:
 def run_matrix(run, label: str) -> tuple[list[str], np.ndarray]:
     """The run's ``_meas-<label>_relmat.tsv``, as listed by its sidecar."""
     name = f"{run.stem}_meas-{label}_relmat.tsv"
-    listed = {f["Path"] if isinstance(f, dict) else f for f in run.meta.get("OutputFiles", [])}
-    if name not in listed or not (run.folder / name).is_file():
+    if name not in run.outputs or not (run.folder / name).is_file():
         made = (run.meta.get("Parameters") or {}).get("connectivity") or []
         why = (f"it was made with --connectivity {' '.join(made)}" if made else "it was made without --connectivity")
         raise FileNotFoundError(f"{run.folder / name}: not written for this run ({why}); rerun the participant "

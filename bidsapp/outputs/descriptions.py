@@ -147,8 +147,6 @@ def _group(settings: dict) -> dict[str, dict]:
         "volumes_kept": {"Description": "Rows of the run's array (volumes not censored)."},
         "n_features": {"Description": "Columns of the run's array (mask voxels or atlas regions)."},
         "mask_voxels": {"Description": "Voxels in the run's mask."},
-        "mean_framewise_displacement": {"Description": "Mean framewise displacement over the run's volumes "
-                                                       "(first volume excluded).", "Units": "mm"},
         "denoise": {"Description": "Denoising strategy (--denoise)."},
         **_qc_columns(),
     }

@@ -26,6 +26,8 @@ from bidsapp import __version__
 from bidsapp.core.io import remove_temporaries, sha256sum, temporary_path, write_text
 from bidsapp.errors import NameTaken
 from bidsapp.outputs.checksums import ChecksumCache
+from bidsapp.outputs.reader import listed_outputs, stem_of
+from bidsapp.outputs.reader import read_sidecar as _read_sidecar
 
 SIDECAR_GLOB = "*_timeseries.json"
 
@@ -90,7 +92,7 @@ def _written_under(output_dir: Path, variant: str, configuration: dict) -> Path 
     from bidsapp.bids.naming import variant_of
 
     for sidecar in sorted(output_dir.glob(f"sub-*/**/func/*{SIDECAR_GLOB[1:]}")):
-        if variant_of(sidecar.name[: -len("_timeseries.json")]) != variant:
+        if variant_of(stem_of(sidecar)) != variant:
             continue
         meta = _read_sidecar(sidecar)
         if meta is not None and not differing_parameters(configuration_of(meta), configuration):
@@ -103,14 +105,6 @@ def clear_temporaries(output_dir: Path, naming) -> None:
     with run_lock(output_dir, naming.identity, wait=False) as held:
         if held:
             remove_temporaries(naming.sidecar(output_dir).parent, naming.owns)
-
-
-def _read_sidecar(path: Path) -> dict | None:
-    try:
-        meta = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
 
 
 def reuse_status(
@@ -171,6 +165,20 @@ def reuse_status(
     return None
 
 
+#: entities a writer adds after a run's stem (``<stem>_meas-<measure>_relmat.tsv``); any other entity there
+#: names another output set (``<stem>_desc-x_timeseries.npy`` when the stem has no ``desc-``)
+SET_ENTITIES = ("meas",)
+
+
+def belongs_to_set(name: str, stem: str) -> bool:
+    """Whether file ``name`` is one of output set ``stem``'s files: ``<stem>_<suffix>.<ext>`` or
+    ``<stem>_<entity>-<value>_<suffix>.<ext>`` with an entity of :data:`SET_ENTITIES`."""
+    if not name.startswith(stem + "_"):
+        return False
+    *entities, suffix = name[len(stem) + 1:].split(".")[0].split("_")
+    return suffix.isalnum() and all(e.partition("-")[0] in SET_ENTITIES and e.partition("-")[2] for e in entities)
+
+
 class RunWriter:
     """Write one generation of a run's outputs into ``folder`` (hold the run's lock).
 
@@ -196,8 +204,7 @@ class RunWriter:
             self._listings = {}
             for other in self.folder.glob(SIDECAR_GLOB):
                 meta = _read_sidecar(other)
-                self._listings[other] = None if meta is None else {
-                    f.get("Path") if isinstance(f, dict) else f for f in meta.get("OutputFiles", [])}
+                self._listings[other] = None if meta is None else set(listed_outputs(meta))
         for other, listed in list(self._listings.items()):
             if listed is None or name in listed:
                 del self._listings[other]
@@ -208,12 +215,11 @@ class RunWriter:
                                   "restore them.", stacklevel=2)
 
     def _remove_unlisted(self) -> None:
-        """Remove this output set's files (``<stem>_<suffix>.<ext>``) that the new generation does not list."""
-        stem = self.sidecar.name[: -len("_timeseries.json")]
+        """Remove this output set's files that the new generation does not list (see :func:`belongs_to_set`)."""
+        stem = stem_of(self.sidecar)
         keep = {e["Path"] for e in self.entries} | {self.sidecar.name}
         for path in self.folder.glob(f"{stem}_*"):
-            suffix = path.name[len(stem) + 1:].split(".")[0]
-            if path.name not in keep and suffix.isalnum() and path.is_file():
+            if path.name not in keep and belongs_to_set(path.name, stem) and path.is_file():
                 path.unlink()
 
     @contextlib.contextmanager

@@ -13,10 +13,6 @@ from bidsapp.core.io import read_tsv, write_text
 from bidsapp.reports import figures
 from bidsapp.reports.page import figure, page, table
 
-#: units of group_runs.tsv columns shown in the QC table header
-RUN_UNITS = {"mean_framewise_displacement": "mm", "n_volumes": "volumes", "volumes_kept": "volumes",
-             "n_features": "columns", "mask_voxels": "voxels"}
-
 
 def _fmt(v: str) -> str:
     try:
@@ -26,10 +22,21 @@ def _fmt(v: str) -> str:
     return v if x.is_integer() and "." not in v else f"{x:.3g}"
 
 
+def column_units(runs_tsv: Path) -> dict[str, str]:
+    """Units of each column of ``group_runs.tsv``, from its column descriptions (``group_runs.json``: the QC
+    metrics' units are those of the run sidecars' ``QC`` objects); {} when the descriptions are missing."""
+    try:
+        described = json.loads(Path(runs_tsv).with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {c: d["Units"] for c, d in described.items() if isinstance(d, dict) and d.get("Units")}
+
+
 def qc_section(runs_tsv: Path) -> str:
-    """The QC table: one row per run (``group_runs.tsv``), units in the header."""
+    """The QC table: one row per run (``group_runs.tsv``), each column's units in its header."""
     header, rows = read_tsv(runs_tsv)
-    head = [f"{h} ({RUN_UNITS[h]})" if h in RUN_UNITS else h for h in header]
+    units = column_units(runs_tsv)
+    head = [f"{h} ({units[h]})" if h in units else h for h in header]
     return (f"<h2 id='qc'>Runs ({len(rows)})</h2><p class='muted'>One row per processed run, from "
             f"{runs_tsv.name} (column descriptions: {runs_tsv.stem}.json).</p>"
             + table(([_fmt(v) for v in r] for r in rows), header=head))

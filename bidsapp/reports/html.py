@@ -4,7 +4,6 @@ it (embedded), and the methods text of these runs."""
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +55,7 @@ def summary_rows(meta: dict, fd: np.ndarray, n_volumes: int) -> list[tuple[str, 
 
 def participant_report(output_dir: Path, subject: str) -> Path | None:
     """Write ``sub-<subject>.html``: each run's summary, QC metrics and figures, then the methods text."""
+    from bidsapp.outputs.reader import run_metas
     from bidsapp.reports.methods import fmriprep_version, methods
     from bidsapp.reports.run_report import run_section
 
@@ -63,7 +63,7 @@ def participant_report(output_dir: Path, subject: str) -> Path | None:
     sidecars = sorted((output_dir / f"sub-{subject}").rglob("*_timeseries.json"))
     if not sidecars:
         return None
-    metas = [dict(json.loads(sc.read_text()), BIDSAppRun=sc.name[: -len("_timeseries.json")]) for sc in sidecars]
+    metas = run_metas(sidecars)
     nav = "<nav>" + "".join(f"<a href='#{html.escape(m['BIDSAppRun'], quote=True)}'>"
                             f"{html.escape(m['BIDSAppRun'].removeprefix(f'sub-{subject}_'))}</a>"
                             for m in metas) + " <a href='#methods'>methods</a></nav>"

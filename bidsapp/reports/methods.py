@@ -92,7 +92,44 @@ REFERENCES = {
                     "event-related designs for multivoxel pattern classification analyses},\n  journal = "
                     "{NeuroImage},\n  volume = {59},\n  pages = {2636--2643},\n  year = {2012},\n"
                     "  doi = {10.1016/j.neuroimage.2011.08.076}\n}"),
+    "prince2022": ("Prince JS, Charest I, Kurzawski JW, Pyles JA, Tarr MJ, Kay KN. Improving the accuracy of "
+                   "single-trial fMRI response estimates using GLMsingle. eLife 11, e77599 (2022). "
+                   "doi:10.7554/eLife.77599",
+                   "@article{prince2022,\n  author = {Prince, Jacob S. and Charest, Ian and Kurzawski, Jan W. and "
+                   "Pyles, John A. and Tarr, Michael J. and Kay, Kendrick N.},\n  title = {Improving the accuracy of "
+                   "single-trial {fMRI} response estimates using {GLMsingle}},\n  journal = {eLife},\n  volume = "
+                   "{11},\n  pages = {e77599},\n  year = {2022},\n  doi = {10.7554/eLife.77599}\n}"),
+    "rokem2020": ("Rokem A, Kay K. Fractional ridge regression: a fast, interpretable reparameterization of ridge "
+                  "regression. GigaScience 9, giaa133 (2020). doi:10.1093/gigascience/giaa133",
+                  "@article{rokem2020,\n  author = {Rokem, Ariel and Kay, Kendrick},\n  title = {Fractional ridge "
+                  "regression: a fast, interpretable reparameterization of ridge regression},\n  journal = "
+                  "{GigaScience},\n  volume = {9},\n  number = {12},\n  pages = {giaa133},\n  year = {2020},\n"
+                  "  doi = {10.1093/gigascience/giaa133}\n}"),
+    "ledoit2004": ("Ledoit O, Wolf M. A well-conditioned estimator for large-dimensional covariance matrices. "
+                   "Journal of Multivariate Analysis 88, 365-411 (2004). doi:10.1016/S0047-259X(03)00096-4",
+                   "@article{ledoit2004,\n  author = {Ledoit, Olivier and Wolf, Michael},\n  title = {A "
+                   "well-conditioned estimator for large-dimensional covariance matrices},\n  journal = {Journal of "
+                   "Multivariate Analysis},\n  volume = {88},\n  number = {2},\n  pages = {365--411},\n"
+                   "  year = {2004},\n  doi = {10.1016/S0047-259X(03)00096-4}\n}"),
 }
+
+#: the response model of each --hrf choice, in words (a trial's beta is the canonical regressor's coefficient)
+HRF_PHRASES = {
+    "spm": "the SPM canonical haemodynamic response function (HRF)",
+    "glover": "the Glover HRF (as nilearn's `glover`)",
+    "spm+derivative": "the SPM canonical HRF and its time derivative (a trial's estimate is the coefficient of the "
+                      "canonical regressor)",
+    "spm+derivative+dispersion": "the SPM canonical HRF with its time and dispersion derivatives (a trial's "
+                                 "estimate is the coefficient of the canonical regressor)",
+    "fir": "a finite impulse response model (one regressor per TR bin of the trial window per trial, so one "
+           "estimate per trial and bin)",
+    "library": "one of 20 double-gamma HRF shapes per column, chosen by cross-validated prediction of the time "
+               "series under an all-trials design, without the trial labels (an HRF library as in GLMsingle; "
+               "Prince et al. 2022)",
+}
+#: the measures of --connectivity, in words
+CONNECTIVITY_PHRASES = {"correlation": "Pearson correlation", "partial-correlation": "partial correlation",
+                        "covariance": "covariance"}
 
 
 def _expansion(model: str | None, what: str, n_signals: int) -> tuple[str, int]:
@@ -208,21 +245,92 @@ def _trials_sentence(meta: dict) -> tuple[str, set[str]]:
             f"{w[1]:g} s after each onset, sampled every TR (linear interpolation between volumes); trials "
             "whose window needs a censored volume or a time outside the run were marked invalid ("
             + ("their missing samples set to NaN" if trials.get("TrialEdge") == "nan" else "and left out") + ").")
-    if trials.get("TrialEstimates"):
-        text += (f" Trial-wise response estimates were obtained with a least-squares-separate model (LSS; Mumford "
-                 f"et al. 2012), using the {trials.get('HRF', 'canonical HRF')}, on the cleaned data.")
-        return text, {"mumford2012"}
-    return text, set()
+    if not trials.get("TrialEstimates"):  # the record of what was done: no estimates
+        return text, set()
+    params = dict(meta["Parameters"])
+    params["trial_estimates"] = params.get("trial_estimates") or trials.get("TrialModel") or "lss"
+    estimates, refs = trial_estimates_sentences(params)
+    return " ".join([text, *estimates]), refs
+
+
+def trial_estimates_sentences(p: dict) -> tuple[list[str], set[str]]:
+    """The trial-wise estimates' model, response function, noise regressors, ridge and cross-validation targets,
+    from the recorded settings (``Parameters``: ``trial_estimates``, ``hrf``, ``trial_denoise``, ``trial_ridge``,
+    ``trial_repeats``), and their reference keys; nothing when no estimates were asked for."""
+    from bidsapp.core.trial_fit import model_steps
+
+    model = p.get("trial_estimates")
+    steps = model_steps(model, p.get("trial_denoise"), bool(p.get("trial_ridge")))
+    if model is None and steps is None:
+        return [], set()
+    hrf = (steps or {}).get("hrf") or p.get("hrf") or "spm"
+    response = HRF_PHRASES.get(hrf, f"the `{hrf}` HRF")
+    refs = {"mumford2012"} | ({"prince2022"} if hrf == "library" else set())
+    if model == "optimized":
+        out = ["Trial-wise response estimates were optimized in the manner of GLMsingle (Prince et al. 2022): the "
+               "runs of each participant and task were fitted together with one regressor per trial per run (a "
+               f"least-squares-all design; Mumford et al. 2012), using {response}, on the cleaned data."]
+        refs.add("prince2022")
+    elif steps is not None and steps["ridge"]:
+        out = ["Trial-wise response estimates were obtained from a model of each run with one regressor per trial "
+               f"(least squares all, LSA; Mumford et al. 2012), using {response}, on the cleaned data; the runs of "
+               "each participant and task were fitted together."]
+    elif model == "lsa":
+        out = ["Trial-wise response estimates were obtained with a least-squares-all model (LSA; Mumford et al. "
+               f"2012): one model per run with one regressor per trial, using {response}, on the cleaned data."]
+    else:
+        out = ["Trial-wise response estimates were obtained with a least-squares-separate model (LSS; Mumford et "
+               "al. 2012): one model per trial, its own regressor and one regressor per trial type for the other "
+               f"trials, using {response}, on the cleaned data."
+               + (" The runs of each participant and task were fitted together." if steps else "")]
+    if steps and steps["denoise"]:
+        out.append("Data-driven noise regressors were added to the trial model: principal components of the "
+                   "residuals of the columns the task does not explain (a noise pool), their number chosen for each "
+                   "participant by predicting held-out runs (as GLMsingle's GLMdenoise; Prince et al. 2022).")
+        refs.add("prince2022")
+    if steps and steps["ridge"]:
+        out.append("Each column's trial estimates were regularized by fractional ridge regression (Rokem and Kay "
+                   "2020), the fraction of the least-squares estimates' norm kept chosen for each column by "
+                   "cross-validation.")
+        refs.add("rokem2020")
+    tuned = bool(steps) or hrf == "library"
+    repeats = p.get("trial_repeats")
+    if tuned and repeats:
+        out.append(f"Cross-validation used repeats of the same stimulus (equal values of the events column "
+                   f"`{repeats}`) as targets; the trial labels to be decoded were never used.")
+    elif tuned:
+        out.append("Cross-validation used only label-free targets (held-out runs under an all-trials design, "
+                   "held-out blocks of volumes); the trial labels were never used, so decoding the estimates is not "
+                   "circular.")
+    elif repeats:
+        out.append(f"Repeats of the same stimulus (the events column `{repeats}`) gave a split-half reliability "
+                   "of each column.")
+    return out, refs
+
+
+def connectivity_sentence(p: dict) -> tuple[str, set[str]]:
+    """The connectivity matrices (``--connectivity``, ``--fisher-z``) and their reference keys ("" when none)."""
+    measures = list(p.get("connectivity") or [])
+    if not measures:
+        return "", set()
+    words = [CONNECTIVITY_PHRASES.get(m, m) for m in measures]
+    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    text = (f"Connectivity matrices ({listed}) of each run were computed from the cleaned region time series (kept "
+            "volumes) with nilearn's `ConnectivityMeasure`, from the Ledoit-Wolf shrunk covariance (Ledoit and "
+            "Wolf 2004).")
+    if p.get("fisher_z") and any(m != "covariance" for m in measures):
+        text += " Correlations were Fisher z-transformed (arctanh)."
+    return text, {"ledoit2004", "nilearn"}
 
 
 def run_paragraphs(meta: dict) -> tuple[list[str], set[str]]:
     """The methods paragraphs of one run's settings (from its ``_timeseries.json``) and their reference keys."""
     conf, refs = _confounds_sentences(meta)
     trials, trial_refs = _trials_sentence(meta)
+    connectivity, connectivity_refs = connectivity_sentence(meta["Parameters"])
     paragraphs = [_columns_sentence(meta) + " " + " ".join(conf), _cleaning_sentence(meta)]
-    if trials:
-        paragraphs.append(trials)
-    return paragraphs, refs | trial_refs | {"nilearn"}
+    paragraphs += [text for text in (trials, connectivity) if text]
+    return paragraphs, refs | trial_refs | connectivity_refs | {"nilearn"}
 
 
 def _software(versions: dict, fmriprep_version: str | None) -> str:
@@ -292,13 +400,12 @@ def fmriprep_version(output_dir: Path) -> str | None:
 def write_citation(output_dir: Path) -> tuple[Path, Path] | None:
     """Write ``logs/CITATION.md`` and ``logs/CITATION.bib`` for every complete run of the output folder
     (a run with its sidecar); None when there is none."""
-    import json
-
     from bidsapp.core.io import write_text
+    from bidsapp.outputs.reader import run_metas
 
     output_dir = Path(output_dir)
     sidecars = sorted(output_dir.glob("sub-*/**/func/*_timeseries.json"))
-    metas = [dict(json.loads(sc.read_text()), BIDSAppRun=sc.name[: -len("_timeseries.json")]) for sc in sidecars]
+    metas = run_metas(sidecars)
     if not metas:
         return None
     text, bib = methods(metas, fmriprep_version=fmriprep_version(output_dir))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -12,31 +12,24 @@ import numpy as np
 
 from bidsapp.core.carpet import dequantize
 from bidsapp.core.io import read_tsv
-from bidsapp.outputs.reader import RunOutputs, read_run_outputs
+from bidsapp.core.qc import QC_FIELDS
+from bidsapp.outputs.reader import Run
+from bidsapp.outputs.reader import read_run as read_outputs
 from bidsapp.reports import figures
 from bidsapp.reports.page import figure, key_values, table
 
-#: units of the QC metrics (the sidecar's ``QC`` object, or the same names computed here)
-QC_UNITS = {
-    "FramewiseDisplacementMean": "mm", "FramewiseDisplacementMax": "mm", "NonSteadyStateVolumes": "volumes",
-    "CensoredVolumeCount": "volumes", "CensoredFraction": "fraction", "DegreesOfFreedom": "degrees of freedom",
-    "DegreesOfFreedomLost": "degrees of freedom", "StandardizedDVARSMeanBefore": "ratio (1 = expected)",
-    "StandardizedDVARSMeanAfter": "ratio (1 = expected)", "TemporalSNRMedianBefore": "ratio",
-    "TemporalSNRMedianAfter": "ratio", "FramewiseDisplacementDVARSCorrelationBefore": "Pearson r",
-    "FramewiseDisplacementDVARSCorrelationAfter": "Pearson r", "TrialsValid": "trials", "TrialsInvalid": "trials",
-}
+#: units of the QC metrics (the sidecar's ``QC`` object, or the same names computed here): one table of them
+QC_UNITS = {key: unit for key, (unit, _) in QC_FIELDS.items()}
 #: the overlay drawn over the mean image, by column space
 OVERLAY_KIND = {"voxels": "mask", "labels": "labels", "maps": "maps", "spheres": "spheres"}
 
 
 @dataclass
 class RunFiles:
-    """A run's outputs as the report reads them: what :func:`read_run_outputs` gives, and the paths of the
-    files its sidecar lists."""
+    """A run's outputs as the report reads them: the :class:`~bidsapp.outputs.reader.Run` that
+    :func:`~bidsapp.outputs.reader.read_run` gives (as :func:`bidsapp.load` does), with the report's helpers."""
 
-    run: RunOutputs
-    sidecar: Path
-    outputs: dict[str, Path] = field(default_factory=dict)  # by file name
+    run: Run
 
     @property
     def meta(self) -> dict:
@@ -45,6 +38,11 @@ class RunFiles:
     @property
     def stem(self) -> str:
         return self.run.stem
+
+    @property
+    def outputs(self) -> dict[str, Path]:
+        """The paths of the files the sidecar lists, by file name."""
+        return self.run.outputs
 
     @property
     def onsets(self) -> np.ndarray:
@@ -59,14 +57,12 @@ class RunFiles:
 
     def get(self, end: str) -> Path | None:
         """The listed output whose name ends with ``end`` (e.g. ``_features.tsv``)."""
-        return next((p for name, p in self.outputs.items() if name.endswith(end)), None)
+        return self.run.output(end)
 
 
 def read_run(sidecar: Path) -> RunFiles:
-    """The run (sidecar, samples table) and the paths of the outputs its sidecar lists."""
-    run = read_run_outputs(sidecar)
-    folder = Path(sidecar).parent
-    return RunFiles(run, Path(sidecar), {f["Path"]: folder / f["Path"] for f in run.meta.get("OutputFiles", [])})
+    """The run's outputs, read by the one reader of the output folder."""
+    return RunFiles(read_outputs(sidecar))
 
 
 def _floats(values: list[str]) -> np.ndarray:
@@ -137,7 +133,7 @@ def _overlay_figure(run: RunFiles, data) -> str:
     """The mask / atlas / maps / spheres over the mean image, or the columns per structure (grayordinates)."""
     kind = run.meta.get("ColumnSpace", "voxels")
     if kind not in OVERLAY_KIND:
-        structures = _features(run).get("structure", [])
+        structures = _structures(run)
         if not structures:
             return "<p class='muted'>No structure column in the features table: nothing to draw.</p>"
         names = list(dict.fromkeys(structures))  # in the order of the columns
@@ -160,6 +156,27 @@ def _overlay_figure(run: RunFiles, data) -> str:
                   f"{run.meta.get('MaskSource', '')}.")
 
 
+def coverage_section(run: RunFiles) -> str:
+    """Which regions ``--min-coverage`` turned into NaN columns, with their coverage (``_features.tsv``); ""
+    when the run's columns have no coverage (voxels, grayordinates)."""
+    features = _features(run)
+    if "coverage" not in features:
+        return ""
+    threshold = (run.meta.get("Parameters") or {}).get("min_coverage")
+    rule = f"--min-coverage {threshold:g}" if isinstance(threshold, (int, float)) else "--min-coverage"
+    names = features.get("name") or [str(k) for k in range(len(features["coverage"]))]
+    excluded = features.get("excluded") or ["n/a"] * len(names)
+    rows = [[name, cov, why] for name, cov, why in zip(names, features["coverage"], excluded) if why != "n/a"]
+    coverage = _floats(features["coverage"])
+    lowest = f"lowest coverage {np.nanmin(coverage):.3f}" if np.isfinite(coverage).any() else "coverage n/a"
+    if not rows:
+        return (f"<p class='muted'>Region coverage by the mask: every region reaches {html.escape(rule)} "
+                f"({lowest}); none is a NaN column.</p>")
+    return (f"<p class='warn'>{len(rows)} of {len(names)} regions are covered by the mask less than "
+            f"{html.escape(rule)} requires: their columns are NaN in every output of this run (never the mean of "
+            "the few voxels inside).</p>" + table(rows, header=["region", "coverage (fraction)", "why"]))
+
+
 def _features(run: RunFiles) -> dict[str, list[str]]:
     path = run.get("_features.tsv")
     if path is None:
@@ -168,12 +185,18 @@ def _features(run: RunFiles) -> dict[str, list[str]]:
     return {h: [r[j] for r in rows] for j, h in enumerate(header)}
 
 
+def _structures(run: RunFiles) -> list[str]:
+    """The ``structure`` of each column (grayordinate runs), empty when the features table has none."""
+    features = run.run.features
+    return features["structure"].astype(str).tolist() if "structure" in features else []
+
+
 def _carpet_figure(run: RunFiles, data) -> str:
     if data is None:
         return "<p class='muted'>No carpet data (report data missing): rerun the participant level.</p>"
     kept = run.run.kept
     groups = []
-    structures = _features(run).get("structure")
+    structures = _structures(run)
     if structures:
         col_structure = [structures[c] for c in data["columns"]]
         groups = [(s.removeprefix("CIFTI_STRUCTURE_").lower(), i) for i, s in enumerate(col_structure)
@@ -239,7 +262,7 @@ def run_section(sidecar: Path) -> str:
     parts = [f"<h2 id='{html.escape(run.stem, quote=True)}'>{html.escape(run.stem)}</h2>",
              key_values(summary_rows(run.meta, run.run.framewise_displacement, run.run.n_volumes)),
              "<h3>Quality control</h3>", qc_table(qc_metrics(run, data)),
-             "<h3>Columns</h3>", _overlay_figure(run, data),
+             "<h3>Columns</h3>", coverage_section(run), _overlay_figure(run, data),
              "<h3>Signal before and after cleaning</h3>", _carpet_figure(run, data)]
     trial = _trial_figure(run)
     if trial:

@@ -50,7 +50,7 @@ class BenchmarkRun:
     denoise: str | None
     n_volumes: int
     dof: float
-    fd: np.ndarray
+    fd: np.ndarray  # framewise displacement of the volumes after the non-steady-state ones
     connectivity: np.ndarray
     regions: list[str]
     centroids: np.ndarray | None
@@ -89,6 +89,8 @@ def read_benchmark_run(load_run, sidecar: Path) -> BenchmarkRun | None:
         [str(c) for c in run.features["column"]]
     fd = run.samples["framewise_displacement"].to_numpy(dtype=np.float64) \
         if "framewise_displacement" in run.samples else np.full(len(run.samples), np.nan)
+    if "non_steady_state" in run.samples:  # the volumes the QC's fd_mean is over (sidecar QC, group_runs.tsv)
+        fd = fd[~run.samples["non_steady_state"].astype(str).eq("True").to_numpy()]
     entities = dict(p.split("-", 1) for p in run.stem.split("_") if "-" in p)
     return BenchmarkRun(stem=run.stem, subject=entities["sub"], entities=entities,
                         denoise=(run.meta.get("Parameters") or {}).get("denoise"), n_volumes=len(run.samples),
@@ -97,7 +99,8 @@ def read_benchmark_run(load_run, sidecar: Path) -> BenchmarkRun | None:
 
 
 def exclusions(runs: Iterable[BenchmarkRun], rule: ExclusionRule) -> dict[str, tuple[float, float, str | None]]:
-    """Per run stem: mean FD, share of volumes above the FD threshold and why it is excluded (None: kept)."""
+    """Per run stem: mean FD (``fd_mean``), share of volumes above the FD threshold (``high_motion_fraction``),
+    both over the volumes after the non-steady-state ones, and why it is excluded (None: kept)."""
     out = {}
     for r in runs:
         mean, frac = db.mean_fd(r.fd), db.high_motion_fraction(r.fd, rule.fd_threshold)
@@ -161,9 +164,10 @@ SUMMARY_COLUMNS = ("desc", "denoise", "atlas", "space", "n_regions", "n_runs", "
                    "covariates", "qcfc_edges", "qcfc_significant_percent", "qcfc_fdr_significant_percent",
                    "qcfc_median_abs", "distance_dependence", "distance_dependence_p", "dof_lost_mean",
                    "dof_lost_percent_mean", "note")
-RUN_COLUMNS = ("run", "participant_id", "desc", "atlas", "space", "mean_framewise_displacement",
-               "censored_fraction", "excluded", "exclusion_reason", "n_volumes", "degrees_of_freedom", "dof_lost",
-               "dof_lost_percent")
+#: one name per quantity: fd_mean, dof and dof_lost as in group_runs.tsv and the sidecar's QC object;
+#: high_motion_fraction (FD above the exclusion threshold) is not the QC's censored_fraction (volumes censored)
+RUN_COLUMNS = ("run", "participant_id", "desc", "atlas", "space", "fd_mean", "high_motion_fraction", "excluded",
+               "exclusion_reason", "n_volumes", "dof", "dof_lost", "dof_lost_percent")
 EDGE_COLUMNS = ("desc", "atlas", "space", "region_a", "region_b", "distance", "qcfc", "qcfc_p",
                 "qcfc_fdr_significant")
 
@@ -186,11 +190,11 @@ def _strategy(key: tuple, runs: list[BenchmarkRun], excl: dict, participants, *,
         lost[known], frac[known] = db.dof_loss(n_vol[known], dof[known])
     run_part = {"run": [r.stem for r in same], "participant_id": [f"sub-{r.subject}" for r in same],
                 "desc": [desc] * len(same), "atlas": [atlas] * len(same), "space": [space] * len(same),
-                "mean_framewise_displacement": [excl[r.stem][0] for r in same],
-                "censored_fraction": [excl[r.stem][1] for r in same],
+                "fd_mean": [excl[r.stem][0] for r in same],
+                "high_motion_fraction": [excl[r.stem][1] for r in same],
                 "excluded": [excl[r.stem][2] is not None for r in same],
                 "exclusion_reason": [excl[r.stem][2] for r in same], "n_volumes": [r.n_volumes for r in same],
-                "degrees_of_freedom": list(dof), "dof_lost": list(lost), "dof_lost_percent": list(100 * frac)}
+                "dof": list(dof), "dof_lost": list(lost), "dof_lost_percent": list(100 * frac)}
     kept_idx = [i for i, r in enumerate(same) if excl[r.stem][2] is None]
     metrics, cov_names, edge_data = _qcfc_metrics(kept, ref, participants, notes)
     row = {"desc": desc, "denoise": ref.denoise, "atlas": atlas, "space": space, "n_regions": len(ref.regions),
@@ -259,14 +263,14 @@ def read_participants(path: Path | None) -> dict[str, dict[str, str]] | None:
 
 def _read_runs(sidecars: list[Path]) -> list[BenchmarkRun]:
     """The runs with region columns; a run whose outputs cannot be read is left out with one printed line."""
-    from bidsapp.api import load_sidecar
+    from bidsapp.outputs.reader import read_run, stem_of
 
     runs = []
     for sc in sidecars:
         try:
-            run = read_benchmark_run(load_sidecar, sc)
+            run = read_benchmark_run(read_run, sc)
         except (OSError, ValueError) as exc:
-            print(f"[bidsapp] {sc.name[: -len('_timeseries.json')]}: left out of the denoising benchmark: {exc}")
+            print(f"[bidsapp] {stem_of(sc)}: left out of the denoising benchmark: {exc}")
             continue
         if run is not None:
             runs.append(run)

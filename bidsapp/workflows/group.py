@@ -16,7 +16,7 @@ from bidsapp.core.qc import QC_COLUMNS, qc_values
 from bidsapp.errors import InputError
 from bidsapp.outputs.dataset import check_output_owner
 from bidsapp.outputs.descriptions import write_sidecar
-from bidsapp.outputs.reader import read_run_outputs
+from bidsapp.outputs.reader import SIDECAR_ENDING, Run, read_run, stem_of
 from bidsapp.settings import Settings
 
 
@@ -27,68 +27,101 @@ def group_level(s: Settings) -> int:
         check_output_owner(s.output_dir)
     except ValueError as exc:
         raise InputError(str(exc), code=2) from None
-    sidecars = sorted(Path(s.output_dir).glob("sub-*/**/func/*_timeseries.json"))
+    runs = _read_runs(_sidecars(s))
+    write_sidecar(write_tsv(Path(s.output_dir) / "group_runs.tsv", _summary_rows(runs)))  # + column descriptions
+    masks, on_grayordinates = _masks_by_space(runs)
+    for space, files in masks.items():
+        if on_grayordinates[space]:
+            _grayordinate_intersection(space, files, Path(s.output_dir))
+        else:
+            _volume_intersection(space, files, Path(s.output_dir))
+    print(f"[bidsapp] group summary of {len(runs)} run(s): {Path(s.output_dir) / 'group_runs.tsv'}")
+    _denoising_benchmark(s, [run.sidecar for run in runs])
+    return 0
+
+
+def _sidecars(s: Settings) -> list[Path]:
+    """The sidecars of the selected participants' runs; runs without one are named in one warning."""
+    sidecars = sorted(Path(s.output_dir).glob(f"sub-*/**/func/*{SIDECAR_ENDING}"))
     wanted = {p.name for p in Path(s.output_dir).glob("sub-*") if p.is_dir()}
     if s.participant_label:
         wanted = {f"sub-{p.removeprefix('sub-')}" for p in s.participant_label}
         sidecars = [p for p in sidecars if p.name.split("_")[0] in wanted]
     incomplete = [p.name[: -len("_samples.tsv")] for p in Path(s.output_dir).glob("sub-*/**/func/*_samples.tsv")
-                  if not p.with_name(p.name[: -len("_samples.tsv")] + "_timeseries.json").exists()
+                  if not p.with_name(p.name[: -len("_samples.tsv")] + SIDECAR_ENDING).exists()
                   and any(p.name.startswith(w + "_") for w in wanted)]
     if incomplete:
         warnings.warn(f"{len(incomplete)} run(s) have no sidecar (incomplete, e.g. interrupted) and are left out: "
                       f"{', '.join(sorted(incomplete)[:5])}{' ...' if len(incomplete) > 5 else ''}; rerun the "
-                      "participant level for them.", stacklevel=2)
+                      "participant level for them.", stacklevel=3)
     if not sidecars:
         raise InputError(f"{s.output_dir}: no participant-level outputs found; run the participant level first.",
                          code=18)
-    rows: dict[str, list] = {k: [] for k in ("run", "space", "n_volumes", "volumes_kept", "n_features",
-                                             "mask_voxels", "mean_framewise_displacement", "denoise",
-                                             *QC_COLUMNS.values())}
-    masks: dict[str, list[Path]] = {}
-    on_grayordinates: dict[str, bool] = {}
+    return sidecars
+
+
+def _read_runs(sidecars: list[Path]) -> list[Run]:
+    """The runs, read as :func:`bidsapp.load` reads them; a run whose outputs are incomplete or inconsistent is
+    left out with one warning that says why (the loader's message)."""
+    runs = []
     for sc in sidecars:
-        run = read_run_outputs(sc)
-        meta, stem, fd = run.meta, run.stem, run.framewise_displacement
-        space = next((p[6:] for p in stem.split("_") if p.startswith("space-")), "func")
-        rows["run"].append(stem)
-        rows["space"].append(space)
+        try:
+            runs.append(read_run(sc))
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"{stem_of(sc)}: left out of the group level: {exc}", stacklevel=3)
+    if not runs:
+        raise InputError(f"{sidecars[0].parents[2]}: no run has complete participant-level outputs; rerun the "
+                         "participant level.", code=18)
+    return runs
+
+
+def _summary_rows(runs: list[Run]) -> dict[str, list]:
+    """The columns of ``group_runs.tsv``: one row per run."""
+    rows: dict[str, list] = {k: [] for k in ("run", "space", "n_volumes", "volumes_kept", "n_features",
+                                             "mask_voxels", "denoise",
+                                             *QC_COLUMNS.values())}
+    for run in runs:
+        meta = run.meta
+        rows["run"].append(run.stem)
+        rows["space"].append(run.entities.get("space", "func"))
         rows["n_volumes"].append(run.n_volumes)
         rows["volumes_kept"].append(meta["Shape"][0])
         rows["n_features"].append(meta["Shape"][1])
         rows["mask_voxels"].append(meta["MaskVoxelCount"])
-        rows["mean_framewise_displacement"].append(float(np.nanmean(fd)) if np.isfinite(fd).any() else np.nan)
         rows["denoise"].append(meta["Parameters"].get("denoise"))
         for column, value in qc_values(meta).items():  # the run's QC metrics (n/a for older outputs)
             rows[column].append(value)
-        mask_name = [f["Path"] for f in meta["OutputFiles"]
-                     if f["Path"].endswith(("_mask.nii.gz", "_mask.dscalar.nii"))]
-        if mask_name:
-            den = next((p for p in stem.split("_") if p.startswith("den-")), None)
-            gray = columns.get(meta.get("ColumnSpace") or _legacy_kind(mask_name[0])).on_grayordinates
-            key = f"{space}_{den}" if gray and den else space
-            masks.setdefault(key, []).append(sc.parent / mask_name[0])
-            on_grayordinates[key] = gray
-    write_sidecar(write_tsv(Path(s.output_dir) / "group_runs.tsv", rows))  # + column descriptions
-    for space, files in masks.items():
-        if on_grayordinates[space]:
-            _grayordinate_intersection(space, files, Path(s.output_dir))
+    return rows
+
+
+def _masks_by_space(runs: list[Run]) -> tuple[dict[str, list[Path]], dict[str, bool]]:
+    """The runs' masks by space (and density, for grayordinates), and whether each space is on grayordinates."""
+    masks: dict[str, list[Path]] = {}
+    on_grayordinates: dict[str, bool] = {}
+    for run in runs:
+        space, den = run.entities.get("space", "func"), run.entities.get("den")
+        gray = columns.get(run.kind).on_grayordinates
+        key = f"{space}_den-{den}" if gray and den else space
+        masks.setdefault(key, []).append(run.mask_file)
+        on_grayordinates[key] = gray
+    return masks, on_grayordinates
+
+
+def _volume_intersection(space: str, files: list[Path], out: Path) -> None:
+    """``space-<space>_desc-intersection_mask.nii.gz``: the voxels in the mask of every run on the grid most runs
+    share; runs on another grid are left out, with why."""
+    imgs = [nib.load(f) for f in files]
+    grid = [(img.shape, tuple(np.round(img.affine, 3).ravel())) for img in imgs]
+    ref = max(range(len(files)), key=lambda k: (grid.count(grid[k]), -k))  # the grid most runs share
+    inter = np.asanyarray(imgs[ref].dataobj) > 0
+    left_out = {}
+    for f, img, g in zip(files, imgs, grid):
+        if g != grid[ref]:
+            left_out[f.name] = f"grid {img.shape} differs from {files[ref].name}'s, the grid most runs share"
             continue
-        imgs = [nib.load(f) for f in files]
-        grid = [(img.shape, tuple(np.round(img.affine, 3).ravel())) for img in imgs]
-        ref = max(range(len(files)), key=lambda k: (grid.count(grid[k]), -k))  # the grid most runs share
-        inter = np.asanyarray(imgs[ref].dataobj) > 0
-        left_out = {}
-        for f, img, g in zip(files, imgs, grid):
-            if g != grid[ref]:
-                left_out[f.name] = f"grid {img.shape} differs from {files[ref].name}'s, the grid most runs share"
-                continue
-            inter &= np.asanyarray(img.dataobj) > 0
-        _save_intersection(Path(s.output_dir) / f"space-{space}_desc-intersection_mask.nii.gz", files, left_out,
-                           functools.partial(save_nifti, nib.Nifti1Image(inter.astype(np.uint8), imgs[ref].affine)))
-    print(f"[bidsapp] group summary of {len(sidecars)} run(s): {Path(s.output_dir) / 'group_runs.tsv'}")
-    _denoising_benchmark(s, sidecars)
-    return 0
+        inter &= np.asanyarray(img.dataobj) > 0
+    _save_intersection(out / f"space-{space}_desc-intersection_mask.nii.gz", files, left_out,
+                       functools.partial(save_nifti, nib.Nifti1Image(inter.astype(np.uint8), imgs[ref].affine)))
 
 
 def _denoising_benchmark(s: Settings, sidecars: list[Path]) -> None:
@@ -101,11 +134,6 @@ def _denoising_benchmark(s: Settings, sidecars: list[Path]) -> None:
     write_benchmark(Path(s.output_dir), sidecars, rule, Path(s.bids_dir) / "participants.tsv")
     out = Path(s.output_dir)
     print(f"[bidsapp] group report: {group_report(out, benchmark_html=benchmark_section(out), edges=figure_data(out))}")
-
-
-def _legacy_kind(mask_name: str) -> str:
-    """Outputs written before the sidecar recorded ``ColumnSpace``: grayordinates when the mask is a dscalar."""
-    return "grayordinates" if mask_name.endswith(".dscalar.nii") else "voxels"
 
 
 def _save_intersection(path: Path, files: list[Path], left_out: dict[str, str], save) -> None:

@@ -1,0 +1,60 @@
+"""The memory model counts the QC's buffers (standardized DVARS' column chunks, the temporal moments): on a
+voxel-sized run their measured peak (``resource.getrusage`` in a fresh process) stays under the model's term,
+and the cleaning and report nodes, which compute them, include it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bidsapp.execution.memory import BASE_GB, GB, MARGIN, RunSize, node_memory_gb, qc_buffer_bytes
+
+MEASURE = """
+import json, resource, sys
+import numpy as np
+from bidsapp.core import qc
+from bidsapp.core.carpet import carpet_data
+
+t, v, what = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+rng = np.random.default_rng(0)
+x = np.empty((t, v), dtype=np.float32)  # filled in small blocks: no large temporary before the baseline
+for s in range(0, v, 1000):
+    x[:, s:s + 1000] = rng.normal(100, 5, (t, min(1000, v - s)))
+nss = np.zeros(t, bool)
+nss[:2] = True
+kept = np.setdiff1d(np.arange(2, t), np.arange(40, t, 37))  # some censored volumes
+fd = rng.uniform(0, 0.4, t)
+cleaned = x[kept]  # a copy, as the cleaned array
+before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if what == "qc":  # what the cleaning node computes around cleaning
+    b = qc.qc_before(x, fd=fd, non_steady_state=nss, kept=kept)
+    qc.qc_after(b, cleaned, kept=kept, fd=fd, cleaned_std=np.ones(v), dof=kept.size - 5, n_volumes=t)
+else:  # what the report node computes
+    carpet_data(x, cleaned, kept, non_steady_state=nss)
+print(json.dumps({"grew": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_kb) * 1024}))
+"""
+
+
+@pytest.mark.parametrize("what", ["qc", "carpet"])
+@pytest.mark.parametrize("t, v", [(300, 100_000), (120, 250_000)])
+def test_qc_buffers_stay_under_their_term(t, v, what):
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(t), str(v), what], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    grew = json.loads(done.stdout.splitlines()[-1])["grew"]
+    term = qc_buffer_bytes(t, v) + (6 * t * 2000 * 8 if what == "carpet" else 0)
+    print(f"{what} {t}x{v}: grew {grew / 2**20:.0f} MB, model {term / 2**20:.0f} MB")
+    assert grew > 50 * 2**20  # the buffers are real: the term is not about nothing
+    assert grew <= term
+
+
+def test_cleaning_and_report_estimates_include_the_qc_buffers():
+    t, v, g = 300, 250_000, 1_082_035
+    est = node_memory_gb(RunSize(n_volumes=t, n_features=v, grid_voxels=g))
+    x = t * v * 4
+    assert est["cleaning"] >= BASE_GB + MARGIN * (x + 8 * t * t * 8 + qc_buffer_bytes(t, v)) / GB - 1e-3
+    assert est["report"] >= BASE_GB + MARGIN * (2 * x + qc_buffer_bytes(t, v)) / GB - 1e-3
+    assert 100 * 2**20 < qc_buffer_bytes(t, v) < 250 * 2**20
