@@ -153,12 +153,13 @@ def test_least_squares_residuals_equal_lstsq(seed):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("n_pool", [5, 30, 400])
-def test_noise_components_span_the_svd_ones(seed, n_pool):
+@pytest.mark.parametrize("noise", [0.3, 0.0])  # 0: rank 6 < 10 components, the exact route finds the rank
+def test_noise_components_span_the_svd_ones(seed, n_pool, noise):
     rng = np.random.default_rng(300 + seed)
     n = 60
     x = rng.standard_normal((n, 1))
     shared = rng.standard_normal((n, 6)) * np.array([8.0, 6.0, 4.5, 3.0, 2.0, 1.5])
-    y = shared @ rng.standard_normal((6, n_pool)) + rng.standard_normal((n, n_pool)) * 0.3
+    y = shared @ rng.standard_normal((6, n_pool)) + rng.standard_normal((n, n_pool)) * noise
     pool = np.ones(n_pool, dtype=bool)
     beta = np.linalg.lstsq(x, y, rcond=None)[0]
     got = trial_noise.run_components(x, y, pool, beta, 10)
@@ -195,6 +196,21 @@ def test_hrf_kernel_is_computed_once_and_returned_as_a_copy():
     b = hrf.spm_hrf(1.5)
     assert b.sum() == pytest.approx(1.0) and b.flags.writeable
     assert hrf._gamma_difference.cache_info().hits >= 1
+
+
+@pytest.mark.parametrize("t_r", [0.5, 0.72, 1.5, 2.0, 3.0])
+def test_hrf_gamma_density_equals_scipy(t_r):
+    from scipy.stats import gamma
+
+    dt = t_r / 50
+    t = np.linspace(0, 32.0, int(np.rint(32.0 / dt))) - 0.1
+    for shape, scale in [(6.0, 1.0), (16.0, 1.0), (6 / 0.9, 0.9), (12 / 0.9, 0.9), (6 / 1.01, 1.01), (5.0, 1.0),
+                         (1.0, 2.0), (0.5, 1.0)]:
+        want = gamma.pdf(t, shape, loc=dt, scale=scale)
+        got = hrf._gamma_pdf(t, shape, loc=dt, scale=scale)
+        finite = np.isfinite(want)
+        np.testing.assert_array_equal(np.isfinite(got), finite)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=0, atol=1e-13 * want[finite].max())
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -116,7 +116,7 @@ class RunProducts:
 
     @classmethod
     def of(cls, x: np.ndarray, y: np.ndarray) -> RunProducts:
-        return cls(xtx=x.T @ x, xty=x.T @ y, yy=(y**2).sum(axis=0), n=y.shape[0])
+        return cls(xtx=x.T @ x, xty=x.T @ y, yy=np.einsum("ij,ij->j", y, y), n=y.shape[0])
 
     def remove(self, a: np.ndarray, g: np.ndarray) -> None:
         """Project a unit time course ``v`` out of design and data, given ``a = v'x`` (p,) and ``g = v'y``."""

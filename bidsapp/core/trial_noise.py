@@ -87,7 +87,7 @@ def single_trial_r2(trial_designs: list[np.ndarray], data: list[np.ndarray]) -> 
     n_res = n_all = 0
     for x, y in zip(trial_designs, data):
         u = column_space(x)
-        yy = (y**2).sum(axis=0)
+        yy = np.einsum("ij,ij->j", y, y)
         rss = rss + np.maximum(yy - ((u.T @ y) ** 2).sum(axis=0), 0.0)  # |y|^2 minus that of its projection
         tss = tss + yy
         n_res += y.shape[0] - u.shape[1]
@@ -137,11 +137,28 @@ def run_components(design: np.ndarray, data: np.ndarray, pool: np.ndarray, beta:
     resid = data[:, pool] - design @ beta[:, pool]
     norm = np.linalg.norm(resid, axis=0)
     resid = resid / np.where(norm > 0, norm, 1.0)
-    if resid.shape[1] > resid.shape[0]:  # many columns: the SVD of R' (resid' = QR) has the same U and s
-        resid = np.linalg.qr(resid.T, mode="r").T
+    if resid.shape[1] > resid.shape[0]:
+        u = _leading_by_gram(resid, n_max)
+        if u is not None:
+            return u
+        resid = np.linalg.qr(resid.T, mode="r").T  # the SVD of R' (resid' = QR) has the same U and s
     u, s, _ = np.linalg.svd(resid, full_matrices=False)
     rank = int((s > (s[0] * 1e-10 if s.size else 0)).sum())
     return u[:, : min(n_max, rank)]
+
+
+#: the Gram route is taken when the n_max-th eigenvalue is at least this share of the largest (else QR + SVD)
+GRAM_FLOOR = 1e-8
+
+
+def _leading_by_gram(resid: np.ndarray, n_max: int) -> np.ndarray | None:
+    """The ``n_max`` leading left singular vectors of a wide ``resid`` (n, m) from the eigenvectors of
+    ``resid resid'`` (n, n), or None when they are not all well above round-off (the caller then takes the
+    exact route, which also finds the rank)."""
+    w, v = np.linalg.eigh(resid @ resid.T)
+    if w.size < n_max or w[-1] <= 0 or w[-n_max] < GRAM_FLOOR * w[-1]:
+        return None
+    return v[:, ::-1][:, :n_max]
 
 
 def project_out(components: np.ndarray, array: np.ndarray) -> np.ndarray:
