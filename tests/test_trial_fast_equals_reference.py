@@ -190,6 +190,20 @@ def test_noise_count_cv_from_products_equals_projected_fits(seed, repeat_design)
     np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_zscored_repeat_error_equals_error_of_zscored_betas(seed):
+    rng = np.random.default_rng(500 + seed)
+    n_runs, n_values = int(rng.integers(2, 5)), int(rng.integers(3, 12))
+    values = np.concatenate([rng.choice(n_values, int(rng.integers(5, 15))) for _ in range(n_runs)]).astype(str)
+    runs = np.concatenate([np.full(int((values.size + r) // n_runs), r) for r in range(n_runs)])[: values.size]
+    runs = np.pad(runs, (0, values.size - runs.size), constant_values=n_runs - 1)
+    betas = rng.standard_normal((4, values.size, 30)) * rng.uniform(0.01, 100, 30) + rng.uniform(-50, 50, 30)
+    betas[:, :, 0] = 3.0  # constant over trials: variance 0
+    got = trial_cv.zscored_prediction_error(betas, values, runs)
+    want = trial_cv.repeat_prediction_error(trial_cv.zscore_trials(betas), values, runs)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
 def test_hrf_kernel_is_computed_once_and_returned_as_a_copy():
     a = hrf.spm_hrf(1.5)
     a[:] = 0.0
@@ -227,6 +241,8 @@ def test_optimized_fit_equals_fit_on_reference_numerics(seed, repeats, monkeypat
     monkeypatch.setattr(trial_noise, "run_components", ref_run_components)
     monkeypatch.setattr(trial_noise, "heldout_r2_per_k", ref_heldout_r2_per_k)
     monkeypatch.setattr(tf, "_noise_variance", ref_noise_variance)
+    monkeypatch.setattr(trial_cv, "zscored_prediction_error",
+                        lambda b, v, r: trial_cv.repeat_prediction_error(trial_cv.zscore_trials(b), v, r))
     slow = tf.fit_trials(runs, denoise=True, ridge=True, repeat_name=name)
     assert fast.noise.n_components == slow.noise.n_components >= 1
     np.testing.assert_array_equal(fast.noise.pool, slow.noise.pool)

@@ -198,6 +198,30 @@ def zscore_trials(betas: np.ndarray) -> np.ndarray:
     return (betas - mean) / np.where(std > 0, std, 1.0)
 
 
+def zscored_prediction_error(betas: np.ndarray, values: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """:func:`repeat_prediction_error` of the :func:`zscore_trials` betas, without forming them.
+
+    The mean cancels in each trial's difference from the mean of its repeats, so the error of the z-scored
+    betas is that of the betas over their variance across trials (1 where it is 0); the variance is computed
+    one leading index (e.g. ridge fraction) at a time, so no temporary holds every fraction's betas.
+
+    Parameters
+    ----------
+    betas : numpy.ndarray, shape (..., n_trials, n_columns)
+    values : numpy.ndarray of str, shape (n_trials,)
+    runs : numpy.ndarray of int, shape (n_trials,)
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., n_columns)
+    """
+    var = np.empty(betas.shape[:-2] + betas.shape[-1:])
+    for idx in np.ndindex(betas.shape[:-2]):
+        d = betas[idx] - betas[idx].mean(axis=0)
+        var[idx] = np.einsum("tc,tc->c", d, d) / max(betas.shape[-2], 1)
+    return repeat_prediction_error(betas, values, runs) / np.where(var > 0, var, 1.0)
+
+
 def repeated_values(values: np.ndarray, runs: np.ndarray) -> list[str]:
     """Repeat values with trials in at least two runs (or, in one run, at least two trials)."""
     out = []

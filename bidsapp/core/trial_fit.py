@@ -264,7 +264,7 @@ def _choose_fraction(xs: list, ys: list, runs: TrialRuns, keep: list, repeats_us
                  for x, y in zip(xs, ys)]
         values = np.concatenate([np.asarray(v, dtype=object)[k] for v, k in zip(runs.repeats, keep)]).astype(str)
         run_of = np.concatenate([np.full(int(k.sum()), r) for r, k in enumerate(keep)])
-        err = trial_cv.repeat_prediction_error(trial_cv.zscore_trials(np.concatenate(coefs, axis=1)), values, run_of)
+        err = trial_cv.zscored_prediction_error(np.concatenate(coefs, axis=1), values, run_of)
     else:
         block = max(1, int(round(BLOCK_SECONDS / runs.t_r)))
         for x, y in zip(xs, ys):
