@@ -333,8 +333,9 @@ OPTIONS: tuple[Option, ...] = (
            "trial-wise estimates written as _betas (lss: least squares separate, one model per trial with the "
            "other trials grouped by trial_type; lsa: least squares all, one model per run with one regressor per "
            "trial, trial_type unused; optimized: the runs of a participant and task fitted together with "
-           "--trial-denoise pca and --trial-ridge, tuned only on label-free targets or --trial-repeats, never on "
-           "trial_type)", ("segmentation",), True, None, choices=TRIAL_MODELS, none_word=True),
+           "--hrf library (one shape per column for all runs), --trial-denoise pca and --trial-ridge, tuned only "
+           "on label-free targets or --trial-repeats, never on trial_type)", ("segmentation",), True, None,
+           choices=TRIAL_MODELS, none_word=True),
     Option("hrf", ("--hrf",), TRIALS,
            "haemodynamic response of the trial-wise estimates: spm, glover, spm+derivative, "
            "spm+derivative+dispersion (a trial's beta is the canonical regressor's coefficient), fir (one "
@@ -378,7 +379,8 @@ OPTIONS: tuple[Option, ...] = (
            ("group",), False, 0.25, type=none_or(positive(float)), metavar="MM", none_word=True, example=0.55),
     Option("exclude_censored_fraction", ("--exclude-censored-fraction",), GROUP,
            "denoising benchmark: leave out runs with more than this share of volumes above "
-           "--exclude-fd-threshold, or none (default: %(default)s)", ("group",), False, 0.8,
+           "--exclude-fd-threshold (high_motion_fraction of group_denoising_runs.tsv, the same for every "
+           "strategy), or none (default: %(default)s)", ("group",), False, 0.8,
            type=none_or(fraction), metavar="F", none_word=True, example=0.5),
     Option("exclude_fd_threshold", ("--exclude-fd-threshold",), GROUP,
            "framewise displacement above which a volume counts for --exclude-censored-fraction, in mm "
