@@ -5,7 +5,8 @@ L2 norm it keeps (``f = 1``: OLS; ``f -> 0``: all coefficients 0) instead of by 
 whose useful range depends on the data's scale. With the SVD ``X = U S V^T``, ridge coefficients are
 ``V diag(s / (s^2 + alpha)) U^T y``; in the rotated basis they are the OLS ones scaled by
 ``s^2 / (s^2 + alpha)``, so the norm ratio of every ``alpha`` on a grid is cheap, and the ``alpha`` giving
-each requested fraction is interpolated (in ``log alpha``) per target column.
+each requested fraction is interpolated (in ``log alpha``) per target column. :func:`heldout_error` scores
+every fraction on held-out rows (the cross-validation of the fraction) without forming the coefficients.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def _check_fractions(fractions) -> np.ndarray:
 def alphas_for_fractions(basis: FracRidgeBasis, rotated_ols: np.ndarray, fractions) -> np.ndarray:
     """The penalty giving each fraction of the OLS norm, per target column.
 
+    The norm ratio of every column is computed on the ``alpha`` grid (one matrix product), and the grid
+    interval holding each fraction is found by a bisection run on all columns at once; the ``log alpha``
+    is then interpolated linearly in that interval (what ``np.interp`` gives column by column).
+
     Parameters
     ----------
     basis : FracRidgeBasis
@@ -76,21 +81,45 @@ def alphas_for_fractions(basis: FracRidgeBasis, rotated_ols: np.ndarray, fractio
         0 for a fraction of 1 (and for columns whose OLS coefficients are all 0).
     """
     f = _check_fractions(fractions)
-    grid = basis.alpha_grid()
+    grid = basis.alpha_grid()[1:]
     s2 = basis.s**2
-    shrink = s2[None, :] / (s2[None, :] + grid[:, None])  # (n_alpha, r)
     b2 = rotated_ols**2
     total = b2.sum(axis=0)
-    ratio = np.sqrt((shrink**2) @ b2 / np.where(total > 0, total, 1.0))  # (n_alpha, n_targets), decreasing
-    log_grid = np.log(grid[1:])
-    alpha = np.zeros((f.size, rotated_ols.shape[1]))
-    for j in range(rotated_ols.shape[1]):
-        if total[j] == 0:
-            continue
-        r = ratio[1:, j]  # decreasing with alpha: interpolate on the reversed (increasing) arrays
-        la = np.interp(f, r[::-1], log_grid[::-1], left=log_grid[-1], right=log_grid[0])
-        alpha[:, j] = np.where(f >= 1.0, 0.0, np.exp(la))
-    return alpha
+    b2 /= np.where(total > 0, total, 1.0)
+    # squared norm ratio, one row per column (its grid values contiguous), decreasing along the grid
+    ratio2 = b2.T @ ((s2[:, None] / (s2[:, None] + grid[None, :])) ** 2)
+    first = _first_at_most(ratio2, f)
+    log_grid = np.log(grid)
+    m, n_t = ratio2.shape[1], ratio2.shape[0]
+    lo_i, hi_i = np.minimum(first, m - 1), np.maximum(first - 1, 0)
+    rows = np.arange(n_t) * m
+    r_lo, r_hi = np.sqrt(np.take(ratio2, rows + lo_i)), np.sqrt(np.take(ratio2, rows + hi_i))
+    step = np.where(r_hi > r_lo, (log_grid[hi_i] - log_grid[lo_i]) / np.where(r_hi > r_lo, r_hi - r_lo, 1.0), 0.0)
+    la = log_grid[lo_i] + (f[:, None] - r_lo) * step
+    la = np.where(first == 0, log_grid[0], np.where(first == m, log_grid[-1], la))
+    return np.where((f[:, None] >= 1.0) | (total[None, :] == 0), 0.0, np.exp(la))
+
+
+def _first_at_most(ratio2: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+    """Per fraction and column, the first grid point whose norm ratio ``sqrt(ratio2)`` is at most the fraction.
+
+    ``ratio2`` (n_targets, n_alpha) decreases along each row; the answer is in ``0 .. n_alpha``
+    (``n_alpha``: every ratio is above the fraction), found by a branch-free binary search (steps of
+    decreasing powers of two) run on every fraction and column at once, comparing squares (a ratio equal to
+    a fraction up to round-off may land in the next interval, where the interpolation gives the same value).
+    Shape (n_fractions, n_targets).
+    """
+    n_t, m = ratio2.shape
+    flat = ratio2.ravel()
+    rows = np.arange(n_t) * m - 1
+    f2 = (fractions**2)[:, None]
+    above = np.zeros((fractions.size, n_t), dtype=np.intp)  # grid points known to be above the fraction
+    step = 1 << int(m).bit_length()
+    while step:
+        cand = np.minimum(above + step, m)
+        above = np.where(np.take(flat, cand + rows) > f2, cand, above)
+        step >>= 1
+    return above
 
 
 def fracridge(design: np.ndarray, targets: np.ndarray, fractions) -> tuple[np.ndarray, np.ndarray]:
@@ -148,3 +177,41 @@ def coef_variance_factor(basis: FracRidgeBasis, alpha: np.ndarray) -> np.ndarray
     s2 = basis.s**2
     gain = s2[:, None] / (s2[:, None] + alpha[None, :]) ** 2  # s^2 / (s^2 + a)^2, shape (r, n_targets)
     return (basis.vt.T**2) @ gain
+
+
+def heldout_error(design: np.ndarray, targets: np.ndarray, test_design: np.ndarray, test_targets: np.ndarray,
+                  fractions) -> np.ndarray:
+    """Squared error of predicting held-out rows with the ridge fit of each fraction, per target column.
+
+    Equal to ``((test_targets - test_design @ fracridge(design, targets, fractions)[0]) ** 2).sum(rows)``;
+    the prediction is formed in the rotated basis, ``(test_design V) (shrink * rotated)``, one matrix
+    product per fraction.
+
+    Parameters
+    ----------
+    design : numpy.ndarray, shape (n, p)
+    targets : numpy.ndarray, shape (n, n_targets)
+    test_design : numpy.ndarray, shape (n_test, p)
+    test_targets : numpy.ndarray, shape (n_test, n_targets)
+    fractions : array-like, shape (n_fractions,), in (0, 1]
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_fractions, n_targets)
+    """
+    basis = FracRidgeBasis.of(design)
+    rotated = (basis.u.T @ np.asarray(targets, dtype=np.float64)) / basis.s[:, None]
+    alpha = alphas_for_fractions(basis, rotated, fractions)
+    s2 = basis.s[:, None] ** 2
+    scaled = s2 * rotated  # weights of fraction k: s^2 rotated / (s^2 + alpha_k)
+    rotated_test = np.asarray(test_design, dtype=np.float64) @ basis.vt.T
+    test_targets = np.asarray(test_targets, dtype=np.float64)
+    err = np.empty(alpha.shape)
+    weights, pred = np.empty_like(rotated), np.empty_like(test_targets)
+    for k in range(alpha.shape[0]):  # one fraction at a time, in reused buffers: fewer passes over memory
+        np.add(s2, alpha[k], out=weights)
+        np.divide(scaled, weights, out=weights)
+        np.matmul(rotated_test, weights, out=pred)
+        pred -= test_targets
+        err[k] = np.einsum("tc,tc->c", pred, pred)
+    return err

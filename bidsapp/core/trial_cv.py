@@ -15,6 +15,8 @@ Every hyperparameter of the trial models (number of noise regressors, ridge frac
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -92,6 +94,63 @@ def heldout_r2(designs: list[np.ndarray], data: list[np.ndarray], *, total: list
     return 1.0 - rss / np.where(tss > 0, tss, 1.0)
 
 
+@dataclass
+class RunProducts:
+    """Cross-products of one run's design ``x`` (n, p) and data ``y`` (n, n_columns): enough for
+    :func:`heldout_r2_from_products`.
+
+    Attributes
+    ----------
+    xtx : numpy.ndarray, shape (p, p)
+    xty : numpy.ndarray, shape (p, n_columns)
+    yy : numpy.ndarray, shape (n_columns,)
+        Sum of squares of each column.
+    n : int
+        Rows of the run.
+    """
+
+    xtx: np.ndarray
+    xty: np.ndarray
+    yy: np.ndarray
+    n: int
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray) -> RunProducts:
+        return cls(xtx=x.T @ x, xty=x.T @ y, yy=np.einsum("ij,ij->j", y, y), n=y.shape[0])
+
+    def remove(self, a: np.ndarray, g: np.ndarray) -> None:
+        """Project a unit time course ``v`` out of design and data, given ``a = v'x`` (p,) and ``g = v'y``."""
+        self.xtx = self.xtx - np.outer(a, a)
+        self.xty = self.xty - np.outer(a, g)
+        self.yy = self.yy - g**2
+
+
+def heldout_r2_from_products(stats: list[RunProducts], *, removed: int = 0) -> np.ndarray:
+    """:func:`heldout_r2` (data as their own total) from each run's cross-products.
+
+    The held-out residual ``|y - x b|^2`` is ``y'y - 2 b'x'y + b'x'x b`` per column.
+
+    Parameters
+    ----------
+    stats : list of RunProducts
+    removed : int
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_columns,)
+    """
+    if len(stats) < 2:
+        raise ValueError("heldout_r2: cross-validation across runs needs at least 2 runs.")
+    rss = np.zeros(stats[0].yy.shape)
+    for r, st in enumerate(stats):
+        others = [q for q in range(len(stats)) if q != r]
+        b = np.linalg.pinv(sum(stats[q].xtx for q in others)) @ sum(stats[q].xty for q in others)
+        resid = st.yy - 2.0 * (b * st.xty).sum(axis=0) + (b * (st.xtx @ b)).sum(axis=0)
+        rss += resid * st.n / max(st.n - removed, 1)
+    tss = sum(st.yy for st in stats)
+    return 1.0 - rss / np.where(tss > 0, tss, 1.0)
+
+
 def time_block_folds(n: int, n_folds: int, block: int) -> np.ndarray:
     """Fold of each row: consecutive blocks of ``block`` rows dealt to ``n_folds`` folds in turn.
 
@@ -137,6 +196,30 @@ def zscore_trials(betas: np.ndarray) -> np.ndarray:
     mean = betas.mean(axis=-2, keepdims=True)
     std = betas.std(axis=-2, keepdims=True)
     return (betas - mean) / np.where(std > 0, std, 1.0)
+
+
+def zscored_prediction_error(betas: np.ndarray, values: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """:func:`repeat_prediction_error` of the :func:`zscore_trials` betas, without forming them.
+
+    The mean cancels in each trial's difference from the mean of its repeats, so the error of the z-scored
+    betas is that of the betas over their variance across trials (1 where it is 0); the variance is computed
+    one leading index (e.g. ridge fraction) at a time, so no temporary holds every fraction's betas.
+
+    Parameters
+    ----------
+    betas : numpy.ndarray, shape (..., n_trials, n_columns)
+    values : numpy.ndarray of str, shape (n_trials,)
+    runs : numpy.ndarray of int, shape (n_trials,)
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., n_columns)
+    """
+    var = np.empty(betas.shape[:-2] + betas.shape[-1:])
+    for idx in np.ndindex(betas.shape[:-2]):
+        d = betas[idx] - betas[idx].mean(axis=0)
+        var[idx] = np.einsum("tc,tc->c", d, d) / max(betas.shape[-2], 1)
+    return repeat_prediction_error(betas, values, runs) / np.where(var > 0, var, 1.0)
 
 
 def repeated_values(values: np.ndarray, runs: np.ndarray) -> list[str]:

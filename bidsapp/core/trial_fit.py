@@ -284,18 +284,9 @@ def _fit_chunk(runs: TrialRuns, noise, h: int, c: np.ndarray, *, ridge: bool, us
 
 
 def _noise_variance(x: np.ndarray, y: np.ndarray, dof: int) -> np.ndarray:
-    """Residual variance per column of the least-squares-all model (n, p) -> (n_columns,).
-
-    The residual is ``y`` minus its projection on an orthonormal basis of the design's span (the SVD of the small
-    design; ``lstsq`` with thousands of columns cost 30 times more).
-    """
-    if x.shape[1] == 0:
-        return (y**2).sum(axis=0) / max(dof, 1)
-    u, sv, _ = np.linalg.svd(x, full_matrices=False)
-    rank = int((sv > sv[0] * max(x.shape) * np.finfo(float).eps).sum()) if sv[0] > 0 else 0
-    q = u[:, :rank]
-    resid = y - q @ (q.T @ y)
-    return (resid**2).sum(axis=0) / max(dof - rank, 1)
+    """Residual variance per column of the least-squares-all model (n, p) -> (n_columns,)."""
+    u = trial_noise.column_space(x)  # the least-squares residual is y minus its projection on x's columns
+    return ((y - u @ (u.T @ y)) ** 2).sum(axis=0) / max(dof - u.shape[1], 1)
 
 
 def _run_betas(x: np.ndarray, y: np.ndarray, fraction: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -307,15 +298,11 @@ def _run_betas(x: np.ndarray, y: np.ndarray, fraction: np.ndarray | None) -> tup
         return w @ y, np.repeat((w**2).sum(axis=1)[:, None], y.shape[1], axis=1)
     basis = fr.FracRidgeBasis.of(x)
     rotated = (basis.u.T @ y) / basis.s[:, None]
-    b = np.empty((x.shape[1], y.shape[1]))
-    alpha = np.zeros(y.shape[1])
-    for f in np.unique(fraction):
-        cols = np.flatnonzero(fraction == f)
-        alpha[cols] = fr.alphas_for_fractions(basis, rotated[:, cols], [f])[0]
-    b[:] = fr.ridge_coefs(basis, rotated, alpha[None, :])[0]
+    levels, which = np.unique(fraction, return_inverse=True)  # each column's penalty at its own fraction
+    alpha = np.take_along_axis(fr.alphas_for_fractions(basis, rotated, levels), which[None, :], axis=0)[0]
     # the unshrunk (least-squares-all) variance factor: the ridge's own would call the most shrunk trial (e.g. one
     # whose response is mostly after the run's end) the most precise
-    return b, fr.coef_variance_factor(basis, np.zeros_like(alpha))
+    return fr.ridge_coefs(basis, rotated, alpha[None, :])[0], fr.coef_variance_factor(basis, np.zeros_like(alpha))
 
 
 def _choose_fraction(xs: list, ys: list, runs: TrialRuns, keep: list, repeats_usable: bool) -> np.ndarray:
@@ -326,7 +313,7 @@ def _choose_fraction(xs: list, ys: list, runs: TrialRuns, keep: list, repeats_us
                  for x, y in zip(xs, ys)]
         values = np.concatenate([np.asarray(v, dtype=object)[k] for v, k in zip(runs.repeats, keep)]).astype(str)
         run_of = np.concatenate([np.full(int(k.sum()), r) for r, k in enumerate(keep)])
-        err = trial_cv.repeat_prediction_error(trial_cv.zscore_trials(np.concatenate(coefs, axis=1)), values, run_of)
+        err = trial_cv.zscored_prediction_error(np.concatenate(coefs, axis=1), values, run_of)
     else:
         block = max(1, int(round(BLOCK_SECONDS / runs.t_r)))
         for x, y in zip(xs, ys):
@@ -335,8 +322,7 @@ def _choose_fraction(xs: list, ys: list, runs: TrialRuns, keep: list, repeats_us
                 train, test = fold != f, fold == f
                 if x.shape[1] == 0 or not test.any():
                     continue
-                coefs, _ = fr.fracridge(x[train], y[train], FRACTIONS)
-                err += ((y[test][None] - np.einsum("np,fpc->fnc", x[test], coefs)) ** 2).sum(axis=1)
+                err += fr.heldout_error(x[train], y[train], x[test], y[test], FRACTIONS)
     return FRACTIONS[np.argmin(err, axis=0)]
 
 

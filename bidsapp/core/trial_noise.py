@@ -66,9 +66,12 @@ class NoiseModel:
 
 def all_trials_r2(designs: list[np.ndarray], data: list[np.ndarray]) -> np.ndarray:
     """In-sample R² per column of the all-trials model fitted jointly to every run."""
-    b = trial_cv.pooled_fit(designs, data, range(len(data)))
-    rss = sum(((y - x @ b) ** 2).sum(axis=0) for x, y in zip(designs, data))
-    tss = sum((y**2).sum(axis=0) for y in data)
+    stats = [trial_cv.RunProducts.of(x, y) for x, y in zip(designs, data)]
+    b = np.linalg.pinv(sum(st.xtx for st in stats)) @ sum(st.xty for st in stats)
+    # |y - x b|^2 = y'y - 2 b'x'y + b'x'x b: the residuals are never formed
+    rss = sum(np.maximum(st.yy - 2.0 * (b * st.xty).sum(axis=0) + (b * (st.xtx @ b)).sum(axis=0), 0.0)
+              for st in stats)
+    tss = sum(st.yy for st in stats)
     return 1.0 - rss / np.where(tss > 0, tss, 1.0)
 
 
@@ -77,17 +80,33 @@ def single_trial_r2(trial_designs: list[np.ndarray], data: list[np.ndarray]) -> 
 
     ``1 - (RSS / (n - p)) / (TSS / n)`` summed over runs: about 0 where trials explain nothing, whatever
     the number of trials per run; it catches columns that respond to some trials and not on average, which
-    the all-trials model misses.
+    the all-trials model misses. The residual sum of squares is the data's minus that of its projection on
+    the design's column space (one SVD of the design per run, reused by every column).
     """
     rss = tss = 0.0
     n_res = n_all = 0
     for x, y in zip(trial_designs, data):
-        b, *_ = np.linalg.lstsq(x, y, rcond=None)
-        rss = rss + ((y - x @ b) ** 2).sum(axis=0)
-        tss = tss + (y**2).sum(axis=0)
-        n_res += y.shape[0] - np.linalg.matrix_rank(x)
+        u = column_space(x)
+        yy = np.einsum("ij,ij->j", y, y)
+        rss = rss + np.maximum(yy - ((u.T @ y) ** 2).sum(axis=0), 0.0)  # |y|^2 minus that of its projection
+        tss = tss + yy
+        n_res += y.shape[0] - u.shape[1]
         n_all += y.shape[0]
     return 1.0 - (rss / max(n_res, 1)) / np.where(tss > 0, tss / n_all, 1.0)
+
+
+def column_space(design: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the columns of ``design`` (n, p): shape (n, rank).
+
+    The rank is ``np.linalg.lstsq``'s and ``np.linalg.matrix_rank``'s (singular values above
+    ``s_max * max(n, p) * eps``), so ``y - u @ (u.T @ y)`` is the least-squares residual of ``y``.
+    """
+    design = np.asarray(design, dtype=np.float64)
+    if design.shape[1] == 0:
+        return np.zeros((design.shape[0], 0))
+    u, s, _ = np.linalg.svd(design, full_matrices=False)
+    tol = s[0] * max(design.shape) * np.finfo(np.float64).eps
+    return u[:, s > tol]
 
 
 def noise_pool(r2: np.ndarray, *, threshold: float = POOL_R2, min_pool: int = MIN_POOL,
@@ -118,9 +137,28 @@ def run_components(design: np.ndarray, data: np.ndarray, pool: np.ndarray, beta:
     resid = data[:, pool] - design @ beta[:, pool]
     norm = np.linalg.norm(resid, axis=0)
     resid = resid / np.where(norm > 0, norm, 1.0)
+    if resid.shape[1] > resid.shape[0]:
+        u = _leading_by_gram(resid, n_max)
+        if u is not None:
+            return u
+        resid = np.linalg.qr(resid.T, mode="r").T  # the SVD of R' (resid' = QR) has the same U and s
     u, s, _ = np.linalg.svd(resid, full_matrices=False)
     rank = int((s > (s[0] * 1e-10 if s.size else 0)).sum())
     return u[:, : min(n_max, rank)]
+
+
+#: the Gram route is taken when the n_max-th eigenvalue is at least this share of the largest (else QR + SVD)
+GRAM_FLOOR = 1e-8
+
+
+def _leading_by_gram(resid: np.ndarray, n_max: int) -> np.ndarray | None:
+    """The ``n_max`` leading left singular vectors of a wide ``resid`` (n, m) from the eigenvectors of
+    ``resid resid'`` (n, n), or None when they are not all well above round-off (the caller then takes the
+    exact route, which also finds the rank)."""
+    w, v = np.linalg.eigh(resid @ resid.T)
+    if w.size < n_max or w[-1] <= 0 or w[-n_max] < GRAM_FLOOR * w[-1]:
+        return None
+    return v[:, ::-1][:, :n_max]
 
 
 def project_out(components: np.ndarray, array: np.ndarray) -> np.ndarray:
@@ -165,12 +203,7 @@ def fit_noise_model(
     if len(data) < 2:
         return NoiseModel(pool, r2, components, 0, cv, "none: one run, no held-out run to choose the number")
     cv_designs = designs if cv_designs is None else cv_designs
-    per_k = []
-    for k in range(n_avail + 1):
-        xs = [project_out(c[:, :k], x) for c, x in zip(components, cv_designs)]
-        ys = [project_out(c[:, :k], y) for c, y in zip(components, data)]
-        per_k.append(trial_cv.heldout_r2(xs, ys, removed=k))
-    per_k = np.array(per_k)  # (n_k, n_columns)
+    per_k = heldout_r2_per_k(components, cv_designs, data, n_avail)
     select = ~pool & (per_k.max(axis=0) > 0)
     if not select.any():
         return NoiseModel(pool, r2, components, 0, cv, f"{target}: no column predicts held-out runs")
@@ -179,3 +212,35 @@ def fit_noise_model(
     best = float(np.nanmax(gain))
     n = int(np.flatnonzero(gain >= GAIN_SHARE * best)[0]) if best > 0 else 0
     return NoiseModel(pool, r2, components, n, cv, target)
+
+
+def heldout_r2_per_k(components: list[np.ndarray], designs: list[np.ndarray], data: list[np.ndarray],
+                     n_max: int) -> np.ndarray:
+    """Leave-one-run-out R² with the first ``k`` components projected out, for ``k = 0 .. n_max``.
+
+    Equal to ``trial_cv.heldout_r2([project_out(c[:, :k], x) ...], [project_out(c[:, :k], y) ...],
+    removed=k)`` for each ``k``, from each run's cross-products: with orthonormal components ``C``,
+    ``(Px)'(Py) = x'y - (C'x)'(C'y)``, so the projected data are never formed and each added component
+    updates the cross-products by one outer product.
+
+    Parameters
+    ----------
+    components : list of numpy.ndarray, each (n_r, >= n_max), orthonormal columns
+    designs : list of numpy.ndarray, each (n_r, p)
+    data : list of numpy.ndarray, each (n_r, n_columns)
+    n_max : int
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_max + 1, n_columns)
+    """
+    stats, loads = [], []
+    for c, x, y in zip(components, designs, data):
+        stats.append(trial_cv.RunProducts.of(x, y))
+        loads.append((c[:, :n_max].T @ x, c[:, :n_max].T @ y))
+    out = [trial_cv.heldout_r2_from_products(stats, removed=0)]
+    for k in range(1, n_max + 1):
+        for st, (a, g) in zip(stats, loads):
+            st.remove(a[k - 1], g[k - 1])
+        out.append(trial_cv.heldout_r2_from_products(stats, removed=k))
+    return np.array(out)
