@@ -32,7 +32,8 @@ def test_short_and_close_trials_are_one_line_each_naming_the_events_file():
 
 @pytest.mark.parametrize("extra", [["--trial-estimates", "optimized", "--hrf", "fir"],
                                    ["--trial-estimates", "optimized", "--hrf", "spm+derivative"],
-                                   ["--trial-denoise", "pca", "--hrf", "glover"]])
+                                   ["--trial-estimates", "lsa", "--trial-ridge", "--trial-denoise", "pca", "--hrf",
+                                    "glover"]])
 def test_joined_model_refuses_an_hrf_it_cannot_fit(demo, tmp_path, extra):
     with pytest.raises(UsageError, match="the joined trial model has one regressor per trial") as exc:
         parse_args([str(demo[0]), str(tmp_path / "o"), "participant", *extra])
@@ -40,7 +41,8 @@ def test_joined_model_refuses_an_hrf_it_cannot_fit(demo, tmp_path, extra):
 
 
 def test_library_with_a_joined_step_alone_is_accepted(demo, tmp_path):
-    s = parse_args([str(demo[0]), str(tmp_path / "o"), "participant", "--trial-denoise", "pca", "--hrf", "library"])
+    s = parse_args([str(demo[0]), str(tmp_path / "o"), "participant", "--trial-estimates", "lsa", "--trial-ridge",
+                    "--hrf", "library"])
     from bidsapp.core.trial_fit import model_steps
 
     assert model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf)["hrf"] == "library"

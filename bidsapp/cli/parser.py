@@ -419,7 +419,7 @@ def _check_hrf(values: dict) -> None:
                          "lss or lsa (or drop --hrf).")
     if joined and hrf not in ("spm", "library"):
         asked = "--trial-estimates optimized" if estimates == "optimized" else "--trial-denoise/--trial-ridge"
-        raise UsageError(f"--hrf {hrf} with {asked}: the joined trial model has one regressor per trial and takes "
+        raise UsageError(f"--hrf {hrf}: the joined trial model has one regressor per trial ({asked}) and takes "
                          "--hrf spm or library (optimized uses the library); use --hrf spm or --hrf library, or "
                          f"--trial-estimates lss or lsa for --hrf {hrf}.")
 
