@@ -23,7 +23,8 @@ COPY --from=build /dist/ /tmp/install/dist/
 RUN sh /tmp/install/install-runtime.sh /opt/venv /tmp/install/constraints.txt /tmp/install/dist/bidsapp-*.whl \
     && rm -rf /tmp/install
 
-# Every TemplateFlow file bidsapp can use is in the image: the container never downloads at run time.
+# The template masks (1 and 2 mm) and the prefetched atlas set (bidsapp-fetch-templates' default; listed with
+# their sizes in docs/getting-started.md) are in the image: the container never downloads at run time.
 FROM venv AS templates-download
 RUN TEMPLATEFLOW_HOME=/opt/templateflow /opt/venv/bin/bidsapp-fetch-templates --resolution 1 2 \
     && chmod -R a+rX /opt/templateflow

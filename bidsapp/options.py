@@ -390,7 +390,8 @@ OPTIONS: tuple[Option, ...] = (
            example=0.55),
     Option("exclude_censored_fraction", ("--exclude-censored-fraction",), GROUP,
            "denoising benchmark: leave out runs with more than this share of volumes above "
-           "--exclude-fd-threshold, or none (default: %(default)s)", ("group",), False, 0.8,
+           "--exclude-fd-threshold (high_motion_fraction of group_denoising_runs.tsv, the same for every "
+           "strategy), or none (default: %(default)s)", ("group",), False, 0.8,
            type=none_or(fraction, "a fraction between 0 and 1"), metavar="F", none_word=True, example=0.5),
     Option("exclude_fd_threshold", ("--exclude-fd-threshold",), GROUP,
            "framewise displacement above which a volume counts for --exclude-censored-fraction, in mm "

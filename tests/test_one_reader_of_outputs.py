@@ -52,9 +52,11 @@ def test_group_level_and_load_read_the_same_values(outputs):
         assert int(row["n_volumes"]) == len(run.samples) == run.n_volumes
         assert int(row["volumes_kept"]) == run.X.shape[0] == int(run.samples["kept"].sum())
         assert int(row["n_features"]) == run.X.shape[1] == len(run.features)
-        steady = np.ones(len(fd), dtype=bool)
-        steady[(run.meta.get("NonSteadyState") or {}).get("Volumes", [])] = False
-        assert float(row["fd_mean"]) == pytest.approx(np.nanmean(fd[steady]), rel=1e-6)  # after non-steady-state
+        steady = np.ones(run.n_volumes, bool)
+        steady[run.meta["NonSteadyState"]["Volumes"]] = False
+        assert float(row["fd_mean"]) == run.qc["FramewiseDisplacementMean"]  # the sidecar, as the loader reads it
+        assert float(row["fd_mean"]) == pytest.approx(np.nanmean(fd[steady]), rel=1e-6)  # = its samples table
+        assert int(row["mask_voxels"]) == run.meta["MaskVoxelCount"]
         assert row["space"] == run.entities.get("space", "func")
         report = report_run(sc)  # the participant report reads the same object
         np.testing.assert_array_equal(report.run.framewise_displacement, fd)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import json
 import os
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -560,6 +562,34 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[lis
     return todo, replaced
 
 
+@contextlib.contextmanager
+def _removed_when_refused(folder: Path, cache_dir: Path):
+    """Undo what the block wrote when it raises (a run refused before it starts, e.g. ``--connectivity`` on
+    voxels): the folders this invocation created for ``folder`` (the outermost one of its path that did not
+    exist), or, in an existing folder, the checksum-cache entries and cache folders written while planning."""
+    folder = Path(folder).absolute()
+    created = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        created = path
+    cache_dirs = [cache_dir, cache_dir.parent]
+    existed = {d: d.is_dir() for d in cache_dirs}
+    cached = set(os.listdir(cache_dir)) if existed[cache_dir] else set()
+    try:
+        yield
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        elif cache_dir.is_dir():
+            for name in set(os.listdir(cache_dir)) - cached:
+                (cache_dir / name).unlink(missing_ok=True)
+            for d in cache_dirs:  # innermost first
+                if not existed[d] and d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+        raise
+
+
 def check_fisher_z(s: Settings) -> None:
     """``--fisher-z`` transforms correlation matrices: without one in ``--connectivity`` it would change nothing
     but the configuration hash, so it is refused (exit 2) rather than silently accepted."""
@@ -579,16 +609,17 @@ def participant(s: Settings) -> int:
     invocation = _invocation_id()
     runs = collect_runs(**step_specs(s)["collection"], need_confounds=False)
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
-    _check_writable(s.output_dir)
-    try:
-        dataset.check_output_owner(s.output_dir)
-        dataset.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
-    except ValueError as exc:
-        raise InputError(str(exc), code=2) from None
     cache_dir = s.output_dir / "logs" / "checksums"
-    todo, replaced = _runs_to_compute(runs, s, cache_dir)
-    warn_inapplicable(s)
-    plans = [plan_run(r, run_settings(r, s), cache_dir) for r in todo]
+    with _removed_when_refused(s.output_dir, cache_dir):  # a refusal before the run leaves nothing behind
+        _check_writable(s.output_dir)
+        try:
+            dataset.check_output_owner(s.output_dir)
+            dataset.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
+        except ValueError as exc:
+            raise InputError(str(exc), code=2) from None
+        todo, replaced = _runs_to_compute(runs, s, cache_dir)
+        warn_inapplicable(s)
+        plans = [plan_run(r, run_settings(r, s), cache_dir) for r in todo]
     replace_outputs(replaced, s.output_dir)
     dataset.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)

@@ -53,13 +53,17 @@ def edge_index(n_regions: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def connectivity_vector(timeseries: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each pair of columns of one run, as an edge vector.
+    """Correlation of each pair of columns of one run, as an edge vector: the correlation matrix of the
+    Ledoit-Wolf covariance of the standardized columns, ``nilearn.connectome.ConnectivityMeasure(kind=
+    "correlation")`` with its default estimator, as the benchmark's code computed connectomes, and the values of
+    a run's ``meas-PearsonCorrelation_relmat.tsv`` (:func:`bidsapp.core.connectivity.connectivity`, the one
+    implementation).
 
     Parameters
     ----------
     timeseries : ndarray, shape (n_samples, n_regions)
         The run's region time series (kept volumes only). A column that is all NaN (a region left out by
-        ``--min-coverage``) gives NaN edges, like a constant region.
+        ``--min-coverage``) gives NaN edges and is left out of the covariance, as in the ``_relmat`` files.
 
     Returns
     -------
@@ -71,19 +75,19 @@ def connectivity_vector(timeseries: np.ndarray) -> np.ndarray:
     ValueError
         For fewer than 2 regions or 3 samples, or non-finite values in a column that is not all NaN.
     """
+    from bidsapp.core.connectivity import connectivity
+
     X = np.array(timeseries, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] < 2 or X.shape[0] < 3:
         raise ValueError(f"connectivity needs (n_samples >= 3, n_regions >= 2) time series, got shape {X.shape}.")
     left_out = np.isnan(X).all(axis=0)
     if not np.isfinite(X[:, ~left_out]).all():
         raise ValueError("time series have non-finite values; connectivity would be NaN.")
-    X[:, left_out] = 0.0  # constant: its edges become NaN below
-    Xc = X - X.mean(axis=0)
-    norms = np.sqrt((Xc**2).sum(axis=0))
-    scale = np.maximum(np.abs(X).max(axis=0), np.finfo(float).tiny)
-    constant = norms <= 1e-10 * scale * np.sqrt(X.shape[0])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = (Xc.T @ Xc) / np.outer(norms, norms)
+    corr = connectivity(X, "correlation")
+    filled = np.where(left_out, 0.0, X)
+    spread = np.sqrt(((filled - filled.mean(axis=0)) ** 2).sum(axis=0))
+    scale = np.maximum(np.abs(filled).max(axis=0), np.finfo(float).tiny)
+    constant = left_out | (spread <= 1e-10 * scale * np.sqrt(X.shape[0]))
     corr[constant, :] = np.nan
     corr[:, constant] = np.nan
     i, j = edge_index(X.shape[1])

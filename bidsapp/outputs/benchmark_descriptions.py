@@ -22,7 +22,9 @@ def _rule(settings: dict) -> str:
 def group_denoising(settings: dict) -> dict[str, dict]:
     """``group_denoising.tsv``: one row per strategy x atlas x space."""
     qcfc = ("QC-FC: for each edge (pair of regions), the correlation across participants between its "
-            "connectivity (Pearson correlation of the two regions' time series, averaged over the participant's "
+            "connectivity (the correlation of the two regions' cleaned time series from the Ledoit-Wolf covariance, "
+            "as nilearn's ConnectivityMeasure and the benchmark's code: the values of meas-PearsonCorrelation "
+            "_relmat files without --fisher-z, recomputed from each run's array; averaged over the participant's "
             "kept runs) and the participant's mean framewise displacement (over those runs' volumes), partial on "
             "the covariates")
     return {

@@ -20,6 +20,14 @@ h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #c
 table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:3px 6px;text-align:left}
 .muted{color:#666;font-size:.85em}"""
 
+#: what the benchmark's connectivity is (the report must not let a reader think it scored something else)
+CONNECTIVITY_SOURCE = ("Each run's connectivity is the correlation of its cleaned region time series (kept volumes) "
+                       "from the Ledoit-Wolf covariance, as nilearn's ConnectivityMeasure(kind='correlation') and "
+                       "the fMRIPrep denoising benchmark's code: the values of the run's "
+                       "meas-PearsonCorrelation _relmat.tsv without --fisher-z, recomputed from its _timeseries "
+                       "array whether or not the run wrote _relmat files (partial correlation and covariance "
+                       "matrices are not scored).")
+
 #: shown columns of group_denoising.tsv: (column, header, unit or format)
 _SHOWN = (("atlas", "atlas", None), ("space", "space", None), ("desc", "strategy (desc)", None),
           ("n_participants", "participants", None), ("n_runs_excluded", "runs excluded", None),
@@ -28,7 +36,8 @@ _SHOWN = (("atlas", "atlas", None), ("space", "space", None), ("desc", "strategy
           ("qcfc_fdr_significant_percent", "edges FDR<0.05 (%)", "{:.1f}"),
           ("qcfc_median_abs", "median |QC-FC|", "{:.3f}"),
           ("distance_dependence", "distance dependence (Spearman ρ)", "{:.3f}"),
-          ("dof_lost_mean", "tDOF lost (volumes)", "{:.1f}"), ("dof_lost_percent_mean", "tDOF lost (%)", "{:.1f}"),
+          ("dof_lost_mean", "tDOF lost (degrees of freedom)", "{:.1f}"),
+          ("dof_lost_percent_mean", "tDOF lost (%)", "{:.1f}"),
           ("note", "note", None))
 
 
@@ -58,9 +67,10 @@ def benchmark_section(output_dir: Path) -> str:
     rows = _read(table)
     parts = ["<h2>Denoising benchmark</h2><p class='muted'>Per strategy and atlas, over participants: QC-FC is "
              "the correlation across participants between each edge's connectivity and mean framewise "
-             "displacement (lower is better); distance dependence is its Spearman correlation with the distance "
-             "between region centroids (closer to 0 is better); tDOF lost: volumes minus the degrees of freedom "
-             "left after cleaning. Column definitions: group_denoising.json.</p><div class='wide'><table><tr>"
+             "displacement (lower is better). " + CONNECTIVITY_SOURCE + " Distance dependence is the Spearman "
+             "correlation of QC-FC with the distance between region centroids (closer to 0 is better); tDOF "
+             "lost: volumes minus the degrees of freedom left after cleaning. Column definitions: "
+             "group_denoising.json.</p><div class='wide'><table><tr>"
              + "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in _SHOWN) + "</tr>"]
     for row in rows:
         parts.append("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c, 'n/a'), fmt))}</td>"

@@ -58,6 +58,12 @@ def benchmark_figures(edges: dict[str, dict[str, np.ndarray]]) -> str:
     ``distance`` (mm) of every edge)."""
     if not edges:
         return ""
+    missing = sorted(label for label, e in edges.items() if not np.isfinite(e["qcfc"]).any())
+    note = (f"<p class='muted'>No QC-FC to draw for {html.escape(', '.join(missing))}: not computed (the note of "
+            "the table above says why).</p>") if missing else ""
+    edges = {label: e for label, e in edges.items() if label not in missing}
+    if not edges:
+        return note
     qcfc = {label: e["qcfc"] for label, e in edges.items()}
     parts = [figure(figures.qcfc_histograms(qcfc), "QC-FC histograms",
                     "QC-FC of every edge per strategy: the correlation over participants between the edge and "
@@ -67,7 +73,7 @@ def benchmark_figures(edges: dict[str, dict[str, np.ndarray]]) -> str:
         parts.append(figure(figures.distance_dependence(dist), "QC-FC distance dependence",
                             "QC-FC against the distance between the region centroids of each edge (a flat cloud = "
                             "no distance dependence)."))
-    return "\n".join(parts)
+    return "\n".join(parts) + note
 
 
 def group_report(output_dir: Path, *, benchmark_html: str | None = None,

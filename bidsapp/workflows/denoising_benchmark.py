@@ -1,9 +1,12 @@
 """Group level: the denoising benchmark of an output folder, per strategy (``desc``) x atlas x space.
 
 Runs with region columns (``--atlas`` labels or maps, ``--roi-masks``, ``--spheres``, grayordinate labels) are
-read back; each run's connectivity is the Pearson correlation of its region time series (:func:`run_connectivity`,
-the one place that chooses the source). A participant's connectivity is the mean over its runs kept by the exclusion
-rule and its motion the mean FD over those runs' volumes; QC-FC is computed across participants, partialling
+read back; each run's connectivity is the correlation of its cleaned region time series from the Ledoit-Wolf
+covariance (nilearn's ``ConnectivityMeasure(kind="correlation")``, as the benchmark's code; the values of the
+run's ``meas-PearsonCorrelation_relmat.tsv`` without ``--fisher-z``), recomputed from the run's array whether or
+not the run wrote ``_relmat`` files (:func:`run_connectivity`, the one place that chooses the source). A
+participant's connectivity is the mean over its runs kept by the exclusion rule and its motion the mean FD over
+those runs' volumes (after the non-steady-state ones); QC-FC is computed across participants, partialling
 ``age`` and ``sex`` out when ``participants.tsv`` of the raw dataset gives them for every participant. Three
 tables are written (each with its JSON column descriptions):
 
@@ -64,7 +67,8 @@ class BenchmarkRun:
 
 
 def run_connectivity(run) -> np.ndarray:
-    """The run's connectivity edge vector: Pearson correlation of its region time series (kept volumes)."""
+    """The run's connectivity edge vector: :func:`bidsapp.core.denoising_benchmark.connectivity_vector` of its
+    region time series (kept volumes), the values of its ``meas-PearsonCorrelation`` ``_relmat`` file."""
     return db.connectivity_vector(np.asarray(run.X, dtype=np.float64))
 
 
