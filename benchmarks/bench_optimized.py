@@ -3,7 +3,8 @@
 ``steps``: the synthetic experiment of ``tests/synthetic_trials.py`` (known betas, one HRF per voxel,
 spatially correlated noise, each stimulus once per run): recovery of the true betas (median correlation
 over responding voxels) and test-retest (split-half reliability across repeats) for lss, then adding
-noise regressors, then ridge (the HRF library step is not wired into the joined model yet).
+the library HRF (one shape per voxel, chosen across runs without labels), then noise regressors, then
+ridge: the steps of ``--trial-estimates optimized``.
 
 ``glmsingle``: 4 runs x 200 volumes x 50,000 voxels of the same generator (onsets on the TR grid, as
 GLMsingle's design matrix needs), fitted by bidsapp (cleaning + ``optimized``) and by GLMsingle (types
@@ -34,18 +35,21 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 
 def step_estimates(s, *, repeats: bool = False) -> list[tuple[str, list]]:
-    """(step name, betas per run) for lss and each added step."""
+    """(step name, betas per run) for lss and each added step (library HRF, noise regressors, ridge)."""
     from bidsapp.core import events as ev
     from bidsapp.core import trial_fit as tf
 
     rows = [("lss (SPM HRF, nuisance by trial_type)",
              [ev.lss_estimates(y, op, np.arange(y.shape[0]), e, t_r=s.t_r).betas
               for y, op, e in zip(s.data, s.operators, s.events)])]
-    runs = tf.trial_runs(s.data, s.operators, s.events, t_r=s.t_r, hrf="spm",
+    runs = tf.trial_runs(s.data, s.operators, s.events, t_r=s.t_r, hrf="library",
                          repeat_column="stimulus" if repeats else None)
     name = "stimulus" if repeats else None
-    rows.append(("+ noise regressors", tf.fit_trials(runs, denoise=True, ridge=False, repeat_name=name).betas))
-    rows.append(("+ ridge", tf.fit_trials(runs, denoise=True, ridge=True, repeat_name=name).betas))
+    if not repeats:  # the library step has no repeat target: its row is the same either way
+        rows.append(("+ library HRF", tf.fit_trials(runs, denoise=False, ridge=False, library=True).betas))
+    rows.append(("+ noise regressors", tf.fit_trials(runs, denoise=True, ridge=False, repeat_name=name,
+                                                     library=True).betas))
+    rows.append(("+ ridge", tf.fit_trials(runs, denoise=True, ridge=True, repeat_name=name, library=True).betas))
     return rows
 
 
@@ -59,7 +63,7 @@ def steps(args) -> None:
             for name, betas in step_estimates(s, repeats=repeats):
                 if name.startswith("lss") and repeats:
                     continue
-                key = name if name.startswith("lss") else name + (
+                key = name if name.startswith(("lss", "+ library")) else name + (
                     " (CV on --trial-repeats stimulus)" if repeats else " (label-free CV)")
                 table.setdefault(key, []).append((recovery(betas, s.true_betas, s.signal_voxels),
                                                   retest_reliability(betas, s.events, s.signal_voxels)))
@@ -108,8 +112,9 @@ def worker_bidsapp(workdir: Path, n_runs: int, repeats: bool) -> dict:
     ops = [signal.cleaning_operator(x.shape[0], t_r=t_r, detrend=True, filter=None).matrix for x in raw]
     data = [op @ x.astype(np.float64) for op, x in zip(ops, raw)]
     del raw
-    runs = tf.trial_runs(data, ops, events, t_r=t_r, repeat_column="stimulus" if repeats else None)
-    fit = tf.fit_trials(runs, denoise=True, ridge=True, repeat_name="stimulus" if repeats else None)
+    # what --trial-estimates optimized fits: library HRF per voxel, noise regressors, fractional ridge
+    runs = tf.trial_runs(data, ops, events, t_r=t_r, hrf="library", repeat_column="stimulus" if repeats else None)
+    fit = tf.fit_trials(runs, denoise=True, ridge=True, repeat_name="stimulus" if repeats else None, library=True)
     elapsed = time.perf_counter() - t0
     tag = "repeats" if repeats else "labelfree"
     np.save(workdir / f"betas_bidsapp_{tag}.npy", np.concatenate(fit.betas))

@@ -344,8 +344,9 @@ OPTIONS: tuple[Option, ...] = (
            "trial-wise estimates written as _betas (lss: least squares separate, one model per trial with the "
            "other trials grouped by trial_type; lsa: least squares all, one model per run with one regressor per "
            "trial, trial_type unused; optimized: the runs of a participant and task fitted together with "
-           "--trial-denoise pca and --trial-ridge, tuned only on label-free targets or --trial-repeats, never on "
-           "trial_type)", ("segmentation",), True, None, choices=TRIAL_MODELS, none_word=True),
+           "--hrf library (one shape per column for all runs), --trial-denoise pca and --trial-ridge, tuned only "
+           "on label-free targets or --trial-repeats, never on trial_type)", ("segmentation",), True, None,
+           choices=TRIAL_MODELS, none_word=True),
     Option("hrf", ("--hrf",), TRIALS,
            "haemodynamic response of the trial-wise estimates: spm, glover, spm+derivative, "
            "spm+derivative+dispersion (a trial's beta is the canonical regressor's coefficient), fir (one "

@@ -57,7 +57,9 @@ def test_trial_after_run_end_is_nan_not_an_error():
 
 def test_model_steps():
     assert tf.model_steps("lss", None, False) is None and tf.model_steps(None, None, False) is None
-    assert tf.model_steps("optimized", None, False) == {"denoise": True, "ridge": True, "hrf": "spm"}
+    assert tf.model_steps("optimized", None, False) == {"denoise": True, "ridge": True, "hrf": "library"}
+    assert tf.model_steps("lss", "pca", False, "library") == {"denoise": True, "ridge": False, "hrf": "library"}
+    assert tf.model_steps("lss", None, False, "library") is None  # per-run library, no join
     assert tf.model_steps("lss", "pca", False) == {"denoise": True, "ridge": False, "hrf": "spm"}
     assert tf.model_steps(None, None, True) == {"denoise": False, "ridge": True, "hrf": "spm"}
 

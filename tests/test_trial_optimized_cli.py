@@ -56,10 +56,13 @@ def test_joined_model_outputs_and_sidecar(optimized):
         quality = pd.read_csv(str(path).replace("_betas.npy", "_betaquality.tsv"), sep="\t")
         assert len(quality) == b.shape[1] and quality["ridge_fraction"].between(0.05, 1).all()
         assert quality["r2"].between(-1e-9, 1).all() and "split_half_reliability" not in quality  # no repeats
+        assert quality["hrf_shape"].between(0, 19).all() and {"hrf_peak", "hrf_cv_r2", "hrf_fallback"} <= set(quality)
         assert Path(str(path).replace("_betas.npy", "_betaquality.json")).exists()
     meta = json.loads(_outputs(optimized / "out", "timeseries.json")[0].read_text())
     trials = meta["Trials"]
-    assert trials["TrialEstimates"].startswith("LSA per run + data-driven noise regressors + fractional ridge")
+    assert trials["TrialEstimates"] == ("library HRF per column + LSA per run + data-driven noise regressors + "
+                                        "fractional ridge")
+    assert trials["HRFModel"] == "library" and sum(s["columns"] for s in trials["HRFLibrary"]["Shapes"]) == b.shape[1]
     assert trials["TrialRepeats"] == "response_time" and len(trials["TrialModelRuns"]) == 2
     assert trials["NoiseRegressors"] >= 0 and trials["NoisePoolColumns"] > 0
     # response_time never repeats across runs: the fallback is said and recorded

@@ -334,10 +334,7 @@ def _check_trial_options(values: dict) -> None:
     window = values.get("trial_window") or BY_NAME["trial_window"].default
     if not window[0] < window[1]:
         raise UsageError(f"--trial-window {window[0]:g} {window[1]:g}: START must be before END (seconds).")
-    hrf = values.get("hrf") or BY_NAME["hrf"].default
-    if hrf != BY_NAME["hrf"].default and values.get("trial_estimates") in (None, "none"):
-        raise UsageError(f"--hrf {hrf} shapes the trial-wise estimates, but none are made; add --trial-estimates "
-                         "lss or lsa (or drop --hrf).")
+    _check_hrf(values)
 
 
 def _as_paths(values: dict) -> None:
@@ -386,6 +383,22 @@ def _set_folders(values: dict) -> None:
         fmriprep = cand if cand.is_dir() or not _looks_like_derivatives(bids_dir) else bids_dir
     values["fmriprep_dir"] = Path(fmriprep).resolve()
     values["bids_dir"], values["output_dir"] = bids_dir, out
+
+
+def _check_hrf(values: dict) -> None:
+    """--hrf needs trial estimates; the joined trial model (optimized, --trial-denoise, --trial-ridge) has one
+    regressor per trial, so it takes the SPM HRF or the library, not another shape or a basis."""
+    hrf = values.get("hrf") or BY_NAME["hrf"].default
+    estimates = values.get("trial_estimates")
+    joined = estimates == "optimized" or values.get("trial_denoise") == "pca" or bool(values.get("trial_ridge"))
+    if hrf != BY_NAME["hrf"].default and estimates in (None, "none") and not joined:
+        raise UsageError(f"--hrf {hrf} shapes the trial-wise estimates, but none are made; add --trial-estimates "
+                         "lss or lsa (or drop --hrf).")
+    if joined and hrf not in ("spm", "library"):
+        asked = "--trial-estimates optimized" if estimates == "optimized" else "--trial-denoise/--trial-ridge"
+        raise UsageError(f"--hrf {hrf} with {asked}: the joined trial model has one regressor per trial and takes "
+                         "--hrf spm or library (optimized uses the library); use --trial-estimates lss or lsa for "
+                         f"--hrf {hrf}.")
 
 
 def _set_execution(values: dict) -> None:

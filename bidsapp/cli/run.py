@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from bidsapp.bids.collect import Run, collect_runs
 from bidsapp.cli.errors import DISK_ERRNOS, crash_reason, os_error_line
+from bidsapp.cli.joined import joined_sources, mates, trial_model_groups, with_joined_runs
 from bidsapp.cli.messages import cli_words
 from bidsapp.cli.parser import parse_args
 from bidsapp.errors import InputError, Interrupted, UsageError, WorkFolderBusy
@@ -85,11 +86,12 @@ def _check_mask(run: Run, s: Settings, grayordinate: bool) -> None:
             raise InputError(str(exc)) from exc
 
 
-def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
+def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Run] = ()) -> RunPlan:
     """The :class:`~bidsapp.workflows.base.RunPlan` of one run: each node's inputs (all checks done here).
 
     Every node starts from its step's spec (:func:`bidsapp.options.step_specs`, the settings) and gets the
-    run's own values (files, repetition time, start time, space, grayordinate files) added.
+    run's own values (files, repetition time, start time, space, grayordinate files) added. ``joined_with``: the
+    other runs of its joined trial model, whose inputs its Sources list too (:mod:`bidsapp.cli.joined`).
     """
     from bidsapp.core import columns
     from bidsapp.core.grayordinates import is_grayordinate_file
@@ -139,6 +141,7 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None) -> RunPlan:
     specs["outputs"].update(timing, start_time_source=start_source, entities=dict(run.entities, space=space),
                             cache_dir=cache, grayordinates=gray.get("grayordinates", {}))
     specs["outputs"]["settings"] = recorded_settings(run, s)
+    files = joined_sources(files, list(joined_with), s, source_files)
     specs["provenance"] = {"files": {k: str(v) if v else None for k, v in files.items()},
                            "roots": {k: str(v) for k, v in roots.items()}, "cache_dir": cache}
     confounds_json = run.confounds_json if use_confounds else None
@@ -217,11 +220,12 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
     terms = space.memory_terms(int(shape[3]), n_columns, features)
     from bidsapp.core.trial_fit import model_steps
 
-    joined = model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge) is not None
+    steps = model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf)
     basis = {"spm+derivative": 2, "spm+derivative+dispersion": 3, "fir": int((end - start) / t_r) + 1}
+    library = s.hrf == "library" or (steps or {}).get("hrf") == "library"
     return node_memory_gb(size, smoothing=bool(s.smoothing_fwhm), lss=s.trial_estimates in ("lss", "lsa"),
-                          joined=joined, output_format=tuple(s.output_format), space_cls=space, column_terms=terms,
-                          trial_basis=basis.get(s.hrf, 1), hrf_shapes=20 if s.hrf == "library" else 1)
+                          joined=steps is not None, output_format=tuple(s.output_format), space_cls=space,
+                          column_terms=terms, trial_basis=basis.get(s.hrf, 1), hrf_shapes=20 if library else 1)
 
 
 def column_options(s: Settings, kind: str) -> dict:
@@ -541,10 +545,12 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[lis
     cache = ChecksumCache(cache_dir)
     replaced = check_output_names(runs, s, cache)
     to_replace = {sidecar for sidecar, _ in replaced}
+    groups = trial_model_groups(runs, s)
     todo = []
     for run in runs:
         rs = run_settings(run, s)
         files, roots = source_files(run, rs)
+        files = joined_sources(files, mates(run, groups), rs, source_files)
         sidecar = naming(run, rs).sidecar(s.output_dir)
         if sidecar in to_replace:  # never skipped, then invalidated: --replace-outputs redoes it
             reason = "made with other settings (--replace-outputs)"
@@ -559,7 +565,7 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[lis
         else:
             print(f"[bidsapp] compute  {run.label}: {reason}", flush=True)
             todo.append(run)
-    return todo, replaced
+    return with_joined_runs(todo, runs, groups), replaced
 
 
 @contextlib.contextmanager
@@ -619,7 +625,8 @@ def participant(s: Settings) -> int:
             raise InputError(str(exc), code=2) from None
         todo, replaced = _runs_to_compute(runs, s, cache_dir)
         warn_inapplicable(s)
-        plans = [plan_run(r, run_settings(r, s), cache_dir) for r in todo]
+        groups = trial_model_groups(todo, s)
+        plans = [plan_run(r, run_settings(r, s), cache_dir, mates(r, groups)) for r in todo]
     replace_outputs(replaced, s.output_dir)
     dataset.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)

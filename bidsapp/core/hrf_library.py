@@ -88,13 +88,13 @@ def _all_trials(run: RunForSelection) -> np.ndarray:
     return run.operator @ raw
 
 
-def _folds(runs: list[RunForSelection]) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+def _folds(regressors: list[np.ndarray], data: list) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
     """(regressors (n, n_shapes), data rows (n, p) as a lazy slice) per fold."""
-    if len(runs) > 1:
-        return [(_all_trials(r), r.cleaned) for r in runs], "runs"
-    run = runs[0]
-    A, half = _all_trials(run), run.cleaned.shape[0] // 2
-    return [(A[:half], run.cleaned[:half]), (A[half:], run.cleaned[half:])], "halves"
+    if len(regressors) > 1:
+        return list(zip(regressors, data)), "runs"
+    A, Y = regressors[0], data[0]
+    half = Y.shape[0] // 2
+    return [(A[:half], Y[:half]), (A[half:], Y[half:])], "halves"
 
 
 def _held_out_sse(folds, cols: slice) -> tuple[np.ndarray, np.ndarray]:
@@ -131,20 +131,42 @@ def choose_shapes(runs: list[RunForSelection], *, chunk_size: int = 32768) -> Sh
     """
     if not runs or not any(len(r.onsets) for r in runs):
         raise ValueError("HRF library selection needs trials: no run has any event.")
-    widths = {r.cleaned.shape[1] for r in runs}
+    return select_shapes([_all_trials(r) for r in runs], [r.cleaned for r in runs],
+                         n_trials=sum(len(r.onsets) for r in runs), chunk_size=chunk_size)
+
+
+def select_shapes(regressors: list[np.ndarray], data: list, *, n_trials: int, chunk_size: int = 32768) -> ShapeChoice:
+    """The library shape of each column from each run's cleaned all-trials regressors (no trial label).
+
+    Parameters
+    ----------
+    regressors : list of numpy.ndarray, each (n_r, n_shapes)
+        The all-trials regressor of each library shape in each run, cleaned like the data.
+    data : list of numpy.ndarray, each (n_r, n_columns)
+        Cleaned data of each run (may be memory-mapped; read ``chunk_size`` columns at a time).
+    n_trials : int
+        Trials in all runs (for the message when nothing can be predicted).
+
+    Raises
+    ------
+    ValueError
+        When runs differ in their number of columns, or when a single run is too short to split (fewer than 8
+        kept volumes).
+    """
+    widths = {y.shape[1] for y in data}
     if len(widths) > 1:
         raise ValueError(f"HRF library selection needs runs with the same columns; got widths {sorted(widths)}.")
-    if len(runs) == 1 and runs[0].cleaned.shape[0] < 8:
-        raise ValueError(f"HRF library selection: the run has {runs[0].cleaned.shape[0]} kept volumes, too few to "
+    if len(data) == 1 and data[0].shape[0] < 8:
+        raise ValueError(f"HRF library selection: the run has {data[0].shape[0]} kept volumes, too few to "
                          "split in two halves for cross-validation (at least 8).")
-    folds, split = _folds(runs)
+    folds, split = _folds(regressors, data)
     p = widths.pop()
     energy = np.array([((A[:, CANONICAL_SHAPE] - A[:, CANONICAL_SHAPE].mean()) ** 2).sum() for A, _ in folds])
     empty = np.flatnonzero(energy <= MIN_FOLD_ENERGY * energy.max())
     if empty.size:
         where = "half" if split == "halves" else "run"
         note = (f"--hrf library: {len(empty)} {where}(s) of the cross-validation have no trial response to predict "
-                f"({sum(len(r.onsets) for r in runs)} trial(s) in all); every column uses the canonical-like library "
+                f"({n_trials} trial(s) in all); every column uses the canonical-like library "
                 f"shape {CANONICAL_SHAPE} instead of a cross-validated choice.")
         zeros = np.zeros(p)
         return ShapeChoice(np.full(p, CANONICAL_SHAPE), zeros, zeros.copy(), np.ones(p, bool), "none", note)

@@ -11,18 +11,21 @@ with the run's data-driven noise regressors (:mod:`bidsapp.core.trial_noise`) as
   held-out blocks of volumes (label-free) or, with a repeat column, of each trial's betas by its repeats
   in the other runs.
 
-Columns may use different HRFs (a library): ``designs`` then hold one design per HRF and ``hrf_index``
-tells each column's. Nothing here reads ``trial_type``.
+Columns may use different HRFs (the library of :func:`bidsapp.core.hrf.library_shapes`): ``designs`` then hold
+one design per shape and ``hrf_index`` tells each column's, chosen (``library=True``) across all the runs by
+:func:`bidsapp.core.hrf_library.select_shapes` (held-out runs under an all-trials design) before the noise
+regressors and ridge, as GLMsingle chooses its HRF before GLMdenoise and fracridge. Nothing here reads
+``trial_type``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from bidsapp.core import fracridge as fr
-from bidsapp.core import trial_cv, trial_noise
+from bidsapp.core import hrf_library, trial_cv, trial_noise
 
 #: ridge fractions tried (GLMsingle's default grid: 1, 0.95, ..., 0.05)
 FRACTIONS = np.linspace(1.0, 0.05, 20)
@@ -86,6 +89,10 @@ class TrialFit:
     noise : NoiseModel or None
     fallbacks : list of str
         One line per step that could not run as asked, saying what it fell back to.
+    ridge_target : str
+        The ridge step's cross-validation target ("" without ridge).
+    hrf : ShapeChoice or None
+        The library shape of each column and its held-out R² (``library=True``).
     """
 
     betas: list
@@ -96,6 +103,7 @@ class TrialFit:
     noise: trial_noise.NoiseModel | None
     fallbacks: list = field(default_factory=list)
     ridge_target: str = ""
+    hrf: hrf_library.ShapeChoice | None = None
 
 
 def _estimable(design: np.ndarray) -> np.ndarray:
@@ -141,9 +149,14 @@ def _repeat_check(runs: TrialRuns, repeat_name: str | None, fallbacks: list) -> 
     return True
 
 
+def _reference_hrf(runs: TrialRuns) -> int:
+    """The HRF of the noise step's shared designs: the canonical-like shape with a library, else the only one."""
+    return hrf_library.CANONICAL_SHAPE if runs.designs[0].shape[0] == hrf_library.N_SHAPES else 0
+
+
 def _noise_step(runs: TrialRuns, fallbacks: list, repeat_name: str | None) -> trial_noise.NoiseModel:
-    """Noise model of the runs (all-trials design of HRF 0; CV target: repeats when usable)."""
-    reference = [d[0] for d in runs.designs]
+    """Noise model of the runs (all-trials design of the reference HRF; CV target: repeats when usable)."""
+    reference = [d[_reference_hrf(runs)] for d in runs.designs]
     designs = [trial_cv.all_trials_design(x) for x in reference]
     cv_designs, target = None, "all-trials"
     if repeat_name:
@@ -158,6 +171,33 @@ def _noise_step(runs: TrialRuns, fallbacks: list, repeat_name: str | None) -> tr
     return model
 
 
+def choose_library_shapes(runs: TrialRuns, fallbacks: list) -> hrf_library.ShapeChoice:
+    """Each column's library shape (``ShapeChoice.shapes``: the ``hrf_index`` to fit with), chosen across the runs
+    without labels.
+
+    The all-trials regressor of a shape is the sum of its trials' cleaned regressors (cleaning is linear).
+    With one run the choice is cross-validated on its two halves; that, and a choice that was not possible,
+    are added to ``fallbacks``.
+
+    Raises
+    ------
+    ValueError
+        When ``runs.designs`` do not hold one design per library shape.
+    """
+    if runs.designs[0].shape[0] != hrf_library.N_SHAPES:
+        raise ValueError(f"choose_library_shapes: the designs hold {runs.designs[0].shape[0]} HRF(s), not the "
+                         f"{hrf_library.N_SHAPES} library shapes; build them with trial_runs(..., hrf='library').")
+    regressors = [d.sum(axis=2).T for d in runs.designs]
+    choice = hrf_library.select_shapes(regressors, runs.data, n_trials=sum(d.shape[2] for d in runs.designs),
+                                       chunk_size=CHUNK * 8)
+    if choice.note:
+        fallbacks.append(choice.note.rstrip("."))
+    elif choice.split == "halves":
+        fallbacks.append("--hrf library: one run, no held-out run; the shapes were chosen by cross-validation "
+                         "between the two halves of the run")
+    return choice
+
+
 @dataclass
 class _Accumulator:
     """Outputs filled chunk by chunk."""
@@ -170,12 +210,13 @@ class _Accumulator:
 
 
 def fit_trials(runs: TrialRuns, *, denoise: bool, ridge: bool, repeat_name: str | None = None,
-               dof: list[int] | None = None) -> TrialFit:
-    """Trial-wise betas of every run, with optional noise regressors and ridge.
+               dof: list[int] | None = None, library: bool = False) -> TrialFit:
+    """Trial-wise betas of every run, with an optional library HRF per column, noise regressors and ridge.
 
     Parameters
     ----------
     runs : TrialRuns
+        With ``library``, built with ``hrf="library"`` (its ``hrf_index`` is then replaced by the chosen shapes).
     denoise : bool
         Add the data-driven noise regressors (their number cross-validated across runs).
     ridge : bool
@@ -184,6 +225,8 @@ def fit_trials(runs: TrialRuns, *, denoise: bool, ridge: bool, repeat_name: str 
         Name of the repeat column (``runs.repeats``): then the cross-validation target of both steps.
     dof : list of int or None
         Degrees of freedom left by cleaning in each run (default: its rows).
+    library : bool
+        Choose each column's HRF among the library shapes first (:func:`choose_library_shapes`).
 
     Returns
     -------
@@ -191,6 +234,9 @@ def fit_trials(runs: TrialRuns, *, denoise: bool, ridge: bool, repeat_name: str 
         ``fallbacks`` lists the steps that could not run as asked (one run, no repeats).
     """
     fallbacks: list[str] = []
+    choice = choose_library_shapes(runs, fallbacks) if library else None
+    if choice is not None:
+        runs = replace(runs, hrf_index=choice.shapes)
     usable = _repeat_check(runs, repeat_name, fallbacks)
     noise = _noise_step(runs, fallbacks, repeat_name if usable else None) if denoise else None
     n_cols = runs.n_columns
@@ -210,7 +256,7 @@ def fit_trials(runs: TrialRuns, *, denoise: bool, ridge: bool, repeat_name: str 
     target = (f"repeats:{repeat_name}" if usable else "held-out blocks of volumes") if ridge else ""
     return TrialFit(betas=acc.betas, r2=1.0 - acc.rss / np.where(acc.tss > 0, acc.tss, 1.0), fraction=acc.fraction,
                     beta_variance=beta_variance, reliability=reliability, noise=noise, fallbacks=fallbacks,
-                    ridge_target=target)
+                    ridge_target=target, hrf=choice)
 
 
 def _fit_chunk(runs: TrialRuns, noise, h: int, c: np.ndarray, *, ridge: bool, usable: bool, dof: list,
@@ -237,10 +283,18 @@ def _fit_chunk(runs: TrialRuns, noise, h: int, c: np.ndarray, *, ridge: bool, us
 
 
 def _noise_variance(x: np.ndarray, y: np.ndarray, dof: int) -> np.ndarray:
-    """Residual variance per column of the least-squares-all model (n, p) -> (n_columns,)."""
-    b, *_ = np.linalg.lstsq(x, y, rcond=None)
-    rank = np.linalg.matrix_rank(x) if x.shape[1] else 0
-    return ((y - x @ b) ** 2).sum(axis=0) / max(dof - rank, 1)
+    """Residual variance per column of the least-squares-all model (n, p) -> (n_columns,).
+
+    The residual is ``y`` minus its projection on an orthonormal basis of the design's span (the SVD of the small
+    design; ``lstsq`` with thousands of columns cost 30 times more).
+    """
+    if x.shape[1] == 0:
+        return (y**2).sum(axis=0) / max(dof, 1)
+    u, sv, _ = np.linalg.svd(x, full_matrices=False)
+    rank = int((sv > sv[0] * max(x.shape) * np.finfo(float).eps).sum()) if sv[0] > 0 else 0
+    q = u[:, :rank]
+    resid = y - q @ (q.T @ y)
+    return (resid**2).sum(axis=0) / max(dof - rank, 1)
 
 
 def _run_betas(x: np.ndarray, y: np.ndarray, fraction: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -293,9 +347,26 @@ def spm_trial_design(operator: np.ndarray, onsets: np.ndarray, durations: np.nda
     return (operator @ raw)[None]
 
 
+def library_trial_design(operator: np.ndarray, onsets: np.ndarray, durations: np.ndarray, *, t_r: float,
+                         start_time: float = 0.0) -> np.ndarray:
+    """One regressor per trial and library shape, cleaned by ``operator``: (n_shapes, n_kept, n_trials)."""
+    from bidsapp.core import events as ev
+    from bidsapp.core.hrf import convolved_regressors, library_shapes
+
+    frame_times = ev.volume_times(operator.shape[1], t_r, start_time)
+    raw = convolved_regressors(frame_times, np.asarray(onsets, float), np.asarray(durations, float),
+                               [np.array([k]) for k in range(len(onsets))], library_shapes(t_r),
+                               orthogonalize=False)  # (n_volumes, n_trials, n_shapes)
+    return np.einsum("kv,vts->skt", operator, raw)
+
+
+#: the per-run design of each HRF the joined model takes
+TRIAL_DESIGNS = {"spm": spm_trial_design, "library": library_trial_design}
+
+
 def trial_runs(data: list, operators: list, events: list, *, t_r: float, start_times: list | None = None,
                hrf: str = "spm", repeat_column: str | None = None) -> TrialRuns:
-    """:class:`TrialRuns` of cleaned runs and their events (one design per run; SPM HRF).
+    """:class:`TrialRuns` of cleaned runs and their events (per run, one design per HRF).
 
     Parameters
     ----------
@@ -306,7 +377,8 @@ def trial_runs(data: list, operators: list, events: list, *, t_r: float, start_t
         Only onsets, durations and the repeat column are read (never ``trial_type``).
     t_r : float
     start_times : list of float or None
-    hrf : {"spm"}
+    hrf : {"spm", "library"}
+        ``library``: one design per library shape (choose them with ``fit_trials(..., library=True)``).
     repeat_column : str or None
         events.tsv column whose values mark repeats of a stimulus (``--trial-repeats``).
 
@@ -315,10 +387,11 @@ def trial_runs(data: list, operators: list, events: list, *, t_r: float, start_t
     ValueError
         Naming the events file, when the repeat column is missing.
     """
-    if hrf != "spm":
-        raise ValueError(f"trial_runs: unknown HRF {hrf!r}; this version has spm.")
+    if hrf not in TRIAL_DESIGNS:
+        raise ValueError(f"trial_runs: HRF {hrf!r} is not available in the joined trial model; use "
+                         f"{' or '.join(TRIAL_DESIGNS)}.")
     start_times = start_times or [0.0] * len(data)
-    designs = [spm_trial_design(op, e.onset, e.duration, t_r=t_r, start_time=st)
+    designs = [TRIAL_DESIGNS[hrf](op, e.onset, e.duration, t_r=t_r, start_time=st)
                for op, e, st in zip(operators, events, start_times)]
     repeats = None
     if repeat_column:
@@ -331,20 +404,29 @@ def trial_runs(data: list, operators: list, events: list, *, t_r: float, start_t
                      repeats=repeats)
 
 
-def model_steps(trial_estimates: str | None, trial_denoise: str | None, trial_ridge: bool) -> dict | None:
+def model_steps(trial_estimates: str | None, trial_denoise: str | None, trial_ridge: bool,
+                hrf: str = "spm") -> dict | None:
     """The steps of the joined trial model asked for by the options, or None when the runs need no join.
 
-    ``--trial-estimates optimized`` turns on the noise regressors and ridge (with the SPM HRF: the HRF library
-    of ``--hrf library`` is not wired into the joined model yet); ``--trial-denoise pca`` and ``--trial-ridge``
-    turn on one step each (with ``lss`` or alone).
+    ``--trial-estimates optimized`` turns on the library HRF, the noise regressors and ridge; ``--trial-denoise
+    pca`` and ``--trial-ridge`` turn on one step each (with ``lss`` or alone), with the SPM HRF unless
+    ``--hrf library`` (then the library shapes are chosen across the runs). ``--hrf library`` with ``lss`` or
+    ``lsa`` alone is no joined model (the shapes are chosen within each run).
 
     Returns
     -------
     dict or None
-        ``{"denoise": bool, "ridge": bool, "hrf": "spm"}``.
+        ``{"denoise": bool, "ridge": bool, "hrf": "spm" | "library"}``.
     """
     optimized = trial_estimates == "optimized"
     denoise, ridge = optimized or trial_denoise == "pca", optimized or bool(trial_ridge)
     if not (denoise or ridge or optimized):
         return None
-    return {"denoise": denoise, "ridge": ridge, "hrf": "spm"}
+    return {"denoise": denoise, "ridge": ridge, "hrf": "library" if optimized or hrf == "library" else "spm"}
+
+
+def join_key(entities: dict) -> str:
+    """Name of the joined trial model a run belongs to: one per participant and task (e.g. ``trialmodel_sub01_
+    taskfaces``), letters, digits and ``_`` only (a nipype node name)."""
+    key = f"trialmodel_sub{entities.get('subject', '')}_task{entities.get('task', '')}"
+    return "".join(c for c in key if c.isalnum() or c == "_")

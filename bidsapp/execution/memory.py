@@ -76,8 +76,11 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
         + (_estimates_bytes(size, trial_basis, hrf_shapes) if lss else 0),
         # optimized / --trial-denoise / --trial-ridge: this run's share of its participant's joined trial model
-        # (the run's data in float64, its projected copy and a held-out copy; a chunk of ridge coefficients)
-        "trialmodel": (3 * t * v * 8 + 20 * (size.n_trials + t) * min(v, TRIAL_CHUNK) * 8) if joined else 0,
+        # (the run's data in float64, its projected copy and a held-out copy; a chunk of ridge coefficients;
+        # with the library, the selection's float64 chunk and per-shape statistics)
+        "trialmodel": (3 * t * v * 8 + 20 * (size.n_trials + t) * min(v, TRIAL_CHUNK) * 8
+                       + ((t + 3 * hrf_shapes) * min(v, 8 * TRIAL_CHUNK) * 8 if hrf_shapes > 1 else 0))
+        if joined else 0,
         # the arrays before and after cleaning (mapped, every page read once), DVARS's column chunks, the
         # carpet's columns in float64 and the mean image
         "report": 2 * x + qc + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2 + STREAM_BUFFERS,

@@ -91,7 +91,7 @@ class SegmentTrials(SimpleInterface):
         info.update({"TrialWindow": list(i.trial_window), "TrialOffsets": seg.offsets.tolist(),
                      "TrialOffsetsRelativeTo": "event onset (HRFLag only shifts the trial labels of _samples.tsv)",
                      "TrialEdge": i.trial_edge, "NTrials": len(events), "NValidTrials": int((seg.valid & ~late).sum())})
-        steps = trial_fit.model_steps(i.trial_estimates, i.trial_denoise, i.trial_ridge)
+        steps = trial_fit.model_steps(i.trial_estimates, i.trial_denoise, i.trial_ridge, i.hrf)
         model_inputs = {}
         if steps is not None:  # the betas come from the participant's joined model (bidsapp.interfaces.trial_model)
             model_inputs = {"cleaned": i.cleaned, "operator": i.operator, "events_file": i.events_file,
@@ -188,10 +188,15 @@ def _hrf_table(fit, choice) -> dict:
     """One row per column: R² of the trial model, and the library shape chosen for it."""
     table = {"column": np.arange(fit.r2.size), "r2": np.round(fit.r2, 5)}
     if choice is not None:
-        from bidsapp.core.hrf import LIBRARY_PEAKS, LIBRARY_UNDERSHOOTS
-
-        table.update({"hrf_shape": choice.shapes, "hrf_peak": np.round(LIBRARY_PEAKS[choice.shapes // 2], 3),
-                      "hrf_undershoot_ratio": np.array(LIBRARY_UNDERSHOOTS)[choice.shapes % 2],
-                      "hrf_cv_r2": np.round(choice.cv_r2, 5), "canonical_cv_r2": np.round(choice.canonical_cv_r2, 5),
-                      "hrf_fallback": choice.fallback})
+        table.update(library_columns(choice))
     return table
+
+
+def library_columns(choice) -> dict:
+    """The per-column columns of a library choice (``_hrf.tsv``, and ``_betaquality.tsv`` of the joined model)."""
+    from bidsapp.core.hrf import LIBRARY_PEAKS, LIBRARY_UNDERSHOOTS
+
+    return {"hrf_shape": choice.shapes, "hrf_peak": np.round(LIBRARY_PEAKS[choice.shapes // 2], 3),
+            "hrf_undershoot_ratio": np.array(LIBRARY_UNDERSHOOTS)[choice.shapes % 2],
+            "hrf_cv_r2": np.round(choice.cv_r2, 5), "canonical_cv_r2": np.round(choice.canonical_cv_r2, 5),
+            "hrf_fallback": choice.fallback}

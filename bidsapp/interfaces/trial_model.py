@@ -16,12 +16,15 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, SimpleInterface, Trai
 
 from bidsapp.core import events as ev
 from bidsapp.core import trial_fit
+from bidsapp.core.hrf import DESCRIPTIONS
 from bidsapp.core.io import save_npy, write_tsv
 
 #: the ridge fractions and the noise step, as the sidecar names them
 MODEL_NAME = {(True, True): "LSA per run + data-driven noise regressors + fractional ridge",
               (True, False): "LSS (one regressor for all other trials) + data-driven noise regressors",
               (False, True): "LSA per run + fractional ridge"}
+#: the HRF step, as the sidecar names it (prefixed to MODEL_NAME)
+HRF_STEP = {"library": "library HRF per column + ", "spm": ""}
 
 
 class _EstimateInput(BaseInterfaceInputSpec):
@@ -83,14 +86,20 @@ def fit_runs(inputs: list[dict], names: list[str]) -> tuple[trial_fit.TrialFit, 
                                 start_times=[r["start_time"] for r in inputs], hrf=first["hrf"],
                                 repeat_column=first["repeats"])
     fit = trial_fit.fit_trials(runs, denoise=first["denoise"], ridge=first["ridge"], repeat_name=first["repeats"],
-                               dof=_dof(inputs, operators))
+                               dof=_dof(inputs, operators), library=first["hrf"] == "library")
     for line in fit.fallbacks:
         warnings.warn(f"{', '.join(names)}: {line}.", stacklevel=2)
-    info = {"TrialEstimates": MODEL_NAME[(first["denoise"], first["ridge"])], "HRF": ev.HRF_NAME,
+    design = design_warnings(inputs, events, ridge=first["ridge"])
+    for line in design:
+        warnings.warn(line, stacklevel=2)
+    info = {"TrialEstimates": HRF_STEP[first["hrf"]] + MODEL_NAME[(first["denoise"], first["ridge"])],
+            "HRFModel": first["hrf"], "HRF": ev.HRF_NAME if first["hrf"] == "spm" else DESCRIPTIONS["library"],
             "TrialModelRuns": names, "TrialRepeats": first["repeats"],
             "CrossValidationTargets": "label-free (held-out runs under an all-trials design; held-out blocks of "
                                       "volumes)" if not first["repeats"] else f"--trial-repeats {first['repeats']}",
-            "TrialModelFallbacks": fit.fallbacks}
+            "TrialModelFallbacks": fit.fallbacks, "DesignWarnings": design}
+    if fit.hrf is not None:
+        info["HRFLibrary"] = _library_info(fit.hrf)
     if fit.noise is not None:
         info.update({"NoiseRegressors": fit.noise.n_components, "NoisePoolColumns": int(fit.noise.pool.sum()),
                      "NoiseRegressorsTarget": fit.noise.target,
@@ -100,6 +109,35 @@ def fit_runs(inputs: list[dict], names: list[str]) -> tuple[trial_fit.TrialFit, 
         info.update({"RidgeFractionsTried": [round(float(f), 3) for f in trial_fit.FRACTIONS],
                      "RidgeTarget": fit.ridge_target})
     return fit, events, info
+
+
+def design_warnings(inputs: list[dict], events: list, *, ridge: bool) -> list[str]:
+    """What each run's trials do not allow (:func:`bidsapp.core.trial_models.check_trial_design` with one SPM
+    regressor per trial: trials shorter than a TR; with ridge, a model of all trials per run, trials starting less
+    than a TR apart), one line each naming the events file."""
+    from bidsapp.core.hrf import make_basis
+    from bidsapp.core.trial_models import check_trial_design
+
+    lines = []
+    for r, e in zip(inputs, events):
+        basis = make_basis("spm", r["t_r"])
+        lines += [f"{r['events_file']}: {line}" for line in
+                  check_trial_design("lsa" if ridge else "lss", e.onset, e.duration, basis, t_r=r["t_r"])]
+    return lines
+
+
+def _library_info(choice) -> dict:
+    """What the sidecar records of the library step: the shapes, how one was chosen, how many columns took each."""
+    from bidsapp.core import hrf as hrf_models
+    from bidsapp.interfaces.segment import _split_words
+
+    counts = np.bincount(choice.shapes, minlength=len(hrf_models.library_table()))
+    return {"Shapes": [{"index": k, "peak_s": p, "undershoot_ratio": r, "columns": int(counts[k])}
+                       for k, p, r in hrf_models.library_table()],
+            "Selection": "held-out R2 of an all-trials design (no trial_type values), one shape per column for all "
+                         "the runs, chosen before the noise regressors and ridge",
+            "Split": _split_words(choice.split), "FallbackColumns": int(choice.fallback.sum()),
+            "Fallback": choice.note or None}
 
 
 def write_run(folder: Path, fit: trial_fit.TrialFit, j: int, events: ev.Events) -> dict:
@@ -117,6 +155,10 @@ def write_run(folder: Path, fit: trial_fit.TrialFit, j: int, events: ev.Events) 
     write_tsv(folder / "betas.tsv", table)
     quality = {"column": np.arange(fit.r2.size), "r2": np.round(fit.r2, 5), "ridge_fraction": np.round(fit.fraction, 3),
                "noise_pool": fit.noise.pool if fit.noise is not None else np.zeros(fit.r2.size, dtype=bool)}
+    if fit.hrf is not None:
+        from bidsapp.interfaces.segment import library_columns
+
+        quality.update(library_columns(fit.hrf))
     if fit.reliability is not None:
         quality["split_half_reliability"] = np.round(fit.reliability, 5)
     write_tsv(folder / "betaquality.tsv", quality)

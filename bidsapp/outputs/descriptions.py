@@ -124,6 +124,13 @@ def _hrf(settings: dict) -> dict[str, dict]:
         "r2": {"Description": "R2 of the LSA model (every trial's regressors with the column's HRF, and an "
                               "intercept) on the cleaned column: the share of its variance the trials explain.",
                "Units": "ratio"},
+        **_library_columns(),
+    }
+
+
+def _library_columns() -> dict[str, dict]:
+    """The columns of a library HRF choice (``_hrf.tsv``; ``_betaquality.tsv`` of the joined model)."""
+    return {
         "hrf_shape": {"Description": "--hrf library: index (0-19) of the library shape chosen for the column "
                                      "(sidecar Trials.HRFLibrary.Shapes)."},
         "hrf_peak": {"Description": "--hrf library: peak latency of the chosen shape.", "Units": "s"},
@@ -169,6 +176,7 @@ def _betaquality(settings: dict) -> dict[str, dict]:
                                           "(1: no ridge), chosen per column by cross-validation."},
         "noise_pool": _bool("Whether the column is in the noise pool whose residuals give the noise regressors.",
                             "in the pool", "not in the pool"),
+        **_library_columns(),
         "split_half_reliability": {"Description": "Correlation, across --trial-repeats values, of the mean betas "
                                                   "of two halves of each value's trials (all runs)."},
     }

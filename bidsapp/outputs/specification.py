@@ -194,7 +194,9 @@ SIDECAR_KEYS: dict[str, tuple[str, str]] = {
     "Grayordinates": ("Format of the source (CIFTI-2 dtseries or GIFTI pair), its hemispheres and where the "
                       "x, y, z of vertices came from (VertexCoordinates).", "grayordinate runs"),
     "Sources": ("Every input as a BIDS URI with its Role and SHA-256 (BOLD, mask, confounds and their JSON, "
-                "events, atlas, surfaces, the BOLD JSON its TR came from).", "always"),
+                "events, atlas, surfaces, the BOLD JSON its TR came from; with a joined trial model, the other "
+                "runs' inputs too, Role trial_model_<run>_<role>: a changed, added or removed run recomputes "
+                "them all).", "always"),
     "RepetitionTime": ("TR in seconds (the BOLD JSON's, or --t-r).", "always"),
     "StartTime": ("Acquisition time of the first volume, seconds (fMRIPrep's StartTime after slice-timing "
                   "correction, else 0).", "always"),

@@ -128,16 +128,14 @@ def init_bidsapp_wf(*, plans: list[RunPlan], work_dir: str, name: str = "bidsapp
 
 def joined_groups(plans: list[RunPlan]) -> dict[str, list[int]]:
     """Plans whose trial estimates come from a joined model, grouped by participant and task (name -> indices)."""
-    from bidsapp.core.trial_fit import model_steps
+    from bidsapp.core.trial_fit import join_key, model_steps
 
     groups: dict[str, list[int]] = {}
     for k, plan in enumerate(plans):
         seg = plan.specs["segmentation"]
         if model_steps(seg.get("trial_estimates"), seg.get("trial_denoise"), seg.get("trial_ridge", False)) is None:
             continue
-        entities = plan.specs["outputs"].get("entities", {})
-        key = f"trialmodel_sub{entities.get('subject', '')}_task{entities.get('task', '')}"
-        groups.setdefault("".join(c for c in key if c.isalnum() or c == "_"), []).append(k)
+        groups.setdefault(join_key(plan.specs["outputs"].get("entities", {})), []).append(k)
     return groups
 
 

@@ -1,0 +1,65 @@
+"""Runs whose trial estimates come from one joined model (``--trial-estimates optimized``, ``--trial-denoise``,
+``--trial-ridge``): the estimates of each depend on every run of its participant and task.
+
+So each run's ``Sources`` also lists the other runs' own inputs (role ``trial_model_<run>_<role>``): a changed,
+added or removed run changes the Sources of all, and none is reused. And when any run of a joined model is
+computed, all its runs are (the model is fitted on the runs of one invocation: reusing some would fit it on a
+subset and leave the others' estimates from another model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bidsapp.bids.collect import Run
+from bidsapp.settings import Settings
+
+#: prefix of the roles of the other runs' inputs in a run's Sources
+ROLE_PREFIX = "trial_model_"
+
+
+def trial_model_groups(runs: list[Run], s: Settings) -> dict[str, list[Run]]:
+    """Runs with events whose trial estimates come from one joined model, by model name (none: ``{}``)."""
+    from bidsapp.core.trial_fit import join_key, model_steps
+
+    if model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf) is None:
+        return {}
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.events is not None:
+            groups.setdefault(join_key(run.entities), []).append(run)
+    return groups
+
+
+def mates(run: Run, groups: dict[str, list[Run]]) -> list[Run]:
+    """The other runs of ``run``'s joined model."""
+    return [r for members in groups.values() if run in members for r in members if r is not run]
+
+
+def joined_sources(own: dict, others: list[Run], s: Settings,
+                   files_of: Callable[[Run, Settings], tuple[dict, dict]]) -> dict:
+    """``own`` (role -> path) and the other runs' inputs that are not the run's own (the settings' files, e.g. an
+    atlas, and shared JSON sidecars are listed once), under ``trial_model_<run label>_<role>``."""
+    files = dict(own)
+    mine = {Path(p) for p in own.values() if p is not None}
+    for other in others:
+        theirs, _ = files_of(other, s)
+        for role, path in theirs.items():
+            if path is not None and Path(path) not in mine:
+                files[f"{ROLE_PREFIX}{other.label}_{role}"] = path
+    return files
+
+
+def with_joined_runs(todo: list[Run], runs: list[Run], groups: dict[str, list[Run]]) -> list[Run]:
+    """``todo`` and every run of a joined model one of them belongs to, in the order of ``runs`` (one line each
+    for the runs added)."""
+    needed = {id(r) for r in todo}
+    for members in groups.values():
+        if any(id(r) in needed for r in members):
+            for r in members:
+                if id(r) not in needed:
+                    print(f"[bidsapp] compute  {r.label}: its trial estimates are fitted with the other runs of "
+                          "its participant and task, and one of them is computed", flush=True)
+                    needed.add(id(r))
+    return [r for r in runs if id(r) in needed]

@@ -1,0 +1,93 @@
+"""A participant's optimized estimates depend on all its runs: when one run changes, a run is added or one run's
+outputs must be redone, every run of the joined model is recomputed (never reused with estimates of another run
+set), also when nipype's cache in a kept --work-dir holds the old fit; the sidecars' Sources list the run set."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from bidsapp.cli.run import main
+
+FUNC = "derivatives/fmriprep/sub-01/func"
+ROLE = "trial_model_sub-01_task-faces_run-{}_bold"
+
+
+def _run(bids: Path, out: Path, work: Path) -> None:
+    assert main([str(bids), str(out), "participant", "--participant-label", "01", "--nprocs", "1", "--mem-gb", "4",
+                 "--work-dir", str(work), "--trial-estimates", "optimized"]) == 0
+
+
+def _betas(out: Path) -> dict[str, np.ndarray]:
+    return {p.name: np.load(p) for p in sorted(out.glob("sub-01/func/*_betas.npy"))}
+
+
+def _sidecar(out: Path, run: int) -> dict:
+    return json.loads(next(out.glob(f"sub-01/func/*run-{run}_*timeseries.json")).read_text())
+
+
+def _perturb_bold(path: Path, seed: int) -> None:
+    img = nib.load(path)
+    data = np.asanyarray(img.dataobj).astype(np.float32)
+    data += np.random.default_rng(seed).normal(0, data[data > 0].std(), data.shape).astype(np.float32) * (data > 0)
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), path)
+
+
+def _add_run_3(bids: Path) -> None:
+    for src in [p for p in bids.rglob("*run-2_*") if "sub-01" in str(p)]:
+        shutil.copy(src, src.with_name(src.name.replace("run-2_", "run-3_")))
+    _perturb_bold(bids / FUNC / "sub-01_task-faces_run-3_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz", 3)
+
+
+def test_changed_added_or_redone_runs_recompute_every_joined_run(demo, tmp_path, capsys):
+    root, _ = demo
+    bids, out, work = tmp_path / "bids", tmp_path / "out", tmp_path / "work"
+    shutil.copytree(root, bids)
+    _run(bids, out, work)
+    before = _betas(out)
+    assert len(before) == 2
+    assert ROLE.format(2) in {s["Role"] for s in _sidecar(out, 1)["Sources"]}
+
+    # one run's bold changes: both runs are recomputed, through the kept work folder, as a fresh run computes them
+    bold2 = bids / FUNC / "sub-01_task-faces_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+    _perturb_bold(bold2, 2)
+    capsys.readouterr()
+    _run(bids, out, work)
+    text = capsys.readouterr().out
+    assert "compute  sub-01_task-faces_run-1" in text and "compute  sub-01_task-faces_run-2" in text
+    after = _betas(out)
+    _run(bids, tmp_path / "fresh", tmp_path / "fresh-work")
+    for name, b in _betas(tmp_path / "fresh").items():
+        assert not np.allclose(after[name], before[name], equal_nan=True), name  # run 1 too: not reused
+        np.testing.assert_allclose(after[name], b, rtol=1e-5, atol=1e-6, err_msg=name)
+    digest = hashlib.sha256(bold2.read_bytes()).hexdigest()
+    assert {s["Role"]: s["SHA256"] for s in _sidecar(out, 1)["Sources"]}[ROLE.format(2)] == digest
+
+    # nothing changed: both reused
+    capsys.readouterr()
+    _run(bids, out, work)
+    assert capsys.readouterr().out.count("skipped  sub-01_task-faces") == 2
+
+    # a run is added: the two others are recomputed with it, and their sidecars name the three runs
+    _add_run_3(bids)
+    capsys.readouterr()
+    _run(bids, out, work)
+    text = capsys.readouterr().out
+    assert all(f"compute  sub-01_task-faces_run-{k}" in text for k in (1, 2, 3)), text
+    meta = _sidecar(out, 1)
+    assert len(meta["Trials"]["TrialModelRuns"]) == 3 and ROLE.format(3) in {s["Role"] for s in meta["Sources"]}
+    assert len(_betas(out)) == 3
+
+    # one run's output is gone: that run is computed, and so are the two others of its joined model
+    next(out.glob("sub-01/func/*run-1_*betaquality.tsv")).unlink()
+    capsys.readouterr()
+    _run(bids, out, work)
+    text = capsys.readouterr().out
+    assert "compute  sub-01_task-faces_run-1" in text and "betaquality.tsv is missing" in text
+    for k in (2, 3):
+        assert (f"compute  sub-01_task-faces_run-{k}: its trial estimates are fitted with the other runs" in text), text
