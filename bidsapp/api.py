@@ -498,7 +498,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         from bidsapp.outputs.connectomes import connectivity_rows
 
         X, target, table, edges = connectivity_rows(runs, picks, measure=measure, y=y, output_dir=Path(output_dir),
-                                                    bids_dir=bids_dir, run_entities=_RUN_ENTITIES)
+                                                    bids_dir=bids_dir, run_entities=_RUN_ENTITIES,
+                                                    short=_SHORT)
         return Dataset(X=X, y=target if y_dtype is None else target.astype(y_dtype),
                        groups=table["participant_id"].to_numpy(), table=table, features=edges,
                        runs=[r.stem for r in runs], mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file,

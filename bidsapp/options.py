@@ -50,10 +50,21 @@ REQUIRED = object()
 """Default of the positional arguments (no default)."""
 
 
-def none_or(kind: Callable) -> Callable:
-    """argparse type: ``none``/``null``/empty -> None, anything else converted by ``kind``."""
+def none_or(kind: Callable, what: str = "a number") -> Callable:
+    """argparse type: ``none``/``null``/empty -> None, anything else converted by ``kind``.
+
+    A value ``kind`` cannot convert is refused with ``'<value>' is not <what>: give <what> or none``
+    (argparse's own message would name this function: "invalid conv value").
+    """
     def conv(v):
-        return None if str(v).lower() in ("none", "null", "") else kind(v)
+        if str(v).lower() in ("none", "null", ""):
+            return None
+        try:
+            return kind(v)
+        except argparse.ArgumentTypeError:
+            raise
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{v!r} is not {what}: give {what} or none") from None
     return conv
 
 
@@ -310,14 +321,14 @@ OPTIONS: tuple[Option, ...] = (
            "do not z-score the confounds before regression (default: z-scored)", _CLEAN, True, True,
            action="store_false"),
     Option("low_pass", ("--low-pass",), CLEANING, "low-pass cut-off in Hz (default: none)", _CLEAN, True,
-           type=none_or(positive(float)), metavar="HZ", example=0.1),
+           type=none_or(positive(float), "a frequency in Hz"), metavar="HZ", example=0.1),
     Option("high_pass", ("--high-pass",), CLEANING, "high-pass cut-off in Hz (default: none)", _CLEAN, True,
-           type=none_or(positive(float)), metavar="HZ", example=0.01),
+           type=none_or(positive(float), "a frequency in Hz"), metavar="HZ", example=0.01),
     Option("filter", ("--filter",), CLEANING, "temporal filter for --low-pass / --high-pass (cosine: DCT high-pass)",
            _CLEAN, True, "butterworth", choices=("butterworth", "cosine", "none"), none_word=True),
     Option("smoothing_fwhm", ("--smoothing-fwhm",), CLEANING,
            "spatial smoothing FWHM in mm, inside the mask (default: none)", ("masking",), True,
-           type=none_or(positive(float, strict=False)), metavar="MM", example=6.0),
+           type=none_or(positive(float, strict=False), "a distance in mm"), metavar="MM", example=6.0),
     Option("t_r", ("--t-r",), CLEANING, "override RepetitionTime, in s (default: from the BOLD JSON)",
            ("cleaning", "segmentation", "outputs"), True, type=positive(float), example=2.5),
     Option("hrf_lag", ("--hrf-lag",), TRIALS,
@@ -380,12 +391,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("exclude_fd_mean", ("--exclude-fd-mean",), GROUP,
            "denoising benchmark: leave out runs whose mean framewise displacement exceeds this, in mm, or none "
            "(default: %(default)s, the fMRIPrep denoising benchmark's stringent rule; its minimal rule: 0.55)",
-           ("group",), False, 0.25, type=none_or(positive(float)), metavar="MM", none_word=True, example=0.55),
+           ("group",), False, 0.25, type=none_or(positive(float), "a number in mm"), metavar="MM", none_word=True,
+           example=0.55),
     Option("exclude_censored_fraction", ("--exclude-censored-fraction",), GROUP,
            "denoising benchmark: leave out runs with more than this share of volumes above "
            "--exclude-fd-threshold (high_motion_fraction of group_denoising_runs.tsv, the same for every "
            "strategy), or none (default: %(default)s)", ("group",), False, 0.8,
-           type=none_or(fraction), metavar="F", none_word=True, example=0.5),
+           type=none_or(fraction, "a fraction between 0 and 1"), metavar="F", none_word=True, example=0.5),
     Option("exclude_fd_threshold", ("--exclude-fd-threshold",), GROUP,
            "framewise displacement above which a volume counts for --exclude-censored-fraction, in mm "
            "(default: %(default)s)", ("group",), False, 0.2, type=positive(float), metavar="MM", example=0.5),

@@ -49,7 +49,7 @@ def test_computed_qc_equals_a_direct_computation(outputs):
     ok = np.isfinite(fd) & np.isfinite(data["dvars_after"])
     r = np.corrcoef(fd[ok], data["dvars_after"][ok])[0, 1]
     assert qc["FramewiseDisplacementDVARSCorrelationAfter"] == (pytest.approx(r), "Pearson r")
-    assert qc["TrialsValid"][0] + qc["TrialsInvalid"][0] == run.meta["Trials"]["NTrials"]
+    assert qc["TrialsValidSegments"][0] + qc["TrialsInvalidSegments"][0] == run.meta["Trials"]["NTrials"]
 
 
 def test_the_sidecar_qc_object_and_its_units_win(outputs):

@@ -106,7 +106,7 @@ def test_qc_in_sidecar_group_table_and_loader(blocks_run):
     bids, out, *_ = blocks_run
     run = bidsapp.load(out, subject="01", run=1, atlas="blocks")
     qc = run.meta["QC"]
-    assert set(qc) >= set(QC_FIELDS) - {"TrialsValid", "TrialsInvalid"} | {"TrialsValid", "TrialsInvalid"}
+    assert set(qc) >= set(QC_FIELDS) - {"TrialsEstimated"}  # estimated trials: only with --trial-estimates
     assert all(set(v) == {"Value", "Units"} for v in qc.values())
     samples = run.samples
     steady = ~samples["non_steady_state"]
@@ -115,8 +115,8 @@ def test_qc_in_sidecar_group_table_and_loader(blocks_run):
     assert qc["FramewiseDisplacementMax"]["Value"] == pytest.approx(fd.max(), rel=1e-9)
     assert qc["CensoredVolumeCount"]["Value"] == int((~samples["kept"] & steady).sum())
     assert qc["DegreesOfFreedomLost"]["Value"] == len(samples) - run.meta["DegreesOfFreedom"]
-    assert qc["TrialsValid"]["Value"] + qc["TrialsInvalid"]["Value"] == len(run.trials_table)
-    assert qc["TrialsValid"]["Value"] == int(run.trials_table["valid"].sum())
+    assert qc["TrialsValidSegments"]["Value"] + qc["TrialsInvalidSegments"]["Value"] == len(run.trials_table)
+    assert qc["TrialsValidSegments"]["Value"] == int(run.trials_table["valid"].sum())
     assert qc["FramewiseDisplacementMean"]["Units"] == "mm"
     assert run.qc["FramewiseDisplacementMean"] == qc["FramewiseDisplacementMean"]["Value"]  # loader: a dict
     assert main([str(bids), str(out), "group"]) == 0

@@ -198,6 +198,55 @@ def qcfc(connectivity: np.ndarray, motion: np.ndarray, covariates: np.ndarray | 
     return QCFC(r=r, p=_pvalue(r, m.shape[0] - 2 - k), n_participants=int(m.shape[0]), n_covariates=k)
 
 
+def qcfc_by_edge(connectivity: np.ndarray, motion: np.ndarray, covariates: np.ndarray | None = None
+                 ) -> tuple[QCFC, np.ndarray, list[str]]:
+    """QC-FC of each edge over the participants whose connectivity of that edge is finite.
+
+    A participant without an edge (a region not in its runs, or left out by ``--min-coverage``) is left out of
+    that edge's correlation only; every other edge keeps it. Edges with the same participants are computed
+    together by :func:`qcfc` (each with its own degrees of freedom, ``n_e - 2 - k``).
+
+    Parameters
+    ----------
+    connectivity : ndarray, shape (n_participants, n_edges)
+        NaN where a participant has no value for an edge.
+    motion : ndarray, shape (n_participants,)
+    covariates : ndarray, shape (n_participants, n_covariates), optional
+
+    Returns
+    -------
+    result : QCFC
+        ``r`` and ``p`` per edge (NaN for an edge with too few participants); ``n_participants`` is the
+        number of participants given.
+    n : ndarray of int, shape (n_edges,)
+        Participants each edge's QC-FC is computed over (0 when it is not computed).
+    problems : list of str
+        Why a set of edges has no QC-FC (too few participants, constant motion), one line per set.
+    """
+    C = np.asarray(connectivity, dtype=np.float64)
+    m = np.asarray(motion, dtype=np.float64)
+    if C.ndim != 2 or m.ndim != 1 or C.shape[0] != m.shape[0]:
+        raise ValueError(f"connectivity {C.shape} and motion {m.shape} must have one row per participant.")
+    cov = None if covariates is None or np.size(covariates) == 0 else \
+        np.asarray(covariates, dtype=np.float64).reshape(m.shape[0], -1)
+    r, p, n = np.full(C.shape[1], np.nan), np.full(C.shape[1], np.nan), np.zeros(C.shape[1], dtype=int)
+    present = np.isfinite(C)
+    patterns, which = np.unique(present.T, axis=0, return_inverse=True)
+    problems = []
+    for k, rows in enumerate(patterns):
+        cols = np.flatnonzero(np.ravel(which) == k)
+        if not rows.any():
+            continue
+        try:
+            sub = qcfc(C[np.ix_(rows, cols)], m[rows], None if cov is None else cov[rows])
+        except ValueError as exc:
+            problems.append(f"{cols.size} edge(s) over {int(rows.sum())} participant(s): {exc}")
+            continue
+        r[cols], p[cols], n[cols] = sub.r, sub.p, int(rows.sum())
+    k_cov = 0 if cov is None else int(np.linalg.matrix_rank(np.column_stack([np.ones(m.shape[0]), cov]))) - 1
+    return QCFC(r=r, p=p, n_participants=int(m.shape[0]), n_covariates=k_cov), n, problems
+
+
 def _residualize(Y: np.ndarray, Z: np.ndarray) -> np.ndarray:
     """``Y`` minus its least-squares fit on the columns of ``Z``."""
     beta, *_ = np.linalg.lstsq(Z, Y, rcond=None)
@@ -297,7 +346,7 @@ def exclusion_reason(fd_mean: float, high_motion: float, *,
                      fd_mean_max: float | None = EXCLUDE_FD_MEAN,
                      censored_fraction_max: float | None = EXCLUDE_CENSORED_FRACTION,
                      fd_threshold: float = EXCLUDE_FD_THRESHOLD) -> str | None:
-    """Why a run is excluded from the benchmark (None: kept).
+    """Why a run is excluded from the benchmark (None: kept): every rule that fired, joined by ``"; "``.
 
     Parameters
     ----------
@@ -312,12 +361,13 @@ def exclusion_reason(fd_mean: float, high_motion: float, *,
     """
     if not np.isfinite(fd_mean):
         return "no framewise displacement (confounds without framewise_displacement)"
+    reasons = []
     if fd_mean_max is not None and fd_mean > fd_mean_max:
-        return f"mean framewise displacement {fd_mean:.3f} mm > {fd_mean_max:g} mm"
+        reasons.append(f"mean framewise displacement {fd_mean:.3f} mm > {fd_mean_max:g} mm")
     if censored_fraction_max is not None and high_motion > censored_fraction_max:
-        return (f"{100 * high_motion:.1f}% of volumes with framewise displacement > {fd_threshold:g} mm, "
-                f"more than {100 * censored_fraction_max:g}%")
-    return None
+        reasons.append(f"{100 * high_motion:.1f}% of volumes with framewise displacement > {fd_threshold:g} mm, "
+                       f"more than {100 * censored_fraction_max:g}%")
+    return "; ".join(reasons) or None
 
 
 def encode_covariates(columns: Mapping[str, Sequence]) -> tuple[np.ndarray, list[str]]:

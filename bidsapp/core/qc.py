@@ -339,9 +339,18 @@ QC_FIELDS = {
                                                                  "standardized DVARS before cleaning."),
     "FramewiseDisplacementDVARSCorrelationAfter": ("Pearson r", "Correlation of framewise displacement and "
                                                                 "standardized DVARS after cleaning."),
-    "TrialsValid": ("trials", "Trials with a valid segment / estimate."),
-    "TrialsInvalid": ("trials", "Trials marked invalid (censored, outside the run, unreliable estimate)."),
+    "TrialsValidSegments": ("trials", "Trials whose segment of the cleaned signal is valid: no censored volume in "
+                                      "its window, inside the run (the valid column of _trials.tsv)."),
+    "TrialsInvalidSegments": ("trials", "Trials whose segment is invalid (a censored volume in the window, or "
+                                        "outside the run): NTrials - TrialsValidSegments."),
+    "TrialsEstimated": ("trials", "Trials with a valid estimate in _betas.tsv (--trial-estimates; its valid "
+                                  "column). LSS and LSA estimate a trial from the kept volumes of its window, so a "
+                                  "trial with a censored volume there can still be estimated: this can exceed "
+                                  "TrialsValidSegments."),
 }
+
+#: names of QC metrics in sidecars written before they were renamed (read as the new name)
+QC_RENAMED = {"TrialsValidSegments": "TrialsValid", "TrialsInvalidSegments": "TrialsInvalid"}
 
 #: column of each QC metric in ``group_runs.tsv``, the loader's per-run QC table and the connectivity dataset's
 #: table: one name per quantity everywhere (``group_denoising_runs.tsv`` uses the same names for the same values)
@@ -353,7 +362,8 @@ QC_COLUMNS = {
     "TemporalSNRMedianBefore": "tsnr_before", "TemporalSNRMedianAfter": "tsnr_after",
     "FramewiseDisplacementDVARSCorrelationBefore": "fd_dvars_correlation_before",
     "FramewiseDisplacementDVARSCorrelationAfter": "fd_dvars_correlation_after",
-    "TrialsValid": "trials_valid", "TrialsInvalid": "trials_invalid",
+    "TrialsValidSegments": "trials_valid_segments", "TrialsInvalidSegments": "trials_invalid_segments",
+    "TrialsEstimated": "trials_estimated",
 }
 
 
@@ -363,6 +373,6 @@ def qc_values(meta: dict) -> dict[str, float]:
     qc = meta.get("QC") or {}
     out = {}
     for key, column in QC_COLUMNS.items():
-        value = (qc.get(key) or {}).get("Value")
+        value = (qc.get(key) or qc.get(QC_RENAMED.get(key, "")) or {}).get("Value")
         out[column] = np.nan if value is None else value
     return out

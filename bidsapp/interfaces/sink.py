@@ -145,7 +145,7 @@ class WriteDerivatives(SimpleInterface):
             **{k: info[k] for k in ("DegreesOfFreedom", "NonSteadyState", "NonFiniteValuesZeroed") if k in info},
             "Trials": {**json.loads(Path(i.segment_info).read_text()), **i.estimate_info} if i.segment_info else None,
             "QC": qc_with_units(info.get("QC"), json.loads(Path(i.segment_info).read_text()) if i.segment_info
-                                else None),
+                                else None, estimated_trials({**i.trial_files, **(i.estimate_files or {})})),
             "Parameters": i.settings,
             "ConfigurationHash": i.configuration_hash,
             "SoftwareVersions": software_versions(),
@@ -156,15 +156,30 @@ class WriteDerivatives(SimpleInterface):
         }
 
 
-def qc_with_units(values: dict | None, trials: dict | None) -> dict | None:
-    """The sidecar's ``QC`` object: each metric of the cleaning node (and the trial counts) with its units."""
+def estimated_trials(files: dict) -> int | None:
+    """Trials with a valid estimate: the ``valid`` column of the run's ``betas.tsv`` (None without one)."""
+    from bidsapp.core.io import read_tsv
+
+    tables = [src for key, src in files.items() if key.split("_")[0] == "betas" and str(src).endswith(".tsv")]
+    if not tables:
+        return None
+    header, rows = read_tsv(tables[0])
+    return sum(r[header.index("valid")] == "True" for r in rows) if "valid" in header else None
+
+
+def qc_with_units(values: dict | None, trials: dict | None, estimated: int | None = None) -> dict | None:
+    """The sidecar's ``QC`` object: each metric of the cleaning node, the trial counts (valid segments, and
+    ``estimated`` trials: valid rows of ``betas.tsv``) with their units."""
     from bidsapp.core.qc import QC_FIELDS
 
     if values is None:
         return None
     values = dict(values)
     if trials and "NTrials" in trials:
-        values.update(TrialsValid=trials["NValidTrials"], TrialsInvalid=trials["NTrials"] - trials["NValidTrials"])
+        values.update(TrialsValidSegments=trials["NValidTrials"],
+                      TrialsInvalidSegments=trials["NTrials"] - trials["NValidTrials"])
+    if estimated is not None:
+        values["TrialsEstimated"] = estimated
     return {k: {"Value": values[k], "Units": QC_FIELDS[k][0]} for k in QC_FIELDS if k in values}
 
 

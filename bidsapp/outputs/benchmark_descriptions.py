@@ -30,10 +30,13 @@ def group_denoising(settings: dict) -> dict[str, dict]:
     return {
         **_STRATEGY,
         "denoise": {"Description": "Denoising strategy of the runs (--denoise, from their sidecars)."},
-        "n_regions": {"Description": "Regions (columns) of the runs."},
+        "n_regions": {"Description": "Regions (columns) of any of the runs; a region some participants lack (not a "
+                                     "column of their runs, or a column of NaN by --min-coverage) is compared over "
+                                     "the others (see note and n_participants of group_denoising_edges.tsv)."},
         "n_runs": {"Description": "Runs of this strategy and atlas read (excluded ones included)."},
         "n_runs_excluded": {"Description": f"Runs left out by the exclusion rule: {_rule(settings)}."},
-        "n_participants": {"Description": "Participants with at least one kept run: the sample of QC-FC."},
+        "n_participants": {"Description": "Participants with at least one kept run: the sample of QC-FC (an edge "
+                                          "whose region some of them lack uses fewer; see note)."},
         "covariates": {"Description": "Covariates partialled out of QC-FC, from participants.tsv of the raw dataset "
                                       "(age, and sex as a 0/1 column per level but the first); none when a value "
                                       "is missing (see note)."},
@@ -55,7 +58,8 @@ def group_denoising(settings: dict) -> dict[str, dict]:
         "dof_lost_percent_mean": {"Description": "Mean over kept runs of the degrees of freedom lost as a percent "
                                                  "of the run's volumes.", "Units": "%"},
         "note": {"Description": "What could not be computed and why (a single strategy, too few participants, no "
-                                "covariates, no centroids); n/a when everything was."},
+                                "covariates, no centroids, regions some participants lack and over how many "
+                                "participants their edges are compared); n/a when everything was."},
     }
 
 
@@ -94,8 +98,12 @@ def group_denoising_edges(settings: dict) -> dict[str, dict]:
         "region_a": {"Description": "Name of the edge's first region (features.tsv 'name'; row of the upper "
                                     "triangle)."},
         "region_b": {"Description": "Name of the edge's second region (column of the upper triangle)."},
-        "distance": {"Description": "Euclidean distance between the two regions' centroids (features.tsv); n/a "
+        "distance": {"Description": "Euclidean distance between the two regions' centroids, each the median over "
+                                    "the strategy's runs of the region's centroid in their features.tsv (the "
+                                    "atlas's centroid, the same for every run, whatever one mask cuts off); n/a "
                                     "without centroids.", "Units": "mm"},
+        "n_participants": {"Description": "Participants the edge's QC-FC is computed over: those with a kept run "
+                                          "holding both regions (0 when not computed)."},
         "qcfc": {"Description": "QC-FC of the edge: correlation across participants between its connectivity "
                                 "and mean framewise displacement, partial on the covariates of "
                                 "group_denoising.tsv; n/a when not computed."},

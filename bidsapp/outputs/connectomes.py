@@ -90,15 +90,20 @@ def participant_values(path: Path, y: str) -> dict[str, object]:
 
 
 def connectivity_rows(runs: list, picks: list[np.ndarray], *, measure: str, y: str, output_dir: Path,
-                      bids_dir: str | Path | None, run_entities: tuple[str, ...]):
+                      bids_dir: str | Path | None, run_entities: tuple[str, ...], short: dict[str, str]):
     """``X`` (one upper triangle per run), ``y``, ``groups`` (participant), the per-run table (entities and QC
-    columns) and the edges table, for :func:`bidsapp.dataset` with ``kind="connectivity"``."""
+    columns) and the edges table, for :func:`bidsapp.dataset` with ``kind="connectivity"``.
+
+    ``short`` maps the entities' long names to their file-name keys (``subject`` -> ``sub``), for ``source``.
+    Warns (:func:`warn_incomparable`) when a partial correlation was computed with a region dropped here, and
+    when ``X`` holds NaN (regions left out by ``--min-coverage``), naming the runs and regions.
+    """
     import pandas as pd
 
     label = measure_label(measure)
     targets = participant_values(participants_file(output_dir, bids_dir), y)
     rows, records, ys, names = [], [], [], None
-    missing = []
+    missing, dropped_here, nan_here, stems = [], [], [], []
     for run, cols in zip(runs, picks):
         nodes, matrix = run_matrix(run, label)
         if len(nodes) != len(run.features):
@@ -112,8 +117,12 @@ def connectivity_rows(runs: list, picks: list[np.ndarray], *, measure: str, y: s
         sub = matrix[np.ix_(cols, cols)]
         names = [nodes[c] for c in cols]
         rows.append(cn.upper_triangle(sub))
+        dropped_here.append(sorted(set(nodes) - set(names)))
+        nan_here.append([n for n, gone in zip(names, np.isnan(sub).all(axis=0)) if gone])
+        stems.append(run.stem)
         ys.append(value)
-        records.append({"source": "_".join(f"{k}-{run.entities[k]}" for k in run_entities if k in run.entities),
+        records.append({"source": "_".join(f"{short[k]}-{run.entities[k]}" for k in run_entities
+                                           if k in run.entities),
                         "participant_id": participant, **{k: run.entities[k] for k in run_entities
                                                           if k in run.entities}, **qc_values(run.meta)})
     if missing:
@@ -121,11 +130,44 @@ def connectivity_rows(runs: list, picks: list[np.ndarray], *, measure: str, y: s
                       f"(n/a or not listed): {', '.join(sorted(set(missing)))}.", stacklevel=3)
     if not rows:
         raise ValueError(f"no run has a {y!r} value in participants.tsv; nothing to stack.")
+    warn_incomparable(measure_label(measure), stems, dropped_here, nan_here)
     i, j = np.triu_indices(len(names), k=1)
     edges = pd.DataFrame({"edge": cn.edge_names(names), "node_a": [names[a] for a in i],
                           "node_b": [names[b] for b in j]})
     target = np.array(ys, dtype=float if all(isinstance(v, (int, float)) for v in ys) else object)
     return np.vstack(rows), target, pd.DataFrame(records), edges
+
+
+def _listed(pairs: list[tuple[str, list[str]]]) -> str:
+    """``run (a, b); run2 (c)`` for the first 5 runs, then how many more."""
+    text = "; ".join(f"{stem} ({', '.join(names)})" for stem, names in pairs[:5])
+    return text + (f"; and {len(pairs) - 5} more run(s)" if len(pairs) > 5 else "")
+
+
+def warn_incomparable(label: str, stems: list[str], dropped: list[list[str]], nan: list[list[str]]) -> None:
+    """Warnings about rows of ``kind="connectivity"`` that are not what a model expects.
+
+    Parameters
+    ----------
+    label : str
+        The ``meas-`` label.
+    stems : list of str
+        The runs stacked.
+    dropped : list of list of str
+        Per run, its regions not kept (not in every run).
+    nan : list of list of str
+        Per run, its kept regions that are columns of NaN (``--min-coverage``).
+    """
+    lost = [(s, d) for s, d in zip(stems, dropped) if d]
+    if lost and label == cn.MEASURES["partial-correlation"]:
+        warnings.warn(f"partial correlations were computed with regions that are not in every run and were "
+                      f"dropped here, so the same edge is not the same quantity in every row (not comparable): "
+                      f"{_listed(lost)}; use measure='correlation', or runs with the same regions.", stacklevel=4)
+    holes = [(s, n) for s, n in zip(stems, nan) if n]
+    if holes:
+        warnings.warn(f"X contains NaN: regions left out by --min-coverage in {len(holes)} run(s): "
+                      f"{_listed(holes)}; drop those columns (np.isnan(ds.X).any(axis=0)) or impute them before "
+                      "fitting, or rerun the participant level with a lower --min-coverage.", stacklevel=4)
 
 
 def write_relmats(writer, naming, output_dir: Path, cleaned: Path, features: dict, *, measures: list[str],

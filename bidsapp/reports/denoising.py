@@ -70,12 +70,12 @@ def benchmark_section(output_dir: Path) -> str:
              "displacement (lower is better). " + CONNECTIVITY_SOURCE + " Distance dependence is the Spearman "
              "correlation of QC-FC with the distance between region centroids (closer to 0 is better); tDOF "
              "lost: volumes minus the degrees of freedom left after cleaning. Column definitions: "
-             "group_denoising.json.</p><table><tr>"
+             "group_denoising.json.</p><div class='wide'><table><tr>"
              + "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in _SHOWN) + "</tr>"]
     for row in rows:
         parts.append("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c, 'n/a'), fmt))}</td>"
                                       for c, _, fmt in _SHOWN) + "</tr>")
-    parts.append("</table>")
+    parts.append("</table></div>")
     runs = output_dir / "group_denoising_runs.tsv"
     excluded = {r["run"].rsplit("_atlas-", 1)[0].rsplit("_desc-", 1)[0]: r["exclusion_reason"]
                 for r in (_read(runs) if runs.exists() else []) if r["excluded"] == "True"}

@@ -17,6 +17,12 @@ CENSORED = "#e8a09a"
 DPI = 96
 
 
+#: width (in) of each strategy's panel in the group figures: titles of neighbouring panels must not overlap
+PANEL_WIDTH = 4.6
+#: marker area (pt^2) of the distance-dependence scatter (one point per edge)
+POINT_SIZE = 14
+
+
 def _pyplot():
     """matplotlib.pyplot on the Agg backend, imported on first use (``bidsapp --help`` never imports it)."""
     import matplotlib
@@ -309,44 +315,71 @@ def qcfc_histograms(qcfc: dict[str, np.ndarray], *, fmt: str = "png") -> bytes:
     mean framewise displacement (closer to 0 = less motion left in the edges)."""
     if not qcfc:
         raise ValueError("qcfc_histograms: no strategy given")
+    return encode(qcfc_histogram_figure(qcfc), fmt)
+
+
+def wrap_label(text: str, width: int = 36) -> str:
+    """A panel title on lines of at most ``width`` characters where it can, broken after ``_`` (between BIDS
+    entities: ``atlas-demo_space-MNI152NLin2009cAsym_desc-none`` is three lines)."""
+    lines: list[str] = []
+    for part in text.split("_"):
+        if lines and len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += "_" + part
+        else:
+            if lines:
+                lines[-1] += "_"
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def _strategy_panels(n: int):
+    """A figure of ``n`` side-by-side panels wide enough for their two-line titles (4.6 in each)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(qcfc), figsize=(3.2 * len(qcfc) + 1, 3), sharex=True, sharey=True,
-                             squeeze=False)
+    return plt.subplots(1, n, figsize=(PANEL_WIDTH * n + 0.6, 3.4), sharex=True, sharey=True, squeeze=False)
+
+
+def qcfc_histogram_figure(qcfc: dict[str, np.ndarray]):
+    """The matplotlib figure of :func:`qcfc_histograms`."""
+    fig, axes = _strategy_panels(len(qcfc))
     bins = np.linspace(-1, 1, 41)
     for ax, (strategy, r) in zip(axes[0], qcfc.items()):
         r = np.asarray(r, dtype=float)
         r = r[np.isfinite(r)]
         ax.hist(r, bins=bins, color="#1a5fb4")
         ax.axvline(0, color="k", lw=0.6)
-        ax.set_title(f"{strategy}\nmedian |r| {np.median(np.abs(r)) if r.size else np.nan:.3f}", fontsize=9)
+        median = np.median(np.abs(r)) if r.size else np.nan
+        ax.set_title(f"{wrap_label(strategy)}\nmedian |r| {median:.3f}", fontsize=9)
         ax.set_xlabel("QC-FC (Pearson r, edge vs mean FD)")
     axes[0][0].set_ylabel("edges")
     fig.tight_layout()
-    return encode(fig, fmt)
+    return fig
 
 
 def distance_dependence(points: dict[str, tuple[np.ndarray, np.ndarray]], *, fmt: str = "png") -> bytes:
     """QC-FC against the distance between the two regions of each edge, one panel per strategy, with the
     Spearman correlation of the two (distance dependence, as the fMRIPrep denoising benchmark; near 0 is
     better) and a least-squares line."""
-    from scipy.stats import spearmanr
-
     if not points:
         raise ValueError("distance_dependence: no strategy given")
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(points), figsize=(3.2 * len(points) + 1, 3), sharex=True, sharey=True,
-                             squeeze=False)
+    return encode(distance_dependence_figure(points), fmt)
+
+
+def distance_dependence_figure(points: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """The matplotlib figure of :func:`distance_dependence`."""
+    from scipy.stats import spearmanr
+
+    fig, axes = _strategy_panels(len(points))
     for ax, (strategy, (dist, r)) in zip(axes[0], points.items()):
         dist, r = np.asarray(dist, dtype=float), np.asarray(r, dtype=float)
         ok = np.isfinite(dist) & np.isfinite(r)
-        ax.scatter(dist[ok], r[ok], s=3, alpha=0.4, color="#1a5fb4", lw=0)
+        ax.scatter(dist[ok], r[ok], s=POINT_SIZE, alpha=0.6, color="#1a5fb4", lw=0)
         rho = float(spearmanr(dist[ok], r[ok])[0]) if ok.sum() > 2 else np.nan
         if np.isfinite(rho):
             slope, icpt = np.polyfit(dist[ok], r[ok], 1)
             xs = np.array([dist[ok].min(), dist[ok].max()])
             ax.plot(xs, icpt + slope * xs, color="#c01c28", lw=1)
-        ax.set_title(f"{strategy}\nSpearman rho(distance, QC-FC) = {rho:.3f}", fontsize=9)
+        ax.set_title(f"{wrap_label(strategy)}\nSpearman rho(distance, QC-FC) = {rho:.3f}", fontsize=9)
         ax.set_xlabel("distance between region centroids (mm)")
     axes[0][0].set_ylabel("QC-FC (Pearson r)")
     fig.tight_layout()
-    return encode(fig, fmt)
+    return fig

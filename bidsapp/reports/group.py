@@ -39,7 +39,7 @@ def qc_section(runs_tsv: Path) -> str:
     head = [f"{h} ({units[h]})" if h in units else h for h in header]
     return (f"<h2 id='qc'>Runs ({len(rows)})</h2><p class='muted'>One row per processed run, from "
             f"{runs_tsv.name} (column descriptions: {runs_tsv.stem}.json).</p>"
-            + table(([_fmt(v) for v in r] for r in rows), header=head))
+            + "<div class='wide'>" + table(([_fmt(v) for v in r] for r in rows), header=head) + "</div>")
 
 
 def left_out_section(output_dir: Path) -> str:

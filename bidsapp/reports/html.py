@@ -47,8 +47,11 @@ def summary_rows(meta: dict, fd: np.ndarray, n_volumes: int) -> list[tuple[str, 
     ]
     trials = meta.get("Trials") or {}
     if trials.get("NTrials") is not None:
-        rows.append(("trials", f"{trials['NValidTrials']} valid of {trials['NTrials']}, window "
-                               f"{trials['TrialWindow']} s, {trials.get('TrialEstimates') or 'no estimates'}"))
+        estimated = ((meta.get("QC") or {}).get("TrialsEstimated") or {}).get("Value")
+        rows.append(("trials", f"{trials['NTrials']}: {trials['NValidTrials']} with a valid segment (no censored "
+                               f"volume in the window {trials['TrialWindow']} s), "
+                               + (f"{estimated} estimated by " if estimated is not None else "")
+                               + f"{trials.get('TrialEstimates') or 'no estimates'}"))
     rows.append(("configuration hash", meta["ConfigurationHash"]))
     return rows
 

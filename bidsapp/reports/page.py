@@ -14,7 +14,8 @@ table{border-collapse:collapse;font-size:.88em;margin:.5em 0}td,th{border:1px so
 text-align:left;vertical-align:top}th{background:#f6f6f6}.muted{color:#666;font-size:.85em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#444;font-size:.85em;margin-top:.3em}.methods{background:#fbfbf7;border:1px solid #e8e6d9;
-padding:.2em 1.2em;font-size:.92em}nav a{margin-right:1em}.warn{color:#a51d2d}"""
+padding:.2em 1.2em;font-size:.92em}nav a{margin-right:1em}.warn{color:#a51d2d}
+.wide{overflow-x:auto;max-width:100%}"""
 
 
 def page(title: str, body: Iterable[str]) -> str:

@@ -98,8 +98,11 @@ def qc_metrics(run: RunFiles, data: dict | None) -> dict[str, tuple[object, str]
             qc[f"FramewiseDisplacementDVARSCorrelation{when}"] = _corr(fd, dv)
     trials = run.meta.get("Trials") or {}
     if trials.get("NTrials") is not None:
-        qc["TrialsValid"] = trials["NValidTrials"]
-        qc["TrialsInvalid"] = trials["NTrials"] - trials["NValidTrials"]
+        qc["TrialsValidSegments"] = trials["NValidTrials"]
+        qc["TrialsInvalidSegments"] = trials["NTrials"] - trials["NValidTrials"]
+    estimated = ((run.meta.get("QC") or {}).get("TrialsEstimated") or {}).get("Value")
+    if estimated is not None:
+        qc["TrialsEstimated"] = estimated
     return {k: (v, QC_UNITS.get(k, "")) for k, v in qc.items()}
 
 
@@ -227,7 +230,8 @@ def _trial_figure(run: RunFiles) -> str:
                                  np.array(col["valid"]) == "True", window=tuple(trials["TrialWindow"]),
                                  run_start=start, run_end=start + len(onset) * t_r, censored_times=censored, t_r=t_r)
     return figure(png, "trial timeline", f"Events of the run by trial type: {trials['NValidTrials']} of "
-                  f"{trials['NTrials']} trials valid (red: invalid, e.g. a censored volume in the window).")
+                  f"{trials['NTrials']} trials with a valid segment (red: invalid, e.g. a censored volume in the "
+                  "window).")
 
 
 def read_relmat(path: Path) -> tuple[np.ndarray, list[str]]:

@@ -57,6 +57,7 @@ class BenchmarkRun:
     connectivity: np.ndarray
     regions: list[str]
     centroids: np.ndarray | None
+    left_out: tuple[str, ...] = ()  # regions that are columns of NaN (--min-coverage)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -99,7 +100,9 @@ def read_benchmark_run(load_run, sidecar: Path) -> BenchmarkRun | None:
     return BenchmarkRun(stem=run.stem, subject=entities["sub"], entities=entities,
                         denoise=(run.meta.get("Parameters") or {}).get("denoise"), n_volumes=len(run.samples),
                         dof=float(run.meta.get("DegreesOfFreedom", np.nan)), fd=fd,
-                        connectivity=run_connectivity(run), regions=names, centroids=centroids_of(run.features))
+                        connectivity=run_connectivity(run), regions=names, centroids=centroids_of(run.features),
+                        left_out=tuple(n for n, gone in zip(names, np.isnan(np.asarray(run.X, float)).all(axis=0))
+                                       if gone))
 
 
 def exclusions(runs: Iterable[BenchmarkRun], rule: ExclusionRule) -> dict[str, tuple[float, float, str | None]]:
@@ -172,66 +175,135 @@ SUMMARY_COLUMNS = ("desc", "denoise", "atlas", "space", "n_regions", "n_runs", "
 #: high_motion_fraction (FD above the exclusion threshold) is not the QC's censored_fraction (volumes censored)
 RUN_COLUMNS = ("run", "participant_id", "desc", "atlas", "space", "fd_mean", "high_motion_fraction", "excluded",
                "exclusion_reason", "n_volumes", "dof", "dof_lost", "dof_lost_percent")
-EDGE_COLUMNS = ("desc", "atlas", "space", "region_a", "region_b", "distance", "qcfc", "qcfc_p",
+EDGE_COLUMNS = ("desc", "atlas", "space", "region_a", "region_b", "distance", "n_participants", "qcfc", "qcfc_p",
                 "qcfc_fdr_significant")
+
+
+def region_union(runs: list[BenchmarkRun]) -> list[str]:
+    """Every region of the runs, in the order they first appear (the runs' own order when they all agree)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for r in runs:
+        for name in r.regions:
+            if name not in seen:
+                seen.add(name)
+                names.append(name)
+    return names
+
+
+def aligned_connectivity(run: BenchmarkRun, regions: list[str]) -> np.ndarray:
+    """The run's edge vector on the edges of ``regions``: NaN for an edge with a region the run lacks."""
+    mine = np.full((len(run.regions),) * 2, np.nan)
+    i, j = db.edge_index(len(run.regions))
+    mine[i, j] = mine[j, i] = run.connectivity
+    pos = {name: k for k, name in enumerate(regions)}
+    where = np.array([pos[name] for name in run.regions], dtype=int)
+    full = np.full((len(regions),) * 2, np.nan)
+    full[np.ix_(where, where)] = mine
+    a, b = db.edge_index(len(regions))
+    return full[a, b]
+
+
+def atlas_centroids(runs: list[BenchmarkRun], regions: list[str]) -> np.ndarray | None:
+    """Each region's centroid (mm): the median over runs of its centroid in the run's features table.
+
+    A run's centroid is that of the region within the run's mask, so it moves when the mask cuts the region;
+    the median over runs is the atlas's centroid whatever one participant's mask does. None when no run has
+    centroids (surface regions).
+    """
+    values: dict[str, list[np.ndarray]] = {name: [] for name in regions}
+    for r in runs:
+        if r.centroids is not None:
+            for name, c in zip(r.regions, r.centroids):
+                values[name].append(c)
+    if not any(values.values()):
+        return None
+    return np.array([np.median(values[n], axis=0) if values[n] else np.full(3, np.nan) for n in regions])
+
+
+def _run_table(runs: list[BenchmarkRun], key: tuple, excl: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The rows of ``group_denoising_runs.tsv`` of one strategy, and each run's dof lost (count, share)."""
+    space, atlas, desc = key
+    dof, n_vol = np.array([r.dof for r in runs]), np.array([r.n_volumes for r in runs], float)
+    lost, frac = np.full(len(runs), np.nan), np.full(len(runs), np.nan)
+    known = np.isfinite(dof)  # sidecars written before DegreesOfFreedom was recorded: n/a
+    if known.any():
+        lost[known], frac[known] = db.dof_loss(n_vol[known], dof[known])
+    rows = {"run": [r.stem for r in runs], "participant_id": [f"sub-{r.subject}" for r in runs],
+            "desc": [desc] * len(runs), "atlas": [atlas] * len(runs), "space": [space] * len(runs),
+            "fd_mean": [excl[r.stem][0] for r in runs], "high_motion_fraction": [excl[r.stem][1] for r in runs],
+            "excluded": [excl[r.stem][2] is not None for r in runs],
+            "exclusion_reason": [excl[r.stem][2] for r in runs], "n_volumes": [r.n_volumes for r in runs],
+            "dof": list(dof), "dof_lost": list(lost), "dof_lost_percent": list(100 * frac)}
+    return rows, lost, frac
 
 
 def _strategy(key: tuple, runs: list[BenchmarkRun], excl: dict, participants, *, single: bool
               ) -> tuple[dict, dict, dict]:
-    """One strategy x atlas x space: its summary row, its edges and its runs."""
+    """One strategy x atlas x space: its summary row, its edges and its runs (every run read)."""
     space, atlas, desc = key
     notes = [f"only one strategy (desc) for atlas {atlas} in space {space}: nothing to compare it with"] \
         if single else []
-    ref = runs[0]
-    same = [r for r in runs if r.regions == ref.regions]
-    if len(same) < len(runs):
-        notes.append(f"{len(runs) - len(same)} run(s) left out: regions differ from {ref.stem}'s")
-    kept = [r for r in same if excl[r.stem][2] is None]
-    dof, n_vol = np.array([r.dof for r in same]), np.array([r.n_volumes for r in same], float)
-    lost, frac = np.full(len(same), np.nan), np.full(len(same), np.nan)
-    known = np.isfinite(dof)  # sidecars written before DegreesOfFreedom was recorded: n/a
-    if known.any():
-        lost[known], frac[known] = db.dof_loss(n_vol[known], dof[known])
-    run_part = {"run": [r.stem for r in same], "participant_id": [f"sub-{r.subject}" for r in same],
-                "desc": [desc] * len(same), "atlas": [atlas] * len(same), "space": [space] * len(same),
-                "fd_mean": [excl[r.stem][0] for r in same],
-                "high_motion_fraction": [excl[r.stem][1] for r in same],
-                "excluded": [excl[r.stem][2] is not None for r in same],
-                "exclusion_reason": [excl[r.stem][2] for r in same], "n_volumes": [r.n_volumes for r in same],
-                "dof": list(dof), "dof_lost": list(lost), "dof_lost_percent": list(100 * frac)}
-    kept_idx = [i for i, r in enumerate(same) if excl[r.stem][2] is None]
-    metrics, cov_names, edge_data = _qcfc_metrics(kept, ref, participants, notes)
-    row = {"desc": desc, "denoise": ref.denoise, "atlas": atlas, "space": space, "n_regions": len(ref.regions),
-           "n_runs": len(same), "n_runs_excluded": len(same) - len(kept),
+    regions = region_union(runs)
+    kept = [r for r in runs if excl[r.stem][2] is None]
+    run_part, lost, frac = _run_table(runs, key, excl)
+    kept_idx = [i for i, r in enumerate(runs) if excl[r.stem][2] is None]
+    metrics, cov_names, edge_data = _qcfc_metrics(kept, regions, atlas_centroids(runs, regions), participants,
+                                                  notes)
+    denoise = sorted({r.denoise for r in runs if r.denoise})
+    row = {"desc": desc, "denoise": ", ".join(denoise) or None, "atlas": atlas, "space": space,
+           "n_regions": len(regions), "n_runs": len(runs), "n_runs_excluded": len(runs) - len(kept),
            "n_participants": len({r.subject for r in kept}), "covariates": ", ".join(cov_names) or "none",
            **metrics,
            "dof_lost_mean": float(np.nanmean(lost[kept_idx])) if np.isfinite(lost[kept_idx]).any() else np.nan,
            "dof_lost_percent_mean": float(np.nanmean(100 * frac[kept_idx]))
            if np.isfinite(frac[kept_idx]).any() else np.nan,
            "note": "; ".join(notes) or None}
-    i, j = db.edge_index(len(ref.regions))
+    i, j = db.edge_index(len(regions))
     n = len(i)
     edges = {"desc": [desc] * n, "atlas": [atlas] * n, "space": [space] * n,
-             "region_a": [ref.regions[k] for k in i], "region_b": [ref.regions[k] for k in j], **edge_data}
+             "region_a": [regions[k] for k in i], "region_b": [regions[k] for k in j], **edge_data}
     return row, edges, run_part
 
 
-def _qcfc_metrics(kept: list[BenchmarkRun], ref: BenchmarkRun, participants, notes: list[str]
-                  ) -> tuple[dict, list[str], dict]:
-    """QC-FC summary over the participants of ``kept`` runs, the covariates used and the per-edge columns."""
-    n_edges = db.n_edges(len(ref.regions))
-    dist = db.edge_distances(ref.centroids) if ref.centroids is not None else np.full(n_edges, np.nan)
-    if ref.centroids is None:
+def missing_regions_note(kept: list[BenchmarkRun], regions: list[str], subjects: list[str]) -> str | None:
+    """Which regions some participants lack, and why: their edges' QC-FC is over fewer participants."""
+    parts = []
+    for name in regions:
+        absent, uncovered = [], []
+        for s in subjects:
+            mine = [r for r in kept if r.subject == s]
+            if not any(name in r.regions for r in mine):
+                absent.append(s)
+            elif all(name in r.left_out or name not in r.regions for r in mine):
+                uncovered.append(s)
+        if absent or uncovered:
+            why = ([f"not a column of the runs of sub-{', sub-'.join(absent)}"] if absent else []) + \
+                ([f"a column of NaN (--min-coverage) in every run of sub-{', sub-'.join(uncovered)}"]
+                 if uncovered else [])
+            parts.append(f"region {name}: {' and '.join(why)}, so its edges' QC-FC is over "
+                         f"{len(subjects) - len(absent) - len(uncovered)} of {len(subjects)} participants")
+    return "; ".join(parts) or None
+
+
+def _qcfc_metrics(kept: list[BenchmarkRun], regions: list[str], centroids: np.ndarray | None, participants,
+                  notes: list[str]) -> tuple[dict, list[str], dict]:
+    """QC-FC summary over the participants of ``kept`` runs, the covariates used and the per-edge columns.
+
+    Each edge's QC-FC is over the participants that have both its regions (``n_participants`` per edge).
+    """
+    n_edges = db.n_edges(len(regions))
+    dist = db.edge_distances(centroids) if centroids is not None else np.full(n_edges, np.nan)
+    if centroids is None:
         notes.append("distance dependence: the regions have no centroids (surface regions)")
     empty = {"qcfc_edges": 0, **dict.fromkeys(("qcfc_significant_percent", "qcfc_fdr_significant_percent",
                                                "qcfc_median_abs", "distance_dependence",
                                                "distance_dependence_p"), np.nan)}
     nan = np.full(n_edges, np.nan)
-    edge_data = {"distance": list(dist), "qcfc": list(nan), "qcfc_p": list(nan),
+    edge_data = {"distance": list(dist), "n_participants": [0] * n_edges, "qcfc": list(nan), "qcfc_p": list(nan),
                  "qcfc_fdr_significant": [None] * n_edges}
     subjects = sorted({r.subject for r in kept})
-    conn = np.array([np.mean([r.connectivity for r in kept if r.subject == s], axis=0) for s in subjects]) \
-        if subjects else np.empty((0, n_edges))
+    conn = _participant_connectivity(kept, regions, subjects)
     motion = np.array([db.mean_fd(np.concatenate([r.fd for r in kept if r.subject == s])) for s in subjects])
     cov, names, why = participant_covariates(participants, subjects)
     if cov is not None and len(subjects) < db.min_participants(cov.shape[1]):
@@ -242,15 +314,32 @@ def _qcfc_metrics(kept: list[BenchmarkRun], ref: BenchmarkRun, participants, not
         return empty, names, edge_data
     if why:
         notes.append(f"QC-FC not adjusted for age and sex: {why}")
+    missing = missing_regions_note(kept, regions, subjects)
+    if missing:
+        notes.append(missing)
     try:
-        result = db.qcfc(conn, motion, cov)
-    except ValueError as exc:  # e.g. the same mean FD for every participant
+        result, n_per_edge, problems = db.qcfc_by_edge(conn, motion, cov)
+    except ValueError as exc:
         notes.append(f"QC-FC: {exc}")
         return empty, names, edge_data
-    edge_data.update(qcfc=list(result.r), qcfc_p=list(result.p),
+    notes.extend(f"QC-FC: {p}" for p in problems)
+    edge_data.update(n_participants=[int(v) for v in n_per_edge], qcfc=list(result.r), qcfc_p=list(result.p),
                      qcfc_fdr_significant=[None if np.isnan(p) else bool(s)
                                            for p, s in zip(result.p, db.fdr_bh(result.p))])
-    return db.summarize(result, dist if ref.centroids is not None else None), names, edge_data
+    return db.summarize(result, dist if centroids is not None else None), names, edge_data
+
+
+def _participant_connectivity(kept: list[BenchmarkRun], regions: list[str], subjects: list[str]) -> np.ndarray:
+    """Each participant's edge vector: per edge, the mean over its kept runs that have the edge (NaN: none)."""
+    rows = []
+    for s in subjects:
+        stack = np.array([aligned_connectivity(r, regions) for r in kept if r.subject == s])
+        with np.errstate(invalid="ignore"):
+            have = np.isfinite(stack)
+            total = np.where(have, stack, 0.0).sum(axis=0)
+            count = have.sum(axis=0)
+            rows.append(np.where(count > 0, total / np.maximum(count, 1), np.nan))
+    return np.array(rows) if rows else np.empty((0, db.n_edges(len(regions))))
 
 
 def read_participants(path: Path | None) -> dict[str, dict[str, str]] | None:
