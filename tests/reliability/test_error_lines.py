@@ -116,4 +116,5 @@ def test_late_trial_warning_is_one_line_from_bidsapp(data, tmp_path):
     done = _cli(raw, tmp_path / "o", "participant", "--participant-label", "01", "--run", "1")
     assert done.returncode == 0, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("bidsapp: warning: ") and "after the end of the run" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("bidsapp: warning: ") and "start outside the run" in lines[0]
+    assert "after its end" in lines[0] and "marked invalid" in lines[0]
