@@ -114,9 +114,9 @@ def read_trial_table(path: Path):
 class Run:
     """One run's outputs, read back (arrays are memory-mapped, tables are pandas DataFrames).
 
-    The one view of a processed run, made by :func:`read_run`: :func:`bidsapp.load` returns it (as
-    ``bidsapp.api.Run``), and the group level and the participant report read the same object. (A run's
-    *inputs*, as collected from the fMRIPrep folder, are :class:`bidsapp.bids.collect.Run`.)
+    The one view of a processed run, made by ``bidsapp.outputs.reader.read_run``: :func:`bidsapp.load` returns
+    it (as ``bidsapp.api.Run``), and the group level and the participant report read the same object. (A run's
+    *inputs*, as collected from the fMRIPrep folder, are ``bidsapp.bids.collect.Run``.)
     """
 
     stem: str
