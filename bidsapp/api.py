@@ -15,15 +15,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.bids.naming import ENTITY_KEYS
+from bidsapp.bids.naming import ENTITY_KEYS, SHORT_KEYS, stem_of_entities
 from bidsapp.bids.naming import entities_of as _entities_of
 from bidsapp.outputs import reader
 from bidsapp.outputs.reader import Run
 
 __all__ = ["Dataset", "Run", "dataset", "load"]
 
-_SHORT = {long: short for long, short in ENTITY_KEYS}
-_LONG = {short: long for long, short in ENTITY_KEYS}
+_SHORT = SHORT_KEYS
 #: entities that name one run of the source data (the rest name a processing of it)
 _RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run",
                  "echo", "part")
@@ -388,7 +387,7 @@ def _check_configurations(runs: list[Run]) -> None:
             variant = {k: v for k, v in _entities_of(run.stem).items() if k not in _RUN_ENTITIES}
             if variant == {k: v for k, v in _entities_of(runs[0].stem).items() if k not in _RUN_ENTITIES}:
                 # one name, two meanings (say, two invocations at once): no entity tells them apart
-                way_out = ("both are named " + "_".join(f"{_SHORT[k]}-{v}" for k, v in variant.items())
+                way_out = ("both are named " + stem_of_entities(variant)
                            + ", so no entity tells them apart: rerun the participant level for the runs to redo "
                            "with one set of settings and --replace-outputs")
             else:
@@ -542,7 +541,7 @@ def _run_rows(run: Run, kind: str, y: str, overlap: str, drop_invalid: bool) -> 
         values = [_NA if v is None and kind != "timeseries" else v for v in values]
     else:
         values = None  # reported below, with the columns of the stacked table
-    source = "_".join(f"{_SHORT[k]}-{run.entities[k]}" for k in _RUN_ENTITIES if k in run.entities)
+    source = stem_of_entities((k, run.entities[k]) for k in _RUN_ENTITIES if k in run.entities)
     for key in reversed([k for k in _RUN_ENTITIES if k in run.entities]):
         table.insert(0, key, run.entities[key])
     table.insert(0, "source", source)

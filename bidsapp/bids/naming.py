@@ -21,15 +21,26 @@ ENTITY_KEYS = (
 )
 
 
+#: pybids name -> file-name key (``subject`` -> ``sub``), and back
+SHORT_KEYS = dict(ENTITY_KEYS)
+LONG_KEYS = {short: name for name, short in ENTITY_KEYS}
+
+
 def entities_of(stem: str) -> dict[str, str]:
     """The entities (pybids names) of an output stem: ``sub-01_task-x_run-1`` -> subject, task, run."""
-    long = {short: name for name, short in ENTITY_KEYS}
     out = {}
     for part in stem.split("_"):
         key, _, value = part.partition("-")
-        if key in long and value:
-            out[long[key]] = value
+        if key in LONG_KEYS and value:
+            out[LONG_KEYS[key]] = value
     return out
+
+
+def stem_of_entities(entities) -> str:
+    """``key-value`` parts of entities (a dict or pairs of pybids names and values), in the given order:
+    ``{"subject": "01", "task": "x"}`` -> ``sub-01_task-x``."""
+    items = entities.items() if isinstance(entities, dict) else entities
+    return "_".join(f"{SHORT_KEYS[k]}-{v}" for k, v in items)
 
 
 #: the project's one path pattern for run outputs (pybids ``build_path`` syntax), entities in BIDS order

@@ -384,9 +384,10 @@ def start_time_of(metadata: dict) -> tuple[float, str]:
 
 def _variant(stem: str) -> tuple:
     """The name of an output variant: the entities of an output stem that do not name the run (space, atlas, desc)."""
-    from bidsapp.api import _RUN_ENTITIES, _entities_of
+    from bidsapp.api import _RUN_ENTITIES
+    from bidsapp.bids.naming import entities_of
 
-    return tuple((k, v) for k, v in _entities_of(stem).items() if k not in _RUN_ENTITIES)
+    return tuple((k, v) for k, v in entities_of(stem).items() if k not in _RUN_ENTITIES)
 
 
 def recorded_settings(run: Run, s: Settings) -> dict:
@@ -421,7 +422,7 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
     atlas and desc, any participant) but made with other settings or another atlas file are refused (exit 2)
     unless ``--replace-outputs`` is given; then they are returned (sidecar, differing parameters), for
     :func:`replace_outputs` once every input check has passed."""
-    from bidsapp.api import _SHORT
+    from bidsapp.bids.naming import stem_of_entities
     from bidsapp.outputs.reader import read_sidecar
     from bidsapp.outputs.transaction import configuration_of, describe_differences, differing_parameters
 
@@ -452,7 +453,7 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
                     .items() if k in atlas_keys}
         if not diff:
             continue
-        name = "_".join(f"{_SHORT[k]}-{v}" for k, v in key)
+        name = stem_of_entities(key)
         if not s.replace_outputs:
             if atlas_keys & set(diff):
                 why = (" (the files that define the columns are compared by their checksum; every desc of a run "
@@ -472,13 +473,12 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
 def replace_outputs(replaced: list[tuple[Path, dict]], output_dir: Path) -> None:
     """``--replace-outputs``: remove the sidecars of outputs of the same name made with other settings (under
     each run's lock), before any run is written: they are incomplete until recomputed, never mixed."""
-    from bidsapp.api import _entities_of
-    from bidsapp.bids.naming import RunNaming
+    from bidsapp.bids.naming import RunNaming, entities_of
     from bidsapp.outputs.transaction import describe_differences, run_lock
 
     for sidecar, diff in replaced:
         stem = sidecar.name[: -len("_timeseries.json")]
-        ents = _entities_of(stem)
+        ents = entities_of(stem)
         with run_lock(output_dir, RunNaming(ents, desc=ents.get("desc", "")).identity):
             sidecar.unlink(missing_ok=True)
         print(f"[bidsapp] replaced {stem}: made with other settings ({describe_differences(diff)}); its sidecar "
