@@ -97,7 +97,7 @@ def _scaling(proxy) -> tuple[float, float] | None:
 
 
 def iter_volumes(
-    path: str | os.PathLike, *, dtype: np.dtype = np.float32
+    path: str | os.PathLike, *, dtype: np.dtype = np.float32, mean: MeanAccumulator | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Stream the volumes of a 4D NIfTI file.
 
@@ -107,6 +107,9 @@ def iter_volumes(
         4D ``.nii`` or ``.nii.gz`` image.
     dtype : numpy dtype, default=float32
         Floating dtype of the yielded volumes (scaling applied).
+    mean : MeanAccumulator, optional
+        Also sum every volume into this accumulator (:meth:`MeanAccumulator.of` the same file), from the
+        file's values before ``dtype``'s rounding, so that its mean does not depend on ``dtype``.
 
     Yields
     ------
@@ -131,9 +134,12 @@ def iter_volumes(
 
     def convert(raw: np.ndarray) -> np.ndarray:
         if scaling is not None:  # scale in float64 (as nibabel), then round once to ``dtype``
-            vol = (raw.astype(np.float64) * scaling[0] + scaling[1]).astype(dtype, copy=False)
+            values = raw.astype(np.float64) * scaling[0] + scaling[1]
         else:
-            vol = raw.astype(native, copy=False).astype(dtype, copy=False)
+            values = raw.astype(native, copy=False)
+        vol = values.astype(dtype, copy=False)
+        if mean is not None:  # the volume already in the accumulator's dtype, else the file's values
+            mean.add(vol if vol.dtype == mean.dtype else values)
         return vol.reshape(shape3, order="F")
 
     raw = _gzip_volumes if str(path).endswith(".gz") else _plain_volumes
@@ -197,28 +203,85 @@ def _read_exact(fh, n: int, path: Path, what: str) -> bytes:
     return data
 
 
+class MeanAccumulator:
+    """Temporal mean of a 4D image's volumes, summed while a stream reads them (:func:`iter_volumes`).
+
+    The sum follows ``numpy.mean(axis=-1)`` on nibabel's arrays, as nilearn's ``compute_mean``: float32 (and
+    float16) data are summed volume after volume in float32, as numpy does for a Fortran-ordered float32
+    array, so the mean is bit-identical to nilearn's; integer data (scaled or not) and float64 data are
+    summed in float64. One (nx, ny, nz) array of that dtype is the only memory it holds.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (nx, ny, nz) of the volumes.
+    disk_dtype : numpy dtype
+        The file's data type (decides the accumulation dtype).
+    n_volumes : int
+        Volumes of the image: :meth:`mean` refuses a partial sum.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], disk_dtype: np.dtype, n_volumes: int):
+        disk_dtype = np.dtype(disk_dtype)
+        self.dtype = np.dtype(np.float64 if disk_dtype.kind in "iub" or disk_dtype == np.float64 else np.float32)
+        self.shape, self.n_volumes, self.count = tuple(int(s) for s in shape), int(n_volumes), 0
+        self._sum = np.zeros(int(np.prod(self.shape)), dtype=self.dtype)  # Fortran order, flat
+        self._mean: np.ndarray | None = None  # the sum divided in place, once
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> MeanAccumulator:
+        """An empty accumulator for the 4D image at ``path`` (reads its header only)."""
+        img = load_header(path, ndim=4)
+        return cls(img.shape[:3], img.header.get_data_dtype(), img.shape[3])
+
+    def add(self, values: np.ndarray) -> None:
+        """Add one volume's values (flat in Fortran order, or (nx, ny, nz) Fortran-ordered), as the file holds
+        them (scaled); a dtype wider than the accumulator's is rounded to it first, as ``numpy.mean`` of an
+        array of the accumulator's dtype would see it."""
+        if self._mean is not None:
+            raise ValueError("this temporal mean is already computed; start a new MeanAccumulator.")
+        values = values.reshape(-1, order="F")
+        if values.size != self._sum.size:
+            raise ValueError(f"a volume of {values.size} voxels added to the mean of {self.shape} volumes.")
+        if not np.can_cast(values.dtype, self.dtype, "safe"):
+            values = values.astype(self.dtype)
+        np.add(self._sum, values, out=self._sum)  # integers widen inside the loop: no full-size copy
+        self.count += 1
+
+    def mean(self) -> np.ndarray:
+        """The temporal mean, shape (nx, ny, nz), Fortran-ordered, in the accumulation dtype.
+
+        Raises
+        ------
+        ValueError
+            When fewer volumes than the image has were added (a stream stopped early).
+        """
+        if self._mean is None:
+            if self.count != self.n_volumes:
+                raise ValueError(f"the temporal mean needs all {self.n_volumes} volumes; {self.count} were read.")
+            np.true_divide(self._sum, self.count, out=self._sum, casting="unsafe")
+            self._mean = self._sum.reshape(self.shape, order="F")
+        return self._mean
+
+
 def mean_volume(path: str | os.PathLike) -> np.ndarray:
-    """Temporal mean of a 4D image, accumulated like ``numpy.mean(axis=-1)``.
+    """Temporal mean of a 4D image, accumulated like ``numpy.mean(axis=-1)`` (:class:`MeanAccumulator`).
 
     Integer data (scaled or not) and float64 data are accumulated in float64,
     as nilearn does on nibabel's float64 arrays; float32 data are summed volume
     after volume in float32, as numpy does for a Fortran-ordered float32 array,
-    so the result is bit-identical to nilearn's ``compute_mean``.
+    so the result is bit-identical to nilearn's ``compute_mean``. A stream that
+    reads the volumes anyway (the masking node) gets the same mean by passing
+    an accumulator to :func:`iter_volumes` instead of reading the file again.
 
     Returns
     -------
     mean : numpy.ndarray, shape (nx, ny, nz)
     """
-    img = load_header(path, ndim=4)
-    disk = img.header.get_data_dtype()
-    acc_dtype = np.float64 if disk.kind in "iub" or disk == np.float64 else np.float32
-    acc = np.zeros(img.shape[:3], dtype=acc_dtype, order="F")
-    n = 0
-    for _, vol in iter_volumes(path, dtype=acc_dtype):
-        acc += vol
-        n += 1
-    np.true_divide(acc, n, out=acc, casting="unsafe")
-    return acc
+    mean = MeanAccumulator.of(path)
+    for _ in iter_volumes(path, dtype=mean.dtype, mean=mean):
+        pass
+    return mean.mean()
 
 
 def sha256sum(path: str | os.PathLike, blocksize: int = 1 << 20) -> str:

@@ -70,7 +70,8 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     data = {
         "provenance": 0,
         "mask": g * 8 * 6,  # mean volume (float64) and the mask computation's temporaries
-        "masking": x + g * 8 * (8 if smoothing else 3) + STREAM_BUFFERS,
+        # the array, per-volume temporaries (8 volumes with smoothing) and the mean image's float64 accumulator
+        "masking": x + g * 8 * (8 if smoothing else 3) + g * 8 + STREAM_BUFFERS,
         # the QC metrics (before cleaning, then of the cleaned array) and the cleaning's chunks, one after the other
         "cleaning": x + 8 * t * t * 8 + max(4 * clean_chunk, qc),
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
@@ -82,8 +83,8 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
                        + ((t + 3 * hrf_shapes) * min(v, 8 * TRIAL_CHUNK) * 8 if hrf_shapes > 1 else 0))
         if joined else 0,
         # the arrays before and after cleaning (mapped, every page read once), DVARS's column chunks, the
-        # carpet's columns in float64 and the mean image
-        "report": 2 * x + qc + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2 + STREAM_BUFFERS,
+        # carpet's columns in float64 and the mean image (the masking node's, loaded: the BOLD is not streamed)
+        "report": 2 * x + qc + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2,
         "derivatives": sink_memory(output_format, space_cls, g, v) + g * 4 * 3,
     }
     for node, nbytes in (column_terms or {}).items():

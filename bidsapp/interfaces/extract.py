@@ -35,10 +35,14 @@ class _ExtractOutput(TraitedSpec):
     atlas_on_grid = traits.Either(None, File(exists=True), desc="the columns image (atlas, maps, spheres) on the run")
     n_nonfinite = traits.Int(desc="non-finite values set to 0 (NiftiMasker policy)")
     nan_columns = traits.List(traits.Int, desc="columns set to NaN by --min-coverage")
+    mean_image = traits.Either(None, File(exists=True),
+                               desc="volume runs: the run's temporal mean, float32 (nx, ny, nz) .npy, summed while "
+                                    "the volumes were streamed (before smoothing); None for grayordinate runs")
 
 
 class ExtractSignals(SimpleInterface):
-    """Stream the BOLD run into a float32 array, one column per column of the run's column space."""
+    """Stream the BOLD run into a float32 array, one column per column of the run's column space, and (volume
+    runs) its temporal mean image from the same stream (``mean.npy``, the report's background)."""
 
     input_spec = _ExtractInput
     output_spec = _ExtractOutput
@@ -50,15 +54,17 @@ class ExtractSignals(SimpleInterface):
         args = dict(i.column_args, atlas_file=i.atlas_file, atlas_labels=i.atlas_labels, atlas_right=i.atlas_right,
                     resample=i.resample_mask, surfaces=dict(i.surfaces))
         space = space_cls.build(i.bold_file, i.mask_file, **args)
+        mean_image = None if space_cls.on_grayordinates else cwd / "mean.npy"
         n_bad = space.transform(i.bold_file, cwd / "timeseries.npy", smoothing_fwhm=i.smoothing_fwhm,
-                                bold_right=i.bold_right)
+                                bold_right=i.bold_right, mean_out=mean_image)
         table = space.features()
         _warn_outside_mask(space, i.bold_file)
         nan_columns = _apply_min_coverage(table, cwd / "timeseries.npy", i.min_coverage, i.bold_file)
         write_tsv(cwd / "features.tsv", table)
         image = space.save_image(cwd / ("columns" + space_cls.image[1])) if space_cls.image else None
         self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),
-                             column_space=kind, atlas_on_grid=image, n_nonfinite=n_bad, nan_columns=nan_columns)
+                             column_space=kind, atlas_on_grid=image, n_nonfinite=n_bad, nan_columns=nan_columns,
+                             mean_image=str(mean_image) if mean_image else None)
         return runtime
 
 

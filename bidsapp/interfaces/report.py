@@ -16,7 +16,9 @@ CARPET_COLUMNS = 2000
 
 
 class _ReportDataInput(BaseInterfaceInputSpec):
-    bold_file = File(exists=True, mandatory=True, desc="the run's BOLD file (volume runs: its mean image)")
+    bold_file = File(exists=True, mandatory=True, desc="the run's BOLD file (volume runs: the mean image's affine)")
+    mean_image = traits.Either(None, File(exists=True), default=None, usedefault=True,
+                               desc="the masking node's mean image (.npy); None: the mean is read from the BOLD")
     timeseries = File(exists=True, mandatory=True, desc="the masked array before cleaning (n_volumes, n_features)")
     cleaned = File(exists=True, mandatory=True, desc="the cleaned array (n_kept, n_features)")
     samples = File(exists=True, mandatory=True, desc="one row per volume (kept: True / False)")
@@ -69,7 +71,8 @@ class ReportData(SimpleInterface):
         if gray is None:
             gray = grayordinates.is_grayordinate_file(i.bold_file)
         if not gray:
-            arrays["mean"] = mean_volume(i.bold_file).astype(np.float16)  # drawn in grey levels only
+            mean = np.load(i.mean_image) if i.mean_image else mean_volume(i.bold_file)  # no second read of the BOLD
+            arrays["mean"] = mean.astype(np.float16)  # drawn in grey levels only
             arrays["affine"] = load_header(i.bold_file).affine
         out = Path(runtime.cwd) / "report.npz"
         np.savez_compressed(out, **arrays)

@@ -84,7 +84,7 @@ def init_run_wf(plan: RunPlan, *, with_sink: bool = True) -> pe.Workflow:
                           ("dof", "dof")]),
         (inputnode, segment, [("events_file", "events_file")]),
         (inputnode, report, [("bold_file", "bold_file")]),
-        (extract, report, [("timeseries", "timeseries")]),
+        (extract, report, [("timeseries", "timeseries"), ("mean_image", "mean_image")]),
         (clean, report, [("cleaned", "cleaned"), ("samples", "samples")]),
     ]
     if with_sink:

@@ -6,16 +6,24 @@ vector or matrix over the columns back to an image (``inverse``, ``inverse_rows`
 what it adds to the sidecar and to each node's memory (which output formats serve it: the writers registry,
 :mod:`bidsapp.outputs.writers`). The steps after extraction
 rebuild it from the run's outputs (``from_outputs``): nothing else learns the kind from a file name.
+
+The run's temporal mean image (the report's background) comes out of ``transform`` too: given
+``mean_out``, a volume kind writes the mean of the unsmoothed volumes it streamed there (float32
+(nx, ny, nz) ``.npy``, :func:`streamed_mean`), so no step reads the BOLD again for it; grayordinate kinds
+have no mean image and write nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
 import numpy as np
+
+from bidsapp.core.io import MeanAccumulator, save_npy
 
 PathLike = str | os.PathLike
 
@@ -29,6 +37,25 @@ def coverage_descriptions(what: str) -> dict[str, dict]:
                                     "the column is left out of cleaning and connectivity, never a mean of the few "
                                     "covered voxels."},
     }
+
+
+@contextlib.contextmanager
+def streamed_mean(bold: PathLike, mean_out: PathLike | None) -> Iterator[MeanAccumulator | None]:
+    """The accumulator a volume kind's :meth:`ColumnSpace.transform` hands to its stream (``mean=``), and the
+    run's temporal mean written at ``mean_out`` (float32 (nx, ny, nz) ``.npy``, atomically) once the stream
+    ended without error; ``None`` and nothing written without ``mean_out``.
+
+    Examples
+    --------
+    >>> with streamed_mean(bold, mean_out) as mean:  # doctest: +SKIP
+    ...     n_bad = masking.mask_to_npy(bold, mask, out, mean=mean)
+    """
+    if mean_out is None:
+        yield None
+        return
+    mean = MeanAccumulator.of(bold)
+    yield mean
+    save_npy(mean.mean().astype(np.float32, copy=False), mean_out)
 
 
 class ColumnSpace(ABC):
@@ -78,9 +105,13 @@ class ColumnSpace(ABC):
         """The column space of one run (reads headers, the mask and the kind's own files)."""
 
     @abstractmethod
-    def transform(self, bold: PathLike, out: PathLike, **args) -> int:
+    def transform(self, bold: PathLike, out: PathLike, *, mean_out: PathLike | None = None, **args) -> int:
         """Stream the run into a (n_volumes, n_columns) ``.npy`` at ``out``; returns the number of non-finite
-        values set to 0. Memory: the array plus the kind's :meth:`memory_terms`."""
+        values set to 0. Memory: the array plus the kind's :meth:`memory_terms`.
+
+        ``mean_out``: volume kinds also write the run's temporal mean there, summed from the same stream
+        before any smoothing (float32 (nx, ny, nz) ``.npy``, equal to :func:`bidsapp.core.io.mean_volume`;
+        :func:`streamed_mean`); grayordinate kinds (:attr:`on_grayordinates`) ignore it."""
 
     @abstractmethod
     def features(self) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 
 from bidsapp.core import masking
-from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions
+from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions, streamed_mean
 from bidsapp.core.columns.voxels import load_mask
 from bidsapp.core.coverage import label_coverage
 from bidsapp.core.io import load_header, save_nifti, save_npy
@@ -71,9 +71,11 @@ class Labels(ColumnSpace):
         space.outside_mask = np.setdiff1d(np.unique(labels[labels != 0]), values).astype(np.int64)
         return space
 
-    def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None, **args) -> int:
-        X, values, n_bad = masking.apply_labels(bold, self.labels, smoothing_fwhm=smoothing_fwhm,
-                                                return_nonfinite=True)
+    def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None,
+                  mean_out: PathLike | None = None, **args) -> int:
+        with streamed_mean(bold, mean_out) as mean:
+            X, values, n_bad = masking.apply_labels(bold, self.labels, smoothing_fwhm=smoothing_fwhm,
+                                                    return_nonfinite=True, mean=mean)
         self.values = values
         save_npy(X, out)
         return n_bad

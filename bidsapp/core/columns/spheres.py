@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 from scipy import sparse
 
-from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions
+from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions, streamed_mean
 from bidsapp.core.columns.voxels import load_mask
 from bidsapp.core.io import load_header, read_tsv, save_nifti, save_npy
 
@@ -179,13 +179,15 @@ class Spheres(ColumnSpace):
         where = np.nonzero(union)
         return where, sparse.csr_matrix(self.members[where].T.astype(np.float64))
 
-    def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None, **args) -> int:
+    def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None,
+                  mean_out: PathLike | None = None, **args) -> int:
         from bidsapp.core import masking
 
         where, A = self._matrix()
-        mean = sparse.diags(1.0 / np.asarray(A.sum(axis=1)).ravel()) @ A
-        X, n_bad = masking.apply_weights(bold, where, mean, self.members.any(axis=3), smoothing_fwhm=smoothing_fwhm,
-                                         what="spheres")
+        weights = sparse.diags(1.0 / np.asarray(A.sum(axis=1)).ravel()) @ A
+        with streamed_mean(bold, mean_out) as mean:
+            X, n_bad = masking.apply_weights(bold, where, weights, self.members.any(axis=3),
+                                             smoothing_fwhm=smoothing_fwhm, what="spheres", mean=mean)
         save_npy(X, out)
         return n_bad
 

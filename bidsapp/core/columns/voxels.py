@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 
 from bidsapp.core import masking
-from bidsapp.core.columns.base import ColumnSpace, PathLike
+from bidsapp.core.columns.base import ColumnSpace, PathLike, streamed_mean
 
 
 def load_mask(mask_file: PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -30,8 +30,10 @@ class Voxels(ColumnSpace):
     def build(cls, bold: PathLike, mask_file: PathLike, **args) -> Voxels:
         return cls(*load_mask(mask_file))
 
-    def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None, **args) -> int:
-        return masking.mask_to_npy(bold, self.mask, out, smoothing_fwhm=smoothing_fwhm)
+    def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None,
+                  mean_out: PathLike | None = None, **args) -> int:
+        with streamed_mean(bold, mean_out) as mean:
+            return masking.mask_to_npy(bold, self.mask, out, smoothing_fwhm=smoothing_fwhm, mean=mean)
 
     def features(self) -> dict[str, np.ndarray]:
         return masking.voxel_features(self.mask, self.affine)
