@@ -82,7 +82,7 @@ DETAIL = (
     ("bidsapp.core.qc", "qc_before", "cleaning: QC before"),
     ("bidsapp.core.qc", "qc_after", "cleaning: QC after"),
     ("bidsapp.interfaces.clean", "save_npy", "cleaning: save arrays (cleaned, operator)"),
-    ("bidsapp.interfaces.report", "carpet_data", "report: carpet + DVARS"),
+    ("bidsapp.core.carpet", "zscored_columns", "cleaning: carpet columns"),
     ("bidsapp.interfaces.report", "mean_volume", "report: mean image (reads the BOLD)"),
     ("bidsapp.reports.run_report", "read_tsv", "page: read tables"),
     ("bidsapp.reports.run_report", "_carpet_figure", "page: carpet figure"),

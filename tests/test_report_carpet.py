@@ -108,8 +108,7 @@ def test_quantized_carpet_keeps_what_the_plot_shows():
 
 
 def test_memory_model_uses_the_carpet_sizes():
-    from bidsapp.core import qc
+    from bidsapp.core import carpet, qc
     from bidsapp.execution import memory
-    from bidsapp.interfaces import report
 
-    assert memory.DVARS_CHUNK_BYTES == qc.DVARS_CHUNK_BYTES and memory.CARPET_COLUMNS == report.CARPET_COLUMNS
+    assert memory.DVARS_CHUNK_BYTES == qc.DVARS_CHUNK_BYTES and memory.CARPET_COLUMNS == carpet.CARPET_COLUMNS

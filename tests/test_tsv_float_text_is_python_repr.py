@@ -25,3 +25,21 @@ def test_float_text_equals_repr_over_magnitudes(seed, dtype):
     assert text == expected
     finite = np.isfinite(values)
     np.testing.assert_array_equal(np.array([float(t) for t, f in zip(text, finite) if f]), values[finite])
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int16, np.uint8])
+def test_long_columns_of_few_values_have_the_same_text(seed, dtype):
+    """Voxel indices and grid coordinates (a features table's long columns of few distinct values) are
+    formatted once per distinct value: the text equals the value-by-value text, -0.0 and 0.0 apart."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5_000, 60_000))
+    if np.dtype(dtype).kind == "f":
+        values = (rng.integers(-90, 91, n) * rng.choice([0.5, 2.0, 1 / 3]) + rng.choice([0.0, 0.25])).astype(dtype)
+        values[rng.random(n) < 0.01] = rng.choice([np.nan, np.inf, -0.0, 0.0])
+        expected = ["n/a" if not np.isfinite(v) else repr(float(v)) for v in values]
+    else:
+        values = rng.integers(0, int(rng.choice([2, 100, 200])), n).astype(dtype)
+        expected = [str(int(v)) for v in values]
+    assert _format_column(values) == expected
+    assert _format_column(values[:100]) == expected[:100]  # short columns: the plain path

@@ -1,11 +1,13 @@
-"""What the report's carpet plot needs from a run, computed with bounded memory: a subsample of columns
-before and after cleaning and standardized DVARS over every column.
+"""What the report's carpet plot needs from a run: a subsample of columns before and after cleaning and
+standardized DVARS over every column.
 
-The arrays handed in may be memory maps of the whole run (``n_volumes x n_features``, e.g. 250,000 voxels);
-they are read in blocks of columns, so memory grows with ``n_volumes x block`` only. DVARS is
-:func:`bidsapp.core.qc.standardized_dvars` on the same volumes as the run's QC metrics (the volumes after the
-non-steady-state ones before cleaning, the kept volumes after), so the trace drawn and the sidecar's
-``StandardizedDVARSMean*`` come from one computation.
+The cleaning node builds it (:func:`zscored_columns` before it cleans the array in place, :func:`kept_rows`
+after, and the DVARS traces of its QC, :class:`bidsapp.core.qc.RunQC`), so the trace drawn and the sidecar's
+``StandardizedDVARSMean*`` are one computation. :func:`carpet_data` composes the same pieces from the two
+arrays, computing DVARS with :func:`bidsapp.core.qc.standardized_dvars` on the same volumes as the QC (the
+volumes after the non-steady-state ones before cleaning, the kept volumes after). The arrays handed in may be
+memory maps of the whole run (``n_volumes x n_features``, e.g. 250,000 voxels): only the subsample's columns
+are read whole.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 
 from bidsapp.core.qc import DVARS_CHUNK_BYTES, standardized_dvars
 
+#: most columns of the carpet plot
+CARPET_COLUMNS = 2000
 #: the carpet is stored as uint8 over z in [-Z_RANGE, Z_RANGE] (the plot shows -2 to 2); 255 is NaN (censored)
 Z_RANGE = 3.0
 
@@ -61,8 +65,14 @@ class CarpetData:
     dvars_before: np.ndarray
     dvars_after: np.ndarray
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What ``report.npz`` stores of the carpet: ``before`` and ``after`` as uint8 (:func:`quantize`),
+        ``columns``, ``dvars_before`` and ``dvars_after``."""
+        return {"before": quantize(self.before), "after": quantize(self.after), "columns": self.columns,
+                "dvars_before": self.dvars_before, "dvars_after": self.dvars_after}
 
-def carpet_columns(n_features: int, max_columns: int = 2000) -> np.ndarray:
+
+def carpet_columns(n_features: int, max_columns: int = CARPET_COLUMNS) -> np.ndarray:
     """Up to ``max_columns`` column indices spread evenly over ``range(n_features)``, in order.
 
     Columns come in the features table's order, which groups them spatially (voxels in C order of the grid,
@@ -94,8 +104,20 @@ def _zscore(block: np.ndarray) -> np.ndarray:
     return np.divide(centred, sd, out=np.zeros_like(centred), where=sd > 1e-12 * (1 + np.abs(block).max(axis=0)))
 
 
+def zscored_columns(x: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``x[:, columns]``, each column z-scored over its rows (constant columns 0, NaN columns NaN), float32."""
+    return _zscore(np.asarray(x[:, columns])).astype(np.float32)
+
+
+def kept_rows(rows: np.ndarray, kept: np.ndarray, n_volumes: int) -> np.ndarray:
+    """One row per acquired volume: ``rows[k]`` on volume ``kept[k]``, NaN on the volumes not kept."""
+    out = np.full((n_volumes, rows.shape[1]), np.nan, dtype=np.float32)
+    out[np.asarray(kept, dtype=int)] = rows
+    return out
+
+
 def carpet_data(before: np.ndarray, after: np.ndarray, kept: np.ndarray, *,
-                non_steady_state: np.ndarray | None = None, max_columns: int = 2000,
+                non_steady_state: np.ndarray | None = None, max_columns: int = CARPET_COLUMNS,
                 chunk_bytes: int = DVARS_CHUNK_BYTES) -> CarpetData:
     """The carpet of a run: a subsample of columns before and after cleaning, and DVARS of both.
 
@@ -129,12 +151,11 @@ def carpet_data(before: np.ndarray, after: np.ndarray, kept: np.ndarray, *,
     if nss.shape != (n,):
         raise ValueError(f"carpet_data: non_steady_state has shape {nss.shape}, expected ({n},)")
     cols = carpet_columns(p, max_columns)
-    carpet_after = np.full((n, cols.size), np.nan, dtype=np.float32)
     dvars_before, dvars_after = np.full(n, np.nan), np.full(n, np.nan)
     steady = np.flatnonzero(~nss)
     dvars_before[steady] = standardized_dvars(before, steady, rows=steady, chunk_bytes=chunk_bytes)
+    after_rows = zscored_columns(after, cols) if kept.size else np.empty((0, cols.size), np.float32)
     if kept.size:
-        carpet_after[kept] = _zscore(np.asarray(after[:, cols]))
         dvars_after[kept] = standardized_dvars(after, kept, chunk_bytes=chunk_bytes)
-    return CarpetData(before=_zscore(np.asarray(before[:, cols])).astype(np.float32), after=carpet_after,
-                      columns=cols, dvars_before=dvars_before, dvars_after=dvars_after)
+    return CarpetData(before=zscored_columns(before, cols), after=kept_rows(after_rows, kept, n), columns=cols,
+                      dvars_before=dvars_before, dvars_after=dvars_after)

@@ -393,11 +393,21 @@ def _format_cell(value) -> str:
     return str(value)
 
 
+#: numeric columns longer than this are formatted once per distinct value when they repeat values
+_DISTINCT_FROM = 4096
+
+
 def _format_column(values) -> list[str]:
-    """Format one column; integer arrays take a vectorised path (large features tables)."""
+    """Format one column; numeric arrays take vectorised paths (features tables have a row per voxel): a long
+    column of few distinct values (voxel indices, grid coordinates) formats each distinct value once."""
     arr = np.asarray(values) if isinstance(values, np.ndarray) else None
+    if arr is not None and arr.dtype.kind in "iuf" and arr.ndim == 1 and arr.size > _DISTINCT_FROM:
+        bits = np.ascontiguousarray(arr).view(f"i{arr.itemsize}")  # -0.0 and 0.0 stay apart
+        _, first, inverse = np.unique(bits, return_index=True, return_inverse=True)
+        if 4 * first.size < arr.size:
+            return np.array(_format_column(arr[first]) + [""], dtype=object)[:-1][inverse].tolist()
     if arr is not None and arr.dtype.kind in "iu":
-        return arr.astype(str).tolist()
+        return list(map(str, arr.tolist()))  # 2.5x faster than astype(str) and the same text
     if arr is not None and arr.dtype.kind == "f":  # numpy's shortest round-trip text is repr() of the float64
         values = arr.astype(np.float64, copy=False)  # (a float32 value written as the float64 it equals)
         text = values.astype(str)  # 5x faster than repr() per value (features tables: a row per voxel)

@@ -15,6 +15,8 @@ volume was removed has no DVARS.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 #: robust standard deviation: interquartile range of a normal variable / 1.349
@@ -247,13 +249,16 @@ def qc_before(raw: np.ndarray, *, fd: np.ndarray | None, non_steady_state: np.nd
     Returns
     -------
     dict
-        Motion, censoring, DVARS, tSNR and FD-DVARS values before cleaning, and ``_mean_kept`` (each column's
-        mean over the kept volumes, for :func:`qc_after`).
+        Motion, censoring, DVARS, tSNR and FD-DVARS values before cleaning, ``_mean_kept`` (each column's
+        mean over the kept volumes, for :func:`qc_after`) and ``_dvars`` (standardized DVARS of each volume,
+        shape (n_volumes,): NaN on the non-steady-state volumes and the first volume after them).
     """
     n = raw.shape[0]
     steady = np.flatnonzero(~np.asarray(non_steady_state, bool)) if non_steady_state is not None else np.arange(n)
     dvars = standardized_dvars(raw, steady, rows=steady)
     (mean_steady, std_steady), mean_kept = column_moments(raw, steady, also_mean_of=np.asarray(kept, np.int64))
+    trace = np.full(n, np.nan)
+    trace[steady] = dvars
     return {
         **motion_summary(fd, steady),
         **censoring_summary(n, kept, non_steady_state),
@@ -261,12 +266,37 @@ def qc_before(raw: np.ndarray, *, fd: np.ndarray | None, non_steady_state: np.nd
         "TemporalSNRMedianBefore": median_tsnr(mean_steady, std_steady),
         "FramewiseDisplacementDVARSCorrelationBefore": fd_dvars_correlation(fd, dvars, steady),
         "_mean_kept": mean_kept,
+        "_dvars": trace,
     }
 
 
+@dataclass
+class RunQC:
+    """The QC of one run: its metrics and the standardized DVARS traces they summarize.
+
+    Attributes
+    ----------
+    metrics : dict
+        The keys of :data:`QC_FIELDS` but the trial counts (the sidecar's ``QC``).
+    dvars_before : numpy.ndarray, shape (n_volumes,)
+        Standardized DVARS before cleaning, over the volumes after the non-steady-state ones (NaN on those
+        and on the first volume after them).
+    dvars_after : numpy.ndarray, shape (n_volumes,)
+        Standardized DVARS of the cleaned series, over the kept volumes (NaN on removed volumes and on a kept
+        volume whose previous volume was removed).
+
+    The means of the two traces are ``StandardizedDVARSMeanBefore`` / ``After``: the report draws the traces
+    these metrics come from, never a second computation.
+    """
+
+    metrics: dict
+    dvars_before: np.ndarray
+    dvars_after: np.ndarray
+
+
 def qc_after(before: dict, cleaned: np.ndarray, *, kept: np.ndarray, fd: np.ndarray | None,
-             cleaned_std: np.ndarray, dof: int, n_volumes: int) -> dict:
-    """Every QC metric of one run: :func:`qc_before`'s and those of the cleaned series.
+             cleaned_std: np.ndarray, dof: int, n_volumes: int) -> RunQC:
+    """Every QC metric of one run: :func:`qc_before`'s and those of the cleaned series, with both DVARS traces.
 
     Parameters
     ----------
@@ -283,11 +313,12 @@ def qc_after(before: dict, cleaned: np.ndarray, *, kept: np.ndarray, fd: np.ndar
 
     Returns
     -------
-    dict
-        The keys of :data:`QC_FIELDS` but the trial counts.
+    RunQC
     """
     kept = np.asarray(kept, dtype=np.int64)
     dvars = standardized_dvars(cleaned, kept)
+    trace = np.full(n_volumes, np.nan)
+    trace[kept] = dvars
     out = {k: v for k, v in before.items() if not k.startswith("_")}
     out.update({
         "DegreesOfFreedom": int(dof),
@@ -296,14 +327,16 @@ def qc_after(before: dict, cleaned: np.ndarray, *, kept: np.ndarray, fd: np.ndar
         "TemporalSNRMedianAfter": median_tsnr(before["_mean_kept"], cleaned_std),
         "FramewiseDisplacementDVARSCorrelationAfter": fd_dvars_correlation(fd, dvars, kept),
     })
-    return {k: out[k] for k in QC_FIELDS if k in out}
+    return RunQC(metrics={k: out[k] for k in QC_FIELDS if k in out}, dvars_before=before["_dvars"],
+                 dvars_after=trace)
 
 
 def run_qc(raw: np.ndarray, cleaned: np.ndarray, *, kept: np.ndarray, fd: np.ndarray | None,
            non_steady_state: np.ndarray | None, cleaned_std: np.ndarray, dof: int) -> dict:
     """:func:`qc_before` then :func:`qc_after` (when ``raw`` is still intact after cleaning)."""
     before = qc_before(raw, fd=fd, non_steady_state=non_steady_state, kept=kept)
-    return qc_after(before, cleaned, kept=kept, fd=fd, cleaned_std=cleaned_std, dof=dof, n_volumes=raw.shape[0])
+    return qc_after(before, cleaned, kept=kept, fd=fd, cleaned_std=cleaned_std, dof=dof,
+                    n_volumes=raw.shape[0]).metrics
 
 
 def _nanmean(x: np.ndarray) -> float:

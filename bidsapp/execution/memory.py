@@ -20,7 +20,7 @@ CLEAN_CHUNK = 16384
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
 #: bytes of the float64 copy of one chunk of columns in standardized DVARS (``bidsapp.core.qc``), columns
-#: read at a time for the other QC moments, and columns of the carpet (``bidsapp.interfaces.report``)
+#: read at a time for the other QC moments, and columns of the carpet (``bidsapp.core.carpet``)
 DVARS_CHUNK_BYTES, QC_COLUMN_CHUNK, CARPET_COLUMNS = 32 << 20, 4096, 2000
 #: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
 STREAM_BUFFERS = 40 * 2**20
@@ -72,8 +72,9 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         "mask": g * 8 * 6,  # mean volume (float64) and the mask computation's temporaries
         # the array, per-volume temporaries (8 volumes with smoothing) and the mean image's float64 accumulator
         "masking": x + g * 8 * (8 if smoothing else 3) + g * 8 + STREAM_BUFFERS,
-        # the QC metrics (before cleaning, then of the cleaned array) and the cleaning's chunks, one after the other
-        "cleaning": x + 8 * t * t * 8 + max(4 * clean_chunk, qc),
+        # the QC metrics (before cleaning, then of the cleaned array) and the cleaning's chunks, one after the other,
+        # and the carpet's columns (float64 while z-scored)
+        "cleaning": x + 8 * t * t * 8 + max(4 * clean_chunk, qc) + 6 * t * min(v, CARPET_COLUMNS) * 8,
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
         + (_estimates_bytes(size, trial_basis, hrf_shapes) if lss else 0),
         # optimized / --trial-denoise / --trial-ridge: this run's share of its participant's joined trial model
@@ -82,9 +83,9 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         "trialmodel": (3 * t * v * 8 + 20 * (size.n_trials + t) * min(v, TRIAL_CHUNK) * 8
                        + ((t + 3 * hrf_shapes) * min(v, 8 * TRIAL_CHUNK) * 8 if hrf_shapes > 1 else 0))
         if joined else 0,
-        # the arrays before and after cleaning (mapped, every page read once), DVARS's column chunks, the
-        # carpet's columns in float64 and the mean image (the masking node's, loaded: the BOLD is not streamed)
-        "report": 2 * x + qc + 6 * t * min(v, CARPET_COLUMNS) * 8 + g * 4 * 2,
+        # the cleaning node's carpet (uint8, read and compressed again) and the mean image (the masking node's,
+        # loaded: the BOLD is not streamed)
+        "report": 4 * t * min(v, CARPET_COLUMNS) + g * 4 * 2,
         "derivatives": sink_memory(output_format, space_cls, g, v) + g * 4 * 3,
     }
     for node, nbytes in (column_terms or {}).items():

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
+from bidsapp.core import carpet, qc, signal
 from bidsapp.core import confounds as cf
-from bidsapp.core import qc, signal
 from bidsapp.core.io import save_npy, write_text, write_tsv
 
 
@@ -41,6 +41,7 @@ class _CleanOutput(TraitedSpec):
     samples = File(exists=True, desc="one row per volume (TSV)")
     info = File(exists=True, desc="confounds used, censored volumes (JSON)")
     operator = File(exists=True, desc="linear cleaning operator (n_kept, n_volumes) .npy")
+    carpet = File(exists=True, desc="the report's carpet and the QC's DVARS traces (carpet.npz)")
     dof = traits.Int(desc="degrees of freedom left by cleaning")
 
 
@@ -103,18 +104,25 @@ class CleanSignals(SimpleInterface):
         )
         dof = signal.check_degrees_of_freedom(op, self.inputs.standardize)
         nss_mask = nss if nss is not None and nss.any() else None
-        before = qc.qc_before(X, fd=fd, non_steady_state=nss_mask, kept=op.kept)  # before X is cleaned in place
+        columns = carpet.carpet_columns(X.shape[1], carpet.CARPET_COLUMNS)
+        carpet_before = carpet.zscored_columns(X, columns)  # before X is cleaned in place
+        before = qc.qc_before(X, fd=fd, non_steady_state=nss_mask, kept=op.kept)
         cleaned, std = self._apply(X, op)
-        metrics = qc.qc_after(before, cleaned, kept=op.kept, fd=fd, cleaned_std=std, dof=dof, n_volumes=n)
+        run_qc = qc.qc_after(before, cleaned, kept=op.kept, fd=fd, cleaned_std=std, dof=dof, n_volumes=n)
+        drawn = carpet.CarpetData(before=carpet_before, columns=columns, dvars_before=run_qc.dvars_before,
+                                  after=carpet.kept_rows(carpet.zscored_columns(cleaned, columns), op.kept, n),
+                                  dvars_after=run_qc.dvars_after)
+        np.savez(cwd / "carpet.npz", **drawn.arrays())
         save_npy(np.ascontiguousarray(cleaned, dtype=np.float32), cwd / "cleaned.npy")
         del X, cleaned
         write_tsv(cwd / "samples.tsv", censoring_table(n, self.inputs.t_r, self.inputs.start_time,
                                                        selection, op.kept, fd, nss))
-        info = self._info(selection, op, dof, nss, nss_source, metrics, n)
+        info = self._info(selection, op, dof, nss, nss_source, run_qc.metrics, n)
         write_text(cwd / "info.json", json.dumps(info, indent=2))
         save_npy(op.matrix, cwd / "operator.npy")
         self._results.update(operator=str(cwd / "operator.npy"), cleaned=str(cwd / "cleaned.npy"),
-                             samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"), dof=dof)
+                             samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"), dof=dof,
+                             carpet=str(cwd / "carpet.npz"))
         return runtime
 
     def _select_confounds(self, n: int):

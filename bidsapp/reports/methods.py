@@ -431,14 +431,12 @@ def fmriprep_version(output_dir: Path) -> str | None:
 
 def excluded_regions(sidecar: Path) -> list[str]:
     """Names of the regions ``--min-coverage`` left out of a run (its ``_features.tsv`` ``excluded`` column)."""
-    from bidsapp.core.io import read_tsv
+    from bidsapp.core.io import read_tsv, read_tsv_header
 
     features = Path(str(sidecar).removesuffix("_timeseries.json") + "_features.tsv")
-    if not features.is_file():
-        return []
+    if not features.is_file() or "excluded" not in read_tsv_header(features):
+        return []  # a voxel run's table (250k rows) is not parsed for a column it does not have
     header, rows = read_tsv(features)
-    if "excluded" not in header:
-        return []
     name = header.index("name") if "name" in header else header.index(header[0])
     return [r[name] for r in rows if r[header.index("excluded")] not in ("", "n/a")]
 

@@ -84,8 +84,8 @@ def init_run_wf(plan: RunPlan, *, with_sink: bool = True) -> pe.Workflow:
                           ("dof", "dof")]),
         (inputnode, segment, [("events_file", "events_file")]),
         (inputnode, report, [("bold_file", "bold_file")]),
-        (extract, report, [("timeseries", "timeseries"), ("mean_image", "mean_image")]),
-        (clean, report, [("cleaned", "cleaned"), ("samples", "samples")]),
+        (extract, report, [("mean_image", "mean_image")]),
+        (clean, report, [("carpet", "carpet")]),
     ]
     if with_sink:
         nodes = {"mask": mask, "masking": extract, "cleaning": clean, "segmentation": segment,
