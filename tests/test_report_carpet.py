@@ -112,3 +112,4 @@ def test_memory_model_uses_the_carpet_sizes():
     from bidsapp.execution import memory
 
     assert memory.DVARS_CHUNK_BYTES == qc.DVARS_CHUNK_BYTES and memory.CARPET_COLUMNS == carpet.CARPET_COLUMNS
+    assert memory.QC_THREADS == qc.QC_THREADS

@@ -22,7 +22,27 @@ import numpy as np
 #: robust standard deviation: interquartile range of a normal variable / 1.349
 IQR_TO_SD = 1.349
 #: size of the float64 copy of one chunk of columns in :func:`standardized_dvars`
-DVARS_CHUNK_BYTES = 32 << 20
+DVARS_CHUNK_BYTES = 8 << 20
+#: most threads the QC's column chunks run in (each holds its own chunk buffers)
+QC_THREADS = 4
+
+
+def _map_chunks(fn, n_columns: int, width: int, threads: int | None = None) -> list:
+    """``[fn(start, stop) for each chunk of columns]``, in order, the chunks computed in up to ``threads``
+    threads (default: the CPUs this process may use, capped at :data:`QC_THREADS`). numpy's sorts, casts and
+    reductions release the GIL; the chunks are fixed by ``width`` alone and their results come back in order,
+    so the values do not depend on the number of threads."""
+    from bidsapp.core.signal import default_threads
+
+    starts = range(0, n_columns, max(1, width))
+    threads = min(QC_THREADS, default_threads() if threads is None else max(1, int(threads)), len(starts))
+    call = (lambda s: fn(s, min(s + width, n_columns)))  # noqa: E731
+    if threads <= 1:
+        return [call(s) for s in starts]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(call, starts))
 
 
 def motion_summary(fd: np.ndarray | None, volumes: np.ndarray | None = None) -> dict[str, float]:
@@ -101,6 +121,23 @@ def _ar1(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _dvars_terms(x: np.ndarray, start: int, stop: int, rows: np.ndarray | None):
+    """One chunk of columns' share of standardized DVARS: (sum over columns of the squared temporal
+    differences per row, sum of the expected differences' SDs, columns that vary), or None if none varies."""
+    native = np.asarray(x[:, start:stop])
+    native = native if rows is None else native[rows]
+    robust_sd = _lower_iqr(native) / IQR_TO_SD
+    vary = robust_sd > 0  # fMRIPrep's remove_zerovariance
+    if not vary.any():
+        return None
+    block = native.astype(np.float64)
+    xv = block if vary.all() else block[:, vary]
+    ar1 = _ar1(xv - xv.mean(axis=0))
+    expected = float(np.sum(np.sqrt(np.clip(2.0 * (1.0 - ar1), 0.0, None)) * robust_sd[vary]))
+    step = np.diff(xv, axis=0)
+    return np.einsum("ij,ij->i", step, step), expected, int(vary.sum())
+
+
 def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None, *, rows: np.ndarray | None = None,
                        chunk_bytes: int = DVARS_CHUNK_BYTES) -> np.ndarray:
     """Standardized DVARS of each volume (NaN where it has none), by column chunks (bounded memory).
@@ -133,21 +170,11 @@ def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None, *, rows
     if n < 3:
         return out
     squares, expected_sum, n_vary = np.zeros(n - 1), 0.0, 0
-    width = max(1, chunk_bytes // (8 * n))
-    for s in range(0, x.shape[1], width):
-        native = np.asarray(x[:, s:s + width])
-        native = native if rows is None else native[rows]
-        robust_sd = _lower_iqr(native) / IQR_TO_SD
-        block = native.astype(np.float64)
-        vary = robust_sd > 0  # fMRIPrep's remove_zerovariance
-        if not vary.any():
-            continue
-        xv = block if vary.all() else block[:, vary]
-        ar1 = _ar1(xv - xv.mean(axis=0))
-        expected_sum += float(np.sum(np.sqrt(np.clip(2.0 * (1.0 - ar1), 0.0, None)) * robust_sd[vary]))
-        n_vary += int(vary.sum())
-        step = np.diff(xv, axis=0)
-        squares += np.einsum("ij,ij->i", step, step)
+    for part in _map_chunks(lambda s, e: _dvars_terms(x, s, e, rows), x.shape[1], chunk_bytes // (8 * n)):
+        if part is not None:  # summed in chunk order: the same bits whatever the threads
+            squares += part[0]
+            expected_sum += part[1]
+            n_vary += part[2]
     if not n_vary or not expected_sum > 0:
         return out
     dvars = np.sqrt(squares / n_vary) / (expected_sum / n_vary)
@@ -222,13 +249,16 @@ def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 4
     """
     n_cols = x.shape[1]
     mean, std, other = np.empty(n_cols), np.empty(n_cols), np.empty(n_cols)
-    for s in range(0, n_cols, chunk):
-        full = np.asarray(x[:, s:s + chunk], dtype=np.float64)
+
+    def moments(s: int, e: int) -> None:  # each chunk writes its own columns
+        full = np.asarray(x[:, s:e], dtype=np.float64)
         block = full if rows is None else full[rows]
-        mean[s:s + chunk] = block.mean(axis=0)
-        std[s:s + chunk] = block.std(axis=0, ddof=1) if block.shape[0] > 1 else np.nan
+        mean[s:e] = block.mean(axis=0)
+        std[s:e] = block.std(axis=0, ddof=1) if block.shape[0] > 1 else np.nan
         if also_mean_of is not None:
-            other[s:s + chunk] = full[also_mean_of].mean(axis=0)
+            other[s:e] = full[also_mean_of].mean(axis=0)
+
+    _map_chunks(moments, n_cols, chunk)
     return (mean, std) if also_mean_of is None else ((mean, std), other)
 
 
