@@ -39,7 +39,7 @@ EDGES = {("inputnode", "mask"), ("inputnode", "masking"), ("mask", "masking"), (
          ("inputnode", "cleaning"), ("cleaning", "segmentation"), ("inputnode", "segmentation"),
          ("mask", "derivatives"), ("masking", "derivatives"), ("cleaning", "derivatives"),
          ("segmentation", "derivatives"), ("provenance", "derivatives"), ("derivatives", "outputnode"),
-         ("inputnode", "report"), ("cleaning", "report"), ("report", "derivatives")}
+         ("inputnode", "report"), ("masking", "report"), ("cleaning", "report"), ("report", "derivatives")}
 
 
 @pytest.fixture(scope="module")
