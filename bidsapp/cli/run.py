@@ -26,7 +26,7 @@ from bidsapp.cli.messages import cli_words
 from bidsapp.cli.parser import parse_args
 from bidsapp.errors import InputError, Interrupted, UsageError, WorkFolderBusy
 from bidsapp.execution import interrupts
-from bidsapp.execution.workdir import work_folder
+from bidsapp.execution.workdir import drop_other_code_cache, work_folder
 from bidsapp.settings import Settings
 
 if TYPE_CHECKING:
@@ -643,6 +643,7 @@ def participant(s: Settings) -> int:
     work = s.work_dir
     try:  # signals while the work folder is made, noted KEPT or removed are raised after (never half-done)
         with interrupts.deferred(), work_folder(s.work_dir, invocation) as work, interrupts.allowed():
+            drop_other_code_cache(work)  # a resumed --work-dir reuses only what this code computed
             _run_workflow(init_bidsapp_wf(plans=plans, work_dir=str(work)), s, plans, todo, invocation, work)
     except WorkFolderBusy:
         raise UsageError(f"{s.work_dir}: this --work-dir is in use by another bidsapp invocation; give each "

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
+from bidsapp.execution.workdir import WORKFLOW_FOLDER
 from bidsapp.interfaces.clean import CleanSignals
 from bidsapp.interfaces.extract import ExtractSignals
 from bidsapp.interfaces.mask import ComputeMask
@@ -113,7 +114,7 @@ def init_sink_wf(plan: RunPlan) -> pe.Workflow:
     return wf
 
 
-def init_bidsapp_wf(*, plans: list[RunPlan], work_dir: str, name: str = "bidsapp_wf") -> pe.Workflow:
+def init_bidsapp_wf(*, plans: list[RunPlan], work_dir: str, name: str = WORKFLOW_FOLDER) -> pe.Workflow:
     """Top-level workflow: one sub-workflow per run (one :class:`RunPlan` each); the runs of a participant and
     task whose trial estimates need cross-validation across runs are joined by one trial-model node."""
     wf = pe.Workflow(name=name, base_dir=work_dir)
