@@ -15,7 +15,7 @@ from bidsapp.bids.collect import collect_runs
 from bidsapp.cli.parser import parse_args
 from bidsapp.cli.run import main, vertex_coordinates
 from bidsapp.demo import make_dataset
-from bidsapp.reports.html import cleaning_summary
+from bidsapp.reports.run_report import cleaning_summary
 
 GIFTI = "sub-03_task-faces_run-1_hemi-L_space-fsaverage5_bold.func.gii"
 CIFTI = "sub-03_task-faces_run-1_space-fsLR_den-91k_bold.dtseries.nii"

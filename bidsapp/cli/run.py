@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 from bidsapp.bids.collect import Run, collect_runs
 from bidsapp.cli.errors import DISK_ERRNOS, crash_reason, os_error_line
 from bidsapp.cli.joined import joined_sources, mates, trial_model_groups, with_joined_runs
-from bidsapp.cli.messages import cli_words
 from bidsapp.cli.parser import parse_args
 from bidsapp.errors import InputError, Interrupted, UsageError, WorkFolderBusy
 from bidsapp.execution import interrupts
 from bidsapp.execution.workdir import drop_other_code_cache, work_folder
+from bidsapp.messages import cli_words
 from bidsapp.settings import Settings
 
 if TYPE_CHECKING:
@@ -721,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run bidsapp; returns the exit code (0 success, 1 failure, 2 usage, 16-18/66 BIDS Apps codes, 128 + the
     signal number when interrupted: 129 SIGHUP, 130 SIGINT, 143 SIGTERM, whenever the signal arrives)."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
-    from bidsapp.cli.messages import install_warning_format
+    from bidsapp.messages import install_warning_format
 
     install_warning_format()
     if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread

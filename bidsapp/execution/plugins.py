@@ -16,8 +16,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from nipype.pipeline.plugins.multiproc import MultiProcPlugin, process_initializer, run_node
 
-from bidsapp.cli.messages import install_warning_format
 from bidsapp.execution import interrupts
+from bidsapp.messages import install_warning_format
 
 _PR_SET_PDEATHSIG = 1
 

@@ -60,6 +60,50 @@ class RunFiles:
         return self.run.output(end)
 
 
+def cleaning_summary(p: dict) -> str:
+    """What cleaning did, in words, from a run sidecar's ``Parameters`` (e.g. ``linear detrend, no temporal
+    filter, z-scored (zscore_sample), no smoothing``), not the option values (``low_pass=None``)."""
+    low, high = p.get("low_pass"), p.get("high_pass")
+    if not p.get("filter") or (low is None and high is None):
+        temporal = "no temporal filter"
+    elif p["filter"] == "cosine":
+        temporal = f"cosine (DCT) high-pass {high:g} Hz"
+    elif low is not None and high is not None:
+        temporal = f"Butterworth band-pass {high:g}-{low:g} Hz"
+    else:
+        temporal = f"Butterworth {'low' if low is not None else 'high'}-pass {low if low is not None else high:g} Hz"
+    scaling = {"zscore_sample": "z-scored (zscore_sample)", "psc": "percent signal change (psc)"}
+    fwhm = p.get("smoothing_fwhm")
+    return ", ".join(["linear detrend" if p.get("detrend") else "no detrend", temporal,
+                      scaling.get(p.get("standardize"), "not standardized"),
+                      f"smoothed {fwhm:g} mm FWHM" if fwhm else "no smoothing"])
+
+
+def summary_rows(meta: dict, fd: np.ndarray, n_volumes: int) -> list[tuple[str, str]]:
+    """The run's summary table: array, censoring, mask, denoising, cleaning, timing, trials."""
+    p = meta["Parameters"]
+    rows = [
+        ("array", f"{meta['Shape'][0]} kept volumes x {meta['Shape'][1]} features ({meta['DataType']})"),
+        ("volumes censored", f"{len(meta['CensoredVolumes'])} of {n_volumes}: {meta['CensoredVolumes']}"),
+        ("mask", f"{meta['MaskSource']} ({meta['MaskVoxelCount']} "
+                 f"{'grayordinates' if meta.get('Grayordinates') else 'voxels'})"),
+        ("denoising", f"{p['denoise']}: {len(meta['ConfoundColumns'])} regressors "
+                      f"(rank removed {meta['ConfoundRankRemoved']})"),
+        ("cleaning", cleaning_summary(p)),
+        ("TR / StartTime", f"{meta['RepetitionTime']} s / {meta['StartTime']} s"),
+        ("mean framewise displacement", f"{np.nanmean(fd):.3f} mm" if np.isfinite(fd).any() else "n/a"),
+    ]
+    trials = meta.get("Trials") or {}
+    if trials.get("NTrials") is not None:
+        estimated = ((meta.get("QC") or {}).get("TrialsEstimated") or {}).get("Value")
+        rows.append(("trials", f"{trials['NTrials']}: {trials['NValidTrials']} with a valid segment (no censored "
+                               f"volume in the window {trials['TrialWindow']} s), "
+                               + (f"{estimated} estimated by " if estimated is not None else "")
+                               + f"{trials.get('TrialEstimates') or 'no estimates'}"))
+    rows.append(("configuration hash", meta["ConfigurationHash"]))
+    return rows
+
+
 def read_run(sidecar: Path) -> RunFiles:
     """The run's outputs, read by the one reader of the output folder."""
     return RunFiles(read_outputs(sidecar))
@@ -258,8 +302,6 @@ def _connectivity_figures(run: RunFiles) -> list[str]:
 
 def run_section(sidecar: Path) -> str:
     """HTML of one run: summary, QC metrics with units, and its figures."""
-    from bidsapp.reports.html import summary_rows
-
     run = read_run(sidecar)
     data_path = run.get("_reportdata.npz")
     data = dict(np.load(data_path)) if data_path is not None else None
