@@ -204,7 +204,7 @@ def _read_exact(fh, n: int, path: Path, what: str) -> bytes:
 
 
 class MeanAccumulator:
-    """Temporal mean of a 4D image's volumes, summed while a stream reads them (:func:`iter_volumes`).
+    """Temporal mean of a 4D image's volumes, summed while a stream reads them (``iter_volumes``).
 
     The sum follows ``numpy.mean(axis=-1)`` on nibabel's arrays, as nilearn's ``compute_mean``: float32 (and
     float16) data are summed volume after volume in float32, as numpy does for a Fortran-ordered float32
@@ -272,7 +272,7 @@ def mean_volume(path: str | os.PathLike) -> np.ndarray:
     after volume in float32, as numpy does for a Fortran-ordered float32 array,
     so the result is bit-identical to nilearn's ``compute_mean``. A stream that
     reads the volumes anyway (the masking node) gets the same mean by passing
-    an accumulator to :func:`iter_volumes` instead of reading the file again.
+    an accumulator to ``iter_volumes`` instead of reading the file again.
 
     Returns
     -------

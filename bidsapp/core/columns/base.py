@@ -111,7 +111,7 @@ class ColumnSpace(ABC):
 
         ``mean_out``: volume kinds also write the run's temporal mean there, summed from the same stream
         before any smoothing (float32 (nx, ny, nz) ``.npy``, equal to :func:`bidsapp.core.io.mean_volume`;
-        :func:`streamed_mean`); grayordinate kinds (:attr:`on_grayordinates`) ignore it."""
+        ``streamed_mean``); grayordinate kinds (``on_grayordinates``) ignore it."""
 
     @abstractmethod
     def features(self) -> dict[str, np.ndarray]:
