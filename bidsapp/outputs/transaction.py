@@ -244,15 +244,16 @@ class RunWriter:
         self.entries.append({"Path": path.name, "Size": path.stat().st_size, "SHA256": digest})
 
     def install(self, src: str | os.PathLike, path: Path) -> None:
-        """Install a finished file of the work folder as ``path``: a hard link when both are on
-        one filesystem (no copy; work files are only ever replaced by rename, never rewritten in
-        place), a copy otherwise."""
+        """Install a finished file of the work folder as ``path``: a file of its own (a reflink where the
+        filesystem shares blocks copy-on-write, otherwise a copy made by the kernel), never a hard link.
+
+        A hard link made the output and the work folder's cache one file: an output edited in place (a
+        memory map opened ``r+``) changed the cache, which a later invocation then installed again, checksums
+        and all, into any output folder sharing the ``--work-dir``.
+        """
         with self.put(path) as tmp:
             tmp.unlink()
-            try:
-                os.link(src, tmp)
-            except OSError:
-                shutil.copyfile(src, tmp)
+            copy_file(src, tmp)
 
     def finish(self, sidecar: dict) -> Path:
         """Write the sidecar last, listing every output with its size and SHA-256."""
@@ -260,6 +261,20 @@ class RunWriter:
         self._remove_unlisted()
         write_text(self.sidecar, json.dumps(sidecar, indent=2, default=str) + "\n")
         return self.sidecar
+
+
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy ``src`` to the new file ``dst``: a reflink (``FICLONE``: no data copied, blocks shared
+    copy-on-write, on btrfs, XFS, ...) when the filesystem allows, otherwise :func:`shutil.copyfile` (the
+    kernel copies, ``sendfile``); either way ``dst`` is another file, which writes to ``src`` never change."""
+    ficlone = 0x40049409  # linux/fs.h FICLONE
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), ficlone, fin.fileno())
+            return
+        except OSError:
+            pass
+    shutil.copyfile(src, dst)
 
 
 #: parameters that change how outputs are written, not their numbers (ignored when configurations are compared)

@@ -36,7 +36,7 @@ def test_a_cache_filled_by_other_code_is_never_reused(demo, tmp_path):
     stamp.write_text("another-version\n")
     (cleaned,) = (work / WORKFLOW_FOLDER).glob("*run1*/cleaning/cleaned.npy")
     other = np.load(cleaned) * 2 + 1
-    cleaned.unlink()  # a new file: the published output is a hard link to the old one
+    cleaned.unlink()  # a new file, as another version would have written
     np.save(cleaned, other)
     assert _run(demo, tmp_path / "out2", work) == 0
     np.testing.assert_array_equal(_array(tmp_path / "out2"), first)
