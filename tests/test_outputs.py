@@ -76,19 +76,21 @@ def test_reuse_status_reasons(tmp_path):
 
     def status(**kw):
         return reuse_status(sidecar, configuration_hash="h", current_sources=lambda: kw.get("now", sources),
-                            cache=cache, version=kw.get("version", "1.0"))
+                            cache=cache, version=kw.get("version", "1.0"), code=kw.get("code", "c1"))
 
     assert status() == "no complete previous outputs"
     sidecar.write_text("{not json")
     assert "unreadable" in status()
     (folder / "x_timeseries.npy").write_bytes(b"abc")
-    meta = {"ConfigurationHash": "h", "SoftwareVersions": {"bidsapp": "1.0"}, "Sources": sources,
+    meta = {"ConfigurationHash": "h", "SoftwareVersions": {"bidsapp": "1.0"}, "CodeFingerprint": "c1",
+            "Sources": sources,
             "OutputFiles": [{"Path": "x_timeseries.npy", "Size": 3, "SHA256": _sha(b"abc")}]}
     sidecar.write_text(json.dumps(meta))
     assert status() is None
     assert "settings changed" in reuse_status(sidecar, configuration_hash="g", current_sources=lambda: sources,
-                                              cache=cache, version="1.0")
+                                              cache=cache, version="1.0", code="c1")
     assert status(version="2.0") == "made by bidsapp 1.0, this is 2.0"
+    assert status(code="c2").startswith("made by other code")
     assert "changed (sha256 differs)" in status(now=[dict(sources[0], SHA256="2")])
     assert "is new" in status(now=sources + [{"Role": "events", "URI": "bids:raw:e.tsv", "SHA256": "3"}])
     (folder / "x_timeseries.npy").write_bytes(b"abd")

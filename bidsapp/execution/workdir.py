@@ -84,28 +84,6 @@ def work_folder(given: Path | None, invocation: str) -> Iterator[Path]:
 
 #: the nipype workflow's folder inside a work folder, and the file naming the code that filled it
 WORKFLOW_FOLDER, CODE_STAMP = "bidsapp_wf", ".bidsapp-code"
-#: libraries whose version is part of the code fingerprint (their numbers are in the cached results)
-FINGERPRINT_LIBRARIES = ("numpy", "scipy", "nibabel", "nipype")
-
-
-def code_fingerprint(package: Path | None = None) -> str:
-    """SHA-256 of the code whose results a work folder caches: every ``.py`` file of the bidsapp package (path
-    and bytes) and the versions of :data:`FINGERPRINT_LIBRARIES`. About 5 ms."""
-    import hashlib
-    from importlib import metadata
-
-    package = Path(package or Path(__file__).resolve().parents[1])
-    h = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
-    for lib in FINGERPRINT_LIBRARIES:
-        try:
-            h.update(f"{lib}={metadata.version(lib)}\0".encode())
-        except metadata.PackageNotFoundError:
-            h.update(f"{lib}=none\0".encode())
-    return h.hexdigest()
-
-
 def drop_other_code_cache(work: Path, fingerprint: str | None = None) -> bool:
     """Empty the work folder's workflow cache when other code filled it (another bidsapp version, an edited
     checkout, other numpy / scipy / nibabel / nipype versions), then stamp it with this code's fingerprint.
@@ -114,6 +92,8 @@ def drop_other_code_cache(work: Path, fingerprint: str | None = None) -> bool:
     ``--work-dir`` must never hand one version's results (or their older set of outputs) to another.
     Returns True when a cache was removed.
     """
+    from bidsapp.outputs.provenance import code_fingerprint
+
     fingerprint = fingerprint or code_fingerprint()
     folder = Path(work) / WORKFLOW_FOLDER
     stamp = folder / CODE_STAMP

@@ -15,7 +15,7 @@ from bidsapp.core import columns as column_spaces
 from bidsapp.core.io import read_tsv, remove_temporaries
 from bidsapp.outputs import provenance, writers
 from bidsapp.outputs.checksums import ChecksumCache
-from bidsapp.outputs.provenance import generated_by, software_versions
+from bidsapp.outputs.provenance import code_fingerprint, generated_by, software_versions
 from bidsapp.outputs.reader import listed_outputs, read_sidecar, stem_of
 from bidsapp.outputs.transaction import RunWriter, configuration_of, name_claim, reuse_status, run_lock
 
@@ -149,6 +149,7 @@ class WriteDerivatives(SimpleInterface):
             "Parameters": i.settings,
             "ConfigurationHash": i.configuration_hash,
             "SoftwareVersions": software_versions(),
+            "CodeFingerprint": code_fingerprint(),
             "GeneratedBy": [generated_by()],
             "StartedAt": i.started,
             "FinishedAt": now.isoformat(),

@@ -6,6 +6,7 @@ Paths in run sidecars are BIDS URIs (the ``Sources`` spelling), never local abso
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import platform
 from importlib import metadata
@@ -53,6 +54,38 @@ def with_uris(sidecar: dict, sources: list[dict]) -> dict:
             raise ValueError(f"sidecar field {section}.{key} = {block[key]!r} has no '{role}' entry in Sources.")
         block[key] = uris[role]
     return out
+
+
+#: libraries whose version is part of the code fingerprint (their numbers are in the cached results)
+FINGERPRINT_LIBRARIES = ("numpy", "scipy", "nibabel", "nipype", "isal")
+
+
+def code_fingerprint(package: Path | None = None) -> str:
+    """SHA-256 of the code that computes a run's numbers (recorded in its sidecar, stamped on a work folder):
+    every ``.py`` file of the bidsapp package (path and bytes), the Python version and the versions of
+    :data:`FINGERPRINT_LIBRARIES`. About 5 ms, once per process."""
+    import hashlib
+    from importlib import metadata
+
+    if package is None:
+        return _running_code()
+    package = Path(package)
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(f"python={platform.python_version()}\0".encode())
+    for lib in FINGERPRINT_LIBRARIES:
+        try:
+            h.update(f"{lib}={metadata.version(lib)}\0".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{lib}=none\0".encode())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _running_code() -> str:
+    """:func:`code_fingerprint` of the running package, computed once per process."""
+    return code_fingerprint(Path(__file__).resolve().parents[1])
 
 
 def software_versions() -> dict:

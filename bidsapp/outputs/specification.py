@@ -226,6 +226,8 @@ SIDECAR_KEYS: dict[str, tuple[str, str]] = {
     "Parameters": ("Every setting that changes the numbers (what `bidsapp.dataset` compares).", "always"),
     "ConfigurationHash": ("Hash of Parameters: reruns reuse the run only when it matches.", "always"),
     "SoftwareVersions": ("Versions of bidsapp, Python and the numerical libraries.", "always"),
+    "CodeFingerprint": ("SHA-256 of bidsapp's code and of the Python, numpy, scipy, nibabel, nipype and isal "
+                        "versions: reruns reuse the run only when the same code would compute it.", "always"),
     "GeneratedBy": ("BIDS GeneratedBy entry of bidsapp (with the container image when run in one).", "always"),
     "StartedAt": ("When the run's processing started (ISO 8601, UTC).", "always"),
     "FinishedAt": ("When its outputs were written.", "always"),

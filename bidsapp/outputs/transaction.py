@@ -6,7 +6,7 @@ The rules (README, "Reliability"):
 - before any file of a run is replaced, every sidecar that lists it is removed; files are
   written under temporary names and renamed; the sidecar comes last and lists every output
   with its size and SHA-256. A run without its sidecar is incomplete and is recomputed;
-- a run is reused only when its sidecar's configuration hash, bidsapp version, input
+- a run is reused only when its sidecar's configuration hash, bidsapp version, code fingerprint, input
   checksums and listed outputs (size and checksum) all match.
 """
 
@@ -114,6 +114,7 @@ def reuse_status(
     current_sources: Callable[[], list[dict]],
     cache: ChecksumCache,
     version: str = __version__,
+    code: str | None = None,
 ) -> str | None:
     """Why a run must be recomputed, or ``None`` when its outputs can be reused.
 
@@ -130,6 +131,9 @@ def reuse_status(
         Checksums of unchanged files are not read again.
     version : str
         The running bidsapp version.
+    code : str, optional
+        The running code's fingerprint (default :func:`bidsapp.outputs.provenance.code_fingerprint`): outputs
+        computed by other code (an edited checkout, other numpy / scipy versions) are not reused.
     """
     sidecar = Path(sidecar)
     if not sidecar.exists():
@@ -142,6 +146,13 @@ def reuse_status(
     made_by = (meta.get("SoftwareVersions") or {}).get("bidsapp")
     if made_by != version:
         return f"made by bidsapp {made_by}, this is {version}"
+    if code is None:
+        from bidsapp.outputs.provenance import code_fingerprint
+
+        code = code_fingerprint()
+    if meta.get("CodeFingerprint") != code:
+        return ("made by other code (bidsapp's code, or its Python, numpy, scipy, nibabel, nipype or isal "
+                "versions, differ)")
     listed = meta.get("OutputFiles")
     if not isinstance(listed, list) or not all(isinstance(f, dict) and "SHA256" in f for f in listed):
         return "previous sidecar lists no output checksums"

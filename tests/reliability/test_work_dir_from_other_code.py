@@ -6,13 +6,15 @@ cache is now stamped with a fingerprint of the code and emptied when another cod
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from bidsapp.cli.run import main
-from bidsapp.execution.workdir import CODE_STAMP, WORKFLOW_FOLDER, code_fingerprint, drop_other_code_cache
+from bidsapp.execution.workdir import CODE_STAMP, WORKFLOW_FOLDER, drop_other_code_cache
+from bidsapp.outputs.provenance import code_fingerprint
 
 
 def _run(demo: Path, out: Path, work: Path) -> int:
@@ -66,3 +68,20 @@ def test_a_cache_from_this_code_is_kept(tmp_path):
     (work / WORKFLOW_FOLDER / "node").mkdir()
     (work / WORKFLOW_FOLDER / CODE_STAMP).unlink()  # a cache without a stamp: written before stamps existed
     assert drop_other_code_cache(work, "def") is True and not (work / WORKFLOW_FOLDER / "node").exists()
+
+
+def test_outputs_of_other_code_are_recomputed(demo, tmp_path, capsys):
+    """The output folder's reuse check compares the code too, not only the version string: an edited checkout
+    (still "0.1.0") or other numpy / scipy versions recompute a run, so one folder never mixes two codes' runs."""
+    demo, out = demo[0], tmp_path / "out"
+    assert _run(demo, out, tmp_path / "work") == 0
+    sidecars = sorted(out.glob("sub-01/func/*_timeseries.json"))
+    assert all(json.loads(p.read_text())["CodeFingerprint"] == code_fingerprint() for p in sidecars)
+    meta = json.loads(sidecars[0].read_text())
+    meta["CodeFingerprint"] = "0" * 64  # what an edited checkout with the same version string recorded
+    sidecars[0].write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert _run(demo, out, tmp_path / "work") == 0
+    log = capsys.readouterr().out
+    assert "made by other code" in log and log.count("skipped") == len(sidecars) - 1
+    assert json.loads(sidecars[0].read_text())["CodeFingerprint"] == code_fingerprint()
