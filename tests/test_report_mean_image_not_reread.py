@@ -1,6 +1,6 @@
 """A participant run's report data take the run's mean image from the masking node's stream: the report node
 never decompresses the BOLD (it used to read it a third time for its mean image), and ``_reportdata.npz``
-holds the same mean as before (``mean_volume`` of the BOLD, as float16) with the BOLD's affine."""
+holds the same mean as before (``mean_volume`` of the BOLD, as float32) with the BOLD's affine."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def test_report_data_mean_comes_from_the_masking_stream(tmp_path, monkeypatch):
     assert (bold.name, "masking") in reads  # the one stream that reads the volumes
     monkeypatch.undo()
     data = np.load(next(out.rglob("sub-01_task-faces_run-1_*_reportdata.npz")))
-    expected = io.mean_volume(bold).astype(np.float16)
-    assert data["mean"].dtype == np.float16 and data["mean"].shape == nib.load(bold).shape[:3]
+    expected = io.mean_volume(bold).astype(np.float32)
+    assert data["mean"].dtype == np.float32 and data["mean"].shape == nib.load(bold).shape[:3]
     np.testing.assert_array_equal(data["mean"], expected)
     np.testing.assert_array_equal(data["affine"], nib.load(bold).affine)
     masking_mean = np.load(next(work.rglob("masking/mean.npy")))

@@ -30,7 +30,7 @@ class ReportData(SimpleInterface):
     ``report.npz`` holds the cleaning node's carpet (:meth:`bidsapp.core.carpet.CarpetData.arrays`: ``before``
     and ``after``, n_volumes x up to 2,000 columns as uint8, ``columns``, and the QC's ``dvars_before`` and
     ``dvars_after`` traces, computed once by the cleaning node) and, for volume runs, ``mean`` (the run's
-    temporal mean, float16) and ``affine``.
+    temporal mean, float32) and ``affine``.
     """
 
     input_spec = _ReportDataInput
@@ -45,7 +45,7 @@ class ReportData(SimpleInterface):
             gray = grayordinates.is_grayordinate_file(i.bold_file)
         if not gray:
             mean = np.load(i.mean_image) if i.mean_image else mean_volume(i.bold_file)  # no second read of the BOLD
-            arrays["mean"] = mean.astype(np.float16)  # drawn in grey levels only
+            arrays["mean"] = mean.astype(np.float32)  # float16 overflowed above 65504 (+45 kB compressed)
             arrays["affine"] = load_header(i.bold_file).affine
         out = Path(runtime.cwd) / "report.npz"
         np.savez_compressed(out, **arrays)
