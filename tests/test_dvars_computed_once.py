@@ -47,3 +47,20 @@ def test_cleaning_hands_the_report_its_dvars_and_carpet(tmp_path, monkeypatch, s
     np.testing.assert_array_equal(stored["dvars_before"], expected.dvars_before)
     np.testing.assert_array_equal(stored["dvars_after"], expected.dvars_after)
     assert np.isnan(stored["dvars_before"][: dummy + 1]).all() and np.isfinite(stored["dvars_before"][dummy + 1:]).all()
+
+
+def test_a_nan_column_is_no_data_in_the_carpet():
+    """A region --min-coverage turned into a NaN column is NaN (no data) in both carpet panels, not z = 0,
+    which drew it as a flat mid-grey signal; constant columns stay 0."""
+    rng = np.random.default_rng(3)
+    n, p = 50, 9
+    before = rng.normal(100, 5, (n, p)).astype(np.float32)
+    before[:, 4] = np.nan
+    before[:, 6] = 100.0
+    after = before[2:].copy()
+    after[:, 4] = np.nan
+    carpet = carpet_data(before, after, np.arange(2, n), non_steady_state=np.arange(n) < 2)
+    for panel in (carpet.before, carpet.after[2:]):
+        assert np.isnan(panel[:, 4]).all() and (panel[:, 6] == 0).all()
+        assert np.isfinite(np.delete(panel, 4, axis=1)).all()
+    assert (quantize(carpet.before)[:, 4] == 255).all()

@@ -97,11 +97,14 @@ def carpet_columns(n_features: int, max_columns: int = CARPET_COLUMNS) -> np.nda
 
 
 def _zscore(block: np.ndarray) -> np.ndarray:
-    """Each column to mean 0, SD 1 (float64); constant columns become 0."""
+    """Each column to mean 0, SD 1 (float64); constant columns become 0, columns with a NaN (a region
+    ``--min-coverage`` excluded) stay NaN: drawn as no data, not as a flat signal at the mean."""
     block = np.asarray(block, dtype=np.float64)
     centred = block - block.mean(axis=0)
     sd = centred.std(axis=0)
-    return np.divide(centred, sd, out=np.zeros_like(centred), where=sd > 1e-12 * (1 + np.abs(block).max(axis=0)))
+    z = np.divide(centred, sd, out=np.zeros_like(centred), where=sd > 1e-12 * (1 + np.abs(block).max(axis=0)))
+    z[:, ~np.isfinite(sd)] = np.nan
+    return z
 
 
 def zscored_columns(x: np.ndarray, columns: np.ndarray) -> np.ndarray:

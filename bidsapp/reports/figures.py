@@ -235,7 +235,8 @@ def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time
             ax.text(ext[0], row, f" {name}", color="#f6d32d", fontsize=6, va="top")
     for ax in axes[:2]:
         _shade(ax, times, censored, t_r)
-    axes[3].set_xlabel("time (s); red: censored volumes; carpet: z-scored signal, grey scale -2 to 2 SD")
+    axes[3].set_xlabel("time (s); red: censored volumes (in the carpet also columns without data); carpet: "
+                       "z-scored signal, grey scale -2 to 2 SD")
     fig.tight_layout()
     return encode(fig, fmt)
 
