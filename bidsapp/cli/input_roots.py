@@ -138,3 +138,28 @@ def check_writes_outside_inputs(*, output_dir: Path, roots: list[Root], work_dir
 def default_work_parent() -> Path:
     """Where the private work folder of an invocation without ``--work-dir`` goes."""
     return Path(tempfile.gettempdir())
+
+
+def check_work_dir(work_dir: Path | None, output_dir: Path) -> None:
+    """Refuse a ``--work-dir`` that would put nipype's cache among the outputs (the output folder or inside
+    it), or whose workflow folder is not one bidsapp made (a symbolic link, which emptying the cache of
+    other code would follow, or a file).
+
+    Raises
+    ------
+    ValueError
+        One line naming the path and the fix.
+    """
+    from bidsapp.execution.workdir import WORKFLOW_FOLDER
+
+    if work_dir is None:
+        return
+    work, out = _resolved(work_dir), _resolved(output_dir)
+    if work == out or out in work.parents:
+        where = "the output folder" if work == out else f"inside the output folder {output_dir}"
+        raise ValueError(f"--work-dir {work_dir} is {where}: nipype's cache would sit among the outputs; give a "
+                         "--work-dir outside it.")
+    cache = Path(work_dir) / WORKFLOW_FOLDER
+    if cache.is_symlink() or (cache.exists() and not cache.is_dir()):
+        raise ValueError(f"{cache}: is {'a symbolic link' if cache.is_symlink() else 'a file'}, not the work "
+                         "folder bidsapp makes there; remove it or give another --work-dir.")

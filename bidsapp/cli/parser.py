@@ -459,6 +459,8 @@ def check_inputs_untouched(s: Settings) -> None:
     try:
         ir.check_writes_outside_inputs(output_dir=s.output_dir, roots=roots, work_dir=s.work_dir,
                                        default_work_parent=default_parent)
+        if s.analysis_level == "participant":
+            ir.check_work_dir(s.work_dir, s.output_dir)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
