@@ -28,3 +28,21 @@ def test_dvars_and_moments_do_not_depend_on_threads(monkeypatch, seed):
             np.testing.assert_array_equal(a, b)
     whole = qc.standardized_dvars(x, rows, rows=rows, chunk_bytes=8 * n * p)  # one chunk
     np.testing.assert_allclose(results[0][0], whole, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_consecutive_rows_are_read_as_a_view_with_the_same_values(seed):
+    """The volumes after the non-steady-state ones are a slice of each chunk (no copy): DVARS and the moments
+    equal those of the array cut first, and a non-consecutive row set still takes its own rows."""
+    rng = np.random.default_rng(seed)
+    n, p = int(rng.integers(20, 120)), int(rng.integers(100, 3000))
+    x = (rng.uniform(100, 1000, p) + rng.normal(0, 1, (n, p)).cumsum(axis=0)).astype(np.float32)
+    k = int(rng.integers(1, 5))
+    rows = np.arange(k, n)
+    np.testing.assert_array_equal(qc.standardized_dvars(x, rows, rows=rows), qc.standardized_dvars(x[k:]))
+    (mean, std), other = qc.column_moments(x, rows, also_mean_of=rows)
+    np.testing.assert_array_equal(mean, x[k:].astype(np.float64).mean(axis=0))
+    np.testing.assert_array_equal(other, mean)
+    gaps = np.setdiff1d(rows, rng.choice(rows, 3, replace=False))
+    (mean_gaps, _), _ = qc.column_moments(x, gaps, also_mean_of=rows)
+    np.testing.assert_array_equal(mean_gaps, x[gaps].astype(np.float64).mean(axis=0))

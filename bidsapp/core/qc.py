@@ -27,6 +27,17 @@ DVARS_CHUNK_BYTES = 8 << 20
 QC_THREADS = 4
 
 
+def _rows_index(rows: np.ndarray | None):
+    """``rows`` as a slice when it is a run of consecutive rows (the volumes after the non-steady-state ones,
+    usually): indexing with it is a view, not a copy of every chunk; the same values either way."""
+    if rows is None:
+        return slice(None)
+    rows = np.asarray(rows)
+    if rows.dtype != bool and rows.size and np.array_equal(rows, np.arange(rows[0], rows[0] + rows.size)):
+        return slice(int(rows[0]), int(rows[0]) + rows.size)
+    return rows
+
+
 def _map_chunks(fn, n_columns: int, width: int, threads: int | None = None) -> list:
     """``[fn(start, stop) for each chunk of columns]``, in order, the chunks computed in up to ``threads``
     threads (default: the CPUs this process may use, capped at :data:`QC_THREADS`). numpy's sorts, casts and
@@ -124,8 +135,7 @@ def _ar1(x: np.ndarray) -> np.ndarray:
 def _dvars_terms(x: np.ndarray, start: int, stop: int, rows: np.ndarray | None):
     """One chunk of columns' share of standardized DVARS: (sum over columns of the squared temporal
     differences per row, sum of the expected differences' SDs, columns that vary), or None if none varies."""
-    native = np.asarray(x[:, start:stop])
-    native = native if rows is None else native[rows]
+    native = np.asarray(x[:, start:stop])[_rows_index(rows)]
     robust_sd = _lower_iqr(native) / IQR_TO_SD
     vary = robust_sd > 0  # fMRIPrep's remove_zerovariance
     if not vary.any():
@@ -252,11 +262,11 @@ def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 4
 
     def moments(s: int, e: int) -> None:  # each chunk writes its own columns
         full = np.asarray(x[:, s:e], dtype=np.float64)
-        block = full if rows is None else full[rows]
+        block = full[_rows_index(rows)]
         mean[s:e] = block.mean(axis=0)
         std[s:e] = block.std(axis=0, ddof=1) if block.shape[0] > 1 else np.nan
         if also_mean_of is not None:
-            other[s:e] = full[also_mean_of].mean(axis=0)
+            other[s:e] = full[_rows_index(also_mean_of)].mean(axis=0)
 
     _map_chunks(moments, n_cols, chunk)
     return (mean, std) if also_mean_of is None else ((mean, std), other)
