@@ -8,17 +8,22 @@ import pytest
 from bidsapp.interfaces.segment import SegmentTrials
 
 
-def test_segment_node_marks_late_trials(tmp_path):
-    n = 30
+def lss_segment_node(tmp_path, n: int, t_r: float, events: str) -> SegmentTrials:
+    """A segmentation node with LSS on a random (n, 4) cleaned array, every volume kept, and ``events`` (the
+    rows of an events.tsv after its header), trial window 0-6 s."""
     np.save(tmp_path / "cleaned.npy", np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32))
     np.save(tmp_path / "op.npy", np.eye(n))
     rows = ["volume\tonset\tkept\trow\tframewise_displacement"]
-    rows += [f"{i}\t{i * 2.0}\tTrue\t{i}\t0.1" for i in range(n)]
+    rows += [f"{i}\t{i * t_r}\tTrue\t{i}\t0.1" for i in range(n)]
     (tmp_path / "samples.tsv").write_text("\n".join(rows) + "\n")
-    (tmp_path / "events.tsv").write_text("onset\tduration\ttrial_type\n4\t1\ta\n20\t1\tb\n75\t1\ta\n")
-    node = SegmentTrials(cleaned=str(tmp_path / "cleaned.npy"), samples=str(tmp_path / "samples.tsv"),
+    (tmp_path / "events.tsv").write_text("onset\tduration\ttrial_type\n" + events)
+    return SegmentTrials(cleaned=str(tmp_path / "cleaned.npy"), samples=str(tmp_path / "samples.tsv"),
                          operator=str(tmp_path / "op.npy"), events_file=str(tmp_path / "events.tsv"),
-                         t_r=2.0, trial_window=(0.0, 6.0), trial_estimates="lss")
+                         t_r=t_r, trial_window=(0.0, 6.0), trial_estimates="lss")
+
+
+def test_segment_node_marks_late_trials(tmp_path):
+    node = lss_segment_node(tmp_path, 30, 2.0, "4\t1\ta\n20\t1\tb\n75\t1\ta\n")
     with pytest.warns(UserWarning, match="1 trial\\(s\\) start outside the run"):
         res = node.run(cwd=str(tmp_path))
     trials = [r.split("\t") for r in open(res.outputs.trial_files["trials_tsv"]).read().splitlines()]

@@ -48,17 +48,9 @@ def test_response_retained_is_the_share_inside_the_run(model, seed):
 
 
 def test_segment_node_counts_trials_outside_the_run(tmp_path):
-    from bidsapp.interfaces.segment import SegmentTrials
+    from tests.test_interfaces import lss_segment_node
 
-    np.save(tmp_path / "cleaned.npy", np.random.default_rng(0).normal(size=(N, 4)).astype(np.float32))
-    np.save(tmp_path / "op.npy", np.eye(N))
-    rows = ["volume\tonset\tkept\trow\tframewise_displacement"]
-    rows += [f"{i}\t{i * T_R}\tTrue\t{i}\t0.1" for i in range(N)]
-    (tmp_path / "samples.tsv").write_text("\n".join(rows) + "\n")
-    (tmp_path / "events.tsv").write_text("onset\tduration\ttrial_type\n-4\t1\ta\n40\t1\tb\n90\t1\ta\n250\t1\tb\n")
-    node = SegmentTrials(cleaned=str(tmp_path / "cleaned.npy"), samples=str(tmp_path / "samples.tsv"),
-                         operator=str(tmp_path / "op.npy"), events_file=str(tmp_path / "events.tsv"),
-                         t_r=T_R, trial_window=(0.0, 6.0), trial_estimates="lss")
+    node = lss_segment_node(tmp_path, N, T_R, "-4\t1\ta\n40\t1\tb\n90\t1\ta\n250\t1\tb\n")
     with pytest.warns(UserWarning, match="2 trial\\(s\\) start outside the run"):
         res = node.run(cwd=str(tmp_path))
     table = [r.split("\t") for r in open(res.outputs.trial_files["betas_tsv"]).read().splitlines()]
