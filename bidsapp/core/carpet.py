@@ -157,8 +157,9 @@ def carpet_data(before: np.ndarray, after: np.ndarray, kept: np.ndarray, *,
     dvars_before, dvars_after = np.full(n, np.nan), np.full(n, np.nan)
     steady = np.flatnonzero(~nss)
     dvars_before[steady] = standardized_dvars(before, steady, rows=steady, chunk_bytes=chunk_bytes)
-    after_rows = zscored_columns(after, cols) if kept.size else np.empty((0, cols.size), np.float32)
+    after_rows = np.empty((0, cols.size), np.float32)
     if kept.size:
+        after_rows = zscored_columns(after, cols)
         dvars_after[kept] = standardized_dvars(after, kept, chunk_bytes=chunk_bytes)
     return CarpetData(before=zscored_columns(before, cols), after=kept_rows(after_rows, kept, n), columns=cols,
                       dvars_before=dvars_before, dvars_after=dvars_after)

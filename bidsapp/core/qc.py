@@ -132,10 +132,11 @@ def _ar1(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _dvars_terms(x: np.ndarray, start: int, stop: int, rows: np.ndarray | None):
+def _dvars_terms(x: np.ndarray, start: int, stop: int, rows: slice | np.ndarray):
     """One chunk of columns' share of standardized DVARS: (sum over columns of the squared temporal
-    differences per row, sum of the expected differences' SDs, columns that vary), or None if none varies."""
-    native = np.asarray(x[:, start:stop])[_rows_index(rows)]
+    differences per row, sum of the expected differences' SDs, columns that vary), or None if none varies.
+    ``rows``: :func:`_rows_index` of the rows used."""
+    native = np.asarray(x[:, start:stop])[rows]
     robust_sd = _lower_iqr(native) / IQR_TO_SD
     vary = robust_sd > 0  # fMRIPrep's remove_zerovariance
     if not vary.any():
@@ -180,7 +181,8 @@ def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None, *, rows
     if n < 3:
         return out
     squares, expected_sum, n_vary = np.zeros(n - 1), 0.0, 0
-    for part in _map_chunks(lambda s, e: _dvars_terms(x, s, e, rows), x.shape[1], chunk_bytes // (8 * n)):
+    index = _rows_index(rows)
+    for part in _map_chunks(lambda s, e: _dvars_terms(x, s, e, index), x.shape[1], chunk_bytes // (8 * n)):
         if part is not None:  # summed in chunk order: the same bits whatever the threads
             squares += part[0]
             expected_sum += part[1]
@@ -259,14 +261,15 @@ def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int = 4
     """
     n_cols = x.shape[1]
     mean, std, other = np.empty(n_cols), np.empty(n_cols), np.empty(n_cols)
+    index, other_index = _rows_index(rows), _rows_index(also_mean_of)
 
     def moments(s: int, e: int) -> None:  # each chunk writes its own columns
         full = np.asarray(x[:, s:e], dtype=np.float64)
-        block = full[_rows_index(rows)]
+        block = full[index]
         mean[s:e] = block.mean(axis=0)
         std[s:e] = block.std(axis=0, ddof=1) if block.shape[0] > 1 else np.nan
         if also_mean_of is not None:
-            other[s:e] = full[_rows_index(also_mean_of)].mean(axis=0)
+            other[s:e] = full[other_index].mean(axis=0)
 
     _map_chunks(moments, n_cols, chunk)
     return (mean, std) if also_mean_of is None else ((mean, std), other)

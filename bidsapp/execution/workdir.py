@@ -84,9 +84,12 @@ def work_folder(given: Path | None, invocation: str) -> Iterator[Path]:
 
 #: the nipype workflow's folder inside a work folder, and the file naming the code that filled it
 WORKFLOW_FOLDER, CODE_STAMP = "bidsapp_wf", ".bidsapp-code"
+
+
 def drop_other_code_cache(work: Path, fingerprint: str | None = None) -> bool:
     """Empty the work folder's workflow cache when other code filled it (another bidsapp version, an edited
-    checkout, other numpy / scipy / nibabel / nipype versions), then stamp it with this code's fingerprint.
+    checkout, other library versions: :func:`bidsapp.outputs.provenance.code_fingerprint`), then stamp it with
+    this code's fingerprint.
 
     nipype reuses a node's cached result when its inputs hash the same, whatever code computed it: a resumed
     ``--work-dir`` must never hand one version's results (or their older set of outputs) to another.
