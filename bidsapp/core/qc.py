@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bidsapp.core.order_statistics import lower_iqr
+
 #: robust standard deviation: interquartile range of a normal variable / 1.349
 IQR_TO_SD = 1.349
 #: size of the float64 copy of one chunk of columns in :func:`standardized_dvars`
@@ -110,18 +112,6 @@ def censoring_summary(n_volumes: int, kept: np.ndarray, non_steady_state: np.nda
             "CensoredFraction": censored / eligible if eligible else np.nan}
 
 
-def _lower_iqr(block: np.ndarray) -> np.ndarray:
-    """``np.percentile(block, 75, method="lower") - np.percentile(block, 25, method="lower")`` per column (the
-    interpolation of FSL and fMRIPrep): the values are data values, so sorting in the input's dtype is exact
-    (a float32 sort of contiguous rows is ~7x faster than ``np.percentile``); NaN for a column with a NaN."""
-    n = block.shape[0]
-    k25, k75 = int(np.floor(0.25 * (n - 1))), int(np.floor(0.75 * (n - 1)))
-    ordered = np.sort(np.ascontiguousarray(block.T), axis=1)
-    iqr = ordered[:, k75].astype(np.float64) - ordered[:, k25]
-    iqr[np.isnan(ordered[:, -1])] = np.nan  # NaN sorts last
-    return iqr
-
-
 def _ar1(x: np.ndarray) -> np.ndarray:
     """Yule-Walker lag-1 autocorrelation of each centred column of ``x`` (n, p); 0 for a zero column."""
     r0 = np.einsum("ij,ij->j", x, x)
@@ -137,7 +127,7 @@ def _dvars_terms(x: np.ndarray, start: int, stop: int, rows: slice | np.ndarray)
     differences per row, sum of the expected differences' SDs, columns that vary), or None if none varies.
     ``rows``: :func:`_rows_index` of the rows used."""
     native = np.asarray(x[:, start:stop])[rows]
-    robust_sd = _lower_iqr(native) / IQR_TO_SD
+    robust_sd = lower_iqr(native) / IQR_TO_SD
     vary = robust_sd > 0  # fMRIPrep's remove_zerovariance
     if not vary.any():
         return None
