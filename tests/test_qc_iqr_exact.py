@@ -69,16 +69,14 @@ KINDS = ["walk", "white", "integers", "two_values", "constant", "ascending", "de
          "zeros", "magnitudes", "tiny"]
 
 
-@pytest.fixture(params=["default", "select_short", "narrow_brackets", "one_column_groups"])
+@pytest.fixture(params=["default", "select_short", "narrow_brackets"])
 def config(request, monkeypatch):
-    """The shipped settings, and settings that send every path through selection (short runs too), through
-    its misses (brackets of ~0 width: the second attempt and the full sort) and through many column groups."""
-    if request.param in ("select_short", "narrow_brackets", "one_column_groups"):
+    """The shipped settings, and settings that send every path through selection (short runs too) and through
+    its misses (brackets of ~0 width: the second attempt and the full sort)."""
+    if request.param in ("select_short", "narrow_brackets"):
         monkeypatch.setattr(order, "SELECT_MIN_ROWS", 3)
     if request.param == "narrow_brackets":
         monkeypatch.setattr(order, "BRACKET_SDS", (0.0, 0.3))
-    if request.param == "one_column_groups":
-        monkeypatch.setattr(order, "GROUP_BYTES", 1)
     return request.param
 
 

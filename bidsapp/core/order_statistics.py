@@ -5,16 +5,17 @@ axis=0, method="lower")`` computed in float64 from the data values (NaN for a co
 interquartile range is always ``+0.0``: which of ``-0.0`` and ``0.0`` a selection returns is an implementation
 detail of the sort, and ``-0.0 - 0.0`` is the only difference that gives ``-0.0``).
 
-How, on long columns (:data:`SELECT_MIN_ROWS` rows or more): each chunk of columns is transposed once by tiles
-of rows (a plain transposed copy of a chunk of a wide array misses the TLB on every value and cost 5 ns per
-value at 4,000 x 262 of a 75k-column array; by tiles of 64 rows, 0.5 ns); every m-th value of each column (a
-fixed, deterministic subsample of at most :data:`SAMPLE_SIZE` values) is sorted, and the values a few ranks
-either side of each target rank bracket the wanted order statistic. Two vectorised passes count the values
-below and inside each bracket; when the count proves that the target rank falls inside the bracket, the few
-values inside it are pulled out into a small padded array and the exact value is selected there. A column
-whose target rank is not inside its bracket (ties, an order that defeats the subsample, inf, NaN), or whose
-bracket holds too many values, is sorted whole: the result is exact and deterministic for every input, only
-the time depends on the data.
+How: each chunk of columns is transposed once, by tiles of rows (a plain transposed copy of a chunk of a wide
+array misses the TLB on every value: 5 ns per value at 4,000 x 262 columns of a 75k-column array, 0.5 ns by
+tiles of 64 rows). Short columns (fewer than :data:`SELECT_MIN_ROWS` rows) are then sorted. On long ones,
+every m-th value of each column (a fixed, deterministic subsample of at most :data:`SAMPLE_SIZE` values) is
+sorted, and its values a few ranks either side of each quartile's rank bracket that quartile. Vectorised
+passes count the values below and inside each bracket; where the counts prove that the rank falls inside it,
+the values inside both brackets (~10-20% of the column) are pulled out in one pass and the exact values are
+selected among them in a small padded array. A column whose rank is not inside its bracket (an order that
+defeats the subsample, ties, infinities) or whose bracket holds too many values gets a wider bracket, then
+the full sort; a column with a NaN has a NaN range. The result is exact and deterministic for every input
+(whatever the chunking or threads); only the time depends on the data.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 #: rows from which selection by brackets replaces the full sort (measured: see benchmarks/README.md)
-SELECT_MIN_ROWS = 600
+SELECT_MIN_ROWS = 800
 #: most values of each column's sorted subsample (numpy's vectorised sort is 4-7x cheaper per value on rows of
 #: up to ~500 values than on rows of 1,000)
 SAMPLE_SIZE = 500
@@ -33,8 +34,6 @@ BRACKET_SDS = (2.0, 6.0)
 #: a bracket holding more than this many times the values it is expected to hold is not selected in: its
 #: column goes to the next attempt (heavy ties)
 BRACKET_CAP = 2.0
-#: bytes of the columns processed together (their transposed copy and masks stay in a core's L2 cache)
-GROUP_BYTES = 1 << 19
 #: rows per tile of the transposed copy
 TRANSPOSE_TILE = 64
 
@@ -87,25 +86,21 @@ def lower_iqr(block: np.ndarray) -> np.ndarray:
     n, c = block.shape
     if n == 0 or c == 0:
         return np.full(c, np.nan)
+    columns = transposed(block)
     if n < SELECT_MIN_ROWS or block.dtype not in (np.float32, np.float64):
-        return sorted_iqr(transposed(block))
-    width = max(8, GROUP_BYTES // (n * block.dtype.itemsize))
-    return np.concatenate([_selected_iqr(transposed(block[:, s:s + width])) for s in range(0, c, width)])
+        return sorted_iqr(columns)
+    return _selected_iqr(columns)
 
 
 def _selected_iqr(columns: np.ndarray) -> np.ndarray:
     """:func:`lower_iqr` of each row of ``columns`` (c, n): by brackets, with the rows they miss sorted."""
-    n = columns.shape[1]
     iqr = np.full(columns.shape[0], np.nan)
     todo = ~np.isnan(columns.max(axis=1))  # max propagates NaN: a column with a NaN has a NaN range
     for sds in BRACKET_SDS:
         if not todo.any():
             return iqr
         part = columns if todo.all() else columns[todo]
-        sample = np.sort(part[:, ::-(-n // SAMPLE_SIZE)], axis=1)
-        low, ok_low = _select_rank(part, sample, lower_ranks(n)[0], sds)
-        high, ok_high = _select_rank(part, sample, lower_ranks(n)[1], sds)
-        ok = ok_low & ok_high
+        low, high, ok = _select_quartiles(part, sds)
         where = np.flatnonzero(todo)[ok]
         iqr[where] = _difference(high[ok], low[ok])
         todo[where] = False
@@ -133,36 +128,52 @@ def _count(mask: np.ndarray) -> np.ndarray:
     return mask.view(np.uint8).sum(axis=1, dtype=np.uint16 if small else np.int64).astype(np.int64)
 
 
-def _select_rank(columns: np.ndarray, sample: np.ndarray, k: int, sds: float) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k``-th smallest value (0-based) of each row of ``columns`` (c, n) without a NaN, and whether it
-    was found: the count of values below and inside the row's bracket must prove that it holds rank ``k``
-    (and the bracket must not hold more than :data:`BRACKET_CAP` times the values expected)."""
-    n = columns.shape[1]
-    lo, hi, expected = _bracket(sample, n, k, sds)
+def _counted(columns: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray, cap: float):
+    """One bracket [lo, hi] per row of ``columns`` (rows without a NaN) around rank ``k``: (mask of the values
+    inside it, count below it, count inside it, whether the counts prove that it holds rank ``k`` and it holds
+    at most ``cap`` values, whether it is one value that holds rank ``k``)."""
     inside = columns >= lo[:, None]
-    below = n - _count(inside)
+    below = columns.shape[1] - _count(inside)
     inside &= columns <= hi[:, None]
     size = _count(inside)
     ok = (below <= k) & (k < below + size)
     known = ok & (lo == hi)  # a bracket of one value proven to hold the rank: that value
-    ok &= known | (size <= max(BRACKET_CAP * expected, 64.0))
-    take = ok & ~known
-    inside[~take] = False
-    values = np.compress(inside.ravel(), columns.ravel())  # the rows' runs, in order (branch-free: 3x boolean
-    out = lo.copy()                                        # indexing's speed on such masks)
-    out[take] = _kth_of_runs(values, size[take], (k - below)[take])
-    return out, ok
+    return inside, below, size, ok & (known | (size <= cap)), known
 
 
-def _kth_of_runs(values: np.ndarray, sizes: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """The ``positions[i]``-th smallest value of the i-th run of ``values`` (consecutive runs of ``sizes``
-    values), by sorting the runs in a padded array (+inf after each run)."""
-    if not sizes.size:
-        return values[:0]
-    width = int(sizes.max())
+def _select_quartiles(columns: np.ndarray, sds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The values of ranks :func:`lower_ranks` of each row of ``columns`` (c, n) without a NaN, and where they
+    were found (brackets of ``sds`` standard deviations: see :func:`_bracket`). The values inside both
+    brackets are pulled out in one pass (the compaction is the costliest pass) and split by bracket."""
+    n = columns.shape[1]
+    ranks = lower_ranks(n)
+    sample = np.sort(columns[:, ::-(-n // SAMPLE_SIZE)], axis=1)
+    (lo_a, hi_a, cap_a), (lo_b, hi_b, cap_b) = (_bracket(sample, n, k, sds) for k in ranks)
+    in_a, below_a, size_a, ok, known_a = _counted(columns, ranks[0], lo_a, hi_a, BRACKET_CAP * cap_a)
+    in_b, below_b, size_b, ok_b, known_b = _counted(columns, ranks[1], lo_b, hi_b, BRACKET_CAP * cap_b)
+    ok &= ok_b & ~((hi_a >= lo_b) & ~known_a & ~known_b)  # two brackets pulled out must not overlap
+    take_a, take_b = ok & ~known_a, ok & ~known_b
+    in_a[~take_a] = False
+    in_b[~take_b] = False
+    in_a |= in_b
+    values = np.compress(in_a.ravel(), columns.ravel())  # each row's values in order
+    # sorted, a row's values are those of bracket a (if pulled out), then those of bracket b
+    from_a = np.where(take_a, size_a, 0)
+    taken = take_a | take_b
+    low_at, high_at = _kth_of_runs(values, (from_a + np.where(take_b, size_b, 0))[taken],
+                                   [(ranks[0] - below_a)[taken], (from_a + ranks[1] - below_b)[taken]])
+    low, high = lo_a.copy(), lo_b.copy()
+    low[take_a], high[take_b] = low_at[take_a[taken]], high_at[take_b[taken]]
+    return low, high, ok
+
+
+def _kth_of_runs(values: np.ndarray, sizes: np.ndarray, positions: list[np.ndarray]) -> list[np.ndarray]:
+    """For each array of ``positions``, the ``positions[i]``-th smallest value of the i-th run of ``values``
+    (consecutive runs of ``sizes`` values), by sorting the runs in a padded array (+inf after each run)."""
+    width = max(1, int(sizes.max())) if sizes.size else 1
     padded = np.full((sizes.size, width), np.inf, dtype=values.dtype)
     starts = np.cumsum(sizes) - sizes
-    flat = np.arange(values.size) + np.repeat(np.arange(sizes.size) * width - starts, sizes)
-    padded.ravel()[flat] = values
+    padded.ravel()[np.arange(values.size) + np.repeat(np.arange(sizes.size) * width - starts, sizes)] = values
     padded.sort(axis=1)
-    return padded[np.arange(sizes.size), positions]
+    rows = np.arange(sizes.size)
+    return [padded[rows, np.clip(p, 0, width - 1)] for p in positions]
