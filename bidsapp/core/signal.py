@@ -420,7 +420,7 @@ def cleaning_operator(
     if conf is not None:
         q, condition = _confound_basis(_standardize_confounds(conf, standardize_confounds))
         rank = q.shape[1]
-        op = op - q @ (q.T @ op)
+        op = subtract_product(np.ascontiguousarray(op), q, q.T @ op)  # op is this function's own array
     if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
         dof = operator_dof(op)
     else:  # projections only: kept volumes minus the ranks removed
