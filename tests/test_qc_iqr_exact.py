@@ -148,3 +148,16 @@ def test_standardized_dvars_unchanged_by_selection(monkeypatch):
     fast = qc.standardized_dvars(x)
     monkeypatch.setattr(order, "SELECT_MIN_ROWS", 1 << 30)
     np.testing.assert_array_equal(fast, qc.standardized_dvars(x))
+
+
+def test_long_run_dvars_same_bits_whatever_the_threads(monkeypatch):
+    """Selection in the QC's column chunks, run in 1 and 3 threads: the same bits."""
+    import bidsapp.core.signal as signal
+
+    rng = np.random.default_rng(8)
+    x = columns_of("walk", 900, 700, rng).astype(np.float32)
+    results = []
+    for threads in (1, 3):
+        monkeypatch.setattr(signal, "default_threads", lambda t=threads: t)
+        results.append(qc.standardized_dvars(x, chunk_bytes=8 * 900 * 97))
+    np.testing.assert_array_equal(results[0], results[1])

@@ -128,7 +128,7 @@ def _count(mask: np.ndarray) -> np.ndarray:
     return mask.view(np.uint8).sum(axis=1, dtype=np.uint16 if small else np.int64).astype(np.int64)
 
 
-def _counted(columns: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray, cap: float):
+def _counted(columns: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray, cap: float) -> tuple[np.ndarray, ...]:
     """One bracket [lo, hi] per row of ``columns`` (rows without a NaN) around rank ``k``: (mask of the values
     inside it, count below it, count inside it, whether the counts prove that it holds rank ``k`` and it holds
     at most ``cap`` values, whether it is one value that holds rank ``k``)."""
@@ -144,7 +144,8 @@ def _counted(columns: np.ndarray, k: int, lo: np.ndarray, hi: np.ndarray, cap: f
 def _select_quartiles(columns: np.ndarray, sds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The values of ranks :func:`lower_ranks` of each row of ``columns`` (c, n) without a NaN, and where they
     were found (brackets of ``sds`` standard deviations: see :func:`_bracket`). The values inside both
-    brackets are pulled out in one pass (the compaction is the costliest pass) and split by bracket."""
+    brackets are pulled out in one pass (the compaction is the costliest pass) and sorted together per row:
+    the brackets do not overlap, so bracket a's values come first."""
     n = columns.shape[1]
     ranks = lower_ranks(n)
     sample = np.sort(columns[:, ::-(-n // SAMPLE_SIZE)], axis=1)
