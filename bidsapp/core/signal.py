@@ -329,10 +329,11 @@ def stepwise_is_cheaper(operator: CleaningOperator) -> bool:
 
     Deterministic (a cost model, not a timing), so a run gives the same bits every time.
     """
-    st = operator.steps
-    if st is None:
-        return False
-    m, n = operator.matrix.shape
+    return operator.steps is not None and _steps_are_cheaper(operator.steps, *operator.matrix.shape)
+
+
+def _steps_are_cheaper(st: OperatorSteps, m: int, n: int) -> bool:
+    """The cost model of :func:`stepwise_is_cheaper` for steps ``st`` of an (m, n) operator."""
     dense = float(m) * n
     steps = PASS_COST * n
     if st.sos is not None:
@@ -421,12 +422,13 @@ def cleaning_operator(
         q, condition = _confound_basis(_standardize_confounds(conf, standardize_confounds))
         rank = q.shape[1]
         op = subtract_product(np.ascontiguousarray(op), q, q.T @ op)  # op is this function's own array
-    if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
-        dof = operator_dof(op)
-    else:  # projections only: kept volumes minus the ranks removed
-        dof = max(m - (min(m, 2) if detrend else 0) - rank, 0)
     steps = OperatorSteps(rows=read_rows, censored=censored, spline=spline, keep=keep, detrend=detrend, sos=sos,
                           final_keep=final_keep, q=q, n_out=op.shape[0])
+    if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
+        # op @ op.T is op applied to op.T's columns: O(T**2) through the steps where they are cheaper
+        dof = operator_dof(op, gram=steps.apply(op.T) if _steps_are_cheaper(steps, *op.shape) else None)
+    else:  # projections only: kept volumes minus the ranks removed
+        dof = max(m - (min(m, 2) if detrend else 0) - rank, 0)
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
                             dof=dof, removes_mean=_removes_mean(op), confound_condition=condition, steps=steps)
 
@@ -501,7 +503,7 @@ def _confound_basis(conf: np.ndarray) -> tuple[np.ndarray, float]:
     return q, condition
 
 
-def operator_dof(op: np.ndarray) -> int:
+def operator_dof(op: np.ndarray, gram: np.ndarray | None = None) -> int:
     """Effective degrees of freedom a cleaning matrix leaves (Satterthwaite), rounded down.
 
     With ``lam`` the eigenvalues of ``S = op @ op.T`` (squared singular values), the effective degrees of
@@ -513,11 +515,15 @@ def operator_dof(op: np.ndarray) -> int:
     ``||S||_F <= ZERO_GAIN**2`` (its largest singular value is then at most ``ZERO_GAIN``) leaves 0: its
     output is the round-off of the float64 arithmetic (relative error about ``n * eps / gain``), not a
     signal. A narrow band-pass on a short run whose gain never reaches 1/2 (34 volumes, TR 0.94 s,
-    0.023-0.040 Hz: largest singular value 0.33) still leaves about 1.
+    0.023-0.040 Hz: largest singular value 0.33) still leaves about 1. ``gram``: ``op @ op.T`` when the caller
+    computed it (on long runs, op applied to the columns of ``op.T`` step by step: O(T**2) instead of O(T**3)).
     """
     if op.size == 0:
         return 0
-    small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
+    if gram is not None:
+        small = gram
+    else:
+        small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
     frob2 = float(np.einsum("ij,ij->", small, small))
     if not frob2 > ZERO_GAIN**4:
         return 0
