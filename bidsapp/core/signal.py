@@ -9,9 +9,9 @@ therefore builds, once per run, the matrix ``A`` (n_kept x n_volumes) that
 composes them, computed in float64 exactly as nilearn does on each column.
 :func:`clean` applies ``A`` to chunks of columns (one BLAS matrix product per
 chunk, so memory stays bounded) and standardizes. Building ``A`` costs
-O(T**2) per step (each step is applied to its columns) plus one O(T**3)
-Gram product for the degrees of freedom; applying it costs O(T**2) per
-column. On long runs the factors are applied one after the other instead
+O(T**2) per step (each step is applied to its columns) plus the Gram
+product for the degrees of freedom (O(T**3) by BLAS; O(T**2) through the steps
+on long runs); applying it costs O(T**2) per column. On long runs the factors are applied one after the other instead
 (O(T) per column, :class:`OperatorSteps`: the zero-phase Butterworth filter as
 block products over groups of columns, :mod:`bidsapp.core.sos_blocks`;
 detrending and projections as low-rank updates), chosen by a deterministic cost
@@ -305,7 +305,8 @@ def _apply_steps(steps: OperatorSteps, x: np.ndarray) -> np.ndarray:
 #: band-pass, about 5x a flop of the large product: small products, copies and the loop over blocks) and a
 #: sample's share of the other passes over memory (copy, detrend, standardize; 150-250 measured). With a
 #: band-pass the step-wise path wins from T ~ 700 (T = 2,000: 2.3x, T = 4,000: 4.6x less CPU than the dense
-#: product, ``benchmarks/bench_cleaning_paths.py``); without a filter from T ~ 300.
+#: product, ``benchmarks/bench_cleaning_paths.py``); the model takes it from T ~ 850, without a filter from
+#: T ~ 350.
 FILTER_FLOP_COST = 2.7
 PASS_COST = 200.0
 
