@@ -15,13 +15,15 @@ from bidsapp.outputs.writers import sink_memory
 GB = 1024**3
 #: a worker process with numpy, scipy, nibabel and nipype imported, plus nipype's own bookkeeping
 BASE_GB = 0.35
-#: columns cleaned per BLAS product (``bidsapp.core.signal.apply_operator``)
-CLEAN_CHUNK = 16384
+#: columns cleaned per BLAS product, bytes of a chunk's float64 buffer and most threads cleaning chunks at once,
+#: each with its own buffers (``bidsapp.core.signal.apply_operator``: its default chunk_size, BUFFER_BYTES and
+#: CLEAN_THREADS)
+CLEAN_CHUNK, CLEAN_BUFFER_BYTES, CLEAN_THREADS = 16384, 32 << 20, 4
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
-#: bytes of the float64 copy of one chunk of columns in standardized DVARS (``bidsapp.core.qc``), columns
-#: read at a time for the other QC moments, and columns of the carpet (``bidsapp.core.carpet``)
-DVARS_CHUNK_BYTES, QC_COLUMN_CHUNK, CARPET_COLUMNS = 8 << 20, 4096, 2000
+#: bytes of the float64 copy of one chunk of columns in standardized DVARS and the temporal moments
+#: (``bidsapp.core.qc``), and columns of the carpet (``bidsapp.core.carpet``)
+DVARS_CHUNK_BYTES, CARPET_COLUMNS = 8 << 20, 2000
 #: most threads the QC's column chunks run in (``bidsapp.core.qc.QC_THREADS``), each with its own chunk
 QC_THREADS = 4
 #: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
@@ -67,7 +69,7 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     """
     t, v, g = size.n_volumes, size.n_features, size.grid_voxels
     x = t * v * 4  # the float32 array
-    clean_chunk = t * min(v, CLEAN_CHUNK) * 8
+    clean_chunk = 8 * t * min(v, CLEAN_CHUNK, max(256, CLEAN_BUFFER_BYTES // (8 * max(t, 1))))
     qc = qc_buffer_bytes(t, v)
     data = {
         "provenance": 0,
@@ -76,7 +78,8 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         "masking": x + g * 8 * (8 if smoothing else 3) + g * 8 + STREAM_BUFFERS,
         # the QC metrics (before cleaning, then of the cleaned array) and the cleaning's chunks, one after the other,
         # and the carpet's columns (float64 while z-scored)
-        "cleaning": x + 8 * t * t * 8 + max(4 * clean_chunk, qc) + 6 * t * min(v, CARPET_COLUMNS) * 8,
+        # (each cleaning thread: the chunk, the product or the censored rows' copy, a kept-rows copy)
+        "cleaning": x + 8 * t * t * 8 + max(3 * CLEAN_THREADS * clean_chunk, qc) + 6 * t * min(v, CARPET_COLUMNS) * 8,
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
         + (_estimates_bytes(size, trial_basis, hrf_shapes) if lss else 0),
         # optimized / --trial-denoise / --trial-ridge: this run's share of its participant's joined trial model
@@ -98,8 +101,8 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
 def qc_buffer_bytes(n_volumes: int, n_features: int) -> int:
     """Peak bytes of the QC computations' buffers beyond the run's array (``bidsapp.core.qc``): standardized
     DVARS holds a chunk of columns in the input's dtype, its sorted copy, the float64 copy, the centred copy and
-    the temporal differences (about 5 float64 chunks of at most 8 MB), the temporal moments 3 float64 blocks of
-    4096 columns; each of up to 4 threads holds its own.
+    the temporal differences (about 5 float64 chunks of at most 8 MB; the temporal moments hold fewer chunks
+    of the same size); each of up to 4 threads holds its own.
 
     Parameters
     ----------
@@ -110,7 +113,7 @@ def qc_buffer_bytes(n_volumes: int, n_features: int) -> int:
     int
     """
     chunk = min(DVARS_CHUNK_BYTES, 8 * n_volumes * n_features)
-    return QC_THREADS * max(5 * chunk, 3 * n_volumes * min(n_features, QC_COLUMN_CHUNK) * 8)
+    return QC_THREADS * 5 * chunk
 
 
 def _estimates_bytes(size: RunSize, basis: int, shapes: int) -> int:
