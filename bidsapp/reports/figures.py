@@ -1,8 +1,9 @@
 """Report figures: pure functions from arrays to PNG (or SVG) bytes.
 
 Each function takes arrays and explicit arguments (no file, no settings) and returns the encoded image, so
-the figures can be tested and reused outside the report. matplotlib is imported on first use, with the Agg
-backend (no display). Every axis names its quantity and unit.
+the figures can be tested and reused outside the report. matplotlib is imported on first use; each figure is a
+``matplotlib.figure.Figure`` on its own Agg canvas (no pyplot: no figure manager, no backend selection, nothing
+to close). Every axis names its quantity and unit.
 """
 
 from __future__ import annotations
@@ -23,26 +24,36 @@ PANEL_WIDTH = 4.6
 POINT_SIZE = 14
 
 
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend, imported on first use (``bidsapp --help`` never imports it)."""
-    import matplotlib
+def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **subplots):
+    """A figure of ``figsize`` inches at :data:`DPI` on an Agg canvas, and its axes (``Figure.subplots``).
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    matplotlib is imported here, on first use (``bidsapp --help`` never imports it), without pyplot: the
+    figure belongs to no figure manager, so it needs no closing and is freed with its last reference.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=figsize, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **subplots)
 
 
 def encode(fig, fmt: str = "png") -> bytes:
-    """The figure as PNG or SVG bytes (no timestamp, so that equal figures give equal bytes); closes it."""
+    """The figure as PNG or SVG bytes (no timestamp, so that equal figures give equal bytes).
+
+    The figure is drawn once, at its own size: ``bbox_inches="tight"`` would draw it twice to crop a margin of
+    a few pixels, and so does savefig after ``tight_layout()`` (which leaves a placeholder layout engine behind
+    that asks for a layout pass at every save), unless that engine is dropped: the layout is already done.
+    """
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
     if fmt not in ("png", "svg"):
         raise ValueError(f"figure format {fmt!r}: use 'png' or 'svg'")
+    if isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine):
+        fig.set_layout_engine(None)
     buf = io.BytesIO()
     meta = {"Software": None} if fmt == "png" else {"Date": None}
-    try:
-        fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight", metadata=meta)
-    finally:
-        _pyplot().close(fig)
+    fig.savefig(buf, format=fmt, dpi=DPI, metadata=meta)
     return buf.getvalue()
 
 
@@ -116,11 +127,10 @@ def overlay_planes(mean: np.ndarray, overlay: np.ndarray, affine: np.ndarray, *,
     if mean.ndim != 3 or overlay.shape[:3] != mean.shape:
         raise ValueError(f"overlay_planes: overlay of shape {overlay.shape} is not on the mean image's grid "
                          f"{mean.shape}")
-    plt = _pyplot()
     cut = _cut(overlay)
     inside = mean[np.isfinite(mean) & (mean != 0)]
     lo, hi = np.percentile(inside, [2, 98]) if inside.size else (0.0, 1.0)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+    fig, axes = new_figure((11, 3.8), 1, 3)
     for ax, (name, axis, (u, v)) in zip(axes, PLANES):
         others = [a for a in range(3) if a != axis]
         ext = _extent(affine, mean.shape, tuple(others))
@@ -155,9 +165,8 @@ def coverage_bars(structures: Sequence[str], counts: Sequence[int], *, title: st
     """
     if len(structures) != len(counts):
         raise ValueError(f"coverage_bars: {len(structures)} structures but {len(counts)} counts")
-    plt = _pyplot()
     names = [s.removeprefix("CIFTI_STRUCTURE_").replace("_", " ").lower() for s in structures]
-    fig, ax = plt.subplots(figsize=(8, 0.22 * len(names) + 1.2))
+    fig, ax = new_figure((8, 0.22 * len(names) + 1.2))
     ax.barh(np.arange(len(names)), counts, color="#1a5fb4")
     ax.set_yticks(np.arange(len(names)), names, fontsize=8)
     ax.invert_yaxis()
@@ -208,11 +217,11 @@ def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time
         raise ValueError(f"carpet_plot: before {before.shape}, after {after.shape}, and traces of "
                          f"{[np.shape(a) for a in (fd, dvars_before, dvars_after, censored)]} must share "
                          f"{n} volumes")
-    plt = _pyplot()
+    from matplotlib import colormaps
+
     times = start_time + np.arange(n) * t_r
     ext = [times[0] - t_r / 2, times[-1] + t_r / 2, k, 0]
-    fig, axes = plt.subplots(4, 1, figsize=(11, 8.5), sharex=True,
-                             gridspec_kw={"height_ratios": [1, 1, 2.4, 2.4]})
+    fig, axes = new_figure((11, 8.5), 4, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1, 2.4, 2.4]})
     axes[0].plot(times, fd, color="#1a5fb4", lw=1)
     if fd_threshold is not None:
         axes[0].axhline(fd_threshold, color="#c01c28", ls="--", lw=0.8, label=f"threshold {fd_threshold:g} mm")
@@ -225,7 +234,7 @@ def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time
     shown = np.r_[np.asarray(dvars_before)[~censored], np.asarray(dvars_after)[~censored]]
     if np.isfinite(shown).any():  # the scale of the kept volumes (a censored spike would flatten them)
         axes[1].set_ylim(0, 1.1 * float(np.nanmax(shown)))
-    cmap = plt.get_cmap("gray").with_extremes(bad=CENSORED)
+    cmap = colormaps["gray"].with_extremes(bad=CENSORED)
     for ax, data, what in ((axes[2], before, "before cleaning"), (axes[3], after, "after cleaning")):
         ax.imshow(np.ma.masked_invalid(data.T), aspect="auto", cmap=cmap, vmin=-2, vmax=2, extent=ext,
                   interpolation="nearest")
@@ -266,9 +275,8 @@ def trial_timeline(onsets: np.ndarray, durations: np.ndarray, trial_types: Seque
     if not (onsets.shape == durations.shape == valid.shape == (len(trial_types),)):
         raise ValueError(f"trial_timeline: {onsets.shape[0]} onsets, {durations.shape[0]} durations, "
                          f"{valid.shape[0]} valid flags and {len(trial_types)} trial types must match")
-    plt = _pyplot()
     types = sorted({str(t) for t in trial_types})
-    fig, ax = plt.subplots(figsize=(11, 0.45 * len(types) + 1.6))
+    fig, ax = new_figure((11, 0.45 * len(types) + 1.6))
     ax.axvspan(run_start, run_end, color="#f0f0f0", zorder=0)
     for t in np.asarray(censored_times, dtype=float):
         ax.axvspan(t - t_r / 2, t + t_r / 2, color=CENSORED, alpha=0.6, lw=0, zorder=1)
@@ -296,10 +304,9 @@ def connectivity_matrix(matrix: np.ndarray, names: Sequence[str], *, measure: st
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(names):
         raise ValueError(f"connectivity_matrix: a square matrix with one row per name is needed, got "
                          f"{matrix.shape} and {len(names)} names")
-    plt = _pyplot()
     off = matrix[~np.eye(len(names), dtype=bool)]
     top = float(np.nanmax(np.abs(off))) if off.size and np.isfinite(off).any() else 1.0
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = new_figure((6.5, 5.5))
     im = ax.imshow(matrix, cmap="RdBu_r", vmin=-top, vmax=top, interpolation="nearest")
     fig.colorbar(im, ax=ax, label=f"{measure} ({unit})")
     if len(names) <= 40:
@@ -335,8 +342,7 @@ def wrap_label(text: str, width: int = 36) -> str:
 
 def _strategy_panels(n: int):
     """A figure of ``n`` side-by-side panels wide enough for their two-line titles (4.6 in each)."""
-    plt = _pyplot()
-    return plt.subplots(1, n, figsize=(PANEL_WIDTH * n + 0.6, 3.4), sharex=True, sharey=True, squeeze=False)
+    return new_figure((PANEL_WIDTH * n + 0.6, 3.4), 1, n, sharex=True, sharey=True, squeeze=False)
 
 
 def qcfc_histogram_figure(qcfc: dict[str, np.ndarray]):
