@@ -180,10 +180,86 @@ def coverage_bars(structures: Sequence[str], counts: Sequence[int], *, title: st
 
 # --- carpet plot ----------------------------------------------------------------------------------------------
 
-def _shade(ax, times: np.ndarray, censored: np.ndarray, t_r: float) -> None:
-    """Censored volumes as light red bands."""
-    for t in times[censored]:
-        ax.axvspan(t - t_r / 2, t + t_r / 2, color=CENSORED, alpha=0.6, lw=0)
+def censored_spans(times: np.ndarray, t_r: float) -> np.ndarray:
+    """Censored volumes as time spans (s), consecutive volumes merged: one ``(start, end)`` row per run of
+    volumes, each volume ``t - t_r / 2`` to ``t + t_r / 2``, so the spans cover exactly the union of the
+    volumes' bands.
+
+    Parameters
+    ----------
+    times : numpy.ndarray, shape (n_censored,)
+        Times (s) of the censored volumes.
+    t_r : float
+        Repetition time (s): the width of each volume's band; volumes one ``t_r`` apart are consecutive.
+    """
+    t = np.sort(np.asarray(times, dtype=float))
+    if not t.size:
+        return np.empty((0, 2))
+    first = np.r_[True, np.diff(t) > 1.5 * t_r]
+    last = np.r_[first[1:], True]
+    return np.column_stack([t[first] - t_r / 2, t[last] + t_r / 2])
+
+
+def _shade(ax, spans: np.ndarray, **style) -> None:
+    """Time spans (s) as light red bands over the axes' height: one collection, however many spans."""
+    from matplotlib.collections import PolyCollection
+
+    if len(spans):
+        boxes = [[(x0, 0), (x0, 1), (x1, 1), (x1, 0)] for x0, x1 in spans]
+        ax.add_collection(PolyCollection(boxes, transform=ax.get_xaxis_transform(), facecolors=CENSORED,
+                                         alpha=0.6, linewidths=0, **style), autolim=False)
+
+
+def carpet_pixels(data: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A carpet's image reduced to the pixels it is drawn on, as ``imshow(interpolation="nearest")`` shows it,
+    with its NaN marks kept.
+
+    The volumes (columns) are split into ``width`` (``height``) equal bins, one per pixel, and each pixel takes
+    the sample at the middle of its bin: one real sample per pixel, as nearest-neighbour drawing of the whole
+    carpet shows (the same texture and grey levels; not averaged, which would flatten the noise to grey).
+    A pixel whose bin holds any NaN sample is NaN: a censored volume or a column without data stays visible
+    however many volumes or columns share one pixel, where sampling drops most of them.
+
+    Parameters
+    ----------
+    data : numpy.ndarray, shape (n_volumes, n_columns)
+    width, height : int
+        Pixels the image is drawn on (>= 1): volumes across, columns down. An axis with no more samples than
+        pixels is kept as it is.
+
+    Returns
+    -------
+    numpy.ndarray, shape (min(n_columns, height), min(n_volumes, width)), float32
+        The image (columns as rows, volumes as image columns).
+    """
+    out = np.asarray(data, dtype=np.float32)
+    for axis, pixels in ((0, width), (1, height)):  # volumes first: rows of a C-ordered array, gathered fast
+        n = out.shape[axis]
+        if n <= pixels:
+            continue
+        centre = ((np.arange(pixels) + 0.5) * n / pixels).astype(np.intp)
+        first = np.searchsorted((np.arange(n) + 0.5) * pixels / n, np.arange(pixels))  # first sample of a pixel
+        holes = np.logical_or.reduceat(np.isnan(out), first, axis=axis)
+        out = np.take(out, centre, axis=axis)
+        out[holes] = np.nan
+    return out.T
+
+
+def _traces(axes, times: np.ndarray, fd: np.ndarray, dvars_before: np.ndarray, dvars_after: np.ndarray,
+            censored: np.ndarray, fd_threshold: float | None) -> None:
+    """The framewise displacement and standardized DVARS panels."""
+    axes[0].plot(times, fd, color="#1a5fb4", lw=1)
+    if fd_threshold is not None:
+        axes[0].axhline(fd_threshold, color="#c01c28", ls="--", lw=0.8, label=f"threshold {fd_threshold:g} mm")
+        axes[0].legend(loc="upper right", fontsize=8)
+    axes[0].set_ylabel("FD (mm)")
+    axes[1].plot(times, dvars_before, color="#813d9c", lw=1, label="before cleaning")
+    axes[1].plot(times, dvars_after, color="#26a269", lw=1, label="after cleaning")
+    axes[1].legend(loc="upper right", fontsize=8)
+    axes[1].set_ylabel("std. DVARS\n(ratio, 1 = expected)")
+    shown = np.r_[np.asarray(dvars_before)[~censored], np.asarray(dvars_after)[~censored]]
+    if np.isfinite(shown).any():  # the scale of the kept volumes (a censored spike would flatten them)
+        axes[1].set_ylim(0, 1.1 * float(np.nanmax(shown)))
 
 
 def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time: float = 0.0,
@@ -191,6 +267,9 @@ def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time
                 fd_threshold: float | None = None, n_features: int | None = None,
                 groups: Sequence[tuple[str, int]] = (), fmt: str = "png") -> bytes:
     """Carpet plot before and after cleaning, under framewise displacement and standardized DVARS traces.
+
+    The carpets are reduced to the pixels they are drawn on first (:func:`carpet_pixels`): a 2,000 x 4,000
+    carpet is drawn as the ~1,000 x 250 pixels a reader sees, with every censored volume still marked.
 
     Parameters
     ----------
@@ -211,42 +290,37 @@ def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time
     groups : sequence of (str, int)
         Named groups of consecutive carpet rows (e.g. CIFTI structures): name and first row, marked on the y axis.
     """
+    from matplotlib import colormaps
+
     n, k = before.shape
     censored = np.asarray(censored, dtype=bool)
     if after.shape != (n, k) or any(np.shape(a) != (n,) for a in (fd, dvars_before, dvars_after, censored)):
         raise ValueError(f"carpet_plot: before {before.shape}, after {after.shape}, and traces of "
                          f"{[np.shape(a) for a in (fd, dvars_before, dvars_after, censored)]} must share "
                          f"{n} volumes")
-    from matplotlib import colormaps
-
     times = start_time + np.arange(n) * t_r
     ext = [times[0] - t_r / 2, times[-1] + t_r / 2, k, 0]
     fig, axes = new_figure((11, 8.5), 4, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1, 2.4, 2.4]})
-    axes[0].plot(times, fd, color="#1a5fb4", lw=1)
-    if fd_threshold is not None:
-        axes[0].axhline(fd_threshold, color="#c01c28", ls="--", lw=0.8, label=f"threshold {fd_threshold:g} mm")
-        axes[0].legend(loc="upper right", fontsize=8)
-    axes[0].set_ylabel("FD (mm)")
-    axes[1].plot(times, dvars_before, color="#813d9c", lw=1, label="before cleaning")
-    axes[1].plot(times, dvars_after, color="#26a269", lw=1, label="after cleaning")
-    axes[1].legend(loc="upper right", fontsize=8)
-    axes[1].set_ylabel("std. DVARS\n(ratio, 1 = expected)")
-    shown = np.r_[np.asarray(dvars_before)[~censored], np.asarray(dvars_after)[~censored]]
-    if np.isfinite(shown).any():  # the scale of the kept volumes (a censored spike would flatten them)
-        axes[1].set_ylim(0, 1.1 * float(np.nanmax(shown)))
-    cmap = colormaps["gray"].with_extremes(bad=CENSORED)
-    for ax, data, what in ((axes[2], before, "before cleaning"), (axes[3], after, "after cleaning")):
-        ax.imshow(np.ma.masked_invalid(data.T), aspect="auto", cmap=cmap, vmin=-2, vmax=2, extent=ext,
-                  interpolation="nearest")
+    _traces(axes, times, fd, dvars_before, dvars_after, censored, fd_threshold)
+    for ax, what in ((axes[2], "before cleaning"), (axes[3], "after cleaning")):
+        ax.set_xlim(ext[0], ext[1])
+        ax.set_ylim(k, 0)
         ax.set_ylabel(f"{what}\ncolumns ({k}" + (f" of {n_features})" if n_features else ")"))
         for name, row in groups:
             ax.axhline(row, color="#f6d32d", lw=0.6)
             ax.text(ext[0], row, f" {name}", color="#f6d32d", fontsize=6, va="top")
+    spans = censored_spans(times[censored], t_r)
     for ax in axes[:2]:
-        _shade(ax, times, censored, t_r)
+        _shade(ax, spans)
     axes[3].set_xlabel("time (s); red: censored volumes (in the carpet also columns without data); carpet: "
                        "z-scored signal, grey scale -2 to 2 SD")
-    fig.tight_layout()
+    fig.tight_layout()  # before the carpets: their pixel size is the laid-out axes'
+    cmap = colormaps["gray"].with_extremes(bad=CENSORED)
+    for ax, data in ((axes[2], before), (axes[3], after)):
+        box = ax.get_window_extent()
+        image = carpet_pixels(data, max(1, round(box.width)), max(1, round(box.height)))
+        ax.imshow(np.ma.masked_invalid(image), aspect="auto", cmap=cmap, vmin=-2, vmax=2, extent=ext,
+                  interpolation="nearest")
     return encode(fig, fmt)
 
 
@@ -278,8 +352,7 @@ def trial_timeline(onsets: np.ndarray, durations: np.ndarray, trial_types: Seque
     types = sorted({str(t) for t in trial_types})
     fig, ax = new_figure((11, 0.45 * len(types) + 1.6))
     ax.axvspan(run_start, run_end, color="#f0f0f0", zorder=0)
-    for t in np.asarray(censored_times, dtype=float):
-        ax.axvspan(t - t_r / 2, t + t_r / 2, color=CENSORED, alpha=0.6, lw=0, zorder=1)
+    _shade(ax, censored_spans(censored_times, t_r), zorder=1)
     for o, d, tt, ok in zip(onsets, durations, trial_types, valid):
         y = types.index(str(tt))
         colour = "#26a269" if ok else "#c01c28"
