@@ -174,7 +174,7 @@ def test_stepwise_path_equals_the_dense_product_on_random_inputs():
             c = _case(rng)
             n = int(np.exp(rng.uniform(np.log(20), np.log(1500))))
             t = np.arange(n) * c["t_r"]
-            n_cols = int(rng.integers(1, 2 * signal.STEP_BLOCK // 8))
+            n_cols = int(rng.integers(1, signal.FILTER_COLUMNS // 2))
             X = (rng.uniform(-50, 1000, n_cols) + rng.uniform(0.5, 50, n_cols) * rng.normal(size=(n, n_cols))
                  + np.outer(t, rng.normal(0, 0.02, n_cols))).astype(c["dtype"] if c["dtype"] != "int16" else "float32")
             if rng.random() < 0.4:
@@ -221,10 +221,10 @@ def test_stepwise_path_equals_the_dense_product_on_random_inputs():
 
 
 def test_the_cost_model_takes_the_stepwise_path_on_long_band_passed_runs():
-    """Band-pass + 36 confounds: dense up to T ~ 1,300, step-wise beyond (the operator's shape and factors
+    """Band-pass + 36 confounds: dense up to T ~ 850, step-wise beyond (the operator's shape and factors
     are all the model reads; built here without the O(T^3) operator of a 4,000-volume run)."""
     sos = signal.butterworth_sos(0.5, 0.08, 0.01)
-    for n, expected in ((300, False), (1200, False), (2000, True), (4000, True)):
+    for n, expected in ((300, False), (600, False), (1200, True), (2000, True), (4000, True)):
         steps = signal.OperatorSteps(rows=None, censored=None, spline=None, keep=None, detrend=True, sos=sos,
                                      final_keep=None, q=np.zeros((n, 36)), n_out=n)
         op = signal.CleaningOperator(matrix=np.broadcast_to(0.0, (n, n)), mean_weights=np.zeros(n),

@@ -10,11 +10,12 @@ composes them, computed in float64 exactly as nilearn does on each column.
 :func:`clean` applies ``A`` to chunks of columns (one BLAS matrix product per
 chunk, so memory stays bounded) and standardizes. Building ``A`` costs
 O(T**2) per step (each step is applied to its columns) plus one O(T**3)
-eigen-decomposition for the degrees of freedom; applying it costs
-O(T**2) per column. On long runs the factors are applied one after the other
-instead (O(T) per column, :class:`OperatorSteps`: the zero-phase Butterworth
-filter on blocks of columns in threads, detrending and projections as low-rank
-updates), chosen by a deterministic cost model, with the same numbers to round-off.
+Gram product for the degrees of freedom; applying it costs O(T**2) per
+column. On long runs the factors are applied one after the other instead
+(O(T) per column, :class:`OperatorSteps`: the zero-phase Butterworth filter as
+block products over groups of columns in threads, :mod:`bidsapp.core.sos_blocks`;
+detrending and projections as low-rank updates), chosen by a deterministic cost
+model, with the same numbers to round-off.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
+
+from bidsapp.core import sos_blocks
+from bidsapp.core.sos_blocks import COLUMNS as FILTER_COLUMNS
+from bidsapp.core.sos_blocks import sosfiltfilt_columns
 
 STANDARDIZE = ("zscore_sample", "psc", None)
 FILTERS = ("butterworth", "cosine", None)
@@ -68,6 +73,19 @@ def _sample_indices(sample_mask, n: int) -> np.ndarray | None:
     return idx
 
 
+def subtract_product(a: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``a -= u @ v`` in place, without a temporary the size of ``a`` when ``a`` is a C-contiguous float64 matrix
+    (BLAS ``dgemm`` accumulating into ``a``: a fresh temporary of a chunk's size costs more in page faults
+    than the product on some machines)."""
+    if a.ndim == 2 and a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable and a.size:
+        # row-major a is column-major a.T: a.T -= v.T @ u.T
+        linalg.blas.dgemm(-1.0, np.asfortranarray(v.T, dtype=np.float64), np.asfortranarray(u.T, dtype=np.float64),
+                          beta=1.0, c=a.T, overwrite_c=True)
+    else:
+        a -= u @ v
+    return a
+
+
 def remove_trend(a: np.ndarray, axis: int = 0) -> np.ndarray:
     """Remove the mean and the linear trend along ``axis`` (nilearn's ``_detrend``), in place.
 
@@ -81,7 +99,7 @@ def remove_trend(a: np.ndarray, axis: int = 0) -> np.ndarray:
     if norm >= EPS64:
         t /= norm
         if axis == 0:
-            a -= np.outer(t, t @ a)
+            subtract_product(a, t[:, None], (t @ a)[None, :])
         else:
             a -= np.outer(a @ t, t)
     return a
@@ -107,52 +125,16 @@ def butterworth_sos(t_r: float, low_pass: float | None, high_pass: float | None,
     return sp_signal.butter(order, low_pass, btype="low", output="sos", fs=fs)
 
 
-def butterworth_filter(a: np.ndarray, sos: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Zero-phase Butterworth filtering along ``axis`` (``sosfiltfilt``, odd padding), as nilearn.
+def butterworth_filter(a: np.ndarray, sos: np.ndarray) -> np.ndarray:
+    """Zero-phase Butterworth filtering of each column of ``a`` (``sosfiltfilt``, odd padding), as nilearn,
+    by block products (:func:`~bidsapp.core.sos_blocks.sosfiltfilt_columns`, the same numbers to round-off).
 
     Raises ``ValueError`` when the series is too short for the filter's padding.
     """
-    n = a.shape[axis]
-    padlen = 3 * (2 * len(sos) + 1 - min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum()))
-    if n <= padlen:
-        raise ValueError(
-            f"The series has {n} kept volumes but the Butterworth filter needs more than {padlen}; "
-            "use filter='cosine', fewer censored volumes, or no temporal filter."
-        )
-    return _scipy_signal().sosfiltfilt(sos, a, axis=axis)
-
-
-def sosfiltfilt_rows(sos: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``scipy.signal.sosfiltfilt(sos, y, axis=1)`` (odd padding, default padlen), bit for bit, with fewer copies.
-
-    ``y`` (n_series, n_samples) is read, not modified. scipy's version makes about twice as many passes
-    over the padded block (its reversed views are copied again by ``sosfilt``); here the odd extension
-    is built once, each pass of the recursion runs in place on contiguous rows, and the last reversal is
-    the slice of the result. The recursion releases the GIL, so blocks of rows can run in threads.
-    """
-    w, n = y.shape
-    p = padlen_of(sos)
-    if n <= p:
-        raise ValueError(
-            f"The series has {n} kept volumes but the Butterworth filter needs more than {p}; "
-            "use filter='cosine', fewer censored volumes, or no temporal filter.")
-    ext = np.empty((w, n + 2 * p))
-    ext[:, p:p + n] = y
-    if p:
-        ext[:, :p] = 2 * y[:, :1] - y[:, p:0:-1]
-        ext[:, p + n:] = 2 * y[:, -1:] - y[:, -2:-p - 2:-1]
-    sp_signal = _scipy_signal()
-    zi0 = sp_signal.sosfilt_zi(sos)[:, None, :]  # (n_sections, 1, 2)
-    fwd, _ = sp_signal.sosfilt(sos, ext, axis=1, zi=zi0 * ext[None, :, :1])
-    rev = np.ascontiguousarray(fwd[:, ::-1])
-    del fwd, ext
-    back, _ = sp_signal.sosfilt(sos, rev, axis=1, zi=zi0 * rev[None, :, :1])
-    return back[:, n + p - 1:p - 1:-1] if p else back[:, ::-1]
-
-
-def padlen_of(sos: np.ndarray) -> int:
-    """``sosfiltfilt``'s default odd-padding length for ``sos``."""
-    return 3 * (2 * len(sos) + 1 - min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum()))
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        return sosfiltfilt_columns(sos, a[:, None])[:, 0]
+    return sosfiltfilt_columns(sos, a)
 
 
 def cosine_drift(high_pass: float, n: int, t_r: float) -> np.ndarray:
@@ -259,32 +241,36 @@ class OperatorSteps:
 
     n_out: int = 0  #: rows of the result (n_kept; 0: not given)
 
-    def prepare(self, x: np.ndarray) -> np.ndarray:
-        """The steps before the filter: ``x`` (n_volumes, n_columns) -> contiguous float64 (n_columns, n_rows),
-        censored volumes filled and detrended (columns as rows: every later step runs along contiguous memory)."""
-        y = np.ascontiguousarray(x.T, dtype=np.float64)
+    def prepare(self, x: np.ndarray, overwrite: bool = False) -> np.ndarray:
+        """The steps before the filter: ``x`` (n_volumes, n_columns) -> C-contiguous float64 (n_rows, n_columns),
+        censored volumes filled and detrended. With ``overwrite``, a C-contiguous float64 ``x`` whose rows are
+        all read is detrended in place and returned."""
         if self.rows is not None:
-            y = y[:, self.rows]
+            y = np.take(np.asarray(x, dtype=np.float64), self.rows, axis=0)
             if self.censored is not None and self.censored.size:
-                y[:, self.censored] = np.ascontiguousarray(x[self.keep].T) @ self.spline.T
+                y[self.censored] = self.spline @ x[self.keep]
+        elif overwrite and x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable:
+            y = x
+        else:
+            y = np.array(x, dtype=np.float64, order="C")
         if self.detrend:
-            remove_trend(y, axis=1)
+            remove_trend(y, axis=0)
         return y
 
     def finish(self, y: np.ndarray) -> np.ndarray:
-        """The steps after the filter, on (n_columns, n_rows) rows: keep ``final_keep``, project out ``q``."""
+        """The steps after the filter, on (n_rows, n_columns): keep ``final_keep``, project out ``q``."""
         if self.final_keep is not None:
-            y = y[:, self.final_keep]
+            y = y[self.final_keep]
         if self.q is not None and self.q.shape[1]:
-            y -= (y @ self.q) @ self.q.T
+            subtract_product(y, self.q, self.q.T @ y)
         return y
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        """``A @ x`` for a float64 block ``x`` of shape (n_volumes, n_columns)."""
+        """``A @ x`` for a block ``x`` of shape (n_volumes, n_columns), in float64."""
         y = self.prepare(x)
         if self.sos is not None:
-            y = sosfiltfilt_rows(self.sos, y)
-        return self.finish(y).T
+            y = sosfiltfilt_columns(self.sos, y)
+        return self.finish(y)
 
 
 def default_threads() -> int:
@@ -299,48 +285,43 @@ def default_threads() -> int:
     return max(1, n)
 
 
-#: columns of one block of the step-wise path's filter: its few float64 copies (a few MB at T = 1,200) stay in
-#: cache and are reused by the allocator; 8,192-column blocks were 1.3-1.6x slower (fresh pages on every copy)
-STEP_BLOCK = 1024
-
-
 def _apply_steps(steps: OperatorSteps, x: np.ndarray, pool) -> np.ndarray:
-    """``steps.apply(x)``, with the filter run by blocks of at most ``STEP_BLOCK`` columns in ``pool`` when given.
+    """``steps.apply(x)`` for the float64 chunk ``x`` (which it may overwrite), with the filter run on groups
+    of ``FILTER_COLUMNS`` columns in ``pool``'s threads when given.
 
-    Only the filter's recursion (no BLAS; it releases the GIL) runs in the pool's threads; the steps that call
-    BLAS (spline fill, detrending, projection) run on the calling thread over the whole chunk, with BLAS's own
-    threads. Calling a multi-threaded BLAS from several threads at once oversubscribes the cores: on 2 cores,
-    T = 1,200, 8,192 columns, the step-wise path took 1.05 s of CPU that way against 0.49 s with one BLAS
-    thread (``benchmarks/bench_cleaning_paths.py``). Each column is computed alone; blocks and threads
-    change numbers only at round-off (BLAS may sum the projection in another order for another width).
+    The filter's products are small enough that OpenBLAS runs each on the calling thread, so the pool's
+    threads share the cores without oversubscribing them; the steps over the whole chunk (spline fill,
+    detrending, projection) run on the calling thread with BLAS's own threads. The filter writes each group
+    back in place (no second chunk-sized buffer). Each column is computed alone; groups and threads change
+    numbers only at round-off (BLAS may sum in another order for another width).
     """
-    y = steps.prepare(x)
+    y = steps.prepare(x, overwrite=True)
     if steps.sos is None:
-        return steps.finish(y).T
-    w = y.shape[0]
-    n_blocks = max(-(-w // STEP_BLOCK), 2 if pool is not None and w >= 128 else 1)
-    edges = np.linspace(0, w, n_blocks + 1).astype(int)
-    filtered = np.empty_like(y)
+        return steps.finish(y)
+    w = y.shape[1]
+    edges = list(range(0, w, FILTER_COLUMNS)) + [w]
+    if pool is not None and len(edges) == 2 and w >= 128:  # one group: split it so that both cores work
+        edges = [0, w // 2, w]
 
     def one(span):
         a, b = span
-        filtered[a:b] = sosfiltfilt_rows(steps.sos, y[a:b])
+        sosfiltfilt_columns(steps.sos, y[:, a:b], out=y[:, a:b])  # the group is copied before it is written
 
     spans = list(zip(edges[:-1], edges[1:]))
-    list(pool.map(one, spans) if pool is not None and n_blocks > 1 else map(one, spans))
-    y = None  # the unfiltered rows are no longer needed
-    return steps.finish(filtered).T
+    list(pool.map(one, spans) if pool is not None and len(spans) > 1 else map(one, spans))
+    return steps.finish(y)
 
 
 #: costs relative to one multiply-add of the dense BLAS product, per core (BLAS and the step-wise path both
-#: use every core), measured on the development machine (2 cores, OpenBLAS, one thread each side; 4,096
-#: columns, 36 confounds, T = 600..4,000, blocks of STEP_BLOCK columns): a sample through one second-order
-#: section of the filter (each way, :func:`sosfiltfilt_rows`; 60-87 measured, about 3 ns: the recursion is
-#: scalar, one column at a time) and a sample's share of the other passes over memory (transpose, detrend,
-#: copies; 290-350 measured). With a band-pass the step-wise path wins from T ~ 1,300 (T = 2,000: 1.8x,
-#: T = 4,000: 3.0x less CPU than the dense product); without a filter from T ~ 400.
-SOS_COST = 75.0
-PASS_COST = 320.0
+#: use every core), measured on the development machine (2 cores, OpenBLAS, one thread each side; 8,192
+#: columns, 36 confounds, T = 600..4,000): a flop of the filter's block products (per sample of the padded
+#: series, both passes: ``2 * BLOCK + 4 * n_state + 2 * n_state**2 / BLOCK`` each way; 330-490 measured for a
+#: band-pass, about 5x a flop of the large product: small products, copies and the loop over blocks) and a
+#: sample's share of the other passes over memory (copy, detrend, standardize; 150-250 measured). With a
+#: band-pass the step-wise path wins from T ~ 700 (T = 2,000: 2.3x, T = 4,000: 4.6x less CPU than the dense
+#: product, ``benchmarks/bench_cleaning_paths.py``); without a filter from T ~ 300.
+FILTER_FLOP_COST = 2.7
+PASS_COST = 200.0
 
 
 def stepwise_is_cheaper(operator: CleaningOperator) -> bool:
@@ -353,11 +334,13 @@ def stepwise_is_cheaper(operator: CleaningOperator) -> bool:
         return False
     m, n = operator.matrix.shape
     dense = float(m) * n
-    sections = 0 if st.sos is None else st.sos.shape[0]
-    pad = 3 * (2 * sections + 1)
-    steps = PASS_COST * n + SOS_COST * 2 * sections * (m + 2 * pad)
+    steps = PASS_COST * n
+    if st.sos is not None:
+        state, block = 2 * st.sos.shape[0], sos_blocks.BLOCK
+        flops = 2 * (2 * block + 4 * state + 2 * state**2 / block)
+        steps += FILTER_FLOP_COST * flops * (n + 2 * sos_blocks.padlen_of(st.sos))
     steps += 4.0 * m * (0 if st.q is None else st.q.shape[1]) + (0 if st.spline is None else st.spline.size)
-    return steps < dense
+    return bool(steps < dense)
 
 
 def check_filter(t_r: float, low_pass: float | None, high_pass: float | None, filter: str | None) -> None:
