@@ -407,7 +407,9 @@ OPTIONS: tuple[Option, ...] = (
            "memory MultiProc may use at once; each node declares its estimated peak, computed "
            "from the run's size (default: 90%% of the machine's memory)", ("execution",), False,
            type=positive(float), metavar="GB"),
-    Option("plugin", ("--plugin",), PERFORMANCE, "nipype execution plugin", ("execution",), False, "MultiProc",
+    Option("plugin", ("--plugin",), PERFORMANCE,
+           "nipype execution plugin (MultiProc with --nprocs 1 runs the nodes in this process, as Linear)",
+           ("execution",), False, "MultiProc",
            choices=PLUGINS),
     Option("plugin_args", ("--plugin-args",), PERFORMANCE, "JSON dict passed to the nipype plugin (default: none)",
            ("execution",), False),

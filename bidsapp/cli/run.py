@@ -670,18 +670,28 @@ def participant(s: Settings) -> int:
     return 0
 
 
+def in_process_plugin(s: Settings) -> str:
+    """The plugin that runs the workflow: ``--plugin``, except MultiProc with one process (``--nprocs 1``), which
+    runs the nodes one after the other in this process (nipype's Linear plugin, the same order and results).
+
+    A single worker process would only add its own imports (~1 s of CPU) and memory (the 300-volume run's
+    summed peak: 0.84 GB with the worker, 0.60 GB without) to the run.
+    """
+    return "Linear" if s.plugin == "MultiProc" and s.nprocs == 1 else s.plugin
+
+
 def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invocation: str, work: Path) -> None:
     """Run the nipype workflow; a failure becomes one line naming the run's file and the fix."""
     from bidsapp.execution.plugins import OrphanSafeMultiProc, ensure_logname
 
     labels = {plan.name: r.label for plan, r in zip(plans, todo)}
     plugin_args = json.loads(s.plugin_args) if s.plugin_args else {}
-    plugin: object = s.plugin
+    plugin: object = in_process_plugin(s)
     if s.plugin in LOCAL_PLUGINS:
         plugin_args["status_callback"] = _Progress(labels)
     else:
         ensure_logname()  # nipype's batch plugins name jobs after $LOGNAME
-    if s.plugin == "MultiProc":
+    if plugin == "MultiProc":
         plugin_args.setdefault("n_procs", s.nprocs)
         plugin_args.setdefault("memory_gb", s.mem_gb)
         plugin = OrphanSafeMultiProc(plugin_args=plugin_args)

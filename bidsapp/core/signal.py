@@ -420,7 +420,7 @@ def cleaning_operator(
     if conf is not None:
         q, condition = _confound_basis(_standardize_confounds(conf, standardize_confounds))
         rank = q.shape[1]
-        op = op - q @ (q.T @ op)
+        op = subtract_product(np.ascontiguousarray(op), q, q.T @ op)  # op is this function's own array
     if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
         dof = operator_dof(op)
     else:  # projections only: kept volumes minus the ranks removed
@@ -576,9 +576,11 @@ def check_degrees_of_freedom(operator: CleaningOperator, standardize: str | None
 def _standardize(
     y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool,
     constant: np.ndarray | None = None, scale: np.ndarray | None = None, zero_mean: list | None = None,
+    std_out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Standardize columns in place; ``constant`` (input) and columns whose cleaned standard deviation is
-    at most ``CONSTANT_RTOL * scale`` are 0.
+    at most ``CONSTANT_RTOL * scale`` are 0. With ``zscore_sample``, ``std_out`` (a view) receives each
+    column's standard deviation (``ddof=1``) before the division.
 
     With ``psc``, a column whose mean is 0 (below ``EPS64`` as in nilearn, or within the round-off
     ``PSC_MEAN_RTOL * n * scale`` of computing it) is 0; whether a non-constant one was is appended to
@@ -593,6 +595,8 @@ def _standardize(
     if standardize == "zscore_sample":
         y -= y.mean(axis=0)
         std = np.sqrt(np.einsum("ij,ij->j", y, y) / (y.shape[0] - 1))  # = y.std(ddof=1), without temporaries
+        if std_out is not None:
+            std_out[...] = std
         if scale is not None:
             constant = constant | (std <= CONSTANT_RTOL * scale)
         std[std < EPS64] = 1.0
@@ -793,6 +797,12 @@ def _apply_chunks(signals, operator, out, chunks, width, fortran, stepwise, stan
             y = _apply_steps(operator.steps, x, pool)
         else:
             y = np.matmul(a, x, out=ybuf[:m * w].reshape((m, w)))
+        std_out = None
         if column_std is not None:
-            column_std[cols] = y.std(axis=0, ddof=1) if m > 1 else np.nan
-        out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant, scale, zero_mean)
+            if m < 2:
+                column_std[cols] = np.nan
+            elif standardize == "zscore_sample":  # z-scoring computes it: no second pass, no temporary
+                std_out = column_std[cols]
+            else:
+                column_std[cols] = y.std(axis=0, ddof=1)
+        out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant, scale, zero_mean, std_out)

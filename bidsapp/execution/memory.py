@@ -19,9 +19,9 @@ BASE_GB = 0.35
 CLEAN_CHUNK = 16384
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
-#: bytes of the float64 copy of one chunk of columns in standardized DVARS (``bidsapp.core.qc``), columns
-#: read at a time for the other QC moments, and columns of the carpet (``bidsapp.core.carpet``)
-DVARS_CHUNK_BYTES, QC_COLUMN_CHUNK, CARPET_COLUMNS = 8 << 20, 4096, 2000
+#: bytes of the float64 copy of one chunk of columns in standardized DVARS and the temporal moments
+#: (``bidsapp.core.qc``), and columns of the carpet (``bidsapp.core.carpet``)
+DVARS_CHUNK_BYTES, CARPET_COLUMNS = 8 << 20, 2000
 #: most threads the QC's column chunks run in (``bidsapp.core.qc.QC_THREADS``), each with its own chunk
 QC_THREADS = 4
 #: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
@@ -98,8 +98,8 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
 def qc_buffer_bytes(n_volumes: int, n_features: int) -> int:
     """Peak bytes of the QC computations' buffers beyond the run's array (``bidsapp.core.qc``): standardized
     DVARS holds a chunk of columns in the input's dtype, its sorted copy, the float64 copy, the centred copy and
-    the temporal differences (about 5 float64 chunks of at most 8 MB), the temporal moments 3 float64 blocks of
-    4096 columns; each of up to 4 threads holds its own.
+    the temporal differences (about 5 float64 chunks of at most 8 MB; the temporal moments hold fewer chunks
+    of the same size); each of up to 4 threads holds its own.
 
     Parameters
     ----------
@@ -110,7 +110,7 @@ def qc_buffer_bytes(n_volumes: int, n_features: int) -> int:
     int
     """
     chunk = min(DVARS_CHUNK_BYTES, 8 * n_volumes * n_features)
-    return QC_THREADS * max(5 * chunk, 3 * n_volumes * min(n_features, QC_COLUMN_CHUNK) * 8)
+    return QC_THREADS * 5 * chunk
 
 
 def _estimates_bytes(size: RunSize, basis: int, shapes: int) -> int:
