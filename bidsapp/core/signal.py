@@ -9,18 +9,20 @@ therefore builds, once per run, the matrix ``A`` (n_kept x n_volumes) that
 composes them, computed in float64 exactly as nilearn does on each column.
 :func:`clean` applies ``A`` to chunks of columns (one BLAS matrix product per
 chunk, so memory stays bounded) and standardizes. Building ``A`` costs
-O(T**2) per step (each step is applied to its columns) plus one O(T**3)
-Gram product for the degrees of freedom; applying it costs O(T**2) per
-column. On long runs the factors are applied one after the other instead
+O(T**2) per step (each step is applied to its columns) plus the Gram
+product for the degrees of freedom (O(T**3) by BLAS; O(T**2) through the steps
+on long runs); applying it costs O(T**2) per column. On long runs the factors are applied one after the other instead
 (O(T) per column, :class:`OperatorSteps`: the zero-phase Butterworth filter as
-block products over groups of columns in threads, :mod:`bidsapp.core.sos_blocks`;
+block products over groups of columns, :mod:`bidsapp.core.sos_blocks`;
 detrending and projections as low-rank updates), chosen by a deterministic cost
-model, with the same numbers to round-off.
+model, with the same numbers to round-off. Either way the column chunks run in
+threads, BLAS held to one thread.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -285,30 +287,14 @@ def default_threads() -> int:
     return max(1, n)
 
 
-def _apply_steps(steps: OperatorSteps, x: np.ndarray, pool) -> np.ndarray:
-    """``steps.apply(x)`` for the float64 chunk ``x`` (which it may overwrite), with the filter run on groups
-    of ``FILTER_COLUMNS`` columns in ``pool``'s threads when given.
-
-    The filter's products are small enough that OpenBLAS runs each on the calling thread, so the pool's
-    threads share the cores without oversubscribing them; the steps over the whole chunk (spline fill,
-    detrending, projection) run on the calling thread with BLAS's own threads. The filter writes each group
-    back in place (no second chunk-sized buffer). Each column is computed alone; groups and threads change
-    numbers only at round-off (BLAS may sum in another order for another width).
-    """
+def _apply_steps(steps: OperatorSteps, x: np.ndarray) -> np.ndarray:
+    """``steps.apply(x)`` for the float64 chunk ``x``, which it may overwrite: detrended in place, filtered by
+    groups of ``FILTER_COLUMNS`` columns written back in place (no second chunk-sized buffer), projected in
+    place."""
     y = steps.prepare(x, overwrite=True)
-    if steps.sos is None:
-        return steps.finish(y)
-    w = y.shape[1]
-    edges = list(range(0, w, FILTER_COLUMNS)) + [w]
-    if pool is not None and len(edges) == 2 and w >= 128:  # one group: split it so that both cores work
-        edges = [0, w // 2, w]
-
-    def one(span):
-        a, b = span
-        sosfiltfilt_columns(steps.sos, y[:, a:b], out=y[:, a:b])  # the group is copied before it is written
-
-    spans = list(zip(edges[:-1], edges[1:]))
-    list(pool.map(one, spans) if pool is not None and len(spans) > 1 else map(one, spans))
+    if steps.sos is not None:
+        for a in range(0, y.shape[1], FILTER_COLUMNS):  # each group is copied before it is written
+            sosfiltfilt_columns(steps.sos, y[:, a:a + FILTER_COLUMNS], out=y[:, a:a + FILTER_COLUMNS])
     return steps.finish(y)
 
 
@@ -319,7 +305,8 @@ def _apply_steps(steps: OperatorSteps, x: np.ndarray, pool) -> np.ndarray:
 #: band-pass, about 5x a flop of the large product: small products, copies and the loop over blocks) and a
 #: sample's share of the other passes over memory (copy, detrend, standardize; 150-250 measured). With a
 #: band-pass the step-wise path wins from T ~ 700 (T = 2,000: 2.3x, T = 4,000: 4.6x less CPU than the dense
-#: product, ``benchmarks/bench_cleaning_paths.py``); without a filter from T ~ 300.
+#: product, ``benchmarks/bench_cleaning_paths.py``); the model takes it from T ~ 850, without a filter from
+#: T ~ 350.
 FILTER_FLOP_COST = 2.7
 PASS_COST = 200.0
 
@@ -329,10 +316,11 @@ def stepwise_is_cheaper(operator: CleaningOperator) -> bool:
 
     Deterministic (a cost model, not a timing), so a run gives the same bits every time.
     """
-    st = operator.steps
-    if st is None:
-        return False
-    m, n = operator.matrix.shape
+    return operator.steps is not None and _steps_are_cheaper(operator.steps, *operator.matrix.shape)
+
+
+def _steps_are_cheaper(st: OperatorSteps, m: int, n: int) -> bool:
+    """The cost model of :func:`stepwise_is_cheaper` for steps ``st`` of an (m, n) operator."""
     dense = float(m) * n
     steps = PASS_COST * n
     if st.sos is not None:
@@ -421,12 +409,13 @@ def cleaning_operator(
         q, condition = _confound_basis(_standardize_confounds(conf, standardize_confounds))
         rank = q.shape[1]
         op = subtract_product(np.ascontiguousarray(op), q, q.T @ op)  # op is this function's own array
-    if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
-        dof = operator_dof(op)
-    else:  # projections only: kept volumes minus the ranks removed
-        dof = max(m - (min(m, 2) if detrend else 0) - rank, 0)
     steps = OperatorSteps(rows=read_rows, censored=censored, spline=spline, keep=keep, detrend=detrend, sos=sos,
                           final_keep=final_keep, q=q, n_out=op.shape[0])
+    if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
+        # op @ op.T is op applied to op.T's columns: O(T**2) through the steps where they are cheaper
+        dof = operator_dof(op, gram=steps.apply(op.T) if _steps_are_cheaper(steps, *op.shape) else None)
+    else:  # projections only: kept volumes minus the ranks removed
+        dof = max(m - (min(m, 2) if detrend else 0) - rank, 0)
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
                             dof=dof, removes_mean=_removes_mean(op), confound_condition=condition, steps=steps)
 
@@ -501,7 +490,7 @@ def _confound_basis(conf: np.ndarray) -> tuple[np.ndarray, float]:
     return q, condition
 
 
-def operator_dof(op: np.ndarray) -> int:
+def operator_dof(op: np.ndarray, gram: np.ndarray | None = None) -> int:
     """Effective degrees of freedom a cleaning matrix leaves (Satterthwaite), rounded down.
 
     With ``lam`` the eigenvalues of ``S = op @ op.T`` (squared singular values), the effective degrees of
@@ -513,11 +502,15 @@ def operator_dof(op: np.ndarray) -> int:
     ``||S||_F <= ZERO_GAIN**2`` (its largest singular value is then at most ``ZERO_GAIN``) leaves 0: its
     output is the round-off of the float64 arithmetic (relative error about ``n * eps / gain``), not a
     signal. A narrow band-pass on a short run whose gain never reaches 1/2 (34 volumes, TR 0.94 s,
-    0.023-0.040 Hz: largest singular value 0.33) still leaves about 1.
+    0.023-0.040 Hz: largest singular value 0.33) still leaves about 1. ``gram``: ``op @ op.T`` when the caller
+    computed it (on long runs, op applied to the columns of ``op.T`` step by step: O(T**2) instead of O(T**3)).
     """
     if op.size == 0:
         return 0
-    small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
+    if gram is not None:
+        small = gram
+    else:
+        small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
     frob2 = float(np.einsum("ij,ij->", small, small))
     if not frob2 > ZERO_GAIN**4:
         return 0
@@ -576,11 +569,12 @@ def check_degrees_of_freedom(operator: CleaningOperator, standardize: str | None
 def _standardize(
     y: np.ndarray, standardize: str | None, original_mean: np.ndarray | None, psc_shift: bool,
     constant: np.ndarray | None = None, scale: np.ndarray | None = None, zero_mean: list | None = None,
-    std_out: np.ndarray | None = None,
+    std_out: np.ndarray | None = None, dest: np.ndarray | None = None,
 ) -> np.ndarray:
     """Standardize columns in place; ``constant`` (input) and columns whose cleaned standard deviation is
     at most ``CONSTANT_RTOL * scale`` are 0. With ``zscore_sample``, ``std_out`` (a view) receives each
-    column's standard deviation (``ddof=1``) before the division.
+    column's standard deviation (``ddof=1``) before the division, and ``dest`` (a view of the output, maybe
+    float32) the result: the division writes it directly (one pass fewer than dividing ``y`` and copying it).
 
     With ``psc``, a column whose mean is 0 (below ``EPS64`` as in nilearn, or within the round-off
     ``PSC_MEAN_RTOL * n * scale`` of computing it) is 0; whether a non-constant one was is appended to
@@ -600,7 +594,10 @@ def _standardize(
         if scale is not None:
             constant = constant | (std <= CONSTANT_RTOL * scale)
         std[std < EPS64] = 1.0
-        y /= std
+        if dest is not None:
+            y = np.divide(y, std, out=dest, casting="unsafe")  # the float64 quotient, rounded once
+        else:
+            y /= std
     else:
         if scale is not None:
             constant = constant | (y.std(axis=0) <= CONSTANT_RTOL * scale)
@@ -713,8 +710,8 @@ def apply_operator(
     The output is float64 for float64 input, float32 otherwise; ``out`` (of that dtype and shape
     (n_kept, n_features), e.g. a memory-mapped ``.npy``) receives it instead of a new array.
 
-    ``threads``: threads of the step-wise path (default :func:`default_threads`; the dense path's
-    BLAS has its own).
+    ``threads``: threads the column chunks run in (default :func:`default_threads`, at most
+    ``CLEAN_THREADS``), BLAS held to one thread meanwhile: the numbers do not depend on it.
 
     ``column_std`` (float64, shape (n_features,)), when given, receives each column's standard deviation
     (``ddof=1``) after the linear cleaning and before standardization (what the QC's tSNR after cleaning
@@ -758,51 +755,98 @@ def apply_operator(
     if column_std is not None and column_std.shape != (signals.shape[1],):
         raise ValueError(f"column_std has shape {column_std.shape}; expected ({signals.shape[1]},).")
     zero_mean: list[bool] = []
-    n_threads = default_threads() if threads is None else max(1, int(threads))
-    pool = ThreadPoolExecutor(n_threads) if stepwise and n_threads > 1 else None
-    try:
-        _apply_chunks(signals, operator, out, chunks, width, fortran, stepwise, standardize, blocks, psc_shift,
-                      zero_mean, pool, column_std)
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    job = _ChunkJob(signals, operator, out, width, fortran, stepwise, standardize, blocks, psc_shift, zero_mean,
+                    column_std)
+    n_threads = min(default_threads() if threads is None else max(1, int(threads)), CLEAN_THREADS, len(chunks))
+    _run_chunks(job, chunks, n_threads)
     if any(zero_mean):
         warnings.warn("psc standardization strategy is meaningless for features that have a mean of 0. "
                       "These time series are set to 0.", stacklevel=2)
     return out
 
 
-def _apply_chunks(signals, operator, out, chunks, width, fortran, stepwise, standardize, blocks, psc_shift,
-                  zero_mean, pool, column_std=None) -> None:
-    """The chunk loop of :func:`apply_operator`."""
-    a = operator.matrix
-    m = a.shape[0]
-    xbuf = np.empty(signals.shape[0] * width)
-    ybuf = None if stepwise else np.empty(m * width)
-    for cols in chunks:
-        w = len(range(*cols.indices(signals.shape[1])))
-        x = xbuf[:signals.shape[0] * w].reshape((w, signals.shape[0])).T if fortran else \
-            xbuf[:signals.shape[0] * w].reshape((signals.shape[0], w))
-        np.copyto(x, signals[:, cols], casting="unsafe")
+#: most threads the column chunks run in, each with its own buffers (``execution.memory`` counts them)
+CLEAN_THREADS = 4
+
+
+def _run_chunks(job: _ChunkJob, chunks: list[slice], n_threads: int) -> None:
+    """Every chunk through ``job``, in ``n_threads`` threads, BLAS held to one thread meanwhile.
+
+    A chunk's products are large enough for one core, and several threads each calling a multi-threaded BLAS
+    would oversubscribe the cores. OpenBLAS's results depend on its own thread count (it splits the sums), so
+    holding it to one thread also makes the numbers the same whatever the machine's cores and ``threads``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    for _ in range(n_threads):
+        free.put(None)  # each slot's buffers, allocated by its first chunk and reused
+
+    def run(cols: slice) -> None:
+        buffers = free.get()
+        try:
+            buffers = job(cols, buffers)
+        finally:
+            free.put(buffers)
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        if n_threads <= 1:
+            list(map(run, chunks))
+        else:
+            with ThreadPoolExecutor(n_threads) as pool:
+                list(pool.map(run, chunks))
+
+
+@dataclass
+class _ChunkJob:
+    """One column chunk of :func:`apply_operator`: copy to float64, check, clean, standardize into ``out``."""
+
+    signals: np.ndarray
+    operator: CleaningOperator
+    out: np.ndarray
+    width: int
+    fortran: bool
+    stepwise: bool
+    standardize: str | None
+    blocks: list
+    psc_shift: bool
+    zero_mean: list
+    column_std: np.ndarray | None
+
+    def __call__(self, cols: slice, buffers: tuple | None) -> tuple:
+        """Clean ``cols``; ``buffers``: the (x, y) float64 buffers of an earlier call, or None; returns them."""
+        a, n = self.operator.matrix, self.signals.shape[0]
+        m = a.shape[0]
+        if buffers is None:
+            buffers = (np.empty(n * self.width), None if self.stepwise else np.empty(m * self.width))
+        xbuf, ybuf = buffers
+        w = len(range(*cols.indices(self.signals.shape[1])))
+        x = xbuf[:n * w].reshape((w, n)).T if self.fortran else xbuf[:n * w].reshape((n, w))
+        np.copyto(x, self.signals[:, cols], casting="unsafe")
         if not np.isfinite(np.add.reduce(x, axis=None)) and not np.isfinite(x).all():  # sum: one cheap pass
             raise ValueError("signals contain NaN or infinite values; mask them out before cleaning.")
         constant = scale = None
-        if standardize is not None:  # constant on the volumes read, relative to the input's magnitude
-            hi = np.max([x[a0:b0].max(axis=0) for a0, b0 in blocks], axis=0)  # x: the input, exactly
-            lo = np.min([x[a0:b0].min(axis=0) for a0, b0 in blocks], axis=0)
+        if self.standardize is not None:  # constant on the volumes read, relative to the input's magnitude
+            hi = np.max([x[a0:b0].max(axis=0) for a0, b0 in self.blocks], axis=0)  # x: the input, exactly
+            lo = np.min([x[a0:b0].min(axis=0) for a0, b0 in self.blocks], axis=0)
             scale = np.maximum(np.abs(hi), np.abs(lo))
             constant = hi - lo <= CONSTANT_RTOL * scale
-        original_mean = operator.mean_weights @ x if standardize == "psc" else None
-        if stepwise:  # may work in x's memory: everything read from x is read above
-            y = _apply_steps(operator.steps, x, pool)
+        original_mean = self.operator.mean_weights @ x if self.standardize == "psc" else None
+        if self.stepwise:  # may work in x's memory: everything read from x is read above
+            y = _apply_steps(self.operator.steps, x)
         else:
             y = np.matmul(a, x, out=ybuf[:m * w].reshape((m, w)))
         std_out = None
-        if column_std is not None:
+        if self.column_std is not None:
             if m < 2:
-                column_std[cols] = np.nan
-            elif standardize == "zscore_sample":  # z-scoring computes it: no second pass, no temporary
-                std_out = column_std[cols]
+                self.column_std[cols] = np.nan
+            elif self.standardize == "zscore_sample":  # z-scoring computes it: no second pass, no temporary
+                std_out = self.column_std[cols]
             else:
-                column_std[cols] = y.std(axis=0, ddof=1)
-        out[:, cols] = _standardize(y, standardize, original_mean, psc_shift, constant, scale, zero_mean, std_out)
+                self.column_std[cols] = y.std(axis=0, ddof=1)
+        dest = self.out[:, cols]
+        done = _standardize(y, self.standardize, original_mean, self.psc_shift, constant, scale, self.zero_mean,
+                            std_out, dest)
+        if done is not dest:
+            dest[...] = done
+        return buffers

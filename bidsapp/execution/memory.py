@@ -15,8 +15,10 @@ from bidsapp.outputs.writers import sink_memory
 GB = 1024**3
 #: a worker process with numpy, scipy, nibabel and nipype imported, plus nipype's own bookkeeping
 BASE_GB = 0.35
-#: columns cleaned per BLAS product (``bidsapp.core.signal.apply_operator``)
-CLEAN_CHUNK = 16384
+#: columns cleaned per BLAS product, bytes of a chunk's float64 buffer and most threads cleaning chunks at once,
+#: each with its own buffers (``bidsapp.core.signal.apply_operator``: its default chunk_size, BUFFER_BYTES and
+#: CLEAN_THREADS)
+CLEAN_CHUNK, CLEAN_BUFFER_BYTES, CLEAN_THREADS = 16384, 32 << 20, 4
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
 #: bytes of the float64 copy of one chunk of columns in standardized DVARS and the temporal moments
@@ -67,7 +69,7 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     """
     t, v, g = size.n_volumes, size.n_features, size.grid_voxels
     x = t * v * 4  # the float32 array
-    clean_chunk = t * min(v, CLEAN_CHUNK) * 8
+    clean_chunk = 8 * t * min(v, CLEAN_CHUNK, max(256, CLEAN_BUFFER_BYTES // (8 * max(t, 1))))
     qc = qc_buffer_bytes(t, v)
     data = {
         "provenance": 0,
@@ -76,7 +78,8 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         "masking": x + g * 8 * (8 if smoothing else 3) + g * 8 + STREAM_BUFFERS,
         # the QC metrics (before cleaning, then of the cleaned array) and the cleaning's chunks, one after the other,
         # and the carpet's columns (float64 while z-scored)
-        "cleaning": x + 8 * t * t * 8 + max(4 * clean_chunk, qc) + 6 * t * min(v, CARPET_COLUMNS) * 8,
+        # (each cleaning thread: the chunk, the product or the censored rows' copy, a kept-rows copy)
+        "cleaning": x + 8 * t * t * 8 + max(3 * CLEAN_THREADS * clean_chunk, qc) + 6 * t * min(v, CARPET_COLUMNS) * 8,
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
         + (_estimates_bytes(size, trial_basis, hrf_shapes) if lss else 0),
         # optimized / --trial-denoise / --trial-ridge: this run's share of its participant's joined trial model
