@@ -408,7 +408,7 @@ OPTIONS: tuple[Option, ...] = (
            "from the run's size (default: 90%% of the machine's memory)", ("execution",), False,
            type=positive(float), metavar="GB"),
     Option("plugin", ("--plugin",), PERFORMANCE,
-           "nipype execution plugin (MultiProc with --nprocs 1 runs the nodes in this process, as Linear)",
+           "nipype execution plugin (MultiProc, --nprocs 1 and one run: nodes run in this process, as Linear)",
            ("execution",), False, "MultiProc",
            choices=PLUGINS),
     Option("plugin_args", ("--plugin-args",), PERFORMANCE, "JSON dict passed to the nipype plugin (default: none)",

@@ -589,10 +589,10 @@ def _standardize(
     if standardize == "zscore_sample":
         y -= y.mean(axis=0)
         std = np.sqrt(np.einsum("ij,ij->j", y, y) / (y.shape[0] - 1))  # = y.std(ddof=1), without temporaries
-        if std_out is not None:
-            std_out[...] = std
         if scale is not None:
             constant = constant | (std <= CONSTANT_RTOL * scale)
+        if std_out is not None:  # a constant column has none: what is left of it is round-off
+            std_out[...] = std if constant is None else np.where(constant, 0.0, std)
         std[std < EPS64] = 1.0
         if dest is not None:
             y = np.divide(y, std, out=dest, casting="unsafe")  # the float64 quotient, rounded once
@@ -715,7 +715,8 @@ def apply_operator(
 
     ``column_std`` (float64, shape (n_features,)), when given, receives each column's standard deviation
     (``ddof=1``) after the linear cleaning and before standardization (what the QC's tSNR after cleaning
-    divides by), at no extra pass over the data.
+    divides by), at no extra pass over the data; 0 for a column the constant rule above sets to 0 (whatever
+    ``standardize``), so that round-off is never counted as a signal.
 
     The chunks go through two float64 buffers allocated once (a fresh 0.4 GB costs more in page
     faults than the arithmetic on it on some machines), in the input's memory order.
@@ -826,7 +827,8 @@ class _ChunkJob:
         if not np.isfinite(np.add.reduce(x, axis=None)) and not np.isfinite(x).all():  # sum: one cheap pass
             raise ValueError("signals contain NaN or infinite values; mask them out before cleaning.")
         constant = scale = None
-        if self.standardize is not None:  # constant on the volumes read, relative to the input's magnitude
+        if self.standardize is not None or self.column_std is not None:  # constant on the volumes read,
+            # relative to the input's magnitude
             hi = np.max([x[a0:b0].max(axis=0) for a0, b0 in self.blocks], axis=0)  # x: the input, exactly
             lo = np.min([x[a0:b0].min(axis=0) for a0, b0 in self.blocks], axis=0)
             scale = np.maximum(np.abs(hi), np.abs(lo))
@@ -842,8 +844,10 @@ class _ChunkJob:
                 self.column_std[cols] = np.nan
             elif self.standardize == "zscore_sample":  # z-scoring computes it: no second pass, no temporary
                 std_out = self.column_std[cols]
-            else:
-                self.column_std[cols] = y.std(axis=0, ddof=1)
+            else:  # a column the standardization would call constant has none (its round-off is no signal)
+                std = y.std(axis=0, ddof=1)
+                std[constant | (std <= CONSTANT_RTOL * scale)] = 0.0
+                self.column_std[cols] = std
         dest = self.out[:, cols]
         done = _standardize(y, self.standardize, original_mean, self.psc_shift, constant, scale, self.zero_mean,
                             std_out, dest)

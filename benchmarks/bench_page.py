@@ -1,0 +1,124 @@
+"""The participant page's cost: ``participant_report`` on a finished run, each repetition a fresh interpreter.
+
+Generates (once) a run of ``--shape`` (42 x 50 x 42: ~20,000 voxels) for each of ``--volumes`` with
+fMRIPrep-like confounds in which 2 % of the volumes have a framewise displacement of 0.9 mm, runs ``bidsapp
+participant --denoise scrubbing --low-pass 0.08 --high-pass 0.01`` on it (so ~10 % of the volumes are
+censored and the carpet has red bands), then builds the page again ``--repeat`` times, each in a new process
+(matplotlib and pandas imported as in a real run, which imports them only for the page), and prints the
+minimum CPU time of the page and of each figure function.
+
+``--src DIR`` puts DIR first on the children's ``PYTHONPATH``: DIR holding another version's ``bidsapp``
+package (``git archive <commit> bidsapp | tar -x -C DIR``) measures that version on the same outputs.
+
+Usage: python benchmarks/bench_page.py [--workdir DIR] [--volumes 1200 4000] [--repeat 5] [--src DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_masker import generate  # noqa: E402
+
+SPACE = "MNI152NLin2009cAsym"
+STEM = "sub-01_task-rest_run-1"
+FIGURES = ("overlay_planes", "coverage_bars", "carpet_plot", "trial_timeline", "connectivity_matrix")
+
+
+def make_dataset(workdir: Path, n_volumes: int, t_r: float, shape: tuple[int, int, int]) -> Path:
+    """fMRIPrep-like derivatives of one run (reused when present)."""
+    from bidsapp.demo import _confounds, _write_tsv
+
+    bold, mask, _ = generate(workdir, n_volumes, t_r, shape)
+    root = workdir / "bids"
+    func = root / "derivatives" / "fmriprep" / "sub-01" / "func"
+    if func.exists():
+        return root
+    func.mkdir(parents=True)
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "bench", "BIDSVersion": "1.9.0"}))
+    (root / "derivatives" / "fmriprep" / "dataset_description.json").write_text(json.dumps(
+        {"Name": "fMRIPrep", "BIDSVersion": "1.9.0", "DatasetType": "derivative"}))
+    rng = np.random.default_rng(1)
+    cols, meta = _confounds(rng, n_volumes, t_r, 0)
+    cols["framewise_displacement"][rng.choice(np.arange(5, n_volumes - 5), n_volumes // 50, replace=False)] = 0.9
+    os.link(bold, func / f"{STEM}_space-{SPACE}_desc-preproc_bold.nii.gz")
+    os.link(mask, func / f"{STEM}_space-{SPACE}_desc-brain_mask.nii.gz")
+    (func / f"{STEM}_space-{SPACE}_desc-preproc_bold.json").write_text(json.dumps({"RepetitionTime": t_r}))
+    _write_tsv(func / f"{STEM}_desc-confounds_timeseries.tsv", cols)
+    (func / f"{STEM}_desc-confounds_timeseries.json").write_text(json.dumps(meta))
+    return root
+
+
+def child(out: str) -> None:
+    """Build the page once; print the CPU and wall time of the whole and of each figure function (JSON)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    from bidsapp.reports import figures
+    from bidsapp.reports.html import participant_report
+
+    spent: dict[str, float] = {}
+
+    def timed(name, fn):
+        def call(*args, **kwargs):
+            c = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.process_time() - c
+        return call
+
+    for name in FIGURES:
+        setattr(figures, name, timed(name, getattr(figures, name)))
+    participant_report(Path(out), "01")
+    print(json.dumps({"cpu": time.process_time() - c0, "wall": time.perf_counter() - w0, **spent,
+                      "load": os.getloadavg()[0]}))
+
+
+def measure(out: Path, repeat: int, src: str | None) -> dict:
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    runs = [json.loads(subprocess.run([sys.executable, __file__, "--child", str(out)], env=env, check=True,
+                                      capture_output=True, text=True).stdout.splitlines()[-1])
+            for _ in range(repeat)]
+    best = {k: min(r[k] for r in runs) for k in runs[0] if k != "load"}
+    best["load"] = f"{min(r['load'] for r in runs):.1f}-{max(r['load'] for r in runs):.1f}"
+    return best
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bidsapp-bench-page")
+    p.add_argument("--volumes", type=int, nargs="+", default=[1200, 4000])
+    p.add_argument("--shape", default="42x50x42", help="grid of the runs (42x50x42: ~20,000 voxels)")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--src", help="a folder holding another version's bidsapp package, measured instead")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    shape = tuple(int(v) for v in args.shape.split("x"))
+    for n in args.volumes:
+        t_r = 0.72 if n <= 1200 else 0.5
+        data = args.workdir / f"T{n}-{args.shape}"
+        data.mkdir(parents=True, exist_ok=True)
+        root, out = make_dataset(data, n, t_r, shape), data / "out"
+        if not (out / "sub-01.html").exists():
+            subprocess.run([sys.executable, "-m", "bidsapp.cli.run", str(root), str(out), "participant",
+                            "--denoise", "scrubbing", "--low-pass", "0.08", "--high-pass", "0.01"], check=True)
+        best = measure(out, args.repeat, args.src)
+        print(f"T={n} {args.shape}: " + ", ".join(f"{k} {v:.2f} s" if isinstance(v, float) else f"{k} {v}"
+                                                  for k, v in best.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
