@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_masker import generate  # noqa: E402
+from bench_scale import write_descriptions  # noqa: E402
 
 SPACE = "MNI152NLin2009cAsym"
 STEM = "sub-01_task-rest_run-1"
@@ -44,9 +45,7 @@ def make_dataset(workdir: Path, n_volumes: int, t_r: float, shape: tuple[int, in
     if func.exists():
         return root
     func.mkdir(parents=True)
-    (root / "dataset_description.json").write_text(json.dumps({"Name": "bench", "BIDSVersion": "1.9.0"}))
-    (root / "derivatives" / "fmriprep" / "dataset_description.json").write_text(json.dumps(
-        {"Name": "fMRIPrep", "BIDSVersion": "1.9.0", "DatasetType": "derivative"}))
+    write_descriptions(root)
     rng = np.random.default_rng(1)
     cols, meta = _confounds(rng, n_volumes, t_r, 0)
     cols["framewise_displacement"][rng.choice(np.arange(5, n_volumes - 5), n_volumes // 50, replace=False)] = 0.9

@@ -35,15 +35,20 @@ LOW, HIGH = 0.08, 0.01
 SPACE = "MNI152NLin2009cAsym"
 
 
+def write_descriptions(root: Path) -> None:
+    """The raw dataset's and fMRIPrep's ``dataset_description.json`` under ``root``."""
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "bench", "BIDSVersion": "1.9.0"}))
+    (root / "derivatives" / "fmriprep" / "dataset_description.json").write_text(json.dumps(
+        {"Name": "fMRIPrep", "BIDSVersion": "1.9.0", "DatasetType": "derivative"}))
+
+
 def make_dataset(root: Path, bold: Path, mask: Path, confounds: np.ndarray, t_r: float, runs: int) -> Path:
     """fMRIPrep-like derivatives with ``runs`` runs of the same data (hard links, no copies)."""
     func = root / "derivatives" / "fmriprep" / "sub-01" / "func"
     if func.exists():
         return root
     func.mkdir(parents=True)
-    (root / "dataset_description.json").write_text(json.dumps({"Name": "bench", "BIDSVersion": "1.9.0"}))
-    (root / "derivatives" / "fmriprep" / "dataset_description.json").write_text(json.dumps(
-        {"Name": "fMRIPrep", "BIDSVersion": "1.9.0", "DatasetType": "derivative"}))
+    write_descriptions(root)
     header = "\t".join(f"c{k}" for k in range(confounds.shape[1]))
     rows = "\n".join("\t".join(repr(float(v)) for v in row) for row in confounds)
     for r in range(1, runs + 1):
