@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from bidsapp.core import signal
+from bidsapp.core import signal, sos_blocks
 from tests.nilearn_ref import patched_interpolation
 
 N_CASES = int(os.environ.get("BIDSAPP_TEST_CASES", 300))
@@ -174,7 +174,7 @@ def test_stepwise_path_equals_the_dense_product_on_random_inputs():
             c = _case(rng)
             n = int(np.exp(rng.uniform(np.log(20), np.log(1500))))
             t = np.arange(n) * c["t_r"]
-            n_cols = int(rng.integers(1, signal.FILTER_COLUMNS // 2))
+            n_cols = int(rng.integers(1, sos_blocks.COLUMNS // 2))
             X = (rng.uniform(-50, 1000, n_cols) + rng.uniform(0.5, 50, n_cols) * rng.normal(size=(n, n_cols))
                  + np.outer(t, rng.normal(0, 0.02, n_cols))).astype(c["dtype"] if c["dtype"] != "int16" else "float32")
             if rng.random() < 0.4:

@@ -62,7 +62,7 @@ def test_blocks_and_threads_give_the_same_bits(threads):
     rng = np.random.default_rng(4)
     n = 700
     op = signal.cleaning_operator(n, t_r=0.8, confounds=rng.normal(size=(n, 12)), low_pass=0.1, high_pass=0.01)
-    X = rng.normal(size=(n, 2 * signal.FILTER_COLUMNS + 77)) + 500
+    X = rng.normal(size=(n, 2 * sos_blocks.COLUMNS + 77)) + 500
     ref = signal.apply_operator(X, op, method="steps", threads=1, chunk_size=X.shape[1])
     got = signal.apply_operator(X, op, method="steps", threads=threads, chunk_size=X.shape[1])
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)

@@ -31,7 +31,6 @@ import numpy as np
 from scipy import linalg
 
 from bidsapp.core import sos_blocks
-from bidsapp.core.sos_blocks import COLUMNS as FILTER_COLUMNS
 from bidsapp.core.sos_blocks import sosfiltfilt_columns
 
 STANDARDIZE = ("zscore_sample", "psc", None)
@@ -125,18 +124,6 @@ def butterworth_sos(t_r: float, low_pass: float | None, high_pass: float | None,
     if high_pass is not None:
         return sp_signal.butter(order, high_pass, btype="high", output="sos", fs=fs)
     return sp_signal.butter(order, low_pass, btype="low", output="sos", fs=fs)
-
-
-def butterworth_filter(a: np.ndarray, sos: np.ndarray) -> np.ndarray:
-    """Zero-phase Butterworth filtering of each column of ``a`` (``sosfiltfilt``, odd padding), as nilearn,
-    by block products (:func:`~bidsapp.core.sos_blocks.sosfiltfilt_columns`, the same numbers to round-off).
-
-    Raises ``ValueError`` when the series is too short for the filter's padding.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim == 1:
-        return sosfiltfilt_columns(sos, a[:, None])[:, 0]
-    return sosfiltfilt_columns(sos, a)
 
 
 def cosine_drift(high_pass: float, n: int, t_r: float) -> np.ndarray:
@@ -267,11 +254,13 @@ class OperatorSteps:
             subtract_product(y, self.q, self.q.T @ y)
         return y
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """``A @ x`` for a block ``x`` of shape (n_volumes, n_columns), in float64."""
-        y = self.prepare(x)
+    def apply(self, x: np.ndarray, overwrite: bool = False) -> np.ndarray:
+        """``A @ x`` for a block ``x`` of shape (n_volumes, n_columns), in float64. With ``overwrite``, a
+        float64 C-contiguous ``x`` is worked on in place (detrended, filtered group by group, projected):
+        no second chunk-sized buffer."""
+        y = self.prepare(x, overwrite=overwrite)
         if self.sos is not None:
-            y = sosfiltfilt_columns(self.sos, y)
+            y = sosfiltfilt_columns(self.sos, y, out=y)  # each group of columns is copied before it is written
         return self.finish(y)
 
 
@@ -285,17 +274,6 @@ def default_threads() -> int:
         except (KeyError, ValueError):
             pass
     return max(1, n)
-
-
-def _apply_steps(steps: OperatorSteps, x: np.ndarray) -> np.ndarray:
-    """``steps.apply(x)`` for the float64 chunk ``x``, which it may overwrite: detrended in place, filtered by
-    groups of ``FILTER_COLUMNS`` columns written back in place (no second chunk-sized buffer), projected in
-    place."""
-    y = steps.prepare(x, overwrite=True)
-    if steps.sos is not None:
-        for a in range(0, y.shape[1], FILTER_COLUMNS):  # each group is copied before it is written
-            sosfiltfilt_columns(steps.sos, y[:, a:a + FILTER_COLUMNS], out=y[:, a:a + FILTER_COLUMNS])
-    return steps.finish(y)
 
 
 #: costs relative to one multiply-add of the dense BLAS product, per core (BLAS and the step-wise path both
@@ -397,9 +375,9 @@ def cleaning_operator(
     sos = None
     if ftype == "butterworth":
         sos = butterworth_sos(t_r, low_pass, high_pass)
-        op = butterworth_filter(op, sos)
+        op = sosfiltfilt_columns(sos, op)
         if conf is not None:
-            conf = butterworth_filter(conf, sos)
+            conf = sosfiltfilt_columns(sos, conf)
         if final_keep is not None:
             op, rows = op[final_keep], rows[final_keep]
             if conf is not None:
@@ -835,7 +813,7 @@ class _ChunkJob:
             constant = hi - lo <= CONSTANT_RTOL * scale
         original_mean = self.operator.mean_weights @ x if self.standardize == "psc" else None
         if self.stepwise:  # may work in x's memory: everything read from x is read above
-            y = _apply_steps(self.operator.steps, x)
+            y = self.operator.steps.apply(x, overwrite=True)
         else:
             y = np.matmul(a, x, out=ybuf[:m * w].reshape((m, w)))
         std_out = None
