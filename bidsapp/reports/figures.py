@@ -17,7 +17,8 @@ import numpy as np
 CENSORED = "#e8a09a"
 DPI = 96
 #: zlib level of the PNG figures: 3 encodes the 1,056 x 816 px carpet in 0.09 s into 0.74 MB, where the
-#: default 6 takes 0.19 s for 0.94 MB (level 6 searches longer matches that this noisy image does not have)
+#: default 6 takes 0.19 s for 0.94 MB (level 6 searches longer matches that this noisy image does not have);
+#: level 1 saves another 25-30 % of the time for 5 % more bytes; the Z_RLE strategy doubles the bytes
 PNG_COMPRESSION = 3
 
 
@@ -75,9 +76,17 @@ def encode(fig, fmt: str = "png") -> bytes:
     if isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine):
         fig.set_layout_engine(None)
     buf = io.BytesIO()
-    meta = {"Software": None} if fmt == "png" else {"Date": None}
-    extra = {"pil_kwargs": {"compress_level": PNG_COMPRESSION}} if fmt == "png" else {}
-    fig.savefig(buf, format=fmt, dpi=DPI, metadata=meta, **extra)
+    if fmt == "svg":
+        fig.savefig(buf, format=fmt, dpi=DPI, metadata={"Date": None})
+        return buf.getvalue()
+    from PIL import Image
+
+    fig.set_dpi(DPI)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    opaque = bool((rgba[..., 3] == 255).all())  # an opaque figure is stored as RGB: 25 % fewer bytes to deflate
+    image = Image.fromarray(np.ascontiguousarray(rgba[..., :3]) if opaque else rgba)
+    image.save(buf, format="png", compress_level=PNG_COMPRESSION, dpi=(DPI, DPI))
     return buf.getvalue()
 
 
