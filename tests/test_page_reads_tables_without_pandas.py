@@ -130,3 +130,16 @@ def test_both_readers_refuse_a_table_of_another_length_with_the_same_message(dem
     with pytest.raises(ValueError) as light:
         read_run_tables(sc)
     assert str(full.value) == str(light.value) and "outputs are inconsistent" in str(full.value)
+
+
+def test_a_participant_run_with_its_page_imports_no_pandas(demo, tmp_path):
+    """The saving is real only if nothing else in the run imports pandas (it did not before the page either)."""
+    root, _ = demo
+    argv = [str(root), str(tmp_path / "out"), "participant", "--participant-label", "01", "--run", "1",
+            "--nprocs", "1", "--work-dir", str(tmp_path / "w")]
+    code = (f"import sys\nfrom bidsapp.cli.run import main\ncode = main({argv!r})\n"
+            "print('pandas' in sys.modules, 'matplotlib' in sys.modules)\nsys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "out" / "sub-01.html").exists()
+    assert done.stdout.split()[-2:] == ["False", "True"]  # the page was drawn, without pandas
