@@ -31,6 +31,7 @@ import numpy as np
 from scipy import linalg
 
 from bidsapp.core import sos_blocks
+from bidsapp.core.butterworth import butter_sos
 from bidsapp.core.sos_blocks import sosfiltfilt_columns
 
 STANDARDIZE = ("zscore_sample", "psc", None)
@@ -106,24 +107,15 @@ def remove_trend(a: np.ndarray, axis: int = 0) -> np.ndarray:
     return a
 
 
-def _scipy_signal():
-    """``scipy.signal``, imported on first use: its import costs ~0.9 s of CPU (scipy 1.17 parses the
-    docstrings of its array-API wrappers, and it imports ``scipy.stats``), and only a Butterworth filter needs
-    it (none is applied by default)."""
-    from scipy import signal as sp_signal
-
-    return sp_signal
-
-
 def butterworth_sos(t_r: float, low_pass: float | None, high_pass: float | None, order: int = 5) -> np.ndarray:
-    """Second-order sections of nilearn's Butterworth filter."""
+    """Second-order sections of nilearn's Butterworth filter (``scipy.signal.butter``'s, without importing
+    ``scipy.signal``: ``bidsapp.core.butterworth``)."""
     fs = 1.0 / t_r
-    sp_signal = _scipy_signal()
     if high_pass is not None and low_pass is not None:
-        return sp_signal.butter(order, [high_pass, low_pass], btype="band", output="sos", fs=fs)
+        return butter_sos(order, [high_pass, low_pass], "bandpass", fs)
     if high_pass is not None:
-        return sp_signal.butter(order, high_pass, btype="high", output="sos", fs=fs)
-    return sp_signal.butter(order, low_pass, btype="low", output="sos", fs=fs)
+        return butter_sos(order, high_pass, "highpass", fs)
+    return butter_sos(order, low_pass, "lowpass", fs)
 
 
 def cosine_drift(high_pass: float, n: int, t_r: float) -> np.ndarray:
