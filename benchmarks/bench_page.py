@@ -4,7 +4,7 @@ Generates (once) a run of ``--shape`` (42 x 50 x 42: ~20,000 voxels) for each of
 fMRIPrep-like confounds in which 2 % of the volumes have a framewise displacement of 0.9 mm, runs ``bidsapp
 participant --denoise scrubbing --low-pass 0.08 --high-pass 0.01`` on it (so ~10 % of the volumes are
 censored and the carpet has red bands), then builds the page again ``--repeat`` times, each in a new process
-(matplotlib and pandas imported as in a real run, which imports them only for the page), and prints the
+(matplotlib imported as in a real run, which imports it only for the page), and prints the
 minimum CPU time of the page and of each figure function.
 
 ``--out DIR`` measures the page of an existing output folder (e.g. a 300-volume run of ``bench_scale.py``)
