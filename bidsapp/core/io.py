@@ -13,6 +13,7 @@ import contextlib
 import errno
 import gzip
 import hashlib
+import mmap
 import os
 import re
 import tempfile
@@ -542,6 +543,32 @@ def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tup
                 raise ValueError(f"{src}: the file is truncated ({done} of {n} data bytes); copy it again from "
                                  "its source.")
     return Path(path)
+
+
+#: alignment of the ranges :func:`release_columns` drops (a huge page)
+RELEASE_ALIGN = 2 << 20
+
+
+def release_columns(array: np.ndarray, start: int, stop: int) -> None:
+    """Drop the pages of columns ``start:stop`` of a read-only memory-mapped, Fortran-ordered 2D array from
+    this process's memory (``madvise(MADV_DONTNEED)``); anything else is left alone.
+
+    The file's pages stay in the page cache, and reading the columns again maps them again (same values: the
+    mapping is shared and read-only). A pass over the columns by chunks that releases each chunk once copied
+    holds one chunk of the file in its resident memory instead of all of it (a dtseries, whose layout is
+    column-major, cleaned into a new array). The range is widened to :data:`RELEASE_ALIGN`: the page cache may
+    hold the file in 2 MB folios, which a narrower range leaves mapped; a neighbouring chunk being read then
+    maps a few of its pages again, with the same values.
+    """
+    mm = getattr(array, "_mmap", None)
+    if (mm is None or getattr(array, "mode", None) != "r" or array.ndim != 2 or not array.flags.f_contiguous
+            or not hasattr(mm, "madvise") or stop <= start):
+        return
+    column = array.shape[0] * array.itemsize
+    lo = array.ctypes.data - np.frombuffer(mm, dtype=np.uint8).ctypes.data + start * column
+    hi = lo + (stop - start) * column
+    lo, hi = lo // RELEASE_ALIGN * RELEASE_ALIGN, min(-(-hi // RELEASE_ALIGN) * RELEASE_ALIGN, len(mm))
+    mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 def iter_npy_rows(path: str | os.PathLike, rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:

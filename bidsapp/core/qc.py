@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bidsapp.core.io import release_columns
 from bidsapp.core.order_statistics import lower_iqr
 
 #: robust standard deviation: interquartile range of a normal variable / 1.349
@@ -136,6 +137,7 @@ def _dvars_terms(x: np.ndarray, start: int, stop: int, rows: slice | np.ndarray,
         full = np.array(native, dtype=np.float64)
         moments.other_mean[start:stop] = full[moments.rows].mean(axis=0)
         block = full[rows]
+    release_columns(x, start, stop)  # a mapped dtseries: its pages leave this process's memory once copied
     mean = block.mean(axis=0)
     block -= mean
     sum_squares = np.einsum("ij,ij->j", block, block)

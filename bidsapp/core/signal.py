@@ -32,6 +32,7 @@ from scipy import linalg
 
 from bidsapp.core import sos_blocks
 from bidsapp.core.butterworth import butter_sos
+from bidsapp.core.io import release_columns
 from bidsapp.core.sos_blocks import sosfiltfilt_columns
 
 STANDARDIZE = ("zscore_sample", "psc", None)
@@ -794,6 +795,7 @@ class _ChunkJob:
         w = len(range(*cols.indices(self.signals.shape[1])))
         x = xbuf[:n * w].reshape((w, n)).T if self.fortran else xbuf[:n * w].reshape((n, w))
         np.copyto(x, self.signals[:, cols], casting="unsafe")
+        release_columns(self.signals, *cols.indices(self.signals.shape[1])[:2])  # a mapped dtseries: read once
         if not np.isfinite(np.add.reduce(x, axis=None)) and not np.isfinite(x).all():  # sum: one cheap pass
             raise ValueError("signals contain NaN or infinite values; mask them out before cleaning.")
         constant = scale = None
