@@ -143,3 +143,21 @@ def test_a_participant_run_with_its_page_imports_no_pandas(demo, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "out" / "sub-01.html").exists()
     assert done.stdout.split()[-2:] == ["False", "True"]  # the page was drawn, without pandas
+
+
+def test_a_run_written_as_tsv_gz_only_has_the_shape_of_its_rows(demo, tmp_path):
+    """Without a .npy, the page counts the rows of the _timeseries.tsv.gz instead of parsing them (pandas)."""
+    from bidsapp.cli.run import main
+    from bidsapp.reports.html import participant_report
+
+    root, _ = demo
+    out = tmp_path / "out"
+    assert main([str(root), str(out), "participant", "--participant-label", "01", "--run", "1", "--nprocs", "1",
+                 "--output-format", "tsv.gz", "--work-dir", str(tmp_path / "w")]) == 0
+    sidecars = sorted(out.glob("sub-01/**/*_timeseries.json"))
+    assert sidecars and not list(out.rglob("*_timeseries.npy"))
+    for sc in sidecars:
+        run, light = read_run(sc), read_run_tables(sc)
+        assert light.shape == run.X.shape and light.shape[0] == int(light.kept.sum())
+        np.testing.assert_array_equal(light.X, run.X)
+    assert "carpet plot before and after cleaning" in participant_report(out, "01").read_text()
