@@ -11,6 +11,7 @@ file from the bytes it reads, so that the file is read once for both.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import gzip
@@ -33,6 +34,7 @@ except ImportError:  # pragma: no cover - exercised only without isal
     _igzip_threaded = None
 
 GZIP_BACKEND = "isal" if _igzip_threaded is not None else "zlib"
+_FADVISE = hasattr(os, "posix_fadvise")  # Linux; not macOS
 
 
 def load_header(path: str | os.PathLike, *, ndim: int | None = None) -> nib.Nifti1Image:
@@ -158,12 +160,13 @@ def iter_volumes(
 def _gzip_volumes(path: Path, offset: int, nbytes: int, n_vols: int,
                   digest: ReadDigest | None = None) -> Iterator[tuple[int, bytearray]]:
     """The raw bytes of each volume of a ``.nii.gz`` (one reused buffer); truncated or corrupt data is an error.
-    With ``digest``, the compressed bytes are hashed in the decompression thread as it reads them."""
+    With ``digest``, the compressed bytes are hashed as the decompression thread reads them, in a helper thread
+    (hashing in the decompression thread would add its time to this stream's: decompression is its floor)."""
     buf = bytearray(nbytes)
     view = memoryview(buf)
     try:
         with contextlib.ExitStack() as stack:
-            source = str(path) if digest is None else stack.enter_context(HashingReader(path))
+            source = str(path) if digest is None else stack.enter_context(HashingReader(path, background="copy"))
             fh = stack.enter_context(_igzip_threaded.open(source, "rb", threads=1) if _igzip_threaded is not None
                                      else gzip.open(source, "rb"))
             _read_exact(fh, offset, path, what="header")
@@ -193,21 +196,22 @@ def _plain_volumes(path: Path, offset: int, nbytes: int, n_vols: int,
                    digest: ReadDigest | None = None) -> Iterator[tuple[int, bytearray]]:
     """The raw bytes of each volume of a ``.nii`` (one reused buffer); a file shorter than its header says is
     an error. With ``digest``, the header is read (not skipped) and each volume is hashed in a helper thread
-    while the caller converts it."""
+    while the caller converts it and the next volume is read (two buffers, used in turn)."""
     expected = offset + nbytes * n_vols
     if path.stat().st_size < expected:
         raise ValueError(
             f"{path}: truncated file ({path.stat().st_size} bytes, {expected} expected). "
             "Re-copy or regenerate the file."
         )
-    buf = bytearray(nbytes)
-    # plain reads, not a memory map: the process's RSS stays one volume
-    with open(path, "rb") if digest is None else HashingReader(path, background=True) as fh:
+    bufs = [bytearray(nbytes) for _ in range(1 if digest is None else 2)]
+    # plain reads, not a memory map: the process's RSS stays one volume (two while hashing)
+    with open(path, "rb") if digest is None else HashingReader(path, background="shared", depth=2) as fh:
         if digest is None:
             fh.seek(offset)
         else:
             _read_exact(fh, offset, path, what="header")
         for t in range(n_vols):
+            buf = bufs[t % len(bufs)]
             if fh.readinto(buf) < nbytes:  # pragma: no cover - size checked above
                 raise ValueError(f"{path}: truncated file at volume {t}.")
             yield t, buf
@@ -241,26 +245,42 @@ class HashingReader(io.RawIOBase):
     """A file opened for sequential binary reads whose bytes update a SHA-256 as they are read.
 
     Seeking is not supported: the hash covers exactly the bytes read, in order. :meth:`finish` reads and
-    hashes the rest of the file and returns the hex digest of the whole file. With ``background``, each
-    ``readinto`` hands its block to a helper thread (hashlib releases the GIL) and the next read waits for
-    it: a caller may read the buffer meanwhile but must not change it before its next read.
+    hashes the rest of the file and returns the hex digest of the whole file. After each block, the kernel is
+    asked to read the next one ahead (``POSIX_FADV_WILLNEED``), so that on a cold page cache the disk works
+    while the caller decompresses or converts the block it has.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file.
+    background : {None, "shared", "copy"}
+        Where ``readinto`` hashes its block. None: at once, in the reading thread. Otherwise in a helper
+        thread (hashlib releases the GIL), in order, while the caller works; a read waits while ``depth``
+        blocks are still being hashed. "shared": the helper reads the caller's buffer, so the caller must
+        not change a buffer it read into before ``depth`` more reads (a volume stream that rotates ``depth``
+        buffers); "copy": the helper hashes a copy of each block (for a caller that may move data in its
+        buffer before its next read, as a gzip decompressor does).
+    depth : int
+        Blocks that may be waiting for the helper thread.
     """
 
-    def __init__(self, path: str | os.PathLike, *, background: bool = False):
+    def __init__(self, path: str | os.PathLike, *, background: str | None = None, depth: int = 2):
         super().__init__()
+        if background not in (None, "shared", "copy"):
+            raise ValueError(f"background={background!r}: give None, 'shared' or 'copy'.")
         self._raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         self._sha = hashlib.sha256()
+        self._copy, self._depth = background == "copy", max(1, int(depth))
         self._pool = ThreadPoolExecutor(max_workers=1) if background else None
-        self._pending: Future | None = None
+        self._pending: collections.deque[Future] = collections.deque()
 
     def readable(self) -> bool:
         return True
 
-    def _settle(self) -> None:
-        """Wait for the block being hashed in the helper thread (raises its error, if any)."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
+    def _settle(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` blocks are being hashed in the helper thread (raises its error, if any)."""
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
 
     def read(self, size: int = -1) -> bytes:
         self._settle()
@@ -269,15 +289,23 @@ class HashingReader(io.RawIOBase):
         return data
 
     def readinto(self, b) -> int:
-        self._settle()
+        self._settle(keep=self._depth - 1)
         n = self._raw.readinto(b)
         if n:
+            self._read_ahead(n)
             block = memoryview(b).cast("B")[:n]
             if self._pool is not None:
-                self._pending = self._pool.submit(self._sha.update, block)
+                self._pending.append(self._pool.submit(self._sha.update, bytes(block) if self._copy else block))
             else:
                 self._sha.update(block)
         return n
+
+    def _read_ahead(self, n: int) -> None:
+        """Ask the kernel to read the ``n`` bytes after the current position into the page cache, in the
+        background (a no-op where ``posix_fadvise`` is missing)."""
+        if _FADVISE:
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self._raw.fileno(), self._raw.tell(), n, os.POSIX_FADV_WILLNEED)
 
     def finish(self, blocksize: int = 1 << 23) -> str:
         """Hash the bytes not read yet (up to the end of the file); the hex SHA-256 of the whole file."""
