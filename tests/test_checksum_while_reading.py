@@ -152,6 +152,15 @@ def test_dtseries_nibabel_decodes_gives_no_digest(gray_demo, tmp_path):
     assert digest.hexdigest is None
 
 
+def test_gifti_pair_gives_no_digest(gray_demo, tmp_path):
+    """A GIFTI pair is parsed by nibabel: its checksums are the provenance node's."""
+    left = next(gray_demo.rglob("sub-03_*hemi-L_space-fsaverage5_bold.func.gii"))
+    right = next(gray_demo.rglob("sub-03_*hemi-R_space-fsaverage5_bold.func.gii"))
+    digest = ReadDigest()
+    go.write_run_array(left, right, tmp_path / "x.npy", digest=digest)
+    assert digest.hexdigest is None
+
+
 def _touch_gzip_header(path: Path, restore_times: bool) -> None:
     """Change the gzip header's MTIME field: other bytes, same size, same values; with ``restore_times``, the
     file's mtime is set back (only its ctime tells)."""
