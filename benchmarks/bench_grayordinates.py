@@ -13,7 +13,10 @@ Generates (once) an fMRIPrep-like dataset with one run: a 91,282 x 1,200 float32
 Prints wall time, peak RSS (``VmHWM`` of the process; ``--plugin Linear`` runs every node in it)
 and the max abs difference of the arrays.
 
-Usage: python benchmarks/bench_grayordinates.py [--workdir DIR] [--volumes 1200]
+Each side starts with the inputs evicted from the page cache (``--cache cold``, the default: read from disk)
+or read once before it (``--cache warm``).
+
+Usage: python benchmarks/bench_grayordinates.py [--workdir DIR] [--volumes 1200] [--cache cold|warm]
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from page_cache import prepare  # noqa: E402
 
 T_R = 0.72
 STEM = "sub-01_task-rest_run-1"
@@ -97,6 +103,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/bidsapp-bench-grayordinates"))
     p.add_argument("--volumes", type=int, default=1200)
+    p.add_argument("--cache", choices=["cold", "warm"], default="cold",
+                   help="the inputs before each side: evicted from the page cache (cold) or read once (warm)")
     p.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -113,6 +121,7 @@ def main() -> None:
             import shutil
 
             shutil.rmtree(outs[impl])  # a rerun would reuse the previous outputs
+        prepare([bids], args.cache)  # each side starts with the inputs in the same state (default: on disk only)
         proc = subprocess.run([sys.executable, __file__, "--worker", impl, str(bids), str(outs[impl])],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:

@@ -79,7 +79,7 @@ DETAIL = (
     ("bidsapp.core.masking", "mask_to_npy", "masking: read + gather + SHA-256 of the BOLD (mask_to_npy)"),
     ("bidsapp.interfaces.extract", "write_tsv", "masking / cleaning: write tables (features, samples)"),
     ("bidsapp.interfaces.clean", "write_tsv", "cleaning: write samples table"),
-    ("bidsapp.core.signal", "cleaning_operator", "cleaning: build the operator (with scipy.signal import)"),
+    ("bidsapp.core.signal", "cleaning_operator", "cleaning: build the operator"),
     ("bidsapp.core.signal", "apply_operator", "cleaning: apply the operator"),
     ("bidsapp.core.qc", "qc_before", "cleaning: QC before"),
     ("bidsapp.core.qc", "qc_after", "cleaning: QC after"),

@@ -12,7 +12,10 @@
 All cases: detrend, Butterworth band-pass 0.01-0.08 Hz, 36 confounds, zscore_sample; the arrays are
 compared (max abs difference relative to each column's standard deviation).
 
-Usage: python benchmarks/bench_scale.py [--workdir DIR] [--cases runs long single] [--runs 8]
+Each side starts with the inputs evicted from the page cache (``--cache cold``, the default: read from disk,
+whichever side runs first) or read once before it (``--cache warm``).
+
+Usage: python benchmarks/bench_scale.py [--workdir DIR] [--cases runs long single] [--runs 8] [--cache cold|warm]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_masker import generate  # noqa: E402
+from page_cache import prepare  # noqa: E402
 
 LOW, HIGH = 0.08, 0.01
 SPACE = "MNI152NLin2009cAsym"
@@ -121,7 +125,7 @@ def compare(out: Path, nilearn_npy: Path) -> float:
 
 
 def case(name: str, workdir: Path, n_volumes: int, t_r: float, runs: int, nprocs: int,
-         shape: tuple[int, int, int] = (97, 115, 97)) -> dict:
+         shape: tuple[int, int, int] = (97, 115, 97), cache: str = "cold") -> dict:
     data = workdir / (f"T{n_volumes}" if shape == (97, 115, 97) else f"T{n_volumes}-{'x'.join(map(str, shape))}")
     data.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -130,12 +134,15 @@ def case(name: str, workdir: Path, n_volumes: int, t_r: float, runs: int, nprocs
     print(f"[{name}] data ready in {time.perf_counter() - t0:.0f} s", flush=True)
     out = data / f"out-{name}"
     shutil.rmtree(out, ignore_errors=True)
+    inputs = [root, mask, conf]
+    prepare(inputs, cache)  # each side starts with the inputs in the same state (default: on disk only)
     ours = run_measured(bidsapp_cmd(root, out, nprocs))
     print(f"[{name}] bidsapp {ours}", flush=True)
     nl_out = data / f"nilearn-{name}.npy"
     pairs = []
     for bold_file in sorted((root / "derivatives" / "fmriprep").rglob("*_desc-preproc_bold.nii.gz")):
         pairs += [str(bold_file), str(conf)]
+    prepare(inputs, cache)
     theirs = run_measured([sys.executable, "-c", NILEARN, str(mask), str(t_r), str(nprocs), str(nl_out), *pairs])
     print(f"[{name}] nilearn {theirs}", flush=True)
     return {"case": name, "T": n_volumes, "runs": runs, "bidsapp": ours, "nilearn": theirs,
@@ -149,16 +156,18 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=8)
     p.add_argument("--long-volumes", type=int, nargs="+", default=[1200, 2000, 4000])
     p.add_argument("--long-shape", default="65x77x65", help="grid of the long runs (97x115x97: 250k voxels)")
+    p.add_argument("--cache", choices=["cold", "warm"], default="cold",
+                   help="the inputs before each side: evicted from the page cache (cold) or read once (warm)")
     args = p.parse_args()
     rows = []
     if "single" in args.cases:
-        rows.append(case("single", args.workdir, 300, 2.0, 1, 1))
+        rows.append(case("single", args.workdir, 300, 2.0, 1, 1, cache=args.cache))
     if "runs" in args.cases:
-        rows.append(case("runs", args.workdir, 300, 2.0, args.runs, 2))
+        rows.append(case("runs", args.workdir, 300, 2.0, args.runs, 2, cache=args.cache))
     if "long" in args.cases:
         shape = tuple(int(v) for v in args.long_shape.split("x"))
         for t in args.long_volumes:
-            rows.append(case(f"long{t}", args.workdir, t, 0.72 if t <= 1200 else 0.5, 1, 1, shape))
+            rows.append(case(f"long{t}", args.workdir, t, 0.72 if t <= 1200 else 0.5, 1, 1, shape, cache=args.cache))
     print()
     print("| case | runs x T | nilearn s | bidsapp s | speed-up | nilearn summed peak GB | "
           "bidsapp summed peak GB | RSS ratio | max diff / column std |")

@@ -24,8 +24,8 @@ def test_cleaning_hands_the_report_its_dvars_and_carpet(tmp_path, monkeypatch, s
     x[:, 7] = 500.0  # a constant column
     save_npy(x, tmp_path / "timeseries.npy")
     calls = []
-    real = qc.standardized_dvars
-    monkeypatch.setattr(qc, "standardized_dvars", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    real = qc._dvars_pass  # every DVARS (alone, or with the moments) is one such pass over an array
+    monkeypatch.setattr(qc, "_dvars_pass", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
     (tmp_path / "clean").mkdir()
     (tmp_path / "report").mkdir()
     clean = CleanSignals(timeseries=str(tmp_path / "timeseries.npy"), t_r=2.0, denoise="none", dummy_scans=dummy,

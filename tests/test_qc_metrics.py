@@ -74,7 +74,7 @@ def test_fd_dvars_correlation_and_tsnr_equal_numpy(seed):
     assert qc.fd_dvars_correlation(fd, sub, rows) == pytest.approx(np.corrcoef(fd[rows][ok2], sub[ok2])[0, 1],
                                                                    abs=1e-12)
     x = rng.uniform(100, 1000, size=50) + rng.normal(size=(n, 50)) * rng.uniform(1, 50, size=50)
-    mean, std = qc.column_moments(x, chunk=7)
+    _, mean, std, _ = qc.dvars_and_moments(x, chunk_bytes=8 * n * 7)
     np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(std, x.std(axis=0, ddof=1), rtol=1e-12)
     std[3] = 0

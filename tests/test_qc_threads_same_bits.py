@@ -21,12 +21,18 @@ def test_dvars_and_moments_do_not_depend_on_threads(monkeypatch, seed):
     for threads in (1, 2, 3):
         monkeypatch.setattr(signal, "default_threads", lambda t=threads: t)
         dvars = qc.standardized_dvars(x, rows, rows=rows, chunk_bytes=8 * n * 257)  # many chunks
-        (mean, std), other = qc.column_moments(x, rows, chunk=700, also_mean_of=rows[::2])
+        _, mean, std, other = qc.dvars_and_moments(x, rows, rows=rows, also_mean_of=rows[::2], chunk_bytes=8 * n * 700)
         results.append((dvars, mean, std, other))
     for got in results[1:]:
         for a, b in zip(results[0], got):
             np.testing.assert_array_equal(a, b)
     whole = qc.standardized_dvars(x, rows, rows=rows, chunk_bytes=8 * n * p)  # one chunk
+    np.testing.assert_allclose(results[0][0], whole, rtol=1e-12)
+    np.testing.assert_array_equal(results[0][0], qc.standardized_dvars(x, rows, rows=rows, chunk_bytes=8 * n * 257))
+    x64 = x.astype(np.float64)  # the moments from DVARS's pass are numpy's
+    np.testing.assert_allclose(results[0][1], x64[rows].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(results[0][2], x64[rows].std(axis=0, ddof=1), rtol=1e-10)
+    np.testing.assert_allclose(results[0][3], x64[rows[::2]].mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(results[0][0], whole, rtol=1e-12)
 
 
@@ -40,9 +46,9 @@ def test_consecutive_rows_are_read_as_a_view_with_the_same_values(seed):
     k = int(rng.integers(1, 5))
     rows = np.arange(k, n)
     np.testing.assert_array_equal(qc.standardized_dvars(x, rows, rows=rows), qc.standardized_dvars(x[k:]))
-    (mean, std), other = qc.column_moments(x, rows, also_mean_of=rows)
+    _, mean, std, other = qc.dvars_and_moments(x, rows, rows=rows, also_mean_of=rows)
     np.testing.assert_array_equal(mean, x[k:].astype(np.float64).mean(axis=0))
     np.testing.assert_array_equal(other, mean)
     gaps = np.setdiff1d(rows, rng.choice(rows, 3, replace=False))
-    (mean_gaps, _), _ = qc.column_moments(x, gaps, also_mean_of=rows)
+    _, mean_gaps, _, _ = qc.dvars_and_moments(x, gaps, rows=gaps, also_mean_of=rows)
     np.testing.assert_array_equal(mean_gaps, x[gaps].astype(np.float64).mean(axis=0))

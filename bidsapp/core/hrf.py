@@ -202,8 +202,7 @@ def convolved_regressors(frame_times: np.ndarray, onsets: np.ndarray, durations:
     -------
     numpy.ndarray, shape (n_volumes, n_groups, n_kernels)
     """
-    from scipy.interpolate import interp1d  # imported on use: scipy.signal, scipy.interpolate cost ~0.6 s of CPU
-    from scipy.signal import fftconvolve
+    from scipy.interpolate import interp1d  # imported on use: ~0.2 s of CPU
 
     hr_times = _high_res(frame_times, oversampling)
     tmax = hr_times.size
@@ -219,13 +218,39 @@ def convolved_regressors(frame_times: np.ndarray, onsets: np.ndarray, durations:
             np.add.at(box[g], t_off[idx], -1.0)
         box = np.cumsum(box, axis=1)
         for k, kernel in enumerate(kernels):
-            conv = fftconvolve(box, kernel[None, :], axes=1)[:, :tmax]
+            conv = fft_convolve_rows(box, kernel)[:, :tmax]
             conv[np.abs(conv) < FFT_ZERO * np.abs(kernel).sum() * np.abs(box).max(initial=1.0)] = 0.0
             out[:, start:start + len(block), k] = interp1d(hr_times, conv, axis=1)(frame_times).T
     if len(kernels) > 1 and orthogonalize:
         for g in range(len(groups)):
             out[:, g] = _orthogonalize(out[:, g])
     return out
+
+
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (a length numpy's FFT transforms fast)."""
+    best = 1 << max(n - 1, 0).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def fft_convolve_rows(rows: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Full convolution of each row of ``rows`` (n_rows, n) with ``kernel`` (k,), shape (n_rows, n + k - 1),
+    by numpy's real FFT (``scipy.signal.fftconvolve(rows, kernel[None], axes=1)`` without importing
+    ``scipy.signal``, ~0.9 s of CPU)."""
+    n = rows.shape[1] + kernel.size - 1
+    size = _fast_length(n)
+    spectrum = np.fft.rfft(rows, size, axis=1) * np.fft.rfft(kernel, size)
+    return np.fft.irfft(spectrum, size, axis=1)[:, :n]
 
 
 def fir_offsets(window: tuple[float, float], t_r: float) -> np.ndarray:

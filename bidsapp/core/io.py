@@ -17,6 +17,7 @@ import errno
 import gzip
 import hashlib
 import io
+import mmap
 import os
 import re
 import tempfile
@@ -691,6 +692,32 @@ def _copy_blocks(fin, fout, n: int, blocksize: int = 1 << 23) -> int:
         fout.write(view[:k])
         done += k
     return done
+
+
+#: alignment of the ranges :func:`release_columns` drops (a huge page)
+RELEASE_ALIGN = 2 << 20
+
+
+def release_columns(array: np.ndarray, start: int, stop: int) -> None:
+    """Drop the pages of columns ``start:stop`` of a read-only memory-mapped, Fortran-ordered 2D array from
+    this process's memory (``madvise(MADV_DONTNEED)``); anything else is left alone.
+
+    The file's pages stay in the page cache, and reading the columns again maps them again (same values: the
+    mapping is shared and read-only). A pass over the columns by chunks that releases each chunk once copied
+    holds one chunk of the file in its resident memory instead of all of it (a dtseries, whose layout is
+    column-major, cleaned into a new array). The range is widened to :data:`RELEASE_ALIGN`: the page cache may
+    hold the file in 2 MB folios, which a narrower range leaves mapped; a neighbouring chunk being read then
+    maps a few of its pages again, with the same values.
+    """
+    mm = getattr(array, "_mmap", None)
+    if (mm is None or getattr(array, "mode", None) != "r" or array.ndim != 2 or not array.flags.f_contiguous
+            or not hasattr(mm, "madvise") or stop <= start):
+        return
+    column = array.shape[0] * array.itemsize
+    lo = array.ctypes.data - np.frombuffer(mm, dtype=np.uint8).ctypes.data + start * column
+    hi = lo + (stop - start) * column
+    lo, hi = lo // RELEASE_ALIGN * RELEASE_ALIGN, min(-(-hi // RELEASE_ALIGN) * RELEASE_ALIGN, len(mm))
+    mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 def iter_npy_rows(path: str | os.PathLike, rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:

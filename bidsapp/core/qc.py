@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bidsapp.core.io import release_columns
 from bidsapp.core.order_statistics import lower_iqr
 
 #: robust standard deviation: interquartile range of a normal variable / 1.349
@@ -112,28 +113,44 @@ def censoring_summary(n_volumes: int, kept: np.ndarray, non_steady_state: np.nda
             "CensoredFraction": censored / eligible if eligible else np.nan}
 
 
-def _ar1(x: np.ndarray) -> np.ndarray:
-    """Yule-Walker lag-1 autocorrelation of each centred column of ``x`` (n, p); 0 for a zero column."""
-    r0 = np.einsum("ij,ij->j", x, x)
-    r1 = np.einsum("ij,ij->j", x[:-1], x[1:])
-    out = np.zeros(x.shape[1])
-    ok = r0 > 0
-    out[ok] = r1[ok] / r0[ok]
-    return out
+@dataclass
+class _Moments:
+    """Each column's temporal mean and standard deviation (``ddof=1``) over the rows DVARS uses, and its mean
+    over other rows (``rows``: their :func:`_rows_index`); filled chunk by chunk."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    other_mean: np.ndarray
+    rows: slice | np.ndarray
 
 
-def _dvars_terms(x: np.ndarray, start: int, stop: int, rows: slice | np.ndarray):
+def _dvars_terms(x: np.ndarray, start: int, stop: int, rows: slice | np.ndarray, moments: _Moments | None = None):
     """One chunk of columns' share of standardized DVARS: (sum over columns of the squared temporal
     differences per row, sum of the expected differences' SDs, columns that vary), or None if none varies.
-    ``rows``: :func:`_rows_index` of the rows used."""
-    native = np.asarray(x[:, start:stop])[rows]
-    robust_sd = lower_iqr(native) / IQR_TO_SD
+    ``rows``: :func:`_rows_index` of the rows used. With ``moments``, also its columns' moments, from the same
+    float64 copy (one pass over the array for both)."""
+    native = np.asarray(x[:, start:stop])
+    robust_sd = lower_iqr(native[rows]) / IQR_TO_SD
+    if moments is None:
+        block = np.array(native[rows], dtype=np.float64)  # this chunk's own copy: centred in place below
+    else:
+        full = np.array(native, dtype=np.float64)
+        moments.other_mean[start:stop] = full[moments.rows].mean(axis=0)
+        block = full[rows]
+    release_columns(x, start, stop)  # a mapped dtseries: its pages leave this process's memory once copied
+    mean = block.mean(axis=0)
+    block -= mean
+    sum_squares = np.einsum("ij,ij->j", block, block)
+    if moments is not None:
+        moments.mean[start:stop] = mean
+        moments.std[start:stop] = np.sqrt(sum_squares / (block.shape[0] - 1)) if block.shape[0] > 1 else np.nan
     vary = robust_sd > 0  # fMRIPrep's remove_zerovariance
-    if not vary.any():
+    if not vary.any() or block.shape[0] < 2:
         return None
-    block = native.astype(np.float64)
-    xv = block if vary.all() else block[:, vary]
-    ar1 = _ar1(xv - xv.mean(axis=0))
+    xv, r0 = (block, sum_squares) if vary.all() else (block[:, vary], sum_squares[vary])
+    ar1 = np.zeros(r0.size)  # Yule-Walker lag-1 autocorrelation of each centred column; 0 for a zero column
+    ok = r0 > 0
+    ar1[ok] = np.einsum("ij,ij->j", xv[:-1], xv[1:])[ok] / r0[ok]
     expected = float(np.sum(np.sqrt(np.clip(2.0 * (1.0 - ar1), 0.0, None)) * robust_sd[vary]))
     step = np.diff(xv, axis=0)
     return np.einsum("ij,ij->i", step, step), expected, int(vary.sum())
@@ -161,6 +178,36 @@ def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None, *, rows
         One value per row used. Its first value (and rows after a gap) are NaN, as fMRIPrep's first
         ``std_dvars`` value is n/a. All NaN when fewer than 3 rows or no column varies.
     """
+    return _dvars_pass(x, volumes, rows, chunk_bytes, None)
+
+
+def dvars_and_moments(x: np.ndarray, volumes: np.ndarray | None = None, *, rows: np.ndarray | None = None,
+                      also_mean_of: np.ndarray | None = None, chunk_bytes: int = DVARS_CHUNK_BYTES):
+    """:func:`standardized_dvars` and each column's temporal moments, in one pass over ``x``.
+
+    Parameters
+    ----------
+    x, volumes, rows, chunk_bytes
+        As :func:`standardized_dvars`.
+    also_mean_of : numpy.ndarray of int, optional
+        Other rows of ``x`` whose mean is also computed (default: all rows).
+
+    Returns
+    -------
+    dvars : numpy.ndarray, shape (n,)
+    mean, std : numpy.ndarray, shape (n_columns,)
+        Each column's mean and standard deviation (``ddof=1``; NaN with one row) over ``rows``.
+    other_mean : numpy.ndarray, shape (n_columns,)
+        Each column's mean over ``also_mean_of``.
+    """
+    p = x.shape[1]
+    moments = _Moments(np.empty(p), np.empty(p), np.empty(p), _rows_index(also_mean_of))
+    dvars = _dvars_pass(x, volumes, rows, chunk_bytes, moments)
+    return dvars, moments.mean, moments.std, moments.other_mean
+
+
+def _dvars_pass(x: np.ndarray, volumes, rows, chunk_bytes: int, moments: _Moments | None) -> np.ndarray:
+    """:func:`standardized_dvars` (and ``moments`` filled), by column chunks in threads."""
     if x.ndim != 2:
         raise ValueError(f"standardized_dvars needs a 2D array (n_rows, n_columns), got shape {x.shape}.")
     n = x.shape[0] if rows is None else len(rows)
@@ -168,16 +215,17 @@ def standardized_dvars(x: np.ndarray, volumes: np.ndarray | None = None, *, rows
     vol = np.arange(n) if volumes is None else np.asarray(volumes, dtype=np.int64)
     if vol.shape != (n,):
         raise ValueError(f"volumes has shape {vol.shape}, expected ({n},).")
-    if n < 3:
+    if n < 3 and moments is None:
         return out
-    squares, expected_sum, n_vary = np.zeros(n - 1), 0.0, 0
+    squares, expected_sum, n_vary = np.zeros(max(n - 1, 0)), 0.0, 0
     index = _rows_index(rows)
-    for part in _map_chunks(lambda s, e: _dvars_terms(x, s, e, index), x.shape[1], chunk_bytes // (8 * n)):
+    width = max(1, chunk_bytes // (8 * max(n, 1)))  # the same chunks with or without the moments
+    for part in _map_chunks(lambda s, e: _dvars_terms(x, s, e, index, moments), x.shape[1], width):
         if part is not None:  # summed in chunk order: the same bits whatever the threads
             squares += part[0]
             expected_sum += part[1]
             n_vary += part[2]
-    if not n_vary or not expected_sum > 0:
+    if n < 3 or not n_vary or not expected_sum > 0:
         return out
     dvars = np.sqrt(squares / n_vary) / (expected_sum / n_vary)
     consecutive = np.diff(vol) == 1
@@ -232,45 +280,6 @@ def fd_dvars_correlation(fd: np.ndarray | None, dvars: np.ndarray, volumes: np.n
     return float(a @ b / den) if den > 0 else np.nan
 
 
-def column_moments(x: np.ndarray, rows: np.ndarray | None = None, chunk: int | None = None, *,
-                   also_mean_of: np.ndarray | None = None):
-    """Temporal mean and standard deviation (``ddof=1``) of each column over ``rows``, by column chunks.
-
-    Parameters
-    ----------
-    x : numpy.ndarray, shape (n_rows, n_columns)
-        May be memory-mapped: read ``chunk`` columns at a time.
-    rows : numpy.ndarray of int, optional
-    chunk : int, optional
-        Columns per chunk (default: a float64 copy of ``DVARS_CHUNK_BYTES``, which stays in the allocator's
-        reused memory; chunks of 4,096 columns cost more in page faults than the arithmetic at T = 4,000).
-    also_mean_of : numpy.ndarray of int, optional
-        Other rows whose mean is computed in the same pass.
-
-    Returns
-    -------
-    (mean, std), or ((mean, std), mean over ``also_mean_of``) : numpy.ndarray, shape (n_columns,) each
-    """
-    n_cols = x.shape[1]
-    mean, std, other = np.empty(n_cols), np.empty(n_cols), np.empty(n_cols)
-    index, other_index = _rows_index(rows), _rows_index(also_mean_of)
-
-    def moments(s: int, e: int) -> None:  # each chunk writes its own columns
-        full = np.array(x[:, s:e], dtype=np.float64)  # this chunk's own copy: centred in place below
-        if also_mean_of is not None:
-            other[s:e] = full[other_index].mean(axis=0)
-        block = full[index]
-        mean[s:e] = block.mean(axis=0)
-        if block.shape[0] > 1:  # = block.std(ddof=1), without its chunk-sized temporary
-            block -= mean[s:e]
-            std[s:e] = np.sqrt(np.einsum("ij,ij->j", block, block) / (block.shape[0] - 1))
-        else:
-            std[s:e] = np.nan
-
-    _map_chunks(moments, n_cols, chunk or max(1, DVARS_CHUNK_BYTES // (8 * max(x.shape[0], 1))))
-    return (mean, std) if also_mean_of is None else ((mean, std), other)
-
-
 def qc_before(raw: np.ndarray, *, fd: np.ndarray | None, non_steady_state: np.ndarray | None,
               kept: np.ndarray) -> dict:
     """The QC metrics of the extracted series, before cleaning (which may overwrite them in place).
@@ -294,8 +303,8 @@ def qc_before(raw: np.ndarray, *, fd: np.ndarray | None, non_steady_state: np.nd
     """
     n = raw.shape[0]
     steady = np.flatnonzero(~np.asarray(non_steady_state, bool)) if non_steady_state is not None else np.arange(n)
-    dvars = standardized_dvars(raw, steady, rows=steady)
-    (mean_steady, std_steady), mean_kept = column_moments(raw, steady, also_mean_of=np.asarray(kept, np.int64))
+    dvars, mean_steady, std_steady, mean_kept = dvars_and_moments(raw, steady, rows=steady,
+                                                                  also_mean_of=np.asarray(kept, np.int64))
     trace = np.full(n, np.nan)
     trace[steady] = dvars
     return {

@@ -31,6 +31,8 @@ import numpy as np
 from scipy import linalg
 
 from bidsapp.core import sos_blocks
+from bidsapp.core.butterworth import butter_sos
+from bidsapp.core.io import release_columns
 from bidsapp.core.sos_blocks import sosfiltfilt_columns
 
 STANDARDIZE = ("zscore_sample", "psc", None)
@@ -106,24 +108,15 @@ def remove_trend(a: np.ndarray, axis: int = 0) -> np.ndarray:
     return a
 
 
-def _scipy_signal():
-    """``scipy.signal``, imported on first use: its import costs ~0.9 s of CPU (scipy 1.17 parses the
-    docstrings of its array-API wrappers, and it imports ``scipy.stats``), and only a Butterworth filter needs
-    it (none is applied by default)."""
-    from scipy import signal as sp_signal
-
-    return sp_signal
-
-
 def butterworth_sos(t_r: float, low_pass: float | None, high_pass: float | None, order: int = 5) -> np.ndarray:
-    """Second-order sections of nilearn's Butterworth filter."""
+    """Second-order sections of nilearn's Butterworth filter (``scipy.signal.butter``'s, without importing
+    ``scipy.signal``: ``bidsapp.core.butterworth``)."""
     fs = 1.0 / t_r
-    sp_signal = _scipy_signal()
     if high_pass is not None and low_pass is not None:
-        return sp_signal.butter(order, [high_pass, low_pass], btype="band", output="sos", fs=fs)
+        return butter_sos(order, [high_pass, low_pass], "bandpass", fs)
     if high_pass is not None:
-        return sp_signal.butter(order, high_pass, btype="high", output="sos", fs=fs)
-    return sp_signal.butter(order, low_pass, btype="low", output="sos", fs=fs)
+        return butter_sos(order, high_pass, "highpass", fs)
+    return butter_sos(order, low_pass, "lowpass", fs)
 
 
 def cosine_drift(high_pass: float, n: int, t_r: float) -> np.ndarray:
@@ -802,6 +795,7 @@ class _ChunkJob:
         w = len(range(*cols.indices(self.signals.shape[1])))
         x = xbuf[:n * w].reshape((w, n)).T if self.fortran else xbuf[:n * w].reshape((n, w))
         np.copyto(x, self.signals[:, cols], casting="unsafe")
+        release_columns(self.signals, *cols.indices(self.signals.shape[1])[:2])  # a mapped dtseries: read once
         if not np.isfinite(np.add.reduce(x, axis=None)) and not np.isfinite(x).all():  # sum: one cheap pass
             raise ValueError("signals contain NaN or infinite values; mask them out before cleaning.")
         constant = scale = None

@@ -10,8 +10,9 @@ transition over B samples, n x n) plus the input times ``G`` (n x B). Applied to
 of these is a BLAS product: one pass of the filter costs about ``2 B + 4 n`` multiply-adds per sample,
 vectorised across columns, and only the state (n values per column) is carried from block to block.
 
-The four matrices are computed by scipy's own ``sosfilt`` on unit impulses and unit states, so the result
-is ``scipy.signal.sosfiltfilt``'s to round-off (about 1e-12 of a column's scale; the recursion's state
+The four matrices are computed by the cascade's own recursion (:func:`bidsapp.core.butterworth.sosfilt`,
+scipy's ``sosfilt`` to the bit) on unit impulses and unit states, so the result is
+``scipy.signal.sosfiltfilt``'s to round-off (about 1e-12 of a column's scale; the recursion's state
 decays as the filter's poles, so errors do not grow along the run).
 """
 
@@ -21,6 +22,8 @@ import functools
 from typing import NamedTuple
 
 import numpy as np
+
+from bidsapp.core.butterworth import sosfilt, sosfilt_zi
 
 #: samples per block: the products cost ~2 * BLOCK multiply-adds per sample and the loop over blocks one
 #: Python iteration per BLOCK samples; 16 and 32 were fastest (12-13 ns per sample for both passes, T = 300
@@ -49,14 +52,11 @@ def padlen_of(sos: np.ndarray) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _matrices(sos_bytes: bytes, n_sections: int, block: int) -> BlockMatrices:
-    from scipy import signal as sp_signal
-
     sos = np.frombuffer(sos_bytes, dtype=np.float64).reshape(n_sections, 6).copy()
     n = 2 * n_sections
-    impulse, after_input = sp_signal.sosfilt(sos, np.eye(block), axis=0, zi=np.zeros((n_sections, 2, block)))
-    free, after_state = sp_signal.sosfilt(sos, np.zeros((block, n)), axis=0,
-                                          zi=np.eye(n).reshape(n_sections, 2, n))
-    steady = sp_signal.sosfilt_zi(sos).reshape(n, 1)
+    impulse, after_input = sosfilt(sos, np.eye(block), zi=np.zeros((n_sections, 2, block)))
+    free, after_state = sosfilt(sos, np.zeros((block, n)), zi=np.eye(n).reshape(n_sections, 2, n))
+    steady = sosfilt_zi(sos).reshape(n, 1)
     mats = BlockMatrices(impulse, free, after_state.reshape(n, n), after_input.reshape(n, block), steady)
     for m in mats:
         m.setflags(write=False)
