@@ -632,8 +632,9 @@ def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tup
     """Atomically write an ``.npy`` whose data are ``src``'s bytes from ``offset`` (e.g. a dtseries' data
     block), copied by the kernel (``copy_file_range``: no pass through this process's memory).
 
-    With ``digest``, the whole of ``src`` is read through this process instead, once: every block is hashed
-    and written (no slower than the kernel copy followed by a second read for the checksum).
+    With ``digest``, the whole of ``src`` is read through this process instead, once: each block is hashed in
+    a helper thread while it is written and the next one read (no slower than the kernel copy followed by a
+    second read for the checksum).
 
     Raises
     ------
@@ -643,7 +644,8 @@ def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tup
     dtype = np.dtype(dtype)
     n = int(np.prod(shape)) * dtype.itemsize
     with atomic_path(path) as tmp:
-        with open(src, "rb") if digest is None else HashingReader(src) as fin, open(tmp, "wb") as fout:
+        with (open(src, "rb") if digest is None else HashingReader(src, background="shared", depth=2) as fin,
+              open(tmp, "wb") as fout):
             np.lib.format.write_array_header_1_0(
                 fout, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": bool(fortran_order),
                        "shape": tuple(int(v) for v in shape)})
@@ -652,7 +654,7 @@ def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tup
                 done = _kernel_copy(fin, fout, offset, n)
             else:
                 _read_exact(fin, offset, Path(src), what="header")
-                done = _copy_blocks(fin, fout, n)
+                done = _copy_blocks(fin, fout, n, buffers=2)
             if done != n:
                 raise ValueError(f"{src}: the file is truncated ({done} of {n} data bytes); copy it again from "
                                  "its source.")
@@ -680,17 +682,18 @@ def _kernel_copy(fin, fout, offset: int, n: int) -> int:
     return done
 
 
-def _copy_blocks(fin, fout, n: int, blocksize: int = 1 << 23) -> int:
-    """Copy the next ``n`` bytes of ``fin`` to ``fout`` through one reused buffer; returns the bytes copied."""
-    buf = bytearray(min(n, blocksize) or 1)
-    view = memoryview(buf)
-    done = 0
+def _copy_blocks(fin, fout, n: int, blocksize: int = 1 << 23, buffers: int = 1) -> int:
+    """Copy the next ``n`` bytes of ``fin`` to ``fout`` through ``buffers`` reused buffers, used in turn (two
+    let a :class:`HashingReader` hash one block while the next is read and written); returns the bytes copied."""
+    views = [memoryview(bytearray(min(n, blocksize) or 1)) for _ in range(buffers)]
+    done = k = 0
     while done < n:
-        k = fin.readinto(view[:min(n - done, len(buf))])
-        if not k:
+        view = views[k % buffers]
+        got = fin.readinto(view[:min(n - done, len(view))])
+        if not got:
             break
-        fout.write(view[:k])
-        done += k
+        fout.write(view[:got])
+        done, k = done + got, k + 1
     return done
 
 
