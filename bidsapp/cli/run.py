@@ -705,6 +705,16 @@ def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invoca
     wf.config["execution"].update({"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
                                    "stop_on_first_crash": False, "remove_unnecessary_outputs": False,
                                    "poll_sleep_duration": 0.2 if s.plugin in LOCAL_PLUGINS else 2})
+    if plugin == "Linear" and os.environ.get("PREFETCH"):
+        import importlib, threading, sys as _s
+        iv = float(os.environ.get("SWITCH", "0") or 0)
+        def _pf():
+            old = _s.getswitchinterval()
+            if iv: _s.setswitchinterval(iv)
+            for m in os.environ["PREFETCH"].split(","):
+                importlib.import_module(m)
+            if iv: _s.setswitchinterval(old)
+        threading.Thread(target=_pf, daemon=True).start()
     try:
         wf.run(plugin=plugin, plugin_args=plugin_args)
         interrupts.check()  # a signal whose exception Python ignored during the run: the run is not a success

@@ -1,9 +1,12 @@
 """The one reader of a run's outputs: its sidecar, which files it lists, their sizes and checksums, the rows,
 the samples and features tables, the trial arrays and the mask.
 
-:func:`read_run` is used by the public loader (:func:`bidsapp.load`, :func:`bidsapp.dataset`), the group level
-(``group_runs.tsv``, intersection masks, the denoising benchmark) and the participant report, so that they read
-the same values and refuse the same incomplete or inconsistent outputs with the same message.
+:func:`read_run` is used by the public loader (:func:`bidsapp.load`, :func:`bidsapp.dataset`) and the group level
+(``group_runs.tsv``, intersection masks, the denoising benchmark); :func:`read_run_tables` by the participant
+report: both find a run's files with :func:`run_files` and check them with the same counts, so that they read
+the same values and refuse the same incomplete or inconsistent outputs with the same message. The report's reader
+keeps the tables as text (:class:`Table`, no pandas: importing pandas and parsing a voxel run's features table, a
+row per voxel, cost 0.3 s of a 1 s page).
 """
 
 from __future__ import annotations
@@ -108,6 +111,90 @@ def read_trial_table(path: Path):
         else:
             df[col] = pd.to_numeric(df[col]).astype(kind)
     return df
+
+
+class Table:
+    """A TSV table of a run's outputs read without pandas: its header, its number of rows, and a column's values
+    on request (only then are the rows split into fields), with the values :func:`read_table` gives.
+
+    Parameters
+    ----------
+    path : Path
+        A plain (not gzipped) UTF-8 TSV; blank lines are skipped, as pandas does.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        data = self.path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # split into rows only when a column is asked
+        start = 0
+        while True:  # the header: the first line that is not blank
+            end = data.find(b"\n", start)
+            line = data[start:] if end < 0 else data[start:end]
+            if line.strip():
+                break
+            if end < 0:
+                raise ValueError(f"{self.path}: empty TSV file; it needs a header row.")
+            start = end + 1
+        self.header = line.rstrip(b"\r").decode("utf-8").split("\t")
+        self._data = data[start:] if start else data
+        self._fields: list[tuple[str, ...]] | None = None
+        self._n_rows = self._count_rows()
+
+    def _count_rows(self) -> int:
+        """Non-blank lines after the header: counted in C on a voxel run's table (250,000 rows in ~10 ms)."""
+        data = self._data
+        if b"\n\n" in data or (b"\r" in data[:data.find(b"\n") + 1] and b"\n\r\n" in data):
+            return sum(1 for line in data.split(b"\n") if line.strip()) - 1
+        return data.count(b"\n") + (not data.endswith(b"\n")) - 1
+
+    def __len__(self) -> int:
+        return self._n_rows
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.header
+
+    def text(self, name: str) -> list[str]:
+        """The column's values as written (``n/a`` included)."""
+        if name not in self.header:
+            raise KeyError(f"{self.path}: no column {name!r} (columns: {', '.join(self.header)})")
+        if self._fields is None:
+            lines = [line for line in self._data.decode("utf-8").split("\n") if line.strip()][1:]
+            rows = [line.rstrip("\r").split("\t") for line in lines]
+            bad = next((i for i, row in enumerate(rows) if len(row) != len(self.header)), None)
+            if bad is not None:
+                raise ValueError(f"{self.path}: line {bad + 2} has {len(rows[bad])} fields but the header has "
+                                 f"{len(self.header)}; the run's outputs are inconsistent, rerun it.")
+            self._fields = list(zip(*rows)) if rows else [() for _ in self.header]
+        return list(self._fields[self.header.index(name)])
+
+    def floats(self, name: str) -> np.ndarray:
+        """The column as float64 (``n/a``: NaN)."""
+        try:
+            return np.array([np.nan if v == "n/a" else float(v) for v in self.text(name)], dtype=np.float64)
+        except ValueError as err:
+            raise ValueError(f"{self.path}: column {name!r} is not numeric ({err}).") from None
+
+    def flags(self, name: str) -> np.ndarray:
+        """The column as bool (``True`` / ``False``, as pandas reads them)."""
+        values = {"True": True, "true": True, "TRUE": True, "False": False, "false": False, "FALSE": False}
+        text = self.text(name)
+        wrong = next((v for v in text if v not in values), None)
+        if wrong is not None:
+            raise ValueError(f"{self.path}: column {name!r} holds {wrong!r} where True or False is expected.")
+        return np.array([values[v] for v in text], dtype=bool)
+
+
+def rows_shape(path: Path) -> tuple[int, int]:
+    """(rows, columns) of a run's array from one of :data:`~bidsapp.outputs.writers.ROW_FILES`, without reading
+    its values (a ``.npy`` header; the lines and the header's fields of a ``.tsv.gz``)."""
+    import gzip
+
+    path = Path(path)
+    if path.name.endswith(".npy"):
+        return tuple(np.load(path, mmap_mode="r").shape)
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        columns = len(fh.readline().rstrip("\n").split("\t"))
+        return sum(1 for line in fh if line.strip()), columns
 
 
 @dataclass
@@ -220,24 +307,30 @@ def _incomplete(folder: Path, stem: str, why: str) -> FileNotFoundError:
                              "for this run.")
 
 
-def read_run(sidecar: str | Path, *, verify: bool = False, entities: dict | None = None) -> Run:
-    """One run's outputs named by its sidecar (``<stem>_timeseries.json``).
+@dataclass
+class RunPaths:
+    """Which files hold a run's outputs: what its sidecar lists and the reader found complete (no table read)."""
 
-    Parameters
-    ----------
-    sidecar : str or Path
-        The run's ``_timeseries.json``.
-    verify : bool
-        Re-hash every output file and compare with the sidecar's checksums (sizes are always compared).
-    entities : dict, optional
-        The run's entities (pybids names); default: those of its file name.
+    stem: str
+    folder: Path
+    meta: dict
+    rows: Path
+    samples: Path
+    features: Path
+    mask_file: Path
+    image_file: Path | None
+    kind: str
+    #: ``trials`` / ``betas``: the array and its table, when both are listed
+    trials: dict[str, tuple[Path, Path]]
+
+
+def run_files(sidecar: str | Path, *, verify: bool = False) -> RunPaths:
+    """The files of a run's outputs named by its sidecar, checked complete (sizes, or checksums with ``verify``).
 
     Raises
     ------
     FileNotFoundError
         The outputs are incomplete: no sidecar, a listed file missing or changed, no rows, tables or mask.
-    ValueError
-        The arrays and their tables describe different rows or columns (outputs mixed by hand).
     """
     sidecar = Path(sidecar).absolute()
     folder, stem = sidecar.parent, stem_of(sidecar)
@@ -260,14 +353,125 @@ def read_run(sidecar: str | Path, *, verify: bool = False, entities: dict | None
             raise FileNotFoundError(f"{folder / stem}_{name}: missing or not listed by its sidecar (the run's "
                                     "outputs are incomplete; rerun the participant level for this run).")
     mask_file, image_file, kind = _columns_files(folder, stem, meta, listed)
-    run = Run(stem=stem, folder=folder, entities=entities_of(stem) if entities is None else entities, meta=meta,
-              X=writers.read_rows(row_file), samples=read_table(output("samples.tsv")),
-              features=read_table(output("features.tsv")), mask_file=mask_file, dseg_file=image_file, kind=kind)
-    for kind in ("trials", "betas"):
-        if output(f"{kind}.npy") and output(f"{kind}.tsv"):
-            setattr(run, kind, np.load(output(f"{kind}.npy"), mmap_mode="r"))
-            setattr(run, f"{kind}_table", read_trial_table(output(f"{kind}.tsv")))
+    trials = {k: (output(f"{k}.npy"), output(f"{k}.tsv")) for k in ("trials", "betas")
+              if output(f"{k}.npy") and output(f"{k}.tsv")}
+    return RunPaths(stem=stem, folder=folder, meta=meta, rows=row_file, samples=output("samples.tsv"),
+                    features=output("features.tsv"), mask_file=mask_file, image_file=image_file, kind=kind,
+                    trials=trials)
+
+
+def read_run(sidecar: str | Path, *, verify: bool = False, entities: dict | None = None) -> Run:
+    """One run's outputs named by its sidecar (``<stem>_timeseries.json``).
+
+    Parameters
+    ----------
+    sidecar : str or Path
+        The run's ``_timeseries.json``.
+    verify : bool
+        Re-hash every output file and compare with the sidecar's checksums (sizes are always compared).
+    entities : dict, optional
+        The run's entities (pybids names); default: those of its file name.
+
+    Raises
+    ------
+    FileNotFoundError
+        The outputs are incomplete: no sidecar, a listed file missing or changed, no rows, tables or mask.
+    ValueError
+        The arrays and their tables describe different rows or columns (outputs mixed by hand).
+    """
+    f = run_files(sidecar, verify=verify)
+    run = Run(stem=f.stem, folder=f.folder, entities=entities_of(f.stem) if entities is None else entities,
+              meta=f.meta, X=writers.read_rows(f.rows), samples=read_table(f.samples),
+              features=read_table(f.features), mask_file=f.mask_file, dseg_file=f.image_file, kind=f.kind)
+    for kind, (array, table) in f.trials.items():
+        setattr(run, kind, np.load(array, mmap_mode="r"))
+        setattr(run, f"{kind}_table", read_trial_table(table))
     check_rows(run)
+    return run
+
+
+@dataclass
+class RunTables:
+    """One run's outputs as the participant page reads them, without pandas: the files of :func:`run_files`,
+    the array's shape (its values on request), and the samples and features tables as :class:`Table`.
+
+    Made by :func:`read_run_tables`, with the checks of :func:`read_run` (the same message for the same
+    incomplete or inconsistent outputs).
+    """
+
+    files: RunPaths
+    shape: tuple[int, int]
+    samples: Table
+    features: Table
+
+    @property
+    def stem(self) -> str:
+        return self.files.stem
+
+    @property
+    def folder(self) -> Path:
+        return self.files.folder
+
+    @property
+    def meta(self) -> dict:
+        return self.files.meta
+
+    @property
+    def mask_file(self) -> Path:
+        return self.files.mask_file
+
+    @property
+    def kind(self) -> str:
+        return self.files.kind
+
+    @property
+    def X(self) -> np.ndarray:  # noqa: N802 (the name of Run.X)
+        """The run's rows, read on request (memory-mapped for ``.npy``)."""
+        return writers.read_rows(self.files.rows)
+
+    @property
+    def outputs(self) -> dict[str, Path]:
+        """The files the sidecar lists, by name (this generation's outputs)."""
+        return {name: self.folder / name for name in listed_outputs(self.meta)}
+
+    def output(self, ending: str) -> Path | None:
+        """The listed output whose name ends with ``ending`` (e.g. ``_features.tsv``), None when there is none."""
+        return next((p for name, p in self.outputs.items() if name.endswith(ending)), None)
+
+    @property
+    def n_volumes(self) -> int:
+        """Volumes of the run (rows of ``samples``)."""
+        return len(self.samples)
+
+    @property
+    def framewise_displacement(self) -> np.ndarray:
+        """Framewise displacement of every volume (mm; NaN where n/a, e.g. the first volume)."""
+        return self.samples.floats("framewise_displacement")
+
+    @property
+    def kept(self) -> np.ndarray:
+        """Which volumes are rows of the array (bool, one per volume)."""
+        return self.samples.flags("kept")
+
+
+def read_run_tables(sidecar: str | Path, *, verify: bool = False) -> RunTables:
+    """One run's outputs named by its sidecar, read without pandas (:class:`RunTables`), checked as
+    :func:`read_run` checks them.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`read_run`.
+    """
+    f = run_files(sidecar, verify=verify)
+    run = RunTables(files=f, shape=rows_shape(f.rows), samples=Table(f.samples), features=Table(f.features))
+    trials = {}
+    for kind, (array, table) in f.trials.items():
+        rows = Table(table)
+        count = len(rows) if kind == "betas" else sum(v != "n/a" for v in rows.text("segment"))
+        trials[kind] = (count, np.load(array, mmap_mode="r").shape[0])
+    _check_counts(run.folder / run.stem, run.shape, len(run.features),
+                  int(run.kept.sum()) if "kept" in run.samples else None, trials)
     return run
 
 
@@ -293,17 +497,29 @@ def _columns_files(folder: Path, stem: str, meta: dict, listed: set[str]) -> tup
 
 def check_rows(run: Run) -> None:
     """Arrays and their tables must describe the same rows and columns (else the outputs were mixed by hand)."""
-    where = run.folder / run.stem
-    if len(run.features) != run.X.shape[1]:
-        raise ValueError(f"{where}_features.tsv: {len(run.features)} rows for {run.X.shape[1]} columns "
+    trials = {}
+    if run.betas is not None:
+        trials["betas"] = (len(run.betas_table), run.betas.shape[0])
+    if run.trials is not None:
+        trials["trials"] = (int(run.trials_table["segment"].notna().sum()), run.trials.shape[0])
+    kept = int(run.samples["kept"].sum()) if "kept" in run.samples else None
+    _check_counts(run.folder / run.stem, run.X.shape, len(run.features), kept, trials)
+
+
+def _check_counts(where: Path, shape: tuple[int, int], n_features: int, kept: int | None,
+                  trials: dict[str, tuple[int, int]]) -> None:
+    """The check of :func:`check_rows` on counts: ``trials`` holds, for ``betas`` / ``trials``, the rows of the
+    table (the trials with a segment) and the rows of the array."""
+    if n_features != shape[1]:
+        raise ValueError(f"{where}_features.tsv: {n_features} rows for {shape[1]} columns "
                          "of the array; the run's outputs are inconsistent, rerun it.")
-    kept = int(run.samples["kept"].sum()) if "kept" in run.samples else run.X.shape[0]
-    if kept != run.X.shape[0]:
-        raise ValueError(f"{where}_samples.tsv: {kept} kept volumes for {run.X.shape[0]} rows of the array; the "
+    kept = shape[0] if kept is None else kept
+    if kept != shape[0]:
+        raise ValueError(f"{where}_samples.tsv: {kept} kept volumes for {shape[0]} rows of the array; the "
                          "run's outputs are inconsistent, rerun it.")
-    if run.betas is not None and len(run.betas_table) != run.betas.shape[0]:
-        raise ValueError(f"{where}_betas.tsv: {len(run.betas_table)} trials for {run.betas.shape[0]} rows of "
+    if "betas" in trials and trials["betas"][0] != trials["betas"][1]:
+        raise ValueError(f"{where}_betas.tsv: {trials['betas'][0]} trials for {trials['betas'][1]} rows of "
                          "_betas.npy; the run's outputs are inconsistent, rerun it.")
-    if run.trials is not None and int(run.trials_table["segment"].notna().sum()) != run.trials.shape[0]:
-        raise ValueError(f"{where}_trials.tsv: {int(run.trials_table['segment'].notna().sum())} segments for "
-                         f"{run.trials.shape[0]} rows of _trials.npy; the run's outputs are inconsistent, rerun it.")
+    if "trials" in trials and trials["trials"][0] != trials["trials"][1]:
+        raise ValueError(f"{where}_trials.tsv: {trials['trials'][0]} segments for {trials['trials'][1]} rows of "
+                         "_trials.npy; the run's outputs are inconsistent, rerun it.")

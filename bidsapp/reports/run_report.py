@@ -13,8 +13,7 @@ import numpy as np
 from bidsapp.core.carpet import dequantize
 from bidsapp.core.io import read_tsv
 from bidsapp.core.qc import QC_FIELDS
-from bidsapp.outputs.reader import Run
-from bidsapp.outputs.reader import read_run as read_outputs
+from bidsapp.outputs.reader import RunTables, read_run_tables
 from bidsapp.reports import figures
 from bidsapp.reports.page import figure, key_values, table
 
@@ -26,10 +25,11 @@ OVERLAY_KIND = {"voxels": "mask", "labels": "labels", "maps": "maps", "spheres":
 
 @dataclass
 class RunFiles:
-    """A run's outputs as the report reads them: the :class:`~bidsapp.outputs.reader.Run` that
-    :func:`~bidsapp.outputs.reader.read_run` gives (as :func:`bidsapp.load` does), with the report's helpers."""
+    """A run's outputs as the report reads them: the :class:`~bidsapp.outputs.reader.RunTables` that
+    :func:`~bidsapp.outputs.reader.read_run_tables` gives (the files and checks of :func:`bidsapp.load`, the
+    tables without pandas), with the report's helpers."""
 
-    run: Run
+    run: RunTables
 
     @property
     def meta(self) -> dict:
@@ -106,7 +106,7 @@ def summary_rows(meta: dict, fd: np.ndarray, n_volumes: int) -> list[tuple[str, 
 
 def read_run(sidecar: Path) -> RunFiles:
     """The run's outputs, read by the one reader of the output folder."""
-    return RunFiles(read_outputs(sidecar))
+    return RunFiles(read_run_tables(sidecar))
 
 
 def _floats(values: list[str]) -> np.ndarray:
@@ -225,17 +225,14 @@ def coverage_section(run: RunFiles) -> str:
 
 
 def _features(run: RunFiles) -> dict[str, list[str]]:
-    path = run.get("_features.tsv")
-    if path is None:
-        return {}
-    header, rows = read_tsv(path)
-    return {h: [r[j] for r in rows] for j, h in enumerate(header)}
+    features = run.run.features
+    return {h: features.text(h) for h in features.header}
 
 
 def _structures(run: RunFiles) -> list[str]:
     """The ``structure`` of each column (grayordinate runs), empty when the features table has none."""
     features = run.run.features
-    return features["structure"].astype(str).tolist() if "structure" in features else []
+    return features.text("structure") if "structure" in features else []
 
 
 def _carpet_figure(run: RunFiles, data) -> str:
