@@ -7,8 +7,8 @@ Generates (once) an fMRIPrep-like dataset with one run: a 91,282 x 1,200 float32
 * nilearn: ``nib.load(...).get_fdata(dtype=float32)`` + ``load_confounds_strategy(..., "simple")`` +
   ``nilearn.signal.clean(detrend, band-pass 0.01-0.08 Hz, confounds, zscore_sample)`` + ``np.save``;
 * bidsapp: the whole participant level (``bidsapp ... --space fsLR --den 91k --denoise simple
-  --low-pass 0.08 --high-pass 0.01 --plugin Linear``): collection, provenance checksums, reading,
-  cleaning, every output file and the sidecar.
+  --low-pass 0.08 --high-pass 0.01 --plugin Linear``): collection, reading (the dtseries' checksum is
+  computed from the same read), the other inputs' checksums, cleaning, every output file and the sidecar.
 
 Prints wall time, peak RSS (``VmHWM`` of the process; ``--plugin Linear`` runs every node in it)
 and the max abs difference of the arrays.

@@ -3,7 +3,9 @@
 Each repetition is a fresh interpreter (``--child``) that runs ``bidsapp participant`` in-process with
 timers wrapped around its phases: imports, argument parsing, collection (pybids indexing), the reuse check,
 planning, workflow set-up, every node (the interface's own run and nipype's handling around it), the gaps
-between nodes, input/output hashing (SHA-256), installing outputs, the sidecar, the participant page. CPU
+between nodes, input/output hashing (SHA-256: the BOLD's is computed inside the masking node's read, in a
+helper thread; the other inputs are read again by the provenance node), installing outputs, the sidecar, the
+participant page. CPU
 time is user + system of the process (every thread) from ``resource.getrusage``; the whole process is
 measured from outside (``os.wait4``), which adds interpreter start-up and, with ``--plugin MultiProc``, the
 workers' CPU. The minimum over ``--repeat`` runs is shown (the machine may be shared), with the load average.
@@ -74,7 +76,7 @@ class Recorder:
 
 #: steps inside the nodes and the page, timed where their callers look them up (module, attribute, label)
 DETAIL = (
-    ("bidsapp.core.masking", "mask_to_npy", "masking: read + gather (mask_to_npy)"),
+    ("bidsapp.core.masking", "mask_to_npy", "masking: read + gather + SHA-256 of the BOLD (mask_to_npy)"),
     ("bidsapp.interfaces.extract", "write_tsv", "masking / cleaning: write tables (features, samples)"),
     ("bidsapp.interfaces.clean", "write_tsv", "cleaning: write samples table"),
     ("bidsapp.core.signal", "cleaning_operator", "cleaning: build the operator"),
@@ -123,7 +125,7 @@ def child(argv: list[str]) -> None:
     rec.wrap(methods, "write_citation", "citation")
     rec.wrap(nipype_nodes.Node, "run", "node", node=True)
     rec.wrap(nipype_core.BaseInterface, "run", "interface (all nodes)")
-    rec.wrap(checksums, "sha256sum", "  sha256 of inputs (provenance, reuse)")
+    rec.wrap(checksums, "sha256sum", "  sha256 of inputs read again (provenance: all but the BOLD; reuse check)")
     rec.wrap(transaction, "sha256sum", "  sha256 of outputs (sink)")
     rec.wrap(transaction.RunWriter, "install", "  install outputs (link or copy, + sha256)")
     rec.wrap(transaction.RunWriter, "finish", "  sidecar")

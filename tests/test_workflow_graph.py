@@ -39,7 +39,8 @@ EDGES = {("inputnode", "mask"), ("inputnode", "masking"), ("mask", "masking"), (
          ("inputnode", "cleaning"), ("cleaning", "segmentation"), ("inputnode", "segmentation"),
          ("mask", "derivatives"), ("masking", "derivatives"), ("cleaning", "derivatives"),
          ("segmentation", "derivatives"), ("provenance", "derivatives"), ("derivatives", "outputnode"),
-         ("inputnode", "report"), ("masking", "report"), ("cleaning", "report"), ("report", "derivatives")}
+         ("inputnode", "report"), ("masking", "report"), ("cleaning", "report"), ("report", "derivatives"),
+         ("mask", "provenance"), ("masking", "provenance")}
 
 
 @pytest.fixture(scope="module")

@@ -133,17 +133,18 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
     space, timing = run.space or s.space, {"t_r": t_r, "start_time": start_time}
     specs["mask"].update(space=space, input_stamp=identity_stamp(files.values()), bold_right=gray.get("bold_right"),
                          on_grayordinates=columns.get(kind).on_grayordinates)
+    cache = str(cache_dir) if cache_dir else None
     specs["masking"].update({k: v for k, v in gray.items() if k in ("bold_right", "atlas_right", "surfaces")},
-                            **cols)
+                            **cols, cache_dir=cache)
     specs["cleaning"].update(timing, bold_file=str(run.bold))
     specs["segmentation"].update(timing)
-    cache = str(cache_dir) if cache_dir else None
     specs["outputs"].update(timing, start_time_source=start_source, entities=dict(run.entities, space=space),
                             cache_dir=cache, grayordinates=gray.get("grayordinates", {}))
     specs["outputs"]["settings"] = recorded_settings(run, s)
     files = joined_sources(files, list(joined_with), s, source_files)
     specs["provenance"] = {"files": {k: str(v) if v else None for k, v in files.items()},
-                           "roots": {k: str(v) for k, v in roots.items()}, "cache_dir": cache}
+                           "roots": {k: str(v) for k, v in roots.items()}, "cache_dir": cache,
+                           "invoked": dt.datetime.now(dt.timezone.utc).isoformat()}
     confounds_json = run.confounds_json if use_confounds else None
     inputs = {"bold_file": str(run.bold), "mask_file": str(run.mask) if run.mask else None,
               "confounds_file": str(run.confounds) if use_confounds else None,

@@ -20,7 +20,7 @@ import numpy as np
 from nibabel.cifti2 import cifti2_axes as ca
 
 from bidsapp.core import cifti
-from bidsapp.core.io import copy_to_npy, save_npy
+from bidsapp.core.io import ReadDigest, copy_to_npy, save_npy
 
 BrainModels = ca.BrainModelAxis
 CIFTI_EXTENSIONS = (".dtseries.nii",)
@@ -587,18 +587,20 @@ def read_run(bold: str | os.PathLike,
 
 
 def write_run_array(bold: str | os.PathLike, bold_right: str | os.PathLike | None,
-                    path: str | os.PathLike) -> tuple[BrainModels, int]:
+                    path: str | os.PathLike, *, digest: ReadDigest | None = None) -> tuple[BrainModels, int]:
     """Write a grayordinate run as a float32 (n_volumes, n_grayordinates) ``.npy``; return its columns and the
     number of non-finite values set to 0.
 
     A native float32 dtseries without scaling (fMRIPrep's) is copied by the kernel from its data block
     into a Fortran-ordered ``.npy`` (no pass through memory) and checked with one memory-mapped sum;
-    other files, and files with NaN or infinite values, go through :func:`read_run`.
+    other files, and files with NaN or infinite values, go through :func:`read_run`. ``digest`` receives the
+    dtseries' SHA-256 from the copy (:func:`bidsapp.core.io.copy_to_npy`; the file is then read through this
+    process, once); it stays unset for other files.
     """
     if is_cifti(bold):
         info = dtseries_header(bold)
         if info.plain_float32:
-            copy_to_npy(bold, info.offset, info.dtype, info.shape, True, path)
+            copy_to_npy(bold, info.offset, info.dtype, info.shape, True, path, digest=digest)
             if np.isfinite(np.load(path, mmap_mode="r").sum()):
                 return info.brain_models, 0
     X, bm, n_bad = read_run(bold, bold_right)

@@ -4,21 +4,26 @@ A 4D BOLD run is never loaded whole as float64: :func:`iter_volumes` streams
 it volume by volume from disk. Gzipped files are decompressed with
 python-isal (Intel ISA-L, about 3x faster than zlib) in a background thread,
 so decompression of the next block overlaps the work done on the current
-volume; plain ``.nii`` files are memory-mapped.
+volume; plain ``.nii`` files are read with plain reads into one reused buffer.
+Given a :class:`ReadDigest`, a stream also computes the SHA-256 of the whole
+file from the bytes it reads, so that the file is read once for both.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import gzip
 import hashlib
+import io
 import mmap
 import os
 import re
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -30,6 +35,7 @@ except ImportError:  # pragma: no cover - exercised only without isal
     _igzip_threaded = None
 
 GZIP_BACKEND = "isal" if _igzip_threaded is not None else "zlib"
+_FADVISE = hasattr(os, "posix_fadvise")  # Linux; not macOS
 
 
 def load_header(path: str | os.PathLike, *, ndim: int | None = None) -> nib.Nifti1Image:
@@ -98,7 +104,8 @@ def _scaling(proxy) -> tuple[float, float] | None:
 
 
 def iter_volumes(
-    path: str | os.PathLike, *, dtype: np.dtype = np.float32, mean: MeanAccumulator | None = None
+    path: str | os.PathLike, *, dtype: np.dtype = np.float32, mean: MeanAccumulator | None = None,
+    digest: ReadDigest | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Stream the volumes of a 4D NIfTI file.
 
@@ -111,6 +118,9 @@ def iter_volumes(
     mean : MeanAccumulator, optional
         Also sum every volume into this accumulator (:meth:`MeanAccumulator.of` the same file), from the
         file's values before ``dtype``'s rounding, so that its mean does not depend on ``dtype``.
+    digest : ReadDigest, optional
+        Also compute the SHA-256 of the whole file (every byte, compressed as stored) from the bytes the
+        stream reads; set once the last volume was read and the rest of the file hashed.
 
     Yields
     ------
@@ -144,21 +154,22 @@ def iter_volumes(
         return vol.reshape(shape3, order="F")
 
     raw = _gzip_volumes if str(path).endswith(".gz") else _plain_volumes
-    for t, buf in raw(path, offset, nbytes, n_vols):
+    for t, buf in raw(path, offset, nbytes, n_vols, digest):
         yield t, convert(np.frombuffer(buf, dtype=disk_dtype))
 
 
-def _gzip_volumes(path: Path, offset: int, nbytes: int, n_vols: int) -> Iterator[tuple[int, bytearray]]:
-    """The raw bytes of each volume of a ``.nii.gz`` (one reused buffer); truncated or corrupt data is an error."""
-    opener = (
-        (lambda p: _igzip_threaded.open(p, "rb", threads=1))
-        if _igzip_threaded is not None
-        else (lambda p: gzip.open(p, "rb"))
-    )
+def _gzip_volumes(path: Path, offset: int, nbytes: int, n_vols: int,
+                  digest: ReadDigest | None = None) -> Iterator[tuple[int, bytearray]]:
+    """The raw bytes of each volume of a ``.nii.gz`` (one reused buffer); truncated or corrupt data is an error.
+    With ``digest``, the compressed bytes are hashed as the decompression thread reads them, in a helper thread
+    (hashing in the decompression thread would add its time to this stream's: decompression is its floor)."""
     buf = bytearray(nbytes)
     view = memoryview(buf)
     try:
-        with opener(str(path)) as fh:
+        with contextlib.ExitStack() as stack:
+            source = str(path) if digest is None else stack.enter_context(HashingReader(path, background="copy"))
+            fh = stack.enter_context(_igzip_threaded.open(source, "rb", threads=1) if _igzip_threaded is not None
+                                     else gzip.open(source, "rb"))
             _read_exact(fh, offset, path, what="header")
             for t in range(n_vols):
                 got = fh.readinto(view)
@@ -173,28 +184,40 @@ def _gzip_volumes(path: Path, offset: int, nbytes: int, n_vols: int) -> Iterator
                         "Re-copy or regenerate the file."
                     )
                 yield t, buf
+            if digest is not None:
+                fh.close()  # stops the decompression thread: the rest of the file is read here
+                digest.hexdigest = source.finish()
     except (EOFError, OSError, gzip.BadGzipFile) as exc:
         raise ValueError(
             f"{path}: corrupt or truncated gzip data ({exc}). Re-copy or regenerate the file."
         ) from exc
 
 
-def _plain_volumes(path: Path, offset: int, nbytes: int, n_vols: int) -> Iterator[tuple[int, bytearray]]:
+def _plain_volumes(path: Path, offset: int, nbytes: int, n_vols: int,
+                   digest: ReadDigest | None = None) -> Iterator[tuple[int, bytearray]]:
     """The raw bytes of each volume of a ``.nii`` (one reused buffer); a file shorter than its header says is
-    an error."""
+    an error. With ``digest``, the header is read (not skipped) and each volume is hashed in a helper thread
+    while the caller converts it and the next volume is read (two buffers, used in turn)."""
     expected = offset + nbytes * n_vols
     if path.stat().st_size < expected:
         raise ValueError(
             f"{path}: truncated file ({path.stat().st_size} bytes, {expected} expected). "
             "Re-copy or regenerate the file."
         )
-    buf = bytearray(nbytes)
-    with open(path, "rb") as fh:  # plain reads, not a memory map: the process's RSS stays one volume
-        fh.seek(offset)
+    bufs = [bytearray(nbytes) for _ in range(1 if digest is None else 2)]
+    # plain reads, not a memory map: the process's RSS stays one volume (two while hashing)
+    with open(path, "rb") if digest is None else HashingReader(path, background="shared", depth=2) as fh:
+        if digest is None:
+            fh.seek(offset)
+        else:
+            _read_exact(fh, offset, path, what="header")
         for t in range(n_vols):
+            buf = bufs[t % len(bufs)]
             if fh.readinto(buf) < nbytes:  # pragma: no cover - size checked above
                 raise ValueError(f"{path}: truncated file at volume {t}.")
             yield t, buf
+        if digest is not None:
+            digest.hexdigest = fh.finish()
 
 
 def _read_exact(fh, n: int, path: Path, what: str) -> bytes:
@@ -202,6 +225,107 @@ def _read_exact(fh, n: int, path: Path, what: str) -> bytes:
     if len(data) < n:
         raise ValueError(f"{path}: truncated file (incomplete {what}). Re-copy or regenerate it.")
     return data
+
+
+class ReadDigest:
+    """The SHA-256 of a file that a stream reads whole anyway (:func:`iter_volumes`, :func:`copy_to_npy`),
+    computed from the bytes it reads: the file is read once for its values and its checksum.
+
+    Attributes
+    ----------
+    hexdigest : str or None
+        Hex SHA-256 of every byte of the file, in order, from the first to the last; None until a stream
+        hashed the whole file (a stream stopped early, or failed, leaves it None).
+    """
+
+    def __init__(self):
+        self.hexdigest: str | None = None
+
+
+class HashingReader(io.RawIOBase):
+    """A file opened for sequential binary reads whose bytes update a SHA-256 as they are read.
+
+    Seeking is not supported: the hash covers exactly the bytes read, in order. :meth:`finish` reads and
+    hashes the rest of the file and returns the hex digest of the whole file. After each block, the kernel is
+    asked to read the next one ahead (``POSIX_FADV_WILLNEED``), so that on a cold page cache the disk works
+    while the caller decompresses or converts the block it has.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file.
+    background : {None, "shared", "copy"}
+        Where ``readinto`` hashes its block. None: at once, in the reading thread. Otherwise in a helper
+        thread (hashlib releases the GIL), in order, while the caller works; a read waits while ``depth``
+        blocks are still being hashed. "shared": the helper reads the caller's buffer, so the caller must
+        not change a buffer it read into before ``depth`` more reads (a volume stream that rotates ``depth``
+        buffers); "copy": the helper hashes a copy of each block (for a caller that may move data in its
+        buffer before its next read, as a gzip decompressor does).
+    depth : int
+        Blocks that may be waiting for the helper thread.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, background: str | None = None, depth: int = 2):
+        super().__init__()
+        if background not in (None, "shared", "copy"):
+            raise ValueError(f"background={background!r}: give None, 'shared' or 'copy'.")
+        self._raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._sha = hashlib.sha256()
+        self._copy, self._depth = background == "copy", max(1, int(depth))
+        self._pool = ThreadPoolExecutor(max_workers=1) if background else None
+        self._pending: collections.deque[Future] = collections.deque()
+
+    def readable(self) -> bool:
+        return True
+
+    def _settle(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` blocks are being hashed in the helper thread (raises its error, if any)."""
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
+
+    def read(self, size: int = -1) -> bytes:
+        self._settle()
+        data = self._raw.read(size) if size is not None and size >= 0 else self._raw.readall()
+        self._sha.update(data)
+        return data
+
+    def readinto(self, b) -> int:
+        self._settle(keep=self._depth - 1)
+        n = self._raw.readinto(b)
+        if n:
+            self._read_ahead(n)
+            block = memoryview(b).cast("B")[:n]
+            if self._pool is not None:
+                self._pending.append(self._pool.submit(self._sha.update, bytes(block) if self._copy else block))
+            else:
+                self._sha.update(block)
+        return n
+
+    def _read_ahead(self, n: int) -> None:
+        """Ask the kernel to read the ``n`` bytes after the current position into the page cache, in the
+        background (a no-op where ``posix_fadvise`` is missing)."""
+        if _FADVISE:
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self._raw.fileno(), self._raw.tell(), n, os.POSIX_FADV_WILLNEED)
+
+    def finish(self, blocksize: int = 1 << 23) -> str:
+        """Hash the bytes not read yet (up to the end of the file); the hex SHA-256 of the whole file."""
+        self._settle()
+        buf = bytearray(blocksize)
+        view = memoryview(buf)
+        while n := self._raw.readinto(buf):
+            self._sha.update(view[:n])
+        return self._sha.hexdigest()
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._settle()
+            finally:
+                if self._pool is not None:
+                    self._pool.shutdown()
+                self._raw.close()
+        super().close()
 
 
 class MeanAccumulator:
@@ -504,9 +628,13 @@ def save_npy(array: np.ndarray, path: str | os.PathLike) -> Path:
 
 
 def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tuple[int, ...],
-                fortran_order: bool, path: str | os.PathLike) -> Path:
+                fortran_order: bool, path: str | os.PathLike, *, digest: ReadDigest | None = None) -> Path:
     """Atomically write an ``.npy`` whose data are ``src``'s bytes from ``offset`` (e.g. a dtseries' data
     block), copied by the kernel (``copy_file_range``: no pass through this process's memory).
+
+    With ``digest``, the whole of ``src`` is read through this process instead, once: each block is hashed in
+    a helper thread while it is written and the next one read (no slower than the kernel copy followed by a
+    second read for the checksum).
 
     Raises
     ------
@@ -516,33 +644,57 @@ def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tup
     dtype = np.dtype(dtype)
     n = int(np.prod(shape)) * dtype.itemsize
     with atomic_path(path) as tmp:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        with (open(src, "rb") if digest is None else HashingReader(src, background="shared", depth=2) as fin,
+              open(tmp, "wb") as fout):
             np.lib.format.write_array_header_1_0(
                 fout, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": bool(fortran_order),
                        "shape": tuple(int(v) for v in shape)})
             fout.flush()
-            done = 0
-            try:
-                while done < n:
-                    k = os.copy_file_range(fin.fileno(), fout.fileno(), n - done, offset + done)
-                    if k == 0:
-                        break
-                    done += k
-            except OSError as exc:  # EXDEV on old kernels, EINVAL on some filesystems: copy through userspace
-                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or done:
-                    raise
-                fin.seek(offset)
-                fout.seek(0, os.SEEK_END)
-                while done < n:
-                    block = fin.read(min(n - done, 1 << 24))
-                    if not block:
-                        break
-                    fout.write(block)
-                    done += len(block)
+            if digest is None:
+                done = _kernel_copy(fin, fout, offset, n)
+            else:
+                _read_exact(fin, offset, Path(src), what="header")
+                done = _copy_blocks(fin, fout, n, buffers=2)
             if done != n:
                 raise ValueError(f"{src}: the file is truncated ({done} of {n} data bytes); copy it again from "
                                  "its source.")
+            if digest is not None:
+                digest.hexdigest = fin.finish()
     return Path(path)
+
+
+def _kernel_copy(fin, fout, offset: int, n: int) -> int:
+    """Copy ``n`` bytes of ``fin`` from ``offset`` to the end of ``fout`` with ``copy_file_range`` (through
+    userspace where the kernel refuses); returns the bytes copied (fewer at the end of ``fin``)."""
+    done = 0
+    try:
+        while done < n:
+            k = os.copy_file_range(fin.fileno(), fout.fileno(), n - done, offset + done)
+            if k == 0:
+                break
+            done += k
+    except OSError as exc:  # EXDEV on old kernels, EINVAL on some filesystems: copy through userspace
+        if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or done:
+            raise
+        fin.seek(offset)
+        fout.seek(0, os.SEEK_END)
+        done = _copy_blocks(fin, fout, n)
+    return done
+
+
+def _copy_blocks(fin, fout, n: int, blocksize: int = 1 << 23, buffers: int = 1) -> int:
+    """Copy the next ``n`` bytes of ``fin`` to ``fout`` through ``buffers`` reused buffers, used in turn (two
+    let a :class:`HashingReader` hash one block while the next is read and written); returns the bytes copied."""
+    views = [memoryview(bytearray(min(n, blocksize) or 1)) for _ in range(buffers)]
+    done = k = 0
+    while done < n:
+        view = views[k % buffers]
+        got = fin.readinto(view[:min(n - done, len(view))])
+        if not got:
+            break
+        fout.write(view[:got])
+        done, k = done + got, k + 1
+    return done
 
 
 #: alignment of the ranges :func:`release_columns` drops (a huge page)

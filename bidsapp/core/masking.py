@@ -6,7 +6,8 @@ returns one column per label (mean of its voxels), as ``NiftiLabelsMasker``
 with ``strategy="mean"`` and background 0. Both stream the image volume by
 volume (:func:`bidsapp.core.io.iter_volumes`). Each streaming function takes an optional
 :class:`~bidsapp.core.io.MeanAccumulator` (``mean``) that sums the unsmoothed volumes as they pass, so the
-run's temporal mean costs no second read of the file.
+run's temporal mean costs no second read of the file, and an optional :class:`~bidsapp.core.io.ReadDigest`
+(``digest``) that receives the SHA-256 of the whole file, hashed from the bytes the stream reads.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from bidsapp.core.io import MeanAccumulator, atomic_path, iter_volumes, load_header, read_tsv
+from bidsapp.core.io import MeanAccumulator, ReadDigest, atomic_path, iter_volumes, load_header, read_tsv
 
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8 * np.log(2))
 TRUNCATE = 4.0  # scipy's gaussian_filter1d default, as used by nilearn
@@ -91,6 +92,7 @@ def _out_dtype(img) -> np.dtype:
 def apply_weights(
     bold_path: str | os.PathLike, where: tuple[np.ndarray, ...], weights, support: np.ndarray, *,
     smoothing_fwhm: float | None = None, what: str = "columns", mean: MeanAccumulator | None = None,
+    digest: ReadDigest | None = None,
 ) -> tuple[np.ndarray, int]:
     """Each volume's voxels ``where`` (float64, non-finite values set to 0) times ``weights``.
 
@@ -110,6 +112,8 @@ def apply_weights(
         Name of the columns in the non-finite warning.
     mean : MeanAccumulator, optional
         Sums every volume (before smoothing) for the run's temporal mean.
+    digest : ReadDigest, optional
+        Receives the SHA-256 of the whole file (:func:`bidsapp.core.io.iter_volumes`).
 
     Returns
     -------
@@ -123,7 +127,7 @@ def apply_weights(
     dtype = _out_dtype(img)
     X = np.empty((img.shape[3], weights.shape[0]), dtype=dtype)
     n_bad = 0
-    for t, vol in iter_volumes(bold_path, dtype=dtype, mean=mean):
+    for t, vol in iter_volumes(bold_path, dtype=dtype, mean=mean, digest=digest):
         v = np.array((smoother(vol) if smoother is not None else vol)[where], dtype=np.float64)
         bad = ~np.isfinite(v)
         n_bad += int(bad.sum())
@@ -156,7 +160,8 @@ class _Gather:
         return np.take(buf, self.to_c, out=out)
 
 
-def _masked_rows(bold_path, mask: np.ndarray, smoothing_fwhm: float | None, mean: MeanAccumulator | None = None):
+def _masked_rows(bold_path, mask: np.ndarray, smoothing_fwhm: float | None, mean: MeanAccumulator | None = None,
+                 digest: ReadDigest | None = None):
     """Header, output dtype, column count and a generator of (index, row) with a reused row buffer;
     the generator returns the count of non-finite values set to 0."""
     img = load_header(bold_path, ndim=4)
@@ -172,7 +177,7 @@ def _masked_rows(bold_path, mask: np.ndarray, smoothing_fwhm: float | None, mean
         n_bad = 0
         row = np.empty(gather.size, dtype=dtype)
         buf = np.empty(gather.size, dtype=dtype)
-        for t, vol in iter_volumes(bold_path, dtype=dtype, mean=mean):
+        for t, vol in iter_volumes(bold_path, dtype=dtype, mean=mean, digest=digest):
             if smoother is not None:
                 vol = smoother(vol)
             gather(vol.ravel(order="F"), row, buf)
@@ -196,7 +201,7 @@ def _each_row(rows, put) -> int:
 
 def apply_mask(
     bold_path: str | os.PathLike, mask: np.ndarray, *, smoothing_fwhm: float | None = None,
-    return_nonfinite: bool = False, mean: MeanAccumulator | None = None,
+    return_nonfinite: bool = False, mean: MeanAccumulator | None = None, digest: ReadDigest | None = None,
 ) -> np.ndarray | tuple[np.ndarray, int]:
     """Mask a 4D image into a (n_volumes, n_voxels) float32 (float64 for float64 data) array.
 
@@ -217,6 +222,8 @@ def apply_mask(
         mask, or within reach of the smoothing kernel).
     mean : MeanAccumulator, optional
         Sums every volume (before smoothing) for the run's temporal mean.
+    digest : ReadDigest, optional
+        Receives the SHA-256 of the whole file (:func:`bidsapp.core.io.iter_volumes`).
 
     Returns
     -------
@@ -224,7 +231,7 @@ def apply_mask(
     n_nonfinite : int
         Only with ``return_nonfinite``.
     """
-    img, dtype, n_cols, rows = _masked_rows(bold_path, mask, smoothing_fwhm, mean)
+    img, dtype, n_cols, rows = _masked_rows(bold_path, mask, smoothing_fwhm, mean, digest)
     out = np.empty((img.shape[3], n_cols), dtype=dtype)
     n_bad = _each_row(rows, out.__setitem__)
     _report_nonfinite(bold_path, n_bad, "mask", bool(smoothing_fwhm))
@@ -233,20 +240,20 @@ def apply_mask(
 
 def mask_to_npy(
     bold_path: str | os.PathLike, mask: np.ndarray, path: str | os.PathLike, *,
-    smoothing_fwhm: float | None = None, mean: MeanAccumulator | None = None,
+    smoothing_fwhm: float | None = None, mean: MeanAccumulator | None = None, digest: ReadDigest | None = None,
 ) -> int:
     """:func:`apply_mask` written row by row to an ``.npy`` file (atomically), never held in memory.
 
     The array is the same as :func:`apply_mask`'s; writing each row from one reused buffer saves the
-    page faults of a fresh (n_volumes x n_voxels) array and the copy of ``numpy.save``. ``mean``: as for
-    :func:`apply_mask`.
+    page faults of a fresh (n_volumes x n_voxels) array and the copy of ``numpy.save``. ``mean``, ``digest``:
+    as for :func:`apply_mask`.
 
     Returns
     -------
     n_nonfinite : int
         Non-finite values set to 0 (also reported in one warning).
     """
-    img, dtype, n_cols, rows = _masked_rows(bold_path, mask, smoothing_fwhm, mean)
+    img, dtype, n_cols, rows = _masked_rows(bold_path, mask, smoothing_fwhm, mean, digest)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.lib.format.write_array_header_1_0(
             fh, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
@@ -325,6 +332,7 @@ def apply_labels(
     smoothing_fwhm: float | None = None,
     return_nonfinite: bool = False,
     mean: MeanAccumulator | None = None,
+    digest: ReadDigest | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, int]:
     """Mean signal of each region, as ``NiftiLabelsMasker(strategy="mean")``.
 
@@ -341,6 +349,8 @@ def apply_labels(
         Also return the number of non-finite values set to 0.
     mean : MeanAccumulator, optional
         Sums every volume (before smoothing) for the run's temporal mean.
+    digest : ReadDigest, optional
+        Receives the SHA-256 of the whole file (:func:`bidsapp.core.io.iter_volumes`).
 
     Returns
     -------
@@ -367,7 +377,7 @@ def apply_labels(
     dtype = _out_dtype(img)
     out = np.empty((img.shape[3], values.size), dtype=dtype)
     n_bad = 0
-    for _t, vol in iter_volumes(bold_path, dtype=dtype, mean=mean):
+    for _t, vol in iter_volumes(bold_path, dtype=dtype, mean=mean, digest=digest):
         if smoother is not None:
             vol = smoother(vol)
         v = np.take(vol.ravel(order="F"), flat)

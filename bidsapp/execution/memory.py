@@ -26,8 +26,10 @@ LSS_CHUNK = 32768
 DVARS_CHUNK_BYTES, CARPET_COLUMNS = 8 << 20, 2000
 #: most threads the QC's column chunks run in (``bidsapp.core.qc.QC_THREADS``), each with its own chunk
 QC_THREADS = 4
-#: decompression read-ahead (python-isal's threaded reader) and per-volume buffers
-STREAM_BUFFERS = 40 * 2**20
+#: decompression read-ahead (python-isal's threaded reader) and per-volume buffers, and the BOLD's checksum
+#: computed while it is read (``bidsapp.core.io.HashingReader``: two 8 MiB copies of compressed blocks waiting
+#: for the hashing thread)
+STREAM_BUFFERS = 56 * 2**20
 #: margin on the data terms (allocator slack, small temporaries)
 MARGIN = 1.5
 #: columns of a joined trial model fitted at a time (``bidsapp.core.trial_fit.CHUNK``)

@@ -1,13 +1,23 @@
-"""Masking node: 4D BOLD -> samples x features, the columns being what the run's column space says."""
+"""Masking node: 4D BOLD -> samples x features, the columns being what the run's column space says.
+
+It reads the BOLD file whole, so it also computes the file's SHA-256 from the bytes it reads and records it in
+the run's checksum cache: the provenance node, which runs after it, finds it there instead of reading the file
+again.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
 from bidsapp.core import columns, coverage
-from bidsapp.core.io import write_tsv
+from bidsapp.core.io import ReadDigest, write_tsv
+from bidsapp.outputs.checksums import ChecksumCache
 
 
 class _ExtractInput(BaseInterfaceInputSpec):
@@ -26,6 +36,9 @@ class _ExtractInput(BaseInterfaceInputSpec):
                                 desc="GIFTI runs: the hemi-R label.gii (atlas_file is hemi-L)")
     surfaces = traits.Dict(value={}, usedefault=True, desc="grayordinate runs: {'L', 'R'} -> surf.gii (x, y, z)")
     min_coverage = traits.Float(0.5, usedefault=True, desc="regions less covered by the mask become NaN columns")
+    cache_dir = traits.Either(None, traits.Str, default=None, usedefault=True, nohash=True,
+                              desc="checksum cache folder (the provenance node's): the BOLD's SHA-256, computed "
+                                   "while streaming it, is recorded there; None: not computed")
 
 
 class _ExtractOutput(TraitedSpec):
@@ -38,6 +51,9 @@ class _ExtractOutput(TraitedSpec):
     mean_image = traits.Either(None, File(exists=True),
                                desc="volume runs: the run's temporal mean, float32 (nx, ny, nz) .npy, summed while "
                                     "the volumes were streamed (before smoothing); None for grayordinate runs")
+    hashed = traits.List(traits.Str, desc="input files whose SHA-256 this node recorded in the checksum cache "
+                                          "from the bytes it read (connected to the provenance node)")
+    started = traits.Str(desc="ISO time (UTC) when this node started")
 
 
 class ExtractSignals(SimpleInterface):
@@ -48,6 +64,7 @@ class ExtractSignals(SimpleInterface):
     output_spec = _ExtractOutput
 
     def _run_interface(self, runtime):
+        started = dt.datetime.now(dt.timezone.utc).isoformat()
         cwd, i = Path(runtime.cwd), self.inputs
         kind = i.column_space or columns.choose_kind(i.bold_file, atlas=i.atlas_file)
         space_cls = columns.get(kind)
@@ -55,8 +72,9 @@ class ExtractSignals(SimpleInterface):
                     resample=i.resample_mask, surfaces=dict(i.surfaces))
         space = space_cls.build(i.bold_file, i.mask_file, **args)
         mean_image = None if space_cls.on_grayordinates else cwd / "mean.npy"
-        n_bad = space.transform(i.bold_file, cwd / "timeseries.npy", smoothing_fwhm=i.smoothing_fwhm,
-                                bold_right=i.bold_right, mean_out=mean_image)
+        with _checksum_while_reading(i.bold_file, i.cache_dir) as (digest, hashed):
+            n_bad = space.transform(i.bold_file, cwd / "timeseries.npy", smoothing_fwhm=i.smoothing_fwhm,
+                                    bold_right=i.bold_right, mean_out=mean_image, digest=digest)
         table = space.features()
         _warn_outside_mask(space, i.bold_file)
         nan_columns = _apply_min_coverage(table, cwd / "timeseries.npy", i.min_coverage, i.bold_file)
@@ -64,8 +82,30 @@ class ExtractSignals(SimpleInterface):
         image = space.save_image(cwd / ("columns" + space_cls.image[1])) if space_cls.image else None
         self._results.update(timeseries=str(cwd / "timeseries.npy"), features=str(cwd / "features.tsv"),
                              column_space=kind, atlas_on_grid=image, n_nonfinite=n_bad, nan_columns=nan_columns,
-                             mean_image=str(mean_image) if mean_image else None)
+                             mean_image=str(mean_image) if mean_image else None, hashed=hashed, started=started)
         return runtime
+
+
+@contextlib.contextmanager
+def _checksum_while_reading(bold_file: str, cache_dir: str | None) -> Iterator[tuple[ReadDigest | None, list]]:
+    """The :class:`ReadDigest` to hand the column space's stream, and the list of files whose checksum was
+    recorded (filled when the block ends without error).
+
+    The BOLD's identity (size, times, inode) is taken before the stream opens it; the digest is recorded in the
+    checksum cache only if the stream hashed the whole file and the identity is the same after the read, so a
+    file changed while being read never gets a cached checksum (the provenance node then hashes it itself). No
+    digest when there is no cache folder, or when the cache already holds the file's checksum.
+    """
+    hashed: list[str] = []
+    cache = ChecksumCache(cache_dir)
+    before = os.stat(bold_file)
+    if cache_dir is None or cache.cached(bold_file, before) is not None:
+        yield None, hashed
+        return
+    digest = ReadDigest()
+    yield digest, hashed
+    if cache.record_read(bold_file, digest.hexdigest, before):
+        hashed.append(str(bold_file))
 
 
 def _warn_outside_mask(space, bold_file: str) -> None:

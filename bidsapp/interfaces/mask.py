@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import nibabel as nib
@@ -32,6 +33,7 @@ class _ComputeMaskOutput(TraitedSpec):
     mask_file = File(exists=True, desc="uint8 mask on the BOLD grid")
     mask_source = traits.Str(desc="how the mask was obtained")
     template_file = traits.Either(None, traits.Str)
+    started = traits.Str(desc="ISO time (UTC) when this node, the run's first, started")
 
 
 class ComputeMask(SimpleInterface):
@@ -41,6 +43,7 @@ class ComputeMask(SimpleInterface):
     output_spec = _ComputeMaskOutput
 
     def _run_interface(self, runtime):
+        self._results["started"] = dt.datetime.now(dt.timezone.utc).isoformat()
         gray = self.inputs.on_grayordinates
         if gray is None:
             gray = grayordinates.is_grayordinate_file(self.inputs.bold_file)

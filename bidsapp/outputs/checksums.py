@@ -37,18 +37,29 @@ class ChecksumCache:
             return None
         return self.folder / (hashlib.sha1(str(path).encode()).hexdigest() + ".json")
 
+    def cached(self, path: str | os.PathLike, st: os.stat_result | None = None) -> str | None:
+        """The cached hex SHA-256 of ``path`` if it was recorded for the file as it is (``st``: its stat, taken
+        now when not given), else None."""
+        path = Path(path).resolve()
+        entry = self._entry(path)
+        if entry is None or not entry.exists():
+            return None
+        st = st or os.stat(path)
+        try:
+            cached = json.loads(entry.read_text())
+            if cached["path"] == str(path) and cached["identity"] == _identity(st):
+                return cached["sha256"]
+        except (OSError, ValueError, KeyError):
+            pass
+        return None
+
     def sha256(self, path: str | os.PathLike) -> str:
         """Hex SHA-256 of ``path``, read from the cache when the file has not changed."""
         path = Path(path).resolve()
         before = os.stat(path)
-        entry = self._entry(path)
-        if entry is not None and entry.exists():
-            try:
-                cached = json.loads(entry.read_text())
-                if cached["path"] == str(path) and cached["identity"] == _identity(before):
-                    return cached["sha256"]
-            except (OSError, ValueError, KeyError):
-                pass
+        found = self.cached(path, before)
+        if found is not None:
+            return found
         digest = sha256sum(path)
         after = os.stat(path)
         if _identity(after) != _identity(before):  # changed while being read: hash what is there now
@@ -56,16 +67,34 @@ class ChecksumCache:
         self.record(path, digest, after)  # a read-only or full cache folder only costs time
         return digest
 
-    def record(self, path: str | os.PathLike, digest: str, st: os.stat_result | None = None) -> None:
-        """Remember ``digest`` for ``path`` as it is now (``st``: its stat when it was hashed)."""
+    def record(self, path: str | os.PathLike, digest: str, st: os.stat_result | None = None) -> bool:
+        """Remember ``digest`` for ``path`` as it is now (``st``: its stat when it was hashed); returns whether
+        it was written (a read-only or full cache folder only costs time)."""
         entry = self._entry(Path(path).resolve())
-        if entry is not None:
-            st = st or os.stat(path)
-            try:
-                write_text(entry, json.dumps({"path": str(Path(path).resolve()), "identity": _identity(st),
-                                              "sha256": digest}))
-            except OSError:
-                pass
+        if entry is None:
+            return False
+        st = st or os.stat(path)
+        try:
+            write_text(entry, json.dumps({"path": str(Path(path).resolve()), "identity": _identity(st),
+                                          "sha256": digest}))
+        except OSError:
+            return False
+        return True
+
+    def record_read(self, path: str | os.PathLike, digest: str | None, before: os.stat_result) -> bool:
+        """Remember ``digest``, the SHA-256 a reader computed from the bytes it read, if the file is still the
+        one it read: ``before`` (its stat taken before the read) and its stat now must give the same identity
+        (any write in between changes ctime). Returns whether it was recorded; a file changed while being read,
+        or ``digest`` None (the reader did not hash the whole file), is left to :meth:`sha256`."""
+        if digest is None or self.folder is None:
+            return False
+        try:
+            after = os.stat(path)
+        except OSError:
+            return False
+        if _identity(after) != _identity(before):
+            return False
+        return self.record(path, digest, before)
 
     def many(self, paths: list, workers: int = 4) -> list[str]:
         """Checksums of several files, read in parallel (hashlib releases the GIL)."""

@@ -86,6 +86,9 @@ def init_run_wf(plan: RunPlan, *, with_sink: bool = True) -> pe.Workflow:
         (inputnode, segment, [("events_file", "events_file")]),
         (inputnode, report, [("bold_file", "bold_file")]),
         (extract, report, [("mean_image", "mean_image")]),
+        # provenance after masking: it finds there the BOLD's checksum, computed while masking read the file
+        (mask, provenance, [("started", "mask_started")]),
+        (extract, provenance, [("started", "masking_started"), ("hashed", "hashed_while_reading")]),
         (clean, report, [("carpet", "carpet")]),
     ]
     if with_sink:
@@ -94,8 +97,6 @@ def init_run_wf(plan: RunPlan, *, with_sink: bool = True) -> pe.Workflow:
         sink, outputnode = _sink_nodes(plan)
         links += [(nodes[src], sink, pairs) for src, pairs in SINK_LINKS.items()]
         links.append((sink, outputnode, [("sidecar", "sidecar"), ("out_files", "out_files")]))
-    else:
-        wf.add_nodes([provenance])
     wf.connect(links)
     return wf
 

@@ -8,7 +8,7 @@ from bidsapp.core import grayordinates as go
 from bidsapp.core import masking
 from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions
 from bidsapp.core.coverage import count_labels
-from bidsapp.core.io import save_npy
+from bidsapp.core.io import ReadDigest, save_npy
 
 
 def _descriptions() -> dict[str, dict]:
@@ -44,8 +44,9 @@ class Grayordinates(ColumnSpace):
     def build(cls, bold: PathLike, mask_file: PathLike, *, surfaces: dict | None = None, **args) -> Grayordinates:
         return cls(go.brain_models_of(mask_file), surfaces)
 
-    def transform(self, bold: PathLike, out: PathLike, *, bold_right: PathLike | None = None, **args) -> int:
-        self.bm, n_bad = go.write_run_array(bold, bold_right, out)
+    def transform(self, bold: PathLike, out: PathLike, *, bold_right: PathLike | None = None,
+                  digest: ReadDigest | None = None, **args) -> int:
+        self.bm, n_bad = go.write_run_array(bold, bold_right, out, digest=digest)
         return n_bad
 
     def features(self) -> dict[str, np.ndarray]:

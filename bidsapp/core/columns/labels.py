@@ -11,7 +11,7 @@ from bidsapp.core import masking
 from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions, streamed_mean
 from bidsapp.core.columns.voxels import load_mask
 from bidsapp.core.coverage import label_coverage
-from bidsapp.core.io import load_header, save_nifti, save_npy
+from bidsapp.core.io import ReadDigest, load_header, save_nifti, save_npy
 
 REGION = "centroid of the region"
 
@@ -72,10 +72,10 @@ class Labels(ColumnSpace):
         return space
 
     def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None,
-                  mean_out: PathLike | None = None, **args) -> int:
+                  mean_out: PathLike | None = None, digest: ReadDigest | None = None, **args) -> int:
         with streamed_mean(bold, mean_out) as mean:
             X, values, n_bad = masking.apply_labels(bold, self.labels, smoothing_fwhm=smoothing_fwhm,
-                                                    return_nonfinite=True, mean=mean)
+                                                    return_nonfinite=True, mean=mean, digest=digest)
         self.values = values
         save_npy(X, out)
         return n_bad

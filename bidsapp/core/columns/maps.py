@@ -19,7 +19,7 @@ import numpy as np
 from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions, streamed_mean
 from bidsapp.core.columns.voxels import load_mask
 from bidsapp.core.coverage import map_coverage
-from bidsapp.core.io import load_header, save_nifti, save_npy
+from bidsapp.core.io import ReadDigest, load_header, save_nifti, save_npy
 
 
 def is_maps_image(path: PathLike) -> bool:
@@ -174,13 +174,13 @@ class Maps(ColumnSpace):
         return where, self.maps[where]  # (n_support, n_maps)
 
     def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None,
-                  mean_out: PathLike | None = None, **args) -> int:
+                  mean_out: PathLike | None = None, digest: ReadDigest | None = None, **args) -> int:
         from bidsapp.core import masking
 
         where, M = self._support()
         with streamed_mean(bold, mean_out) as mean:
             X, n_bad = masking.apply_weights(bold, where, np.linalg.pinv(M), (self.maps != 0).any(axis=3),
-                                             smoothing_fwhm=smoothing_fwhm, what="maps", mean=mean)
+                                             smoothing_fwhm=smoothing_fwhm, what="maps", mean=mean, digest=digest)
         save_npy(X, out)
         return n_bad
 

@@ -18,7 +18,7 @@ from scipy import sparse
 
 from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions, streamed_mean
 from bidsapp.core.columns.voxels import load_mask
-from bidsapp.core.io import load_header, read_tsv, save_nifti, save_npy
+from bidsapp.core.io import ReadDigest, load_header, read_tsv, save_nifti, save_npy
 
 
 def read_seeds(path: PathLike) -> tuple[np.ndarray, list[str]]:
@@ -180,14 +180,15 @@ class Spheres(ColumnSpace):
         return where, sparse.csr_matrix(self.members[where].T.astype(np.float64))
 
     def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None,
-                  mean_out: PathLike | None = None, **args) -> int:
+                  mean_out: PathLike | None = None, digest: ReadDigest | None = None, **args) -> int:
         from bidsapp.core import masking
 
         where, A = self._matrix()
         weights = sparse.diags(1.0 / np.asarray(A.sum(axis=1)).ravel()) @ A
         with streamed_mean(bold, mean_out) as mean:
             X, n_bad = masking.apply_weights(bold, where, weights, self.members.any(axis=3),
-                                             smoothing_fwhm=smoothing_fwhm, what="spheres", mean=mean)
+                                             smoothing_fwhm=smoothing_fwhm, what="spheres", mean=mean,
+                                             digest=digest)
         save_npy(X, out)
         return n_bad
 

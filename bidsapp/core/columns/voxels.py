@@ -9,6 +9,7 @@ import numpy as np
 
 from bidsapp.core import masking
 from bidsapp.core.columns.base import ColumnSpace, PathLike, streamed_mean
+from bidsapp.core.io import ReadDigest
 
 
 def load_mask(mask_file: PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -31,9 +32,10 @@ class Voxels(ColumnSpace):
         return cls(*load_mask(mask_file))
 
     def transform(self, bold: PathLike, out: PathLike, *, smoothing_fwhm: float | None = None,
-                  mean_out: PathLike | None = None, **args) -> int:
+                  mean_out: PathLike | None = None, digest: ReadDigest | None = None, **args) -> int:
         with streamed_mean(bold, mean_out) as mean:
-            return masking.mask_to_npy(bold, self.mask, out, smoothing_fwhm=smoothing_fwhm, mean=mean)
+            return masking.mask_to_npy(bold, self.mask, out, smoothing_fwhm=smoothing_fwhm, mean=mean,
+                                       digest=digest)
 
     def features(self) -> dict[str, np.ndarray]:
         return masking.voxel_features(self.mask, self.affine)
