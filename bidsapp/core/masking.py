@@ -4,7 +4,7 @@ Voxel mode returns one column per mask voxel, in the order of
 ``nilearn.masking.apply_mask`` (C order of the (i, j, k) indices); atlas mode
 returns one column per label (mean of its voxels), as ``NiftiLabelsMasker``
 with ``strategy="mean"`` and background 0. Both stream the image volume by
-volume (:func:`bidsapp.core.io.iter_volumes`). Each streaming function takes an optional
+volume (``bidsapp.core.io.iter_volumes``). Each streaming function takes an optional
 :class:`~bidsapp.core.io.MeanAccumulator` (``mean``) that sums the unsmoothed volumes as they pass, so the
 run's temporal mean costs no second read of the file, and an optional :class:`~bidsapp.core.io.ReadDigest`
 (``digest``) that receives the SHA-256 of the whole file, hashed from the bytes the stream reads.
@@ -113,7 +113,7 @@ def apply_weights(
     mean : MeanAccumulator, optional
         Sums every volume (before smoothing) for the run's temporal mean.
     digest : ReadDigest, optional
-        Receives the SHA-256 of the whole file (:func:`bidsapp.core.io.iter_volumes`).
+        Receives the SHA-256 of the whole file (``bidsapp.core.io.iter_volumes``).
 
     Returns
     -------
@@ -223,7 +223,7 @@ def apply_mask(
     mean : MeanAccumulator, optional
         Sums every volume (before smoothing) for the run's temporal mean.
     digest : ReadDigest, optional
-        Receives the SHA-256 of the whole file (:func:`bidsapp.core.io.iter_volumes`).
+        Receives the SHA-256 of the whole file (``bidsapp.core.io.iter_volumes``).
 
     Returns
     -------
@@ -350,7 +350,7 @@ def apply_labels(
     mean : MeanAccumulator, optional
         Sums every volume (before smoothing) for the run's temporal mean.
     digest : ReadDigest, optional
-        Receives the SHA-256 of the whole file (:func:`bidsapp.core.io.iter_volumes`).
+        Receives the SHA-256 of the whole file (``bidsapp.core.io.iter_volumes``).
 
     Returns
     -------

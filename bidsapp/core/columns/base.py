@@ -113,7 +113,7 @@ class ColumnSpace(ABC):
         before any smoothing (float32 (nx, ny, nz) ``.npy``, equal to :func:`bidsapp.core.io.mean_volume`;
         ``streamed_mean``); grayordinate kinds (``on_grayordinates``) ignore it.
 
-        ``digest`` (a :class:`bidsapp.core.io.ReadDigest`): receives the SHA-256 of the whole ``bold`` file,
+        ``digest`` (a ``bidsapp.core.io.ReadDigest``): receives the SHA-256 of the whole ``bold`` file,
         hashed from the bytes the stream reads (so the run's checksum costs no second read); a kind whose
         reader cannot hash (GIFTI pairs, CIFTI files nibabel decodes) leaves it unset."""
 
