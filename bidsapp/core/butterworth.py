@@ -103,7 +103,7 @@ def _poly(roots) -> np.ndarray:
 def _section(z: list, p: list, k: float = 1.0) -> np.ndarray:
     """One second-order section from up to two zeros and two poles (``_single_zpksos``)."""
     sos = np.zeros(6)
-    b, a = k * _poly(np.asarray(z, dtype=np.result_type(*z, 0.0) if z else np.float64)), _poly(np.asarray(p))
+    b, a = k * _poly(np.asarray(z)), _poly(np.asarray(p))
     b, a = np.atleast_1d(b), np.atleast_1d(a)
     sos[3 - b.size:3] = b
     sos[6 - a.size:6] = a

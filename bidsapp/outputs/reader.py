@@ -197,8 +197,21 @@ def rows_shape(path: Path) -> tuple[int, int]:
         return sum(1 for line in fh if line.strip()), columns
 
 
+class _ListedOutputs:
+    """The outputs a run's sidecar lists (for a class with ``folder`` and ``meta``)."""
+
+    @property
+    def outputs(self) -> dict[str, Path]:
+        """The files the sidecar lists, by name (this generation's outputs)."""
+        return {name: self.folder / name for name in listed_outputs(self.meta)}
+
+    def output(self, ending: str) -> Path | None:
+        """The listed output whose name ends with ``ending`` (e.g. ``_features.tsv``), None when there is none."""
+        return next((p for name, p in self.outputs.items() if name.endswith(ending)), None)
+
+
 @dataclass
-class Run:
+class Run(_ListedOutputs):
     """One run's outputs, read back (arrays are memory-mapped, tables are pandas DataFrames).
 
     The one view of a processed run, made by ``bidsapp.outputs.reader.read_run``: :func:`bidsapp.load` returns
@@ -256,15 +269,6 @@ class Run:
     def sidecar(self) -> Path:
         """The run's ``_timeseries.json``."""
         return self.folder / f"{self.stem}{SIDECAR_ENDING}"
-
-    @property
-    def outputs(self) -> dict[str, Path]:
-        """The files the sidecar lists, by name (this generation's outputs)."""
-        return {name: self.folder / name for name in listed_outputs(self.meta)}
-
-    def output(self, ending: str) -> Path | None:
-        """The listed output whose name ends with ``ending`` (e.g. ``_features.tsv``), None when there is none."""
-        return next((p for name, p in self.outputs.items() if name.endswith(ending)), None)
 
     @property
     def n_volumes(self) -> int:
@@ -391,7 +395,7 @@ def read_run(sidecar: str | Path, *, verify: bool = False, entities: dict | None
 
 
 @dataclass
-class RunTables:
+class RunTables(_ListedOutputs):
     """One run's outputs as the participant page reads them, without pandas: the files of :func:`run_files`,
     the array's shape (its values on request), and the samples and features tables as :class:`Table`.
 
@@ -428,15 +432,6 @@ class RunTables:
     def X(self) -> np.ndarray:  # noqa: N802 (the name of Run.X)
         """The run's rows, read on request (memory-mapped for ``.npy``)."""
         return writers.read_rows(self.files.rows)
-
-    @property
-    def outputs(self) -> dict[str, Path]:
-        """The files the sidecar lists, by name (this generation's outputs)."""
-        return {name: self.folder / name for name in listed_outputs(self.meta)}
-
-    def output(self, ending: str) -> Path | None:
-        """The listed output whose name ends with ``ending`` (e.g. ``_features.tsv``), None when there is none."""
-        return next((p for name, p in self.outputs.items() if name.endswith(ending)), None)
 
     @property
     def n_volumes(self) -> int:
