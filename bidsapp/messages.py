@@ -14,6 +14,13 @@ CLI_WORDS = {
     "low_pass (": "--low-pass (",
     "(e.g. motion='basic')": "(e.g. --motion basic)",
     "(columns=...)": "(--confounds COL ...)",
+    "fd_threshold=": "--fd-threshold ",
+    "std_dvars_threshold=": "--std-dvars-threshold ",
+    "scrub=": "--scrub ",
+    "dummy_scans=": "--dummy-scans ",
+    "(fd_threshold, std_dvars_threshold)": "(--fd-threshold, --std-dvars-threshold)",
+    "lower dummy_scans": "lower --dummy-scans",
+    "a strategy without scrubbing": "a --denoise without scrubbing",
 }
 
 

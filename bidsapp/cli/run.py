@@ -137,6 +137,7 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
     specs["masking"].update({k: v for k, v in gray.items() if k in ("bold_right", "atlas_right", "surfaces")},
                             **cols, cache_dir=cache)
     specs["cleaning"].update(timing, bold_file=str(run.bold))
+    _check_cleanable(run, s, specs["cleaning"], run_shape(run, kind)[0][3], use_confounds)
     specs["segmentation"].update(timing)
     specs["outputs"].update(timing, start_time_source=start_source, entities=dict(run.entities, space=space),
                             cache_dir=cache, grayordinates=gray.get("grayordinates", {}))
@@ -152,6 +153,48 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
               "events_file": str(run.events) if run.events else None}
     return RunPlan(name=run.label.replace("-", "").replace(".", "_") + "_wf", inputs=inputs, specs=specs,
                    mem_gb=mem_gb)
+
+
+def _check_cleanable(run: Run, s: Settings, spec: dict, n_volumes: int, use_confounds: bool) -> None:
+    """A run whose cleaning leaves no degree of freedom (every volume censored, or as many regressors as kept
+    volumes) is refused before any work, by the cleaning node's own rule (:func:`bidsapp.core.confounds.run_design`,
+    :func:`bidsapp.core.cleanable.count_model`): one line naming the run, the counts and the fix (exit 1, as when
+    the cleaning node refused it); the node's own check stays. Reads the confounds file, not the BOLD data."""
+    from bidsapp.core.cleanable import count_model
+    from bidsapp.core.confounds import run_design
+
+    try:
+        design = run_design(n_volumes, run.confounds if use_confounds else None,
+                            run.confounds_json if use_confounds else None, spec["denoise"], spec["confound_columns"],
+                            spec["dummy_scans"], spec["strategy_params"])
+        count = count_model(n_volumes, design, **{k: spec[k] for k in (
+            "t_r", "detrend", "standardize", "standardize_confounds", "filter", "low_pass", "high_pass")})
+    except ValueError as exc:
+        text = str(exc) if run.bold.name in str(exc) else f"{run.bold.name}: {exc}"
+        raise InputError(text, code=1) from exc
+    if count.dof is not None and count.dof < 1:
+        raise InputError(_no_dof_line(run, s, count, design), code=1)
+
+
+def _no_dof_line(run: Run, s: Settings, count, design) -> str:
+    """The line refusing a run whose cleaning leaves no degree of freedom: what removes them and the fix."""
+    removed = [f"{count.n_confounds} confound column(s) ({'--confounds' if s.confounds else f'--denoise {s.denoise}'})"
+               if count.n_confounds else "",
+               f"{count.n_drifts} cosine drift(s) (--filter cosine)" if count.n_drifts else "",
+               "detrending" if count.detrend else "", f"the {count.band} Butterworth filter" if count.band else "",
+               f"--standardize {s.standardize}" if count.standardization else ""]
+    nss = int(design.non_steady_state.sum())
+    outliers = 0 if design.selection is None else int((design.selection.motion_outliers
+                                                       & ~design.non_steady_state).sum())
+    censored = [f"{outliers} motion outlier(s)" if outliers else "", f"{nss} non-steady-state" if nss else ""]
+    fixes = ["fewer confounds (a lighter --denoise or fewer --confounds)" if count.n_confounds else "",
+             "a higher --fd-threshold / --std-dvars-threshold" if outliers else "",
+             "a wider band (--low-pass / --high-pass)" if count.band else "", "--no-detrend" if count.detrend else "",
+             "or leave this run out (--task, --run, --session-label)"]
+    return (f"{run.bold.name}: {' + '.join(r for r in removed if r) or 'cleaning'} leave {count.dof} degrees of "
+            f"freedom for {count.n_kept} kept volume(s) of {count.n_volumes}"
+            + (f" (censored: {', '.join(c for c in censored if c)})" if any(censored) else "")
+            + f"; cleaning would output rounding noise. Use {', '.join(f for f in fixes if f)}.")
 
 
 def _check_trial_design(run: Run, s: Settings, t_r: float, events) -> None:
@@ -196,26 +239,34 @@ def run_settings(run: Run, s: Settings) -> Settings:
     return dataclasses.replace(s, atlas=atlas, atlas_labels=s.atlas_labels or labels)
 
 
+def run_shape(run: Run, kind: str) -> tuple[tuple[int, int, int, int], int]:
+    """The run's 4D shape (x, y, z, volumes; grayordinates: 1, 1, 1, volumes) and its columns before masking
+    (grid voxels, or grayordinates), from the headers only."""
+    from bidsapp.core import columns, grayordinates
+    from bidsapp.core.io import load_header
+
+    if columns.get(kind).on_grayordinates:  # columns: the grayordinates (no grid, no mask)
+        try:
+            n_volumes, features = grayordinates.run_shape(run.bold, run.bold_right)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        return (1, 1, 1, n_volumes), features
+    shape = load_header(run.bold, ndim=4).shape
+    return tuple(int(d) for d in shape), int(shape[0]) * int(shape[1]) * int(shape[2])
+
+
 def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, n_columns: int = 0
                     ) -> dict[str, float]:
     """Each node's memory estimate (GB) for this run, from its headers, mask and events."""
     import numpy as np
 
-    from bidsapp.core import columns, grayordinates
+    from bidsapp.core import columns
     from bidsapp.core.io import load_header
     from bidsapp.execution.memory import RunSize, node_memory_gb
 
     space = columns.get(kind or columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s)))
-    if space.on_grayordinates:  # columns: the grayordinates (no grid, no mask)
-        try:
-            n_volumes, features = grayordinates.run_shape(run.bold, run.bold_right)
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
-        shape, grid = (1, 1, 1, n_volumes), features
-    else:
-        shape = load_header(run.bold, ndim=4).shape
-        grid = int(np.prod(shape[:3]))
-        features = grid
+    shape, grid = run_shape(run, space.kind)
+    features = grid
     if s.mask_strategy == "fmriprep" and run.mask is not None:
         features = int((np.asanyarray(load_header(run.mask).dataobj) > 0).sum())
     n_trials = 0

@@ -265,6 +265,97 @@ def _scrub_mask(table: ConfoundsTable, scrub: int, fd: float, dvars: float, stra
     return out
 
 
+def _all_censored(table: ConfoundsTable, strategy: str, params: dict, nss: np.ndarray, outliers: np.ndarray,
+                  dummy_scans) -> str:
+    """Why every volume is censored, by cause with counts (a volume may have several), and the fix."""
+    causes, fixes = [], []
+    if outliers.any():
+        with np.errstate(invalid="ignore"):
+            fd = table.columns["framewise_displacement"] > float(params["fd_threshold"])
+            dvars = table.columns["std_dvars"] > float(params["std_dvars_threshold"])
+        short = outliers & ~(fd | dvars)
+        causes += [f"{int(fd.sum())} with framewise displacement above fd_threshold={params['fd_threshold']} mm"
+                   if fd.any() else "",
+                   f"{int(dvars.sum())} with std_dvars above std_dvars_threshold={params['std_dvars_threshold']}"
+                   if dvars.any() else "", f"{int(short.sum())} in segments shorter than scrub={params['scrub']}"
+                   if short.any() else ""]
+        fixes += ["raise the thresholds (fd_threshold, std_dvars_threshold)", "use a strategy without scrubbing"]
+    if nss.any():
+        causes.append(f"{int(nss.sum())} non-steady-state (dummy_scans={parse_dummy_scans(dummy_scans)})")
+        fixes.append("lower dummy_scans")
+    return (f"{table.path.name}: strategy '{strategy}' censors all {table.n_volumes} volumes "
+            f"({', '.join(c for c in causes if c)}); {', '.join(fixes)}, or exclude this run.")
+
+
+@dataclass
+class RunDesign:
+    """What cleaning a run takes from its confounds file and the settings, besides the signals: one rule for the
+    cleaning node and for the planning of a run (:func:`run_design`).
+
+    Attributes
+    ----------
+    selection : ConfoundSelection or None
+        None without a confounds file.
+    framewise_displacement : numpy.ndarray, shape (n_volumes,), or None
+        None when the file has no such column (or there is no file).
+    confounds : numpy.ndarray, shape (n_volumes, n_regressors), or None
+        The regressors (None when none is selected).
+    sample_mask : numpy.ndarray of int or None
+        Indices of the kept volumes (None: all kept).
+    non_steady_state : numpy.ndarray of bool, shape (n_volumes,)
+    non_steady_state_source : str
+    """
+
+    selection: ConfoundSelection | None
+    framewise_displacement: np.ndarray | None
+    confounds: np.ndarray | None
+    sample_mask: np.ndarray | None
+    non_steady_state: np.ndarray
+    non_steady_state_source: str
+
+    @property
+    def n_kept(self) -> int:
+        """Volumes kept by censoring."""
+        return self.non_steady_state.size if self.sample_mask is None else int(self.sample_mask.size)
+
+
+def run_design(n_volumes: int, confounds_file=None, confounds_json=None, denoise: str = "simple",
+               columns: list[str] | None = None, dummy_scans="auto", strategy_params: dict | None = None
+               ) -> RunDesign:
+    """The confounds and the censoring of a run of ``n_volumes`` volumes, as cleaning uses them.
+
+    Parameters
+    ----------
+    n_volumes : int
+        Volumes of the BOLD run (its header says it; the data are not needed).
+    confounds_file, confounds_json : path or None
+        The run's fMRIPrep confounds TSV and JSON (None: no file is used).
+    denoise, columns, dummy_scans, strategy_params
+        As :func:`select_confounds` (``denoise``: the strategy; ``strategy_params``: its parameters).
+
+    Raises
+    ------
+    ValueError
+        A confounds file of another length, missing columns, every volume censored, or a strategy that needs
+        the file without one.
+    """
+    n = int(n_volumes)
+    if confounds_file:
+        table = read_confounds(confounds_file, confounds_json)
+        if table.n_volumes != n:
+            raise ValueError(f"{confounds_file}: {table.n_volumes} rows but the BOLD run has {n} volumes; the "
+                             "confounds file belongs to another run or was truncated.")
+        selection = select_confounds(table, denoise, columns=columns or None, dummy_scans=dummy_scans,
+                                     **(strategy_params or {}))
+        return RunDesign(selection, table.columns.get("framewise_displacement"),
+                         selection.values if selection.names else None, selection.sample_mask,
+                         selection.non_steady_state, selection.non_steady_state_source)
+    if denoise != "none" or columns:
+        raise ValueError(f"Denoising strategy '{denoise}' needs the run's confounds file.")
+    nss, nss_source = non_steady_state(n, dummy_scans, None)
+    return RunDesign(None, None, None, np.flatnonzero(~nss) if nss.any() else None, nss, nss_source)
+
+
 def resolve_parameters(strategy: str, **user) -> dict:
     """Strategy parameters after nilearn's defaults; unknown strategy -> ValueError."""
     if strategy not in STRATEGIES:
@@ -374,10 +465,7 @@ def select_confounds(
     flagged = nss | outliers
     sample_mask = np.flatnonzero(~flagged) if has_outlier_cols else None
     if sample_mask is not None and sample_mask.size == 0:
-        raise ValueError(
-            f"{table.path}: strategy '{strategy}' censors all {n} volumes (non-steady-state or motion "
-            "outliers). Relax fd_threshold / std_dvars_threshold, or exclude this run."
-        )
+        raise ValueError(_all_censored(table, strategy, params, nss, outliers, dummy_scans))
     names = sorted(set(selected) - {c for c in selected if "non_steady_state" in c or "motion_outlier" in c})
     values = _regressor_values(table, names, sample_mask, params["demean"])
     applied = dict(params)

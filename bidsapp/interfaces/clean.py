@@ -95,8 +95,12 @@ class CleanSignals(SimpleInterface):
             X = np.load(self.inputs.timeseries)
         # Fortran order (a dtseries' layout): read by column chunks from the map, cleaned into a new C array
         n = X.shape[0]
-        selection, fd = self._select_confounds(n)
-        conf, sample_mask, nss, nss_source = self._sample_mask(selection, n)
+        design = cf.run_design(n, self.inputs.confounds_file, self.inputs.confounds_json, self.inputs.denoise,
+                               list(self.inputs.confound_columns), self.inputs.dummy_scans,
+                               self.inputs.strategy_params)  # the rule the run's planning checked
+        selection, fd, conf, sample_mask = design.selection, design.framewise_displacement, design.confounds, \
+            design.sample_mask
+        nss, nss_source = design.non_steady_state, design.non_steady_state_source
         op = signal.cleaning_operator(
             n, t_r=self.inputs.t_r, detrend=self.inputs.detrend, confounds=conf,
             standardize_confounds=self.inputs.standardize_confounds, filter=self.inputs.filter,
@@ -124,33 +128,6 @@ class CleanSignals(SimpleInterface):
                              samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"), dof=dof,
                              carpet=str(cwd / "carpet.npz"))
         return runtime
-
-    def _select_confounds(self, n: int):
-        """The confounds selected by the strategy (None without a confounds file) and the framewise
-        displacement (None when the file has none)."""
-        if self.inputs.confounds_file:
-            table = cf.read_confounds(self.inputs.confounds_file, self.inputs.confounds_json)
-            if table.n_volumes != n:
-                raise ValueError(
-                    f"{self.inputs.confounds_file}: {table.n_volumes} rows but the BOLD run has {n} "
-                    "volumes; the confounds file belongs to another run or was truncated."
-                )
-            selection = cf.select_confounds(
-                table, self.inputs.denoise, columns=list(self.inputs.confound_columns) or None,
-                dummy_scans=self.inputs.dummy_scans, **self.inputs.strategy_params,
-            )
-            return selection, table.columns.get("framewise_displacement")
-        if self.inputs.denoise != "none" or self.inputs.confound_columns:
-            raise ValueError(f"Denoising strategy '{self.inputs.denoise}' needs the run's confounds file.")
-        return None, None
-
-    def _sample_mask(self, selection, n: int):
-        """(confound matrix or None, sample mask or None, non-steady-state volumes, their source)."""
-        if selection is not None:
-            conf = selection.values if selection.names else None
-            return conf, selection.sample_mask, selection.non_steady_state, selection.non_steady_state_source
-        nss, nss_source = cf.non_steady_state(n, self.inputs.dummy_scans, None)
-        return None, np.flatnonzero(~nss) if nss.any() else None, nss, nss_source
 
     def _info(self, selection, op: signal.CleaningOperator, dof, nss, nss_source: str, metrics: dict,
               n: int) -> dict:
