@@ -795,6 +795,7 @@ def main(argv: list[str] | None = None) -> int:
         return _main(argv, verbose)
     restore = interrupts.install()
     try:
+        interrupts.check()  # one received before, under the handlers the command installed first (cli.launch)
         code = _main(argv, verbose)
         interrupts.finish()  # a signal whose exception was ignored, or that came after the last safe point
     except Interrupted as exc:  # also raised while _main printed another error: the signal wins
@@ -811,9 +812,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupted(signum: int, work: Path | None) -> int:
     """Print the one line of an interrupted invocation; its exit code (128 + signal number)."""
-    print(f"bidsapp: interrupted by {signal.Signals(signum).name}; runs that did not finish have no sidecar "
-          "and will be recomputed by the next invocation"
-          + (f"; work folder kept: {work}" if work else "") + ".", file=sys.stderr)
+    print(interrupts.interrupted_line(signum, work), file=sys.stderr)
     return 128 + int(signum)
 
 

@@ -115,8 +115,16 @@ def _quiet_hook(previous: Callable) -> Callable:
     return hook
 
 
+def interrupted_line(signum: int, work: object = None) -> str:
+    """The one line of an interrupted invocation (``work``: the work folder kept, if any)."""
+    return (f"bidsapp: interrupted by {signal.Signals(signum).name}; runs that did not finish have no sidecar and "
+            "will be recomputed by the next invocation" + (f"; work folder kept: {work}" if work else "") + ".")
+
+
 def install() -> Callable[[bool], int | None]:
-    """Install :func:`on_signal` for :data:`HANDLED` (main thread only) and forget any earlier signal.
+    """Install :func:`on_signal` for :data:`HANDLED` (main thread only) and forget any earlier signal, unless
+    :func:`on_signal` is already installed (the ``bidsapp`` command installs it before its heavy imports,
+    :mod:`bidsapp.cli.launch`): then a signal it recorded stays pending, for the caller's :func:`check`.
 
     Returns ``restore(handlers)``: it puts back ``sys.unraisablehook`` and, when ``handlers`` is true, the previous
     signal handlers; otherwise (a process about to exit with its code decided) it ignores :data:`HANDLED`, so a
@@ -124,7 +132,9 @@ def install() -> Callable[[bool], int | None]:
     handlers, which kill the process). It returns the signal received since :func:`install` (None when none)
     and forgets it, so that no later :func:`check` in this process raises it again.
     """
-    _state.signum, _state.raised, _state.deferring = None, False, 0
+    if signal.getsignal(signal.SIGINT) is not on_signal:
+        _state.signum, _state.raised = None, False
+    _state.deferring = 0
     previous = {signum: signal.signal(signum, on_signal) for signum in HANDLED}
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _quiet_hook(previous_hook)

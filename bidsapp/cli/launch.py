@@ -1,0 +1,42 @@
+"""The ``bidsapp`` command (its console script): bidsapp's signal handling starts before the heavy imports.
+
+Python's own SIGINT handler raises ``KeyboardInterrupt`` wherever the interpreter is, so a Ctrl-C while
+:mod:`bidsapp.cli.run` imported its modules (the first ~0.2 s: the options table, pybids, numpy) printed a
+traceback. Here the handlers of :mod:`bidsapp.execution.interrupts` come first, after a few light imports, and a
+signal at any later moment (imports, parsing, collection, workflow, report) ends the invocation with the one line
+and exit code of every interrupt (128 + the signal number: 130 for SIGINT). Before this module runs, the signal is
+the interpreter's: killed at once by its default action (no output, shell status 130) while Python starts, or
+Python's own ``KeyboardInterrupt`` message while it reads its start-up files (``site``) or the module bodies
+before :func:`main` (the console script's imports, this module's definitions: microseconds); no bidsapp code has
+run then and nothing is written. This module therefore imports nothing at its top.
+"""
+
+
+def main() -> int:
+    """Install the interrupt handlers, then import and run :func:`bidsapp.cli.run.main`; returns the exit code."""
+    try:
+        from bidsapp.execution import interrupts  # light: signal, contextlib and bidsapp.errors
+
+        interrupts.install()
+        from bidsapp.cli.run import main as run  # the heavy imports, under bidsapp's handlers
+
+        return run()  # handles every signal from its first safe point on
+    except KeyboardInterrupt:  # Python's handler, in the few light imports above
+        return _stopped(2)  # SIGINT
+    except BaseException as exc:
+        if type(exc).__name__ != "Interrupted":  # bidsapp.errors.Interrupted, raised before run() handles it
+            raise
+        return _stopped(exc.signum)
+
+
+def _stopped(signum: int) -> int:
+    """Ignore further signals (the process is ending), print the one line, return 128 + ``signum``."""
+    import signal
+    import sys
+
+    for other in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(other, signal.SIG_IGN)
+    from bidsapp.execution.interrupts import interrupted_line
+
+    print(interrupted_line(signum), file=sys.stderr)
+    return 128 + int(signum)

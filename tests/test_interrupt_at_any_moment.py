@@ -1,0 +1,90 @@
+"""Ctrl-C at any moment of ``bidsapp ... participant`` (imports, parsing, collection, workflow) ends with the one
+line and exit code 130, never a traceback, and leaves no complete-looking output set.
+
+The console script is started for real and sent SIGINT after a sweep of delays (fixed ones and seeded random
+ones, ``BIDSAPP_TEST_SEED``). A signal that arrives before any bidsapp code runs is the interpreter's: the process
+is killed by the signal (no output) or Python's start-up (``site``) reports it; bidsapp's handlers are installed by
+:mod:`bidsapp.cli.launch` before anything heavy is imported, so a traceback may never pass through bidsapp's modules.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import bidsapp
+from bidsapp.demo import make_dataset
+
+SEED = int(os.environ.get("BIDSAPP_TEST_SEED", "20261203"))
+DELAYS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
+LINE = ("bidsapp: interrupted by SIGINT; runs that did not finish have no sidecar and will be recomputed by the "
+        "next invocation")
+PACKAGE = Path(bidsapp.__file__).parent
+
+
+def _command() -> str:
+    """The installed ``bidsapp`` console script of this interpreter."""
+    path = Path(sys.executable).with_name("bidsapp")
+    if not path.is_file():
+        pytest.skip("the bidsapp console script is not installed beside this interpreter")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def bids(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ctrl_c") / "bids"
+    make_dataset(path, n_volumes=60)
+    return path
+
+
+def _interrupt(bids: Path, folder: Path, delay: float) -> tuple[int, str, str]:
+    folder.mkdir()
+    (folder / "tmp").mkdir()
+    env = dict(os.environ, TMPDIR=str(folder / "tmp"))
+    proc = subprocess.Popen([_command(), str(bids), str(folder / "out"), "participant", "--participant-label", "01",
+                             "--run", "1", "--nprocs", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+#: module bodies that run before :func:`bidsapp.cli.launch.main` installs the handlers (a few definitions)
+BEFORE_MAIN = ("__init__.py", "cli/__init__.py", "cli/launch.py")
+
+
+def _bidsapp_frames(err: str) -> list[str]:
+    """Traceback lines in bidsapp's code, except the module bodies executed before the launcher's ``main``."""
+    before = tuple(f'File "{PACKAGE / name}", line' for name in BEFORE_MAIN)
+    return [ln for ln in err.splitlines() if ln.strip().startswith("File ") and str(PACKAGE) in ln
+            and not (ln.strip().startswith(before) and ln.rstrip().endswith("in <module>"))]
+
+
+def test_sigint_at_any_moment_gives_the_one_line(bids, tmp_path):
+    rng = random.Random(SEED)
+    delays = sorted(DELAYS + tuple(round(rng.uniform(0.0, 1.0), 3) for _ in range(4)))
+    early = 0  # interrupted before collection ended: during the imports, parsing or collection
+    for i, delay in enumerate(delays):
+        code, out, err = _interrupt(bids, tmp_path / f"d{i}", delay)
+        what = f"delay {delay} s (BIDSAPP_TEST_SEED={SEED}): exit {code}\n{err[-2000:]}"
+        assert not _bidsapp_frames(err), what
+        if code == 130:
+            assert err.strip().splitlines() == [err.strip()] and err.startswith(LINE), what
+            assert "Traceback" not in err, what
+            early += "[bidsapp] indexed" not in out
+        else:  # before bidsapp's first line: the interpreter's own start-up
+            assert code in (-signal.SIGINT, 1) and out == "", what
+            assert err == "" or err.startswith("Fatal Python error: init_import_site") or "KeyboardInterrupt" in err, \
+                what
+            assert delay < 0.5, what  # the interpreter starts in a few tens of ms (far less than 0.5 s when loaded)
+        sidecars = list((tmp_path / f"d{i}" / "out").rglob("*_timeseries.json"))
+        assert not sidecars, what  # no complete-looking output set
+    assert early >= 1  # the sweep reached the imports / parsing / collection
