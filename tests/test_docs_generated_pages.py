@@ -52,7 +52,7 @@ def workflow(tmp_path_factory):
     from bidsapp.demo import make_dataset
 
     base = tmp_path_factory.mktemp("docs-graph")
-    make_dataset(base / "bids", n_volumes=30)
+    make_dataset(base / "bids", n_volumes=60)  # 30 volumes cannot hold the default model: refused while planning
     return generate.demo_workflow(base / "bids", base / "out")
 
 
