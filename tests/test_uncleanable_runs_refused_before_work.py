@@ -102,7 +102,7 @@ def test_one_impossible_run_refuses_the_invocation(bids, tmp_path, capsys):
                  "--nprocs", "1", "--denoise", "scrubbing"]) == 0
 
 
-def test_the_cleaning_node_still_refuses(bids, tmp_path):
+def test_the_cleaning_node_still_refuses(bids, tmp_path, monkeypatch):
     """Defence in depth: the cleaning node's own check stays (a run planned elsewhere, e.g. the API)."""
     from bidsapp.interfaces.clean import CleanSignals
 
@@ -111,7 +111,7 @@ def test_the_cleaning_node_still_refuses(bids, tmp_path):
     np.save(tmp_path / "x.npy", x)
     node = CleanSignals(timeseries=str(tmp_path / "x.npy"), bold_file=BOLD, confounds_file=str(_confounds(bids)),
                         denoise="scrubbing", strategy_params={"fd_threshold": 0.2}, t_r=2.0)
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="censors all 60 volumes"):
         node.run()
 

@@ -30,6 +30,8 @@ from bidsapp.messages import cli_words
 from bidsapp.settings import Settings
 
 if TYPE_CHECKING:
+    from bidsapp.core.cleanable import ModelCount
+    from bidsapp.core.confounds import RunDesign
     from bidsapp.workflows.base import RunPlan
 
 
@@ -104,12 +106,7 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
         raise InputError(f"{run.bold.name}: {columns.get(kind).what} need a volume (NIfTI) run and this run's "
                          "columns are grayordinates; choose a volume --space (e.g. MNI152NLin2009cAsym).", code=2)
     t_r = _checked_t_r(run, s, kind)
-    needs_confounds = s.denoise != "none" or bool(s.confounds)
-    # the confounds file is also read with --denoise none, for non-steady-state censoring (--dummy-scans auto)
-    use_confounds = run.confounds is not None and (needs_confounds or s.dummy_scans == "auto")
-    if needs_confounds and run.confounds is None:
-        raise InputError(f"{run.bold}: denoising strategy '{s.denoise}' needs the run's "
-                         "desc-confounds_timeseries.tsv, which is missing. Use --denoise none or rerun fMRIPrep.")
+    use_confounds = _uses_confounds(run, s)
     if run.events is not None:  # a trial type with the separator of overlapping trials: refused before any work
         from bidsapp.core.events import check_trial_types, read_events
 
@@ -155,6 +152,16 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
                    mem_gb=mem_gb)
 
 
+def _uses_confounds(run: Run, s: Settings) -> bool:
+    """Whether the run's confounds file is read; refused (naming the run) when the strategy needs it and it is
+    missing. It is also read with --denoise none, for non-steady-state censoring (--dummy-scans auto)."""
+    needs_confounds = s.denoise != "none" or bool(s.confounds)
+    if needs_confounds and run.confounds is None:
+        raise InputError(f"{run.bold}: denoising strategy '{s.denoise}' needs the run's "
+                         "desc-confounds_timeseries.tsv, which is missing. Use --denoise none or rerun fMRIPrep.")
+    return run.confounds is not None and (needs_confounds or s.dummy_scans == "auto")
+
+
 def _check_cleanable(run: Run, s: Settings, spec: dict, n_volumes: int, use_confounds: bool) -> None:
     """A run whose cleaning leaves no degree of freedom (every volume censored, or as many regressors as kept
     volumes) is refused before any work, by the cleaning node's own rule (:func:`bidsapp.core.confounds.run_design`,
@@ -176,7 +183,7 @@ def _check_cleanable(run: Run, s: Settings, spec: dict, n_volumes: int, use_conf
         raise InputError(_no_dof_line(run, s, count, design), code=1)
 
 
-def _no_dof_line(run: Run, s: Settings, count, design) -> str:
+def _no_dof_line(run: Run, s: Settings, count: ModelCount, design: RunDesign) -> str:
     """The line refusing a run whose cleaning leaves no degree of freedom: what removes them and the fix."""
     removed = [f"{count.n_confounds} confound column(s) ({'--confounds' if s.confounds else f'--denoise {s.denoise}'})"
                if count.n_confounds else "",
