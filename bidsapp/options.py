@@ -449,7 +449,8 @@ def step_specs(settings) -> dict[str, dict]:
     names the step reaches that node, under its ``node_input`` name. Strategy parameters the denoising
     strategy does not use are left out (as they are from the hash). The outputs step also gets what is
     derived from several options: the ``desc`` and mask ``desc`` labels, the settings recorded in the
-    sidecar and the configuration hash.
+    sidecar, the configuration hash, and ``move_work_files`` (no ``--work-dir``: the sink may move node files
+    into the outputs, see :meth:`bidsapp.outputs.transaction.RunWriter.install`).
     """
     from bidsapp.bids import naming
     from bidsapp.core.confounds import inapplicable_parameters
@@ -477,4 +478,7 @@ def step_specs(settings) -> dict[str, dict]:
     specs["outputs"].update(desc=settings.desc_label,
                             mask_desc=naming.mask_desc(specs["outputs"].pop("strategy")),
                             settings=settings.result_settings(), configuration_hash=settings.configuration_hash())
+    # the one decision whether the sink may move node files into the outputs: only when the work folder is this
+    # invocation's private one (removed after it); a --work-dir is kept for later invocations to resume from
+    specs["outputs"]["move_work_files"] = settings.work_dir is None
     return specs
