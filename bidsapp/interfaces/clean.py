@@ -35,6 +35,8 @@ class _CleanInput(BaseInterfaceInputSpec):
     filter = traits.Either(None, traits.Enum("butterworth", "cosine"), default="butterworth", usedefault=True)
     low_pass = traits.Either(None, traits.Float, default=None, usedefault=True)
     high_pass = traits.Either(None, traits.Float, default=None, usedefault=True)
+    hash_cleaned = traits.Bool(False, usedefault=True, desc="compute cleaned.npy's SHA-256 while writing it, for a "
+                               "sink that moves it into the outputs (move_work_files)")
 
 
 class _CleanOutput(TraitedSpec):
@@ -116,7 +118,7 @@ class CleanSignals(SimpleInterface):
                                   after=carpet.kept_rows(carpet.zscored_columns(cleaned, columns), op.kept, n),
                                   dvars_after=run_qc.dvars_after)
         np.savez(cwd / "carpet.npz", **drawn.arrays())
-        digest = save_npy_hashed(np.ascontiguousarray(cleaned, dtype=np.float32), cwd / "cleaned.npy")
+        digest = self._save_cleaned(np.ascontiguousarray(cleaned, dtype=np.float32), cwd / "cleaned.npy")
         del X, cleaned
         write_tsv(cwd / "samples.tsv", censoring_table(n, self.inputs.t_r, self.inputs.start_time,
                                                        selection, op.kept, fd, nss))
@@ -124,10 +126,18 @@ class CleanSignals(SimpleInterface):
         write_text(cwd / "info.json", json.dumps(info, indent=2))
         save_npy(op.matrix, cwd / "operator.npy")
         self._results.update(operator=str(cwd / "operator.npy"), cleaned=str(cwd / "cleaned.npy"),
-                             cleaned_digest=written_digest(cwd / "cleaned.npy", digest),
+                             cleaned_digest=digest,
                              samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"), dof=dof,
                              carpet=str(cwd / "carpet.npz"))
         return runtime
+
+    def _save_cleaned(self, cleaned: np.ndarray, path: Path) -> dict:
+        """Save the cleaned array; with ``hash_cleaned``, its SHA-256 computed while it is written and the file's
+        identity then (:func:`bidsapp.outputs.checksums.written_digest`, for a sink that moves it), else {}."""
+        if not self.inputs.hash_cleaned:
+            save_npy(cleaned, path)
+            return {}
+        return written_digest(path, save_npy_hashed(cleaned, path))
 
     def _select_confounds(self, n: int):
         """The confounds selected by the strategy (None without a confounds file) and the framewise
