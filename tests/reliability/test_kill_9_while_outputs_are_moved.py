@@ -1,6 +1,7 @@
 """``kill -9`` while the sink moves the work folder's arrays into the outputs (the file renamed to its temporary
 output name, or already installed under its name) leaves no output set that looks complete: the run has no
-sidecar, every sidecar left is true, and the next invocation recomputes the run and clears the temporaries."""
+sidecar, every sidecar left is true, and the next invocation, even one resuming from the killed invocation's work
+folder (``--work-dir``), recomputes the run, gives the reference outputs and clears the temporaries."""
 
 from __future__ import annotations
 
@@ -61,16 +62,17 @@ def test_kill_9_in_the_middle_of_the_sink(data, out, tmp_path, moment):
     assert proc.wait(timeout=30) == -signal.SIGKILL
     folder = out / SUB1
     assert not (folder / f"{STEM}_timeseries.json").exists()  # removed before any of its files changed
+    (killed,) = Path(tmp_path.with_name(f"{tmp_path.name}-tmp")).glob("bidsapp-work-*")  # $TMPDIR (conftest)
+    (node,) = killed.glob("bidsapp_wf/*run1*/cleaning")
+    assert not (node / "cleaned.npy").exists()  # moved, not copied
     if moment == "moved":
         (moved,) = [p for p in _temporaries(out) if p.name.startswith(f".{STEM}_timeseries.")]
         assert moved.suffix == ".npy" and moved.stat().st_nlink == 1
-        work = Path(tmp_path.with_name(f"{tmp_path.name}-tmp"))  # $TMPDIR of this test (conftest)
-        (node,) = work.glob("bidsapp-work-*/bidsapp_wf/*run1*/cleaning")
-        assert not (node / "cleaned.npy").exists()  # moved, not copied
     else:  # the new array is in place, and nothing lists it
         assert _sha(folder / f"{STEM}_timeseries.npy") != _sha(ref / SUB1 / f"{STEM}_timeseries.npy")
     assert assert_sidecars_true(out) == 0  # --replace-outputs removed run-2's too (made with other settings)
-    done = _cli(bids, out, "participant", "--participant-label", "01", "--replace-outputs")
+    # resumed from the killed invocation's folder: nipype recomputes the node whose array was moved out of it
+    done = _cli(bids, out, "participant", "--participant-label", "01", "--replace-outputs", "--work-dir", killed)
     assert done.returncode == 0, done.stderr
     assert "compute  sub-01_task-faces_run-1: no complete previous outputs" in done.stdout
     assert assert_sidecars_true(out) == 2 and _temporaries(out) == []
