@@ -64,4 +64,4 @@ def test_cleaning_estimate_includes_the_qc_and_carpet_buffers():
     carpet = 6 * t * 2000 * 8
     assert est["cleaning"] >= BASE_GB + MARGIN * (x + 8 * t * t * 8 + qc_buffer_bytes(t, v) + carpet) / GB - 1e-3
     assert est["report"] < BASE_GB + MARGIN * x / GB  # the report node reads the cleaning node's carpet only
-    assert 100 * 2**20 < qc_buffer_bytes(t, v) < 250 * 2**20
+    assert 30 * 2**20 < qc_buffer_bytes(t, v) < 100 * 2**20

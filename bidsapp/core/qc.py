@@ -24,8 +24,10 @@ from bidsapp.core.order_statistics import lower_iqr
 
 #: robust standard deviation: interquartile range of a normal variable / 1.349
 IQR_TO_SD = 1.349
-#: size of the float64 copy of one chunk of columns in :func:`standardized_dvars`
-DVARS_CHUNK_BYTES = 8 << 20
+#: size of the float64 copy of one chunk of columns in :func:`standardized_dvars`: within a core's L2 cache
+#: (2 MB here; 8 MB chunks cost 1.7-1.9x the CPU at T = 300 and 1,200 on 1 MB-L2 cores,
+#: ``benchmarks/README.md``)
+DVARS_CHUNK_BYTES = 2 << 20
 #: most threads the QC's column chunks run in (each holds its own chunk buffers)
 QC_THREADS = 4
 

@@ -23,7 +23,7 @@ CLEAN_CHUNK, CLEAN_BUFFER_BYTES, CLEAN_THREADS = 16384, 32 << 20, 4
 LSS_CHUNK = 32768
 #: bytes of the float64 copy of one chunk of columns in standardized DVARS and the temporal moments
 #: (``bidsapp.core.qc``), and columns of the carpet (``bidsapp.core.carpet``)
-DVARS_CHUNK_BYTES, CARPET_COLUMNS = 8 << 20, 2000
+DVARS_CHUNK_BYTES, CARPET_COLUMNS = 2 << 20, 2000
 #: most threads the QC's column chunks run in (``bidsapp.core.qc.QC_THREADS``), each with its own chunk
 QC_THREADS = 4
 #: decompression read-ahead (python-isal's threaded reader) and per-volume buffers, and the BOLD's checksum
@@ -103,8 +103,9 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
 def qc_buffer_bytes(n_volumes: int, n_features: int) -> int:
     """Peak bytes of the QC computations' buffers beyond the run's array (``bidsapp.core.qc``): standardized
     DVARS holds a chunk of columns in the input's dtype, its sorted copy, the float64 copy, the centred copy and
-    the temporal differences (about 5 float64 chunks of at most 8 MB; the temporal moments hold fewer chunks
-    of the same size); each of up to 4 threads holds its own.
+    the temporal differences (about 5 float64 chunks of at most :data:`DVARS_CHUNK_BYTES`; the temporal moments
+    hold fewer chunks of the same size); each of up to 4 threads holds its own. The per-column results (means,
+    standard deviations, the kept volumes' means and their work arrays: about 6 float64 vectors) come on top.
 
     Parameters
     ----------
@@ -115,7 +116,7 @@ def qc_buffer_bytes(n_volumes: int, n_features: int) -> int:
     int
     """
     chunk = min(DVARS_CHUNK_BYTES, 8 * n_volumes * n_features)
-    return QC_THREADS * 5 * chunk
+    return QC_THREADS * 5 * chunk + 6 * 8 * n_features
 
 
 def _estimates_bytes(size: RunSize, basis: int, shapes: int) -> int:
