@@ -13,8 +13,12 @@ workers' CPU. The minimum over ``--repeat`` runs is shown (the machine may be sh
 ``--core`` also measures the core work alone in a fresh interpreter: ``apply_mask`` + ``signal.clean`` of the
 same run with the same options (the ``bench_masker.py`` case 2 computation), to give the whole/core ratio.
 
+Without ``--work-dir-kept`` the run has no ``--work-dir``, as a user's usually does: its private work folder
+(in ``$TMPDIR``, set to a folder under ``--workdir``, so on the outputs' filesystem) is where the sink moves the
+arrays from; with it, the run gets ``--work-dir`` and the sink copies them.
+
 Usage: python benchmarks/bench_overhead.py [--workdir DIR] [--volumes 300] [--repeat 3] [--plugin Linear]
-       [--core]
+       [--core] [--work-dir-kept]
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class Recorder:
     def __init__(self):
         self.totals: dict[str, list[float]] = {}  # label -> [cpu, wall, calls]
         self.nodes: list[tuple[str, float, float, float, float]] = []  # name, cpu0, cpu1, wall0, wall1
+        self.durations: list[float] = []  # each node's runtime.duration
 
     def add(self, label: str, c: float, w: float) -> None:
         t = self.totals.setdefault(label, [0.0, 0.0, 0])
@@ -62,7 +67,11 @@ class Recorder:
         def timed(*args, **kwargs):
             c0, w0 = cpu(), time.perf_counter()
             try:
-                return inner(*args, **kwargs)
+                result = inner(*args, **kwargs)
+                if node:  # nipype's runtime.duration of the node's interface (wall s)
+                    duration = getattr(getattr(result, "runtime", None), "duration", None)
+                    rec.durations.extend([] if duration is None else [float(duration)])
+                return result
             finally:
                 c1, w1 = cpu(), time.perf_counter()
                 name = label
@@ -83,7 +92,8 @@ DETAIL = (
     ("bidsapp.core.signal", "apply_operator", "cleaning: apply the operator"),
     ("bidsapp.core.qc", "qc_before", "cleaning: QC before"),
     ("bidsapp.core.qc", "qc_after", "cleaning: QC after"),
-    ("bidsapp.interfaces.clean", "save_npy", "cleaning: save arrays (cleaned, operator)"),
+    ("bidsapp.interfaces.clean", "save_npy", "cleaning: save arrays (operator)"),
+    ("bidsapp.interfaces.clean", "save_npy_hashed", "cleaning: save the cleaned array + its SHA-256"),
     ("bidsapp.core.carpet", "zscored_columns", "cleaning: carpet columns"),
     ("bidsapp.interfaces.report", "mean_volume", "report: mean image (reads the BOLD)"),
     ("bidsapp.reports.run_report", "read_tsv", "page: read tables"),
@@ -127,7 +137,7 @@ def child(argv: list[str]) -> None:
     rec.wrap(nipype_core.BaseInterface, "run", "interface (all nodes)")
     rec.wrap(checksums, "sha256sum", "  sha256 of inputs read again (provenance: all but the BOLD; reuse check)")
     rec.wrap(transaction, "sha256sum", "  sha256 of outputs (sink)")
-    rec.wrap(transaction.RunWriter, "install", "  install outputs (link or copy, + sha256)")
+    rec.wrap(transaction.RunWriter, "install", "  install outputs (move or copy, + sha256)")
     rec.wrap(transaction.RunWriter, "finish", "  sidecar")
     for module, attr, label in DETAIL:
         owner = importlib.import_module(module)
@@ -141,14 +151,17 @@ def child(argv: list[str]) -> None:
     gap_wall = sum(max(0.0, b[3] - a[4]) for a, b in zip(nodes, nodes[1:]))
     rec.add("gaps between nodes", gap_cpu, gap_wall)
     rec.totals["in-process total"] = [cpu() - start, 0.0, 1]
-    durations = node_durations(Path(argv[argv.index("--work-dir") + 1]))
     workflow_wall = rec.totals["workflow run"][1]
+    durations = rec.durations  # the nodes run in this process (Linear); MultiProc's workers leave result files
+    if not durations and "--work-dir" in argv:
+        durations = node_durations(Path(argv[argv.index("--work-dir") + 1]))
     rec.add("scheduling, wall: workflow run - sum of node runtimes", 0.0, workflow_wall - sum(durations))
     print(json.dumps({k: v[:2] + [v[2]] for k, v in rec.totals.items()}))
 
 
 def node_durations(work: Path) -> list[float]:
-    """nipype's ``runtime.duration`` (wall s) of every node that ran, from the result files of the work folder."""
+    """nipype's ``runtime.duration`` (wall s) of every node that ran, from the result files of a kept work folder
+    (``--work-dir-kept``: a private one is gone, and the files the sink moved out of it no longer load)."""
     from nipype.utils.filemanip import loadpkl
 
     out = []
@@ -176,11 +189,11 @@ def core(bold: Path, mask: Path, confounds: Path, t_r: float) -> None:
     print(json.dumps({"masking": c1 - c0, "cleaning": cpu() - c1, "core": cpu() - c0}))
 
 
-def spawn(cmd: list[str]) -> tuple[str, float]:
-    """Run ``cmd``; its stdout and wall time. Once reaped, its CPU time (with its waited-for children's) is in
-    this process's ``RUSAGE_CHILDREN`` (see :func:`children_cpu`)."""
+def spawn(cmd: list[str], env: dict | None = None) -> tuple[str, float]:
+    """Run ``cmd`` (with ``env``); its stdout and wall time. Once reaped, its CPU time (with its waited-for
+    children's) is in this process's ``RUSAGE_CHILDREN`` (see :func:`children_cpu`)."""
     w0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     out, err = proc.communicate()
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd[:5])} failed:\n{err[-3000:]}")
@@ -192,11 +205,13 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def bidsapp_args(root: Path, out: Path, work: Path, plugin: str) -> list[str]:
-    """The ``bench_scale.py`` single case: band-pass + the 36 confounds + zscore_sample, one process."""
+def bidsapp_args(root: Path, out: Path, work: Path | None, plugin: str) -> list[str]:
+    """The ``bench_scale.py`` single case: band-pass + the 36 confounds + zscore_sample, one process; with
+    ``work``, ``--work-dir`` (kept: the sink copies the arrays), else the invocation's private work folder (in
+    ``$TMPDIR``: the sink moves them)."""
     return [str(root), str(out), "participant", "--denoise", "none", "--confounds", *[f"c{k}" for k in range(36)],
             "--high-pass", str(HIGH), "--low-pass", str(LOW), "--nprocs", "1", "--plugin", plugin,
-            "--work-dir", str(work)]
+            *(["--work-dir", str(work)] if work is not None else [])]
 
 
 def main() -> None:
@@ -207,6 +222,9 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--plugin", default="Linear", choices=["Linear", "MultiProc"])
     p.add_argument("--core", action="store_true", help="also time masking + cleaning alone")
+    p.add_argument("--work-dir-kept", action="store_true",
+                   help="run with --work-dir (kept for resuming: the outputs are copied); default: a user's run "
+                        "without it, whose private work folder (under WORKDIR, the outputs' filesystem) is moved from")
     p.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.add_argument("--core-child", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -229,8 +247,13 @@ def main() -> None:
         out, work = data / "out", data / "work"
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
+        tmp = data / "tmp"  # $TMPDIR of the run: its private work folder, on the outputs' filesystem
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
         c0 = children_cpu()
-        text, wall = spawn([sys.executable, __file__, "--child", *bidsapp_args(root, out, work, args.plugin)])
+        text, wall = spawn([sys.executable, __file__, "--child",
+                            *bidsapp_args(root, out, work if args.work_dir_kept else None, args.plugin)],
+                           env={**os.environ, "TMPDIR": str(tmp)})
         whole.append((children_cpu() - c0, wall))
         runs.append(json.loads(text.strip().splitlines()[-1]))
         if args.core:
@@ -239,7 +262,8 @@ def main() -> None:
             cores.append(json.loads(text.strip().splitlines()[-1]))
     load1 = os.getloadavg()
     print(f"load average (1 min) {load0[0]:.1f} at start, {load1[0]:.1f} at end; {args.repeat} runs, "
-          f"--plugin {args.plugin}; CPU s (min / max over runs), wall s of the min-CPU run")
+          f"--plugin {args.plugin}, {'--work-dir (outputs copied)' if args.work_dir_kept else 'private work folder'}; "
+          "CPU s (min / max over runs), wall s of the min-CPU run")
     print()
     print("| phase | CPU s min | CPU s max | wall s | calls |")
     print("|---|---|---|---|---|")

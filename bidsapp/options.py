@@ -449,7 +449,9 @@ def step_specs(settings) -> dict[str, dict]:
     names the step reaches that node, under its ``node_input`` name. Strategy parameters the denoising
     strategy does not use are left out (as they are from the hash). The outputs step also gets what is
     derived from several options: the ``desc`` and mask ``desc`` labels, the settings recorded in the
-    sidecar and the configuration hash.
+    sidecar, the configuration hash, and ``move_work_files`` (no ``--work-dir``: the sink may move node files
+    into the outputs, see :meth:`bidsapp.outputs.transaction.RunWriter.install`; the cleaning node's
+    ``hash_cleaned`` follows it).
     """
     from bidsapp.bids import naming
     from bidsapp.core.confounds import inapplicable_parameters
@@ -477,4 +479,9 @@ def step_specs(settings) -> dict[str, dict]:
     specs["outputs"].update(desc=settings.desc_label,
                             mask_desc=naming.mask_desc(specs["outputs"].pop("strategy")),
                             settings=settings.result_settings(), configuration_hash=settings.configuration_hash())
+    # the one decision whether the sink may move node files into the outputs: only when the work folder is this
+    # invocation's private one (removed after it); a --work-dir is kept for later invocations to resume from.
+    # The cleaning node hashes its array while writing it only for a sink that moves it (a copy is hashed anyway)
+    move = settings.work_dir is None
+    specs["outputs"]["move_work_files"] = specs["cleaning"]["hash_cleaned"] = move
     return specs

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bidsapp.execution.memory import BASE_GB, GB, MARGIN, RunSize, node_memory_gb, qc_buffer_bytes
+from bidsapp.execution.memory import BASE_GB, GB, MARGIN, RunSize, carpet_buffer_bytes, node_memory_gb, qc_buffer_bytes
 
 MEASURE = """
 import json, sys
@@ -51,7 +51,7 @@ def test_qc_buffers_stay_under_their_term(t, v, what):
                           timeout=300)
     assert done.returncode == 0, done.stderr
     grew = json.loads(done.stdout.splitlines()[-1])["grew"]
-    term = qc_buffer_bytes(t, v) if what == "qc" else 6 * t * 2000 * 8
+    term = qc_buffer_bytes(t, v) if what == "qc" else carpet_buffer_bytes(t, v)
     print(f"{what} {t}x{v}: grew {grew / 2**20:.0f} MB, model {term / 2**20:.0f} MB")
     assert grew > term / 4  # the buffers are real: the term is not about nothing
     assert grew <= term
@@ -61,7 +61,7 @@ def test_cleaning_estimate_includes_the_qc_and_carpet_buffers():
     t, v, g = 300, 250_000, 1_082_035
     est = node_memory_gb(RunSize(n_volumes=t, n_features=v, grid_voxels=g))
     x = t * v * 4
-    carpet = 6 * t * 2000 * 8
+    carpet = carpet_buffer_bytes(t, v)
     assert est["cleaning"] >= BASE_GB + MARGIN * (x + 8 * t * t * 8 + qc_buffer_bytes(t, v) + carpet) / GB - 1e-3
     assert est["report"] < BASE_GB + MARGIN * x / GB  # the report node reads the cleaning node's carpet only
     assert 30 * 2**20 < qc_buffer_bytes(t, v) < 100 * 2**20

@@ -627,6 +627,41 @@ def save_npy(array: np.ndarray, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def save_npy_hashed(array: np.ndarray, path: str | os.PathLike, *, block: int = 1 << 24) -> str:
+    """Atomically save ``array`` as :func:`save_npy` does (the same bytes as :func:`numpy.save`) and return the
+    hex SHA-256 of the file, computed from the bytes written while they are written: no second read.
+
+    The ``.npy`` header is hashed, then the array's memory in ``block``-byte pieces in a helper thread while
+    this thread writes the same memory to the file (hashlib and file writes release the GIL). The file holds
+    exactly the hashed bytes: the header, then the array's bytes in C order.
+
+    Raises
+    ------
+    ValueError
+        For an array of Python objects (``np.save`` would pickle them).
+    """
+    array = np.ascontiguousarray(array)
+    if array.dtype.hasobject:
+        raise ValueError(f"{path}: an array of Python objects has no fixed bytes to hash; give a numeric array.")
+    head = io.BytesIO()
+    fields = np.lib.format.header_data_from_array_1_0(array)
+    try:  # numpy.save's choice: format 1.0 unless the header is too long for it
+        np.lib.format.write_array_header_1_0(head, fields)
+    except ValueError:
+        head = io.BytesIO()
+        np.lib.format.write_array_header_2_0(head, fields)
+    sha = hashlib.sha256(head.getvalue())
+    data = memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
+    pieces = [data[k:k + block] for k in range(0, len(data), block)]
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh, ThreadPoolExecutor(max_workers=1) as pool:
+        hashed = pool.submit(lambda: [sha.update(piece) for piece in pieces])
+        fh.write(head.getvalue())
+        for piece in pieces:
+            fh.write(piece)
+        hashed.result()
+    return sha.hexdigest()
+
+
 def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tuple[int, ...],
                 fortran_order: bool, path: str | os.PathLike, *, digest: ReadDigest | None = None) -> Path:
     """Atomically write an ``.npy`` whose data are ``src``'s bytes from ``offset`` (e.g. a dtseries' data

@@ -40,9 +40,10 @@ FILTERS = ("butterworth", "cosine", None)
 EPS64 = np.finfo(np.float64).eps
 #: a column whose cleaned standard deviation is below this fraction of its input RMS is constant (set to 0)
 CONSTANT_RTOL = 1e-10
-#: bytes of each float64 column-chunk buffer of :func:`apply_operator` (same speed as larger chunks on the
-#: development machine, T = 1,200: BLAS is efficient from a few hundred columns)
-BUFFER_BYTES = 32 << 20
+#: bytes of each float64 column-chunk buffer of :func:`apply_operator`: BLAS is efficient from a few hundred
+#: columns, so 8 MB costs the CPU of 32 MB (T = 300, 4,000) or less (T = 1,200: 12 % less) and holds 96 MB
+#: less memory with two threads (``benchmarks/README.md``)
+BUFFER_BYTES = 8 << 20
 #: with ``psc``, a mean at most this times n_volumes times the column's largest input magnitude is 0 (the
 #: round-off of summing n values: nilearn's absolute ``eps`` alone depends on how the mean was rounded)
 PSC_MEAN_RTOL = EPS64

@@ -18,7 +18,7 @@ BASE_GB = 0.35
 #: columns cleaned per BLAS product, bytes of a chunk's float64 buffer and most threads cleaning chunks at once,
 #: each with its own buffers (``bidsapp.core.signal.apply_operator``: its default chunk_size, BUFFER_BYTES and
 #: CLEAN_THREADS)
-CLEAN_CHUNK, CLEAN_BUFFER_BYTES, CLEAN_THREADS = 16384, 32 << 20, 4
+CLEAN_CHUNK, CLEAN_BUFFER_BYTES, CLEAN_THREADS = 16384, 8 << 20, 4
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
 #: bytes of the float64 copy of one chunk of columns in standardized DVARS and the temporal moments
@@ -79,9 +79,9 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
         # the array, per-volume temporaries (8 volumes with smoothing) and the mean image's float64 accumulator
         "masking": x + g * 8 * (8 if smoothing else 3) + g * 8 + STREAM_BUFFERS,
         # the QC metrics (before cleaning, then of the cleaned array) and the cleaning's chunks, one after the other,
-        # and the carpet's columns (float64 while z-scored)
+        # and the carpet's columns
         # (each cleaning thread: the chunk, the product or the censored rows' copy, a kept-rows copy)
-        "cleaning": x + 8 * t * t * 8 + max(3 * CLEAN_THREADS * clean_chunk, qc) + 6 * t * min(v, CARPET_COLUMNS) * 8,
+        "cleaning": x + 8 * t * t * 8 + max(3 * CLEAN_THREADS * clean_chunk, qc) + carpet_buffer_bytes(t, v),
         "segmentation": x + size.n_trials * (size.n_offsets + 1) * v * 4
         + (_estimates_bytes(size, trial_basis, hrf_shapes) if lss else 0),
         # optimized / --trial-denoise / --trial-ridge: this run's share of its participant's joined trial model
@@ -98,6 +98,23 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     for node, nbytes in (column_terms or {}).items():
         data[node] += nbytes
     return {node: round(BASE_GB + MARGIN * nbytes / GB, 3) for node, nbytes in data.items()}
+
+
+def carpet_buffer_bytes(n_volumes: int, n_features: int) -> int:
+    """Peak bytes of the carpet's columns in the cleaning node (``bidsapp.core.carpet``): the columns before
+    and after cleaning and the cleaned columns' z-scores (float32), and the float64 temporaries of z-scoring one
+    chunk of columns (about 5 chunks of at most :data:`DVARS_CHUNK_BYTES`).
+
+    Parameters
+    ----------
+    n_volumes, n_features : int
+
+    Returns
+    -------
+    int
+    """
+    columns = min(n_features, CARPET_COLUMNS)
+    return 3 * 4 * n_volumes * columns + 5 * min(DVARS_CHUNK_BYTES, 8 * n_volumes * columns)
 
 
 def qc_buffer_bytes(n_volumes: int, n_features: int) -> int:

@@ -11,7 +11,8 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface
 
 from bidsapp.core import carpet, qc, signal
 from bidsapp.core import confounds as cf
-from bidsapp.core.io import save_npy, write_text, write_tsv
+from bidsapp.core.io import save_npy, save_npy_hashed, write_text, write_tsv
+from bidsapp.outputs.checksums import written_digest
 
 
 class _CleanInput(BaseInterfaceInputSpec):
@@ -34,10 +35,14 @@ class _CleanInput(BaseInterfaceInputSpec):
     filter = traits.Either(None, traits.Enum("butterworth", "cosine"), default="butterworth", usedefault=True)
     low_pass = traits.Either(None, traits.Float, default=None, usedefault=True)
     high_pass = traits.Either(None, traits.Float, default=None, usedefault=True)
+    hash_cleaned = traits.Bool(False, usedefault=True, desc="compute cleaned.npy's SHA-256 while writing it, for a "
+                               "sink that moves it into the outputs (move_work_files)")
 
 
 class _CleanOutput(TraitedSpec):
     cleaned = File(exists=True, desc="float32 (n_kept, n_features) .npy")
+    cleaned_digest = traits.Dict(desc="its SHA-256, computed while writing it, and its identity then "
+                                 "(bidsapp.outputs.checksums.written_digest)")
     samples = File(exists=True, desc="one row per volume (TSV)")
     info = File(exists=True, desc="confounds used, censored volumes (JSON)")
     operator = File(exists=True, desc="linear cleaning operator (n_kept, n_volumes) .npy")
@@ -117,7 +122,7 @@ class CleanSignals(SimpleInterface):
                                   after=carpet.kept_rows(carpet.zscored_columns(cleaned, columns), op.kept, n),
                                   dvars_after=run_qc.dvars_after)
         np.savez(cwd / "carpet.npz", **drawn.arrays())
-        save_npy(np.ascontiguousarray(cleaned, dtype=np.float32), cwd / "cleaned.npy")
+        digest = self._save_cleaned(np.ascontiguousarray(cleaned, dtype=np.float32), cwd / "cleaned.npy")
         del X, cleaned
         write_tsv(cwd / "samples.tsv", censoring_table(n, self.inputs.t_r, self.inputs.start_time,
                                                        selection, op.kept, fd, nss))
@@ -125,9 +130,18 @@ class CleanSignals(SimpleInterface):
         write_text(cwd / "info.json", json.dumps(info, indent=2))
         save_npy(op.matrix, cwd / "operator.npy")
         self._results.update(operator=str(cwd / "operator.npy"), cleaned=str(cwd / "cleaned.npy"),
+                             cleaned_digest=digest,
                              samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"), dof=dof,
                              carpet=str(cwd / "carpet.npz"))
         return runtime
+
+    def _save_cleaned(self, cleaned: np.ndarray, path: Path) -> dict:
+        """Save the cleaned array; with ``hash_cleaned``, its SHA-256 computed while it is written and the file's
+        identity then (:func:`bidsapp.outputs.checksums.written_digest`, for a sink that moves it), else {}."""
+        if not self.inputs.hash_cleaned:
+            save_npy(cleaned, path)
+            return {}
+        return written_digest(path, save_npy_hashed(cleaned, path))
 
     def _info(self, selection, op: signal.CleaningOperator, dof, nss, nss_source: str, metrics: dict,
               n: int) -> dict:

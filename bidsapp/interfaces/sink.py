@@ -34,6 +34,8 @@ class _SinkInput(BaseInterfaceInputSpec):
     atlas_on_grid = traits.Either(None, File(exists=True), default=None, usedefault=True,
                                   desc="the columns image (atlas, maps, spheres on the run), when the kind has one")
     cleaned = File(exists=True, mandatory=True)
+    cleaned_digest = traits.Dict(value={}, usedefault=True, desc="SHA-256 of cleaned.npy computed while the "
+                                 "cleaning node wrote it, with the file's identity then (checksums.written_digest)")
     features = File(exists=True, mandatory=True)
     samples = File(exists=True, mandatory=True)
     clean_info = File(exists=True, mandatory=True)
@@ -49,6 +51,9 @@ class _SinkInput(BaseInterfaceInputSpec):
     replace_outputs = traits.Bool(False, usedefault=True, desc="--replace-outputs: take over a name that holds "
                                   "other settings (else such a run is refused)")
     cache_dir = traits.Either(None, traits.Str, default=None, usedefault=True, desc="checksum cache folder")
+    move_work_files = traits.Bool(False, usedefault=True, desc="the work folder is this invocation's private one "
+                                  "(no --work-dir): node files only the sink reads are moved into the outputs, "
+                                  "not copied (set by bidsapp.options.step_specs)")
     t_r = traits.Float(mandatory=True)
     start_time = traits.Float(0.0, usedefault=True)
     start_time_source = traits.Str("", usedefault=True, desc="where StartTime comes from")
@@ -93,7 +98,11 @@ class WriteDerivatives(SimpleInterface):
                 return runtime
             writer = RunWriter(sidecar_path, cache)
             writer.begin()
-            self._write(naming, writer)
+            try:
+                self._write(naming, writer)
+            except BaseException:
+                writer.give_back()  # the kept work folder holds every node's files again
+                raise
         self._results.update(sidecar=str(sidecar_path),
                              out_files=[str(sidecar_path.parent / f["Path"]) for f in writer.entries])
         return runtime
@@ -110,7 +119,8 @@ class WriteDerivatives(SimpleInterface):
             features = {h: [r[j] for r in rows] for j, h in enumerate(header)}
         space = space_cls.from_outputs(i.mask_file, i.atlas_on_grid, features)
         ctx = writers.SinkContext(writer=writer, naming=naming, output_dir=Path(i.output_dir), cleaned=i.cleaned,
-                                  shape=X.shape, space_cls=space_cls, space=space, features=features, inputs=i)
+                                  shape=X.shape, space_cls=space_cls, space=space, features=features, inputs=i,
+                                  move=i.move_work_files)
         chosen = writers.selected(i.output_format, space_cls)
         writers.warn_uneven_rows(ctx, chosen)
         for w in chosen:

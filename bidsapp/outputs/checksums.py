@@ -22,6 +22,30 @@ def identity_stamp(paths) -> str:
     return hashlib.sha1(json.dumps(ids).encode()).hexdigest()
 
 
+def written_digest(path: str | os.PathLike, sha256: str) -> dict:
+    """What a node that hashed a file while writing it hands to the sink (:func:`carried_digest`): the digest
+    and the file's identity (size, mtime, ctime, inode, device) once written and closed."""
+    return {"sha256": sha256, "identity": _identity(os.stat(path))}
+
+
+def carried_digest(written: dict | None, before: os.stat_result, after: os.stat_result) -> str | None:
+    """The SHA-256 a node computed while writing a file (:func:`written_digest`), if it still holds for the file
+    the sink moved into the outputs (``os.rename``), else None (the sink then hashes the file).
+
+    ``before`` is the file's stat taken just before the rename, ``after`` the moved file's stat. The digest
+    holds when ``before`` is the identity recorded when the file was written (size, mtime, ctime, inode,
+    device: any write, truncation or replacement since changes one of them, as for :class:`ChecksumCache`),
+    and ``after`` is the same inode on the same device with the same size and mtime (a rename changes only
+    ctime): the moved file is the one that was hashed, unwritten since. A copy is another inode, so it is
+    never vouched for this way.
+    """
+    if not written or "sha256" not in written or written.get("identity") != _identity(before):
+        return None
+    same = [after.st_size, after.st_mtime_ns, after.st_ino, after.st_dev] == \
+        [before.st_size, before.st_mtime_ns, before.st_ino, before.st_dev]
+    return str(written["sha256"]) if same else None
+
+
 class ChecksumCache:
     """SHA-256 of files, remembered by (path, size, mtime, ctime, inode, device).
 

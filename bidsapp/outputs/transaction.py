@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bidsapp import __version__
-from bidsapp.core.io import remove_temporaries, sha256sum, temporary_path, write_text
+from bidsapp.core.io import atomic_path, remove_temporaries, sha256sum, temporary_path, write_text
 from bidsapp.errors import NameTaken
-from bidsapp.outputs.checksums import ChecksumCache
+from bidsapp.outputs.checksums import ChecksumCache, carried_digest
 from bidsapp.outputs.reader import listed_outputs, stem_of
 from bidsapp.outputs.reader import read_sidecar as _read_sidecar
 
@@ -204,6 +204,7 @@ class RunWriter:
         self.cache = cache
         self.entries: list[dict] = []
         self._listings: dict[Path, set | None] | None = None  # other sidecars -> names they list, read once
+        self.moved: list[tuple[Path, Path]] = []  # (work file, output) moved by install
 
     def begin(self) -> None:
         """Invalidate the previous generation: its sidecar goes before any of its files change."""
@@ -236,35 +237,93 @@ class RunWriter:
     @contextlib.contextmanager
     def put(self, path: Path) -> Iterator[Path]:
         """Yield a temporary path to write ``path``'s new content into; then install it."""
-        path = Path(path)
-        if path.parent != self.folder:
-            raise ValueError(f"{path}: outputs of a run must be in {self.folder}.")
-        tmp = temporary_path(path)
+        path, tmp = self._staged(path)
         try:
             yield tmp
-            digest = sha256sum(tmp)
-            if path.is_file() and self.cache.sha256(path) == digest:
+            if not self._commit(tmp, path, sha256sum(tmp)):
                 tmp.unlink()  # same content: the installed file (and sidecars listing it) stay valid
-            else:
-                self._invalidate_listing(path.name)
-                os.replace(tmp, path)
-                self.cache.record(path, digest)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        self.entries.append({"Path": path.name, "Size": path.stat().st_size, "SHA256": digest})
 
-    def install(self, src: str | os.PathLike, path: Path) -> None:
-        """Install a finished file of the work folder as ``path``: a file of its own (a reflink where the
-        filesystem shares blocks copy-on-write, otherwise a copy made by the kernel), never a hard link.
+    def _staged(self, path: Path) -> tuple[Path, Path]:
+        """``path`` checked to be in this run's folder, and a new empty temporary file next to it."""
+        path = Path(path)
+        if path.parent != self.folder:
+            raise ValueError(f"{path}: outputs of a run must be in {self.folder}.")
+        return path, temporary_path(path)
+
+    def _commit(self, tmp: Path, path: Path, digest: str) -> bool:
+        """Install the finished temporary ``tmp`` (whose SHA-256 is ``digest``) as ``path`` and list it; returns
+        False when ``path`` already held that content (``tmp`` is then left for the caller to remove)."""
+        same = path.is_file() and self.cache.sha256(path) == digest
+        if not same:
+            self._invalidate_listing(path.name)
+            os.replace(tmp, path)
+            self.cache.record(path, digest)
+        self.entries.append({"Path": path.name, "Size": path.stat().st_size, "SHA256": digest})
+        return not same
+
+    def install(self, src: str | os.PathLike, path: Path, *, move: bool = False,
+                written: dict | None = None) -> Path:
+        """Install a finished file of the work folder as ``path``, a file of its own, never a hard link.
+
+        With ``move`` (the sink's ``move_work_files``: the work folder is this invocation's private one, removed
+        after the run, and nothing reads ``src`` after the sink) the file is renamed into place (no data
+        written or read again); otherwise, or when the rename fails (``EXDEV``: the work folder is on another
+        filesystem), it is copied: a reflink where the filesystem shares blocks copy-on-write, otherwise a
+        copy made by the kernel. A moved file's SHA-256 is the one its node computed while writing it
+        (``written``, :func:`~bidsapp.outputs.checksums.written_digest`) when
+        :func:`~bidsapp.outputs.checksums.carried_digest` shows that the moved file is the very file hashed,
+        unchanged since; a copy, or a moved file that cannot be shown so, is hashed as installed.
+
+        Returns where ``src``'s content is now: ``path`` when moved, else ``src``. When ``path`` already held
+        that content, the moved file goes back to ``src``; a failure puts it back too (and :meth:`give_back`
+        returns the moved files of a run whose outputs were not finished), so the work folder a failed
+        invocation keeps still holds every node's files.
 
         A hard link made the output and the work folder's cache one file: an output edited in place (a
         memory map opened ``r+``) changed the cache, which a later invocation then installed again, checksums
         and all, into any output folder sharing the ``--work-dir``.
         """
-        with self.put(path) as tmp:
-            tmp.unlink()
-            copy_file(src, tmp)
+        path, tmp = self._staged(path)
+        moved = False
+        try:
+            before = os.stat(src) if move else None
+            moved = move and _rename(src, tmp)
+            if not moved:
+                tmp.unlink()
+                copy_file(src, tmp)
+            digest = (carried_digest(written, before, os.stat(tmp)) if moved else None) or sha256sum(tmp)
+            installed = self._commit(tmp, path, digest)
+        except BaseException:
+            if moved and tmp.exists():
+                os.rename(tmp, src)
+            tmp.unlink(missing_ok=True)
+            raise
+        if not installed:  # the output already held this content: the work file stays in the work folder
+            if moved:
+                os.rename(tmp, src)
+            else:
+                tmp.unlink()
+            return Path(src)
+        if moved:
+            self.moved.append((Path(src), path))
+            return path
+        return Path(src)
+
+    def give_back(self) -> None:
+        """Copy the files :meth:`install` moved out of the work folder back into it, for a run whose outputs
+        were not finished (its sidecar never written): the work folder a failed invocation keeps then holds
+        every node's files again, and a later ``--work-dir`` naming it resumes from them. The outputs stay
+        as they are (incomplete: no sidecar lists them, so they are recomputed)."""
+        while self.moved:
+            src, path = self.moved.pop()
+            if path.is_file() and not os.path.lexists(src):
+                with contextlib.suppress(OSError):
+                    with atomic_path(src) as tmp:
+                        tmp.unlink()
+                        copy_file(path, tmp)
 
     def finish(self, sidecar: dict) -> Path:
         """Write the sidecar last, listing every output with its size and SHA-256."""
@@ -272,6 +331,16 @@ class RunWriter:
         self._remove_unlisted()
         write_text(self.sidecar, json.dumps(sidecar, indent=2, default=str) + "\n")
         return self.sidecar
+
+
+def _rename(src: str | os.PathLike, dst: Path) -> bool:
+    """Rename ``src`` over ``dst``; False (nothing moved) when it cannot: ``EXDEV`` (another filesystem, the
+    usual case of a container whose work folder and outputs are different mounts) or any other refusal."""
+    try:
+        os.rename(src, dst)
+    except OSError:
+        return False
+    return True
 
 
 def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:

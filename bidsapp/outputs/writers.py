@@ -40,6 +40,9 @@ class SinkContext:
     features: dict[str, list]  # the features table (image kinds), else {}
     inputs: Any  # the sink's inputs (paths of node outputs, t_r, ...)
     image: Path | None = None  # the columns image, once written
+    #: the sink's ``move_work_files``: files that only the sink reads after their node may be moved into the
+    #: outputs instead of copied (:meth:`~bidsapp.outputs.transaction.RunWriter.install`)
+    move: bool = False
 
     def path(self, suffix: str, extension: str, **entities) -> Path:
         """The output path of ``suffix`` + ``extension`` for this run (entities override the run's)."""
@@ -76,7 +79,9 @@ class Writer:
 
 # -- the write functions ---------------------------------------------------------------------------------
 def _npy(ctx: SinkContext) -> None:
-    ctx.writer.install(ctx.cleaned, ctx.path("timeseries", ".npy"))
+    """The cleaned array; when moved, the writers after this one read it from its new place."""
+    ctx.cleaned = str(ctx.writer.install(ctx.cleaned, ctx.path("timeseries", ".npy"), move=ctx.move,
+                                         written=getattr(ctx.inputs, "cleaned_digest", None) or None))
 
 
 def _install(attr: str, suffix: str, extension: str) -> Callable[[SinkContext], None]:
@@ -156,13 +161,15 @@ def _node_files(ctx: SinkContext) -> None:
         if ending not in declared:
             raise ValueError(f"{src}: no output writer declares '{ending}' (add it to bidsapp.outputs.writers).")
         suffix, ext = ending.split(".", 1)
-        ctx.writer.install(src, ctx.path(suffix, "." + ext))
+        # the arrays (trials.npy, betas.npy: the large files) are read by nothing after this; the tables are, by
+        # the sidecar (betas.tsv: the estimated trials), so they are copied
+        ctx.writer.install(src, ctx.path(suffix, "." + ext), move=ctx.move and ext == "npy")
 
 
 def _report_data(ctx: SinkContext) -> None:
     """What the participant report draws (carpet, DVARS, mean image), computed by the report node."""
     if getattr(ctx.inputs, "report_data", None):
-        ctx.writer.install(ctx.inputs.report_data, ctx.path("reportdata", ".npz"))
+        ctx.writer.install(ctx.inputs.report_data, ctx.path("reportdata", ".npz"), move=ctx.move)
 
 
 def _descriptions(ctx: SinkContext) -> None:

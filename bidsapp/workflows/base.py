@@ -47,7 +47,7 @@ class RunPlan:
 SINK_LINKS: dict[str, list[tuple[str, str]]] = {
     "mask": [("mask_file", "mask_file"), ("mask_source", "mask_source"), ("template_file", "template_file")],
     "masking": [("features", "features"), ("atlas_on_grid", "atlas_on_grid"), ("column_space", "column_space")],
-    "cleaning": [("cleaned", "cleaned"), ("info", "clean_info")],
+    "cleaning": [("cleaned", "cleaned"), ("cleaned_digest", "cleaned_digest"), ("info", "clean_info")],
     "segmentation": [("samples", "samples"), ("trial_files", "trial_files"), ("info", "segment_info")],
     "provenance": [("sources", "sources"), ("started", "started")],
     "report": [("report_data", "report_data")],

@@ -27,10 +27,10 @@ def test_failure_after_array_replaced_leaves_no_sidecar_and_rerun_recomputes(dat
 
     real_install = RunWriter.install
 
-    def install_then_fail(self, src, dst):
+    def install_then_fail(self, src, dst, **kw):
         if str(src).endswith("samples.tsv"):  # after _timeseries.npy and _features.tsv are installed
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
-        return real_install(self, src, dst)
+        return real_install(self, src, dst, **kw)
 
     monkeypatch.setattr(RunWriter, "install", install_then_fail)
     code = main([str(bids), str(out), "participant", "--participant-label", "01", "--high-pass", "0.01",
