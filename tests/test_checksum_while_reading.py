@@ -259,9 +259,12 @@ def test_bold_rewritten_between_runs_is_recomputed_by_the_reuse_check(tmp_path):
     assert _bold_source(out, "*run-1*_timeseries.json")["SHA256"] == sha256sum(bold) != first
 
 
-def test_bold_changed_while_the_masking_node_reads_it(tmp_path, monkeypatch):
-    """The stream hashed the old bytes; the file changed under it: nothing is cached from the stream and the
-    provenance node hashes the file as it is."""
+def test_bold_changed_while_the_masking_node_reads_it(tmp_path, monkeypatch, capsys):
+    """The stream read the old bytes and the file changed under it: nothing is cached from the stream, and the run
+    is refused (its array may mix both contents; the file's identity is not the one it had when the run was
+    planned), with one line naming the file and no sidecar. Once the file is stable the run is computed again."""
+    from bidsapp.cli.run import main
+
     bids, out = tmp_path / "bids", tmp_path / "out"
     demo.make_dataset(bids, n_volumes=40)
     bold = next(bids.rglob("sub-01_task-faces_run-1_*desc-preproc_bold.nii.gz"))
@@ -275,9 +278,14 @@ def test_bold_changed_while_the_masking_node_reads_it(tmp_path, monkeypatch):
             yield t, buf
 
     monkeypatch.setattr(io, "_gzip_volumes", changing)
-    reread = _hashed_by_rereading(monkeypatch)
+    code = main([str(bids), str(out), "participant", "--participant-label", "01", "--run", "1",
+                 "--plugin", "Linear", "--work-dir", str(tmp_path / "work")])
+    err = capsys.readouterr().err
+    assert code != 0 and "changed while the run was using it" in err and bold.name in err
+    assert not list(out.rglob("*_timeseries.json"))
+    assert ChecksumCache(out / "logs" / "checksums").cached(bold) is None  # nothing cached from the stream
+    monkeypatch.undo()
     _run(bids, out, tmp_path / "work")
-    assert bold.name in reread
     assert _bold_source(out, "*run-1*_timeseries.json")["SHA256"] == sha256sum(bold) != before
 
 

@@ -33,7 +33,12 @@ def crash_reason(path: Path, bolds: dict[str, str]) -> tuple[str, bool]:
     bold = bolds.get(node[1]) if len(node) > 1 else None
     disk = [ln for ln in lines if any(f"[Errno {n}]" in ln for n in DISK_ERRNOS)]
     reason = _error_line(disk[:1] + list(reversed(lines)))
-    return (reason if bold is None or bold in reason else f"{bold}: {reason}"), bool(disk)
+    if bold is None or bold in reason:
+        return reason, bool(disk)
+    name = Path(bold).name
+    if reason.startswith(f"{name}: "):  # a node named the run by its file name: the path instead, once
+        return f"{bold}: {reason[len(name) + 2:]}", bool(disk)
+    return (reason if name in reason else f"{bold}: {reason}"), bool(disk)
 
 
 def _error_line(lines: list[str]) -> str:

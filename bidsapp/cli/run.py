@@ -98,7 +98,7 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
     from bidsapp.core import columns
     from bidsapp.core.grayordinates import is_grayordinate_file
     from bidsapp.options import NODE_STEPS, step_specs
-    from bidsapp.outputs.checksums import identity_stamp
+    from bidsapp.outputs.checksums import identities, identity_stamp
     from bidsapp.workflows.base import RunPlan
 
     kind = columns.choose_kind(run.bold, atlas=s.atlas, **columns.options_of(s))
@@ -142,6 +142,7 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
     files = joined_sources(files, list(joined_with), s, source_files)
     specs["provenance"] = {"files": {k: str(v) if v else None for k, v in files.items()},
                            "roots": {k: str(v) for k, v in roots.items()}, "cache_dir": cache,
+                           "planned": identities(files.values()),
                            "invoked": dt.datetime.now(dt.timezone.utc).isoformat()}
     confounds_json = run.confounds_json if use_confounds else None
     inputs = {"bold_file": str(run.bold), "mask_file": str(run.mask) if run.mask else None,

@@ -186,6 +186,12 @@ class CleaningOperator:
     removes_mean : bool
         True when constant series are mapped to 0 (then standardization does
         not use a further degree of freedom).
+    dof_centred : int
+        With a Butterworth filter, the effective degrees of freedom once each
+        output column's mean is removed (as standardization does): the count of
+        the centred operator, which can be lower than ``dof`` even when
+        constants are mapped to 0 (a filter's output of a trend-free input can
+        have a mean); -1 without a filter (then ``removes_mean`` decides).
     confound_condition : float
         Condition number estimate (ratio of the largest to the smallest kept
         pivot of the QR decomposition) of the standardized confounds; 1 without
@@ -198,6 +204,7 @@ class CleaningOperator:
     n_confounds_used: int
     dof: int = -1
     removes_mean: bool = False
+    dof_centred: int = -1
     confound_condition: float = 1.0
     steps: OperatorSteps | None = None
 
@@ -385,11 +392,20 @@ def cleaning_operator(
                           final_keep=final_keep, q=q, n_out=op.shape[0])
     if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
         # op @ op.T is op applied to op.T's columns: O(T**2) through the steps where they are cheaper
-        dof = operator_dof(op, gram=steps.apply(op.T) if _steps_are_cheaper(steps, *op.shape) else None)
+        gram = steps.apply(op.T) if _steps_are_cheaper(steps, *op.shape) else op @ op.T
+        dof, dof_centred = operator_dof(op, gram=gram), operator_dof(op, gram=_centred_gram(gram))
     else:  # projections only: kept volumes minus the ranks removed
-        dof = max(m - (min(m, 2) if detrend else 0) - rank, 0)
+        dof, dof_centred = max(m - (min(m, 2) if detrend else 0) - rank, 0), -1
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
-                            dof=dof, removes_mean=_removes_mean(op), confound_condition=condition, steps=steps)
+                            dof=dof, removes_mean=_removes_mean(op), dof_centred=dof_centred,
+                            confound_condition=condition, steps=steps)
+
+
+def _centred_gram(gram: np.ndarray) -> np.ndarray:
+    """``P S P`` for the Gram matrix ``S = op @ op.T`` and ``P`` the centring of the output's rows: the Gram matrix
+    of ``P @ op``, the operator followed by the removal of each column's mean (``S`` is symmetric)."""
+    r = gram.mean(axis=0)
+    return gram - r[None, :] - r[:, None] + r.mean()
 
 
 def _censoring_step(n: int, keep: np.ndarray | None, conf: np.ndarray | None, ftype: str | None, t_r: float):
@@ -496,9 +512,13 @@ def _removes_mean(op: np.ndarray) -> bool:
 def degrees_of_freedom(operator: CleaningOperator, standardize: str | None = None) -> int:
     """Degrees of freedom left in each cleaned column.
 
-    ``operator.dof``, minus one when ``standardize`` removes a mean that the
-    linear cleaning left in place.
+    With ``standardize``: for a filtered operator, the count of the operator followed by the removal of each
+    column's mean (``operator.dof_centred``), at most ``operator.dof``; otherwise ``operator.dof`` minus one
+    when the cleaning leaves the mean in place. Without: ``operator.dof``.
     """
+    if standardize is not None and operator.dof_centred >= 0:  # filtered: the centred operator's count, at most
+        # dof (an effective count can grow when a projection removes a large direction: the spectrum left is flatter)
+        return min(operator.dof, operator.dof_centred)
     extra = 1 if standardize is not None and not operator.removes_mean else 0
     return operator.dof - extra
 

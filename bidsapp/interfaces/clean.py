@@ -71,6 +71,16 @@ def censoring_table(n: int, t_r: float, start_time: float, selection, kept_rows:
     return table
 
 
+def _warn_all_constant(std: np.ndarray) -> None:
+    """One warning when every column with data is constant over time (its standard deviation before
+    standardization is 0): the cleaned array is all zeros, which a real BOLD run never gives."""
+    known = std[np.isfinite(std)]
+    if known.size and not known.any():
+        warnings.warn(f"every one of its {known.size} columns is constant over time, so the cleaned array is all "
+                      "zeros; check that the BOLD file holds the run's data (not a constant or placeholder image).",
+                      stacklevel=2)
+
+
 class CleanSignals(SimpleInterface):
     """Clean the masked signals as nilearn.signal.clean, with fMRIPrep confounds."""
 
@@ -117,6 +127,7 @@ class CleanSignals(SimpleInterface):
         carpet_before = carpet.zscored_columns(X, columns)  # before X is cleaned in place
         before = qc.qc_before(X, fd=fd, non_steady_state=nss_mask, kept=op.kept)
         cleaned, std = self._apply(X, op)
+        _warn_all_constant(std)
         run_qc = qc.qc_after(before, cleaned, kept=op.kept, fd=fd, cleaned_std=std, dof=dof, n_volumes=n)
         drawn = carpet.CarpetData(before=carpet_before, columns=columns, dvars_before=run_qc.dvars_before,
                                   after=carpet.kept_rows(carpet.zscored_columns(cleaned, columns), op.kept, n),

@@ -11,7 +11,7 @@ import datetime as dt
 from nipype.interfaces.base import BaseInterfaceInputSpec, SimpleInterface, TraitedSpec, traits
 
 from bidsapp.outputs import provenance
-from bidsapp.outputs.checksums import ChecksumCache
+from bidsapp.outputs.checksums import ChecksumCache, check_unchanged
 
 
 class _HashInputsInput(BaseInterfaceInputSpec):
@@ -25,6 +25,9 @@ class _HashInputsInput(BaseInterfaceInputSpec):
                                  desc="ISO time when the run's mask node (its first) started")
     masking_started = traits.Either(None, traits.Str, default=None, usedefault=True,
                                     desc="ISO time when the run's masking node started")
+    planned = traits.Dict(value={}, usedefault=True,
+                          desc="path -> identity (size, mtime, ctime, inode, device) of every input when the run "
+                               "was planned; an input that differs is refused (it changed during the run)")
     invoked = traits.Either(None, traits.Str, default=None, usedefault=True,
                             desc="ISO time when this invocation planned the run: earlier node starts are "
                                  "results nipype reused from a --work-dir, not this run's start")
@@ -33,6 +36,8 @@ class _HashInputsInput(BaseInterfaceInputSpec):
 class _HashInputsOutput(TraitedSpec):
     sources = traits.List(traits.Dict, desc="Sources entries (Role, URI, SHA256)")
     started = traits.Str(desc="ISO time when the run started")
+    identities = traits.Dict(desc="the planned identities, checked before and after hashing (the sink checks "
+                                  "them again before writing the sidecar)")
 
 
 class HashInputs(SimpleInterface):
@@ -44,9 +49,11 @@ class HashInputs(SimpleInterface):
 
     def _run_interface(self, runtime):
         i, now = self.inputs, dt.datetime.now(dt.timezone.utc)
+        check_unchanged(i.planned, "before its checksum")
         sources = provenance.sources(i.files, i.roots, ChecksumCache(i.cache_dir))
+        check_unchanged(i.planned, "while its checksum was computed")
         started = run_started([i.mask_started, i.masking_started], i.invoked, now)
-        self._results.update(sources=sources, started=started)
+        self._results.update(sources=sources, started=started, identities=dict(i.planned))
         return runtime
 
 

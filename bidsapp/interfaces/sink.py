@@ -14,7 +14,7 @@ from bidsapp.bids.naming import RunNaming, variant_of
 from bidsapp.core import columns as column_spaces
 from bidsapp.core.io import read_tsv, remove_temporaries
 from bidsapp.outputs import provenance, writers
-from bidsapp.outputs.checksums import ChecksumCache
+from bidsapp.outputs.checksums import ChecksumCache, check_unchanged
 from bidsapp.outputs.provenance import code_fingerprint, generated_by, software_versions
 from bidsapp.outputs.reader import listed_outputs, read_sidecar, stem_of
 from bidsapp.outputs.transaction import RunWriter, configuration_of, name_claim, reuse_status, run_lock
@@ -48,6 +48,9 @@ class _SinkInput(BaseInterfaceInputSpec):
     settings = traits.Dict(mandatory=True)
     configuration_hash = traits.Str(mandatory=True)
     sources = traits.List(traits.Dict, mandatory=True)
+    source_identities = traits.Dict(value={}, usedefault=True,
+                                    desc="path -> identity of every input when the run was planned (checked "
+                                         "before the sidecar is written)")
     replace_outputs = traits.Bool(False, usedefault=True, desc="--replace-outputs: take over a name that holds "
                                   "other settings (else such a run is refused)")
     cache_dir = traits.Either(None, traits.Str, default=None, usedefault=True, desc="checksum cache folder")
@@ -125,6 +128,7 @@ class WriteDerivatives(SimpleInterface):
         writers.warn_uneven_rows(ctx, chosen)
         for w in chosen:
             w.write(ctx)
+        check_unchanged(i.source_identities, "before the sidecar")  # every read of this run saw the hashed bytes
         writer.finish(provenance.with_uris(self._sidecar(X, space, ctx.image), i.sources))  # paths as BIDS URIs
 
     def _sidecar(self, X, space, image: Path | None) -> dict:

@@ -22,6 +22,31 @@ def identity_stamp(paths) -> str:
     return hashlib.sha1(json.dumps(ids).encode()).hexdigest()
 
 
+def identities(paths) -> dict[str, list[int]]:
+    """Each file's identity (size, mtime, ctime, inode, device), by path: taken when a run is planned."""
+    return {str(p): _identity(os.stat(p)) for p in paths if p is not None}
+
+
+def check_unchanged(planned: dict[str, list[int]], when: str) -> None:
+    """Raise ``ValueError`` naming the first file whose identity is not the one it had when the run was planned.
+
+    A run's outputs are described by the checksums of its inputs; an input written, replaced or renamed over
+    between planning and the sidecar (any write changes ctime) may have been read as one content and hashed as
+    another. Equal identities at planning, while hashing and when the sidecar is written mean every node of
+    the invocation read the bytes that were hashed.
+    """
+    for path, identity in planned.items():
+        try:
+            now = _identity(os.stat(path))
+        except OSError:
+            now = None
+        if now != list(identity):
+            raise ValueError(f"{path}: this input changed while the run was using it ({when}: it was written, "
+                             "replaced or removed after the run was planned), so the outputs could not match its "
+                             "checksum; nothing was finished for this run. Rerun once the input files are no "
+                             "longer being written.")
+
+
 def written_digest(path: str | os.PathLike, sha256: str) -> dict:
     """What a node that hashed a file while writing it hands to the sink (:func:`carried_digest`): the digest
     and the file's identity (size, mtime, ctime, inode, device) once written and closed."""

@@ -240,10 +240,18 @@ def censored_spans(times: np.ndarray, t_r: float) -> np.ndarray:
     return np.column_stack([t[first] - t_r / 2, t[last] + t_r / 2])
 
 
-def _shade(ax, spans: np.ndarray, **style) -> None:
-    """Time spans (s) as light red bands over the axes' height: one collection, however many spans."""
+def _shade(ax, spans: np.ndarray, *, min_pixels: float = 0.0, **style) -> None:
+    """Time spans (s) as light red bands over the axes' height: one collection, however many spans.
+
+    ``min_pixels``: each band at least this wide on the drawn axes (their x limits and size must be final), so
+    that a single censored volume of a long run, narrower than a pixel, is still seen."""
     from matplotlib.collections import PolyCollection
 
+    if len(spans) and min_pixels > 0:
+        x0, x1 = ax.get_xlim()
+        least = min_pixels * abs(x1 - x0) / max(ax.get_window_extent().width, 1.0)
+        centre, half = spans.mean(axis=1), np.maximum((spans[:, 1] - spans[:, 0]) / 2, least / 2)
+        spans = np.column_stack([centre - half, centre + half])
     if len(spans):
         boxes = [[(x0, 0), (x0, 1), (x1, 1), (x1, 0)] for x0, x1 in spans]
         ax.add_collection(PolyCollection(boxes, transform=ax.get_xaxis_transform(), facecolors=CENSORED,
@@ -358,7 +366,7 @@ def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time
             ax.text(ext[0], row, f" {name}", color="#f6d32d", fontsize=6, va="top")
     spans = censored_spans(times[censored], t_r)
     for ax in axes[:2]:
-        _shade(ax, spans)
+        _shade(ax, spans, min_pixels=1.0)
     axes[3].set_xlabel("time (s); red: censored volumes (in the carpet also columns without data); carpet: "
                        "z-scored signal, grey scale -2 to 2 SD")
     cmap = colormaps["gray"].with_extremes(bad=CENSORED)
