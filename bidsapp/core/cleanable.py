@@ -4,7 +4,7 @@ Everything the count needs is known from the BOLD header (the number of volumes)
 settings: the censoring and the regressors (:func:`bidsapp.core.confounds.run_design`, the rule the cleaning node
 applies), detrending, the filter and standardization. :func:`count_model` first counts what the model removes
 (the regressors, two for the linear trend, the cosine drifts, and, for a Butterworth band, the share of the
-frequencies it stops); only when that count leaves fewer than :data:`EXACT_BELOW` does it build the cleaning
+frequencies it stops); only when that count leaves fewer than ``EXACT_BELOW`` does it build the cleaning
 operator (:func:`bidsapp.core.signal.cleaning_operator`, the cleaning node's own function) and take its exact
 degrees of freedom, so a run is refused by the same rule as the node, and a run that the count clearly allows
 costs no operator (0.4-7 s of CPU for T = 300-4,000 with a band-pass).
@@ -39,7 +39,7 @@ class ModelCount:
         The Butterworth filter's band ("0.01-0.1 Hz", "above 0.01 Hz", ...), None without one.
     dof : int or None
         The cleaning operator's degrees of freedom (as the cleaning node counts them, standardization included),
-        or None when the count leaves at least :data:`EXACT_BELOW` and the operator was not built.
+        or None when the count leaves at least ``EXACT_BELOW`` and the operator was not built.
     standardization : bool
         Whether standardization takes one of them (it removes a mean that nothing else removed).
     """
@@ -70,7 +70,7 @@ def count_model(n_volumes: int, design: RunDesign, *, t_r: float, detrend: bool 
                 filter: str | None = "butterworth", low_pass: float | None = None,
                 high_pass: float | None = None) -> ModelCount:
     """Count what the cleaning of a run removes, exactly (the cleaning operator's degrees of freedom) when it may
-    leave fewer than :data:`EXACT_BELOW`.
+    leave fewer than ``EXACT_BELOW``.
 
     Parameters
     ----------
