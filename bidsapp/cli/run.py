@@ -140,9 +140,10 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
                             cache_dir=cache, grayordinates=gray.get("grayordinates", {}))
     specs["outputs"]["settings"] = recorded_settings(run, s)
     files = joined_sources(files, list(joined_with), s, source_files)
+    planned = identities(files.values())  # checked by the provenance node and again before the sidecar
+    specs["outputs"]["source_identities"] = planned
     specs["provenance"] = {"files": {k: str(v) if v else None for k, v in files.items()},
-                           "roots": {k: str(v) for k, v in roots.items()}, "cache_dir": cache,
-                           "planned": identities(files.values()),
+                           "roots": {k: str(v) for k, v in roots.items()}, "cache_dir": cache, "planned": planned,
                            "invoked": dt.datetime.now(dt.timezone.utc).isoformat()}
     confounds_json = run.confounds_json if use_confounds else None
     inputs = {"bold_file": str(run.bold), "mask_file": str(run.mask) if run.mask else None,

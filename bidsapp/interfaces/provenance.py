@@ -36,8 +36,6 @@ class _HashInputsInput(BaseInterfaceInputSpec):
 class _HashInputsOutput(TraitedSpec):
     sources = traits.List(traits.Dict, desc="Sources entries (Role, URI, SHA256)")
     started = traits.Str(desc="ISO time when the run started")
-    identities = traits.Dict(desc="the planned identities, checked before and after hashing (the sink checks "
-                                  "them again before writing the sidecar)")
 
 
 class HashInputs(SimpleInterface):
@@ -49,11 +47,11 @@ class HashInputs(SimpleInterface):
 
     def _run_interface(self, runtime):
         i, now = self.inputs, dt.datetime.now(dt.timezone.utc)
-        check_unchanged(i.planned, "before its checksum")
+        check_unchanged(i.planned, "before its checksum")  # a changed file is not hashed (nor cached) at all
         sources = provenance.sources(i.files, i.roots, ChecksumCache(i.cache_dir))
-        check_unchanged(i.planned, "while its checksum was computed")
+        check_unchanged(i.planned, "while its checksum was computed")  # the sink checks again before the sidecar
         started = run_started([i.mask_started, i.masking_started], i.invoked, now)
-        self._results.update(sources=sources, started=started, identities=dict(i.planned))
+        self._results.update(sources=sources, started=started)
         return runtime
 
 

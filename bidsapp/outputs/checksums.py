@@ -16,15 +16,14 @@ def _identity(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
-def identity_stamp(paths) -> str:
-    """Short hash of the identities (size, mtime, ctime, inode, device) of files: changes with any write."""
-    ids = [[str(p), _identity(os.stat(p))] for p in paths if p is not None]
-    return hashlib.sha1(json.dumps(ids).encode()).hexdigest()
-
-
 def identities(paths) -> dict[str, list[int]]:
     """Each file's identity (size, mtime, ctime, inode, device), by path: taken when a run is planned."""
     return {str(p): _identity(os.stat(p)) for p in paths if p is not None}
+
+
+def identity_stamp(paths) -> str:
+    """Short hash of the identities (size, mtime, ctime, inode, device) of files: changes with any write."""
+    return hashlib.sha1(json.dumps(list(identities(paths).items())).encode()).hexdigest()
 
 
 def check_unchanged(planned: dict[str, list[int]], when: str) -> None:

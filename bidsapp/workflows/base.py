@@ -49,7 +49,7 @@ SINK_LINKS: dict[str, list[tuple[str, str]]] = {
     "masking": [("features", "features"), ("atlas_on_grid", "atlas_on_grid"), ("column_space", "column_space")],
     "cleaning": [("cleaned", "cleaned"), ("cleaned_digest", "cleaned_digest"), ("info", "clean_info")],
     "segmentation": [("samples", "samples"), ("trial_files", "trial_files"), ("info", "segment_info")],
-    "provenance": [("sources", "sources"), ("started", "started"), ("identities", "source_identities")],
+    "provenance": [("sources", "sources"), ("started", "started")],
     "report": [("report_data", "report_data")],
 }
 #: name of the sink's own sub-workflow (``<run>`` + this) when the run's trial estimates come from a joined model
