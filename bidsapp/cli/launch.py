@@ -36,7 +36,8 @@ def _stopped(signum: int) -> int:
 
     for other in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(other, signal.SIG_IGN)
-    from bidsapp.execution.interrupts import interrupted_line
+    from bidsapp.execution.interrupts import interrupted_line, quiet_exit
 
     print(interrupted_line(signum), file=sys.stderr)
+    quiet_exit()  # the at-exit callbacks of a module whose import the signal cut short may fail: no traceback
     return 128 + int(signum)

@@ -816,6 +816,8 @@ def main(argv: list[str] | None = None) -> int:
     late = restore(handlers=argv is not None)
     if late is not None and code != 128 + late:  # received while the handlers were being restored
         code = _interrupted(late, None)
+    if argv is None and code - 128 in interrupts.HANDLED:
+        interrupts.quiet_exit()
     return code
 
 

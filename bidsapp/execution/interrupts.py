@@ -121,6 +121,16 @@ def interrupted_line(signum: int, work: object = None) -> str:
             "will be recomputed by the next invocation" + (f"; work folder kept: {work}" if work else "") + ".")
 
 
+def quiet_exit() -> None:
+    """The process exits next, after its interrupt's one line: drop what Python reports as ignored from now on.
+
+    A signal that cut a module's import short leaves that module's ``atexit`` callbacks registered (nipype's
+    ``free_display`` re-imports nipype, which fails on the half-imported ``asyncio``); their "Exception ignored in
+    atexit callback" tracebacks would follow, and bury, the one line. Only for a process that is ending.
+    """
+    sys.unraisablehook = lambda unraisable: None
+
+
 def install() -> Callable[[bool], int | None]:
     """Install :func:`on_signal` for :data:`HANDLED` (main thread only) and forget any earlier signal, unless
     :func:`on_signal` is already installed (the ``bidsapp`` command installs it before its heavy imports,
