@@ -229,8 +229,9 @@ def test_cifti_atlas_mode_with_real_yeo7(bids_copy, tmp_path):
         subprocess.run([wb, "-cifti-parcellate", str(src), str(on_run), "COLUMN", str(tmp_path / "p.ptseries.nii"),
                         "-method", "MEAN"], check=True, capture_output=True)
         parcels = np.asarray(nib.load(tmp_path / "p.ptseries.nii").dataobj, dtype=np.float64)
-    else:
-        parcels = np.column_stack([data[:, labels == k].mean(axis=1, dtype=np.float64) for k in range(1, 8)])
+    else:  # stored as float32, as Workbench's ptseries and bidsapp's array are (values ~1,000: steps of 6e-5)
+        parcels = np.column_stack([data[:, labels == k].mean(axis=1, dtype=np.float64) for k in range(1, 8)]
+                                  ).astype(np.float32).astype(np.float64)
     conf, sm = _confounds(src)
     ref = clean(parcels, confounds=conf, sample_mask=sm, **CLEAN)
     np.testing.assert_allclose(np.asarray(run.X), ref, atol=1e-4)
