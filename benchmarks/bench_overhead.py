@@ -94,12 +94,24 @@ DETAIL = (
     ("bidsapp.core.qc", "qc_after", "cleaning: QC after"),
     ("bidsapp.interfaces.clean", "save_npy", "cleaning: save arrays (operator)"),
     ("bidsapp.interfaces.clean", "save_npy_hashed", "cleaning: save the cleaned array + its SHA-256"),
+    ("bidsapp.interfaces.clean", "RowsInPlace", "cleaning: copy the masked array to the output file (kernel copy)"),
+    ("bidsapp.interfaces.clean", "_install_cleaned",
+     "cleaning: install the cleaned file (wait for its SHA-256, hashed during the QC)"),
     ("bidsapp.core.carpet", "zscored_columns", "cleaning: carpet columns"),
     ("bidsapp.interfaces.report", "mean_volume", "report: mean image (reads the BOLD)"),
     ("bidsapp.reports.run_report", "read_tsv", "page: read tables"),
     ("bidsapp.reports.run_report", "_carpet_figure", "page: carpet figure"),
     ("bidsapp.reports.run_report", "_overlay_figure", "page: overlay figure"),
 )
+
+
+def _owner(dotted: str):
+    """A module, or a class of a module (``package.module.Class``)."""
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError:
+        module, _, name = dotted.rpartition(".")
+        return getattr(importlib.import_module(module), name)
 
 
 def child(argv: list[str]) -> None:
@@ -140,7 +152,7 @@ def child(argv: list[str]) -> None:
     rec.wrap(transaction.RunWriter, "install", "  install outputs (move or copy, + sha256)")
     rec.wrap(transaction.RunWriter, "finish", "  sidecar")
     for module, attr, label in DETAIL:
-        owner = importlib.import_module(module)
+        owner = _owner(module)
         if hasattr(owner, attr):
             rec.wrap(owner, attr, "  " + label)
     code = run.main(argv)

@@ -20,6 +20,7 @@ import io
 import mmap
 import os
 import re
+import struct
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -409,12 +410,18 @@ def mean_volume(path: str | os.PathLike) -> np.ndarray:
     return mean.mean()
 
 
-def sha256sum(path: str | os.PathLike, blocksize: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(blocksize), b""):
-            h.update(block)
+def sha256sum(path: str | os.PathLike, blocksize: int = 1 << 20, *, length: int | None = None) -> str:
+    """Hex SHA-256 of a file (of its first ``length`` bytes when given), read in blocks into one reused
+    buffer."""
+    h, buf = hashlib.sha256(), memoryview(bytearray(blocksize))
+    with open(path, "rb", buffering=0) as fh:
+        left = os.fstat(fh.fileno()).st_size if length is None else length
+        while left > 0:
+            k = fh.readinto(buf[:min(blocksize, left)])
+            if not k:
+                raise ValueError(f"{path}: shorter than {length} bytes.")
+            h.update(buf[:k])
+            left -= k
     return h.hexdigest()
 
 
@@ -660,6 +667,69 @@ def save_npy_hashed(array: np.ndarray, path: str | os.PathLike, *, block: int = 
             fh.write(piece)
         hashed.result()
     return sha.hexdigest()
+
+
+class RowsInPlace:
+    """A float ``.npy`` of shape (n, m) copied into a temporary file next to ``path`` by the kernel
+    (``copy_file_range``) and mapped read-write (:attr:`array`), for work that writes its result over the array's
+    leading rows; :meth:`keep` then makes the file an ``.npy`` of those rows and :meth:`install` renames it to
+    ``path``.
+
+    No fresh memory holds the array: reading the file into a new array and writing the result to a new file
+    fault in twice the array's size, which costs more than the arithmetic on a virtual machine whose free
+    memory goes back to its host (about 2 s per GiB the first time it is touched). The temporary file is
+    removed on :meth:`discard`; a killed process leaves a hidden ``.tmp`` that :func:`remove_temporaries`
+    clears.
+    """
+
+    def __init__(self, src: str | os.PathLike, path: str | os.PathLike):
+        self.path = Path(path)
+        self.tmp = temporary_path(self.path)
+        try:
+            with open(src, "rb") as fin, open(self.tmp, "r+b") as fout:
+                size = os.fstat(fin.fileno()).st_size
+                if _kernel_copy(fin, fout, 0, size) != size:
+                    raise ValueError(f"{src}: the file changed while it was copied; run again.")
+            self.array = np.load(self.tmp, mmap_mode="r+")
+            self.offset = self.array.offset
+        except BaseException:
+            self.discard()
+            raise
+
+    def keep(self, n_rows: int) -> int:
+        """Make the file's header say (``n_rows``, m), same header length; returns the file's new length
+        (header + those rows). Call :meth:`install` once the array's mapping is no longer read."""
+        a = self.array
+        if a.ndim != 2 or not a.flags.c_contiguous or not 0 <= n_rows <= a.shape[0]:
+            raise ValueError(f"{self.tmp}: cannot keep {n_rows} rows of a {a.shape} array.")
+        head = _header_of_length({"descr": np.lib.format.dtype_to_descr(a.dtype), "fortran_order": False,
+                                  "shape": (int(n_rows), int(a.shape[1]))}, self.offset)
+        with open(self.tmp, "r+b") as fh:
+            fh.write(head)
+        return self.offset + n_rows * a.shape[1] * a.itemsize
+
+    def install(self, length: int) -> Path:
+        """Drop the mapping, cut the file to ``length`` (from :meth:`keep`), rename it to ``path``."""
+        self.array = None  # its last reference: unmapped
+        os.truncate(self.tmp, length)
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (the mapping, if any, goes with the last reference to :attr:`array`)."""
+        self.tmp.unlink(missing_ok=True)
+
+
+def _header_of_length(fields: dict, length: int) -> bytes:
+    """An ``.npy`` format 1.0 header of exactly ``length`` bytes (the data's offset): numpy's, padded with
+    spaces when shorter (numpy reads any padding)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, fields)
+    head = buf.getvalue()
+    if len(head) > length or length - 10 > 0xFFFF:
+        raise ValueError(f"an .npy header of {len(head)} bytes does not fit in {length}.")
+    body = head[10:-1] + b" " * (length - len(head)) + b"\n"
+    return head[:8] + struct.pack("<H", len(body)) + body
 
 
 def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tuple[int, ...],

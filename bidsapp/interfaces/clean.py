@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface
 
 from bidsapp.core import carpet, qc, signal
 from bidsapp.core import confounds as cf
-from bidsapp.core.io import save_npy, save_npy_hashed, write_text, write_tsv
+from bidsapp.core.io import RowsInPlace, save_npy, save_npy_hashed, sha256sum, write_text, write_tsv
 from bidsapp.outputs.checksums import written_digest
 
 
@@ -71,6 +72,23 @@ def censoring_table(n: int, t_r: float, start_time: float, selection, kept_rows:
     return table
 
 
+def _in_thread(fn, *args, **kwargs) -> Future:
+    """Run ``fn`` in a thread of its own (a file's SHA-256 while the QC runs: hashlib releases the GIL)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bidsapp-hash")
+    try:
+        return pool.submit(fn, *args, **kwargs)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its task
+
+
+def _install_cleaned(rows: RowsInPlace, length: int, hashing) -> dict:
+    """Rename the cleaned file into place; its SHA-256 (computed from the file while the QC ran) and
+    identity when hashed (:func:`bidsapp.outputs.checksums.written_digest`), else {}."""
+    sha = hashing.result() if hashing is not None else None
+    path = rows.install(length)
+    return written_digest(path, sha) if sha is not None else {}
+
+
 def _warn_all_constant(std: np.ndarray) -> None:
     """One warning when every column with data is constant over time (its standard deviation before
     standardization is 0): the cleaned array is all zeros, which a real BOLD run never gives."""
@@ -104,11 +122,30 @@ class CleanSignals(SimpleInterface):
 
     def _clean(self, runtime):
         cwd = Path(runtime.cwd)
+        X, rows = self._load(cwd / "cleaned.npy")
+        try:
+            self._clean_array(cwd, X, rows)
+        except BaseException:
+            if rows is not None:
+                rows.discard()
+            raise
+        return runtime
+
+    def _load(self, target: Path) -> tuple[np.ndarray, RowsInPlace | None]:
+        """The masked array: a float32 C-order one (volumes) is copied to a temporary file next to ``target``
+        and mapped there, to be cleaned in place into the output file (:class:`RowsInPlace`: no fresh memory
+        holds it); otherwise (a dtseries' Fortran order, regions with NaN columns, another dtype) the array."""
         X = np.load(self.inputs.timeseries, mmap_mode="r")
-        if not X.flags.f_contiguous or X.flags.c_contiguous:  # C order (volumes): read, then cleaned in place
-            del X  # a plain read, not a copy of the map (whose pages would count twice)
-            X = np.load(self.inputs.timeseries)
-        # Fortran order (a dtseries' layout): read by column chunks from the map, cleaned into a new C array
+        if X.flags.f_contiguous and not X.flags.c_contiguous:
+            return X, None  # a dtseries' layout: read by column chunks from the map, cleaned into a new C array
+        if X.dtype == np.float32 and X.ndim == 2 and not self.inputs.nan_columns:
+            del X
+            rows = RowsInPlace(self.inputs.timeseries, target)
+            return rows.array, rows
+        del X  # a plain read, not a copy of the map (whose pages would count twice)
+        return np.load(self.inputs.timeseries), None
+
+    def _clean_array(self, cwd: Path, X: np.ndarray, rows: RowsInPlace | None) -> None:
         n = X.shape[0]
         design = cf.run_design(n, self.inputs.confounds_file, self.inputs.confounds_json, self.inputs.denoise,
                                list(self.inputs.confound_columns), self.inputs.dummy_scans,
@@ -128,13 +165,19 @@ class CleanSignals(SimpleInterface):
         before = qc.qc_before(X, fd=fd, non_steady_state=nss_mask, kept=op.kept)
         cleaned, std = self._apply(X, op)
         _warn_all_constant(std)
+        if rows is not None:  # the file's header now says the kept rows; hashed while the QC reads them
+            length = rows.keep(cleaned.shape[0])
+            hashing = _in_thread(sha256sum, rows.tmp, 1 << 22, length=length) if self.inputs.hash_cleaned else None
         run_qc = qc.qc_after(before, cleaned, kept=op.kept, fd=fd, cleaned_std=std, dof=dof, n_volumes=n)
         drawn = carpet.CarpetData(before=carpet_before, columns=columns, dvars_before=run_qc.dvars_before,
                                   after=carpet.kept_rows(carpet.zscored_columns(cleaned, columns), op.kept, n),
                                   dvars_after=run_qc.dvars_after)
         np.savez(cwd / "carpet.npz", **drawn.arrays())
-        digest = self._save_cleaned(np.ascontiguousarray(cleaned, dtype=np.float32), cwd / "cleaned.npy")
+        if rows is None:
+            digest = self._save_cleaned(np.ascontiguousarray(cleaned, dtype=np.float32), cwd / "cleaned.npy")
         del X, cleaned
+        if rows is not None:
+            digest = _install_cleaned(rows, length, hashing)
         write_tsv(cwd / "samples.tsv", censoring_table(n, self.inputs.t_r, self.inputs.start_time,
                                                        selection, op.kept, fd, nss))
         info = self._info(selection, op, dof, nss, nss_source, run_qc.metrics, n)
@@ -144,7 +187,6 @@ class CleanSignals(SimpleInterface):
                              cleaned_digest=digest,
                              samples=str(cwd / "samples.tsv"), info=str(cwd / "info.json"), dof=dof,
                              carpet=str(cwd / "carpet.npz"))
-        return runtime
 
     def _save_cleaned(self, cleaned: np.ndarray, path: Path) -> dict:
         """Save the cleaned array; with ``hash_cleaned``, its SHA-256 computed while it is written and the file's

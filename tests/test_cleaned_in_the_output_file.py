@@ -1,0 +1,98 @@
+"""A volume run's masked array is cleaned in a kernel copy of its file that becomes the output
+(:class:`bidsapp.core.io.RowsInPlace`): no fresh memory holds it, and the result must be the array the
+in-memory path gives, bit for bit, with the SHA-256 of the file installed, the masking node's file untouched
+and nothing left behind when the cleaning fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from bidsapp.core import io as bio
+from bidsapp.core import signal
+from bidsapp.core.io import RowsInPlace, save_npy
+from bidsapp.interfaces.clean import CleanSignals
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.parametrize("n, keep", [(120, 120), (120, 97), (100, 99), (10, 0), (100_000, 99_999)])
+def test_rows_kept_in_place_load_as_those_rows(tmp_path, n, keep):
+    """Any number of leading rows, including one digit fewer in the header's shape (100,000 -> 99,999) and none."""
+    p = 3 if n > 1000 else 17
+    x = np.random.default_rng(n + keep).normal(size=(n, p)).astype(np.float32)
+    save_npy(x, tmp_path / "src.npy")
+    before = _sha(tmp_path / "src.npy")
+    rows = RowsInPlace(tmp_path / "src.npy", tmp_path / "out.npy")
+    assert not (tmp_path / "out.npy").exists()  # a hidden temporary until installed
+    rows.array[:keep] *= 2
+    length = rows.keep(keep)
+    digest = bio.sha256sum(rows.tmp, length=length)
+    path = rows.install(length)
+    out = np.load(path)
+    np.testing.assert_array_equal(out, x[:keep] * 2)
+    assert out.shape == (keep, p) and out.dtype == np.float32
+    assert digest == _sha(path) and os.path.getsize(path) == length
+    assert _sha(tmp_path / "src.npy") == before  # the source is never written
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["out.npy", "src.npy"]
+    assert np.load(path, mmap_mode="r").offset % 64 == 0  # the data stay aligned for a memory map
+
+
+def test_a_discarded_copy_leaves_nothing(tmp_path):
+    save_npy(np.ones((5, 4), np.float32), tmp_path / "src.npy")
+    rows = RowsInPlace(tmp_path / "src.npy", tmp_path / "out.npy")
+    rows.discard()
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["src.npy"]
+
+
+def _node(tmp_path, name: str, x: np.ndarray, **inputs):
+    save_npy(x, tmp_path / f"{name}.npy")
+    (tmp_path / name).mkdir()
+    return CleanSignals(timeseries=str(tmp_path / f"{name}.npy"), t_r=0.8, denoise="none", **inputs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_node_gives_the_in_memory_result_and_the_file_hash(tmp_path, seed):
+    """Seeded runs: lengths, dummy scans (censored leading rows), band-pass or not, zscore or psc, a constant
+    column; the cleaned file equals apply_operator on the array read into memory, its digest is its SHA-256,
+    and the masking node's file is unchanged."""
+    rng = np.random.default_rng(seed)
+    n, p = int(rng.integers(40, 300)), int(rng.integers(50, 3000))
+    x = (rng.uniform(100, 1000, p) + rng.normal(0, 1, (n, p)).cumsum(axis=0)).astype(np.float32)
+    x[:, int(rng.integers(p))] = 300.0
+    inputs = dict(dummy_scans=int(rng.integers(0, 4)), standardize=["zscore_sample", "psc"][seed % 2],
+                  high_pass=0.01, low_pass=[None, 0.1][seed % 2], hash_cleaned=bool(seed < 3))
+    node = _node(tmp_path, "run", x, **inputs)
+    src_sha = _sha(tmp_path / "run.npy")
+    res = node.run(cwd=str(tmp_path / "run"))
+    out = np.load(res.outputs.cleaned)
+    kept = np.arange(inputs["dummy_scans"], n)
+    op = signal.cleaning_operator(n, t_r=0.8, detrend=True, high_pass=0.01, low_pass=inputs["low_pass"],
+                                  filter="butterworth", sample_mask=kept if kept.size < n else None)
+    ref = signal.apply_operator(x.copy(), op, standardize=inputs["standardize"], copy=False)
+    np.testing.assert_array_equal(out, ref)
+    assert _sha(tmp_path / "run.npy") == src_sha
+    if inputs["hash_cleaned"]:
+        assert res.outputs.cleaned_digest["sha256"] == _sha(res.outputs.cleaned)
+    else:
+        assert res.outputs.cleaned_digest == {}
+    assert not [f for f in os.listdir(tmp_path / "run") if f.startswith(".")]  # no temporary left
+
+
+def test_a_failed_cleaning_leaves_no_output_file(tmp_path, monkeypatch):
+    x = np.random.default_rng(0).normal(100, 1, (80, 300)).astype(np.float32)
+    node = _node(tmp_path, "run", x, hash_cleaned=True)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(signal, "apply_operator", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        node.run(cwd=str(tmp_path / "run"))
+    assert not [f for f in os.listdir(tmp_path / "run") if "cleaned" in f]
