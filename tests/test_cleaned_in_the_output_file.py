@@ -57,15 +57,18 @@ def _node(tmp_path, name: str, x: np.ndarray, **inputs):
     return CleanSignals(timeseries=str(tmp_path / f"{name}.npy"), t_r=0.8, denoise="none", **inputs)
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("seed", range(4))
-def test_the_node_gives_the_in_memory_result_and_the_file_hash(tmp_path, seed):
+def test_the_node_gives_the_in_memory_result_and_the_file_hash(tmp_path, seed, order):
     """Seeded runs: lengths, dummy scans (censored leading rows), band-pass or not, zscore or psc, a constant
-    column; the cleaned file equals apply_operator on the array read into memory, its digest is its SHA-256,
+    column, a volume run's layout (C: cleaned in a copy of its file) or a dtseries' (F: cleaned into a new
+    file); the cleaned file equals apply_operator on the array read into memory, its digest is its SHA-256,
     and the masking node's file is unchanged."""
     rng = np.random.default_rng(seed)
     n, p = int(rng.integers(40, 300)), int(rng.integers(50, 3000))
     x = (rng.uniform(100, 1000, p) + rng.normal(0, 1, (n, p)).cumsum(axis=0)).astype(np.float32)
     x[:, int(rng.integers(p))] = 300.0
+    x = np.asarray(x, order=order)
     inputs = dict(dummy_scans=int(rng.integers(0, 4)), standardize=["zscore_sample", "psc"][seed % 2],
                   high_pass=0.01, low_pass=[None, 0.1][seed % 2], hash_cleaned=bool(seed < 3))
     node = _node(tmp_path, "run", x, **inputs)
@@ -75,7 +78,8 @@ def test_the_node_gives_the_in_memory_result_and_the_file_hash(tmp_path, seed):
     kept = np.arange(inputs["dummy_scans"], n)
     op = signal.cleaning_operator(n, t_r=0.8, detrend=True, high_pass=0.01, low_pass=inputs["low_pass"],
                                   filter="butterworth", sample_mask=kept if kept.size < n else None)
-    ref = signal.apply_operator(x.copy(), op, standardize=inputs["standardize"], copy=False)
+    ref = signal.apply_operator(x.copy(order="K"), op, standardize=inputs["standardize"],
+                                copy=order == "F")  # the in-memory paths: in place (C), a new array (F)
     np.testing.assert_array_equal(out, ref)
     assert _sha(tmp_path / "run.npy") == src_sha
     if inputs["hash_cleaned"]:

@@ -672,8 +672,8 @@ def save_npy_hashed(array: np.ndarray, path: str | os.PathLike, *, block: int = 
 class RowsInPlace:
     """A float ``.npy`` of shape (n, m) copied into a temporary file next to ``path`` by the kernel
     (``copy_file_range``) and mapped read-write (:attr:`array`), for work that writes its result over the array's
-    leading rows; :meth:`keep` then makes the file an ``.npy`` of those rows and :meth:`install` renames it to
-    ``path``.
+    leading rows (or, :meth:`new`, an empty one to write a result into); :meth:`keep` then makes the file an
+    ``.npy`` of those rows and :meth:`install` renames it to ``path``.
 
     No fresh memory holds the array: reading the file into a new array and writing the result to a new file
     fault in twice the array's size, which costs more than the arithmetic on a virtual machine whose free
@@ -695,6 +695,21 @@ class RowsInPlace:
         except BaseException:
             self.discard()
             raise
+
+    @classmethod
+    def new(cls, path: str | os.PathLike, shape: tuple[int, int], dtype=np.float32) -> RowsInPlace:
+        """An output array of ``shape`` (C order) in a new temporary file next to ``path``, mapped read-write:
+        written there instead of in fresh memory, then saved by :meth:`keep` and :meth:`install` alike."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.tmp = temporary_path(self.path)
+        try:
+            self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=tuple(shape))
+            self.offset = self.array.offset
+        except BaseException:
+            self.discard()
+            raise
+        return self
 
     def keep(self, n_rows: int) -> int:
         """Make the file's header say (``n_rows``, m), same header length; returns the file's new length

@@ -132,13 +132,15 @@ class CleanSignals(SimpleInterface):
         return runtime
 
     def _load(self, target: Path) -> tuple[np.ndarray, RowsInPlace | None]:
-        """The masked array: a float32 C-order one (volumes) is copied to a temporary file next to ``target``
-        and mapped there, to be cleaned in place into the output file (:class:`RowsInPlace`: no fresh memory
-        holds it); otherwise (a dtseries' Fortran order, regions with NaN columns, another dtype) the array."""
+        """The masked array and, for a float32 one without NaN columns, the output file it is cleaned into
+        (:class:`RowsInPlace`: no fresh memory holds either): a C-order array (volumes) is copied to the output
+        file and cleaned there in place; a Fortran-order one (a dtseries') is read from its map by column chunks
+        into a new output file. Otherwise (regions with NaN columns, another dtype) the array alone."""
         X = np.load(self.inputs.timeseries, mmap_mode="r")
-        if X.flags.f_contiguous and not X.flags.c_contiguous:
-            return X, None  # a dtseries' layout: read by column chunks from the map, cleaned into a new C array
-        if X.dtype == np.float32 and X.ndim == 2 and not self.inputs.nan_columns:
+        fits = X.dtype == np.float32 and X.ndim == 2 and not self.inputs.nan_columns
+        if X.flags.f_contiguous and not X.flags.c_contiguous:  # a dtseries' layout: read by column chunks from
+            return X, RowsInPlace.new(target, X.shape) if fits else None  # the map, cleaned into the output file
+        if fits:
             del X
             rows = RowsInPlace(self.inputs.timeseries, target)
             return rows.array, rows
@@ -163,7 +165,8 @@ class CleanSignals(SimpleInterface):
         columns = carpet.carpet_columns(X.shape[1], carpet.CARPET_COLUMNS)
         carpet_before = carpet.zscored_columns(X, columns)  # before X is cleaned in place
         before = qc.qc_before(X, fd=fd, non_steady_state=nss_mask, kept=op.kept)
-        cleaned, std = self._apply(X, op)
+        in_place = rows is not None and rows.array is X
+        cleaned, std = self._apply(X, op, out=None if rows is None or in_place else rows.array[:op.kept.size])
         _warn_all_constant(std)
         if rows is not None:  # the file's header now says the kept rows; hashed while the QC reads them
             length = rows.keep(cleaned.shape[0])
@@ -214,13 +217,14 @@ class CleanSignals(SimpleInterface):
             "QCColumns": "columns of the run's array (voxels of the mask, or regions)",
         }
 
-    def _apply(self, X: np.ndarray, op: signal.CleaningOperator) -> tuple[np.ndarray, np.ndarray]:
-        """Clean the columns (in place when X allows), each column's standard deviation before standardization;
-        the ``nan_columns`` (``--min-coverage``) are left out and stay NaN."""
+    def _apply(self, X: np.ndarray, op: signal.CleaningOperator,
+               out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Clean the columns (into ``out`` when given, else in place when X allows), each column's standard
+        deviation before standardization; the ``nan_columns`` (``--min-coverage``) are left out and stay NaN."""
         nan_columns = sorted(set(self.inputs.nan_columns))
         std = np.full(X.shape[1], np.nan)
         if not nan_columns:
-            cleaned = signal.apply_operator(X, op, standardize=self.inputs.standardize, copy=False,
+            cleaned = signal.apply_operator(X, op, standardize=self.inputs.standardize, copy=False, out=out,
                                             column_std=std)
             return cleaned, std
         keep = np.setdiff1d(np.arange(X.shape[1]), nan_columns)  # regions: a small array
