@@ -94,7 +94,7 @@ DETAIL = (
     ("bidsapp.core.qc", "qc_after", "cleaning: QC after"),
     ("bidsapp.interfaces.clean", "save_npy", "cleaning: save arrays (operator)"),
     ("bidsapp.interfaces.clean", "save_npy_hashed", "cleaning: save the cleaned array + its SHA-256"),
-    ("bidsapp.interfaces.clean", "RowsInPlace", "cleaning: copy the masked array to the output file (kernel copy)"),
+    ("bidsapp.core.io.RowsInPlace", "__init__", "cleaning: copy the masked array to the output file (kernel copy)"),
     ("bidsapp.interfaces.clean", "_install_cleaned",
      "cleaning: install the cleaned file (wait for its SHA-256, hashed during the QC)"),
     ("bidsapp.core.carpet", "zscored_columns", "cleaning: carpet columns"),
