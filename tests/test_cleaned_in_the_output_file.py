@@ -100,3 +100,55 @@ def test_a_failed_cleaning_leaves_no_output_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         node.run(cwd=str(tmp_path / "run"))
     assert not [f for f in os.listdir(tmp_path / "run") if "cleaned" in f]
+
+
+def test_a_short_disk_takes_the_plain_path(tmp_path, monkeypatch):
+    """Without room for the copy (:func:`bidsapp.core.io.has_room`), the array is read into memory and saved
+    as before: a full disk is then an ``OSError`` from ``write()``, never a map's ``SIGBUS``."""
+    from bidsapp.interfaces import clean
+
+    x = np.random.default_rng(1).normal(100, 1, (90, 400)).astype(np.float32)
+    node = _node(tmp_path, "run", x, hash_cleaned=True)
+    made = []
+    monkeypatch.setattr(clean, "has_room", lambda folder, nbytes: False)
+    monkeypatch.setattr(clean, "RowsInPlace", lambda *a, **k: made.append(a))
+    res = node.run(cwd=str(tmp_path / "run"))
+    assert not made
+    op = signal.cleaning_operator(90, t_r=0.8, detrend=True, filter="butterworth")
+    np.testing.assert_array_equal(np.load(res.outputs.cleaned), signal.apply_operator(x.copy(), op, copy=False))
+    assert res.outputs.cleaned_digest["sha256"] == _sha(res.outputs.cleaned)
+
+
+FULL_DISK = """
+import sys
+import numpy as np
+from bidsapp.interfaces import clean
+clean.has_room = lambda folder, nbytes: True  # the disk filled up after the check
+node = clean.CleanSignals(timeseries=sys.argv[1], t_r=0.8, denoise="none", hash_cleaned=True)
+try:
+    node.run(cwd=sys.argv[2])
+except OSError as exc:
+    print("OSError", exc.errno)
+"""
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_disk_full_under_the_map_is_an_error_not_sigbus(tmp_path, order):
+    """The copy's blocks are reserved (``posix_fallocate``) before they are mapped: on a disk that fills up
+    the node raises ENOSPC and leaves no temporary file, where a write through the map to an unallocated
+    block would kill the process by SIGBUS (a small tmpfs, root only)."""
+    import errno
+    import subprocess
+    import sys
+
+    from tests.reliability.test_error_lines import _tmpfs
+
+    x = np.asarray(np.random.default_rng(2).normal(100, 1, (200, 3000)), dtype=np.float32, order=order)  # 2.4 MB
+    save_npy(x, tmp_path / "ts.npy")
+    with _tmpfs(tmp_path / "small", "size=2m") as small:
+        (small / "node").mkdir()
+        done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "ts.npy"), str(small / "node")],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+        assert done.stdout.split() == ["OSError", str(errno.ENOSPC)], done.stdout + done.stderr[-2000:]
+        assert not [f for f in os.listdir(small / "node") if "cleaned" in f]

@@ -670,25 +670,33 @@ def save_npy_hashed(array: np.ndarray, path: str | os.PathLike, *, block: int = 
 
 
 class RowsInPlace:
-    """A float ``.npy`` of shape (n, m) copied into a temporary file next to ``path`` by the kernel
-    (``copy_file_range``) and mapped read-write (:attr:`array`), for work that writes its result over the array's
-    leading rows (or, :meth:`new`, an empty one to write a result into); :meth:`keep` then makes the file an
-    ``.npy`` of those rows and :meth:`install` renames it to ``path``.
+    """A float ``.npy`` of shape (n, m) copied into a temporary file next to ``path`` and mapped read-write
+    (:attr:`array`), for work that writes its result over the array's leading rows (or, :meth:`new`, an empty
+    one to write a result into); :meth:`keep` then makes the file an ``.npy`` of those rows and :meth:`install`
+    renames it to ``path``.
 
     No fresh memory holds the array: reading the file into a new array and writing the result to a new file
     fault in twice the array's size, which costs more than the arithmetic on a virtual machine whose free
     memory goes back to its host (about 2 s per GiB the first time it is touched). The temporary file is
     removed on :meth:`discard`; a killed process leaves a hidden ``.tmp`` that :func:`remove_temporaries`
     clears.
+
+    A write through a map cannot return an error: a block the filesystem must allocate then, on a full disk,
+    ends the process by ``SIGBUS``. So the file's blocks are all allocated before it is mapped: the copy is
+    written through a buffer (a kernel copy may share the source's blocks, a reflink, copied at the first write
+    to each), then ``posix_fallocate`` reserves every block (a full disk is an ``OSError`` there); callers
+    check :func:`has_room` first. On NFS, closing the file after :meth:`keep` writes the mapped pages back and
+    reports an error as ``write()`` would.
     """
 
     def __init__(self, src: str | os.PathLike, path: str | os.PathLike):
         self.path = Path(path)
         self.tmp = temporary_path(self.path)
         try:
-            with open(src, "rb") as fin, open(self.tmp, "r+b") as fout:
+            with open(src, "rb", buffering=0) as fin, open(self.tmp, "r+b", buffering=0) as fout:
                 size = os.fstat(fin.fileno()).st_size
-                if _kernel_copy(fin, fout, 0, size) != size:
+                os.posix_fallocate(fout.fileno(), 0, max(size, 1))
+                if _copy_blocks(fin, fout, size) != size:
                     raise ValueError(f"{src}: the file changed while it was copied; run again.")
             self.array = np.load(self.tmp, mmap_mode="r+")
             self.offset = self.array.offset
@@ -706,6 +714,8 @@ class RowsInPlace:
         try:
             self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=tuple(shape))
             self.offset = self.array.offset
+            with open(self.tmp, "r+b") as fh:  # every block reserved now: no allocation under the map
+                os.posix_fallocate(fh.fileno(), 0, self.offset + max(self.array.nbytes, 1))
         except BaseException:
             self.discard()
             raise
@@ -733,6 +743,19 @@ class RowsInPlace:
     def discard(self) -> None:
         """Remove the temporary file (the mapping, if any, goes with the last reference to :attr:`array`)."""
         self.tmp.unlink(missing_ok=True)
+
+
+#: free space :func:`has_room` leaves to the rest of the system beyond what is asked
+ROOM_MARGIN = 256 << 20
+
+
+def has_room(folder: str | os.PathLike, nbytes: int) -> bool:
+    """Whether the filesystem of ``folder`` has ``nbytes`` free for this user, plus :data:`ROOM_MARGIN`."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize >= nbytes + ROOM_MARGIN
 
 
 def _header_of_length(fields: dict, length: int) -> bytes:

@@ -12,7 +12,7 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface
 
 from bidsapp.core import carpet, qc, signal
 from bidsapp.core import confounds as cf
-from bidsapp.core.io import RowsInPlace, save_npy, save_npy_hashed, sha256sum, write_text, write_tsv
+from bidsapp.core.io import RowsInPlace, has_room, save_npy, save_npy_hashed, sha256sum, write_text, write_tsv
 from bidsapp.outputs.checksums import written_digest
 
 
@@ -137,7 +137,8 @@ class CleanSignals(SimpleInterface):
         file and cleaned there in place; a Fortran-order one (a dtseries') is read from its map by column chunks
         into a new output file. Otherwise (regions with NaN columns, another dtype) the array alone."""
         X = np.load(self.inputs.timeseries, mmap_mode="r")
-        fits = X.dtype == np.float32 and X.ndim == 2 and not self.inputs.nan_columns
+        fits = (X.dtype == np.float32 and X.ndim == 2 and not self.inputs.nan_columns
+                and has_room(target.parent, 2 * X.nbytes))  # a full disk: the plain path's clear OSError
         if X.flags.f_contiguous and not X.flags.c_contiguous:  # a dtseries' layout: read by column chunks from
             return X, RowsInPlace.new(target, X.shape) if fits else None  # the map, cleaned into the output file
         if fits:
