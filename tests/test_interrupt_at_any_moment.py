@@ -21,6 +21,7 @@ import pytest
 
 import bidsapp
 from bidsapp.demo import make_dataset
+from tests.reliability.helpers import assert_sidecars_true
 
 SEED = int(os.environ.get("BIDSAPP_TEST_SEED", "20261203"))
 DELAYS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
@@ -68,6 +69,17 @@ def _bidsapp_frames(err: str) -> list[str]:
             and not (ln.strip().startswith(before) and ln.rstrip().endswith("in <module>"))]
 
 
+def _dropped_by_the_interpreter(err: str) -> bool:
+    """Python's default SIGINT handler raised ``KeyboardInterrupt`` in a callback of its own import machinery,
+    where Python ignores it ("Exception ignored in: <function _get_module_lock...>"), while it imported the
+    console script's modules: nothing of bidsapp has run, the signal is gone, and the run goes on (seen at a
+    0.02 s delay on a loaded machine). Only that report may be on stderr, with no bidsapp frame in it."""
+    lines = [ln for ln in err.splitlines() if not ln.startswith(("[bidsapp]", "bidsapp: warning"))]
+    return bool(lines) and lines[0].startswith("Exception ignored in: <function _get_module_lock") \
+        and lines[-1].strip() == "KeyboardInterrupt:" and all("frozen importlib" in ln or not ln.startswith("  ")
+                                                              for ln in lines[1:-1])
+
+
 def test_sigint_at_any_moment_gives_the_one_line(bids, tmp_path):
     rng = random.Random(SEED)
     delays = sorted(DELAYS + tuple(round(rng.uniform(0.0, 1.0), 3) for _ in range(4)))
@@ -80,6 +92,10 @@ def test_sigint_at_any_moment_gives_the_one_line(bids, tmp_path):
             assert err.strip().splitlines() == [err.strip()] and err.startswith(LINE), what
             assert "Traceback" not in err, what
             early += "[bidsapp] indexed" not in out
+        elif code == 0:  # Python dropped it during its start-up, before bidsapp's code ran: the run went on
+            assert _dropped_by_the_interpreter(err), what
+            assert delay < 0.5 and assert_sidecars_true(tmp_path / f"d{i}" / "out") >= 1, what  # and is whole
+            continue
         else:  # before bidsapp's first line: the interpreter's own start-up
             assert code in (-signal.SIGINT, 1) and out == "", what
             assert err == "" or err.startswith("Fatal Python error: init_import_site") or "KeyboardInterrupt" in err, \
