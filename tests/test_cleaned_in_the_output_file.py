@@ -152,3 +152,24 @@ def test_a_disk_full_under_the_map_is_an_error_not_sigbus(tmp_path, order):
         assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
         assert done.stdout.split() == ["OSError", str(errno.ENOSPC)], done.stdout + done.stderr[-2000:]
         assert not [f for f in os.listdir(small / "node") if "cleaned" in f]
+
+
+def test_no_reference_to_the_map_outlives_the_install(tmp_path, monkeypatch):
+    """The file is cut to the kept rows when installed: the node must hold no other reference to its map then
+    (a read past the kept rows would be a SIGBUS, a write would change the hashed file)."""
+    import weakref
+
+    x = np.random.default_rng(6).normal(100, 2, (80, 500)).astype(np.float32)
+    node = _node(tmp_path, "run", x, hash_cleaned=True, dummy_scans=3)
+    alive = []
+    install = RowsInPlace.install
+
+    def checked(self, length):
+        ref = weakref.ref(self.array)
+        self.array = None
+        alive.append(ref() is not None)
+        return install(self, length)
+
+    monkeypatch.setattr(RowsInPlace, "install", checked)
+    node.run(cwd=str(tmp_path / "run"))
+    assert alive == [False]

@@ -686,7 +686,10 @@ class RowsInPlace:
     written through a buffer (a kernel copy may share the source's blocks, a reflink, copied at the first write
     to each), then ``posix_fallocate`` reserves every block (a full disk is an ``OSError`` there); callers
     check :func:`has_room` first. On NFS, closing the file after :meth:`keep` writes the mapped pages back and
-    reports an error as ``write()`` would.
+    reports an error as ``write()`` would. A copy-on-write filesystem (btrfs, ZFS) allocates at every write
+    even to reserved blocks: there only :func:`has_room`'s margin stands between a disk filling up during the
+    cleaning and a ``SIGBUS``. :meth:`install` cuts the file: nothing may read :attr:`array` (or a view of
+    it) past the kept rows after it, so hold no other reference to the map.
     """
 
     def __init__(self, src: str | os.PathLike, path: str | os.PathLike):

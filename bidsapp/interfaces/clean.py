@@ -131,24 +131,25 @@ class CleanSignals(SimpleInterface):
             raise
         return runtime
 
-    def _load(self, target: Path) -> tuple[np.ndarray, RowsInPlace | None]:
+    def _load(self, target: Path) -> tuple[np.ndarray | None, RowsInPlace | None]:
         """The masked array and, for a float32 one without NaN columns, the output file it is cleaned into
         (:class:`RowsInPlace`: no fresh memory holds either): a C-order array (volumes) is copied to the output
         file and cleaned there in place; a Fortran-order one (a dtseries') is read from its map by column chunks
-        into a new output file. Otherwise (regions with NaN columns, another dtype) the array alone."""
+        into a new output file. Otherwise (regions with NaN columns, another dtype) the array alone. The array
+        is None when it is the output's (``rows.array``)."""
         X = np.load(self.inputs.timeseries, mmap_mode="r")
         fits = (X.dtype == np.float32 and X.ndim == 2 and not self.inputs.nan_columns
                 and has_room(target.parent, 2 * X.nbytes))  # a full disk: the plain path's clear OSError
         if X.flags.f_contiguous and not X.flags.c_contiguous:  # a dtseries' layout: read by column chunks from
             return X, RowsInPlace.new(target, X.shape) if fits else None  # the map, cleaned into the output file
-        if fits:
+        if fits:  # the map's only reference is rows.array: dropped before the file is cut and renamed
             del X
-            rows = RowsInPlace(self.inputs.timeseries, target)
-            return rows.array, rows
+            return None, RowsInPlace(self.inputs.timeseries, target)
         del X  # a plain read, not a copy of the map (whose pages would count twice)
         return np.load(self.inputs.timeseries), None
 
-    def _clean_array(self, cwd: Path, X: np.ndarray, rows: RowsInPlace | None) -> None:
+    def _clean_array(self, cwd: Path, X: np.ndarray | None, rows: RowsInPlace | None) -> None:
+        X = rows.array if X is None else X
         n = X.shape[0]
         design = cf.run_design(n, self.inputs.confounds_file, self.inputs.confounds_json, self.inputs.denoise,
                                list(self.inputs.confound_columns), self.inputs.dummy_scans,
@@ -166,7 +167,7 @@ class CleanSignals(SimpleInterface):
         columns = carpet.carpet_columns(X.shape[1], carpet.CARPET_COLUMNS)
         carpet_before = carpet.zscored_columns(X, columns)  # before X is cleaned in place
         before = qc.qc_before(X, fd=fd, non_steady_state=nss_mask, kept=op.kept)
-        in_place = rows is not None and rows.array is X
+        in_place = rows is not None and rows.array is X  # else a new output file, or none
         cleaned, std = self._apply(X, op, out=None if rows is None or in_place else rows.array[:op.kept.size])
         _warn_all_constant(std)
         if rows is not None:  # the file's header now says the kept rows; hashed while the QC reads them
