@@ -693,36 +693,28 @@ class RowsInPlace:
     """
 
     def __init__(self, src: str | os.PathLike, path: str | os.PathLike):
-        self.path = Path(path)
-        self.tmp = temporary_path(self.path)
-        try:
-            with open(src, "rb", buffering=0) as fin, open(self.tmp, "r+b", buffering=0) as fout:
-                size = os.fstat(fin.fileno()).st_size
-                os.posix_fallocate(fout.fileno(), 0, max(size, 1))
-                if _copy_blocks(fin, fout, size) != size:
-                    raise ValueError(f"{src}: the file changed while it was copied; run again.")
-            self.array = np.load(self.tmp, mmap_mode="r+")
-            self.offset = self.array.offset
-        except BaseException:
-            self.discard()
-            raise
+        self._open(path, lambda tmp: _copy_into(src, tmp) or np.load(tmp, mmap_mode="r+"))
 
     @classmethod
     def new(cls, path: str | os.PathLike, shape: tuple[int, int], dtype=np.float32) -> RowsInPlace:
         """An output array of ``shape`` (C order) in a new temporary file next to ``path``, mapped read-write:
         written there instead of in fresh memory, then saved by :meth:`keep` and :meth:`install` alike."""
         self = cls.__new__(cls)
+        self._open(path, lambda tmp: np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape)))
+        return self
+
+    def _open(self, path: str | os.PathLike, mapped: Callable[[Path], np.memmap]) -> None:
+        """The temporary file next to ``path``, mapped by ``mapped(tmp)``, every block reserved (no allocation
+        under the map); removed if any of it fails."""
         self.path = Path(path)
         self.tmp = temporary_path(self.path)
         try:
-            self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=tuple(shape))
-            self.offset = self.array.offset
-            with open(self.tmp, "r+b") as fh:  # every block reserved now: no allocation under the map
-                os.posix_fallocate(fh.fileno(), 0, self.offset + max(self.array.nbytes, 1))
+            self.array = mapped(self.tmp)
+            with open(self.tmp, "r+b") as fh:
+                os.posix_fallocate(fh.fileno(), 0, max(os.fstat(fh.fileno()).st_size, 1))
         except BaseException:
             self.discard()
             raise
-        return self
 
     def keep(self, n_rows: int) -> int:
         """Make the file's header say (``n_rows``, m), same header length; returns the file's new length
@@ -731,10 +723,10 @@ class RowsInPlace:
         if a.ndim != 2 or not a.flags.c_contiguous or not 0 <= n_rows <= a.shape[0]:
             raise ValueError(f"{self.tmp}: cannot keep {n_rows} rows of a {a.shape} array.")
         head = _header_of_length({"descr": np.lib.format.dtype_to_descr(a.dtype), "fortran_order": False,
-                                  "shape": (int(n_rows), int(a.shape[1]))}, self.offset)
+                                  "shape": (int(n_rows), int(a.shape[1]))}, a.offset)
         with open(self.tmp, "r+b") as fh:
             fh.write(head)
-        return self.offset + n_rows * a.shape[1] * a.itemsize
+        return a.offset + n_rows * a.shape[1] * a.itemsize
 
     def install(self, length: int) -> Path:
         """Drop the mapping, cut the file to ``length`` (from :meth:`keep`), rename it to ``path``."""
@@ -746,6 +738,14 @@ class RowsInPlace:
     def discard(self) -> None:
         """Remove the temporary file (the mapping, if any, goes with the last reference to :attr:`array`)."""
         self.tmp.unlink(missing_ok=True)
+
+
+def _copy_into(src: str | os.PathLike, dst: Path) -> None:
+    """Copy ``src`` into the existing file ``dst`` through a buffer (its own blocks: never a reflink)."""
+    with open(src, "rb", buffering=0) as fin, open(dst, "r+b", buffering=0) as fout:
+        size = os.fstat(fin.fileno()).st_size
+        if _copy_blocks(fin, fout, size) != size:
+            raise ValueError(f"{src}: the file changed while it was copied; run again.")
 
 
 #: free space :func:`has_room` leaves to the rest of the system beyond what is asked
