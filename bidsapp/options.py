@@ -484,4 +484,5 @@ def step_specs(settings) -> dict[str, dict]:
     # The cleaning node hashes its array while writing it only for a sink that moves it (a copy is hashed anyway)
     move = settings.work_dir is None
     specs["outputs"]["move_work_files"] = specs["cleaning"]["hash_cleaned"] = move
+    specs["cleaning"]["take_timeseries"] = move  # and the cleaning node cleans the masking node's array in its file
     return specs

@@ -1,11 +1,13 @@
-"""A volume run's masked array is cleaned in a kernel copy of its file that becomes the output
-(:class:`bidsapp.core.io.RowsInPlace`): no fresh memory holds it, and the result must be the array the
-in-memory path gives, bit for bit, with the SHA-256 of the file installed, the masking node's file untouched
-and nothing left behind when the cleaning fails.
+"""A volume run's masked array is cleaned in a copy of its file that becomes the output, or in the file itself
+when the work folder is the invocation's private one (:class:`bidsapp.core.io.RowsInPlace`): no fresh memory
+holds it, and the result must be the array the in-memory path gives, bit for bit, with the SHA-256 of the file
+installed, the masking node's file untouched (or taken, its node forgotten) and nothing left behind when the
+cleaning fails.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 
@@ -44,6 +46,32 @@ def test_rows_kept_in_place_load_as_those_rows(tmp_path, n, keep):
     assert np.load(path, mmap_mode="r").offset % 64 == 0  # the data stay aligned for a memory map
 
 
+def test_a_taken_file_is_renamed_or_copied_across_filesystems(tmp_path, monkeypatch):
+    """``take`` renames the source (no byte copied: the same inode); where the rename cannot cross
+    filesystems (``EXDEV``) the source is copied and stays."""
+    x = np.arange(60, dtype=np.float32).reshape(12, 5)
+    save_npy(x, tmp_path / "src.npy")
+    inode = os.stat(tmp_path / "src.npy").st_ino
+    rows = RowsInPlace.take(tmp_path / "src.npy", tmp_path / "out.npy")
+    assert not (tmp_path / "src.npy").exists() and os.stat(rows.tmp).st_ino == inode
+    rows.array[:7] += 1
+    np.testing.assert_array_equal(np.load(rows.install(rows.keep(7))), x[:7] + 1)
+
+    save_npy(x, tmp_path / "src.npy")
+    real = os.replace
+
+    def across(src, dst):
+        if str(src).endswith("src.npy"):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real(src, dst)
+
+    monkeypatch.setattr(bio.os, "replace", across)
+    rows = RowsInPlace.take(tmp_path / "src.npy", tmp_path / "out2.npy")
+    assert (tmp_path / "src.npy").exists() and os.stat(rows.tmp).st_ino != os.stat(tmp_path / "src.npy").st_ino
+    np.testing.assert_array_equal(rows.array, x)
+    rows.discard()
+
+
 def test_a_discarded_copy_leaves_nothing(tmp_path):
     save_npy(np.ones((5, 4), np.float32), tmp_path / "src.npy")
     rows = RowsInPlace(tmp_path / "src.npy", tmp_path / "out.npy")
@@ -57,13 +85,15 @@ def _node(tmp_path, name: str, x: np.ndarray, **inputs):
     return CleanSignals(timeseries=str(tmp_path / f"{name}.npy"), t_r=0.8, denoise="none", **inputs)
 
 
+@pytest.mark.parametrize("take", [False, True])
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("seed", range(4))
-def test_the_node_gives_the_in_memory_result_and_the_file_hash(tmp_path, seed, order):
+def test_the_node_gives_the_in_memory_result_and_the_file_hash(tmp_path, seed, order, take):
     """Seeded runs: lengths, dummy scans (censored leading rows), band-pass or not, zscore or psc, a constant
-    column, a volume run's layout (C: cleaned in a copy of its file) or a dtseries' (F: cleaned into a new
-    file); the cleaned file equals apply_operator on the array read into memory, its digest is its SHA-256,
-    and the masking node's file is unchanged."""
+    column, a volume run's layout (C: cleaned in a copy of its file, or in the file itself when the node may
+    take it) or a dtseries' (F: cleaned into a new file); the cleaned file equals apply_operator on the array
+    read into memory, its digest is its SHA-256, and the masking node's file is unchanged, or, taken, gone
+    with its node's hash file (nipype then runs that node again on a resume)."""
     rng = np.random.default_rng(seed)
     n, p = int(rng.integers(40, 300)), int(rng.integers(50, 3000))
     x = (rng.uniform(100, 1000, p) + rng.normal(0, 1, (n, p)).cumsum(axis=0)).astype(np.float32)
@@ -71,8 +101,9 @@ def test_the_node_gives_the_in_memory_result_and_the_file_hash(tmp_path, seed, o
     x = np.asarray(x, order=order)
     inputs = dict(dummy_scans=int(rng.integers(0, 4)), standardize=["zscore_sample", "psc"][seed % 2],
                   high_pass=0.01, low_pass=[None, 0.1][seed % 2], hash_cleaned=bool(seed < 3))
-    node = _node(tmp_path, "run", x, **inputs)
+    node = _node(tmp_path, "run", x, take_timeseries=take, **inputs)
     src_sha = _sha(tmp_path / "run.npy")
+    (tmp_path / "_0x0123456789abcdef.json").write_text("{}")  # the masking node's hash file (nipype's name)
     res = node.run(cwd=str(tmp_path / "run"))
     out = np.load(res.outputs.cleaned)
     kept = np.arange(inputs["dummy_scans"], n)
@@ -81,7 +112,11 @@ def test_the_node_gives_the_in_memory_result_and_the_file_hash(tmp_path, seed, o
     ref = signal.apply_operator(x.copy(order="K"), op, standardize=inputs["standardize"],
                                 copy=order == "F")  # the in-memory paths: in place (C), a new array (F)
     np.testing.assert_array_equal(out, ref)
-    assert _sha(tmp_path / "run.npy") == src_sha
+    taken = take and order == "C"
+    assert (tmp_path / "run.npy").exists() is not taken
+    assert (tmp_path / "_0x0123456789abcdef.json").exists() is not taken
+    if not taken:
+        assert _sha(tmp_path / "run.npy") == src_sha
     if inputs["hash_cleaned"]:
         assert res.outputs.cleaned_digest["sha256"] == _sha(res.outputs.cleaned)
     else:

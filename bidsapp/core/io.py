@@ -670,10 +670,10 @@ def save_npy_hashed(array: np.ndarray, path: str | os.PathLike, *, block: int = 
 
 
 class RowsInPlace:
-    """A float ``.npy`` of shape (n, m) copied into a temporary file next to ``path`` and mapped read-write
-    (:attr:`array`), for work that writes its result over the array's leading rows (or, :meth:`new`, an empty
-    one to write a result into); :meth:`keep` then makes the file an ``.npy`` of those rows and :meth:`install`
-    renames it to ``path``.
+    """A float ``.npy`` of shape (n, m) copied into a temporary file next to ``path`` (or, :meth:`take`, renamed
+    to it) and mapped read-write (:attr:`array`), for work that writes its result over the array's leading rows
+    (or, :meth:`new`, an empty one to write a result into); :meth:`keep` then makes the file an ``.npy`` of those
+    rows and :meth:`install` renames it to ``path``.
 
     No fresh memory holds the array: reading the file into a new array and writing the result to a new file
     fault in twice the array's size, which costs more than the arithmetic on a virtual machine whose free
@@ -694,6 +694,15 @@ class RowsInPlace:
 
     def __init__(self, src: str | os.PathLike, path: str | os.PathLike):
         self._open(path, lambda tmp: _copy_into(src, tmp) or np.load(tmp, mmap_mode="r+"))
+
+    @classmethod
+    def take(cls, src: str | os.PathLike, path: str | os.PathLike) -> RowsInPlace:
+        """As ``RowsInPlace(src, path)``, but ``src`` itself becomes the temporary file (renamed: no byte
+        copied, no new page; ``src`` is gone, even if the work then fails). Copied instead when ``src`` is on
+        another filesystem."""
+        self = cls.__new__(cls)
+        self._open(path, lambda tmp: _rename_or_copy(src, tmp) or np.load(tmp, mmap_mode="r+"))
+        return self
 
     @classmethod
     def new(cls, path: str | os.PathLike, shape: tuple[int, int], dtype=np.float32) -> RowsInPlace:
@@ -738,6 +747,16 @@ class RowsInPlace:
     def discard(self) -> None:
         """Remove the temporary file (the mapping, if any, goes with the last reference to :attr:`array`)."""
         self.tmp.unlink(missing_ok=True)
+
+
+def _rename_or_copy(src: str | os.PathLike, dst: Path) -> None:
+    """Rename ``src`` over the existing file ``dst``; copy it when they are on two filesystems."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_into(src, dst)
 
 
 def _copy_into(src: str | os.PathLike, dst: Path) -> None:

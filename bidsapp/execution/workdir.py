@@ -107,3 +107,14 @@ def drop_other_code_cache(work: Path, fingerprint: str | None = None) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
     stamp.write_text(fingerprint + "\n")
     return removed
+
+
+def forget_node_result(node_folder: str | os.PathLike) -> None:
+    """Make nipype run the node of ``node_folder`` again when a later invocation resumes this work folder (a
+    node whose file another node takes: the cleaning node renames the masking node's array into its output).
+
+    nipype takes a node whose folder holds no hash file (``_0x<hash>.json``) for never run; its result file
+    (``result_<node>.pklz``) stays, for the nodes of this invocation that read the node's other outputs.
+    """
+    for hashfile in Path(node_folder).glob("_0x*.json"):
+        hashfile.unlink(missing_ok=True)

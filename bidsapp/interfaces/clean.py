@@ -13,6 +13,7 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface
 from bidsapp.core import carpet, qc, signal
 from bidsapp.core import confounds as cf
 from bidsapp.core.io import RowsInPlace, has_room, save_npy, save_npy_hashed, sha256sum, write_text, write_tsv
+from bidsapp.execution.workdir import forget_node_result
 from bidsapp.outputs.checksums import written_digest
 
 
@@ -38,6 +39,10 @@ class _CleanInput(BaseInterfaceInputSpec):
     high_pass = traits.Either(None, traits.Float, default=None, usedefault=True)
     hash_cleaned = traits.Bool(False, usedefault=True, desc="compute cleaned.npy's SHA-256 while writing it, for a "
                                "sink that moves it into the outputs (move_work_files)")
+    take_timeseries = traits.Bool(False, usedefault=True, nohash=True,
+                                  desc="the work folder is this invocation's private one (move_work_files): the "
+                                       "masking node's array is renamed into cleaned.npy and cleaned there, and "
+                                       "the masking node is forgotten (a resume of the folder runs it again)")
 
 
 class _CleanOutput(TraitedSpec):
@@ -138,12 +143,17 @@ class CleanSignals(SimpleInterface):
         into a new output file. Otherwise (regions with NaN columns, another dtype) the array alone. The array
         is None when it is the output's (``rows.array``)."""
         X = np.load(self.inputs.timeseries, mmap_mode="r")
+        by_rows = X.flags.c_contiguous
+        take = self.inputs.take_timeseries and by_rows
         fits = (X.dtype == np.float32 and X.ndim == 2 and not self.inputs.nan_columns
-                and has_room(target.parent, 2 * X.nbytes))  # a full disk: the plain path's clear OSError
-        if X.flags.f_contiguous and not X.flags.c_contiguous:  # a dtseries' layout: read by column chunks from
-            return X, RowsInPlace.new(target, X.shape) if fits else None  # the map, cleaned into the output file
+                and has_room(target.parent, 0 if take else 2 * X.nbytes))  # full disk: the plain path's OSError
+        if not by_rows:  # a dtseries' layout: read by column chunks from the map, cleaned into a new output file
+            return X, RowsInPlace.new(target, X.shape) if fits else None
         if fits:  # the map's only reference is rows.array: dropped before the file is cut and renamed
             del X
+            if take:
+                forget_node_result(Path(self.inputs.timeseries).parent)  # before its array changes
+                return None, RowsInPlace.take(self.inputs.timeseries, target)
             return None, RowsInPlace(self.inputs.timeseries, target)
         del X  # a plain read, not a copy of the map (whose pages would count twice)
         return np.load(self.inputs.timeseries), None

@@ -42,7 +42,8 @@ class _ExtractInput(BaseInterfaceInputSpec):
 
 
 class _ExtractOutput(TraitedSpec):
-    timeseries = File(exists=True, desc="float32 (float64 for float64 BOLD) (n_volumes, n_features) .npy")
+    timeseries = File(desc="float32 (float64 for float64 BOLD) (n_volumes, n_features) .npy; not checked to "
+                           "exist when read back: the cleaning node may have taken it (take_timeseries)")
     features = File(exists=True, desc="features table (TSV)")
     column_space = traits.Str(desc="kind of columns")
     atlas_on_grid = traits.Either(None, File(exists=True), desc="the columns image (atlas, maps, spheres) on the run")
