@@ -95,7 +95,7 @@ DETAIL = (
     ("bidsapp.interfaces.clean", "save_npy", "cleaning: save arrays (operator)"),
     ("bidsapp.interfaces.clean", "save_npy_hashed", "cleaning: save the cleaned array + its SHA-256"),
     ("bidsapp.core.io.RowsInPlace", "__init__", "cleaning: copy the masked array to the output file (buffered copy)"),
-    ("bidsapp.core.io.RowsInPlace", "take", "cleaning: rename the masked array to the output file (private work folder)"),
+    ("bidsapp.core.io.RowsInPlace", "take", "cleaning: rename the masked array to the output (private work folder)"),
     ("bidsapp.interfaces.clean", "_install_cleaned",
      "cleaning: install the cleaned file (wait for its SHA-256, hashed during the QC)"),
     ("bidsapp.core.carpet", "zscored_columns", "cleaning: carpet columns"),

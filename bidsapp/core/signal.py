@@ -393,7 +393,8 @@ def cleaning_operator(
     if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
         # op @ op.T is op applied to op.T's columns: O(T**2) through the steps where they are cheaper
         gram = steps.apply(op.T) if _steps_are_cheaper(steps, *op.shape) else op @ op.T
-        dof, dof_centred = operator_dof(op, gram=gram), operator_dof(op, gram=_centred_gram(gram))
+        dof = operator_dof(op, gram=gram)
+        dof_centred = operator_dof(op, gram=_centred_gram(gram))  # gram is centred in place
     else:  # projections only: kept volumes minus the ranks removed
         dof, dof_centred = max(m - (min(m, 2) if detrend else 0) - rank, 0), -1
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
@@ -403,9 +404,13 @@ def cleaning_operator(
 
 def _centred_gram(gram: np.ndarray) -> np.ndarray:
     """``P S P`` for the Gram matrix ``S = op @ op.T`` and ``P`` the centring of the output's rows: the Gram matrix
-    of ``P @ op``, the operator followed by the removal of each column's mean (``S`` is symmetric)."""
+    of ``P @ op``, the operator followed by the removal of each column's mean (``S`` is symmetric). Computed in
+    ``gram``'s memory (T x T: no new pages), in the order of ``gram - r[None, :] - r[:, None] + r.mean()``."""
     r = gram.mean(axis=0)
-    return gram - r[None, :] - r[:, None] + r.mean()
+    gram -= r[None, :]
+    gram -= r[:, None]
+    gram += r.mean()
+    return gram
 
 
 def _censoring_step(n: int, keep: np.ndarray | None, conf: np.ndarray | None, ftype: str | None, t_r: float):
