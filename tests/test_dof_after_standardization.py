@@ -56,3 +56,15 @@ def test_centred_count_equals_an_svd_of_the_centred_operator(seed):
     if signal.degrees_of_freedom(op, "zscore_sample") < 1:
         with pytest.raises(ValueError, match="degrees of freedom"):
             signal.check_degrees_of_freedom(op, "zscore_sample")
+
+
+@pytest.mark.parametrize("n", [5, 64, 301])
+def test_the_gram_matrix_centred_in_place_gives_the_expression_s_bits(n):
+    """``_centred_gram`` works in its argument's memory, in the order of ``S - r - r.T + mean(r)``: the same bits."""
+    a = np.random.default_rng(n).normal(size=(n, n + 3))
+    gram = a @ a.T
+    r = gram.mean(axis=0)
+    expected = gram - r[None, :] - r[:, None] + r.mean()
+    out = signal._centred_gram(gram)
+    assert out is gram
+    np.testing.assert_array_equal(out, expected)
