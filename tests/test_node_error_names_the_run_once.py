@@ -31,3 +31,10 @@ def test_the_run_is_named_once(tmp_path, error, expected):
     reason, disk = crash_reason(_crash(tmp_path, error), {"run_1": BOLD})
     assert reason == expected and not disk
     assert reason.count(NAME) == 1
+
+
+def test_a_disk_error_without_a_file_name_names_the_node_folder(tmp_path):
+    """numpy's writers (``np.savez``) raise ``OSError`` without a file name: the line names the node's folder (the
+    disk that filled up), not ``.``."""
+    reason, disk = crash_reason(_crash(tmp_path, "OSError: [Errno 28] No space left on device"), {"run_1": BOLD})
+    assert disk and reason.startswith(f"{BOLD}: /w: No space left on device; free some space")

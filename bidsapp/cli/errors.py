@@ -32,7 +32,9 @@ def crash_reason(path: Path, bolds: dict[str, str]) -> tuple[str, bool]:
     node = next((ln[len("Node: "):].split(".") for ln in lines if ln.startswith("Node: ")), [])
     bold = bolds.get(node[1]) if len(node) > 1 else None
     disk = [ln for ln in lines if any(f"[Errno {n}]" in ln for n in DISK_ERRNOS)]
-    reason = _error_line(disk[:1] + list(reversed(lines)))
+    # an OSError without a file name (numpy's writers raise them) names the node's folder, where it wrote
+    folder = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Working directory:")), ".")
+    reason = _error_line(disk[:1] + list(reversed(lines)), Path(folder or "."))
     if bold is None or bold in reason:
         return reason, bool(disk)
     name = Path(bold).name
@@ -41,9 +43,9 @@ def crash_reason(path: Path, bolds: dict[str, str]) -> tuple[str, bool]:
     return (reason if name in reason else f"{bold}: {reason}"), bool(disk)
 
 
-def _error_line(lines: list[str]) -> str:
+def _error_line(lines: list[str], folder: Path) -> str:
     """The first ValueError/InputError/OSError line of ``lines`` (a disk error first, then the
-    traceback from its end), as one user-facing line."""
+    traceback from its end), as one user-facing line (``folder``: where an error without a file name was)."""
     for line in lines:
         text = line.strip()
         known = re.match(r"(?:[\w.]+\.)?(?:ValueError|InputError|NameTaken): (.*)", text)
@@ -52,6 +54,6 @@ def _error_line(lines: list[str]) -> str:
         if text.startswith(("OSError: ", "FileNotFoundError: ", "PermissionError: ")) or "[Errno " in text:
             match = re.search(r"\[Errno (\d+)\] ([^:]+)(?:: '([^']*)')?", text)
             if match:
-                return os_error_line(OSError(int(match.group(1)), match.group(2), match.group(3)), Path("."))
+                return os_error_line(OSError(int(match.group(1)), match.group(2), match.group(3)), folder)
             return text
     return lines[-1] if lines else "a node failed"
