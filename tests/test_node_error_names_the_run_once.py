@@ -38,3 +38,13 @@ def test_a_disk_error_without_a_file_name_names_the_node_folder(tmp_path):
     disk that filled up), not ``.``."""
     reason, disk = crash_reason(_crash(tmp_path, "OSError: [Errno 28] No space left on device"), {"run_1": BOLD})
     assert disk and reason.startswith(f"{BOLD}: /w: No space left on device; free some space")
+
+
+def test_a_killed_worker_says_so(tmp_path):
+    """A worker killed under the node (the out-of-memory killer) breaks nipype's process pool: the line says what
+    happened and what to change, not the crash file's ``Node:`` line."""
+    error = ("concurrent.futures.process.BrokenProcessPool: A process in the process pool was terminated abruptly "
+             "while the future was running or pending.")
+    reason, disk = crash_reason(_crash(tmp_path, error), {"run_1": BOLD})
+    assert not disk and reason.startswith(f"{BOLD}: a worker process was killed while it ran this node")
+    assert "--nprocs" in reason and "Node:" not in reason

@@ -46,6 +46,10 @@ def crash_reason(path: Path, bolds: dict[str, str]) -> tuple[str, bool]:
 def _error_line(lines: list[str], folder: Path) -> str:
     """The first ValueError/InputError/OSError line of ``lines`` (a disk error first, then the
     traceback from its end), as one user-facing line (``folder``: where an error without a file name was)."""
+    if any("BrokenProcessPool" in line for line in lines):
+        return ("a worker process was killed while it ran this node (most often by the system's out-of-memory "
+                "killer: see `dmesg`); give --nprocs a lower value or --mem-gb the memory the job really has, "
+                "and run again")
     for line in lines:
         text = line.strip()
         known = re.match(r"(?:[\w.]+\.)?(?:ValueError|InputError|NameTaken): (.*)", text)
