@@ -7,7 +7,8 @@ alternately, A B A B ..., each into its own output folder (removed before each r
 and its children). System time is where a page allocated for the first time shows up on a virtual machine
 whose free memory goes back to its host (``bench_fresh_memory.py``).
 
-Usage: python benchmarks/bench_versions.py BIDS_ROOT --a PYTHON_A --b PYTHON_B [--pairs 6] [--workdir DIR]
+Usage: python benchmarks/bench_versions.py BIDS_ROOT --a PYTHON_A --b PYTHON_B [--pairs 6] [--pause S]
+       [--workdir DIR]
 
 BIDS_ROOT: a dataset made by ``bench_scale.py`` (e.g. ``/tmp/bidsapp-bench-scale/T300/bids1``).
 """
@@ -27,11 +28,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_scale import bidsapp_cmd  # noqa: E402
 
 
-def run_once(python: str, root: Path, folder: Path) -> dict[str, float]:
-    """One whole invocation of ``python -m bidsapp.cli.run`` into ``folder``/out (removed first)."""
+def run_once(python: str, root: Path, folder: Path, pause: float = 0.0) -> dict[str, float]:
+    """One whole invocation of ``python -m bidsapp.cli.run`` into ``folder``/out (removed first, then ``pause``
+    seconds idle)."""
     out, tmp = folder / "out", folder / "tmp"
     shutil.rmtree(out, ignore_errors=True)
     tmp.mkdir(parents=True, exist_ok=True)
+    time.sleep(pause)
     cmd = [python, *bidsapp_cmd(root, out, 1)[1:]]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -51,11 +54,14 @@ def main() -> None:
     p.add_argument("--b", required=True, help="Python of version B")
     p.add_argument("--pairs", type=int, default=6)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/bidsapp-bench-versions"))
+    p.add_argument("--pause", type=float, default=0.0,
+                   help="seconds idle before each run (after its output folder is removed): long enough, freed "
+                        "memory goes back to the host and each run starts on fresh pages, as a first run does")
     args = p.parse_args()
     seen: dict[str, list[dict]] = {"A": [], "B": []}
     for _ in range(args.pairs):
         for name, python in (("A", args.a), ("B", args.b)):
-            seen[name].append(run_once(python, args.root.resolve(), args.workdir / name))
+            seen[name].append(run_once(python, args.root.resolve(), args.workdir / name, args.pause))
             print(name, {k: round(v, 2) for k, v in seen[name][-1].items()}, flush=True)
     print("\n| version | wall s mean (median) | user s mean | sys s mean |\n|---|---|---|---|")
     for name, rows in seen.items():
