@@ -24,6 +24,28 @@ def _popen(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def kill_9_at_marker(driver_text: str, tmp_path: Path, *args: str) -> Path:
+    """Run ``driver_text`` (a script that writes ``sys.argv[1]`` at the moment to stop, then waits) with the marker
+    path and ``args``; ``kill -9`` it once the marker exists. Returns the killed invocation's work folder (in
+    ``$TMPDIR``, set beside ``tmp_path`` by the test configuration)."""
+    import signal
+    import time
+
+    driver, marker = tmp_path / "driver.py", tmp_path / "marker"
+    driver.write_text(driver_text)
+    proc = subprocess.Popen([sys.executable, str(driver), str(marker), *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), proc.communicate()[1]
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    proc.stderr.close()
+    (killed,) = Path(tmp_path.with_name(f"{tmp_path.name}-tmp")).glob("bidsapp-work-*")
+    return killed
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

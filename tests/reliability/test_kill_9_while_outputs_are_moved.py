@@ -5,15 +5,9 @@ folder (``--work-dir``), recomputes the run, gives the reference outputs and cle
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
-from tests.reliability.helpers import STEM, SUB1, _cli, _sha, _temporaries, assert_sidecars_true
+from tests.reliability.helpers import STEM, SUB1, _cli, _sha, _temporaries, assert_sidecars_true, kill_9_at_marker
 
 #: runs bidsapp in this process (one run, --nprocs 1: nodes in-process), pausing at one moment of the sink
 DRIVER = '''
@@ -49,20 +43,10 @@ sys.exit(main(sys.argv[3:]))
 @pytest.mark.parametrize("moment", ["moved", "installed"])
 def test_kill_9_in_the_middle_of_the_sink(data, out, tmp_path, moment):
     bids, ref = data
-    driver, marker = tmp_path / "driver.py", tmp_path / "marker"
-    driver.write_text(DRIVER)
-    proc = subprocess.Popen([sys.executable, str(driver), str(marker), moment, str(bids), str(out), "participant",
-                             "--participant-label", "01", "--run", "1", "--nprocs", "1", "--high-pass", "0.01",
-                             "--replace-outputs"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert marker.exists(), proc.communicate()[1]
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
+    killed = kill_9_at_marker(DRIVER, tmp_path, moment, bids, out, "participant", "--participant-label", "01", "--run",
+                              "1", "--nprocs", "1", "--high-pass", "0.01", "--replace-outputs")
     folder = out / SUB1
     assert not (folder / f"{STEM}_timeseries.json").exists()  # removed before any of its files changed
-    (killed,) = Path(tmp_path.with_name(f"{tmp_path.name}-tmp")).glob("bidsapp-work-*")  # $TMPDIR (conftest)
     (node,) = killed.glob("bidsapp_wf/*run1*/cleaning")
     assert not (node / "cleaned.npy").exists()  # moved, not copied
     if moment == "moved":

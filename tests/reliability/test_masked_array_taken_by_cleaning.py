@@ -6,15 +6,11 @@ start the masking node's array is never taken."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers import STEM, SUB1, _cli, _sha, assert_sidecars_true
+from tests.reliability.helpers import STEM, SUB1, _cli, _sha, assert_sidecars_true, kill_9_at_marker
 
 #: runs bidsapp in this process (one run, --nprocs 1: nodes in-process), pausing after the array was cleaned in
 #: place (the QC after cleaning reads it)
@@ -47,17 +43,7 @@ def _masking_node(work: Path) -> Path:
 def test_kill_9_after_the_array_was_cleaned_in_place_then_resume(data, tmp_path):
     bids, ref = data
     out = tmp_path / "out"
-    driver, marker = tmp_path / "driver.py", tmp_path / "marker"
-    driver.write_text(DRIVER)
-    proc = subprocess.Popen([sys.executable, str(driver), str(marker), str(bids), str(out), *ARGS],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert marker.exists(), proc.communicate()[1]
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
-    (killed,) = Path(tmp_path.with_name(f"{tmp_path.name}-tmp")).glob("bidsapp-work-*")  # $TMPDIR (conftest)
+    killed = kill_9_at_marker(DRIVER, tmp_path, bids, out, *ARGS)
     masking = _masking_node(killed)
     assert not (masking / "timeseries.npy").exists()  # taken by the cleaning node
     assert (masking / "result_masking.pklz").exists() and not list(masking.glob("_0x*.json"))  # forgotten
