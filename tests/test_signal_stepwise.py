@@ -47,6 +47,30 @@ def test_block_size_changes_only_round_off(block):
                                atol=1e-10 * ref.std())
 
 
+@pytest.mark.parametrize("width", [1, 511, 512, 1300])
+def test_filtering_in_place_gives_the_same_bits(width):
+    """``out=y`` (the operator is filtered in its own memory): each group of columns is read before it is
+    written, so the result is the out-of-place one, bit for bit, across several groups of columns."""
+    rng = np.random.default_rng(width)
+    y = np.cumsum(rng.normal(size=(300, width)), axis=0)
+    sos = signal.butterworth_sos(2.0, 0.08, 0.01)
+    expected = sos_blocks.sosfiltfilt_columns(sos, y)
+    assert sos_blocks.sosfiltfilt_columns(sos, y, out=y) is y
+    np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize("n", [1, 255, 256, 700])
+def test_removes_mean_by_row_blocks_decides_as_the_whole_matrix(n):
+    """The absolute row sums taken a few rows at a time: the same decision as over the whole matrix, for
+    operators that map constants to 0 (up to round-off) and ones that do not."""
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=(n, n + 5))
+    centred = a - a.mean(axis=1, keepdims=True)
+    for op, removes in ((centred, True), (a, False), (np.zeros((n, 4)), True)):
+        whole = np.abs(op.sum(axis=1)).max() <= 1e-8 * max(1.0, np.abs(op).sum(axis=1).max())
+        assert signal._removes_mean(op, rows=7) == signal._removes_mean(op) == whole == removes
+
+
 def test_sosfiltfilt_columns_refuses_a_series_shorter_than_its_padding():
     sos = signal.butterworth_sos(2.0, 0.08, 0.01)
     with pytest.raises(ValueError, match="Butterworth filter needs more than"):

@@ -376,7 +376,7 @@ def cleaning_operator(
     sos = None
     if ftype == "butterworth":
         sos = butterworth_sos(t_r, low_pass, high_pass)
-        op = sosfiltfilt_columns(sos, op)
+        op = sosfiltfilt_columns(sos, op, out=op)  # in op's own memory: a fresh T x T costs more than the filter
         if conf is not None:
             conf = sosfiltfilt_columns(sos, conf)
         if final_keep is not None:
@@ -510,8 +510,12 @@ def operator_dof(op: np.ndarray, gram: np.ndarray | None = None) -> int:
     return int(np.floor(float(np.trace(small)) ** 2 / frob2 + 1e-9))
 
 
-def _removes_mean(op: np.ndarray) -> bool:
-    return bool(np.abs(op.sum(axis=1)).max(initial=0.0) <= 1e-8 * max(1.0, np.abs(op).sum(axis=1).max(initial=0.0)))
+def _removes_mean(op: np.ndarray, rows: int = 256) -> bool:
+    """Whether every row of ``op`` sums to 0 (to 1e-8 of its largest absolute row sum): constants map to 0.
+    The absolute values are taken ``rows`` rows at a time (no new array the size of ``op``)."""
+    abs_sum = max((np.abs(op[a:a + rows]).sum(axis=1).max(initial=0.0) for a in range(0, op.shape[0], rows)),
+                  default=0.0)
+    return bool(np.abs(op.sum(axis=1)).max(initial=0.0) <= 1e-8 * max(1.0, abs_sum))
 
 
 def degrees_of_freedom(operator: CleaningOperator, standardize: str | None = None) -> int:
