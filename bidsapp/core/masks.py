@@ -13,7 +13,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
 from bidsapp.core.io import load_header, mean_volume
 from bidsapp.core.names import MASK_STRATEGIES
@@ -51,6 +50,8 @@ def resample_to_grid(
     order : int
         Spline order: 0 nearest neighbour (masks, labels), 1 linear, 3 cubic.
     """
+    from scipy import ndimage  # imported on use (~0.1 s): a run whose mask is on the BOLD grid needs none of it
+
     # voxel (target) -> world -> voxel (source)
     transform = np.linalg.solve(affine, target_affine)
     out = ndimage.affine_transform(
@@ -116,6 +117,8 @@ def load_mask(
 
 
 def _largest_connected_component(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
     labels, n = ndimage.label(mask)
     if n <= 1:
         return mask.astype(bool)
@@ -125,6 +128,8 @@ def _largest_connected_component(mask: np.ndarray) -> np.ndarray:
 
 
 def _post_process(mask: np.ndarray, *, opening: int, connected: bool, what: str) -> np.ndarray:
+    from scipy import ndimage
+
     if opening:
         mask = ndimage.binary_erosion(mask, iterations=opening)
     if not mask.any():
@@ -182,6 +187,8 @@ def compute_background_mask(
 
 def _gaussian_1mm_in_voxels(data: np.ndarray, fwhm: float) -> np.ndarray:
     """nilearn's ``smooth_array(arr, affine=eye(4), fwhm)`` on a 3D array."""
+    from scipy import ndimage
+
     sigma = fwhm / np.sqrt(8 * np.log(2))
     out = data.copy()
     out[~np.isfinite(out)] = 0
