@@ -202,3 +202,23 @@ def test_malformed_brain_models_are_one_clear_error(tmp_path, damage, what):
     cifti.write_dense(tmp_path / "bad.dtseries.nii", np.ones((2, len(bm)), np.float32), info, series=(0, 1.0))
     with pytest.raises(ValueError, match=rf"bad\.dtseries\.nii: .*{what}"):
         g.read_dtseries(tmp_path / "bad.dtseries.nii")
+
+
+def test_an_unchanged_file_s_header_is_read_once(tmp_path, monkeypatch):
+    """Steps of one run reading the same file share its header and brain models; a file written again is read
+    again (another inode), as is one changed in place (another size)."""
+    bm = _small_bm()
+    values = np.ones((2, len(bm)), np.float32)
+    path = tmp_path / "m.dscalar.nii"
+    cifti.write_dense(path, values, bm, names=["a", "b"])
+    built = []
+    monkeypatch.setattr(cifti, "_brain_models", lambda *a, _f=cifti._brain_models: built.append(1) or _f(*a))
+    first = cifti.read_header(path)
+    assert cifti.read_header(str(path)) is first and first.brain_models == bm and first.brain_models == bm
+    assert len(built) == 1
+    cifti.write_dense(path, values[:1], bm, names=["only"])  # replaced: a new file
+    again = cifti.read_header(path)
+    assert again is not first and again.shape == (1, len(bm))
+    with open(path, "ab") as fh:  # appended in place: the size tells
+        fh.write(b"\0" * 8)
+    assert cifti.read_header(path) is not again

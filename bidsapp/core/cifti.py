@@ -181,12 +181,22 @@ def _check_indices(models: list, counts: list[int], vertex: np.ndarray, voxel: n
 def read_header(path: str | os.PathLike) -> DenseCifti:
     """Read a dense CIFTI-2 file's header (NIfTI-2 header and XML extension), not its data.
 
+    The same file, unchanged (same path, device, inode, size and modification time), gives the same object within
+    a process, so that its :attr:`DenseCifti.brain_models` (0.1-0.3 s for 91k columns) is built once when
+    several steps of a run read it.
+
     Raises
     ------
     ValueError
         Naming ``path``, when it is not a two-dimensional CIFTI-2 file whose columns are brain models.
     """
     path = os.fspath(path)
+    st = os.stat(path)
+    return _read_header(path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_header(path: str, identity: tuple[int, int, int, int]) -> DenseCifti:
     with open(path, "rb") as fh:
         try:
             hdr = nib.Nifti2Header.from_fileobj(fh, check=False)  # checked here: no nibabel log lines

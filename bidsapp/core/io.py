@@ -594,6 +594,11 @@ def _format_column(values) -> list[str]:
         text = values.astype(str)  # 5x faster than repr() per value (features tables: a row per voxel)
         text[~np.isfinite(values)] = "n/a"
         return text.tolist()
+    if arr is not None and arr.dtype.kind == "U":
+        return arr.tolist()
+    values = list(values)
+    if all(type(v) is str for v in values):  # labels, structure names: already their text
+        return values
     return [_format_cell(v) for v in values]
 
 
