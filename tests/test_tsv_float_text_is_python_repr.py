@@ -43,3 +43,15 @@ def test_long_columns_of_few_values_have_the_same_text(seed, dtype):
         expected = [str(int(v)) for v in values]
     assert _format_column(values) == expected
     assert _format_column(values[:100]) == expected[:100]  # short columns: the plain path
+
+
+@pytest.mark.parametrize("values", [
+    ["CIFTI_STRUCTURE_CORTEX_LEFT"] * 5000 + ["thalamus_left"],
+    np.array(["a", "", "n/a"]),
+    np.array(["x", None, 1.5, float("nan"), True, np.int64(3), ""], dtype=object),
+    ["a", None],
+])
+def test_text_columns_equal_their_cells_formatted_one_by_one(values):
+    from bidsapp.core.io import _format_cell
+
+    assert _format_column(values) == [_format_cell(v) for v in values]
