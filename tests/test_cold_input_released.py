@@ -1,4 +1,5 @@
-"""A cold input is read once: the stream releases its page-cache pages behind the read; a cached one stays."""
+"""A file read once leaves the page cache as it found it: the pages the stream brought in are released behind it,
+pages cached before stay cached (``bidsapp.core.page_cache``)."""
 
 import hashlib
 import os
@@ -6,21 +7,15 @@ import os
 import numpy as np
 import pytest
 
-from bidsapp.core import io
+from bidsapp.core import io, page_cache
 
 
-def _resident_fraction(path, step: int = 1 << 16) -> float:
-    """Share of the file's bytes that are in the page cache (each ``step`` read with ``RWF_NOWAIT``)."""
-    fd, size, hit = os.open(path, os.O_RDONLY), os.path.getsize(path), 0
+def _resident(path) -> np.ndarray:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        for pos in range(0, size, step):
-            try:
-                hit += os.preadv(fd, [bytearray(min(step, size - pos))], pos, os.RWF_NOWAIT)
-            except BlockingIOError:
-                pass
+        return page_cache.resident_pages(fd)
     finally:
         os.close(fd)
-    return hit / size
 
 
 def _evict(path) -> None:
@@ -34,44 +29,77 @@ def _evict(path) -> None:
 
 @pytest.fixture
 def data_file(tmp_path):
-    if not (hasattr(os, "RWF_NOWAIT") and hasattr(os, "posix_fadvise")):
-        pytest.skip("needs preadv's RWF_NOWAIT and posix_fadvise (Linux)")
     path = tmp_path / "bold.bin"
     path.write_bytes(np.random.default_rng(0).integers(0, 255, 48 << 20, dtype=np.uint8).tobytes())
+    if page_cache.resident_pages(os.open(path, os.O_RDONLY)) is None:
+        pytest.skip("no mincore / posix_fadvise here (Linux only)")
     _evict(path)
-    if _resident_fraction(path) > 0.01:
+    if _resident(path).any():
         pytest.skip("this file system keeps files in memory (tmpfs): no page cache to release")
     return path
 
 
+def _read_volumes(path, background, header: int, volume: int) -> str:
+    """Read ``path`` as a volume stream does: a header, then volumes into one buffer (a new one per read for
+    ``shared``, whose helper thread hashes the caller's buffer); the SHA-256 of the whole file."""
+    with io.HashingReader(path, background=background) as fh:
+        fh.read(header)
+        buf = bytearray(volume)
+        for _ in range((os.path.getsize(path) - header) // volume - 1):  # the rest: finish()
+            assert fh.readinto(buf) == volume
+            if background == "shared":
+                buf = bytearray(volume)
+        return fh.finish()
+
+
 @pytest.mark.parametrize("background", [None, "shared", "copy"])
-def test_a_cold_file_is_hashed_whole_and_leaves_the_page_cache(data_file, background):
+@pytest.mark.parametrize("header, volume", [(0, 3 << 20), (352, 1_301_300), (629_952, 8 << 20)])
+def test_a_cold_file_is_hashed_whole_and_leaves_the_page_cache(data_file, background, header, volume):
+    """Volume sizes and header lengths that are not multiples of the page cache's 2 MiB folios (a ``.nii``'s
+    352-byte header, a dtseries' data offset) release every folio all the same."""
     expected = hashlib.sha256(data_file.read_bytes()).hexdigest()
     _evict(data_file)
-    buf = bytearray(3 << 20)  # a volume's size, not a multiple of the lag
-    with io.HashingReader(data_file, background=background) as fh:
-        assert fh.readinto(buf) == len(buf)
-        if background == "shared":  # the helper thread hashes the caller's buffer: a new one per read
-            buf = bytearray(len(buf))
-        fh.readinto(buf)
-        assert fh.finish() == expected
-    left = _resident_fraction(data_file)
-    assert left <= (io.RELEASE_LAG + (4 << 20)) / data_file.stat().st_size, left
+    assert _read_volumes(data_file, background, header, volume) == expected
+    assert not _resident(data_file).any()
+
+
+def test_the_pages_cached_before_stay_cached_and_only_those(data_file):
+    """A file cached in part (its second half read before): the read releases the first half only."""
+    half = data_file.stat().st_size // 2
+    with open(data_file, "rb") as fh:
+        fh.seek(half)
+        expected_tail = fh.read()
+    before = _resident(data_file)
+    assert before[half // 4096 + 1:].all() and not before[:half // 4096 - 1].any()
+    with io.HashingReader(data_file, background="copy") as fh:
+        fh.read(1000)
+        fh.finish()
+    after = _resident(data_file)
+    assert after[before].all() and not after[~before].any()
+    assert expected_tail  # the file was read, not just probed
 
 
 def test_a_cached_file_stays_cached(data_file):
     expected = hashlib.sha256(data_file.read_bytes()).hexdigest()  # read: now in the page cache
-    assert _resident_fraction(data_file) > 0.99
+    assert _resident(data_file).all()
     with io.HashingReader(data_file, background="copy") as fh:
         fh.read(1000)
         assert fh.finish() == expected
-    assert _resident_fraction(data_file) > 0.99
+    assert _resident(data_file).all()
 
 
-def test_a_file_of_unknown_state_is_not_released(tmp_path, monkeypatch):
-    """Where the page cache cannot be probed (no ``RWF_NOWAIT``), nothing is released."""
-    monkeypatch.delattr(os, "RWF_NOWAIT", raising=False)
-    path = tmp_path / "f.bin"
-    path.write_bytes(b"x" * (1 << 20))
-    with open(path, "rb") as fh:
-        assert io._cached(fh.fileno())
+def test_the_snapshot_reads_nothing(data_file):
+    """Asking which pages are cached does not bring any in (a probe by reading would: the next run would find
+    them and judge the file cached)."""
+    for _ in range(3):
+        assert not _resident(data_file).any()
+
+
+def test_nothing_is_released_where_the_cache_cannot_be_seen(data_file, monkeypatch):
+    """Without mincore (not Linux), the file's pages are left as the read leaves them."""
+    monkeypatch.setattr(page_cache, "_CALLS", None)
+    with io.HashingReader(data_file) as fh:
+        assert not fh._behind.active
+        fh.finish()
+    monkeypatch.undo()
+    assert _resident(data_file).all()

@@ -30,6 +30,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bidsapp.core.page_cache import ReleaseBehind
+
 try:  # python-isal: ISA-L based gzip, a runtime dependency; zlib fallback kept
     from isal import igzip_threaded as _igzip_threaded
 except ImportError:  # pragma: no cover - exercised only without isal
@@ -243,45 +245,15 @@ class ReadDigest:
         self.hexdigest: str | None = None
 
 
-#: bytes behind a cold file's read position whose pages stay cached (:class:`HashingReader`)
-RELEASE_LAG = 8 << 20
-#: bytes read without waiting, at the middle of a file, to tell whether it is in the page cache (:func:`_cached`)
-PROBE_BYTES = 1 << 16
-
-
-def _cached(fd: int) -> bool:
-    """Whether the file open as ``fd`` is (at least partly) in the page cache: its middle :data:`PROBE_BYTES`
-    are read with ``RWF_NOWAIT``, which fails rather than read from the disk. True where that cannot be told
-    (no ``preadv``/``RWF_NOWAIT``, a file system without it), so that only a file known to be cold is released.
-
-    The header of a file is left out (it was read to plan the run); the middle of a file read recently (a mask
-    computed from the same BOLD, a rerun, fMRIPrep having just written it) is in the cache, and stays."""
-    if not hasattr(os, "RWF_NOWAIT"):
-        return True
-    size = os.fstat(fd).st_size
-    if size < 4 * PROBE_BYTES:
-        return True
-    try:
-        return os.preadv(fd, [bytearray(PROBE_BYTES)], size // 2 // mmap.PAGESIZE * mmap.PAGESIZE,
-                         os.RWF_NOWAIT) == PROBE_BYTES
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
-
-
 class HashingReader(io.RawIOBase):
     """A file opened for sequential binary reads whose bytes update a SHA-256 as they are read.
 
     Seeking is not supported: the hash covers exactly the bytes read, in order. :meth:`finish` reads and
     hashes the rest of the file and returns the hex digest of the whole file. After each block, the kernel is
     asked to read the next one ahead (``POSIX_FADV_WILLNEED``), so that on a cold page cache the disk works
-    while the caller decompresses or converts the block it has. A file that was not in the page cache when
-    opened (:func:`_cached`) is read once: the pages of the bytes already read, but the last
-    :data:`RELEASE_LAG`, are released as the read goes (``POSIX_FADV_DONTNEED``), so that a BOLD run of a GB
-    does not hold a GB of cache (counted in a job's memory under cgroups) and the next blocks reuse those pages
-    instead of taking fresh ones from the system (2-4x less time to read a cold 1 GB file on the development
-    machine); a file that was cached stays cached.
+    while the caller decompresses or converts the block it has. The pages the read brings into the page cache
+    are released behind it (:class:`bidsapp.core.page_cache.ReleaseBehind`; pages cached before stay cached), so
+    that a BOLD run of a GB does not leave a GB of cache behind it and its next blocks reuse those pages.
 
     Parameters
     ----------
@@ -303,8 +275,7 @@ class HashingReader(io.RawIOBase):
         if background not in (None, "shared", "copy"):
             raise ValueError(f"background={background!r}: give None, 'shared' or 'copy'.")
         self._raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
-        self._release = _FADVISE and not _cached(self._raw.fileno())  # a cold file: its pages leave behind the read
-        self._released = 0  # bytes from the start whose pages were released
+        self._behind = ReleaseBehind(self._raw.fileno())  # the pages this read brings in leave behind it
         self._sha = hashlib.sha256()
         self._copy, self._depth = background == "copy", max(1, int(depth))
         self._pool = ThreadPoolExecutor(max_workers=1) if background else None
@@ -338,22 +309,14 @@ class HashingReader(io.RawIOBase):
 
     def _read_ahead(self, n: int) -> None:
         """Ask the kernel to read the ``n`` bytes after the current position into the page cache, in the
-        background (a no-op where ``posix_fadvise`` is missing); for a cold file, release the pages already read
-        (:func:`_cached`)."""
+        background (a no-op where ``posix_fadvise`` is missing), and release the pages behind the read that it
+        brought in (:class:`bidsapp.core.page_cache.ReleaseBehind`: the hash thread reads this reader's copy or
+        the caller's buffer, never the page cache)."""
         if _FADVISE:
             with contextlib.suppress(OSError):
                 pos = self._raw.tell()
                 os.posix_fadvise(self._raw.fileno(), pos, n, os.POSIX_FADV_WILLNEED)
-                self._release_behind(pos)
-
-    def _release_behind(self, pos: int) -> None:
-        """Release the page-cache pages of the bytes before ``pos`` (but the last :data:`RELEASE_LAG`) when the
-        file was cold: the hash thread may still read a block, but from this reader's copy or the caller's buffer,
-        never from the page cache."""
-        end = (pos - RELEASE_LAG) // mmap.PAGESIZE * mmap.PAGESIZE
-        if self._release and end > self._released:
-            os.posix_fadvise(self._raw.fileno(), self._released, end - self._released, os.POSIX_FADV_DONTNEED)
-            self._released = end
+                self._behind.behind(pos)
 
     def finish(self, blocksize: int = 1 << 23) -> str:
         """Hash the bytes not read yet (up to the end of the file); the hex SHA-256 of the whole file."""
@@ -362,9 +325,8 @@ class HashingReader(io.RawIOBase):
         view = memoryview(buf)
         while n := self._raw.readinto(buf):
             self._sha.update(view[:n])
-            if _FADVISE:
-                with contextlib.suppress(OSError):
-                    self._release_behind(self._raw.tell() + RELEASE_LAG)
+            self._behind.behind(self._raw.tell())
+        self._behind.all()
         return self._sha.hexdigest()
 
     def close(self) -> None:
