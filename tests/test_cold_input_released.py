@@ -2,6 +2,7 @@
 pages cached before stay cached (``bidsapp.core.page_cache``)."""
 
 import hashlib
+import mmap
 import os
 
 import numpy as np
@@ -31,7 +32,7 @@ def _evict(path) -> None:
 def data_file(tmp_path):
     path = tmp_path / "bold.bin"
     path.write_bytes(np.random.default_rng(0).integers(0, 255, 48 << 20, dtype=np.uint8).tobytes())
-    if page_cache.resident_pages(os.open(path, os.O_RDONLY)) is None:
+    if _resident(path) is None:
         pytest.skip("no mincore / posix_fadvise here (Linux only)")
     _evict(path)
     if _resident(path).any():
@@ -70,7 +71,7 @@ def test_the_pages_cached_before_stay_cached_and_only_those(data_file):
         fh.seek(half)
         expected_tail = fh.read()
     before = _resident(data_file)
-    assert before[half // 4096 + 1:].all() and not before[:half // 4096 - 1].any()
+    assert before[half // mmap.PAGESIZE + 1:].all() and not before[:half // mmap.PAGESIZE - 1].any()
     with io.HashingReader(data_file, background="copy") as fh:
         fh.read(1000)
         fh.finish()
@@ -103,3 +104,35 @@ def test_nothing_is_released_where_the_cache_cannot_be_seen(data_file, monkeypat
         fh.finish()
     monkeypatch.undo()
     assert _resident(data_file).all()
+
+
+def test_a_reader_that_reads_in_blocks_releases_as_it_goes(data_file):
+    """Python's gzip (the fallback without isal) reads its source with ``read``, not ``readinto``: the pages
+    behind it leave as they do for ``readinto``, before the read ends."""
+    with io.HashingReader(data_file) as fh:
+        while len(fh.read(1 << 20)) == 1 << 20 and fh._raw.tell() < (40 << 20):
+            pass
+        behind = (fh._raw.tell() - page_cache.LAG) // page_cache.ALIGN * page_cache.ALIGN  # the kernel reads ahead
+        assert behind >= 16 << 20 and not _resident(data_file)[:behind // mmap.PAGESIZE].any()
+        fh.finish()
+
+
+def test_a_read_stopped_early_leaves_nothing_of_its_own(data_file):
+    """A stream that fails half-way (a truncated volume, an interrupt) closes its reader: what it brought in,
+    the last blocks and the read-ahead included, leaves with it."""
+    with io.HashingReader(data_file, background="copy") as fh:
+        fh.readinto(bytearray(20 << 20))
+        assert _resident(data_file).any()
+    assert not _resident(data_file).any()
+
+
+def test_the_snapshot_by_windows_equals_the_whole(data_file, monkeypatch):
+    """The file is mapped a window at a time (an address-space limit, as SGE's h_vmem, refuses one large map):
+    the same snapshot whatever the window."""
+    with open(data_file, "rb") as fh:
+        fh.seek(5 << 20)
+        fh.read(7 << 20)
+    whole = _resident(data_file)
+    monkeypatch.setattr(page_cache, "WINDOW", 3 << 20)
+    np.testing.assert_array_equal(_resident(data_file), whole)
+    assert whole.sum() > 0 and not whole.all()

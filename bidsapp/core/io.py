@@ -293,6 +293,7 @@ class HashingReader(io.RawIOBase):
         self._settle()
         data = self._raw.read(size) if size is not None and size >= 0 else self._raw.readall()
         self._sha.update(data)
+        self._behind.behind(self._raw.tell())  # a reader that reads, not readinto (Python's gzip)
         return data
 
     def readinto(self, b) -> int:
@@ -336,6 +337,7 @@ class HashingReader(io.RawIOBase):
             finally:
                 if self._pool is not None:
                     self._pool.shutdown()
+                self._behind.all()  # a read stopped early (an error) leaves nothing of its own behind
                 self._raw.close()
         super().close()
 

@@ -1,16 +1,19 @@
-"""A file read once leaves the page cache as it was: the pages its read brought in are released behind it.
+"""The pages a read brings into the page cache are released behind it; the pages cached before stay.
 
 Reading a 1 GB BOLD run from a cold cache fills 1 GB of page cache that nothing reads again (memory that cgroups
 count against a SLURM job), and on a virtual machine whose free memory goes back to its host each of those pages is
 fresh memory, slow to touch the first time. :class:`ReleaseBehind` takes a snapshot of which pages of the file are
-cached when it is opened (``mincore(2)`` on a read-only map of the file: nothing is read, nothing is cached by
-asking) and, as the read goes, releases (``POSIX_FADV_DONTNEED``) the pages that were not: the next blocks reuse
-them. Pages that were cached before (a mask computed from the same BOLD, a rerun, fMRIPrep having just written
-it) stay cached.
+cached when it is opened (``mincore(2)`` on read-only maps of the file, :data:`WINDOW` bytes at a time: nothing
+is read, nothing is cached by asking) and, as the read goes, releases (``POSIX_FADV_DONTNEED``) the pages that
+were not: the next blocks reuse them. Pages that were cached before (a mask computed from the same BOLD,
+fMRIPrep having just written it, its header read to plan the run) stay cached. A read that stops early (an
+error, a truncated file) releases what it brought in when its reader is closed.
 
 Where the snapshot cannot be taken (not Linux, ``mincore`` or ``posix_fadvise`` missing, a file system that
-refuses the map) nothing is released. For a file the process may neither write nor owns, Linux reports every page
-as cached (``mincore`` does not reveal other users' cache), so such a file, too, is left as it is.
+refuses the map, an address-space limit below :data:`WINDOW`) nothing is released. For a file the process may
+neither write nor owns (a shared dataset of another user), Linux reports every page as cached (``mincore`` does
+not reveal other users' cache), so such a file is left cached, as before. Bytes appended to the file during the
+read are not released.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ import numpy as np
 
 #: bytes behind the read position whose pages are not released yet
 LAG = 8 << 20
-#: the page cache may hold a file in folios of up to 2 MiB, and ``POSIX_FADV_DONTNEED`` drops only the folios
-#: inside its range: released ranges end on this boundary (the next one starts there), or at the end of the file
-ALIGN = 2 << 20
+#: the page cache may hold a file in folios of up to 2 MiB with 4 KiB pages (up to 2,048 pages with larger
+#: pages: 32 MiB with 16 KiB, 128 MiB with 64 KiB), and ``POSIX_FADV_DONTNEED`` drops only the folios inside its
+#: range: released ranges end on this boundary (the next one starts there), or at the end of the file
+ALIGN = 2 << 20 if mmap.PAGESIZE <= 4096 else 2048 * mmap.PAGESIZE
+#: bytes of the file mapped at a time to take the snapshot (a multiple of every page size)
+WINDOW = 256 << 20
 
 
 def _libc_calls():
@@ -54,17 +60,23 @@ def resident_pages(fd: int) -> np.ndarray | None:
     size = os.fstat(fd).st_size
     if _CALLS is None or size == 0:
         return None
-    do_mmap, do_munmap, do_mincore = _CALLS
-    addr = do_mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-    if addr in (None, ctypes.c_void_p(-1).value):
-        return None
-    try:
-        vec = np.zeros(-(-size // mmap.PAGESIZE), dtype=np.uint8)
-        if do_mincore(addr, size, vec.ctypes.data) != 0:
+    vec = np.zeros(-(-size // mmap.PAGESIZE), dtype=np.uint8)
+    for offset in range(0, size, WINDOW):
+        if not _mincore(fd, offset, min(WINDOW, size - offset), vec[offset // mmap.PAGESIZE:]):
             return None
-    finally:
-        do_munmap(addr, size)
     return (vec & 1).astype(bool)
+
+
+def _mincore(fd: int, offset: int, length: int, out: np.ndarray) -> bool:
+    """``mincore`` of ``length`` bytes of the file from ``offset`` (page-aligned) into ``out``; False on failure."""
+    do_mmap, do_munmap, do_mincore = _CALLS
+    addr = do_mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, offset)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        return False
+    try:
+        return do_mincore(addr, length, out.ctypes.data) == 0
+    finally:
+        do_munmap(addr, length)
 
 
 class ReleaseBehind:
