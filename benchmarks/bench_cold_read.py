@@ -17,6 +17,10 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from page_cache import evict  # noqa: E402
 
 CHILD = """
 import os, sys, time
@@ -37,14 +41,6 @@ print(time.perf_counter() - t0, c1.user - c0.user, c1.system - c0.system)
 """
 
 
-def evict(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file")
@@ -55,7 +51,7 @@ def main() -> None:
     print("| mode | wall s | user s | sys s |\n|---|---|---|---|")
     for _ in range(args.repeat):
         for mode in ("keep", "release"):
-            evict(args.file)
+            evict([args.file])
             time.sleep(args.pause)
             out = subprocess.run([sys.executable, "-c", CHILD, args.file, mode], check=True, capture_output=True,
                                  text=True).stdout.split()

@@ -1,5 +1,5 @@
-"""A file read once leaves the page cache as it found it: the pages the stream brought in are released behind it,
-pages cached before stay cached (``bidsapp.core.page_cache``)."""
+"""The pages a stream brings into the page cache are released behind it; pages cached before stay cached
+(``bidsapp.core.page_cache``)."""
 
 import hashlib
 import mmap
