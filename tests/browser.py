@@ -82,3 +82,44 @@ def screenshot(report: Path, png: Path, work: Path, size: str = "1280,2400") -> 
                 work / "profile-shot")
     assert done.returncode == 0 and png.exists(), done.stderr[-2000:]
     return png
+
+
+def svg_pixels(svg: bytes, work: Path):
+    """An SVG figure as Chromium draws it: an (height, width, 3) int array at one device pixel per SVG pixel."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = (round(float(v)) for v in re.search(rb"width='([\d.]+)' height='([\d.]+)'", svg).groups())
+    work.mkdir(parents=True, exist_ok=True)
+    path, png = work / "figure.svg", work / "figure.png"
+    path.write_bytes(svg)
+    # the window is taller than the figure: headless Chromium's window height includes ~90 px that the page does not get
+    done = _run([f"--screenshot={png}", f"--window-size={width},{height + 400}", "--hide-scrollbars",
+                 "--force-device-scale-factor=1", path.as_uri()], work / "profile-svg")
+    assert done.returncode == 0 and png.exists(), done.stderr[-2000:]
+    return np.asarray(Image.open(png).convert("RGB")).astype(int)[:height, :width]
+
+
+TEXT_PROBE = ("<script>window.addEventListener('load',function(){var s=document.querySelector('svg');"
+              "var r=s.getBoundingClientRect();var t=[].slice.call(s.querySelectorAll('text')).map(function(e){"
+              "var b=e.getBoundingClientRect();return [e.textContent,b.left-r.left,b.top-r.top,b.right-r.left,"
+              "b.bottom-r.top];});document.documentElement.setAttribute('data-texts',JSON.stringify(t));"
+              "document.documentElement.setAttribute('data-size',JSON.stringify([r.width,r.height]));});</script>")
+
+
+def svg_text_boxes(svg: bytes, work: Path) -> tuple[tuple[float, float], list[tuple[str, float, float, float, float]]]:
+    """The SVG's size and each of its texts' box as Chromium lays it out: ``(text, left, top, right, bottom)``
+    in SVG pixels."""
+    import html
+
+    work.mkdir(parents=True, exist_ok=True)
+    page = work / "texts.html"
+    page.write_text("<!doctype html><html><head><meta charset='utf-8'><style>body{margin:0}</style></head><body>"
+                    + svg.decode() + TEXT_PROBE + "</body></html>")
+    done = _run(["--virtual-time-budget=10000", "--dump-dom", page.as_uri()], work / "profile-texts")
+    assert done.returncode == 0, done.stderr[-2000:]
+    root = re.search(r"<html[^>]*>", done.stdout)
+    found = {k: re.search(rf'{k}="([^"]*)"', root.group(0)) for k in ("data-texts", "data-size")}
+    assert all(found.values()), f"the probe did not run: {done.stderr[-2000:]}"
+    size = json.loads(html.unescape(found["data-size"].group(1)))
+    return (size[0], size[1]), [tuple(t) for t in json.loads(html.unescape(found["data-texts"].group(1)))]

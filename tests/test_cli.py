@@ -75,7 +75,7 @@ def test_all_files_written(e2e):
     assert "*_timeseries.npy" in (out / ".bidsignore").read_text()
     assert list((out / "logs").glob("settings-*.json"))
     report = (out / "sub-02.html").read_text()
-    assert "sub-02_ses-1_task-faces_run-2" in report and "data:image/png;base64," in report and "censored" in report
+    assert "sub-02_ses-1_task-faces_run-2" in report and "data:image/svg+xml;base64," in report and "censored" in report
 
 
 def test_pybids_indexes_outputs(e2e):

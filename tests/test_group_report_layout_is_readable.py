@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bidsapp.reports import figures as F
+from bidsapp.reports import group_figures as F
 
 #: the report's panel keys: atlas, space and desc of each strategy
 STRATEGIES = tuple(f"atlas-demo_space-MNI152NLin2009cAsym_desc-{d}" for d in ("none", "scrubbing", "simple",

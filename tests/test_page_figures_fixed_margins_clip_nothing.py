@@ -1,65 +1,66 @@
-"""The overlay planes and the carpet plot are laid out with fixed margins (no ``tight_layout``, which cost 0.1-0.15 s
-of CPU per figure): every text of the figure must still lie inside it, on inputs with the longest labels a run
-gives (coordinates to -150 mm, tiny FD values, 91,282 columns, long runs)."""
+"""The run figures are laid out in fixed pixels and their text is drawn by the browser: every text must lie inside
+its figure, and the texts of a figure must not overlap, as Chromium lays them out, on inputs with the longest
+labels a run gives (coordinates to -150 mm, tiny FD values, 248,441 or 91,282 columns, long runs, long structure and
+trial type names, 40 regions)."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from bidsapp.reports import figures as F
+from tests.browser import CHROMIUM, svg_text_boxes
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install "
+                                                         "chromium); the figures' text cannot be laid out")
 
 
-def _texts_inside(fig) -> None:
-    """Each axes' tight box (its drawn tick labels, axis labels, title, legend) and the figure's texts lie inside
-    the figure."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    width, height = fig.canvas.get_width_height()
-    boxes = [(f"axes {k}", ax.get_tightbbox(renderer)) for k, ax in enumerate(fig.axes)]
-    boxes += [(t.get_text(), t.get_window_extent(renderer)) for t in fig.texts if t.get_text()]
+def _check(svg: bytes, work, *, overlaps: bool = True) -> list:
+    (width, height), boxes = svg_text_boxes(svg, work)
     assert len(boxes) >= 3
-    for what, box in boxes:
-        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, \
-            f"{what} at {box} outside the {width} x {height} px figure"
-
-
-def _keep(monkeypatch) -> list:
-    figures = []
-    real = F.encode
-
-    def encode(fig, fmt="png"):
-        figures.append(fig)
-        return real(fig, fmt)
-
-    monkeypatch.setattr(F, "encode", encode)
-    return figures
+    for text, left, top, right, bottom in boxes:
+        assert left >= 0 and top >= 0 and right <= width + 0.5 and bottom <= height + 0.5, \
+            f"{text!r} at ({left:.0f}, {top:.0f}, {right:.0f}, {bottom:.0f}) outside the {width} x {height} figure"
+    if overlaps:
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                inter_w = min(a[3], b[3]) - max(a[1], b[1])
+                inter_h = min(a[4], b[4]) - max(a[2], b[2])
+                assert inter_w <= 1 or inter_h <= 1, f"{a[0]!r} overlaps {b[0]!r}: {a[1:]} and {b[1:]}"
+    return boxes
 
 
 @pytest.mark.parametrize("title", ["", "a title"])
-def test_overlay_labels_stay_inside(monkeypatch, title):
-    figures = _keep(monkeypatch)
+def test_overlay_labels_stay_inside(tmp_path, title):
     shape = (151, 181, 151)  # 1 mm MNI grid: coordinates from -150 mm
     affine = np.array([[1.0, 0, 0, -75], [0, 1, 0, -150], [0, 0, 1, -72], [0, 0, 0, 1]])
     mean = np.random.default_rng(0).random(shape).astype(np.float32)
     mask = np.zeros(shape, np.int8)
     mask[20:130, 20:160, 20:130] = 1
-    F.overlay_planes(mean, mask, affine, title=title)
-    _texts_inside(figures[0])
+    boxes = _check(F.overlay_planes(mean, mask, affine, title=title), tmp_path)
+    assert sum(t.startswith("-1") for t, *_ in boxes) >= 2  # "-100", "-150": the widest tick labels drawn
 
 
 @pytest.mark.parametrize("n, t_r, fd_scale, n_features", [(300, 2.0, 1e-4, 248441), (4000, 2.5, 3.0, 91282)])
-def test_carpet_labels_stay_inside(monkeypatch, n, t_r, fd_scale, n_features):
-    figures = _keep(monkeypatch)
+def test_carpet_labels_stay_inside(tmp_path, n, t_r, fd_scale, n_features):
     rng = np.random.default_rng(n)
     censored = rng.random(n) < 0.05
-    png = F.carpet_plot(rng.normal(size=(n, 200)), rng.normal(size=(n, 200)), t_r=t_r, start_time=0.0,
+    svg = F.carpet_plot(rng.normal(size=(n, 200)), rng.normal(size=(n, 200)), t_r=t_r, start_time=0.0,
                         fd=fd_scale * rng.random(n), dvars_before=1 + rng.random(n), dvars_after=1 + rng.random(n),
-                        censored=censored, fd_threshold=fd_scale / 2, n_features=n_features,
-                        groups=[("cortex_left", 0), ("cortex_right", 100)])
-    _texts_inside(figures[0])
-    image = Image.open(io.BytesIO(png))
-    assert image.size == (1056, 816) and image.mode == "RGB"  # opaque: stored without its alpha channel
+                        censored=censored, fd_threshold=fd_scale / 2, n_features=n_features)
+    boxes = _check(svg, tmp_path)
+    assert any(t.startswith("time (s)") for t, *_ in boxes)
+
+
+def test_coverage_trial_and_connectivity_labels_stay_inside(tmp_path):
+    structures = ["CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_DIENCEPHALON_VENTRAL_RIGHT",
+                  "CIFTI_STRUCTURE_CEREBELLUM_LEFT", "CIFTI_STRUCTURE_BRAIN_STEM"]
+    _check(F.coverage_bars(structures, [29696, 706, 8709, 3472]), tmp_path / "bars")
+    types = ["face_famous_repeated", "house", "scrambled_face_unfamiliar"]
+    onsets = np.arange(6) * 40.0 + 4
+    _check(F.trial_timeline(onsets, np.full(6, 3.0), [types[k % 3] for k in range(6)], np.arange(6) != 4,
+                            window=(-2.0, 16.0), run_start=0.0, run_end=260.0, censored_times=[10.0],
+                            t_r=2.0), tmp_path / "trials")
+    rng = np.random.default_rng(1)
+    names = [f"7Networks_LH_SalVentAttn_Med_{k}" for k in range(40)]
+    _check(F.connectivity_matrix(np.corrcoef(rng.normal(size=(40, 80))), names), tmp_path / "matrix")

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import io
+import re
 
 import numpy as np
 import pytest
 
 from bidsapp.reports import figures as F
+from bidsapp.reports import group_figures as G
 
 
-def _pixels(png: bytes) -> np.ndarray:
+def _rasters(svg: bytes) -> list[np.ndarray]:
+    """The PNG images embedded in an SVG figure, as (h, w, 3) int arrays."""
     from PIL import Image
 
-    img = Image.open(io.BytesIO(png))
-    assert img.format == "PNG" and img.width > 100 and img.height > 100
-    return np.asarray(img.convert("RGB")).astype(int)
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(m))).convert("RGB")).astype(int)
+            for m in re.findall(rb"data:image/png;base64,([A-Za-z0-9+/=]+)", svg)]
 
 
 def _count(rgb: np.ndarray, colour: str, tol: int = 12) -> int:
@@ -23,13 +27,19 @@ def _count(rgb: np.ndarray, colour: str, tol: int = 12) -> int:
     return int((np.abs(rgb - target).max(axis=-1) <= tol).sum())
 
 
-def _svg_text(svg: bytes) -> str:
-    """The text of an SVG drawn with its text as text (matplotlib's svg.fonttype 'none')."""
-    return svg.decode()
+def _text(svg: bytes) -> str:
+    """The SVG's markup with its text unescaped (each line of a text is one ``tspan``)."""
+    return html.unescape(svg.decode())
+
+
+def _outline_segments(svg: bytes) -> int:
+    paths = re.findall(rf"<path d='([^']*)' fill='none' stroke='{F.MASK_OUTLINE}'".encode(), svg)
+    return sum(p.count(b"M") for p in paths)
 
 
 @pytest.fixture
 def svg_text(monkeypatch):
+    """matplotlib (group figures) writes SVG text as text."""
     import matplotlib
 
     monkeypatch.setitem(matplotlib.rcParams, "svg.fonttype", "none")
@@ -43,15 +53,16 @@ def _brain(shape=(20, 24, 18), centre=(10, 12, 9), radius=6):
     return mean, mask
 
 
-def test_mask_outline_is_red_and_slices_go_through_the_mask(svg_text):
+def test_mask_outline_is_red_and_slices_go_through_the_mask():
     mean, mask = _brain(centre=(6, 12, 9))
     affine = np.diag([3.0, 3.0, 4.0, 1.0])
     affine[:3, 3] = [-30, -36, -36]
-    png = F.overlay_planes(mean, mask, affine, kind="mask")
-    assert _count(_pixels(png), "#ff3b30", tol=40) > 100  # the outline
+    svg = F.overlay_planes(mean, mask, affine, kind="mask")
+    assert _outline_segments(svg) > 30  # the outline, along the voxels' edges, in each plane
+    assert len(_rasters(svg)) == 3 and all(_count(r, "#ff3b30", tol=40) == 0 for r in _rasters(svg))
     no_mask = F.overlay_planes(mean, np.zeros_like(mask), affine, kind="mask")
-    assert _count(_pixels(no_mask), "#ff3b30", tol=40) == 0
-    text = _svg_text(F.overlay_planes(mean, mask, affine, kind="mask", fmt="svg"))
+    assert _outline_segments(no_mask) == 0
+    text = _text(svg)
     # the cut is the mask's centre, in mm: x = -30 + 3 * 6
     assert "sagittal, x = -12 mm" in text and "coronal, y = 0 mm" in text and "axial, z = 0 mm" in text
     for label in ("x (mm)", "y (mm)", "z (mm)"):
@@ -66,11 +77,14 @@ def test_atlas_kinds_are_coloured(kind):
     else:
         overlay = np.stack([mask & (np.indices(mask.shape)[0] <= 10), mask & (np.indices(mask.shape)[0] > 10)],
                            axis=-1).astype(float)
-    rgb = _pixels(F.overlay_planes(mean, overlay, np.eye(4), kind=kind))
-    colourful = (rgb.max(axis=-1) - rgb.min(axis=-1)) > 40
-    assert colourful.sum() > 200
-    bare = _pixels(F.overlay_planes(mean, np.zeros_like(overlay), np.eye(4), kind=kind))
-    assert ((bare.max(axis=-1) - bare.min(axis=-1)) > 40).sum() < colourful.sum() / 10
+    coloured = np.concatenate([r.reshape(-1, 3) for r in _rasters(F.overlay_planes(mean, overlay, np.eye(4),
+                                                                                   kind=kind))])
+    bare = np.concatenate([r.reshape(-1, 3) for r in
+                           _rasters(F.overlay_planes(mean, np.zeros_like(overlay), np.eye(4), kind=kind))])
+    cut = F._cut(overlay)
+    labelled = sum(int((F._labels_of(overlay, a, cut[a], kind) != 0).sum()) for a in range(3))
+    assert labelled > 100
+    assert int((coloured != bare).any(axis=-1).sum()) == labelled  # every labelled voxel of the planes, no other
 
 
 def test_overlay_refuses_another_grid():
@@ -93,13 +107,15 @@ def _carpet(n=80, k=300, censored=()):
     return dict(before=before, after=after, fd=fd, dvars_before=dv, dvars_after=dv * 0.9, censored=cens)
 
 
-def test_carpet_marks_censored_volumes_and_labels_units(svg_text):
-    plain = _pixels(F.carpet_plot(t_r=2.0, **_carpet()))
-    marked = _pixels(F.carpet_plot(t_r=2.0, **_carpet(censored=[0, 1, 30, 31, 32])))
-    assert _count(plain, F.CENSORED, tol=6) == 0
-    assert _count(marked, F.CENSORED, tol=6) > 500
-    text = _svg_text(F.carpet_plot(t_r=2.0, start_time=1.0, fd_threshold=0.5, n_features=250_000,
-                                   groups=[("cortex left", 0), ("thalamus", 150)], fmt="svg", **_carpet()))
+def test_carpet_marks_censored_volumes_and_labels_units():
+    plain = F.carpet_plot(t_r=2.0, **_carpet())
+    marked = F.carpet_plot(t_r=2.0, **_carpet(censored=[0, 1, 30, 31, 32]))
+    assert sum(_count(r, F.CENSORED, tol=0) for r in _rasters(plain)) == 0 and F.CENSORED not in plain.decode()
+    before, after = _rasters(marked)
+    assert _count(before, F.CENSORED, tol=0) == 0 and _count(after, F.CENSORED, tol=0) == 5 * after.shape[0]
+    assert marked.decode().count(f"fill='{F.CENSORED}'") == 2  # one path of bands on each trace panel
+    text = _text(F.carpet_plot(t_r=2.0, start_time=1.0, fd_threshold=0.5, n_features=250_000,
+                               groups=[("cortex left", 0), ("thalamus", 150)], **_carpet()))
     for label in ("FD (mm)", "std. DVARS", "time (s)", "before cleaning", "after cleaning", "300 of 250000",
                   "threshold 0.5 mm", "thalamus"):
         assert label in text
@@ -112,14 +128,15 @@ def test_carpet_refuses_traces_of_another_length():
         F.carpet_plot(t_r=2.0, **c)
 
 
-def test_trial_timeline_colours_valid_and_invalid_trials(svg_text):
+def test_trial_timeline_colours_valid_and_invalid_trials():
     args = dict(window=(-2.0, 16.0), run_start=1.0, run_end=201.0, censored_times=[1.0, 3.0], t_r=2.0)
     onsets, durations = np.array([10.0, 40.0, 70.0, 190.0]), np.full(4, 2.0)
     types = ["face", "house", "face", "house"]
-    all_valid = _pixels(F.trial_timeline(onsets, durations, types, np.ones(4, bool), **args))
-    one_bad = _pixels(F.trial_timeline(onsets, durations, types, np.array([1, 1, 1, 0], bool), **args))
-    assert _count(all_valid, "#c01c28") == 0 and _count(one_bad, "#c01c28") > 20
-    text = _svg_text(F.trial_timeline(onsets, durations, types, np.ones(4, bool), fmt="svg", **args))
+    all_valid = F.trial_timeline(onsets, durations, types, np.ones(4, bool), **args).decode()
+    one_bad = F.trial_timeline(onsets, durations, types, np.array([1, 1, 1, 0], bool), **args).decode()
+    assert "#c01c28" not in all_valid and one_bad.count("fill='#c01c28'") == 2  # the event and its window
+    assert all_valid.count("fill='#26a269'") == 2
+    text = _text(F.trial_timeline(onsets, durations, types, np.ones(4, bool), **args))
     assert "time from the first stored volume (s)" in text and "face" in text and "house" in text
     with pytest.raises(ValueError, match="must match"):
         F.trial_timeline(onsets, durations[:3], types, np.ones(4, bool), **args)
@@ -128,22 +145,21 @@ def test_trial_timeline_colours_valid_and_invalid_trials(svg_text):
 def test_connectivity_and_group_figures(svg_text):
     rng = np.random.default_rng(2)
     m = np.corrcoef(rng.normal(size=(12, 60)))
-    text = _svg_text(F.connectivity_matrix(m, [f"region{i}" for i in range(12)], fmt="svg"))
+    text = _text(F.connectivity_matrix(m, [f"region{i}" for i in range(12)]))
     assert "region11" in text and "correlation (Pearson r)" in text
     with pytest.raises(ValueError, match="square matrix"):
         F.connectivity_matrix(m[:, :5], ["a"] * 12)
     qcfc = {"simple": rng.normal(0.2, 0.1, 300), "scrubbing": rng.normal(0.0, 0.1, 300)}
-    text = _svg_text(F.qcfc_histograms(qcfc, fmt="svg"))
+    text = _text(G.qcfc_histograms(qcfc, fmt="svg"))
     assert "QC-FC (Pearson r, edge vs mean FD)" in text and "scrubbing" in text and "edges" in text
     dist = rng.uniform(10, 150, 300)
-    text = _svg_text(F.distance_dependence({k: (dist, v) for k, v in qcfc.items()}, fmt="svg"))
+    text = _text(G.distance_dependence({k: (dist, v) for k, v in qcfc.items()}, fmt="svg"))
     assert "distance between region centroids (mm)" in text
     from scipy.stats import spearmanr
 
     rho = spearmanr(dist, qcfc["simple"])[0]
     assert f"Spearman rho(distance, QC-FC) = {rho:.3f}" in text
-    text = _svg_text(F.coverage_bars(["CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_THALAMUS_RIGHT"],
-                                     [29696, 1288], fmt="svg"))
+    text = _text(F.coverage_bars(["CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_THALAMUS_RIGHT"], [29696, 1288]))
     assert "cortex left" in text and "thalamus right" in text and "grayordinates" in text
 
 
@@ -152,13 +168,13 @@ def test_figures_are_reproducible_bytes():
     assert F.overlay_planes(mean, mask, np.eye(4)) == F.overlay_planes(mean, mask, np.eye(4))
 
 
-def test_slices_go_through_separate_pieces(svg_text):
+def test_slices_go_through_separate_pieces():
     """Two spheres apart: the planes pass through one of them, not through the empty middle."""
     mean, _ = _brain()
     spheres = np.zeros(mean.shape + (2,))
     spheres[2:4, 2:4, 2:4, 0] = 1
     spheres[14:16, 18:20, 12:14, 1] = 1
-    text = _svg_text(F.overlay_planes(mean, spheres, np.eye(4), kind="spheres", fmt="svg"))
+    text = _text(F.overlay_planes(mean, spheres, np.eye(4), kind="spheres"))
     assert "sagittal, x = 3 mm" in text or "sagittal, x = 14 mm" in text
 
 

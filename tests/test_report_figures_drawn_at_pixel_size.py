@@ -1,10 +1,12 @@
 """The report's figures cost what their pixels need: the carpet is reduced to the pixels it is drawn on with every
-censored volume still marked, censored bands are one collection, each figure is drawn once, and pyplot is never
-imported. The carpet must look the same as drawing every sample."""
+censored volume still marked, the censored bands of a trace are one path, and the run figures never import
+matplotlib (the group figures never import pyplot). The carpet must look the same as drawing every sample."""
 
 from __future__ import annotations
 
+import base64
 import io
+import re
 import subprocess
 import sys
 
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 
 from bidsapp.reports import figures as F
+from bidsapp.reports import group_figures as G
 
 
 def _rgb(png: bytes) -> np.ndarray:
@@ -64,12 +67,12 @@ def _draw(image: np.ndarray, n: int, k: int) -> np.ndarray:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 3), dpi=F.DPI)
+    fig = Figure(figsize=(8, 3), dpi=G.DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_axes([0.1, 0.1, 0.8, 0.8])
     ax.imshow(image, aspect="auto", cmap="gray", vmin=-2, vmax=2, extent=[-0.5, n - 0.5, k, 0],
               interpolation="nearest")
-    return _rgb(F.encode(fig))
+    return _rgb(G.encode(fig))
 
 
 def test_the_reduced_carpet_looks_like_the_whole_one():
@@ -80,7 +83,7 @@ def test_the_reduced_carpet_looks_like_the_whole_one():
     blocks = rng.normal(size=(n // 50, k // 30)).astype(np.float32)
     data = np.repeat(np.repeat(blocks, 50, axis=0), 30, axis=1)
     whole = _draw(data.T, n, k)
-    box_w, box_h = round(0.8 * 8 * F.DPI), round(0.8 * 3 * F.DPI)
+    box_w, box_h = round(0.8 * 8 * G.DPI), round(0.8 * 3 * G.DPI)
     reduced = _draw(F.carpet_pixels(data, box_w, box_h), n, k)
     differ = (np.abs(whole - reduced).max(axis=-1) > 8).mean()
     assert differ < 0.03, f"{differ:.1%} of the pixels differ"
@@ -95,11 +98,12 @@ def test_every_censored_volume_of_a_long_run_is_red_in_the_cleaned_carpet():
     censored[rng.choice(np.arange(10, n - 10, 60), 60, replace=False)] = True
     after = rng.normal(size=(n, k))
     after[censored] = np.nan
-    rgb = _rgb(F.carpet_plot(rng.normal(size=(n, k)), after, t_r=0.5, fd=rng.uniform(0, 0.3, n),
-                             dvars_before=np.ones(n), dvars_after=np.ones(n), censored=censored))
-    red = _is(rgb, F.CENSORED)
-    bottom = red[int(0.72 * rgb.shape[0]):]  # the cleaned carpet: the lowest panel
-    columns = bottom.sum(axis=0) > 100  # image columns red over most of the panel's height
+    figure = F.carpet_plot(rng.normal(size=(n, k)), after, t_r=0.5, fd=rng.uniform(0, 0.3, n),
+                           dvars_before=np.ones(n), dvars_after=np.ones(n), censored=censored)
+    rasters = re.findall(rb"data:image/png;base64,([A-Za-z0-9+/=]+)", figure)
+    cleaned = _rgb(base64.b64decode(rasters[-1]))  # the cleaned carpet, drawn at one raster pixel per screen pixel
+    assert cleaned.shape[1] == round(F.CARPET_SIZE[0] - F.CARPET_MARGINS["left"] - F.CARPET_MARGINS["right"])
+    columns = _is(cleaned, F.CENSORED, tol=0).all(axis=0)  # image columns red over the panel's whole height
     bands = int(np.count_nonzero(np.diff(np.r_[0, columns.astype(int)]) == 1))
     assert bands == 60
 
@@ -110,35 +114,33 @@ def test_censored_spans_merge_consecutive_volumes():
     assert F.censored_spans(np.array([]), 2.0).shape == (0, 2)
 
 
-def test_censored_bands_are_one_collection_per_trace():
-    from matplotlib.collections import PolyCollection
-
-    fig, ax = F.new_figure((4, 2))
-    F._shade(ax, F.censored_spans(np.arange(0, 400, 3.0), 1.0))
-    assert len(ax.patches) == 0 and sum(isinstance(c, PolyCollection) for c in ax.collections) == 1
-
-
-def test_a_figure_is_drawn_once(monkeypatch):
-    from matplotlib.figure import Figure
-
-    draws = []
-    original = Figure.draw
-
-    def counted(self, renderer):
-        draws.append(1)
-        return original(self, renderer)
-
-    monkeypatch.setattr(Figure, "draw", counted)
+def test_censored_bands_are_one_path_per_trace():
     rng = np.random.default_rng(2)
-    F.carpet_plot(rng.normal(size=(50, 40)), rng.normal(size=(50, 40)), t_r=2.0, fd=np.zeros(50),
-                  dvars_before=np.ones(50), dvars_after=np.ones(50), censored=np.zeros(50, bool))
-    assert len(draws) == 1
+    n = 400
+    censored = np.zeros(n, bool)
+    censored[::3] = True
+    figure = F.carpet_plot(rng.normal(size=(n, 40)), rng.normal(size=(n, 40)), t_r=1.0, fd=np.zeros(n),
+                           dvars_before=np.ones(n), dvars_after=np.ones(n), censored=censored).decode()
+    bands = re.findall(rf"<path d='([^']*)' fill='{F.CENSORED}'", figure)
+    assert len(bands) == 2 and all(b.count("M") == censored.sum() for b in bands)
 
 
-def test_figures_do_not_import_pyplot():
+def test_run_figures_do_not_import_matplotlib():
     code = ("import sys; import numpy as np; from bidsapp.reports import figures as F; "
             "F.coverage_bars(['CIFTI_STRUCTURE_CORTEX_LEFT'], [10]); "
             "F.overlay_planes(np.ones((5, 5, 5)), np.ones((5, 5, 5)), np.eye(4)); "
+            "F.carpet_plot(np.ones((9, 4)), np.ones((9, 4)), t_r=1.0, fd=np.zeros(9), dvars_before=np.ones(9), "
+            "dvars_after=np.ones(9), censored=np.zeros(9, bool)); "
+            "F.trial_timeline(np.ones(1), np.ones(1), ['a'], np.ones(1, bool), window=(0, 2), run_start=0, "
+            "run_end=9); F.connectivity_matrix(np.eye(2), ['a', 'b']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'PIL')))")
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_group_figures_do_not_import_pyplot():
+    code = ("import sys; import numpy as np; from bidsapp.reports import group_figures as G; "
+            "G.qcfc_histograms({'simple': np.linspace(-0.5, 0.5, 30)}); "
             "sys.exit('matplotlib.pyplot' in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -148,8 +150,8 @@ def test_png_is_the_drawn_canvas_pixel_for_pixel():
     from PIL import Image
 
     rng = np.random.default_rng(3)
-    fig, ax = F.new_figure((5, 3))
+    fig, ax = G.new_figure((5, 3))
     ax.imshow(rng.normal(size=(200, 300)), cmap="gray", interpolation="nearest")
-    png = F.encode(fig)
+    png = G.encode(fig)
     drawn = np.asarray(fig.canvas.buffer_rgba())
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")), drawn)

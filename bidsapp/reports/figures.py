@@ -1,110 +1,60 @@
-"""Report figures: pure functions from arrays to PNG (or SVG) bytes.
+"""Run figures of the participant page: pure functions from arrays to SVG bytes.
 
-Each function takes arrays and explicit arguments (no file, no settings) and returns the encoded image, so
-the figures can be tested and reused outside the report. matplotlib is imported on first use; each figure is a
-``matplotlib.figure.Figure`` on its own Agg canvas (no pyplot: no figure manager, no backend selection, nothing
-to close). Every axis names its quantity and unit.
+Each function takes arrays and explicit arguments (no file, no settings) and returns a standalone SVG document
+(:mod:`bidsapp.reports.svg`): images (the mean image's planes, the carpets, a connectivity matrix) are embedded
+PNGs at their own resolution, drawn with square pixels, and the browser draws the lines and the text. Every
+axis names its quantity and unit. Group figures are :mod:`bidsapp.reports.group_figures`.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
 
+from bidsapp.reports import svg
+from bidsapp.reports.svg import LABEL, SMALL, TICK, Figure
+
 #: colour of censored volumes (traces and the NaN rows of the carpet)
 CENSORED = "#e8a09a"
-DPI = 96
-#: zlib level of the PNG figures: 3 encodes the 1,056 x 816 px carpet in 0.09 s into 0.74 MB, where the
-#: default 6 takes 0.19 s for 0.94 MB (level 6 searches longer matches that this noisy image does not have);
-#: level 1 saves another 25-30 % of the time for 5 % more bytes; the Z_RLE strategy doubles the bytes
-PNG_COMPRESSION = 3
+MASK_OUTLINE = "#ff3b30"
+#: matplotlib's ``tab20`` (atlas labels, label % 20), blended over the mean image at :data:`LABEL_ALPHA`
+TAB20 = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd",
+         "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d",
+         "#17becf", "#9edae5")
+LABEL_ALPHA = 0.55
+#: ColorBrewer RdBu (11 classes), reversed: negative blue, positive red (matplotlib's ``RdBu_r``)
+RDBU_R = ("#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d",
+          "#b2182b", "#67001f")
 
 
-#: width (in) of each strategy's panel in the group figures: titles of neighbouring panels must not overlap
-PANEL_WIDTH = 4.6
-#: marker area (pt^2) of the distance-dependence scatter (one point per edge)
-POINT_SIZE = 14
-
-
-def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **subplots):
-    """A figure of ``figsize`` inches at :data:`DPI` on an Agg canvas, and its axes (``Figure.subplots``).
-
-    matplotlib is imported here, on first use (``bidsapp --help`` never imports it), without pyplot: the
-    figure belongs to no figure manager, so it needs no closing and is freed with its last reference.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, **subplots)
-
-
-def margins(figsize: tuple[float, float], *, left: float, right: float, bottom: float, top: float,
-            **spacing: float) -> dict[str, float]:
-    """Subplot parameters (``gridspec_kw``) for margins given in inches: a figure whose labels are known in advance
-    is laid out without ``tight_layout``, which measures every text of the figure (0.1-0.15 s per figure, a
-    draw's worth of tick and text layout) to find margins that these sizes give directly.
-
-    Parameters
-    ----------
-    figsize : (float, float)
-        Width and height of the figure (in).
-    left, right, bottom, top : float
-        Space (in) between each edge of the figure and the axes grid, for tick labels, axis labels and titles.
-    **spacing : float
-        ``wspace`` / ``hspace``: the space between axes, as a fraction of the mean axes width / height.
-    """
-    width, height = figsize
-    return {"left": left / width, "right": 1 - right / width, "bottom": bottom / height, "top": 1 - top / height,
-            **spacing}
-
-
-def encode(fig, fmt: str = "png") -> bytes:
-    """The figure as PNG or SVG bytes (no timestamp, so that equal figures give equal bytes).
-
-    The figure is drawn once, at its own size: ``bbox_inches="tight"`` would draw it twice to crop a margin of
-    a few pixels, and so does savefig after ``tight_layout()`` (which leaves a placeholder layout engine behind
-    that asks for a layout pass at every save), unless that engine is dropped: the layout is already done.
-    A PNG holds the drawn canvas's pixels, written by PIL at :data:`PNG_COMPRESSION`, as RGB when the figure is
-    opaque (every figure here).
-    """
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
-
-    if fmt not in ("png", "svg"):
-        raise ValueError(f"figure format {fmt!r}: use 'png' or 'svg'")
-    if isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine):
-        fig.set_layout_engine(None)
-    buf = io.BytesIO()
-    if fmt == "svg":
-        fig.savefig(buf, format=fmt, dpi=DPI, metadata={"Date": None})
-        return buf.getvalue()
-    from PIL import Image
-
-    fig.set_dpi(DPI)
-    fig.canvas.draw()
-    rgba = np.asarray(fig.canvas.buffer_rgba())
-    opaque = bool((rgba[..., 3] == 255).all())  # an opaque figure is stored as RGB: 25 % fewer bytes to deflate
-    image = Image.fromarray(np.ascontiguousarray(rgba[..., :3]) if opaque else rgba)
-    image.save(buf, format="png", compress_level=PNG_COMPRESSION, dpi=(DPI, DPI))
-    return buf.getvalue()
+def _ramp(values: np.ndarray, anchors: Sequence[str], vmin: float, vmax: float) -> np.ndarray:
+    """Values through a colour ramp linear between ``anchors`` (NaN white): (..., 3) uint8."""
+    table = np.array([svg.hex_rgb(c) for c in anchors], float)
+    with np.errstate(invalid="ignore"):
+        pos = np.clip((np.asarray(values, float) - vmin) / ((vmax - vmin) or 1.0), 0, 1) * (len(anchors) - 1)
+    nan = np.isnan(pos)
+    pos = np.where(nan, 0, pos)
+    lo = np.minimum(pos.astype(int), len(anchors) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = np.rint(table[lo] * (1 - frac) + table[lo + 1] * frac).astype(np.uint8)
+    rgb[nan] = 255
+    return rgb
 
 
 # --- columns over the run's mean image ----------------------------------------------------------------------
 
 PLANES = (("sagittal", 0, ("y", "z")), ("coronal", 1, ("x", "z")), ("axial", 2, ("x", "y")))
-#: the overlay figure (in) and its margins (in; the top one grows by 0.3 in for a title): the tick labels are
-#: world coordinates of a head (at most 4 characters, "-100"), the titles and axis labels one line of 10 pt; each
-#: plane keeps its aspect ratio inside its cell, so ``wspace`` leaves room for the next plane's y labels
-OVERLAY_SIZE = (11.0, 3.8)
-OVERLAY_MARGINS = {"left": 0.75, "right": 0.15, "bottom": 0.6, "wspace": 0.28}
+#: the overlay figure (px) and its margins (px; the top one grows by 29 px for a title): tick labels of at most
+#: 4 characters ("-100"), one line of title and axis label; each plane keeps its aspect ratio inside its cell
+OVERLAY_SIZE = (1056, 365)
+OVERLAY_MARGINS = {"left": 72, "right": 14, "bottom": 58, "top": 34, "gap": 76}
 
 
 def _extent(affine: np.ndarray, shape: Sequence[int], axes: tuple[int, int]) -> list[float]:
-    """imshow extent (mm) of a slice spanned by two voxel axes: the world coordinate each axis mostly follows
-    (exact for the axis-aligned grids of fMRIPrep outputs; oblique grids are shown on their voxel axes)."""
+    """Extent (mm: left, right, bottom, top) of a slice spanned by two voxel axes: the world coordinate each axis
+    mostly follows (exact for the axis-aligned grids of fMRIPrep outputs; oblique grids are shown on their voxel
+    axes)."""
     ext = []
     for ax in axes:
         world = int(np.argmax(np.abs(affine[:3, ax])))
@@ -124,14 +74,10 @@ def _cut(overlay: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(v) for v in nearest)
 
 
-def _slice(vol: np.ndarray, axis: int, index: int) -> np.ndarray:
-    return np.take(vol, index, axis=axis)
-
-
 def _labels_of(overlay: np.ndarray, axis: int, index: int, kind: str) -> np.ndarray:
     """A 2D integer image for one plane: the mask (1), the atlas labels, or for maps and spheres (4D) the
     1-based index of the map with the largest value (0 where every map is 0)."""
-    sl = _slice(overlay, axis, index)
+    sl = np.take(overlay, index, axis=axis)
     if kind == "mask":
         return (sl > 0).astype(int)
     if overlay.ndim == 3:
@@ -140,8 +86,41 @@ def _labels_of(overlay: np.ndarray, axis: int, index: int, kind: str) -> np.ndar
     return np.where(top > 0, np.argmax(np.abs(sl), axis=-1) + 1, 0)
 
 
+def outline(inside: np.ndarray) -> np.ndarray:
+    """The boundary of a 2D boolean image along its pixels' edges, as segments ``(r0, c0, r1, c1)`` in pixel
+    corner coordinates (row, column), collinear neighbouring edges merged."""
+    p = np.pad(np.asarray(inside, bool), 1)
+    out = []
+    for edges, transposed in ((p[1:, 1:-1] != p[:-1, 1:-1], False), ((p[1:-1, 1:] != p[1:-1, :-1]).T, True)):
+        d = np.diff(np.pad(edges, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+        starts, ends = np.argwhere(d == 1), np.argwhere(d == -1)  # row-major: the k-th start pairs the k-th end
+        seg = np.column_stack([starts[:, 0], starts[:, 1], starts[:, 0], ends[:, 1]])
+        out.append(seg[:, [1, 0, 3, 2]] if transposed else seg)
+    return np.concatenate(out)
+
+
+def _plane_image(mean_slice: np.ndarray, lab: np.ndarray, kind: str, lo: float, hi: float) -> np.ndarray:
+    """RGB of one plane (rows = the slice's second axis, bottom row last): grey mean image, labels blended."""
+    rgb = svg.grey(mean_slice.T[::-1], lo, hi)
+    if kind != "mask":
+        shown = lab.T[::-1]
+        on = shown != 0
+        colours = np.array([svg.hex_rgb(c) for c in TAB20], float)[shown[on] % 20]
+        rgb[on] = np.rint(rgb[on] * (1 - LABEL_ALPHA) + colours * LABEL_ALPHA).astype(np.uint8)
+    return rgb
+
+
+def _plane_axes(fig: Figure, cell: tuple[float, float, float, float], ext: list[float]) -> svg.Axes:
+    """Axes in a cell keeping the slice's aspect ratio (1 mm = 1 mm on both axes), centred."""
+    x, y, w, h = cell
+    ew, eh = abs(ext[1] - ext[0]), abs(ext[3] - ext[2])
+    scale = min(w / ew, h / eh)
+    bw, bh = ew * scale, eh * scale
+    return fig.add_axes((x + (w - bw) / 2, y + (h - bh) / 2, bw, bh), ext[:2], ext[2:])
+
+
 def overlay_planes(mean: np.ndarray, overlay: np.ndarray, affine: np.ndarray, *, kind: str = "mask",
-                   title: str = "", fmt: str = "png") -> bytes:
+                   title: str = "") -> bytes:
     """The mask (or atlas, maps, spheres) over the run's mean image, in three planes through its centre.
 
     Parameters
@@ -149,18 +128,18 @@ def overlay_planes(mean: np.ndarray, overlay: np.ndarray, affine: np.ndarray, *,
     mean : numpy.ndarray, shape (nx, ny, nz)
         The run's mean image.
     overlay : numpy.ndarray, shape (nx, ny, nz) or (nx, ny, nz, n_maps)
-        ``kind="mask"``: the mask (> 0 inside), drawn as its outline; ``"labels"``: integer labels (0 =
-        background), each a colour; ``"maps"`` / ``"spheres"``: one volume per map, each voxel coloured by the
-        map with the largest absolute value.
+        ``kind="mask"``: the mask (> 0 inside), drawn as its outline along the voxels' edges; ``"labels"``:
+        integer labels (0 = background), each a colour; ``"maps"`` / ``"spheres"``: one volume per map, each voxel
+        coloured by the map with the largest absolute value.
     affine : numpy.ndarray, shape (4, 4)
         Voxel to world (mm) of both images; axes are labelled in mm.
     kind : {"mask", "labels", "maps", "spheres"}
     title : str
-    fmt : {"png", "svg"}
 
     Returns
     -------
     bytes
+        An SVG document.
     """
     if kind not in ("mask", "labels", "maps", "spheres"):
         raise ValueError(f"overlay_planes: kind {kind!r} is not one of mask, labels, maps, spheres")
@@ -170,30 +149,36 @@ def overlay_planes(mean: np.ndarray, overlay: np.ndarray, affine: np.ndarray, *,
     cut = _cut(overlay)
     inside = mean[np.isfinite(mean) & (mean != 0)]
     lo, hi = np.percentile(inside, [2, 98]) if inside.size else (0.0, 1.0)
-    fig, axes = new_figure(OVERLAY_SIZE, 1, 3, gridspec_kw=margins(OVERLAY_SIZE, **OVERLAY_MARGINS,
-                                                                   top=0.35 + (0.3 if title else 0)))
-    for ax, (name, axis, (u, v)) in zip(axes, PLANES):
-        others = [a for a in range(3) if a != axis]
-        ext = _extent(affine, mean.shape, tuple(others))
-        ax.imshow(_slice(mean, axis, cut[axis]).T, origin="lower", cmap="gray", vmin=lo, vmax=hi, extent=ext,
-                  interpolation="nearest")
-        lab = _labels_of(overlay, axis, cut[axis], kind).T
+    (width, height), m = OVERLAY_SIZE, OVERLAY_MARGINS
+    top = m["top"] + (29 if title else 0)
+    fig = Figure(width, height + (29 if title else 0))
+    cell_w = (width - m["left"] - m["right"] - 2 * m["gap"]) / 3
+    world = affine[:3] @ np.r_[cut, 1]
+    for k, (name, axis, (u, v)) in enumerate(PLANES):
+        others = tuple(a for a in range(3) if a != axis)
+        ext = _extent(affine, mean.shape, others)
+        ax = _plane_axes(fig, (m["left"] + k * (cell_w + m["gap"]), top, cell_w, fig.height - top - m["bottom"]),
+                         ext)
+        lab = _labels_of(overlay, axis, cut[axis], kind)
+        ax.image(_plane_image(np.take(mean, cut[axis], axis=axis), lab, kind, lo, hi),
+                 (ext[0], ext[1], ext[3], ext[2]))
         if kind == "mask":
-            ax.contour(lab, levels=[0.5], colors="#ff3b30", linewidths=1.2, origin="lower", extent=ext)
-        elif lab.any():
-            shown = np.ma.masked_equal(lab, 0)
-            ax.imshow(shown % 20, origin="lower", cmap="tab20", vmin=0, vmax=19, alpha=0.55, extent=ext,
-                      interpolation="nearest")
-        world = affine[:3] @ np.r_[cut, 1]
-        ax.set_title(f"{name}, {'xyz'[axis]} = {world[axis]:.0f} mm", fontsize=10)
-        ax.set_xlabel(f"{u} (mm)")
-        ax.set_ylabel(f"{v} (mm)")
+            seg = outline(lab.T)  # rows: the second axis (up), columns: the first (across)
+            xs, ys = ax.px(ext[0] + (ext[1] - ext[0]) * seg[:, [1, 3]] / lab.shape[0],
+                           ext[2] + (ext[3] - ext[2]) * seg[:, [0, 2]] / lab.shape[1])
+            ax.path("".join(f"M{a:.1f} {b:.1f}L{c:.1f} {d:.1f}" for (a, c), (b, d) in zip(xs, ys)),
+                    MASK_OUTLINE, 1.6)
+        ax.title(f"{name}, {'xyz'[axis]} = {world[axis]:.0f} mm")
+        ax.xticks()
+        ax.yticks()
+        ax.xlabel(f"{u} (mm)")
+        ax.ylabel(f"{v} (mm)", offset=46)
     if title:
-        fig.suptitle(title, fontsize=11, y=1 - 0.08 / OVERLAY_SIZE[1], va="top")
-    return encode(fig, fmt)
+        fig.text(width / 2, 18, title, size=14.7, anchor="middle")
+    return fig.encode()
 
 
-def coverage_bars(structures: Sequence[str], counts: Sequence[int], *, title: str = "", fmt: str = "png") -> bytes:
+def coverage_bars(structures: Sequence[str], counts: Sequence[int], *, title: str = "") -> bytes:
     """Grayordinate runs (no volume to draw on): the columns per CIFTI structure, as horizontal bars.
 
     Parameters
@@ -206,16 +191,20 @@ def coverage_bars(structures: Sequence[str], counts: Sequence[int], *, title: st
     if len(structures) != len(counts):
         raise ValueError(f"coverage_bars: {len(structures)} structures but {len(counts)} counts")
     names = [s.removeprefix("CIFTI_STRUCTURE_").replace("_", " ").lower() for s in structures]
-    fig, ax = new_figure((8, 0.22 * len(names) + 1.2))
-    ax.barh(np.arange(len(names)), counts, color="#1a5fb4")
-    ax.set_yticks(np.arange(len(names)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("columns of the run (grayordinates)")
-    for y, c in enumerate(counts):
-        ax.text(c, y, f" {c}", va="center", fontsize=7)
-    ax.set_title(title or "grayordinates per structure", fontsize=10)
-    fig.tight_layout()
-    return encode(fig, fmt)
+    n = len(names)
+    left = 16 + 6.5 * max((len(s) for s in names), default=4)
+    fig = Figure(768, 21 * n + 116)
+    top_count = max(max(counts, default=0), 1)
+    ax = fig.add_axes((left, 34, 768 - left - 20, 21 * n + 24), (0, 1.15 * top_count), (n - 0.5, -0.5))
+    rows = np.arange(n)
+    ax.rects(np.zeros(n), rows - 0.4, np.asarray(counts, float), rows + 0.4, "#1a5fb4")
+    for y, c in zip(rows, counts):
+        ax.note(c, y, f" {c}", size=SMALL - 1, baseline="middle")
+    ax.yticks(rows, names, size=SMALL)
+    ax.xticks()
+    ax.xlabel("columns of the run (grayordinates)")
+    ax.title(title or "grayordinates per structure")
+    return fig.encode()
 
 
 # --- carpet plot ----------------------------------------------------------------------------------------------
@@ -240,27 +229,8 @@ def censored_spans(times: np.ndarray, t_r: float) -> np.ndarray:
     return np.column_stack([t[first] - t_r / 2, t[last] + t_r / 2])
 
 
-def _shade(ax, spans: np.ndarray, *, min_pixels: float = 0.0, **style) -> None:
-    """Time spans (s) as light red bands over the axes' height: one collection, however many spans.
-
-    ``min_pixels``: each band at least this wide on the drawn axes (their x limits and size must be final), so
-    that a single censored volume of a long run, narrower than a pixel, is still seen."""
-    from matplotlib.collections import PolyCollection
-
-    if len(spans) and min_pixels > 0:
-        x0, x1 = ax.get_xlim()
-        least = min_pixels * abs(x1 - x0) / max(ax.get_window_extent().width, 1.0)
-        centre, half = spans.mean(axis=1), np.maximum((spans[:, 1] - spans[:, 0]) / 2, least / 2)
-        spans = np.column_stack([centre - half, centre + half])
-    if len(spans):
-        boxes = [[(x0, 0), (x0, 1), (x1, 1), (x1, 0)] for x0, x1 in spans]
-        ax.add_collection(PolyCollection(boxes, transform=ax.get_xaxis_transform(), facecolors=CENSORED,
-                                         alpha=0.6, linewidths=0, **style), autolim=False)
-
-
 def carpet_pixels(data: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A carpet's image reduced to the pixels it is drawn on, as ``imshow(interpolation="nearest")`` shows it,
-    with its NaN marks kept.
+    """A carpet's image reduced to the pixels it is drawn on, with its NaN marks kept.
 
     The volumes (columns) are split into ``width`` (``height``) equal bins, one per pixel, and each pixel takes
     the sample at the middle of its bin: one real sample per pixel, as nearest-neighbour drawing of the whole
@@ -293,37 +263,43 @@ def carpet_pixels(data: np.ndarray, width: int, height: int) -> np.ndarray:
     return out.T
 
 
-def _traces(axes, times: np.ndarray, fd: np.ndarray, dvars_before: np.ndarray, dvars_after: np.ndarray,
-            censored: np.ndarray, fd_threshold: float | None) -> None:
+def _upper(values: Sequence[np.ndarray | float]) -> float:
+    """Upper y limit of a trace panel: 1.1 x the largest finite value (1 when there is none)."""
+    finite = np.concatenate([np.ravel(np.asarray(v, float)) for v in values])
+    finite = finite[np.isfinite(finite)]
+    top = float(finite.max()) if finite.size else 0.0
+    return 1.1 * top if top > 0 else 1.0
+
+
+def _traces(axes: list[svg.Axes], times: np.ndarray, fd: np.ndarray, dvars_before: np.ndarray,
+            dvars_after: np.ndarray, fd_threshold: float | None) -> None:
     """The framewise displacement and standardized DVARS panels."""
-    axes[0].plot(times, fd, color="#1a5fb4", lw=1)
+    axes[0].line(times, fd, "#1a5fb4")
     if fd_threshold is not None:
-        axes[0].axhline(fd_threshold, color="#c01c28", ls="--", lw=0.8, label=f"threshold {fd_threshold:g} mm")
-        axes[0].legend(loc="upper right", fontsize=8)
-    axes[0].set_ylabel("FD (mm)")
-    axes[1].plot(times, dvars_before, color="#813d9c", lw=1, label="before cleaning")
-    axes[1].plot(times, dvars_after, color="#26a269", lw=1, label="after cleaning")
-    axes[1].legend(loc="upper right", fontsize=8)
-    axes[1].set_ylabel("std. DVARS\n(ratio, 1 = expected)")
-    shown = np.r_[np.asarray(dvars_before)[~censored], np.asarray(dvars_after)[~censored]]
-    if np.isfinite(shown).any():  # the scale of the kept volumes (a censored spike would flatten them)
-        axes[1].set_ylim(0, 1.1 * float(np.nanmax(shown)))
+        axes[0].hline(fd_threshold, "#c01c28", 0.8, dash="5 3")
+        axes[0].legend([(f"threshold {fd_threshold:g} mm", "#c01c28", "5 3")])
+    axes[0].ylabel("FD (mm)", offset=64)
+    axes[1].line(times, dvars_before, "#813d9c")
+    axes[1].line(times, dvars_after, "#26a269")
+    axes[1].legend([("before cleaning", "#813d9c", ""), ("after cleaning", "#26a269", "")])
+    axes[1].ylabel("std. DVARS\n(ratio, 1 = expected)", offset=64)
 
 
-#: the carpet figure (in) and its margins (in): two-line y labels beside tick labels of up to 6 characters
-#: ("0.0125" mm), the time axis' label and tick labels below (the last one overhangs the right edge by half its width)
-CARPET_SIZE = (11.0, 8.5)
-CARPET_MARGINS = {"left": 1.0, "right": 0.3, "bottom": 0.6, "top": 0.2, "hspace": 0.17}
+#: the carpet figure (px) and its margins (px): two-line y labels beside tick labels of up to 6 characters
+#: ("0.0125" mm), the time axis' label and tick labels below
+CARPET_SIZE = (1056, 816)
+CARPET_MARGINS = {"left": 96, "right": 29, "bottom": 58, "top": 19, "gap": 28}
+CARPET_HEIGHTS = (1, 1, 2.4, 2.4)
 
 
 def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time: float = 0.0,
                 fd: np.ndarray, dvars_before: np.ndarray, dvars_after: np.ndarray, censored: np.ndarray,
                 fd_threshold: float | None = None, n_features: int | None = None,
-                groups: Sequence[tuple[str, int]] = (), fmt: str = "png") -> bytes:
+                groups: Sequence[tuple[str, int]] = ()) -> bytes:
     """Carpet plot before and after cleaning, under framewise displacement and standardized DVARS traces.
 
     The carpets are reduced to the pixels they are drawn on first (:func:`carpet_pixels`): a 2,000 x 4,000
-    carpet is drawn as the ~1,000 x 250 pixels a reader sees, with every censored volume still marked.
+    carpet is drawn as the ~930 x 230 pixels a reader sees, with every censored volume still marked.
 
     Parameters
     ----------
@@ -343,9 +319,12 @@ def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time
         Columns of the run (the carpet shows a subsample of them), for the y label.
     groups : sequence of (str, int)
         Named groups of consecutive carpet rows (e.g. CIFTI structures): name and first row, marked on the y axis.
-    """
-    from matplotlib import colormaps
 
+    Returns
+    -------
+    bytes
+        An SVG document.
+    """
     n, k = before.shape
     censored = np.asarray(censored, dtype=bool)
     if after.shape != (n, k) or any(np.shape(a) != (n,) for a in (fd, dvars_before, dvars_after, censored)):
@@ -353,36 +332,38 @@ def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time
                          f"{[np.shape(a) for a in (fd, dvars_before, dvars_after, censored)]} must share "
                          f"{n} volumes")
     times = start_time + np.arange(n) * t_r
-    ext = [times[0] - t_r / 2, times[-1] + t_r / 2, k, 0]
-    fig, axes = new_figure(CARPET_SIZE, 4, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1, 2.4, 2.4],
-                                                                        **margins(CARPET_SIZE, **CARPET_MARGINS)})
-    _traces(axes, times, fd, dvars_before, dvars_after, censored, fd_threshold)
-    for ax, what in ((axes[2], "before cleaning"), (axes[3], "after cleaning")):
-        ax.set_xlim(ext[0], ext[1])
-        ax.set_ylim(k, 0)
-        ax.set_ylabel(f"{what}\ncolumns ({k}" + (f" of {n_features})" if n_features else ")"))
-        for name, row in groups:
-            ax.axhline(row, color="#f6d32d", lw=0.6)
-            ax.text(ext[0], row, f" {name}", color="#f6d32d", fontsize=6, va="top")
+    xlim = (times[0] - t_r / 2, times[-1] + t_r / 2)
+    (width, height), m = CARPET_SIZE, CARPET_MARGINS
+    fig = Figure(width, height)
+    shown = np.r_[np.asarray(dvars_before)[~censored], np.asarray(dvars_after)[~censored]]
+    ylims = [(0, _upper([fd, [fd_threshold or 0]])), (0, _upper([shown])), (k, 0), (k, 0)]
+    rows = svg.rows_layout(m["top"], height - m["bottom"], CARPET_HEIGHTS, m["gap"])
+    axes = [fig.add_axes((m["left"], y, width - m["left"] - m["right"], h), xlim, ylim)
+            for (y, h), ylim in zip(rows, ylims)]
     spans = censored_spans(times[censored], t_r)
     for ax in axes[:2]:
-        _shade(ax, spans, min_pixels=1.0)
-    axes[3].set_xlabel("time (s); red: censored volumes (in the carpet also columns without data); carpet: "
-                       "z-scored signal, grey scale -2 to 2 SD")
-    cmap = colormaps["gray"].with_extremes(bad=CENSORED)
-    for ax, data in ((axes[2], before), (axes[3], after)):
-        box = ax.get_window_extent()
-        image = carpet_pixels(data, max(1, round(box.width)), max(1, round(box.height)))
-        ax.imshow(np.ma.masked_invalid(image), aspect="auto", cmap=cmap, vmin=-2, vmax=2, extent=ext,
-                  interpolation="nearest")
-    return encode(fig, fmt)
+        ax.bands(spans, CENSORED, min_px=1.0)
+    _traces(axes, times, fd, dvars_before, dvars_after, fd_threshold)
+    for ax, data, what in ((axes[2], before, "before cleaning"), (axes[3], after, "after cleaning")):
+        image = carpet_pixels(data, max(1, round(ax.w)), max(1, round(ax.h)))
+        ax.image(svg.grey(image, -2.0, 2.0, bad=CENSORED))
+        ax.ylabel(f"{what}\ncolumns ({k}" + (f" of {n_features})" if n_features else ")"), offset=64)
+        for name, row in groups:
+            ax.hline(row, "#f6d32d", 0.6)
+            ax.note(xlim[0], row, f" {name}", size=8.0, colour="#f6d32d", baseline="hanging")
+    for ax in axes:
+        ax.xticks(show=ax is axes[-1])
+        ax.yticks()
+    axes[-1].xlabel("time (s); red: censored volumes (in the carpet also columns without data); carpet: "
+                    "z-scored signal, grey scale -2 to 2 SD", offset=22)
+    return fig.encode()
 
 
 # --- trial timeline -------------------------------------------------------------------------------------------
 
 def trial_timeline(onsets: np.ndarray, durations: np.ndarray, trial_types: Sequence[str], valid: np.ndarray, *,
                    window: tuple[float, float], run_start: float, run_end: float,
-                   censored_times: Sequence[float] = (), t_r: float = 0.0, fmt: str = "png") -> bytes:
+                   censored_times: Sequence[float] = (), t_r: float = 0.0) -> bytes:
     """Events on one row per trial type: the event (dark bar), its trial window (light bar), valid trials in
     green and invalid ones in red, censored volumes as bands, and the acquired run.
 
@@ -399,121 +380,69 @@ def trial_timeline(onsets: np.ndarray, durations: np.ndarray, trial_types: Seque
     censored_times, t_r : numpy.ndarray, float
         Times (s) of the censored volumes and the repetition time (band width).
     """
-    onsets, durations, valid = (np.asarray(a) for a in (onsets, durations, valid))
+    onsets, durations, valid = (np.asarray(a, float) for a in (onsets, durations, valid))
     if not (onsets.shape == durations.shape == valid.shape == (len(trial_types),)):
         raise ValueError(f"trial_timeline: {onsets.shape[0]} onsets, {durations.shape[0]} durations, "
                          f"{valid.shape[0]} valid flags and {len(trial_types)} trial types must match")
+    valid = valid.astype(bool)
     types = sorted({str(t) for t in trial_types})
-    fig, ax = new_figure((11, 0.45 * len(types) + 1.6))
-    ax.axvspan(run_start, run_end, color="#f0f0f0", zorder=0)
-    _shade(ax, censored_spans(censored_times, t_r), zorder=1)
-    for o, d, tt, ok in zip(onsets, durations, trial_types, valid):
-        y = types.index(str(tt))
-        colour = "#26a269" if ok else "#c01c28"
-        ax.barh(y, window[1] - window[0], left=o + window[0], height=0.6, color=colour, alpha=0.25, zorder=2)
-        ax.barh(y, max(float(d), 0.1), left=o, height=0.6, color=colour, zorder=3)
-    ax.set_yticks(np.arange(len(types)), types)
-    ax.set_ylim(len(types) - 0.5, -0.5)
-    ax.set_xlabel(f"time from the first stored volume (s); dark: event, light: trial window {window[0]:g} to "
-                  f"{window[1]:g} s; green: valid, red: invalid; grey: the run, pink: censored")
-    ax.set_ylabel("trial type")
-    fig.tight_layout()
-    return encode(fig, fmt)
+    row = np.array([types.index(str(t)) for t in trial_types], float)
+    lo = min([run_start, *(onsets + min(window[0], 0))])
+    hi = max([run_end, *(onsets + max(window[1], 0)), *(onsets + durations)])
+    pad = 0.02 * ((hi - lo) or 1.0)
+    left = 44 + 7.0 * max(len(t) for t in types) if types else 60
+    fig = Figure(1056, 43 * len(types) + 116)
+    ax = fig.add_axes((left, 12, 1056 - left - 20, 43 * len(types) + 24), (lo - pad, hi + pad),
+                      (len(types) - 0.5, -0.5))
+    ax.bands(np.array([[run_start, run_end]]), "#f0f0f0", opacity=1.0)
+    ax.bands(censored_spans(censored_times, t_r), CENSORED)
+    for ok, colour in ((True, "#26a269"), (False, "#c01c28")):
+        sel = valid == ok
+        ax.rects(onsets[sel] + window[0], row[sel] - 0.3, onsets[sel] + window[1], row[sel] + 0.3, colour, 0.25)
+        ax.rects(onsets[sel], row[sel] - 0.3, onsets[sel] + np.maximum(durations[sel], 0.1), row[sel] + 0.3, colour)
+    ax.yticks(np.arange(len(types)), types)
+    ax.xticks()
+    ax.xlabel(f"time from the first stored volume (s)\ndark: event, light: trial window {window[0]:g} to "
+              f"{window[1]:g} s; green: valid, red: invalid; grey: the run, pink: censored")
+    ax.ylabel("trial type", offset=left - 16)
+    return fig.encode()
 
 
-# --- connectivity and the group level -------------------------------------------------------------------------
+# --- connectivity -----------------------------------------------------------------------------------------------
 
 def connectivity_matrix(matrix: np.ndarray, names: Sequence[str], *, measure: str = "correlation",
-                        unit: str = "Pearson r", fmt: str = "png") -> bytes:
-    """A connectivity matrix (regions x regions) with a symmetric colour scale; region names on the axes when
-    there are at most 40."""
+                        unit: str = "Pearson r") -> bytes:
+    """A connectivity matrix (regions x regions) with a symmetric colour scale and its colour bar; region names
+    on the axes when there are at most 40."""
     matrix = np.asarray(matrix, dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(names):
         raise ValueError(f"connectivity_matrix: a square matrix with one row per name is needed, got "
                          f"{matrix.shape} and {len(names)} names")
-    off = matrix[~np.eye(len(names), dtype=bool)]
+    n = len(names)
+    off = matrix[~np.eye(n, dtype=bool)]
     top = float(np.nanmax(np.abs(off))) if off.size and np.isfinite(off).any() else 1.0
-    fig, ax = new_figure((6.5, 5.5))
-    im = ax.imshow(matrix, cmap="RdBu_r", vmin=-top, vmax=top, interpolation="nearest")
-    fig.colorbar(im, ax=ax, label=f"{measure} ({unit})")
-    if len(names) <= 40:
-        ax.set_xticks(np.arange(len(names)), names, rotation=90, fontsize=6)
-        ax.set_yticks(np.arange(len(names)), names, fontsize=6)
-    ax.set_xlabel("region")
-    ax.set_ylabel("region")
-    fig.tight_layout()
-    return encode(fig, fmt)
-
-
-def qcfc_histograms(qcfc: dict[str, np.ndarray], *, fmt: str = "png") -> bytes:
-    """One histogram per denoising strategy of QC-FC: the correlation over participants between each edge and
-    mean framewise displacement (closer to 0 = less motion left in the edges)."""
-    if not qcfc:
-        raise ValueError("qcfc_histograms: no strategy given")
-    return encode(qcfc_histogram_figure(qcfc), fmt)
-
-
-def wrap_label(text: str, width: int = 36) -> str:
-    """A panel title on lines of at most ``width`` characters where it can, broken after ``_`` (between BIDS
-    entities: ``atlas-demo_space-MNI152NLin2009cAsym_desc-none`` is three lines)."""
-    lines: list[str] = []
-    for part in text.split("_"):
-        if lines and len(lines[-1]) + 1 + len(part) <= width:
-            lines[-1] += "_" + part
-        else:
-            if lines:
-                lines[-1] += "_"
-            lines.append(part)
-    return "\n".join(lines)
-
-
-def _strategy_panels(n: int):
-    """A figure of ``n`` side-by-side panels wide enough for their two-line titles (4.6 in each)."""
-    return new_figure((PANEL_WIDTH * n + 0.6, 3.4), 1, n, sharex=True, sharey=True, squeeze=False)
-
-
-def qcfc_histogram_figure(qcfc: dict[str, np.ndarray]):
-    """The matplotlib figure of :func:`qcfc_histograms`."""
-    fig, axes = _strategy_panels(len(qcfc))
-    bins = np.linspace(-1, 1, 41)
-    for ax, (strategy, r) in zip(axes[0], qcfc.items()):
-        r = np.asarray(r, dtype=float)
-        r = r[np.isfinite(r)]
-        ax.hist(r, bins=bins, color="#1a5fb4")
-        ax.axvline(0, color="k", lw=0.6)
-        median = np.median(np.abs(r)) if r.size else np.nan
-        ax.set_title(f"{wrap_label(strategy)}\nmedian |r| {median:.3f}", fontsize=9)
-        ax.set_xlabel("QC-FC (Pearson r, edge vs mean FD)")
-    axes[0][0].set_ylabel("edges")
-    fig.tight_layout()
-    return fig
-
-
-def distance_dependence(points: dict[str, tuple[np.ndarray, np.ndarray]], *, fmt: str = "png") -> bytes:
-    """QC-FC against the distance between the two regions of each edge, one panel per strategy, with the
-    Spearman correlation of the two (distance dependence, as the fMRIPrep denoising benchmark; near 0 is
-    better) and a least-squares line."""
-    if not points:
-        raise ValueError("distance_dependence: no strategy given")
-    return encode(distance_dependence_figure(points), fmt)
-
-
-def distance_dependence_figure(points: dict[str, tuple[np.ndarray, np.ndarray]]):
-    """The matplotlib figure of :func:`distance_dependence`."""
-    from scipy.stats import spearmanr
-
-    fig, axes = _strategy_panels(len(points))
-    for ax, (strategy, (dist, r)) in zip(axes[0], points.items()):
-        dist, r = np.asarray(dist, dtype=float), np.asarray(r, dtype=float)
-        ok = np.isfinite(dist) & np.isfinite(r)
-        ax.scatter(dist[ok], r[ok], s=POINT_SIZE, alpha=0.6, color="#1a5fb4", lw=0)
-        rho = float(spearmanr(dist[ok], r[ok])[0]) if ok.sum() > 2 else np.nan
-        if np.isfinite(rho):
-            slope, icpt = np.polyfit(dist[ok], r[ok], 1)
-            xs = np.array([dist[ok].min(), dist[ok].max()])
-            ax.plot(xs, icpt + slope * xs, color="#c01c28", lw=1)
-        ax.set_title(f"{wrap_label(strategy)}\nSpearman rho(distance, QC-FC) = {rho:.3f}", fontsize=9)
-        ax.set_xlabel("distance between region centroids (mm)")
-    axes[0][0].set_ylabel("QC-FC (Pearson r)")
-    fig.tight_layout()
-    return fig
+    named = n <= 40
+    margin = 30 + (5.0 * max(len(str(s)) for s in names) if named and n else 0)
+    side = 520 - margin
+    fig = Figure(margin + side + 130, margin + side + 20)
+    ax = fig.add_axes((margin, 10, side, side), (-0.5, n - 0.5), (n - 0.5, -0.5))
+    ax.image(_ramp(matrix, RDBU_R, -top, top))
+    idx = np.arange(n)
+    if named:
+        _, ys = ax.px(0, idx)
+        xs, _ = ax.px(idx, 0)
+        for x, y, s in zip(xs, ys, names):
+            fig.text(margin - 4, float(y), str(s), size=8.0, anchor="end", baseline="middle")
+            fig.text(float(x), 10 + side + 4, str(s), size=8.0, anchor="end", baseline="middle", rotate=-90)
+    fig.text(margin / 2 if not named else 10, 10 + side / 2, "region", anchor="middle", baseline="middle",
+             rotate=-90)
+    fig.text(margin + side / 2, fig.height - 4, "region", anchor="middle")
+    bar = fig.add_axes((margin + side + 20, 10, 16, side), (0, 1), (-top, top))
+    bar.image(_ramp(np.linspace(top, -top, 256)[:, None], RDBU_R, -top, top))
+    ticks = svg.nice_ticks(-top, top, 7)
+    _, ys = bar.px(0, ticks)
+    for y, lab in zip(ys, svg.tick_labels(ticks)):
+        fig.text(bar.x + bar.w + 6, float(y), lab, size=TICK, baseline="middle")
+    fig.text(bar.x + bar.w + 62, 10 + side / 2, f"{measure} ({unit})", size=LABEL, anchor="middle",
+             baseline="middle", rotate=-90)
+    return fig.encode()

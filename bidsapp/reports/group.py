@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bidsapp.core.io import read_tsv, write_text
-from bidsapp.reports import figures
+from bidsapp.reports import group_figures
 from bidsapp.reports.page import figure, page, table
 
 
@@ -65,12 +65,12 @@ def benchmark_figures(edges: dict[str, dict[str, np.ndarray]]) -> str:
     if not edges:
         return note
     qcfc = {label: e["qcfc"] for label, e in edges.items()}
-    parts = [figure(figures.qcfc_histograms(qcfc), "QC-FC histograms",
+    parts = [figure(group_figures.qcfc_histograms(qcfc), "QC-FC histograms",
                     "QC-FC of every edge per strategy: the correlation over participants between the edge and "
                     "mean framewise displacement (a narrow histogram around 0 = little motion left).")]
     dist = {label: (e["distance"], e["qcfc"]) for label, e in edges.items() if np.isfinite(e["distance"]).any()}
     if dist:
-        parts.append(figure(figures.distance_dependence(dist), "QC-FC distance dependence",
+        parts.append(figure(group_figures.distance_dependence(dist), "QC-FC distance dependence",
                             "QC-FC against the distance between the region centroids of each edge (a flat cloud = "
                             "no distance dependence)."))
     return "\n".join(parts) + note

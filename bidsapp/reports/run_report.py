@@ -186,7 +186,7 @@ def _overlay_figure(run: RunFiles, data) -> str:
         names = list(dict.fromkeys(structures))  # in the order of the columns
         return figure(figures.coverage_bars(names, [structures.count(n) for n in names]),
                       "columns per structure", "Grayordinate run: the columns in each CIFTI structure (a volume "
-                      "overlay has no meaning for surface vertices).")
+                      "overlay has no meaning for surface vertices).", fmt="svg")
     if data is None or "mean" not in data:
         return "<p class='muted'>No mean image (report data missing): rerun the participant level.</p>"
     image = run.get("_mask.nii.gz") if kind == "voxels" else run.outputs.get(run.meta.get("ColumnImage") or "")
@@ -196,11 +196,11 @@ def _overlay_figure(run: RunFiles, data) -> str:
     what = {"mask": "mask outline (red)", "labels": "atlas regions (colours)",
             "maps": "maps, each voxel coloured by the map with the largest weight",
             "spheres": "spheres, each coloured by its seed"}[OVERLAY_KIND[kind]]
-    png = figures.overlay_planes(data["mean"].astype(np.float32), over, data["affine"],
+    image = figures.overlay_planes(data["mean"].astype(np.float32), over, data["affine"],
                                  kind="mask" if kind == "voxels" else "labels")
-    return figure(png, f"{what} over the mean image", f"The run's {what} over its temporal mean image; three "
+    return figure(image, f"{what} over the mean image", f"The run's {what} over its temporal mean image; three "
                   "planes through the centre of the overlay (world coordinates, mm). Source: "
-                  f"{run.meta.get('MaskSource', '')}.")
+                  f"{run.meta.get('MaskSource', '')}.", fmt="svg")
 
 
 def coverage_section(run: RunFiles) -> str:
@@ -247,14 +247,14 @@ def _carpet_figure(run: RunFiles, data) -> str:
                   if i == 0 or s != col_structure[i - 1]]
     dp = run.meta.get("DenoiseParameters") or {}
     threshold = dp.get("fd_threshold") if "scrub" in dp.get("components", []) else None
-    png = figures.carpet_plot(dequantize(data["before"]), dequantize(data["after"]),
+    image = figures.carpet_plot(dequantize(data["before"]), dequantize(data["after"]),
                               t_r=run.meta["RepetitionTime"], start_time=run.meta.get("StartTime", 0.0),
                               fd=run.run.framewise_displacement, dvars_before=data["dvars_before"],
                               dvars_after=data["dvars_after"], censored=~kept, fd_threshold=threshold,
                               n_features=run.meta["Shape"][1], groups=groups)
-    return figure(png, "carpet plot before and after cleaning", "Framewise displacement, standardized DVARS "
+    return figure(image, "carpet plot before and after cleaning", "Framewise displacement, standardized DVARS "
                   "(Nichols 2013; over every column) and the carpet of up to 2,000 columns in the features "
-                  "table's order, each z-scored, before and after cleaning; censored volumes in red.")
+                  "table's order, each z-scored, before and after cleaning; censored volumes in red.", fmt="svg")
 
 
 def _trial_figure(run: RunFiles) -> str:
@@ -267,12 +267,12 @@ def _trial_figure(run: RunFiles) -> str:
     t_r, start = run.meta["RepetitionTime"], run.meta.get("StartTime", 0.0)
     onset = run.onsets
     censored = onset[~run.run.kept]
-    png = figures.trial_timeline(_floats(col["onset"]), _floats(col["duration"]), col["trial_type"],
+    image = figures.trial_timeline(_floats(col["onset"]), _floats(col["duration"]), col["trial_type"],
                                  np.array(col["valid"]) == "True", window=tuple(trials["TrialWindow"]),
                                  run_start=start, run_end=start + len(onset) * t_r, censored_times=censored, t_r=t_r)
-    return figure(png, "trial timeline", f"Events of the run by trial type: {trials['NValidTrials']} of "
+    return figure(image, "trial timeline", f"Events of the run by trial type: {trials['NValidTrials']} of "
                   f"{trials['NTrials']} trials with a valid segment (red: invalid, e.g. a censored volume in the "
-                  "window).")
+                  "window).", fmt="svg")
 
 
 def read_relmat(path: Path) -> tuple[np.ndarray, list[str]]:
@@ -293,7 +293,7 @@ def _connectivity_figures(run: RunFiles) -> list[str]:
         measure = next((p[5:] for p in name.split("_") if p.startswith("meas-")), "connectivity")
         unit = "covariance of the cleaned columns" if "ovariance" in measure else "r"
         out.append(figure(figures.connectivity_matrix(matrix, names, measure=measure, unit=unit),
-                          f"connectivity matrix {measure}", f"{name}: {matrix.shape[0]} regions."))
+                          f"connectivity matrix {measure}", f"{name}: {matrix.shape[0]} regions.", fmt="svg"))
     return out
 
 
