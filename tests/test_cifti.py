@@ -34,11 +34,28 @@ def _small_bm() -> ca.BrainModelAxis:
             + ca.BrainModelAxis.from_surface(np.arange(7), 7, "CortexRight"))
 
 
+def _same_axis(ours, theirs) -> None:
+    """bidsapp's brain models equal nibabel's axis, and so do each column's name and surface / volume flag."""
+    assert type(ours) is cifti.BrainModels and ours == theirs and theirs == ours
+    np.testing.assert_array_equal(ours.name, theirs.name)
+    np.testing.assert_array_equal(ours.surface_mask, theirs.surface_mask)
+    np.testing.assert_array_equal(ours.volume_mask, theirs.volume_mask)
+    assert [(n, s.start, s.stop) for n, s, _ in ours.iter_structures()] == \
+        [(n, s.start, s.stop) for n, s, _ in theirs.iter_structures()]
+
+
+def test_brain_models_equal_nibabel_s_on_91k_grayordinates(tmp_path, bm91k):
+    cifti.write_dense(tmp_path / "g.dscalar.nii", np.ones((1, len(bm91k)), np.float32), bm91k, names=["a"])
+    _same_axis(cifti.read_header(tmp_path / "g.dscalar.nii").brain_models,
+               nib.load(tmp_path / "g.dscalar.nii").header.get_axis(1))
+    _same_axis(cifti.read_header(tmp_path / "g.dscalar.nii").brain_models[100:40000], bm91k[100:40000])
+
+
 def test_header_equals_nibabel_on_a_real_hcp_file():
     path = hcp_data() / "S1200.sulc_MSMAll.32k_fs_LR.dscalar.nii"
     info = cifti.read_header(path)
     img = nib.load(path)
-    assert info.brain_models == img.header.get_axis(1)
+    _same_axis(info.brain_models, img.header.get_axis(1))
     assert info.shape == img.shape and info.series is None and info.row_type == "CIFTI_INDEX_TYPE_SCALARS"
     np.testing.assert_array_equal(np.asarray(info.memmap()) * info.slope + info.inter, img.get_fdata())
 
@@ -191,6 +208,9 @@ def test_complex_cifti_is_refused(tmp_path):
     (lambda m: m[2].set("BrainStructure", "CIFTI_STRUCTURE_CORTEX_LEFT"), "has more than one brain model"),
     (lambda m: setattr(m[0].find("VertexIndices"), "text", "0 3 4 12"), "vertex 12 is outside its 12-vertex"),
     (lambda m: setattr(m[0].find("VertexIndices"), "text", "0 3 3 9"), "a vertex is listed twice"),
+    (lambda m: setattr(m[1].find("VoxelIndicesIJK"), "text", " ".join(
+        m[1].find("VoxelIndicesIJK").text.split()[:3] * 2 + m[1].find("VoxelIndicesIJK").text.split()[6:])),
+     "a voxel is listed twice"),
     (lambda m: setattr(m[1].find("VoxelIndicesIJK"), "text", "9 2 1 " + " ".join(
         m[1].find("VoxelIndicesIJK").text.split()[3:])), r"outside the volume \(4, 5, 3\)"),
 ])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,7 +185,8 @@ def _overlay_figure(run: RunFiles, data) -> str:
         if not structures:
             return "<p class='muted'>No structure column in the features table: nothing to draw.</p>"
         names = list(dict.fromkeys(structures))  # in the order of the columns
-        return figure(figures.coverage_bars(names, [structures.count(n) for n in names]),
+        counts = Counter(structures)
+        return figure(figures.coverage_bars(names, [counts[n] for n in names]),
                       "columns per structure", "Grayordinate run: the columns in each CIFTI structure (a volume "
                       "overlay has no meaning for surface vertices).", fmt="svg")
     if data is None or "mean" not in data:
