@@ -64,3 +64,55 @@ def test_coverage_trial_and_connectivity_labels_stay_inside(tmp_path):
     rng = np.random.default_rng(1)
     names = [f"7Networks_LH_SalVentAttn_Med_{k}" for k in range(40)]
     _check(F.connectivity_matrix(np.corrcoef(rng.normal(size=(40, 80))), names), tmp_path / "matrix")
+
+
+@pytest.mark.parametrize("case", ["long names", "capitals", "covariance", "tiny covariance"])
+def test_long_labels_and_extreme_scales_stay_inside_without_overlap(tmp_path, case):
+    """Labels a layout with fixed sizes did not expect (a red team's cases): 150-character trial types and region
+    names, capital letters, colour bars of covariances from 1e-5 to 3e6."""
+    rng = np.random.default_rng(2)
+    if case in ("long names", "capitals"):
+        types = ["x" * 150, "WORD_MEMORY_RECOGNITION_BLOCK", "MMMMMMMMMMMMMMMMMMMMMMMMM"]
+        if case == "capitals":
+            types = [t.upper() for t in types[1:]]
+        onsets = np.arange(6) * 30.0
+        _check(F.trial_timeline(onsets, np.ones(6), [types[k % len(types)] for k in range(6)], np.ones(6, bool),
+                                window=(-2.0, 8.0), run_start=0.0, run_end=200.0), tmp_path / "trials")
+        names = [("Right_Inferior_Frontal_Gyrus_pars_triangularis_" * 3)[:120 + k] for k in range(12)]
+        _check(F.connectivity_matrix(np.corrcoef(rng.normal(size=(12, 40))), names), tmp_path / "matrix")
+    else:
+        scale = 3e6 if case == "covariance" else 1e-5
+        m = np.cov(rng.normal(size=(8, 40))) * scale
+        _check(F.connectivity_matrix(m, [f"r{k}" for k in range(8)], measure="covariance", unit="signal^2"),
+               tmp_path / "matrix")
+
+
+@pytest.mark.parametrize("case", ["far coordinates", "one slice"])
+def test_overlay_on_unusual_grids(tmp_path, case):
+    if case == "far coordinates":
+        shape, affine = (40, 48, 40), np.array([[1.0, 0, 0, -1500], [0, 1, 0, -1500], [0, 0, 1, -1500], [0, 0, 0, 1]])
+    else:
+        shape, affine = (60, 70, 1), np.diag([3.0, 3.0, 3.0, 1.0])
+    mean = np.random.default_rng(3).random(shape).astype(np.float32)
+    mask = np.zeros(shape, bool)
+    mask[10:30, 10:40, :] = True
+    _check(F.overlay_planes(mean, mask, affine), tmp_path)
+
+
+def test_carpet_structure_names_of_91k_grayordinates_do_not_overlap(tmp_path):
+    """The carpet of a grayordinate run marks its 21 CIFTI structures; the small ones are a few rows of the 2,000
+    shown, so only the names with room are written (every structure keeps its line)."""
+    from bidsapp.demo import fslr_91k_brain_models
+
+    bm = fslr_91k_brain_models()
+    groups = [(name.removeprefix("CIFTI_STRUCTURE_").lower(), round(s.start * 2000 / len(bm)))
+              for name, s, _ in bm.iter_structures()]
+    assert len(groups) == 21
+    n = 200
+    rng = np.random.default_rng(6)
+    svg = F.carpet_plot(rng.normal(size=(n, 2000)), rng.normal(size=(n, 2000)), t_r=0.72, fd=rng.random(n) * 0.2,
+                        dvars_before=1 + rng.random(n), dvars_after=1 + rng.random(n), censored=np.zeros(n, bool),
+                        n_features=len(bm), groups=groups)
+    boxes = _check(svg, tmp_path)
+    assert sum(t.strip() in {g for g, _ in groups} for t, *_ in boxes) >= 6  # the large structures are named
+    assert svg.decode().count("stroke='#f6d32d'") == 2 * len(groups)

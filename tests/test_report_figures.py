@@ -190,3 +190,69 @@ def test_dominant_map_ignores_faint_tails(tmp_path):
     nib.save(nib.Nifti1Image(maps, np.eye(4)), tmp_path / "maps.nii.gz")
     label = dominant_map(tmp_path / "maps.nii.gz")
     assert label[1, 1, 1] == 1 and label[3, 3, 3] == 2 and (label > 0).sum() == 2
+
+
+@pytest.mark.parametrize("bad", ["\x0b", "\x0c", "\x00", "\ud800", "\ufffe"])
+def test_names_with_characters_xml_forbids_still_give_a_valid_figure(bad):
+    """A trial type or region name holding a control character (a typo in events.tsv) must not make the SVG
+    unreadable (a broken image with no error): it is drawn as U+FFFD."""
+    import xml.etree.ElementTree as ET
+
+    types = [f"face{bad}fearful", "house"]
+    timeline = F.trial_timeline(np.array([2.0, 9.0]), np.ones(2), types, np.ones(2, bool), window=(0.0, 4.0),
+                                run_start=0.0, run_end=20.0)
+    matrix = F.connectivity_matrix(np.eye(2), [f"left{bad}back", "right"])
+    for svg in (timeline, matrix):
+        text = "".join(ET.fromstring(svg).itertext())
+        assert "\ufffd" in text
+
+
+def test_tiny_and_huge_scales_keep_distinct_tick_labels():
+    from bidsapp.reports import svg
+
+    for lo, hi in ((0.0, 3e-10), (-2e-5, 2e-5), (0.0, 4.2e6), (-3e7, 3e7)):
+        labels = svg.tick_labels(svg.nice_ticks(lo, hi, 5))
+        assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
+
+
+def test_missing_mean_image_values_are_white_not_black():
+    mean, mask = _brain()
+    mean = np.where(mask, mean, np.nan).astype(np.float32)
+    planes = _rasters(F.overlay_planes(mean, mask, np.eye(4)))
+    cut = F._cut(mask)
+    missing = [int(np.isnan(np.take(mean, cut[a], axis=a)).sum()) for a in range(3)]
+    assert min(missing) > 50
+    for axis, rgb in enumerate(planes):  # each plane is drawn transposed, its last row at the top
+        nan = np.isnan(np.take(mean, cut[axis], axis=axis)).T[::-1]
+        assert (rgb[nan] == 255).all()
+
+
+def test_dvars_traces_stay_in_their_panel_when_every_volume_is_censored():
+    n = 30
+    rng = np.random.default_rng(5)
+    dv = np.r_[np.nan, rng.uniform(1, 2, n - 1)]
+    svg = F.carpet_plot(rng.normal(size=(n, 20)), np.full((n, 20), np.nan), t_r=2.0, fd=np.zeros(n),
+                        dvars_before=dv, dvars_after=dv, censored=np.ones(n, bool)).decode()
+    (y0, h0), (y1, h1) = svg_rows()[:2]
+    for colour in ("#813d9c", "#26a269"):
+        d = re.search(rf"<path d='([^']*)' fill='none' stroke='{colour}'", svg).group(1)
+        ys = [float(v.split()[1]) for v in re.split("[ML]", d) if v]
+        assert min(ys) >= y1 - 0.5 and max(ys) <= y1 + h1 + 0.5
+
+
+def svg_rows():
+    from bidsapp.reports import svg
+
+    m = F.CARPET_MARGINS
+    return svg.rows_layout(m["top"], F.CARPET_SIZE[1] - m["bottom"], F.CARPET_HEIGHTS, m["gap"])
+
+
+def test_trial_timeline_marks_each_censored_volume_at_least_a_pixel_wide():
+    """An HCP-like run (TR 0.72 s, 1,200 volumes): an isolated censored volume is 0.7 px wide on the timeline."""
+    t_r, n = 0.72, 1200
+    censored = np.arange(20, n, 40) * t_r
+    svg = F.trial_timeline(np.array([10.0, 400.0]), np.ones(2), ["a", "b"], np.ones(2, bool), window=(0.0, 10.0),
+                           run_start=0.0, run_end=n * t_r, censored_times=censored, t_r=t_r).decode()
+    d = re.search(rf"<path d='([^']*)' fill='{F.CENSORED}'", svg).group(1)
+    widths = [float(part.split("h")[1].split("v")[0]) for part in d.split("M")[1:]]
+    assert len(widths) == censored.size and min(widths) >= 1.0

@@ -97,8 +97,12 @@ def _set_names(self, values) -> None:
         self._name = values
         return
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
-    canonical = np.array([self.to_cifti_brain_structure_name(str(v)) for v in values[starts]], dtype="U")
-    self._name = np.repeat(canonical, np.diff(np.r_[starts, values.size]))
+    given = [str(v) for v in values[starts]]
+    canonical = [self.to_cifti_brain_structure_name(v) for v in given]
+    if canonical == given:  # CIFTI names already (a file's brain models): kept as they are, no copy
+        self._name = values
+        return
+    self._name = np.repeat(np.array(canonical, dtype="U"), np.diff(np.r_[starts, values.size]))
 
 
 class BrainModels(ca.BrainModelAxis):
@@ -142,7 +146,8 @@ def _brain_models(mim: ET.Element, path) -> ca.BrainModelAxis:
         raise bad("its brain models' IndexOffset / IndexCount leave gaps or overlap")
     voxel = np.full((n, 3), -1, dtype=int)
     vertex = np.full(n, -1, dtype=int)
-    name = np.empty(n, dtype=object)
+    longest = max([len(m.get("BrainStructure") or "") for m in models], default=1)
+    name = np.empty(n, dtype=f"U{max(longest, 1)}")  # built once at its final type (nibabel keeps a "U" array)
     nvertices, affine, shape = {}, None, None
     for m, count in zip(models, counts):
         start = int(m.get("IndexOffset"))
@@ -198,14 +203,17 @@ def _check_indices(models: list, counts: list[int], vertex: np.ndarray, voxel: n
             if v.size and (v.min() < 0 or v.max() >= nvertices[m.get("BrainStructure")]):
                 raise bad(f"{m.get('BrainStructure')}: vertex {int(v.max())} is outside its "
                           f"{nvertices[m.get('BrainStructure')]}-vertex surface")
-            if v.size and np.bincount(v).max() > 1:  # counted, not sorted: linear in the surface's vertices
+            if np.unique(v).size != v.size:
                 raise bad(f"{m.get('BrainStructure')}: a vertex is listed twice")
     voxels = voxel[voxel[:, 0] >= 0]
     if voxels.size:
         if (voxels < 0).any() or (voxels >= np.array(shape)).any():
             raise bad(f"a voxel index is outside the volume {shape}")
-        flat = np.ravel_multi_index(tuple(voxels.T), shape)  # unique rows of (i, j, k): unique flat indices
-        if np.unique(flat).size != flat.size:
+        if np.prod(np.asarray(shape, dtype=float)) < 2.0 ** 62:  # unique (i, j, k) rows: unique flat indices
+            distinct = np.unique(np.ravel_multi_index(tuple(voxels.T), shape)).size
+        else:  # a volume too large to index flat (no real file): the rows themselves
+            distinct = np.unique(voxels, axis=0).shape[0]
+        if distinct != voxels.shape[0]:
             raise bad("a voxel is listed twice")
 
 

@@ -101,7 +101,7 @@ def outline(inside: np.ndarray) -> np.ndarray:
 
 def _plane_image(mean_slice: np.ndarray, lab: np.ndarray, kind: str, lo: float, hi: float) -> np.ndarray:
     """RGB of one plane (rows = the slice's second axis, bottom row last): grey mean image, labels blended."""
-    rgb = svg.grey(mean_slice.T[::-1], lo, hi)
+    rgb = svg.grey(mean_slice.T[::-1], lo, hi, bad="#ffffff")  # NaN: no data, as the page's background
     if kind != "mask":
         shown = lab.T[::-1]
         on = shown != 0
@@ -152,13 +152,14 @@ def overlay_planes(mean: np.ndarray, overlay: np.ndarray, affine: np.ndarray, *,
     (width, height), m = OVERLAY_SIZE, OVERLAY_MARGINS
     top = m["top"] + (29 if title else 0)
     fig = Figure(width, height + (29 if title else 0))
-    cell_w = (width - m["left"] - m["right"] - 2 * m["gap"]) / 3
+    extents = [_extent(affine, mean.shape, tuple(a for a in range(3) if a != axis)) for _, axis, _ in PLANES]
+    tick_width = max(svg.y_tick_width(e[2], e[3], fig.height - top - m["bottom"]) for e in extents)
+    left = max(m["left"], svg.ylabel_offset(tick_width) + 12)  # room for long coordinates (-1500 mm)
+    gap = max(m["gap"], left + 4)
+    cell_w = (width - left - m["right"] - 2 * gap) / 3
     world = affine[:3] @ np.r_[cut, 1]
-    for k, (name, axis, (u, v)) in enumerate(PLANES):
-        others = tuple(a for a in range(3) if a != axis)
-        ext = _extent(affine, mean.shape, others)
-        ax = _plane_axes(fig, (m["left"] + k * (cell_w + m["gap"]), top, cell_w, fig.height - top - m["bottom"]),
-                         ext)
+    for k, ((name, axis, (u, v)), ext) in enumerate(zip(PLANES, extents)):
+        ax = _plane_axes(fig, (left + k * (cell_w + gap), top, cell_w, fig.height - top - m["bottom"]), ext)
         lab = _labels_of(overlay, axis, cut[axis], kind)
         ax.image(_plane_image(np.take(mean, cut[axis], axis=axis), lab, kind, lo, hi),
                  (ext[0], ext[1], ext[3], ext[2]))
@@ -172,7 +173,7 @@ def overlay_planes(mean: np.ndarray, overlay: np.ndarray, affine: np.ndarray, *,
         ax.xticks()
         ax.yticks()
         ax.xlabel(f"{u} (mm)")
-        ax.ylabel(f"{v} (mm)", offset=46)
+        ax.ylabel(f"{v} (mm)")
     if title:
         fig.text(width / 2, 18, title, size=14.7, anchor="middle")
     return fig.encode()
@@ -272,17 +273,29 @@ def _upper(values: Sequence[np.ndarray | float]) -> float:
 
 
 def _traces(axes: list[svg.Axes], times: np.ndarray, fd: np.ndarray, dvars_before: np.ndarray,
-            dvars_after: np.ndarray, fd_threshold: float | None) -> None:
-    """The framewise displacement and standardized DVARS panels."""
+            dvars_after: np.ndarray, fd_threshold: float | None, offset: float) -> None:
+    """The framewise displacement and standardized DVARS panels (y labels ``offset`` px left of the axes)."""
     axes[0].line(times, fd, "#1a5fb4")
     if fd_threshold is not None:
         axes[0].hline(fd_threshold, "#c01c28", 0.8, dash="5 3")
         axes[0].legend([(f"threshold {fd_threshold:g} mm", "#c01c28", "5 3")])
-    axes[0].ylabel("FD (mm)", offset=64)
+    axes[0].ylabel("FD (mm)", offset=offset)
     axes[1].line(times, dvars_before, "#813d9c")
     axes[1].line(times, dvars_after, "#26a269")
     axes[1].legend([("before cleaning", "#813d9c", ""), ("after cleaning", "#26a269", "")])
-    axes[1].ylabel("std. DVARS\n(ratio, 1 = expected)", offset=64)
+    axes[1].ylabel("std. DVARS\n(ratio, 1 = expected)", offset=offset)
+
+
+def _groups(ax: svg.Axes, groups: Sequence[tuple[str, int]], x: float) -> None:
+    """Named groups of carpet rows: a line at each group's first row, and its name where it does not overlap
+    the previous name drawn (small CIFTI structures are a few rows of a 2,000-row carpet)."""
+    last = -np.inf
+    for name, row in groups:
+        ax.hline(row, "#f6d32d", 0.6)
+        _, y = ax.px(0, row)
+        if y - last >= 10:
+            ax.note(x, row, f" {name}", size=8.0, colour="#f6d32d", baseline="hanging")
+            last = float(y)
 
 
 #: the carpet figure (px) and its margins (px): two-line y labels beside tick labels of up to 6 characters
@@ -335,22 +348,23 @@ def carpet_plot(before: np.ndarray, after: np.ndarray, *, t_r: float, start_time
     xlim = (times[0] - t_r / 2, times[-1] + t_r / 2)
     (width, height), m = CARPET_SIZE, CARPET_MARGINS
     fig = Figure(width, height)
-    shown = np.r_[np.asarray(dvars_before)[~censored], np.asarray(dvars_after)[~censored]]
-    ylims = [(0, _upper([fd, [fd_threshold or 0]])), (0, _upper([shown])), (k, 0), (k, 0)]
+    kept = [np.asarray(d)[~censored] for d in (dvars_before, dvars_after)]
+    shown = kept if np.isfinite(np.concatenate(kept)).any() else [dvars_before, dvars_after]
+    ylims = [(0, _upper([fd, [fd_threshold or 0]])), (0, _upper(shown)), (k, 0), (k, 0)]
     rows = svg.rows_layout(m["top"], height - m["bottom"], CARPET_HEIGHTS, m["gap"])
-    axes = [fig.add_axes((m["left"], y, width - m["left"] - m["right"], h), xlim, ylim)
-            for (y, h), ylim in zip(rows, ylims)]
+    tick_width = max(svg.y_tick_width(lo, hi, h) for (lo, hi), (_, h) in zip(ylims, rows))
+    offset = svg.ylabel_offset(tick_width, 2)  # the same for every panel: the labels line up
+    left = max(m["left"], offset + 22)
+    axes = [fig.add_axes((left, y, width - left - m["right"], h), xlim, ylim) for (y, h), ylim in zip(rows, ylims)]
     spans = censored_spans(times[censored], t_r)
     for ax in axes[:2]:
         ax.bands(spans, CENSORED, min_px=1.0)
-    _traces(axes, times, fd, dvars_before, dvars_after, fd_threshold)
+    _traces(axes, times, fd, dvars_before, dvars_after, fd_threshold, offset)
     for ax, data, what in ((axes[2], before, "before cleaning"), (axes[3], after, "after cleaning")):
         image = carpet_pixels(data, max(1, round(ax.w)), max(1, round(ax.h)))
         ax.image(svg.grey(image, -2.0, 2.0, bad=CENSORED))
-        ax.ylabel(f"{what}\ncolumns ({k}" + (f" of {n_features})" if n_features else ")"), offset=64)
-        for name, row in groups:
-            ax.hline(row, "#f6d32d", 0.6)
-            ax.note(xlim[0], row, f" {name}", size=8.0, colour="#f6d32d", baseline="hanging")
+        ax.ylabel(f"{what}\ncolumns ({k}" + (f" of {n_features})" if n_features else ")"), offset=offset)
+        _groups(ax, groups, xlim[0])
     for ax in axes:
         ax.xticks(show=ax is axes[-1])
         ax.yticks()
@@ -390,21 +404,24 @@ def trial_timeline(onsets: np.ndarray, durations: np.ndarray, trial_types: Seque
     lo = min([run_start, *(onsets + min(window[0], 0))])
     hi = max([run_end, *(onsets + max(window[1], 0)), *(onsets + durations)])
     pad = 0.02 * ((hi - lo) or 1.0)
-    left = 44 + 7.0 * max(len(t) for t in types) if types else 60
+    names = [svg.shorten(t) for t in types]
+    offset = svg.ylabel_offset(max([svg.text_width(t, TICK) for t in names], default=0.0))
+    left = offset + 14
     fig = Figure(1056, 43 * len(types) + 116)
     ax = fig.add_axes((left, 12, 1056 - left - 20, 43 * len(types) + 24), (lo - pad, hi + pad),
                       (len(types) - 0.5, -0.5))
     ax.bands(np.array([[run_start, run_end]]), "#f0f0f0", opacity=1.0)
-    ax.bands(censored_spans(censored_times, t_r), CENSORED)
+    ax.bands(censored_spans(censored_times, t_r), CENSORED, min_px=1.0)
     for ok, colour in ((True, "#26a269"), (False, "#c01c28")):
         sel = valid == ok
         ax.rects(onsets[sel] + window[0], row[sel] - 0.3, onsets[sel] + window[1], row[sel] + 0.3, colour, 0.25)
         ax.rects(onsets[sel], row[sel] - 0.3, onsets[sel] + np.maximum(durations[sel], 0.1), row[sel] + 0.3, colour)
-    ax.yticks(np.arange(len(types)), types)
+    ax.yticks(np.arange(len(types)), names)
     ax.xticks()
-    ax.xlabel(f"time from the first stored volume (s)\ndark: event, light: trial window {window[0]:g} to "
-              f"{window[1]:g} s; green: valid, red: invalid; grey: the run, pink: censored")
-    ax.ylabel("trial type", offset=left - 16)
+    fig.text(1056 / 2, ax.y + ax.h + 24, f"time from the first stored volume (s)\ndark: event, light: trial window "
+             f"{window[0]:g} to {window[1]:g} s; green: valid, red: invalid; grey: the run, pink: censored",
+             anchor="middle", baseline="hanging")
+    ax.ylabel("trial type", offset=offset)
     return fig.encode()
 
 
@@ -421,28 +438,32 @@ def connectivity_matrix(matrix: np.ndarray, names: Sequence[str], *, measure: st
     n = len(names)
     off = matrix[~np.eye(n, dtype=bool)]
     top = float(np.nanmax(np.abs(off))) if off.size and np.isfinite(off).any() else 1.0
-    named = n <= 40
-    margin = 30 + (5.0 * max(len(str(s)) for s in names) if named and n else 0)
-    side = 520 - margin
-    fig = Figure(margin + side + 130, margin + side + 20)
+    top = top if top > 0 else 1.0
+    named = 0 < n <= 40
+    labels = [svg.shorten(s) for s in names] if named else []
+    margin = 34 + max([svg.text_width(s, 8.0) for s in labels], default=0.0)
+    side = 480
+    ticks = svg.nice_ticks(-top, top, 6)
+    tick_text = svg.tick_labels(ticks)
+    bar_title = margin + side + 20 + 16 + 6 + max(svg.text_width(t, TICK) for t in tick_text) + 12
+    fig = Figure(bar_title + 14, margin + side + 20)
     ax = fig.add_axes((margin, 10, side, side), (-0.5, n - 0.5), (n - 0.5, -0.5))
-    ax.image(_ramp(matrix, RDBU_R, -top, top))
+    if n:
+        ax.image(_ramp(matrix, RDBU_R, -top, top))
     idx = np.arange(n)
     if named:
         _, ys = ax.px(0, idx)
         xs, _ = ax.px(idx, 0)
-        for x, y, s in zip(xs, ys, names):
-            fig.text(margin - 4, float(y), str(s), size=8.0, anchor="end", baseline="middle")
-            fig.text(float(x), 10 + side + 4, str(s), size=8.0, anchor="end", baseline="middle", rotate=-90)
-    fig.text(margin / 2 if not named else 10, 10 + side / 2, "region", anchor="middle", baseline="middle",
-             rotate=-90)
+        for x, y, s in zip(xs, ys, labels):
+            fig.text(margin - 4, float(y), s, size=8.0, anchor="end", baseline="middle")
+            fig.text(float(x), 10 + side + 4, s, size=8.0, anchor="end", baseline="middle", rotate=-90)
+    fig.text(12, 10 + side / 2, "region", anchor="middle", baseline="middle", rotate=-90)
     fig.text(margin + side / 2, fig.height - 4, "region", anchor="middle")
     bar = fig.add_axes((margin + side + 20, 10, 16, side), (0, 1), (-top, top))
     bar.image(_ramp(np.linspace(top, -top, 256)[:, None], RDBU_R, -top, top))
-    ticks = svg.nice_ticks(-top, top, 7)
     _, ys = bar.px(0, ticks)
-    for y, lab in zip(ys, svg.tick_labels(ticks)):
+    for y, lab in zip(ys, tick_text):
         fig.text(bar.x + bar.w + 6, float(y), lab, size=TICK, baseline="middle")
-    fig.text(bar.x + bar.w + 62, 10 + side / 2, f"{measure} ({unit})", size=LABEL, anchor="middle",
-             baseline="middle", rotate=-90)
+    fig.text(bar_title, 10 + side / 2, f"{measure} ({unit})", size=LABEL, anchor="middle", baseline="middle",
+             rotate=-90)
     return fig.encode()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 import struct
 import zlib
 from collections.abc import Sequence
@@ -74,14 +75,58 @@ def nice_ticks(lo: float, hi: float, at_most: int) -> np.ndarray:
 
 
 def tick_labels(values: np.ndarray) -> list[str]:
-    """Tick values with the decimals their spacing needs (``-0`` written ``0``)."""
+    """Tick values with the decimals their spacing needs (``-0`` written ``0``); in scientific notation
+    (``2.5e-07``) when the spacing is below 1e-4 or a value reaches 1e6, as fixed decimals would be long or equal."""
     values = np.asarray(values, dtype=float)
-    step = float(np.min(np.diff(values))) if values.size > 1 else 1.0
+    step = abs(float(np.min(np.diff(values)))) if values.size > 1 else abs(float(values[0])) if values.size else 1.0
+    big = values.size and float(np.max(np.abs(values))) >= 1e6
+    if big or 0 < step < 1e-4:
+        for digits in range(7):
+            out = [f"{v:.{digits}e}" for v in values]
+            if all(abs(float(o) - v) <= step * 1e-6 for o, v in zip(out, values)):
+                break
+        return ["0" if float(o) == 0 else o.replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+                for o in out]
     decimals = 0
-    while decimals < 8 and np.any(np.abs(np.round(values, decimals) - values) > abs(step) * 1e-6):
+    while decimals < 8 and np.any(np.abs(np.round(values, decimals) - values) > step * 1e-6):
         decimals += 1
     out = [f"{v:.{decimals}f}" for v in values]
-    return [s.lstrip("-") if float(s) == 0 else s for s in out]
+    return [o.lstrip("-") if float(o) == 0 else o for o in out]
+
+
+#: characters XML 1.0 does not allow in a document (C0 controls but tab, newline and return; surrogates;
+#: U+FFFE and U+FFFF): a trial type or region name holding one would make the whole SVG unreadable
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(s: str) -> str:
+    """``s`` escaped for an SVG text, characters XML forbids shown as U+FFFD."""
+    return html.escape(_NOT_XML.sub("\ufffd", str(s)), quote=True)
+
+
+def text_width(s: str, size: float = LABEL) -> float:
+    """A generous estimate of the drawn width (px) of one line of ``s`` at ``size``: 0.72 em per character, wide
+    enough for capitals and digits in DejaVu Sans / Arial (the layout leaves this much room)."""
+    return 0.72 * size * max((len(line) for line in str(s).split("\n")), default=0)
+
+
+def ylabel_offset(tick_width: float, lines: int = 1) -> float:
+    """Distance (px) from an axes' left edge to the centre of a rotated y label of ``lines`` lines beside tick
+    labels ``tick_width`` px wide."""
+    return 10 + tick_width + 0.6 * 1.2 * LABEL * lines + 2
+
+
+def y_tick_width(lo: float, hi: float, height: float, size: float = TICK) -> float:
+    """:attr:`Axes.tick_width` of the default y ticks of limits ``lo``, ``hi`` on an axes ``height`` px high,
+    before the axes exist (to size a margin)."""
+    labels = tick_labels(nice_ticks(lo, hi, max(1, int(height // 40)))) if np.isfinite([lo, hi]).all() else []
+    return max([text_width(lab, size) for lab in labels], default=0.0)
+
+
+def shorten(s: str, at_most: int = 40) -> str:
+    """``s`` cut to ``at_most`` characters with an ellipsis (labels of a figure whose layout is fixed)."""
+    s = str(s)
+    return s if len(s) <= at_most else s[:at_most - 1] + "\u2026"
 
 
 def _n(v: float) -> str:
@@ -95,7 +140,7 @@ def text(x: float, y: float, s: str, *, size: float = LABEL, anchor: str = "star
     dy0 = {"middle": -(len(lines) - 1) / 2, "hanging": 0.0}.get(baseline, -(len(lines) - 1))
     rot = f" transform='rotate({_n(rotate)} {_n(x)} {_n(y)})'" if rotate else ""
     bold = " font-weight='bold'" if weight != "normal" else ""
-    spans = "".join(f"<tspan x='{_n(x)}' dy='{_n((dy0 if k == 0 else 1) * 1.2 * size)}'>{html.escape(line)}</tspan>"
+    spans = "".join(f"<tspan x='{_n(x)}' dy='{_n((dy0 if k == 0 else 1) * 1.2 * size)}'>{xml_text(line)}</tspan>"
                     for k, line in enumerate(lines))
     return (f"<text x='{_n(x)}' y='{_n(y)}' font-size='{_n(size)}' text-anchor='{anchor}' "
             f"dominant-baseline='{baseline}' fill='{colour}'{rot}{bold}>{spans}</text>")
@@ -114,6 +159,7 @@ class Axes:
                          f"height='{_n(self.h)}'/></clipPath>")
         self.data: list[str] = []
         self.over: list[str] = []
+        self.tick_width = 0.0  #: estimated width (px) of the widest y tick label (:func:`text_width`)
 
     def px(self, xs, ys) -> tuple[np.ndarray, np.ndarray]:
         """Data coordinates to figure pixels."""
@@ -181,7 +227,7 @@ class Axes:
     def xticks(self, values=None, labels: Sequence[str] | None = None, *, show: bool = True) -> None:
         """Ticks below the axes (values inside the x limits; round ones by default), labelled unless not
         ``show``."""
-        values = nice_ticks(*self.xlim, max(3, int(self.w // 55))) if values is None else np.asarray(values)
+        values = nice_ticks(*self.xlim, max(1, int(self.w // 55))) if values is None else np.asarray(values)
         labels = tick_labels(values) if labels is None else labels
         xs, _ = self.px(values, 0)
         bottom = self.y + self.h
@@ -192,9 +238,10 @@ class Axes:
 
     def yticks(self, values=None, labels: Sequence[str] | None = None, size: float = TICK) -> None:
         """Ticks left of the axes, labelled (round values inside the y limits by default)."""
-        values = nice_ticks(*self.ylim, max(3, int(self.h // 40))) if values is None else np.asarray(values)
+        values = nice_ticks(*self.ylim, max(1, int(self.h // 40))) if values is None else np.asarray(values)
         labels = tick_labels(values) if labels is None else labels
         _, ys = self.px(0, values)
+        self.tick_width = max([text_width(lab, size) for lab in labels], default=0.0)
         for y, lab in zip(np.atleast_1d(ys), labels):
             self.over.append(f"<path d='M{self.x:.1f} {y:.1f}h-4' stroke='#222'/>")
             self.over.append(text(self.x - 6, float(y), lab, size=size, anchor="end", baseline="middle"))
@@ -203,8 +250,11 @@ class Axes:
         self.over.append(text(self.x + self.w / 2, self.y + self.h + offset, s, anchor="middle",
                               baseline="hanging"))
 
-    def ylabel(self, s: str, offset: float) -> None:
-        """A label rotated along the left edge, ``offset`` px left of the axes (lines centred there)."""
+    def ylabel(self, s: str, offset: float | None = None) -> None:
+        """A label rotated along the left edge, its lines centred ``offset`` px left of the axes (by default just
+        clear of the tick labels drawn by :meth:`yticks`)."""
+        if offset is None:
+            offset = ylabel_offset(self.tick_width, s.count("\n") + 1)
         x, y = self.x - offset, self.y + self.h / 2
         self.over.append(text(x, y, s, anchor="middle", baseline="middle", rotate=-90))
 
