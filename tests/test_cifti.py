@@ -242,3 +242,11 @@ def test_an_unchanged_file_s_header_is_read_once(tmp_path, monkeypatch):
     with open(path, "ab") as fh:  # appended in place: the size tells
         fh.write(b"\0" * 8)
     assert cifti.read_header(path) is not again
+
+
+def test_a_slice_of_brain_models_owns_its_names(bm91k, tmp_path):
+    """As nibabel's: a slice's names are its own array, not a view of the file's axis."""
+    cifti.write_dense(tmp_path / "g.dscalar.nii", np.ones((1, len(bm91k)), np.float32), bm91k, names=["a"])
+    whole = cifti.read_header(tmp_path / "g.dscalar.nii").brain_models
+    part = whole[10:20]
+    assert not np.shares_memory(part.name, whole.name) and part == bm91k[10:20]

@@ -116,3 +116,22 @@ def test_carpet_structure_names_of_91k_grayordinates_do_not_overlap(tmp_path):
     boxes = _check(svg, tmp_path)
     assert sum(t.strip() in {g for g, _ in groups} for t, *_ in boxes) >= 6  # the large structures are named
     assert svg.decode().count("stroke='#f6d32d'") == 2 * len(groups)
+
+
+@pytest.mark.parametrize("name", ["Ж" * 12, "W" * 40, "\U0001F600" * 40, "ЖЖЖ", "cond_a\nsecond line"])
+def test_wide_characters_stay_inside(tmp_path, name):
+    """Capitals, Cyrillic and emoji are wider than the 0.6 em of Latin lower case (a second red team's cases)."""
+    onsets = np.arange(4) * 30.0
+    _check(F.trial_timeline(onsets, np.ones(4), [name, "b", name, "b"], np.ones(4, bool), window=(0.0, 8.0),
+                            run_start=0.0, run_end=130.0), tmp_path / "trials")
+    _check(F.connectivity_matrix(np.eye(3) + 0.1, [name, name[:5] + "x", "c"]), tmp_path / "matrix")
+
+
+@pytest.mark.parametrize("shape, zooms, z0", [((64, 64, 1), (3, 3, 2), 1.0), ((64, 64, 2), (2.5, 2.5, 2.5), -3.75)])
+def test_thin_slabs_label_one_tick_where_two_would_overlap(tmp_path, shape, zooms, z0):
+    affine = np.diag([*zooms, 1.0])
+    affine[:3, 3] = [-96, -96, z0]
+    mean = np.random.default_rng(4).random(shape).astype(np.float32)
+    mask = np.zeros(shape, bool)
+    mask[10:50, 10:50] = True
+    _check(F.overlay_planes(mean, mask, affine), tmp_path)

@@ -195,16 +195,18 @@ def test_dominant_map_ignores_faint_tails(tmp_path):
 @pytest.mark.parametrize("bad", ["\x0b", "\x0c", "\x00", "\ud800", "\ufffe"])
 def test_names_with_characters_xml_forbids_still_give_a_valid_figure(bad):
     """A trial type or region name holding a control character (a typo in events.tsv) must not make the SVG
-    unreadable (a broken image with no error): it is drawn as U+FFFD."""
+    unreadable (a broken image with no error): it is drawn as U+FFFD (a vertical tab or form feed, which Python
+    counts as line breaks, as a space: a name is one line)."""
     import xml.etree.ElementTree as ET
 
     types = [f"face{bad}fearful", "house"]
     timeline = F.trial_timeline(np.array([2.0, 9.0]), np.ones(2), types, np.ones(2, bool), window=(0.0, 4.0),
                                 run_start=0.0, run_end=20.0)
     matrix = F.connectivity_matrix(np.eye(2), [f"left{bad}back", "right"])
-    for svg in (timeline, matrix):
-        text = "".join(ET.fromstring(svg).itertext())
-        assert "\ufffd" in text
+    for svg, name in ((timeline, "face{}fearful"), (matrix, "left{}back")):
+        text = "".join(ET.fromstring(svg).itertext())  # valid XML
+        shown = name.format(" " if bad in "\x0b\x0c" else "\ufffd")  # line breaks of str.splitlines: one line
+        assert shown in text
 
 
 def test_tiny_and_huge_scales_keep_distinct_tick_labels():
@@ -256,3 +258,26 @@ def test_trial_timeline_marks_each_censored_volume_at_least_a_pixel_wide():
     d = re.search(rf"<path d='([^']*)' fill='{F.CENSORED}'", svg).group(1)
     widths = [float(part.split("h")[1].split("v")[0]) for part in d.split("M")[1:]]
     assert len(widths) == censored.size and min(widths) >= 1.0
+
+
+def test_shortened_names_that_share_a_long_prefix_stay_apart():
+    from bidsapp.reports import svg
+
+    a, b = "feedback_after_reward_anticipation_cond_1", "feedback_after_reward_anticipation_cond_2"
+    assert svg.shorten(a) != svg.shorten(b) and len(svg.shorten(a)) == 40 and svg.shorten("short") == "short"
+
+
+def test_matrix_with_infinite_or_huge_values_is_drawn():
+    for value in (np.inf, -np.inf, 1e308, np.nan):
+        m = np.array([[1.0, value, 0.2], [value, 1.0, -0.3], [0.2, -0.3, 1.0]])
+        assert F.connectivity_matrix(m, ["a", "b", "c"]).startswith(b"<svg")
+    svg_m = F.connectivity_matrix(np.array([[1.0, 1e308], [1e308, 1.0]]), ["a", "b"])
+    assert svg_m.startswith(b"<svg")
+
+
+def test_tick_labels_of_a_tiny_span_far_from_zero_stay_distinct():
+    from bidsapp.reports import svg
+
+    for lo, hi in ((1e7, 1e7 + 5), (1.0, 1.0 + 5e-7)):
+        labels = svg.tick_labels(svg.nice_ticks(lo, hi, 5))
+        assert len(labels) >= 2 and len(set(labels)) == len(labels), labels

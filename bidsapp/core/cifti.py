@@ -99,8 +99,8 @@ def _set_names(self, values) -> None:
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
     given = [str(v) for v in values[starts]]
     canonical = [self.to_cifti_brain_structure_name(v) for v in given]
-    if canonical == given:  # CIFTI names already (a file's brain models): kept as they are, no copy
-        self._name = values
+    if canonical == given:  # CIFTI names already: a file's brain models are kept as built, a slice is copied
+        self._name = values if values.base is None else values.copy()
         return
     self._name = np.repeat(np.array(canonical, dtype="U"), np.diff(np.r_[starts, values.size]))
 

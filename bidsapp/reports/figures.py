@@ -437,15 +437,16 @@ def connectivity_matrix(matrix: np.ndarray, names: Sequence[str], *, measure: st
                          f"{matrix.shape} and {len(names)} names")
     n = len(names)
     off = matrix[~np.eye(n, dtype=bool)]
-    top = float(np.nanmax(np.abs(off))) if off.size and np.isfinite(off).any() else 1.0
-    top = top if top > 0 else 1.0
+    off = np.abs(off[np.isfinite(off)])
+    top = float(off.max()) if off.size else 1.0  # the colour scale of the finite values
+    top = top if 0 < top < 1e300 else 1.0
     named = 0 < n <= 40
     labels = [svg.shorten(s) for s in names] if named else []
     margin = 34 + max([svg.text_width(s, 8.0) for s in labels], default=0.0)
     side = 480
     ticks = svg.nice_ticks(-top, top, 6)
     tick_text = svg.tick_labels(ticks)
-    bar_title = margin + side + 20 + 16 + 6 + max(svg.text_width(t, TICK) for t in tick_text) + 12
+    bar_title = margin + side + 20 + 16 + 6 + max([svg.text_width(t, TICK) for t in tick_text], default=0) + 12
     fig = Figure(bar_title + 14, margin + side + 20)
     ax = fig.add_axes((margin, 10, side, side), (-0.5, n - 0.5), (n - 0.5, -0.5))
     if n:

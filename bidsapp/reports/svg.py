@@ -14,6 +14,7 @@ import html
 import math
 import re
 import struct
+import unicodedata
 import zlib
 from collections.abc import Sequence
 
@@ -67,6 +68,8 @@ def nice_ticks(lo: float, hi: float, at_most: int) -> np.ndarray:
     lo, hi = min(lo, hi), max(lo, hi)
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi == lo:
         return np.array([lo]) if np.isfinite(lo) else np.array([])
+    if not np.isfinite(hi - lo):  # limits near the float range (a 1e308 covariance): no round ticks to show
+        return np.array([])
     raw = (hi - lo) / max(at_most, 1)
     mag = 10.0 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
@@ -78,10 +81,12 @@ def tick_labels(values: np.ndarray) -> list[str]:
     """Tick values with the decimals their spacing needs (``-0`` written ``0``); in scientific notation
     (``2.5e-07``) when the spacing is below 1e-4 or a value reaches 1e6, as fixed decimals would be long or equal."""
     values = np.asarray(values, dtype=float)
+    if not values.size:
+        return []
     step = abs(float(np.min(np.diff(values)))) if values.size > 1 else abs(float(values[0])) if values.size else 1.0
     big = values.size and float(np.max(np.abs(values))) >= 1e6
     if big or 0 < step < 1e-4:
-        for digits in range(7):
+        for digits in range(16):
             out = [f"{v:.{digits}e}" for v in values]
             if all(abs(float(o) - v) <= step * 1e-6 for o, v in zip(out, values)):
                 break
@@ -104,10 +109,20 @@ def xml_text(s: str) -> str:
     return html.escape(_NOT_XML.sub("\ufffd", str(s)), quote=True)
 
 
+def _em(ch: str) -> float:
+    """A character's drawn width (em), rounded up: DejaVu Sans / Arial lower case and digits ~0.6, capitals up to
+    0.75 (M, W ~1), other scripts' letters up to 1.1 (Cyrillic Ж), East Asian wide characters 1, emoji 1.25."""
+    if ch.isascii():
+        return 1.0 if ch in "MWmw@%" else 0.78 if ch.isupper() else 0.64
+    if ord(ch) > 0xFFFF or unicodedata.category(ch) == "So":
+        return 1.25
+    return 1.15
+
+
 def text_width(s: str, size: float = LABEL) -> float:
-    """A generous estimate of the drawn width (px) of one line of ``s`` at ``size``: 0.72 em per character, wide
-    enough for capitals and digits in DejaVu Sans / Arial (the layout leaves this much room)."""
-    return 0.72 * size * max((len(line) for line in str(s).split("\n")), default=0)
+    """A generous estimate of the drawn width (px) of the longest line of ``s`` at ``size`` (the layout leaves
+    this much room)."""
+    return size * max((sum(_em(ch) for ch in line) for line in str(s).split("\n")), default=0.0)
 
 
 def ylabel_offset(tick_width: float, lines: int = 1) -> float:
@@ -124,9 +139,13 @@ def y_tick_width(lo: float, hi: float, height: float, size: float = TICK) -> flo
 
 
 def shorten(s: str, at_most: int = 40) -> str:
-    """``s`` cut to ``at_most`` characters with an ellipsis (labels of a figure whose layout is fixed)."""
-    s = str(s)
-    return s if len(s) <= at_most else s[:at_most - 1] + "\u2026"
+    """``s`` on one line and at most ``at_most`` characters: its middle replaced by an ellipsis, so that names
+    sharing a long prefix (``..._cond_1``, ``..._cond_2``) stay apart (labels of a figure whose layout is fixed)."""
+    s = " ".join(str(s).splitlines())
+    if len(s) <= at_most:
+        return s
+    head = (at_most - 1) * 3 // 5
+    return s[:head] + "\u2026" + s[len(s) - (at_most - 1 - head):]
 
 
 def _n(v: float) -> str:
@@ -144,6 +163,16 @@ def text(x: float, y: float, s: str, *, size: float = LABEL, anchor: str = "star
                     for k, line in enumerate(lines))
     return (f"<text x='{_n(x)}' y='{_n(y)}' font-size='{_n(size)}' text-anchor='{anchor}' "
             f"dominant-baseline='{baseline}' fill='{colour}'{rot}{bold}>{spans}</text>")
+
+
+def _apart(positions: np.ndarray, half: Sequence[float]) -> list[int]:
+    """Indices of the ticks to label, in order, each at least its own and the previous one's ``half`` extent (px)
+    from the previous one kept (a 1-slice volume's axis is a few pixels high)."""
+    keep: list[int] = []
+    for k, p in enumerate(positions):
+        if not keep or abs(p - positions[keep[-1]]) >= half[k] + half[keep[-1]]:
+            keep.append(k)
+    return keep
 
 
 class Axes:
@@ -230,8 +259,9 @@ class Axes:
         values = nice_ticks(*self.xlim, max(1, int(self.w // 55))) if values is None else np.asarray(values)
         labels = tick_labels(values) if labels is None else labels
         xs, _ = self.px(values, 0)
+        keep = _apart(np.atleast_1d(xs), [text_width(lab, TICK) / 2 + 3 for lab in labels])
         bottom = self.y + self.h
-        for x, lab in zip(xs, labels):
+        for x, lab in zip(np.atleast_1d(xs)[keep], [labels[k] for k in keep]):
             self.over.append(f"<path d='M{x:.1f} {bottom:.1f}v4' stroke='#222'/>")
             if show:
                 self.over.append(text(float(x), bottom + 6, lab, size=TICK, anchor="middle", baseline="hanging"))
@@ -241,8 +271,10 @@ class Axes:
         values = nice_ticks(*self.ylim, max(1, int(self.h // 40))) if values is None else np.asarray(values)
         labels = tick_labels(values) if labels is None else labels
         _, ys = self.px(0, values)
+        keep = _apart(np.atleast_1d(ys), [0.65 * size] * len(labels))
+        labels = [labels[k] for k in keep]
         self.tick_width = max([text_width(lab, size) for lab in labels], default=0.0)
-        for y, lab in zip(np.atleast_1d(ys), labels):
+        for y, lab in zip(np.atleast_1d(ys)[keep], labels):
             self.over.append(f"<path d='M{self.x:.1f} {y:.1f}h-4' stroke='#222'/>")
             self.over.append(text(self.x - 6, float(y), lab, size=size, anchor="end", baseline="middle"))
 
