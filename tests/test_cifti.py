@@ -208,6 +208,11 @@ def test_complex_cifti_is_refused(tmp_path):
     (lambda m: m[2].set("BrainStructure", "CIFTI_STRUCTURE_CORTEX_LEFT"), "has more than one brain model"),
     (lambda m: setattr(m[0].find("VertexIndices"), "text", "0 3 4 12"), "vertex 12 is outside its 12-vertex"),
     (lambda m: setattr(m[0].find("VertexIndices"), "text", "0 3 3 9"), "a vertex is listed twice"),
+    (lambda m: setattr(m[0].find("VertexIndices"), "text", "0 -3 4 9"), "vertex -3 is outside its 12-vertex"),
+    (lambda m: setattr(m[0].find("VertexIndices"), "text", "0 3 4 99999999999999999999"), "not integers of a valid"),
+    (lambda m: m[0].attrib.pop("SurfaceNumberOfVertices"), "SurfaceNumberOfVertices None is not a positive"),
+    (lambda m: m[0].set("SurfaceNumberOfVertices", "many"), "SurfaceNumberOfVertices 'many' is not a positive"),
+    (lambda m: m[1].attrib.pop("IndexCount"), "XML header is malformed"),
     (lambda m: setattr(m[1].find("VoxelIndicesIJK"), "text", " ".join(
         m[1].find("VoxelIndicesIJK").text.split()[:3] * 2 + m[1].find("VoxelIndicesIJK").text.split()[6:])),
      "a voxel is listed twice"),
@@ -221,6 +226,26 @@ def test_malformed_brain_models_are_one_clear_error(tmp_path, damage, what):
     damage(info.columns_xml.findall("BrainModel"))
     cifti.write_dense(tmp_path / "bad.dtseries.nii", np.ones((2, len(bm)), np.float32), info, series=(0, 1.0))
     with pytest.raises(ValueError, match=rf"bad\.dtseries\.nii: .*{what}"):
+        g.read_dtseries(tmp_path / "bad.dtseries.nii")
+
+
+@pytest.mark.parametrize("damage, what", [
+    (lambda v, t: v.attrib.pop("VolumeDimensions"), "VolumeDimensions None is not three positive integers"),
+    (lambda v, t: v.set("VolumeDimensions", "4,5"), "VolumeDimensions '4,5' is not three positive integers"),
+    (lambda v, t: v.set("VolumeDimensions", "4,5.5,3"), "VolumeDimensions '4,5.5,3' is not three"),
+    (lambda v, t: setattr(t, "text", " ".join(t.text.split()[:12])), "its Transformation.* is not 16 numbers"),
+    (lambda v, t: t.set("MeterExponent", "milli"), "its Transformation.* an integer MeterExponent"),
+])
+def test_malformed_volume_grids_are_one_clear_error(tmp_path, damage, what):
+    """The grid of a CIFTI file's voxel brain models, malformed: one line naming the file (were raw Python errors:
+    AttributeError, numpy's broadcast message)."""
+    bm = _small_bm()
+    cifti.write_dense(tmp_path / "ok.dtseries.nii", np.ones((2, len(bm)), np.float32), bm, series=(0, 1.0))
+    info = cifti.read_header(tmp_path / "ok.dtseries.nii")
+    volume = info.columns_xml.find("Volume")
+    damage(volume, volume.find("TransformationMatrixVoxelIndicesIJKtoXYZ"))
+    cifti.write_dense(tmp_path / "bad.dtseries.nii", np.ones((2, len(bm)), np.float32), info, series=(0, 1.0))
+    with pytest.raises(ValueError, match=rf"bad\.dtseries\.nii: {what}.*; not a valid CIFTI-2 file"):
         g.read_dtseries(tmp_path / "bad.dtseries.nii")
 
 

@@ -156,16 +156,17 @@ def _brain_models(mim: ET.Element, path) -> ca.BrainModelAxis:
         name[rows] = structure
         try:
             if m.get("ModelType") == SURFACE:
+                nvertices[structure] = _surface_size(m, structure, bad)
                 vertex[rows] = _ints(m.findtext("VertexIndices"))
-                nvertices[structure] = int(m.get("SurfaceNumberOfVertices"))
             elif m.get("ModelType") == VOXELS:
                 voxel[rows] = _ints(m.findtext("VoxelIndicesIJK")).reshape(count, 3)
             else:
                 raise bad(f"{structure} has ModelType {m.get('ModelType')}")
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             if "not a valid CIFTI-2" in str(exc):
                 raise
-            raise bad(f"{structure}: its vertex or voxel indices do not match IndexCount {count} ({exc})") from None
+            raise bad(f"{structure}: its vertex or voxel indices do not match IndexCount {count} or are not integers "
+                      f"of a valid size ({exc})") from None
         if m.get("ModelType") == VOXELS and affine is None:
             affine, shape = _volume_grid(mim, bad)
     _check_indices(models, counts, vertex, voxel, nvertices, shape, bad)
@@ -176,14 +177,36 @@ def _brain_models(mim: ET.Element, path) -> ca.BrainModelAxis:
         raise bad(str(exc)) from None
 
 
+def _surface_size(model: ET.Element, structure: str, bad) -> int:
+    """The ``SurfaceNumberOfVertices`` of a surface brain model (a positive integer)."""
+    given = model.get("SurfaceNumberOfVertices")
+    try:
+        size = int(given)
+    except (TypeError, ValueError):
+        size = 0
+    if size < 1:
+        raise bad(f"{structure}: SurfaceNumberOfVertices {given!r} is not a positive integer")
+    return size
+
+
 def _volume_grid(mim: ET.Element, bad) -> tuple[np.ndarray, tuple[int, ...]]:
     """The affine (mm) and shape of the volume the voxel brain models index."""
     volume = mim.find("Volume")
     matrix = None if volume is None else volume.find("TransformationMatrixVoxelIndicesIJKtoXYZ")
     if matrix is None:
         raise bad("voxel brain models without a Volume element and its transformation matrix")
-    shape = tuple(int(v) for v in volume.get("VolumeDimensions").split(","))
-    affine = _floats(matrix.text).reshape(4, 4) * 10.0 ** (int(matrix.get("MeterExponent", "-3")) + 3)
+    dims = volume.get("VolumeDimensions")
+    try:
+        shape = tuple(int(v) for v in dims.split(","))
+    except (AttributeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise bad(f"VolumeDimensions {dims!r} is not three positive integers")
+    try:
+        affine = _floats(matrix.text).reshape(4, 4) * 10.0 ** (int(matrix.get("MeterExponent", "-3")) + 3)
+    except (ValueError, TypeError, OverflowError):
+        raise bad("its TransformationMatrixVoxelIndicesIJKtoXYZ is not 16 numbers with an integer "
+                  "MeterExponent") from None
     affine[3] = (0, 0, 0, 1)
     return affine, shape
 
@@ -200,9 +223,10 @@ def _check_indices(models: list, counts: list[int], vertex: np.ndarray, voxel: n
         rows = slice(start, start + count)
         if m.get("ModelType") == SURFACE:
             v = vertex[rows]
-            if v.size and (v.min() < 0 or v.max() >= nvertices[m.get("BrainStructure")]):
-                raise bad(f"{m.get('BrainStructure')}: vertex {int(v.max())} is outside its "
-                          f"{nvertices[m.get('BrainStructure')]}-vertex surface")
+            size = nvertices[m.get("BrainStructure")]
+            outside = v[(v < 0) | (v >= size)]
+            if outside.size:
+                raise bad(f"{m.get('BrainStructure')}: vertex {int(outside[0])} is outside its {size}-vertex surface")
             if np.unique(v).size != v.size:
                 raise bad(f"{m.get('BrainStructure')}: a vertex is listed twice")
     voxels = voxel[voxel[:, 0] >= 0]
@@ -250,21 +274,7 @@ def _read_header(path: str, identity: tuple[int, int, int, int]) -> DenseCifti:
     if xml is None or len(shape) != 6 or shape[:4] != (1, 1, 1, 1):
         raise ValueError(f"{path}: not a CIFTI-2 dense file (no CIFTI extension, or NIfTI shape {shape}); give "
                          "fMRIPrep's *_bold.dtseries.nii.")
-    root = ET.fromstring(xml.rstrip(b"\0"))
-    maps = {}
-    for mim in root.iter("MatrixIndicesMap"):
-        for dim in mim.get("AppliesToMatrixDimension").split(","):
-            maps[int(dim)] = mim
-    cols = maps.get(1)
-    if cols is None or cols.get("IndicesMapToDataType") != "CIFTI_INDEX_TYPE_BRAIN_MODELS" or 0 not in maps:
-        kinds = [maps[d].get("IndicesMapToDataType") for d in sorted(maps)]
-        raise ValueError(f"{path}: not a CIFTI-2 dense file (axes {kinds}); give fMRIPrep's *_bold.dtseries.nii.")
-    rows, series = maps[0], None
-    if rows.get("IndicesMapToDataType") == "CIFTI_INDEX_TYPE_SERIES":
-        scale = 10.0 ** int(rows.get("SeriesExponent", "0"))
-        series = Series(float(rows.get("SeriesStart")) * scale, float(rows.get("SeriesStep")) * scale,
-                        int(rows.get("NumberOfSeriesPoints")), rows.get("SeriesUnit"))
-    n_cols = sum(int(m.get("IndexCount")) for m in cols.iter("BrainModel"))
+    cols, rows, series, n_cols = _axes(xml, path)
     if shape[4:] != (series.size if series else shape[4], n_cols):
         raise ValueError(f"{path}: data shape {shape[4:]} does not match its axes "
                          f"({series.size if series else '?'}, {n_cols}).")
@@ -278,6 +288,33 @@ def _read_header(path: str, identity: tuple[int, int, int, int]) -> DenseCifti:
                       offset=int(hdr.get_data_offset()), slope=slope, inter=inter,
                       row_type=rows.get("IndicesMapToDataType"), series=series, columns_xml=cols,
                       rows_xml=rows)
+
+
+def _axes(xml: bytes, path: str) -> tuple[ET.Element, ET.Element, Series | None, int]:
+    """The brain models map, the row map, its series (or None) and the number of columns of a CIFTI-2 XML
+    header; a missing or malformed attribute is one error naming ``path``."""
+    try:
+        root = ET.fromstring(xml.rstrip(b"\0"))
+        maps = {}
+        for mim in root.iter("MatrixIndicesMap"):
+            for dim in mim.get("AppliesToMatrixDimension").split(","):
+                maps[int(dim)] = mim
+        cols = maps.get(1)
+        if cols is None or cols.get("IndicesMapToDataType") != "CIFTI_INDEX_TYPE_BRAIN_MODELS" or 0 not in maps:
+            kinds = [maps[d].get("IndicesMapToDataType") for d in sorted(maps)]
+            raise ValueError(f"{path}: not a CIFTI-2 dense file (axes {kinds}); give fMRIPrep's "
+                             "*_bold.dtseries.nii.")
+        rows, series = maps[0], None
+        if rows.get("IndicesMapToDataType") == "CIFTI_INDEX_TYPE_SERIES":
+            scale = 10.0 ** int(rows.get("SeriesExponent", "0"))
+            series = Series(float(rows.get("SeriesStart")) * scale, float(rows.get("SeriesStep")) * scale,
+                            int(rows.get("NumberOfSeriesPoints")), rows.get("SeriesUnit"))
+        return cols, rows, series, sum(int(m.get("IndexCount")) for m in cols.iter("BrainModel"))
+    except (TypeError, AttributeError, ValueError, OverflowError, ET.ParseError) as exc:
+        if str(exc).startswith(f"{path}:"):
+            raise
+        raise ValueError(f"{path}: its CIFTI-2 XML header is malformed (a missing or non-numeric attribute: "
+                         f"{exc}); not a valid CIFTI-2 file.") from None
 
 
 def _text(values) -> str:
