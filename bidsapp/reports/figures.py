@@ -193,7 +193,7 @@ def coverage_bars(structures: Sequence[str], counts: Sequence[int], *, title: st
         raise ValueError(f"coverage_bars: {len(structures)} structures but {len(counts)} counts")
     names = [s.removeprefix("CIFTI_STRUCTURE_").replace("_", " ").lower() for s in structures]
     n = len(names)
-    left = 16 + 6.5 * max((len(s) for s in names), default=4)
+    left = 16 + max([svg.text_width(s, SMALL) for s in names], default=26.0)
     fig = Figure(768, 21 * n + 116)
     top_count = max(max(counts, default=0), 1)
     ax = fig.add_axes((left, 34, 768 - left - 20, 21 * n + 24), (0, 1.15 * top_count), (n - 0.5, -0.5))
@@ -289,13 +289,12 @@ def _traces(axes: list[svg.Axes], times: np.ndarray, fd: np.ndarray, dvars_befor
 def _groups(ax: svg.Axes, groups: Sequence[tuple[str, int]], x: float) -> None:
     """Named groups of carpet rows: a line at each group's first row, and its name where it does not overlap
     the previous name drawn (small CIFTI structures are a few rows of a 2,000-row carpet)."""
-    last = -np.inf
-    for name, row in groups:
+    for _, row in groups:
         ax.hline(row, "#f6d32d", 0.6)
-        _, y = ax.px(0, row)
-        if y - last >= 10:
-            ax.note(x, row, f" {name}", size=8.0, colour="#f6d32d", baseline="hanging")
-            last = float(y)
+    ys = np.atleast_1d(ax.px(0, [row for _, row in groups])[1])
+    for k in svg.spaced(ys, [5.0] * len(groups)):
+        name, row = groups[k]
+        ax.note(x, row, f" {name}", size=8.0, colour="#f6d32d", baseline="hanging")
 
 
 #: the carpet figure (px) and its margins (px): two-line y labels beside tick labels of up to 6 characters

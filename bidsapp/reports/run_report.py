@@ -198,9 +198,9 @@ def _overlay_figure(run: RunFiles, data) -> str:
     what = {"mask": "mask outline (red)", "labels": "atlas regions (colours)",
             "maps": "maps, each voxel coloured by the map with the largest weight",
             "spheres": "spheres, each coloured by its seed"}[OVERLAY_KIND[kind]]
-    image = figures.overlay_planes(data["mean"].astype(np.float32), over, data["affine"],
-                                 kind="mask" if kind == "voxels" else "labels")
-    return figure(image, f"{what} over the mean image", f"The run's {what} over its temporal mean image; three "
+    drawn = figures.overlay_planes(data["mean"].astype(np.float32), over, data["affine"],
+                                   kind="mask" if kind == "voxels" else "labels")
+    return figure(drawn, f"{what} over the mean image", f"The run's {what} over its temporal mean image; three "
                   "planes through the centre of the overlay (world coordinates, mm). Source: "
                   f"{run.meta.get('MaskSource', '')}.", fmt="svg")
 
@@ -249,12 +249,12 @@ def _carpet_figure(run: RunFiles, data) -> str:
                   if i == 0 or s != col_structure[i - 1]]
     dp = run.meta.get("DenoiseParameters") or {}
     threshold = dp.get("fd_threshold") if "scrub" in dp.get("components", []) else None
-    image = figures.carpet_plot(dequantize(data["before"]), dequantize(data["after"]),
-                              t_r=run.meta["RepetitionTime"], start_time=run.meta.get("StartTime", 0.0),
-                              fd=run.run.framewise_displacement, dvars_before=data["dvars_before"],
-                              dvars_after=data["dvars_after"], censored=~kept, fd_threshold=threshold,
-                              n_features=run.meta["Shape"][1], groups=groups)
-    return figure(image, "carpet plot before and after cleaning", "Framewise displacement, standardized DVARS "
+    drawn = figures.carpet_plot(dequantize(data["before"]), dequantize(data["after"]),
+                                t_r=run.meta["RepetitionTime"], start_time=run.meta.get("StartTime", 0.0),
+                                fd=run.run.framewise_displacement, dvars_before=data["dvars_before"],
+                                dvars_after=data["dvars_after"], censored=~kept, fd_threshold=threshold,
+                                n_features=run.meta["Shape"][1], groups=groups)
+    return figure(drawn, "carpet plot before and after cleaning", "Framewise displacement, standardized DVARS "
                   "(Nichols 2013; over every column) and the carpet of up to 2,000 columns in the features "
                   "table's order, each z-scored, before and after cleaning; censored volumes in red.", fmt="svg")
 
@@ -269,10 +269,11 @@ def _trial_figure(run: RunFiles) -> str:
     t_r, start = run.meta["RepetitionTime"], run.meta.get("StartTime", 0.0)
     onset = run.onsets
     censored = onset[~run.run.kept]
-    image = figures.trial_timeline(_floats(col["onset"]), _floats(col["duration"]), col["trial_type"],
-                                 np.array(col["valid"]) == "True", window=tuple(trials["TrialWindow"]),
-                                 run_start=start, run_end=start + len(onset) * t_r, censored_times=censored, t_r=t_r)
-    return figure(image, "trial timeline", f"Events of the run by trial type: {trials['NValidTrials']} of "
+    drawn = figures.trial_timeline(_floats(col["onset"]), _floats(col["duration"]), col["trial_type"],
+                                   np.array(col["valid"]) == "True", window=tuple(trials["TrialWindow"]),
+                                   run_start=start, run_end=start + len(onset) * t_r, censored_times=censored,
+                                   t_r=t_r)
+    return figure(drawn, "trial timeline", f"Events of the run by trial type: {trials['NValidTrials']} of "
                   f"{trials['NTrials']} trials with a valid segment (red: invalid, e.g. a censored volume in the "
                   "window).", fmt="svg")
 

@@ -83,9 +83,8 @@ def tick_labels(values: np.ndarray) -> list[str]:
     values = np.asarray(values, dtype=float)
     if not values.size:
         return []
-    step = abs(float(np.min(np.diff(values)))) if values.size > 1 else abs(float(values[0])) if values.size else 1.0
-    big = values.size and float(np.max(np.abs(values))) >= 1e6
-    if big or 0 < step < 1e-4:
+    step = abs(float(np.min(np.diff(values)))) if values.size > 1 else abs(float(values[0]))
+    if float(np.max(np.abs(values))) >= 1e6 or 0 < step < 1e-4:
         for digits in range(16):
             out = [f"{v:.{digits}e}" for v in values]
             if all(abs(float(o) - v) <= step * 1e-6 for o, v in zip(out, values)):
@@ -153,21 +152,21 @@ def _n(v: float) -> str:
 
 
 def text(x: float, y: float, s: str, *, size: float = LABEL, anchor: str = "start", baseline: str = "auto",
-         colour: str = "#222", rotate: float = 0.0, weight: str = "normal") -> str:
+         colour: str = "#222", rotate: float = 0.0) -> str:
     """An SVG text; ``\\n`` starts a new line (lines stacked around ``y`` for a centred baseline)."""
     lines = s.split("\n")
     dy0 = {"middle": -(len(lines) - 1) / 2, "hanging": 0.0}.get(baseline, -(len(lines) - 1))
     rot = f" transform='rotate({_n(rotate)} {_n(x)} {_n(y)})'" if rotate else ""
-    bold = " font-weight='bold'" if weight != "normal" else ""
     spans = "".join(f"<tspan x='{_n(x)}' dy='{_n((dy0 if k == 0 else 1) * 1.2 * size)}'>{xml_text(line)}</tspan>"
                     for k, line in enumerate(lines))
     return (f"<text x='{_n(x)}' y='{_n(y)}' font-size='{_n(size)}' text-anchor='{anchor}' "
-            f"dominant-baseline='{baseline}' fill='{colour}'{rot}{bold}>{spans}</text>")
+            f"dominant-baseline='{baseline}' fill='{colour}'{rot}>{spans}</text>")
 
 
-def _apart(positions: np.ndarray, half: Sequence[float]) -> list[int]:
-    """Indices of the ticks to label, in order, each at least its own and the previous one's ``half`` extent (px)
-    from the previous one kept (a 1-slice volume's axis is a few pixels high)."""
+def spaced(positions: np.ndarray, half: Sequence[float]) -> list[int]:
+    """Indices of the labels to draw, in order, each at least its own and the previous one's ``half`` extent (px)
+    from the previous one kept (a 1-slice volume's axis is a few pixels high; a small CIFTI structure is a few
+    rows of a carpet)."""
     keep: list[int] = []
     for k, p in enumerate(positions):
         if not keep or abs(p - positions[keep[-1]]) >= half[k] + half[keep[-1]]:
@@ -258,10 +257,10 @@ class Axes:
         ``show``."""
         values = nice_ticks(*self.xlim, max(1, int(self.w // 55))) if values is None else np.asarray(values)
         labels = tick_labels(values) if labels is None else labels
-        xs, _ = self.px(values, 0)
-        keep = _apart(np.atleast_1d(xs), [text_width(lab, TICK) / 2 + 3 for lab in labels])
+        xs = np.atleast_1d(self.px(values, 0)[0])
+        keep = spaced(xs, [text_width(lab, TICK) / 2 + 3 for lab in labels])
         bottom = self.y + self.h
-        for x, lab in zip(np.atleast_1d(xs)[keep], [labels[k] for k in keep]):
+        for x, lab in zip(xs[keep], [labels[k] for k in keep]):
             self.over.append(f"<path d='M{x:.1f} {bottom:.1f}v4' stroke='#222'/>")
             if show:
                 self.over.append(text(float(x), bottom + 6, lab, size=TICK, anchor="middle", baseline="hanging"))
@@ -270,11 +269,11 @@ class Axes:
         """Ticks left of the axes, labelled (round values inside the y limits by default)."""
         values = nice_ticks(*self.ylim, max(1, int(self.h // 40))) if values is None else np.asarray(values)
         labels = tick_labels(values) if labels is None else labels
-        _, ys = self.px(0, values)
-        keep = _apart(np.atleast_1d(ys), [0.65 * size] * len(labels))
+        ys = np.atleast_1d(self.px(0, values)[1])
+        keep = spaced(ys, [0.65 * size] * len(labels))
         labels = [labels[k] for k in keep]
         self.tick_width = max([text_width(lab, size) for lab in labels], default=0.0)
-        for y, lab in zip(np.atleast_1d(ys)[keep], labels):
+        for y, lab in zip(ys[keep], labels):
             self.over.append(f"<path d='M{self.x:.1f} {y:.1f}h-4' stroke='#222'/>")
             self.over.append(text(self.x - 6, float(y), lab, size=size, anchor="end", baseline="middle"))
 
@@ -295,7 +294,7 @@ class Axes:
 
     def legend(self, entries: Sequence[tuple[str, str, str]]) -> None:
         """``(label, colour, dash)`` entries in a box at the upper right corner."""
-        width = 34 + 6.2 * max(len(lab) for lab, _, _ in entries)
+        width = 34 + max(text_width(lab, SMALL) for lab, _, _ in entries)
         x, y = self.x + self.w - width - 6, self.y + 6
         self.over.append(f"<rect x='{_n(x)}' y='{_n(y)}' width='{_n(width)}' height='{_n(16 * len(entries) + 6)}' "
                          "fill='white' fill-opacity='0.85' stroke='#ccc'/>")
