@@ -863,4 +863,6 @@ def _main(argv: list[str] | None, verbose: bool) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bidsapp.cli.launch import end_process
+
+    end_process(main())
