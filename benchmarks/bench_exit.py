@@ -6,9 +6,11 @@ The same invocation as ``bench_scale.py --cases single`` (one 97 x 115 x 97 x 30
 and ``main()`` called from ``python -c`` followed by ``sys.exit`` (the interpreter's whole finalization: every
 module's objects freed). The inputs are evicted before each process. Wall seconds of each process, and the median
 of each way. ``--import-only`` times the finalization alone: a process that imports the run's stack and exits
-either way.
+either way. ``--collector`` instead times Python's cyclic garbage collections during one run in a fresh process
+(``gc.callbacks``), with the collector paused before the workflow as shipped (``cli.run._collector_paused``) and
+with that pause replaced by a no-op.
 
-Usage: python benchmarks/bench_exit.py [--workdir DIR] [--repeat 4] [--import-only]
+Usage: python benchmarks/bench_exit.py [--workdir DIR] [--repeat 4] [--import-only | --collector]
 """
 
 from __future__ import annotations
@@ -40,11 +42,44 @@ def ways(root: Path, out: Path, import_only: bool) -> dict[str, list[str]]:
     return {"end_process": cmd, "Python's exit": [sys.executable, "-c", PLAIN, *cmd[3:]]}
 
 
+COLLECTOR = """
+import contextlib, gc, sys, time
+import bidsapp.cli.run as run
+if sys.argv[1] == "not paused":
+    run._collector_paused = contextlib.nullcontext
+spent, started, counts = [0.0], [0.0], [0, 0, 0]
+def timed(phase, info):
+    if phase == "start":
+        started[0] = time.perf_counter()
+    else:
+        spent[0] += time.perf_counter() - started[0]
+        counts[info["generation"]] += 1
+gc.callbacks.append(timed)
+sys.argv = ["bidsapp", *sys.argv[2:]]
+assert run.main() == 0
+print(f"{spent[0]:.3f} s in {counts} collections (generations 0, 1, 2)")
+"""
+
+
+def collector(cmd: list[str], out: Path, repeat: int) -> None:
+    """Print the time spent in collections during a run, paused as shipped and not."""
+    print("| collector before the workflow | time in collections (collections per generation) |")
+    print("|---|---|")
+    for _ in range(repeat):
+        for way in ("paused", "not paused"):
+            shutil.rmtree(out, ignore_errors=True)
+            proc = subprocess.run([sys.executable, "-c", COLLECTOR, way, *cmd[3:]], capture_output=True, text=True)
+            if proc.returncode != 0:
+                sys.exit(f"{way} failed:\n{proc.stderr[-3000:]}")
+            print(f"| {way} | {proc.stdout.strip().splitlines()[-1]} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/bidsapp-bench-scale"))
     p.add_argument("--repeat", type=int, default=4)
     p.add_argument("--import-only", action="store_true")
+    p.add_argument("--collector", action="store_true")
     args = p.parse_args()
     compile_bidsapp()
     data = args.workdir / "T300"
@@ -54,6 +89,8 @@ def main() -> None:
 
     root = make_dataset(data / "bids1", bold, mask, np.load(conf), 2.0, 1)
     out = data / "out-exit"
+    if args.collector:
+        return collector(bidsapp_cmd(root, out, 1), out, args.repeat)
     times: dict[str, list[float]] = {}
     for _ in range(args.repeat):
         for name, cmd in ways(root, out, args.import_only).items():
