@@ -90,8 +90,9 @@ def worker(impl: str, bids: str, out: str) -> None:
     else:
         from bidsapp.cli.run import main
 
-        code = main([bids, out, "participant", "--space", "fsLR", "--den", "91k", "--denoise", "simple",
-                     "--low-pass", "0.08", "--high-pass", "0.01", "--plugin", "Linear", "--nprocs", "1"])
+        sys.argv = ["bidsapp", bids, out, "participant", "--space", "fsLR", "--den", "91k", "--denoise", "simple",
+                    "--low-pass", "0.08", "--high-pass", "0.01", "--plugin", "Linear", "--nprocs", "1"]
+        code = main()  # as the command calls it (its own process: e.g. the collector paused before the workflow)
         if code != 0:
             sys.exit(f"bidsapp exited with {code}")
     elapsed = time.perf_counter() - t0

@@ -43,6 +43,10 @@ def end_process(code: int | None) -> None:
     module's objects freed one by one, 0.3-0.6 s after a run with nipype, pybids and SQLAlchemy loaded, which
     writes nothing. Every file bidsapp writes is closed (and renamed into place) before :func:`main` returns.
     A failed flush of ``stdout`` ends with 120, as Python does.
+
+    Only in a process started as the command itself (:func:`started_as_command`); under a wrapper that runs
+    the command and expects control back (``python -m cProfile``, ``pdb``, ``trace``, ``python -i``, a
+    ``runpy`` caller), ``SystemExit(code)`` as usual.
     """
     import atexit
     import os
@@ -50,6 +54,8 @@ def end_process(code: int | None) -> None:
     import threading
 
     code = 0 if code is None else int(code)
+    if not started_as_command():
+        sys.exit(code)
     shutdown = getattr(threading, "_shutdown", None)  # what the interpreter calls first at exit
     if shutdown is not None:
         shutdown()
@@ -68,6 +74,28 @@ def end_process(code: int | None) -> None:
     except (OSError, ValueError):
         pass
     os._exit(code)
+
+
+#: interpreter options followed by a separate argument (``-X importtime``, ``-W ignore``)
+_OPTIONS_WITH_ARGUMENT = ("-X", "-W", "--check-hash-based-pycs")
+
+
+def started_as_command(orig_argv: list[str] | None = None) -> bool:
+    """Whether the interpreter's own command line (``sys.orig_argv``) runs bidsapp directly: the ``bidsapp``
+    console script (``python .../bin/bidsapp``, its path being ``sys.argv[0]``) or ``python -m
+    bidsapp.cli.run``, after any interpreter options, without ``-i``. Anything else (another ``-m`` module, a
+    ``-c`` string, an unknown form) is a caller that may expect control back: False."""
+    import sys
+
+    argv = list(getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv)[1:]
+    if sys.flags.inspect:
+        return False
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] not in ("-m", "-c", "-"):
+        i += 2 if argv[i] in _OPTIONS_WITH_ARGUMENT else 1
+    rest = argv[i:]
+    return rest[:2] == ["-m", "bidsapp.cli.run"] or (bool(rest) and rest[0] == sys.argv[0]
+                                                       and not rest[0].startswith("-"))
 
 
 def _stopped(signum: int) -> int:
