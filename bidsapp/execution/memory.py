@@ -15,10 +15,10 @@ from bidsapp.outputs.writers import sink_memory
 GB = 1024**3
 #: a worker process with numpy, scipy, nibabel and nipype imported, plus nipype's own bookkeeping
 BASE_GB = 0.35
-#: columns cleaned per BLAS product, bytes of a chunk's float64 buffer and most threads cleaning chunks at once,
-#: each with its own buffers (``bidsapp.core.signal.apply_operator``: its default chunk_size, BUFFER_BYTES and
-#: CLEAN_THREADS)
-CLEAN_CHUNK, CLEAN_BUFFER_BYTES, CLEAN_THREADS = 16384, 8 << 20, 4
+#: columns cleaned per BLAS product, bytes of a chunk's float64 buffer, fewest columns of a chunk and most threads
+#: cleaning chunks at once, each with its own buffers (``bidsapp.core.signal.apply_operator``: its default
+#: chunk_size, BUFFER_BYTES, MIN_CHUNK_COLUMNS and CLEAN_THREADS)
+CLEAN_CHUNK, CLEAN_BUFFER_BYTES, CLEAN_MIN_COLUMNS, CLEAN_THREADS = 16384, 8 << 20, 512, 4
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
 #: bytes of the float64 copy of one chunk of columns in standardized DVARS and the temporal moments
@@ -71,7 +71,7 @@ def node_memory_gb(size: RunSize, *, smoothing: bool = False, lss: bool = False,
     """
     t, v, g = size.n_volumes, size.n_features, size.grid_voxels
     x = t * v * 4  # the float32 array
-    clean_chunk = 8 * t * min(v, CLEAN_CHUNK, max(256, CLEAN_BUFFER_BYTES // (8 * max(t, 1))))
+    clean_chunk = 8 * t * min(v, CLEAN_CHUNK, max(CLEAN_MIN_COLUMNS, CLEAN_BUFFER_BYTES // (8 * max(t, 1))))
     qc = qc_buffer_bytes(t, v)
     data = {
         "provenance": 0,
