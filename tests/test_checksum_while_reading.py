@@ -306,3 +306,44 @@ def test_run_start_is_the_first_node_that_ran_in_this_invocation():
     assert run_started([at[0], at[4]], at[1], now) == at[4]  # the mask's result is a reused one
     assert run_started([at[0], at[0]], at[1], now) == now.isoformat()  # both reused: the run starts here
     assert run_started([None, None], None, now) == now.isoformat()
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_dtseries_copy_checks_finiteness_in_every_block(gray_demo, tmp_path, monkeypatch, where, bad):
+    """With a digest, the copy's own blocks say whether every value is finite (no second pass over the file):
+    a non-finite value in any block sends the run through ``read_run`` (set to 0 and counted), as the file's map
+    did; blocks of 64 kB make the small demo file several blocks."""
+    from bidsapp.core import io
+
+    real = io._copy_blocks
+    monkeypatch.setattr(io, "_copy_blocks", lambda *a, **k: real(*a, **{**k, "blocksize": 1 << 16}))
+    src = next(gray_demo.rglob("sub-03_*den-91k_bold.dtseries.nii"))
+    img = nib.load(src)
+    data = np.asanyarray(img.dataobj).astype(np.float32)
+    flat = data.reshape(-1, order="F")  # the file's order: a column's volumes, column after column
+    flat[{"first": 3, "middle": flat.size // 2, "last": flat.size - 1}[where]] = bad
+    path = tmp_path / "bad.dtseries.nii"
+    out = nib.Cifti2Image(flat.reshape(data.shape, order="F"), header=img.header)
+    out.set_data_dtype(np.float32)
+    out.to_filename(path)
+    for digest in (ReadDigest(), None):
+        with pytest.warns(UserWarning, match="non-finite"):
+            _, n_bad = go.write_run_array(path, None, tmp_path / "x.npy", digest=digest)
+        assert n_bad == 1
+        assert np.isfinite(np.load(tmp_path / "x.npy")).all()
+
+
+def test_finite_check_needs_whole_values():
+    from bidsapp.core.io import FiniteCheck
+
+    check = FiniteCheck(np.float32)
+    assert check.finite is None
+    check(memoryview(np.ones(4, np.float32).tobytes()))
+    assert check.finite is True
+    check(memoryview(np.array([1, np.nan], np.float32).tobytes()))
+    assert check.finite is False
+    check(memoryview(b"\x00" * 6))  # a short read: not whole values, so the caller checks the file itself
+    assert check.finite is None
+    check(memoryview(np.ones(2, np.float32).tobytes()))
+    assert check.finite is None

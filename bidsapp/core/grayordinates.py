@@ -20,7 +20,7 @@ import numpy as np
 from nibabel.cifti2 import cifti2_axes as ca
 
 from bidsapp.core import cifti
-from bidsapp.core.io import ReadDigest, copy_to_npy, save_npy
+from bidsapp.core.io import FiniteCheck, ReadDigest, copy_to_npy, save_npy
 
 BrainModels = ca.BrainModelAxis
 CIFTI_EXTENSIONS = (".dtseries.nii",)
@@ -592,7 +592,8 @@ def write_run_array(bold: str | os.PathLike, bold_right: str | os.PathLike | Non
     number of non-finite values set to 0.
 
     A native float32 dtseries without scaling (fMRIPrep's) is copied by the kernel from its data block
-    into a Fortran-ordered ``.npy`` (no pass through memory) and checked with one memory-mapped sum;
+    into a Fortran-ordered ``.npy`` (no pass through memory) and checked with one memory-mapped sum (with
+    ``digest``: copied through memory, and checked by a sum of each block read, :class:`~bidsapp.core.io.FiniteCheck`);
     other files, and files with NaN or infinite values, go through :func:`read_run`. ``digest`` receives the
     dtseries' SHA-256 from the copy (:func:`bidsapp.core.io.copy_to_npy`; the file is then read through this
     process, once); it stays unset for other files.
@@ -600,8 +601,9 @@ def write_run_array(bold: str | os.PathLike, bold_right: str | os.PathLike | Non
     if is_cifti(bold):
         info = dtseries_header(bold)
         if info.plain_float32:
-            copy_to_npy(bold, info.offset, info.dtype, info.shape, True, path, digest=digest)
-            if np.isfinite(np.load(path, mmap_mode="r").sum()):
+            check = FiniteCheck(info.dtype)  # from the blocks the copy reads (with a digest); else the file's map
+            copy_to_npy(bold, info.offset, info.dtype, info.shape, True, path, digest=digest, each=check)
+            if check.finite if check.finite is not None else np.isfinite(np.load(path, mmap_mode="r").sum()):
                 return info.brain_models, 0
     X, bm, n_bad = read_run(bold, bold_right)
     save_npy(X, path)

@@ -811,13 +811,15 @@ def _header_of_length(fields: dict, length: int) -> bytes:
 
 
 def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tuple[int, ...],
-                fortran_order: bool, path: str | os.PathLike, *, digest: ReadDigest | None = None) -> Path:
+                fortran_order: bool, path: str | os.PathLike, *, digest: ReadDigest | None = None,
+                each: Callable[[memoryview], None] | None = None) -> Path:
     """Atomically write an ``.npy`` whose data are ``src``'s bytes from ``offset`` (e.g. a dtseries' data
     block), copied by the kernel (``copy_file_range``: no pass through this process's memory).
 
     With ``digest``, the whole of ``src`` is read through this process instead, once: each block is hashed in
     a helper thread while it is written and the next one read (no slower than the kernel copy followed by a
-    second read for the checksum).
+    second read for the checksum), and given to ``each`` (e.g. :class:`FiniteCheck`) after it is written.
+    Without ``digest``, ``each`` is not called.
 
     Raises
     ------
@@ -837,7 +839,7 @@ def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tup
                 done = _kernel_copy(fin, fout, offset, n)
             else:
                 _read_exact(fin, offset, Path(src), what="header")
-                done = _copy_blocks(fin, fout, n, buffers=2)
+                done = _copy_blocks(fin, fout, n, buffers=2, each=each)
             if done != n:
                 raise ValueError(f"{src}: the file is truncated ({done} of {n} data bytes); copy it again from "
                                  "its source.")
@@ -865,9 +867,11 @@ def _kernel_copy(fin, fout, offset: int, n: int) -> int:
     return done
 
 
-def _copy_blocks(fin, fout, n: int, blocksize: int = 1 << 23, buffers: int = 1) -> int:
+def _copy_blocks(fin, fout, n: int, blocksize: int = 1 << 23, buffers: int = 1,
+                 each: Callable[[memoryview], None] | None = None) -> int:
     """Copy the next ``n`` bytes of ``fin`` to ``fout`` through ``buffers`` reused buffers, used in turn (two
-    let a :class:`HashingReader` hash one block while the next is read and written); returns the bytes copied."""
+    let a :class:`HashingReader` hash one block while the next is read and written), each block given to
+    ``each`` once written; returns the bytes copied."""
     views = [memoryview(bytearray(min(n, blocksize) or 1)) for _ in range(buffers)]
     done = k = 0
     while done < n:
@@ -876,8 +880,30 @@ def _copy_blocks(fin, fout, n: int, blocksize: int = 1 << 23, buffers: int = 1) 
         if not got:
             break
         fout.write(view[:got])
+        if each is not None:
+            each(view[:got])
         done, k = done + got, k + 1
     return done
+
+
+class FiniteCheck:
+    """Whether every value of a stream of blocks of ``dtype`` values is finite, from one sum per block (the
+    blocks a copy has in memory anyway: no second pass over the file).
+
+    ``finite`` is None until a block was seen, and after a block that does not hold whole values (a short
+    read): the caller then checks the file itself.
+    """
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype, self.finite = np.dtype(dtype), None
+        self._whole = True
+
+    def __call__(self, block: memoryview) -> None:
+        if not self._whole or len(block) % self.dtype.itemsize:
+            self._whole, self.finite = False, None
+            return
+        ok = bool(np.isfinite(np.frombuffer(block, dtype=self.dtype).sum()))  # NaN and inf propagate to the sum
+        self.finite = ok if self.finite is None else self.finite and ok
 
 
 #: alignment of the ranges :func:`release_columns` drops (a huge page)
