@@ -45,7 +45,7 @@ def test_the_memory_model_knows_the_cleaning_buffers():
     from bidsapp.execution import memory
 
     assert (memory.CLEAN_BUFFER_BYTES, memory.CLEAN_MIN_COLUMNS, memory.CLEAN_THREADS) == (
-        signal.BUFFER_BYTES, signal.MIN_CHUNK_COLUMNS, signal.CLEAN_THREADS)
+        signal.BUFFER_BYTES, signal.MIN_STEPWISE_COLUMNS, signal.CLEAN_THREADS)
     import inspect
 
     assert inspect.signature(signal.apply_operator).parameters["chunk_size"].default == memory.CLEAN_CHUNK

@@ -44,9 +44,10 @@ CONSTANT_RTOL = 1e-10
 #: columns, so 8 MB costs the CPU of 32 MB (T = 300, 4,000) or less (T = 1,200: 12 % less) and holds 96 MB
 #: less memory with two threads (``benchmarks/README.md``)
 BUFFER_BYTES = 8 << 20
-#: fewest columns of a chunk whatever its bytes (long runs: T = 4,000 gives 262 columns by BUFFER_BYTES; the
-#: step-wise filter's loop over blocks costs 12.6 ns per value at 262 columns, 10.7 at 524)
-MIN_CHUNK_COLUMNS = 512
+#: fewest columns of a chunk whatever its bytes (long runs: T = 4,000 gives 262 columns by BUFFER_BYTES): 256 for
+#: the dense product, 512 for the step-wise path, whose filter's loop over blocks costs 12.6 ns per value at
+#: 262 columns and 10.7 at 524 (its chunk buffers then hold up to 30 % more from T ~ 2,000: 15 MB at T = 4,000)
+MIN_CHUNK_COLUMNS, MIN_STEPWISE_COLUMNS = 256, 512
 #: with ``psc``, a mean at most this times n_volumes times the column's largest input magnitude is 0 (the
 #: round-off of summing n values: nilearn's absolute ``eps`` alone depends on how the mean was rounded)
 PSC_MEAN_RTOL = EPS64
@@ -753,7 +754,8 @@ def apply_operator(
         for cols in chunks:
             sums += np.abs(weights @ np.asarray(signals[:, cols], dtype=np.float64)).sum(axis=1)
         psc_shift = bool(sums[1] > 0 and sums[0] / sums[1] < 1e-1)
-    chunk_size = min(chunk_size, max(MIN_CHUNK_COLUMNS, BUFFER_BYTES // (8 * max(signals.shape[0], 1))))
+    fewest = MIN_STEPWISE_COLUMNS if stepwise else MIN_CHUNK_COLUMNS
+    chunk_size = min(chunk_size, max(fewest, BUFFER_BYTES // (8 * max(signals.shape[0], 1))))
     chunks = [slice(s, s + chunk_size) for s in range(0, signals.shape[1], chunk_size)]
     width = min(chunk_size, signals.shape[1])
     fortran = signals.ndim == 2 and signals.flags.f_contiguous and not signals.flags.c_contiguous

@@ -15,9 +15,10 @@ from bidsapp.outputs.writers import sink_memory
 GB = 1024**3
 #: a worker process with numpy, scipy, nibabel and nipype imported, plus nipype's own bookkeeping
 BASE_GB = 0.35
-#: columns cleaned per BLAS product, bytes of a chunk's float64 buffer, fewest columns of a chunk and most threads
-#: cleaning chunks at once, each with its own buffers (``bidsapp.core.signal.apply_operator``: its default
-#: chunk_size, BUFFER_BYTES, MIN_CHUNK_COLUMNS and CLEAN_THREADS)
+#: columns cleaned per BLAS product, bytes of a chunk's float64 buffer, fewest columns of a chunk (the step-wise
+#: path's, the larger) and most threads cleaning chunks at once, each with its own buffers
+#: (``bidsapp.core.signal.apply_operator``: its default chunk_size, BUFFER_BYTES, MIN_STEPWISE_COLUMNS and
+#: CLEAN_THREADS)
 CLEAN_CHUNK, CLEAN_BUFFER_BYTES, CLEAN_MIN_COLUMNS, CLEAN_THREADS = 16384, 8 << 20, 512, 4
 #: columns of the LSS betas computed per product (``bidsapp.interfaces.segment``)
 LSS_CHUNK = 32768
