@@ -45,8 +45,8 @@ CONSTANT_RTOL = 1e-10
 #: less memory with two threads (``benchmarks/README.md``)
 BUFFER_BYTES = 8 << 20
 #: fewest columns of a chunk whatever its bytes (long runs: T = 4,000 gives 262 columns by BUFFER_BYTES): 256 for
-#: the dense product, 512 for the step-wise path, whose filter's loop over blocks costs 12.6 ns per value at
-#: 262 columns and 10.7 at 524 (its chunk buffers then hold up to 30 % more from T ~ 2,000: 15 MB at T = 4,000)
+#: the dense product, 512 for the step-wise path, whose filter's loop over blocks costs less per value on wider
+#: chunks (its chunk buffers then hold up to 30 % more from T ~ 2,000: 12 MB more at T = 4,000)
 MIN_CHUNK_COLUMNS, MIN_STEPWISE_COLUMNS = 256, 512
 #: with ``psc``, a mean at most this times n_volumes times the column's largest input magnitude is 0 (the
 #: round-off of summing n values: nilearn's absolute ``eps`` alone depends on how the mean was rounded)

@@ -12,8 +12,8 @@ vectorised across columns, and only the state (n values per column) is carried f
 
 Both passes run in place in one padded buffer: a block's output replaces its input once the state has moved
 on, and the backward pass (the filter of the reversed series) walks the blocks from the end with the block
-matrices reversed instead of reversing the series (no second buffer, no reversed copies: 13.6 ns per value at
-T = 1,200 instead of 20.6).
+matrices reversed instead of reversing the series (no second buffer, no reversed copies; the step-wise
+cleaning path 5-12 % less CPU at T = 1,200-4,000, ``benchmarks/bench_cleaning_paths.py``).
 
 The four matrices are computed by the cascade's own recursion (:func:`bidsapp.core.butterworth.sosfilt`,
 scipy's ``sosfilt`` to the bit) on unit impulses and unit states, so the result is
@@ -37,7 +37,7 @@ BLOCK = 16
 #: columns filtered together: one block's input and output (BLOCK x COLUMNS float64) stay in cache, and
 #: each product stays under OpenBLAS's size for threading its own (m * n * k < 262,144: so callers can run
 #: column groups in threads without oversubscribing the cores); wider groups spread the loop's per-block calls
-#: over more columns (in place, T = 1,200: 13.6 ns per value at 873 columns, 20.6 out of place by 512)
+#: over more columns
 COLUMNS = 1000
 
 
