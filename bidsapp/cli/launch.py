@@ -40,7 +40,7 @@ def end_process(code: int | None) -> None:
     Non-daemon threads are joined and the ``atexit`` callbacks run (logging's handlers flushed and closed,
     multiprocessing's and nipype's workers joined, ``weakref.finalize`` callbacks), then the standard streams
     are flushed and the process ends (``os._exit``). What is skipped is the interpreter's finalization: every
-    module's objects freed one by one, 0.3-0.6 s after a run with nipype, pybids and SQLAlchemy loaded, which
+    module's objects freed one by one, 0.3-0.7 s after a run with nipype, pybids and SQLAlchemy loaded, which
     writes nothing. Every file bidsapp writes is closed (and renamed into place) before :func:`main` returns.
     A failed flush of ``stdout`` ends with 120, as Python does.
 
