@@ -885,9 +885,8 @@ def _level(s: Settings, verbose: bool) -> int:
 def _main(argv: list[str] | None, verbose: bool) -> int:
     try:
         s = parse_args(argv)
-        if s.analysis_level == "group":
-            return _level(s, verbose)
-        with _collector_paused(argv is None and threading.current_thread() is threading.main_thread()):
+        command = argv is None and threading.current_thread() is threading.main_thread()
+        with _collector_paused(command and s.analysis_level == "participant"):
             return _level(s, verbose)
     except SystemExit as exc:  # argparse
         return int(exc.code or 0)
