@@ -34,6 +34,30 @@ def pytest_configure(config):
     config._bidsapp_session_tmp = private
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A test that leaves the process in another working folder (or in one that was removed), once its fixtures
+    are torn down, fails there and the folder is restored: otherwise every later test of its worker fails at
+    ``os.getcwd()``, far from the cause."""
+    item._bidsapp_cwd = os.getcwd()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    before = getattr(item, "_bidsapp_cwd", None)
+    try:
+        after = os.getcwd()
+    except OSError:
+        after = None
+    if before is not None and after != before:
+        os.chdir(before)
+        raise AssertionError(f"the test left the process's working folder at {after or 'a removed folder'} "
+                             f"(was {before})")
+    return result
+
+
 def pytest_sessionfinish(session, exitstatus):
     """A green session leaves nothing in the temporary folder: no bidsapp work folders (``KEPT`` ones
     included), no temporary trees. Checked in the controller only (xdist workers return here at once)."""

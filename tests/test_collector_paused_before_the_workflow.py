@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -76,13 +78,32 @@ def test_an_in_process_caller_keeps_its_collector(bids, monkeypatch, enabled):
     assert frozen_after > 0.9 * frozen  # still frozen (some of those objects were freed meanwhile)
 
 
-def test_concurrent_in_process_calls_leave_the_collector_on(bids):
-    codes = {}
+def test_concurrent_in_process_calls_leave_the_collector_on(bids, monkeypatch):
+    """Two ``main([...])`` calls in threads: the collector is on after both, their workflows ran one at a time
+    (nipype's engine changes the process's working folder for each node: interleaved, one call once left the
+    process inside the other's removed work folder), and the working folder is the one they were given."""
+    import nipype.pipeline.engine as pe
+
+    running, overlap, real_run = [0], [0], pe.Workflow.run
+
+    def wf_run(self, *args, **kwargs):
+        running[0] += 1
+        overlap[0] = max(overlap[0], running[0])
+        try:
+            time.sleep(0.2)  # the other call reaches its workflow meanwhile
+            return real_run(self, *args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(pe.Workflow, "run", wf_run)
+    cwd, codes = os.getcwd(), {}
     labels = ("01", "02")
     threads = [threading.Thread(target=lambda k=k: codes.__setitem__(k, run.main(_args(bids, k)))) for k in labels]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert 0 in codes.values(), codes  # (two invocations in one process share nipype's globals: one may fail)
+    assert codes == {"01": 0, "02": 0}
+    assert overlap[0] == 1
+    assert os.getcwd() == cwd
     assert gc.isenabled()

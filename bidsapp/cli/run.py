@@ -768,7 +768,8 @@ def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invoca
                                    "poll_sleep_duration": 0.2 if s.plugin in LOCAL_PLUGINS else 2})
     _collector_resumed()  # the modules and the workflow live to the end: no collection traverses them again
     try:
-        wf.run(plugin=plugin, plugin_args=plugin_args)
+        with _engine_alone():
+            wf.run(plugin=plugin, plugin_args=plugin_args)
         interrupts.check()  # a signal whose exception Python ignored during the run: the run is not a success
     except Interrupted:
         if isinstance(plugin, OrphanSafeMultiProc):
@@ -784,6 +785,32 @@ def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invoca
                          code=73 if disk else 1) from exc
     except OSError as exc:
         raise InputError(os_error_line(exc, work), code=73 if exc.errno in DISK_ERRNOS else 1) from exc
+
+
+#: held while nipype's engine runs a workflow in this process (see :func:`_engine_alone`)
+_ENGINE = threading.Lock()
+
+
+@contextlib.contextmanager
+def _engine_alone():
+    """Run one workflow at a time in this process, and give back the working folder it was given.
+
+    nipype's engine enters each node's folder (``os.chdir``, process-wide) and keeps its configuration in
+    globals. Two in-process calls of :func:`main` in threads would interleave those changes: one could leave the
+    process inside the other's node folder, removed with its work folder, and every later ``os.getcwd()`` of the
+    process fails. The second call's workflow waits for the first's.
+    """
+    with _ENGINE:
+        cwd = os.getcwd()
+        try:
+            yield
+        finally:
+            try:
+                moved = os.getcwd() != cwd
+            except OSError:  # the folder it is in was removed
+                moved = True
+            if moved:
+                os.chdir(cwd)
 
 
 def _write_invocation(s: Settings, invocation: str) -> None:
