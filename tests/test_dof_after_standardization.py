@@ -58,33 +58,13 @@ def test_centred_count_equals_an_svd_of_the_centred_operator(seed):
             signal.check_degrees_of_freedom(op, "zscore_sample")
 
 
-@pytest.mark.parametrize("m", [40, 255, 256, 257, 700])
-@pytest.mark.parametrize("by_steps", [False, True])
-def test_block_wise_counts_equal_the_gram_matrix_s(m, by_steps):
-    """``_gram_dofs`` (the Gram matrix's sums taken 256 columns at a time, the centred ones by the projection's
-    identities) gives the counts of the whole Gram matrix, centred explicitly; the same whatever the threads."""
-    n = m + 2
-    kept = np.setdiff1d(np.arange(n), [n // 2, n // 2 + 1])  # two volumes censored in the middle
-    op = signal.cleaning_operator(n, t_r=0.8, confounds=np.random.default_rng(m).normal(size=(n, 3)),
-                                  low_pass=0.2, high_pass=0.02, sample_mask=kept)
-    a = op.matrix
-    assert a.shape[0] == m
-    centred = a - a.mean(axis=0)
-    expected = (signal.operator_dof(a, gram=a @ a.T), signal.operator_dof(centred, gram=centred @ centred.T))
-    steps = op.steps if by_steps else None
-    assert [signal._gram_dofs(a, steps, threads=t) for t in (1, 2, 3)] == [expected] * 3
-
-
-def test_block_wise_counts_hold_no_second_operator_sized_array():
-    """At T = 2,000 the counts' buffers stay below one T x T float64 array (32 MB): the Gram matrix is not
-    held (it was, with a transposed copy of the operator)."""
-    import tracemalloc
-
-    op = signal.cleaning_operator(2000, t_r=0.5, low_pass=0.1, high_pass=0.01)
-    tracemalloc.start()
-    try:
-        signal._gram_dofs(op.matrix, op.steps, threads=2)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 0.75 * op.matrix.nbytes, peak  # two blocks in flight: ~17 MB
+@pytest.mark.parametrize("n", [5, 64, 301])
+def test_the_gram_matrix_centred_in_place_gives_the_expression_s_bits(n):
+    """``_centred_gram`` works in its argument's memory, in the order of ``S - r - r.T + mean(r)``: the same bits."""
+    a = np.random.default_rng(n).normal(size=(n, n + 3))
+    gram = a @ a.T
+    r = gram.mean(axis=0)
+    expected = gram - r[None, :] - r[:, None] + r.mean()
+    out = signal._centred_gram(gram)
+    assert out is gram
+    np.testing.assert_array_equal(out, expected)

@@ -380,8 +380,7 @@ def cleaning_operator(
     sos = None
     if ftype == "butterworth":
         sos = butterworth_sos(t_r, low_pass, high_pass)
-        # in op's own memory (a fresh T x T costs more than the filter), its column groups in threads
-        op = sosfiltfilt_columns(sos, op, out=op, threads=min(default_threads(), CLEAN_THREADS))
+        op = sosfiltfilt_columns(sos, op, out=op)  # in op's own memory: a fresh T x T costs more than the filter
         if conf is not None:
             conf = sosfiltfilt_columns(sos, conf)
         if final_keep is not None:
@@ -396,7 +395,10 @@ def cleaning_operator(
     steps = OperatorSteps(rows=read_rows, censored=censored, spline=spline, keep=keep, detrend=detrend, sos=sos,
                           final_keep=final_keep, q=q, n_out=op.shape[0])
     if ftype == "butterworth":  # a filter attenuates gradually: effective (Satterthwaite) degrees of freedom
-        dof, dof_centred = _gram_dofs(op, steps if _steps_are_cheaper(steps, *op.shape) else None)
+        # op @ op.T is op applied to op.T's columns: O(T**2) through the steps where they are cheaper
+        gram = steps.apply(op.T) if _steps_are_cheaper(steps, *op.shape) else op @ op.T
+        dof = operator_dof(op, gram=gram)
+        dof_centred = operator_dof(op, gram=_centred_gram(gram))  # gram is centred in place
     else:  # projections only: kept volumes minus the ranks removed
         dof, dof_centred = max(m - (min(m, 2) if detrend else 0) - rank, 0), -1
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
@@ -404,54 +406,15 @@ def cleaning_operator(
                             confound_condition=condition, steps=steps)
 
 
-#: rows of the operator per block of :func:`_gram_dofs`
-GRAM_BLOCK = 256
-
-
-def _gram_dofs(op: np.ndarray, steps: OperatorSteps | None, threads: int | None = None) -> tuple[int, int]:
-    """:func:`operator_dof` of ``op`` and of ``P @ op`` (``P``: the removal of each output column's mean, as
-    standardization does), from the Gram matrix ``S = op @ op.T`` taken :data:`GRAM_BLOCK` columns at a time.
-
-    ``S[:, J]`` is ``op`` applied to the columns of ``op[J].T``: through ``steps`` (O(T) per column) when given,
-    else one BLAS product. Only the sums the counts need are kept: ``trace(S)``, ``||S||_F**2`` and ``S``'s row
-    sums, whence those of ``P S P`` (``P`` is a projection: ``trace(PSP) = trace(S) - 1'S1 / m`` and
-    ``||PSP||_F**2 = ||S||_F**2 - 2 ||S1||**2 / m + (1'S1)**2 / m**2``). No second T x T array (at T = 4,000 a
-    fresh 128 MB and a transposed copy), and the blocks run in threads; their sums are added in block order,
-    so the counts do not depend on the threads.
-    """
-    m = op.shape[0]
-    if op.size == 0:
-        return 0, 0
-
-    def block(start: int) -> tuple[float, float, np.ndarray]:
-        rows = op[start:start + GRAM_BLOCK]
-        part = steps.apply(rows.T) if steps is not None else op @ rows.T  # S[:, start:start + b]
-        diagonal = part[start:start + rows.shape[0]].diagonal()
-        return float(diagonal.sum()), float(np.einsum("ij,ij->", part, part)), part.sum(axis=1)
-
-    starts = range(0, m, GRAM_BLOCK)
-    n_threads = min(default_threads() if threads is None else max(1, int(threads)), CLEAN_THREADS, len(starts))
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):  # one BLAS thread per block: the same sums everywhere
-        if n_threads <= 1:
-            parts = list(map(block, starts))
-        else:
-            with ThreadPoolExecutor(n_threads) as pool:
-                parts = list(pool.map(block, starts))
-    trace, frob2 = sum(p[0] for p in parts), sum(p[1] for p in parts)
-    row_sums = np.sum([p[2] for p in parts], axis=0)
-    total = float(row_sums.sum())
-    centred_trace = trace - total / m
-    centred_frob2 = frob2 - 2.0 * float(row_sums @ row_sums) / m + (total / m) ** 2
-    return _satterthwaite(trace, frob2), _satterthwaite(centred_trace, centred_frob2)
-
-
-def _satterthwaite(trace: float, frob2: float) -> int:
-    """``floor(trace(S)**2 / ||S||_F**2)``, 0 when ``||S||_F <= ZERO_GAIN**2`` (see :func:`operator_dof`)."""
-    if not frob2 > ZERO_GAIN**4:
-        return 0
-    return int(np.floor(trace**2 / frob2 + 1e-9))
+def _centred_gram(gram: np.ndarray) -> np.ndarray:
+    """``P S P`` for the Gram matrix ``S = op @ op.T`` and ``P`` the centring of the output's rows: the Gram matrix
+    of ``P @ op``, the operator followed by the removal of each column's mean (``S`` is symmetric). Computed in
+    ``gram``'s memory (T x T: no new pages), in the order of ``gram - r[None, :] - r[:, None] + r.mean()``."""
+    r = gram.mean(axis=0)
+    gram -= r[None, :]
+    gram -= r[:, None]
+    gram += r.mean()
+    return gram
 
 
 def _censoring_step(n: int, keep: np.ndarray | None, conf: np.ndarray | None, ftype: str | None, t_r: float):
@@ -545,7 +508,10 @@ def operator_dof(op: np.ndarray, gram: np.ndarray | None = None) -> int:
         small = gram
     else:
         small = op @ op.T if op.shape[0] <= op.shape[1] else op.T @ op
-    return _satterthwaite(float(np.trace(small)), float(np.einsum("ij,ij->", small, small)))
+    frob2 = float(np.einsum("ij,ij->", small, small))
+    if not frob2 > ZERO_GAIN**4:
+        return 0
+    return int(np.floor(float(np.trace(small)) ** 2 / frob2 + 1e-9))
 
 
 def _removes_mean(op: np.ndarray, rows: int = 256) -> bool:

@@ -119,8 +119,8 @@ def _filtfilt_group(y: np.ndarray, mats: BlockMatrices, p: int) -> np.ndarray:
     return ext[p:p + n]
 
 
-def sosfiltfilt_columns(sos: np.ndarray, y: np.ndarray, block: int = BLOCK, out: np.ndarray | None = None,
-                        threads: int = 1) -> np.ndarray:
+def sosfiltfilt_columns(sos: np.ndarray, y: np.ndarray, block: int = BLOCK, out: np.ndarray | None = None
+                        ) -> np.ndarray:
     """``scipy.signal.sosfiltfilt(sos, y, axis=0)`` (odd padding, default padlen) to round-off.
 
     Parameters
@@ -133,9 +133,6 @@ def sosfiltfilt_columns(sos: np.ndarray, y: np.ndarray, block: int = BLOCK, out:
         Samples per block of the products.
     out : numpy.ndarray, optional
         Receives the result (float64, the shape of ``y``; may be ``y`` itself).
-    threads : int
-        Threads the groups of columns run in (each group's products stay on one core; the same bits whatever
-        the count).
 
     Returns
     -------
@@ -155,16 +152,6 @@ def sosfiltfilt_columns(sos: np.ndarray, y: np.ndarray, block: int = BLOCK, out:
             "use filter='cosine', fewer censored volumes, or no temporal filter.")
     mats = block_matrices(sos, block)
     out = np.empty(y.shape) if out is None else out
-
-    def group(a: int) -> None:
+    for a in range(0, y.shape[1], COLUMNS):
         out[:, a:a + COLUMNS] = _filtfilt_group(y[:, a:a + COLUMNS], mats, p)
-
-    starts = range(0, y.shape[1], COLUMNS)
-    if threads > 1 and len(starts) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(threads, len(starts))) as pool:
-            list(pool.map(group, starts))
-    else:
-        list(map(group, starts))
     return out
