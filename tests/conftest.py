@@ -38,24 +38,29 @@ def pytest_configure(config):
 def pytest_runtest_protocol(item, nextitem):
     """A test that leaves the process in another working folder (or in one that was removed), once its fixtures
     are torn down, fails there and the folder is restored: otherwise every later test of its worker fails at
-    ``os.getcwd()``, far from the cause."""
-    item._bidsapp_cwd = os.getcwd()
+    ``os.getcwd()``, far from the cause. (A fixture of a wider scope that changes folder would be flagged too.)"""
+    try:
+        item._bidsapp_cwd = os.getcwd()
+    except OSError:  # left so by a session-level failure: start from the root again
+        os.chdir(item.config.rootpath)
+        item._bidsapp_cwd = os.getcwd()
     return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    result = yield
-    before = getattr(item, "_bidsapp_cwd", None)
     try:
-        after = os.getcwd()
-    except OSError:
-        after = None
-    if before is not None and after != before:
-        os.chdir(before)
-        raise AssertionError(f"the test left the process's working folder at {after or 'a removed folder'} "
-                             f"(was {before})")
-    return result
+        return (yield)
+    finally:  # also after a failing teardown
+        before = getattr(item, "_bidsapp_cwd", None)
+        try:
+            after = os.getcwd()
+        except OSError:
+            after = None
+        if before is not None and after != before:
+            os.chdir(before)
+            raise AssertionError(f"the test left the process's working folder at {after or 'a removed folder'} "
+                                 f"(was {before})")
 
 
 def pytest_sessionfinish(session, exitstatus):

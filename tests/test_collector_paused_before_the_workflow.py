@@ -79,31 +79,53 @@ def test_an_in_process_caller_keeps_its_collector(bids, monkeypatch, enabled):
 
 
 def test_concurrent_in_process_calls_leave_the_collector_on(bids, monkeypatch):
-    """Two ``main([...])`` calls in threads: the collector is on after both, their workflows ran one at a time
-    (nipype's engine changes the process's working folder for each node: interleaved, one call once left the
-    process inside the other's removed work folder), and the working folder is the one they were given."""
+    """Two ``main([...])`` calls in threads, the second started while the first's workflow runs, with relative
+    paths: both succeed, the workflows never overlap, the second's outputs are where its relative path says
+    from the caller's folder, and the caller's folder and collector are as they were. (nipype's engine changes
+    the process's working folder for each node: interleaved, one call once left the process inside the other's
+    removed work folder, and a relative path resolved from the other's node folder.)"""
     import nipype.pipeline.engine as pe
 
+    monkeypatch.chdir(bids)
     running, overlap, real_run = [0], [0], pe.Workflow.run
 
     def wf_run(self, *args, **kwargs):
         running[0] += 1
         overlap[0] = max(overlap[0], running[0])
         try:
-            time.sleep(0.2)  # the other call reaches its workflow meanwhile
             return real_run(self, *args, **kwargs)
         finally:
             running[0] -= 1
 
     monkeypatch.setattr(pe.Workflow, "run", wf_run)
-    cwd, codes = os.getcwd(), {}
-    labels = ("01", "02")
-    threads = [threading.Thread(target=lambda k=k: codes.__setitem__(k, run.main(_args(bids, k)))) for k in labels]
-    for t in threads:
-        t.start()
-    for t in threads:
+    codes = {}
+    relative = ["bids", "out-relative", "participant", "--participant-label", "02", "--run", "1", "--plugin",
+                "Linear", "--denoise", "none"]
+    first = threading.Thread(target=lambda: codes.__setitem__("01", run.main(_args(bids, "01"))))
+    second = threading.Thread(target=lambda: codes.__setitem__("02", run.main(relative)))
+    first.start()
+    while first.is_alive() and os.getcwd() == str(bids):  # until the first call's engine is in a node's folder
+        time.sleep(0.0005)
+    second.start()
+    for t in (first, second):
         t.join()
     assert codes == {"01": 0, "02": 0}
     assert overlap[0] == 1
-    assert os.getcwd() == cwd
+    assert os.getcwd() == str(bids)
+    assert list((bids / "out-relative").glob("sub-02/**/*_timeseries.npy")), \
+        sorted(p.name for p in (bids / "out-relative").rglob("*"))[:20]
     assert gc.isenabled()
+
+
+def test_a_removed_working_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    try:
+        code = run.main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant"])
+    finally:
+        os.chdir(tmp_path)  # (monkeypatch restores the original folder after this)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "the current folder" in err and "no longer exists" in err, err

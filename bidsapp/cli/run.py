@@ -768,8 +768,7 @@ def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invoca
                                    "poll_sleep_duration": 0.2 if s.plugin in LOCAL_PLUGINS else 2})
     _collector_resumed()  # the modules and the workflow live to the end: no collection traverses them again
     try:
-        with _engine_alone():
-            wf.run(plugin=plugin, plugin_args=plugin_args)
+        wf.run(plugin=plugin, plugin_args=plugin_args)
         interrupts.check()  # a signal whose exception Python ignored during the run: the run is not a success
     except Interrupted:
         if isinstance(plugin, OrphanSafeMultiProc):
@@ -785,32 +784,6 @@ def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invoca
                          code=73 if disk else 1) from exc
     except OSError as exc:
         raise InputError(os_error_line(exc, work), code=73 if exc.errno in DISK_ERRNOS else 1) from exc
-
-
-#: held while nipype's engine runs a workflow in this process (see :func:`_engine_alone`)
-_ENGINE = threading.Lock()
-
-
-@contextlib.contextmanager
-def _engine_alone():
-    """Run one workflow at a time in this process, and give back the working folder it was given.
-
-    nipype's engine enters each node's folder (``os.chdir``, process-wide) and keeps its configuration in
-    globals. Two in-process calls of :func:`main` in threads would interleave those changes: one could leave the
-    process inside the other's node folder, removed with its work folder, and every later ``os.getcwd()`` of the
-    process fails. The second call's workflow waits for the first's.
-    """
-    with _ENGINE:
-        cwd = os.getcwd()
-        try:
-            yield
-        finally:
-            try:
-                moved = os.getcwd() != cwd
-            except OSError:  # the folder it is in was removed
-                moved = True
-            if moved:
-                os.chdir(cwd)
 
 
 def _write_invocation(s: Settings, invocation: str) -> None:
@@ -909,12 +882,43 @@ def _level(s: Settings, verbose: bool) -> int:
     return participant(s)
 
 
+#: held by each call of :func:`main` in this process (see :func:`_one_call_at_a_time`)
+_CALL = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_call_at_a_time():
+    """Run one call of :func:`main` at a time in this process, and give back the working folder it was given.
+
+    nipype's engine enters each node's folder (``os.chdir``, process-wide) and keeps its configuration in
+    globals. Two in-process calls in threads would interleave those changes: one call could leave the process
+    inside the other's node folder (removed with its work folder: every later ``os.getcwd()`` fails), or resolve
+    its relative paths from there. A second call waits for the first.
+    """
+    with _CALL:
+        try:
+            cwd = os.getcwd()
+        except FileNotFoundError:
+            raise InputError(f"the current folder ({os.environ.get('PWD', 'unknown')}) no longer exists; change to "
+                             "an existing folder and rerun", code=1) from None
+        try:
+            yield
+        finally:
+            try:
+                moved = os.getcwd() != cwd
+            except OSError:  # the folder it is in was removed
+                moved = True
+            if moved:
+                os.chdir(cwd)
+
+
 def _main(argv: list[str] | None, verbose: bool) -> int:
     try:
-        s = parse_args(argv)
-        command = argv is None and threading.current_thread() is threading.main_thread()
-        with _collector_paused(command and s.analysis_level == "participant"):
-            return _level(s, verbose)
+        with _one_call_at_a_time():
+            s = parse_args(argv)
+            command = argv is None and threading.current_thread() is threading.main_thread()
+            with _collector_paused(command and s.analysis_level == "participant"):
+                return _level(s, verbose)
     except SystemExit as exc:  # argparse
         return int(exc.code or 0)
     except KeyboardInterrupt:  # SIGINT when main() runs outside the main thread (no handlers of ours)
@@ -927,7 +931,7 @@ def _main(argv: list[str] | None, verbose: bool) -> int:
     except OSError as exc:
         if verbose:
             traceback.print_exc()
-        print(f"bidsapp: error: {os_error_line(exc, Path.cwd())}", file=sys.stderr)
+        print(f"bidsapp: error: {os_error_line(exc, Path(os.environ.get('PWD', '.')))}", file=sys.stderr)
         return 73 if exc.errno in DISK_ERRNOS + (errno.EACCES,) else 1
     except Exception as exc:  # noqa: BLE001 - last resort: one line unless --verbose
         if verbose:
