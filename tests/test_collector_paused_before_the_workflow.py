@@ -128,4 +128,31 @@ def test_a_removed_working_folder_is_one_line(tmp_path, monkeypatch, capsys):
         os.chdir(tmp_path)  # (monkeypatch restores the original folder after this)
     err = capsys.readouterr().err
     assert code == 1
-    assert err.count("\n") == 1 and "the current folder" in err and "no longer exists" in err, err
+    assert err.count("\n") == 1 and "the current working folder no longer exists" in err, err
+
+
+def test_help_and_version_need_no_working_folder(tmp_path, monkeypatch, capsys):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    try:
+        codes = [run.main(["--version"]), run.main(["--help"])]
+    finally:
+        os.chdir(tmp_path)
+    assert codes == [0, 0]
+    assert "bidsapp" in capsys.readouterr().out
+
+
+def test_a_call_inside_a_call_of_the_same_thread_does_not_wait_forever():
+    """(a red team's finding: with a plain lock, a call made from inside another, e.g. by code a node runs, hung)"""
+    codes = []
+
+    def nested():
+        with run._one_call_at_a_time():
+            codes.append(run.main(["--version"]))
+
+    t = threading.Thread(target=nested, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive() and codes == [0]

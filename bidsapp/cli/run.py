@@ -882,8 +882,17 @@ def _level(s: Settings, verbose: bool) -> int:
     return participant(s)
 
 
-#: held by each call of :func:`main` in this process (see :func:`_one_call_at_a_time`)
-_CALL = threading.Lock()
+#: held by each call of :func:`main` in this process (see :func:`_one_call_at_a_time`); re-entrant, so that a
+#: call made from inside another in the same thread runs as it did without the lock instead of waiting forever
+_CALL = threading.RLock()
+
+
+def _working_folder() -> str | None:
+    """The process's working folder, None when it was removed."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        return None
 
 
 @contextlib.contextmanager
@@ -896,26 +905,21 @@ def _one_call_at_a_time():
     its relative paths from there. A second call waits for the first.
     """
     with _CALL:
-        try:
-            cwd = os.getcwd()
-        except FileNotFoundError:
-            raise InputError(f"the current folder ({os.environ.get('PWD', 'unknown')}) no longer exists; change to "
-                             "an existing folder and rerun", code=1) from None
+        cwd = _working_folder()
         try:
             yield
         finally:
-            try:
-                moved = os.getcwd() != cwd
-            except OSError:  # the folder it is in was removed
-                moved = True
-            if moved:
+            if cwd is not None and _working_folder() != cwd:
                 os.chdir(cwd)
 
 
 def _main(argv: list[str] | None, verbose: bool) -> int:
     try:
         with _one_call_at_a_time():
-            s = parse_args(argv)
+            s = parse_args(argv)  # --help and --version need no working folder
+            if _working_folder() is None:
+                raise InputError("the current working folder no longer exists (it was removed); change to an "
+                                 "existing folder and rerun", code=1)
             command = argv is None and threading.current_thread() is threading.main_thread()
             with _collector_paused(command and s.analysis_level == "participant"):
                 return _level(s, verbose)
@@ -931,7 +935,8 @@ def _main(argv: list[str] | None, verbose: bool) -> int:
     except OSError as exc:
         if verbose:
             traceback.print_exc()
-        print(f"bidsapp: error: {os_error_line(exc, Path(os.environ.get('PWD', '.')))}", file=sys.stderr)
+        print(f"bidsapp: error: {os_error_line(exc, Path(_working_folder() or 'the removed working folder'))}",
+              file=sys.stderr)
         return 73 if exc.errno in DISK_ERRNOS + (errno.EACCES,) else 1
     except Exception as exc:  # noqa: BLE001 - last resort: one line unless --verbose
         if verbose:
