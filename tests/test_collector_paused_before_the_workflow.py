@@ -156,3 +156,17 @@ def test_a_call_inside_a_call_of_the_same_thread_does_not_wait_forever():
     t.start()
     t.join(60)
     assert not t.is_alive() and codes == [0]
+
+
+def test_an_exit_called_during_the_run_is_not_a_success(bids, monkeypatch, capsys):
+    """A ``SystemExit`` raised once the options are read (here where the run is planned; a library a node calls
+    under the in-process plugin raises it the same way) was taken for argparse's and returned its code:
+    ``sys.exit(0)`` inside a run gave 0, the run unfinished (a red team's finding)."""
+    def exits(*args, **kwargs):
+        raise SystemExit(0)
+
+    monkeypatch.setattr(run, "participant", exits)
+    assert run.main(_args(bids)) == 1
+    assert "stopped by a call to exit" in capsys.readouterr().err
+    assert run.main(["--version"]) == 0
+    assert run.main([str(bids), str(bids / "o"), "participant", "--no-such-option"]) == 2

@@ -916,15 +916,20 @@ def _one_call_at_a_time():
 def _main(argv: list[str] | None, verbose: bool) -> int:
     try:
         with _one_call_at_a_time():
-            s = parse_args(argv)  # --help and --version need no working folder
+            try:
+                s = parse_args(argv)  # --help and --version need no working folder
+            except SystemExit as exc:  # argparse: usage errors, --help, --version
+                return int(exc.code or 0)
             if _working_folder() is None:
                 raise InputError("the current working folder no longer exists (it was removed); change to an "
                                  "existing folder and rerun", code=1)
             command = argv is None and threading.current_thread() is threading.main_thread()
             with _collector_paused(command and s.analysis_level == "participant"):
                 return _level(s, verbose)
-    except SystemExit as exc:  # argparse
-        return int(exc.code or 0)
+    except SystemExit as exc:  # raised after the options were read (by a library the run called): not a success
+        print(f"bidsapp: error: the run was stopped by a call to exit ({exc.code!r}) before it finished; rerun with "
+              "--verbose and report it", file=sys.stderr)
+        return exc.code if isinstance(exc.code, int) and exc.code not in (0, None) else 1
     except KeyboardInterrupt:  # SIGINT when main() runs outside the main thread (no handlers of ours)
         return _interrupted(signal.SIGINT, None)
     except (UsageError, InputError, ValueError) as exc:
