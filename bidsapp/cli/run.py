@@ -888,10 +888,10 @@ _CALL = threading.RLock()
 
 
 def _working_folder() -> str | None:
-    """The process's working folder, None when it was removed."""
+    """The process's working folder, None when it was removed (or cannot be read)."""
     try:
         return os.getcwd()
-    except FileNotFoundError:
+    except OSError:
         return None
 
 
