@@ -117,29 +117,27 @@ def test_concurrent_in_process_calls_leave_the_collector_on(bids, monkeypatch):
     assert gc.isenabled()
 
 
-def test_a_removed_working_folder_is_one_line(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def in_a_removed_folder(tmp_path, monkeypatch):
+    """The process's working folder is a folder that was removed (put back to ``tmp_path`` after the test;
+    monkeypatch then restores the original one)."""
     gone = tmp_path / "gone"
     gone.mkdir()
     monkeypatch.chdir(gone)
     gone.rmdir()
-    try:
-        code = run.main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant"])
-    finally:
-        os.chdir(tmp_path)  # (monkeypatch restores the original folder after this)
+    yield
+    os.chdir(tmp_path)
+
+
+def test_a_removed_working_folder_is_one_line(tmp_path, in_a_removed_folder, capsys):
+    code = run.main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant"])
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and "the current working folder no longer exists" in err, err
 
 
-def test_help_and_version_need_no_working_folder(tmp_path, monkeypatch, capsys):
-    gone = tmp_path / "gone"
-    gone.mkdir()
-    monkeypatch.chdir(gone)
-    gone.rmdir()
-    try:
-        codes = [run.main(["--version"]), run.main(["--help"])]
-    finally:
-        os.chdir(tmp_path)
+def test_help_and_version_need_no_working_folder(in_a_removed_folder, capsys):
+    codes = [run.main(["--version"]), run.main(["--help"])]
     assert codes == [0, 0]
     assert "bidsapp" in capsys.readouterr().out
 
