@@ -19,6 +19,7 @@ import hashlib
 import io
 import mmap
 import os
+import platform
 import re
 import struct
 import tempfile
@@ -930,6 +931,35 @@ def release_columns(array: np.ndarray, start: int, stop: int) -> None:
     hi = lo + (stop - start) * column
     lo, hi = lo // RELEASE_ALIGN * RELEASE_ALIGN, min(-(-hi // RELEASE_ALIGN) * RELEASE_ALIGN, len(mm))
     mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
+#: ``madvise`` advice that maps every page of a range writable in one call, as writing each page would (Linux
+#: >= 5.14; Python's ``mmap`` names it from 3.12): the same number on x86-64 and ARM64 (asm-generic)
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE",
+                              23 if platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64") else None)
+
+
+def map_writable(array: np.ndarray) -> bool:
+    """Map every page of a read-write memory-mapped array (its whole file) writable in one call, before work
+    that writes all of it; whether it was done.
+
+    Writing through a shared file map takes a page fault the first time each page (or large folio) is written:
+    the kernel maps the page-cache pages a read touches for reading only. In a 1,200-volume run the cleaning's
+    apply step went from 1.1-1.4 to 0.94-0.98 s of wall time and from 2.0-2.4 to 1.6 CPU s
+    (``benchmarks/README.md``). For pages not yet in the page cache (a new file) one call allocates them all on
+    one core, which cost more than the faults spread over the cleaning's threads: use it on a file just
+    written. It changes no value and reports failure instead of raising ``SIGBUS``; an older kernel
+    (``EINVAL``), another system, or an array that is not a read-write map is left as it was (False).
+    """
+    mm = getattr(array, "_mmap", None)
+    if (MADV_POPULATE_WRITE is None or mm is None or getattr(array, "mode", None) not in ("r+", "w+")
+            or not hasattr(mm, "madvise") or not os.uname().sysname == "Linux"):
+        return False
+    try:
+        mm.madvise(MADV_POPULATE_WRITE)
+    except OSError:
+        return False
+    return True
 
 
 def iter_npy_rows(path: str | os.PathLike, rows_per_block: int) -> Iterator[tuple[int, np.ndarray]]:
