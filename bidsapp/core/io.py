@@ -934,9 +934,10 @@ def release_columns(array: np.ndarray, start: int, stop: int) -> None:
 
 
 #: ``madvise`` advice that maps every page of a range writable in one call, as writing each page would (Linux
-#: >= 5.14; Python's ``mmap`` names it from 3.12): the same number on x86-64 and ARM64 (asm-generic)
-MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE",
-                              23 if platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64") else None)
+#: >= 5.14; Python's ``mmap`` names it from 3.12): the same number on the architectures that take their values
+#: from asm-generic/mman-common.h
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23 if platform.machine().lower() in (
+    "x86_64", "amd64", "aarch64", "arm64", "ppc64le", "ppc64", "s390x", "riscv64") else None)
 
 
 def map_writable(array: np.ndarray) -> bool:
@@ -956,8 +957,8 @@ def map_writable(array: np.ndarray) -> bool:
             or not hasattr(mm, "madvise") or not os.uname().sysname == "Linux"):
         return False
     try:
-        mm.madvise(MADV_POPULATE_WRITE)
-    except OSError:
+        mm.madvise(MADV_POPULATE_WRITE)  # holds the GIL (Python's mmap): call it where nothing else waits on it
+    except (OSError, ValueError):  # ValueError: a closed map
         return False
     return True
 

@@ -87,9 +87,8 @@ def censoring_table(n: int, t_r: float, start_time: float, selection, kept_rows:
 
 
 def _in_thread(fn, *args, **kwargs) -> Future:
-    """Run ``fn`` in a thread of its own (a file's SHA-256 while the QC runs: hashlib releases the GIL; the
-    cleaned array's map made writable while the QC reads it)."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bidsapp-io")
+    """Run ``fn`` in a thread of its own (a file's SHA-256 while the QC runs: hashlib releases the GIL)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bidsapp-hash")
     try:
         return pool.submit(fn, *args, **kwargs)
     finally:
@@ -186,13 +185,10 @@ class CleanSignals(SimpleInterface):
         nss_mask = nss if nss is not None and nss.any() else None
         columns = carpet.carpet_columns(X.shape[1], carpet.CARPET_COLUMNS)
         in_place = rows is not None and rows.array is X  # else a new output file, or none
-        # the array's pages are in the page cache and the cleaning writes every one: mapped writable in one call
-        # (not one fault per page) while the QC reads them; a new output file's pages are left to the faults
-        mapping = _in_thread(map_writable, X) if in_place else None
+        if in_place:  # its pages are in the page cache and the cleaning writes every one: mapped writable in one
+            map_writable(X)  # call, not one fault per page (a new output file's pages are left to the faults)
         carpet_before = carpet.zscored_columns(X, columns)  # before X is cleaned in place
         before = qc.qc_before(X, fd=fd, non_steady_state=nss_mask, kept=op.kept)
-        if mapping is not None:
-            mapping.result()
         cleaned, std = self._apply(X, op, out=None if rows is None or in_place else rows.array[:op.kept.size])
         _warn_all_constant(std)
         if rows is not None:  # the file's header now says the kept rows; hashed while the QC reads them
