@@ -347,3 +347,22 @@ def test_finite_check_needs_whole_values():
     assert check.finite is None
     check(memoryview(np.ones(2, np.float32).tobytes()))
     assert check.finite is None
+
+
+def test_the_cache_removes_only_its_killed_writers_temporaries(tmp_path):
+    """ChecksumCache.remove_temporaries: the hidden files atomic_path left, not the entries or other files."""
+    from bidsapp.outputs.checksums import ChecksumCache
+
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"x" * 100)
+    cache = ChecksumCache(tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    digest = cache.sha256(data)
+    stray = tmp_path / "cache" / ".0123abcd.k3j4h5.tmp.json"
+    other = tmp_path / "cache" / "notes.txt"
+    stray.write_text("{")
+    other.write_text("kept")
+    assert cache.remove_temporaries() == [stray]
+    assert not stray.exists() and other.exists()
+    assert cache.cached(data) == digest
+    assert ChecksumCache(None).remove_temporaries() == []

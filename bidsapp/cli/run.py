@@ -678,6 +678,7 @@ def check_fisher_z(s: Settings) -> None:
 def participant(s: Settings) -> int:
     from bidsapp.options import step_specs
     from bidsapp.outputs import dataset
+    from bidsapp.outputs.checksums import ChecksumCache
     from bidsapp.workflows.base import init_bidsapp_wf
 
     check_fisher_z(s)
@@ -688,6 +689,7 @@ def participant(s: Settings) -> int:
     cache_dir = s.output_dir / "logs" / "checksums"
     with _removed_when_refused(s.output_dir, cache_dir):  # a refusal before the run leaves nothing behind
         _check_writable(s.output_dir)
+        ChecksumCache(cache_dir).remove_temporaries()  # what a killed invocation left there
         try:
             dataset.check_output_owner(s.output_dir)
             dataset.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)

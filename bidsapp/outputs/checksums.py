@@ -8,7 +8,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bidsapp.core.io import sha256sum, write_text
+from bidsapp.core.io import remove_temporaries, sha256sum, write_text
 
 
 def _identity(st: os.stat_result) -> list[int]:
@@ -84,6 +84,15 @@ class ChecksumCache:
         if self.folder is None:
             return None
         return self.folder / (hashlib.sha1(str(path).encode()).hexdigest() + ".json")
+
+    def remove_temporaries(self) -> list[Path]:
+        """Remove the temporary files that a killed process left in the cache folder (an entry's
+        :func:`~bidsapp.core.io.atomic_path` file, killed before its rename); the files removed.
+
+        Another process may be writing an entry at that moment: its rename then fails, which :meth:`record`
+        takes as an entry not written (the file is hashed again next time). No entry is ever half-written.
+        """
+        return [] if self.folder is None else remove_temporaries(self.folder, lambda _: True)
 
     def cached(self, path: str | os.PathLike, st: os.stat_result | None = None) -> str | None:
         """The cached hex SHA-256 of ``path`` if it was recorded for the file as it is (``st``: its stat, taken

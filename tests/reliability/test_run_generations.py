@@ -72,6 +72,21 @@ def test_kill_9_at_random_moments_never_leaves_a_false_sidecar(data, out):
         assert _sha(out / SUB1 / name) == _sha(ref / SUB1 / name)
 
 
+def test_a_checksum_entry_cut_by_a_kill_is_removed_by_the_next_run(data, out):
+    """A kill between an entry's temporary file and its rename leaves a hidden ``.tmp.json`` in
+    logs/checksums (the cache is shared without a lock): the next invocation removes it, keeps the entries."""
+    bids, _ = data
+    cache = out / "logs" / "checksums"
+    entries = sorted(cache.glob("*.json"))
+    assert entries
+    stray = cache / f".{entries[0].stem}.abcd1234.tmp.json"
+    stray.write_text('{"path": "/some/fi')  # as a kill leaves it
+    done = _cli(bids, out, "participant", "--participant-label", "01")
+    assert done.returncode == 0, done.stderr
+    assert _temporaries(out) == []
+    assert set(entries) <= set(cache.glob("*.json"))
+
+
 @pytest.fixture
 def private(data, tmp_path):
     """A private copy of the dataset, processed once (participant 01), to change its inputs."""
