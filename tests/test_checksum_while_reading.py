@@ -366,3 +366,22 @@ def test_the_cache_removes_only_its_killed_writers_temporaries(tmp_path):
     assert not stray.exists() and other.exists()
     assert cache.cached(data) == digest
     assert ChecksumCache(None).remove_temporaries() == []
+
+
+def test_a_cache_folder_where_nothing_can_be_removed_keeps_its_temporaries(tmp_path, monkeypatch):
+    """A read-only cache folder (tests run as root: the refusal is simulated) does not fail the invocation."""
+    from pathlib import Path
+
+    from bidsapp.outputs.checksums import ChecksumCache
+
+    (tmp_path / "cache").mkdir()
+    stray = tmp_path / "cache" / ".0123abcd.k3j4h5.tmp.json"
+    stray.write_text("{")
+
+    def refused(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    assert ChecksumCache(tmp_path / "cache").remove_temporaries() == []
+    monkeypatch.undo()
+    assert stray.exists()

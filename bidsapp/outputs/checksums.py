@@ -90,9 +90,15 @@ class ChecksumCache:
         :func:`~bidsapp.core.io.atomic_path` file, killed before its rename); the files removed.
 
         Another process may be writing an entry at that moment: its rename then fails, which :meth:`record`
-        takes as an entry not written (the file is hashed again next time). No entry is ever half-written.
+        takes as an entry not written (the file is hashed again next time). No entry is ever half-written. A
+        folder where nothing can be removed (read-only) only keeps them, as :meth:`record` only costs time there.
         """
-        return [] if self.folder is None else remove_temporaries(self.folder, lambda _: True)
+        if self.folder is None:
+            return []
+        try:
+            return remove_temporaries(self.folder, lambda _: True)
+        except OSError:
+            return []
 
     def cached(self, path: str | os.PathLike, st: os.stat_result | None = None) -> str | None:
         """The cached hex SHA-256 of ``path`` if it was recorded for the file as it is (``st``: its stat, taken
