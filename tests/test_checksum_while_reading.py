@@ -385,3 +385,17 @@ def test_a_cache_folder_where_nothing_can_be_removed_keeps_its_temporaries(tmp_p
     assert ChecksumCache(tmp_path / "cache").remove_temporaries() == []
     monkeypatch.undo()
     assert stray.exists()
+
+
+def test_one_temporary_that_cannot_be_removed_does_not_keep_the_others(tmp_path):
+    """A folder named like a temporary is skipped; the files after it are still removed and reported."""
+    from bidsapp.outputs.checksums import ChecksumCache
+
+    cache = tmp_path / "cache"
+    (cache / ".0000aaaa.k3j4h5.tmp.json").mkdir(parents=True)
+    strays = [cache / f".{k:04d}bbbb.k3j4h5.tmp.json" for k in range(5)]
+    for f in strays:
+        f.write_text("{")
+    assert sorted(ChecksumCache(cache).remove_temporaries()) == strays
+    assert not any(f.exists() for f in strays)
+    assert (cache / ".0000aaaa.k3j4h5.tmp.json").is_dir()

@@ -45,6 +45,8 @@ def test_another_pipelines_derivatives_folder_is_not_rewritten(bids, capsys):
     (other / "dataset_description.json").write_text(json.dumps(
         {"Name": "FreeSurfer", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
          "GeneratedBy": [{"Name": "FreeSurfer", "Version": "7.4.1"}]}))
+    (other / "logs" / "checksums").mkdir(parents=True)  # a file named like bidsapp's checksum temporaries
+    (other / "logs" / "checksums" / ".cfg.v2.tmp.json").write_text("theirs")
     before = _snapshot(bids)
     for level in ("participant", "group"):
         code = main([str(bids), str(other), level, "--participant-label", "01"])

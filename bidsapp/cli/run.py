@@ -689,12 +689,12 @@ def participant(s: Settings) -> int:
     cache_dir = s.output_dir / "logs" / "checksums"
     with _removed_when_refused(s.output_dir, cache_dir):  # a refusal before the run leaves nothing behind
         _check_writable(s.output_dir)
-        ChecksumCache(cache_dir).remove_temporaries()  # what a killed invocation left there
         try:
             dataset.check_output_owner(s.output_dir)
             dataset.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
         except ValueError as exc:
             raise InputError(str(exc), code=2) from None
+        ChecksumCache(cache_dir).remove_temporaries()  # what a killed invocation left there (a folder it owns)
         todo, replaced = _runs_to_compute(runs, s, cache_dir)
         warn_inapplicable(s)
         groups = trial_model_groups(todo, s)

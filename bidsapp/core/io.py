@@ -507,16 +507,24 @@ def remove_temporaries(folder: str | os.PathLike, belongs: Callable[[str], bool]
     -------
     removed : list of Path
     """
+    removed = temporaries(folder, belongs)
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
+    return removed
+
+
+def temporaries(folder: str | os.PathLike, belongs: Callable[[str], bool]) -> list[Path]:
+    """The temporary files :func:`atomic_path` left in ``folder`` whose final name ``belongs`` (as
+    :func:`remove_temporaries`, without removing them)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    removed = []
+    out = []
     for tmp in folder.glob(f".*{TMP_MARK}*"):
         match = _TMP_NAME.fullmatch(tmp.name)
         if match and belongs(match.group(1)):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
+            out.append(tmp)
+    return out
 
 
 _TMP_NAME = re.compile(r"\.([^.]+)\.[A-Za-z0-9_]+" + re.escape(TMP_MARK) + r"(\.[A-Za-z0-9.]+)?")

@@ -8,7 +8,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bidsapp.core.io import remove_temporaries, sha256sum, write_text
+from bidsapp.core.io import sha256sum, temporaries, write_text
 
 
 def _identity(st: os.stat_result) -> list[int]:
@@ -90,15 +90,24 @@ class ChecksumCache:
         :func:`~bidsapp.core.io.atomic_path` file, killed before its rename); the files removed.
 
         Another process may be writing an entry at that moment: its rename then fails, which :meth:`record`
-        takes as an entry not written (the file is hashed again next time). No entry is ever half-written. A
-        folder where nothing can be removed (read-only) only keeps them, as :meth:`record` only costs time there.
+        takes as an entry not written (the file is hashed again next time). No entry is ever half-written. What
+        cannot be removed (a read-only folder, a folder of that name) is kept, as :meth:`record` only costs time
+        there.
         """
         if self.folder is None:
             return []
+        removed = []
         try:
-            return remove_temporaries(self.folder, lambda _: True)
+            found = temporaries(self.folder, lambda _: True)
         except OSError:
             return []
+        for tmp in found:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                continue
+            removed.append(tmp)
+        return removed
 
     def cached(self, path: str | os.PathLike, st: os.stat_result | None = None) -> str | None:
         """The cached hex SHA-256 of ``path`` if it was recorded for the file as it is (``st``: its stat, taken
