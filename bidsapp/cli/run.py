@@ -702,7 +702,8 @@ def participant(s: Settings) -> int:
     replace_outputs(replaced, s.output_dir)
     dataset.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)
-    if not plans:
+    if not plans:  # every run reused: only pages a killed invocation left behind its runs' outputs are written
+        _write_pages(s.output_dir, _pages_behind(s.output_dir, {r.entities["subject"] for r in runs}))
         return 0
     if s.work_dir is not None:
         _check_writable(s.work_dir)
@@ -722,18 +723,44 @@ def participant(s: Settings) -> int:
             raise InputError(f"{tempfile.gettempdir()}: cannot create the work folder ({exc.strerror}); "
                              "give --work-dir on a writable disk.", code=73) from exc
         raise
+    _write_pages(s.output_dir, {r.entities["subject"] for r in todo})
+    print(f"[bidsapp] done: {len(plans)} run(s) in {time.monotonic() - t0:.1f} s -> {s.output_dir}", flush=True)
+    return 0
+
+
+def _write_pages(output_dir: Path, subjects: set[str] | list[str]) -> None:
+    """The participant page of each of ``subjects``, then ``logs/CITATION.md`` and ``.bib`` (the methods text of
+    every run of the folder); nothing without subjects."""
     from bidsapp.reports.html import participant_report
     from bidsapp.reports.methods import write_citation
 
-    for subject in sorted({r.entities["subject"] for r in todo}):
+    if not subjects:
+        return
+    for subject in sorted(subjects):
         try:
-            participant_report(s.output_dir, subject)
+            participant_report(output_dir, subject)
         except OSError as exc:
-            exc.filename = exc.filename or str(s.output_dir / f"sub-{subject}.html")
+            exc.filename = exc.filename or str(output_dir / f"sub-{subject}.html")
             raise
-    write_citation(s.output_dir)  # logs/CITATION.md and .bib: the methods text of every run of the folder
-    print(f"[bidsapp] done: {len(plans)} run(s) in {time.monotonic() - t0:.1f} s -> {s.output_dir}", flush=True)
-    return 0
+    write_citation(output_dir)
+
+
+def _pages_behind(output_dir: Path, subjects: set[str]) -> list[str]:
+    """The subjects whose participant page, or the folder's ``logs/CITATION.md``, is missing or older than one of
+    their runs' sidecars: an invocation killed after its runs' outputs and before its pages, which a rerun that
+    reuses every run would otherwise leave as they are."""
+    citation = output_dir / "logs" / "CITATION.md"
+    cited = citation.stat().st_mtime_ns if citation.exists() else -1
+    behind = []
+    for subject in sorted(subjects):
+        sidecars = list((output_dir / f"sub-{subject}").rglob("*_timeseries.json"))
+        if not sidecars:
+            continue
+        newest = max(p.stat().st_mtime_ns for p in sidecars)
+        page = output_dir / f"sub-{subject}.html"
+        if not page.exists() or page.stat().st_mtime_ns < newest or cited < newest:
+            behind.append(subject)
+    return behind
 
 
 def in_process_plugin(s: Settings, n_runs: int) -> str:

@@ -87,6 +87,30 @@ def test_a_checksum_entry_cut_by_a_kill_is_removed_by_the_next_run(data, out):
     assert set(entries) <= set(cache.glob("*.json"))
 
 
+def test_pages_a_kill_left_behind_the_outputs_are_written_by_a_rerun_that_reuses_every_run(data, out):
+    """A kill after the runs' sidecars and before the participant page: the rerun reuses every run (nothing to
+    compute) and used to return before writing the page, leaving it missing or describing older outputs."""
+    bids, _ = data
+    page, citation = out / "sub-01.html", out / "logs" / "CITATION.md"
+    sidecar = out / SUB1 / f"{STEM}_timeseries.json"
+    kept = page.stat().st_mtime_ns
+    done = _cli(bids, out, "participant", "--participant-label", "01")  # pages current: left as they are
+    assert done.returncode == 0, done.stderr
+    assert page.stat().st_mtime_ns == kept
+    page.unlink()
+    citation.unlink()
+    done = _cli(bids, out, "participant", "--participant-label", "01")
+    assert done.returncode == 0, done.stderr
+    assert page.exists() and citation.exists()
+    assert STEM.removeprefix("sub-01_") in page.read_text()
+    page.write_text("<html>the page of older outputs</html>")
+    older = sidecar.stat().st_mtime_ns - 10**9
+    os.utime(page, ns=(older, older))
+    done = _cli(bids, out, "participant", "--participant-label", "01")
+    assert done.returncode == 0, done.stderr
+    assert "older outputs" not in page.read_text() and STEM.removeprefix("sub-01_") in page.read_text()
+
+
 @pytest.fixture
 def private(data, tmp_path):
     """A private copy of the dataset, processed once (participant 01), to change its inputs."""
