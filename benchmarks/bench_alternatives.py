@@ -27,10 +27,12 @@ import importlib.util
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_floor import best, drain  # noqa: E402
 
 KERNEL = '''
 import numpy as np
@@ -73,35 +75,17 @@ print(t2 - t1, t3 - t2)
 """
 
 
-def best(fn, repeat: int) -> tuple[float, float]:
-    """Lowest (CPU s, wall s) of ``repeat`` calls."""
-    cpu, wall = [], []
-    for _ in range(repeat):
-        c, w = time.process_time(), time.perf_counter()
-        fn()
-        cpu.append(time.process_time() - c)
-        wall.append(time.perf_counter() - w)
-    return min(cpu), min(wall)
-
-
-def _drain(fh) -> None:
-    buf = bytearray(8 << 20)
-    with fh:
-        while fh.readinto(buf):
-            pass
-
-
 def decode(path: Path, repeat: int) -> None:
     """The ``decode`` table."""
     import os
 
     from isal import igzip_threaded
 
-    _drain(open(path, "rb"))  # into the page cache
+    drain(open(path, "rb"))  # into the page cache
     print(f"\n{path.name}: {path.stat().st_size / 1e6:.0f} MB compressed\n")
     print("| decoder | threads | wall s | CPU s |")
     print("|---|---|---|---|")
-    cpu, wall = best(lambda: _drain(igzip_threaded.open(str(path), "rb", threads=1)), repeat)
+    cpu, wall = best(lambda: drain(igzip_threaded.open(str(path), "rb", threads=1)), repeat)
     print(f"| ISA-L igzip (bidsapp) | 1 | {wall:.2f} | {cpu:.2f} |")
     if importlib.util.find_spec("rapidgzip") is None:
         print("| rapidgzip | not installed | | |")
@@ -109,7 +93,7 @@ def decode(path: Path, repeat: int) -> None:
     import rapidgzip
 
     for threads in sorted({1, os.cpu_count() or 1}):
-        cpu, wall = best(lambda n=threads: _drain(rapidgzip.open(str(path), parallelization=n)), repeat)
+        cpu, wall = best(lambda n=threads: drain(rapidgzip.open(str(path), parallelization=n)), repeat)
         print(f"| rapidgzip {rapidgzip.__version__} | {threads} | {wall:.2f} | {cpu:.2f} |")
 
 

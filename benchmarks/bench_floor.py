@@ -25,7 +25,7 @@ noise-like columns as in the benchmarks), with the benchmark's cleaning (detrend
 0.01-0.08 Hz, the case's 36 confounds, ``zscore_sample``; the grayordinate run: ``--denoise simple``'s
 columns of its confounds file), on every core as bidsapp runs it: building the operator and its degrees of
 freedom, applying it (into a preallocated output), the QC before and after. ``at BLAS rate`` is the step-wise
-path's flops per value (filter blocks and projection, ``signal._steps_are_cheaper``'s count) over this
+path's flops per value (filter blocks and projection, the count of ``signal.filter_flops`` and the cost model) over this
 machine's float64 matrix-product rate on all cores (a 2,000 x 2,000 ``dgemm``): what the same arithmetic
 would cost at the rate of one large product.
 
@@ -60,18 +60,22 @@ def best(fn, repeat: int) -> tuple[float, float]:
     return min(cpu), min(wall)
 
 
-def read_all(path: Path) -> None:
-    """The whole file through bidsapp's reader backend (decompressed when gzip), in 8 MB reads."""
+def drain(fh) -> None:
+    """Read the open file ``fh`` to its end in 8 MB reads, then close it."""
     buf = bytearray(8 << 20)
-    if path.suffix == ".gz":
-        from isal import igzip_threaded
-
-        fh = igzip_threaded.open(str(path), "rb", threads=1)
-    else:
-        fh = open(path, "rb", buffering=0)
     with fh:
         while fh.readinto(buf):
             pass
+
+
+def read_all(path: Path) -> None:
+    """The whole file through bidsapp's reader backend (decompressed when gzip), in 8 MB reads."""
+    if path.suffix == ".gz":
+        from isal import igzip_threaded
+
+        drain(igzip_threaded.open(str(path), "rb", threads=1))
+    else:
+        drain(open(path, "rb", buffering=0))
 
 
 def masked_shape(path: Path, n_columns: int) -> tuple[int, int]:
@@ -179,10 +183,8 @@ def work(n_volumes: int, n_columns: int, t_r: float, confounds: np.ndarray, repe
 
     out["qc"] = best(both_qc, repeat)[1]
     st = op.steps
-    state, block = 2 * st.sos.shape[0], sos_blocks.BLOCK
     padded = n_volumes + 2 * sos_blocks.padlen_of(st.sos)
-    flops = 2 * (2 * block + 4 * state + 2 * state**2 / block) * padded / n_volumes  # both passes
-    flops += 4.0 * (0 if st.q is None else st.q.shape[1])
+    flops = signal.filter_flops(st.sos) * padded / n_volumes + 4.0 * (0 if st.q is None else st.q.shape[1])
     out["flops_per_value"] = flops
     out["at_rate"] = flops * x.size / rate
     return out

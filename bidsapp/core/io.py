@@ -962,7 +962,7 @@ def map_writable(array: np.ndarray) -> bool:
     """
     mm = getattr(array, "_mmap", None)
     if (MADV_POPULATE_WRITE is None or mm is None or getattr(array, "mode", None) not in ("r+", "w+")
-            or not hasattr(mm, "madvise") or not os.uname().sysname == "Linux"):
+            or not hasattr(mm, "madvise") or os.uname().sysname != "Linux"):
         return False
     try:
         mm.madvise(MADV_POPULATE_WRITE)  # holds the GIL (Python's mmap): call it where nothing else waits on it

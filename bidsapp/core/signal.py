@@ -302,14 +302,19 @@ def stepwise_is_cheaper(operator: CleaningOperator) -> bool:
     return operator.steps is not None and _steps_are_cheaper(operator.steps, *operator.matrix.shape)
 
 
+def filter_flops(sos: np.ndarray) -> float:
+    """Flops per sample of the padded series of the step-wise path's zero-phase filter (both passes of
+    :mod:`bidsapp.core.sos_blocks`' block products: ``2 * BLOCK + 4 * n_state + 2 * n_state**2 / BLOCK`` each)."""
+    state, block = 2 * sos.shape[0], sos_blocks.BLOCK
+    return 2 * (2 * block + 4 * state + 2 * state**2 / block)
+
+
 def _steps_are_cheaper(st: OperatorSteps, m: int, n: int) -> bool:
     """The cost model of :func:`stepwise_is_cheaper` for steps ``st`` of an (m, n) operator."""
     dense = float(m) * n
     steps = PASS_COST * n
     if st.sos is not None:
-        state, block = 2 * st.sos.shape[0], sos_blocks.BLOCK
-        flops = 2 * (2 * block + 4 * state + 2 * state**2 / block)
-        steps += FILTER_FLOP_COST * flops * (n + 2 * sos_blocks.padlen_of(st.sos))
+        steps += FILTER_FLOP_COST * filter_flops(st.sos) * (n + 2 * sos_blocks.padlen_of(st.sos))
     steps += 4.0 * m * (0 if st.q is None else st.q.shape[1]) + (0 if st.spline is None else st.spline.size)
     return bool(steps < dense)
 
