@@ -316,8 +316,7 @@ def test_dtseries_copy_checks_finiteness_in_every_block(gray_demo, tmp_path, mon
     did; blocks of 64 kB make the small demo file several blocks."""
     from bidsapp.core import io
 
-    real = io._copy_blocks
-    monkeypatch.setattr(io, "_copy_blocks", lambda *a, **k: real(*a, **{**k, "blocksize": 1 << 16}))
+    monkeypatch.setattr(io, "COLUMN_BLOCK_BYTES", 1 << 16)
     src = next(gray_demo.rglob("sub-03_*den-91k_bold.dtseries.nii"))
     img = nib.load(src)
     data = np.asanyarray(img.dataobj).astype(np.float32)

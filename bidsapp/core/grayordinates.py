@@ -20,7 +20,7 @@ import numpy as np
 from nibabel.cifti2 import cifti2_axes as ca
 
 from bidsapp.core import cifti
-from bidsapp.core.io import FiniteCheck, ReadDigest, copy_to_npy, save_npy
+from bidsapp.core.io import FiniteCheck, ReadDigest, columns_to_npy, save_npy
 
 BrainModels = ca.BrainModelAxis
 CIFTI_EXTENSIONS = (".dtseries.nii",)
@@ -591,18 +591,17 @@ def write_run_array(bold: str | os.PathLike, bold_right: str | os.PathLike | Non
     """Write a grayordinate run as a float32 (n_volumes, n_grayordinates) ``.npy``; return its columns and the
     number of non-finite values set to 0.
 
-    A native float32 dtseries without scaling (fMRIPrep's) is copied by the kernel from its data block
-    into a Fortran-ordered ``.npy`` (no pass through memory) and checked with one memory-mapped sum (with
-    ``digest``: copied through memory, and checked by a sum of each block read, :class:`~bidsapp.core.io.FiniteCheck`);
-    other files, and files with NaN or infinite values, go through :func:`read_run`. ``digest`` receives the
-    dtseries' SHA-256 from the copy (:func:`bidsapp.core.io.copy_to_npy`; the file is then read through this
-    process, once); it stays unset for other files.
+    A native float32 dtseries without scaling (fMRIPrep's) is read once, by blocks, into a C-order ``.npy`` (a
+    row per volume, as a volume run's masked array: the cleaning node cleans it in place,
+    :func:`bidsapp.core.io.columns_to_npy`), and checked by a sum of each block read
+    (:class:`~bidsapp.core.io.FiniteCheck`); ``digest`` receives the dtseries' SHA-256 from the same read. Other
+    files, and files with NaN or infinite values, go through :func:`read_run` (``digest`` stays unset).
     """
     if is_cifti(bold):
         info = dtseries_header(bold)
         if info.plain_float32:
-            check = FiniteCheck(info.dtype)  # from the blocks the copy reads (with a digest); else the file's map
-            copy_to_npy(bold, info.offset, info.dtype, info.shape, True, path, digest=digest, each=check)
+            check = FiniteCheck(info.dtype)
+            columns_to_npy(bold, info.offset, info.dtype, info.shape, path, digest=digest, each=check)
             if check.finite if check.finite is not None else np.isfinite(np.load(path, mmap_mode="r").sum()):
                 return info.brain_models, 0
     X, bm, n_bad = read_run(bold, bold_right)

@@ -148,15 +148,16 @@ class CleanSignals(SimpleInterface):
     def _load(self, target: Path) -> tuple[np.ndarray | None, RowsInPlace | None]:
         """The masked array and, for a float32 one without NaN columns, the output file it is cleaned into
         (:class:`RowsInPlace`: no fresh memory holds either): a C-order array (volumes) is copied to the output
-        file and cleaned there in place; a Fortran-order one (a dtseries') is read from its map by column chunks
-        into a new output file. Otherwise (regions with NaN columns, another dtype) the array alone. The array
+        file and cleaned there in place (a volume run's, and a plain float32 dtseries', which the masking node
+        writes a row per volume); a Fortran-order one is read from its map by column chunks into a new output
+        file. Otherwise (regions with NaN columns, another dtype) the array alone. The array
         is None when it is the output's (``rows.array``)."""
         X = np.load(self.inputs.timeseries, mmap_mode="r")
         by_rows = X.flags.c_contiguous
         take = self.inputs.take_timeseries and by_rows
         fits = (X.dtype == np.float32 and X.ndim == 2 and not self.inputs.nan_columns
                 and has_room(target.parent, 0 if take else 2 * X.nbytes))  # full disk: the plain path's OSError
-        if not by_rows:  # a dtseries' layout: read by column chunks from the map, cleaned into a new output file
+        if not by_rows:  # a column-major array: read by column chunks from the map, cleaned into a new output file
             return X, RowsInPlace.new(target, X.shape) if fits else None
         if fits:  # the map's only reference is rows.array: dropped before the file is cut and renamed
             del X
