@@ -12,7 +12,8 @@ For each run of the scale and grayordinate benchmarks (their data folders, made 
 * ``one pass``: one float32 -> float64 conversion of the array, i.e. a read and a write of memory at this
   machine's bandwidth (the cleaning makes several such passes per column chunk);
 * ``start-up``: a fresh interpreter importing what a participant run needs (numpy, nipype's engine, pybids,
-  bidsapp's workflow and the figures' matplotlib), wall seconds;
+  bidsapp's workflow; a participant run draws its figures as SVG text and never imports matplotlib), wall
+  seconds;
 * ``cold read``: the same read with the file evicted from the page cache first (as the scale and grayordinate
   benchmarks start: from disk).
 
@@ -45,8 +46,7 @@ from pathlib import Path
 import numpy as np
 
 STARTUP = ("import numpy, scipy.linalg, nipype.pipeline.engine, bids, bidsapp.cli.run, bidsapp.workflows.base, "
-           "bidsapp.interfaces.clean, bidsapp.interfaces.extract, matplotlib.figure, "
-           "matplotlib.backends.backend_agg")
+           "bidsapp.interfaces.clean, bidsapp.interfaces.extract")
 
 
 def best(fn, repeat: int) -> tuple[float, float]:
