@@ -71,9 +71,12 @@ def test_truncated_dtseries_is_one_clear_error_and_no_file(gray_demo, tmp_path):
     src = _dtseries(gray_demo)
     cut = tmp_path / "cut.dtseries.nii"
     cut.write_bytes(src.read_bytes()[:-1000])
-    with pytest.raises(ValueError, match=r"cut\.dtseries\.nii: the file is truncated.*copy it again"):
-        io.columns_to_npy(cut, go.dtseries_header(src).offset, np.float32, go.dtseries_header(src).shape,
-                          tmp_path / "x.npy", digest=ReadDigest())
+    info = go.dtseries_header(src)
+    data = int(np.prod(info.shape)) * 4
+    assert src.stat().st_size == info.offset + data  # the data run to the end of the file
+    with pytest.raises(ValueError, match=rf"cut\.dtseries\.nii: the file is truncated \({data - 1000} of {data} data "
+                                         r"bytes\); copy it again"):
+        io.columns_to_npy(cut, info.offset, np.float32, info.shape, tmp_path / "x.npy", digest=ReadDigest())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.dtseries.nii"]  # no .npy, no temporary
 
 
@@ -102,3 +105,27 @@ def test_participant_run_cleans_the_dtseries_in_place(gray_demo, tmp_path):
                         detrend=True, standardize="zscore_sample", confounds=conf, low_pass=0.1, high_pass=0.01)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max())
+
+
+def test_little_room_writes_the_file_column_major_through_write(gray_demo, tmp_path, monkeypatch):
+    """Without room for the array plus the margin (a copy-on-write filesystem allocates under a map, where a
+    full disk is a SIGBUS), the file's bytes are written as they are (column-major) through ``write()``: the
+    same values and digest; the cleaning node then reads it by column chunks."""
+    monkeypatch.setattr(go, "has_room", lambda folder, nbytes: False)
+    src = _dtseries(gray_demo)
+    digest = ReadDigest()
+    go.write_run_array(src, None, tmp_path / "x.npy", digest=digest)
+    out = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert out.flags.f_contiguous and not out.flags.c_contiguous
+    np.testing.assert_array_equal(out, np.asanyarray(nib.load(src).dataobj))
+    assert digest.hexdigest == sha256sum(src)
+
+
+def test_columns_to_npy_of_no_rows_or_no_columns(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"head" + b"tail")
+    for shape in [(0, 5), (5, 0)]:
+        digest = ReadDigest()
+        io.columns_to_npy(src, 4, np.float32, shape, tmp_path / "out.npy", digest=digest)
+        assert np.load(tmp_path / "out.npy").shape == shape
+        assert digest.hexdigest == sha256sum(src)

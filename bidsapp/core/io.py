@@ -819,6 +819,63 @@ def _header_of_length(fields: dict, length: int) -> bytes:
     return head[:8] + struct.pack("<H", len(body)) + body
 
 
+def copy_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: tuple[int, ...],
+                fortran_order: bool, path: str | os.PathLike, *, digest: ReadDigest | None = None,
+                each: Callable[[memoryview], None] | None = None) -> Path:
+    """Atomically write an ``.npy`` whose data are ``src``'s bytes from ``offset`` (e.g. a dtseries' data
+    block), copied by the kernel (``copy_file_range``: no pass through this process's memory).
+
+    With ``digest``, the whole of ``src`` is read through this process instead, once: each block is hashed in
+    a helper thread while it is written and the next one read (no slower than the kernel copy followed by a
+    second read for the checksum), and given to ``each`` (e.g. :class:`FiniteCheck`) after it is written.
+    Without ``digest``, ``each`` is not called.
+
+    Raises
+    ------
+    ValueError
+        Naming ``src``, when it holds fewer bytes than ``shape`` and ``dtype`` need.
+    """
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    with atomic_path(path) as tmp:
+        with (open(src, "rb") if digest is None else HashingReader(src, background="shared", depth=2) as fin,
+              open(tmp, "wb") as fout):
+            np.lib.format.write_array_header_1_0(
+                fout, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": bool(fortran_order),
+                       "shape": tuple(int(v) for v in shape)})
+            fout.flush()
+            if digest is None:
+                done = _kernel_copy(fin, fout, offset, n)
+            else:
+                _read_exact(fin, offset, Path(src), what="header")
+                done = _copy_blocks(fin, fout, n, buffers=2, each=each)
+            if done != n:
+                raise ValueError(f"{src}: the file is truncated ({done} of {n} data bytes); copy it again from "
+                                 "its source.")
+            if digest is not None:
+                digest.hexdigest = fin.finish()
+    return Path(path)
+
+
+def _kernel_copy(fin, fout, offset: int, n: int) -> int:
+    """Copy ``n`` bytes of ``fin`` from ``offset`` to the end of ``fout`` with ``copy_file_range`` (through
+    userspace where the kernel refuses); returns the bytes copied (fewer at the end of ``fin``)."""
+    done = 0
+    try:
+        while done < n:
+            k = os.copy_file_range(fin.fileno(), fout.fileno(), n - done, offset + done)
+            if k == 0:
+                break
+            done += k
+    except OSError as exc:  # EXDEV on old kernels, EINVAL on some filesystems: copy through userspace
+        if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or done:
+            raise
+        fin.seek(offset)
+        fout.seek(0, os.SEEK_END)
+        done = _copy_blocks(fin, fout, n)
+    return done
+
+
 #: bytes of whole columns that :func:`columns_to_npy` reads per block
 COLUMN_BLOCK_BYTES = 1 << 23
 #: rows per tile of :func:`columns_to_npy`'s transposition: a tile's source (the block's columns, this many
@@ -834,7 +891,9 @@ def columns_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: 
 
     The result has the layout of a volume run's masked array, a row per volume: the cleaning node cleans it in
     its own file, in place, instead of writing a second array of the same size into new pages. The file's
-    blocks are reserved before it is mapped (a full disk is an ``OSError``, not a ``SIGBUS``). ``src`` is read
+    blocks are reserved before it is mapped (a full disk is an ``OSError``, not a ``SIGBUS``); a copy-on-write
+    filesystem (btrfs, ZFS) allocates at every write even to reserved blocks, so callers check
+    :func:`has_room` first (:func:`copy_to_npy` writes through ``write()`` when room is short). ``src`` is read
     once, by blocks of whole columns; with ``digest``, each block is hashed in a helper thread while the next is
     read, and the rest of the file after the data too (``digest.hexdigest``: the SHA-256 of the whole file).
     Each block is given to ``each`` (e.g. :class:`FiniteCheck`) once transposed.
@@ -846,22 +905,21 @@ def columns_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: 
     """
     dtype = np.dtype(dtype)
     n_rows, n_cols = (int(v) for v in shape)
-    column = max(1, n_rows * dtype.itemsize)
-    width = max(1, COLUMN_BLOCK_BYTES // column)  # columns per block
+    column = n_rows * dtype.itemsize
+    width = max(1, COLUMN_BLOCK_BYTES // max(column, 1))  # columns per block
     with atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(n_rows, n_cols))
-        with open(tmp, "r+b") as fh:
-            os.posix_fallocate(fh.fileno(), 0, max(os.fstat(fh.fileno()).st_size, 1))
+        out = _reserved_map(tmp, dtype, (n_rows, n_cols))
         with (open(src, "rb", buffering=0) if digest is None  # noqa: SIM115 - closed by the with
               else HashingReader(src, background="shared", depth=2)) as fin:
             _read_exact(fin, offset, Path(src), what="header")
             views = [memoryview(bytearray(min(width, n_cols) * column)) for _ in range(2)]  # hashed in turn
-            for k, c0 in enumerate(range(0, n_cols, width)):
+            for k, c0 in enumerate(range(0, n_cols if column else 0, width)):
                 c1 = min(n_cols, c0 + width)
                 view = views[k % 2][:(c1 - c0) * column]
-                if _read_full(fin, view) != len(view):
-                    raise ValueError(f"{src}: the file is truncated (its data end in column {c0 + 1} of {n_cols}); "
-                                     "copy it again from its source.")
+                got = _read_full(fin, view)
+                if got != len(view):
+                    raise ValueError(f"{src}: the file is truncated ({c0 * column + got} of {n_cols * column} data "
+                                     "bytes); copy it again from its source.")
                 block = np.frombuffer(view, dtype=dtype).reshape(c1 - c0, n_rows)
                 for r in range(0, n_rows, TRANSPOSE_ROWS):
                     out[r:r + TRANSPOSE_ROWS, c0:c1] = block[:, r:r + TRANSPOSE_ROWS].T
@@ -871,6 +929,19 @@ def columns_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: 
                 digest.hexdigest = fin.finish()
         del out  # unmapped: the file holds every value
     return Path(path)
+
+
+def _reserved_map(path: Path, dtype: np.dtype, shape: tuple[int, int]) -> np.ndarray:
+    """A new ``.npy`` at ``path`` mapped read-write, every block of it reserved (``posix_fallocate``: a full disk is
+    an ``OSError`` here, not a ``SIGBUS`` under the map); an empty array is written, not mapped."""
+    if not shape[0] * shape[1]:
+        with open(path, "wb") as fh:
+            np.save(fh, np.empty(shape, dtype=dtype))
+        return np.load(path)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    with open(path, "r+b") as fh:
+        os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+    return out
 
 
 def _read_full(fin, view: memoryview) -> int:
