@@ -4,6 +4,8 @@ selection forced onto short columns and its fallbacks (wider bracket, full sort)
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -71,8 +73,9 @@ KINDS = ["walk", "white", "integers", "two_values", "constant", "ascending", "de
 
 @pytest.fixture(params=["default", "select_short", "narrow_brackets"])
 def config(request, monkeypatch):
-    """The shipped settings, and settings that send every path through selection (short runs too) and through
-    its misses (brackets of ~0 width: the second attempt and the full sort)."""
+    """The shipped settings (selection from 800 rows, or the sort for every length where numpy sorts on
+    AVX-512), and settings that send every path through selection (short runs too) and through its misses
+    (brackets of ~0 width: the second attempt and the full sort)."""
     if request.param in ("select_short", "narrow_brackets"):
         monkeypatch.setattr(order, "SELECT_MIN_ROWS", 3)
     if request.param == "narrow_brackets":
@@ -128,7 +131,9 @@ def test_other_dtypes_and_empty_blocks():
 
 def test_selection_resolves_realistic_columns_without_sorting_them(monkeypatch):
     """On a random walk with noise (the run model) and on white noise, few columns fall back to the full sort:
-    the speed-up exists, not only the exactness."""
+    the speed-up exists, not only the exactness (selection from 800 rows, as where numpy's sort is not
+    AVX-512)."""
+    monkeypatch.setattr(order, "SELECT_MIN_ROWS", 800)
     sorted_rows = []
     real = order.sorted_iqr
     monkeypatch.setattr(order, "sorted_iqr", lambda cols: sorted_rows.append(cols.shape[0]) or real(cols))
@@ -145,6 +150,7 @@ def test_standardized_dvars_unchanged_by_selection(monkeypatch):
     rng = np.random.default_rng(5)
     x = columns_of("walk", 1300, 500, rng).astype(np.float32)
     x[:, :7] = 3.0  # constant columns are left out
+    monkeypatch.setattr(order, "SELECT_MIN_ROWS", 800)
     fast = qc.standardized_dvars(x)
     monkeypatch.setattr(order, "SELECT_MIN_ROWS", 1 << 30)
     np.testing.assert_array_equal(fast, qc.standardized_dvars(x))
@@ -156,8 +162,15 @@ def test_long_run_dvars_same_bits_whatever_the_threads(monkeypatch):
 
     rng = np.random.default_rng(8)
     x = columns_of("walk", 900, 700, rng).astype(np.float32)
+    monkeypatch.setattr(order, "SELECT_MIN_ROWS", 800)
     results = []
     for threads in (1, 3):
         monkeypatch.setattr(signal, "default_threads", lambda t=threads: t)
         results.append(qc.standardized_dvars(x, chunk_bytes=8 * 900 * 97))
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_sort_everywhere_where_numpy_sorts_on_avx512():
+    """The threshold follows the CPU: never selection where numpy's sort runs on AVX-512 (it is 3-5x cheaper
+    there), 800 rows elsewhere; either way the same bits (the sweeps above run both paths)."""
+    assert order.SELECT_MIN_ROWS == (sys.maxsize if order.sort_is_avx512() else 800)

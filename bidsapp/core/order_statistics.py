@@ -7,7 +7,8 @@ detail of the sort, and ``-0.0 - 0.0`` is the only difference that gives ``-0.0`
 
 How: each chunk of columns is transposed once, by tiles of rows (a plain transposed copy of a chunk of a wide
 array misses the TLB on every value: 5 ns per value at 4,000 x 262 columns of a 75k-column array, 0.5 ns by
-tiles of 64 rows). Short columns (fewer than :data:`SELECT_MIN_ROWS` rows) are then sorted. On long ones,
+tiles of 64 rows). Short columns (fewer than :data:`SELECT_MIN_ROWS` rows; every column where numpy sorts with
+its AVX-512 kernels) are then sorted. On long ones,
 every m-th value of each column (a fixed, deterministic subsample of at most :data:`SAMPLE_SIZE` values) is
 sorted, and its values a few ranks either side of each quartile's rank bracket that quartile. Vectorised
 passes count the values below and inside each bracket; where the counts prove that the rank falls inside it,
@@ -20,10 +21,30 @@ the full sort; a column with a NaN has a NaN range. The result is exact and dete
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
-#: rows from which selection by brackets replaces the full sort (measured: see benchmarks/README.md)
-SELECT_MIN_ROWS = 800
+
+def sort_is_avx512() -> bool:
+    """Whether this CPU runs numpy's AVX-512 sorting kernels (x86-simd-sort, dispatched on ``AVX512_SKX``): there
+    a vectorised sort of rows of 300-4,000 float32 values costs 1.5-2.2 ns per value, 3-5x less than selection
+    (``benchmarks/README.md``). False when numpy does not say (its CPU table is not public API)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy 1.x
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return False
+    return bool(__cpu_features__.get("AVX512_SKX", False))
+
+
+#: rows from which selection by brackets replaces the full sort: 800 where numpy's sort is not AVX-512 (2-core
+#: AMD EPYC, AVX2: sort / select 5.7 / 5.1 ns per value at 800 rows, 7.3 / 4.6 at 1,200, 12.0 / 4.7 at 4,000),
+#: never where it is (Xeon with AVX-512: sort 1.5-2.2 ns per value at 300-4,000 rows, select 6.8-8.3). Both
+#: paths give the same bits, so the choice changes only the time (``benchmarks/bench_qc_iqr.py --threshold``)
+SELECT_MIN_ROWS = sys.maxsize if sort_is_avx512() else 800
 #: most values of each column's sorted subsample (numpy's vectorised sort is 4-7x cheaper per value on rows of
 #: up to ~500 values than on rows of 1,000)
 SAMPLE_SIZE = 500
