@@ -10,7 +10,8 @@ average is printed before and after each case, as the machine may be shared.
 
 ``--threshold T1 T2 ...`` instead times the two paths of ``order_statistics.lower_iqr`` (the full sort of the
 tiled transposed copy, and selection) at each run length, one thread, on 8 chunks of a 30,000-column run (raw
-and white noise), in CPU ns per value: where selection starts to win sets ``SELECT_MIN_ROWS``.
+and white noise), in CPU ns per value: where selection starts to win sets ``SELECT_MIN_ROWS`` (where numpy's
+sort runs on AVX-512 it wins at no length: ``order_statistics.sort_is_avx512``).
 
 Usage: python benchmarks/bench_qc_iqr.py [--cases 300x250000 1200x75000 4000x75000] [--repeat 3]
        python benchmarks/bench_qc_iqr.py --threshold 600 800 1000 1200 1600 2000 [--repeat 9]
@@ -135,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threshold", nargs="+", type=int, help="run lengths: time the two paths instead")
     args = parser.parse_args(argv)
-    print(f"load average: {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
+    from bidsapp.core import order_statistics
+
+    print(f"load average: {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs; numpy {np.__version__}, its sort on "
+          f"AVX-512: {order_statistics.sort_is_avx512()}, SELECT_MIN_ROWS {order_statistics.SELECT_MIN_ROWS}")
     if args.threshold:
         threshold(args.threshold, args.repeat)
         return 0

@@ -28,7 +28,7 @@ import numpy as np
 
 def sort_is_avx512() -> bool:
     """Whether this CPU runs numpy's AVX-512 sorting kernels (x86-simd-sort, dispatched on ``AVX512_SKX``): there
-    a vectorised sort of rows of 300-4,000 float32 values costs 1.5-2.2 ns per value, 3-5x less than selection
+    the full sort of rows of 300-4,000 float32 values costs less than selection at every length
     (``benchmarks/README.md``). False when numpy does not say (its CPU table is not public API)."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__
@@ -42,8 +42,9 @@ def sort_is_avx512() -> bool:
 
 #: rows from which selection by brackets replaces the full sort: 800 where numpy's sort is not AVX-512 (2-core
 #: AMD EPYC, AVX2: sort / select 5.7 / 5.1 ns per value at 800 rows, 7.3 / 4.6 at 1,200, 12.0 / 4.7 at 4,000),
-#: never where it is (Xeon with AVX-512: sort 1.5-2.2 ns per value at 300-4,000 rows, select 6.8-8.3). Both
-#: paths give the same bits, so the choice changes only the time (``benchmarks/bench_qc_iqr.py --threshold``)
+#: never where it is (2-core Xeon with AVX-512: sort 2.1-3.2, select 4.6-6.4 ns per value at 300-4,000 rows).
+#: Both paths give the same bits, so the choice changes only the time (``benchmarks/bench_qc_iqr.py
+#: --threshold``, the tiled transposed copy included)
 SELECT_MIN_ROWS = sys.maxsize if sort_is_avx512() else 800
 #: most values of each column's sorted subsample (numpy's vectorised sort is 4-7x cheaper per value on rows of
 #: up to ~500 values than on rows of 1,000)
