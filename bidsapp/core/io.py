@@ -907,8 +907,8 @@ def columns_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: 
     n_rows, n_cols = (int(v) for v in shape)
     column = n_rows * dtype.itemsize
     width = max(1, COLUMN_BLOCK_BYTES // max(column, 1))  # columns per block
-    with atomic_path(path) as tmp:
-        out = _reserved_map(tmp, dtype, (n_rows, n_cols))
+    rows = RowsInPlace.new(path, (n_rows, n_cols), dtype)  # mapped, every block reserved, renamed when complete
+    try:
         with (open(src, "rb", buffering=0) if digest is None  # noqa: SIM115 - closed by the with
               else HashingReader(src, background="shared", depth=2)) as fin:
             _read_exact(fin, offset, Path(src), what="header")
@@ -922,26 +922,15 @@ def columns_to_npy(src: str | os.PathLike, offset: int, dtype: np.dtype, shape: 
                                      "bytes); copy it again from its source.")
                 block = np.frombuffer(view, dtype=dtype).reshape(c1 - c0, n_rows)
                 for r in range(0, n_rows, TRANSPOSE_ROWS):
-                    out[r:r + TRANSPOSE_ROWS, c0:c1] = block[:, r:r + TRANSPOSE_ROWS].T
+                    rows.array[r:r + TRANSPOSE_ROWS, c0:c1] = block[:, r:r + TRANSPOSE_ROWS].T
                 if each is not None:
                     each(view)
             if digest is not None:
                 digest.hexdigest = fin.finish()
-        del out  # unmapped: the file holds every value
-    return Path(path)
-
-
-def _reserved_map(path: Path, dtype: np.dtype, shape: tuple[int, int]) -> np.ndarray:
-    """A new ``.npy`` at ``path`` mapped read-write, every block of it reserved (``posix_fallocate``: a full disk is
-    an ``OSError`` here, not a ``SIGBUS`` under the map); an empty array is written, not mapped."""
-    if not shape[0] * shape[1]:
-        with open(path, "wb") as fh:
-            np.save(fh, np.empty(shape, dtype=dtype))
-        return np.load(path)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    with open(path, "r+b") as fh:
-        os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
-    return out
+    except BaseException:
+        rows.discard()
+        raise
+    return rows.install(rows.keep(n_rows))
 
 
 def _read_full(fin, view: memoryview) -> int:
