@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bidsapp.bids.collect import Run
+from bidsapp.errors import InputError
 from bidsapp.settings import Settings
 
 #: prefix of the roles of the other runs' inputs in a run's Sources
@@ -30,6 +31,51 @@ def trial_model_groups(runs: list[Run], s: Settings) -> dict[str, list[Run]]:
         if run.events is not None:
             groups.setdefault(join_key(run.entities), []).append(run)
     return groups
+
+
+#: how to give every run of a joined model the same columns (the end of :func:`check_same_columns`' message)
+SAME_COLUMNS_FIX = ("its trial estimates (--trial-estimates optimized, --trial-denoise, --trial-ridge) fit the runs "
+                    "of a participant and task together, column by column, so every run needs the same columns: use "
+                    "a --space whose runs share one grid (MNI152NLin2009cAsym, T1w), --mask-strategy fmriprep (the "
+                    "intersection of the runs' masks) or a template mask, an --atlas, or --trial-estimates lss / lsa "
+                    "(fitted run by run)")
+
+
+def check_same_columns(groups: dict[str, list[Run]], s: Settings) -> None:
+    """Refuse, before any work, a joined trial model whose runs would have different voxel columns: runs on
+    different grids, or masks computed from each run (``background``, ``epi``). fMRIPrep's per-run masks are
+    intersected by the mask node (:func:`bidsapp.core.masks.compute_mask`'s ``joined_masks``).
+
+    Raises
+    ------
+    InputError
+        One line naming a run whose columns would differ from the first run's, how, and the fix (exit 2).
+    """
+    for members in groups.values():
+        why = _columns_differ(members, s) if len(members) > 1 else None
+        if why:
+            raise InputError(f"{why}; {SAME_COLUMNS_FIX}.", code=2)
+
+
+def _columns_differ(members: list[Run], s: Settings) -> str | None:
+    """How the voxel columns of ``members`` would differ from the first run's (None: the same, or not voxels)."""
+    from bidsapp.core import columns
+    from bidsapp.core.io import load_header
+    from bidsapp.core.masks import describe_grid, same_grid
+
+    first = members[0]
+    if columns.choose_kind(first.bold, atlas=s.atlas, **columns.options_of(s)) != "voxels":
+        return None  # regions, maps, spheres, grayordinates: the same columns by the settings
+    if s.mask_strategy in ("background", "epi"):
+        return (f"{first.bold.name} and {len(members) - 1} other run(s): --mask-strategy {s.mask_strategy} computes "
+                "each run's mask from its own mean image, so their voxel columns differ")
+    ref = load_header(first.bold, ndim=4)
+    for run in members[1:]:
+        img = load_header(run.bold, ndim=4)
+        if not same_grid(img.shape, img.affine, ref.shape, ref.affine):
+            return (f"{run.bold}: its grid ({describe_grid(img.shape, img.affine)}) differs from that of "
+                    f"{first.bold.name} ({describe_grid(ref.shape, ref.affine)})")
+    return None
 
 
 def mates(run: Run, groups: dict[str, list[Run]]) -> list[Run]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from bidsapp.bids.collect import Run, collect_runs
 from bidsapp.cli.errors import DISK_ERRNOS, crash_reason, os_error_line
-from bidsapp.cli.joined import joined_sources, mates, trial_model_groups, with_joined_runs
+from bidsapp.cli.joined import check_same_columns, joined_sources, mates, trial_model_groups, with_joined_runs
 from bidsapp.cli.parser import parse_args
 from bidsapp.errors import InputError, Interrupted, UsageError, WorkFolderBusy
 from bidsapp.execution import interrupts
@@ -129,8 +129,10 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
                          f"{s.mem_gb:g}; raise --mem-gb or run on a machine with more memory.", code=2)
     specs = {step: spec for step, spec in step_specs(s).items() if step in NODE_STEPS}
     space, timing = run.space or s.space, {"t_r": t_r, "start_time": start_time}
-    specs["mask"].update(space=space, input_stamp=identity_stamp(files.values()), bold_right=gray.get("bold_right"),
-                         on_grayordinates=columns.get(kind).on_grayordinates)
+    joined_masks = [str(r.mask) for r in joined_with if r.mask] if s.mask_strategy == "fmriprep" else []
+    specs["mask"].update(space=space, input_stamp=identity_stamp([*files.values(), *joined_masks]),
+                         bold_right=gray.get("bold_right"), on_grayordinates=columns.get(kind).on_grayordinates,
+                         joined_masks=joined_masks)
     cache = str(cache_dir) if cache_dir else None
     specs["masking"].update({k: v for k, v in gray.items() if k in ("bold_right", "atlas_right", "surfaces")},
                             **cols, cache_dir=cache)
@@ -699,6 +701,7 @@ def participant(s: Settings) -> int:
         warn_inapplicable(s)
         groups = trial_model_groups(todo, s)
         plans = [plan_run(r, run_settings(r, s), cache_dir, mates(r, groups)) for r in todo]
+        check_same_columns(groups, s)
     replace_outputs(replaced, s.output_dir)
     dataset.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)

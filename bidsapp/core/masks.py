@@ -9,6 +9,7 @@ largest connected component) on TemplateFlow's MNI152NLin2009cAsym files.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -327,9 +328,21 @@ def compute_template_mask(
 
 
 
+def _intersection(mask: np.ndarray, mask_file, others, shape, affine: np.ndarray, resample: bool):
+    """``mask`` (of ``mask_file``) and each of ``others`` on the run's grid, and the sidecar's description."""
+    for other in others:
+        mask = mask & load_mask(other, shape, affine, resample=resample)
+    if not mask.any():
+        raise ValueError(f"{mask_file}: this run's fMRIPrep brain mask and those of the runs fitted with it "
+                         f"({', '.join(Path(m).name for m in others)}) have no voxel in common; check their space.")
+    names = ", ".join(Path(m).name for m in [mask_file, *others])
+    return mask, (f"intersection of the fMRIPrep brain masks {names} (the runs whose trial estimates are fitted "
+                  "together take the same voxels)")
+
+
 def compute_mask(
     bold_file: str | os.PathLike, mask_file: str | os.PathLike | None, strategy: str,
-    space: str = TEMPLATE, resample_mask: bool = False,
+    space: str = TEMPLATE, resample_mask: bool = False, joined_masks: Sequence[str | os.PathLike] = (),
 ) -> tuple[np.ndarray, np.ndarray, str, str | None]:
     """The run's mask by strategy: a given (fMRIPrep) mask, background, EPI or template.
 
@@ -344,6 +357,9 @@ def compute_mask(
         Space of the run (template strategies need ``TEMPLATE``).
     resample_mask : bool
         Nearest-neighbour resampling of a given mask on another grid.
+    joined_masks : sequence of path
+        With ``strategy="fmriprep"``: the fMRIPrep masks of the other runs whose trial estimates are fitted with
+        this one (a joined model takes the same columns from every run); the mask is the intersection of all.
 
     Returns
     -------
@@ -366,6 +382,8 @@ def compute_mask(
             )
         mask = load_mask(mask_file, shape, affine, resample=resample_mask)
         source = f"fMRIPrep brain mask {Path(mask_file).name}"
+        if joined_masks:
+            mask, source = _intersection(mask, mask_file, joined_masks, shape, affine, resample_mask)
     elif strategy in ("background", "epi"):
         mean = mean_volume(bold_file)
         fn = compute_background_mask if strategy == "background" else compute_epi_mask

@@ -415,7 +415,9 @@ def model_steps(trial_estimates: str | None, trial_denoise: str | None, trial_ri
 
 
 def join_key(entities: dict) -> str:
-    """Name of the joined trial model a run belongs to: one per participant and task (e.g. ``trialmodel_sub01_
-    taskfaces``), letters, digits and ``_`` only (a nipype node name)."""
+    """Name of the joined trial model a run belongs to: one per participant, task and grid or mesh (e.g.
+    ``trialmodel_sub01_taskfaces``; runs of another ``res``, ``den`` or ``cohort``, whose columns differ, are another
+    model: ``trialmodel_sub01_taskfaces_res2``), letters, digits and ``_`` only (a nipype node name)."""
     key = f"trialmodel_sub{entities.get('subject', '')}_task{entities.get('task', '')}"
+    key += "".join(f"_{name}{entities[name]}" for name in ("cohort", "res", "den") if entities.get(name))
     return "".join(c for c in key if c.isalnum() or c == "_")

@@ -20,6 +20,9 @@ class _ComputeMaskInput(BaseInterfaceInputSpec):
                            "wm-template", usedefault=True)
     space = traits.Str("MNI152NLin2009cAsym", usedefault=True)
     resample_mask = traits.Bool(False, usedefault=True)
+    joined_masks = traits.List(File(exists=True), usedefault=True,
+                               desc="the fMRIPrep masks of the other runs of the run's joined trial model: the mask is "
+                                    "the intersection of all (the model takes the same columns from every run)")
     bold_right = traits.Either(None, File(exists=True), default=None, usedefault=True,
                                desc="GIFTI runs: the hemi-R func.gii (bold_file is hemi-L)")
     on_grayordinates = traits.Either(None, traits.Bool, default=None, usedefault=True,
@@ -54,7 +57,7 @@ class ComputeMask(SimpleInterface):
             return runtime
         mask, affine, source, template = masks.compute_mask(
             self.inputs.bold_file, self.inputs.mask_file, self.inputs.strategy,
-            self.inputs.space, self.inputs.resample_mask,
+            self.inputs.space, self.inputs.resample_mask, self.inputs.joined_masks,
         )
         out = Path(runtime.cwd) / "mask.nii.gz"
         img = nib.Nifti1Image(mask.astype(np.uint8), affine)
