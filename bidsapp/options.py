@@ -285,7 +285,9 @@ OPTIONS: tuple[Option, ...] = (
            "XCP-D)", ("masking",), True, 0.5, type=fraction, metavar="F", example=0.8),
     Option("denoise", ("--denoise",), DENOISING, "nilearn load_confounds_strategy preset",
            ("collection", "cleaning", "outputs"), True, "simple", choices=STRATEGIES),
-    Option("confounds", ("--confounds",), DENOISING, "confound columns added to the strategy's (default: none)",
+    Option("confounds", ("--confounds",), DENOISING,
+           "confound columns regressed out instead of the --denoise strategy's regressors (its censoring, e.g. "
+           "scrubbing, still applies) (default: none: the strategy's regressors)",
            _CLEAN, True, (), nargs="+", metavar="COL", node_input="confound_columns", example=("csf",)),
     Option("motion", ("--motion",), DENOISING, f"motion parameters expansion {_STRATEGY}", _CLEAN, True,
            choices=MODELS, node_input="strategy_params"),

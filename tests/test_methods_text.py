@@ -121,3 +121,20 @@ def test_every_reference_has_text_and_bibtex():
         assert "doi:" in text and bib.startswith(f"@article{{{key},") and bib.count("{") == bib.count("}")
     with pytest.raises(ValueError, match="no run sidecar"):
         methods([])
+
+
+def test_explicit_confounds_are_said_to_replace_the_strategys_regressors():
+    """--confounds regresses out its columns instead of the strategy's: the text must not credit the strategy's
+    regressors (nor cite its benchmark) for columns the user chose; scrubbing's censoring stays."""
+    meta = _scrubbing(0.5)
+    meta["Parameters"]["confounds"] = ["global_signal"]
+    meta["ConfoundColumns"] = ["global_signal"]
+    meta["DenoiseParameters"]["components"] = ["scrub"]
+    md, bib = methods([meta])
+    assert ("Confound regressors were the columns `global_signal` of fMRIPrep's confounds file, in place of the "
+            "regressors of nilearn's `scrubbing` strategy (1 regressors in total, demeaned).") in md
+    assert "following nilearn's" not in md and "Ciric" not in md and "censored (scrubbing" in md
+    meta["Parameters"]["denoise"] = "none"
+    meta["DenoiseParameters"]["components"] = []
+    md, _ = methods([meta])
+    assert "Confound regressors were the columns `global_signal` of fMRIPrep's confounds file (1 regressors" in md

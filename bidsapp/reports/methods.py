@@ -218,15 +218,18 @@ def _confounds_sentences(meta: dict) -> tuple[list[str], set[str]]:
         refs.add("pruim2015")
     if "high_pass" in comps:
         parts.append("fMRIPrep's discrete cosine drift regressors")
-    extra = [c for c in p.get("confounds") or []]
-    if extra:
-        parts.append("the columns " + ", ".join(f"`{c}`" for c in extra))
-    out = [f"Confound regressors were taken from fMRIPrep's confounds file following nilearn's `{strategy}` "
-           "denoising strategy (`load_confounds_strategy`; Wang et al. 2024; strategies benchmarked by Ciric et al. "
-           "2017): " + "; ".join(parts)
-           + f" ({len(meta['ConfoundColumns'])} regressors in total, "
-           + ("demeaned" if dp.get("demean", True) else "not demeaned") + ")."]
-    refs |= {"wang2024", "ciric2017"}
+    total = (f" ({len(meta['ConfoundColumns'])} regressors in total, "
+             + ("demeaned" if dp.get("demean", True) else "not demeaned") + ").")
+    explicit = list(p.get("confounds") or [])
+    if explicit:  # --confounds: these columns instead of the strategy's regressors
+        out = ["Confound regressors were the columns " + ", ".join(f"`{c}`" for c in explicit)
+               + " of fMRIPrep's confounds file" + (f", in place of the regressors of nilearn's `{strategy}` strategy"
+                                                    if strategy != "none" else "") + total]
+    else:
+        out = [f"Confound regressors were taken from fMRIPrep's confounds file following nilearn's `{strategy}` "
+               "denoising strategy (`load_confounds_strategy`; Wang et al. 2024; strategies benchmarked by Ciric "
+               "et al. 2017): " + "; ".join(parts) + total]
+        refs |= {"wang2024", "ciric2017"}
     if "scrub" in comps:
         out.append(f"Volumes with framewise displacement above {dp.get('fd_threshold')} mm or standardized DVARS "
                    f"above {dp.get('std_dvars_threshold')} were censored (scrubbing; Power et al. 2014), together "
