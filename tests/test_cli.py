@@ -366,3 +366,15 @@ def test_too_short_run_is_refused_naming_the_run(tmp_path, capsys):
     assert code == 1 and "sub-01_task-faces_run-1_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz: " in err
     assert "detrending leave 0 degrees of freedom for 22 kept volume(s) of 24" in err and "Use fewer confounds" in err
     assert not list(out.rglob("*_timeseries.npy")) and not list(out.rglob("*_timeseries.json"))
+
+
+@pytest.mark.parametrize("how", ["config", "abbreviation"])
+def test_verbose_from_a_config_file_or_an_abbreviation_shows_the_traceback(tmp_path, capsys, how):
+    """``verbose`` in a config file (or argparse's ``--verb``) is the option itself, not only ``-v``/``--verbose``
+    spelled out on the command line."""
+    cfg = tmp_path / "settings.json"
+    cfg.write_text(json.dumps({"verbose": True}))
+    extra = ["--config", str(cfg)] if how == "config" else ["--verb"]
+    code = main([str(tmp_path / "missing"), str(tmp_path / "out"), "participant", *extra])
+    err = capsys.readouterr().err
+    assert code == 66 and "Traceback (most recent call last)" in err and "bids_dir not found" in err

@@ -117,3 +117,25 @@ def test_reliable_columns_refuses_an_empty_fold():
     for empty in ([], np.zeros(8, bool)):
         with pytest.raises(ValueError, match="no training rows"):
             ds.reliable_columns(empty, repeats="stimulus")
+
+
+def test_na_durations_are_said_once_per_invocation(demo, tmp_path, capsys):
+    """The events are read while the run is planned (checks) and by its segmentation node: one warning, not two."""
+    import shutil
+
+    from bidsapp.cli.run import main
+
+    bids = tmp_path / "bids"
+    shutil.copytree(demo[0], bids)
+    events = sorted(bids.glob("sub-01/**/*run-1*_events.tsv"))[0]
+    lines = events.read_text().splitlines()
+    head = lines[0].split("\t")
+    rows = [r.split("\t") for r in lines[1:]]
+    rows[0][head.index("duration")] = "n/a"
+    events.write_text("\n".join(["\t".join(head)] + ["\t".join(r) for r in rows]) + "\n")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        assert main([str(bids), str(tmp_path / "out"), "participant", "--participant-label", "01", "--run", "1",
+                     "--nprocs", "1", "--trial-estimates", "lss", "--work-dir", str(tmp_path / "work")]) == 0
+    said = [str(w.message) for w in rec] + capsys.readouterr().err.splitlines()
+    assert sum("1 event(s) have duration n/a" in line for line in said) == 1

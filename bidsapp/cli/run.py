@@ -112,7 +112,9 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
         from bidsapp.core.events import check_trial_types, read_events
 
         try:
-            events = read_events(run.events)
+            with warnings.catch_warnings():  # its warnings (n/a durations) are the segmentation node's: said once
+                warnings.simplefilter("ignore")
+                events = read_events(run.events)
             check_trial_types(events)
         except ValueError as exc:
             raise InputError(str(exc), code=1) from exc
@@ -952,6 +954,7 @@ def _main(argv: list[str] | None, verbose: bool) -> int:
                 s = parse_args(argv)  # --help and --version need no working folder
             except SystemExit as exc:  # argparse: usage errors, --help, --version
                 return int(exc.code or 0)
+            verbose = verbose or s.verbose  # also from a config file, or an abbreviation (--verb)
             if _working_folder() is None:
                 raise InputError("the current working folder no longer exists (it was removed); change to an "
                                  "existing folder and rerun", code=1)
