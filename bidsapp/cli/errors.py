@@ -13,6 +13,10 @@ DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 def os_error_line(exc: OSError, work: Path) -> str:
     """One line for a filesystem failure: which file, what happened, what to do."""
     where = exc.filename or work
+    if exc.errno == errno.ENOENT and exc.filename and ("/.git/annex/objects/" in str(exc.filename)
+                                                      or Path(exc.filename).is_symlink()):
+        return (f"{where}: {exc.strerror or exc}; a DataLad or git-annex file whose content was not fetched: fetch "
+                "it first (datalad get, or git annex get).")
     fix = {errno.ENOSPC: "free some space, or give --work-dir / output_dir on a larger disk",
            errno.EROFS: "the filesystem is read-only; choose a writable output_dir / --work-dir",
            errno.EACCES: "no permission; choose a folder you can write to",

@@ -42,6 +42,15 @@ GZIP_BACKEND = "isal" if _igzip_threaded is not None else "zlib"
 _FADVISE = hasattr(os, "posix_fadvise")  # Linux; not macOS
 
 
+def missing_file_line(path: Path) -> str:
+    """One line for an input that is not there; for a dangling symbolic link (a DataLad / git-annex file whose
+    content was not fetched), the link's target and how to fetch it."""
+    if path.is_symlink():
+        return (f"{path}: a symbolic link to a missing file ({os.readlink(path)}); in a DataLad or git-annex dataset, "
+                f"fetch its content first (datalad get {path}).")
+    return f"{path}: file not found."
+
+
 def load_header(path: str | os.PathLike, *, ndim: int | None = None) -> nib.Nifti1Image:
     """Read a NIfTI header (lazily, no data) and check its dimensionality.
 
@@ -60,7 +69,7 @@ def load_header(path: str | os.PathLike, *, ndim: int | None = None) -> nib.Nift
     """
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"{path}: file not found.")
+        raise ValueError(missing_file_line(path))
     try:
         img = nib.load(str(path))
     except Exception as exc:  # nibabel raises many types on corrupt files
