@@ -74,7 +74,8 @@ def test_a_narrow_band_on_a_short_run_is_cleaned_as_nilearn_with_a_warning():
     kw = dict(t_r=0.94, low_pass=0.040, high_pass=0.023)
     op = signal.cleaning_operator(34, **kw)
     assert np.linalg.svd(op.matrix, compute_uv=False).max() < 0.5 and op.dof == 1
-    with pytest.warns(UserWarning, match=r"only 1 degrees of freedom .*Butterworth filter that keeps an effective 1"):
+    said = r"only 1 degrees of freedom \(an effective count: 34 kept volume\(s\) through detrending, a Butterworth"
+    with pytest.warns(UserWarning, match=said):
         ours = signal.clean(x, **kw)
     theirs = nilearn_clean(x.copy(), standardize="zscore_sample", **kw)
     np.testing.assert_allclose(ours, theirs, atol=1e-8 * theirs.std(axis=0).max())
@@ -129,3 +130,71 @@ def test_confounds_of_the_wrong_length_are_still_named():
     x = np.random.default_rng(0).normal(size=(30, 3)) + 5
     with pytest.raises(ValueError, match="Confounds have 29 rows but the run has 30 volumes"):
         signal.clean(x, t_r=2.0, filter=None, confounds=np.ones((29, 2)))
+
+
+@pytest.mark.parametrize("constant", [1.0, 100.0, 12345.0])
+def test_a_constant_confound_changes_nothing_with_censoring_and_a_filter(constant):
+    """Censoring's interpolation and the filter leave a constant confound constant up to round-off: that round-off,
+    scaled to unit variance, was regressed out as a direction of its own (0.6 of a column's std off, no warning).
+    Now it is 0, as nilearn's exact constant once centred: the run equals the run without it, and nilearn's."""
+    from nilearn.signal import clean as nilearn_clean
+
+    from tests.nilearn_ref import patched_interpolation
+
+    rng = np.random.default_rng(0)
+    n = 200
+    x, r = 1000 + 10 * rng.normal(size=(n, 3)), rng.normal(size=n)
+    keep = np.ones(n, bool)
+    keep[rng.choice(n, 30, replace=False)] = False
+    conf = np.column_stack([np.full(n, constant), r])
+    kw = dict(t_r=2.0, low_pass=0.1, sample_mask=keep)
+    ours, without = signal.clean(x, confounds=conf, **kw), signal.clean(x, confounds=conf[:, 1:], **kw)
+    np.testing.assert_allclose(ours, without, atol=1e-9)
+    with patched_interpolation():
+        theirs = nilearn_clean(x.copy(), confounds=conf.copy(), **dict(kw, sample_mask=np.flatnonzero(keep)))
+    np.testing.assert_allclose(ours, theirs, atol=1e-9)
+
+
+def test_a_trend_confound_that_detrending_removed_is_not_regressed_as_round_off():
+    """A linear-trend confound is round-off once detrended: it regresses out nothing (with censoring and a filter
+    it used to regress out a round-off direction, 0.4-0.6 of a column's std)."""
+    rng = np.random.default_rng(1)
+    n = 200
+    x, r = 1000 + 10 * rng.normal(size=(n, 3)), rng.normal(size=n)
+    keep = np.ones(n, bool)
+    keep[rng.choice(n, 30, replace=False)] = False
+    kw = dict(t_r=2.0, low_pass=0.1, high_pass=0.01, sample_mask=keep)
+    for standardize_confounds in (True, False):
+        conf = np.column_stack([np.arange(n, dtype=float), r])
+        ours = signal.clean(x, confounds=conf, standardize_confounds=standardize_confounds, **kw)
+        without = signal.clean(x, confounds=conf[:, 1:], standardize_confounds=standardize_confounds, **kw)
+        np.testing.assert_allclose(ours, without, atol=1e-9)
+
+
+def test_cosine_drift_count_is_nilearns_where_the_product_is_an_integer():
+    """2 n high_pass t_r = 6 exactly for 375 volumes, TR 0.8 s, 0.01 Hz: nilearn's step from the frame times rounds
+    it down to 5 drifts; the count (and the cleaned run) is nilearn's."""
+    import warnings
+
+    from nilearn.glm.first_level.design_matrix import create_cosine_drift
+    from nilearn.signal import clean as nilearn_clean
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for t_r, high_pass, n in [(0.8, 0.01, 375), (1.2, 0.01, 1750), (1.4, 0.0125, 400), (2.0, 0.01, 5)]:
+            theirs = create_cosine_drift(high_pass, np.arange(n) * t_r).shape[1] - 1
+            assert signal.cosine_drift(high_pass, n, t_r).shape[1] == theirs, (t_r, high_pass, n)
+        rng = np.random.default_rng(0)
+        x = 1000 + 10 * rng.normal(size=(375, 4)) + np.cumsum(rng.normal(size=(375, 4)), axis=0)
+        kw = dict(t_r=0.8, filter="cosine", high_pass=0.01)
+        ours, theirs = signal.clean(x, **kw), nilearn_clean(x.copy(), standardize="zscore_sample", **kw)
+    np.testing.assert_allclose(ours, theirs, atol=1e-8)
+
+
+def test_the_refusal_names_only_the_steps_used():
+    rng = np.random.default_rng(0)
+    x, conf = rng.normal(size=(30, 3)), rng.normal(size=(30, 29))
+    with pytest.raises(ValueError, match="degrees of freedom") as info:
+        signal.clean(x, t_r=2.0, confounds=conf, detrend=False, high_pass=0.05)
+    text = str(info.value)
+    assert "detrend" not in text and "an effective count: 30 kept volume(s) through a Butterworth filter" in text

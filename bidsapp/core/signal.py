@@ -128,9 +128,14 @@ def cosine_drift(high_pass: float, n: int, t_r: float) -> np.ndarray:
     """DCT-II drift regressors up to ``high_pass`` Hz, without the constant.
 
     Same as ``nilearn.glm.first_level.design_matrix`` cosine drifts (minus the
-    constant column), used by ``filter="cosine"``.
+    constant column), used by ``filter="cosine"``. Their number is nilearn's to the bit: the sampling step is
+    taken from the frame times as nilearn does, ``(t[-1] - t[0]) / (n - 1)``, which can differ from ``t_r`` by
+    round-off and so give one drift fewer where ``2 n high_pass t_r`` is an integer (e.g. 375 volumes, TR 0.8 s,
+    0.01 Hz).
     """
-    order = min(n - 1, int(np.floor(2 * n * high_pass * t_r)))
+    times = np.arange(n) * float(t_r)
+    step = (times[-1] - times[0]) / (n - 1) if n > 1 else float(t_r)
+    order = max(0, min(n - 1, int(np.floor(2 * n * high_pass * step))))
     times = np.arange(n)
     k = np.arange(1, order + 1)
     return np.sqrt(2.0 / n) * np.cos(np.pi / n * (times[:, None] + 0.5) * k[None, :])
@@ -157,15 +162,33 @@ def _interpolation_operator(n: int, keep: np.ndarray, t_r: float) -> tuple[np.nd
     return op[rows], rows
 
 
-def _standardize_confounds(conf: np.ndarray, standardize_confounds: bool) -> np.ndarray:
+def _standardize_confounds(conf: np.ndarray, standardize_confounds: bool, scale: np.ndarray | None = None
+                           ) -> np.ndarray:
+    """The confounds as regressed: centred and scaled to unit variance (``standardize_confounds``, nilearn's
+    default) or divided by their largest magnitude.
+
+    A column that the steps before (censoring's interpolation, detrending, filtering) reduced to round-off of
+    ``scale`` (each column's largest magnitude as given: its standard deviation, or its largest magnitude when not
+    centred, at most ``CONSTANT_RTOL * scale``) is 0, as a constant is once centred: scaled to unit variance, that
+    round-off would be regressed out as a direction of its own (a constant confound with censoring and a filter,
+    a linear trend with detrending).
+    """
+    vanished = np.zeros(conf.shape[1], dtype=bool)
     if standardize_confounds:
         conf = conf - conf.mean(axis=0)
         std = conf.std(axis=0, ddof=1) if conf.shape[0] > 1 else np.ones(conf.shape[1])
-        std[std < EPS64] = 1.0
-        return conf / std
-    cmax = np.max(np.abs(conf), axis=0)
-    cmax[cmax == 0] = 1
-    return conf / cmax
+        if scale is not None:
+            vanished = std <= CONSTANT_RTOL * scale
+        std[(std < EPS64) | vanished] = 1.0
+        conf = conf / std
+    else:
+        cmax = np.max(np.abs(conf), axis=0)
+        if scale is not None:
+            vanished = cmax <= CONSTANT_RTOL * scale
+        cmax[(cmax == 0) | vanished] = 1
+        conf = conf / cmax
+    conf[:, vanished] = 0.0
+    return conf
 
 
 @dataclass(frozen=True)
@@ -374,6 +397,7 @@ def cleaning_operator(
         low_pass = high_pass = None
     if ftype == "cosine":
         conf = _with_cosine_drift(conf, high_pass, n, t_r)
+    scale = None if conf is None else np.abs(conf).max(axis=0)  # each confound's magnitude as given
     op, rows, conf, censoring = _censoring_step(n, keep, conf, ftype, t_r)
     final_keep, read_rows, censored, spline = censoring
     mean_weights = op.mean(axis=0)
@@ -394,7 +418,7 @@ def cleaning_operator(
                 conf = conf[final_keep]
     rank, condition, q = 0, 1.0, None
     if conf is not None:
-        q, condition = _confound_basis(_standardize_confounds(conf, standardize_confounds))
+        q, condition = _confound_basis(_standardize_confounds(conf, standardize_confounds, scale))
         rank = q.shape[1]
         op = subtract_product(np.ascontiguousarray(op), q, q.T @ op)  # op is this function's own array
     steps = OperatorSteps(rows=read_rows, censored=censored, spline=spline, keep=keep, detrend=detrend, sos=sos,
@@ -556,17 +580,19 @@ def check_degrees_of_freedom(operator: CleaningOperator, standardize: str | None
     """
     dof = degrees_of_freedom(operator, standardize)
     n_kept = operator.kept.size
-    filtered = operator.steps is not None and operator.steps.sos is not None
+    steps = operator.steps
+    filtered = steps is not None and steps.sos is not None
+    detrended = steps is None or steps.detrend
+    used = (["detrending"] if detrended else []) + (["a Butterworth filter"] if filtered else []) + \
+        [f"{operator.n_confounds_used} confound regressor(s)"] + (["standardization"] if dof < operator.dof else [])
+    used = ", ".join(used[:-1]) + " and " + used[-1] if len(used) > 1 else used[0]
     if filtered:  # effective count (operator_dof): a filter does not remove whole dimensions
-        what = (f"{n_kept} kept volume(s) after detrending, a Butterworth filter that keeps an effective "
-                f"{operator.dof}, {operator.n_confounds_used} confound regressor(s)"
-                + (" and standardization" if dof < operator.dof else ""))
+        what = f"an effective count: {n_kept} kept volume(s) through {used}"
     else:
-        what = (f"{n_kept} kept volume(s) minus {n_kept - dof} removed by detrending, filtering, "
-                f"{operator.n_confounds_used} confound regressor(s)" + (" and standardization" if dof < operator.dof
-                                                                      else ""))
-    relax = ("fewer confounds (a lighter denoising strategy or fewer columns), detrend=False, "
-             "a wider filter band or less censoring")
+        what = f"{n_kept} kept volume(s) minus {n_kept - dof} removed by {used}"
+    relax = ("fewer confounds (a lighter denoising strategy or fewer columns), " + ("detrend=False, " if detrended
+                                                                                   else "")
+             + ("a wider filter band or " if filtered else "") + "less censoring")
     if dof < 1:
         raise ValueError(f"cleaning leaves {dof} degrees of freedom ({what}); the output would be rounding noise. "
                          f"Relax the model: {relax}.")
