@@ -1,5 +1,6 @@
 """Events files found by the BIDS inheritance principle (a file at the dataset's top or a participant's folder, no
-run entity) give the runs their trial outputs, recorded like a run's own file."""
+run entity) give the runs their trial outputs, recorded like a run's own file; a run that no events file applies to
+while trial outputs are asked for is one warning line naming its BOLD file and where the events were looked for."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from bidsapp.cli.run import main
 
 STEM = "sub-01_task-faces_run-1_space-MNI152NLin2009cAsym_desc-simple"
+BOLD = "sub-01_task-faces_run-1_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
 
 
 @pytest.fixture
@@ -44,3 +46,24 @@ def test_inherited_events_give_trial_outputs_and_a_change_recomputes(bids, tmp_p
     (bids / inherited).write_text((bids / inherited).read_text().replace("\n", "\n0.5\t1\tface\t0.5\n", 1))
     assert _run(bids, out, "--trial-estimates", "lss") == 0
     assert f"compute  sub-01_task-faces_run-1: input 'events' (bids:raw:{inherited}) changed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("options", [["--trial-estimates", "lss"], ["--trial-window", "0", "12"], ["--hrf-lag", "5"]])
+def test_a_run_without_events_warns_once_when_trial_outputs_are_asked_for(bids, tmp_path, recwarn, options):
+    for tsv in (bids / "sub-01" / "func").glob("*_events.tsv"):
+        tsv.unlink()
+    assert _run(bids, tmp_path / "out", *options) == 0
+    lines = [str(w.message) for w in recwarn if "no events file" in str(w.message)]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{BOLD}: no events file applies to this run (looked for "
+                               f"*_events.tsv in sub-01/func/, sub-01/ and the top folder of {bids} and of "
+                               f"{bids / 'derivatives' / 'fmriprep'})")
+    assert options[0] in lines[0]
+    assert not list((tmp_path / "out").rglob("*_trials.tsv"))
+
+
+def test_a_run_without_events_and_no_trial_option_says_nothing(bids, tmp_path, recwarn):
+    for tsv in (bids / "sub-01" / "func").glob("*_events.tsv"):
+        tsv.unlink()
+    assert _run(bids, tmp_path / "out") == 0
+    assert not [str(w.message) for w in recwarn if "no events file" in str(w.message)]

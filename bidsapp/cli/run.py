@@ -108,15 +108,7 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
                          "columns are grayordinates; choose a volume --space (e.g. MNI152NLin2009cAsym).", code=2)
     t_r = _checked_t_r(run, s, kind)
     use_confounds = _uses_confounds(run, s)
-    if run.events is not None:  # a trial type with the separator of overlapping trials: refused before any work
-        from bidsapp.core.events import check_trial_types, read_events
-
-        try:
-            events = read_events(run.events)
-            check_trial_types(events)
-        except ValueError as exc:
-            raise InputError(str(exc), code=1) from exc
-        _check_trial_design(run, s, float(t_r), events)
+    _check_events(run, s, t_r)
     gray = grayordinate_inputs(run, s, kind)
     _check_mask(run, s, bool(gray))
     start_time, start_source = start_time_of(run.metadata)
@@ -153,6 +145,39 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
               "events_file": str(run.events) if run.events else None}
     return RunPlan(name=run.label.replace("-", "").replace(".", "_") + "_wf", inputs=inputs, specs=specs,
                    mem_gb=mem_gb)
+
+
+def _check_events(run: Run, s: Settings, t_r: float) -> None:
+    """The run's events, checked before any work (a trial type with the separator of overlapping trials, trial
+    estimates they cannot give); a run that no events file applies to while trial outputs are asked for gets one
+    warning line naming its BOLD file and where its events file was looked for."""
+    if run.events is None:
+        asked = trial_options_set(s)
+        if asked:
+            warnings.warn(f"{run.bold.name}: no events file applies to this run (looked for {run.events_search}), "
+                          f"so it gets no trial outputs (_trials, _betas) despite {', '.join(asked)}; add its "
+                          "events file (per run, or inherited from a parent folder), or leave the run out (--task, "
+                          "--run, --session-label).", stacklevel=2)
+        return
+    from bidsapp.core.events import check_trial_types, read_events
+
+    try:
+        events = read_events(run.events)
+        check_trial_types(events)
+    except ValueError as exc:
+        raise InputError(str(exc), code=1) from exc
+    _check_trial_design(run, s, t_r, events)
+
+
+def trial_options_set(s: Settings) -> list[str]:
+    """The trial options (the ``--help`` group of events.tsv) set to other than their default: each asks for
+    trial outputs, which need an events file."""
+    from bidsapp.options import OPTIONS, TRIALS
+
+    def plain(value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
+    return [o.flags[0] for o in OPTIONS if o.group == TRIALS and plain(getattr(s, o.name)) != plain(o.default)]
 
 
 def _uses_confounds(run: Run, s: Settings) -> bool:
@@ -281,7 +306,8 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
         features = int((np.asanyarray(load_header(run.mask).dataobj) > 0).sum())
     n_trials = 0
     if run.events is not None:
-        n_trials = max(0, sum(1 for line in open(run.events, encoding="utf-8-sig") if line.strip()) - 1)
+        with open(run.events, encoding="utf-8-sig") as rows:
+            n_trials = max(0, sum(1 for line in rows if line.strip()) - 1)
     start, end = s.trial_window
     size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
                    n_offsets=int((end - start) / t_r) + 2)
