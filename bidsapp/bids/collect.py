@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -40,6 +41,15 @@ class Run:
     surfaces: dict = field(default_factory=dict)  # grayordinate runs: {"L": surf.gii, "R": surf.gii} when found
     surfaces_missing: str | None = None  # grayordinate runs without surfaces: why (none found, other meshes)
     events_search: str = ""  # where an events file was looked for (said when none applies to the run)
+
+    def metadata_source(self, key: str) -> str:
+        """The JSON file that gave ``metadata[key]`` (the last one holding that value), else every file the
+        metadata came from; for messages about a bad value."""
+        for path in reversed(self.metadata_files):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                if json.loads(Path(path).read_text()).get(key, ...) == self.metadata.get(key):
+                    return str(path)
+        return ", ".join(map(str, self.metadata_files)) or f"{self.bold} (no JSON sidecar)"
 
     @property
     def label(self) -> str:
