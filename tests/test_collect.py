@@ -47,3 +47,63 @@ def test_errors(demo, tmp_path):
     with pytest.raises(InputError, match="no desc-preproc BOLD") as exc:
         collect_runs(root, root / "derivatives" / "fmriprep", space="MNI152NLin6Asym")
     assert exc.value.code == 18
+
+
+def _events_only_at(root, where: dict) -> None:
+    """Remove every events file of the raw dataset, then write ``where`` (path relative to root -> onset)."""
+    for tsv in root.glob("sub-*/**/*_events.tsv"):
+        tsv.unlink()
+    for rel, onset in where.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(f"onset\tduration\ttrial_type\n{onset}\t1\tface\n")
+
+
+def _events_of_runs(root) -> dict:
+    return {r.label: r.events.relative_to(root).as_posix() if r.events else None
+            for r in collect_runs(root, root / "derivatives" / "fmriprep")}
+
+
+def test_events_found_by_the_inheritance_principle(demo, tmp_path):
+    """An events file applies to every run whose entities include its own, in its folder or below; the deepest wins,
+    and files in other folders (another participant's, a sibling session's) or with other entities do not apply."""
+    root = tmp_path / "bids"
+    shutil.copytree(demo[0], root)
+    _events_only_at(root, {"task-faces_events.tsv": 1, "sub-01/func/sub-01_task-faces_events.tsv": 2,
+                           "sub-02/sub-02_task-faces_run-2_events.tsv": 3,
+                           "sub-02/func/sub-02_task-faces_events.tsv": 4,
+                           "sub-01/func/sub-01_task-other_events.tsv": 5})
+    assert _events_of_runs(root) == {
+        "sub-01_task-faces_run-1": "sub-01/func/sub-01_task-faces_events.tsv",
+        "sub-01_task-faces_run-2": "sub-01/func/sub-01_task-faces_events.tsv",
+        "sub-02_ses-1_task-faces_run-1": "task-faces_events.tsv",  # sub-02/func is not a folder of ses-1's runs
+        "sub-02_ses-1_task-faces_run-2": "sub-02/sub-02_task-faces_run-2_events.tsv"}
+    runs = collect_runs(root, root / "derivatives" / "fmriprep", participants=["02"])
+    assert runs[0].events_search == (f"*_events.tsv in sub-02/ses-1/func/, sub-02/ses-1/, sub-02/ and the top folder "
+                                     f"of {root} and of {root / 'derivatives' / 'fmriprep'}")
+
+
+def test_raw_events_win_over_derivatives_at_one_level_and_deeper_ones_win(demo, tmp_path):
+    root = tmp_path / "bids"
+    shutil.copytree(demo[0], root)
+    _events_only_at(root, {"sub-01/func/sub-01_task-faces_events.tsv": 1,
+                           "derivatives/fmriprep/sub-01/func/sub-01_task-faces_events.tsv": 2,
+                           "derivatives/fmriprep/sub-02/ses-1/func/sub-02_ses-1_task-faces_run-1_events.tsv": 3,
+                           "task-faces_events.tsv": 4})
+    found = _events_of_runs(root)
+    assert found["sub-01_task-faces_run-1"] == "sub-01/func/sub-01_task-faces_events.tsv"
+    assert found["sub-02_ses-1_task-faces_run-1"] == (
+        "derivatives/fmriprep/sub-02/ses-1/func/sub-02_ses-1_task-faces_run-1_events.tsv")
+    assert found["sub-02_ses-1_task-faces_run-2"] == "task-faces_events.tsv"
+
+
+def test_two_events_files_at_one_level_are_refused_naming_both(demo, tmp_path):
+    root = tmp_path / "bids"
+    shutil.copytree(demo[0], root)
+    _events_only_at(root, {"sub-01/func/sub-01_task-faces_events.tsv": 1,
+                           "sub-01/func/sub-01_task-faces_run-1_events.tsv": 2})
+    with pytest.raises(InputError, match="two events files apply to this run at the same level") as exc:
+        collect_runs(root, root / "derivatives" / "fmriprep", participants=["01"])
+    assert exc.value.code == 2
+    assert str(root / "sub-01/func/sub-01_task-faces_events.tsv") in str(exc.value)
+    assert str(root / "sub-01/func/sub-01_task-faces_run-1_events.tsv") in str(exc.value)
+    assert "sub-01_task-faces_run-1_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz" in str(exc.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -39,6 +40,16 @@ class Run:
     bold_right: Path | None = None  # GIFTI runs: ``bold`` is the hemi-L func.gii, this the hemi-R one
     surfaces: dict = field(default_factory=dict)  # grayordinate runs: {"L": surf.gii, "R": surf.gii} when found
     surfaces_missing: str | None = None  # grayordinate runs without surfaces: why (none found, other meshes)
+    events_search: str = ""  # where an events file was looked for (said when none applies to the run)
+
+    def metadata_source(self, key: str) -> str:
+        """The JSON file that gave ``metadata[key]`` (the last one holding that value), else every file the
+        metadata came from; for messages about a bad value."""
+        for path in reversed(self.metadata_files):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                if json.loads(Path(path).read_text()).get(key, ...) == self.metadata.get(key):
+                    return str(path)
+        return ", ".join(map(str, self.metadata_files)) or f"{self.bold} (no JSON sidecar)"
 
     @property
     def label(self) -> str:
@@ -169,11 +180,13 @@ def collect_runs(
             cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
             conf_json = cand if cand.exists() else None
         meta, meta_files = _run_metadata(bold, ents, tables.sidecars, right.get(bold))
+        folder = _folder(bold, Path(der.root))
         out.append(Run(entities=dict(_key(ents)), space=ents.get("space"), bold=bold,
                        mask=_lookup(tables.masks, ents, (), space=True), confounds=confounds,
-                       confounds_json=conf_json, events=tables.events.get(_key(ents, drop=_NOT_EVENTS)),
+                       confounds_json=conf_json, events=_events_of(bold, ents, folder, tables.events),
                        metadata=meta, metadata_files=meta_files, bold_right=right.get(bold),
-                       surfaces=_run_surfaces(surfaces, ents)))
+                       surfaces=_run_surfaces(surfaces, ents),
+                       events_search=_events_search(folder, tables.events_roots)))
         if wants_surfaces and not out[-1].surfaces:
             out[-1].surfaces_missing = _why_no_surfaces(surfaces, ents, surface)
     return out
@@ -239,14 +252,58 @@ def _find_bolds(der, query: dict, space: str, fmriprep_dir: Path, bold_desc: str
     return bolds
 
 
+@dataclass(frozen=True)
+class _EventsFile:
+    """An events file as the BIDS inheritance principle sees it."""
+
+    entities: dict  # its run entities (without echo, part and the space entities), as strings
+    raw: bool  # in the raw dataset (wins over the derivatives at the same level)
+    path: Path
+
+
+def _folder(path: Path, root: Path) -> tuple[str, ...]:
+    """The folder of ``path`` relative to its dataset's ``root``, as parts (``("sub-01", "func")``)."""
+    try:
+        return path.parent.relative_to(root).parts
+    except ValueError:  # the same folder spelled otherwise (a symbolic link)
+        return path.parent.resolve().relative_to(root.resolve()).parts
+
+
+def _events_of(bold: Path, ents: dict, folder: tuple[str, ...], events: dict) -> Path | None:
+    """The events file of a run by the BIDS inheritance principle: of the files whose entities are a subset of
+    the run's, in the run's folder or a parent folder up to the dataset's root, the deepest one; at one level,
+    the raw dataset's wins over the derivatives'. Two applicable files at one level of one dataset are refused."""
+    run = dict(_key(ents, drop=_NOT_EVENTS))
+    for depth in range(len(folder), -1, -1):  # the run's folder first, then its parents
+        level = [e for e in events.get(folder[:depth], ()) if all(run.get(k) == v for k, v in e.entities.items())]
+        if any(e.raw for e in level):
+            level = [e for e in level if e.raw]
+        if len(level) > 1:
+            raise InputError(
+                f"{bold.name}: two events files apply to this run at the same level, {level[0].path} and "
+                f"{level[1].path}; the BIDS inheritance principle allows one per level: remove one, or give "
+                "each file the entities (e.g. run-) of the runs it belongs to.", code=2)
+        if level:
+            return level[0].path
+    return None
+
+
+def _events_search(folder: tuple[str, ...], roots: list[Path]) -> str:
+    """Where a run's events file is looked for: its folder and each parent, in each dataset."""
+    levels = ["/".join(folder[:depth]) + "/" for depth in range(len(folder), 0, -1)]
+    places = f"{', '.join(levels)} and the top folder" if levels else "the top folder"
+    return f"*_events.tsv in {places} of {' and of '.join(str(r) for r in roots)}"
+
+
 @dataclass
 class _RunTables:
     """One query per kind of file, then dictionary look-ups per run (fast on large datasets)."""
 
     masks: dict
     confounds: dict
-    events: dict
+    events: dict  # folder relative to the dataset's root -> the _EventsFile there (raw and derivatives)
     sidecars: list
+    events_roots: list  # the datasets' roots where events files are looked for (raw first)
 
     @classmethod
     def of(cls, der, raw) -> _RunTables:
@@ -259,16 +316,19 @@ class _RunTables:
         for c in der.get(suffix=["timeseries", "regressors"], desc="confounds", extension=".tsv"):
             confounds.setdefault(_key(_entities(c), drop=_SPACE_ENTITIES), Path(c.path))
         events: dict = {}
-        for lay in (der, raw):  # raw wins over derivatives
-            if lay is not None:
-                for e in lay.get(suffix="events", extension=".tsv"):
-                    events[_key(_entities(e), drop=_NOT_EVENTS)] = Path(e.path)
+        layouts = [(lay, lay is raw) for lay in (raw, der) if lay is not None]  # raw wins over derivatives
+        for lay, is_raw in layouts:
+            for e in lay.get(suffix="events", extension=".tsv"):
+                path = Path(e.path)
+                folder = _folder(path, Path(lay.root))
+                events.setdefault(folder, []).append(
+                    _EventsFile(dict(_key(_entities(e), drop=_NOT_EVENTS)), is_raw, path))
         sidecars = []
         if raw is not None:
             for js in raw.get(suffix="bold", extension=".json"):
                 ents = {k: str(v) for k, v in js.get_entities().items() if k in RUN_ENTITIES}
                 sidecars.append((ents, Path(js.path)))
-        return cls(masks, confounds, events, sidecars)
+        return cls(masks, confounds, events, sidecars, [Path(lay.root) for lay, _ in layouts])
 
 
 def _check_once(seen: dict, key: tuple, ents: dict, bold: Path) -> None:

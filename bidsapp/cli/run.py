@@ -7,6 +7,7 @@ import datetime as dt
 import errno
 import gc
 import json
+import math
 import os
 import secrets
 import shutil
@@ -55,6 +56,13 @@ def _checked_t_r(run: Run, s: Settings, kind: str) -> float:
     if t_r is None:
         raise InputError(f"{run.bold}: RepetitionTime is missing from the BOLD JSON sidecars; "
                          "add it to the JSON or pass --t-r SECONDS.")
+    if s.t_r is None:
+        try:
+            t_r = seconds(t_r, "RepetitionTime", positive=True)
+        except ValueError as exc:
+            raise InputError(f"{run.metadata_source('RepetitionTime')}: {exc} (the RepetitionTime of "
+                             f"{run.bold.name}); write it as a number of seconds (e.g. 2.0), or pass --t-r SECONDS.",
+                             code=1) from None
     from bidsapp.core.signal import check_filter
 
     try:
@@ -108,20 +116,10 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
                          "columns are grayordinates; choose a volume --space (e.g. MNI152NLin2009cAsym).", code=2)
     t_r = _checked_t_r(run, s, kind)
     use_confounds = _uses_confounds(run, s)
-    if run.events is not None:  # a trial type with the separator of overlapping trials: refused before any work
-        from bidsapp.core.events import check_trial_types, read_events
-
-        try:
-            with warnings.catch_warnings():  # its warnings (n/a durations) are the segmentation node's: said once
-                warnings.simplefilter("ignore")
-                events = read_events(run.events)
-            check_trial_types(events)
-        except ValueError as exc:
-            raise InputError(str(exc), code=1) from exc
-        _check_trial_design(run, s, float(t_r), events)
+    _check_events(run, s, t_r)
     gray = grayordinate_inputs(run, s, kind)
     _check_mask(run, s, bool(gray))
-    start_time, start_source = start_time_of(run.metadata)
+    start_time, start_source = _start_time(run)
     files, roots = source_files(run, s)
     cols = column_kwargs(run, s, kind)
     mem_gb = estimate_memory(run, s, float(t_r), kind, cols.pop("n_columns"))
@@ -157,6 +155,41 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
               "events_file": str(run.events) if run.events else None}
     return RunPlan(name=run.label.replace("-", "").replace(".", "_") + "_wf", inputs=inputs, specs=specs,
                    mem_gb=mem_gb)
+
+
+def _check_events(run: Run, s: Settings, t_r: float) -> None:
+    """The run's events, checked before any work (a trial type with the separator of overlapping trials, trial
+    estimates they cannot give); a run that no events file applies to while trial outputs are asked for gets one
+    warning line naming its BOLD file and where its events file was looked for."""
+    if run.events is None:
+        asked = trial_options_set(s)
+        if asked:
+            warnings.warn(f"{run.bold.name}: no events file applies to this run (looked for {run.events_search}), "
+                          f"so it gets no trial outputs (_trials, _betas) despite {', '.join(asked)}; add its "
+                          "events file (per run, or inherited from a parent folder), or leave the run out (--task, "
+                          "--run, --session-label).", stacklevel=2)
+        return
+    from bidsapp.core.events import check_trial_types, read_events
+
+    try:
+        with warnings.catch_warnings():  # its warnings (n/a durations) are the segmentation node's: said once
+            warnings.simplefilter("ignore")
+            events = read_events(run.events)
+        check_trial_types(events)
+    except ValueError as exc:
+        raise InputError(str(exc), code=1) from exc
+    _check_trial_design(run, s, t_r, events)
+
+
+def trial_options_set(s: Settings) -> list[str]:
+    """The trial options (the ``--help`` group of events.tsv) set to other than their default: each asks for
+    trial outputs, which need an events file."""
+    from bidsapp.options import OPTIONS, TRIALS
+
+    def plain(value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
+    return [o.flags[0] for o in OPTIONS if o.group == TRIALS and plain(getattr(s, o.name)) != plain(o.default)]
 
 
 def _uses_confounds(run: Run, s: Settings) -> bool:
@@ -285,7 +318,8 @@ def estimate_memory(run: Run, s: Settings, t_r: float, kind: str | None = None, 
         features = int((np.asanyarray(load_header(run.mask).dataobj) > 0).sum())
     n_trials = 0
     if run.events is not None:
-        n_trials = max(0, sum(1 for line in open(run.events, encoding="utf-8-sig") if line.strip()) - 1)
+        with open(run.events, encoding="utf-8-sig") as rows:
+            n_trials = max(0, sum(1 for line in rows if line.strip()) - 1)
     start, end = s.trial_window
     size = RunSize(n_volumes=int(shape[3]), n_features=features, grid_voxels=grid, n_trials=n_trials,
                    n_offsets=int((end - start) / t_r) + 2)
@@ -433,19 +467,58 @@ def vertex_coordinates(run: Run, s: Settings) -> str:
 TEMPLATE_TYPES = {"whole-brain-template": "whole-brain", "gm-template": "gm", "wm-template": "wm"}
 
 
+def seconds(value: object, key: str, *, positive: bool = False) -> float:
+    """A metadata value in seconds as a float (a JSON number, or a string holding one).
+
+    Raises
+    ------
+    ValueError
+        Naming ``key`` and the value when it is not a finite number (``"n/a"``, ``"2 s"``, true, a list), or not
+        above 0 with ``positive``.
+    """
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or (positive and number <= 0):
+        raise ValueError(f"{key} is {json.dumps(value)}, not a {'positive ' if positive else ''}number of seconds")
+    return number
+
+
 def start_time_of(metadata: dict) -> tuple[float, str]:
     """Time (s) of volume 0 relative to the events' zero, and where it comes from.
 
     ``StartTime`` (fMRIPrep writes it when it corrected slice timing) wins; without it, when the
     run was not slice-timing corrected but ``SliceTiming`` is known, the middle of the slice
     acquisition range (fMRIPrep's reference, ``(min + max) / 2``); otherwise 0.
+
+    Raises
+    ------
+    ValueError
+        A ``StartTime`` or ``SliceTiming`` that is not a number of seconds (a list of them), naming the key and value.
     """
     if metadata.get("StartTime") is not None:
-        return float(metadata["StartTime"]), "StartTime"
+        return seconds(metadata["StartTime"], "StartTime"), "StartTime"
     timing = metadata.get("SliceTiming")
     if timing and not metadata.get("SliceTimingCorrected", False):
-        return round((min(timing) + max(timing)) / 2, 6), "middle of SliceTiming"
+        if not isinstance(timing, list):
+            raise ValueError(f"SliceTiming is {json.dumps(timing)}, not a list of times in seconds")
+        times = [seconds(t, "SliceTiming") for t in timing]
+        return round((min(times) + max(times)) / 2, 6), "middle of SliceTiming"
     return 0.0, "default 0 (no StartTime or SliceTiming)"
+
+
+def _start_time(run: Run) -> tuple[float, str]:
+    """:func:`start_time_of` the run's metadata; a value that is not a number of seconds is one line naming the
+    JSON file it came from, the value and the fix."""
+    try:
+        return start_time_of(run.metadata)
+    except ValueError as exc:
+        key = "StartTime" if run.metadata.get("StartTime") is not None else "SliceTiming"
+        fix = ("write it as a number of seconds (e.g. 1.0), or remove the key (the start time is then the middle "
+               "of SliceTiming, or 0)") if key == "StartTime" else "write it as a list of seconds (e.g. [0.0, 1.0])"
+        raise InputError(f"{run.metadata_source(key)}: {exc} (the {key} of {run.bold.name}); {fix}.",
+                         code=1) from None
 
 
 def _variant(stem: str) -> tuple:
