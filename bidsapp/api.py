@@ -15,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.bids.naming import ENTITY_KEYS, SHORT_KEYS, stem_of_entities
+from bidsapp.bids.naming import ENTITY_KEYS, SHORT_KEYS, is_label, stem_of_entities
 from bidsapp.bids.naming import entities_of as _entities_of
 from bidsapp.outputs import reader
 from bidsapp.outputs.reader import Run
@@ -83,9 +83,7 @@ def _runs(output_dir: Path, entities: dict) -> list[_Candidate]:
     output_dir = Path(output_dir).absolute()  # Run paths stay valid after a chdir
     if not output_dir.is_dir():
         raise FileNotFoundError(f"{output_dir}: no such folder (the output_dir of a bidsapp run).")
-    stems = set()
-    for ending in reader.ROW_ENDINGS:
-        stems |= {(p.parent, p.name[: -len(ending)]) for p in output_dir.glob(f"sub-*/**/func/*{ending}")}
+    stems = _output_stems(output_dir)
     if not stems:
         raise FileNotFoundError(f"{output_dir}: no bidsapp outputs (*_timeseries.json); "
                                 "run `bidsapp BIDS_DIR OUTPUT_DIR participant` first.")
@@ -100,7 +98,46 @@ def _runs(output_dir: Path, entities: dict) -> list[_Candidate]:
                 hints.append(f"{key} is one of {values}" if values != [None] else f"no output has a {key}")
         raise LookupError(f"{output_dir}: no run matches {_fmt(wanted)} among {len(found)} run(s)"
                           + (f" ({'; '.join(hints)})" if hints else "") + ".")
+    _check_unique(match)
     return match
+
+
+def _output_stems(output_dir: Path) -> set[tuple[Path, str]]:
+    """(folder, stem) of the outputs laid out as bidsapp writes them, ``sub-<label>[/ses-<label>]/func/<stem>_...``.
+
+    Only participant folders named ``sub-<label>`` (a BIDS label: letters and digits) are read, and only the
+    files whose own ``sub`` (and ``ses``) entity is their folder's: a copy such as ``sub-01_old`` is not
+    another set of runs.
+    """
+    stems = set()
+    for participant in output_dir.glob("sub-*"):
+        label = participant.name[len("sub-"):]
+        if not (participant.is_dir() and is_label(label)):
+            continue
+        for ending in reader.ROW_ENDINGS:
+            for path in [*participant.glob(f"func/*{ending}"), *participant.glob(f"ses-*/func/*{ending}")]:
+                stem = path.name[: -len(ending)]
+                session = path.parent.parent.name[len("ses-"):] if path.parent.parent != participant else None
+                entities = _entities_of(stem)
+                if stem.startswith(f"sub-{label}_") and entities.get("session") == session:
+                    stems.add((path.parent, stem))
+    return stems
+
+
+def _identity(entities: dict) -> tuple:
+    """The entities as compared by :func:`_same` (indices as integers): equal for two names of one run."""
+    return tuple(sorted((k, str(int(v)) if k in _INDEX_ENTITIES and v.isdigit() else v) for k, v in entities.items()))
+
+
+def _check_unique(match: list[_Candidate]) -> None:
+    """Two outputs with the same entities are one run written twice: refuse, naming both (never stack both)."""
+    seen: dict[tuple, _Candidate] = {}
+    for c in match:
+        other = seen.setdefault(_identity(c.entities), c)
+        if other is not c:
+            raise LookupError(f"{other.sidecar} and {c.sidecar} have the same entities ({_fmt(c.entities)}): one run "
+                              "cannot have two sets of outputs, so neither is read; move or delete the one that is "
+                              "not the run's output.")
 
 
 def _fmt(entities: dict) -> str:
@@ -119,6 +156,8 @@ def _varying(match: list[_Candidate]) -> dict[str, list]:
 
 def _choose_hint(varying: dict[str, list]) -> str:
     """``add run=... (one of ['1', '2'])``: a hint that can be typed as written."""
+    if not varying:  # never with outputs that pass _check_unique
+        return "rename or remove all but one"
     key, values = next(iter(varying.items()))
     return f"add {key}=... (one of {values})"
 
@@ -139,6 +178,9 @@ def load(output_dir: str | Path, *, verify: bool = False, **entities) -> Run:
         (``run``, ``echo``) as integers: ``run=1`` and ``run="01"`` are the same). ``None`` selects outputs
         without the entity: ``atlas=None`` gives the voxel (or grayordinate) outputs.
 
+    Outputs are read where bidsapp writes them, ``sub-<label>[/ses-<label>]/func/``, from files whose ``sub`` (and
+    ``ses``) entity is their folder's: another folder (``sub-01_old``, a copy) is not read.
+
     Returns
     -------
     Run
@@ -150,7 +192,7 @@ def load(output_dir: str | Path, *, verify: bool = False, **entities) -> Run:
     ------
     LookupError
         When no run, or more than one run, matches (the message lists the candidates and the entity
-        that tells them apart).
+        that tells them apart), or two outputs have the same entities (``run-1`` and ``run-01``: both named).
     FileNotFoundError
         When the run's outputs are incomplete (no sidecar, a listed file missing or changed).
     """
@@ -478,7 +520,7 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     Raises
     ------
     LookupError
-        No run matches, or the runs mix spaces / denoising / atlases.
+        No run matches, the runs mix spaces / denoising / atlases, or two outputs have the same entities.
     ValueError
         Unknown kind, target column or overlap rule; runs made with different settings; masks on
         different grids; overlapping trials with ``overlap="error"``.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import nibabel as nib
@@ -236,3 +237,44 @@ def test_atlas_mode_to_image_and_provenance(atlas_out):
     assert bidsapp.dataset(out, kind="timeseries", subject="01", run=1, atlas=None).X.shape[1] > 2
     ds = bidsapp.dataset(out, kind="timeseries", subject="01", atlas="halves")
     assert ds.X.shape[1] == 2 and ds.to_image(np.array([1.0, 2.0])).get_fdata().max() == 2.0
+
+
+def _copy_outputs(out, dst, *participants: str):
+    """A copy of the demo outputs of the given participant folders (named as in ``out``)."""
+    for name in participants:
+        shutil.copytree(out / name, dst / name)
+    return dst
+
+
+def test_stray_participant_folders_are_not_more_runs(out, tmp_path):
+    copy = _copy_outputs(out, tmp_path / "out", "sub-01")
+    shutil.copytree(copy / "sub-01", copy / "sub-01_old")  # a backup next to the outputs
+    shutil.copytree(copy / "sub-01", copy / "sub-03")  # files named sub-01 in another participant's folder
+    shutil.copytree(copy / "sub-01" / "func", copy / "sub-01" / "ses-1" / "func")  # no ses-1 in their names
+    ds = bidsapp.dataset(copy, kind="betas", subject="01")
+    clean = bidsapp.dataset(out, kind="betas", subject="01")
+    np.testing.assert_array_equal(ds.X, clean.X)
+    assert ds.groups.tolist() == clean.groups.tolist()  # every trial once
+    run = bidsapp.load(copy, subject="01", run=1)
+    assert run.folder == copy.absolute() / "sub-01" / "func"
+    with pytest.raises(LookupError, match=r"no run matches subject='03'"):
+        bidsapp.load(copy, subject="03")
+
+
+def test_two_outputs_with_the_same_entities_are_refused(out, tmp_path):
+    copy = _copy_outputs(out, tmp_path / "out", "sub-01")
+    folder = copy / "sub-01" / "func"
+    for f in folder.glob(f"{_stem('01', '1')}_*"):  # run-01 is run-1 (indices compare as integers)
+        text = f.name.replace("_run-1_", "_run-01_")
+        if f.name.endswith("_timeseries.json"):
+            (folder / text).write_text(f.read_text().replace("_run-1_", "_run-01_"))
+        else:
+            shutil.copy(f, folder / text)
+    first, second = (f"{folder / _stem('01', r)}_timeseries.json" for r in ("01", "1"))
+    both = rf"{re.escape(first)} and {re.escape(second)} have the same entities \(subject='01', .*move or delete"
+    with pytest.raises(LookupError, match=both):
+        bidsapp.load(copy, subject="01", run=1)
+    with pytest.raises(LookupError, match=both):
+        bidsapp.dataset(copy, kind="betas", subject="01")
+    assert bidsapp.load(copy, subject="01", run=2).entities["run"] == "2"  # the other run is still readable
+
