@@ -440,6 +440,33 @@ def _check_configurations(runs: list[Run]) -> None:
                              f"comparable, so they are not stacked: {way_out}.")
 
 
+def _trial_offsets(run: Run) -> tuple[float, ...] | None:
+    """The times after onset (s) of a run's trial segments: the sidecar's ``TrialOffsets`` (not recorded: one per
+    TR from the window's start); None without segments (reported when its rows are read)."""
+    trials = run.meta.get("Trials") or {}
+    if trials.get("TrialOffsets") is not None:
+        return tuple(round(float(t), 6) for t in trials["TrialOffsets"])
+    if run.trials is None:
+        return None
+    n, tr = np.asarray(run.trials).shape[1], float(run.meta.get("RepetitionTime") or np.nan)
+    return tuple(round(float(t), 6) for t in float((trials.get("TrialWindow") or [0.0])[0]) + tr * np.arange(n))
+
+
+def _check_trial_offsets(runs: list[Run]) -> None:
+    """Position k of ``kind="trials"`` is one time after onset only if every run has the same offsets: refuse
+    runs whose segments are sampled at other offsets (another RepetitionTime), naming two of them."""
+    known = [(run, offsets) for run in runs if (offsets := _trial_offsets(run)) is not None]
+    for run, offsets in known[1:]:
+        first, first_offsets = known[0]
+        if offsets != first_offsets:
+            raise ValueError(
+                f"{run.stem} has its trial segments at {list(offsets)} s after onset (RepetitionTime "
+                f"{run.meta.get('RepetitionTime')} s), {first.stem} at {list(first_offsets)} s (RepetitionTime "
+                f"{first.meta.get('RepetitionTime')} s): one position of the segments would be another time in "
+                "each run, so they are not stacked; select runs with one RepetitionTime (e.g. subject=... or "
+                "session=...) or load them separately (kind='betas' does not depend on the offsets).")
+
+
 def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
     """The matching runs whose outputs are complete (the others left out with one warning), all of one
     variant (space, atlas, desc) and made with one configuration."""
@@ -472,7 +499,9 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     parameter that changes the numbers, the atlas file's checksum, the trial window and estimates)
     and share one column space, else an error names the runs and the differing parameters. Runs whose
     outputs are incomplete (no sidecar, a listed file missing, a size that differs from the sidecar)
-    are left out with one warning that names them and why.
+    are left out with one warning that names them and why. With ``kind="trials"``, the runs' trial segments
+    must be sampled at the same times after onset (the sidecar's ``Trials.TrialOffsets``, which follow the
+    RepetitionTime), else an error names two runs and their offsets.
 
     Parameters
     ----------
@@ -523,7 +552,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         No run matches, the runs mix spaces / denoising / atlases, or two outputs have the same entities.
     ValueError
         Unknown kind, target column or overlap rule; runs made with different settings; masks on
-        different grids; overlapping trials with ``overlap="error"``.
+        different grids; overlapping trials with ``overlap="error"``; ``kind="trials"`` with runs whose trial
+        offsets differ.
     FileNotFoundError
         Every matching run is incomplete.
     """
@@ -534,6 +564,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     if overlap not in OVERLAP_RULES:
         raise ValueError(f"overlap={overlap!r}: use one of {list(OVERLAP_RULES)}.")
     runs = _complete_runs(Path(output_dir), entities, verify)
+    if kind == "trials":
+        _check_trial_offsets(runs)
     picks, common = _column_space(runs)
     if kind == "connectivity":
         from bidsapp.outputs.connectomes import connectivity_rows

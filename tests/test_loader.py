@@ -278,3 +278,35 @@ def test_two_outputs_with_the_same_entities_are_refused(out, tmp_path):
         bidsapp.dataset(copy, kind="betas", subject="01")
     assert bidsapp.load(copy, subject="01", run=2).entities["run"] == "2"  # the other run is still readable
 
+
+def _set_trial_offsets(sidecar, offsets: list[float], tr: float) -> None:
+    meta = json.loads(sidecar.read_text())
+    meta["RepetitionTime"] = tr
+    meta["Trials"]["TrialOffsets"] = offsets
+    sidecar.write_text(json.dumps(meta))
+
+
+def test_trials_with_other_offsets_are_not_stacked(out, tmp_path):
+    copy = _copy_outputs(out, tmp_path / "out", "sub-01")
+    folder = copy / "sub-01" / "func"
+    sidecar = folder / f"{_stem('01', '2')}_timeseries.json"
+    meta = json.loads(sidecar.read_text())
+    assert meta["Trials"]["TrialOffsets"] == [-2.0 + 2.0 * k for k in range(10)] and meta["RepetitionTime"] == 2.0
+    _set_trial_offsets(sidecar, [round(-2.0 + 1.9 * k, 6) for k in range(10)], 1.9)  # run 2 made with TR 1.9 s
+    why = (r"run-2\S+ has its trial segments at \[-2\.0, -0\.1, 1\.8, .*\] s after onset \(RepetitionTime 1\.9 s\), "
+           r"\S+run-1\S+ at \[-2\.0, 0\.0, 2\.0, .*\] s \(RepetitionTime 2\.0 s\): .*select runs with one "
+           r"RepetitionTime .* or load them separately")
+    with pytest.raises(ValueError, match=why):
+        bidsapp.dataset(copy, kind="trials", subject="01")
+    # fewer offsets (a shorter window in TRs): the same refusal, not numpy's concatenate error
+    trials = np.load(folder / f"{_stem('01', '2')}_trials.npy")
+    save_npy(np.ascontiguousarray(trials[:, :9]), folder / f"{_stem('01', '2')}_trials.npy")
+    relist(sidecar)
+    _set_trial_offsets(sidecar, [round(-2.0 + 2.25 * k, 6) for k in range(9)], 2.25)
+    with pytest.raises(ValueError, match=r"RepetitionTime 2\.25 s\), .*RepetitionTime 2\.0 s\)"):
+        bidsapp.dataset(copy, kind="trials", subject="01")
+    alone = bidsapp.dataset(copy, kind="trials", subject="01", run=2)  # the hint, followed
+    assert alone.X.shape[1] == 9
+    betas = bidsapp.dataset(copy, kind="betas", subject="01")  # betas do not depend on the offsets
+    assert set(betas.groups) == {"sub-01_task-faces_run-1", "sub-01_task-faces_run-2"}
+
