@@ -467,6 +467,28 @@ def _check_trial_offsets(runs: list[Run]) -> None:
                 "session=...) or load them separately (kind='betas' does not depend on the offsets).")
 
 
+def _code_of(meta: dict) -> str:
+    """``bidsapp 0.1.0 (CodeFingerprint 1a5071fda9cf)``: the version and code fingerprint a run's sidecar records."""
+    version = (meta.get("SoftwareVersions") or {}).get("bidsapp")
+    if version is None:
+        version = next((g.get("Version") for g in meta.get("GeneratedBy") or []
+                        if isinstance(g, dict) and g.get("Name") == "bidsapp"), None)
+    code = meta.get("CodeFingerprint")
+    return f"bidsapp {version or '(version not recorded)'} (CodeFingerprint {code[:12] if code else 'not recorded'})"
+
+
+def _warn_mixed_code(runs: list[Run]) -> None:
+    """One warning when the runs were made by different bidsapp versions or code (they are still stacked)."""
+    by_code: dict[str, list[str]] = {}
+    for run in runs:
+        by_code.setdefault(_code_of(run.meta), []).append(run.stem)
+    if len(by_code) > 1:
+        listing = "; ".join(f"{code}: {len(stems)} run(s), e.g. {stems[0]}" for code, stems in by_code.items())
+        warnings.warn(f"the {len(runs)} runs were made by different bidsapp code ({listing}); the participant level "
+                      "recomputes a run when its code changes, since its numbers may differ: rerun it for the runs "
+                      "of the older code to stack the outputs of one code.", stacklevel=4)
+
+
 def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
     """The matching runs whose outputs are complete (the others left out with one warning), all of one
     variant (space, atlas, desc) and made with one configuration."""
@@ -487,6 +509,7 @@ def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
                           f"comparable; add {key}=... (one of {values}) to choose one.")
     runs = [reader.read_run(c.sidecar, entities=c.entities) for c in match]  # checksums, if asked, verified above
     _check_configurations(runs)
+    _warn_mixed_code(runs)
     return runs
 
 
@@ -499,9 +522,10 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     parameter that changes the numbers, the atlas file's checksum, the trial window and estimates)
     and share one column space, else an error names the runs and the differing parameters. Runs whose
     outputs are incomplete (no sidecar, a listed file missing, a size that differs from the sidecar)
-    are left out with one warning that names them and why. With ``kind="trials"``, the runs' trial segments
-    must be sampled at the same times after onset (the sidecar's ``Trials.TrialOffsets``, which follow the
-    RepetitionTime), else an error names two runs and their offsets.
+    are left out with one warning that names them and why. Runs made by different bidsapp versions or code
+    (the sidecar's ``CodeFingerprint``) are stacked with one warning naming each and its number of runs. With
+    ``kind="trials"``, the runs' trial segments must be sampled at the same times after onset (the sidecar's
+    ``Trials.TrialOffsets``, which follow the RepetitionTime), else an error names two runs and their offsets.
 
     Parameters
     ----------

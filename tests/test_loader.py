@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -309,4 +310,25 @@ def test_trials_with_other_offsets_are_not_stacked(out, tmp_path):
     assert alone.X.shape[1] == 9
     betas = bidsapp.dataset(copy, kind="betas", subject="01")  # betas do not depend on the offsets
     assert set(betas.groups) == {"sub-01_task-faces_run-1", "sub-01_task-faces_run-2"}
+
+
+def test_outputs_of_other_code_are_stacked_with_one_warning(out, tmp_path):
+    copy = _copy_outputs(out, tmp_path / "out", "sub-01")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one code: no warning
+        clean = bidsapp.dataset(copy, kind="betas", subject="01")
+    sidecar = copy / "sub-01" / "func" / f"{_stem('01', '2')}_timeseries.json"
+    meta = json.loads(sidecar.read_text())
+    version, code = meta["SoftwareVersions"]["bidsapp"], meta["CodeFingerprint"]
+    meta["SoftwareVersions"]["bidsapp"] = meta["GeneratedBy"][0]["Version"] = "0.0.9"
+    meta["CodeFingerprint"] = "0123456789ab" + "0" * 52
+    sidecar.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning) as caught:
+        ds = bidsapp.dataset(copy, kind="betas", subject="01")
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert f"bidsapp {version} (CodeFingerprint {code[:12]}): 1 run(s), e.g. sub-01_task-faces_run-1" in message
+    assert "bidsapp 0.0.9 (CodeFingerprint 0123456789ab): 1 run(s), e.g. sub-01_task-faces_run-2" in message
+    assert "rerun" in message and caught[0].filename == __file__
+    np.testing.assert_array_equal(ds.X, clean.X)  # still stacked
 
