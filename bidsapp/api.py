@@ -250,8 +250,9 @@ class Dataset:
         Raises
         ------
         ValueError
-            Unknown ``repeats`` column, ``repeats`` is the decoded ``y`` column ``trial_type``, or ``train``
-            selects no rows.
+            Unknown ``repeats`` column, ``repeats`` is the decoded ``y`` column ``trial_type``, ``train``
+            selects no rows, or has row indices outside ``0 .. len(X) - 1`` (negative ones included: they are
+            not counted from the end).
         """
         from bidsapp.core.trial_cv import split_half_reliability
 
@@ -289,6 +290,11 @@ def _training_rows(train, groups: np.ndarray) -> np.ndarray:
             raise ValueError(f"train: a boolean mask needs {groups.size} values, got {train.size}.")
         return np.flatnonzero(train)
     if train.dtype.kind in "iu":
+        outside = np.unique(train[(train < 0) | (train >= groups.size)])
+        if outside.size:
+            raise ValueError(f"train: row indices {outside[:5].tolist()}{' ...' if outside.size > 5 else ''} are "
+                             f"outside the dataset's {groups.size} rows (0 to {groups.size - 1}; negative indices "
+                             "are not counted from the end); pass row indices of X, run names or a boolean mask.")
         return train
     unknown = sorted(set(train.tolist()) - set(groups.tolist()))
     if unknown:

@@ -332,3 +332,14 @@ def test_outputs_of_other_code_are_stacked_with_one_warning(out, tmp_path):
     assert "rerun" in message and caught[0].filename == __file__
     np.testing.assert_array_equal(ds.X, clean.X)  # still stacked
 
+
+def test_reliable_columns_refuses_row_indices_outside_the_rows(out):
+    ds = bidsapp.dataset(out, kind="betas", subject="01")
+    n = len(ds.groups)
+    with pytest.raises(ValueError, match=rf"train: row indices \[{n}, {n + 1}, [^]]*\] \.\.\. are outside the "
+                                         rf"dataset's {n} rows \(0 to {n - 1}; negative"):
+        ds.reliable_columns(np.arange(n + 76), repeats="onset")
+    with pytest.raises(ValueError, match=r"train: row indices \[-2, -1\] are outside"):
+        ds.reliable_columns(np.array([-1, -2, 0, 1]), repeats="onset")
+    assert ds.reliable_columns(np.arange(n), repeats="onset").size == ds.X.shape[1]
+
