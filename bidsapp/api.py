@@ -546,7 +546,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         table holds the run's entities and QC metrics, ``features`` the edges (``node_a``, ``node_b``).
         Edges of regions left out by ``--min-coverage`` are NaN.
     y : str
-        Column used as the target (default ``trial_type``). Columns of events.tsv are text exactly as
+        Column of ``table`` used as the target (default ``trial_type``; ``source`` and the entity columns such as
+        ``subject`` or ``session`` too). Columns of events.tsv are text exactly as
         written (``001`` stays ``"001"``); rows whose ``y`` is n/a are left out, with a warning counting them.
         For ``timeseries``, a volume's ``y`` comes from the trial(s) it lies in (None outside trials).
     drop_invalid : bool
@@ -633,25 +634,36 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
 def _run_rows(run: Run, kind: str, y: str, overlap: str, drop_invalid: bool) -> tuple[np.ndarray, object, list, int]:
     """One run's rows of a kind: the array, its table (with ``source`` and the run's entities first), the ``y``
     of each row (``_NA``/``_DROP``: left out) and the number of volumes ``overlap="drop"`` left out."""
-    ours = ["source", *_RUN_ENTITIES]
     data, table = _rows(run, kind, drop_invalid and kind != "timeseries")
-    table = table.rename(columns={c: f"events_{c}" for c in table.columns if c in ours})
-    dropped = 0
-    if kind == "timeseries" and (y == "trial_type" or (run.trials_table is not None and y in run.trials_table
-                                                       and y not in table)):
-        values, dropped = _volume_targets(run, table, y, overlap)
-    elif y in table:
-        values = [None if _missing(v) else v for v in table[y].tolist()]
-        values = [_NA if v is None and kind != "timeseries" else v for v in values]
-    else:
-        values = None  # reported below, with the columns of the stacked table
+    table = table.rename(columns={c: f"events_{c}" for c in table.columns if c in _OURS})
     source = stem_of_entities((k, run.entities[k]) for k in _RUN_ENTITIES if k in run.entities)
     for key in reversed([k for k in _RUN_ENTITIES if k in run.entities]):
         table.insert(0, key, run.entities[key])
     table.insert(0, "source", source)
-    if values is None:
-        raise ValueError(f"y={y!r} is not a column of the {kind} table; columns: {list(table.columns)}.")
+    values, dropped = _targets(run, kind, table, y, overlap)
     return data, table, values, dropped
+
+
+#: the table columns bidsapp adds to every row (an events.tsv column of one of these names is ``events_<name>``)
+_OURS = ("source", *_RUN_ENTITIES)
+
+
+def _targets(run: Run, kind: str, table, y: str, overlap: str) -> tuple[list, int]:
+    """The ``y`` of each row of a run's table (its entity columns included) and the volumes left out.
+
+    ``y`` is a column of the table (``source`` and the entities too), or for ``timeseries`` a column of the
+    trials each volume lies in (``_trials.tsv``).
+    """
+    trials = run.trials_table
+    if kind == "timeseries" and y not in _OURS and (
+            y == "trial_type" or (trials is not None and y in trials and y not in table)):
+        return _volume_targets(run, table, y, overlap)
+    if y not in table:
+        extra = [c for c in trials.columns if c not in table] if kind == "timeseries" and trials is not None else []
+        raise ValueError(f"y={y!r} is not a column of the {kind} table; columns: {list(table.columns)}"
+                         + (f", or a column of the trials each volume lies in: {extra}" if extra else "") + ".")
+    values = [None if _missing(v) else v for v in table[y].tolist()]
+    return [_NA if v is None and kind != "timeseries" else v for v in values], 0
 
 
 def _target_array(targets: list, y_dtype) -> np.ndarray:

@@ -343,3 +343,17 @@ def test_reliable_columns_refuses_row_indices_outside_the_rows(out):
         ds.reliable_columns(np.array([-1, -2, 0, 1]), repeats="onset")
     assert ds.reliable_columns(np.arange(n), repeats="onset").size == ds.X.shape[1]
 
+
+def test_y_can_be_an_entity_column(out):
+    ds = bidsapp.dataset(out, kind="betas", subject="01", y="subject")
+    assert set(ds.y) == {"01"} and len(ds.y) == len(ds.X)
+    runs = bidsapp.dataset(out, kind="betas", subject="01", y="run", y_dtype=int)
+    assert runs.y.tolist() == runs.table["run"].astype(int).tolist() and set(runs.y) == {1, 2}
+    ts = bidsapp.dataset(out, kind="timeseries", subject="01", run=1, y="source")
+    assert set(ts.y) == {"sub-01_task-faces_run-1"}
+    with pytest.raises(ValueError, match=r"y='condition' is not a column of the betas table; columns: \['source', "
+                                         r"'subject', 'task', 'run', 'index', "):
+        bidsapp.dataset(out, subject="01", y="condition")
+    with pytest.raises(ValueError, match=r"y='condition' is not a column of the timeseries table; columns: .*'trial'"
+                                         r".*, or a column of the trials each volume lies in: \[.*'duration'"):
+        bidsapp.dataset(out, kind="timeseries", subject="01", run=1, y="condition")
