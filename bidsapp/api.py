@@ -15,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.bids.naming import ENTITY_KEYS, SHORT_KEYS, stem_of_entities
+from bidsapp.bids.naming import ENTITY_KEYS, SHORT_KEYS, is_label, stem_of_entities
 from bidsapp.bids.naming import entities_of as _entities_of
 from bidsapp.outputs import reader
 from bidsapp.outputs.reader import Run
@@ -83,9 +83,7 @@ def _runs(output_dir: Path, entities: dict) -> list[_Candidate]:
     output_dir = Path(output_dir).absolute()  # Run paths stay valid after a chdir
     if not output_dir.is_dir():
         raise FileNotFoundError(f"{output_dir}: no such folder (the output_dir of a bidsapp run).")
-    stems = set()
-    for ending in reader.ROW_ENDINGS:
-        stems |= {(p.parent, p.name[: -len(ending)]) for p in output_dir.glob(f"sub-*/**/func/*{ending}")}
+    stems = _output_stems(output_dir)
     if not stems:
         raise FileNotFoundError(f"{output_dir}: no bidsapp outputs (*_timeseries.json); "
                                 "run `bidsapp BIDS_DIR OUTPUT_DIR participant` first.")
@@ -100,7 +98,46 @@ def _runs(output_dir: Path, entities: dict) -> list[_Candidate]:
                 hints.append(f"{key} is one of {values}" if values != [None] else f"no output has a {key}")
         raise LookupError(f"{output_dir}: no run matches {_fmt(wanted)} among {len(found)} run(s)"
                           + (f" ({'; '.join(hints)})" if hints else "") + ".")
+    _check_unique(match)
     return match
+
+
+def _output_stems(output_dir: Path) -> set[tuple[Path, str]]:
+    """(folder, stem) of the outputs laid out as bidsapp writes them, ``sub-<label>[/ses-<label>]/func/<stem>_...``.
+
+    Only participant folders named ``sub-<label>`` (a BIDS label: letters and digits) are read, and only the
+    files whose own ``sub`` (and ``ses``) entity is their folder's: a copy such as ``sub-01_old`` is not
+    another set of runs.
+    """
+    stems = set()
+    for participant in output_dir.glob("sub-*"):
+        label = participant.name[len("sub-"):]
+        if not (participant.is_dir() and is_label(label)):
+            continue
+        for ending in reader.ROW_ENDINGS:
+            for path in [*participant.glob(f"func/*{ending}"), *participant.glob(f"ses-*/func/*{ending}")]:
+                stem = path.name[: -len(ending)]
+                session = path.parent.parent.name[len("ses-"):] if path.parent.parent != participant else None
+                entities = _entities_of(stem)
+                if stem.startswith(f"sub-{label}_") and entities.get("session") == session:
+                    stems.add((path.parent, stem))
+    return stems
+
+
+def _identity(entities: dict) -> tuple:
+    """The entities as compared by :func:`_same` (indices as integers): equal for two names of one run."""
+    return tuple(sorted((k, str(int(v)) if k in _INDEX_ENTITIES and v.isdigit() else v) for k, v in entities.items()))
+
+
+def _check_unique(match: list[_Candidate]) -> None:
+    """Two outputs with the same entities are one run written twice: refuse, naming both (never stack both)."""
+    seen: dict[tuple, _Candidate] = {}
+    for c in match:
+        other = seen.setdefault(_identity(c.entities), c)
+        if other is not c:
+            raise LookupError(f"{other.sidecar} and {c.sidecar} have the same entities ({_fmt(c.entities)}): one run "
+                              "cannot have two sets of outputs, so neither is read; move or delete the one that is "
+                              "not the run's output.")
 
 
 def _fmt(entities: dict) -> str:
@@ -119,6 +156,8 @@ def _varying(match: list[_Candidate]) -> dict[str, list]:
 
 def _choose_hint(varying: dict[str, list]) -> str:
     """``add run=... (one of ['1', '2'])``: a hint that can be typed as written."""
+    if not varying:  # never with outputs that pass _check_unique
+        return "rename or remove all but one"
     key, values = next(iter(varying.items()))
     return f"add {key}=... (one of {values})"
 
@@ -139,6 +178,9 @@ def load(output_dir: str | Path, *, verify: bool = False, **entities) -> Run:
         (``run``, ``echo``) as integers: ``run=1`` and ``run="01"`` are the same). ``None`` selects outputs
         without the entity: ``atlas=None`` gives the voxel (or grayordinate) outputs.
 
+    Outputs are read where bidsapp writes them, ``sub-<label>[/ses-<label>]/func/``, from files whose ``sub`` (and
+    ``ses``) entity is their folder's: another folder (``sub-01_old``, a copy) is not read.
+
     Returns
     -------
     Run
@@ -150,7 +192,7 @@ def load(output_dir: str | Path, *, verify: bool = False, **entities) -> Run:
     ------
     LookupError
         When no run, or more than one run, matches (the message lists the candidates and the entity
-        that tells them apart).
+        that tells them apart), or two outputs have the same entities (``run-1`` and ``run-01``: both named).
     FileNotFoundError
         When the run's outputs are incomplete (no sidecar, a listed file missing or changed).
     """
@@ -208,8 +250,9 @@ class Dataset:
         Raises
         ------
         ValueError
-            Unknown ``repeats`` column, ``repeats`` is the decoded ``y`` column ``trial_type``, or ``train``
-            selects no rows.
+            Unknown ``repeats`` column, ``repeats`` is the decoded ``y`` column ``trial_type``, ``train``
+            selects no rows, or has row indices outside ``0 .. len(X) - 1`` (negative ones included: they are
+            not counted from the end).
         """
         from bidsapp.core.trial_cv import split_half_reliability
 
@@ -247,6 +290,11 @@ def _training_rows(train, groups: np.ndarray) -> np.ndarray:
             raise ValueError(f"train: a boolean mask needs {groups.size} values, got {train.size}.")
         return np.flatnonzero(train)
     if train.dtype.kind in "iu":
+        outside = np.unique(train[(train < 0) | (train >= groups.size)])
+        if outside.size:
+            raise ValueError(f"train: row indices {outside[:5].tolist()}{' ...' if outside.size > 5 else ''} are "
+                             f"outside the dataset's {groups.size} rows (0 to {groups.size - 1}; negative indices "
+                             "are not counted from the end); pass row indices of X, run names or a boolean mask.")
         return train
     unknown = sorted(set(train.tolist()) - set(groups.tolist()))
     if unknown:
@@ -398,6 +446,55 @@ def _check_configurations(runs: list[Run]) -> None:
                              f"comparable, so they are not stacked: {way_out}.")
 
 
+def _trial_offsets(run: Run) -> tuple[float, ...] | None:
+    """The times after onset (s) of a run's trial segments: the sidecar's ``TrialOffsets`` (not recorded: one per
+    TR from the window's start); None without segments (reported when its rows are read)."""
+    trials = run.meta.get("Trials") or {}
+    if trials.get("TrialOffsets") is not None:
+        return tuple(round(float(t), 6) for t in trials["TrialOffsets"])
+    if run.trials is None:
+        return None
+    n, tr = np.asarray(run.trials).shape[1], float(run.meta.get("RepetitionTime") or np.nan)
+    return tuple(round(float(t), 6) for t in float((trials.get("TrialWindow") or [0.0])[0]) + tr * np.arange(n))
+
+
+def _check_trial_offsets(runs: list[Run]) -> None:
+    """Position k of ``kind="trials"`` is one time after onset only if every run has the same offsets: refuse
+    runs whose segments are sampled at other offsets (another RepetitionTime), naming two of them."""
+    known = [(run, offsets) for run in runs if (offsets := _trial_offsets(run)) is not None]
+    for run, offsets in known[1:]:
+        first, first_offsets = known[0]
+        if offsets != first_offsets:
+            raise ValueError(
+                f"{run.stem} has its trial segments at {list(offsets)} s after onset (RepetitionTime "
+                f"{run.meta.get('RepetitionTime')} s), {first.stem} at {list(first_offsets)} s (RepetitionTime "
+                f"{first.meta.get('RepetitionTime')} s): one position of the segments would be another time in "
+                "each run, so they are not stacked; select runs with one RepetitionTime (e.g. subject=... or "
+                "session=...) or load them separately (kind='betas' does not depend on the offsets).")
+
+
+def _code_of(meta: dict) -> str:
+    """``bidsapp 0.1.0 (CodeFingerprint 1a5071fda9cf)``: the version and code fingerprint a run's sidecar records."""
+    version = (meta.get("SoftwareVersions") or {}).get("bidsapp")
+    if version is None:
+        version = next((g.get("Version") for g in meta.get("GeneratedBy") or []
+                        if isinstance(g, dict) and g.get("Name") == "bidsapp"), None)
+    code = meta.get("CodeFingerprint")
+    return f"bidsapp {version or '(version not recorded)'} (CodeFingerprint {code[:12] if code else 'not recorded'})"
+
+
+def _warn_mixed_code(runs: list[Run]) -> None:
+    """One warning when the runs were made by different bidsapp versions or code (they are still stacked)."""
+    by_code: dict[str, list[str]] = {}
+    for run in runs:
+        by_code.setdefault(_code_of(run.meta), []).append(run.stem)
+    if len(by_code) > 1:
+        listing = "; ".join(f"{code}: {len(stems)} run(s), e.g. {stems[0]}" for code, stems in by_code.items())
+        warnings.warn(f"the {len(runs)} runs were made by different bidsapp code ({listing}); the participant level "
+                      "recomputes a run when its code changes, since its numbers may differ: rerun it for the runs "
+                      "of the older code to stack the outputs of one code.", stacklevel=4)
+
+
 def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
     """The matching runs whose outputs are complete (the others left out with one warning), all of one
     variant (space, atlas, desc) and made with one configuration."""
@@ -418,6 +515,7 @@ def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
                           f"comparable; add {key}=... (one of {values}) to choose one.")
     runs = [reader.read_run(c.sidecar, entities=c.entities) for c in match]  # checksums, if asked, verified above
     _check_configurations(runs)
+    _warn_mixed_code(runs)
     return runs
 
 
@@ -430,7 +528,10 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     parameter that changes the numbers, the atlas file's checksum, the trial window and estimates)
     and share one column space, else an error names the runs and the differing parameters. Runs whose
     outputs are incomplete (no sidecar, a listed file missing, a size that differs from the sidecar)
-    are left out with one warning that names them and why.
+    are left out with one warning that names them and why. Runs made by different bidsapp versions or code
+    (the sidecar's ``CodeFingerprint``) are stacked with one warning naming each and its number of runs. With
+    ``kind="trials"``, the runs' trial segments must be sampled at the same times after onset (the sidecar's
+    ``Trials.TrialOffsets``, which follow the RepetitionTime), else an error names two runs and their offsets.
 
     Parameters
     ----------
@@ -445,7 +546,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         table holds the run's entities and QC metrics, ``features`` the edges (``node_a``, ``node_b``).
         Edges of regions left out by ``--min-coverage`` are NaN.
     y : str
-        Column used as the target (default ``trial_type``). Columns of events.tsv are text exactly as
+        Column of ``table`` used as the target (default ``trial_type``; ``source`` and the entity columns such as
+        ``subject`` or ``session`` too). Columns of events.tsv are text exactly as
         written (``001`` stays ``"001"``); rows whose ``y`` is n/a are left out, with a warning counting them.
         For ``timeseries``, a volume's ``y`` comes from the trial(s) it lies in (None outside trials).
     drop_invalid : bool
@@ -478,10 +580,11 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     Raises
     ------
     LookupError
-        No run matches, or the runs mix spaces / denoising / atlases.
+        No run matches, the runs mix spaces / denoising / atlases, or two outputs have the same entities.
     ValueError
         Unknown kind, target column or overlap rule; runs made with different settings; masks on
-        different grids; overlapping trials with ``overlap="error"``.
+        different grids; overlapping trials with ``overlap="error"``; ``kind="trials"`` with runs whose trial
+        offsets differ.
     FileNotFoundError
         Every matching run is incomplete.
     """
@@ -492,6 +595,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     if overlap not in OVERLAP_RULES:
         raise ValueError(f"overlap={overlap!r}: use one of {list(OVERLAP_RULES)}.")
     runs = _complete_runs(Path(output_dir), entities, verify)
+    if kind == "trials":
+        _check_trial_offsets(runs)
     picks, common = _column_space(runs)
     if kind == "connectivity":
         from bidsapp.outputs.connectomes import connectivity_rows
@@ -529,25 +634,36 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
 def _run_rows(run: Run, kind: str, y: str, overlap: str, drop_invalid: bool) -> tuple[np.ndarray, object, list, int]:
     """One run's rows of a kind: the array, its table (with ``source`` and the run's entities first), the ``y``
     of each row (``_NA``/``_DROP``: left out) and the number of volumes ``overlap="drop"`` left out."""
-    ours = ["source", *_RUN_ENTITIES]
     data, table = _rows(run, kind, drop_invalid and kind != "timeseries")
-    table = table.rename(columns={c: f"events_{c}" for c in table.columns if c in ours})
-    dropped = 0
-    if kind == "timeseries" and (y == "trial_type" or (run.trials_table is not None and y in run.trials_table
-                                                       and y not in table)):
-        values, dropped = _volume_targets(run, table, y, overlap)
-    elif y in table:
-        values = [None if _missing(v) else v for v in table[y].tolist()]
-        values = [_NA if v is None and kind != "timeseries" else v for v in values]
-    else:
-        values = None  # reported below, with the columns of the stacked table
+    table = table.rename(columns={c: f"events_{c}" for c in table.columns if c in _OURS})
     source = stem_of_entities((k, run.entities[k]) for k in _RUN_ENTITIES if k in run.entities)
     for key in reversed([k for k in _RUN_ENTITIES if k in run.entities]):
         table.insert(0, key, run.entities[key])
     table.insert(0, "source", source)
-    if values is None:
-        raise ValueError(f"y={y!r} is not a column of the {kind} table; columns: {list(table.columns)}.")
+    values, dropped = _targets(run, kind, table, y, overlap)
     return data, table, values, dropped
+
+
+#: the table columns bidsapp adds to every row (an events.tsv column of one of these names is ``events_<name>``)
+_OURS = ("source", *_RUN_ENTITIES)
+
+
+def _targets(run: Run, kind: str, table, y: str, overlap: str) -> tuple[list, int]:
+    """The ``y`` of each row of a run's table (its entity columns included) and the volumes left out.
+
+    ``y`` is a column of the table (``source`` and the entities too), or for ``timeseries`` a column of the
+    trials each volume lies in (``_trials.tsv``).
+    """
+    trials = run.trials_table
+    if kind == "timeseries" and y not in _OURS and (
+            y == "trial_type" or (trials is not None and y in trials and y not in table)):
+        return _volume_targets(run, table, y, overlap)
+    if y not in table:
+        extra = [c for c in trials.columns if c not in table] if kind == "timeseries" and trials is not None else []
+        raise ValueError(f"y={y!r} is not a column of the {kind} table; columns: {list(table.columns)}"
+                         + (f", or a column of the trials each volume lies in: {extra}" if extra else "") + ".")
+    values = [None if _missing(v) else v for v in table[y].tolist()]
+    return [_NA if v is None and kind != "timeseries" else v for v in values], 0
 
 
 def _target_array(targets: list, y_dtype) -> np.ndarray:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -236,3 +238,122 @@ def test_atlas_mode_to_image_and_provenance(atlas_out):
     assert bidsapp.dataset(out, kind="timeseries", subject="01", run=1, atlas=None).X.shape[1] > 2
     ds = bidsapp.dataset(out, kind="timeseries", subject="01", atlas="halves")
     assert ds.X.shape[1] == 2 and ds.to_image(np.array([1.0, 2.0])).get_fdata().max() == 2.0
+
+
+def _copy_outputs(out, dst, *participants: str):
+    """A copy of the demo outputs of the given participant folders (named as in ``out``)."""
+    for name in participants:
+        shutil.copytree(out / name, dst / name)
+    return dst
+
+
+def test_stray_participant_folders_are_not_more_runs(out, tmp_path):
+    copy = _copy_outputs(out, tmp_path / "out", "sub-01")
+    shutil.copytree(copy / "sub-01", copy / "sub-01_old")  # a backup next to the outputs
+    shutil.copytree(copy / "sub-01", copy / "sub-03")  # files named sub-01 in another participant's folder
+    shutil.copytree(copy / "sub-01" / "func", copy / "sub-01" / "ses-1" / "func")  # no ses-1 in their names
+    ds = bidsapp.dataset(copy, kind="betas", subject="01")
+    clean = bidsapp.dataset(out, kind="betas", subject="01")
+    np.testing.assert_array_equal(ds.X, clean.X)
+    assert ds.groups.tolist() == clean.groups.tolist()  # every trial once
+    run = bidsapp.load(copy, subject="01", run=1)
+    assert run.folder == copy.absolute() / "sub-01" / "func"
+    with pytest.raises(LookupError, match=r"no run matches subject='03'"):
+        bidsapp.load(copy, subject="03")
+
+
+def test_two_outputs_with_the_same_entities_are_refused(out, tmp_path):
+    copy = _copy_outputs(out, tmp_path / "out", "sub-01")
+    folder = copy / "sub-01" / "func"
+    for f in folder.glob(f"{_stem('01', '1')}_*"):  # run-01 is run-1 (indices compare as integers)
+        text = f.name.replace("_run-1_", "_run-01_")
+        if f.name.endswith("_timeseries.json"):
+            (folder / text).write_text(f.read_text().replace("_run-1_", "_run-01_"))
+        else:
+            shutil.copy(f, folder / text)
+    first, second = (f"{folder / _stem('01', r)}_timeseries.json" for r in ("01", "1"))
+    both = rf"{re.escape(first)} and {re.escape(second)} have the same entities \(subject='01', .*move or delete"
+    with pytest.raises(LookupError, match=both):
+        bidsapp.load(copy, subject="01", run=1)
+    with pytest.raises(LookupError, match=both):
+        bidsapp.dataset(copy, kind="betas", subject="01")
+    assert bidsapp.load(copy, subject="01", run=2).entities["run"] == "2"  # the other run is still readable
+
+
+def _set_trial_offsets(sidecar, offsets: list[float], tr: float) -> None:
+    meta = json.loads(sidecar.read_text())
+    meta["RepetitionTime"] = tr
+    meta["Trials"]["TrialOffsets"] = offsets
+    sidecar.write_text(json.dumps(meta))
+
+
+def test_trials_with_other_offsets_are_not_stacked(out, tmp_path):
+    copy = _copy_outputs(out, tmp_path / "out", "sub-01")
+    folder = copy / "sub-01" / "func"
+    sidecar = folder / f"{_stem('01', '2')}_timeseries.json"
+    meta = json.loads(sidecar.read_text())
+    assert meta["Trials"]["TrialOffsets"] == [-2.0 + 2.0 * k for k in range(10)] and meta["RepetitionTime"] == 2.0
+    _set_trial_offsets(sidecar, [round(-2.0 + 1.9 * k, 6) for k in range(10)], 1.9)  # run 2 made with TR 1.9 s
+    why = (r"run-2\S+ has its trial segments at \[-2\.0, -0\.1, 1\.8, .*\] s after onset \(RepetitionTime 1\.9 s\), "
+           r"\S+run-1\S+ at \[-2\.0, 0\.0, 2\.0, .*\] s \(RepetitionTime 2\.0 s\): .*select runs with one "
+           r"RepetitionTime .* or load them separately")
+    with pytest.raises(ValueError, match=why):
+        bidsapp.dataset(copy, kind="trials", subject="01")
+    # fewer offsets (a shorter window in TRs): the same refusal, not numpy's concatenate error
+    trials = np.load(folder / f"{_stem('01', '2')}_trials.npy")
+    save_npy(np.ascontiguousarray(trials[:, :9]), folder / f"{_stem('01', '2')}_trials.npy")
+    relist(sidecar)
+    _set_trial_offsets(sidecar, [round(-2.0 + 2.25 * k, 6) for k in range(9)], 2.25)
+    with pytest.raises(ValueError, match=r"RepetitionTime 2\.25 s\), .*RepetitionTime 2\.0 s\)"):
+        bidsapp.dataset(copy, kind="trials", subject="01")
+    alone = bidsapp.dataset(copy, kind="trials", subject="01", run=2)  # the hint, followed
+    assert alone.X.shape[1] == 9
+    betas = bidsapp.dataset(copy, kind="betas", subject="01")  # betas do not depend on the offsets
+    assert set(betas.groups) == {"sub-01_task-faces_run-1", "sub-01_task-faces_run-2"}
+
+
+def test_outputs_of_other_code_are_stacked_with_one_warning(out, tmp_path):
+    copy = _copy_outputs(out, tmp_path / "out", "sub-01")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one code: no warning
+        clean = bidsapp.dataset(copy, kind="betas", subject="01")
+    sidecar = copy / "sub-01" / "func" / f"{_stem('01', '2')}_timeseries.json"
+    meta = json.loads(sidecar.read_text())
+    version, code = meta["SoftwareVersions"]["bidsapp"], meta["CodeFingerprint"]
+    meta["SoftwareVersions"]["bidsapp"] = meta["GeneratedBy"][0]["Version"] = "0.0.9"
+    meta["CodeFingerprint"] = "0123456789ab" + "0" * 52
+    sidecar.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning) as caught:
+        ds = bidsapp.dataset(copy, kind="betas", subject="01")
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert f"bidsapp {version} (CodeFingerprint {code[:12]}): 1 run(s), e.g. sub-01_task-faces_run-1" in message
+    assert "bidsapp 0.0.9 (CodeFingerprint 0123456789ab): 1 run(s), e.g. sub-01_task-faces_run-2" in message
+    assert "rerun" in message and caught[0].filename == __file__
+    np.testing.assert_array_equal(ds.X, clean.X)  # still stacked
+
+
+def test_reliable_columns_refuses_row_indices_outside_the_rows(out):
+    ds = bidsapp.dataset(out, kind="betas", subject="01")
+    n = len(ds.groups)
+    with pytest.raises(ValueError, match=rf"train: row indices \[{n}, {n + 1}, [^]]*\] \.\.\. are outside the "
+                                         rf"dataset's {n} rows \(0 to {n - 1}; negative"):
+        ds.reliable_columns(np.arange(n + 76), repeats="onset")
+    with pytest.raises(ValueError, match=r"train: row indices \[-2, -1\] are outside"):
+        ds.reliable_columns(np.array([-1, -2, 0, 1]), repeats="onset")
+    assert ds.reliable_columns(np.arange(n), repeats="onset").size == ds.X.shape[1]
+
+
+def test_y_can_be_an_entity_column(out):
+    ds = bidsapp.dataset(out, kind="betas", subject="01", y="subject")
+    assert set(ds.y) == {"01"} and len(ds.y) == len(ds.X)
+    runs = bidsapp.dataset(out, kind="betas", subject="01", y="run", y_dtype=int)
+    assert runs.y.tolist() == runs.table["run"].astype(int).tolist() and set(runs.y) == {1, 2}
+    ts = bidsapp.dataset(out, kind="timeseries", subject="01", run=1, y="source")
+    assert set(ts.y) == {"sub-01_task-faces_run-1"}
+    with pytest.raises(ValueError, match=r"y='condition' is not a column of the betas table; columns: \['source', "
+                                         r"'subject', 'task', 'run', 'index', "):
+        bidsapp.dataset(out, subject="01", y="condition")
+    with pytest.raises(ValueError, match=r"y='condition' is not a column of the timeseries table; columns: .*'trial'"
+                                         r".*, or a column of the trials each volume lies in: \[.*'duration'"):
+        bidsapp.dataset(out, kind="timeseries", subject="01", run=1, y="condition")

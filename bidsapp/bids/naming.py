@@ -81,9 +81,14 @@ def mask_desc(mask_strategy: str) -> str:
     return "brain" if mask_strategy == "fmriprep" else desc_label(mask_strategy)
 
 
+def is_label(value: str) -> bool:
+    """Is ``value`` a BIDS label (``[A-Za-z0-9]+``: ASCII letters and digits)?"""
+    return _LABEL.fullmatch(str(value)) is not None
+
+
 def check_label(value: str, what: str) -> str:
     """Return ``value`` if it is a BIDS label (``[A-Za-z0-9]+``), else raise ``ValueError``."""
-    if not _LABEL.fullmatch(str(value)):
+    if not is_label(value):
         raise ValueError(f"{what} '{value}' is not a BIDS label: use letters and digits only (e.g. "
                          f"'{desc_label(str(value)) or 'schaefer100'}').")
     return str(value)
