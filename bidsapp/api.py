@@ -15,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bidsapp.bids.naming import ENTITY_KEYS, SHORT_KEYS, is_label, stem_of_entities
+from bidsapp.bids.naming import ENTITY_KEYS, SHORT_KEYS, stem_of_entities
 from bidsapp.bids.naming import entities_of as _entities_of
 from bidsapp.outputs import reader
 from bidsapp.outputs.reader import Run
@@ -103,25 +103,9 @@ def _runs(output_dir: Path, entities: dict) -> list[_Candidate]:
 
 
 def _output_stems(output_dir: Path) -> set[tuple[Path, str]]:
-    """(folder, stem) of the outputs laid out as bidsapp writes them, ``sub-<label>[/ses-<label>]/func/<stem>_...``.
-
-    Only participant folders named ``sub-<label>`` (a BIDS label: letters and digits) are read, and only the
-    files whose own ``sub`` (and ``ses``) entity is their folder's: a copy such as ``sub-01_old`` is not
-    another set of runs.
-    """
-    stems = set()
-    for participant in output_dir.glob("sub-*"):
-        label = participant.name[len("sub-"):]
-        if not (participant.is_dir() and is_label(label)):
-            continue
-        for ending in reader.ROW_ENDINGS:
-            for path in [*participant.glob(f"func/*{ending}"), *participant.glob(f"ses-*/func/*{ending}")]:
-                stem = path.name[: -len(ending)]
-                session = path.parent.parent.name[len("ses-"):] if path.parent.parent != participant else None
-                entities = _entities_of(stem)
-                if stem.startswith(f"sub-{label}_") and entities.get("session") == session:
-                    stems.add((path.parent, stem))
-    return stems
+    """(folder, stem) of the outputs laid out as bidsapp writes them (:func:`bidsapp.outputs.reader.output_files`)."""
+    return {(path.parent, path.name[: -len(ending)]) for ending in reader.ROW_ENDINGS
+            for path in reader.output_files(output_dir, ending)}
 
 
 def _identity(entities: dict) -> tuple:

@@ -41,3 +41,15 @@ def test_group_report_lists_runs_left_out_and_benchmark(demo_outputs, tmp_path):
     if CHROMIUM:
         seen = render(path, tmp_path / "render")
         assert (seen.broken, seen.console, seen.external, seen.n_images) == ([], [], [], 2)
+
+
+def test_a_stray_copy_of_a_participant_folder_is_not_more_runs_at_the_group_level(demo_outputs, tmp_path):
+    """The group level sees the runs the loader sees: ``sub-01_old`` (a backup) is not a participant."""
+    from bidsapp.cli.run import main
+
+    out = tmp_path / "out"
+    shutil.copytree(demo_outputs / "bidsapp-demo-output" / "derivatives-bidsapp", out)
+    shutil.copytree(out / "sub-01", out / "sub-01_old")
+    assert main([str(demo_outputs / "bidsapp-demo-output" / "bids"), str(out), "group"]) == 0
+    runs = [r.split("\t")[0] for r in (out / "group_runs.tsv").read_text().splitlines()[1:]]
+    assert len(runs) == 6 and len(set(runs)) == 6

@@ -562,7 +562,7 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
     unless ``--replace-outputs`` is given; then they are returned (sidecar, differing parameters), for
     :func:`replace_outputs` once every input check has passed."""
     from bidsapp.bids.naming import stem_of_entities
-    from bidsapp.outputs.reader import read_sidecar
+    from bidsapp.outputs.reader import output_files, read_sidecar
     from bidsapp.outputs.transaction import configuration_of, describe_differences, differing_parameters
 
     current: dict[tuple, dict] = {}
@@ -577,7 +577,7 @@ def check_output_names(runs: list[Run], s: Settings, cache) -> list[tuple[Path, 
 
     atlas_keys = set(INPUT_FILES)
     replaced = []
-    for sidecar in sorted(s.output_dir.glob("sub-*/**/func/*_timeseries.json")):
+    for sidecar in output_files(s.output_dir, "_timeseries.json"):  # the runs the loader sees
         stem = sidecar.name[: -len("_timeseries.json")]
         key = _variant(stem)
         if key not in current and _without_desc(key) not in atlas_current:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bidsapp.bids.naming import entities_of
+from bidsapp.bids.naming import entities_of, is_label
 from bidsapp.outputs import writers
 
 #: the ending of a run's sidecar (written last: a run without it is incomplete)
@@ -25,6 +25,27 @@ SIDECAR_ENDING = "_timeseries.json"
 #: file endings of a run's rows (the sidecar ``_timeseries.json`` is written last, so a run may lack it)
 ROW_ENDINGS = (SIDECAR_ENDING,) + tuple(f"_{ending}" for ending in writers.ROW_FILES)
 _MASK_ENDINGS = tuple(f"_{ending}" for ending in writers.get("mask").files)
+
+
+def output_files(output_dir: Path, ending: str) -> list[Path]:
+    """The files ``*<ending>`` of the runs laid out as bidsapp writes them, ``sub-<label>[/ses-<label>]/func/``,
+    sorted.
+
+    Only participant folders named ``sub-<label>`` (a BIDS label: letters and digits) are read, and only the files
+    whose own ``sub`` (and ``ses``) entity is their folder's: a copy such as ``sub-01_old`` is not another set of
+    runs (the loader, the group level and ``--replace-outputs`` see the same runs).
+    """
+    found = []
+    for participant in Path(output_dir).glob("sub-*"):
+        label = participant.name[len("sub-"):]
+        if not (participant.is_dir() and is_label(label)):
+            continue
+        for path in [*participant.glob(f"func/*{ending}"), *participant.glob(f"ses-*/func/*{ending}")]:
+            stem = path.name[: -len(ending)]
+            session = path.parent.parent.name[len("ses-"):] if path.parent.parent != participant else None
+            if stem.startswith(f"sub-{label}_") and entities_of(stem).get("session") == session:
+                found.append(path)
+    return sorted(found)
 
 
 def stem_of(sidecar: Path) -> str:

@@ -16,7 +16,7 @@ from bidsapp.core.qc import QC_COLUMNS, qc_values
 from bidsapp.errors import InputError
 from bidsapp.outputs.dataset import check_output_owner
 from bidsapp.outputs.descriptions import write_sidecar
-from bidsapp.outputs.reader import SIDECAR_ENDING, Run, read_run, stem_of
+from bidsapp.outputs.reader import SIDECAR_ENDING, Run, output_files, read_run, stem_of
 from bidsapp.settings import Settings
 
 
@@ -42,12 +42,12 @@ def group_level(s: Settings) -> int:
 
 def _sidecars(s: Settings) -> list[Path]:
     """The sidecars of the selected participants' runs; runs without one are named in one warning."""
-    sidecars = sorted(Path(s.output_dir).glob(f"sub-*/**/func/*{SIDECAR_ENDING}"))
+    sidecars = output_files(Path(s.output_dir), SIDECAR_ENDING)  # the runs the loader sees
     wanted = {p.name for p in Path(s.output_dir).glob("sub-*") if p.is_dir()}
     if s.participant_label:
         wanted = {f"sub-{p.removeprefix('sub-')}" for p in s.participant_label}
         sidecars = [p for p in sidecars if p.name.split("_")[0] in wanted]
-    incomplete = [p.name[: -len("_samples.tsv")] for p in Path(s.output_dir).glob("sub-*/**/func/*_samples.tsv")
+    incomplete = [p.name[: -len("_samples.tsv")] for p in output_files(Path(s.output_dir), "_samples.tsv")
                   if not p.with_name(p.name[: -len("_samples.tsv")] + SIDECAR_ENDING).exists()
                   and any(p.name.startswith(w + "_") for w in wanted)]
     if incomplete:
