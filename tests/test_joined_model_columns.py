@@ -76,6 +76,29 @@ def test_masks_computed_per_run_are_refused_before_any_work(demo, tmp_path, caps
     assert not list(out.glob("sub-01/**/*.npy"))
 
 
+def test_regions_of_masks_computed_per_run_are_refused_too(demo, tmp_path, capsys):
+    """An atlas region may keep no voxel of one run's own mask: its column would be another region's there."""
+    from bidsapp.demo import write_demo_atlas
+
+    atlas = write_demo_atlas(tmp_path)
+    out = tmp_path / "out"
+    assert main(_argv(demo[0], out, tmp_path / "work", "--atlas", str(atlas), "--mask-strategy", "epi")) == 2
+    err = capsys.readouterr().err
+    assert "--mask-strategy epi computes each run's mask from its own mean image" in err
+    assert "--mask-strategy fmriprep (the intersection of the runs' masks)" in err
+    assert not list(out.glob("sub-01/**/*.npy"))
+
+
+def test_a_missing_mask_is_not_answered_with_a_mask_the_joined_model_refuses(demo, tmp_path, capsys):
+    bids = tmp_path / "bids"
+    shutil.copytree(demo[0], bids)
+    _masks(bids)[1].unlink()
+    assert main(_argv(bids, tmp_path / "out", tmp_path / "work")) == 66
+    err = capsys.readouterr().err
+    assert "desc-brain_mask) is missing" in err and "--mask-strategy whole-brain-template" in err
+    assert "epi or background" not in err
+
+
 def test_another_resolution_is_another_joined_model():
     runs = [{"subject": "01", "task": "faces", "run": r} for r in (1, 2)]
     assert join_key(runs[0]) == join_key(runs[1]) == "trialmodel_sub01_taskfaces"

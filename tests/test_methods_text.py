@@ -138,3 +138,10 @@ def test_explicit_confounds_are_said_to_replace_the_strategys_regressors():
     meta["DenoiseParameters"]["components"] = []
     md, _ = methods([meta])
     assert "Confound regressors were the columns `global_signal` of fMRIPrep's confounds file (1 regressors" in md
+
+
+def test_the_mask_of_a_joined_trial_model_is_said_to_be_the_intersection():
+    md, _ = methods([_run(trial_estimates="optimized")])
+    assert "fMRIPrep's brain mask of each run, intersected across the runs whose trial estimates are fitted" in md
+    md, _ = methods([_run(trial_estimates="lss")])
+    assert "intersected" not in md

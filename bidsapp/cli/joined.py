@@ -33,18 +33,21 @@ def trial_model_groups(runs: list[Run], s: Settings) -> dict[str, list[Run]]:
     return groups
 
 
-#: how to give every run of a joined model the same columns (the end of :func:`check_same_columns`' message)
-SAME_COLUMNS_FIX = ("its trial estimates (--trial-estimates optimized, --trial-denoise, --trial-ridge) fit the runs "
-                    "of a participant and task together, column by column, so every run needs the same columns: use "
-                    "a --space whose runs share one grid (MNI152NLin2009cAsym, T1w), --mask-strategy fmriprep (the "
-                    "intersection of the runs' masks) or a template mask, an --atlas, or --trial-estimates lss / lsa "
-                    "(fitted run by run)")
+#: what a joined model does (the middle of :func:`check_same_columns`' message)
+_JOINED = ("its trial estimates (--trial-estimates optimized, --trial-denoise, --trial-ridge) fit the runs of a "
+           "participant and task together, column by column, so every run needs the same columns")
+#: the way out of each refusal of :func:`check_same_columns`
+_FIXES = {"grid": "use a --space whose runs share one grid (MNI152NLin2009cAsym, T1w), or --trial-estimates lss / "
+                  "lsa (fitted run by run)",
+          "mask": "use --mask-strategy fmriprep (the intersection of the runs' masks) or a template mask, or "
+                  "--trial-estimates lss / lsa (fitted run by run)"}
 
 
 def check_same_columns(groups: dict[str, list[Run]], s: Settings) -> None:
-    """Refuse, before any work, a joined trial model whose runs would have different voxel columns: runs on
-    different grids, or masks computed from each run (``background``, ``epi``). fMRIPrep's per-run masks are
-    intersected by the mask node (:func:`bidsapp.core.masks.compute_mask`'s ``joined_masks``).
+    """Refuse, before any work, a joined trial model whose runs would have different columns: volume runs on
+    different grids, or masks computed from each run (``background``, ``epi``: voxels differ, and so may the
+    regions that keep a voxel). fMRIPrep's per-run masks are intersected by the mask node
+    (:func:`bidsapp.core.masks.compute_mask`'s ``joined_masks``), for every volume column kind.
 
     Raises
     ------
@@ -54,27 +57,28 @@ def check_same_columns(groups: dict[str, list[Run]], s: Settings) -> None:
     for members in groups.values():
         why = _columns_differ(members, s) if len(members) > 1 else None
         if why:
-            raise InputError(f"{why}; {SAME_COLUMNS_FIX}.", code=2)
+            raise InputError(f"{why[1]}; {_JOINED}: {_FIXES[why[0]]}.", code=2)
 
 
-def _columns_differ(members: list[Run], s: Settings) -> str | None:
-    """How the voxel columns of ``members`` would differ from the first run's (None: the same, or not voxels)."""
+def _columns_differ(members: list[Run], s: Settings) -> tuple[str, str] | None:
+    """(kind of fix, how) the columns of ``members`` would differ from the first run's (None: the same)."""
     from bidsapp.core import columns
     from bidsapp.core.io import load_header
     from bidsapp.core.masks import describe_grid, same_grid
 
     first = members[0]
-    if columns.choose_kind(first.bold, atlas=s.atlas, **columns.options_of(s)) != "voxels":
-        return None  # regions, maps, spheres, grayordinates: the same columns by the settings
-    if s.mask_strategy in ("background", "epi"):
-        return (f"{first.bold.name} and {len(members) - 1} other run(s): --mask-strategy {s.mask_strategy} computes "
-                "each run's mask from its own mean image, so their voxel columns differ")
+    if columns.get(columns.choose_kind(first.bold, atlas=s.atlas, **columns.options_of(s))).on_grayordinates:
+        return None  # the grayordinates: the same columns in every run of a mesh
     ref = load_header(first.bold, ndim=4)
     for run in members[1:]:
         img = load_header(run.bold, ndim=4)
         if not same_grid(img.shape, img.affine, ref.shape, ref.affine):
-            return (f"{run.bold}: its grid ({describe_grid(img.shape, img.affine)}) differs from that of "
-                    f"{first.bold.name} ({describe_grid(ref.shape, ref.affine)})")
+            return "grid", (f"{run.bold}: its grid ({describe_grid(img.shape, img.affine)}) differs from that of "
+                            f"{first.bold.name} ({describe_grid(ref.shape, ref.affine)})")
+    if s.mask_strategy in ("background", "epi"):
+        return "mask", (f"{first.bold.name} and {len(members) - 1} other run(s): --mask-strategy {s.mask_strategy} "
+                        "computes each run's mask from its own mean image, so their voxels (and the regions that "
+                        "keep one) differ")
     return None
 
 

@@ -82,8 +82,13 @@ def _checked_t_r(run: Run, s: Settings, kind: str) -> float:
 def _check_mask(run: Run, s: Settings, grayordinate: bool) -> None:
     """Fail before the workflow starts when the run lacks what the mask strategy needs (naming the file)."""
     if s.mask_strategy == "fmriprep" and run.mask is None and not grayordinate:
-        raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; "
-                         "use --mask-strategy epi or background.")
+        from bidsapp.core.trial_fit import model_steps
+
+        joined = model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf) is not None
+        raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; " + (
+            "copy it from fMRIPrep's outputs, or use a template mask (--mask-strategy whole-brain-template): a "
+            "joined trial model needs one mask for all its runs." if joined else
+            "use --mask-strategy epi or background."))
     if s.mask_strategy.endswith("-template"):
         from bidsapp.core.io import load_header
         from bidsapp.core.masks import TEMPLATE, require_template
