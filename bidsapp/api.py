@@ -30,7 +30,7 @@ _KINDS = ("betas", "trials", "timeseries", "connectivity")
 
 
 #: entities whose values are indices (BIDS: ``run-1`` and ``run-01`` are the same run); the others are labels
-_INDEX_ENTITIES = ("run", "echo")
+_INDEX_ENTITIES = reader.INDEX_ENTITIES
 
 
 def _same(key: str, have: str | None, want: str | None) -> bool:
@@ -108,20 +108,9 @@ def _output_stems(output_dir: Path) -> set[tuple[Path, str]]:
             for path in reader.output_files(output_dir, ending)}
 
 
-def _identity(entities: dict) -> tuple:
-    """The entities as compared by :func:`_same` (indices as integers): equal for two names of one run."""
-    return tuple(sorted((k, str(int(v)) if k in _INDEX_ENTITIES and v.isdigit() else v) for k, v in entities.items()))
-
-
 def _check_unique(match: list[_Candidate]) -> None:
     """Two outputs with the same entities are one run written twice: refuse, naming both (never stack both)."""
-    seen: dict[tuple, _Candidate] = {}
-    for c in match:
-        other = seen.setdefault(_identity(c.entities), c)
-        if other is not c:
-            raise LookupError(f"{other.sidecar} and {c.sidecar} have the same entities ({_fmt(c.entities)}): one run "
-                              "cannot have two sets of outputs, so neither is read; move or delete the one that is "
-                              "not the run's output.")
+    reader.check_unique([c.sidecar for c in match])
 
 
 def _fmt(entities: dict) -> str:
@@ -642,6 +631,8 @@ def _targets(run: Run, kind: str, table, y: str, overlap: str) -> tuple[list, in
     if kind == "timeseries" and y not in _OURS and (
             y == "trial_type" or (trials is not None and y in trials and y not in table)):
         return _volume_targets(run, table, y, overlap)
+    if y not in table and y in _RUN_ENTITIES:  # an entity this run's name lacks (no session): n/a, as in the
+        return [None if kind == "timeseries" else _NA] * len(table), 0  # stacked table
     if y not in table:
         extra = [c for c in trials.columns if c not in table] if kind == "timeseries" and trials is not None else []
         raise ValueError(f"y={y!r} is not a column of the {kind} table; columns: {list(table.columns)}"

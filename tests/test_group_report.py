@@ -53,3 +53,17 @@ def test_a_stray_copy_of_a_participant_folder_is_not_more_runs_at_the_group_leve
     assert main([str(demo_outputs / "bidsapp-demo-output" / "bids"), str(out), "group"]) == 0
     runs = [r.split("\t")[0] for r in (out / "group_runs.tsv").read_text().splitlines()[1:]]
     assert len(runs) == 6 and len(set(runs)) == 6
+
+
+def test_one_run_written_twice_is_refused_at_the_group_level_as_by_the_loader(demo_outputs, tmp_path, capsys):
+    from bidsapp.cli.run import main
+
+    out = tmp_path / "out"
+    shutil.copytree(demo_outputs / "bidsapp-demo-output" / "derivatives-bidsapp", out)
+    folder = out / "sub-01" / "func"
+    for f in list(folder.glob("*_run-1_*")):
+        shutil.copy(f, folder / f.name.replace("_run-1_", "_run-01_"))
+    assert main([str(demo_outputs / "bidsapp-demo-output" / "bids"), str(out), "group"]) == 2
+    err = capsys.readouterr().err
+    assert "have the same entities" in err and "_run-01_" in err and "_run-1_" in err
+    assert not (out / "group_runs.tsv").exists() or "_run-01_" not in (out / "group_runs.tsv").read_text()

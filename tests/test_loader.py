@@ -351,6 +351,11 @@ def test_y_can_be_an_entity_column(out):
     assert runs.y.tolist() == runs.table["run"].astype(int).tolist() and set(runs.y) == {1, 2}
     ts = bidsapp.dataset(out, kind="timeseries", subject="01", run=1, y="source")
     assert set(ts.y) == {"sub-01_task-faces_run-1"}
+    every = bidsapp.dataset(out, kind="betas", space="MNI152NLin2009cAsym")
+    assert "session" in every.table and every.table["session"].isna().any()  # some runs have no session
+    with pytest.warns(UserWarning, match="n/a"):  # those runs' rows have no y: left out, counted in a warning
+        sessions = bidsapp.dataset(out, kind="betas", space="MNI152NLin2009cAsym", y="session")
+    assert len(sessions.y) == every.table["session"].notna().sum() and set(sessions.y) <= set(every.table["session"])
     with pytest.raises(ValueError, match=r"y='condition' is not a column of the betas table; columns: \['source', "
                                          r"'subject', 'task', 'run', 'index', "):
         bidsapp.dataset(out, subject="01", y="condition")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 
+import pytest
+
 from bidsapp.cli.run import main
 
 
@@ -42,3 +44,17 @@ def test_an_unfetched_bold_and_confounds_file_are_named_with_datalad_get(demo, t
     _unfetch(confounds, relative=True)
     code, err = _run(bids, tmp_path, capsys)
     assert code != 0 and str(confounds) in err.splitlines()[-1] and "datalad get" in err, err
+
+
+@pytest.mark.parametrize("which", ["fmriprep_json", "raw_json", "confounds_json"])
+def test_an_unfetched_json_sidecar_is_not_taken_as_absent(demo, tmp_path, capsys, which):
+    """fMRIPrep's BOLD JSON holds StartTime: a dangling link taken as no file gave another start time, exit 0."""
+    bids = tmp_path / "bids"
+    shutil.copytree(demo[0], bids)
+    func = bids / "derivatives" / "fmriprep" / "sub-01" / "func"
+    path = {"fmriprep_json": lambda: sorted(func.glob("*run-1*_desc-preproc_bold.json"))[0],
+            "raw_json": lambda: sorted(bids.glob("sub-01/**/*run-1*_bold.json"))[0],
+            "confounds_json": lambda: sorted(func.glob("*run-1*_desc-confounds_timeseries.json"))[0]}[which]()
+    _unfetch(path, relative=True)
+    code, err = _run(bids, tmp_path, capsys)
+    assert code != 0 and str(path) in err and "datalad get" in err and len(err.splitlines()) == 1, err

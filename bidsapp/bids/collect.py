@@ -109,10 +109,23 @@ def _lookup(table: dict, ents: dict, drop: tuple, *, space: bool = False):
 
 
 def _read_json(path: Path) -> dict:
+    _present(path)
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: unreadable JSON sidecar ({exc}).") from exc
+
+
+def _present(path: Path) -> bool:
+    """Whether ``path`` exists; a dangling symbolic link (a DataLad / git-annex file whose content was not
+    fetched) is one error line naming it and the fix, never a file silently taken as absent."""
+    if path.exists():
+        return True
+    if path.is_symlink():
+        from bidsapp.core.io import missing_file_line
+
+        raise InputError(missing_file_line(path))
+    return False
 
 
 def _inherited_metadata(run_ents: dict, sidecars: list[tuple[dict, Path]]) -> tuple[dict, list[Path]]:
@@ -178,7 +191,7 @@ def collect_runs(
         conf_json = None
         if confounds is not None:
             cand = confounds.with_name(confounds.name[: -len(".tsv")] + ".json")
-            conf_json = cand if cand.exists() else None
+            conf_json = cand if _present(cand) else None
         meta, meta_files = _run_metadata(bold, ents, tables.sidecars, right.get(bold))
         folder = _folder(bold, Path(der.root))
         out.append(Run(entities=dict(_key(ents)), space=ents.get("space"), bold=bold,
@@ -415,7 +428,7 @@ def _own_sidecar(bold: Path) -> Path | None:
     name = bold.name
     for ext, new in ((".nii.gz", ".json"), (".dtseries.nii", ".dtseries.json"), (".dtseries.nii", ".json"),
                      (".func.gii", ".func.json"), (".func.gii", ".json"), (".nii", ".json")):
-        if name.endswith(ext) and bold.with_name(name[: -len(ext)] + new).exists():
+        if name.endswith(ext) and _present(bold.with_name(name[: -len(ext)] + new)):
             return bold.with_name(name[: -len(ext)] + new)
     return None
 

@@ -48,6 +48,30 @@ def output_files(output_dir: Path, ending: str) -> list[Path]:
     return sorted(found)
 
 
+#: entities that are indices: ``run-1`` and ``run-01`` name one run
+INDEX_ENTITIES = ("run", "echo")
+
+
+def run_identity(entities: dict) -> tuple:
+    """A run's entities as compared to find one run written twice (indices as integers)."""
+    return tuple(sorted((k, str(int(v)) if k in INDEX_ENTITIES and str(v).isdigit() else v)
+                        for k, v in entities.items()))
+
+
+def check_unique(sidecars: list[Path]) -> None:
+    """Refuse two sidecars whose names have the same entities (``run-1`` and ``run-01``): one run written twice,
+    whose outputs are never both read (:class:`LookupError` naming both)."""
+    seen: dict[tuple, Path] = {}
+    for sidecar in sidecars:
+        entities = entities_of(Path(sidecar).name[: -len(SIDECAR_ENDING)])
+        other = seen.setdefault(run_identity(entities), Path(sidecar))
+        if other != Path(sidecar):
+            shown = ", ".join(f"{k}={v!r}" for k, v in entities.items())
+            raise LookupError(f"{other} and {sidecar} have the same entities ({shown}): one run cannot have two "
+                              "sets of outputs, so neither is read; move or delete the one that is not the run's "
+                              "output.")
+
+
 def stem_of(sidecar: Path) -> str:
     """``<stem>_timeseries.json`` -> ``<stem>``."""
     return Path(sidecar).name[: -len(SIDECAR_ENDING)]

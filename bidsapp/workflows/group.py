@@ -16,7 +16,7 @@ from bidsapp.core.qc import QC_COLUMNS, qc_values
 from bidsapp.errors import InputError
 from bidsapp.outputs.dataset import check_output_owner
 from bidsapp.outputs.descriptions import write_sidecar
-from bidsapp.outputs.reader import SIDECAR_ENDING, Run, output_files, read_run, stem_of
+from bidsapp.outputs.reader import SIDECAR_ENDING, Run, check_unique, output_files, read_run, stem_of
 from bidsapp.settings import Settings
 
 
@@ -47,6 +47,10 @@ def _sidecars(s: Settings) -> list[Path]:
     if s.participant_label:
         wanted = {f"sub-{p.removeprefix('sub-')}" for p in s.participant_label}
         sidecars = [p for p in sidecars if p.name.split("_")[0] in wanted]
+    try:
+        check_unique(sidecars)  # run-1 and run-01: one run twice, as the loader refuses it
+    except LookupError as exc:
+        raise InputError(str(exc), code=2) from None
     incomplete = [p.name[: -len("_samples.tsv")] for p in output_files(Path(s.output_dir), "_samples.tsv")
                   if not p.with_name(p.name[: -len("_samples.tsv")] + SIDECAR_ENDING).exists()
                   and any(p.name.startswith(w + "_") for w in wanted)]
