@@ -91,3 +91,25 @@ def test_changed_added_or_redone_runs_recompute_every_joined_run(demo, tmp_path,
     assert "compute  sub-01_task-faces_run-1" in text and "betaquality.tsv is missing" in text
     for k in (2, 3):
         assert (f"compute  sub-01_task-faces_run-{k}: its trial estimates are fitted with the other runs" in text), text
+
+
+def test_a_run_filter_does_not_split_a_joined_model(demo, tmp_path, capsys):
+    """--run 2 selects one run of a two-run joined model: the model is still fitted on both (run-1 is computed with
+    it, and says why), never on run-2 alone, which would leave run-1's outputs from another model."""
+    root, _ = demo
+    bids, out, work = tmp_path / "bids", tmp_path / "out", tmp_path / "work"
+    shutil.copytree(root, bids)
+    _run(bids, out, work)
+    _perturb_bold(bids / FUNC / "sub-01_task-faces_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz", 5)
+    capsys.readouterr()
+    assert main([str(bids), str(out), "participant", "--participant-label", "01", "--run", "2", "--nprocs", "1",
+                 "--mem-gb", "4", "--work-dir", str(work), "--trial-estimates", "optimized"]) == 0
+    text = capsys.readouterr().out
+    assert "compute  sub-01_task-faces_run-1: its trial estimates are fitted with the other runs" in text, text
+    for run in (1, 2):
+        meta = _sidecar(out, run)
+        assert len(meta["Trials"]["TrialModelRuns"]) == 2, run
+    fresh = tmp_path / "fresh"
+    _run(bids, fresh, tmp_path / "fresh-work")
+    for name, b in _betas(fresh).items():
+        np.testing.assert_allclose(_betas(out)[name], b, rtol=1e-5, atol=1e-6, err_msg=name)

@@ -687,9 +687,28 @@ def _check_writable(folder: Path) -> None:
 LOCAL_PLUGINS = ("MultiProc", "Linear")
 
 
-def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[list[Run], list[tuple[Path, dict]]]:
+def _joined_model_runs(runs: list[Run], s: Settings) -> list[Run]:
+    """The runs joined trial models are made of: with ``--run`` or ``--session-label``, the selected participants'
+    and tasks' runs of every run and session (a joined model is one per participant and task: fitted on the
+    selected runs only, it would be another model than the one its other runs' outputs came from); else ``runs``."""
+    from bidsapp.core.trial_fit import model_steps
+    from bidsapp.options import step_specs
+
+    spec = step_specs(s)["collection"]
+    if model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf) is None or not (
+            spec.get("runs") or spec.get("sessions")):
+        return runs
+    everything = collect_runs(**dict(spec, runs=(), sessions=()), need_confounds=False)
+    chosen = {r.bold for r in runs}
+    return runs + [r for r in everything if r.bold not in chosen]
+
+
+def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path, every: list[Run] | None = None
+                     ) -> tuple[list[Run], list[tuple[Path, dict]]]:
     """The runs whose outputs are not current (one line each: skipped, or compute and why), and the outputs of
-    the same name made with other settings that ``--replace-outputs`` replaces (see :func:`check_output_names`)."""
+    the same name made with other settings that ``--replace-outputs`` replaces (see :func:`check_output_names`).
+    ``every``: the runs joined trial models are made of (:func:`_joined_model_runs`; default ``runs``): a run to
+    compute brings the other runs of its model, selected or not."""
     from bidsapp.outputs import provenance
     from bidsapp.outputs.checksums import ChecksumCache
     from bidsapp.outputs.transaction import clear_temporaries, reuse_status
@@ -697,7 +716,8 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[lis
     cache = ChecksumCache(cache_dir)
     replaced = check_output_names(runs, s, cache)
     to_replace = {sidecar for sidecar, _ in replaced}
-    groups = trial_model_groups(runs, s)
+    every = runs if every is None else every
+    groups = trial_model_groups(every, s)
     todo = []
     for run in runs:
         rs = run_settings(run, s)
@@ -717,7 +737,7 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[lis
         else:
             print(f"[bidsapp] compute  {run.label}: {reason}", flush=True)
             todo.append(run)
-    return with_joined_runs(todo, runs, groups), replaced
+    return with_joined_runs(todo, every, groups), replaced
 
 
 @contextlib.contextmanager
@@ -768,6 +788,7 @@ def participant(s: Settings) -> int:
     invocation = _invocation_id()
     runs = collect_runs(**step_specs(s)["collection"], need_confounds=False)
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
+    every = _joined_model_runs(runs, s)
     cache_dir = s.output_dir / "logs" / "checksums"
     with _removed_when_refused(s.output_dir, cache_dir):  # a refusal before the run leaves nothing behind
         _check_writable(s.output_dir)
@@ -777,7 +798,7 @@ def participant(s: Settings) -> int:
         except ValueError as exc:
             raise InputError(str(exc), code=2) from None
         ChecksumCache(cache_dir).remove_temporaries()  # what a killed invocation left there (a folder it owns)
-        todo, replaced = _runs_to_compute(runs, s, cache_dir)
+        todo, replaced = _runs_to_compute(runs, s, cache_dir, every)
         warn_inapplicable(s)
         groups = trial_model_groups(todo, s)
         plans = [plan_run(r, run_settings(r, s), cache_dir, mates(r, groups)) for r in todo]
