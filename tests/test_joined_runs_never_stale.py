@@ -113,3 +113,13 @@ def test_a_run_filter_does_not_split_a_joined_model(demo, tmp_path, capsys):
     _run(bids, fresh, tmp_path / "fresh-work")
     for name, b in _betas(fresh).items():
         np.testing.assert_allclose(_betas(out)[name], b, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_run_left_out_that_has_no_outputs_stays_out(demo, tmp_path, capsys):
+    """Nothing of run-1 in the folder: --run 2 fits run-2 alone, as asked (run-1 may be a run the user excludes)."""
+    root, _ = demo
+    assert main([str(root), str(tmp_path / "out"), "participant", "--participant-label", "01", "--run", "2",
+                 "--nprocs", "1", "--mem-gb", "4", "--work-dir", str(tmp_path / "work"),
+                 "--trial-estimates", "optimized"]) == 0
+    assert "run-1" not in capsys.readouterr().out
+    assert len(_betas(tmp_path / "out")) == 1 and len(_sidecar(tmp_path / "out", 2)["Trials"]["TrialModelRuns"]) == 1

@@ -688,9 +688,10 @@ LOCAL_PLUGINS = ("MultiProc", "Linear")
 
 
 def _joined_model_runs(runs: list[Run], s: Settings) -> list[Run]:
-    """The runs joined trial models are made of: with ``--run`` or ``--session-label``, the selected participants'
-    and tasks' runs of every run and session (a joined model is one per participant and task: fitted on the
-    selected runs only, it would be another model than the one its other runs' outputs came from); else ``runs``."""
+    """The runs joined trial models are made of: ``runs`` and, with ``--run`` or ``--session-label``, the other runs
+    of their participants and tasks that have outputs of these settings in the output folder (fitted on the
+    selected runs alone, the model would be another one than the one those outputs came from: they are computed
+    with it). Runs left out that have no outputs stay out (e.g. a broken run of another session)."""
     from bidsapp.core.trial_fit import model_steps
     from bidsapp.options import step_specs
 
@@ -700,7 +701,8 @@ def _joined_model_runs(runs: list[Run], s: Settings) -> list[Run]:
         return runs
     everything = collect_runs(**dict(spec, runs=(), sessions=()), need_confounds=False)
     chosen = {r.bold for r in runs}
-    return runs + [r for r in everything if r.bold not in chosen]
+    return runs + [r for r in everything if r.bold not in chosen
+                   and naming(r, run_settings(r, s)).sidecar(s.output_dir).exists()]
 
 
 def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path, every: list[Run] | None = None
