@@ -568,6 +568,9 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     if overlap not in OVERLAP_RULES:
         raise ValueError(f"overlap={overlap!r}: use one of {list(OVERLAP_RULES)}.")
     runs = _complete_runs(Path(output_dir), entities, verify)
+    if y in _RUN_ENTITIES and not any(y in run.entities for run in runs):
+        raise ValueError(f"y={y!r}: no run's name has this entity (e.g. {runs[0].stem}); choose a column of the "
+                         "table, or an entity the runs have.")
     if kind == "trials":
         _check_trial_offsets(runs)
     picks, common = _column_space(runs)
@@ -632,7 +635,7 @@ def _targets(run: Run, kind: str, table, y: str, overlap: str) -> tuple[list, in
             y == "trial_type" or (trials is not None and y in trials and y not in table)):
         return _volume_targets(run, table, y, overlap)
     if y not in table and y in _RUN_ENTITIES:  # an entity this run's name lacks (no session): n/a, as in the
-        return [None if kind == "timeseries" else _NA] * len(table), 0  # stacked table
+        return [_NA] * len(table), 0  # stacked table (left out, counted in the warning)
     if y not in table:
         extra = [c for c in trials.columns if c not in table] if kind == "timeseries" and trials is not None else []
         raise ValueError(f"y={y!r} is not a column of the {kind} table; columns: {list(table.columns)}"

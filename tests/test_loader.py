@@ -356,6 +356,11 @@ def test_y_can_be_an_entity_column(out):
     with pytest.warns(UserWarning, match="n/a"):  # those runs' rows have no y: left out, counted in a warning
         sessions = bidsapp.dataset(out, kind="betas", space="MNI152NLin2009cAsym", y="session")
     assert len(sessions.y) == every.table["session"].notna().sum() and set(sessions.y) <= set(every.table["session"])
+    with pytest.warns(UserWarning, match="n/a"):  # time series too: a volume's y is its run's session
+        volumes = bidsapp.dataset(out, kind="timeseries", space="MNI152NLin2009cAsym", y="session")
+    assert None not in set(volumes.y) and len(set(volumes.y)) >= 1
+    with pytest.raises(ValueError, match="y='acquisition': no run's name has this entity"):
+        bidsapp.dataset(out, kind="betas", space="MNI152NLin2009cAsym", y="acquisition")
     with pytest.raises(ValueError, match=r"y='condition' is not a column of the betas table; columns: \['source', "
                                          r"'subject', 'task', 'run', 'index', "):
         bidsapp.dataset(out, subject="01", y="condition")

@@ -141,7 +141,9 @@ def test_explicit_confounds_are_said_to_replace_the_strategys_regressors():
 
 
 def test_the_mask_of_a_joined_trial_model_is_said_to_be_the_intersection():
-    md, _ = methods([_run(trial_estimates="optimized")])
+    joined = _run(trial_estimates="optimized", MaskSource="intersection of the fMRIPrep brain masks a_desc-brain_mask"
+                                                          ".nii.gz, b_desc-brain_mask.nii.gz (the runs ...)")
+    md, _ = methods([joined])
     assert "fMRIPrep's brain mask of each run, intersected across the runs whose trial estimates are fitted" in md
-    md, _ = methods([_run(trial_estimates="lss")])
-    assert "intersected" not in md
+    md, _ = methods([_run(trial_estimates="optimized")])  # a model of one run (--run 1): its own mask
+    assert "intersected" not in md and "fMRIPrep's brain mask of each run" in md

@@ -58,3 +58,27 @@ def test_an_unfetched_json_sidecar_is_not_taken_as_absent(demo, tmp_path, capsys
     _unfetch(path, relative=True)
     code, err = _run(bids, tmp_path, capsys)
     assert code != 0 and str(path) in err and "datalad get" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("which", ["raw", "fmriprep"])
+def test_an_unfetched_dataset_description_is_not_taken_as_absent(demo, tmp_path, capsys, which):
+    """Without the raw dataset's description its events were not looked for (exit 0, no trial outputs); without
+    fMRIPrep's, the outputs named no fMRIPrep version."""
+    bids = tmp_path / "bids"
+    shutil.copytree(demo[0], bids)
+    path = (bids if which == "raw" else bids / "derivatives" / "fmriprep") / "dataset_description.json"
+    _unfetch(path, relative=True)
+    code, err = _run(bids, tmp_path, capsys)
+    assert code != 0 and str(path) in err and "datalad get" in err and len(err.splitlines()) == 1, err
+
+
+def test_unfetched_outputs_are_named_with_the_fetch_not_a_rerun(demo_outputs, tmp_path):
+    """A derivatives dataset installed with DataLad and not fetched: its outputs are links to missing files."""
+    import bidsapp
+
+    out = tmp_path / "bids" / "out"
+    shutil.copytree(demo_outputs / "bidsapp-demo-output" / "derivatives-bidsapp", out)
+    array = sorted(out.glob("sub-01/func/*run-1*_timeseries.npy"))[0]
+    _unfetch(array, relative=True)
+    with pytest.raises(FileNotFoundError, match=r"symbolic link to a missing file.*\(datalad get\)\); fetch them"):
+        bidsapp.load(out, subject="01", run=1, space="MNI152NLin2009cAsym", atlas=None)

@@ -167,7 +167,8 @@ def collect_runs(
     participants = _strip(participants)
     der = index(fmriprep_dir, participants, derivative=True)
     raw = None
-    if (bids_dir / "dataset_description.json").exists() and bids_dir.resolve() != fmriprep_dir.resolve():
+    _present(fmriprep_dir / "dataset_description.json")  # unfetched: an error, not a dataset without a version
+    if _present(bids_dir / "dataset_description.json") and bids_dir.resolve() != fmriprep_dir.resolve():
         raw = index(bids_dir, participants, derivative=False)
     _check_participants(der, fmriprep_dir, participants)
     query = _bold_query(participants, sessions, tasks, runs, den, space, bold_desc)

@@ -37,8 +37,9 @@ def trial_model_groups(runs: list[Run], s: Settings) -> dict[str, list[Run]]:
 _JOINED = ("its trial estimates (--trial-estimates optimized, --trial-denoise, --trial-ridge) fit the runs of a "
            "participant and task together, column by column, so every run needs the same columns")
 #: the way out of each refusal of :func:`check_same_columns`
-_FIXES = {"grid": "use a --space whose runs share one grid (MNI152NLin2009cAsym, T1w), or --trial-estimates lss / "
-                  "lsa (fitted run by run)",
+_FIXES = {"grid": "give the runs one grid (the same space and resolution; --space func gives each run its own), "
+                  "leave the odd run out (--run, --session-label), or use --trial-estimates lss / lsa (fitted run "
+                  "by run)",
           "mask": "use --mask-strategy fmriprep (the intersection of the runs' masks) or a template mask, or "
                   "--trial-estimates lss / lsa (fitted run by run)"}
 

@@ -82,12 +82,14 @@ def _checked_t_r(run: Run, s: Settings, kind: str) -> float:
 def _check_mask(run: Run, s: Settings, grayordinate: bool) -> None:
     """Fail before the workflow starts when the run lacks what the mask strategy needs (naming the file)."""
     if s.mask_strategy == "fmriprep" and run.mask is None and not grayordinate:
+        from bidsapp.core.masks import TEMPLATE
         from bidsapp.core.trial_fit import model_steps
 
         joined = model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf) is not None
+        template = " or use a template mask (--mask-strategy whole-brain-template)" if s.space == TEMPLATE else ""
         raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; " + (
-            "copy it from fMRIPrep's outputs, or use a template mask (--mask-strategy whole-brain-template): a "
-            "joined trial model needs one mask for all its runs." if joined else
+            f"copy it from fMRIPrep's outputs{template}, or leave the run out (--run, --session-label): a joined "
+            "trial model needs one mask for all its runs (not computed per run)." if joined else
             "use --mask-strategy epi or background."))
     if s.mask_strategy.endswith("-template"):
         from bidsapp.core.io import load_header

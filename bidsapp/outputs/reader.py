@@ -97,12 +97,19 @@ def run_metas(sidecars: list[Path]) -> list[dict]:
     return [dict(json.loads(Path(sc).read_text()), BIDSAppRun=stem_of(sc)) for sc in sidecars]
 
 
+#: why a run is incomplete when one of its files is a dangling link (a DataLad / git-annex output not fetched)
+_UNFETCHED = ("{} is a symbolic link to a missing file: in a DataLad or git-annex dataset, fetch the outputs first "
+              "(datalad get)")
+
+
 def problem(sidecar: Path, verify: bool = False) -> str | None:
     """Why a run's outputs are incomplete (None when complete): no sidecar, a listed file missing,
     a size (or, with ``verify``, a checksum) that differs from the sidecar."""
     from bidsapp.core.io import sha256sum
 
     sidecar = Path(sidecar)
+    if sidecar.is_symlink() and not sidecar.exists():
+        return _UNFETCHED.format(sidecar.name)
     if not sidecar.exists():
         return "no sidecar: the run was interrupted or is being written"
     meta = read_sidecar(sidecar)
@@ -112,6 +119,8 @@ def problem(sidecar: Path, verify: bool = False) -> str | None:
         if not isinstance(entry, dict):
             continue
         path = sidecar.parent / entry.get("Path", "")
+        if path.is_symlink() and not path.exists():
+            return _UNFETCHED.format(entry.get("Path"))
         if not path.is_file():
             return f"{entry.get('Path')} is missing"
         if "Size" in entry and path.stat().st_size != entry["Size"]:
@@ -361,8 +370,8 @@ def _legacy_kind(mask_file: Path | None, image_file: Path | None) -> str:
 
 
 def _incomplete(folder: Path, stem: str, why: str) -> FileNotFoundError:
-    return FileNotFoundError(f"{folder / stem}: outputs incomplete ({why}); rerun the participant level "
-                             "for this run.")
+    fix = "fetch them" if "datalad get" in why else "rerun the participant level for this run"
+    return FileNotFoundError(f"{folder / stem}: outputs incomplete ({why}); {fix}.")
 
 
 @dataclass

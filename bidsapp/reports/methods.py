@@ -147,9 +147,7 @@ def _expansion(model: str | None, what: str, n_signals: int) -> tuple[str, int]:
 def _mask_phrase(meta: dict) -> str:
     """The mask, in words that hold for every run of a configuration (no file name, no voxel count)."""
     strategy = meta["Parameters"].get("mask_strategy")
-    p = meta["Parameters"]
-    joined = p.get("trial_estimates") == "optimized" or p.get("trial_ridge") or p.get("trial_denoise") == "pca"
-    if strategy == "fmriprep" and joined:  # a joined trial model: its runs of one participant and task
+    if strategy == "fmriprep" and str(meta.get("MaskSource", "")).startswith("intersection of"):  # a joined model
         return ("fMRIPrep's brain mask of each run, intersected across the runs whose trial estimates are fitted "
                 "together (the same voxels in each)")
     if strategy == "fmriprep":
