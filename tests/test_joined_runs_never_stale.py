@@ -105,7 +105,8 @@ def test_a_run_filter_does_not_split_a_joined_model(demo, tmp_path, capsys):
     assert main([str(bids), str(out), "participant", "--participant-label", "01", "--run", "2", "--nprocs", "1",
                  "--mem-gb", "4", "--work-dir", str(work), "--trial-estimates", "optimized"]) == 0
     text = capsys.readouterr().out
-    assert "compute  sub-01_task-faces_run-1: its trial estimates are fitted with the other runs" in text, text
+    assert "with     sub-01_task-faces_run-1: --run / --session-label leave it out, but its outputs" in text, text
+    assert "compute  sub-01_task-faces_run-1: input 'trial_model_sub-01_task-faces_run-2_bold'" in text, text
     for run in (1, 2):
         meta = _sidecar(out, run)
         assert len(meta["Trials"]["TrialModelRuns"]) == 2, run
@@ -123,3 +124,46 @@ def test_a_run_left_out_that_has_no_outputs_stays_out(demo, tmp_path, capsys):
                  "--trial-estimates", "optimized"]) == 0
     assert "run-1" not in capsys.readouterr().out
     assert len(_betas(tmp_path / "out")) == 1 and len(_sidecar(tmp_path / "out", 2)["Trials"]["TrialModelRuns"]) == 1
+
+
+def test_a_left_out_run_that_lost_its_events_is_redone_not_left_stale(demo, tmp_path, capsys):
+    """run-1's events file is gone and run-2 changed, then --run 2: run-1 is not in the joined model any more, and
+    its old betas (fitted with run-2) must not stay behind as if current: it is recomputed, as without --run."""
+    root, _ = demo
+    bids, out, work = tmp_path / "bids", tmp_path / "out", tmp_path / "work"
+    shutil.copytree(root, bids)
+    _run(bids, out, work)
+    next(bids.glob("sub-01/**/*run-1_events.tsv")).unlink()
+    _perturb_bold(bids / FUNC / "sub-01_task-faces_run-2_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz", 6)
+    capsys.readouterr()
+    assert main([str(bids), str(out), "participant", "--participant-label", "01", "--run", "2", "--nprocs", "1",
+                 "--mem-gb", "4", "--work-dir", str(work), "--trial-estimates", "optimized"]) == 0
+    assert "compute  sub-01_task-faces_run-1" in capsys.readouterr().out
+    assert list(_betas(out)) == [p.name for p in out.glob("sub-01/func/*run-2_*betas.npy")]  # run-1: no betas
+
+
+def test_a_broken_left_out_run_is_named_with_why_it_is_in(demo, tmp_path, capsys):
+    root, _ = demo
+    bids, out, work = tmp_path / "bids", tmp_path / "out", tmp_path / "work"
+    shutil.copytree(root, bids)
+    _run(bids, out, work)
+    next(bids.glob(f"{FUNC}/*run-1_desc-confounds_timeseries.tsv")).unlink()
+    capsys.readouterr()
+    assert main([str(bids), str(out), "participant", "--participant-label", "01", "--run", "2", "--nprocs", "1",
+                 "--mem-gb", "4", "--work-dir", str(work), "--trial-estimates", "optimized"]) != 0
+    err = capsys.readouterr().err
+    assert "sub-01_task-faces_run-1 is computed although --run / --session-label leave it out" in err, err
+    assert "remove its outputs to leave it out" in err
+
+
+def test_files_of_a_left_out_run_without_outputs_are_not_read(demo, tmp_path):
+    """An unfetched (dangling) file of run-1, --run 2 into an empty folder: run-1 is not read at all."""
+    root, _ = demo
+    bids = tmp_path / "bids"
+    shutil.copytree(root, bids)
+    sidecar = next(bids.glob(f"{FUNC}/*run-1_*desc-preproc_bold.json"))
+    sidecar.unlink()
+    sidecar.symlink_to("../../../../.git/annex/objects/Xx/Yy/missing.json")
+    assert main([str(bids), str(tmp_path / "out"), "participant", "--participant-label", "01", "--run", "2",
+                 "--nprocs", "1", "--mem-gb", "4", "--work-dir", str(tmp_path / "work"),
+                 "--trial-estimates", "optimized"]) == 0

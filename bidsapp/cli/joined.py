@@ -38,8 +38,8 @@ _JOINED = ("its trial estimates (--trial-estimates optimized, --trial-denoise, -
            "participant and task together, column by column, so every run needs the same columns")
 #: the way out of each refusal of :func:`check_same_columns`
 _FIXES = {"grid": "give the runs one grid (the same space and resolution; --space func gives each run its own), "
-                  "leave the odd run out (--run, --session-label), or use --trial-estimates lss / lsa (fitted run "
-                  "by run)",
+                  "leave the odd run out (--run, --session-label, and remove its outputs of earlier invocations), or "
+                  "use --trial-estimates lss / lsa (fitted run by run)",
           "mask": "use --mask-strategy fmriprep (the intersection of the runs' masks) or a template mask, or "
                   "--trial-estimates lss / lsa (fitted run by run)"}
 

@@ -689,30 +689,55 @@ def _check_writable(folder: Path) -> None:
 LOCAL_PLUGINS = ("MultiProc", "Linear")
 
 
-def _joined_model_runs(runs: list[Run], s: Settings) -> list[Run]:
-    """The runs joined trial models are made of: ``runs`` and, with ``--run`` or ``--session-label``, the other runs
-    of their participants and tasks that have outputs of these settings in the output folder (fitted on the
-    selected runs alone, the model would be another one than the one those outputs came from: they are computed
-    with it). Runs left out that have no outputs stay out (e.g. a broken run of another session)."""
+#: why a run that ``--run`` / ``--session-label`` leave out is in the invocation (the end of its errors)
+PULLED_IN = ("{label} is computed although --run / --session-label leave it out: it has outputs in {out} from the "
+             "joined trial model of the selected runs, which is fitted again; fix or fetch its inputs, or remove "
+             "its outputs to leave it out")
+
+
+def _left_out_mates(runs: list[Run], s: Settings) -> list[Run]:
+    """With a joined trial model and ``--run`` or ``--session-label``: the runs of the selected participants and
+    tasks that the filters leave out but that have outputs of these settings in the output folder. Their estimates
+    came from the joined model with the selected runs: fitted on the selected runs alone, the model would be
+    another one, so they are checked and computed with them (as without the filters). Runs left out that have no
+    outputs stay out, and their files are not read (e.g. an unfetched session)."""
+    from bidsapp.bids.naming import entities_of
     from bidsapp.core.trial_fit import model_steps
     from bidsapp.options import step_specs
+    from bidsapp.outputs.reader import output_files
 
     spec = step_specs(s)["collection"]
     if model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf) is None or not (
             spec.get("runs") or spec.get("sessions")):
-        return runs
-    everything = collect_runs(**dict(spec, runs=(), sessions=()), need_confounds=False)
-    chosen = {r.bold for r in runs}
-    return runs + [r for r in everything if r.bold not in chosen
-                   and naming(r, run_settings(r, s)).sidecar(s.output_dir).exists()]
+        return []
+    chosen = {naming(r, run_settings(r, s)).sidecar(s.output_dir) for r in runs}
+    keys = {(r.entities.get("subject"), r.entities.get("task")) for r in runs}
+    others = [p for p in output_files(s.output_dir, "_timeseries.json") if p not in chosen]
+    if not any((entities_of(p.name).get("subject"), entities_of(p.name).get("task")) in keys for p in others):
+        return []  # nothing of a left-out run in the folder: its files are not even indexed
+    try:
+        everything = collect_runs(**dict(spec, runs=(), sessions=()), need_confounds=False)
+    except InputError as exc:
+        raise InputError(f"{exc} (a run of the joined trial model of the selected runs: --run / --session-label "
+                         f"leave it out, but runs of it have outputs in {s.output_dir} that are fitted again with the "
+                         "selected ones; fetch or fix it, or remove their outputs)", code=exc.code) from None
+    return [r for r in everything if naming(r, run_settings(r, s)).sidecar(s.output_dir) in set(others)
+            and (r.entities.get("subject"), r.entities.get("task")) in keys]
 
 
-def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path, every: list[Run] | None = None
-                     ) -> tuple[list[Run], list[tuple[Path, dict]]]:
+def _plan(run: Run, s: Settings, cache_dir: Path, joined_with: list[Run], pulled: bool):
+    """:func:`plan_run`; a refusal of a run that only its joined model brought in says so."""
+    try:
+        return plan_run(run, run_settings(run, s), cache_dir, joined_with)
+    except InputError as exc:
+        if not pulled:
+            raise
+        raise InputError(f"{exc} ({PULLED_IN.format(label=run.label, out=s.output_dir)})", code=exc.code) from None
+
+
+def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path) -> tuple[list[Run], list[tuple[Path, dict]]]:
     """The runs whose outputs are not current (one line each: skipped, or compute and why), and the outputs of
-    the same name made with other settings that ``--replace-outputs`` replaces (see :func:`check_output_names`).
-    ``every``: the runs joined trial models are made of (:func:`_joined_model_runs`; default ``runs``): a run to
-    compute brings the other runs of its model, selected or not."""
+    the same name made with other settings that ``--replace-outputs`` replaces (see :func:`check_output_names`)."""
     from bidsapp.outputs import provenance
     from bidsapp.outputs.checksums import ChecksumCache
     from bidsapp.outputs.transaction import clear_temporaries, reuse_status
@@ -720,8 +745,7 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path, every: list[
     cache = ChecksumCache(cache_dir)
     replaced = check_output_names(runs, s, cache)
     to_replace = {sidecar for sidecar, _ in replaced}
-    every = runs if every is None else every
-    groups = trial_model_groups(every, s)
+    groups = trial_model_groups(runs, s)
     todo = []
     for run in runs:
         rs = run_settings(run, s)
@@ -741,7 +765,7 @@ def _runs_to_compute(runs: list[Run], s: Settings, cache_dir: Path, every: list[
         else:
             print(f"[bidsapp] compute  {run.label}: {reason}", flush=True)
             todo.append(run)
-    return with_joined_runs(todo, every, groups), replaced
+    return with_joined_runs(todo, runs, groups), replaced
 
 
 @contextlib.contextmanager
@@ -792,7 +816,10 @@ def participant(s: Settings) -> int:
     invocation = _invocation_id()
     runs = collect_runs(**step_specs(s)["collection"], need_confounds=False)
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
-    every = _joined_model_runs(runs, s)
+    pulled = _left_out_mates(runs, s)
+    for run in pulled:
+        print(f"[bidsapp] with     {run.label}: --run / --session-label leave it out, but its outputs came from the "
+              "joined trial model of the selected runs", flush=True)
     cache_dir = s.output_dir / "logs" / "checksums"
     with _removed_when_refused(s.output_dir, cache_dir):  # a refusal before the run leaves nothing behind
         _check_writable(s.output_dir)
@@ -802,10 +829,10 @@ def participant(s: Settings) -> int:
         except ValueError as exc:
             raise InputError(str(exc), code=2) from None
         ChecksumCache(cache_dir).remove_temporaries()  # what a killed invocation left there (a folder it owns)
-        todo, replaced = _runs_to_compute(runs, s, cache_dir, every)
+        todo, replaced = _runs_to_compute(runs + pulled, s, cache_dir)
         warn_inapplicable(s)
         groups = trial_model_groups(todo, s)
-        plans = [plan_run(r, run_settings(r, s), cache_dir, mates(r, groups)) for r in todo]
+        plans = [_plan(r, s, cache_dir, mates(r, groups), r in pulled) for r in todo]
         check_same_columns(groups, s)
     replace_outputs(replaced, s.output_dir)
     dataset.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
