@@ -76,7 +76,9 @@ def test_the_pages_cached_before_stay_cached_and_only_those(data_file):
         fh.read(1000)
         fh.finish()
     after = _resident(data_file)
-    assert after[before].all() and not after[~before].any()
+    # the reader releases whole ranges: a bug drops all the cached half; under memory pressure (a busy machine) the
+    # kernel itself may evict a few of its pages, which is not the reader's doing
+    assert after[before].mean() > 0.95 and not after[~before].any()
     assert expected_tail  # the file was read, not just probed
 
 
