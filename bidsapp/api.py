@@ -446,6 +446,25 @@ def _check_trial_offsets(runs: list[Run]) -> None:
                 "session=...) or load them separately (kind='betas' does not depend on the offsets).")
 
 
+def _check_joined_models(runs: list[Run]) -> None:
+    """Runs of one participant and task whose betas came from joined trial models of different run sets (the
+    sidecar's ``Trials.TrialModelRuns``: two invocations at once, a run refitted after another left the dataset) are
+    estimates of different models: refuse them, naming two runs and their model's runs."""
+    from bidsapp.core.trial_fit import join_key
+
+    seen: dict[str, tuple[Run, list]] = {}
+    for run in runs:
+        members = sorted(map(str, (run.meta.get("Trials") or {}).get("TrialModelRuns") or []))
+        if not members:
+            continue  # per-run estimates (lss, lsa)
+        first, theirs = seen.setdefault(join_key(run.entities), (run, members))
+        if members != theirs:
+            raise ValueError(
+                f"{run.stem} has trial estimates from a joined model of the runs {members}, {first.stem} from one of "
+                f"{theirs}: they are estimates of different models, so they are not stacked; rerun the participant "
+                "level for that participant and task (all its runs in one invocation).")
+
+
 def _code_of(meta: dict) -> str:
     """``bidsapp 0.1.0 (CodeFingerprint 1a5071fda9cf)``: the version and code fingerprint a run's sidecar records."""
     version = (meta.get("SoftwareVersions") or {}).get("bidsapp")
@@ -573,6 +592,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
                          "table, or an entity the runs have.")
     if kind == "trials":
         _check_trial_offsets(runs)
+    if kind == "betas":
+        _check_joined_models(runs)
     picks, common = _column_space(runs)
     if kind == "connectivity":
         from bidsapp.outputs.connectomes import connectivity_rows

@@ -167,3 +167,25 @@ def test_files_of_a_left_out_run_without_outputs_are_not_read(demo, tmp_path):
     assert main([str(bids), str(tmp_path / "out"), "participant", "--participant-label", "01", "--run", "2",
                  "--nprocs", "1", "--mem-gb", "4", "--work-dir", str(tmp_path / "work"),
                  "--trial-estimates", "optimized"]) == 0
+
+
+def test_betas_of_two_joined_models_are_not_stacked(demo, tmp_path):
+    """run-1 leaves the dataset after a two-run fit: the next invocation refits run-2 alone, and run-1's outputs (of
+    the two-run model) stay in the folder. Their betas are estimates of another model: the loader refuses them."""
+    import pytest
+
+    import bidsapp
+
+    root, _ = demo
+    bids, out, work = tmp_path / "bids", tmp_path / "out", tmp_path / "work"
+    shutil.copytree(root, bids)
+    _run(bids, out, work)
+    labels = sorted(_sidecar(out, 2)["Trials"]["TrialModelRuns"])
+    assert labels == ["sub-01_task-faces_run-1", "sub-01_task-faces_run-2"]  # the runs, by label
+    for path in [p for p in bids.rglob("*run-1_*") if "sub-01" in str(p)]:
+        path.unlink()
+    _run(bids, out, work)
+    assert _sidecar(out, 2)["Trials"]["TrialModelRuns"] == ["sub-01_task-faces_run-2"]
+    with pytest.raises(ValueError, match=r"from a joined model of the runs .*estimates of different models"):
+        bidsapp.dataset(out, kind="betas", subject="01", space="MNI152NLin2009cAsym")
+    assert len(bidsapp.dataset(out, kind="betas", subject="01", run=2, space="MNI152NLin2009cAsym").X)

@@ -145,7 +145,7 @@ def plan_run(run: Run, s: Settings, cache_dir: Path | None, joined_with: list[Ru
                             **cols, cache_dir=cache)
     specs["cleaning"].update(timing, bold_file=str(run.bold))
     _check_cleanable(run, s, specs["cleaning"], run_shape(run, kind)[0][3], use_confounds)
-    specs["segmentation"].update(timing)
+    specs["segmentation"].update(timing, run_label=run.label)
     specs["outputs"].update(timing, start_time_source=start_source, entities=dict(run.entities, space=space),
                             cache_dir=cache, grayordinates=gray.get("grayordinates", {}))
     specs["outputs"]["settings"] = recorded_settings(run, s)

@@ -32,6 +32,8 @@ class _SegmentInput(BaseInterfaceInputSpec):
     trial_repeats = traits.Either(None, traits.Str, default=None, usedefault=True,
                                   desc="events.tsv column of stimulus repeats (passed on to the joined trial model)")
     dof = traits.Int(-1, usedefault=True, desc="degrees of freedom left by cleaning (-1: from the operator)")
+    run_label = traits.Str("", usedefault=True, desc="the run's label (sub-01_task-x_run-1): how the joined trial "
+                                                     "model's sidecar names its runs")
 
 
 class _SegmentOutput(TraitedSpec):
@@ -96,7 +98,8 @@ class SegmentTrials(SimpleInterface):
         if steps is not None:  # the betas come from the participant's joined model (bidsapp.interfaces.trial_model)
             model_inputs = {"cleaned": i.cleaned, "operator": i.operator, "events_file": i.events_file,
                             "kept": kept.tolist(), "t_r": i.t_r, "start_time": i.start_time,
-                            "dof": i.dof, "repeats": i.trial_repeats, "trial_model": i.trial_estimates, **steps}
+                            "dof": i.dof, "repeats": i.trial_repeats, "trial_model": i.trial_estimates,
+                            "run": i.run_label, **steps}
         elif i.trial_estimates in ("lss", "lsa"):
             files.update(_estimates(i, cleaned, kept, events, late, cwd, info))
         write_text(cwd / "segment.json", json.dumps(info, indent=2))

@@ -87,7 +87,9 @@ def fit_runs(inputs: list[dict], names: list[str]) -> tuple[trial_fit.TrialFit, 
                                 repeat_column=first["repeats"])
     fit = trial_fit.fit_trials(runs, denoise=first["denoise"], ridge=first["ridge"], repeat_name=first["repeats"],
                                dof=_dof(inputs, operators), library=first["hrf"] == "library")
-    files = [Path(r["events_file"]).name for r in inputs]  # the runs as their files name them, not node names
+    files = [Path(r["events_file"]).name for r in inputs]  # what the warnings name
+    members = [r.get("run") or name for r, name in zip(inputs, files)]  # the runs, by label (an events file may
+    # be inherited by several runs)
     for line in fit.fallbacks:
         warnings.warn(f"{', '.join(files)}: {line}.", stacklevel=2)
     design = design_warnings(inputs, events, ridge=first["ridge"])
@@ -98,7 +100,7 @@ def fit_runs(inputs: list[dict], names: list[str]) -> tuple[trial_fit.TrialFit, 
             "TrialModel": first.get("trial_model") or "optimized", "HRFModel": first["hrf"],
             "BetasAre": "one row per trial: the coefficient of its HRF regressor"
                         + (", shrunk by the column's ridge fraction" if first["ridge"] else ""),
-            "TrialModelRuns": files, "TrialRepeats": first["repeats"],
+            "TrialModelRuns": members, "TrialRepeats": first["repeats"],
             **_targets(first["repeats"], fit.reliability is not None), "TrialModelFallbacks": fit.fallbacks,
             "DesignWarnings": design}
     if fit.hrf is not None:
