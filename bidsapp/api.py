@@ -461,8 +461,9 @@ def _check_joined_models(runs: list[Run]) -> None:
         if members != theirs:
             raise ValueError(
                 f"{run.stem} has trial estimates from a joined model of the runs {members}, {first.stem} from one of "
-                f"{theirs}: they are estimates of different models, so they are not stacked; rerun the participant "
-                "level for that participant and task (all its runs in one invocation).")
+                f"{theirs}: they are estimates of different models, so they are not stacked; remove the outputs of a "
+                "run that is no longer in the dataset, or select the runs of one model (run=...), or rerun the "
+                "participant level for all the runs of that participant and task in one invocation.")
 
 
 def _code_of(meta: dict) -> str:

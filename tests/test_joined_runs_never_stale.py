@@ -105,7 +105,7 @@ def test_a_run_filter_does_not_split_a_joined_model(demo, tmp_path, capsys):
     assert main([str(bids), str(out), "participant", "--participant-label", "01", "--run", "2", "--nprocs", "1",
                  "--mem-gb", "4", "--work-dir", str(work), "--trial-estimates", "optimized"]) == 0
     text = capsys.readouterr().out
-    assert "with     sub-01_task-faces_run-1: --run / --session-label leave it out, but its outputs" in text, text
+    assert "with     sub-01_task-faces_run-1: --run / --session-label leave it out, but it belongs to" in text, text
     assert "compute  sub-01_task-faces_run-1: input 'trial_model_sub-01_task-faces_run-2_bold'" in text, text
     for run in (1, 2):
         meta = _sidecar(out, run)
@@ -189,3 +189,20 @@ def test_betas_of_two_joined_models_are_not_stacked(demo, tmp_path):
     with pytest.raises(ValueError, match=r"from a joined model of the runs .*estimates of different models"):
         bidsapp.dataset(out, kind="betas", subject="01", space="MNI152NLin2009cAsym")
     assert len(bidsapp.dataset(out, kind="betas", subject="01", run=2, space="MNI152NLin2009cAsym").X)
+
+
+def test_a_broken_run_outside_the_joined_model_and_without_outputs_is_not_read(demo, tmp_path):
+    """Run-1 has outputs, so --run 2 brings it in; a run of another task (no outputs) with an unfetched sidecar is
+    not part of the model and is not read."""
+    root, _ = demo
+    bids, out, work = tmp_path / "bids", tmp_path / "out", tmp_path / "work"
+    shutil.copytree(root, bids)
+    _run(bids, out, work)
+    for src in [p for p in bids.rglob("*task-faces_run-1_*") if "sub-01" in str(p)]:
+        shutil.copy(src, src.with_name(src.name.replace("task-faces", "task-other")))
+    sidecar = next(bids.glob(f"{FUNC}/*task-other_run-1_*desc-preproc_bold.json"))
+    sidecar.unlink()
+    sidecar.symlink_to("../../../../.git/annex/objects/Xx/Yy/missing.json")
+    for task in (["--task", "faces"], []):  # task-other's run-1 is left out by --run 2 and has no outputs
+        assert main([str(bids), str(out), "participant", "--participant-label", "01", "--run", "2", "--nprocs", "1",
+                     "--mem-gb", "4", "--work-dir", str(work), "--trial-estimates", "optimized", *task]) == 0

@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -690,9 +691,9 @@ LOCAL_PLUGINS = ("MultiProc", "Linear")
 
 
 #: why a run that ``--run`` / ``--session-label`` leave out is in the invocation (the end of its errors)
-PULLED_IN = ("{label} is computed although --run / --session-label leave it out: it has outputs in {out} from the "
-             "joined trial model of the selected runs, which is fitted again; fix or fetch its inputs, or remove "
-             "its outputs to leave it out")
+PULLED_IN = ("{label} is computed although --run / --session-label leave it out: it belongs to the joined trial "
+             "model of the selected runs and has outputs in {out}; fix or fetch its inputs, or remove its outputs to "
+             "leave it out")
 
 
 def _left_out_mates(runs: list[Run], s: Settings) -> list[Run]:
@@ -712,17 +713,25 @@ def _left_out_mates(runs: list[Run], s: Settings) -> list[Run]:
         return []
     chosen = {naming(r, run_settings(r, s)).sidecar(s.output_dir) for r in runs}
     keys = {(r.entities.get("subject"), r.entities.get("task")) for r in runs}
-    others = [p for p in output_files(s.output_dir, "_timeseries.json") if p not in chosen]
-    if not any((entities_of(p.name).get("subject"), entities_of(p.name).get("task")) in keys for p in others):
+    others = {p: entities_of(p.name) for p in output_files(s.output_dir, "_timeseries.json") if p not in chosen}
+    others = {p: e for p, e in others.items() if (e.get("subject"), e.get("task")) in keys}
+    if not others:
         return []  # nothing of a left-out run in the folder: its files are not even indexed
-    try:
-        everything = collect_runs(**dict(spec, runs=(), sessions=()), need_confounds=False)
+    try:  # only the runs with outputs: other runs' files are not read
+        found = collect_runs(**dict(spec, **{arg: _values(others.values(), key) for arg, key in (
+            ("participants", "subject"), ("tasks", "task"), ("sessions", "session"), ("runs", "run"))}),
+            need_confounds=False)
     except InputError as exc:
         raise InputError(f"{exc} (a run of the joined trial model of the selected runs: --run / --session-label "
-                         f"leave it out, but runs of it have outputs in {s.output_dir} that are fitted again with the "
-                         "selected ones; fetch or fix it, or remove their outputs)", code=exc.code) from None
-    return [r for r in everything if naming(r, run_settings(r, s)).sidecar(s.output_dir) in set(others)
+                         f"leave it out, but it has outputs in {s.output_dir}, which are fitted again with the "
+                         "selected ones; fetch or fix it, or remove its outputs)", code=exc.code) from None
+    return [r for r in found if naming(r, run_settings(r, s)).sidecar(s.output_dir) in others
             and (r.entities.get("subject"), r.entities.get("task")) in keys]
+
+
+def _values(entities: Iterable[dict], key: str) -> tuple:
+    """The distinct values of ``key`` among ``entities`` (a collection filter), sorted."""
+    return tuple(sorted({e[key] for e in entities if key in e}))
 
 
 def _plan(run: Run, s: Settings, cache_dir: Path, joined_with: list[Run], pulled: bool):
@@ -818,8 +827,8 @@ def participant(s: Settings) -> int:
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
     pulled = _left_out_mates(runs, s)
     for run in pulled:
-        print(f"[bidsapp] with     {run.label}: --run / --session-label leave it out, but its outputs came from the "
-              "joined trial model of the selected runs", flush=True)
+        print(f"[bidsapp] with     {run.label}: --run / --session-label leave it out, but it belongs to the joined "
+              "trial model of the selected runs and has outputs in the folder", flush=True)
     cache_dir = s.output_dir / "logs" / "checksums"
     with _removed_when_refused(s.output_dir, cache_dir):  # a refusal before the run leaves nothing behind
         _check_writable(s.output_dir)
