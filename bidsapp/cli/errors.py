@@ -13,8 +13,11 @@ DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 def os_error_line(exc: OSError, work: Path) -> str:
     """One line for a filesystem failure: which file, what happened, what to do."""
     where = exc.filename or work
-    if exc.errno == errno.ENOENT and exc.filename and ("/.git/annex/objects/" in str(exc.filename)
-                                                      or Path(exc.filename).is_symlink()):
+    if exc.errno == errno.ENOENT and exc.filename and Path(exc.filename).is_symlink():
+        from bidsapp.core.io import missing_file_line
+
+        return missing_file_line(Path(exc.filename))
+    if exc.errno == errno.ENOENT and "/.git/annex/objects/" in str(exc.filename or ""):  # the link's target
         return (f"{where}: {exc.strerror or exc}; a DataLad or git-annex file whose content was not fetched: fetch "
                 "it first (datalad get, or git annex get).")
     fix = {errno.ENOSPC: "free some space, or give --work-dir / output_dir on a larger disk",

@@ -20,11 +20,18 @@ from bidsapp.settings import Settings
 ROLE_PREFIX = "trial_model_"
 
 
+def joined_model(s: Settings) -> bool:
+    """Whether the settings' trial estimates come from joined models (each fitted on several runs)."""
+    from bidsapp.core.trial_fit import model_steps
+
+    return model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf) is not None
+
+
 def trial_model_groups(runs: list[Run], s: Settings) -> dict[str, list[Run]]:
     """Runs with events whose trial estimates come from one joined model, by model name (none: ``{}``)."""
-    from bidsapp.core.trial_fit import join_key, model_steps
+    from bidsapp.core.trial_fit import join_key
 
-    if model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf) is None:
+    if not joined_model(s):
         return {}
     groups: dict[str, list[Run]] = {}
     for run in runs:

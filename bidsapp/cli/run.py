@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING
 
 from bidsapp.bids.collect import Run, collect_runs
 from bidsapp.cli.errors import DISK_ERRNOS, crash_reason, os_error_line
-from bidsapp.cli.joined import check_same_columns, joined_sources, mates, trial_model_groups, with_joined_runs
+from bidsapp.cli.joined import (
+    check_same_columns,
+    joined_model,
+    joined_sources,
+    mates,
+    trial_model_groups,
+    with_joined_runs,
+)
 from bidsapp.cli.parser import parse_args
 from bidsapp.errors import InputError, Interrupted, UsageError, WorkFolderBusy
 from bidsapp.execution import interrupts
@@ -84,9 +91,8 @@ def _check_mask(run: Run, s: Settings, grayordinate: bool) -> None:
     """Fail before the workflow starts when the run lacks what the mask strategy needs (naming the file)."""
     if s.mask_strategy == "fmriprep" and run.mask is None and not grayordinate:
         from bidsapp.core.masks import TEMPLATE
-        from bidsapp.core.trial_fit import model_steps
 
-        joined = model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf) is not None
+        joined = joined_model(s)
         template = " or use a template mask (--mask-strategy whole-brain-template)" if s.space == TEMPLATE else ""
         raise InputError(f"{run.bold}: the fMRIPrep brain mask (desc-brain_mask) is missing; " + (
             f"copy it from fMRIPrep's outputs{template}, or leave the run out (--run, --session-label): a joined "
@@ -703,13 +709,11 @@ def _left_out_mates(runs: list[Run], s: Settings) -> list[Run]:
     another one, so they are checked and computed with them (as without the filters). Runs left out that have no
     outputs stay out, and their files are not read (e.g. an unfetched session)."""
     from bidsapp.bids.naming import entities_of
-    from bidsapp.core.trial_fit import model_steps
     from bidsapp.options import step_specs
     from bidsapp.outputs.reader import output_files
 
     spec = step_specs(s)["collection"]
-    if model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf) is None or not (
-            spec.get("runs") or spec.get("sessions")):
+    if not joined_model(s) or not (spec.get("runs") or spec.get("sessions")):
         return []
     chosen = {naming(r, run_settings(r, s)).sidecar(s.output_dir) for r in runs}
     keys = {(r.entities.get("subject"), r.entities.get("task")) for r in runs}
@@ -841,7 +845,8 @@ def participant(s: Settings) -> int:
         todo, replaced = _runs_to_compute(runs + pulled, s, cache_dir)
         warn_inapplicable(s)
         groups = trial_model_groups(todo, s)
-        plans = [_plan(r, s, cache_dir, mates(r, groups), r in pulled) for r in todo]
+        brought = {id(r) for r in pulled}
+        plans = [_plan(r, s, cache_dir, mates(r, groups), id(r) in brought) for r in todo]
         check_same_columns(groups, s)
     replace_outputs(replaced, s.output_dir)
     dataset.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)

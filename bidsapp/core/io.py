@@ -185,13 +185,7 @@ def _gzip_volumes(path: Path, offset: int, nbytes: int, n_vols: int,
                                      else gzip.open(source, "rb"))
             _read_exact(fh, offset, path, what="header")
             for t in range(n_vols):
-                got = fh.readinto(view)
-                while got < nbytes:
-                    more = fh.readinto(view[got:])
-                    if not more:
-                        break
-                    got += more
-                if got < nbytes:
+                if _read_full(fh, view) < nbytes:
                     raise ValueError(
                         f"{path}: truncated file, volume {t} of {n_vols} is incomplete. "
                         "Re-copy or regenerate the file."

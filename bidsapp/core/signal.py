@@ -133,8 +133,7 @@ def cosine_drift(high_pass: float, n: int, t_r: float) -> np.ndarray:
     round-off and so give one drift fewer where ``2 n high_pass t_r`` is an integer (e.g. 375 volumes, TR 0.8 s,
     0.01 Hz).
     """
-    times = np.arange(n) * float(t_r)
-    step = (times[-1] - times[0]) / (n - 1) if n > 1 else float(t_r)
+    step = (n - 1) * float(t_r) / (n - 1) if n > 1 else float(t_r)  # the last frame time over n - 1, rounded twice
     order = max(0, min(n - 1, int(np.floor(2 * n * high_pass * step))))
     times = np.arange(n)
     k = np.arange(1, order + 1)
@@ -173,20 +172,15 @@ def _standardize_confounds(conf: np.ndarray, standardize_confounds: bool, scale:
     round-off would be regressed out as a direction of its own (a constant confound with censoring and a filter,
     a linear trend with detrending).
     """
-    vanished = np.zeros(conf.shape[1], dtype=bool)
     if standardize_confounds:
         conf = conf - conf.mean(axis=0)
-        std = conf.std(axis=0, ddof=1) if conf.shape[0] > 1 else np.ones(conf.shape[1])
-        if scale is not None:
-            vanished = std <= CONSTANT_RTOL * scale
-        std[(std < EPS64) | vanished] = 1.0
-        conf = conf / std
+        spread = conf.std(axis=0, ddof=1) if conf.shape[0] > 1 else np.ones(conf.shape[1])
+        none = spread < EPS64
     else:
-        cmax = np.max(np.abs(conf), axis=0)
-        if scale is not None:
-            vanished = cmax <= CONSTANT_RTOL * scale
-        cmax[(cmax == 0) | vanished] = 1
-        conf = conf / cmax
+        spread = np.max(np.abs(conf), axis=0)
+        none = spread == 0
+    vanished = spread <= CONSTANT_RTOL * scale if scale is not None else np.zeros(conf.shape[1], dtype=bool)
+    conf = conf / np.where(none | vanished, 1.0, spread)
     conf[:, vanished] = 0.0
     return conf
 
