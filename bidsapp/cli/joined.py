@@ -9,7 +9,8 @@ subset and leave the others' estimates from another model).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bidsapp.bids.collect import Run
@@ -25,6 +26,30 @@ def joined_model(s: Settings) -> bool:
     from bidsapp.core.trial_fit import model_steps
 
     return model_steps(s.trial_estimates, s.trial_denoise, s.trial_ridge, s.hrf) is not None
+
+
+@contextlib.contextmanager
+def model_locks(runs: list[Run], s: Settings) -> Iterator[None]:
+    """Hold the output folder's lock of each joined model of ``runs`` (``logs/locks/model-sub-<label>_task-<label>
+    .lock``, one per participant and task) from before the runs are planned until the invocation ends.
+
+    Which runs a model joins depends on the runs that have outputs in the folder (``--run`` brings in the others):
+    an invocation that planned while another fitted the same participant and task would fit another run set. The
+    second one waits (one line) and plans once the first has written. Locks are taken in one order: two
+    invocations never wait for each other.
+    """
+    from bidsapp.outputs.transaction import run_lock
+
+    keys = sorted({(r.entities.get("subject", ""), r.entities.get("task", "")) for r in runs
+                   if r.events is not None}) if joined_model(s) else []
+    with contextlib.ExitStack() as held:
+        for sub, task in keys:
+            identity = f"model-sub-{sub}_task-{task}"
+            if not held.enter_context(run_lock(s.output_dir, identity, wait=False)):
+                print(f"[bidsapp] waiting  sub-{sub} task-{task}: another bidsapp invocation is fitting its joined "
+                      f"trial model in {s.output_dir}; this one plans its runs once that one has ended", flush=True)
+                held.enter_context(run_lock(s.output_dir, identity))
+        yield
 
 
 def trial_model_groups(runs: list[Run], s: Settings) -> dict[str, list[Run]]:

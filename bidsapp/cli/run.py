@@ -29,6 +29,7 @@ from bidsapp.cli.joined import (
     joined_model,
     joined_sources,
     mates,
+    model_locks,
     trial_model_groups,
     with_joined_runs,
 )
@@ -820,22 +821,28 @@ def check_fisher_z(s: Settings) -> None:
 
 def participant(s: Settings) -> int:
     from bidsapp.options import step_specs
-    from bidsapp.outputs import dataset
-    from bidsapp.outputs.checksums import ChecksumCache
-    from bidsapp.workflows.base import init_bidsapp_wf
 
     check_fisher_z(s)
     t0 = time.monotonic()
-    invocation = _invocation_id()
     runs = collect_runs(**step_specs(s)["collection"], need_confounds=False)
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
-    pulled = _left_out_mates(runs, s)
-    for run in pulled:
-        print(f"[bidsapp] with     {run.label}: --run / --session-label leave it out, but it belongs to the joined "
-              "trial model of the selected runs and has outputs in the folder", flush=True)
+    with contextlib.ExitStack() as held:  # joined models: no other invocation fits them until this one ends
+        return _participant_runs(s, runs, t0, held)
+
+
+def _planned(s: Settings, runs: list[Run], held: contextlib.ExitStack):
+    """The runs to compute, their plans and the outputs ``--replace-outputs`` replaces; a refusal leaves nothing."""
+    from bidsapp.outputs import dataset
+    from bidsapp.outputs.checksums import ChecksumCache
+
     cache_dir = s.output_dir / "logs" / "checksums"
     with _removed_when_refused(s.output_dir, cache_dir):  # a refusal before the run leaves nothing behind
         _check_writable(s.output_dir)
+        held.enter_context(model_locks(runs, s))
+        pulled = _left_out_mates(runs, s)
+        for run in pulled:
+            print(f"[bidsapp] with     {run.label}: --run / --session-label leave it out, but it belongs to the "
+                  "joined trial model of the selected runs and has outputs in the folder", flush=True)
         try:
             dataset.check_output_owner(s.output_dir)
             dataset.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
@@ -848,6 +855,15 @@ def participant(s: Settings) -> int:
         brought = {id(r) for r in pulled}
         plans = [_plan(r, s, cache_dir, mates(r, groups), id(r) in brought) for r in todo]
         check_same_columns(groups, s)
+    return todo, plans, replaced
+
+
+def _participant_runs(s: Settings, runs: list[Run], t0: float, held: contextlib.ExitStack) -> int:
+    from bidsapp.outputs import dataset
+    from bidsapp.workflows.base import init_bidsapp_wf
+
+    invocation = _invocation_id()
+    todo, plans, replaced = _planned(s, runs, held)
     replace_outputs(replaced, s.output_dir)
     dataset.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)
