@@ -141,7 +141,7 @@ def child(argv: list[str]) -> None:
 
     rec.wrap(run, "parse_args", "parse arguments")
     rec.wrap(run, "collect_runs", "collection (pybids indexing)")
-    rec.wrap(run, "_runs_to_compute", "reuse check")
+    rec.wrap(run, "runs_to_compute", "reuse check")
     rec.wrap(run, "plan_run", "plan the runs")
     rec.wrap(base, "init_bidsapp_wf", "workflow set-up")
     rec.wrap(run, "_run_workflow", "workflow run")

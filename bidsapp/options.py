@@ -255,7 +255,7 @@ OPTIONS: tuple[Option, ...] = (
            "from the local cache in the runs' space (default: none, columns are voxels)", ("masking",), True,
            type=Path, node_input="atlas_file", example=Path("atlas.nii.gz"), input_file=True, names_columns=True),
     Option("atlas_template", (), MASKS, "TemplateFlow atlas named by --atlas NAME[:desc-DESC][:res-RES]; each run's "
-           "settings hold the file it resolves to (bidsapp.cli.run.run_settings)", ("masking",), True,
+           "settings hold the file it resolves to (bidsapp.cli.plan.run_settings)", ("masking",), True,
            derived=True),
     Option("atlas_labels", ("--atlas-labels",), MASKS,
            "label table (dseg.tsv: index, name) (default: none, regions are named region-<label>)",

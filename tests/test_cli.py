@@ -301,7 +301,7 @@ def test_template_mask_strategy_end_to_end(e2e, tf_home, tmp_path, monkeypatch, 
 
 
 def test_start_time_sources():
-    from bidsapp.cli.run import start_time_of
+    from bidsapp.cli.plan import start_time_of
 
     assert start_time_of({"StartTime": 0.75, "SliceTiming": [0, 1]}) == (0.75, "StartTime")
     assert start_time_of({"SliceTiming": [0.0, 0.5, 1.0, 1.5]}) == (0.75, "middle of SliceTiming")

@@ -360,7 +360,7 @@ def test_group_level_intersects_grayordinate_columns(demo, tmp_path, capsys):
 
 def test_gifti_atlas_names(tmp_path):
     from bidsapp.bids.collect import InputError
-    from bidsapp.cli.run import _right_hemisphere
+    from bidsapp.cli.plan import _right_hemisphere
 
     for name in ("toy_hemi-L.label.gii", "atlas-toy_hemi-L_dseg.label.gii"):
         (tmp_path / name).touch()

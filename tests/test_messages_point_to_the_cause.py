@@ -13,7 +13,8 @@ import pytest
 
 from bidsapp.bids.collect import collect_runs
 from bidsapp.cli.parser import parse_args
-from bidsapp.cli.run import main, vertex_coordinates
+from bidsapp.cli.plan import vertex_coordinates
+from bidsapp.cli.run import main
 from bidsapp.demo import make_dataset
 from bidsapp.reports.run_report import cleaning_summary
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bidsapp.cli.run import main, start_time_of
+from bidsapp.cli.plan import start_time_of
+from bidsapp.cli.run import main
 
 BOLD = "sub-01_task-faces_run-1_space-MNI152NLin2009cAsym_desc-preproc_bold"
 

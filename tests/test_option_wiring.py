@@ -101,7 +101,7 @@ def test_each_option_reaches_exactly_its_steps(option, tmp_path, monkeypatch):
 def test_plan_run_keeps_every_spec_value(demo, tmp_path):
     """The per-run plan adds the run's values to the specs and drops none of the options' values."""
     from bidsapp.bids.collect import collect_runs
-    from bidsapp.cli.run import plan_run
+    from bidsapp.cli.plan import plan_run
 
     root, _ = demo
     s = base_settings(bids_dir=root, output_dir=tmp_path / "out", fmriprep_dir=root / "derivatives" / "fmriprep",

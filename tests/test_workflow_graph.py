@@ -17,7 +17,7 @@ from nipype.interfaces.base import isdefined
 
 from bidsapp.bids.collect import InputError, collect_runs
 from bidsapp.cli.parser import parse_args
-from bidsapp.cli.run import plan_run
+from bidsapp.cli.plan import plan_run
 from bidsapp.demo import make_dataset
 from bidsapp.options import OUTPUT_FORMATS, step_specs
 from bidsapp.workflows.base import init_run_wf
