@@ -96,6 +96,22 @@ def test_raw_events_win_over_derivatives_at_one_level_and_deeper_ones_win(demo, 
     assert found["sub-02_ses-1_task-faces_run-2"] == "task-faces_events.tsv"
 
 
+def test_events_match_a_run_index_written_with_or_without_zeros(demo, tmp_path):
+    """BIDS run indices are numbers: ``run-01`` events belong to a ``run-1`` BOLD (and ``run-1`` events to a
+    ``run-01`` BOLD), as pybids reads them; ``run-10`` stays run 10."""
+    root = tmp_path / "bids"
+    shutil.copytree(demo[0], root)
+    _events_only_at(root, {"sub-01/func/sub-01_task-faces_run-01_events.tsv": 1,
+                           "sub-01/func/sub-01_task-faces_run-20_events.tsv": 2,
+                           "sub-02/ses-1/func/sub-02_ses-1_task-faces_run-2_events.tsv": 3})
+    for path in (root / "derivatives/fmriprep/sub-02/ses-1/func").glob("*run-2_*"):
+        path.rename(path.with_name(path.name.replace("run-2_", "run-002_")))
+    found = _events_of_runs(root)
+    assert found["sub-01_task-faces_run-1"] == "sub-01/func/sub-01_task-faces_run-01_events.tsv"
+    assert found["sub-01_task-faces_run-2"] is None  # run-20 is another run
+    assert found["sub-02_ses-1_task-faces_run-002"] == "sub-02/ses-1/func/sub-02_ses-1_task-faces_run-2_events.tsv"
+
+
 def test_two_events_files_at_one_level_are_refused_naming_both(demo, tmp_path):
     root = tmp_path / "bids"
     shutil.copytree(demo[0], root)

@@ -283,11 +283,20 @@ def _folder(path: Path, root: Path) -> tuple[str, ...]:
         return path.parent.resolve().relative_to(root.resolve()).parts
 
 
+def _events_entities(ents: dict) -> dict:
+    """The entities an events file is matched on, as strings; ``run`` as its index (BIDS: ``run-01`` and ``run-1``
+    are run 1, as pybids reads them)."""
+    key = dict(_key(ents, drop=_NOT_EVENTS))
+    if key.get("run", "").isdigit():
+        key["run"] = str(int(key["run"]))
+    return key
+
+
 def _events_of(bold: Path, ents: dict, folder: tuple[str, ...], events: dict) -> Path | None:
     """The events file of a run by the BIDS inheritance principle: of the files whose entities are a subset of
     the run's, in the run's folder or a parent folder up to the dataset's root, the deepest one; at one level,
     the raw dataset's wins over the derivatives'. Two applicable files at one level of one dataset are refused."""
-    run = dict(_key(ents, drop=_NOT_EVENTS))
+    run = _events_entities(ents)
     for depth in range(len(folder), -1, -1):  # the run's folder first, then its parents
         level = [e for e in events.get(folder[:depth], ()) if all(run.get(k) == v for k, v in e.entities.items())]
         if any(e.raw for e in level):
@@ -335,8 +344,7 @@ class _RunTables:
             for e in lay.get(suffix="events", extension=".tsv"):
                 path = Path(e.path)
                 folder = _folder(path, Path(lay.root))
-                events.setdefault(folder, []).append(
-                    _EventsFile(dict(_key(_entities(e), drop=_NOT_EVENTS)), is_raw, path))
+                events.setdefault(folder, []).append(_EventsFile(_events_entities(_entities(e)), is_raw, path))
         sidecars = []
         if raw is not None:
             for js in raw.get(suffix="bold", extension=".json"):
