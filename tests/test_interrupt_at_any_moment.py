@@ -70,14 +70,22 @@ def _bidsapp_frames(err: str) -> list[str]:
 
 
 def _dropped_by_the_interpreter(err: str) -> bool:
-    """Python's default SIGINT handler raised ``KeyboardInterrupt`` in a callback of its own import machinery,
-    where Python ignores it ("Exception ignored in: <function _get_module_lock...>"), while it imported the
-    console script's modules: nothing of bidsapp has run, the signal is gone, and the run goes on (seen at a
-    0.02 s delay on a loaded machine). Only that report may be on stderr, with no bidsapp frame in it."""
+    """Python's default SIGINT handler raised ``KeyboardInterrupt`` inside Python's own start-up, where Python
+    reports and ignores it, and the run goes on: nothing of bidsapp has run and the signal is gone (seen at a
+    0.02 s delay on a loaded machine). Two places: a callback of its import machinery while it imported the
+    console script's modules ("Exception ignored in: <function _get_module_lock...>"), or its check of the
+    script's path as a zip archive ("Failed checking if argv[0] is an import path entry"). Only that report may be
+    on stderr, with no bidsapp frame in it."""
     lines = [ln for ln in err.splitlines() if not ln.startswith(("[bidsapp]", "bidsapp: warning"))]
-    return bool(lines) and lines[0].startswith("Exception ignored in: <function _get_module_lock") \
-        and lines[-1].strip() == "KeyboardInterrupt:" and all("frozen importlib" in ln or not ln.startswith("  ")
-                                                              for ln in lines[1:-1])
+    if not lines or lines[-1].strip() not in ("KeyboardInterrupt:", "KeyboardInterrupt"):
+        return False
+    if lines[0].startswith("Exception ignored in: <function _get_module_lock"):
+        frozen = "frozen importlib"
+    elif lines[0] == "Failed checking if argv[0] is an import path entry":
+        frozen = "frozen zipimport"
+    else:
+        return False
+    return all(frozen in ln or not ln.startswith("  ") for ln in lines[1:-1])
 
 
 def test_sigint_at_any_moment_gives_the_one_line(bids, tmp_path):
