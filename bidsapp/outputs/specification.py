@@ -155,9 +155,11 @@ OUTPUTS: tuple[OutputFile, ...] = (
     OutputFile(("logs/checksums/<sha1>.json",),
                "Cached SHA-256 of an input file, keyed by its identity, so unchanged inputs are not read again.",
                "participant level", "dataset"),
-    OutputFile(("logs/locks/<identity>.lock", "logs/locks/name-<variant>.lock", "logs/.dataset_description.json.lock"),
-               "Lock files: one per run (concurrent invocations write one run at a time), one per output name "
-               "and one for the dataset description.", "participant level", "dataset"),
+    OutputFile(("logs/locks/<identity>.lock", "logs/locks/name-<variant>.lock",
+                "logs/locks/model-sub-<label>_task-<label>.lock", "logs/.dataset_description.json.lock"),
+               "Lock files: one per run (concurrent invocations write one run at a time), one per output name, "
+               "one per participant and task of a joined trial model (held from planning to the end of an "
+               "invocation) and one for the dataset description.", "participant level", "dataset"),
     OutputFile(("logs/names/<variant>.json",),
                "The settings an output name (space, atlas, desc, ...) was claimed with: one meaning per name, also "
                "between invocations running at once.", "participant level", "dataset"),
