@@ -21,8 +21,9 @@ import pytest
 
 from bidsapp import demo
 from bidsapp.core import grayordinates as go
-from bidsapp.core import io
-from bidsapp.core.io import ReadDigest, sha256sum
+from bidsapp.core import io, npy
+from bidsapp.core.files import sha256sum
+from bidsapp.core.io import ReadDigest
 from bidsapp.interfaces.provenance import run_started
 from bidsapp.outputs import checksums
 from bidsapp.outputs.checksums import ChecksumCache
@@ -314,9 +315,8 @@ def test_dtseries_copy_checks_finiteness_in_every_block(gray_demo, tmp_path, mon
     """With a digest, the copy's own blocks say whether every value is finite (no second pass over the file):
     a non-finite value in any block sends the run through ``read_run`` (set to 0 and counted), as the file's map
     did; blocks of 64 kB make the small demo file several blocks."""
-    from bidsapp.core import io
 
-    monkeypatch.setattr(io, "COLUMN_BLOCK_BYTES", 1 << 16)
+    monkeypatch.setattr(npy, "COLUMN_BLOCK_BYTES", 1 << 16)
     src = next(gray_demo.rglob("sub-03_*den-91k_bold.dtseries.nii"))
     img = nib.load(src)
     data = np.asanyarray(img.dataobj).astype(np.float32)
@@ -334,7 +334,7 @@ def test_dtseries_copy_checks_finiteness_in_every_block(gray_demo, tmp_path, mon
 
 
 def test_finite_check_needs_whole_values():
-    from bidsapp.core.io import FiniteCheck
+    from bidsapp.core.npy import FiniteCheck
 
     check = FiniteCheck(np.float32)
     assert check.finite is None

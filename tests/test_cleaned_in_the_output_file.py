@@ -1,5 +1,5 @@
 """A volume run's masked array is cleaned in a copy of its file that becomes the output, or in the file itself
-when the work folder is the invocation's private one (:class:`bidsapp.core.io.RowsInPlace`): no fresh memory
+when the work folder is the invocation's private one (:class:`bidsapp.core.npy.RowsInPlace`): no fresh memory
 holds it, and the result must be the array the in-memory path gives, bit for bit, with the SHA-256 of the file
 installed, the masking node's file untouched (or taken, its node forgotten) and nothing left behind when the
 cleaning fails.
@@ -14,9 +14,9 @@ import os
 import numpy as np
 import pytest
 
-from bidsapp.core import io as bio
-from bidsapp.core import signal
-from bidsapp.core.io import RowsInPlace, save_npy
+from bidsapp.core import files, npy, signal
+from bidsapp.core.files import save_npy
+from bidsapp.core.npy import RowsInPlace
 from bidsapp.interfaces.clean import CleanSignals
 
 
@@ -35,7 +35,7 @@ def test_rows_kept_in_place_load_as_those_rows(tmp_path, n, keep):
     assert not (tmp_path / "out.npy").exists()  # a hidden temporary until installed
     rows.array[:keep] *= 2
     length = rows.keep(keep)
-    digest = bio.sha256sum(rows.tmp, length=length)
+    digest = files.sha256sum(rows.tmp, length=length)
     path = rows.install(length)
     out = np.load(path)
     np.testing.assert_array_equal(out, x[:keep] * 2)
@@ -65,7 +65,7 @@ def test_a_taken_file_is_renamed_or_copied_across_filesystems(tmp_path, monkeypa
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         return real(src, dst)
 
-    monkeypatch.setattr(bio.os, "replace", across)
+    monkeypatch.setattr(npy.os, "replace", across)
     rows = RowsInPlace.take(tmp_path / "src.npy", tmp_path / "out2.npy")
     assert (tmp_path / "src.npy").exists() and os.stat(rows.tmp).st_ino != os.stat(tmp_path / "src.npy").st_ino
     np.testing.assert_array_equal(rows.array, x)
@@ -138,7 +138,7 @@ def test_a_failed_cleaning_leaves_no_output_file(tmp_path, monkeypatch):
 
 
 def test_a_short_disk_takes_the_plain_path(tmp_path, monkeypatch):
-    """Without room for the copy (:func:`bidsapp.core.io.has_room`), the array is read into memory and saved
+    """Without room for the copy (:func:`bidsapp.core.files.has_room`), the array is read into memory and saved
     as before: a full disk is then an ``OSError`` from ``write()``, never a map's ``SIGBUS``."""
     from bidsapp.interfaces import clean
 

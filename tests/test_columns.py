@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from bidsapp.core.io import read_tsv
+from bidsapp.core.tsv import read_tsv
 from bidsapp.outputs import descriptions, provenance
 
 

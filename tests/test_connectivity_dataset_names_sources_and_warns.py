@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bidsapp.core import connectivity as cn
-from bidsapp.core.io import format_tsv
+from bidsapp.core.tsv import format_tsv
 
 NAMES = ["R1", "R2", "R3", "R4", "R5"]
 

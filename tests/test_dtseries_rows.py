@@ -1,7 +1,7 @@
 """A dtseries' masked array is written a row per volume (C order), as a volume run's: the cleaning node then
 cleans it in its own file, in place, instead of writing a second array of its size into new pages.
 
-The file stores each grayordinate's series in turn (Fortran order); :func:`bidsapp.core.io.columns_to_npy`
+The file stores each grayordinate's series in turn (Fortran order); :func:`bidsapp.core.npy.columns_to_npy`
 transposes it block by block while reading it once (its SHA-256 from the same read). These tests check the
 values against nibabel's reading for blocks that do not divide the columns, the digest, a truncated file, and
 that the whole participant run cleans the dtseries in place with the same values as before.
@@ -18,8 +18,9 @@ import pytest
 
 from bidsapp import demo
 from bidsapp.core import grayordinates as go
-from bidsapp.core import io
-from bidsapp.core.io import ReadDigest, sha256sum
+from bidsapp.core import npy
+from bidsapp.core.files import sha256sum
+from bidsapp.core.io import ReadDigest
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def _dtseries(root: Path) -> Path:
 def test_rows_equal_nibabel_for_any_block(gray_demo, tmp_path, monkeypatch, block):
     """Blocks of one column, of 7 columns and a few bytes, of several columns, of the whole file: the same
     C-order array as nibabel's, and the file's SHA-256."""
-    monkeypatch.setattr(io, "COLUMN_BLOCK_BYTES", block)
+    monkeypatch.setattr(npy, "COLUMN_BLOCK_BYTES", block)
     src = _dtseries(gray_demo)
     digest = ReadDigest()
     _, n_bad = go.write_run_array(src, None, tmp_path / "x.npy", digest=digest)
@@ -54,13 +55,13 @@ def test_columns_to_npy_transposes_a_random_layout(tmp_path, monkeypatch):
     of the data."""
     rng = np.random.default_rng(7)
     for n, m, block in [(1, 5, 4), (5, 1, 8), (67, 129, 67 * 4 * 3), (130, 77, 1 << 16), (3, 1000, 100)]:
-        monkeypatch.setattr(io, "COLUMN_BLOCK_BYTES", block)
+        monkeypatch.setattr(npy, "COLUMN_BLOCK_BYTES", block)
         data = rng.normal(size=(m, n)).astype(np.float32)  # column after column
         src = tmp_path / f"src-{n}-{m}.bin"
         head = bytes(rng.integers(0, 255, 37, dtype=np.uint8))
         src.write_bytes(head + data.tobytes() + b"tail")
         digest = ReadDigest()
-        io.columns_to_npy(src, len(head), np.float32, (n, m), tmp_path / "out.npy", digest=digest)
+        npy.columns_to_npy(src, len(head), np.float32, (n, m), tmp_path / "out.npy", digest=digest)
         out = np.load(tmp_path / "out.npy")
         assert out.shape == (n, m) and out.flags.c_contiguous
         np.testing.assert_array_equal(out, data.T)
@@ -76,7 +77,7 @@ def test_truncated_dtseries_is_one_clear_error_and_no_file(gray_demo, tmp_path):
     assert src.stat().st_size == info.offset + data  # the data run to the end of the file
     with pytest.raises(ValueError, match=rf"cut\.dtseries\.nii: the file is truncated \({data - 1000} of {data} data "
                                          r"bytes\); copy it again"):
-        io.columns_to_npy(cut, info.offset, np.float32, info.shape, tmp_path / "x.npy", digest=ReadDigest())
+        npy.columns_to_npy(cut, info.offset, np.float32, info.shape, tmp_path / "x.npy", digest=ReadDigest())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.dtseries.nii"]  # no .npy, no temporary
 
 
@@ -126,6 +127,6 @@ def test_columns_to_npy_of_no_rows_or_no_columns(tmp_path):
     src.write_bytes(b"head" + b"tail")
     for shape in [(0, 5), (5, 0)]:
         digest = ReadDigest()
-        io.columns_to_npy(src, 4, np.float32, shape, tmp_path / "out.npy", digest=digest)
+        npy.columns_to_npy(src, 4, np.float32, shape, tmp_path / "out.npy", digest=digest)
         assert np.load(tmp_path / "out.npy").shape == shape
         assert digest.hexdigest == sha256sum(src)

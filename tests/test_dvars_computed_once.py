@@ -10,7 +10,7 @@ import pytest
 
 from bidsapp.core import qc
 from bidsapp.core.carpet import carpet_data, quantize
-from bidsapp.core.io import save_npy
+from bidsapp.core.files import save_npy
 from bidsapp.interfaces.clean import CleanSignals
 from bidsapp.interfaces.report import ReportData
 

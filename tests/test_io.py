@@ -4,7 +4,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bidsapp.core.io import atomic_path, iter_volumes, mean_volume, read_tsv, write_tsv
+from bidsapp.core.files import atomic_path
+from bidsapp.core.io import iter_volumes, mean_volume
+from bidsapp.core.tsv import read_tsv, write_tsv
 from tests.conftest import write_bold
 
 

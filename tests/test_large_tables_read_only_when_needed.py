@@ -29,7 +29,7 @@ def test_tsv_header_is_the_first_line_of_plain_gzipped_and_bom_tables(tmp_path):
 
     import pytest
 
-    from bidsapp.core.io import read_tsv, read_tsv_header
+    from bidsapp.core.tsv import read_tsv, read_tsv_header
 
     body = "index\ti\tj\tk\n" + "".join(f"{n}\t{n}\t0\t1\n" for n in range(1000))
     plain, zipped, bom = tmp_path / "a_features.tsv", tmp_path / "b.tsv.gz", tmp_path / "c.tsv"

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import bidsapp
-from bidsapp.core.io import save_npy
+from bidsapp.core.files import save_npy
 
 SPACE = "MNI152NLin2009cAsym"
 
@@ -161,7 +161,7 @@ def _drop_columns(folder, stem, drop: np.ndarray) -> None:
 
 def relist(sidecar) -> None:
     """Rewrite a sidecar's sizes and checksums after its files were edited (as a run made that way would list)."""
-    from bidsapp.core.io import sha256sum
+    from bidsapp.core.files import sha256sum
 
     meta = json.loads(sidecar.read_text())
     for entry in meta["OutputFiles"]:

@@ -7,7 +7,7 @@ import resource
 import numpy as np
 import pytest
 
-from bidsapp.core.io import map_writable
+from bidsapp.core.npy import map_writable
 
 #: bytes of a page (the smallest on x86-64 and ARM64)
 PAGE = 4096

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from bidsapp.core import io
+from bidsapp.core import files, npy
 
 MEASURE = r"""
 import sys, numpy as np
@@ -46,7 +46,7 @@ def column_major(tmp_path_factory):
     n, p = 240, 60000  # 57.6 MB of float32
     x = np.asfortranarray((1000 + rng.normal(0, 10, (n, p)).cumsum(axis=0) * 0.1).astype(np.float32))
     path = tmp_path_factory.mktemp("mapped") / "timeseries.npy"
-    io.save_npy(x, path)
+    files.save_npy(x, path)
     return path, x.nbytes // 1024
 
 
@@ -70,10 +70,10 @@ def test_other_arrays_are_left_alone(column_major, tmp_path):
     path, _ = column_major
     for array in (np.load(path), np.load(path, mmap_mode="r+"), np.ascontiguousarray(np.load(path, mmap_mode="r"))):
         before = array[:, :100].copy()
-        io.release_columns(array, 0, 100)
+        npy.release_columns(array, 0, 100)
         np.testing.assert_array_equal(array[:, :100], before)
     c_order = tmp_path / "c.npy"
-    io.save_npy(np.ascontiguousarray(np.load(path)[:, :1000]), c_order)
+    files.save_npy(np.ascontiguousarray(np.load(path)[:, :1000]), c_order)
     mapped = np.load(c_order, mmap_mode="r")
-    io.release_columns(mapped, 0, 10)  # row-major: the columns are not contiguous, nothing dropped
+    npy.release_columns(mapped, 0, 10)  # row-major: the columns are not contiguous, nothing dropped
     np.testing.assert_array_equal(mapped, np.load(c_order))

@@ -139,7 +139,7 @@ def test_maps_end_to_end(maps_demo):
     """CLI (cleaning, LSS, npy tsv.gz nii.gz) -> sidecar ColumnSpace maps -> load / dataset / to_image -> group."""
     import bidsapp
     from bidsapp.cli.run import main
-    from bidsapp.core.io import read_tsv
+    from bidsapp.core.tsv import read_tsv
 
     base, bids, mask = maps_demo
     out = base / "out"

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from bidsapp.core.io import save_npy_hashed
+from bidsapp.core.npy import save_npy_hashed
 
 
 @pytest.mark.parametrize("seed", range(12))

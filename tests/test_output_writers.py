@@ -68,7 +68,7 @@ def test_a_node_file_no_writer_declares_is_refused(tmp_path):
 
 
 def test_rows_read_back_by_the_registry(tmp_path):
-    from bidsapp.core.io import write_tsv_rows
+    from bidsapp.core.tsv import write_tsv_rows
 
     X = np.arange(12, dtype=np.float32).reshape(4, 3) / 7
     X[1, 2] = np.nan

@@ -9,7 +9,7 @@ import os
 import pytest
 
 import bidsapp.outputs.checksums as checksums
-from bidsapp.core.io import atomic_path, remove_temporaries
+from bidsapp.core.files import atomic_path, remove_temporaries
 from bidsapp.outputs.checksums import ChecksumCache
 from bidsapp.outputs.transaction import RunWriter, reuse_status
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bidsapp.core.io import save_npy
+from bidsapp.core.files import save_npy
 from bidsapp.interfaces.report import ReportData
 
 

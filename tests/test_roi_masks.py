@@ -100,7 +100,7 @@ def roi_run(demo_outputs, tmp_path_factory):
 def test_roi_masks_end_to_end(roi_run):
     import bidsapp
     from bidsapp.cli.run import main
-    from bidsapp.core.io import read_tsv
+    from bidsapp.core.tsv import read_tsv
 
     base, bids, out, argv, a, b = roi_run
     assert main(argv) == 0

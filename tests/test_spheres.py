@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bidsapp.core.columns.spheres import Spheres, read_seeds, sphere_members
-from bidsapp.core.io import read_tsv
+from bidsapp.core.tsv import read_tsv
 from tests.smooth_runs import smooth_run
 
 SEED = 1717

@@ -18,7 +18,7 @@ import pytest
 
 import bidsapp
 from bidsapp.cli.run import main
-from bidsapp.core.io import sha256sum
+from bidsapp.core.files import sha256sum
 
 SPACE = "MNI152NLin2009cAsym"
 #: edits of sub-01's events: stimulus ids that look numeric in run 1 only, columns named like ours

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bidsapp.core.io import _format_column
+from bidsapp.core.tsv import _format_column
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -52,6 +52,6 @@ def test_long_columns_of_few_values_have_the_same_text(seed, dtype):
     ["a", None],
 ])
 def test_text_columns_equal_their_cells_formatted_one_by_one(values):
-    from bidsapp.core.io import _format_cell
+    from bidsapp.core.tsv import _format_cell
 
     assert _format_column(values) == [_format_cell(v) for v in values]

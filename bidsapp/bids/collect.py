@@ -122,7 +122,7 @@ def _present(path: Path) -> bool:
     if path.exists():
         return True
     if path.is_symlink():
-        from bidsapp.core.io import missing_file_line
+        from bidsapp.core.files import missing_file_line
 
         raise InputError(missing_file_line(path))
     return False

@@ -14,7 +14,7 @@ def os_error_line(exc: OSError, work: Path) -> str:
     """One line for a filesystem failure: which file, what happened, what to do."""
     where = exc.filename or work
     if exc.errno == errno.ENOENT and exc.filename and Path(exc.filename).is_symlink():
-        from bidsapp.core.io import missing_file_line
+        from bidsapp.core.files import missing_file_line
 
         return missing_file_line(Path(exc.filename))
     if exc.errno == errno.ENOENT and "/.git/annex/objects/" in str(exc.filename or ""):  # the link's target

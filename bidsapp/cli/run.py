@@ -301,7 +301,7 @@ def _run_workflow(wf, s: Settings, plans: list[RunPlan], todo: list[Run], invoca
 
 def _write_invocation(s: Settings, invocation: str) -> None:
     """``logs/settings-<invocation>.json``: this invocation's command line and settings (unique name)."""
-    from bidsapp.core.io import write_text
+    from bidsapp.core.files import write_text
 
     write_text(s.output_dir / "logs" / f"settings-{invocation}.json", json.dumps(
         {"CommandLine": " ".join(sys.argv), "Settings": s.to_dict(),

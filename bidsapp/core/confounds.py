@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bidsapp.core.io import read_tsv, to_float
 from bidsapp.core.names import COMPCOR, MODELS, STRATEGIES, parse_dummy_scans  # noqa: E402,F401 (re-exported)
+from bidsapp.core.tsv import read_tsv, to_float
 
 #: nilearn's presets (``load_confounds_strategy``); parameters a user may change
 PRESETS: dict[str, dict] = {

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from bidsapp.core import hrf, trial_models
-from bidsapp.core.io import read_tsv, to_float
 from bidsapp.core.trial_models import (  # noqa: F401  (their old home)
     MAX_VARIANCE_INFLATION,
     MIN_TRIAL_DOF,
     OWN_REGRESSOR_TOLERANCE,
 )
+from bidsapp.core.tsv import read_tsv, to_float
 
 #: the default HRF (SPM canonical)
 HRF_NAME = hrf.DESCRIPTIONS["spm"]

@@ -20,7 +20,9 @@ import numpy as np
 from nibabel.cifti2 import cifti2_axes as ca
 
 from bidsapp.core import cifti
-from bidsapp.core.io import FiniteCheck, ReadDigest, columns_to_npy, copy_to_npy, has_room, save_npy
+from bidsapp.core.files import has_room, save_npy
+from bidsapp.core.io import ReadDigest
+from bidsapp.core.npy import FiniteCheck, columns_to_npy, copy_to_npy
 
 BrainModels = ca.BrainModelAxis
 CIFTI_EXTENSIONS = (".dtseries.nii",)
@@ -593,12 +595,12 @@ def write_run_array(bold: str | os.PathLike, bold_right: str | os.PathLike | Non
 
     A native float32 dtseries without scaling (fMRIPrep's) is read once, by blocks, into a C-order ``.npy`` (a
     row per volume, as a volume run's masked array: the cleaning node cleans it in place,
-    :func:`bidsapp.core.io.columns_to_npy`), and checked by a sum of each block read
-    (:class:`~bidsapp.core.io.FiniteCheck`); ``digest`` receives the dtseries' SHA-256 from the same read. That
+    :func:`bidsapp.core.npy.columns_to_npy`), and checked by a sum of each block read
+    (:class:`~bidsapp.core.npy.FiniteCheck`); ``digest`` receives the dtseries' SHA-256 from the same read. That
     array is written through a memory map; when the folder has less room than it plus
-    :data:`~bidsapp.core.io.ROOM_MARGIN` (a copy-on-write filesystem allocates under the map, where a full disk
+    :data:`~bidsapp.core.files.ROOM_MARGIN` (a copy-on-write filesystem allocates under the map, where a full disk
     is a ``SIGBUS``), the file's bytes are written as they are instead, column-major, through ``write()``
-    (:func:`bidsapp.core.io.copy_to_npy`: a full disk is then an ``OSError``). Other files, and files with NaN or
+    (:func:`bidsapp.core.npy.copy_to_npy`: a full disk is then an ``OSError``). Other files, and files with NaN or
     infinite values, go through :func:`read_run` (``digest`` stays unset).
     """
     if is_cifti(bold):

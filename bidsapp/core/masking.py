@@ -18,7 +18,9 @@ import warnings
 import nibabel as nib
 import numpy as np
 
-from bidsapp.core.io import MeanAccumulator, ReadDigest, atomic_path, iter_volumes, load_header, read_tsv
+from bidsapp.core.files import atomic_path
+from bidsapp.core.io import MeanAccumulator, ReadDigest, iter_volumes, load_header
+from bidsapp.core.tsv import read_tsv
 
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8 * np.log(2))
 TRUNCATE = 4.0  # scipy's gaussian_filter1d default, as used by nilearn
@@ -484,7 +486,7 @@ def unmask_rows(blocks, mask: np.ndarray):
     Parameters
     ----------
     blocks : iterable of numpy.ndarray, shape (n_rows, n_voxels)
-        Consecutive blocks of rows of X (e.g. from :func:`bidsapp.core.io.iter_npy_rows`).
+        Consecutive blocks of rows of X (e.g. from :func:`bidsapp.core.npy.iter_npy_rows`).
     mask : numpy.ndarray of bool, shape (nx, ny, nz)
 
     Yields

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bidsapp.core.io import release_columns
+from bidsapp.core.npy import release_columns
 from bidsapp.core.order_statistics import lower_iqr
 
 #: robust standard deviation: interquartile range of a normal variable / 1.349

@@ -32,7 +32,7 @@ from scipy import linalg
 
 from bidsapp.core import sos_blocks
 from bidsapp.core.butterworth import butter_sos
-from bidsapp.core.io import release_columns
+from bidsapp.core.npy import release_columns
 from bidsapp.core.sos_blocks import sosfiltfilt_columns
 
 STANDARDIZE = ("zscore_sample", "psc", None)

@@ -12,16 +12,9 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface
 
 from bidsapp.core import carpet, qc, signal
 from bidsapp.core import confounds as cf
-from bidsapp.core.io import (
-    RowsInPlace,
-    has_room,
-    map_writable,
-    save_npy,
-    save_npy_hashed,
-    sha256sum,
-    write_text,
-    write_tsv,
-)
+from bidsapp.core.files import has_room, save_npy, sha256sum, write_text
+from bidsapp.core.npy import RowsInPlace, map_writable, save_npy_hashed
+from bidsapp.core.tsv import write_tsv
 from bidsapp.execution.workdir import forget_node_result
 from bidsapp.outputs.checksums import written_digest
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
 from bidsapp.core import columns, coverage
-from bidsapp.core.io import ReadDigest, write_tsv
+from bidsapp.core.io import ReadDigest
+from bidsapp.core.tsv import write_tsv
 from bidsapp.outputs.checksums import ChecksumCache
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
 from bidsapp.core import grayordinates, masks
-from bidsapp.core.io import save_nifti
+from bidsapp.core.files import save_nifti
 
 
 class _ComputeMaskInput(BaseInterfaceInputSpec):

@@ -11,7 +11,8 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface
 
 from bidsapp.core import events as ev
 from bidsapp.core import trial_fit
-from bidsapp.core.io import read_tsv, save_npy, write_text, write_tsv
+from bidsapp.core.files import save_npy, write_text
+from bidsapp.core.tsv import read_tsv, write_tsv
 
 
 class _SegmentInput(BaseInterfaceInputSpec):

@@ -12,7 +12,8 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface
 
 from bidsapp.bids.naming import RunNaming, variant_of
 from bidsapp.core import columns as column_spaces
-from bidsapp.core.io import read_tsv, remove_temporaries
+from bidsapp.core.files import remove_temporaries
+from bidsapp.core.tsv import read_tsv
 from bidsapp.outputs import provenance, writers
 from bidsapp.outputs.checksums import ChecksumCache, check_unchanged
 from bidsapp.outputs.provenance import code_fingerprint, generated_by, software_versions
@@ -173,7 +174,7 @@ class WriteDerivatives(SimpleInterface):
 
 def estimated_trials(files: dict) -> int | None:
     """Trials with a valid estimate: the ``valid`` column of the run's ``betas.tsv`` (None without one)."""
-    from bidsapp.core.io import read_tsv
+    from bidsapp.core.tsv import read_tsv
 
     tables = [src for key, src in files.items() if key.split("_")[0] == "betas" and str(src).endswith(".tsv")]
     if not tables:

@@ -16,8 +16,9 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, SimpleInterface, Trai
 
 from bidsapp.core import events as ev
 from bidsapp.core import trial_fit
+from bidsapp.core.files import save_npy
 from bidsapp.core.hrf import DESCRIPTIONS
-from bidsapp.core.io import save_npy, write_tsv
+from bidsapp.core.tsv import write_tsv
 
 #: the ridge fractions and the noise step, as the sidecar names them
 MODEL_NAME = {(True, True): "LSA per run + data-driven noise regressors + fractional ridge",

@@ -8,7 +8,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bidsapp.core.io import sha256sum, temporaries, write_text
+from bidsapp.core.files import sha256sum, temporaries, write_text
 
 
 def _identity(st: os.stat_result) -> list[int]:
@@ -87,7 +87,7 @@ class ChecksumCache:
 
     def remove_temporaries(self) -> list[Path]:
         """Remove the temporary files that a killed process left in the cache folder (an entry's
-        :func:`~bidsapp.core.io.atomic_path` file, killed before its rename); the files removed.
+        :func:`~bidsapp.core.files.atomic_path` file, killed before its rename); the files removed.
 
         Another process may be writing an entry at that moment: its rename then fails, which :meth:`record`
         takes as an entry not written (the file is hashed again next time). No entry is ever half-written. What

@@ -189,7 +189,7 @@ def write_relmats(writer, naming, output_dir: Path, cleaned: Path, features: dic
     fisher : bool
         ``--fisher-z``.
     """
-    from bidsapp.core.io import format_tsv
+    from bidsapp.core.tsv import format_tsv
 
     X = np.load(cleaned)
     names = [str(n) for n in features.get("name", [f"region-{k}" for k in range(X.shape[1])])]

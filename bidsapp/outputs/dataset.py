@@ -8,7 +8,7 @@ import fcntl
 import json
 from pathlib import Path
 
-from bidsapp.core.io import write_text
+from bidsapp.core.files import write_text
 from bidsapp.outputs import writers
 from bidsapp.outputs.provenance import generated_by
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bidsapp.core.io import read_tsv_header, write_text
+from bidsapp.core.files import write_text
+from bidsapp.core.tsv import read_tsv_header
 from bidsapp.outputs.benchmark_descriptions import KINDS as BENCHMARK_KINDS
 
 

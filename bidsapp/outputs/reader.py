@@ -105,7 +105,7 @@ _UNFETCHED = ("{} is a symbolic link to a missing file: in a DataLad or git-anne
 def problem(sidecar: Path, verify: bool = False) -> str | None:
     """Why a run's outputs are incomplete (None when complete): no sidecar, a listed file missing,
     a size (or, with ``verify``, a checksum) that differs from the sidecar."""
-    from bidsapp.core.io import sha256sum
+    from bidsapp.core.files import sha256sum
 
     sidecar = Path(sidecar)
     if sidecar.is_symlink() and not sidecar.exists():

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bidsapp import __version__
-from bidsapp.core.io import atomic_path, remove_temporaries, sha256sum, temporary_path, write_text
+from bidsapp.core.files import atomic_path, remove_temporaries, sha256sum, temporary_path, write_text
 from bidsapp.errors import NameTaken
 from bidsapp.outputs.checksums import ChecksumCache, carried_digest
 from bidsapp.outputs.reader import listed_outputs, stem_of

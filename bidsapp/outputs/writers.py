@@ -50,7 +50,7 @@ class SinkContext:
 
     def row_blocks(self) -> Iterator:
         """The cleaned array in blocks of rows (bounded memory)."""
-        from bidsapp.core.io import iter_npy_rows
+        from bidsapp.core.npy import iter_npy_rows
 
         block = max(1, ROW_BLOCK_BYTES // (4 * max(1, self.shape[1])))
         return (b for _, b in iter_npy_rows(self.cleaned, block))
@@ -103,7 +103,7 @@ def _columns_image(ctx: SinkContext) -> None:
 
 
 def _tsv_gz(ctx: SinkContext) -> None:
-    from bidsapp.core.io import write_tsv_rows
+    from bidsapp.core.tsv import write_tsv_rows
 
     prefix = ctx.space_cls.column_prefix
     cols = ctx.features["name"] if "name" in ctx.features else [f"{prefix}-{c}" for c in range(ctx.shape[1])]
@@ -132,7 +132,7 @@ def _grayordinate_values(ctx: SinkContext):
 def _dtseries(ctx: SinkContext) -> None:
     """Rows are the kept volumes (their times: ``_samples.tsv``); the series starts at the first kept one."""
     from bidsapp.core import cifti
-    from bidsapp.core.io import read_tsv
+    from bidsapp.core.tsv import read_tsv
 
     header, rows = read_tsv(ctx.inputs.samples)
     first = [float(r[header.index("onset")]) for r in rows if r[header.index("row")] == "0"]

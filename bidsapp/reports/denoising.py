@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bidsapp.core.io import read_tsv, write_text
+from bidsapp.core.files import write_text
+from bidsapp.core.tsv import read_tsv
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ccc}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bidsapp.core.io import read_tsv, write_text
+from bidsapp.core.files import write_text
+from bidsapp.core.tsv import read_tsv
 from bidsapp.reports import group_figures
 from bidsapp.reports.page import figure, page, table
 

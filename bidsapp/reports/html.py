@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from bidsapp.core.io import write_text
+from bidsapp.core.files import write_text
 from bidsapp.reports.page import markdown, page
 
 

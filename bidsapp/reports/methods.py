@@ -437,7 +437,7 @@ def fmriprep_version(output_dir: Path) -> str | None:
 
 def excluded_regions(sidecar: Path) -> list[str]:
     """Names of the regions ``--min-coverage`` left out of a run (its ``_features.tsv`` ``excluded`` column)."""
-    from bidsapp.core.io import read_tsv, read_tsv_header
+    from bidsapp.core.tsv import read_tsv, read_tsv_header
 
     features = Path(str(sidecar).removesuffix("_timeseries.json") + "_features.tsv")
     if not features.is_file() or "excluded" not in read_tsv_header(features):
@@ -450,7 +450,7 @@ def excluded_regions(sidecar: Path) -> list[str]:
 def write_citation(output_dir: Path) -> tuple[Path, Path] | None:
     """Write ``logs/CITATION.md`` and ``logs/CITATION.bib`` for every complete run of the output folder
     (a run with its sidecar); None when there is none."""
-    from bidsapp.core.io import write_text
+    from bidsapp.core.files import write_text
     from bidsapp.outputs.reader import run_metas
 
     output_dir = Path(output_dir)

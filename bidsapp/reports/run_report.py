@@ -12,8 +12,8 @@ import nibabel as nib
 import numpy as np
 
 from bidsapp.core.carpet import dequantize
-from bidsapp.core.io import read_tsv
 from bidsapp.core.qc import QC_FIELDS
+from bidsapp.core.tsv import read_tsv
 from bidsapp.outputs.reader import RunTables, read_run_tables
 from bidsapp.reports import figures
 from bidsapp.reports.page import figure, key_values, table

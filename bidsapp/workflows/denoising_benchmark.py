@@ -344,7 +344,7 @@ def _participant_connectivity(kept: list[BenchmarkRun], regions: list[str], subj
 
 def read_participants(path: Path | None) -> dict[str, dict[str, str]] | None:
     """Rows of ``participants.tsv`` by ``participant_id`` (None when the file or the column is absent)."""
-    from bidsapp.core.io import read_tsv
+    from bidsapp.core.tsv import read_tsv
 
     if path is None or not Path(path).is_file():
         return None
@@ -377,7 +377,7 @@ def write_benchmark(output_dir: Path, sidecars: list[Path], rule: ExclusionRule,
     Without runs with region columns, nothing is written (tables of an earlier invocation are removed, so
     they never describe other runs) and the reason is printed. Returns the tables written.
     """
-    from bidsapp.core.io import write_tsv
+    from bidsapp.core.tsv import write_tsv
     from bidsapp.outputs.descriptions import write_sidecar
 
     output_dir = Path(output_dir)

@@ -11,8 +11,9 @@ import nibabel as nib
 import numpy as np
 
 from bidsapp.core import columns
-from bidsapp.core.io import save_nifti, write_tsv
+from bidsapp.core.files import save_nifti
 from bidsapp.core.qc import QC_COLUMNS, qc_values
+from bidsapp.core.tsv import write_tsv
 from bidsapp.errors import InputError
 from bidsapp.outputs.dataset import check_output_owner
 from bidsapp.outputs.descriptions import write_sidecar

@@ -171,7 +171,8 @@ def test_a_failed_sink_gives_the_moved_array_back_to_the_kept_work_folder(data, 
 def test_a_file_changed_after_it_was_hashed_is_hashed_again(tmp_path, monkeypatch):
     """The node's digest is carried only for the very file it hashed, unchanged: a work file rewritten since
     (same size) is hashed as installed, so the sidecar's SHA-256 is its bytes'."""
-    from bidsapp.core.io import save_npy_hashed, sha256sum
+    from bidsapp.core.files import sha256sum
+    from bidsapp.core.npy import save_npy_hashed
     from bidsapp.outputs.checksums import ChecksumCache
 
     work = tmp_path / "work" / "cleaned.npy"

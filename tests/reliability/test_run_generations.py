@@ -240,7 +240,8 @@ def test_files_of_an_earlier_generation_are_removed(data, out):
 
 
 def test_streamed_outputs_leave_no_nested_temporaries(tmp_path):
-    from bidsapp.core.io import write_nifti_series, write_tsv_rows
+    from bidsapp.core.io import write_nifti_series
+    from bidsapp.core.tsv import write_tsv_rows
 
     target = tmp_path / ".x.abc.tmp.tsv.gz"
     write_tsv_rows(target, ["a"], iter([np.zeros((2, 1), np.float32)]), atomic=False)

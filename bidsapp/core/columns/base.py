@@ -23,7 +23,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from bidsapp.core.io import MeanAccumulator, save_npy
+from bidsapp.core.files import save_npy
+from bidsapp.core.io import MeanAccumulator
 
 PathLike = str | os.PathLike
 

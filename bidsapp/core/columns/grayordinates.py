@@ -8,7 +8,8 @@ from bidsapp.core import grayordinates as go
 from bidsapp.core import masking
 from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions
 from bidsapp.core.coverage import count_labels
-from bidsapp.core.io import ReadDigest, save_npy
+from bidsapp.core.files import save_npy
+from bidsapp.core.io import ReadDigest
 
 
 def _descriptions() -> dict[str, dict]:

@@ -11,7 +11,8 @@ from bidsapp.core import masking
 from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions, streamed_mean
 from bidsapp.core.columns.voxels import load_mask
 from bidsapp.core.coverage import label_coverage
-from bidsapp.core.io import ReadDigest, load_header, save_nifti, save_npy
+from bidsapp.core.files import save_nifti, save_npy
+from bidsapp.core.io import ReadDigest, load_header
 
 REGION = "centroid of the region"
 

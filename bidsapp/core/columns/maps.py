@@ -19,7 +19,8 @@ import numpy as np
 from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions, streamed_mean
 from bidsapp.core.columns.voxels import load_mask
 from bidsapp.core.coverage import map_coverage
-from bidsapp.core.io import ReadDigest, load_header, save_nifti, save_npy
+from bidsapp.core.files import save_nifti, save_npy
+from bidsapp.core.io import ReadDigest, load_header
 
 
 def is_maps_image(path: PathLike) -> bool:

@@ -18,7 +18,9 @@ from scipy import sparse
 
 from bidsapp.core.columns.base import ColumnSpace, PathLike, coverage_descriptions, streamed_mean
 from bidsapp.core.columns.voxels import load_mask
-from bidsapp.core.io import ReadDigest, load_header, read_tsv, save_nifti, save_npy
+from bidsapp.core.files import save_nifti, save_npy
+from bidsapp.core.io import ReadDigest, load_header
+from bidsapp.core.tsv import read_tsv
 
 
 def read_seeds(path: PathLike) -> tuple[np.ndarray, list[str]]:
