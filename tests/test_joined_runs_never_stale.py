@@ -206,3 +206,42 @@ def test_a_broken_run_outside_the_joined_model_and_without_outputs_is_not_read(d
     for task in (["--task", "faces"], []):  # task-other's run-1 is left out by --run 2 and has no outputs
         assert main([str(bids), str(out), "participant", "--participant-label", "01", "--run", "2", "--nprocs", "1",
                      "--mem-gb", "4", "--work-dir", str(work), "--trial-estimates", "optimized", *task]) == 0
+
+
+def test_left_out_runs_of_participants_with_and_without_sessions_are_all_brought_in(demo, tmp_path, capsys):
+    """sub-01 has no session, sub-02 has ses-1: --run 2 then --run 1 over both fits each participant's model on its
+    two runs (the runs with outputs are looked up by identity, not by a product of the entities' values, which left
+    out sub-01's run-2 because it has no session)."""
+    root, _ = demo
+    out = tmp_path / "out"
+    for run in ("2", "1"):
+        assert main([str(root), str(out), "participant", "--participant-label", "01", "02", "--run", run,
+                     "--nprocs", "1", "--mem-gb", "4", "--trial-estimates", "optimized"]) == 0
+    text = capsys.readouterr().out
+    assert "with     sub-01_task-faces_run-2" in text and "with     sub-02_ses-1_task-faces_run-2" in text, text
+    for sidecar in sorted(out.glob("sub-*/**/*_timeseries.json")):
+        assert len(json.loads(sidecar.read_text())["Trials"]["TrialModelRuns"]) == 2, sidecar.name
+
+
+def test_runs_of_two_fits_of_one_joined_model_are_not_stacked(demo, tmp_path):
+    """An invocation killed between writing the two runs of a refit (run-2's events changed): run-1's outputs are of
+    the new fit, run-2's of the old one, each complete, both naming the same two runs. The loader refuses them."""
+    import pytest
+
+    import bidsapp
+
+    root, _ = demo
+    bids, old, new = tmp_path / "bids", tmp_path / "old", tmp_path / "new"
+    shutil.copytree(root, bids)
+    _run(bids, old, tmp_path / "w1")
+    events = bids / "sub-01/func/sub-01_task-faces_run-2_events.tsv"
+    lines = events.read_text().splitlines()
+    events.write_text("\n".join([lines[0], *lines[2:]]) + "\n")  # one trial less
+    _run(bids, new, tmp_path / "w2")
+    for path in (new / "sub-01/func").glob("*run-1_*"):
+        shutil.copy(path, old / "sub-01/func" / path.name)
+    with pytest.raises(ValueError, match=r"run-1.* was fitted with sub-01_task-faces_run-2's events of another "
+                                         r"checksum than .*run-2.* two fits of their joined trial model"):
+        bidsapp.dataset(old, kind="betas", subject="01", space="MNI152NLin2009cAsym")
+    assert len(bidsapp.dataset(new, kind="betas", subject="01", space="MNI152NLin2009cAsym").X)  # one fit: stacked
+    assert len(bidsapp.dataset(old, kind="betas", subject="01", run=2, space="MNI152NLin2009cAsym").X)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,12 @@ def _key(ents: dict, drop: tuple = ()) -> tuple:
     return tuple((k, str(ents[k])) for k in RUN_ENTITIES if k in ents and k not in drop)
 
 
+def run_identity(ents: dict) -> tuple:
+    """A run's identity across spaces: its entities but ``space``, ``res``, ``den`` and ``cohort``, as strings (the
+    entities of its outputs' names give the same)."""
+    return _key(ents, drop=_SPACE_ENTITIES)
+
+
 def _lookup(table: dict, ents: dict, drop: tuple, *, space: bool = False):
     """The file of a run in ``table``: with every entity, then without ``echo`` and ``part`` (fMRIPrep
     writes one confounds file and one brain mask per run, not per echo or part)."""
@@ -153,8 +160,12 @@ def collect_runs(
     bold_desc: str = "preproc",
     den: str | None = None,
     surface: str | None = None,
+    only: Collection[tuple] | None = None,
 ) -> list[Run]:
     """Query raw + fMRIPrep layouts and return one :class:`Run` per matching BOLD.
+
+    ``only``: the identities (:func:`run_identity`) of the runs to return; the files of other matching runs are not
+    read (e.g. an unfetched session).
 
     Raises
     ------
@@ -181,8 +192,8 @@ def collect_runs(
     right = _pair_hemispheres(bolds)
     for f in sorted(bolds, key=lambda f: f.path):
         ents = _entities(f)
-        if ents.get("hemi") == "R":
-            continue  # joined to its hemi-L file
+        if ents.get("hemi") == "R" or (only is not None and run_identity(ents) not in only):
+            continue  # joined to its hemi-L file, or not asked for
         bold = Path(f.path)
         _check_once(seen, _key(ents), ents, bold)
         confounds = _lookup(tables.confounds, ents, _SPACE_ENTITIES)

@@ -17,9 +17,6 @@ from bidsapp.bids.collect import Run
 from bidsapp.errors import InputError
 from bidsapp.settings import Settings
 
-#: prefix of the roles of the other runs' inputs in a run's Sources
-ROLE_PREFIX = "trial_model_"
-
 
 def joined_model(s: Settings) -> bool:
     """Whether the settings' trial estimates come from joined models (each fitted on several runs)."""
@@ -124,6 +121,8 @@ def joined_sources(own: dict, others: list[Run], s: Settings,
                    files_of: Callable[[Run, Settings], tuple[dict, dict]]) -> dict:
     """``own`` (role -> path) and the other runs' inputs that are not the run's own (the settings' files, e.g. an
     atlas, and shared JSON sidecars are listed once), under ``trial_model_<run label>_<role>``."""
+    from bidsapp.core.trial_fit import ROLE_PREFIX
+
     files = dict(own)
     mine = {Path(p) for p in own.values() if p is not None}
     for other in others:

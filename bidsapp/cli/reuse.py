@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bidsapp.bids.collect import Run, collect_runs
+from bidsapp.bids.collect import Run, collect_runs, run_identity
 from bidsapp.cli.joined import joined_model, joined_sources, mates, trial_model_groups, with_joined_runs
 from bidsapp.cli.plan import naming, recorded_settings, run_settings, source_files
 from bidsapp.errors import InputError
@@ -168,9 +168,9 @@ def left_out_mates(runs: list[Run], s: Settings) -> list[Run]:
     if not others:
         return []  # nothing of a left-out run in the folder: its files are not even indexed
     try:  # only the runs with outputs: other runs' files are not read
-        found = collect_runs(**dict(spec, **{arg: _values(others.values(), key) for arg, key in (
-            ("participants", "subject"), ("tasks", "task"), ("sessions", "session"), ("runs", "run"))}),
-            need_confounds=False)
+        found = collect_runs(**dict(spec, participants=_values(others.values(), "subject"), sessions=(), runs=(),
+                                    tasks=_values(others.values(), "task")),
+                             only={run_identity(e) for e in others.values()}, need_confounds=False)
     except InputError as exc:
         raise InputError(f"{exc} (a run of the joined trial model of the selected runs: --run / --session-label "
                          f"leave it out, but it has outputs in {s.output_dir}, which are fitted again with the "

@@ -414,6 +414,11 @@ def model_steps(trial_estimates: str | None, trial_denoise: str | None, trial_ri
     return {"denoise": denoise, "ridge": ridge, "hrf": "library" if optimized or hrf == "library" else "spm"}
 
 
+#: prefix of the roles, in a run's ``Sources``, of the other runs' inputs of its joined model
+#: (``trial_model_<run label>_<role>``)
+ROLE_PREFIX = "trial_model_"
+
+
 def join_key(entities: dict) -> str:
     """Name of the joined trial model a run belongs to: one per participant, task and grid or mesh (e.g.
     ``trialmodel_sub01_taskfaces``; runs of another ``res``, ``den`` or ``cohort``, whose columns differ, are another
