@@ -557,7 +557,10 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     are left out with one warning that names them and why. Runs made by different bidsapp versions or code
     (the sidecar's ``CodeFingerprint``) are stacked with one warning naming each and its number of runs. With
     ``kind="trials"``, the runs' trial segments must be sampled at the same times after onset (the sidecar's
-    ``Trials.TrialOffsets``, which follow the RepetitionTime), else an error names two runs and their offsets.
+    ``Trials.TrialOffsets``, which follow the RepetitionTime), else an error names two runs and their offsets. With
+    ``kind="betas"``, the runs of one participant and task whose estimates come from a joined trial model must come
+    from one fit of it (the same runs, ``Trials.TrialModelRuns``, and the same checksums of their inputs in every
+    run's ``Sources``), else an error names two runs.
 
     Parameters
     ----------
