@@ -26,14 +26,14 @@ def joined_model(s: Settings) -> bool:
 
 
 @contextlib.contextmanager
-def model_locks(runs: list[Run], s: Settings) -> Iterator[None]:
+def model_locks(runs: list[Run], s: Settings, holder: str) -> Iterator[None]:
     """Hold the output folder's lock of each joined model of ``runs`` (``logs/locks/model-sub-<label>_task-<label>
     .lock``, one per participant and task) from before the runs are planned until the invocation ends.
 
     Which runs a model joins depends on the runs that have outputs in the folder (``--run`` brings in the others):
     an invocation that planned while another fitted the same participant and task would fit another run set. The
-    second one waits (one line) and plans once the first has written. Locks are taken in one order: two
-    invocations never wait for each other.
+    second one waits (one line naming the ``holder`` the first wrote in the file) and plans once the first has
+    ended. Locks are taken in one order: two invocations never wait for each other.
     """
     from bidsapp.outputs.transaction import run_lock
 
@@ -42,10 +42,14 @@ def model_locks(runs: list[Run], s: Settings) -> Iterator[None]:
     with contextlib.ExitStack() as held:
         for sub, task in keys:
             identity = f"model-sub-{sub}_task-{task}"
-            if not held.enter_context(run_lock(s.output_dir, identity, wait=False)):
+            if not held.enter_context(run_lock(s.output_dir, identity, wait=False, holder=holder)):
+                other = ""
+                with contextlib.suppress(OSError):
+                    other = (s.output_dir / "logs" / "locks" / f"{identity}.lock").read_text().strip()
                 print(f"[bidsapp] waiting  sub-{sub} task-{task}: another bidsapp invocation is fitting its joined "
-                      f"trial model in {s.output_dir}; this one plans its runs once that one has ended", flush=True)
-                held.enter_context(run_lock(s.output_dir, identity))
+                      f"trial model in {s.output_dir} ({other or 'starting'}); this one plans its runs once that one "
+                      "has ended", flush=True)
+                held.enter_context(run_lock(s.output_dir, identity, holder=holder))
         yield
 
 

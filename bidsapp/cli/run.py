@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -102,10 +103,12 @@ def _plan(run: Run, s: Settings, cache_dir: Path, joined_with: list[Run], pulled
 
 
 @contextlib.contextmanager
-def _removed_when_refused(folder: Path, cache_dir: Path):
-    """Undo what the block wrote when it raises (a run refused before it starts, e.g. ``--connectivity`` on
-    voxels): the folders this invocation created for ``folder`` (the outermost one of its path that did not
-    exist), or, in an existing folder, the checksum-cache entries and cache folders written while planning."""
+def _removed_when_refused(folder: Path, cache_dir: Path, held: contextlib.ExitStack):
+    """Make ``folder`` (:func:`_check_writable`) and undo what the block wrote when it raises (a run refused before
+    it starts, e.g. ``--connectivity`` on voxels): the folders this invocation created for ``folder`` (the outermost
+    one of its path that did not exist), or, in an existing folder, the checksum-cache entries and cache folders
+    written while planning. A folder it created is removed only when no other invocation came into it meanwhile
+    (each holds ``logs/locks/invocations.lock`` shared while it runs, in ``held``): otherwise as an existing one."""
     folder = Path(folder).absolute()
     created = None
     for path in (folder, *folder.parents):
@@ -115,10 +118,13 @@ def _removed_when_refused(folder: Path, cache_dir: Path):
     cache_dirs = [cache_dir, cache_dir.parent]
     existed = {d: d.is_dir() for d in cache_dirs}
     cached = set(os.listdir(cache_dir)) if existed[cache_dir] else set()
+    presence = None
     try:
+        _check_writable(folder)
+        presence = held.enter_context(_present_in(folder))
         yield
     except BaseException:
-        if created is not None:
+        if created is not None and _alone(presence):
             shutil.rmtree(created, ignore_errors=True)
         elif cache_dir.is_dir():
             for name in set(os.listdir(cache_dir)) - cached:
@@ -127,6 +133,31 @@ def _removed_when_refused(folder: Path, cache_dir: Path):
                 if not existed[d] and d.is_dir() and not any(d.iterdir()):
                     d.rmdir()
         raise
+
+
+@contextlib.contextmanager
+def _present_in(folder: Path):
+    """This invocation's presence in an output folder: ``logs/locks/invocations.lock`` locked shared."""
+    import fcntl
+
+    from bidsapp.outputs.transaction import open_locked
+
+    with open_locked(folder / "logs" / "locks" / "invocations.lock", fcntl.LOCK_SH) as fh:
+        yield fh
+
+
+def _alone(presence) -> bool:
+    """Whether no other invocation is present in the folder (``presence``: this one's, or None before it had one).
+    Asked only before leaving: the shared lock may be given up in asking."""
+    import fcntl
+
+    if presence is None:
+        return True
+    try:
+        fcntl.flock(presence, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def check_fisher_z(s: Settings) -> None:
@@ -149,15 +180,15 @@ def participant(s: Settings) -> int:
         return _participant_runs(s, runs, t0, held)
 
 
-def _planned(s: Settings, runs: list[Run], held: contextlib.ExitStack):
+def _planned(s: Settings, runs: list[Run], held: contextlib.ExitStack, invocation: str):
     """The runs to compute, their plans and the outputs ``--replace-outputs`` replaces; a refusal leaves nothing."""
     from bidsapp.outputs import dataset
     from bidsapp.outputs.checksums import ChecksumCache
 
     cache_dir = s.output_dir / "logs" / "checksums"
-    with _removed_when_refused(s.output_dir, cache_dir):  # a refusal before the run leaves nothing behind
-        _check_writable(s.output_dir)
-        held.enter_context(model_locks(runs, s))
+    with _removed_when_refused(s.output_dir, cache_dir, held):  # a refusal before the run leaves nothing behind
+        holder = f"invocation {invocation}, host {socket.gethostname()}, process {os.getpid()}"
+        held.enter_context(model_locks(runs, s, holder))
         pulled = left_out_mates(runs, s)
         for run in pulled:
             print(f"[bidsapp] with     {run.label}: --run / --session-label leave it out, but it belongs to the "
@@ -182,7 +213,7 @@ def _participant_runs(s: Settings, runs: list[Run], t0: float, held: contextlib.
     from bidsapp.workflows.base import init_bidsapp_wf
 
     invocation = _invocation_id()
-    todo, plans, replaced = _planned(s, runs, held)
+    todo, plans, replaced = _planned(s, runs, held, invocation)
     replace_outputs(replaced, s.output_dir)
     dataset.write_dataset_description(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
     _write_invocation(s, invocation)

@@ -156,10 +156,13 @@ OUTPUTS: tuple[OutputFile, ...] = (
                "Cached SHA-256 of an input file, keyed by its identity, so unchanged inputs are not read again.",
                "participant level", "dataset"),
     OutputFile(("logs/locks/<identity>.lock", "logs/locks/name-<variant>.lock",
-                "logs/locks/model-sub-<label>_task-<label>.lock", "logs/.dataset_description.json.lock"),
+                "logs/locks/model-sub-<label>_task-<label>.lock", "logs/locks/invocations.lock",
+                "logs/.dataset_description.json.lock"),
                "Lock files: one per run (concurrent invocations write one run at a time), one per output name, "
                "one per participant and task of a joined trial model (held from planning to the end of an "
-               "invocation) and one for the dataset description.", "participant level", "dataset"),
+               "invocation; it names the invocation that holds it), one that every participant-level invocation "
+               "holds shared while it runs (a refused invocation removes an output folder it created only when no "
+               "other came into it) and one for the dataset description.", "participant level", "dataset"),
     OutputFile(("logs/names/<variant>.json",),
                "The settings an output name (space, atlas, desc, ...) was claimed with: one meaning per name, also "
                "between invocations running at once.", "participant level", "dataset"),

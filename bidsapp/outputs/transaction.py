@@ -32,21 +32,50 @@ from bidsapp.outputs.reader import read_sidecar as _read_sidecar
 SIDECAR_GLOB = "*_timeseries.json"
 
 
+def open_locked(path: Path, operation: int):
+    """``path`` (created, with its folder, when missing) open and locked with ``flock(operation)``; None when
+    ``operation`` has ``LOCK_NB`` and another process holds the lock.
+
+    A lock taken on a file that was removed meanwhile (a refused invocation removes the output folder it created)
+    would exclude nobody: the file's identity is checked once the lock is held, and the lock taken again on the
+    file now at ``path``.
+    """
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")  # noqa: SIM115 - returned open, or closed here
+        try:
+            fcntl.flock(fh, operation)
+        except BlockingIOError:
+            fh.close()
+            return None
+        except BaseException:
+            fh.close()
+            raise
+        try:
+            if os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino:
+                return fh
+        except FileNotFoundError:
+            pass
+        fh.close()
+
+
 @contextlib.contextmanager
-def run_lock(output_dir: Path, identity: str, *, wait: bool = True) -> Iterator[bool]:
+def run_lock(output_dir: Path, identity: str, *, wait: bool = True, holder: str | None = None) -> Iterator[bool]:
     """Exclusive lock on one run's outputs (``logs/locks/<identity>.lock``), held while writing.
 
-    Yields True when the lock is held; with ``wait=False`` yields False at once when another
-    process holds it.
+    Yields True when the lock is held; with ``wait=False`` yields False at once when another process holds it.
+    ``holder`` (who holds it, for a waiting invocation to say) is written into the file once the lock is held.
     """
-    path = Path(output_dir) / "logs" / "locks" / f"{identity}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
+    fh = open_locked(Path(output_dir) / "logs" / "locks" / f"{identity}.lock",
+                     fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    if fh is None:
+        yield False
+        return
+    with fh:
+        if holder is not None:
+            fh.truncate(0)
+            fh.write(holder)
+            fh.flush()
         try:
             yield True
         finally:
@@ -67,8 +96,7 @@ def name_claim(output_dir: Path, variant: str, configuration: dict, *, replace: 
     path = folder / "names" / f"{variant}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     (folder / "locks").mkdir(parents=True, exist_ok=True)
-    with open(folder / "locks" / f"name-{variant}.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with open_locked(folder / "locks" / f"name-{variant}.lock", fcntl.LOCK_EX) as fh:
         try:
             claim = (_read_sidecar(path) or {}).get("Configuration")
             diff = differing_parameters(claim, configuration) if isinstance(claim, dict) else {}
