@@ -7,8 +7,10 @@ estimate on the series standardized with ``ddof=1`` (nilearn's ``zscore_sample``
 diagonal; ``partial correlation`` is minus the precision matrix (inverse of the shrunk covariance) scaled to
 a unit diagonal, with a diagonal of 1; ``covariance`` is the shrunk covariance itself.
 
-Columns that are all NaN (regions left out by ``--min-coverage``) are left out of the estimate and get NaN
-rows and columns in the matrix; a partial correlation is conditional on the regions that are kept.
+Columns that are all NaN (regions left out by ``--min-coverage``) and columns without variance over the samples
+(:func:`no_variance`: a constant signal, whose correlation with anything is undefined) are left out of the
+estimate (:func:`left_out_columns`, the one rule of the ``_relmat`` files and of the denoising benchmark) and get
+NaN rows and columns in the matrix; a partial correlation is conditional on the regions that are kept.
 """
 
 from __future__ import annotations
@@ -24,6 +26,86 @@ MEASURES = {
 }
 #: measures whose values are correlations (Fisher's z applies to them)
 CORRELATIONS = ("correlation", "partial-correlation")
+#: a column whose standard deviation over the samples is at most this fraction of its largest magnitude has no
+#: variance (the cleaning's ``CONSTANT_RTOL``): the cleaning sets a constant column to exactly 0 when it
+#: standardizes, and a float32 column holds no variation that small (its rounding step is at least 6e-8 of its
+#: magnitude), so on cleaned series this is "all values equal"; float64 round-off around an offset counts too
+NO_VARIANCE_RTOL = 1e-10
+#: why a column without variance is left out (the ``_relmat.json``'s ``ExcludedNodesReasons``)
+NO_VARIANCE_REASON = "no variance over the run's kept volumes (a constant signal: its correlations are undefined)"
+#: why an all-NaN column is left out, when the features table does not say
+ALL_NAN_REASON = "all NaN (coverage below --min-coverage)"
+
+
+def no_variance(x: np.ndarray) -> np.ndarray:
+    """Columns without variance over the samples: standard deviation at most ``NO_VARIANCE_RTOL`` times the
+    column's largest magnitude (an all-zero column included).
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (n_samples, n_features)
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_features,)
+        False for columns that hold a NaN (an all-NaN column is left out for that reason, see
+        :func:`left_out_columns`).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"no_variance needs a 2D array (n_samples, n_features), got shape {x.shape}.")
+    std = x.std(axis=0) if x.shape[0] else np.zeros(x.shape[1])
+    scale = np.abs(x).max(axis=0, initial=0.0)
+    with np.errstate(invalid="ignore"):
+        return std <= NO_VARIANCE_RTOL * scale  # NaN (a column holding NaN): False
+
+
+def left_out_columns(x: np.ndarray) -> np.ndarray:
+    """Columns left out of every connectivity estimate: all NaN (``--min-coverage``) or :func:`no_variance`.
+
+    Their rows and columns of :func:`connectivity` are NaN, in every measure; the ``_relmat.json`` lists them
+    in ``ExcludedNodes`` and the denoising benchmark's edges with them are NaN.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (n_samples, n_features)
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_features,)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return np.isnan(x).all(axis=0) | no_variance(x)
+
+
+def exclusion_reasons(x: np.ndarray, names: list[str], nan_reasons=None) -> dict[str, str]:
+    """Each column :func:`left_out_columns` leaves out, by name, and why.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (n_samples, n_features)
+    names : list of str, length n_features
+    nan_reasons : sequence, optional
+        Per column, why it is all NaN (the features table's ``excluded`` cells; None or "" when not known):
+        the text for an all-NaN column, else ``ALL_NAN_REASON``.
+
+    Returns
+    -------
+    dict
+        Name -> reason, in column order.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    all_nan = np.isnan(x).all(axis=0)
+    flat = no_variance(x)
+    out = {}
+    for k, name in enumerate(names):
+        if all_nan[k]:
+            given = None if nan_reasons is None else nan_reasons[k]
+            known = isinstance(given, str) and given not in ("", "n/a")
+            out[name] = given if known else ALL_NAN_REASON
+        elif flat[k]:
+            out[name] = NO_VARIANCE_REASON
+    return out
 
 
 def ledoit_wolf_shrinkage(x: np.ndarray) -> float:
@@ -97,14 +179,15 @@ def connectivity(x: np.ndarray, measure: str = "correlation") -> np.ndarray:
     Parameters
     ----------
     x : numpy.ndarray, shape (n_samples, n_features)
-        Region, map or sphere series (rows: kept volumes). Columns that are entirely NaN are left out and
-        get NaN rows and columns.
+        Region, map or sphere series (rows: kept volumes). Columns that are entirely NaN or without variance
+        (:func:`left_out_columns`) are left out of the estimate and get NaN rows and columns.
     measure : {"correlation", "partial-correlation", "covariance"}
 
     Returns
     -------
     numpy.ndarray, shape (n_features, n_features), float64
-        Symmetric; equal to ``nilearn.connectome.ConnectivityMeasure(kind=...)`` on the kept columns.
+        Symmetric; equal to ``nilearn.connectome.ConnectivityMeasure(kind=...)`` on the columns that are not
+        left out.
 
     Raises
     ------
@@ -114,9 +197,9 @@ def connectivity(x: np.ndarray, measure: str = "correlation") -> np.ndarray:
     if measure not in MEASURES:
         raise ValueError(f"unknown connectivity measure {measure!r}; use one of {list(MEASURES)}.")
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"connectivity needs a 2D array (n_samples, n_features), got shape {x.shape}.")
-    keep = ~np.isnan(x).all(axis=0)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"connectivity needs a 2D array of shape (n_samples >= 2, n_features), got {x.shape}.")
+    keep = ~left_out_columns(x)
     out = np.full((x.shape[1], x.shape[1]), np.nan)
     if not keep.any():
         return out
@@ -201,8 +284,21 @@ def relmat_table(matrix: np.ndarray, names: list[str]) -> dict[str, list]:
     return {"node": list(names), **{name: m[:, k] for k, name in enumerate(names)}}
 
 
-def relmat_sidecar(measure: str, *, fisher: bool, n_samples: int, excluded: list[str]) -> dict:
-    """The ``_relmat.json`` fields (BIDS connectivity derivatives, BEP017) of one matrix."""
+def relmat_sidecar(measure: str, *, fisher: bool, n_samples: int, excluded: list[str] | dict[str, str]) -> dict:
+    """The ``_relmat.json`` fields (BIDS connectivity derivatives, BEP017) of one matrix.
+
+    Parameters
+    ----------
+    measure : str
+        A ``--connectivity`` measure.
+    fisher : bool
+        ``--fisher-z``.
+    n_samples : int
+        The kept volumes.
+    excluded : dict or list of str
+        The nodes left out (:func:`exclusion_reasons`: name -> why; a list: names, reason all NaN).
+    """
+    reasons = dict(excluded) if isinstance(excluded, dict) else dict.fromkeys(excluded, ALL_NAN_REASON)
     z = fisher and measure in CORRELATIONS
     return {
         "Measure": MEASURES[measure] + ("FisherZ" if z else ""),
@@ -215,7 +311,10 @@ def relmat_sidecar(measure: str, *, fisher: bool, n_samples: int, excluded: list
         "CovarianceEstimator": "Ledoit-Wolf shrinkage (scikit-learn LedoitWolf, nilearn's default)",
         "FisherZ": z,
         "NumberOfSamples": int(n_samples),
-        "ExcludedNodes": list(excluded),
-        "ExcludedNodesDescription": "Nodes whose series are all NaN (coverage below --min-coverage): n/a rows and "
-                                    "columns, left out of the estimate.",
+        "ExcludedNodes": list(reasons),
+        "ExcludedNodesReasons": reasons,
+        "ExcludedNodesDescription": "Nodes left out of the estimate, with n/a rows and columns in every measure: "
+                                    "series all NaN (coverage below --min-coverage) or without variance over the "
+                                    "run's kept volumes (a constant signal, whose correlations are undefined); "
+                                    "ExcludedNodesReasons gives each node's reason.",
     }

@@ -63,7 +63,8 @@ def connectivity_vector(timeseries: np.ndarray) -> np.ndarray:
     ----------
     timeseries : ndarray, shape (n_samples, n_regions)
         The run's region time series (kept volumes only). A column that is all NaN (a region left out by
-        ``--min-coverage``) gives NaN edges and is left out of the covariance, as in the ``_relmat`` files.
+        ``--min-coverage``) or without variance (a constant signal) gives NaN edges and is left out of the
+        covariance, as in the ``_relmat`` files (:func:`bidsapp.core.connectivity.left_out_columns`, one rule).
 
     Returns
     -------
@@ -83,13 +84,7 @@ def connectivity_vector(timeseries: np.ndarray) -> np.ndarray:
     left_out = np.isnan(X).all(axis=0)
     if not np.isfinite(X[:, ~left_out]).all():
         raise ValueError("time series have non-finite values; connectivity would be NaN.")
-    corr = connectivity(X, "correlation")
-    filled = np.where(left_out, 0.0, X)
-    spread = np.sqrt(((filled - filled.mean(axis=0)) ** 2).sum(axis=0))
-    scale = np.maximum(np.abs(filled).max(axis=0), np.finfo(float).tiny)
-    constant = left_out | (spread <= 1e-10 * scale * np.sqrt(X.shape[0]))
-    corr[constant, :] = np.nan
-    corr[:, constant] = np.nan
+    corr = connectivity(X, "correlation")  # NaN rows and columns for the columns it leaves out
     i, j = edge_index(X.shape[1])
     return np.clip(corr[i, j], -1.0, 1.0)
 

@@ -96,7 +96,7 @@ def connectivity_rows(runs: list, picks: list[np.ndarray], *, measure: str, y: s
 
     ``short`` maps the entities' long names to their file-name keys (``subject`` -> ``sub``), for ``source``.
     Warns (:func:`warn_incomparable`) when a partial correlation was computed with a region dropped here, and
-    when ``X`` holds NaN (regions left out by ``--min-coverage``), naming the runs and regions.
+    when ``X`` holds NaN (regions left out by ``--min-coverage`` or without variance), naming the runs and regions.
     """
     import pandas as pd
 
@@ -156,7 +156,7 @@ def warn_incomparable(label: str, stems: list[str], dropped: list[list[str]], na
     dropped : list of list of str
         Per run, its regions not kept (not in every run).
     nan : list of list of str
-        Per run, its kept regions that are columns of NaN (``--min-coverage``).
+        Per run, its kept regions whose rows and columns are NaN (``--min-coverage``, or no variance).
     """
     lost = [(s, d) for s, d in zip(stems, dropped) if d]
     if lost and label == cn.MEASURES["partial-correlation"]:
@@ -165,7 +165,8 @@ def warn_incomparable(label: str, stems: list[str], dropped: list[list[str]], na
                       f"{_listed(lost)}; use measure='correlation', or runs with the same regions.", stacklevel=4)
     holes = [(s, n) for s, n in zip(stems, nan) if n]
     if holes:
-        warnings.warn(f"X contains NaN: regions left out by --min-coverage in {len(holes)} run(s): "
+        warnings.warn(f"X contains NaN: regions left out of the connectivity (coverage below --min-coverage, or "
+                      f"no variance over the run: the sidecar's ExcludedNodesReasons) in {len(holes)} run(s): "
                       f"{_listed(holes)}; drop those columns (np.isnan(ds.X).any(axis=0)) or impute them before "
                       "fitting, or rerun the participant level with a lower --min-coverage.", stacklevel=4)
 
@@ -183,7 +184,9 @@ def write_relmats(writer, naming, output_dir: Path, cleaned: Path, features: dic
     cleaned : Path
         The cleaned ``(n_kept, n_regions)`` ``.npy``.
     features : dict
-        The features table (``name``; ``excluded`` for regions left out by ``--min-coverage``).
+        The features table (``name``; ``excluded`` for regions left out by ``--min-coverage``). Those regions
+        and regions without variance (:func:`bidsapp.core.connectivity.left_out_columns`) are the sidecars'
+        ``ExcludedNodes``, with their reasons; a warning names the run and the regions without variance.
     measures : list of str
         ``--connectivity`` values.
     fisher : bool
@@ -193,7 +196,14 @@ def write_relmats(writer, naming, output_dir: Path, cleaned: Path, features: dic
 
     X = np.load(cleaned)
     names = [str(n) for n in features.get("name", [f"region-{k}" for k in range(X.shape[1])])]
-    excluded = [n for n, col in zip(names, np.isnan(X).all(axis=0)) if col]
+    excluded = cn.exclusion_reasons(X, names, features.get("excluded"))
+    flat = [n for n, why in excluded.items() if why == cn.NO_VARIANCE_REASON]
+    if flat:
+        listed = ", ".join(flat[:5]) + (f" and {len(flat) - 5} more" if len(flat) > 5 else "")
+        warnings.warn(f"{naming.path(output_dir, 'timeseries', '.npy').name}: {len(flat)} region(s) without variance "
+                      f"over the run's {X.shape[0]} kept volumes (a constant signal): {listed}; their connectivity "
+                      "is undefined, so they are left out of the covariance estimate and their rows and columns of "
+                      "the _relmat files are n/a (ExcludedNodes).", stacklevel=2)
     written = []
     for measure in measures:
         matrix = cn.connectivity(X, measure)

@@ -116,7 +116,8 @@ OUTPUTS: tuple[OutputFile, ...] = (
                "A connectivity matrix of the region, map or sphere columns (BIDS connectivity derivative names, "
                "BEP017): a `node` column then one column per node; meas-PearsonCorrelation, PartialCorrelation or "
                "Covariance (Ledoit-Wolf, as nilearn's ConnectivityMeasure); the JSON gives the measure, Fisher z, "
-               "samples and the nodes left out by --min-coverage (n/a rows and columns).",
+               "samples and the nodes left out of the estimate (n/a rows and columns): ExcludedNodes, with "
+               "ExcludedNodesReasons (coverage below --min-coverage, or no variance over the run's kept volumes).",
                "`--connectivity` (one pair per measure)"),
     OutputFile((f"{_RUN}_reportdata.npz",),
                "What the participant report draws: up to 2,000 columns before and after cleaning (uint8 z-scores), "

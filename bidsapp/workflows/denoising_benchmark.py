@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bidsapp.core import denoising_benchmark as db
+from bidsapp.core.connectivity import left_out_columns
 
 #: column spaces whose columns are regions (connectivity between them is a benchmark edge)
 REGION_KINDS = ("labels", "maps", "rois", "spheres", "grayordinate_labels")
@@ -57,7 +58,7 @@ class BenchmarkRun:
     connectivity: np.ndarray
     regions: list[str]
     centroids: np.ndarray | None
-    left_out: tuple[str, ...] = ()  # regions that are columns of NaN (--min-coverage)
+    left_out: tuple[str, ...] = ()  # regions left out of its connectivity (NaN by --min-coverage, or no variance)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -101,8 +102,7 @@ def read_benchmark_run(load_run, sidecar: Path) -> BenchmarkRun | None:
                         denoise=(run.meta.get("Parameters") or {}).get("denoise"), n_volumes=len(run.samples),
                         dof=float(run.meta.get("DegreesOfFreedom", np.nan)), fd=fd,
                         connectivity=run_connectivity(run), regions=names, centroids=centroids_of(run.features),
-                        left_out=tuple(n for n, gone in zip(names, np.isnan(np.asarray(run.X, float)).all(axis=0))
-                                       if gone))
+                        left_out=tuple(n for n, gone in zip(names, left_out_columns(run.X)) if gone))
 
 
 def exclusions(runs: Iterable[BenchmarkRun], rule: ExclusionRule) -> dict[str, tuple[float, float, str | None]]:
@@ -279,8 +279,8 @@ def missing_regions_note(kept: list[BenchmarkRun], regions: list[str], subjects:
                 uncovered.append(s)
         if absent or uncovered:
             why = ([f"not a column of the runs of sub-{', sub-'.join(absent)}"] if absent else []) + \
-                ([f"a column of NaN (--min-coverage) in every run of sub-{', sub-'.join(uncovered)}"]
-                 if uncovered else [])
+                ([f"left out (a column of NaN by --min-coverage, or without variance) in every run of "
+                  f"sub-{', sub-'.join(uncovered)}"] if uncovered else [])
             parts.append(f"region {name}: {' and '.join(why)}, so its edges' QC-FC is over "
                          f"{len(subjects) - len(absent) - len(uncovered)} of {len(subjects)} participants")
     return "; ".join(parts) or None
