@@ -161,6 +161,26 @@ def test_constant_and_zero_columns_are_zero(data, standardize, detrend):
     assert np.isfinite(out).all() and (out[:, 3:].std(axis=0) > 0.1).all()
 
 
+@pytest.mark.parametrize("detrend, high_pass, removes", [(True, None, True), (False, 0.01, True),
+                                                       (False, None, False)])
+def test_constant_columns_without_standardization(data, detrend, high_pass, removes):
+    """Without standardization, a constant column is 0 when the cleaning removes the mean (detrending, a high-pass),
+    not the round-off of its detrending and confound regression (a constant region's correlations would be those
+    of that round-off); kept as nilearn gives it otherwise (a low-pass alone keeps a constant)."""
+    from nilearn.signal import clean as nilearn_clean
+
+    X, conf, keep = data
+    Xc = X.astype(np.float64)
+    Xc[:, 0] = 1234.5678
+    Xc[:, 1] = -7.1e-3
+    kwargs = dict(t_r=T_R, detrend=detrend, standardize=None, confounds=conf, filter="butterworth",
+                  high_pass=high_pass, low_pass=0.1)
+    out = signal.clean(Xc, sample_mask=keep, **kwargs)
+    assert (out[:, :2] == 0).all() == removes and (out[:, 2:].std(axis=0) > 0.1).all()
+    ref = nilearn_clean(Xc[:, :2], sample_mask=keep, **{**kwargs, "standardize": False})
+    assert (np.abs(out[:, :2] - ref) <= 1e-6 * np.abs(Xc[0, :2])).all()  # nilearn's round-off, or its constant
+
+
 def test_unknown_standardize_in_apply_operator(data):
     X, _, _ = data
     op = signal.cleaning_operator(X.shape[0], t_r=T_R)

@@ -859,7 +859,8 @@ class _ChunkJob:
         if not np.isfinite(np.add.reduce(x, axis=None)) and not np.isfinite(x).all():  # sum: one cheap pass
             raise ValueError("signals contain NaN or infinite values; mask them out before cleaning.")
         constant = scale = None
-        if self.standardize is not None or self.column_std is not None:  # constant on the volumes read,
+        zeroed = self.standardize is None and self.operator.removes_mean  # a constant's series: 0 and round-off
+        if self.standardize is not None or self.column_std is not None or zeroed:  # constant on the volumes read,
             # relative to the input's magnitude
             hi = np.max([x[a0:b0].max(axis=0) for a0, b0 in self.blocks], axis=0)  # x: the input, exactly
             lo = np.min([x[a0:b0].min(axis=0) for a0, b0 in self.blocks], axis=0)
@@ -885,4 +886,6 @@ class _ChunkJob:
                             std_out, dest)
         if done is not dest:
             dest[...] = done
+        if zeroed:  # standardized, a constant is 0 (_standardize); not, it is 0 all the same, not its round-off
+            dest[:, constant] = 0.0
         return buffers
