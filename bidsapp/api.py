@@ -24,8 +24,7 @@ __all__ = ["Dataset", "Run", "dataset", "load"]
 
 _SHORT = SHORT_KEYS
 #: entities that name one run of the source data (the rest name a processing of it)
-_RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run",
-                 "echo", "part")
+_RUN_ENTITIES = reader.RUN_ENTITIES
 _KINDS = ("betas", "trials", "timeseries", "connectivity")
 
 
@@ -397,28 +396,6 @@ def _column_space(runs: list[Run]) -> tuple[list[np.ndarray], np.ndarray | None]
     return picks, common
 
 
-def _check_configurations(runs: list[Run]) -> None:
-    """Runs made with different settings (or atlas files) are never stacked: one error naming them."""
-    from bidsapp.outputs.transaction import configuration_of, describe_differences, differing_parameters
-
-    first = configuration_of(runs[0].meta)
-    for run in runs[1:]:
-        diff = differing_parameters(first, configuration_of(run.meta))
-        if diff:
-            variant = {k: v for k, v in _entities_of(run.stem).items() if k not in _RUN_ENTITIES}
-            if variant == {k: v for k, v in _entities_of(runs[0].stem).items() if k not in _RUN_ENTITIES}:
-                # one name, two meanings (say, two invocations at once): no entity tells them apart
-                way_out = ("both are named " + stem_of_entities(variant)
-                           + ", so no entity tells them apart: rerun the participant level for the runs to redo "
-                           "with one set of settings and --replace-outputs")
-            else:
-                way_out = ("select one variant with entities (desc=..., atlas=...) or rerun the participant level "
-                           "with one set of settings")
-            raise ValueError(f"{run.stem} was made with other settings than {runs[0].stem}: "
-                             f"{describe_differences(diff, 'in the first', 'in the second')}; their numbers are not "
-                             f"comparable, so they are not stacked: {way_out}.")
-
-
 def _trial_offsets(run: Run) -> tuple[float, ...] | None:
     """The times after onset (s) of a run's trial segments: the sidecar's ``TrialOffsets`` (not recorded: one per
     TR from the window's start); None without segments (reported when its rows are read)."""
@@ -507,7 +484,7 @@ def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
         raise LookupError(f"the {len(match)} matching runs mix {key} values {values}: their columns are not "
                           f"comparable; add {key}=... (one of {values}) to choose one.")
     runs = [reader.read_run(c.sidecar, entities=c.entities) for c in match]  # checksums, if asked, verified above
-    _check_configurations(runs)
+    reader.check_configurations(runs)
     _warn_mixed_code(runs)
     return runs
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bidsapp.bids.naming import variant_of
 from bidsapp.core import columns
 from bidsapp.core.files import save_nifti
 from bidsapp.core.qc import QC_COLUMNS, qc_values
@@ -17,7 +18,15 @@ from bidsapp.core.tsv import write_tsv
 from bidsapp.errors import InputError
 from bidsapp.outputs.dataset import check_output_owner
 from bidsapp.outputs.descriptions import write_sidecar
-from bidsapp.outputs.reader import SIDECAR_ENDING, Run, check_unique, output_files, read_run, stem_of
+from bidsapp.outputs.reader import (
+    SIDECAR_ENDING,
+    Run,
+    check_configurations,
+    check_unique,
+    output_files,
+    read_run,
+    stem_of,
+)
 from bidsapp.settings import Settings
 
 
@@ -29,6 +38,7 @@ def group_level(s: Settings) -> int:
     except ValueError as exc:
         raise InputError(str(exc), code=2) from None
     runs = _read_runs(_sidecars(s))
+    _check_one_configuration_per_name(runs)
     write_sidecar(write_tsv(Path(s.output_dir) / "group_runs.tsv", _summary_rows(runs)))  # + column descriptions
     masks, on_grayordinates = _masks_by_space(runs)
     for space, files in masks.items():
@@ -39,6 +49,20 @@ def group_level(s: Settings) -> int:
     print(f"[bidsapp] group summary of {len(runs)} run(s): {Path(s.output_dir) / 'group_runs.tsv'}")
     _denoising_benchmark(s, [run.sidecar for run in runs])
     return 0
+
+
+def _check_one_configuration_per_name(runs: list[Run]) -> None:
+    """Outputs of one name (space, atlas, desc, ...) made with two configurations (two invocations at once, two
+    folders merged) are one name for two pipelines: refused (exit 2) with the loader's check, before anything is
+    written, as one benchmark row over both would compare nothing."""
+    by_name: dict[str, list[Run]] = {}
+    for run in runs:
+        by_name.setdefault(variant_of(run.stem), []).append(run)
+    for same_name in by_name.values():
+        try:
+            check_configurations(same_name, not_done="the group level does not summarize them together")
+        except ValueError as exc:
+            raise InputError(str(exc), code=2) from None
 
 
 def _sidecars(s: Settings) -> list[Path]:
