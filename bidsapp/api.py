@@ -554,7 +554,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     ValueError
         Unknown kind, target column or overlap rule; runs made with different settings; masks on
         different grids; overlapping trials with ``overlap="error"``; ``kind="trials"`` with runs whose trial
-        offsets differ.
+        offsets differ; a ``participants.tsv`` whose ``participant_id`` values lack the ``sub-`` prefix or that
+        lists a participant on two rows.
     FileNotFoundError
         Every matching run is incomplete.
     """

@@ -73,20 +73,27 @@ def participants_file(output_dir: Path, bids_dir: str | Path | None) -> Path:
 
 def participant_values(path: Path, y: str) -> dict[str, object]:
     """``participant_id`` (``sub-<label>``) -> the ``y`` column of a ``participants.tsv`` (numbers as floats when
-    every value is a number; n/a as None)."""
-    import pandas as pd
+    every value is a number; None for no value: ``n/a``, an empty cell, ``NaN``).
 
-    df = pd.read_csv(path, sep="\t", dtype=str, na_values=["n/a"], keep_default_na=False)
-    if "participant_id" not in df:
+    Raises
+    ------
+    ValueError
+        No ``participant_id`` or ``y`` column, ids without the ``sub-`` prefix, a participant on two rows
+        (:func:`bidsapp.bids.participants.read_participants`).
+    """
+    from bidsapp.bids.participants import is_missing, read_participants
+
+    table = read_participants(path)
+    if table is None:
         raise ValueError(f"{path}: no participant_id column; a BIDS participants.tsv starts with it.")
-    if y not in df:
-        raise ValueError(f"y={y!r}: no column {y!r} in {path} (columns: {list(df.columns)}); choose one of them "
+    if y not in table.columns:
+        raise ValueError(f"y={y!r}: no column {y!r} in {path} (columns: {table.columns}); choose one of them "
                          "or pass bids_dir= with another participants.tsv.")
-    values = df[y]
-    numeric = pd.to_numeric(values, errors="coerce")
-    if numeric[values.notna()].notna().all():
-        values = numeric
-    return {pid: (None if pd.isna(v) else v) for pid, v in zip(df["participant_id"], values)}
+    values = {pid: (None if is_missing(row[y]) else row[y]) for pid, row in table.rows.items()}
+    try:
+        return {pid: (None if v is None else float(v)) for pid, v in values.items()}
+    except ValueError:  # a text column (e.g. diagnosis): as written
+        return values
 
 
 def connectivity_rows(runs: list, picks: list[np.ndarray], *, measure: str, y: str, output_dir: Path,
