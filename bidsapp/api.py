@@ -24,8 +24,7 @@ __all__ = ["Dataset", "Run", "dataset", "load"]
 
 _SHORT = SHORT_KEYS
 #: entities that name one run of the source data (the rest name a processing of it)
-_RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run",
-                 "echo", "part")
+_RUN_ENTITIES = reader.RUN_ENTITIES
 _KINDS = ("betas", "trials", "timeseries", "connectivity")
 
 
@@ -188,12 +187,12 @@ class Dataset:
     groups: np.ndarray
     table: object
     features: object
-    runs: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)  #: the stacked runs (those with a row in X), in X's order
     mask_file: Path | None = None
     dseg_file: Path | None = None
     _mask: np.ndarray | None = None
     kind: str = "voxels"
-    qc: object = None  #: one row per stacked run: its QC metrics (group_runs.tsv columns), pandas DataFrame
+    qc: object = None  #: one row per stacked run (as ``runs``): its QC metrics (group_runs.tsv columns), a DataFrame
 
     def reliable_columns(self, train, *, repeats: str, n_columns: int | None = None,
                          min_reliability: float | None = None) -> np.ndarray:
@@ -397,28 +396,6 @@ def _column_space(runs: list[Run]) -> tuple[list[np.ndarray], np.ndarray | None]
     return picks, common
 
 
-def _check_configurations(runs: list[Run]) -> None:
-    """Runs made with different settings (or atlas files) are never stacked: one error naming them."""
-    from bidsapp.outputs.transaction import configuration_of, describe_differences, differing_parameters
-
-    first = configuration_of(runs[0].meta)
-    for run in runs[1:]:
-        diff = differing_parameters(first, configuration_of(run.meta))
-        if diff:
-            variant = {k: v for k, v in _entities_of(run.stem).items() if k not in _RUN_ENTITIES}
-            if variant == {k: v for k, v in _entities_of(runs[0].stem).items() if k not in _RUN_ENTITIES}:
-                # one name, two meanings (say, two invocations at once): no entity tells them apart
-                way_out = ("both are named " + stem_of_entities(variant)
-                           + ", so no entity tells them apart: rerun the participant level for the runs to redo "
-                           "with one set of settings and --replace-outputs")
-            else:
-                way_out = ("select one variant with entities (desc=..., atlas=...) or rerun the participant level "
-                           "with one set of settings")
-            raise ValueError(f"{run.stem} was made with other settings than {runs[0].stem}: "
-                             f"{describe_differences(diff, 'in the first', 'in the second')}; their numbers are not "
-                             f"comparable, so they are not stacked: {way_out}.")
-
-
 def _trial_offsets(run: Run) -> tuple[float, ...] | None:
     """The times after onset (s) of a run's trial segments: the sidecar's ``TrialOffsets`` (not recorded: one per
     TR from the window's start); None without segments (reported when its rows are read)."""
@@ -540,7 +517,7 @@ def _complete_runs(output_dir: Path, entities: dict, verify: bool) -> list[Run]:
         raise LookupError(f"the {len(match)} matching runs mix {key} values {values}: their columns are not "
                           f"comparable; add {key}=... (one of {values}) to choose one.")
     runs = [reader.read_run(c.sidecar, entities=c.entities) for c in match]  # checksums, if asked, verified above
-    _check_configurations(runs)
+    reader.check_configurations(runs)
     _warn_mixed_code(runs)
     return runs
 
@@ -573,7 +550,8 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
         row per run, the upper triangle (above the diagonal, row by row) of its ``--connectivity`` matrix
         ``measure``, ``y`` from the raw dataset's ``participants.tsv`` and ``groups`` the participant; the
         table holds the run's entities and QC metrics, ``features`` the edges (``node_a``, ``node_b``).
-        Edges of regions left out by ``--min-coverage`` are NaN.
+        Edges of regions left out by ``--min-coverage`` are NaN. Runs whose participant has no ``y`` (not listed,
+        ``n/a``, empty, ``NaN``) are left out with a warning, before the shared regions are chosen.
     y : str
         Column of ``table`` used as the target (default ``trial_type``; ``source`` and the entity columns such as
         ``subject`` or ``session`` too). Columns of events.tsv are text exactly as
@@ -604,7 +582,9 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     Dataset
         ``X`` (in memory), ``y``, ``groups`` (the run each row comes from, for leave-one-run-out),
         ``table`` (the per-row table plus the run's entities; an events.tsv column with the name of one of
-        ours is kept as ``events_<name>``), ``features`` and ``to_image(values)``.
+        ours is kept as ``events_<name>``), ``features``, ``to_image(values)``, and ``runs`` and ``qc``: the
+        runs stacked, in the order of ``X`` (a run left with no row, its every ``y`` n/a, is not stacked: a
+        warning names it, and its columns do not narrow the shared ones).
 
     Raises
     ------
@@ -613,12 +593,11 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     ValueError
         Unknown kind, target column or overlap rule; runs made with different settings; masks on
         different grids; overlapping trials with ``overlap="error"``; ``kind="trials"`` with runs whose trial
-        offsets differ.
+        offsets differ; no row with a ``y``; a ``participants.tsv`` whose ``participant_id`` values lack the
+        ``sub-`` prefix or that lists a participant on two rows.
     FileNotFoundError
         Every matching run is incomplete.
     """
-    import pandas as pd
-
     if kind not in _KINDS:
         raise ValueError(f"kind={kind!r}: use one of {list(_KINDS)}.")
     if overlap not in OVERLAP_RULES:
@@ -632,38 +611,83 @@ def dataset(output_dir: str | Path, kind: str = "betas", *, y: str = "trial_type
     if kind == "betas":
         _check_joined_models(runs)
         _check_one_fit(runs)
-    picks, common = _column_space(runs)
     if kind == "connectivity":
-        from bidsapp.outputs.connectomes import connectivity_rows
+        return _connectivity_dataset(runs, Path(output_dir), y=y, y_dtype=y_dtype, measure=measure,
+                                     bids_dir=bids_dir)
+    return _stacked_dataset(runs, kind, y=y, y_dtype=y_dtype, overlap=overlap, drop_invalid=drop_invalid)
 
-        X, target, table, edges = connectivity_rows(runs, picks, measure=measure, y=y, output_dir=Path(output_dir),
-                                                    bids_dir=bids_dir, run_entities=_RUN_ENTITIES,
-                                                    short=_SHORT)
-        return Dataset(X=X, y=target if y_dtype is None else target.astype(y_dtype),
-                       groups=table["participant_id"].to_numpy(), table=table, features=edges,
-                       runs=[r.stem for r in runs], mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file,
-                       kind=runs[0].kind, qc=_qc_table(runs))
-    blocks, tables, targets = [], [], []
+
+def _connectivity_dataset(runs: list[Run], output_dir: Path, *, y: str, y_dtype, measure: str,
+                          bids_dir: str | Path | None) -> Dataset:
+    """``kind="connectivity"``: the runs whose participant has a ``y`` in ``participants.tsv`` (the others left
+    out with a warning before the columns are chosen), one row each; ``runs`` and ``qc`` name those runs, in the
+    order of ``X``."""
+    from bidsapp.outputs.connectomes import connectivity_rows, participant_values, participants_file, with_target
+
+    path = participants_file(output_dir, bids_dir)
+    targets = participant_values(path, y)
+    runs = [runs[k] for k in with_target(runs, targets, y, path)]
+    picks, _ = _column_space(runs)
+    X, target, table, edges = connectivity_rows(runs, picks, measure=measure, y=y, output_dir=output_dir,
+                                                bids_dir=bids_dir, run_entities=_RUN_ENTITIES, short=_SHORT,
+                                                targets=targets)
+    return Dataset(X=X, y=target if y_dtype is None else target.astype(y_dtype),
+                   groups=table["participant_id"].to_numpy(), table=table, features=edges,
+                   runs=[r.stem for r in runs], mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file,
+                   kind=runs[0].kind, qc=_qc_table(runs))
+
+
+def _stacked_dataset(runs: list[Run], kind: str, *, y: str, y_dtype, overlap: str, drop_invalid: bool) -> Dataset:
+    """``betas``, ``trials`` or ``timeseries``: the rows of every run whose ``y`` is known, over the columns of the
+    runs that have such rows (a run left with none is not stacked, with a warning: ``runs`` and ``qc`` name the
+    runs of ``X``, in its order)."""
+    import pandas as pd
+
+    stacked, arrays, tables, targets = [], [], [], []
     n_missing = n_dropped = 0
-    for run, cols in zip(runs, picks):
+    for run in runs:
         data, table, values, dropped = _run_rows(run, kind, y, overlap, drop_invalid)
         keep = np.array([v is not _NA and v is not _DROP for v in values], dtype=bool)
         n_missing += sum(v is _NA for v in values)
         n_dropped += dropped
-        blocks.append(data[keep][..., cols])
-        tables.append(table[keep])
-        targets += [v for v, k in zip(values, keep) if k]
+        if keep.any():
+            stacked.append(run)
+            arrays.append((data, keep))
+            tables.append(table[keep])
+            targets += [v for v, k in zip(values, keep) if k]
     if n_missing:
-        warnings.warn(f"{n_missing} row(s) whose {y!r} is n/a are left out (y is missing for them).", stacklevel=2)
+        warnings.warn(f"{n_missing} row(s) whose {y!r} is n/a are left out (y is missing for them).", stacklevel=3)
     if n_dropped:
         warnings.warn(f"{n_dropped} volume(s) inside trials with different {y!r} are left out (overlap='drop').",
-                      stacklevel=2)
+                      stacklevel=3)
+    _warn_runs_without_rows(runs, stacked, y)
+    picks, common = _column_space(stacked)
+    blocks = []
+    for k, cols in enumerate(picks):
+        data, keep = arrays[k]
+        arrays[k] = None  # the run's whole array is no longer needed
+        blocks.append(data[keep][..., cols])
     table = pd.concat(tables, ignore_index=True)
-    features = runs[0].features.iloc[picks[0]].reset_index(drop=True)
+    features = stacked[0].features.iloc[picks[0]].reset_index(drop=True)
     return Dataset(X=np.concatenate(blocks), y=_target_array(targets, y_dtype), groups=table["source"].to_numpy(),
-                   table=table, features=features, runs=[r.stem for r in runs],
-                   mask_file=runs[0].mask_file, dseg_file=runs[0].dseg_file, _mask=common, kind=runs[0].kind,
-                   qc=_qc_table(runs))
+                   table=table, features=features, runs=[r.stem for r in stacked],
+                   mask_file=stacked[0].mask_file, dseg_file=stacked[0].dseg_file, _mask=common,
+                   kind=stacked[0].kind, qc=_qc_table(stacked))
+
+
+def _warn_runs_without_rows(runs: list[Run], stacked: list[Run], y: str) -> None:
+    """One warning naming the runs left with no row (every ``y`` n/a, every trial invalid), which are not
+    stacked (not in ``runs``, ``qc``, nor the choice of columns); an error when no run is left."""
+    if not stacked:
+        raise ValueError(f"none of the {len(runs)} matching run(s) has a row with a {y!r} value (n/a, invalid "
+                         f"trials or volumes left out), e.g. {runs[0].stem}; nothing to stack: choose another y "
+                         "or other runs.")
+    kept = {r.stem for r in stacked}
+    names = [r.stem for r in runs if r.stem not in kept]
+    if names:
+        warnings.warn(f"{len(names)} run(s) have no row left (their {y!r} is n/a, or their trials invalid) and are "
+                      f"not stacked, nor in the dataset's runs and qc: {', '.join(names[:5])}"
+                      f"{' ...' if len(names) > 5 else ''}.", stacklevel=4)
 
 
 def _run_rows(run: Run, kind: str, y: str, overlap: str, drop_invalid: bool) -> tuple[np.ndarray, object, list, int]:

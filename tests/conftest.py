@@ -169,3 +169,20 @@ def demo_outputs(tmp_path_factory):
     base = tmp_path_factory.mktemp("demo-outputs")
     assert main([str(base / "bidsapp-demo-output"), "--nprocs", "2"]) == 0
     return base
+
+
+@pytest.fixture(scope="session")
+def atlas_outputs(tmp_path_factory):
+    """The demo dataset (40 volumes; 2 participants, 4 runs) and its outputs in the demo's six-region atlas with
+    Pearson correlation matrices: ``(bids, out, atlas)``. Tests only read them (copy them to change them)."""
+    from bidsapp.cli.run import main
+    from bidsapp.demo import write_demo_atlas
+
+    base = tmp_path_factory.mktemp("atlas-outputs")
+    make_dataset(base / "bids", n_volumes=40)
+    atlas = write_demo_atlas(base)
+    code = main([str(base / "bids"), str(base / "out"), "participant", "--atlas", str(atlas), "--atlas-labels",
+                 str(atlas.with_name("atlas-demo_dseg.tsv")), "--connectivity", "correlation", "--nprocs", "1",
+                 "--work-dir", str(base / "work")])
+    assert code == 0
+    return base / "bids", base / "out", atlas

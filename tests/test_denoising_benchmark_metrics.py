@@ -147,13 +147,20 @@ def test_dof_loss_and_exclusion_rule():
     fd = np.r_[np.nan, np.full(9, 0.1)]
     fd[[3, 4, 5]] = 0.3
     assert db.mean_fd(fd) == pytest.approx(np.mean(fd[1:]))
-    assert db.high_motion_fraction(fd, 0.2) == pytest.approx(0.3)
+    assert db.high_motion_fraction(fd, 0.2) == pytest.approx(3 / 9)  # over the 9 volumes with an FD
     assert db.exclusion_reason(0.1, 0.3) is None
     assert "0.300 mm > 0.25 mm" in db.exclusion_reason(0.3, 0.0)
     assert db.exclusion_reason(0.3, 0.0, fd_mean_max=None) is None
     assert "90.0% of volumes" in db.exclusion_reason(0.1, 0.9)
     assert db.exclusion_reason(0.1, 0.9, censored_fraction_max=None) is None
     assert "no framewise displacement" in db.exclusion_reason(float("nan"), 0.0)
+
+
+def test_high_motion_fraction_is_over_the_volumes_with_an_fd():
+    """With ``--dummy-scans 0`` the run's first volume (FD n/a) was counted among the volumes: 2 of 5, not 2 of 4."""
+    fd = np.r_[np.nan, 0.3, 0.1, 0.1, 0.3]
+    assert db.high_motion_fraction(fd, 0.2) == 0.5
+    assert np.isnan(db.high_motion_fraction(np.full(4, np.nan), 0.2))
 
 
 def test_covariate_encoding():

@@ -328,13 +328,15 @@ def mean_fd(fd: np.ndarray) -> float:
 
 
 def high_motion_fraction(fd: np.ndarray, threshold: float = EXCLUDE_FD_THRESHOLD) -> float:
-    """Share of a run's volumes whose framewise displacement exceeds ``threshold`` (mm).
+    """Share of a run's volumes whose framewise displacement exceeds ``threshold`` (mm), over the volumes where
+    it is defined (not the first, whose FD is n/a), as :func:`mean_fd`; NaN when no volume has one.
 
     This is the share scrubbing at that threshold censors before it also drops short segments and high-DVARS
     volumes (which the benchmark's nilearn scrubbing did), so a lower bound of the benchmark's share.
     """
     fd = np.asarray(fd, dtype=np.float64)
-    return float((fd > threshold).sum()) / fd.size if fd.size else float("nan")
+    defined = np.isfinite(fd)
+    return float((fd[defined] > threshold).sum()) / int(defined.sum()) if defined.any() else float("nan")
 
 
 def exclusion_reason(fd_mean: float, high_motion: float, *,

@@ -72,7 +72,9 @@ def group_denoising_runs(settings: dict) -> dict[str, dict]:
         "fd_mean": {"Description": "Mean framewise displacement over the volumes after the non-steady-state ones "
                                    "(fMRIPrep's framewise_displacement; the fd_mean of group_runs.tsv and "
                                    "QC.FramewiseDisplacementMean of the run's sidecar).", "Units": "mm"},
-        "high_motion_fraction": {"Description": "Share of the same volumes with framewise displacement > "
+        "high_motion_fraction": {"Description": "Share of the same volumes (those with a framewise "
+                                                "displacement: not a run's first volume, whose FD is n/a) with "
+                                                "framewise displacement > "
                                                 f"{settings.get('exclude_fd_threshold', 0.2):g} mm "
                                                 "(--exclude-fd-threshold), what --exclude-censored-fraction reads: "
                                                 "the volumes scrubbing at that threshold would censor, the same "

@@ -73,64 +73,92 @@ def participants_file(output_dir: Path, bids_dir: str | Path | None) -> Path:
 
 def participant_values(path: Path, y: str) -> dict[str, object]:
     """``participant_id`` (``sub-<label>``) -> the ``y`` column of a ``participants.tsv`` (numbers as floats when
-    every value is a number; n/a as None)."""
-    import pandas as pd
+    every value is a number; None for no value: ``n/a``, an empty cell, ``NaN``).
 
-    df = pd.read_csv(path, sep="\t", dtype=str, na_values=["n/a"], keep_default_na=False)
-    if "participant_id" not in df:
+    Raises
+    ------
+    ValueError
+        No ``participant_id`` or ``y`` column, ids without the ``sub-`` prefix, a participant on two rows
+        (:func:`bidsapp.bids.participants.read_participants`).
+    """
+    from bidsapp.bids.participants import is_missing, read_participants
+
+    table = read_participants(path)
+    if table is None:
         raise ValueError(f"{path}: no participant_id column; a BIDS participants.tsv starts with it.")
-    if y not in df:
-        raise ValueError(f"y={y!r}: no column {y!r} in {path} (columns: {list(df.columns)}); choose one of them "
+    if y not in table.columns:
+        raise ValueError(f"y={y!r}: no column {y!r} in {path} (columns: {table.columns}); choose one of them "
                          "or pass bids_dir= with another participants.tsv.")
-    values = df[y]
-    numeric = pd.to_numeric(values, errors="coerce")
-    if numeric[values.notna()].notna().all():
-        values = numeric
-    return {pid: (None if pd.isna(v) else v) for pid, v in zip(df["participant_id"], values)}
+    values = {pid: (None if is_missing(row[y]) else row[y]) for pid, row in table.rows.items()}
+    try:
+        return {pid: (None if v is None else float(v)) for pid, v in values.items()}
+    except ValueError:  # a text column (e.g. diagnosis): as written
+        return values
+
+
+def with_target(runs: list, targets: dict[str, object], y: str, path: Path | None = None) -> list[int]:
+    """Indices of the runs whose participant has a ``y`` value; the others are left out with one warning
+    naming their participants.
+
+    Raises
+    ------
+    ValueError
+        No run has a ``y`` value (the message shows the ids of ``participants.tsv`` and of the runs).
+    """
+    have = [k for k, run in enumerate(runs) if targets.get(f"sub-{run.entities['subject']}") is not None]
+    missing = sorted({f"sub-{run.entities['subject']}" for k, run in enumerate(runs) if k not in have})
+    where = path or "participants.tsv"
+    if not have:
+        listed = sorted(pid for pid, v in targets.items() if v is not None)
+        raise ValueError(f"{where}: no run's participant has a {y!r} value (participant_id with a value: "
+                         f"{', '.join(listed[:5]) or 'none'}{' ...' if len(listed) > 5 else ''}; the runs': "
+                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); nothing to stack: fill "
+                         f"in the {y!r} column or choose another y.")
+    if missing:
+        warnings.warn(f"{len(runs) - len(have)} run(s) left out: their participant has no {y!r} in {where} (n/a, "
+                      f"empty, NaN or not listed): {', '.join(missing)}.", stacklevel=4)
+    return have
 
 
 def connectivity_rows(runs: list, picks: list[np.ndarray], *, measure: str, y: str, output_dir: Path,
-                      bids_dir: str | Path | None, run_entities: tuple[str, ...], short: dict[str, str]):
+                      bids_dir: str | Path | None, run_entities: tuple[str, ...], short: dict[str, str],
+                      targets: dict[str, object] | None = None):
     """``X`` (one upper triangle per run), ``y``, ``groups`` (participant), the per-run table (entities and QC
     columns) and the edges table, for :func:`bidsapp.dataset` with ``kind="connectivity"``.
 
     ``short`` maps the entities' long names to their file-name keys (``subject`` -> ``sub``), for ``source``.
-    Warns (:func:`warn_incomparable`) when a partial correlation was computed with a region dropped here, and
-    when ``X`` holds NaN (regions left out by ``--min-coverage`` or without variance), naming the runs and regions.
+    ``targets`` (``participant_id`` -> ``y``, :func:`participant_values`) is read from ``participants.tsv`` when
+    not given. Runs whose participant has no ``y`` are left out with a warning (:func:`with_target`; the loader
+    leaves them out before choosing the columns, so none is left out here). Warns (:func:`warn_incomparable`)
+    when a partial correlation was computed with a region dropped here, and when ``X`` holds NaN (regions left
+    out by ``--min-coverage`` or without variance), naming the runs and regions.
     """
     import pandas as pd
 
     label = measure_label(measure)
-    targets = participant_values(participants_file(output_dir, bids_dir), y)
+    if targets is None:
+        targets = participant_values(participants_file(output_dir, bids_dir), y)
+    have = with_target(runs, targets, y)
+    runs, picks = [runs[k] for k in have], [picks[k] for k in have]
     rows, records, ys, names = [], [], [], None
-    missing, dropped_here, nan_here, stems = [], [], [], []
+    dropped_here, nan_here = [], []
     for run, cols in zip(runs, picks):
         nodes, matrix = run_matrix(run, label)
         if len(nodes) != len(run.features):
             raise ValueError(f"{run.folder / run.stem}_meas-{label}_relmat.tsv: {len(nodes)} nodes for "
                              f"{len(run.features)} columns of the run; its outputs are inconsistent, rerun it.")
         participant = f"sub-{run.entities['subject']}"
-        value = targets.get(participant)
-        if value is None:
-            missing.append(participant)
-            continue
         sub = matrix[np.ix_(cols, cols)]
         names = [nodes[c] for c in cols]
         rows.append(cn.upper_triangle(sub))
         dropped_here.append(sorted(set(nodes) - set(names)))
         nan_here.append([n for n, gone in zip(names, np.isnan(sub).all(axis=0)) if gone])
-        stems.append(run.stem)
-        ys.append(value)
+        ys.append(targets[participant])
         records.append({"source": "_".join(f"{short[k]}-{run.entities[k]}" for k in run_entities
                                            if k in run.entities),
                         "participant_id": participant, **{k: run.entities[k] for k in run_entities
                                                           if k in run.entities}, **qc_values(run.meta)})
-    if missing:
-        warnings.warn(f"{len(missing)} run(s) left out: their participant has no {y!r} in participants.tsv "
-                      f"(n/a or not listed): {', '.join(sorted(set(missing)))}.", stacklevel=3)
-    if not rows:
-        raise ValueError(f"no run has a {y!r} value in participants.tsv; nothing to stack.")
-    warn_incomparable(measure_label(measure), stems, dropped_here, nan_here)
+    warn_incomparable(label, [r.stem for r in runs], dropped_here, nan_here)
     i, j = np.triu_indices(len(names), k=1)
     edges = pd.DataFrame({"edge": cn.edge_names(names), "node_a": [names[a] for a in i],
                           "node_b": [names[b] for b in j]})

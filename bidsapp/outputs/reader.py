@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bidsapp.bids.naming import entities_of, is_label
+from bidsapp.bids.naming import entities_of, is_label, variant_of
 from bidsapp.outputs import writers
 
 #: the ending of a run's sidecar (written last: a run without it is incomplete)
@@ -50,6 +50,9 @@ def output_files(output_dir: Path, ending: str) -> list[Path]:
 
 #: entities that are indices: ``run-1`` and ``run-01`` name one run
 INDEX_ENTITIES = ("run", "echo")
+#: entities that name one run of the source data (pybids names; the rest name a processing of it)
+RUN_ENTITIES = ("subject", "session", "task", "acquisition", "ceagent", "reconstruction", "direction", "run",
+                "echo", "part")
 
 
 def run_identity(entities: dict) -> tuple:
@@ -70,6 +73,38 @@ def check_unique(sidecars: list[Path]) -> None:
             raise LookupError(f"{other} and {sidecar} have the same entities ({shown}): one run cannot have two "
                               "sets of outputs, so neither is read; move or delete the one that is not the run's "
                               "output.")
+
+
+def check_configurations(runs: list, not_done: str = "they are not stacked") -> None:
+    """Runs made with different settings (or atlas files) are never used together: one :class:`ValueError`
+    naming two of them and the parameters that differ (their sidecars'
+    :func:`bidsapp.outputs.transaction.configuration_of`).
+
+    Parameters
+    ----------
+    runs : list of Run
+        Runs read by :func:`read_run` (their ``stem`` and ``meta``).
+    not_done : str
+        What is refused, in the message (the loader: ``they are not stacked``).
+    """
+    from bidsapp.outputs.transaction import configuration_of, describe_differences, differing_parameters
+
+    first = configuration_of(runs[0].meta)
+    for run in runs[1:]:
+        diff = differing_parameters(first, configuration_of(run.meta))
+        if not diff:
+            continue
+        variant = variant_of(run.stem)
+        if variant == variant_of(runs[0].stem):
+            # one name, two meanings (say, two invocations at once): no entity tells them apart
+            way_out = (f"both are named {variant}, so no entity tells them apart: rerun the participant level for "
+                       "the runs to redo with one set of settings and --replace-outputs")
+        else:
+            way_out = ("select one variant with entities (desc=..., atlas=...) or rerun the participant level "
+                       "with one set of settings")
+        raise ValueError(f"{run.stem} was made with other settings than {runs[0].stem}: "
+                         f"{describe_differences(diff, 'in the first', 'in the second')}; their numbers are not "
+                         f"comparable, so {not_done}: {way_out}.")
 
 
 def stem_of(sidecar: Path) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bidsapp.bids.participants import Participants
 from bidsapp.core import denoising_benchmark as db
 from bidsapp.core.connectivity import left_out_columns
 
@@ -117,25 +118,32 @@ def exclusions(runs: Iterable[BenchmarkRun], rule: ExclusionRule) -> dict[str, t
     return out
 
 
-def participant_covariates(participants: dict[str, dict[str, str]] | None, subjects: list[str]
+def participant_covariates(participants: Participants | None, subjects: list[str]
                            ) -> tuple[np.ndarray | None, list[str], str | None]:
-    """Age and sex (or gender) of each participant from ``participants.tsv`` rows (``participant_id`` keys).
+    """Age and sex (or gender) of each participant from ``participants.tsv``.
 
     Returns the encoded matrix (None when not usable), the names of the covariates used, and why they are not
-    used (None when they are).
+    used (None when they are): a value missing (not listed, ``n/a``, empty) or a number that is not finite
+    (``NaN``, ``inf``) for one participant leaves both covariates out (the note names the participant and the
+    column).
     """
-    if not participants:
+    from bidsapp.bids.participants import is_finite_or_text, is_missing
+
+    if participants is None or not participants.rows:
         return None, [], "no participants.tsv in the raw dataset"
-    lower = {k.lower(): k for k in next(iter(participants.values()))}
+    lower = {k.lower(): k for k in participants.columns}
     wanted = [c for c in (lower.get("age"), lower.get("sex") or lower.get("gender")) if c]
     if not wanted:
         return None, [], "participants.tsv has no age or sex column"
     values: dict[str, list[str]] = {c: [] for c in wanted}
     for sub in subjects:
-        row = participants.get(f"sub-{sub}")
+        row = participants.rows.get(f"sub-{sub}") or {}
         for c in wanted:
-            v = None if row is None else row.get(c)
-            if v in (None, "", "n/a"):
+            v = row.get(c)
+            if v is not None and not is_finite_or_text(v):
+                return None, [], (f"{c} of sub-{sub} in participants.tsv is {v!r}, not a finite number (write n/a "
+                                  "for a missing value)")
+            if is_missing(v):
                 return None, [], f"{c} missing for sub-{sub} in participants.tsv"
             values[c].append(v)
     matrix, names = db.encode_covariates(values)
@@ -143,7 +151,7 @@ def participant_covariates(participants: dict[str, dict[str, str]] | None, subje
 
 
 def benchmark_rows(runs: list[BenchmarkRun], rule: ExclusionRule,
-                   participants: dict[str, dict[str, str]] | None) -> tuple[dict, dict, dict]:
+                   participants: Participants | None) -> tuple[dict, dict, dict]:
     """The three tables (dicts of columns) of the benchmark over ``runs``."""
     excl = exclusions(runs, rule)
     groups: dict[tuple, list[BenchmarkRun]] = {}
@@ -342,18 +350,6 @@ def _participant_connectivity(kept: list[BenchmarkRun], regions: list[str], subj
     return np.array(rows) if rows else np.empty((0, db.n_edges(len(regions))))
 
 
-def read_participants(path: Path | None) -> dict[str, dict[str, str]] | None:
-    """Rows of ``participants.tsv`` by ``participant_id`` (None when the file or the column is absent)."""
-    from bidsapp.core.tsv import read_tsv
-
-    if path is None or not Path(path).is_file():
-        return None
-    header, rows = read_tsv(path)
-    if "participant_id" not in header:
-        return None
-    return {r[header.index("participant_id")]: dict(zip(header, r)) for r in rows}
-
-
 def _read_runs(sidecars: list[Path]) -> list[BenchmarkRun]:
     """The runs with region columns; a run whose outputs cannot be read is left out with one printed line."""
     from bidsapp.outputs.reader import read_run, stem_of
@@ -371,8 +367,9 @@ def _read_runs(sidecars: list[Path]) -> list[BenchmarkRun]:
 
 
 def write_benchmark(output_dir: Path, sidecars: list[Path], rule: ExclusionRule,
-                    participants_tsv: Path | None) -> list[Path]:
-    """Write the three ``group_denoising*.tsv`` tables (and their column descriptions) of ``sidecars``' runs.
+                    participants: Participants | None) -> list[Path]:
+    """Write the three ``group_denoising*.tsv`` tables (and their column descriptions) of ``sidecars``' runs,
+    with the covariates of ``participants`` (the raw dataset's ``participants.tsv``; None: there is none).
 
     Without runs with region columns, nothing is written (tables of an earlier invocation are removed, so
     they never describe other runs) and the reason is printed. Returns the tables written.
@@ -389,7 +386,7 @@ def write_benchmark(output_dir: Path, sidecars: list[Path], rule: ExclusionRule,
         print("[bidsapp] denoising benchmark: no run has region columns (--atlas, --roi-masks, --spheres); "
               "connectivity between voxels is not compared, so nothing was written.")
         return []
-    tables = benchmark_rows(runs, rule, read_participants(participants_tsv))
+    tables = benchmark_rows(runs, rule, participants)
     settings = {"exclude_fd_mean": rule.fd_mean_max, "exclude_censored_fraction": rule.censored_fraction_max,
                 "exclude_fd_threshold": rule.fd_threshold}
     paths = []

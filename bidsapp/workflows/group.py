@@ -10,6 +10,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bidsapp.bids.naming import variant_of
+from bidsapp.bids.participants import Participants, read_participants
 from bidsapp.core import columns
 from bidsapp.core.files import save_nifti
 from bidsapp.core.qc import QC_COLUMNS, qc_values
@@ -17,7 +19,15 @@ from bidsapp.core.tsv import write_tsv
 from bidsapp.errors import InputError
 from bidsapp.outputs.dataset import check_output_owner
 from bidsapp.outputs.descriptions import write_sidecar
-from bidsapp.outputs.reader import SIDECAR_ENDING, Run, check_unique, output_files, read_run, stem_of
+from bidsapp.outputs.reader import (
+    SIDECAR_ENDING,
+    Run,
+    check_configurations,
+    check_unique,
+    output_files,
+    read_run,
+    stem_of,
+)
 from bidsapp.settings import Settings
 
 
@@ -29,6 +39,8 @@ def group_level(s: Settings) -> int:
     except ValueError as exc:
         raise InputError(str(exc), code=2) from None
     runs = _read_runs(_sidecars(s))
+    _check_one_configuration_per_name(runs)
+    participants = _participants(Path(s.bids_dir) / "participants.tsv")
     write_sidecar(write_tsv(Path(s.output_dir) / "group_runs.tsv", _summary_rows(runs)))  # + column descriptions
     masks, on_grayordinates = _masks_by_space(runs)
     for space, files in masks.items():
@@ -37,8 +49,33 @@ def group_level(s: Settings) -> int:
         else:
             _volume_intersection(space, files, Path(s.output_dir))
     print(f"[bidsapp] group summary of {len(runs)} run(s): {Path(s.output_dir) / 'group_runs.tsv'}")
-    _denoising_benchmark(s, [run.sidecar for run in runs])
+    _denoising_benchmark(s, [run.sidecar for run in runs], participants)
     return 0
+
+
+def _check_one_configuration_per_name(runs: list[Run]) -> None:
+    """Outputs of one name (space, atlas, desc, ...) made with two configurations (two invocations at once, two
+    folders merged) are one name for two pipelines: refused (exit 2) with the loader's check, before anything is
+    written, as one benchmark row over both would compare nothing."""
+    by_name: dict[str, list[Run]] = {}
+    for run in runs:
+        by_name.setdefault(variant_of(run.stem), []).append(run)
+    for same_name in by_name.values():
+        try:
+            check_configurations(same_name, not_done="the group level does not summarize them together")
+        except ValueError as exc:
+            raise InputError(str(exc), code=2) from None
+
+
+def _participants(path: Path) -> Participants | None:
+    """The raw dataset's ``participants.tsv`` (None when absent), checked before anything is written: ids
+    without ``sub-`` or a participant on two rows are refused (exit 2)."""
+    if not path.is_file():
+        return None
+    try:
+        return read_participants(path)
+    except ValueError as exc:
+        raise InputError(str(exc), code=2) from None
 
 
 def _sidecars(s: Settings) -> list[Path]:
@@ -129,14 +166,14 @@ def _volume_intersection(space: str, files: list[Path], out: Path) -> None:
                        functools.partial(save_nifti, nib.Nifti1Image(inter.astype(np.uint8), imgs[ref].affine)))
 
 
-def _denoising_benchmark(s: Settings, sidecars: list[Path]) -> None:
+def _denoising_benchmark(s: Settings, sidecars: list[Path], participants: Participants | None) -> None:
     """``group_denoising*.tsv`` over the runs with region columns, and the group report's section of them."""
     from bidsapp.reports.denoising import benchmark_section, figure_data
     from bidsapp.reports.group import group_report
     from bidsapp.workflows.denoising_benchmark import ExclusionRule, write_benchmark
 
     rule = ExclusionRule(s.exclude_fd_mean, s.exclude_censored_fraction, s.exclude_fd_threshold)
-    write_benchmark(Path(s.output_dir), sidecars, rule, Path(s.bids_dir) / "participants.tsv")
+    write_benchmark(Path(s.output_dir), sidecars, rule, participants)
     out = Path(s.output_dir)
     print(f"[bidsapp] group report: {group_report(out, benchmark_html=benchmark_section(out), edges=figure_data(out))}")
 
