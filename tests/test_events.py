@@ -21,12 +21,19 @@ def test_read_events_variants_and_errors(tmp_path):
     assert e.extra == {"response": ["left", "right"]}
     with pytest.raises(ValueError, match=r"b.tsv: row 2, column 'onset': 'soon' is not a number"):
         ev.read_events(_write(tmp_path / "b.tsv", "onset\tduration\n1\t1\nsoon\t1\n"))
-    with pytest.raises(ValueError, match=r"row 1, column 'duration': negative duration"):
+    with pytest.raises(ValueError, match=r"row 1, column 'duration': duration -1.0 is not a duration; write the "):
         ev.read_events(_write(tmp_path / "c.tsv", "onset\tduration\n1\t-1\n"))
+    with pytest.raises(ValueError, match=r"row 2, column 'duration': duration inf is not a duration"):
+        ev.read_events(_write(tmp_path / "c2.tsv", "onset\tduration\n1\t1\n3\tinf\n"))
     with pytest.raises(ValueError, match="onset is n/a"):
         ev.read_events(_write(tmp_path / "d.tsv", "onset\tduration\nn/a\t1\n"))
+    with pytest.raises(ValueError, match="onset is -inf, not a finite number of seconds"):
+        ev.read_events(_write(tmp_path / "d2.tsv", "onset\tduration\n-inf\t1\n"))
     with pytest.raises(ValueError, match="'duration' is missing"):
         ev.read_events(_write(tmp_path / "e.tsv", "onset\n1\n"))
+    for header in ("onset\tduration\ttrial_type \n", "onset \tduration\ttrial_type\n"):  # not one type, trial
+        with pytest.raises(ValueError, match=r"f.tsv: column name '(trial_type |onset )' has spaces around it"):
+            ev.read_events(_write(tmp_path / "f.tsv", header + "1\t1\tface\n"))
 
 
 def test_label_rows_overlap_and_lag(tmp_path):

@@ -67,3 +67,17 @@ def test_a_run_without_events_and_no_trial_option_says_nothing(bids, tmp_path, r
         tsv.unlink()
     assert _run(bids, tmp_path / "out") == 0
     assert not [str(w.message) for w in recwarn if "no events file" in str(w.message)]
+
+
+@pytest.mark.parametrize("estimates", ["lss", "optimized"])
+def test_an_events_file_with_only_its_header_and_trial_estimates_is_one_line(bids, tmp_path, capsys, estimates):
+    """No event to estimate: one line naming the events file and the fix, exit 2, no output folder (it crashed in
+    the segmentation node, naming the BOLD file)."""
+    events = bids / "sub-01" / "func" / "sub-01_task-faces_run-1_events.tsv"
+    events.write_text("onset\tduration\ttrial_type\n")
+    out = tmp_path / "out"
+    assert _run(bids, out, "--trial-estimates", estimates) == 2
+    err = capsys.readouterr().err
+    assert f"{events}: no events (the file has only its header), so --trial-estimates {estimates} has no trial" in err
+    assert not out.exists()
+    assert _run(bids, out) == 0  # without trial estimates the run is processed (its rows have no trial)

@@ -243,6 +243,10 @@ def _check_trial_design(run: Run, s: Settings, t_r: float, events) -> None:
         raise InputError(f"{run.events}: --trial-repeats {s.trial_repeats}: no such column (columns: "
                          f"{', '.join(columns)}); name the column whose equal values are repeats of one stimulus.",
                          code=2)
+    if s.trial_estimates and not len(events.onset):
+        raise InputError(f"{run.events}: no events (the file has only its header), so --trial-estimates "
+                         f"{s.trial_estimates} has no trial to estimate; add the run's events, or leave the run out "
+                         "(--task, --run, --session-label).", code=2)
     if s.trial_estimates not in ("lss", "lsa"):
         return
     from bidsapp.core.hrf import make_basis

@@ -50,6 +50,10 @@ def read_events(path: str | Path) -> Events:
     """
     path = Path(path)
     header, rows = read_tsv(path)
+    spaced = [h for h in header if h != h.strip()]
+    if spaced:  # 'trial_type ' would be an extra column, and every trial of one type
+        raise ValueError(f"{path}: column name {spaced[0]!r} has spaces around it; BIDS column names have none: "
+                         f"write {spaced[0].strip()!r}.")
     for col in ("onset", "duration"):
         if col not in header:
             raise ValueError(f"{path}: required column '{col}' is missing (BIDS events need onset and duration).")
@@ -57,15 +61,18 @@ def read_events(path: str | Path) -> Events:
     onset = to_float(cols["onset"], path=path, column="onset")
     bad = np.flatnonzero(~np.isfinite(onset))
     if bad.size:
-        raise ValueError(f"{path}: row {bad[0] + 1}, column 'onset': onset is n/a; every event needs an onset.")
+        what = "n/a" if np.isnan(onset[bad[0]]) else f"{onset[bad[0]]}, not a finite number of seconds"
+        raise ValueError(f"{path}: row {bad[0] + 1}, column 'onset': onset is {what}; every event needs an onset "
+                         "(seconds from the first stored volume).")
     duration = to_float(cols["duration"], path=path, column="duration")
     if np.isnan(duration).any():
         warnings.warn(f"{path}: {int(np.isnan(duration).sum())} event(s) have duration n/a; they are modelled as "
                       "impulses (duration 0). Give their durations to model them as blocks.", stacklevel=2)
     duration = np.where(np.isnan(duration), 0.0, duration)
-    neg = np.flatnonzero(duration < 0)
+    neg = np.flatnonzero((duration < 0) | np.isinf(duration))
     if neg.size:
-        raise ValueError(f"{path}: row {neg[0] + 1}, column 'duration': negative duration {duration[neg[0]]}.")
+        raise ValueError(f"{path}: row {neg[0] + 1}, column 'duration': duration {duration[neg[0]]} is not a "
+                         "duration; write the event's length in seconds (0 or n/a for an impulse).")
     types = cols.get("trial_type", ["trial"] * len(rows))
     extra = {h: v for h, v in cols.items() if h not in ("onset", "duration", "trial_type")}
     return Events(path=path, onset=onset, duration=duration, trial_type=list(types), extra=extra)
