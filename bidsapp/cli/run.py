@@ -75,14 +75,18 @@ def _invocation_id() -> str:
     return f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def _check_writable(folder: Path) -> None:
-    """Create ``folder`` and write a probe file in it, or fail naming it."""
+def _check_writable(folder: Path, *, create: bool = True) -> None:
+    """Create ``folder`` and write a probe file in it, or fail naming it. Without ``create``, a folder that does
+    not exist yet is not made: the probe goes in the nearest folder of its path that exists (where it would be
+    made)."""
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: is a file, not a folder; give a folder (new or bidsapp's) as output_dir "
                          "(or --work-dir).", code=2)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".bidsapp-probe-"):
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        where = next(p for p in (folder, *folder.parents) if p.exists())
+        with tempfile.NamedTemporaryFile(dir=where, prefix=".bidsapp-probe-"):
             pass
     except OSError as exc:
         raise InputError(f"{folder}: cannot write here ({exc.strerror}); choose a writable output_dir "
@@ -119,10 +123,14 @@ def _removed_when_refused(folder: Path, cache_dir: Path, held: contextlib.ExitSt
     existed = {d: d.is_dir() for d in cache_dirs}
     cached = set(os.listdir(cache_dir)) if existed[cache_dir] else set()
     presence = None
+
+    def present() -> None:  # once the folder is known to be bidsapp's (nothing of it in another dataset)
+        nonlocal presence
+        presence = held.enter_context(_present_in(folder))
+
     try:
         _check_writable(folder)
-        presence = held.enter_context(_present_in(folder))
-        yield
+        yield present
     except BaseException:
         if created is not None and _alone(presence):
             shutil.rmtree(created, ignore_errors=True)
@@ -186,18 +194,21 @@ def _planned(s: Settings, runs: list[Run], held: contextlib.ExitStack, invocatio
     from bidsapp.outputs.checksums import ChecksumCache
 
     cache_dir = s.output_dir / "logs" / "checksums"
-    with _removed_when_refused(s.output_dir, cache_dir, held):  # a refusal before the run leaves nothing behind
+    with _removed_when_refused(s.output_dir, cache_dir, held) as present:  # a refusal leaves nothing behind
+        try:
+            dataset.check_output_owner(s.output_dir)
+            dataset.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
+        except ValueError as exc:
+            raise InputError(str(exc), code=2) from None
+        if s.work_dir is not None:  # made when the work starts: a refusal before leaves no folder
+            _check_writable(s.work_dir, create=False)
+        present()
         holder = f"invocation {invocation}, host {socket.gethostname()}, process {os.getpid()}"
         held.enter_context(model_locks(runs, s, holder))
         pulled = left_out_mates(runs, s)
         for run in pulled:
             print(f"[bidsapp] with     {run.label}: --run / --session-label leave it out, but it belongs to the "
                   "joined trial model of the selected runs and has outputs in the folder", flush=True)
-        try:
-            dataset.check_output_owner(s.output_dir)
-            dataset.check_dataset_links(s.output_dir, fmriprep_dir=s.fmriprep_dir, bids_dir=s.bids_dir)
-        except ValueError as exc:
-            raise InputError(str(exc), code=2) from None
         ChecksumCache(cache_dir).remove_temporaries()  # what a killed invocation left there (a folder it owns)
         todo, replaced = runs_to_compute(runs + pulled, s, cache_dir)
         warn_inapplicable(s)
@@ -220,8 +231,6 @@ def _participant_runs(s: Settings, runs: list[Run], t0: float, held: contextlib.
     if not plans:  # every run reused: only pages a killed invocation left behind its runs' outputs are written
         _write_pages(s.output_dir, _pages_behind(s.output_dir, {r.entities["subject"] for r in runs}))
         return 0
-    if s.work_dir is not None:
-        _check_writable(s.work_dir)
     work = s.work_dir
     try:  # signals while the work folder is made, noted KEPT or removed are raised after (never half-done)
         with interrupts.deferred(), work_folder(s.work_dir, invocation) as work, interrupts.allowed():

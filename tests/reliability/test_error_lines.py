@@ -82,6 +82,18 @@ def test_read_only_output_folder(data, tmp_path):
         assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_read_only_work_dir_leaves_no_output_folder(data, tmp_path):
+    """A --work-dir that cannot be written is found before anything is written: one line, exit 73, and the new
+    output folder is not left behind (it held a dataset description and logs, as if a run had started)."""
+    bids, _ = data
+    work, out = tmp_path / "ro-work", tmp_path / "o"
+    with _tmpfs(work, "ro,size=1m"):
+        done = _cli(bids, out, "participant", "--participant-label", "01", "--work-dir", work / "w")
+        assert done.returncode == 73, done.stderr
+        assert str(work / "w") in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not out.exists()
+
+
 def test_mask_grid_message_shows_what_differs(tmp_path):
     """Two grids that differ only by their origin are printed with their origins."""
     from bidsapp.core.masks import load_mask
