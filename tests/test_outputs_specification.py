@@ -64,7 +64,7 @@ def output_folders(demo_outputs, tmp_path_factory) -> list[Path]:
     one_run = [str(bids), str(extra), "participant", "--participant-label", "01", "--run", "1", "--nprocs", "1"]
     for args in (["--atlas", str(_labels_atlas(mask, inputs / "atlas-test_dseg.nii.gz")),
                   "--output-format", "npy", "tsv.gz", "nii.gz"],
-                 ["--spheres", str(_seeds(mask, inputs / "seeds.tsv"))]):
+                 ["--spheres", str(_seeds(mask, inputs / "seeds.tsv")), "--filter", "cosine", "--high-pass", "0.01"]):
         assert main(one_run + args) == 0
     assert main([str(bids), str(extra), "participant", "--participant-label", "01", "--nprocs", "1",
                  "--trial-estimates", "optimized", "--desc", "optimized"]) == 0  # the joined trial model's table

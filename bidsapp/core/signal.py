@@ -217,6 +217,9 @@ class CleaningOperator:
         Condition number estimate (ratio of the largest to the smallest kept
         pivot of the QR decomposition) of the standardized confounds; 1 without
         confounds.
+    n_drifts : int
+        Cosine drift regressors ``filter="cosine"`` added to the confounds: 0 when the confounds already hold
+        cosine drifts (nilearn's rule: then the filter adds none, and the high-pass is the confounds' own).
     """
 
     matrix: np.ndarray
@@ -228,6 +231,7 @@ class CleaningOperator:
     dof_centred: int = -1
     confound_condition: float = 1.0
     steps: OperatorSteps | None = None
+    n_drifts: int = 0
 
 
 @dataclass(frozen=True)
@@ -389,8 +393,9 @@ def cleaning_operator(
         ftype = None
     if filter is None:
         low_pass = high_pass = None
+    n_drifts = 0
     if ftype == "cosine":
-        conf = _with_cosine_drift(conf, high_pass, n, t_r)
+        conf, n_drifts = _with_cosine_drift(conf, high_pass, n, t_r)
     scale = None if conf is None else np.abs(conf).max(axis=0)  # each confound's magnitude as given
     op, rows, conf, censoring = _censoring_step(n, keep, conf, ftype, t_r)
     final_keep, read_rows, censored, spline = censoring
@@ -426,7 +431,7 @@ def cleaning_operator(
         dof, dof_centred = max(m - (min(m, 2) if detrend else 0) - rank, 0), -1
     return CleaningOperator(matrix=op, mean_weights=mean_weights, kept=rows, n_confounds_used=rank,
                             dof=dof, removes_mean=_removes_mean(op), dof_centred=dof_centred,
-                            confound_condition=condition, steps=steps)
+                            confound_condition=condition, steps=steps, n_drifts=n_drifts)
 
 
 def _centred_gram(gram: np.ndarray) -> np.ndarray:
@@ -482,16 +487,26 @@ def _checked_confounds(confounds, n: int) -> np.ndarray | None:
     return conf if conf.shape[1] else None
 
 
-def _with_cosine_drift(conf: np.ndarray | None, high_pass: float, n: int, t_r: float) -> np.ndarray | None:
-    """The confounds with the DCT high-pass drifts, unless they already hold them (nilearn's rule)."""
+def _with_cosine_drift(conf: np.ndarray | None, high_pass: float, n: int,
+                       t_r: float) -> tuple[np.ndarray | None, int]:
+    """The confounds with the DCT high-pass drifts, unless they already hold them (nilearn's rule: a drift
+    correlated above 0.9 with a confound, e.g. fMRIPrep's ``cosine`` columns), and the number of drifts added.
+    When none is added for that reason, one warning says so: the high-pass is then the confounds' own."""
     drift = cosine_drift(high_pass, n, t_r)
     if not drift.shape[1]:
-        return conf
+        return conf, 0
     if conf is None:
-        return drift
+        return drift, drift.shape[1]
     corr = np.corrcoef(drift.T, conf.T)
     np.fill_diagonal(corr, 0)
-    return conf if (corr[: drift.shape[1]] > 0.9).any() else np.hstack([conf, drift])
+    held = np.flatnonzero((corr[: drift.shape[1], drift.shape[1]:] > 0.9).any(axis=0))
+    if held.size:
+        warnings.warn(f"filter='cosine' with high_pass={high_pass:g} Hz adds no drift: the confounds already hold "
+                      f"cosine drifts (confound column {int(held[0])} correlates above 0.9 with one; nilearn's "
+                      "rule), so the high-pass is the one those regressors make; to filter at this cut-off, give "
+                      "confounds without them or use filter='butterworth'.", stacklevel=3)
+        return conf, 0
+    return np.hstack([conf, drift]), drift.shape[1]
 
 
 def _confound_basis(conf: np.ndarray) -> tuple[np.ndarray, float]:

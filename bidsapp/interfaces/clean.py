@@ -227,6 +227,7 @@ class CleanSignals(SimpleInterface):
             "ConfoundRankRemoved": op.n_confounds_used,
             "KeptVolumes": int(op.kept.size),
             "DegreesOfFreedom": dof,
+            **({"CosineDrifts": op.n_drifts} if self.inputs.filter == "cosine" and self.inputs.high_pass else {}),
             "NonSteadyState": {"DummyScans": self.inputs.dummy_scans, "Source": nss_source,
                                "Volumes": np.flatnonzero(nss).tolist()},
             "NonFiniteValuesZeroed": self.inputs.n_nonfinite,

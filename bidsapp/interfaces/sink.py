@@ -157,7 +157,8 @@ class WriteDerivatives(SimpleInterface):
             "DenoiseParameters": info["DenoiseParameters"],
             "CensoredVolumes": info["CensoredVolumes"],
             "ConfoundRankRemoved": info["ConfoundRankRemoved"],
-            **{k: info[k] for k in ("DegreesOfFreedom", "NonSteadyState", "NonFiniteValuesZeroed") if k in info},
+            **{k: info[k] for k in ("DegreesOfFreedom", "CosineDrifts", "NonSteadyState", "NonFiniteValuesZeroed")
+               if k in info},
             "Trials": {**json.loads(Path(i.segment_info).read_text()), **i.estimate_info} if i.segment_info else None,
             "QC": qc_with_units(info.get("QC"), json.loads(Path(i.segment_info).read_text()) if i.segment_info
                                 else None, estimated_trials({**i.trial_files, **(i.estimate_files or {})})),

@@ -248,6 +248,9 @@ def _cleaning_sentence(meta: dict) -> str:
     steps = ["linear detrending" if p.get("detrend") else "no detrending"]
     if low is None and high is None:
         steps.append("no temporal filtering")
+    elif p.get("filter") == "cosine" and meta.get("CosineDrifts") == 0:
+        steps.append(f"no cosine high-pass filter at {high:g} Hz: the confounds held cosine drift regressors, so "
+                     "none was added (nilearn's rule)")
     elif p.get("filter") == "cosine":
         steps.append(f"a discrete cosine high-pass filter at {high:g} Hz")
     else:
