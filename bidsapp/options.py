@@ -374,7 +374,8 @@ OPTIONS: tuple[Option, ...] = (
            "labels shape the training runs' betas (default: none, label-free targets)", ("segmentation",), True,
            metavar="COLUMN", example="stimulus_id"),
     Option("output_format", ("--output-format",), OUTPUTS,
-           f"array formats written ({format_help()})",
+           f"array formats written ({format_help()}); npy or tsv.gz must be one of them (bidsapp.load, the "
+           "report and the group level read the rows from them)",
            ("outputs",), True, ("npy",), choices=OUTPUT_FORMATS, nargs="+"),
     Option("connectivity", ("--connectivity",), OUTPUTS,
            "connectivity matrices of region, map or sphere columns, one _relmat.tsv per run and measure, equal to "

@@ -107,3 +107,18 @@ def test_every_file_of_a_real_run_is_declared_and_ignored_or_bids(tmp_path):
     assert {"timeseries.npy", "timeseries.tsv.gz", "bold.nii.gz", "betas.npy", "trials.tsv", "dseg.nii.gz",
             "features.json"} <= endings
     assert Path(out / ".bidsignore").exists()
+
+
+@pytest.mark.parametrize("formats", [["nii.gz"], ["dtseries.nii"], ["nii.gz", "func.gii"]])
+def test_formats_bidsapp_cannot_read_back_alone_are_refused_before_any_work(demo, tmp_path, capsys, formats):
+    """The loader, the report and the group level read a run's rows from npy or tsv.gz: without one of them the
+    run was written, then its report failed on 'incomplete' outputs (exit 1, every rerun too)."""
+    from bidsapp.cli.run import main
+
+    out = tmp_path / "out"
+    assert main([str(demo[0]), str(out), "participant", "--participant-label", "01", "--run", "1", "--nprocs", "1",
+                 "--output-format", *formats]) == 2
+    assert "read a run's rows from npy or tsv.gz; add npy" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([str(demo[0]), str(out), "participant", "--participant-label", "01", "--run", "1", "--nprocs", "1",
+                 "--output-format", "tsv.gz", "nii.gz"]) == 0

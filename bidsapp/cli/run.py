@@ -177,10 +177,23 @@ def check_fisher_z(s: Settings) -> None:
                          "--connectivity correlation (or partial-correlation), or drop --fisher-z.")
 
 
+def check_output_format(s: Settings) -> None:
+    """The outputs must hold the rows in a format bidsapp reads back (the loader, the report, the group level):
+    ``--output-format`` without one is refused (exit 2) rather than found incomplete after the run."""
+    from bidsapp.outputs.writers import WRITERS
+
+    readable = [w.option for w in WRITERS if w.read and w.option]
+    if s.output_format and not set(readable) & set(s.output_format):
+        raise UsageError(f"--output-format {' '.join(s.output_format)}: bidsapp.load, the report and the group "
+                         f"level read a run's rows from {' or '.join(readable)}; add {readable[0]} (e.g. "
+                         f"--output-format {readable[0]} {' '.join(s.output_format)}).")
+
+
 def participant(s: Settings) -> int:
     from bidsapp.options import step_specs
 
     check_fisher_z(s)
+    check_output_format(s)
     t0 = time.monotonic()
     runs = collect_runs(**step_specs(s)["collection"], need_confounds=False)
     print(f"[bidsapp] indexed {len(runs)} run(s) in {time.monotonic() - t0:.1f} s", flush=True)
