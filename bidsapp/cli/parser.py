@@ -243,7 +243,11 @@ def config_values(path: Path) -> dict:
     parser = _quiet_parser()
     actions = {a.dest: a for a in parser._actions
                if a.option_strings and a.dest not in ("help", "version") and a.help != argparse.SUPPRESS}
-    unknown = sorted(k for k in data if k not in actions or k == "config")
+    data = _negated_keys(data, actions, path)
+    if "config" in data:
+        raise UsageError(f"{path}: setting 'config' names a config file inside a config file; give one config file "
+                         "(--config) and its settings in it.")
+    unknown = sorted(k for k in data if k not in actions)
     if unknown:
         known = sorted({o[2:] for a in actions.values() for o in a.option_strings if o.startswith("--")})
         meant = [f"{c.replace('-', '_')!r} for {k!r}" for k, c in ((k, _closest(k, known)) for k in unknown) if c]
@@ -262,6 +266,23 @@ def config_values(path: Path) -> dict:
             raise UsageError(f"{path}: setting '{key}' = {json.dumps(value)} is invalid ({exc}{allowed}).") from None
         if key in parsed:
             out[key] = parsed[key]
+    return out
+
+
+def _negated_keys(data: dict, actions: dict, path: Path) -> dict:
+    """A config key spelled as a ``--no-...`` option (``no_demean: true``, as ``--no-demean``) becomes the setting
+    it turns off (``demean: false``); the same setting given both ways is refused."""
+    out = dict(data)
+    for key, value in data.items():
+        action = actions.get(key[3:]) if key.startswith("no_") and key not in actions else None
+        if action is None or f"--{key.replace('_', '-')}" not in action.option_strings:
+            continue
+        if not isinstance(value, bool):
+            raise UsageError(f"{path}: setting '{key}' = {json.dumps(value)} is invalid (expected true or false).")
+        if key[3:] in data:
+            raise UsageError(f"{path}: settings '{key}' and '{key[3:]}' are one setting given twice; keep one.")
+        out[key[3:]] = not value
+        del out[key]
     return out
 
 

@@ -34,8 +34,9 @@ def _default(option) -> str:
         return "none"
     if isinstance(value, tuple):
         return " ".join(map(str, value))
-    if isinstance(value, bool):
-        return "on" if value else "off"
+    if isinstance(value, bool):  # a --no-... flag is off by default when the setting it turns off is on
+        negates = bool(option.flags) and all(f.startswith("--no-") for f in option.flags)
+        return "on" if value != negates else "off"
     return str(value)
 
 

@@ -17,6 +17,10 @@ from bidsapp.cli.run import main
     ({"low_pass": "0.08"}, "low_pass", 0.08),
     ({"detrend": False}, "detrend", False),
     ({"demean": False}, "demean", False),
+    ({"no_demean": True}, "demean", False),  # the option's own name, --no-demean, with underscores
+    ({"no_detrend": True}, "detrend", False),
+    ({"no_standardize_confounds": True}, "standardize_confounds", False),
+    ({"no_detrend": False}, "detrend", True),
     ({"trial_window": [-4, 20]}, "trial_window", (-4.0, 20.0)),
 ])
 def test_config_values_are_typed_like_the_command_line(data, tmp_path, config, key, expected):
@@ -37,6 +41,9 @@ def test_config_values_are_typed_like_the_command_line(data, tmp_path, config, k
     ({"nprocs": 0}, ["'nprocs'", "> 0"]),
     ({"low_pass": [0.1, 0.2]}, ["'low_pass'", "single value"]),
     ({"bids_dir": "/x"}, ["unknown setting", "bids_dir"]),
+    ({"no_demean": "yes"}, ["'no_demean'", "true or false"]),
+    ({"no_demean": True, "demean": True}, ["'no_demean' and 'demean' are one setting given twice"]),
+    ({"config": "other.json"}, ["setting 'config' names a config file inside a config file"]),
 ])
 def test_bad_config_values_exit_2_naming_key_value_and_allowed(data, tmp_path, capsys, config, words):
     """A bad value is exit 2 naming the key, the value and what is allowed."""
