@@ -60,8 +60,12 @@ def test_resolve_errors(tf_tree):
                                          r"fetch it once with: "
                                          r"bidsapp-fetch-templates --atlas Gordon2016 --space MNI152NLin2009cAsym"):
         atlases.resolve("Gordon2016", TPL, mask.affine, home)
-    with pytest.raises(ValueError, match="space 'T1w' is not a TemplateFlow template"):
+    with pytest.raises(ValueError, match="space 'T1w' is the participant's own, not a TemplateFlow template"):
         atlases.resolve("Schaefer2018", "T1w", mask.affine, home)
+    with pytest.raises(ValueError, match=r"cache .* has no tpl-MNI152NLin6Asym, the runs' space; if TemplateFlow has "
+                                         r"the atlas, fetch it once with: bidsapp-fetch-templates --atlas "
+                                         r"Schaefer2018:desc-400Parcels7Networks --space MNI152NLin6Asym"):
+        atlases.resolve("Schaefer2018:desc-400Parcels7Networks", "MNI152NLin6Asym", mask.affine, home)
     assert atlases.looks_like_name("DiFuMo:desc-256dimensions:res-2") and not atlases.looks_like_name("a/b.nii.gz")
 
 

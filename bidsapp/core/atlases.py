@@ -65,6 +65,10 @@ def label_table(path: Path) -> Path | None:
     return None
 
 
+#: fMRIPrep's spaces of the participant's own anatomy or run, which no TemplateFlow template names
+SUBJECT_SPACES = ("T1w", "T2w", "anat", "func", "boldref", "native", "fsnative")
+
+
 def resolve(value: str, space: str, bold_affine: np.ndarray, home: Path) -> tuple[Path, Path | None]:
     """The atlas file (and its label table) named by ``value`` in ``space``, at the resolution closest to the
     run's voxel size unless ``res`` is given.
@@ -76,10 +80,14 @@ def resolve(value: str, space: str, bold_affine: np.ndarray, home: Path) -> tupl
         message lists what the cache has and the fetch command); several descs match.
     """
     name, desc, res = parse_name(value)
+    if not (home / f"tpl-{space}").is_dir() and space in SUBJECT_SPACES:
+        raise ValueError(f"--atlas {value}: the runs' space '{space}' is the participant's own, not a TemplateFlow "
+                         "template; atlases by name need runs in a template space (e.g. --space "
+                         "MNI152NLin2009cAsym), or give the atlas as a file on the run's grid.")
     if not (home / f"tpl-{space}").is_dir():
-        raise ValueError(f"--atlas {value}: the runs' space '{space}' is not a TemplateFlow template in "
-                         f"TEMPLATEFLOW_HOME={home}; atlases by name need runs in a template space (e.g. "
-                         "--space MNI152NLin2009cAsym), or give the atlas as a file on the run's grid.")
+        raise ValueError(f"--atlas {value}: the local TemplateFlow cache (TEMPLATEFLOW_HOME={home}) has no "
+                         f"tpl-{space}, the runs' space; if TemplateFlow has the atlas, fetch it once with: "
+                         f"{fetch_command(space, name, desc)}; or give the atlas as a file on the run's grid.")
     cached = available(space, home)
     found = [e for e in cached.get(name, []) if (desc is None or e["desc"] == desc) and (res is None or
                                                                                          _same_res(e["res"], res))]
