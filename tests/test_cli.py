@@ -144,6 +144,11 @@ def test_cli_errors(e2e, tmp_path, capsys):
     assert "participant '07' not found (available: 01, 02)" in _err(capsys)
     assert main([str(bids), str(out), "participant", "--task", "rest"]) == 18
     assert "no desc-preproc BOLD matches" in _err(capsys)
+    assert main([str(bids), str(out), "participant", "--space", "MNI152NLin6Asym"]) == 18
+    assert "(its BOLD runs have tasks faces; spaces MNI152NLin2009cAsym)" in _err(capsys)  # what is there
+    (tmp_path / "c.yaml").write_text("denoise: simple\n")
+    assert main([str(bids), str(out), "participant", "--config", str(tmp_path / "c.yaml")]) == 2
+    assert "cannot parse config as JSON (config files are JSON, or TOML named .toml)" in _err(capsys)
     assert main([str(bids), str(out), "wrong"]) == 17
     assert main([str(bids), str(bids), "participant"]) == 2
     assert "must not be the BIDS folder" in _err(capsys)

@@ -268,8 +268,10 @@ def _find_bolds(der, query: dict, space: str, fmriprep_dir: Path, bold_desc: str
         bolds = der.get(space=space, **query)
     if not bolds:
         filters = {k: v for k, v in query.items() if k not in ("suffix", "extension")}
+        present = {k: sorted(map(str, der.get(return_type="id", target=k, suffix="bold"))) for k in ("task", "space")}
         raise InputError(
-            f"{fmriprep_dir}: no desc-{bold_desc} BOLD matches the filters {filters} and space '{space}'. "
+            f"{fmriprep_dir}: no desc-{bold_desc} BOLD matches the filters {filters} and space '{space}' (its BOLD "
+            f"runs have tasks {', '.join(present['task']) or 'none'}; spaces {', '.join(present['space']) or 'none'}). "
             "Check --participant-label/--session-label/--task/--run/--space."
             + (" fMRIPrep writes ICA-AROMA outputs in MNI152NLin6Asym: add --space MNI152NLin6Asym."
                if bold_desc == "smoothAROMAnonaggr" else ""), code=18

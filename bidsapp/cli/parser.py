@@ -181,7 +181,9 @@ def _read_config(path: Path) -> dict:
     except UsageError:
         raise
     except Exception as exc:  # json / toml decode errors
-        raise UsageError(f"{path}: cannot parse config ({exc}).") from exc
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        other = "" if path.suffix in (".json", ".toml") else " (config files are JSON, or TOML named .toml)"
+        raise UsageError(f"{path}: cannot parse config as {kind}{other} ({exc}).") from exc
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a config file holds one object of settings, e.g. {{\"denoise\": \"simple\"}}.")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
