@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import html
 import logging
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -124,7 +125,8 @@ def outputs_markdown() -> str:
     for level, title in _LEVELS.items():
         out += [f"## {title}", ""]
         for entry in (e for e in outputs_spec.OUTPUTS if e.level == level):
-            name = Path(entry.patterns[0]).name.split(">")[-1]
+            name = Path(entry.patterns[0]).name  # a run's file: its suffix after the entities
+            name = re.sub(r"^.*[>\]](?=_[^<>\[\]]*$)", "", name)
             out += [f"### `{name}`", "", *(f"- `{p}`" for p in entry.patterns), "",
                     f"{entry.what} **Written:** {entry.when}.", ""]
             if entry.table:
