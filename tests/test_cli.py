@@ -135,6 +135,17 @@ def _err(capsys) -> str:
     return err
 
 
+def test_options_of_the_other_level_are_said_to_be_ignored(e2e):
+    """An option only the other analysis level reads is one warning, not silently dropped."""
+    bids, out, _, base = e2e
+    with pytest.warns(UserWarning, match=r"--exclude-fd-mean: read by the group level only; this "
+                                         r"participant-level invocation ignores it"):
+        assert main([str(bids), str(out), "participant", "--work-dir", str(base / "work"), "--output-format", "npy",
+                     "nii.gz", "--exclude-fd-mean", "0.3"]) == 0  # every run reused
+    with pytest.warns(UserWarning, match=r"--low-pass, --trial-window: read by the participant level only"):
+        assert main([str(bids), str(out), "group", "--low-pass", "0.1", "--trial-window", "0", "10"]) == 0
+
+
 def test_cli_errors(e2e, tmp_path, capsys):
     bids = _copy_dataset(e2e, tmp_path)
     out = tmp_path / "out"

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -442,10 +443,33 @@ def _level(s: Settings, verbose: bool) -> int:
         for key in ("workflow_level", "interface_level", "utils_level"):
             nipype_config.set("logging", key, "CRITICAL")
         nipype_logging.update_logging(nipype_config)
+    warn_other_level(s)
     if s.analysis_level == "group":
         from bidsapp.workflows.group import group_level
         return group_level(s)
     return participant(s)
+
+
+#: the steps of the participant level whose options the group level does not read (it reads the runs' sidecars)
+_PARTICIPANT_STEPS = {"mask", "masking", "cleaning", "segmentation"}
+
+
+def warn_other_level(s: Settings) -> None:
+    """One warning naming the options set (to other than their default) that only the other analysis level
+    reads: ``--exclude-fd-mean`` at the participant level, ``--denoise`` at the group level."""
+    from bidsapp.options import OPTIONS
+
+    def plain(value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
+    group = s.analysis_level == "group"
+    other = [o for o in OPTIONS if o.flags and o.steps
+             and (set(o.steps) <= _PARTICIPANT_STEPS if group else set(o.steps) == {"group"})
+             and plain(getattr(s, o.name, o.default)) != plain(o.default)]
+    if other:
+        level, reads = ("participant", "group") if group else ("group", "participant")
+        warnings.warn(f"{', '.join(o.flags[0] for o in other)}: read by the {level} level only; this {reads}-level "
+                      f"invocation ignores {'them' if len(other) > 1 else 'it'}.", stacklevel=2)
 
 
 #: held by each call of :func:`main` in this process (see :func:`_one_call_at_a_time`); re-entrant, so that a
