@@ -177,3 +177,27 @@ def test_run_end_and_trial_spacing_ties(tr, st):
     lines = trial_models.check_trial_design("lsa", meeting, np.full(meeting.size, float(4 * Decimal(tr))), fir,
                                             t_r=float(tr))
     assert not lines, lines
+
+
+@pytest.mark.parametrize("model", ["spm", "fir"])
+def test_response_retained_grid_spans_the_run(monkeypatch, model):
+    """Onsets far outside the run (milliseconds by mistake) are 0 without sampling a grid out to them, and leave
+    the shares of the other trials as they are without them."""
+    t_r, n = 2.0, 100
+    basis = hrf.make_basis(model, t_r, window=(0.0, 16.0))
+    inside = np.array([-20.0, 10.0, 50.5, 90.0, 150.0, 196.0, 230.0])
+    far = np.array([12790.0, 23790.0, 1e6, -1e6])
+    onsets, durations = np.r_[inside, far], np.r_[np.full(inside.size, 2.0), np.full(far.size, 2000.0)]
+    kept = np.flatnonzero(np.arange(n) % 7 != 3)
+    real = trial_models.trial_regressors
+
+    def bounded(n_volumes, *args, **kwargs):
+        assert n_volumes < n + 100, f"grid of {n_volumes} volumes for a run of {n}"
+        return real(n_volumes, *args, **kwargs)
+
+    monkeypatch.setattr(trial_models, "trial_regressors", bounded)
+    share = trial_models.response_retained(n, kept, onsets, durations, basis, t_r=t_r)
+    alone = trial_models.response_retained(n, kept, inside, durations[:inside.size], basis, t_r=t_r)
+    assert np.array_equal(share[:inside.size], alone)
+    assert (share[inside.size:] == 0).all() and share[inside.size - 1] == 0
+    assert (alone[1:5] > 0.5).all()

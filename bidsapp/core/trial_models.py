@@ -351,24 +351,37 @@ def response_retained(n_volumes: int, kept_volumes: np.ndarray, onsets: np.ndarr
     run's kept volumes, out of its whole response, sampled on the run's volume grid extended before the run's
     start and past its end (a trial 2 s before the end keeps a small share, one before the run none).
 
+    A trial more than the run's length after its end, or whose response (HRF tail included) ends more than the
+    run's length before its start, cannot reach the run: it keeps 0 without being sampled. The grid spans the
+    run and the other trials, as it would without those, so onsets far outside the run (e.g. written in
+    milliseconds) cost no memory and do not change the others' shares.
+
     Returns
     -------
     numpy.ndarray, shape (n_trials,)
     """
     onsets, durations = np.asarray(onsets, float), np.asarray(durations, float)
-    if onsets.size == 0:
-        return np.zeros(0)
+    out = np.zeros(onsets.size)
     offsets = getattr(basis, "offsets", None)
     offsets = np.zeros(1) if offsets is None or np.size(offsets) == 0 else np.asarray(offsets, float)
     tail = 48.0 + max(float(offsets.max()), 0.0)  # the HRF's 32 s (FIR: the window's end) and a margin
-    before = int(np.ceil(max(start_time - onsets.min() - min(float(offsets.min()), 0.0), 0.0) / t_r)) + 1
-    after = int(np.ceil(max((onsets + durations).max() + tail - (start_time + n_volumes * t_r), 0.0) / t_r))
+    lead = min(float(offsets.min()), 0.0)  # FIR: a window starting before the onset
+    span = n_volumes * t_r
+    run_end = start_time + span  # a TR after the last volume
+    near = np.flatnonzero(~timing.after(onsets + lead, run_end + span, t_r)
+                          & ~timing.before(onsets + durations + tail, start_time - span, t_r))
+    if near.size == 0:
+        return out
+    onsets, durations = onsets[near], durations[near]
+    before = int(np.ceil(max(start_time - onsets.min() - lead, 0.0) / t_r)) + 1
+    after = int(np.ceil(max((onsets + durations).max() + tail - run_end, 0.0) / t_r))
     raw = trial_regressors(before + n_volumes + after, onsets, durations, basis, t_r=t_r,
                            start_time=start_time - before * t_r)
     resp = _energy(raw, basis)
     energy = (resp**2).sum(axis=0)
     inside = (resp[before + np.asarray(kept_volumes, dtype=int)] ** 2).sum(axis=0)
-    return np.where(energy > 0, inside / np.where(energy > 0, energy, 1.0), 0.0)
+    out[near] = np.where(energy > 0, inside / np.where(energy > 0, energy, 1.0), 0.0)
+    return out
 
 
 def trial_weights(model: str, design: RunDesign, trial_types: list[str], dof: int, basis: HRFBasis) -> _Weights:
