@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bidsapp.core import hrf, trial_models
+from bidsapp.core import hrf, timing, trial_models
 from bidsapp.core.trial_models import (  # noqa: F401  (their old home)
     MAX_VARIANCE_INFLATION,
     MIN_TRIAL_DOF,
@@ -117,7 +117,10 @@ def label_rows(times: np.ndarray, events: Events, t_r: float, hrf_lag: float = 0
     A volume at time ``t`` belongs to trial ``i`` when
     ``onset_i + lag <= t < onset_i + lag + max(duration_i, t_r)`` (a
     zero-duration event labels the volume that follows it). Overlapping
-    trials are all listed, comma-separated.
+    trials are all listed, comma-separated. Times less than a millionth of
+    a TR apart are the same time (:mod:`bidsapp.core.timing`): a volume
+    acquired at a trial's onset is in it, one acquired at its end is not,
+    whatever the round-off of ``StartTime + v * TR``.
 
     Returns
     -------
@@ -126,7 +129,7 @@ def label_rows(times: np.ndarray, events: Events, t_r: float, hrf_lag: float = 0
     check_trial_types(events)
     start = events.onset + hrf_lag
     stop = start + np.maximum(events.duration, t_r)
-    inside = (times[:, None] >= start[None, :]) & (times[:, None] < stop[None, :])
+    inside = timing.inside(times[:, None], start[None, :], stop[None, :], t_r)
     trial, ttype = [], []
     for row in inside:
         idx = np.flatnonzero(row)
@@ -136,12 +139,8 @@ def label_rows(times: np.ndarray, events: Events, t_r: float, hrf_lag: float = 0
 
 
 def window_offsets(window: tuple[float, float], t_r: float) -> np.ndarray:
-    """TR-spaced offsets (s) from ``window[0]`` up to ``window[1]`` included."""
-    start, end = window
-    if end <= start:
-        raise ValueError(f"Trial window end ({end}) must be after its start ({start}).")
-    n = int(np.floor((end - start) / t_r + 1e-9)) + 1
-    return start + np.arange(n) * t_r
+    """TR-spaced offsets (s) from ``window[0]`` up to ``window[1]`` included (:func:`bidsapp.core.hrf.fir_offsets`)."""
+    return hrf.fir_offsets(window, t_r)
 
 
 @dataclass
@@ -189,9 +188,11 @@ def segment_trials(
     the haemodynamic lag is inside the window, e.g. the default -2..16 s; the
     ``hrf_lag`` of :func:`label_rows` does not move segments). Each sample at
     ``onset + offset`` is the linear interpolation of the two volumes around
-    it. Samples needing a censored volume or a time outside the run are NaN
-    (``edge="nan"``), or the whole trial is left out (``edge="drop"``); either
-    way the trial is marked not ``valid``.
+    it; a sample less than a millionth of a TR from a volume's time
+    (:mod:`bidsapp.core.timing`) is that volume alone. Samples needing a
+    censored volume or a time outside the run are NaN (``edge="nan"``), or
+    the whole trial is left out (``edge="drop"``); either way the trial is
+    marked not ``valid``.
 
     Parameters
     ----------
@@ -207,10 +208,7 @@ def segment_trials(
     offsets = window_offsets(window, t_r)
     row_of = np.full(n_volumes, -1)
     row_of[np.asarray(kept_volumes)] = np.arange(len(kept_volumes))
-    pos = (onsets[:, None] + offsets[None, :] - start_time) / t_r  # fractional volume index
-    i0 = np.floor(pos + 1e-9).astype(int)
-    w = np.clip(pos - i0, 0.0, 1.0)
-    w[w < 1e-9] = 0.0
+    i0, w = timing.grid_position(onsets[:, None] + offsets[None, :], t_r, start_time)  # volume before, fraction
     i1 = np.where(w > 0, i0 + 1, i0)
     outside_s = (i0 < 0) | (i1 > n_volumes - 1)
     r0 = np.where(outside_s, -1, row_of[np.clip(i0, 0, n_volumes - 1)])

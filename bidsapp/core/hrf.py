@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bidsapp.core import timing
 from bidsapp.core.names import HRF_MODELS  # noqa: F401  (every --hrf choice, re-exported)
 
 #: how each choice is spelled in nilearn (``hrf_model`` of ``FirstLevelModel``)
@@ -258,13 +259,15 @@ def fir_offsets(window: tuple[float, float], t_r: float) -> np.ndarray:
     start, end = window
     if end <= start:
         raise ValueError(f"Trial window end ({end}) must be after its start ({start}).")
-    return start + np.arange(int(np.floor((end - start) / t_r + 1e-9)) + 1) * t_r
+    return start + np.arange(timing.grid_steps(end - start, t_r) + 1) * t_r
 
 
 def fir_regressors(frame_times: np.ndarray, onsets: np.ndarray, groups: list[np.ndarray],
                    offsets: np.ndarray, t_r: float) -> np.ndarray:
-    """FIR indicators: volume ``v`` is in bin ``k`` of event ``e`` when ``|t_v - onset_e - offsets[k]| < t_r / 2``
-    (the half-open bin ``[-t_r / 2, t_r / 2)``); a group sums its events.
+    """FIR indicators: volume ``v`` is in bin ``k`` of event ``e`` when ``t_v - onset_e - offsets[k]`` is in the
+    half-open bin ``[-t_r / 2, t_r / 2)``; a group sums its events. Times less than a millionth of a TR apart are
+    the same time (:mod:`bidsapp.core.timing`), so a volume half-way between two offsets is in the later bin
+    whatever the round-off, and each bin of TR-spaced offsets holds one volume.
 
     Returns
     -------
@@ -273,7 +276,7 @@ def fir_regressors(frame_times: np.ndarray, onsets: np.ndarray, groups: list[np.
     lag = frame_times[:, None] - onsets[None, :]  # (n_volumes, n_events)
     out = np.zeros((frame_times.size, len(groups), offsets.size))
     for k, off in enumerate(offsets):
-        inside = ((lag - off) >= -t_r / 2) & ((lag - off) < t_r / 2)
+        inside = timing.inside(lag - off, -t_r / 2, t_r / 2, t_r)
         for g, idx in enumerate(groups):
             out[:, g, k] = inside[:, idx].sum(axis=1)
     return out

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bidsapp.core import timing
 from bidsapp.core.hrf import HRFBasis, make_basis
 
 #: a trial's estimate is not valid when its model leaves fewer residual degrees of freedom
@@ -336,7 +337,7 @@ def run_design(operator: np.ndarray, kept_volumes: np.ndarray, onsets: np.ndarra
     kept = np.asarray(kept_volumes)
     retained = response_retained(n_vol, kept, onsets, durations, basis, t_r=t_r, start_time=start_time)
     raw_kept = raw[kept] - raw[kept].mean(axis=0)
-    late = np.asarray(onsets) > start_time + n_vol * t_r
+    late = timing.after(onsets, start_time + n_vol * t_r, t_r)
     plain = None
     if basis.size > 1 and basis.kernels is not None:
         plain = np.einsum("kv,vtb->ktb", operator, trial_regressors(n_vol, onsets, durations, basis, t_r=t_r,
@@ -350,24 +351,37 @@ def response_retained(n_volumes: int, kept_volumes: np.ndarray, onsets: np.ndarr
     run's kept volumes, out of its whole response, sampled on the run's volume grid extended before the run's
     start and past its end (a trial 2 s before the end keeps a small share, one before the run none).
 
+    A trial more than the run's length after its end, or whose response (HRF tail included) ends more than the
+    run's length before its start, cannot reach the run: it keeps 0 without being sampled. The grid spans the
+    run and the other trials, as it would without those, so onsets far outside the run (e.g. written in
+    milliseconds) cost no memory and do not change the others' shares.
+
     Returns
     -------
     numpy.ndarray, shape (n_trials,)
     """
     onsets, durations = np.asarray(onsets, float), np.asarray(durations, float)
-    if onsets.size == 0:
-        return np.zeros(0)
+    out = np.zeros(onsets.size)
     offsets = getattr(basis, "offsets", None)
     offsets = np.zeros(1) if offsets is None or np.size(offsets) == 0 else np.asarray(offsets, float)
     tail = 48.0 + max(float(offsets.max()), 0.0)  # the HRF's 32 s (FIR: the window's end) and a margin
-    before = int(np.ceil(max(start_time - onsets.min() - min(float(offsets.min()), 0.0), 0.0) / t_r)) + 1
-    after = int(np.ceil(max((onsets + durations).max() + tail - (start_time + n_volumes * t_r), 0.0) / t_r))
+    lead = min(float(offsets.min()), 0.0)  # FIR: a window starting before the onset
+    span = n_volumes * t_r
+    run_end = start_time + span  # a TR after the last volume
+    near = np.flatnonzero(~timing.after(onsets + lead, run_end + span, t_r)
+                          & ~timing.before(onsets + durations + tail, start_time - span, t_r))
+    if near.size == 0:
+        return out
+    onsets, durations = onsets[near], durations[near]
+    before = int(np.ceil(max(start_time - onsets.min() - lead, 0.0) / t_r)) + 1
+    after = int(np.ceil(max((onsets + durations).max() + tail - run_end, 0.0) / t_r))
     raw = trial_regressors(before + n_volumes + after, onsets, durations, basis, t_r=t_r,
                            start_time=start_time - before * t_r)
     resp = _energy(raw, basis)
     energy = (resp**2).sum(axis=0)
     inside = (resp[before + np.asarray(kept_volumes, dtype=int)] ** 2).sum(axis=0)
-    return np.where(energy > 0, inside / np.where(energy > 0, energy, 1.0), 0.0)
+    out[near] = np.where(energy > 0, inside / np.where(energy > 0, energy, 1.0), 0.0)
+    return out
 
 
 def trial_weights(model: str, design: RunDesign, trial_types: list[str], dof: int, basis: HRFBasis) -> _Weights:
@@ -392,7 +406,7 @@ def _fit_basis(model: str, operator: np.ndarray, kept_volumes: np.ndarray, onset
         w.reason[i] = f"starts after the end of the run ({run_end:g} s)"
     reason = list(w.reason)
     for i in np.flatnonzero([r == "" for r in w.reason]):
-        if onsets[i] < 0:
+        if timing.before(onsets[i], 0.0, t_r):
             reason[i] = f"starts before the run (onset {onsets[i]:g} s < 0)"
         else:
             reason[i] = _missing_bins(basis, w.estimable[i], design.cleaned[:, i])
@@ -492,11 +506,12 @@ def fit_trials(
 
 
 def _overlapping_windows(onsets: np.ndarray, offsets: np.ndarray, t_r: float) -> np.ndarray:
-    """Trials whose FIR window (bins ``offsets`` +- t_r / 2) overlaps another trial's in time."""
+    """Trials whose FIR window (bins ``offsets`` +- t_r / 2, half-open) overlaps another trial's in time (windows
+    that only meet do not)."""
     order = np.argsort(onsets)
     start, stop = onsets[order] + offsets[0] - t_r / 2, onsets[order] + offsets[-1] + t_r / 2
     out = np.zeros(onsets.size, bool)
-    later = np.r_[start[1:] < stop[:-1], False]  # a window overlaps the next one
+    later = np.r_[timing.before(start[1:], stop[:-1], t_r), False]  # a window overlaps the next one
     out[order] = later | np.r_[False, later[:-1]]
     return out
 
@@ -519,7 +534,7 @@ def check_trial_design(model: str, onsets: np.ndarray, durations: np.ndarray, ba
     """
     onsets, durations = np.asarray(onsets, float), np.asarray(durations, float)
     out = []
-    short = durations < t_r
+    short = timing.before(durations, t_r, t_r)
     if short.any():
         out.append(f"{int(short.sum())} of {onsets.size} trial(s) last less than a TR ({t_r:g} s; shortest "
                    f"{durations.min():g} s): their regressors use their own duration and each labels the one volume "
@@ -539,7 +554,7 @@ def check_trial_design(model: str, onsets: np.ndarray, durations: np.ndarray, ba
             out.append(f"--hrf fir: the FIR window ({span:g} s) is longer than the gap before or after "
                        f"{int(overlap.sum())} trial(s) (shortest {gap:g} s): {what}.")
     if model == "lsa" and onsets.size > 1:
-        close = int((np.diff(np.sort(onsets)) < t_r).sum())
+        close = int(timing.before(np.diff(np.sort(onsets)), t_r, t_r).sum())
         if close:
             out.append(f"{close} pair(s) of trials start less than a TR ({t_r:g} s) apart: LSA can hardly tell "
                        "their responses apart (see variance_inflation and reason in _betas.tsv).")

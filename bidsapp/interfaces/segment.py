@@ -10,7 +10,7 @@ import numpy as np
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
 from bidsapp.core import events as ev
-from bidsapp.core import trial_fit
+from bidsapp.core import timing, trial_fit
 from bidsapp.core.files import save_npy, write_text
 from bidsapp.core.tsv import read_tsv, write_tsv
 
@@ -77,7 +77,7 @@ class SegmentTrials(SimpleInterface):
         cleaned = np.load(i.cleaned, mmap_mode="r")
         kept = np.array([int(v) for v, k in zip(samples["volume"], samples["kept"]) if k == "True"])
         run_end = i.start_time + n_vol * i.t_r
-        late = (events.onset > run_end) | (events.onset < 0)  # starting outside the run
+        late = timing.after(events.onset, run_end, i.t_r) | timing.before(events.onset, 0.0, i.t_r)  # outside the run
         if late.any():
             warnings.warn(f"{i.events_file}: {int(late.sum())} trial(s) start outside the run (before 0 s or after "
                           f"its end, {run_end:g} s); they are marked invalid.", stacklevel=2)

@@ -73,7 +73,7 @@ class EstimateTrials(SimpleInterface):
             used = [inputs[k] for k in with_events]
             fit, events, info = fit_runs(used, [names[k] for k in with_events])
             for j, k in enumerate(with_events):
-                files[k] = write_run(cwd / names[k], fit, j, events[j], _retained(used[j], events[j]))
+                files[k] = write_run(cwd / names[k], fit, j, events[j], _retained(used[j], events[j]), used[j]["t_r"])
                 infos[k] = info
         self._results.update(run_files=files, run_info=infos)
         return runtime
@@ -169,15 +169,16 @@ def _retained(run: dict, events: ev.Events) -> np.ndarray:
                              make_basis("spm", run["t_r"]), t_r=run["t_r"], start_time=run["start_time"])
 
 
-def _reasons(betas: np.ndarray, onsets: np.ndarray, retained: np.ndarray) -> list:
+def _reasons(betas: np.ndarray, onsets: np.ndarray, retained: np.ndarray, t_r: float) -> list:
     """Why each trial's estimate is not valid (None when it is)."""
+    from bidsapp.core.timing import before
     from bidsapp.core.trial_models import MIN_RESPONSE_RETAINED
 
     out: list = []
     for b, onset, share in zip(betas, onsets, retained):
         if not np.isfinite(b).all():
             out.append("not estimable: the trial's regressor is empty (after the run's end, or removed by cleaning)")
-        elif onset < 0:
+        elif before(onset, 0.0, t_r):
             out.append(f"starts before the run (onset {onset:g} s < 0)")
         elif share < MIN_RESPONSE_RETAINED:
             out.append(f"only {share:.0%} of the response falls in kept volumes of the run (censored or after its "
@@ -187,15 +188,16 @@ def _reasons(betas: np.ndarray, onsets: np.ndarray, retained: np.ndarray) -> lis
     return out
 
 
-def write_run(folder: Path, fit: trial_fit.TrialFit, j: int, events: ev.Events, retained: np.ndarray) -> dict:
+def write_run(folder: Path, fit: trial_fit.TrialFit, j: int, events: ev.Events, retained: np.ndarray,
+              t_r: float) -> dict:
     """Run ``j``'s betas.npy, betas.tsv and betaquality.tsv in ``folder`` (``retained``: each trial's share of
-    its response in the run's kept volumes)."""
+    its response in the run's kept volumes; ``t_r``: the run's repetition time)."""
     from bidsapp.interfaces.segment import _trial_table
 
     folder.mkdir(parents=True, exist_ok=True)
     betas = fit.betas[j]
     save_npy(betas, folder / "betas.npy")
-    reason = _reasons(betas, events.onset, retained)
+    reason = _reasons(betas, events.onset, retained, t_r)
     table = _trial_table(events)
     table.update({"response_retained": np.round(retained, 4), "valid": np.array([r is None for r in reason]),
                   "beta_variance": np.round(fit.beta_variance[j], 6), "reason": reason})
