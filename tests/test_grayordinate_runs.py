@@ -151,7 +151,7 @@ def test_grayordinate_errors(bids_copy, tmp_path, capsys):
     base = [str(bids), str(out), "participant", "--space", "fsLR"]
     for option, text in ((["--mask-strategy", "epi"], "--mask-strategy epi makes no sense for grayordinates"),
                          (["--smoothing-fwhm", "6"], "--smoothing-fwhm makes no sense"),
-                         (["--output-format", "nii.gz"], "use dtseries.nii"),
+                         (["--output-format", "npy", "nii.gz"], "use dtseries.nii"),
                          (["--atlas", str(bids / "participants.tsv")], "give a dlabel.nii for CIFTI runs")):
         assert main(base + option) == 2
         assert text in _err(capsys)
