@@ -443,37 +443,30 @@ def _check_joined_models(runs: list[Run]) -> None:
                 "participant level for all the runs of that participant and task in one invocation.")
 
 
-def _own_inputs(run: Run) -> tuple[str | None, dict]:
-    """A run of a joined model: its label (the member of ``TrialModelRuns`` whose inputs its ``Sources`` do not list
-    under another run's roles) and all its ``Sources`` checksums by role; ``(None, {})`` for per-run estimates."""
-    from bidsapp.core.trial_fit import ROLE_PREFIX
-
-    members = [str(m) for m in (run.meta.get("Trials") or {}).get("TrialModelRuns") or []]
-    sources = {str(e.get("Role")): e.get("SHA256") for e in run.meta.get("Sources") or [] if isinstance(e, dict)}
-    labels = [m for m in members if not any(role.startswith(f"{ROLE_PREFIX}{m}_") for role in sources)]
-    return (labels[0], sources) if len(labels) == 1 else (None, {})
-
-
 def _check_one_fit(runs: list[Run]) -> None:
-    """Runs of one joined model must come from one fit of it: each run's ``Sources`` record the other runs' inputs
-    (roles ``trial_model_<run>_<role>``) with the checksums the other runs' own sidecars record. An invocation
-    stopped between writing two runs of a model (or a run that failed after the fit) leaves a run of the new fit
-    beside one of the old: refuse them, naming the input whose checksums differ."""
-    from bidsapp.core.trial_fit import ROLE_PREFIX
+    """Runs of one joined model must come from one fit of it: every input file they record (their own, the other
+    runs' under ``trial_model_<run>_<role>``, a file they share such as an inherited events file) has one checksum
+    in all their sidecars. An invocation stopped between writing two runs of a model (or a run that failed after
+    the fit) leaves a run of the new fit beside one of the old: refuse them, naming the file whose checksums
+    differ."""
+    from bidsapp.core.trial_fit import join_key
 
-    recorded = {label: (run, sources) for run in runs for label, sources in [_own_inputs(run)] if label is not None}
-    for run, sources in recorded.values():
-        for label, (other, theirs) in recorded.items():
-            prefix = f"{ROLE_PREFIX}{label}_"
-            for role, sha in sources.items():
-                own_role = role[len(prefix):]
-                mate = role.startswith(prefix) and not own_role.startswith(ROLE_PREFIX)
-                if mate and theirs.get(own_role, sha) != sha:
-                    raise ValueError(
-                        f"{run.stem} was fitted with {label}'s {own_role} of another checksum than {other.stem} "
-                        "records: the two runs' estimates come from two fits of their joined trial model (an "
-                        "invocation stopped between writing them, or a run failed after the fit), so they are not "
-                        "stacked; rerun the participant level for that participant and task.")
+    seen: dict[tuple, tuple[str, Run]] = {}  # (model, file) -> the checksum a run records, and that run
+    for run in runs:
+        members = tuple(sorted(str(m) for m in (run.meta.get("Trials") or {}).get("TrialModelRuns") or []))
+        if len(members) < 2:
+            continue  # per-run estimates, or a model of one run
+        for entry in run.meta.get("Sources") or []:
+            uri, sha = (entry.get("URI"), entry.get("SHA256")) if isinstance(entry, dict) else (None, None)
+            if uri is None or sha is None:
+                continue
+            first_sha, first = seen.setdefault((join_key(run.entities), members, uri), (sha, run))
+            if sha != first_sha:
+                raise ValueError(
+                    f"{run.stem} and {first.stem} record {uri} with other checksums: the two runs' estimates come "
+                    "from two fits of their joined trial model (an invocation stopped between writing them, or a "
+                    "run failed after the fit), so they are not stacked; rerun the participant level for that "
+                    "participant and task.")
 
 
 def _code_of(meta: dict) -> str:

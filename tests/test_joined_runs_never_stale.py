@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from bidsapp.cli.run import main
 
@@ -223,25 +224,29 @@ def test_left_out_runs_of_participants_with_and_without_sessions_are_all_brought
         assert len(json.loads(sidecar.read_text())["Trials"]["TrialModelRuns"]) == 2, sidecar.name
 
 
-def test_runs_of_two_fits_of_one_joined_model_are_not_stacked(demo, tmp_path):
-    """An invocation killed between writing the two runs of a refit (run-2's events changed): run-1's outputs are of
-    the new fit, run-2's of the old one, each complete, both naming the same two runs. The loader refuses them."""
-    import pytest
-
+@pytest.mark.parametrize("shared", [False, True], ids=["own-events", "inherited-events"])
+def test_runs_of_two_fits_of_one_joined_model_are_not_stacked(demo, tmp_path, shared):
+    """An invocation killed between writing the two runs of a refit (run-2's events changed, or the events file both
+    runs inherit): run-1's outputs are of the new fit, run-2's of the old one, each complete, both naming the same
+    two runs. The loader refuses them."""
     import bidsapp
 
     root, _ = demo
     bids, old, new = tmp_path / "bids", tmp_path / "old", tmp_path / "new"
     shutil.copytree(root, bids)
-    _run(bids, old, tmp_path / "w1")
     events = bids / "sub-01/func/sub-01_task-faces_run-2_events.tsv"
+    if shared:
+        events.rename(bids / "task-faces_events.tsv")
+        events = bids / "task-faces_events.tsv"
+        (bids / "sub-01/func/sub-01_task-faces_run-1_events.tsv").unlink()
+    _run(bids, old, tmp_path / "w1")
     lines = events.read_text().splitlines()
     events.write_text("\n".join([lines[0], *lines[2:]]) + "\n")  # one trial less
     _run(bids, new, tmp_path / "w2")
     for path in (new / "sub-01/func").glob("*run-1_*"):
         shutil.copy(path, old / "sub-01/func" / path.name)
-    with pytest.raises(ValueError, match=r"run-1.* was fitted with sub-01_task-faces_run-2's events of another "
-                                         r"checksum than .*run-2.* two fits of their joined trial model"):
+    with pytest.raises(ValueError, match=r"run-(1|2).* and .*run-(1|2).* record .*events.tsv with other checksums: "
+                                         r"the two runs' estimates come from two fits of their joined trial model"):
         bidsapp.dataset(old, kind="betas", subject="01", space="MNI152NLin2009cAsym")
     assert len(bidsapp.dataset(new, kind="betas", subject="01", space="MNI152NLin2009cAsym").X)  # one fit: stacked
     assert len(bidsapp.dataset(old, kind="betas", subject="01", run=2, space="MNI152NLin2009cAsym").X)
