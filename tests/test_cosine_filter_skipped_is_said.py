@@ -26,10 +26,16 @@ def test_the_operator_counts_the_drifts_it_adds_and_warns_when_none():
         warnings.simplefilter("error")
         op = signal.cleaning_operator(n, t_r=t_r, confounds=motion, filter="cosine", high_pass=0.05)
     assert op.n_drifts == _drifts(n, t_r, 0.05).shape[1] > 0
-    with pytest.warns(UserWarning, match=r"filter='cosine' with high_pass=0.05 Hz adds no drift: the confounds "
-                                         r"already hold cosine drifts \(confound column 6"):
+    with pytest.warns(UserWarning, match=r"filter='cosine' with high_pass=0.05 Hz adds no drift: confound column 6 "
+                                         r"correlates above 0.9 with one of its cosine drifts"):
         op = signal.cleaning_operator(n, t_r=t_r, confounds=np.hstack([motion, fmriprep_cosines]),
                                       filter="cosine", high_pass=0.05)
+    assert op.n_drifts == 0
+    trend = np.linspace(1, -1, n)[:, None]  # a slow drift of another column: the same rule, said with its name
+    names = [f"motion{k}" for k in range(6)] + ["scanner_drift_down"]
+    with pytest.warns(UserWarning, match=r"confound 'scanner_drift_down' correlates above 0.9"):
+        op = signal.cleaning_operator(n, t_r=t_r, confounds=np.hstack([motion, trend]), filter="cosine",
+                                      high_pass=0.02, confound_names=names)
     assert op.n_drifts == 0
 
 
@@ -42,5 +48,5 @@ def test_the_sidecar_and_methods_say_the_filter_added_nothing(demo, tmp_path):
     meta = json.loads(next(out.glob("sub-01/func/*_timeseries.json")).read_text())
     assert meta["CosineDrifts"] == 0 and meta["Parameters"]["high_pass"] == 0.05
     text = (out / "logs" / "CITATION.md").read_text()
-    assert "no cosine high-pass filter at 0.05 Hz: the confounds held cosine drift regressors" in text
+    assert "no cosine high-pass filter at 0.05 Hz: a confound correlated above 0.9 with one of its drift" in text
     assert "a discrete cosine high-pass filter at 0.05 Hz" not in text

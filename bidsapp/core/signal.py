@@ -379,10 +379,12 @@ def cleaning_operator(
     low_pass: float | None = None,
     high_pass: float | None = None,
     sample_mask=None,
+    confound_names: list[str] | None = None,
 ) -> CleaningOperator:
     """Build the linear cleaning operator of ``nilearn.signal.clean`` for one run.
 
-    Parameters are those of :func:`clean`.
+    Parameters are those of :func:`clean`; ``confound_names`` (one per confound column) only name them in
+    warnings.
     """
     n = int(n_volumes)
     check_filter(t_r, low_pass, high_pass, filter)
@@ -395,7 +397,7 @@ def cleaning_operator(
         low_pass = high_pass = None
     n_drifts = 0
     if ftype == "cosine":
-        conf, n_drifts = _with_cosine_drift(conf, high_pass, n, t_r)
+        conf, n_drifts = _with_cosine_drift(conf, high_pass, n, t_r, confound_names)
     scale = None if conf is None else np.abs(conf).max(axis=0)  # each confound's magnitude as given
     op, rows, conf, censoring = _censoring_step(n, keep, conf, ftype, t_r)
     final_keep, read_rows, censored, spline = censoring
@@ -487,11 +489,12 @@ def _checked_confounds(confounds, n: int) -> np.ndarray | None:
     return conf if conf.shape[1] else None
 
 
-def _with_cosine_drift(conf: np.ndarray | None, high_pass: float, n: int,
-                       t_r: float) -> tuple[np.ndarray | None, int]:
+def _with_cosine_drift(conf: np.ndarray | None, high_pass: float, n: int, t_r: float,
+                       names: list[str] | None = None) -> tuple[np.ndarray | None, int]:
     """The confounds with the DCT high-pass drifts, unless they already hold them (nilearn's rule: a drift
-    correlated above 0.9 with a confound, e.g. fMRIPrep's ``cosine`` columns), and the number of drifts added.
-    When none is added for that reason, one warning says so: the high-pass is then the confounds' own."""
+    correlated above 0.9 with a confound, e.g. fMRIPrep's ``cosine`` columns, or a slow drift of another column),
+    and the number of drifts added. When none is added for that reason, one warning names the confound (by its
+    name in ``names``, else its column number)."""
     drift = cosine_drift(high_pass, n, t_r)
     if not drift.shape[1]:
         return conf, 0
@@ -501,10 +504,11 @@ def _with_cosine_drift(conf: np.ndarray | None, high_pass: float, n: int,
     np.fill_diagonal(corr, 0)
     held = np.flatnonzero((corr[: drift.shape[1], drift.shape[1]:] > 0.9).any(axis=0))
     if held.size:
-        warnings.warn(f"filter='cosine' with high_pass={high_pass:g} Hz adds no drift: the confounds already hold "
-                      f"cosine drifts (confound column {int(held[0])} correlates above 0.9 with one; nilearn's "
-                      "rule), so the high-pass is the one those regressors make; to filter at this cut-off, give "
-                      "confounds without them or use filter='butterworth'.", stacklevel=3)
+        which = repr(names[held[0]]) if names is not None and len(names) == conf.shape[1] else f"column {held[0]}"
+        warnings.warn(f"filter='cosine' with high_pass={high_pass:g} Hz adds no drift: confound {which} correlates "
+                      "above 0.9 with one of its cosine drifts (nilearn's rule), so no high-pass at this cut-off is "
+                      "applied beyond what the confounds remove; to filter at it, leave that confound out or use "
+                      "filter='butterworth'.", stacklevel=3)
         return conf, 0
     return np.hstack([conf, drift]), drift.shape[1]
 

@@ -174,6 +174,7 @@ class CleanSignals(SimpleInterface):
             n, t_r=self.inputs.t_r, detrend=self.inputs.detrend, confounds=conf,
             standardize_confounds=self.inputs.standardize_confounds, filter=self.inputs.filter,
             low_pass=self.inputs.low_pass, high_pass=self.inputs.high_pass, sample_mask=sample_mask,
+            confound_names=list(selection.names) if selection is not None else None,
         )
         dof = signal.check_degrees_of_freedom(op, self.inputs.standardize)
         nss_mask = nss if nss is not None and nss.any() else None

@@ -223,9 +223,10 @@ SIDECAR_KEYS: dict[str, tuple[str, str]] = {
     "ConfoundRankRemoved": ("Rank of the confound model regressed out.", "always"),
     "DegreesOfFreedom": ("Kept volumes minus the rank of everything removed (trend, filter, confounds, "
                          "standardization).", "always"),
-    "CosineDrifts": ("Cosine drift regressors --filter cosine added to the confounds: 0 when the confounds already "
-                     "held cosine drifts (fMRIPrep's cosine columns; nilearn's rule), so no high-pass of its own was "
-                     "applied (a warning says so).", "with --filter cosine and --high-pass"),
+    "CosineDrifts": ("Cosine drift regressors --filter cosine added to the confounds: 0 when a confound "
+                     "correlates above 0.9 with one of them (fMRIPrep's cosine columns, or another slow drift; "
+                     "nilearn's rule), so no high-pass of its own was applied (a warning names the confound).",
+                     "with --filter cosine and --high-pass"),
     "NonSteadyState": ("Non-steady-state volumes: --dummy-scans, where they came from, which volumes.",
                        "always"),
     "NonFiniteValuesZeroed": ("NaN or infinite values inside the mask set to 0.", "always"),

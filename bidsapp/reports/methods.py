@@ -249,8 +249,8 @@ def _cleaning_sentence(meta: dict) -> str:
     if low is None and high is None:
         steps.append("no temporal filtering")
     elif p.get("filter") == "cosine" and meta.get("CosineDrifts") == 0:
-        steps.append(f"no cosine high-pass filter at {high:g} Hz: the confounds held cosine drift regressors, so "
-                     "none was added (nilearn's rule)")
+        steps.append(f"no cosine high-pass filter at {high:g} Hz: a confound correlated above 0.9 with one of its "
+                     "drift regressors (such as fMRIPrep's cosine regressors), so none was added (nilearn's rule)")
     elif p.get("filter") == "cosine":
         steps.append(f"a discrete cosine high-pass filter at {high:g} Hz")
     else:
