@@ -49,6 +49,10 @@ def test_ids_without_the_sub_prefix_are_said(atlas_outputs, tmp_path, capsys):
     with pytest.raises(ValueError, match=r"participant_id values lack the sub- prefix \(2 of 2, e.g. '01'\).*"
                                          r"write 'sub-01'"):
         bidsapp.dataset(out, kind="connectivity", y="age", bids_dir=tmp_path)
+    (tmp_path / "participants.tsv").write_text('participant_id\tage\n"sub-01"\t24\n')  # quoted: the quotes go
+    with pytest.raises(ValueError, match=r"write 'sub-01' without quotes \(TSV cells are not quoted\)"):
+        bidsapp.dataset(out, kind="connectivity", y="age", bids_dir=tmp_path)
+    (tmp_path / "participants.tsv").write_text("participant_id\tage\n01\t24\n02\t31\n")
     shutil.copytree(bids, tmp_path / "bids")
     shutil.copy(tmp_path / "participants.tsv", tmp_path / "bids" / "participants.tsv")
     assert main([str(tmp_path / "bids"), str(out), "group", "--nprocs", "1"]) == 2

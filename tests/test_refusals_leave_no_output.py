@@ -58,3 +58,17 @@ def test_a_refusal_leaves_an_existing_folder_as_it_was(demo_outputs, tmp_path, c
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert _listing(out) == before
     assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("name", sorted(set(REFUSALS) - {"a name made with other settings"}))
+@pytest.mark.parametrize("joined", [False, True], ids=["per-run", "joined-model"])
+def test_a_refusal_leaves_an_existing_empty_folder_empty(demo_outputs, tmp_path, capsys, name, joined):
+    """An empty folder made for the outputs stays empty: the lock files this invocation made (its presence, a
+    joined trial model's) and their folders go with the refusal when no other invocation is there."""
+    bids, args, code = _args(demo_outputs, tmp_path, name)
+    out = tmp_path / "out"
+    out.mkdir()
+    joined_args = ["--trial-estimates", "optimized"] if joined else []
+    assert main([*bids, str(out), "participant", *args, *joined_args]) == code
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert list(out.iterdir()) == []

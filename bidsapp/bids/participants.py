@@ -63,9 +63,11 @@ def read_participants(path: str | Path) -> Participants | None:
     ids = [row[column].strip() for row in rows]
     lacking = [pid for pid in ids if not pid.startswith("sub-")]
     if lacking:
+        quoted = lacking[0].strip("\"'")
+        fix = (f"write {quoted!r} without quotes (TSV cells are not quoted)" if quoted != lacking[0]
+               else f"write 'sub-{lacking[0]}'")
         raise ValueError(f"{path}: participant_id values lack the sub- prefix ({len(lacking)} of {len(ids)}, e.g. "
-                         f"{lacking[0]!r}), so they match no run; BIDS writes them sub-<label>: write "
-                         f"'sub-{lacking[0]}'.")
+                         f"{lacking[0]!r}), so they match no run; BIDS writes them sub-<label>: {fix}.")
     seen: set[str] = set()
     for pid in ids:
         if pid in seen:

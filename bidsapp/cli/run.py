@@ -111,18 +111,20 @@ def _plan(run: Run, s: Settings, cache_dir: Path, joined_with: list[Run], pulled
 def _removed_when_refused(folder: Path, cache_dir: Path, held: contextlib.ExitStack):
     """Make ``folder`` (:func:`_check_writable`) and undo what the block wrote when it raises (a run refused before
     it starts, e.g. ``--connectivity`` on voxels): the folders this invocation created for ``folder`` (the outermost
-    one of its path that did not exist), or, in an existing folder, the checksum-cache entries and cache folders
-    written while planning. A folder it created is removed only when no other invocation came into it meanwhile
-    (each holds ``logs/locks/invocations.lock`` shared while it runs, in ``held``): otherwise as an existing one."""
+    one of its path that did not exist), or, in an existing folder, the checksum-cache entries, lock files and
+    their folders written while planning. What another invocation may use is left: a folder or lock files this one
+    created are removed only when no other invocation came into the folder meanwhile (each holds
+    ``logs/locks/invocations.lock`` shared while it runs, in ``held``)."""
     folder = Path(folder).absolute()
     created = None
     for path in (folder, *folder.parents):
         if path.exists():
             break
         created = path
-    cache_dirs = [cache_dir, cache_dir.parent]
-    existed = {d: d.is_dir() for d in cache_dirs}
-    cached = set(os.listdir(cache_dir)) if existed[cache_dir] else set()
+    locks = folder / "logs" / "locks"
+    made = [cache_dir, locks, cache_dir.parent]  # innermost first
+    existed = {d: d.is_dir() for d in made}
+    before = {d: set(os.listdir(d)) if existed[d] else set() for d in (cache_dir, locks)}
     presence = None
 
     def present() -> None:  # once the folder is known to be bidsapp's (nothing of it in another dataset)
@@ -133,14 +135,16 @@ def _removed_when_refused(folder: Path, cache_dir: Path, held: contextlib.ExitSt
         _check_writable(folder)
         yield present
     except BaseException:
-        if created is not None and _alone(presence):
+        alone = _alone(presence)
+        if created is not None and alone:
             shutil.rmtree(created, ignore_errors=True)
-        elif cache_dir.is_dir():
-            for name in set(os.listdir(cache_dir)) - cached:
-                (cache_dir / name).unlink(missing_ok=True)
-            for d in cache_dirs:  # innermost first
-                if not existed[d] and d.is_dir() and not any(d.iterdir()):
-                    d.rmdir()
+            raise
+        for d in (cache_dir, locks) if alone else (cache_dir,):
+            for name in (set(os.listdir(d)) if d.is_dir() else set()) - before[d]:
+                (d / name).unlink(missing_ok=True)
+        for d in made:
+            if not existed[d] and d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
         raise
 
 

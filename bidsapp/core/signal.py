@@ -383,8 +383,7 @@ def cleaning_operator(
 ) -> CleaningOperator:
     """Build the linear cleaning operator of ``nilearn.signal.clean`` for one run.
 
-    Parameters are those of :func:`clean`; ``confound_names`` (one per confound column) only name them in
-    warnings.
+    Parameters are those of :func:`clean`; ``confound_names`` (one per confound column) name them in warnings.
     """
     n = int(n_volumes)
     check_filter(t_r, low_pass, high_pass, filter)
@@ -395,9 +394,7 @@ def cleaning_operator(
         ftype = None
     if filter is None:
         low_pass = high_pass = None
-    n_drifts = 0
-    if ftype == "cosine":
-        conf, n_drifts = _with_cosine_drift(conf, high_pass, n, t_r, confound_names)
+    conf, n_drifts = _with_cosine_drift(conf, high_pass, n, t_r, confound_names) if ftype == "cosine" else (conf, 0)
     scale = None if conf is None else np.abs(conf).max(axis=0)  # each confound's magnitude as given
     op, rows, conf, censoring = _censoring_step(n, keep, conf, ftype, t_r)
     final_keep, read_rows, censored, spline = censoring
