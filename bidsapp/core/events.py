@@ -3,7 +3,8 @@
 Times follow BIDS: event onsets count from the first stored volume; the
 acquisition time of volume ``i`` is ``StartTime + i * RepetitionTime``
 (fMRIPrep writes StartTime, the slice-timing reference, when it corrected
-slice timing; 0 otherwise).
+slice timing; without it, the middle of the raw SliceTiming range when slice
+timing was not corrected; 0 otherwise: ``bidsapp.cli.plan.start_time_of``).
 """
 
 from __future__ import annotations

@@ -208,8 +208,9 @@ SIDECAR_KEYS: dict[str, tuple[str, str]] = {
                 "runs' inputs too, Role trial_model_<run>_<role>: a changed, added or removed run recomputes "
                 "them all).", "always"),
     "RepetitionTime": ("TR in seconds (the BOLD JSON's, or --t-r).", "always"),
-    "StartTime": ("Acquisition time of the first volume, seconds (fMRIPrep's StartTime after slice-timing "
-                  "correction, else 0).", "always"),
+    "StartTime": ("Acquisition time of the first volume, seconds (fMRIPrep's StartTime when it corrected slice "
+                  "timing; without it, the middle of the raw SliceTiming range when slice timing was not "
+                  "corrected; else 0; StartTimeSource says which).", "always"),
     "StartTimeSource": ("Where StartTime came from.", "always"),
     "Shape": ("Shape of the array: [kept volumes, columns].", "always"),
     "DataType": ("Data type of the array (float32).", "always"),
