@@ -78,8 +78,8 @@ def _trials(settings: dict) -> dict[str, dict]:
         **_common_trial_columns(settings),
         "n_censored": {"Description": "Number of censored volumes that the samples of the trial's segment would "
                                       "need (kept neighbours of censored volumes are not counted)."},
-        "outside_run": {"Description": "Number of samples of the trial's segment that fall before the first or "
-                                       "after the last volume of the run."},
+        "outside_run": _bool("Whether a sample of the trial's segment falls before the first or after the last "
+                             "volume of the run.", "some sample outside the run", "every sample inside the run"),
         "valid": _bool("Whether the trial's segment has no missing sample (no censored volume, inside the run).",
                        "complete segment", "segment has NaN samples or is left out (--trial-edge)"),
         "segment": {"Description": "Index of the trial in the first axis of _trials.npy; n/a when the trial "
