@@ -27,9 +27,11 @@ def group_denoising(settings: dict) -> dict[str, dict]:
             "_relmat files without --fisher-z, recomputed from each run's array; averaged over the participant's "
             "kept runs) and the participant's mean framewise displacement (over those runs' volumes), partial on "
             "the covariates")
-    return {
-        **_STRATEGY,
+    return {  # in the order of the table's columns
+        "desc": _STRATEGY["desc"],
         "denoise": {"Description": "Denoising strategy of the runs (--denoise, from their sidecars)."},
+        "atlas": _STRATEGY["atlas"],
+        "space": _STRATEGY["space"],
         "n_regions": {"Description": "Regions (columns) of any of the runs; a region some participants lack (not a "
                                      "column of their runs, or a column of NaN by --min-coverage) is compared over "
                                      "the others (see note and n_participants of group_denoising_edges.tsv)."},
