@@ -102,8 +102,8 @@ def _table_section(kind: str) -> list[str]:
     if kind != "features":
         out = _columns_table(columns.KINDS[kind]({}))
         if kind in ("trials", "betas"):
-            out.append("Every other column of the run's `events.tsv` follows, copied unchanged (a column named "
-                       "like one of these gets the prefix `events_`).\n")
+            out.append("Every other column of the run's `events.tsv` is there too, copied unchanged, after "
+                       "`trial_type` (a column named like one of these gets the prefix `events_`).\n")
         return out
     out = []
     for name, cls in spaces.KINDS.items():
