@@ -276,9 +276,13 @@ def read_label_table(path: str | os.PathLike) -> dict[int, str]:
     line_of: dict = {}
     for n, row in enumerate(rows, start=2):
         try:
-            index = int(float(row[i_idx]))
-        except ValueError:
-            raise ValueError(f"{path}: line {n}: index '{row[i_idx]}' is not an integer.") from None
+            value = float(row[i_idx])
+            index = int(value)
+        except (ValueError, OverflowError):
+            value, index = None, None
+        if index is None or index != value:  # 3.6 would name region 3
+            raise ValueError(f"{path}: line {n}: index '{row[i_idx]}' is not an integer; write the region's "
+                             "label value as in the atlas image.")
         name = row[i_name]
         for key, what in ((("index", index), f"index {index}"), (("name", name), f"name '{name}'")):
             if key in line_of:
@@ -461,15 +465,35 @@ def unmask(X: np.ndarray, mask: np.ndarray, affine: np.ndarray) -> nib.Nifti1Ima
     return nib.Nifti1Image(data, affine)
 
 
+def label_positions(labels: np.ndarray, label_values: np.ndarray) -> np.ndarray:
+    """The column of each voxel's region: its index in ``label_values``, -1 for background (0) and values that are
+    no region. Any integer values, negative or beyond 2**31 included (found by search, not by a table indexed by
+    value, whose size would be the largest label).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (nx, ny, nz)
+    label_values : numpy.ndarray of int, shape (n_regions,)
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (nx, ny, nz)
+    """
+    values = np.asarray(label_values)
+    if not values.size:
+        return np.full(labels.shape, -1, dtype=np.int64)
+    order = np.argsort(values, kind="stable")
+    ranked = values[order]
+    at = np.clip(np.searchsorted(ranked, labels), 0, values.size - 1)
+    return np.where((ranked[at] == labels) & (labels != 0), order[at], -1).astype(np.int64)
+
+
 def unmask_labels(X: np.ndarray, labels: np.ndarray, label_values: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     """Inverse transform of atlas mode: paint each region with its value."""
     X = np.asarray(X)
     if X.shape[-1] != label_values.size:
         raise ValueError(f"X has {X.shape[-1]} features but there are {label_values.size} regions.")
-    lut = np.zeros(int(max(labels.max(), label_values.max())) + 1, dtype=np.int64)
-    lut[:] = -1
-    lut[label_values] = np.arange(label_values.size)
-    pos = np.where(labels > 0, lut[np.clip(labels, 0, None)], -1)
+    pos = label_positions(labels, label_values)
     inside = pos >= 0
     if X.ndim == 1:
         data = np.zeros(labels.shape, dtype=X.dtype)
@@ -506,9 +530,7 @@ def unmask_rows(blocks, mask: np.ndarray):
 
 def unmask_label_rows(blocks, labels: np.ndarray, label_values: np.ndarray):
     """Like :func:`unmask_rows` for atlas mode: each region painted with its value, volume by volume."""
-    lut = np.full(int(max(labels.max(), label_values.max())) + 1, -1, dtype=np.int64)
-    lut[label_values] = np.arange(label_values.size)
-    pos = np.where(labels > 0, lut[np.clip(labels, 0, None)], -1)
+    pos = label_positions(labels, label_values)
     inside = pos >= 0
     take = pos[inside]
     vol = np.zeros(labels.shape, dtype=np.float32)

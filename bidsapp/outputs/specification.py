@@ -132,7 +132,8 @@ OUTPUTS: tuple[OutputFile, ...] = (
     OutputFile(("<run>_hemi-<hemi><space>[_atlas-<atlas>]<grid>_desc-<desc>_bold.func.gii",),
                "The cleaned rows as one GIFTI file per hemisphere.", "GIFTI runs, `--output-format func.gii`"),
     OutputFile(("<run><space>_atlas-<atlas><grid>_dseg.nii.gz",),
-               "The labels atlas on the run's grid (what `to_image` paints).", "`--atlas` with a labels image"),
+               "The labels atlas on the run's grid, inside the run's mask (the voxels each column averages; what "
+               "`to_image` paints), with the atlas's label values.", "`--atlas` with a labels image"),
     OutputFile(("<run><space>_atlas-<atlas><grid>_probseg.nii.gz",),
                "The maps on the run's grid, one volume per column (maps; spheres as 0/1 volumes).",
                "`--atlas` with a 4D image of maps, or `--spheres`"),

@@ -88,7 +88,10 @@ class Labels(ColumnSpace):
         return table
 
     def save_image(self, path: PathLike) -> str:
-        save_nifti(nib.Nifti1Image(self.labels.astype(np.int32), self.affine), path)
+        info = np.iinfo(np.int32)
+        small = not self.labels.size or (self.labels.min() >= info.min and self.labels.max() <= info.max)
+        dtype = np.int32 if small else np.int64  # a uint32 atlas's labels beyond 2**31 keep their values
+        save_nifti(nib.Nifti1Image(self.labels.astype(dtype), self.affine, dtype=dtype), path)
         return str(path)
 
     @classmethod
