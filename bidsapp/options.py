@@ -436,6 +436,14 @@ NON_RESULT_FIELDS = frozenset(o.name for o in OPTIONS if not o.hashed)
 STRATEGY_PARAMETERS = tuple(o.name for o in OPTIONS if o.node_input == "strategy_params" and o.name != "demean")
 
 
+def changed(settings, options) -> list[Option]:
+    """The ``options`` whose value in ``settings`` is not their default (lists and tuples alike)."""
+    def plain(value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    return [o for o in options if plain(getattr(settings, o.name, o.default)) != plain(o.default)]
+
+
 def _node_value(value: Any) -> Any:
     """A settings value as a node input: paths as strings, tuples as lists (trial_window stays a tuple)."""
     if isinstance(value, Path):

@@ -44,6 +44,14 @@ def _volumes_in(start: Fraction, stop: Fraction, tr: Fraction, st: Fraction, n: 
     return set(range(max(_ceil((start - st) / tr), 0), min(_ceil((stop - st) / tr), n)))
 
 
+def _labelled(onsets: list[str], durations: list[float], n: int, tr: str, st: str = "0", lag: str = "0") -> list[set]:
+    """The volumes :func:`label_rows` gives each trial (``onsets`` as decimal strings)."""
+    events = Events(Path("events.tsv"), np.array([float(o) for o in onsets]), np.array(durations, dtype=float),
+                    ["a"] * len(onsets))
+    trial, _ = label_rows(volume_times(n, float(tr), float(st)), events, float(tr), float(lag))
+    return [{v for v in range(n) if trial[v] and str(i) in trial[v].split(",")} for i in range(len(onsets))]
+
+
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize(("tr", "st"), RUNS)
 def test_labels_equal_exact_arithmetic(tr, st, seed):
@@ -53,10 +61,7 @@ def test_labels_equal_exact_arithmetic(tr, st, seed):
     durations = [str(rng.choice([Decimal(0), Decimal(tr), 2 * Decimal(tr), Decimal(tr) * Decimal("1.5"),
                                  Decimal(int(rng.integers(1, 5000))) / 1000])) for _ in onsets]
     lag = str(rng.choice([Decimal(0), 3 * Decimal(tr), Decimal("2.5")]))
-    events = Events(Path("events.tsv"), np.array([float(o) for o in onsets]), np.array([float(d) for d in durations]),
-                    ["a"] * len(onsets))
-    trial, _ = label_rows(volume_times(n, float(tr), float(st)), events, float(tr), float(lag))
-    got = [{v for v in range(n) if trial[v] and str(i) in trial[v].split(",")} for i in range(len(onsets))]
+    got = _labelled(onsets, [float(d) for d in durations], n, tr, st, lag)
     F = Fraction
     expected = [_volumes_in(F(o) + F(lag), F(o) + F(lag) + max(F(d), F(tr)), F(tr), F(st), n)
                 for o, d in zip(onsets, durations)]
@@ -69,11 +74,7 @@ def test_labels_equal_exact_arithmetic(tr, st, seed):
 def test_labels_of_onsets_near_ten_thousand_seconds(tr):
     n = math.ceil(10100 / float(tr))
     onsets = [str(Decimal(tr) * k) for k in range(n - 60, n - 5, 3)]
-    events = Events(Path("events.tsv"), np.array([float(o) for o in onsets]), np.full(len(onsets), 2 * float(tr)),
-                    ["a"] * len(onsets))
-    trial, _ = label_rows(volume_times(n, float(tr)), events, float(tr))
-    for i, o in enumerate(onsets):
-        got = {v for v in range(n) if trial[v] and str(i) in trial[v].split(",")}
+    for o, got in zip(onsets, _labelled(onsets, [2 * float(tr)] * len(onsets), n, tr)):
         k = _ceil(Fraction(o) / Fraction(tr))
         assert got == {k, k + 1}, (tr, o, sorted(got))
 

@@ -174,12 +174,9 @@ def _check_events(run: Run, s: Settings, t_r: float) -> None:
 def trial_options_set(s: Settings) -> list[str]:
     """The trial options (the ``--help`` group of events.tsv) set to other than their default: each asks for
     trial outputs, which need an events file."""
-    from bidsapp.options import OPTIONS, TRIALS
+    from bidsapp.options import OPTIONS, TRIALS, changed
 
-    def plain(value: object) -> object:
-        return tuple(value) if isinstance(value, list) else value
-
-    return [o.flags[0] for o in OPTIONS if o.group == TRIALS and plain(getattr(s, o.name)) != plain(o.default)]
+    return [o.flags[0] for o in changed(s, [o for o in OPTIONS if o.group == TRIALS])]
 
 
 def _uses_confounds(run: Run, s: Settings) -> bool:

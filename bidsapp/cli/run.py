@@ -461,15 +461,11 @@ _PARTICIPANT_STEPS = {"mask", "masking", "cleaning", "segmentation"}
 def warn_other_level(s: Settings) -> None:
     """One warning naming the options set (to other than their default) that only the other analysis level
     reads: ``--exclude-fd-mean`` at the participant level, ``--denoise`` at the group level."""
-    from bidsapp.options import OPTIONS
-
-    def plain(value: object) -> object:
-        return tuple(value) if isinstance(value, list) else value
+    from bidsapp.options import OPTIONS, changed
 
     group = s.analysis_level == "group"
-    other = [o for o in OPTIONS if o.flags and o.steps
-             and (set(o.steps) <= _PARTICIPANT_STEPS if group else set(o.steps) == {"group"})
-             and plain(getattr(s, o.name, o.default)) != plain(o.default)]
+    other = changed(s, [o for o in OPTIONS if o.flags and o.steps
+                        and (set(o.steps) <= _PARTICIPANT_STEPS if group else set(o.steps) == {"group"})])
     if other:
         level, reads = ("participant", "group") if group else ("group", "participant")
         warnings.warn(f"{', '.join(o.flags[0] for o in other)}: read by the {level} level only; this {reads}-level "
